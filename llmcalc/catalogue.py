@@ -1,0 +1,185 @@
+"""Finding and loading specs: catalogue names, YAML files and Hugging Face config.json files.
+
+Every failure becomes a :class:`SpecError` whose message names the file, the line and column, the
+field, what was expected and (for misspelt fields and names) what was close.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from .errors import SpecError, close_matches, unknown_name
+from .specs import Hardware, Model
+
+try:  # libyaml is ~10x faster; fall back to the pure-Python loader where it is missing
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover
+    from yaml import SafeLoader as _Loader
+
+_PKG = Path(__file__).resolve().parent
+
+
+def catalogue_dir(kind: str) -> Path:
+    """The bundled ``hardware/`` or ``models/`` folder: inside the installed wheel, else the source checkout."""
+    env = os.environ.get(f"LLMCALC_{kind.upper()}_DIR")
+    for d in ([Path(env)] if env else []) + [_PKG / "_catalogue" / kind, _PKG.parent / kind]:
+        if d.is_dir():
+            return d
+    raise SpecError(f"the bundled {kind}/ catalogue was not found next to {_PKG}; reinstall llmcalc")
+
+
+def names(kind: str) -> list[str]:
+    return sorted(p.stem for p in catalogue_dir(kind).glob("*.yaml"))
+
+
+# ---------------------------------------------------------------- YAML with positions
+
+
+def _node_at(node, loc: tuple):
+    """The YAML node at a pydantic error location, or the closest ancestor that exists."""
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if k.value == str(key)), None)
+            if nxt is None:
+                # an unknown (extra) key: point at the key itself
+                nxt = next((k for k, _ in node.value if k.value == str(key)), None)
+            if nxt is None:
+                return node
+            node = nxt
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            return node
+    return node
+
+
+def _fields_of(cls, loc: tuple) -> list[str]:
+    """The field names allowed at ``loc`` (for 'did you mean' on misspelt keys)."""
+    model = cls
+    for key in loc[:-1]:
+        info = model.model_fields.get(str(key)) if hasattr(model, "model_fields") else None
+        if info is None:
+            return []
+        ann = info.annotation
+        for cand in getattr(ann, "__args__", (ann,)):
+            if hasattr(cand, "model_fields"):
+                model = cand
+                break
+        else:
+            return []
+    return list(getattr(model, "model_fields", {}))
+
+
+def _explain_validation(err: ValidationError, cls, origin: str, root) -> SpecError:
+    lines = []
+    for e in err.errors():
+        loc = tuple(x for x in e["loc"] if not (isinstance(x, str) and x.startswith("function-")))
+        field = ".".join(str(x) for x in loc) or "(top level)"
+        where = origin
+        if root is not None:
+            node = _node_at(root, loc)
+            where = f"{origin}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+        if e["type"] == "extra_forbidden":
+            hint = close_matches(str(loc[-1]), _fields_of(cls, loc))
+            msg = f"unknown field {str(loc[-1])!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
+        elif e["type"] == "missing":
+            msg = f"missing required field {field!r}"
+        else:
+            got = e.get("input")
+            msg = f"field {field!r}: {e['msg'].removeprefix('Value error, ')}"
+            if got is not None and not isinstance(got, (dict, list)):
+                msg += f" (got {got!r})"
+        lines.append(f"{where}: {msg}")
+    return SpecError("\n".join(lines))
+
+
+def load_yaml_spec(path: str | Path, cls):
+    """Read a Model or Hardware YAML file; any problem becomes one SpecError naming file:line:column."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read ({e.strerror})") from None
+    return parse_yaml_spec(text, cls, str(path))
+
+
+def parse_yaml_spec(text: str, cls, origin: str = "<yaml>"):
+    try:
+        data = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{origin}:{mark.line + 1}:{mark.column + 1}" if mark else origin
+        problem = getattr(e, "problem", None) or str(e)
+        raise SpecError(f"{where}: invalid YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{origin}: expected a mapping of fields at the top level, got {type(data).__name__}")
+    try:
+        return cls.model_validate(data, context={"yaml": True})
+    except ValidationError as e:
+        root = yaml.compose(text, Loader=_Loader)
+        raise _explain_validation(e, cls, origin, root) from None
+
+
+# ---------------------------------------------------------------- public loaders
+
+
+def _looks_like_path(ref: str) -> bool:
+    return ref.endswith((".yaml", ".yml", ".json")) or os.sep in ref or "/" in ref
+
+
+@lru_cache(maxsize=256)
+def load_model(ref: str) -> Model:
+    """A model by catalogue name (any case), by YAML path, or by Hugging Face config.json path."""
+    if isinstance(ref, Model):
+        return ref
+    if _looks_like_path(ref):
+        p = Path(ref)
+        if not p.exists():
+            raise SpecError(f"{ref}: no such file")
+        if p.suffix == ".json":
+            from .hf_config import model_from_config_file
+
+            return model_from_config_file(p)
+        return load_yaml_spec(p, Model)
+    return load_yaml_spec(_find("models", ref), Model)
+
+
+@lru_cache(maxsize=64)
+def load_hardware(ref: str) -> Hardware:
+    """An accelerator by catalogue name (any case) or YAML path."""
+    if isinstance(ref, Hardware):
+        return ref
+    if _looks_like_path(ref):
+        if not Path(ref).exists():
+            raise SpecError(f"{ref}: no such file")
+        return load_yaml_spec(ref, Hardware)
+    return load_yaml_spec(_find("hardware", ref), Hardware)
+
+
+def _find(kind: str, name: str) -> Path:
+    d = catalogue_dir(kind)
+    p = d / f"{name.strip().lower()}.yaml"
+    if p.exists():
+        return p
+    raise unknown_name(kind, name, names(kind))
+
+
+def all_models() -> list[Model]:
+    return [load_model(n) for n in names("models")]
+
+
+def all_hardware() -> list[Hardware]:
+    return [load_hardware(n) for n in names("hardware")]
+
+
+def model_to_yaml(m: Model) -> str:
+    """A catalogue YAML for ``m`` (quantities are plain counts in models, so a dump round-trips)."""
+    data = json.loads(m.model_dump_json(exclude_defaults=True))
+    data = {"name": data.pop("name"), "display_name": data.pop("display_name"), **data}
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=110)

@@ -1,0 +1,27 @@
+"""The ``llmcalc`` command line: one Typer app, commands grouped by concern in sibling modules."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="llmcalc",
+    help="Back-of-envelope calculator for LLM systems. Every figure can --explain itself and print --json.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+from . import core  # noqa: E402,F401  (registers commands)
+
+for _mod in ("training", "inference", "dashboard"):  # faces added by later modules, if present
+    try:
+        __import__(f"{__name__}.{_mod}")
+    except ModuleNotFoundError as _e:
+        if _e.name != f"{__name__}.{_mod}":
+            raise
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,97 @@
+"""Shared plumbing for CLI commands: error handling, output formats, name completion.
+
+Kept import-light: calculators and specs are imported inside the command bodies, so that
+``llmcalc --help`` and each one-liner load only what they use.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+
+import typer
+
+from ..errors import LlmcalcError
+
+JSON_OPT = typer.Option(False, "--json", help="Print machine-readable JSON with stable keys.")
+EXPLAIN_OPT = typer.Option(False, "--explain", help="Show each figure's formula, values substituted and source.")
+
+
+def complete_models(incomplete: str) -> list[str]:
+    from ..catalogue import names
+
+    return [n for n in names("models") if n.startswith(incomplete.lower())]
+
+
+def complete_hardware(incomplete: str) -> list[str]:
+    from ..catalogue import names
+
+    return [n for n in names("hardware") if n.startswith(incomplete.lower())]
+
+
+MODEL_ARG = typer.Argument(..., help="Catalogue name (any case), model YAML path, or HF config.json path.",
+                           autocompletion=complete_models, show_default=False)
+HARDWARE_OPT = typer.Option("h100-sxm", "--hardware", "-H", help="Accelerator: catalogue name or YAML path.",
+                            autocompletion=complete_hardware)
+
+
+def fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def user_errors(fn):
+    """Turn an LlmcalcError into one clear line on stderr and exit code 2 (never a traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except LlmcalcError as e:
+            fail(str(e))
+
+    return wrapper
+
+
+def table(rows: list[tuple[str, ...]], header: tuple[str, ...] | None = None) -> str:
+    rows = [header, *rows] if header else rows
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for j, r in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+        if header and j == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def emit(result, as_json: bool, explain: bool, extra_columns=None) -> None:
+    """Print a Result as a table (default), JSON, or its derivation."""
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(), indent=2, default=_default))
+        return
+    if explain:
+        typer.echo(result.explain())
+        return
+    typer.echo(result.title)
+    rows = [(f.name, f.text()) for f in result.figures]
+    typer.echo(table(rows))
+    for a in result.assumptions:
+        typer.echo(f"  * {a}")
+
+
+def _default(o):
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if hasattr(o, "model_dump"):
+        return o.model_dump()
+    return str(o)
+
+
+def write_out(text: str, output: str | None) -> None:
+    if output:
+        with open(output, "w") as f:
+            f.write(text)
+        typer.echo(f"wrote {output}", err=True)
+    else:
+        sys.stdout.write(text)

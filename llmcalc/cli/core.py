@@ -1,0 +1,125 @@
+"""Catalogue and model commands: params, list, show, notation, import."""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+import typer
+
+from . import app
+from ._common import EXPLAIN_OPT, JSON_OPT, MODEL_ARG, emit, table, user_errors, write_out
+
+
+@app.command()
+@user_errors
+def params(model: str = MODEL_ARG, as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
+    """Exact parameter count: total, active per token (MoE), and a breakdown by component."""
+    from ..catalogue import load_model
+    from ..params import param_breakdown
+
+    r = param_breakdown(load_model(model))
+    if as_json or explain:
+        emit(r, as_json, explain)
+        return
+    typer.echo(r.title)
+    rows = [(f.name, f"{int(f.value):,}", f.text()) for f in r.figures]
+    typer.echo(table(rows, ("component", "parameters", "")))
+    for a in r.assumptions:
+        typer.echo(f"  * {a}")
+
+
+@app.command("list")
+@user_errors
+def list_(kind: Literal["models", "hardware"] = typer.Argument(..., help="models or hardware"),
+          as_json: bool = JSON_OPT) -> None:
+    """List the catalogue with key specs."""
+    from ..catalogue import all_hardware, all_models
+    from ..params import param_breakdown
+    from ..units import fmt
+
+    if kind == "models":
+        rows = []
+        for m in all_models():
+            p = param_breakdown(m).data
+            a = m.attention
+            attn = "MLA" if a.mla else ("MHA" if a.n_kv_heads == a.n_heads else
+                                        "MQA" if a.n_kv_heads == 1 else f"GQA {a.n_heads}/{a.n_kv_heads}")
+            moe = f"{m.moe.n_experts}E top-{m.moe.top_k}" if m.moe else "dense"
+            rows.append({"name": m.name, "display_name": m.display_name, "total_params": p["total"],
+                         "active_params": p["active"], "layers": m.n_layers, "d_model": m.d_model,
+                         "attention": attn, "mlp": moe, "vocab": m.vocab_size})
+        if as_json:
+            typer.echo(json.dumps(rows, indent=2))
+            return
+        typer.echo(table([(r["name"], fmt(r["total_params"], "param"), fmt(r["active_params"], "param"),
+                           str(r["layers"]), str(r["d_model"]), r["attention"], r["mlp"]) for r in rows],
+                         ("model", "total", "active", "layers", "D", "attention", "mlp")))
+        return
+    rows = []
+    for h in all_hardware():
+        rows.append({"name": h.name, "display_name": h.display_name, "bf16_dense_flops_per_s": h.peak("bf16"),
+                     "memory_bytes": h.memory_bytes, "memory_bw_bytes_per_s": h.memory_bw_bytes_per_s,
+                     "scale_up_per_direction_bytes_per_s": h.scale_up.per_direction_bytes_per_s,
+                     "scale_up_domain": h.scale_up.domain_size, "price_usd_per_hour": h.price_usd_per_hour})
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    typer.echo(table([(r["name"], fmt(r["bf16_dense_flops_per_s"], "FLOP/s"),
+                       fmt(r["memory_bytes"], "B").split(" (")[1].rstrip(")"),
+                       fmt(r["memory_bw_bytes_per_s"], "B/s"),
+                       fmt(r["scale_up_per_direction_bytes_per_s"], "B/s"), str(r["scale_up_domain"]),
+                       fmt(r["price_usd_per_hour"], "USD/h") if r["price_usd_per_hour"] else "-") for r in rows],
+                     ("hardware", "bf16 dense", "memory", "HBM bw", "scale-up/dir", "domain", "price")))
+
+
+@app.command()
+@user_errors
+def show(name: str = typer.Argument(..., help="A model or hardware name, or a YAML/config.json path."),
+         as_json: bool = JSON_OPT) -> None:
+    """Show one catalogue entry in full (SI units)."""
+    from ..catalogue import load_hardware, load_model, names
+    from ..errors import unknown_name
+
+    key = name.lower()
+    if key in names("hardware"):
+        spec = load_hardware(key)
+    elif key in names("models") or name.endswith((".json", ".yaml", ".yml")):
+        spec = load_model(name)
+    else:
+        raise unknown_name("model or hardware", name, names("models") + names("hardware"))
+    data = spec.model_dump(mode="json")
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        import yaml
+
+        typer.echo(yaml.safe_dump(data, sort_keys=False, width=110).rstrip())
+
+
+NOTATION = """Shape-suffix notation (Noam Shazeer), used in every formula and einsum:
+  B  batch (sequences)                 L  sequence length (tokens per sequence)
+  M  length attended to (KV length)    D  model width (d_model)
+  V  vocabulary                        F  feed-forward width (per gate)
+  H  attention (query) heads           K  size of each head
+  G  key/value heads (GQA groups)      E  experts (routed)
+  C  compressed latent width (MLA)     R  rotary width (MLA)
+Scalars that are not shapes are spelled out: layers, tp, pp, dp, ep, cp, microbatches.
+A matmul is written as einsum, e.g. BLD,DHK->BLHK, with FLOPs 2·B·L·D·H·K (2 per multiply-add)."""
+
+
+@app.command()
+def notation() -> None:
+    """Print the shape-suffix legend used in formulas."""
+    typer.echo(NOTATION)
+
+
+@app.command("import")
+@user_errors
+def import_(config: str = typer.Argument(..., help="Path to a Hugging Face config.json (read locally)."),
+            output: str | None = typer.Option(None, "--output", "-o", help="Write the YAML here.")) -> None:
+    """Convert a Hugging Face config.json into catalogue YAML."""
+    from ..catalogue import model_to_yaml
+    from ..hf_config import model_from_config_file
+
+    write_out(model_to_yaml(model_from_config_file(config)), output)

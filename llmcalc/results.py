@@ -1,0 +1,191 @@
+"""Results that explain themselves.
+
+A :class:`Figure` is one number with its unit, the formula that produced it (in shape-suffix
+notation), the values substituted, and the source. :func:`derive` builds a Figure by *evaluating*
+the formula text, so the formula a user reads is, by construction, the one that was computed.
+
+Values may be numpy arrays (sweeps); formulas then evaluate element-wise.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from .units import fmt
+
+
+@dataclass(frozen=True)
+class Figure:
+    key: str  # stable machine key, e.g. "attention/qkv"
+    value: Any  # float | int | numpy array, SI units
+    unit: str  # SI unit: B, B/s, FLOP, FLOP/s, s, param, ...
+    formula: str = ""  # e.g. "2·B·L·D·(H+2·G)·K"
+    substituted: str = ""  # e.g. "2·1·2048·4096·(32+2·8)·128"
+    source: str = ""  # paper + section, or "definition"
+    label: str = ""  # human label; defaults to the key
+    shape: str = ""  # einsum or tensor shape, e.g. "BLD,DHK->BLHK"
+
+    @property
+    def name(self) -> str:
+        return self.label or self.key
+
+    def text(self) -> str:
+        return fmt(self.value, self.unit)
+
+    def explain(self) -> str:
+        lines = [f"{self.name} = {self.text()}"]
+        if self.shape:
+            lines.append(f"    shape:   {self.shape}")
+        if self.formula:
+            lines.append(f"    formula: {self.formula}")
+        if self.substituted and self.substituted != self.formula:
+            lines.append(f"    values:  {self.substituted}")
+        if self.source:
+            lines.append(f"    source:  {self.source}")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        return {"key": self.key, "value": _jsonable(self.value), "unit": self.unit, "formula": self.formula,
+                "substituted": self.substituted, "source": self.source, "label": self.name, "shape": self.shape}
+
+
+@dataclass(frozen=True)
+class Result:
+    """An ordered set of figures plus the assumptions they rest on."""
+
+    title: str
+    figures: tuple[Figure, ...]
+    assumptions: tuple[str, ...] = ()
+    data: dict = field(default_factory=dict)  # extra machine-readable payload (stable JSON keys)
+
+    def __getitem__(self, key: str) -> Figure:
+        for f in self.figures:
+            if f.key == key:
+                return f
+        raise KeyError(f"{key!r} not in result {self.title!r}; keys: {[f.key for f in self.figures]}")
+
+    def value(self, key: str):
+        return self[key].value
+
+    def keys(self) -> list[str]:
+        return [f.key for f in self.figures]
+
+    def explain(self) -> str:
+        body = "\n".join(f.explain() for f in self.figures)
+        if self.assumptions:
+            body += "\nassumptions:\n" + "\n".join(f"  - {a}" for a in self.assumptions)
+        return f"{self.title}\n{body}"
+
+    def as_dict(self) -> dict:
+        return {"title": self.title, **{k: _jsonable(v) for k, v in self.data.items()},
+                "figures": [f.as_dict() for f in self.figures], "assumptions": list(self.assumptions)}
+
+    def to_frame(self):
+        """The figures as a pandas DataFrame (notebooks)."""
+        import pandas as pd
+
+        return pd.DataFrame([f.as_dict() for f in self.figures]).set_index("key")
+
+    def to_pint(self, key: str):
+        from .units import to_pint
+
+        f = self[key]
+        return to_pint(f.value, f.unit)
+
+
+def _jsonable(v):
+    if hasattr(v, "tolist"):
+        return v.tolist()
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+# ---------------------------------------------------------------- formulas that evaluate themselves
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
+
+
+def _np():
+    import numpy as np
+
+    return np
+
+
+def _ceil(x):
+    if isinstance(x, (int, float)):
+        return math.ceil(x)
+    return _np().ceil(x)
+
+
+def _max(a, b):
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return max(a, b)
+    return _np().maximum(a, b)
+
+
+def _min(a, b):
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return min(a, b)
+    return _np().minimum(a, b)
+
+
+_FUNCS = {"ceil": _ceil, "max": _max, "min": _min, "sqrt": lambda x: x**0.5}
+
+
+@lru_cache(maxsize=1024)
+def _compile(formula: str):
+    return compile(formula, f"<formula {formula}>", "eval")
+
+
+def pretty(formula: str) -> str:
+    return formula.replace("**", "^").replace("*", "·").replace(" ", "")
+
+
+def _show(v) -> str:
+    if hasattr(v, "shape") and getattr(v, "shape", ()) != ():
+        return f"[array of {v.size}]" if v.size > 4 else "[" + ", ".join(_show(x) for x in v.tolist()) + "]"
+    if isinstance(v, bool):
+        return str(int(v))
+    if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and abs(v) < 1e15):
+        return str(int(v))
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def derive(key: str, formula: str, unit: str, source: str = "", *, label: str = "", shape: str = "",
+           **values) -> Figure:
+    """Evaluate ``formula`` (Python syntax) over ``values`` and keep the derivation.
+
+    >>> derive("x", "2*B*L*D", "FLOP", B=1, L=8, D=4).value
+    64
+    """
+    missing = {n for n in _NAME.findall(formula) if n not in values and n not in _FUNCS}
+    if missing:
+        raise NameError(f"formula {formula!r} uses {sorted(missing)} but no value was given")
+    value = eval(_compile(formula), {"__builtins__": {}, **_FUNCS}, values)  # noqa: S307 - our own formula text
+
+    def sub(m: re.Match) -> str:
+        n = m.group(0)
+        return n if n in _FUNCS else _show(values[n])
+
+    substituted = pretty(_NAME.sub(sub, formula))
+    return Figure(key=key, value=value, unit=unit, formula=pretty(formula), substituted=substituted,
+                  source=source, label=label, shape=shape)
+
+
+def total(key: str, parts: list[Figure], unit: str | None = None, label: str = "") -> Figure:
+    """The sum of ``parts``, explained as the sum of their keys."""
+    value = sum(p.value for p in parts)
+    return Figure(key=key, value=value, unit=unit or parts[0].unit, formula=" + ".join(p.key for p in parts),
+                  substituted=" + ".join(_show(p.value) for p in parts), source="sum of the rows above",
+                  label=label)

@@ -1,0 +1,225 @@
+"""Validated, frozen specs: a model's architecture and an accelerator's datasheet.
+
+Quantities are written with units in YAML ("80 GiB", "450 GB/s") and stored as floats in SI base
+units; field names carry the unit (``memory_bytes``, ``memory_bw_bytes_per_s``). Unknown fields are
+rejected. Validation happens once, here; calculators trust these objects.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic.functional_validators import BeforeValidator
+
+from . import units
+
+
+def _quantity(dim: units.Dim):
+    def check(v, info: ValidationInfo):
+        # From YAML a bare number is ambiguous ("80" GB or GiB?); from Python it means SI base units.
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            if (info.context or {}).get("yaml"):
+                raise ValueError(f"{v!r} has no unit; write it with one, as a {units.DIM_NAMES[dim]}")
+            return float(v)
+        return units.parse(v, dim)
+
+    return BeforeValidator(check)
+
+
+Bytes = Annotated[float, _quantity(units.BYTES), Field(gt=0)]
+BytesPerS = Annotated[float, _quantity(units.BYTES_PER_S), Field(gt=0)]
+FlopPerS = Annotated[float, _quantity(units.FLOP_PER_S), Field(gt=0)]
+Watts = Annotated[float, _quantity(units.WATTS), Field(gt=0)]
+UsdPerHour = Annotated[float, _quantity(units.USD_PER_HOUR), Field(gt=0)]
+
+
+class Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# ============================================================== hardware
+
+DType = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"]
+
+
+class Link(Spec):
+    """A link's bandwidth, per device, always with its direction stated."""
+
+    name: str = Field("", description="e.g. 'NVLink 4', 'ICI', 'InfiniBand NDR'")
+    bw_bytes_per_s: BytesPerS = Field(description="bandwidth as quoted, e.g. '900 GB/s'")
+    direction: Literal["per_direction", "bidirectional"] = Field(
+        description="per_direction: each way at once; bidirectional: both ways summed (vendors' usual figure)")
+    domain_size: int = Field(1, ge=1, description="devices reachable at this bandwidth (NVLink domain, TPU slice)")
+
+    @property
+    def per_direction_bytes_per_s(self) -> float:
+        return self.bw_bytes_per_s / (2 if self.direction == "bidirectional" else 1)
+
+
+class Hardware(Spec):
+    name: str = Field(description="catalogue key, lower-case, e.g. 'h100-sxm'")
+    display_name: str
+    vendor: str
+    peak_flops_per_s: dict[DType, FlopPerS] = Field(
+        description="DENSE peak per data type (no 2:4 sparsity); int8/int4 in OP/s")
+    memory_bytes: Bytes = Field(description="capacity as the device reports it (nvidia-smi memory.total)")
+    memory_marketed: str = Field("", description="the vendor's label, e.g. '80 GB HBM3' (informative)")
+    memory_bw_bytes_per_s: BytesPerS
+    scale_up: Link = Field(description="NVLink / ICI / xGMI link of one device, and its domain size")
+    scale_out: Link | None = Field(None, description="network bandwidth per device (InfiniBand, DCN)")
+    tdp_watts: Watts | None = None
+    price_usd_per_hour: UsdPerHour | None = Field(None, description="indicative on-demand price; volatile")
+    notes: str = ""
+    sources: dict[str, str] = Field(description="field name -> citation, one for every number above")
+
+    @field_validator("peak_flops_per_s")
+    @classmethod
+    def _needs_16bit(cls, v: dict) -> dict:
+        if not any(k in v for k in ("bf16", "fp16")):
+            raise ValueError("needs a 16-bit peak (bf16 or fp16): every calculator defaults to it")
+        return v
+
+    def peak(self, dtype: str = "bf16") -> float:
+        """Dense peak FLOP/s for ``dtype``; bf16 and fp16 stand in for each other."""
+        table = self.peak_flops_per_s
+        alias = {"bf16": "fp16", "fp16": "bf16"}
+        if dtype in table:
+            return table[dtype]
+        if dtype in alias and alias[dtype] in table:
+            return table[alias[dtype]]
+        from .errors import LlmcalcError
+
+        raise LlmcalcError(f"{self.display_name} has no {dtype} peak; it has {', '.join(table)}")
+
+
+# ============================================================== model
+
+
+class MLA(Spec):
+    """Multi-head latent attention (DeepSeek-V2 §2.1, DeepSeek-V3 §2.1.1)."""
+
+    q_lora_rank: int | None = Field(None, ge=1, description="query down-projection rank; None = plain W_q")
+    kv_lora_rank: int = Field(ge=1, description="C: compressed key/value latent width")
+    qk_nope_head_dim: int = Field(ge=1)
+    qk_rope_head_dim: int = Field(ge=1, description="R: decoupled rotary key width, shared by all heads")
+    v_head_dim: int = Field(ge=1)
+
+
+class Attention(Spec):
+    n_heads: int = Field(ge=1, description="H")
+    n_kv_heads: int = Field(ge=1, description="G: key/value heads (= H for MHA, 1 for MQA)")
+    head_dim: int = Field(ge=1, description="K: may differ from d_model/H (Gemma-2)")
+    v_head_dim: int | None = Field(None, ge=1, description="value head size when it differs from K")
+    qkv_bias: bool = False
+    o_bias: bool = False
+    qk_norm: bool = Field(False, description="RMSNorm over each head's q and k (Qwen3)")
+    sliding_window: int | None = Field(None, ge=1, description="tokens a sliding-window layer attends to")
+    sliding_layers: Literal["all", "alternate"] | list[int] = Field(
+        "all", description="which layers slide: all, alternate (0, 2, 4, … local; Gemma-2), or a list")
+    mla: MLA | None = None
+
+    @model_validator(mode="after")
+    def _kv_divides(self):
+        if self.n_heads % self.n_kv_heads:
+            raise ValueError(f"n_kv_heads ({self.n_kv_heads}) must divide n_heads ({self.n_heads})")
+        return self
+
+    @property
+    def v_dim(self) -> int:
+        if self.mla:
+            return self.mla.v_head_dim
+        return self.v_head_dim or self.head_dim
+
+    @property
+    def qk_dim(self) -> int:
+        if self.mla:
+            return self.mla.qk_nope_head_dim + self.mla.qk_rope_head_dim
+        return self.head_dim
+
+
+class MLP(Spec):
+    d_ff: int = Field(ge=1, description="F: intermediate width (per gate for gated MLPs)")
+    gated: bool = Field(description="True: SwiGLU/GeGLU with gate, up, down (3 matrices); False: up, down")
+    activation: str = "silu"
+    bias: bool = False
+
+
+class MoE(Spec):
+    n_experts: int = Field(ge=1, description="E: routed experts per MoE layer")
+    top_k: int = Field(ge=1, description="routed experts per token")
+    d_ff_expert: int = Field(ge=1, description="each routed expert's intermediate width")
+    n_shared_experts: int = Field(0, ge=0)
+    d_ff_shared: int | None = Field(None, ge=1, description="shared experts' total width; default n_shared·d_ff_expert")
+    dense_layers: list[int] = Field(default_factory=list, description="layers with a dense MLP instead (0-based)")
+    router_bias: bool = False
+
+    @model_validator(mode="after")
+    def _k_le_e(self):
+        if self.top_k > self.n_experts:
+            raise ValueError(f"top_k ({self.top_k}) exceeds n_experts ({self.n_experts})")
+        return self
+
+    @property
+    def shared_width(self) -> int:
+        return self.d_ff_shared or self.n_shared_experts * self.d_ff_expert
+
+
+class Norm(Spec):
+    kind: Literal["rmsnorm", "layernorm"]
+    per_layer: int = Field(2, ge=0, description="norms per block (2 pre-norm; 4 for Gemma-2's pre+post)")
+    final: bool = True
+
+    @property
+    def params_each_per_width(self) -> int:
+        return 2 if self.kind == "layernorm" else 1  # LayerNorm has a bias
+
+
+class Model(Spec):
+    name: str
+    display_name: str
+    hf_model_type: str = Field("", description="config.json model_type this maps to, if any")
+    d_model: int = Field(ge=1, description="D")
+    n_layers: int = Field(ge=1)
+    vocab_size: int = Field(ge=1, description="V: rows of the embedding matrix (padded vocabulary)")
+    max_seq_len: int = Field(ge=1)
+    tie_embeddings: bool
+    position: Literal["rope", "learned"] = "rope"
+    attention: Attention
+    mlp: MLP = Field(description="the dense MLP (all layers, or the dense layers of an MoE)")
+    moe: MoE | None = None
+    norm: Norm
+    notes: str = ""
+    sources: dict[str, str] = Field(description="field -> citation (config.json, paper table)")
+
+    @model_validator(mode="after")
+    def _layers_in_range(self):
+        if self.moe and any(not 0 <= i < self.n_layers for i in self.moe.dense_layers):
+            raise ValueError(f"moe.dense_layers must lie in 0..{self.n_layers - 1}")
+        if isinstance(self.attention.sliding_layers, list) and any(
+                not 0 <= i < self.n_layers for i in self.attention.sliding_layers):
+            raise ValueError(f"attention.sliding_layers must lie in 0..{self.n_layers - 1}")
+        return self
+
+    # ---- layer structure, used by every calculator
+    @property
+    def n_moe_layers(self) -> int:
+        return 0 if not self.moe else self.n_layers - len(set(self.moe.dense_layers))
+
+    @property
+    def n_dense_layers(self) -> int:
+        return self.n_layers - self.n_moe_layers
+
+    def is_sliding(self, layer: int) -> bool:
+        a = self.attention
+        if a.sliding_window is None:
+            return False
+        if a.sliding_layers == "all":
+            return True
+        if a.sliding_layers == "alternate":
+            return layer % 2 == 0  # HF Gemma2: is_sliding = not bool(layer_idx % 2)
+        return layer in a.sliding_layers
+
+    @property
+    def n_sliding_layers(self) -> int:
+        return sum(self.is_sliding(i) for i in range(self.n_layers))

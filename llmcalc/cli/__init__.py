@@ -15,7 +15,7 @@ app = typer.Typer(
 
 from . import core  # noqa: E402,F401  (registers commands)
 
-for _mod in ("training", "inference", "dashboard"):  # faces added by later modules, if present
+for _mod in ("training", "parallel", "inference", "dashboard"):  # faces added by later modules, if present
     try:
         __import__(f"{__name__}.{_mod}")
     except ModuleNotFoundError as _e:

@@ -1,0 +1,45 @@
+"""Model page: exact parameter breakdown and the per-block FLOPs table in einsum notation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from ..params import param_breakdown
+from . import charts, panels, state
+
+
+def render(model, hardware, s: dict) -> None:
+    st.header(f"Model: {model.display_name}")
+    params = param_breakdown(model)
+    panels.show_result(params, "params", metrics=("total", "active"), table=False)
+    parts = {f.name: f.value for f in params.figures if f.key not in ("total", "active")}
+    total = params.value("total")
+    table = pd.DataFrame({"component": list(parts), "parameters": [int(v) for v in parts.values()],
+                          "share": [f"{v / total:.1%}" for v in parts.values()]})
+    left, right = st.columns([1, 1])
+    left.dataframe(table, hide_index=True, width="stretch")
+    right.altair_chart(charts.breakdown_bar(parts, "billions of parameters", 1e9), width="stretch")
+    flops_table(model, s)
+
+
+def flops_table(model, s: dict) -> None:
+    st.subheader("Forward FLOPs per block (einsum notation)")
+    flops = panels.calculator("flops")
+    if flops is None:
+        return
+    c1, c2 = st.columns(2)
+    with c1:
+        batch = state.widget("batch", st.number_input, label="batch B (sequences)", min_value=1, step=1)
+    with c2:
+        seq = state.widget("seq", st.number_input, label="sequence L (tokens)", min_value=1, step=256)
+    r = flops.forward_flops(model, batch=batch, seq=seq)
+    rows = [{"block": f.name, "einsum": f.shape, "formula": f.formula, "FLOPs": f.text(), "FLOP": float(f.value)}
+            for f in r.figures if np.ndim(f.value) == 0]
+    df = pd.DataFrame(rows)
+    st.dataframe(df, hide_index=True, width="stretch",
+                 column_config={"FLOP": st.column_config.NumberColumn(format="%.4g")})
+    panels.explain_panel(r, "flops")
+    panels.collect(r)
+    panels.csv_download(df, "forward-flops", "dl_flops")

@@ -1,0 +1,98 @@
+"""Drawing helpers every page shares: a Result as a table with its derivation, downloads, sweeps as CSV."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from ..results import Figure, Result
+
+
+def figure_rows(result: Result) -> pd.DataFrame:
+    """One row per scalar figure: label, formatted value, SI value, unit (array figures are left to charts)."""
+    rows = [{"figure": f.name, "value": f.text(), "SI value": float(f.value), "unit": f.unit}
+            for f in result.figures if np.ndim(f.value) == 0]
+    return pd.DataFrame(rows, columns=["figure", "value", "SI value", "unit"])
+
+
+def show_result(result: Result, key: str, metrics: tuple[str, ...] = (), table: bool = True) -> None:
+    """Headline metrics, the figure table, and a "formula" panel with the CLI's --explain text."""
+    if metrics:
+        cols = st.columns(len(metrics))
+        for col, k in zip(cols, metrics, strict=True):
+            f = result[k]
+            col.metric(f.name, f.text(), help=f.explain())
+    if table:
+        st.dataframe(figure_rows(result), hide_index=True, width="stretch",
+                     column_config={"SI value": st.column_config.NumberColumn(format="%.4g")})
+    explain_panel(result, key)
+    collect(result)
+
+
+def explain_panel(result: Result, key: str) -> None:
+    """Every figure's derivation: the same text as ``--explain`` on the command line."""
+    with st.expander(f"formula: how each figure of “{result.title}” is derived"):
+        st.code(result.explain(), language=None)
+
+
+def explain_figure(f: Figure) -> None:
+    st.code(f.explain(), language=None)
+
+
+def calculator(module: str):
+    """``llmcalc.<module>``, or None with a note when this build does not have it yet."""
+    try:
+        return importlib.import_module(f"llmcalc.{module}")
+    except ModuleNotFoundError as e:
+        if e.name != f"llmcalc.{module}":
+            raise
+        st.info(f"The `llmcalc.{module}` calculator is not part of this build yet, so this panel is empty.")
+        return None
+
+
+# ---------------------------------------------------------------- downloads
+
+_RESULTS = "_llmcalc_results"
+
+
+def start_run() -> None:
+    st.session_state[_RESULTS] = []
+
+
+def collect(result: Result) -> None:
+    """Remember a Result drawn in this run, for the scenario download."""
+    st.session_state.setdefault(_RESULTS, []).append(result)
+
+
+def _json_default(o: Any):
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if hasattr(o, "model_dump"):
+        return o.model_dump(mode="json")
+    return str(o)
+
+
+def scenario_payload(state: dict, url_query: str) -> dict:
+    results = st.session_state.get(_RESULTS, [])
+    return {"scenario": state, "url_query": url_query, "results": [r.as_dict() for r in results]}
+
+
+def scenario_downloads(state: dict, url_query: str, where=st) -> None:
+    payload = scenario_payload(state, url_query)
+    text = json.dumps(payload, indent=2, default=_json_default)
+    import yaml
+
+    where.download_button("scenario as JSON", text, file_name="llmcalc-scenario.json", mime="application/json",
+                          key="dl_json")
+    where.download_button("scenario as YAML", yaml.safe_dump(json.loads(text), sort_keys=False, width=110),
+                          file_name="llmcalc-scenario.yaml", mime="application/x-yaml", key="dl_yaml")
+
+
+def csv_download(df: pd.DataFrame, name: str, key: str) -> None:
+    st.download_button(f"download {name} as CSV", df.to_csv(index=False), file_name=f"llmcalc-{name}.csv",
+                       mime="text/csv", key=key)

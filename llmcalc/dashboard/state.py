@@ -1,0 +1,160 @@
+"""The dashboard's state lives in the URL, so a copied link reproduces the view.
+
+Every input is a :class:`Field` in :data:`FIELDS`. :func:`decode` turns ``st.query_params`` into typed
+values (falling back to the default, with a note, for a value it cannot read) and :func:`encode` writes
+back only what differs from the defaults, which keeps links short. Both are pure, so they are tested
+without Streamlit. The widget helpers below keep one canonical store in ``st.session_state`` because
+Streamlit forgets the state of widgets that a run did not draw (another page's inputs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+PAGES = {"model": "Model", "training": "Training", "inference": "Inference", "serving": "Serving",
+         "compare": "A vs B"}
+DTYPES = ["bf16", "fp16", "fp32", "fp8", "int8", "int4"]
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    default: Any
+    lo: float | None = None  # inclusive bounds for numbers
+    hi: float | None = None
+    choices: tuple | None = None  # allowed strings, when the set is fixed
+
+    def parse(self, text: str):
+        """The typed value of a query-param string; ValueError when it does not fit this field."""
+        kind = type(self.default)
+        if kind is bool:
+            if text.lower() not in ("1", "0", "true", "false"):
+                raise ValueError("expected 1 or 0")
+            return text.lower() in ("1", "true")
+        if kind in (int, float):
+            try:
+                value = kind(float(text)) if kind is int and float(text).is_integer() else kind(text)
+            except ValueError:
+                raise ValueError(f"expected {'a whole number' if kind is int else 'a number'}") from None
+            if (self.lo is not None and value < self.lo) or (self.hi is not None and value > self.hi):
+                raise ValueError(f"expected a number in [{self.lo}, {self.hi}]")
+            return value
+        if self.choices and text not in self.choices:
+            raise ValueError(f"expected one of {', '.join(self.choices)}")
+        return text
+
+    def show(self, value) -> str:
+        if isinstance(value, bool):
+            return "1" if value else "0"
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value)
+
+
+def _fields(*fs: Field) -> dict[str, Field]:
+    return {f.name: f for f in fs}
+
+
+# Inputs shared by every page come first; scenario B of the A vs B page has its own "_b" copies.
+FIELDS = _fields(
+    Field("page", "model", choices=tuple(PAGES)),
+    Field("model", "llama-3.1-8b"),
+    Field("hw", "h100-sxm"),
+    Field("dtype", "bf16", choices=tuple(DTYPES)),
+    # parallel layout and training workload
+    Field("tp", 1, 1, 4096), Field("pp", 1, 1, 4096), Field("dp", 8, 1, 1 << 20), Field("ep", 1, 1, 4096),
+    Field("cp", 1, 1, 4096),
+    Field("seq", 4096, 1, 1 << 24), Field("mbs", 1, 1, 1 << 16), Field("gbs", 512, 1, 1 << 24),
+    Field("zero", 1, 0, 3), Field("recompute", "selective", choices=("none", "selective", "full")),
+    Field("tokens", 15e12, 1, 1e18), Field("mfu", 0.4, 0.01, 1.0), Field("gpus", 1024, 1, 1 << 22),
+    # inference and serving
+    Field("batch", 1, 1, 1 << 16), Field("prompt", 1024, 1, 1 << 24), Field("gen", 256, 1, 1 << 24),
+    Field("kv_dtype", "bf16", choices=tuple(DTYPES)), Field("rate", 10.0, 0.001, 1e7),
+    Field("ttft_slo", 2.0, 0.001, 1e4), Field("tpot_slo", 0.05, 1e-5, 100.0),
+    # A vs B: the second scenario
+    Field("model_b", "llama-3.1-8b"), Field("hw_b", "a100-sxm-80gb"), Field("dtype_b", "bf16", choices=tuple(DTYPES)),
+    Field("tp_b", 1, 1, 4096), Field("pp_b", 1, 1, 4096), Field("dp_b", 8, 1, 1 << 20),
+)
+
+
+def decode(params: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """Typed state from query params, plus one note per value that was ignored (never an exception)."""
+    state = {name: f.default for name, f in FIELDS.items()}
+    notes = []
+    for name, text in params.items():
+        f = FIELDS.get(name)
+        if f is None:
+            continue  # links from a newer version may carry more; ignoring them keeps old links working
+        try:
+            state[name] = f.parse(str(text))
+        except ValueError as e:
+            notes.append(f"URL parameter {name}={text!r} ignored: {e}; using {f.show(f.default)}")
+    return state, notes
+
+
+def encode(state: dict[str, Any]) -> dict[str, str]:
+    """Query params for ``state``: only values that differ from the defaults, in FIELDS order."""
+    out = {}
+    for name, f in FIELDS.items():
+        if name in state and state[name] != f.default:
+            out[name] = f.show(state[name])
+    return out
+
+
+def scenario(state: dict[str, Any], suffix: str = "") -> dict[str, Any]:
+    """The shared inputs of one scenario; ``suffix='_b'`` picks scenario B's own copies where it has them."""
+    return {k: state.get(k + suffix, state[k]) for k in FIELDS if not k.endswith("_b") and k != "page"}
+
+
+# ---------------------------------------------------------------- Streamlit bindings
+
+_STORE = "_llmcalc_state"
+
+
+def store() -> dict[str, Any]:
+    """The canonical state of this session, read from the URL on the first run."""
+    import streamlit as st
+
+    if _STORE not in st.session_state:
+        state, notes = decode(st.query_params.to_dict())
+        st.session_state[_STORE] = state
+        st.session_state["_llmcalc_notes"] = notes
+    return st.session_state[_STORE]
+
+
+def url_notes() -> list[str]:
+    import streamlit as st
+
+    return st.session_state.get("_llmcalc_notes", [])
+
+
+def widget(name: str, draw, **kwargs):
+    """Draw a widget bound to state ``name``: ``draw(label, key=..., **kwargs)``, e.g. st.number_input.
+
+    The widget's key is ``w_<name>``, so tests and the browser address it by the state's name.
+    """
+    import streamlit as st
+
+    s, key = store(), f"w_{name}"
+    if key not in st.session_state:
+        st.session_state[key] = _fit(s[name], kwargs.get("options"))
+    value = draw(key=key, **kwargs)
+    s[name] = value
+    return value
+
+
+def _fit(value, options):
+    """A stored value that is not among the options (a model removed since the link was made) -> the first."""
+    if options is not None and value not in options:
+        return list(options)[0]
+    return value
+
+
+def sync_url() -> None:
+    """Write the state back into the address bar (only what differs from the defaults)."""
+    import streamlit as st
+
+    wanted = encode(store())
+    if st.query_params.to_dict() != wanted:
+        st.query_params.from_dict(wanted)

@@ -41,14 +41,12 @@ def names(kind: str) -> list[str]:
 # ---------------------------------------------------------------- YAML with positions
 
 
-def _node_at(node, loc: tuple):
-    """The YAML node at a pydantic error location, or the closest ancestor that exists."""
-    for key in loc:
+def _node_at(node, loc: tuple, at_key: bool = False):
+    """The YAML node at a pydantic error location (its key node if ``at_key``), or the closest ancestor."""
+    for i, key in enumerate(loc):
         if isinstance(node, yaml.MappingNode):
-            nxt = next((v for k, v in node.value if k.value == str(key)), None)
-            if nxt is None:
-                # an unknown (extra) key: point at the key itself
-                nxt = next((k for k, _ in node.value if k.value == str(key)), None)
+            pick = 0 if at_key and i == len(loc) - 1 else 1
+            nxt = next((kv[pick] for kv in node.value if kv[0].value == str(key)), None)
             if nxt is None:
                 return node
             node = nxt
@@ -78,16 +76,22 @@ def _fields_of(cls, loc: tuple) -> list[str]:
 
 def _explain_validation(err: ValidationError, cls, origin: str, root) -> SpecError:
     lines = []
-    for e in err.errors():
+    explained = set()  # fields that a misspelling explains: not reported again as "missing"
+    # Misspelt fields first: a misspelling also shows up as a "missing" field, which is the symptom, not the cause.
+    for e in sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden"):
         loc = tuple(x for x in e["loc"] if not (isinstance(x, str) and x.startswith("function-")))
         field = ".".join(str(x) for x in loc) or "(top level)"
         where = origin
         if root is not None:
-            node = _node_at(root, loc)
+            node = _node_at(root, loc, at_key=e["type"] == "extra_forbidden")
             where = f"{origin}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
         if e["type"] == "extra_forbidden":
             hint = close_matches(str(loc[-1]), _fields_of(cls, loc))
             msg = f"unknown field {str(loc[-1])!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
+            if hint:
+                explained.add((*loc[:-1], hint[0]))
+        elif e["type"] == "missing" and loc in explained:
+            continue
         elif e["type"] == "missing":
             msg = f"missing required field {field!r}"
         else:
@@ -168,6 +172,22 @@ def _find(kind: str, name: str) -> Path:
     if p.exists():
         return p
     raise unknown_name(kind, name, names(kind))
+
+
+def load_spec(ref: str) -> Model | Hardware:
+    """A model or an accelerator, whichever ``ref`` names (a catalogue name or a YAML/config.json path)."""
+    if _looks_like_path(ref):
+        if ref.endswith((".yaml", ".yml")) and Path(ref).exists():
+            head = yaml.load(Path(ref).read_text(), Loader=_Loader) if Path(ref).stat().st_size < 1e6 else {}
+            if isinstance(head, dict) and ("peak_flops_per_s" in head or "memory_bw_bytes_per_s" in head):
+                return load_hardware(ref)
+        return load_model(ref)
+    key = ref.strip().lower()
+    if key in names("hardware"):
+        return load_hardware(key)
+    if key in names("models"):
+        return load_model(key)
+    raise unknown_name("model or hardware", ref, names("models") + names("hardware"))
 
 
 def all_models() -> list[Model]:

@@ -26,8 +26,8 @@ class LayoutError(LlmcalcError):
     """An impossible parallel layout or workload (a degree that does not divide, a batch that does not split)."""
 
 
-class UnitError(LlmcalcError):
-    """A quantity that cannot be parsed or has the wrong dimension."""
+class UnitError(LlmcalcError, ValueError):
+    """A quantity that cannot be parsed or has the wrong dimension (a ValueError, so pydantic locates it)."""
 
 
 def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
@@ -46,7 +46,7 @@ def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> list[str]
 def unknown_name(kind: str, name: str, candidates: Iterable[str]) -> UnknownNameError:
     candidates = list(candidates)
     hint = close_matches(name, candidates)
-    msg = f"unknown {kind} {name!r}"
+    msg = f"unknown {kind.removesuffix('s')} {name!r}"
     if hint:
         msg += f"; did you mean {', '.join(repr(h) for h in hint)}?"
     else:

@@ -59,7 +59,8 @@ def table(rows: list[tuple[str, ...]], header: tuple[str, ...] | None = None) ->
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for j, r in enumerate(rows):
-        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+        cells = (c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        lines.append("  ".join(cells).rstrip())
         if header and j == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)

@@ -78,17 +78,9 @@ def list_(kind: Literal["models", "hardware"] = typer.Argument(..., help="models
 def show(name: str = typer.Argument(..., help="A model or hardware name, or a YAML/config.json path."),
          as_json: bool = JSON_OPT) -> None:
     """Show one catalogue entry in full (SI units)."""
-    from ..catalogue import load_hardware, load_model, names
-    from ..errors import unknown_name
+    from ..catalogue import load_spec
 
-    key = name.lower()
-    if key in names("hardware"):
-        spec = load_hardware(key)
-    elif key in names("models") or name.endswith((".json", ".yaml", ".yml")):
-        spec = load_model(name)
-    else:
-        raise unknown_name("model or hardware", name, names("models") + names("hardware"))
-    data = spec.model_dump(mode="json")
+    data = load_spec(name).model_dump(mode="json")
     if as_json:
         typer.echo(json.dumps(data, indent=2))
     else:

@@ -1,0 +1,91 @@
+"""The CLI conventions every command follows: table, --json with stable keys, --explain, names, completion."""
+
+import json
+import subprocess
+import sys
+
+import yaml
+from typer.testing import CliRunner
+
+from llmcalc.cli import app
+from llmcalc.cli._common import complete_hardware, complete_models
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    r = runner.invoke(app, list(args))
+    assert r.exit_code == 0, r.output
+    return r.output
+
+
+def test_params_table_names_every_component():
+    out = invoke("params", "llama-3.1-8b")
+    for label in ("token embedding", "attention", "MLP", "norms", "LM head", "total parameters"):
+        assert label in out
+    assert "8,030,261,248" in out  # Llama-3.1-8B: published exact count (keras-hub llama3_8b_en)
+
+
+def test_params_json_stable_keys():
+    d = json.loads(invoke("params", "mixtral-8x7b", "--json"))
+    # Mixtral card / keras-hub: 46,702,792,704 total, 12,879,925,248 active (published-cases.yaml)
+    assert d["total"] == 46_702_792_704 and d["active"] == 12_879_925_248
+    assert isinstance(d["total"], int) and isinstance(d["active"], int)
+    assert set(d["breakdown"]) == {"embedding", "attention", "moe/router", "moe/experts", "norms", "lm_head"}
+
+
+def test_params_explain_shows_formula_values_and_source():
+    out = invoke("params", "gpt2", "--explain")
+    assert "formula: V·D" in out and "values:  50257·768" in out and "source:" in out
+
+
+def test_names_are_case_insensitive():
+    assert json.loads(invoke("params", "LLAMA-3.1-8B", "--json"))["total"] == 8_030_261_248
+
+
+def test_list_models_and_hardware():
+    out = invoke("list", "models")
+    assert "deepseek-v3" in out and "MLA" in out and "256E top-8" in out
+    hw = json.loads(invoke("list", "hardware", "--json"))
+    h100 = next(h for h in hw if h["name"] == "h100-sxm")
+    assert h100["bf16_dense_flops_per_s"] == 989e12  # fact sheet row H1: dense, sparse/2
+    assert h100["scale_up_per_direction_bytes_per_s"] == 450e9  # fact sheet trap 2
+
+
+def test_show_hardware_and_model():
+    d = json.loads(invoke("show", "H100-SXM", "--json"))
+    assert d["memory_bytes"] == 81559 * 2**20  # nvidia-smi 81559MiB (fact sheet N12)
+    assert yaml.safe_load(invoke("show", "gemma-2-9b"))["attention"]["head_dim"] == 256  # trap 10
+
+
+def test_notation_legend():
+    out = invoke("notation")
+    assert "G  key/value heads" in out and "BLD,DHK->BLHK" in out
+
+
+def test_import_writes_yaml_that_loads(tmp_path):
+    out_file = tmp_path / "qwen.yaml"
+    invoke("import", "tests/data/configs/qwen2.5-7b/config.json", "-o", str(out_file))
+    d = json.loads(invoke("params", str(out_file), "--json"))
+    assert d["total"] == 7_615_616_512  # fact sheet row M13 derived count; HF reference test agrees
+    assert yaml.safe_load(invoke("import", "tests/data/configs/qwen2.5-7b/config.json"))["attention"]["qkv_bias"]
+
+
+def test_completion_candidates():
+    assert "llama-3.1-8b" in complete_models("llama-3")
+    assert complete_hardware("h1") and all(n.startswith("h1") for n in complete_hardware("h1"))
+
+
+def test_python_dash_m_entry_point():
+    r = subprocess.run([sys.executable, "-m", "llmcalc", "params", "gpt2", "--json"], capture_output=True, text=True)
+    assert r.returncode == 0 and json.loads(r.stdout)["total"] == 124_439_808  # GPT-2 124M (keras-hub)
+
+
+def test_cli_import_path_stays_light():
+    """The one-liner path must not import the dashboard or notebook stacks (DESIGN.md: fast CLI)."""
+    code = ("import sys\nfrom llmcalc.cli import app\nfrom typer.testing import CliRunner\n"
+            "r = CliRunner().invoke(app, ['params', 'llama-3.1-8b'])\nassert r.exit_code == 0, r.output\n"
+            "print(','.join(m for m in ('streamlit', 'pandas', 'pint', 'torch', 'matplotlib') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == ""

@@ -1,0 +1,121 @@
+"""Every user mistake gets one clear message (file:line:column, field, what was expected) and exit code 2."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from llmcalc.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def run(*args):
+    r = runner.invoke(app, list(args))
+    assert r.exception is None or isinstance(r.exception, SystemExit), r.exception  # never a traceback
+    return r
+
+
+def edited(tmp_path: Path, src: str, old: str, new: str, name: str = "m.yaml") -> Path:
+    text = (ROOT / src).read_text()
+    assert old in text
+    p = tmp_path / name
+    p.write_text(text.replace(old, new, 1))
+    return p
+
+
+def test_misspelt_field(tmp_path):
+    p = edited(tmp_path, "models/llama-3.1-8b.yaml", "n_layers:", "n_layer:")
+    r = run("params", str(p))
+    assert r.exit_code == 2
+    assert f"{p}:5:1: unknown field 'n_layer'; did you mean 'n_layers'?" in r.output
+
+
+def test_missing_field(tmp_path):
+    p = edited(tmp_path, "models/llama-3.1-8b.yaml", "vocab_size: 128256\n", "")
+    r = run("params", str(p))
+    assert r.exit_code == 2
+    assert "missing required field 'vocab_size'" in r.output and str(p) in r.output
+
+
+def test_quantity_with_wrong_unit(tmp_path):
+    p = edited(tmp_path, "hardware/h100-sxm.yaml", "memory_bytes: 81559 MiB", "memory_bytes: 80 GB/s", "h.yaml")
+    r = run("show", str(p))
+    assert r.exit_code == 2
+    line = next(i for i, t in enumerate(p.read_text().splitlines(), 1) if t.startswith("memory_bytes"))
+    assert f"{p}:{line}:15: field 'memory_bytes'" in r.output
+    assert "bandwidth" in r.output and "memory size" in r.output
+
+
+def test_bare_number_in_yaml_is_rejected(tmp_path):
+    p = edited(tmp_path, "hardware/h100-sxm.yaml", "memory_bytes: 81559 MiB", "memory_bytes: 80", "h.yaml")
+    r = run("show", str(p))
+    assert r.exit_code == 2 and "has no unit" in r.output
+
+
+def test_broken_yaml_syntax(tmp_path):
+    p = tmp_path / "broken.yaml"
+    p.write_text("name: x\nattention: [a, b\nmlp: 3\n")
+    r = run("params", str(p))
+    assert r.exit_code == 2
+    assert f"{p}:3:" in r.output and "invalid YAML" in r.output
+
+
+def test_unknown_model_name_suggests():
+    r = run("params", "lama-3.1-8b")
+    assert r.exit_code == 2
+    assert "unknown model 'lama-3.1-8b'; did you mean 'llama-3.1-8b'" in r.output
+
+
+def test_unknown_hardware_name_suggests():
+    r = run("show", "h100-sxn")
+    assert r.exit_code == 2 and "did you mean 'h100-sxm'" in r.output
+
+
+def test_unsupported_config_type(tmp_path):
+    p = tmp_path / "config.json"
+    p.write_text(json.dumps({"model_type": "bert", "hidden_size": 768}))
+    r = run("params", str(p))
+    assert r.exit_code == 2
+    assert "model_type 'bert' is not supported" in r.output and "llama" in r.output
+
+
+def test_config_missing_field_is_named(tmp_path):
+    cfg = json.loads((ROOT / "tests/data/configs/llama-3.1-8b/config.json").read_text())
+    del cfg["intermediate_size"]
+    d = tmp_path / "Some-Model"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps(cfg))
+    r = run("params", str(d / "config.json"))
+    assert r.exit_code == 2 and "needs field 'intermediate_size'" in r.output
+
+
+def test_kv_heads_must_divide_heads(tmp_path):
+    p = edited(tmp_path, "models/llama-3.1-8b.yaml", "n_kv_heads: 8", "n_kv_heads: 5")
+    r = run("params", str(p))
+    assert r.exit_code == 2 and "n_kv_heads (5) must divide n_heads (32)" in r.output
+
+
+def test_kv_heads_must_divide_heads_in_config_json(tmp_path):
+    cfg = json.loads((ROOT / "tests/data/configs/llama-3.1-8b/config.json").read_text())
+    cfg["num_key_value_heads"] = 5
+    p = tmp_path / "config.json"
+    p.write_text(json.dumps(cfg))
+    r = run("params", str(p))
+    assert r.exit_code == 2 and "must divide" in r.output
+
+
+def test_missing_file():
+    r = run("params", "/nonexistent/model.yaml")
+    assert r.exit_code == 2 and "no such file" in r.output
+
+
+@pytest.mark.skipif(shutil.which("llmcalc") is None, reason="console script not installed")
+def test_console_script_exit_code_and_no_traceback():
+    import subprocess
+
+    r = subprocess.run(["llmcalc", "params", "no-such-model"], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "unknown model" in r.stderr

@@ -1,0 +1,100 @@
+"""Quantity parsing: SI storage, GB vs GiB, bits vs bytes, dense vs sparse, wrong dimensions.
+
+Expected values are unit definitions (SI prefixes = powers of 1000, IEC binary prefixes = powers of 1024,
+IEC 80000-13) and, independently, pint's own conversions.
+"""
+
+import pytest
+
+from llmcalc import units
+from llmcalc.errors import UnitError
+from llmcalc.units import BYTES, BYTES_PER_S, FLOP, FLOP_PER_S, SECONDS, USD_PER_HOUR, WATTS, parse
+
+
+@pytest.mark.parametrize(
+    "text, dim, expected",
+    [
+        ("80 GiB", BYTES, 80 * 2**30),
+        ("80 GB", BYTES, 80e9),  # GB and GiB stay distinct: 80 GB = 74.5 GiB
+        ("81559 MiB", BYTES, 81559 * 2**20),  # nvidia-smi memory.total of an H100 (fact sheet N12)
+        ("3.35 TB/s", BYTES_PER_S, 3.35e12),  # bandwidth is decimal (fact sheet conventions)
+        ("450 GB/s", BYTES_PER_S, 450e9),
+        ("400 Gb/s", BYTES_PER_S, 50e9),  # lower-case b is a bit: 400 Gb/s InfiniBand NDR = 50 GB/s
+        ("1600 Gbps", BYTES_PER_S, 200e9),  # Google's older TPU ICI figure, in bits
+        ("400 GBps", BYTES_PER_S, 400e9),  # Google's newer TPU ICI figure, in bytes
+        ("989 TFLOP/s", FLOP_PER_S, 989e12),
+        ("989 TFLOPS", FLOP_PER_S, 989e12),  # "FLOPS" (capital S) is a rate
+        ("1979 TOPS", FLOP_PER_S, 1979e12),  # int8 tera-operations per second
+        ("3.14e23 FLOPs", FLOP, 3.14e23),  # "FLOPs" (lower-case s) is a count
+        ("3.8e25 FLOP", FLOP, 3.8e25),
+        ("34 days", SECONDS, 34 * 86400),
+        ("20 ms", SECONDS, 0.02),
+        ("700 W", WATTS, 700.0),
+        ("2.49 USD/h", USD_PER_HOUR, 2.49 / 3600),
+        ("$2.49/h", USD_PER_HOUR, 2.49 / 3600),
+        ("1,979 TFLOP/s", FLOP_PER_S, 1979e12),
+    ],
+)
+def test_parse(text, dim, expected):
+    assert parse(text, dim) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "text, dim",
+    [
+        ("80 GB/s", BYTES),  # a bandwidth where a capacity is expected
+        ("1 TB", FLOP_PER_S),  # bytes where a FLOP rate is expected
+        ("989 TFLOP", FLOP_PER_S),  # a count where a rate is expected
+        ("3.35 TB/s", BYTES),
+        ("80", BYTES),  # a bare number is ambiguous
+        ("80 GiBs", BYTES),  # unknown unit
+        ("eighty GB", BYTES),
+    ],
+)
+def test_wrong_dimension_or_unit_is_an_error(text, dim):
+    with pytest.raises(UnitError):
+        parse(text, dim)
+
+
+def test_error_says_what_was_expected():
+    with pytest.raises(UnitError, match="bandwidth.*memory size"):
+        parse("80 GB/s", BYTES)
+
+
+def test_parse_count_suffixes():
+    assert units.parse_count("300B") == 300e9  # Narayanan 2021 §5.1: "T=300 billion tokens"
+    assert units.parse_count("15.6T") == 15.6e12  # Llama 3 paper §3.3: 15.6T tokens
+    assert units.parse_count("2e9") == 2e9
+    with pytest.raises(UnitError):
+        units.parse_count("300 GB")
+
+
+def test_format_shows_decimal_and_binary():
+    assert units.fmt(80 * 2**30, "B") == "85.9 GB (80.0 GiB)"
+    assert units.fmt(989e12, "FLOP/s") == "989 TFLOP/s"
+    assert units.fmt(450e9, "B/s") == "450 GB/s"
+
+
+# Independent reference: pint's conversions of the same quantities (byte and bit are pint's own units).
+@pytest.mark.parametrize(
+    "ours, pint_text, dim, pint_unit",
+    [
+        ("80 GiB", "80 GiB", BYTES, "byte"),
+        ("141 GB", "141 GB", BYTES, "byte"),
+        ("3.35 TB/s", "3.35 TB/s", BYTES_PER_S, "byte/s"),
+        ("400 Gb/s", "400 Gbit/s", BYTES_PER_S, "byte/s"),
+        ("1.5 h", "1.5 hour", SECONDS, "s"),
+        ("989 TFLOP/s", "989 Tflop/s", FLOP_PER_S, "flop/s"),
+    ],
+)
+def test_agrees_with_pint(ours, pint_text, dim, pint_unit):
+    pytest.importorskip("pint")
+    ureg = units.pint_registry()
+    assert parse(ours, dim) == pytest.approx(ureg(pint_text).to(pint_unit).magnitude, rel=1e-12)
+
+
+def test_pint_registry_keeps_bytes_and_flops_apart():
+    pint = pytest.importorskip("pint")
+    ureg = units.pint_registry()
+    with pytest.raises(pint.DimensionalityError):
+        ureg("1 TB").to("flop")

@@ -25,20 +25,25 @@ def _attention(m: Model) -> Figure:
     if a.mla:
         x = a.mla
         values = dict(D=m.d_model, H=a.n_heads, C=x.kv_lora_rank, R=x.qk_rope_head_dim,
-                      Kn=x.qk_nope_head_dim, Kv=x.v_head_dim, layers=m.n_layers,
-                      qb=int(a.qkv_bias), ob=int(a.o_bias))
+                      Kn=x.qk_nope_head_dim, Kv=x.v_head_dim, layers=m.n_layers)
         if x.q_lora_rank:
             values["Cq"] = x.q_lora_rank
-            q = "D*Cq + qb*Cq + Cq*H*(Kn+R)"
+            q = "D*Cq + qb*Cq + Cq*H*(Kn+R)"  # q_a_proj (+bias), q_b_proj
         else:
             q = "D*H*(Kn+R)"
-        f = f"layers*({q} + D*(C+R) + qb*(C+R) + C*H*(Kn+Kv) + H*Kv*D + ob*D)"
+        q = q.replace(" + qb*Cq", " + Cq" if a.qkv_bias else "")
+        bias = (" + (C+R)" if a.qkv_bias else "") + (" + D" if a.o_bias else "")
+        f = f"layers*({q} + D*(C+R) + C*H*(Kn+Kv) + H*Kv*D{bias})"
         return derive("attention", f, "param", SRC_HF + "; MLA: DeepSeek-V2 §2.1 eqs. 9-14",
                       label="attention (MLA: q down/up, kv down, kv up, out)", **values)
-    f = "layers*(D*H*K + D*G*K + D*G*Kv + H*Kv*D + qb*(H*K + G*K + G*Kv) + ob*D)"
-    return derive("attention", f, "param", SRC_HF, label="attention (q, k, v, o projections)",
-                  D=m.d_model, H=a.n_heads, G=a.n_kv_heads, K=a.head_dim, Kv=a.v_dim, layers=m.n_layers,
-                  qb=int(a.qkv_bias), ob=int(a.o_bias))
+    v = "D*G*K" if a.v_dim == a.head_dim else "D*G*Kv"
+    bias = (" + H*K + 2*G*K" if a.v_dim == a.head_dim else " + H*K + G*K + G*Kv") if a.qkv_bias else ""
+    bias += " + D" if a.o_bias else ""
+    f = f"layers*(D*H*K + D*G*K + {v} + H*{'K' if a.v_dim == a.head_dim else 'Kv'}*D{bias})"
+    values = dict(D=m.d_model, H=a.n_heads, G=a.n_kv_heads, K=a.head_dim, layers=m.n_layers)
+    if a.v_dim != a.head_dim:
+        values["Kv"] = a.v_dim
+    return derive("attention", f, "param", SRC_HF, label="attention (q, k, v, o projections)", **values)
 
 
 def _mlp_formula(gated: bool, bias: bool, width: str) -> str:

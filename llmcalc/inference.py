@@ -1,0 +1,303 @@
+"""Inference latency: the cost of one forward step of a serving engine: FLOPs, bytes moved, and the roofline time.
+
+A step processes ``batch`` sequences of ``new_tokens`` each against a cache of ``context``
+positions (prefill: new_tokens = prompt; decode: new_tokens = 1). Its time is the roofline
+``max(FLOPs / (peak·eff.flops), bytes / (HBM·eff.memory_bw))`` (Williams et al. 2009, "Roofline")
+plus the tensor-parallel all-reduces, which we do not overlap (Megatron: 2 all-reduces per layer in
+the forward pass, Shoeybi et al. 2019 §3). Bytes are the weights read once per step for the
+whole batch, plus the KV cache read and written; activations are left out (small at decode).
+MoE layers read only the experts the step's tokens touch: with T tokens routed to k of E experts
+uniformly, the expected number of distinct experts is ``E·(1 − (1 − k/E)^T)``.
+
+All workload arguments broadcast as numpy arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .efficiency import DEFAULT_EFFICIENCY, Efficiency
+from .errors import LlmcalcError
+from .kv_cache import check_tp, kv_bytes_per_request_per_gpu, kv_heads_per_gpu, per_token_per_layer
+from .results import Figure, Result, derive
+from .specs import Hardware, Model
+
+SRC_ROOFLINE = "roofline: Williams et al. 2009; time = max(compute, memory)"
+SRC_AR = "2 all-reduces of B·L·D per layer (Shoeybi et al. 2019 §3); ring 2(n-1)/n (nccl-tests PERFORMANCE.md)"
+SRC_MOE_READ = "distinct experts touched by T tokens routed to k of E uniformly: E·(1-(1-k/E)^T)"
+ACT_BYTES = 2  # activations all-reduced in 16 bit (Megatron, TensorRT-LLM)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One model on one accelerator type: precision, TP degree and efficiency, with derived byte counts."""
+
+    model: Model
+    hw: Hardware
+    tp: int = 1
+    weights: str | float = "bf16"
+    group_size: int | None = None
+    kv_dtype: str = "bf16"
+    activations: str = "bf16"
+    eff: Efficiency = DEFAULT_EFFICIENCY
+
+    def __post_init__(self):
+        check_tp(self.model, self.tp)
+        if self.activations not in ("bf16", "fp16", "fp8", "int8"):
+            raise LlmcalcError(f"--activations expects bf16, fp8 or int8, got {self.activations!r}")
+        if self.activations in ("fp8", "int8") and self.weights_name != self.activations:
+            raise LlmcalcError(f"--activations {self.activations} needs --weights {self.activations}: the "
+                               f"{self.activations} tensor-core peak applies only when both GEMM inputs are "
+                               f"{self.activations} (weight-only quantisation computes at 16 bit)")
+
+    # ---- precision
+    @property
+    def weights_name(self) -> str:
+        from .quant import parse_weights
+
+        return parse_weights(self.weights)[0]
+
+    @property
+    def compute_dtype(self) -> str:
+        return self.activations if self.activations in ("fp8", "int8") else "bf16"
+
+    @property
+    def peak_flops_per_s(self) -> float:
+        return self.hw.peak(self.compute_dtype)
+
+    # ---- bytes (whole model, before TP sharding)
+    def _weights(self):
+        from .quant import weight_bytes
+
+        return weight_bytes(self.model, self.weights, self.group_size).data
+
+    @property
+    def weight_bytes(self) -> float:
+        return self._weights()["weight_bytes"]
+
+    @property
+    def weight_bytes_per_gpu(self) -> float:
+        return self.weight_bytes / self.tp  # TP shards every matrix, vocabulary-parallel embeddings included
+
+    def _read_parts(self) -> tuple[float, float]:
+        """(bytes read every step, bytes of ONE routed expert of one layer)."""
+        from .params import param_breakdown
+
+        w = self._weights()
+        bpw = w["bits_per_weight"]
+        emb_bits = 16 if w["embedding_params"] else bpw
+        parts = param_breakdown(self.model).data["breakdown"]
+        gathered = parts.get("position_embedding", 0) + (0 if self.model.tie_embeddings else parts["embedding"])
+        experts = parts.get("moe/experts", 0)
+        always = w["weight_bytes"] - gathered * emb_bits / 8 - experts * bpw / 8
+        per_expert = 0.0
+        if self.model.moe:
+            per_expert = experts / (self.model.n_moe_layers * self.model.moe.n_experts) * bpw / 8
+        return always, per_expert
+
+    def experts_touched(self, tokens):
+        m = self.model.moe
+        if not m:
+            return 0.0
+        return m.n_experts * (1 - (1 - m.top_k / m.n_experts) ** np.asarray(tokens, dtype=float))
+
+    def weights_read_per_gpu(self, tokens):
+        """Weight bytes one GPU reads in a step over ``tokens`` tokens (embedding rows are gathered, not read)."""
+        always, per_expert = self._read_parts()
+        moe = self.model.n_moe_layers * self.experts_touched(tokens) * per_expert
+        return (always + moe) / self.tp
+
+    def kv_per_token_per_gpu(self) -> float:
+        a = self.model.attention
+        shard = 1.0 if a.mla else kv_heads_per_gpu(self.model, self.tp) / a.n_kv_heads
+        return per_token_per_layer(self.model, self.kv_dtype).value * self.model.n_layers * shard
+
+
+def forward_flops(model: Model, batch, seq, kv_len, causal: bool):
+    """Forward FLOPs of one step, from llmcalc.flops. Prefill uses the causal-halved convention (what
+    FlashAttention executes); MLA decode uses the absorbed form DeepSeek-V3 serves with."""
+    from .flops import forward_flops_value
+
+    absorbed = bool(model.attention.mla) and not causal
+    return forward_flops_value(model, batch, seq, kv_len=kv_len, causal=causal, mla_absorbed=absorbed)
+
+
+def step(dep: Deployment, batch, new_tokens, context, *, prefill: bool) -> dict:
+    """Roofline time of one step; every entry broadcasts over batch/new_tokens/context arrays.
+
+    ``context`` is the cache length attended to (prefill: = new_tokens). Decode reads the cache of
+    ``context`` positions and writes ``new_tokens``; prefill writes its tokens and reads no cache
+    (FlashAttention keeps the tiles on chip).
+    """
+    b = np.asarray(batch, dtype=float)
+    lq = np.asarray(new_tokens, dtype=float)
+    ctx = np.asarray(context, dtype=float)
+    flops = forward_flops(dep.model, b, lq, ctx, causal=prefill) / dep.tp
+    w_read = dep.weights_read_per_gpu(b * lq)
+    kv_write = b * lq * dep.kv_per_token_per_gpu()
+    kv_read = 0.0 * b if prefill else b * kv_bytes_per_request_per_gpu(dep.model, ctx, dep.kv_dtype, dep.tp)
+    bytes_ = w_read + kv_read + kv_write
+    peak, bw = dep.peak_flops_per_s * dep.eff.flops, dep.hw.memory_bw_bytes_per_s * dep.eff.memory_bw
+    t_c, t_m = flops / peak, bytes_ / bw
+    n = dep.tp
+    if n > 1:
+        link = dep.hw.scale_up.per_direction_bytes_per_s * dep.eff.link
+        msg = b * lq * dep.model.d_model * ACT_BYTES
+        t_comm = 2 * dep.model.n_layers * 2 * (n - 1) / n * msg / link
+    else:
+        t_comm = 0.0 * b
+    return {"flops_per_gpu": flops, "bytes_per_gpu": bytes_, "weights_read_bytes": w_read, "kv_read_bytes": kv_read,
+            "kv_write_bytes": kv_write, "compute_s": t_c, "memory_s": t_m, "comm_s": t_comm,
+            "step_s": np.maximum(t_c, t_m) + t_comm, "compute_bound": t_c > t_m}
+
+
+# ---------------------------------------------------------------- latency of one request batch
+
+SRC_TTFT = "TTFT = prefill step time (whole prompt batch in one step); " + SRC_ROOFLINE
+SRC_TPOT = "TPOT = decode step time at that context (one token per sequence per step); " + SRC_ROOFLINE
+N_SAMPLES = 33  # contexts sampled for the mean TPOT (trapezoid; exact on each linear piece)
+
+
+def _bound(flag) -> str:
+    f = np.asarray(flag)
+    return "compute" if f.all() else "memory" if not f.any() else "mixed"
+
+
+def _time_figures(key: str, label: str, s: dict, dep: Deployment, source: str) -> list:
+    """compute, memory, comm and total time of one step, each saying its bound and efficiency."""
+    e = dep.eff
+    peak, bw = dep.peak_flops_per_s, dep.hw.memory_bw_bytes_per_s
+    figs = [derive(f"{key}/compute_s", "flops/(peak*eff_flops)", "s", SRC_ROOFLINE,
+                   label=f"{label}: compute time ({dep.compute_dtype} peak x {e.flops:g})",
+                   flops=s["flops_per_gpu"], peak=peak, eff_flops=e.flops),
+            derive(f"{key}/memory_s", "(weights + kv_read + kv_write)/(hbm*eff_mem)", "s", SRC_ROOFLINE,
+                   label=f"{label}: memory time (HBM x {e.memory_bw:g})", weights=s["weights_read_bytes"],
+                   kv_read=s["kv_read_bytes"], kv_write=s["kv_write_bytes"], hbm=bw, eff_mem=e.memory_bw)]
+    if dep.tp > 1:
+        figs.append(derive(f"{key}/comm_s", "2*layers*2*(tp-1)/tp*B*L*D*act_bytes/(link*eff_link)", "s", SRC_AR,
+                           label=f"{label}: TP all-reduce time (link x {e.link:g}, not overlapped)",
+                           layers=dep.model.n_layers, tp=dep.tp, B=s["batch"], L=s["new_tokens"],
+                           D=dep.model.d_model, act_bytes=ACT_BYTES,
+                           link=dep.hw.scale_up.per_direction_bytes_per_s, eff_link=e.link))
+        figs.append(derive(key, "max(compute, memory) + comm", "s", source,
+                           label=f"{label} ({_bound(s['compute_bound'])}-bound)", compute=figs[0].value,
+                           memory=figs[1].value, comm=figs[2].value))
+    else:
+        figs.append(derive(key, "max(compute, memory)", "s", source,
+                           label=f"{label} ({_bound(s['compute_bound'])}-bound)", compute=figs[0].value,
+                           memory=figs[1].value))
+    return figs
+
+
+def _step(dep: Deployment, batch, new_tokens, context, prefill: bool) -> dict:
+    s = step(dep, batch, new_tokens, context, prefill=prefill)
+    return {**s, "batch": batch, "new_tokens": new_tokens}
+
+
+def decode_contexts(prompt, output):
+    """Cache lengths sampled over the decode steps: prompt + 1 … prompt + output − 1."""
+    start = np.asarray(prompt, dtype=float) + 1
+    end = np.maximum(np.asarray(prompt, dtype=float) + np.asarray(output, dtype=float) - 1, start)
+    return np.linspace(start, end, N_SAMPLES)
+
+
+def mean_decode_step_s(dep: Deployment, batch, prompt, output):
+    """Mean decode step time over the output (trapezoid over N_SAMPLES contexts)."""
+    times = [step(dep, batch, 1, c, prefill=False)["step_s"] for c in decode_contexts(prompt, output)]
+    t = np.asarray(times)
+    return (t[1:] + t[:-1]).sum(axis=0) / (2 * (len(t) - 1))
+
+
+def compute_bound_batch(dep: Deployment, context, max_batch: int = 1 << 16):
+    """Smallest batch at which a decode step at ``context`` turns compute-bound (None if none up to max_batch)."""
+    b = np.arange(1, max_batch + 1, dtype=float)
+    s = step(dep, b, 1, context, prefill=False)
+    hit = np.flatnonzero(s["compute_bound"])
+    return int(b[hit[0]]) if hit.size else None
+
+
+def latency(dep: Deployment, batch=1, prompt=128, output=128) -> Result:
+    """TTFT, TPOT (start, mid, end, mean), end-to-end latency and tokens/s for ``batch`` requests.
+
+    The batch is served together (static batch): one prefill step, then output − 1 decode steps.
+    ``data`` keys: ttft_s, tpot_start_s, tpot_mid_s, tpot_end_s, tpot_mean_s, e2e_s,
+    tokens_per_s_per_request, tokens_per_s_per_gpu, decode_bound, arithmetic_intensity_flop_per_byte,
+    ridge_flop_per_byte, compute_bound_batch, weight_bytes_per_gpu, kv_bytes_per_gpu, fits.
+    """
+    for name, v in (("--batch", batch), ("--prompt", prompt), ("--output", output)):
+        if np.any(np.asarray(v) < 1):
+            raise LlmcalcError(f"{name} expects a positive number, got {v!r}")
+    m, e = dep.model, dep.eff
+    figs = []
+    pre = _step(dep, batch, prompt, prompt, prefill=True)
+    figs.append(derive("prefill/flops", "flops", "FLOP", "llmcalc.flops forward_flops, causal-halved attention "
+                       "(what FlashAttention executes), / tp", label="prefill FLOPs per GPU",
+                       flops=pre["flops_per_gpu"]))
+    figs += _time_figures("ttft_s", "TTFT (prefill)", pre, dep, SRC_TTFT)
+    ttft = figs[-1].value
+    ctxs = {"start": np.asarray(prompt) + 1, "mid": np.asarray(prompt) + np.asarray(output) // 2,
+            "end": np.maximum(np.asarray(prompt) + np.asarray(output) - 1, np.asarray(prompt) + 1)}
+    tpots = {}
+    for where, c in ctxs.items():
+        s = _step(dep, batch, 1, c, prefill=False)
+        figs += _time_figures(f"tpot_{where}_s", f"TPOT at {where} of output (context {_show(c)})", s, dep,
+                              SRC_TPOT)
+        tpots[where] = (figs[-1].value, s)
+    mean = mean_decode_step_s(dep, batch, prompt, output)
+    figs.append(Figure("tpot_mean_s", mean, "s", "mean over steps of step_time(context), context = prompt+1 … "
+                       f"prompt+output-1 (trapezoid over {N_SAMPLES} contexts)", "", SRC_TPOT,
+                       f"TPOT, mean over the output ({e.describe()})"))
+    figs.append(derive("e2e_s", "ttft + (output - 1)*tpot_mean", "s", "prefill, then one decode step per token",
+                       label="end-to-end latency", ttft=ttft, output=output, tpot_mean=mean))
+    e2e = figs[-1].value
+    figs.append(derive("tokens_per_s_per_request", "output/e2e", "token/s", "definition",
+                       label="output tokens/s per request (whole request)", output=output, e2e=e2e))
+    figs.append(derive("tokens_per_s_per_gpu", "B*output/(e2e*tp)", "token/s", "definition",
+                       label="output tokens/s per GPU", B=batch, output=output, e2e=e2e, tp=dep.tp))
+    s0 = tpots["start"][1]
+    figs.append(derive("arithmetic_intensity", "flops/bytes", "FLOP/B", "Williams et al. 2009 (roofline)",
+                       label="decode arithmetic intensity (start of output)", flops=s0["flops_per_gpu"],
+                       bytes=s0["bytes_per_gpu"]))
+    figs.append(derive("ridge", "peak/hbm", "FLOP/B", "roofline ridge point: peak FLOP/s / HBM B/s",
+                       label=f"ridge point ({dep.compute_dtype}, datasheet peaks)", peak=dep.peak_flops_per_s,
+                       hbm=dep.hw.memory_bw_bytes_per_s))
+    knee = compute_bound_batch(dep, int(np.max(ctxs["mid"]))) if np.ndim(batch) == 0 else None
+    if m.moe:
+        figs.append(derive("experts_touched", "E*(1 - (1 - k/E)**T)", "expert", SRC_MOE_READ,
+                           label="experts read per MoE layer per decode step", E=m.moe.n_experts,
+                           k=m.moe.top_k, T=batch))
+    w_gpu = dep.weight_bytes_per_gpu
+    final_ctx = np.asarray(prompt) + np.asarray(output)
+    kv = np.asarray(batch) * kv_bytes_per_request_per_gpu(m, final_ctx, dep.kv_dtype, dep.tp)
+    fits = w_gpu + kv <= dep.hw.memory_bytes
+    notes = [e.describe(), f"weights {dep.weights_name}, KV {dep.kv_dtype}, compute at the {dep.compute_dtype} "
+             "peak" + (" (weight-only quantisation saves bytes, not FLOPs)" if dep.compute_dtype == "bf16" and
+                       dep.weights_name != "bf16" else ""),
+             "static batch: all requests prefill together, then decode in lock-step",
+             "activation traffic and kernel-launch overheads are ignored: expect measurements 1.5-5x slower at "
+             "small batch"]
+    if m.attention.mla:
+        notes.append("MLA decode counted in the absorbed form (DeepSeek-V2 §2.1.3)")
+    if not np.all(fits):
+        notes.append("WARNING: weights + KV exceed the accelerator's memory at this batch and context")
+    data = {"model": m.name, "hardware": dep.hw.name, "tp": dep.tp, "batch": batch, "prompt": prompt,
+            "output": output, "weights": dep.weights_name, "kv_dtype": dep.kv_dtype,
+            "compute_dtype": dep.compute_dtype, "efficiency": {"flops": e.flops, "memory_bw": e.memory_bw,
+                                                              "link": e.link},
+            "ttft_s": ttft, "ttft_bound": _bound(pre["compute_bound"]),
+            **{f"tpot_{k}_s": v[0] for k, v in tpots.items()}, "tpot_mean_s": mean,
+            "decode_bound": _bound(s0["compute_bound"]), "e2e_s": e2e,
+            "tokens_per_s_per_request": figs[[f.key for f in figs].index("tokens_per_s_per_request")].value,
+            "tokens_per_s_per_gpu": figs[[f.key for f in figs].index("tokens_per_s_per_gpu")].value,
+            "arithmetic_intensity_flop_per_byte": s0["flops_per_gpu"] / s0["bytes_per_gpu"],
+            "ridge_flop_per_byte": dep.peak_flops_per_s / dep.hw.memory_bw_bytes_per_s,
+            "compute_bound_batch": knee, "weight_bytes_per_gpu": w_gpu, "kv_bytes_per_gpu": kv, "fits": fits}
+    title = (f"Latency of {m.display_name} on {dep.tp} x {dep.hw.display_name}: batch {_show(batch)}, "
+             f"prompt {_show(prompt)}, output {_show(output)}")
+    return Result(title, tuple(figs), tuple(notes), data)
+
+
+def _show(v) -> str:
+    return f"{int(v):,}" if np.ndim(v) == 0 else "sweep"

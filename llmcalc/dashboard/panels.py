@@ -77,20 +77,21 @@ def _json_default(o: Any):
     return str(o)
 
 
-def scenario_payload(state: dict, url_query: str) -> dict:
-    results = st.session_state.get(_RESULTS, [])
-    return {"scenario": state, "url_query": url_query, "results": [r.as_dict() for r in results]}
+def scenario_texts(state: dict, url_query: str, results: list[Result]) -> tuple[str, str]:
+    """The scenario (inputs, its link, and every Result drawn) as JSON and as YAML text."""
+    import yaml
+
+    payload = {"scenario": state, "url_query": url_query, "results": [r.as_dict() for r in results]}
+    text = json.dumps(payload, indent=2, default=_json_default)
+    return text, yaml.safe_dump(json.loads(text), sort_keys=False, width=110)
 
 
 def scenario_downloads(state: dict, url_query: str, where=st) -> None:
-    payload = scenario_payload(state, url_query)
-    text = json.dumps(payload, indent=2, default=_json_default)
-    import yaml
-
-    where.download_button("scenario as JSON", text, file_name="llmcalc-scenario.json", mime="application/json",
+    as_json, as_yaml = scenario_texts(state, url_query, st.session_state.get(_RESULTS, []))
+    where.download_button("scenario as JSON", as_json, file_name="llmcalc-scenario.json", mime="application/json",
                           key="dl_json")
-    where.download_button("scenario as YAML", yaml.safe_dump(json.loads(text), sort_keys=False, width=110),
-                          file_name="llmcalc-scenario.yaml", mime="application/x-yaml", key="dl_yaml")
+    where.download_button("scenario as YAML", as_yaml, file_name="llmcalc-scenario.yaml", mime="application/x-yaml",
+                          key="dl_yaml")
 
 
 def csv_download(df: pd.DataFrame, name: str, key: str) -> None:

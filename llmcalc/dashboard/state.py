@@ -65,6 +65,7 @@ FIELDS = _fields(
     # parallel layout and training workload
     Field("tp", 1, 1, 4096), Field("pp", 1, 1, 4096), Field("dp", 8, 1, 1 << 20), Field("ep", 1, 1, 4096),
     Field("cp", 1, 1, 4096),
+    Field("causal", False),
     Field("seq", 4096, 1, 1 << 24), Field("mbs", 1, 1, 1 << 16), Field("gbs", 512, 1, 1 << 24),
     Field("zero", 1, 0, 3), Field("recompute", "selective", choices=("none", "selective", "full")),
     Field("tokens", 15e12, 1, 1e18), Field("mfu", 0.4, 0.01, 1.0), Field("gpus", 1024, 1, 1 << 22),

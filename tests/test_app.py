@@ -1,0 +1,187 @@
+"""The Streamlit dashboard, run headless with streamlit.testing.v1.AppTest (no browser).
+
+Expected numbers are published counts (sources in each test) or, for "the dashboard shows what the
+calculator says", the calculator called here with the same inputs: the dashboard must not compute.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from llmcalc.dashboard import state
+
+AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+CONFIGS = ROOT / "tests" / "data" / "configs"
+
+# Published exact parameter counts (published-cases.yaml cites each original source).
+LLAMA31_8B = 8_030_261_248  # Meta Llama 3.1 8B, HF checkpoint (params-llama3-8b)
+GPT2 = 124_439_808  # OpenAI GPT-2 small; keras-hub gpt2_base_en preset (params-gpt2-124m)
+MIXTRAL_TOTAL = 46_702_792_704  # keras-hub mixtral_presets.py (params-mixtral-8x7b-total-active)
+
+
+def run_app(**params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30)
+    for k, v in params.items():
+        at.query_params[k] = str(v)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [c.value for c in at.code]
+    return "\n".join(parts)
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+# ---------------------------------------------------------------- URL state (pure)
+
+
+def test_url_state_round_trips_and_stays_short():
+    s, notes = state.decode({"page": "training", "model": "gpt2", "tp": "4", "mfu": "0.5", "causal": "1"})
+    assert notes == []
+    assert (s["page"], s["model"], s["tp"], s["mfu"], s["causal"]) == ("training", "gpt2", 4, 0.5, True)
+    assert state.encode(s) == {"page": "training", "model": "gpt2", "causal": "1", "tp": "4", "mfu": "0.5"}
+    assert state.encode(state.decode({})[0]) == {}  # defaults are left out of the link
+
+
+def test_bad_url_values_are_ignored_with_a_note():
+    s, notes = state.decode({"tp": "x", "zero": "7", "page": "nope", "unknown": "1"})
+    assert s["tp"] == 1 and s["zero"] == state.FIELDS["zero"].default and s["page"] == "model"
+    assert len(notes) == 3
+    assert any("tp='x'" in n and "whole number" in n for n in notes)
+
+
+# ---------------------------------------------------------------- pages
+
+
+def test_model_page_shows_published_count_and_its_derivation():
+    from llmcalc.catalogue import load_model
+    from llmcalc.params import param_breakdown
+
+    at = run_app()
+    assert f"exactly {LLAMA31_8B:,} parameters" in texts(at)
+    assert metric(at, "total parameters") == "8.03 B param"
+    # the formula panel carries the same text as `llmcalc params --explain`
+    assert param_breakdown(load_model("llama-3.1-8b")).explain() in texts(at)
+    assert not at.error
+
+
+def test_model_page_flops_table_in_einsum_notation():
+    at = run_app(model="gpt2", seq=1024)
+    assert f"exactly {GPT2:,} parameters" in texts(at)
+    table = next(d.value for d in at.dataframe if "einsum" in d.value.columns)
+    assert "BLD,DHK->BLHK" in set(table["einsum"])  # q projection
+    assert "BLHK,BMHK->BHLM" in set(table["einsum"])  # attention scores
+    assert (table["layers"] == 12).all()
+
+
+def test_changing_a_widget_updates_the_url():
+    at = run_app()
+    at.selectbox(key="w_model").set_value("gpt2").run()
+    assert not at.exception
+    assert at.query_params["model"] == ["gpt2"] or at.query_params["model"] == "gpt2"
+    assert f"exactly {GPT2:,} parameters" in texts(at)
+
+
+@pytest.mark.parametrize("page", list(state.PAGES))
+def test_every_page_renders_without_error(page):
+    at = run_app(page=page)
+    assert not at.error, [e.value for e in at.error]
+    assert at.header, "every page has a header"
+
+
+def test_unknown_model_in_link_is_a_warning_not_a_traceback():
+    at = run_app(model="llama-9", tp="x")
+    warnings = " ".join(w.value for w in at.warning)
+    assert "unknown model 'llama-9'" in warnings and "did you mean" in warnings
+    assert "tp='x'" in warnings
+
+
+# ---------------------------------------------------------------- A vs B
+
+
+def test_a_vs_b_deltas_from_published_counts():
+    at = run_app(page="compare", model="llama-3.1-8b", model_b="mixtral-8x7b")
+    deltas = next(d.value for d in at.dataframe if "B / A" in d.value.columns)
+    row = deltas[deltas["figure"] == "total parameters"].iloc[0]
+    assert row["B / A"] == f"{MIXTRAL_TOTAL / LLAMA31_8B:.3g}×"
+    assert row["A"] == "8.03 B param" and row["B"] == "46.7 B param"
+
+
+# ---------------------------------------------------------------- uploads
+
+
+class _Upload:
+    def __init__(self, path: Path, name: str | None = None):
+        self.name, self._data = name or path.name, path.read_bytes()
+
+    def getvalue(self) -> bytes:
+        return self._data
+
+
+def test_uploaded_config_json_is_a_model():
+    from llmcalc.dashboard.main import uploaded_model
+    from llmcalc.params import count_params
+
+    m = uploaded_model(_Upload(CONFIGS / "gpt2" / "config.json"))
+    assert count_params(m) == GPT2
+
+
+def test_uploaded_bad_json_is_a_spec_error(tmp_path):
+    from llmcalc.dashboard.main import uploaded_model
+    from llmcalc.errors import SpecError
+
+    bad = tmp_path / "config.json"
+    bad.write_text('{"model_type": "llama", ')
+    with pytest.raises(SpecError, match="invalid JSON"):
+        uploaded_model(_Upload(bad))
+
+
+# ---------------------------------------------------------------- downloads and CLI
+
+
+def test_scenario_downloads_carry_the_state_and_results():
+    import yaml
+
+    from llmcalc.catalogue import load_model
+    from llmcalc.dashboard.panels import scenario_texts
+    from llmcalc.params import param_breakdown
+
+    at = run_app(model="gpt2")
+    labels = {d.proto.label for d in at.get("download_button")}
+    assert {"scenario as JSON", "scenario as YAML"} <= labels
+    s, _ = state.decode({"model": "gpt2"})
+    as_json, as_yaml = scenario_texts(s, "model=gpt2", [param_breakdown(load_model("gpt2"))])
+    for payload in (json.loads(as_json), yaml.safe_load(as_yaml)):
+        assert payload["scenario"]["model"] == "gpt2" and payload["url_query"] == "model=gpt2"
+        assert payload["results"][0]["total"] == GPT2
+
+
+def test_llmcalc_app_runs_the_packaged_script():
+    from llmcalc.cli import app
+
+    r = CliRunner().invoke(app, ["app", "--dry-run", "--port", "8600", "--headless"])
+    assert r.exit_code == 0, r.output
+    assert "-m streamlit run" in r.output and "llmcalc/dashboard/main.py" in r.output
+    assert "--server.port 8600" in r.output and "--server.headless true" in r.output
+
+
+def test_cli_start_up_does_not_import_streamlit():
+    code = "import sys, llmcalc.cli; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in " \
+           "('streamlit', 'pandas', 'altair'))))"
+    out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True,
+                         cwd=ROOT, check=True).stdout
+    assert json.loads(out) == []

@@ -1,0 +1,250 @@
+"""Training memory per GPU: weights, gradients and optimizer states (with ZeRO/FSDP), activations,
+LoRA/QLoRA, and a fits / does-not-fit verdict against the device's memory.
+
+Placement (Megatron-LM conventions, see llmcalc/layout.py):
+- transformer layers are split evenly over ``pp`` stages and sharded over ``tp``; routed experts are
+  also sharded over ``ep``; the embedding lives on the first stage and the LM head on the last (a tied
+  embedding is held by both when pp > 1, as Megatron does);
+- ZeRO shards over the data-parallel group (DP×CP, as Megatron's distributed optimizer); expert
+  states over the expert-data-parallel group DP×CP/EP (Rajbhandari et al. 2020 §5; never over all GPUs);
+- the reported peak is the worse of the first stage (p micro-batches of activations) and the last
+  stage (LM head and logits).
+Not counted: framework workspace, communication buckets, allocator fragmentation (typically 5-20%).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .activations import stage_activation_bytes
+from .errors import LlmcalcError
+from .layout import Layout, check_layout, is_sweep, microbatches, recompute_code, where
+from .params import param_breakdown
+from .results import Figure, Result, derive
+from .specs import Hardware, Model
+
+
+@dataclass(frozen=True)
+class OptimizerBytes:
+    weights: float  # bytes per parameter of the working (compute) copy
+    grads: float
+    states: float  # optimizer states incl. any fp32 master copy
+    source: str
+
+    @property
+    def total(self) -> float:
+        return self.weights + self.grads + self.states
+
+
+OPTIMIZERS = {
+    "adam": OptimizerBytes(2, 2, 12, "Rajbhandari et al. 2020 (ZeRO) §3.1: fp16 weights 2 + fp16 grads 2 + fp32 "
+                                     "master, momentum, variance K = 12 → 16 B/param"),
+    "adam-fp32-grads": OptimizerBytes(2, 4, 12, "Megatron-LM distributed-optimizer guide: bf16 params with fp32 main "
+                                                "grads → 2 + 4 + 12 = 18 B/param"),
+    "adam-no-master": OptimizerBytes(2, 0, 8, "jax-ml/scaling-book, training chapter: bf16 weights 2 + fp32 Adam "
+                                              "moments 8 = 10 B/param (no master copy, gradients not held)"),
+    "adam-8bit": OptimizerBytes(2, 2, 6, "Dettmers et al. 2022 (8-bit Optimizers) §2: momentum and variance in "
+                                         "8 bits (2 B) + fp32 master 4, weights 2, grads 2 → 12 B/param"),
+    "sgd": OptimizerBytes(2, 2, 8, "mixed-precision SGD with momentum: fp32 master 4 + fp32 momentum 4, weights 2, "
+                                   "grads 2 → 12 B/param"),
+}
+
+LORA_TARGETS = ("q", "k", "v", "o", "gate", "up", "down")
+QLORA_NF4_BITS = 4.127  # Dettmers et al. 2023 (QLoRA) §3: double quantization leaves 0.127 bits/param of constants
+
+
+def optimizer_bytes(name: str) -> OptimizerBytes:
+    if name not in OPTIMIZERS:
+        raise LlmcalcError(f"--optimizer expects one of {', '.join(OPTIMIZERS)}, got {name!r}")
+    return OPTIMIZERS[name]
+
+
+def model_state_bytes(n_params, *, dp=1, zero=0, optimizer: str = "adam") -> Result:
+    """Weights + gradients + optimizer states per GPU for ``n_params`` replicated over ``dp`` ranks.
+
+    ZeRO stage 1 shards optimizer states, 2 also gradients, 3 also weights (Rajbhandari et al. 2020 §5,
+    Figure 1: 2Ψ + 2Ψ + KΨ unsharded; stage 2 is 2Ψ + (2+K)Ψ/Nd)."""
+    o = optimizer_bytes(optimizer)
+    z = np.asarray(zero)
+    v = dict(P=n_params, zw=where(z >= 3, dp, 1), zg=where(z >= 2, dp, 1), zo=where(z >= 1, dp, 1))
+    src = "Rajbhandari et al. 2020 (ZeRO) §5.1-5.3 and Figure 1; " + o.source
+    parts = [derive("memory/weights", "w*P/zw", "B", src, label="weights", w=o.weights, **v),
+             derive("memory/grads", "g*P/zg", "B", src, label="gradients", g=o.grads, **v),
+             derive("memory/optimizer", "s*P/zo", "B", src, label="optimizer states", s=o.states, **v)]
+    tot = derive("memory/model_states", "w + g + s", "B", "sum of the rows above", label="model states",
+                 w=parts[0].value, g=parts[1].value, s=parts[2].value)
+    return Result("Model states per GPU", (*parts, tot), (f"optimizer {optimizer}: {o.source}",),
+                  {"model_states_bytes": tot.value})
+
+
+# ---------------------------------------------------------------- parameters per GPU
+
+
+def _param_parts(m: Model) -> dict[str, int]:
+    b = param_breakdown(m).data["breakdown"]
+    layer = sum(b.get(k, 0) for k in ("attention", "mlp", "moe/router", "moe/shared_experts", "norms"))
+    emb = b["embedding"] + b.get("position_embedding", 0)
+    head = b.get("lm_head", 0)
+    return {"layer_dense": layer, "experts": b.get("moe/experts", 0), "embedding": emb, "lm_head": head,
+            "tied": int(m.tie_embeddings)}
+
+
+def stage_params(m: Model, layout: Layout) -> dict[str, Figure]:
+    """Parameters per GPU on the first and last pipeline stage: non-expert (dense) and expert parts."""
+    p = _param_parts(m)
+    t, pp, ep = layout.tp, layout.pp, layout.ep
+    one = where(np.asarray(pp) == 1, 1, 0)  # a single stage holds embedding and head
+    src = "Megatron-LM placement: layers split over pp and sharded over tp; embedding on the first stage, " \
+          "LM head on the last (a tied embedding is held by both); vocabulary sharded over tp"
+    v = dict(Pl=p["layer_dense"], Pe=p["embedding"], Ph=p["lm_head"], tied=p["tied"], pp=pp, tp=t, one=one)
+    first = derive("params/first_stage_dense", "(Pl/pp + Pe + one*Ph)/tp", "param", src,
+                   label="non-expert parameters per GPU, first stage", **v)
+    last = derive("params/last_stage_dense", "(Pl/pp + Ph + (1 - one)*tied*Pe + one*Pe)/tp", "param", src,
+                  label="non-expert parameters per GPU, last stage", **v)
+    experts = derive("params/experts", "Px/(pp*tp*ep)", "param",
+                     "routed experts sharded over ep (whole experts) and tp (expert-TP = TP), split over pp",
+                     label="expert parameters per GPU", Px=p["experts"], pp=pp, tp=t, ep=ep)
+    return {"first": first, "last": last, "experts": experts}
+
+
+# ---------------------------------------------------------------- LoRA / QLoRA
+
+
+@dataclass(frozen=True)
+class LoRA:
+    """Low-rank adapters (Hu et al. 2021) of rank ``rank`` on ``targets``; frozen base at ``base_bits``."""
+
+    rank: int = 16
+    targets: tuple[str, ...] = ("q", "k", "v", "o")
+    base_bits: int = 16  # 16 (LoRA), 8 (LLM.int8 base), 4 (QLoRA NF4)
+
+    def __post_init__(self):
+        bad = [t for t in self.targets if t not in LORA_TARGETS]
+        if bad:
+            raise LlmcalcError(f"--lora-targets accepts {', '.join(LORA_TARGETS)}; got {', '.join(bad)}")
+        if self.base_bits not in (16, 8, 4):
+            raise LlmcalcError(f"--base-bits expects 16, 8 or 4, got {self.base_bits}")
+        if self.rank < 1:
+            raise LlmcalcError(f"--lora-rank must be at least 1, got {self.rank}")
+
+    @property
+    def base_bytes_per_param(self) -> float:
+        return {16: 2.0, 8: 1.0, 4: QLORA_NF4_BITS / 8}[self.base_bits]
+
+
+def lora_params(m: Model, lora: LoRA) -> Figure:
+    """Adapter parameters: r·(d_in + d_out) per adapted matrix (Hu et al. 2021 §4), per layer and expert."""
+    if m.attention.mla and set(lora.targets) & {"q", "k", "v", "o"}:
+        raise LlmcalcError(f"LoRA on MLA attention ({m.display_name}) is not modelled; target gate/up/down only")
+    a = m.attention
+    dims = {"q": "(D + H*K)", "k": "(D + G*K)", "v": "(D + G*Kv)", "o": "(H*Kv + D)"}
+    attn = " + ".join(dims[t] for t in lora.targets if t in dims) or "0"
+    mlp_t = [t for t in lora.targets if t in ("gate", "up", "down")]
+    if not m.mlp.gated:
+        mlp_t = [t for t in mlp_t if t != "gate"]
+
+    def mlp(width: str) -> str:
+        return " + ".join(f"(D + {width})" for _ in mlp_t) or "0"
+
+    f = f"r*(layers*({attn}) + dense*({mlp('F')})"
+    v = dict(r=lora.rank, layers=m.n_layers, D=m.d_model, H=a.n_heads, G=a.n_kv_heads, K=a.qk_dim, Kv=a.v_dim,
+             F=m.mlp.d_ff, dense=m.n_dense_layers)
+    if m.moe:
+        f += f" + moe*(E*({mlp('Fe')}) + ({mlp('Fs')})*shared)"
+        v.update(moe=m.n_moe_layers, E=m.moe.n_experts, Fe=m.moe.d_ff_expert, Fs=m.moe.shared_width or 0,
+                 shared=int(bool(m.moe.shared_width)))
+    return derive("params/lora", f + ")", "param", "Hu et al. 2021 (LoRA) §4.1: ΔW = BA with B ∈ d×r, A ∈ r×k",
+                  label=f"LoRA adapter parameters (rank {lora.rank}: {', '.join(lora.targets)})", **v)
+
+
+# ---------------------------------------------------------------- the whole budget
+
+
+def _states(prefix: str, dense, experts, layout: Layout, o: OptimizerBytes, lora: LoRA | None,
+            lora_per_gpu) -> list[Figure]:
+    z = np.asarray(layout.zero)
+    sh = layout.dp * layout.cp
+    esh = sh / layout.ep
+    v = dict(Pd=dense, Px=experts, zw=where(z >= 3, sh, 1), zg=where(z >= 2, sh, 1), zo=where(z >= 1, sh, 1),
+             xw=where(z >= 3, esh, 1), xg=where(z >= 2, esh, 1), xo=where(z >= 1, esh, 1))
+    src = ("ZeRO stages over the DP×CP group, experts over DP×CP/EP (Rajbhandari et al. 2020 §5; Megatron-Core); "
+           + o.source)
+    if lora is None:
+        return [derive(f"{prefix}/weights", "w*(Pd/zw + Px/xw)", "B", src, label="weights", w=o.weights, **v),
+                derive(f"{prefix}/grads", "g*(Pd/zg + Px/xg)", "B", src, label="gradients", g=o.grads, **v),
+                derive(f"{prefix}/optimizer", "s*(Pd/zo + Px/xo)", "B", src, label="optimizer states",
+                       s=o.states, **v)]
+    src = (f"frozen base at {lora.base_bits} bits ({lora.base_bytes_per_param:g} B/param"
+           + (", NF4 + double-quantized constants: Dettmers et al. 2023 §3" if lora.base_bits == 4 else "")
+           + "); adapters trained with " + o.source)
+    v.update(Pa=lora_per_gpu)
+    return [derive(f"{prefix}/weights", "wb*(Pd/zw + Px/xw) + w*Pa/zw", "B", src,
+                   label="weights (frozen base + adapters)",
+                   wb=lora.base_bytes_per_param, w=o.weights, **v),
+            derive(f"{prefix}/grads", "g*Pa/zg", "B", src, label="gradients (adapters only)", g=o.grads, **v),
+            derive(f"{prefix}/optimizer", "s*Pa/zo", "B", src, label="optimizer states (adapters only)",
+                   s=o.states, **v)]
+
+
+def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batch=1, seq=2048,
+                    recompute="none", optimizer: str = "adam", global_batch=None, flash: bool = True,
+                    dropout: bool = False, lora: LoRA | None = None, act_bytes: int = 2) -> Result:
+    """Peak memory per GPU for training ``m`` under ``layout`` (worst pipeline stage), and whether it fits.
+
+    Numeric arguments (layout degrees, zero, micro_batch, seq, global_batch, recompute codes) may be numpy
+    arrays: the result's data then holds arrays and a boolean ``valid`` mask instead of raising."""
+    rc = recompute_code(recompute)
+    valid = check_layout(m, layout, micro_batch=micro_batch, seq=seq, global_batch=global_batch)
+    o = optimizer_bytes(optimizer)
+    mb = None if global_batch is None else microbatches(layout, micro_batch, global_batch)
+    sp = stage_params(m, layout)
+    pa = None
+    figs: list[Figure] = list(sp.values())
+    if lora is not None:
+        la = lora_params(m, lora)
+        pa = derive("params/lora_per_gpu", "Pa/(tp*pp)", "param", "adapters follow their base matrices' TP/PP split",
+                    label="LoRA parameters per GPU", Pa=la.value, tp=layout.tp, pp=layout.pp)
+        figs += [la, pa]
+    acts = stage_activation_bytes(m, layout, micro_batch, seq, recompute=rc, microbatches=mb, flash=flash,
+                                  dropout=dropout, act_bytes=act_bytes)
+    figs.append(acts["layer"])
+    stage_totals = {}
+    for stage in ("first", "last"):
+        states = _states(f"{stage}_stage", sp[stage].value, sp["experts"].value, layout, o, lora,
+                         None if pa is None else pa.value)
+        act = acts[stage]
+        tot = derive(f"{stage}_stage/total", "weights + grads + optimizer + activations", "B",
+                     "sum of the rows above", label=f"{stage} stage total", weights=states[0].value,
+                     grads=states[1].value, optimizer=states[2].value, activations=act.value)
+        figs += [*states, act, tot]
+        stage_totals[stage] = tot
+    worst = derive("memory/total", "max(first, last)", "B", "the fuller pipeline stage sets the requirement",
+                   label="peak per GPU (worst stage)", first=stage_totals["first"].value,
+                   last=stage_totals["last"].value)
+    cap = hw.memory_bytes
+    headroom = derive("memory/headroom", "capacity - need", "B", f"{hw.display_name} memory_bytes",
+                      label=f"headroom on {hw.display_name}", capacity=cap, need=worst.value)
+    figs += [worst, headroom]
+    fits = np.asarray(worst.value) <= cap
+    if not is_sweep(fits):
+        fits = bool(fits)
+    first_worse = np.asarray(stage_totals["first"].value) >= np.asarray(stage_totals["last"].value)
+    data = {"model": m.name, "hardware": hw.name, "total_bytes": worst.value, "memory_bytes": cap, "fits": fits,
+            "worst_stage": where(first_worse, "first", "last"),
+            "valid": valid, "optimizer": optimizer, "recompute": recompute if isinstance(recompute, str) else rc}
+    for stage in ("first", "last"):
+        data[f"{stage}_stage"] = {k.split("/")[1] + "_bytes": f.value for k in
+                                  (f"{stage}_stage/weights", f"{stage}_stage/grads", f"{stage}_stage/optimizer",
+                                   f"{stage}_stage/total") for f in figs if f.key == k}
+        data[f"{stage}_stage"]["activations_bytes"] = acts[stage].value
+    notes = [f"optimizer {optimizer}: {o.source}",
+             "activations: " + ("FlashAttention (no L×M score matrices)" if flash else "explicit softmax matrices")
+             + ("; dropout masks" if dropout else "; no dropout") + f"; {act_bytes}-byte activations",
+             "not counted: framework workspace, NCCL buffers, allocator fragmentation (often 5-20%)"]
+    if m.n_dense_layers and m.n_moe_layers:
+        notes.append("dense and MoE layers averaged over stages (parameters and activations)")
+    verdict = "fits" if fits is True else ("does NOT fit" if fits is False else "fits where mask is True")
+    return Result(f"Training memory per GPU: {m.display_name} on {hw.display_name} — {verdict}",
+                  tuple(figs), tuple(notes), data)

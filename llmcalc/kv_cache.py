@@ -182,3 +182,83 @@ def _exact(v):
 
 def _ctx(c) -> str:
     return f"{int(c):,}" if np.isscalar(c) else "sweep"
+
+
+# ---------------------------------------------------------------- what fits in memory
+
+SRC_FIT = "capacity: memory x (1 - reserve) - weights/(tp·pp), the rest for KV (activations inside the reserve)"
+
+
+def max_context(model: Model, free_bytes, batch=1, kv_dtype: str = "bf16", tp: int = 1, pp: int = 1):
+    """Longest context whose KV for ``batch`` sequences fits in ``free_bytes`` per GPU (window-aware)."""
+    per_seq = np.asarray(free_bytes, dtype=float) / np.asarray(batch, dtype=float)
+    unit = kv_bytes_per_request_per_gpu(model, 1.0, kv_dtype, tp, pp)  # per token when nothing is capped
+    n_slide = model.n_sliding_layers
+    if not n_slide:
+        return np.floor(per_seq / unit)
+    # cached positions are (layers - s)·M + s·min(M, W): linear with slope layers up to W, then layers - s
+    w = model.attention.sliding_window
+    full_frac = (model.n_layers - n_slide) / model.n_layers
+    below = per_seq / unit
+    above = (per_seq / unit - w * n_slide / model.n_layers) / full_frac
+    return np.floor(np.where(below <= w, below, above))
+
+
+def fit(model: Model, hw, weights: str | float = "bf16", group_size: int | None = None, kv_dtype: str = "bf16",
+        tp: int = 1, pp: int = 1, reserve: float = 0.1, context=None, batch=1, block_size: int = 16) -> Result:
+    """Do the weights fit, and what batch x context of KV fits beside them on each GPU?
+
+    ``data`` keys: ``fits`` (weights fit), ``weight_bytes_per_gpu``, ``usable_bytes_per_gpu``,
+    ``free_bytes_per_gpu``, ``max_batch`` (at ``context``), ``max_batch_paged`` (PagedAttention blocks),
+    ``max_context`` (at ``batch``), ``kv_tokens_capacity``, ``max_batch_by_context``.
+    """
+    from .quant import weight_bytes
+
+    if not 0 <= reserve < 1:
+        raise LlmcalcError(f"--reserve expects a fraction of memory in [0, 1), got {reserve!r}")
+    if pp < 1 or pp > model.n_layers:
+        raise LayoutError(f"--pp {pp} must lie in 1..{model.n_layers} (the layers of {model.display_name})")
+    check_tp(model, tp)
+    context = model.max_seq_len if context is None else context
+    wb = weight_bytes(model, weights, group_size)
+    figs = [derive("usable_bytes_per_gpu", "memory*(1 - reserve)", "B", SRC_FIT,
+                   label=f"usable memory per GPU ({reserve:.0%} reserved)", memory=hw.memory_bytes, reserve=reserve),
+            derive("weight_bytes_per_gpu", "weights/(tp*pp)", "B",
+                   "TP and PP shard every weight (vocabulary-parallel embeddings)",
+                   label=f"weights per GPU ({wb.data['weights']})", weights=wb.data["weight_bytes"], tp=tp, pp=pp)]
+    figs.append(derive("free_bytes_per_gpu", "usable - weights", "B", SRC_FIT, label="left for the KV cache",
+                       usable=figs[0].value, weights=figs[1].value))
+    free = max(figs[-1].value, 0.0)
+    per_tok = kv_bytes_per_request_per_gpu(model, 1.0, kv_dtype, tp, pp)
+    per_req = kv_bytes_per_request_per_gpu(model, context, kv_dtype, tp, pp)
+    figs.append(derive("kv_tokens_capacity", "free/per_token", "token", SRC_FIT,
+                       label="KV tokens that fit (no window cap)", free=free, per_token=per_tok))
+    figs.append(derive("max_batch", "free//per_request", "seq", SRC_FIT,
+                       label=f"largest batch at context {_ctx(context)}", free=free, per_request=per_req))
+    paged_req = kv_bytes_per_request_per_gpu(model, paged_blocks(context, block_size) * block_size, kv_dtype, tp, pp)
+    figs.append(derive("max_batch_paged", "free//per_request_paged", "seq", SRC_PAGED,
+                       label=f"largest batch with {block_size}-token pages", free=free,
+                       per_request_paged=paged_req))
+    mc = np.minimum(max_context(model, free, batch, kv_dtype, tp, pp), model.max_seq_len)
+    figs.append(Figure("max_context", mc, "token", f"largest M with B·kv(M) <= free, capped at the model's "
+                       f"{model.max_seq_len:,} positions", "", SRC_FIT, f"longest context at batch {_ctx(batch)}"))
+    table = {}
+    c = 1024
+    while c <= model.max_seq_len:
+        table[c] = int(free // kv_bytes_per_request_per_gpu(model, c, kv_dtype, tp, pp))
+        c *= 2
+    fits = figs[2].value > 0
+    notes = [f"weights {wb.data['weights']} ({wb.data['bits_per_weight']:g} bits/weight), KV {kv_dtype}",
+             f"reserve {reserve:.0%} of memory for activations, CUDA context and fragmentation",
+             *wb.assumptions]
+    if not fits:
+        notes.append(f"weights do NOT fit: {figs[1].value / 1e9:.1f} GB per GPU > {figs[0].value / 1e9:.1f} GB "
+                     "usable; raise --tp/--pp or quantise")
+    data = {"model": model.name, "hardware": hw.name, "tp": tp, "pp": pp, "weights": wb.data["weights"],
+            "kv_dtype": kv_dtype, "reserve": reserve, "context": context, "batch": batch, "fits": bool(fits),
+            "weight_bytes_per_gpu": figs[1].value, "usable_bytes_per_gpu": figs[0].value,
+            "free_bytes_per_gpu": free, "kv_tokens_capacity": int(figs[3].value),
+            "max_batch": _exact(figs[4].value), "max_batch_paged": _exact(figs[5].value),
+            "max_context": _exact(mc), "max_batch_by_context": table}
+    title = f"What fits: {model.display_name} on {tp * pp} x {hw.display_name} (tp {tp}, pp {pp})"
+    return Result(title, tuple(figs), tuple(notes), data)

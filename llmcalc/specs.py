@@ -15,14 +15,16 @@ from pydantic.functional_validators import BeforeValidator
 from . import units
 
 
-def _quantity(dim: units.Dim):
+def _quantity(dim: units.Dim, per_si: float = 1.0):
+    """Parse a human quantity; ``per_si`` rescales the SI value to the field's unit (3600 for per-hour prices)."""
+
     def check(v, info: ValidationInfo):
-        # From YAML a bare number is ambiguous ("80" GB or GiB?); from Python it means SI base units.
+        # From YAML a bare number is ambiguous ("80" GB or GiB?); from Python it means the field's unit.
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             if (info.context or {}).get("yaml"):
                 raise ValueError(f"{v!r} has no unit; write it with one, as a {units.DIM_NAMES[dim]}")
             return float(v)
-        return units.parse(v, dim)
+        return units.parse(v, dim) * per_si
 
     return BeforeValidator(check)
 
@@ -31,7 +33,7 @@ Bytes = Annotated[float, _quantity(units.BYTES), Field(gt=0)]
 BytesPerS = Annotated[float, _quantity(units.BYTES_PER_S), Field(gt=0)]
 FlopPerS = Annotated[float, _quantity(units.FLOP_PER_S), Field(gt=0)]
 Watts = Annotated[float, _quantity(units.WATTS), Field(gt=0)]
-UsdPerHour = Annotated[float, _quantity(units.USD_PER_HOUR), Field(gt=0)]
+UsdPerHour = Annotated[float, _quantity(units.USD_PER_HOUR, per_si=3600.0), Field(gt=0)]  # USD per hour
 
 
 class Spec(BaseModel):

@@ -268,5 +268,5 @@ def test_tpu_compute_and_memory():
 def test_prices_only_where_the_sheet_verifies_them():
     # fact sheet table A3 / P1 (scaling-book applied-inference.md, GCP list Feb 2025):
     # H100 $10.8, v5p $4.2, v5e $1.2 per device-hour. All other prices are "unverified" (open items).
-    per_hour = {n: hw(n).price_usd_per_hour * 3600 for n in ALL if hw(n).price_usd_per_hour is not None}
+    per_hour = {n: hw(n).price_usd_per_hour for n in ALL if hw(n).price_usd_per_hour is not None}
     assert per_hour == {"h100-sxm": approx(10.8), "tpu-v5p": approx(4.2), "tpu-v5e": approx(1.2)}

@@ -1,0 +1,129 @@
+"""Serving capacity: how many accelerators serve a load within latency targets, and at what price.
+
+Method (every step printed as an assumption):
+1. load: qps = users x requests per user per minute / 60 (or --qps directly);
+2. for TP = 1, 2, 4, … up to the scale-up domain (NVLink node), the smallest degree whose weights
+   plus at least one sequence of KV fit and for which some concurrency meets both targets;
+3. per replica, the largest concurrency N (continuous batching, steady state from
+   :mod:`llmcalc.batching`) with TTFT = t_prefill + t_decode(N) <= target and the prefill-stretched
+   TPOT = t_decode(N)/(1 − qps·t_prefill) <= target, and N within the KV cap; its throughput is
+   N / T(N) requests/s (Little's law);
+4. replicas = ceil(qps / per-replica rate), GPUs = replicas x TP; cost per million output tokens =
+   GPUs x price per hour / (3600 x output tokens/s) x 1e6.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .batching import curve, kv_cap
+from .efficiency import DEFAULT_EFFICIENCY, Efficiency
+from .errors import LlmcalcError
+from .inference import Deployment
+from .results import Result, derive
+from .specs import Hardware, Model
+
+SRC_LOAD = "load: users x requests/user/min / 60"
+SRC_REPLICA = "per-replica rate N/T(N) at the largest N meeting TTFT and TPOT (Little's law; Orca-style batching)"
+SRC_COST = "cost = GPUs x price/h / (3600 x output tokens/s), per 1e6 tokens"
+
+
+def tp_candidates(hw: Hardware, model: Model) -> list[int]:
+    out, t = [], 1
+    while t <= hw.scale_up.domain_size:
+        if model.attention.n_heads % t == 0:
+            out.append(t)
+        t *= 2
+    return out
+
+
+def best_concurrency(dep: Deployment, prompt: int, output: int, ttft_s: float, tpot_s: float,
+                     reserve: float = 0.1) -> dict | None:
+    """Largest N meeting both targets within the KV cap, with its steady state; None if no N does."""
+    cap = kv_cap(dep, prompt, output, reserve)
+    if cap < 1:
+        return None
+    n = np.arange(1, cap + 1, dtype=float)
+    c = curve(dep, prompt, output, n)
+    ok = (c["ttft_s"] <= ttft_s) & (c["tpot_s"] <= tpot_s) & (c["prefill_share"] < 1)
+    if not ok.any():
+        return None
+    i = int(np.flatnonzero(ok)[-1])
+    return {k: (v[i] if np.ndim(v) else v) for k, v in c.items()} | {"kv_cap": cap}
+
+
+def serve(model: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: float = 2.0, tpot_s: float = 0.05,
+          users: float | None = None, requests_per_user_per_min: float = 1.0, qps: float | None = None,
+          weights: str | float = "bf16", group_size: int | None = None, kv_dtype: str = "bf16",
+          activations: str = "bf16", eff: Efficiency = DEFAULT_EFFICIENCY, price_usd_per_hour: float | None = None,
+          reserve: float = 0.1) -> Result:
+    """Replicas, GPUs, tokens/s and $ per million output tokens for a load and latency targets."""
+    if (users is None) == (qps is None):
+        raise LlmcalcError("give exactly one of --users N or --qps Q")
+    for name, v in (("--prompt", prompt), ("--output", output), ("--ttft", ttft_s), ("--tpot", tpot_s)):
+        if v is None or v <= 0:
+            raise LlmcalcError(f"{name} expects a positive value, got {v!r}")
+    figs = []
+    if users is not None:
+        figs.append(derive("qps", "users*rpm/60", "req/s", SRC_LOAD, label="request rate", users=users,
+                           rpm=requests_per_user_per_min))
+    else:
+        figs.append(derive("qps", "q", "req/s", "given", label="request rate", q=qps))
+    load = figs[0].value
+    tried, chosen = [], None
+    for t in tp_candidates(hw, model):
+        dep = Deployment(model, hw, t, weights, group_size, kv_dtype, activations, eff)
+        best = best_concurrency(dep, prompt, output, ttft_s, tpot_s, reserve)
+        tried.append(f"tp {t}: " + ("no concurrency meets the targets or fits" if best is None else
+                                    f"N = {int(best['concurrency'])}, {best['qps']:.3g} req/s per replica"))
+        if best is not None:
+            chosen = (dep, best)
+            break
+    if chosen is None:
+        raise LlmcalcError(f"no TP degree up to {hw.scale_up.domain_size} on {hw.display_name} serves "
+                           f"{model.display_name} within TTFT {ttft_s:g} s and TPOT {tpot_s * 1e3:g} ms "
+                           f"({'; '.join(tried)}); relax the targets, quantise, or pick larger hardware")
+    dep, b = chosen
+    figs.append(derive("tp", "t", "GPU", "smallest power of two in the scale-up domain that fits and meets targets",
+                       label="TP degree per replica", t=dep.tp))
+    figs.append(derive("concurrency", "N", "seq", SRC_REPLICA, label="sequences in flight per replica",
+                       N=b["concurrency"]))
+    figs.append(derive("ttft_s", "t_prefill + t_decode", "s", "prefill of one prompt + one running decode step",
+                       label=f"TTFT at that load ({eff.describe()})", t_prefill=b["t_prefill_s"],
+                       t_decode=b["t_decode_s"]))
+    figs.append(derive("tpot_s", "t_decode/(1 - share)", "s", "decode step stretched by interleaved prefill",
+                       label="TPOT at that load", t_decode=b["t_decode_s"], share=b["prefill_share"]))
+    figs.append(derive("qps_per_replica", "N/T", "req/s", SRC_REPLICA, label="requests/s per replica",
+                       N=b["concurrency"], T=b["request_s"]))
+    figs.append(derive("replicas", "ceil(qps/per_replica)", "replica", "enough replicas for the load",
+                       label="replicas", qps=load, per_replica=b["qps"]))
+    figs.append(derive("gpus", "replicas*tp", "GPU", "definition", label="GPUs in total",
+                       replicas=figs[-1].value, tp=dep.tp))
+    figs.append(derive("tokens_per_s", "qps*O", "token/s", "definition", label="output tokens/s (whole fleet)",
+                       qps=load, O=output))
+    price = price_usd_per_hour if price_usd_per_hour is not None else hw.price_usd_per_hour
+    gpus, tok_s = figs[-2].value, figs[-1].value
+    if price:
+        figs.append(derive("usd_per_million_output_tokens", "gpus*price/(3600*tok_s)*million", "USD", SRC_COST,
+                           label=f"$ per million output tokens at ${price:g}/GPU-h", gpus=gpus, price=price,
+                           tok_s=tok_s, million=1_000_000))
+    notes = [f"load {load:.4g} req/s of {prompt} prompt + {output} output tokens",
+             f"targets: TTFT <= {ttft_s:g} s, TPOT <= {tpot_s * 1e3:g} ms", eff.describe(),
+             f"weights {dep.weights_name}, KV {kv_dtype}, {reserve:.0%} of memory reserved",
+             "continuous batching in steady state; KV cap charges each sequence its final length",
+             "replicas run at the highest rate meeting the targets; the last one may be partly idle",
+             *tried]
+    if price is None:
+        notes.append(f"no price for {hw.display_name}: pass --price to get $ per million tokens")
+    elif price_usd_per_hour is None:
+        notes.append(f"price ${price:g}/GPU-h from the hardware catalogue (volatile, order of magnitude)")
+    data = {"model": model.name, "hardware": hw.name, "qps": load, "prompt": prompt, "output": output,
+            "ttft_target_s": ttft_s, "tpot_target_s": tpot_s, "tp": dep.tp,
+            "concurrency_per_replica": int(b["concurrency"]), "ttft_s": float(b["ttft_s"]),
+            "tpot_s": float(b["tpot_s"]), "qps_per_replica": float(b["qps"]),
+            "replicas": int(math.ceil(load / b["qps"])),
+            "gpus": int(gpus), "tokens_per_s": tok_s, "price_usd_per_hour": price,
+            "usd_per_million_output_tokens": figs[-1].value if price else None}
+    return Result(f"Serving {model.display_name} on {hw.display_name}", tuple(figs), tuple(notes), data)

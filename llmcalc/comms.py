@@ -1,0 +1,201 @@
+"""The communication ledger: every collective one training step issues, per rank.
+
+For each collective: the parallelism that issues it, the collective, the tensor (suffix-notation
+shape), the message size S, the bytes each rank moves under the ring algorithm, how many times per
+step, which link it crosses, its time and whether it can hide behind compute.
+
+Ring bytes per rank for a buffer of S bytes on n ranks (NVIDIA nccl-tests doc/PERFORMANCE.md, bus
+bandwidth factors): all-reduce 2(n−1)/n·S; all-gather and reduce-scatter (n−1)/n·S with S the FULL
+gathered array; all-to-all (n−1)/n·S; send/recv S. Time = count·(α·ring steps + bytes / (per-direction
+link bandwidth × link efficiency)).
+
+Links: a group stays on the scale-up link (NVLink) when its ranks span at most
+``hardware.scale_up.domain_size`` consecutive ranks under the order TP, CP, EP, DP, PP (innermost
+first); otherwise its ring is limited by the per-GPU scale-out link (InfiniBand). Hierarchical
+(two-level) algorithms and NVLink SHARP are not modelled.
+
+Every row is always present; rows that do not apply to a layout have count 0. That keeps a sweep a
+single vectorised evaluation (zero stage, sp and recompute may be arrays too).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .layout import RANK_ORDER, Layout, check_layout, group_spans, microbatches, recompute_code, where
+from .results import Figure, Result, derive
+from .specs import Hardware, Model
+
+SRC_NCCL = "NVIDIA nccl-tests doc/PERFORMANCE.md (ring bus-bandwidth factors)"
+SRC_ZERO7 = "Rajbhandari et al. 2020 (ZeRO) §7.1-7.2: DP 2Ψ, ZeRO-1/2 2Ψ, ZeRO-3 3Ψ per step"
+SRC_TP = "Korthikanti et al. 2022 §4.2.2: 4 all-reduces per layer (fwd+bwd), or with SP 4 all-gathers + " \
+         "4 reduce-scatters; +2 for the recomputed forward (Rajbhandari et al. 2020 §8)"
+SRC_PP = "Narayanan et al. 2021 §4.1: one activation send forward and one gradient send backward per " \
+         "micro-batch and stage boundary, scatter/gather optimisation sends 1/tp of BLD"
+SRC_EP = "Lepikhin et al. 2020 (GShard) §2.2 / Megatron-Core MoE: all-to-all dispatch and combine per MoE layer, " \
+         "fwd and bwd"
+SRC_CP = "Liu et al. 2023 (Ring Attention) §3 / Megatron-Core context parallelism: K,V blocks pass around the " \
+         "CP ring (cp−1 hops fwd; K,V and dK,dV in bwd), overlapped with blockwise attention"
+ALPHA_UP_S = 5e-6  # assumption: per-ring-step latency on NVLink, order of nccl-tests small-message times
+ALPHA_OUT_S = 10e-6  # assumption: per-ring-step latency across InfiniBand
+FALLBACK_SCALE_OUT_BPS = 25e9  # assumption when the catalogue has no scale_out: 200 Gb/s HDR per GPU (DGX A100)
+FACTORS = {"all-reduce": ("2*(n - 1)/n", "2*(n - 1)"), "all-gather": ("(n - 1)/n", "(n - 1)"),
+           "reduce-scatter": ("(n - 1)/n", "(n - 1)"), "all-to-all": ("(n - 1)/n", "(n - 1)"),
+           "send/recv": ("1", "1")}
+
+
+@dataclass(frozen=True)
+class CommRow:
+    parallelism: str
+    collective: str
+    tensor: str
+    shape: str
+    group: Any  # ranks in the group (n)
+    message_bytes: Any  # S
+    bytes_per_rank: Figure  # per call, ring factor applied
+    count: Any  # calls per step
+    scale_up: Any  # bool: stays inside the scale-up domain
+    time: Figure  # seconds per step for all calls
+    overlap: bool  # can hide behind compute
+    phase: str  # "pipeline" (on every micro-batch's critical path) or "step" (once per step, gradient sync)
+
+    def as_dict(self) -> dict:
+        return {"parallelism": self.parallelism, "collective": self.collective, "tensor": self.tensor,
+                "shape": self.shape, "group_size": self.group, "message_bytes": self.message_bytes,
+                "bytes_per_rank": self.bytes_per_rank.value, "count": self.count,
+                "link": where(self.scale_up, "scale-up", "scale-out"), "time_s": self.time.value,
+                "overlappable": self.overlap, "phase": self.phase, "source": self.time.source}
+
+
+def link_efficiency_default() -> float:
+    try:  # sourced default shared with inference (llmcalc/efficiency.py)
+        from .efficiency import DEFAULT_EFFICIENCY
+
+        return DEFAULT_EFFICIENCY.link
+    except ImportError:  # ~370/450 GB/s NCCL busbw on H100 NVLink; 235/300 GB/s measured on A100 (Bekman)
+        return 0.8
+
+
+def scale_out_bw(hw: Hardware) -> tuple[float, str | None]:
+    if hw.scale_out is not None:
+        return hw.scale_out.per_direction_bytes_per_s, None
+    return FALLBACK_SCALE_OUT_BPS, (f"{hw.display_name} has no scale_out link in the catalogue; assumed 200 Gb/s "
+                                    "(25 GB/s) per GPU per direction, as DGX A100's HDR InfiniBand")
+
+
+def _row(parallelism, collective, tensor, shape, n, S, count, span, ctx, overlap, phase, source) -> CommRow:
+    factor, steps = FACTORS[collective]
+    key = f"comm/{parallelism}/{collective}/{tensor.split(' ')[0]}"
+    per = derive(key + "/bytes", f"({factor})*S", "B", SRC_NCCL, label=f"{parallelism} {collective} bytes per rank",
+                 n=n, S=S)
+    up = np.asarray(span) <= ctx["domain"]
+    bw = where(up, ctx["up_bw"], ctx["out_bw"])
+    alpha = where(up, ALPHA_UP_S, ALPHA_OUT_S)
+    time = derive(key, f"count*(alpha*({steps}) + X/(bw*eff))", "s", source,
+                  label=f"{parallelism}: {collective} of {tensor}", count=count, alpha=alpha, X=per.value,
+                  bw=bw, eff=ctx["eff"], shape=shape, **({"n": n} if "n" in steps else {}))
+    return CommRow(parallelism, collective, tensor, shape, n, S, per, count, where(up, True, False), time, overlap,
+                   phase, )
+
+
+def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batch=1, seq=2048, global_batch=None,
+                recompute="none", link_efficiency: float | None = None, act_bytes: int = 2,
+                grad_bytes: int = 2) -> Result:
+    """Every collective of one training step, per rank (first pipeline stage, the fullest)."""
+    from .train_memory import stage_params
+
+    rc = recompute_code(recompute)
+    valid = check_layout(m, layout, micro_batch=micro_batch, seq=seq, global_batch=global_batch)
+    eff = link_efficiency_default() if link_efficiency is None else link_efficiency
+    out_bw, out_note = scale_out_bw(hw)
+    ctx = {"domain": hw.scale_up.domain_size, "up_bw": hw.scale_up.per_direction_bytes_per_s, "out_bw": out_bw,
+           "eff": eff}
+    t, p, d, c, ep, v = layout.tp, layout.pp, layout.dp, layout.cp, layout.ep, layout.interleave
+    z, sp = np.asarray(layout.zero), layout.sp
+    mb = 1 if global_batch is None else microbatches(layout, micro_batch, global_batch)
+    spans = group_spans(layout)
+    params = stage_params(m, layout)
+    Pd, Px = params["first"].value, params["experts"].value
+    full = where(np.asarray(rc) == 2, 1, 0)
+    Lp = m.n_layers / p  # layers on this stage
+    tok = micro_batch * (seq // c)  # tokens of one micro-batch on this rank: B·L/cp
+    bld = act_bytes * tok * m.d_model
+    sdiv = where(sp, t, 1)
+    tpc = where(np.asarray(t) > 1, 1, 0)
+    rows: list[CommRow] = []
+
+    def grad_sync(tag: str, P, n, span):
+        ar = where(z == 0, 1, 0)
+        rs = where(z == 1, 1, where(z >= 2, mb, 0))
+        ag = where((z == 1) | (z == 2), 1, 0)
+        ag3 = where(z == 3, mb, 0)
+        g, w = grad_bytes * P, act_bytes * P
+        rows.extend([
+            _row(tag, "all-reduce", "gradients", "P", n, g, ar, span, ctx, True, "step",
+                 SRC_ZERO7 + " (plain DP: all-reduce 2Ψ)"),
+            _row(tag, "reduce-scatter", "gradients (ZeRO)", "P", n, g, rs, span, ctx, True, "step",
+                 SRC_ZERO7 + " (ZeRO-2/3 reduce-scatter every micro-batch)"),
+            _row(tag, "all-gather", "parameters (ZeRO-1/2 after the step)", "P", n, w, ag, span, ctx, True, "step",
+                 SRC_ZERO7),
+            _row(tag, "all-gather", "parameters (ZeRO-3 forward)", "P", n, w, ag3, span, ctx, True, "step",
+                 SRC_ZERO7 + " (ZeRO-3: gather before forward and before backward)"),
+            _row(tag, "all-gather", "parameters (ZeRO-3 backward)", "P", n, w, ag3, span, ctx, True, "step",
+                 SRC_ZERO7)])
+
+    grad_sync("dp", Pd, d * c, spans["dp"])
+    if m.moe:
+        grad_sync("edp", Px, d * c // ep, spans["edp"])
+    if m.tie_embeddings:
+        rows.append(_row("pp", "all-reduce", "tied embedding gradients", "VD", 2, grad_bytes * m.vocab_size *
+                         m.d_model / t, where(np.asarray(p) > 1, 1, 0), spans["pp"], ctx, False, "step",
+                         "Megatron-LM: the first and last stage sum their tied embedding gradients"))
+    tp_calls = tpc * Lp * mb * (4 + 2 * full)
+    rows += [
+        _row("tp", "all-reduce", "activations (attention and MLP outputs)", "BLD", t, bld,
+             where(sp, 0, tp_calls), spans["tp"], ctx, False, "pipeline", SRC_TP),
+        _row("tp", "all-gather", "activations (sequence parallel)", "BLD", t, bld, where(sp, tp_calls, 0),
+             spans["tp"], ctx, False, "pipeline", SRC_TP),
+        _row("tp", "reduce-scatter", "activations (sequence parallel)", "BLD", t, bld, where(sp, tp_calls, 0),
+             spans["tp"], ctx, False, "pipeline", SRC_TP),
+        _row("pp", "send/recv", "activations and their gradients", "BLD/tp", 2, bld / t,
+             where(np.asarray(p) > 1, 2 * mb * v, 0), spans["pp"], ctx, False, "pipeline", SRC_PP)]
+    if m.moe:
+        moe_calls = m.n_moe_layers / p * mb * (4 + 2 * full) * where(np.asarray(ep) > 1, 1, 0)
+        rows.append(_row("ep", "all-to-all", "routed tokens (dispatch and combine)", "kBLD", ep,
+                         act_bytes * m.moe.top_k * tok * m.d_model / sdiv, moe_calls, spans["ep"], ctx, False,
+                         "pipeline", SRC_EP))
+    a = m.attention
+    kv_width = (a.mla.kv_lora_rank + a.mla.qk_rope_head_dim) * t if a.mla else a.n_kv_heads * (a.qk_dim + a.v_dim)
+    rows.append(_row("cp", "send/recv", "K and V blocks (ring attention)", "BLGK", c,
+                     act_bytes * tok * kv_width / t, (3 + full) * (np.asarray(c) - 1) * Lp * mb, spans["cp"], ctx,
+                     True, "pipeline", SRC_CP))
+
+    figs = [r.time for r in rows]
+    times = {k: sum(r.time.value for r in rows if r.overlap == ov and r.phase == ph) for k, ov, ph in
+             (("pipe_exposed", False, "pipeline"), ("step_exposed", False, "step"),
+              ("overlappable", True, "pipeline"), ("overlappable_step", True, "step"))}
+    moved = derive("comm/bytes_per_rank", "sum_count_x_bytes", "B", "Σ count·bytes per rank over the rows",
+                   label="bytes moved per rank per step",
+                   sum_count_x_bytes=sum(r.count * r.bytes_per_rank.value for r in rows))
+    tot = derive("comm/total_time", "pipe_exposed + step_exposed + overlappable", "s",
+                 "sum of the rows above (before any overlap with compute)", label="communication time (serial)",
+                 pipe_exposed=times["pipe_exposed"], step_exposed=times["step_exposed"],
+                 overlappable=times["overlappable"] + times["overlappable_step"])
+    figs += [moved, tot]
+    notes = [RANK_ORDER, f"link efficiency {eff:g} of per-direction bandwidth (NCCL ring busbw ~370/450 GB/s on "
+             "H100 NVLink; 235/300 on A100)",
+             f"latency α = {ALPHA_UP_S * 1e6:g} µs per ring step on NVLink, {ALPHA_OUT_S * 1e6:g} µs across the "
+             "network (assumption)",
+             f"activations {act_bytes} B, gradients reduced in {grad_bytes} B (bf16)",
+             "counted on the first pipeline stage; embedding/LM-head vocab-parallel all-reduces not listed"]
+    if out_note:
+        notes.append(out_note)
+    data = {"rows": [r.as_dict() for r in rows if np.ndim(r.count) or r.count], "valid": valid,
+            "microbatches": mb, "exposed_pipeline_s": times["pipe_exposed"], "exposed_step_s": times["step_exposed"],
+            "overlappable_s": times["overlappable"] + times["overlappable_step"],
+            "total_time_s": tot.value, "bytes_per_rank": moved.value}
+    return Result(f"Communication per training step: {m.display_name} on {hw.display_name}", tuple(figs),
+                  tuple(notes), data)

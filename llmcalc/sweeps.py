@@ -1,0 +1,71 @@
+"""Batch and context sweeps: throughput and latency as a table ready for a chart, in one vectorised call.
+
+The knee of a batch sweep is defined as the smallest swept batch at which either
+(a) a decode step (at the mid-output context) is compute-bound: past it, more batch adds latency
+    as fast as throughput (roofline ridge, Williams et al. 2009); or
+(b) the next swept batch gives less than 10 % more decode throughput per GPU: diminishing returns.
+Rows whose KV at the final context does not fit beside the weights are kept but marked ``fits``
+False, so a chart can grey them out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .inference import Deployment, latency, step
+from .kv_cache import fit
+
+GAIN_THRESHOLD = 0.10  # "extra batch gives < 10 % more throughput"
+
+
+def _table(r, dep: Deployment, x_key: str, x, fits) -> dict:
+    d = r.data
+    decode_tps = np.asarray(d["batch"], dtype=float) / np.asarray(d["tpot_mean_s"]) / dep.tp
+    cols = {x_key: np.asarray(x).tolist(),
+            "ttft_s": np.broadcast_to(d["ttft_s"], np.shape(x)).tolist(),
+            "tpot_mean_s": np.asarray(d["tpot_mean_s"]).tolist(),
+            "e2e_s": np.asarray(d["e2e_s"]).tolist(),
+            "tokens_per_s_per_request": np.asarray(d["tokens_per_s_per_request"]).tolist(),
+            "tokens_per_s_per_gpu": np.asarray(d["tokens_per_s_per_gpu"]).tolist(),
+            "decode_tokens_per_s_per_gpu": decode_tps.tolist(),
+            "fits": np.broadcast_to(fits, np.shape(x)).tolist()}
+    rows = [dict(zip(cols, vals, strict=True)) for vals in zip(*cols.values(), strict=True)]
+    return {"columns": cols, "rows": rows}
+
+
+def batch_sweep(dep: Deployment, batches, prompt: int = 1024, output: int = 256, reserve: float = 0.1) -> dict:
+    """Throughput and latency against batch size; ``knee`` = {batch, reason} (see module docstring)."""
+    b = np.asarray(sorted(set(int(x) for x in np.atleast_1d(batches))))
+    r = latency(dep, b, prompt, output)
+    cap = fit(dep.model, dep.hw, dep.weights, dep.group_size, dep.kv_dtype, dep.tp, reserve=reserve,
+              context=prompt + output).data["max_batch"]
+    out = _table(r, dep, "batch", b, b <= cap)
+    bound = step(dep, b, 1, prompt + output // 2, prefill=False)["compute_bound"]
+    out["columns"]["compute_bound"] = bound.tolist()
+    for row, cb in zip(out["rows"], bound.tolist(), strict=True):
+        row["compute_bound"] = cb
+    tps = np.asarray(out["columns"]["decode_tokens_per_s_per_gpu"])
+    gain = np.append(tps[1:] / tps[:-1] - 1, np.inf)
+    knee, reason = None, "none in the swept range"
+    for i in range(len(b)):
+        if bound[i]:
+            knee, reason = int(b[i]), "decode turns compute-bound"
+            break
+        if gain[i] < GAIN_THRESHOLD:
+            knee, reason = int(b[i]), f"next batch adds {gain[i]:.0%} < {GAIN_THRESHOLD:.0%} throughput"
+            break
+    out["knee"] = {"batch": knee, "reason": reason}
+    out["max_batch_that_fits"] = int(cap)
+    out["assumptions"] = list(r.assumptions) + [
+        "knee: smallest batch where decode is compute-bound or the next batch adds < 10% throughput"]
+    return out
+
+
+def context_sweep(dep: Deployment, contexts, batch: int = 1, output: int = 256, reserve: float = 0.1) -> dict:
+    """Throughput and latency against prompt length (context) at a fixed batch."""
+    c = np.asarray(sorted(set(int(x) for x in np.atleast_1d(contexts))))
+    r = latency(dep, batch, c, output)
+    f = fit(dep.model, dep.hw, dep.weights, dep.group_size, dep.kv_dtype, dep.tp, reserve=reserve, context=c + output)
+    out = _table(r, dep, "context", c, np.asarray(f.data["max_batch"]) >= batch)
+    out["assumptions"] = list(r.assumptions)
+    return out

@@ -1,0 +1,117 @@
+"""Training step time, tokens/s, MFU and HFU for a parallel layout.
+
+step = (compute + exposed pipeline communication) × (1 + bubble) + exposed gradient sync
+       + max(0, overlappable communication − compute)
+
+- compute: the hardware FLOPs (model FLOPs + recomputation) of the global batch, split evenly over the
+  GPUs, at ``compute_efficiency`` × dense peak;
+- pipeline bubble: (p−1)/m for 1F1B, (p−1)/(v·m) interleaved (Narayanan et al. 2021 §2.2);
+- communication from :func:`llmcalc.comms.comm_ledger`: TP/EP/PP rows sit on every micro-batch's
+  critical path; DP/ZeRO gradient and parameter collectives and CP ring exchanges can overlap compute.
+- MFU counts model FLOPs (3 × forward; Korthikanti et al. 2022 App. A eq. 7 for GPT blocks);
+  HFU adds recomputation (Chowdhery et al. 2022 App. B; Narayanan et al. 2021 eq. 3 counts it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .comms import comm_ledger
+from .layout import Layout, check_layout, is_sweep, microbatches, recompute_code, where
+from .results import Result, derive
+from .specs import Hardware, Model
+
+SRC_BUBBLE = "Narayanan et al. 2021 §2.2: bubble fraction (p−1)/m for 1F1B, (p−1)/(v·m) interleaved"
+SRC_MFU = "Chowdhery et al. 2022 (PaLM) App. B: MFU = model FLOPs per second / peak; Korthikanti et al. 2022 App. A"
+
+
+def compute_efficiency_default() -> float:
+    try:
+        from .efficiency import DEFAULT_EFFICIENCY
+
+        return DEFAULT_EFFICIENCY.flops
+    except ImportError:  # Bekman's maximum achievable matmul FLOPS: ~80% of the H100 bf16 peak
+        return 0.8
+
+
+def flops_per_sequence(m: Model, seq, *, causal: bool = False):
+    """(model FLOPs, hardware FLOPs by recompute code 0/1/2) of one training sequence, via llmcalc.flops.
+
+    Evaluated once per distinct ``seq`` so a million-point sweep over a few lengths stays cheap."""
+    from .flops import forward_flops
+
+    u, inv = np.unique(np.asarray(seq), return_inverse=True)
+    model = None
+    hw = []
+    for rc in ("none", "selective", "full"):
+        d = forward_flops(m, 1, u.astype(float), causal=causal, recompute=rc).data
+        model = np.asarray(d["train_step_flops"], float)
+        hw.append(np.asarray(d["hardware_flops"], float))
+    if np.ndim(seq) == 0:
+        return float(model[0]), [float(h[0]) for h in hw]
+    inv = inv.reshape(np.shape(seq))
+    return model[inv], [h[inv] for h in hw]
+
+
+def mfu_from_time(model_flops, step_time_s, gpus, peak_flops_per_s):
+    """MFU of a measured step: model FLOPs / (time × GPUs × peak) (PaLM App. B)."""
+    return derive("mfu_measured", "F/(T*N*peak)", "%", SRC_MFU, label="MFU from the measured step time",
+                  F=model_flops, T=step_time_s, N=gpus, peak=peak_flops_per_s)
+
+
+def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_batch, micro_batch=1, seq=2048,
+                  gpus=None, recompute="none", compute_efficiency: float | None = None,
+                  link_efficiency: float | None = None, causal: bool = False, dtype: str = "bf16",
+                  act_bytes: int = 2, grad_bytes: int = 2) -> Result:
+    """Predicted step time, tokens/s, MFU and HFU. Numeric arguments may be numpy arrays (then ``data['valid']``
+    masks impossible layouts instead of raising)."""
+    rc = recompute_code(recompute)
+    valid = check_layout(m, layout, gpus=gpus, micro_batch=micro_batch, seq=seq, global_batch=global_batch)
+    eff = compute_efficiency_default() if compute_efficiency is None else compute_efficiency
+    peak = hw.peak(dtype)
+    n_gpus = layout.gpus if gpus is None else gpus
+    f_model, f_hw = flops_per_sequence(m, seq, causal=causal)
+    f_hw = where(np.asarray(rc) == 2, f_hw[2], where(np.asarray(rc) == 1, f_hw[1], f_hw[0]))
+    comm = comm_ledger(m, hw, layout, micro_batch=micro_batch, seq=seq, global_batch=global_batch,
+                       recompute=rc, link_efficiency=link_efficiency, act_bytes=act_bytes, grad_bytes=grad_bytes)
+    c = comm.data
+    mb = microbatches(layout, micro_batch, global_batch)
+    figs = [
+        derive("flops/model", "gb*Fm", "FLOP", "3 × forward FLOPs (llmcalc.flops; Korthikanti et al. 2022 eq. 7)",
+               label="model FLOPs per step", gb=global_batch, Fm=f_model),
+        derive("flops/hardware", "gb*Fh", "FLOP", "model FLOPs + recomputation (llmcalc.flops)",
+               label="hardware FLOPs per step", gb=global_batch, Fh=f_hw)]
+    compute = derive("time/compute", "F/(N*peak*eff)", "s", "FLOPs split evenly over the GPUs at a fraction of peak",
+                     label=f"compute (efficiency {eff:g})", F=figs[1].value, N=n_gpus, peak=peak, eff=eff)
+    bubble = derive("pipeline/bubble_fraction", "(pp - 1)/(v*m)", "ratio", SRC_BUBBLE,
+                    label="pipeline bubble / ideal time", pp=layout.pp, v=layout.interleave, m=mb)
+    pipe = derive("time/pipeline_comm", "x", "s", "TP, EP and PP rows of the communication ledger",
+                  label="exposed TP/EP/PP communication", x=c["exposed_pipeline_s"])
+    bub_t = derive("time/bubble", "b*(compute + comm)", "s", SRC_BUBBLE, label="pipeline bubble",
+                   b=bubble.value, compute=compute.value, comm=pipe.value)
+    grad = derive("time/grad_sync_exposed", "serial + max(0, overlappable - compute)", "s",
+                  "gradient/parameter sync once per step; DP, ZeRO and CP rows hide behind compute when shorter",
+                  label="exposed DP/ZeRO/CP communication", serial=c["exposed_step_s"],
+                  overlappable=c["overlappable_s"], compute=compute.value)
+    step = derive("time/step", "compute + comm + bubble + grad", "s", "sum of the rows above",
+                  label="step time", compute=compute.value, comm=pipe.value, bubble=bub_t.value, grad=grad.value)
+    tps = derive("throughput/tokens_per_s", "gb*L/T", "token/s", "definition", label="tokens per second",
+                 gb=global_batch, L=seq, T=step.value)
+    mfu = derive("mfu", "F/(T*N*peak)", "%", SRC_MFU, label="MFU (model FLOPs utilization)",
+                 F=figs[0].value, T=step.value, N=n_gpus, peak=peak)
+    hfu = derive("hfu", "F/(T*N*peak)", "%", SRC_MFU + "; hardware FLOPs include recomputation",
+                 label="HFU (hardware FLOPs utilization)", F=figs[1].value, T=step.value, N=n_gpus, peak=peak)
+    figs += [compute, bubble, pipe, bub_t, grad, step, tps, mfu, hfu]
+    data = {"model": m.name, "hardware": hw.name, "gpus": n_gpus, "microbatches": mb, "valid": valid,
+            "step_time_s": step.value, "compute_s": compute.value, "bubble_fraction": bubble.value,
+            "bubble_s": bub_t.value, "exposed_comm_s": pipe.value + grad.value, "tokens_per_s": tps.value,
+            "mfu": mfu.value, "hfu": hfu.value, "model_flops": figs[0].value, "hardware_flops": figs[1].value,
+            "compute_efficiency": eff, "causal_attention": causal}
+    if not is_sweep(step.value):
+        data["comm_rows"] = c["rows"]
+    notes = [f"compute at {eff:g} × the dense {dtype} peak ({peak / 1e12:g} TFLOP/s)",
+             "attention FLOPs " + ("causal-halved (Megatron-LM counter)" if causal else
+                                   "over the full L×L rectangle (Narayanan 2021, Korthikanti 2022, PaLM)"),
+             *comm.assumptions]
+    return Result(f"Training step: {m.display_name} on {n_gpus if not is_sweep(n_gpus) else 'N'} × "
+                  f"{hw.display_name}", tuple(figs), tuple(notes), data)

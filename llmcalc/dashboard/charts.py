@@ -23,17 +23,19 @@ def breakdown_bar(parts: dict[str, float], unit_label: str, scale: float = 1.0) 
 
 
 def memory_stack(parts: dict[str, float], capacity_bytes: float, title: str = "memory per GPU") -> alt.Chart:
-    """Memory components stacked in one bar, against a red rule at the device's capacity."""
+    """Memory components stacked in one bar, against a red tick at the device's capacity."""
+    cap_label = f"capacity {capacity_bytes / GIB:,.1f} GiB"
     df = pd.DataFrame({"bar": title, "component": list(parts), "GiB": [v / GIB for v in parts.values()],
                        "order": range(len(parts))})
+    y = alt.Y("bar:N", title=None)
     bars = alt.Chart(df).mark_bar().encode(
-        y=alt.Y("bar:N", title=None), x=alt.X("sum(GiB):Q", title="GiB"),
-        color=alt.Color("component:N", sort=list(parts), legend=alt.Legend(orient="bottom", columns=3)),
+        y=y, x=alt.X("sum(GiB):Q", title=f"GiB (red: {cap_label})"),
+        color=alt.Color("component:N", sort=list(parts), legend=alt.Legend(orient="bottom", columns=2)),
         order="order:Q", tooltip=["component", alt.Tooltip("GiB:Q", format=",.2f")])
-    cap = pd.DataFrame({"GiB": [capacity_bytes / GIB], "label": [f"capacity {capacity_bytes / GIB:,.1f} GiB"]})
-    rule = alt.Chart(cap).mark_rule(color="red", strokeWidth=3).encode(x="GiB:Q", tooltip=["label"])
-    text = alt.Chart(cap).mark_text(color="red", align="left", dx=4, dy=-18).encode(x="GiB:Q", text="label")
-    return (bars + rule + text).properties(height=120)
+    cap = pd.DataFrame({"bar": [title], "GiB": [capacity_bytes / GIB], "label": [cap_label]})
+    # a tick, not a rule: a rule without y collapses the band scale when layered (seen in Streamlit 1.67)
+    tick = alt.Chart(cap).mark_tick(color="red", thickness=3, size=60).encode(y=y, x="GiB:Q", tooltip=["label"])
+    return bars + tick
 
 
 def roofline(peak_flops_per_s: float, bw_bytes_per_s: float, points: list[dict]) -> alt.Chart:

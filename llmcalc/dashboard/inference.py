@@ -1,9 +1,100 @@
-"""Inference page."""
+"""Inference page: KV cache, prefill/decode latency on the roofline, and a batch sweep."""
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import streamlit as st
+
+from . import charts, panels, state
+
+
+def inputs() -> None:
+    c = st.columns(6)
+    with c[0]:
+        state.widget("batch", st.number_input, label="batch (requests)", min_value=1, step=1)
+    with c[1]:
+        state.widget("prompt", st.number_input, label="prompt tokens", min_value=1, step=128)
+    with c[2]:
+        state.widget("gen", st.number_input, label="output tokens", min_value=1, step=64)
+    with c[3]:
+        state.widget("tp", st.number_input, label="TP (GPUs per replica)", min_value=1, step=1)
+    with c[4]:
+        state.widget("kv_dtype", st.selectbox, label="KV-cache precision", options=state.DTYPES)
+    with c[5]:
+        state.widget("roofline", st.toggle, label="pure roofline (efficiency 1)")
+
+
+def deployment(model, hardware, s: dict):
+    from ..efficiency import DEFAULT_EFFICIENCY, ROOFLINE
+    from ..inference import Deployment
+
+    return Deployment(model, hardware, tp=int(s["tp"]), weights=s["dtype"], kv_dtype=s["kv_dtype"],
+                      activations=s["dtype"] if s["dtype"] in ("fp8", "int8") else "bf16",
+                      eff=ROOFLINE if s["roofline"] else DEFAULT_EFFICIENCY)
 
 
 def render(model, hardware, s: dict) -> None:
-    st.header("Inference: " + model.display_name + " on " + hardware.display_name)
+    st.header(f"Inference: {model.display_name} on {hardware.display_name}")
+    inputs()
+    inf, kvc = panels.calculator("inference"), panels.calculator("kv_cache")
+    if inf is None or kvc is None:
+        return
+    dep = deployment(model, hardware, s)
+    batch, prompt, gen = int(s["batch"]), int(s["prompt"]), int(s["gen"])
+
+    st.subheader("Latency")
+    lat = inf.latency(dep, batch=batch, prompt=prompt, output=gen)
+    panels.show_result(lat, "latency", metrics=("ttft_s", "tpot_mean_s", "e2e_s", "tokens_per_s_per_gpu"))
+    knee = lat.data["compute_bound_batch"]
+    st.caption(f"decode is {lat.data['decode_bound']}-bound at batch {batch}; it turns compute-bound from batch "
+               f"{knee:,}" if knee else f"decode is {lat.data['decode_bound']}-bound at batch {batch}")
+
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Memory per GPU")
+        d = lat.data
+        parts = {"weights": d["weight_bytes_per_gpu"], "KV cache (batch, at prompt + output)": d["kv_bytes_per_gpu"]}
+        st.altair_chart(charts.memory_stack(parts, hardware.memory_bytes), width="stretch")
+        if not np.all(d["fits"]):
+            st.error(f"Does not fit: weights + KV exceed the {hardware.display_name}'s memory at batch {batch}; "
+                     "raise TP, lower the batch or quantise.")
+        kv = kvc.kv_cache(model, context=prompt + gen, batch=batch, kv_dtype=s["kv_dtype"], tp=dep.tp)
+        panels.show_result(kv, "kv", table=True)
+    with right:
+        st.subheader("Roofline: prefill and decode")
+        st.altair_chart(roofline_chart(inf, dep, batch, prompt), width="stretch")
+        st.caption("points sit at the FLOP/s each step attains at this batch (roof × efficiency, plus "
+                   "TP communication), from llmcalc.inference.step")
+    batch_sweep(inf, dep, prompt, gen)
+
+
+def roofline_chart(inf, dep, batch: int, prompt: int):
+    pre = inf.step(dep, batch, prompt, prompt, prefill=True)
+    dec = inf.step(dep, batch, 1, prompt + 1, prefill=False)
+    points = [{"label": f"{name} (batch {batch})", "intensity": float(x["flops_per_gpu"] / x["bytes_per_gpu"]),
+               "flops_per_s": float(x["flops_per_gpu"] / x["step_s"])} for name, x in (("prefill", pre),
+                                                                                        ("decode", dec))]
+    return charts.roofline(dep.peak_flops_per_s, dep.hw.memory_bw_bytes_per_s, points)
+
+
+def batch_sweep(inf, dep, prompt: int, gen: int) -> None:
+    st.subheader("Batch sweep")
+    max_batch = state.widget("max_batch", st.select_slider, label="largest batch in the sweep",
+                             options=[2**i for i in range(1, 13)])
+    batches = np.array([2**i for i in range(int(np.log2(max_batch)) + 1)])
+    r = inf.latency(dep, batch=batches, prompt=prompt, output=gen)  # one vectorised call
+    d = r.data
+    df = pd.DataFrame({"batch": batches, "TTFT ms": np.asarray(d["ttft_s"]) * 1e3,
+                       "TPOT ms": np.asarray(d["tpot_mean_s"]) * 1e3, "end-to-end s": np.asarray(d["e2e_s"]),
+                       "tokens/s per GPU": np.asarray(d["tokens_per_s_per_gpu"]),
+                       "tokens/s per request": np.asarray(d["tokens_per_s_per_request"]),
+                       "fits in memory": np.broadcast_to(d["fits"], batches.shape)})
+    lat = df.melt("batch", ["TTFT ms", "TPOT ms"], "latency", "ms")
+    c1, c2 = st.columns(2)
+    c1.altair_chart(charts.lines(lat, "batch", "ms", "latency", log_x=True, log_y=True, title="latency vs batch"),
+                    width="stretch")
+    c2.altair_chart(charts.lines(df, "batch", "tokens/s per GPU", log_x=True, title="throughput vs batch"),
+                    width="stretch")
+    st.dataframe(df, hide_index=True, width="stretch")
+    panels.csv_download(df, "batch-sweep", "dl_batch_sweep")

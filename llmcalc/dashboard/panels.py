@@ -28,8 +28,9 @@ def show_result(result: Result, key: str, metrics: tuple[str, ...] = (), table: 
             f = result[k]
             col.metric(f.name, f.text(), help=f.explain())
     if table:
-        st.dataframe(figure_rows(result), hide_index=True, width="stretch",
-                     column_config={"SI value": st.column_config.NumberColumn(format="%.4g")})
+        with st.expander(f"all figures of “{result.title}”", expanded=not metrics):
+            st.dataframe(figure_rows(result), hide_index=True, width="stretch",
+                         column_config={"SI value": st.column_config.NumberColumn(format="%.4g")})
     explain_panel(result, key)
     collect(result)
 

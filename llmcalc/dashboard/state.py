@@ -71,7 +71,8 @@ FIELDS = _fields(
     Field("tokens", 15e12, 1, 1e18), Field("mfu", 0.4, 0.01, 1.0), Field("gpus", 1024, 1, 1 << 22),
     # inference and serving
     Field("batch", 1, 1, 1 << 16), Field("prompt", 1024, 1, 1 << 24), Field("gen", 256, 1, 1 << 24),
-    Field("kv_dtype", "bf16", choices=tuple(DTYPES)), Field("rate", 10.0, 0.001, 1e7),
+    Field("kv_dtype", "bf16", choices=tuple(DTYPES)), Field("roofline", False),
+    Field("max_batch", 256, 2, 4096), Field("rate", 10.0, 0.001, 1e7),
     Field("ttft_slo", 2.0, 0.001, 1e4), Field("tpot_slo", 0.05, 1e-5, 100.0),
     # A vs B: the second scenario
     Field("model_b", "llama-3.1-8b"), Field("hw_b", "a100-sxm-80gb"), Field("dtype_b", "bf16", choices=tuple(DTYPES)),

@@ -1,0 +1,208 @@
+"""Training compute, time and cost: total FLOPs, GPU-hours, wall-clock days, dollars, and the inverse forms.
+
+Two FLOP counts are kept apart, as the papers do:
+
+- model FLOPs: what the model needs (forward + backward = 6·N per token, or the exact matmul count);
+  MFU is measured against them;
+- hardware FLOPs: what the GPUs execute, adding any activation recomputation (8·N per token with full
+  recompute, Narayanan et al. 2021 §5.1); HFU is measured against them.
+
+The time is either model FLOPs / (n · MFU · peak) or, when the achieved rate X is given (as Narayanan
+et al. report it, counting recompute), hardware FLOPs / (n · X), i.e. their eq. 4: 8TP/(nX).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import LlmcalcError
+from .results import Figure, Result, derive
+from .specs import Hardware, Model
+
+SRC_6ND = "6·N FLOPs per token: forward 2N + backward 4N (Kaplan et al. 2020 §2.1; Brown et al. 2020 App. D)"
+SRC_8ND = "8·N per token with full recompute: one more forward (Narayanan et al. 2021 §5.1, eq. 4: 8TP/(nX))"
+SRC_TIME = "time = FLOPs / (GPUs · achieved FLOP/s per GPU) (Narayanan et al. 2021 §5.1, eq. 4)"
+SRC_MFU = "MFU = model FLOPs / (time · GPUs · peak); HFU counts recompute (Chowdhery et al. 2022 App. B)"
+SRC_COST = "GPU-hours x price per GPU-hour"
+DAY_S = 86400.0
+
+
+def _arr(x, option: str, *, allow_zero: bool = False):
+    if x is None:
+        return None
+    v = x if isinstance(x, (int, float)) and not isinstance(x, bool) else np.asarray(x, dtype=float)
+    bad = np.asarray(v) < 0 if allow_zero else np.asarray(v) <= 0
+    if np.any(bad):
+        raise LlmcalcError(f"{option} must be positive, got {x!r}")
+    return v
+
+
+def per_token_flops(model: Model | None, params=None, *, factor=None, recompute: str = "none",
+                    exact_seq: int | None = None) -> tuple[list[Figure], str]:
+    """Model and hardware FLOPs per training token, with a sentence saying which count is used."""
+    if exact_seq is not None:
+        if model is None:
+            raise LlmcalcError("--exact needs a MODEL (the exact count walks its matmuls), not just --params")
+        from .flops import forward_flops
+
+        r = forward_flops(model, 1, exact_seq, recompute=recompute)
+        d = r.data
+        model_pt = derive("model_flops_per_token", "train_step/L", "FLOP", "llmcalc.flops: exact matmul count "
+                          "(forward + backward = 3 x forward)", label="model FLOPs per token (exact)",
+                          train_step=d["train_step_flops"], L=exact_seq)
+        hw_pt = derive("hardware_flops_per_token", "hardware/L", "FLOP", r["hardware"].source,
+                       label=f"hardware FLOPs per token (exact, recompute {recompute})",
+                       hardware=d["hardware_flops"], L=exact_seq)
+        how = (f"exact matmul count per token at sequence {exact_seq} (attention over the full L x L, "
+               f"recompute {recompute}), times tokens")
+        return [model_pt, hw_pt], how
+    if params is None:
+        if model is None:
+            raise LlmcalcError("give a MODEL or --params N")
+        from .params import param_breakdown
+
+        params = param_breakdown(model).data["active"]
+    hw_factor = factor if factor is not None else (8 if recompute == "full" else 6)
+    if hw_factor not in (6, 8):
+        raise LlmcalcError(f"--flops-per-token-factor must be 6 (no recompute) or 8 (full recompute), got {factor}")
+    n = Figure("params", params, "param", source="llmcalc.params (active parameters per token)" if model else
+               "given", label="N: parameters per token (active)")
+    model_pt = derive("model_flops_per_token", "6*N", "FLOP", SRC_6ND, label="model FLOPs per token (6·N)",
+                      N=params)
+    hw_pt = derive("hardware_flops_per_token", "factor*N", "FLOP", SRC_8ND if hw_factor == 8 else SRC_6ND,
+                   label=f"hardware FLOPs per token ({hw_factor}·N)", factor=hw_factor, N=params)
+    how = (f"6·N·T model FLOPs (attention ignored); hardware FLOPs {hw_factor}·N·T"
+           + (" (full recompute adds one forward)" if hw_factor == 8 else ""))
+    return [n, model_pt, hw_pt], how
+
+
+def training_cost(model: Model | None = None, tokens=None, hardware: Hardware | None = None, gpus=None, *,
+                  params=None, mfu=0.4, achieved_flops_per_s=None, flops_per_token_factor=None,
+                  recompute: str = "none", exact_seq: int | None = None, price_usd_per_hour=None,
+                  days=None, step_time_s=None, batch_tokens=None, dtype: str = "bf16") -> Result:
+    """Training FLOPs, time and cost for ``tokens`` on ``gpus`` accelerators, plus the inverse forms.
+
+    - forward: give ``gpus`` (and ``mfu`` with ``hardware``, or ``achieved_flops_per_s``) -> days, GPU-hours, cost;
+    - ``days``: the GPUs needed to finish in that many days;
+    - ``step_time_s`` and ``batch_tokens``: the MFU and HFU a measured step time implies.
+    All numeric arguments may be numpy arrays.
+    """
+    if tokens is None:
+        raise LlmcalcError("--tokens is required (e.g. 300B, 15.6T, 2e12)")
+    T = _arr(tokens, "--tokens")
+    per_tok, how = per_token_flops(model, _arr(params, "--params"), factor=flops_per_token_factor,
+                                   recompute=recompute, exact_seq=exact_seq)
+    by = {f.key: f for f in per_tok}
+    figures = list(per_tok)
+    model_total = derive("model_flops", "per_token*T", "FLOP", by["model_flops_per_token"].source,
+                         label="training FLOPs (model)", per_token=by["model_flops_per_token"].value, T=T)
+    hw_total = derive("hardware_flops", "per_token*T", "FLOP", by["hardware_flops_per_token"].source,
+                      label="training FLOPs executed (hardware)", per_token=by["hardware_flops_per_token"].value,
+                      T=T)
+    figures += [model_total, hw_total]
+    data: dict = {"tokens": T, "model_flops": model_total.value, "hardware_flops": hw_total.value,
+                  "flops_basis": how}
+    peak = hardware.peak(dtype) if hardware is not None else None
+    notes = [f"FLOPs: {how}"]
+
+    rate, rate_notes = _rate_per_gpu(peak, mfu, achieved_flops_per_s, hardware, dtype)
+    figures.append(rate)
+    notes += rate_notes
+    # A rate given as achieved FLOP/s (hardware FLOPs, as Narayanan et al. measure X) divides hardware FLOPs;
+    # an MFU divides model FLOPs.
+    work = hw_total if achieved_flops_per_s is not None else model_total
+
+    price = price_usd_per_hour if price_usd_per_hour is not None else (hardware.price_usd_per_hour
+                                                                       if hardware is not None else None)
+    if gpus is not None:
+        n = _arr(gpus, "--gpus")
+        t = derive("time", "flops/(gpus*rate)", "s", SRC_TIME, label="wall-clock time", flops=work.value, gpus=n,
+                   rate=rate.value)
+        days_f = derive("days", "time/day", "days", SRC_TIME, label="wall-clock days", time=t.value, day=DAY_S)
+        gh = derive("gpu_hours", "gpus*time/3600", "GPU-h", SRC_COST, label="GPU-hours", gpus=n, time=t.value)
+        figures += [t, days_f, gh]
+        data.update(gpus=n, time_s=t.value, days=days_f.value, gpu_hours=gh.value)
+        if price is not None:
+            cost = derive("cost", "gpu_hours*price", "USD", SRC_COST + (" (hardware catalogue price, volatile)"
+                          if price_usd_per_hour is None else " (--price)"), label="cost", gpu_hours=gh.value,
+                          price=price)
+            figures.append(cost)
+            data.update(cost_usd=cost.value, price_usd_per_hour=price)
+        else:
+            notes.append("no price: the hardware entry has none; pass --price USD per GPU-hour")
+        if peak is not None:
+            figures += _utilisation(model_total.value, hw_total.value, t.value * n, peak, "")
+    if days is not None:
+        d = _arr(days, "--days")
+        need = derive("gpus_needed", "ceil(flops/(days*day*rate))", "GPU", SRC_TIME,
+                      label="GPUs needed to finish in time", flops=work.value, days=d, day=DAY_S, rate=rate.value)
+        figures.append(need)
+        data.update(target_days=d, gpus_needed=need.value)
+    if step_time_s is not None or batch_tokens is not None:
+        figures += _from_step_time(step_time_s, batch_tokens, gpus, peak, by, data)
+    if gpus is None and days is None and step_time_s is None:
+        notes.append("give --gpus N for time and cost, or --days D for the GPUs needed")
+    subject = model.display_name if model is not None else f"{_fmt_n(params)} params"
+    title = f"Training {subject} on {_fmt_n(tokens)} tokens" + (f" ({hardware.display_name})" if hardware else "")
+    data.update({k: _jsonable_num(v) for k, v in data.items()})
+    return Result(title, tuple(figures), tuple(notes), data)
+
+
+def _rate_per_gpu(peak, mfu, achieved, hardware, dtype) -> tuple[Figure, list[str]]:
+    if achieved is not None:
+        x = _arr(achieved, "--achieved-tflops")
+        return (Figure("rate_per_gpu", x, "FLOP/s", source="given (achieved, counting recompute as Narayanan et "
+                       "al. 2021 do)", label="achieved FLOP/s per GPU (X)"),
+                ["time uses the achieved rate X against hardware FLOPs (Narayanan et al. 2021 eq. 4: "
+                 "8TP/(nX) with recompute, 6TP/(nX) without)"])
+    if peak is None:
+        raise LlmcalcError("give --hardware (for its peak FLOP/s and --mfu) or --achieved-tflops X")
+    u = _arr(mfu, "--mfu")
+    if np.any(np.asarray(u) > 1):
+        raise LlmcalcError(f"--mfu is a fraction of peak between 0 and 1, got {mfu!r}")
+    return (derive("rate_per_gpu", "mfu*peak", "FLOP/s", f"{hardware.display_name} dense {dtype} peak "
+                   "(hardware catalogue) x assumed MFU", label="model FLOP/s per GPU (MFU x peak)", mfu=u,
+                   peak=peak),
+            [f"time uses model FLOPs at MFU {_fmt_n(mfu)} of the dense {dtype} peak; published large runs reach "
+             "0.35-0.55 (PaLM 46%, Megatron 2022 51%)"])
+
+
+def _utilisation(model_flops, hw_flops, gpu_seconds, peak, suffix: str) -> list[Figure]:
+    mfu = derive(f"mfu{suffix}", "model_flops/(gpu_seconds*peak)", "%", SRC_MFU, label="MFU (model FLOPs)",
+                 model_flops=model_flops, gpu_seconds=gpu_seconds, peak=peak)
+    hfu = derive(f"hfu{suffix}", "hardware_flops/(gpu_seconds*peak)", "%", SRC_MFU,
+                 label="HFU (hardware FLOPs, incl. recompute)", hardware_flops=hw_flops, gpu_seconds=gpu_seconds,
+                 peak=peak)
+    return [mfu, hfu]
+
+
+def _from_step_time(step_time_s, batch_tokens, gpus, peak, by: dict, data: dict) -> list[Figure]:
+    if step_time_s is None or batch_tokens is None or gpus is None or peak is None:
+        raise LlmcalcError("achieved MFU needs all of --step-time, --batch-tokens, --gpus and --hardware")
+    s, x, n = _arr(step_time_s, "--step-time"), _arr(batch_tokens, "--batch-tokens"), _arr(gpus, "--gpus")
+    step_model = derive("step/model_flops", "per_token*X", "FLOP", by["model_flops_per_token"].source,
+                        label="model FLOPs per step", per_token=by["model_flops_per_token"].value, X=x)
+    step_hw = derive("step/hardware_flops", "per_token*X", "FLOP", by["hardware_flops_per_token"].source,
+                     label="hardware FLOPs per step", per_token=by["hardware_flops_per_token"].value, X=x)
+    rate = derive("step/achieved_per_gpu", "hardware/(time*gpus)", "FLOP/s", SRC_TIME,
+                  label="achieved FLOP/s per GPU (hardware)", hardware=step_hw.value, time=s, gpus=n)
+    util = _utilisation(step_model.value, step_hw.value, s * n, peak, "_achieved")
+    data.update(step_time_s=s, batch_tokens=x, achieved_mfu=util[0].value, achieved_hfu=util[1].value,
+                achieved_flops_per_s_per_gpu=rate.value)
+    return [step_model, step_hw, rate, *util]
+
+
+def _fmt_n(x) -> str:
+    if x is None:
+        return "?"
+    if isinstance(x, np.ndarray):
+        return f"[{x.size} values]"
+    from .units import fmt
+
+    return fmt(x, "").strip() if x < 1e3 else fmt(x, "param").removesuffix(" param")
+
+
+def _jsonable_num(v):
+    if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
+        return int(v)
+    return v

@@ -263,6 +263,16 @@ def latency(dep: Deployment, batch=1, prompt=128, output=128) -> Result:
     figs.append(derive("ridge", "peak/hbm", "FLOP/B", "roofline ridge point: peak FLOP/s / HBM B/s",
                        label=f"ridge point ({dep.compute_dtype}, datasheet peaks)", peak=dep.peak_flops_per_s,
                        hbm=dep.hw.memory_bw_bytes_per_s))
+    from .quant import parse_weights
+
+    bpw = parse_weights(dep.weights)[1]
+    figs.append(derive("compute_bound_batch_weights_only", "(peak*eff_flops)/(hbm*eff_mem)*(bpw/8)/2", "seq",
+                       "2 FLOP per weight per token vs bpw/8 bytes per weight read once per step (KV reads "
+                       "ignored): B* = ridge x bytes per weight / 2",
+                       label="batch where decode turns compute-bound (weights only, KV ignored)",
+                       peak=dep.peak_flops_per_s, eff_flops=e.flops, hbm=dep.hw.memory_bw_bytes_per_s,
+                       eff_mem=e.memory_bw, bpw=bpw))
+    knee_weights_only = figs[-1].value
     knee = compute_bound_batch(dep, int(np.max(ctxs["mid"]))) if np.ndim(batch) == 0 else None
     if m.moe:
         figs.append(derive("experts_touched", "E*(1 - (1 - k/E)**T)", "expert", SRC_MOE_READ,
@@ -293,7 +303,8 @@ def latency(dep: Deployment, batch=1, prompt=128, output=128) -> Result:
             "tokens_per_s_per_gpu": figs[[f.key for f in figs].index("tokens_per_s_per_gpu")].value,
             "arithmetic_intensity_flop_per_byte": s0["flops_per_gpu"] / s0["bytes_per_gpu"],
             "ridge_flop_per_byte": dep.peak_flops_per_s / dep.hw.memory_bw_bytes_per_s,
-            "compute_bound_batch": knee, "weight_bytes_per_gpu": w_gpu, "kv_bytes_per_gpu": kv, "fits": fits}
+            "compute_bound_batch": knee, "compute_bound_batch_weights_only": knee_weights_only,
+            "weight_bytes_per_gpu": w_gpu, "kv_bytes_per_gpu": kv, "fits": fits}
     title = (f"Latency of {m.display_name} on {dep.tp} x {dep.hw.display_name}: batch {_show(batch)}, "
              f"prompt {_show(prompt)}, output {_show(output)}")
     return Result(title, tuple(figs), tuple(notes), data)

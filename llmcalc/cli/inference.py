@@ -1,0 +1,242 @@
+"""Inference and serving commands: kv, fit, infer, sweep, serve, speculative, batching."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from . import app
+from ._common import EXPLAIN_OPT, HARDWARE_OPT, JSON_OPT, MODEL_ARG, emit, table, user_errors
+
+KV_DTYPE_OPT = typer.Option("bf16", "--kv-dtype", help="KV-cache storage: bf16, fp8, int8 or int4.")
+WEIGHTS_OPT = typer.Option("bf16", "--weights", help="bf16, fp8, int8, int4, or bits per weight (e.g. 4.85).")
+GROUP_OPT = typer.Option(None, "--group-size", help="Weights per quantisation group (fp16 scale + zero each).")
+TP_OPT = typer.Option(1, "--tp", help="Tensor-parallel degree.")
+PP_OPT = typer.Option(1, "--pp", help="Pipeline-parallel degree.")
+ACT_OPT = typer.Option("bf16", "--activations", help="bf16, or fp8/int8 (only with the same --weights).")
+RESERVE_OPT = typer.Option(0.1, "--reserve", help="Fraction of memory kept free (activations, fragmentation).")
+EFF_FLOPS = typer.Option(None, "--eff-flops", help="Fraction of peak FLOP/s reached (default 0.8, measured MAMF).")
+EFF_MEM = typer.Option(None, "--eff-mem", help="Fraction of HBM bandwidth reached (default 0.85, a judgement).")
+EFF_LINK = typer.Option(None, "--eff-link", help="Fraction of link bandwidth reached (default 0.8, measured).")
+ROOFLINE_OPT = typer.Option(False, "--roofline", help="Pure roofline: every efficiency = 1.")
+
+
+def _eff(flops, mem, link, roofline):
+    from ..efficiency import parse_efficiency
+
+    return parse_efficiency(flops, mem, link, roofline)
+
+
+def _deployment(model, hardware, tp, weights, group_size, kv_dtype, activations, eff):
+    from ..catalogue import load_hardware, load_model
+    from ..inference import Deployment
+
+    return Deployment(load_model(model), load_hardware(hardware), tp, weights, group_size, kv_dtype.lower(),
+                      activations.lower(), eff)
+
+
+def _seconds(text: str, option: str) -> float:
+    from ..errors import LlmcalcError
+    from ..units import SECONDS, parse
+
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return parse(text, SECONDS)
+    except LlmcalcError as e:
+        raise LlmcalcError(f"{option} expects a time such as 2s or 50ms, got {text!r} ({e})") from None
+
+
+def parse_int_list(text: str, option: str) -> list[int]:
+    """'1,2,4,...,512' (geometric or arithmetic continuation) or '1,8,64' -> list of ints."""
+    from ..errors import LlmcalcError
+
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        if "..." in parts:
+            i = parts.index("...")
+            head = [int(float(p)) for p in parts[:i]]
+            end = int(float(parts[i + 1]))
+            if len(head) < 2:
+                raise ValueError
+            out, a, b = list(head), head[-2], head[-1]
+            geometric = a > 0 and b % a == 0 and b // a > 1 and (len(head) < 3 or head[-3] * (b // a) == a)
+            while True:
+                nxt = out[-1] * (b // a) if geometric else out[-1] + (b - a)
+                if nxt > end or nxt <= out[-1]:
+                    break
+                out.append(nxt)
+            return out if out[-1] == end else out + [end]
+        return [int(float(p)) for p in parts]
+    except (ValueError, IndexError):
+        raise LlmcalcError(f"{option} expects numbers like 1,2,4,...,512 or 1024,4096, got {text!r}") from None
+
+
+@app.command()
+@user_errors
+def kv(model: str = MODEL_ARG, context: int = typer.Option(..., "--context", help="Tokens per sequence."),
+       batch: int = typer.Option(1, "--batch", help="Sequences."), kv_dtype: str = KV_DTYPE_OPT,
+       tp: int = TP_OPT, pp: int = PP_OPT, as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
+    """KV-cache bytes per token, per sequence and per GPU (MHA/GQA/MQA, MLA, sliding windows)."""
+    from ..catalogue import load_model
+    from ..kv_cache import kv_cache
+
+    emit(kv_cache(load_model(model), context, batch, kv_dtype.lower(), tp, pp), as_json, explain)
+
+
+@app.command()
+@user_errors
+def fit(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, weights: str = WEIGHTS_OPT,
+        group_size: int | None = GROUP_OPT, kv_dtype: str = KV_DTYPE_OPT, tp: int = TP_OPT, pp: int = PP_OPT,
+        reserve: float = RESERVE_OPT, context: int | None = typer.Option(None, "--context",
+                                                                          help="Default: the model's maximum."),
+        batch: int = typer.Option(1, "--batch", help="Batch for the longest-context figure."),
+        as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
+    """Do the weights fit, and the largest batch x context of KV beside them."""
+    from ..catalogue import load_hardware, load_model
+    from ..kv_cache import fit as fit_
+
+    r = fit_(load_model(model), load_hardware(hardware), weights, group_size, kv_dtype.lower(), tp, pp, reserve,
+             context, batch)
+    emit(r, as_json, explain)
+    if not (as_json or explain):
+        rows = [(f"{c:,}", f"{b:,}") for c, b in r.data["max_batch_by_context"].items()]
+        if rows:
+            typer.echo(table(rows, ("context", "max batch")))
+
+
+@app.command()
+@user_errors
+def infer(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP_OPT,
+          batch: int = typer.Option(1, "--batch"), prompt: int = typer.Option(1024, "--prompt"),
+          output: int = typer.Option(256, "--output"), weights: str = WEIGHTS_OPT,
+          group_size: int | None = GROUP_OPT, kv_dtype: str = KV_DTYPE_OPT, activations: str = ACT_OPT,
+          eff_flops: float | None = EFF_FLOPS, eff_mem: float | None = EFF_MEM, eff_link: float | None = EFF_LINK,
+          roofline: bool = ROOFLINE_OPT, as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
+    """Latency: TTFT, TPOT as the context grows, end-to-end, tokens/s, and the bound of each step."""
+    from ..inference import latency
+
+    dep = _deployment(model, hardware, tp, weights, group_size, kv_dtype, activations,
+                      _eff(eff_flops, eff_mem, eff_link, roofline))
+    r = latency(dep, batch, prompt, output)
+    if as_json or explain:
+        emit(r, as_json, explain)
+        return
+    keep = [f for f in r.figures if "/" not in f.key]
+    typer.echo(r.title)
+    typer.echo(table([(f.name, f.text()) for f in keep]))
+    knee = r.data["compute_bound_batch"]
+    typer.echo(f"  with KV reads at the mid-output context, decode turns compute-bound at batch {knee:,}" if knee
+               else "  with KV reads included, decode stays memory-bound at every batch (KV grows with the batch)")
+    for a in r.assumptions:
+        typer.echo(f"  * {a}")
+
+
+@app.command()
+@user_errors
+def sweep(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP_OPT,
+          batch: str = typer.Option("1,2,4,...,512", "--batch", help="Batches, e.g. 1,2,4,...,512."),
+          context: str | None = typer.Option(None, "--context", help="Sweep prompt lengths instead, e.g. "
+                                             "1024,4096,16384 (at the first --batch)."),
+          prompt: int = typer.Option(1024, "--prompt"), output: int = typer.Option(256, "--output"),
+          weights: str = WEIGHTS_OPT, group_size: int | None = GROUP_OPT, kv_dtype: str = KV_DTYPE_OPT,
+          activations: str = ACT_OPT, eff_flops: float | None = EFF_FLOPS, eff_mem: float | None = EFF_MEM,
+          eff_link: float | None = EFF_LINK, roofline: bool = ROOFLINE_OPT, as_json: bool = JSON_OPT) -> None:
+    """Throughput and latency against batch size (or context), with the knee marked."""
+    from ..sweeps import batch_sweep, context_sweep
+    from ..units import fmt
+
+    dep = _deployment(model, hardware, tp, weights, group_size, kv_dtype, activations,
+                      _eff(eff_flops, eff_mem, eff_link, roofline))
+    batches = parse_int_list(batch, "--batch")
+    if context:
+        s = context_sweep(dep, parse_int_list(context, "--context"), batches[0], output)
+        x = "context"
+    else:
+        s = batch_sweep(dep, batches, prompt, output)
+        x = "batch"
+    if as_json:
+        typer.echo(json.dumps({k: v for k, v in s.items() if k != "rows"}, indent=2))
+        return
+    knee = s.get("knee", {}).get("batch")
+    rows = [(f"{r[x]:,}" + (" <- knee" if r[x] == knee else ""), fmt(r["ttft_s"], "s"), fmt(r["tpot_mean_s"], "s"),
+             f"{r['tokens_per_s_per_request']:,.1f}", f"{r['decode_tokens_per_s_per_gpu']:,.0f}",
+             "yes" if r["fits"] else "NO") for r in s["rows"]]
+    typer.echo(table(rows, (x, "TTFT", "TPOT mean", "tok/s/request", "decode tok/s/GPU", "fits")))
+    if "knee" in s:
+        where = f"batch {knee} ({s['knee']['reason']})" if knee else "none in the swept range"
+        typer.echo(f"  knee: {where}; max batch that fits: {s['max_batch_that_fits']}")
+    for a in s["assumptions"]:
+        typer.echo(f"  * {a}")
+
+
+@app.command()
+@user_errors
+def serve(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
+          users: str | None = typer.Option(None, "--users", help="Concurrent users (e.g. 10000 or 10k)."),
+          qps: float | None = typer.Option(None, "--qps", help="Requests per second (instead of --users)."),
+          rpm: float = typer.Option(1.0, "--requests-per-user-per-min"),
+          prompt: int = typer.Option(1024, "--prompt"), output: int = typer.Option(256, "--output"),
+          ttft: str = typer.Option("2s", "--ttft", help="TTFT target, e.g. 2s."),
+          tpot: str = typer.Option("50ms", "--tpot", help="TPOT target, e.g. 50ms."),
+          price: str | None = typer.Option(None, "--price", help="USD per GPU-hour (default: the catalogue's)."),
+          weights: str = WEIGHTS_OPT, group_size: int | None = GROUP_OPT, kv_dtype: str = KV_DTYPE_OPT,
+          activations: str = ACT_OPT, reserve: float = RESERVE_OPT, eff_flops: float | None = EFF_FLOPS,
+          eff_mem: float | None = EFF_MEM, eff_link: float | None = EFF_LINK, roofline: bool = ROOFLINE_OPT,
+          as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
+    """How many GPUs serve a load within TTFT/TPOT targets, and the $ per million output tokens."""
+    from ..catalogue import load_hardware, load_model
+    from ..serving import serve as serve_
+    from ..units import USD_PER_HOUR, parse, parse_count
+
+    price_v = None
+    if price is not None:
+        try:
+            price_v = float(price)
+        except ValueError:
+            price_v = parse(price, USD_PER_HOUR) * 3600  # parse gives USD/s
+    r = serve_(load_model(model), load_hardware(hardware), prompt=prompt, output=output,
+               ttft_s=_seconds(ttft, "--ttft"), tpot_s=_seconds(tpot, "--tpot"),
+               users=parse_count(users) if users is not None else None, requests_per_user_per_min=rpm, qps=qps,
+               weights=weights, group_size=group_size, kv_dtype=kv_dtype.lower(), activations=activations.lower(),
+               eff=_eff(eff_flops, eff_mem, eff_link, roofline), price_usd_per_hour=price_v, reserve=reserve)
+    if as_json or explain:
+        emit(r, as_json, explain)
+        return
+    typer.echo(r.title)
+    typer.echo(table([(f.name, f"{int(f.value):,} {f.unit}" if f.unit in ("GPU", "replica", "seq") else f.text())
+                      for f in r.figures]))
+    for a in r.assumptions:
+        typer.echo(f"  * {a}")
+
+
+@app.command()
+@user_errors
+def speculative(alpha: float = typer.Option(..., "--alpha", help="Acceptance rate α in [0, 1]."),
+                gamma: int = typer.Option(4, "--gamma", help="Draft tokens per target step γ."),
+                cost_ratio: float = typer.Option(0.05, "--cost-ratio", help="Draft step cost / target step cost c."),
+                as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
+    """Speculative decoding: expected tokens per target step and speed-up (Leviathan et al. 2023)."""
+    from ..speculative import speculative as spec
+
+    emit(spec(alpha, gamma, cost_ratio), as_json, explain)
+
+
+@app.command()
+@user_errors
+def batching(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP_OPT,
+             qps: float = typer.Option(..., "--qps", help="Arrival rate, requests per second, for one replica."),
+             prompt: int = typer.Option(1024, "--prompt"), output: int = typer.Option(256, "--output"),
+             weights: str = WEIGHTS_OPT, group_size: int | None = GROUP_OPT, kv_dtype: str = KV_DTYPE_OPT,
+             activations: str = ACT_OPT, reserve: float = RESERVE_OPT, eff_flops: float | None = EFF_FLOPS,
+             eff_mem: float | None = EFF_MEM, eff_link: float | None = EFF_LINK, roofline: bool = ROOFLINE_OPT,
+             as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
+    """Continuous batching in steady state: concurrency (Little's law), latency, throughput, KV cap."""
+    from ..batching import continuous_batching
+
+    dep = _deployment(model, hardware, tp, weights, group_size, kv_dtype, activations,
+                      _eff(eff_flops, eff_mem, eff_link, roofline))
+    emit(continuous_batching(dep, qps, prompt, output, reserve), as_json, explain)

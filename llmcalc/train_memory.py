@@ -165,6 +165,7 @@ def lora_params(m: Model, lora: LoRA) -> Figure:
 def _states(prefix: str, dense, experts, layout: Layout, o: OptimizerBytes, lora: LoRA | None,
             lora_per_gpu) -> list[Figure]:
     z = np.asarray(layout.zero)
+    stage = prefix.replace("_", " ")
     sh = layout.dp * layout.cp
     esh = sh / layout.ep
     v = dict(Pd=dense, Px=experts, zw=where(z >= 3, sh, 1), zg=where(z >= 2, sh, 1), zo=where(z >= 1, sh, 1),
@@ -172,19 +173,19 @@ def _states(prefix: str, dense, experts, layout: Layout, o: OptimizerBytes, lora
     src = ("ZeRO stages over the DP×CP group, experts over DP×CP/EP (Rajbhandari et al. 2020 §5; Megatron-Core); "
            + o.source)
     if lora is None:
-        return [derive(f"{prefix}/weights", "w*(Pd/zw + Px/xw)", "B", src, label="weights", w=o.weights, **v),
-                derive(f"{prefix}/grads", "g*(Pd/zg + Px/xg)", "B", src, label="gradients", g=o.grads, **v),
-                derive(f"{prefix}/optimizer", "s*(Pd/zo + Px/xo)", "B", src, label="optimizer states",
+        return [derive(f"{prefix}/weights", "w*(Pd/zw + Px/xw)", "B", src, label=f"weights, {stage}", w=o.weights, **v),
+                derive(f"{prefix}/grads", "g*(Pd/zg + Px/xg)", "B", src, label=f"gradients, {stage}", g=o.grads, **v),
+                derive(f"{prefix}/optimizer", "s*(Pd/zo + Px/xo)", "B", src, label=f"optimizer states, {stage}",
                        s=o.states, **v)]
     src = (f"frozen base at {lora.base_bits} bits ({lora.base_bytes_per_param:g} B/param"
            + (", NF4 + double-quantized constants: Dettmers et al. 2023 §3" if lora.base_bits == 4 else "")
            + "); adapters trained with " + o.source)
     v.update(Pa=lora_per_gpu)
     return [derive(f"{prefix}/weights", "wb*(Pd/zw + Px/xw) + w*Pa/zw", "B", src,
-                   label="weights (frozen base + adapters)",
+                   label=f"weights (frozen base + adapters), {stage}",
                    wb=lora.base_bytes_per_param, w=o.weights, **v),
-            derive(f"{prefix}/grads", "g*Pa/zg", "B", src, label="gradients (adapters only)", g=o.grads, **v),
-            derive(f"{prefix}/optimizer", "s*Pa/zo", "B", src, label="optimizer states (adapters only)",
+            derive(f"{prefix}/grads", "g*Pa/zg", "B", src, label=f"gradients (adapters only), {stage}", g=o.grads, **v),
+            derive(f"{prefix}/optimizer", "s*Pa/zo", "B", src, label=f"optimizer states (adapters only), {stage}",
                    s=o.states, **v)]
 
 

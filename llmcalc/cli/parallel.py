@@ -1,0 +1,122 @@
+"""Parallel-training commands: memory per GPU, the communication ledger, step time and MFU."""
+
+from __future__ import annotations
+
+import typer
+
+from . import app
+from ._common import EXPLAIN_OPT, HARDWARE_OPT, JSON_OPT, MODEL_ARG, emit, table, user_errors
+
+TP = typer.Option(1, "--tp", help="Tensor-parallel degree (innermost ranks).")
+PP = typer.Option(1, "--pp", help="Pipeline-parallel degree.")
+DP = typer.Option(None, "--dp", help="Data-parallel degree (default: GPUs / (tp·pp·cp), else 1).")
+EP = typer.Option(1, "--ep", help="Expert-parallel degree (carved out of DP, Megatron-Core).")
+CP = typer.Option(1, "--cp", help="Context-parallel degree.")
+ZERO = typer.Option(0, "--zero", help="ZeRO stage 0-3 over the DP group (FSDP full shard = 3).")
+SP = typer.Option(False, "--sp", help="Sequence parallelism with TP (Korthikanti et al. 2022).")
+MICRO = typer.Option(1, "--micro-batch", "-b", help="Micro-batch size (sequences).")
+SEQ = typer.Option(2048, "--seq", "-L", help="Sequence length (tokens).")
+GLOBAL = typer.Option(None, "--global-batch", help="Global batch (sequences per step).")
+RECOMPUTE = typer.Option("none", "--recompute", help="Activation recomputation: none, selective or full.")
+INTERLEAVE = typer.Option(1, "--interleave", "-v", help="Virtual pipeline stages per device (interleaved 1F1B).")
+GPUS = typer.Option(None, "--gpus", "-n", help="Total GPUs; must equal tp·pp·dp·cp.")
+LINK_EFF = typer.Option(None, "--link-efficiency", help="Fraction of per-direction link bandwidth reached.")
+
+
+def _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave=1, gpus=None):
+    from ..errors import LayoutError
+    from ..layout import Layout, check_layout
+
+    if dp is None:
+        if gpus is None:
+            dp = 1
+        elif gpus % (tp * pp * cp):
+            check_layout(m, Layout(tp=tp, pp=pp, cp=cp, interleave=interleave))  # name a head/layer problem first
+            raise LayoutError(f"--gpus {gpus} is not divisible by tp·pp·cp = {tp}·{pp}·{cp} = {tp * pp * cp}")
+        else:
+            dp = gpus // (tp * pp * cp)
+    return Layout(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp, zero=zero, interleave=interleave)
+
+
+@app.command()
+@user_errors
+def memory(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, pp: int = PP, dp: int = DP,
+           ep: int = EP, cp: int = CP, zero: int = ZERO, sp: bool = SP, micro_batch: int = MICRO, seq: int = SEQ,
+           global_batch: int = GLOBAL, recompute: str = RECOMPUTE, interleave: int = INTERLEAVE,
+           optimizer: str = typer.Option("adam", "--optimizer", help="adam (16 B), adam-fp32-grads (18 B), "
+                                         "adam-no-master (10 B), adam-8bit, sgd."),
+           flash: bool = typer.Option(True, "--flash/--no-flash", help="FlashAttention (no L×L scores)."),
+           dropout: bool = typer.Option(False, "--dropout", help="Count dropout masks (GPT-3-style blocks)."),
+           lora_rank: int = typer.Option(None, "--lora-rank", help="Train LoRA adapters of this rank."),
+           lora_targets: str = typer.Option("q,k,v,o", "--lora-targets", help="Comma list of q,k,v,o,gate,up,down."),
+           base_bits: int = typer.Option(16, "--base-bits", help="Frozen base precision with LoRA: 16, 8 or 4."),
+           as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
+    """Training memory per GPU (weights, grads, optimizer, activations) and whether it fits."""
+    from ..catalogue import load_hardware, load_model
+    from ..train_memory import LoRA, training_memory
+
+    lora = None
+    if lora_rank is not None:
+        lora = LoRA(lora_rank, tuple(t.strip() for t in lora_targets.split(",") if t.strip()), base_bits)
+    m = load_model(model)
+    r = training_memory(m, load_hardware(hardware), _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave),
+                        micro_batch=micro_batch, seq=seq, recompute=recompute, optimizer=optimizer,
+                        global_batch=global_batch, flash=flash, dropout=dropout, lora=lora)
+    emit(r, as_json, explain)
+
+
+@app.command()
+@user_errors
+def comms(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, pp: int = PP, dp: int = DP,
+          ep: int = EP, cp: int = CP, zero: int = ZERO, sp: bool = SP, micro_batch: int = MICRO, seq: int = SEQ,
+          global_batch: int = GLOBAL, recompute: str = RECOMPUTE, interleave: int = INTERLEAVE,
+          link_efficiency: float = LINK_EFF, as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
+    """Every collective one training step issues, per rank: bytes, link, time, overlap."""
+    from ..catalogue import load_hardware, load_model
+    from ..comms import comm_ledger
+    from ..units import fmt
+
+    m = load_model(model)
+    lay = _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave)
+    r = comm_ledger(m, load_hardware(hardware), lay, micro_batch=micro_batch, seq=seq,
+                    global_batch=global_batch, recompute=recompute, link_efficiency=link_efficiency)
+    if as_json or explain:
+        emit(r, as_json, explain)
+        return
+    typer.echo(r.title)
+    rows = [(x["parallelism"], x["collective"], x["tensor"], x["shape"], str(x["group_size"]),
+             fmt(x["message_bytes"], "B").split(" (")[0], fmt(x["bytes_per_rank"], "B").split(" (")[0],
+             f"{x['count']:g}", x["link"], fmt(x["time_s"], "s"), "yes" if x["overlappable"] else "no")
+            for x in r.data["rows"]]
+    typer.echo(table(rows, ("par", "collective", "tensor", "shape", "n", "message", "per rank", "count", "link",
+                            "time/step", "overlap")))
+    typer.echo(f"bytes moved per rank: {fmt(r.data['bytes_per_rank'], 'B')}; "
+               f"serial time {fmt(r.data['total_time_s'], 's')}")
+    for a in r.assumptions:
+        typer.echo(f"  * {a}")
+
+
+@app.command()
+@user_errors
+def step(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, gpus: int = GPUS, tp: int = TP, pp: int = PP,
+         dp: int = DP, ep: int = EP, cp: int = CP, zero: int = ZERO, sp: bool = SP, micro_batch: int = MICRO,
+         seq: int = SEQ, global_batch: int = typer.Option(..., "--global-batch", help="Sequences per step."),
+         recompute: str = RECOMPUTE, interleave: int = INTERLEAVE,
+         compute_efficiency: float = typer.Option(None, "--compute-efficiency", "--mfu",
+                                                  help="Fraction of the dense peak that compute reaches."),
+         link_efficiency: float = LINK_EFF,
+         causal: bool = typer.Option(False, "--causal", help="Count causal-halved attention FLOPs."),
+         as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
+    """Step time, tokens/s, MFU and HFU for a parallel layout (compute + exposed comms + bubble)."""
+    from ..catalogue import load_hardware, load_model
+    from ..errors import LlmcalcError
+    from ..step import training_step
+
+    if compute_efficiency is not None and not 0 < compute_efficiency <= 1:
+        raise LlmcalcError(f"--compute-efficiency expects a fraction in (0, 1], got {compute_efficiency}")
+    m = load_model(model)
+    lay = _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave, gpus)
+    r = training_step(m, load_hardware(hardware), lay, global_batch=global_batch,
+                      micro_batch=micro_batch, seq=seq, gpus=gpus, recompute=recompute,
+                      compute_efficiency=compute_efficiency, link_efficiency=link_efficiency, causal=causal)
+    emit(r, as_json, explain)

@@ -257,6 +257,9 @@ def forward_flops(model: Model, batch=1, seq=2048, *, kv_len=None, causal: bool 
         notes.append("MLA " + ("absorbed form (decode): attention runs over the cached C+R latent; W_UK and "
                                "W_UV applied per query" if mla_absorbed else
                                "plain form (HF): keys and values up-projected from the latent per new token"))
+    if np.any(np.asarray(M) > m.max_seq_len):
+        notes.append(f"kv_len exceeds {m.display_name}'s max_seq_len ({m.max_seq_len}): counted anyway, as if the "
+                     "context were extended")
     notes += _recompute_notes(recompute)
     notes.append("6·N·D uses N = active parameters per token including embeddings (llmcalc params), "
                  "D = B·L tokens; Kaplan et al. 2020 count N without embeddings")

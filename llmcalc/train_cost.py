@@ -56,6 +56,7 @@ def per_token_flops(model: Model | None, params=None, *, factor=None, recompute:
         how = (f"exact matmul count per token at sequence {exact_seq} (attention over the full L x L, "
                f"recompute {recompute}), times tokens")
         return [model_pt, hw_pt], how
+    given = params is not None
     if params is None:
         if model is None:
             raise LlmcalcError("give a MODEL or --params N")
@@ -65,8 +66,8 @@ def per_token_flops(model: Model | None, params=None, *, factor=None, recompute:
     hw_factor = factor if factor is not None else (8 if recompute == "full" else 6)
     if hw_factor not in (6, 8):
         raise LlmcalcError(f"--flops-per-token-factor must be 6 (no recompute) or 8 (full recompute), got {factor}")
-    n = Figure("params", params, "param", source="llmcalc.params (active parameters per token)" if model else
-               "given", label="N: parameters per token (active)")
+    n = Figure("params", params, "param", source="given (--params)" if given else
+               "llmcalc.params (active parameters per token)", label="N: parameters per token (active)")
     model_pt = derive("model_flops_per_token", "6*N", "FLOP", SRC_6ND, label="model FLOPs per token (6·N)",
                       N=params)
     hw_pt = derive("hardware_flops_per_token", "factor*N", "FLOP", SRC_8ND if hw_factor == 8 else SRC_6ND,

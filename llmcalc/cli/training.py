@@ -1,0 +1,156 @@
+"""Training compute commands: flops, chinchilla, train."""
+
+from __future__ import annotations
+
+import typer
+
+from . import app
+from ._common import EXPLAIN_OPT, HARDWARE_OPT, JSON_OPT, MODEL_ARG, emit, table, user_errors
+
+RECOMPUTE_OPT = typer.Option("none", "--recompute", help="Activation recomputation: none, selective or full.")
+
+
+def _count(text: str | None, option: str):
+    """'300B', '15.6T', '3e11' -> float; the option's name in any error."""
+    if text is None:
+        return None
+    from ..errors import LlmcalcError
+    from ..units import parse_count
+
+    try:
+        return parse_count(text)
+    except LlmcalcError as e:
+        raise LlmcalcError(f"{option}: {e}") from None
+
+
+def _flops(text: str | None):
+    """'5.76e23', '3.8e25 FLOP', '120 EFLOP' -> float FLOPs."""
+    if text is None:
+        return None
+    from ..errors import LlmcalcError
+    from ..units import FLOP, parse
+
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return parse(text, FLOP)
+    except LlmcalcError as e:
+        raise LlmcalcError(f"--flops expects a FLOP count such as 5.76e23 or '3.8e25 FLOP', got {text!r} ({e})") \
+            from None
+
+
+def _quantity(text: str | None, dim_name: str, option: str, example: str, scale: float = 1.0):
+    """A plain number, or a quantity with a unit of the right dimension, in SI (times ``scale``)."""
+    if text is None:
+        return None
+    from .. import units
+    from ..errors import LlmcalcError
+
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return units.parse(text, getattr(units, dim_name)) * scale
+    except LlmcalcError as e:
+        raise LlmcalcError(f"{option} expects e.g. {example}, got {text!r} ({e})") from None
+
+
+@app.command()
+@user_errors
+def flops(model: str = MODEL_ARG,
+          batch: int = typer.Option(1, "--batch", help="B: sequences."),
+          seq: int = typer.Option(2048, "--seq", help="L: query tokens per sequence (1 for a decode step)."),
+          kv_len: int | None = typer.Option(None, "--kv-len", help="M: positions attended to (default: --seq)."),
+          causal: bool = typer.Option(False, "--causal", help="Causal-halved attention (Megatron-LM counter) "
+                                      "instead of the full L x M rectangle (HF eager / FlopCounterMode)."),
+          recompute: str = RECOMPUTE_OPT,
+          mla_absorbed: bool = typer.Option(False, "--mla-absorbed", help="MLA with W_UK/W_UV absorbed (decode)."),
+          as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
+    """FLOPs of one forward pass, matmul by matmul, with backward, training step and 6·N·D beside them."""
+    from ..catalogue import load_model
+    from ..flops import forward_flops
+    from ..units import fmt
+
+    r = forward_flops(load_model(model), batch, seq, kv_len=kv_len, causal=causal, mla_absorbed=mla_absorbed,
+                      recompute=recompute.lower())
+    if as_json or explain:
+        emit(r, as_json, explain)
+        return
+    typer.echo(r.title)
+    for name, block in r.data["per_layer"].items():
+        typer.echo(f"\n{name} block: one layer, applies to {block['layers']} layer(s)")
+        rows = [(mm["label"].split(": ", 1)[-1], mm["einsum"], fmt(mm["flops"], "FLOP")) for mm in block["matmuls"]]
+        rows.append(("one layer", "", fmt(block["forward_flops_per_layer"], "FLOP")))
+        typer.echo(table(rows, ("matmul", "einsum", "forward FLOPs")))
+    keys = [k for k in r.keys() if "/" not in k or k.endswith("/forward")]
+    typer.echo("\ntotals")
+    typer.echo(table([(r[k].name, r[k].text()) for k in keys]))
+    for a in r.assumptions:
+        typer.echo(f"  * {a}")
+
+
+@app.command()
+@user_errors
+def chinchilla(model: str | None = typer.Argument(None, help="Catalogue name, YAML or config.json (optional).",
+                                                  show_default=False),
+               params: str | None = typer.Option(None, "--params", help="N instead of a model: 70B, 1e9."),
+               flops: str | None = typer.Option(None, "--flops", help="FLOP budget C: 5.76e23."),
+               as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
+    """Compute-optimal tokens for a model, and N/D for a FLOP budget (20x rule and Approach 3)."""
+    from ..scaling import chinchilla as chinchilla_
+
+    spec = None
+    if model is not None:
+        from ..catalogue import load_model
+
+        spec = load_model(model)
+    emit(chinchilla_(spec, params=_count(params, "--params"), flops=_flops(flops)), as_json, explain)
+
+
+@app.command()
+@user_errors
+def train(model: str | None = typer.Argument(None, help="Catalogue name, YAML or config.json (or use --params).",
+                                             show_default=False),
+          tokens: str = typer.Option(..., "--tokens", help="Training tokens T: 300e9, 300B, 15.6T."),
+          hardware: str = HARDWARE_OPT,
+          gpus: int | None = typer.Option(None, "--gpus", help="n: accelerators."),
+          params: str | None = typer.Option(None, "--params", help="N instead of (or overriding) the model's."),
+          mfu: float = typer.Option(0.4, "--mfu", help="Model FLOPs utilisation assumed (fraction of peak)."),
+          achieved_tflops: float | None = typer.Option(None, "--achieved-tflops",
+                                                       help="X: achieved TFLOP/s per GPU, counting recompute "
+                                                            "(Narayanan et al. 2021); replaces --mfu."),
+          factor: int | None = typer.Option(None, "--flops-per-token-factor",
+                                            help="6 (no recompute) or 8 (full recompute) x N per token; "
+                                                 "default 8 with --recompute full, else 6."),
+          recompute: str = RECOMPUTE_OPT,
+          exact: bool = typer.Option(False, "--exact", help="Exact matmul count per token (needs a MODEL)."),
+          seq: int = typer.Option(2048, "--seq", help="Sequence length for --exact."),
+          price: str | None = typer.Option(None, "--price", help="USD per GPU-hour (default: the catalogue's)."),
+          days: float | None = typer.Option(None, "--days", help="Deadline: report the GPUs needed."),
+          step_time: str | None = typer.Option(None, "--step-time", help="Measured step time (s) for MFU/HFU."),
+          batch_tokens: str | None = typer.Option(None, "--batch-tokens", help="Tokens per step, e.g. 4M."),
+          dtype: str = typer.Option("bf16", "--dtype", help="Peak FLOP/s of this data type."),
+          as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
+    """Training FLOPs, wall-clock days, GPU-hours and cost; or GPUs for a deadline; or MFU from a step time."""
+    from ..catalogue import load_hardware, load_model
+    from ..errors import LlmcalcError
+    from ..train_cost import training_cost
+
+    if model is None and params is None:
+        raise LlmcalcError("train needs a MODEL or --params N (e.g. --params 175B)")
+    if exact and model is None:
+        raise LlmcalcError("--exact needs a MODEL; --params alone has no architecture to count")
+    if recompute.lower() not in ("none", "selective", "full"):
+        raise LlmcalcError(f"--recompute must be none, selective or full, got {recompute!r}")
+    r = training_cost(
+        load_model(model) if model is not None else None, _count(tokens, "--tokens"), load_hardware(hardware), gpus,
+        params=_count(params, "--params"), mfu=mfu,
+        achieved_flops_per_s=None if achieved_tflops is None else achieved_tflops * 1e12,
+        flops_per_token_factor=factor, recompute=recompute.lower(), exact_seq=seq if exact else None,
+        price_usd_per_hour=_quantity(price, "USD_PER_HOUR", "--price", "2.49 or '$2.49/h'", 3600.0),
+        days=days, step_time_s=_quantity(step_time, "SECONDS", "--step-time", "13.75 or '13.75 s'"),
+        batch_tokens=_count(batch_tokens, "--batch-tokens"), dtype=dtype.lower())
+    emit(r, as_json, explain)

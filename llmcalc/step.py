@@ -102,6 +102,8 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
     hfu = derive("hfu", "F/(T*N*peak)", "%", SRC_MFU + "; hardware FLOPs include recomputation",
                  label="HFU (hardware FLOPs utilization)", F=figs[1].value, T=step.value, N=n_gpus, peak=peak)
     figs += [compute, bubble, pipe, bub_t, grad, step, tps, mfu, hfu]
+    if is_sweep(step.value, valid):
+        valid = np.broadcast_to(valid, np.broadcast(valid, step.value).shape)
     data = {"model": m.name, "hardware": hw.name, "gpus": n_gpus, "microbatches": mb, "valid": valid,
             "step_time_s": step.value, "compute_s": compute.value, "bubble_fraction": bubble.value,
             "bubble_s": bub_t.value, "exposed_comm_s": pipe.value + grad.value, "tokens_per_s": tps.value,

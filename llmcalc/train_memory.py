@@ -231,6 +231,8 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
     fits = np.asarray(worst.value) <= cap
     if not is_sweep(fits):
         fits = bool(fits)
+    else:
+        valid = np.broadcast_to(valid, np.broadcast(valid, fits).shape)
     first_worse = np.asarray(stage_totals["first"].value) >= np.asarray(stage_totals["last"].value)
     data = {"model": m.name, "hardware": hw.name, "total_bytes": worst.value, "memory_bytes": cap, "fits": fits,
             "worst_stage": where(first_worse, "first", "last"),

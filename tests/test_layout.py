@@ -1,0 +1,73 @@
+"""Impossible parallel layouts are clear LayoutErrors (scalars) or masked (sweeps).
+
+Expected divisibility facts come from the models' published configs: Llama-3.1-8B has 32 attention
+heads, 8 key/value heads and 32 layers (Llama 3 paper, Table 3); Mixtral-8x7B has 8 experts (Mistral
+model card).
+"""
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from llmcalc.catalogue import load_model
+from llmcalc.cli import app
+from llmcalc.errors import LayoutError
+from llmcalc.layout import Layout, check_layout, group_spans, microbatches
+
+LLAMA = load_model("llama-3.1-8b")
+MIXTRAL = load_model("mixtral-8x7b")
+
+
+@pytest.mark.parametrize("layout, kw, words", [
+    (Layout(tp=3), {}, ["--tp 3", "32 attention heads", "Llama-3.1-8B"]),
+    (Layout(tp=16), {}, ["--tp 16", "8 key/value heads"]),  # divides the 32 query heads, not the 8 KV heads
+    (Layout(pp=3), {}, ["--pp 3", "32 layers"]),
+    (Layout(pp=4, interleave=3), {}, ["--interleave 3", "32 layers"]),
+    (Layout(tp=2, dp=2), {"gpus": 8}, ["tp·pp·dp·cp", "= 4", "--gpus is 8"]),
+    (Layout(dp=4), {"global_batch": 10, "micro_batch": 1}, ["--global-batch 10", "micro-batch·dp"]),
+    (Layout(ep=2, dp=2), {}, ["--ep 2", "dense"]),
+    (Layout(cp=4), {"seq": 2052}, ["--seq 2052", "2·cp"]),
+])
+def test_impossible_layouts_raise_with_the_option_named(layout, kw, words):
+    with pytest.raises(LayoutError) as e:
+        check_layout(LLAMA, layout, **kw)
+    for w in words:
+        assert w in str(e.value)
+
+
+def test_expert_parallel_must_divide_experts_and_dp():
+    with pytest.raises(LayoutError, match="--ep 3 does not divide the 8 experts"):
+        check_layout(MIXTRAL, Layout(ep=3, dp=3))
+    with pytest.raises(LayoutError, match="--ep 4 must divide --dp 2"):
+        check_layout(MIXTRAL, Layout(ep=4, dp=2))
+    assert check_layout(MIXTRAL, Layout(tp=2, ep=8, dp=8)) is True
+
+
+def test_zero_stage_is_checked():
+    with pytest.raises(LayoutError, match="--zero"):
+        check_layout(LLAMA, Layout(zero=4))
+
+
+def test_sweep_gives_a_mask_instead_of_raising():
+    tp = np.array([1, 2, 3, 4, 8, 16])
+    valid = check_layout(LLAMA, Layout(tp=tp))
+    assert valid.tolist() == [True, True, False, True, True, False]
+    pp = np.array([[1], [3]])
+    valid = check_layout(LLAMA, Layout(tp=tp, pp=pp), gpus=tp * pp)
+    assert valid.shape == (2, 6) and not valid[1].any()
+
+
+def test_microbatches_and_rank_spans():
+    # Korthikanti et al. 2022 Table 3, 175B: global batch 64, micro-batch 1, dp 1 -> 64 micro-batches
+    assert microbatches(Layout(tp=8, pp=8), 1, 64) == 64
+    s = group_spans(Layout(tp=8, cp=2, dp=4, ep=2, pp=2))  # order TP, CP, EP, DP, PP
+    assert (s["tp"], s["cp"], s["ep"], s["dp"], s["pp"]) == (8, 16, 32, 64, 128)
+
+
+def test_cli_reports_layout_errors_without_traceback():
+    r = CliRunner().invoke(app, ["step", "llama-3.1-8b", "--gpus", "8", "--tp", "3", "--global-batch", "8"])
+    assert r.exit_code == 2
+    assert "--tp 3 does not divide the 32 attention heads" in r.output
+    assert "Traceback" not in r.output
+    r = CliRunner().invoke(app, ["memory", "llama-3.1-8b", "--pp", "3"])
+    assert r.exit_code == 2 and "--pp 3 does not divide the 32 layers" in r.output

@@ -1,0 +1,124 @@
+"""Training memory per GPU: model states with ZeRO, placement over TP/PP/EP, LoRA/QLoRA, the verdict."""
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from llmcalc.catalogue import load_hardware, load_model
+from llmcalc.cli import app
+from llmcalc.layout import Layout
+from llmcalc.params import param_breakdown
+from llmcalc.train_memory import OPTIMIZERS, LoRA, lora_params, model_state_bytes, training_memory
+
+H100 = load_hardware("h100-sxm")
+LLAMA8 = load_model("llama-3.1-8b")
+
+
+@pytest.mark.parametrize("zero, published_gb", [(0, 120), (1, 31.4), (2, 16.6), (3, 1.9)])
+def test_zero_figure_1(zero, published_gb):
+    # Rajbhandari et al. 2020 (ZeRO) Figure 1: Ψ = 7.5B, Nd = 64, K = 12, GB = 1e9; printed to 0.1 GB
+    got = model_state_bytes(7.5e9, dp=64, zero=zero).value("memory/model_states") / 1e9
+    assert got == pytest.approx(published_gb, abs=0.05)
+
+
+def test_zero_stage_2_uses_14_psi_over_nd():
+    # ZeRO Fig. 1 prints 16.6 GB = 2Ψ + 14Ψ/Nd; the prose's 2Ψ + 12Ψ/Nd would give 16.4 GB
+    got = model_state_bytes(7.5e9, dp=64, zero=2).value("memory/model_states")
+    assert got == pytest.approx(2 * 7.5e9 + 14 * 7.5e9 / 64, rel=1e-12)
+
+
+@pytest.mark.parametrize("name, total", [
+    ("adam", 16),  # ZeRO §3.1: 2 + 2 + 12
+    ("adam-fp32-grads", 18),  # Megatron-LM distributed optimizer guide: bf16 params, fp32 grads
+    ("adam-no-master", 10),  # jax-ml/scaling-book training chapter
+])
+def test_bytes_per_parameter_conventions(name, total):
+    assert OPTIMIZERS[name].total == total
+
+
+def test_zero_shards_over_the_dp_group_not_all_gpus():
+    # ZeRO §5: partitions across the Nd data-parallel ranks. With tp=8, dp=8 a GPU holds 1/(8·8) of the states.
+    m = load_model("llama-3.1-70b")
+    b = param_breakdown(m).data["breakdown"]
+    r = training_memory(m, H100, Layout(tp=8, dp=8, zero=3), seq=4096)
+    assert r.data["first_stage"]["weights_bytes"] == pytest.approx(2 * sum(b.values()) / 64, rel=1e-12)
+    assert r.data["first_stage"]["optimizer_bytes"] == pytest.approx(12 * sum(b.values()) / 64, rel=1e-12)
+
+
+def test_experts_sharded_by_ep_and_zero_over_expert_dp():
+    m = load_model("mixtral-8x7b")
+    b = param_breakdown(m).data["breakdown"]
+    experts, dense = b["moe/experts"], sum(v for k, v in b.items() if k != "moe/experts")
+    r = training_memory(m, H100, Layout(dp=8, ep=4, zero=1), seq=4096)
+    st = r.data["first_stage"]
+    assert st["weights_bytes"] == pytest.approx(2 * (dense + experts / 4), rel=1e-12)
+    # optimizer: dense over dp = 8 ranks; experts over ep (4) then the expert-DP group of 8/4 = 2 ranks
+    assert st["optimizer_bytes"] == pytest.approx(12 * (dense / 8 + experts / 4 / 2), rel=1e-12)
+
+
+def test_pipeline_places_embedding_first_and_head_last():
+    b = param_breakdown(LLAMA8).data["breakdown"]
+    layers = sum(v for k, v in b.items() if k not in ("embedding", "lm_head"))
+    r = training_memory(LLAMA8, H100, Layout(pp=4), seq=2048)
+    assert r.value("params/first_stage_dense") == pytest.approx(layers / 4 + b["embedding"], rel=1e-12)
+    assert r.value("params/last_stage_dense") == pytest.approx(layers / 4 + b["lm_head"], rel=1e-12)
+    # a tied embedding (GPT-2) is held by both ends when pp > 1 (Megatron-LM)
+    g = load_model("gpt2")
+    gb = param_breakdown(g).data["breakdown"]
+    rg = training_memory(g, H100, Layout(pp=2), seq=1024)
+    assert rg.value("params/last_stage_dense") > gb["embedding"]
+
+
+def test_first_stage_is_worst_under_1f1b():
+    # Narayanan et al. 2021 §2.2: the first stage of 1F1B keeps p micro-batches in flight
+    r = training_memory(load_model("llama-3.1-70b"), H100, Layout(tp=8, pp=8, dp=2, sp=True, zero=1), seq=4096,
+                        recompute="selective", global_batch=256)
+    assert r.data["worst_stage"] == "first"
+    assert r.value("memory/total") == r.data["first_stage"]["total_bytes"]
+
+
+def test_verdict():
+    r = training_memory(load_model("gpt-3-175b"), H100, Layout(), seq=2048)
+    assert r.data["fits"] is False and "does NOT fit" in r.title  # 16 B × 175e9 alone is 2.8 TB
+    r = training_memory(LLAMA8, H100, Layout(), seq=2048, lora=LoRA(16, ("q", "v"), 4))
+    assert r.data["fits"] is True
+
+
+def test_lora_parameter_counts():
+    # Hu et al. 2021 (LoRA) §7.1: |Θ| = 2 × L̂ × d_model × r; GPT-3 175B, Wq and Wv at r = 4 -> 18.9M (the "18M" budget)
+    gpt3 = load_model("gpt-3-175b")
+    assert lora_params(gpt3, LoRA(4, ("q", "v"))).value == 2 * (2 * 96) * 12288 * 4
+    # Llama-3-8B (GQA): q_proj 4096->4096, v_proj 4096->1024 (HF config) -> 16·(8192 + 5120)·32 = 6,815,744,
+    # the count peft's print_trainable_parameters reports for r=16 on q_proj, v_proj
+    assert lora_params(LLAMA8, LoRA(16, ("q", "v"))).value == 6_815_744
+
+
+def test_qlora_base_bytes():
+    # Dettmers et al. 2023 (QLoRA) §3: NF4 + double quantization = 4.127 bits per frozen parameter
+    total = param_breakdown(LLAMA8).data["total"]
+    lo = LoRA(16, ("q", "v"), 4)
+    r = training_memory(LLAMA8, H100, Layout(), seq=2048, lora=lo)
+    expected = total * 4.127 / 8 + 2 * 6_815_744
+    assert r.data["first_stage"]["weights_bytes"] == pytest.approx(expected, rel=1e-12)
+    assert r.data["first_stage"]["grads_bytes"] == 2 * 6_815_744
+
+
+def test_sweep_matches_scalar_calls():
+    tp = np.array([1, 2, 4, 3])
+    rec = np.array([[0], [1], [2]])
+    r = training_memory(LLAMA8, H100, Layout(tp=tp, dp=2, zero=1), seq=4096, recompute=rec, global_batch=16)
+    assert r.data["valid"].shape == (3, 4) and not r.data["valid"][:, 3].any()
+    for i, name in enumerate(["none", "selective", "full"]):
+        s = training_memory(LLAMA8, H100, Layout(tp=2, dp=2, zero=1), seq=4096, recompute=name, global_batch=16)
+        assert r.data["total_bytes"][i, 1] == pytest.approx(s.data["total_bytes"], rel=1e-12)
+
+
+def test_cli_memory_json():
+    r = CliRunner().invoke(app, ["memory", "llama-3.1-8b", "--tp", "2", "--zero", "1", "--dp", "4", "--json"])
+    assert r.exit_code == 0, r.output
+    import json
+
+    d = json.loads(r.output)
+    assert {"total_bytes", "fits", "memory_bytes", "first_stage", "last_stage", "worst_stage"} <= set(d)
+    r = CliRunner().invoke(app, ["memory", "llama-3.1-8b", "--optimizer", "lion"])
+    assert r.exit_code == 2 and "--optimizer expects one of" in r.output

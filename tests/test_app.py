@@ -110,6 +110,60 @@ def test_unknown_model_in_link_is_a_warning_not_a_traceback():
     assert "tp='x'" in warnings
 
 
+def errors(at: AppTest) -> str:
+    return "\n".join(e.value for e in at.error)
+
+
+def test_training_page_chinchilla_and_sections():
+    from llmcalc.units import fmt
+
+    at = run_app(page="training")
+    assert not at.error, errors(at)
+    # Hoffmann et al. 2022 (Chinchilla) Table 3 / §3: ~20 training tokens per parameter
+    assert metric(at, "compute-optimal tokens (20 tokens/param)") == fmt(20 * LLAMA31_8B, "token")
+    labels = {m.label for m in at.metric}
+    assert {"step time", "MFU (model FLOPs utilization)", "peak per GPU (worst stage)"} <= labels
+    assert len(at.get("vega_lite_chart")) >= 3  # days vs GPUs, memory vs capacity, comms per parallelism
+
+
+def test_training_layout_that_does_not_divide_is_an_error_message():
+    at = run_app(page="training", tp=3)
+    assert "--tp 3 does not divide the 32 attention heads of Llama-3.1-8B" in errors(at)
+
+
+def test_training_model_that_does_not_fit_says_so():
+    # 70.6e9 bf16 weights alone are 141 GB, more than one 80 GB H100 holds without TP/PP/ZeRO-3
+    at = run_app(page="training", model="llama-3.1-70b", tp=1, pp=1, dp=8, zero=1)
+    assert "Does not fit" in errors(at)
+
+
+def test_inference_page_kv_cache_matches_the_scaling_book():
+    from llmcalc.units import fmt
+
+    at = run_app(page="inference", model="llama-3.1-70b", tp=2, batch=1, prompt=1024, gen=256)
+    assert not at.error, errors(at)
+    # scaling-book applied-inference: Llama 3 70B KV = 2·8·128·80 elements/token = 327,680 B in bf16
+    assert metric(at, "KV per token, all layers (no window cap)") == fmt(327_680, "B")
+    assert metric(at, "KV for the batch") == fmt(327_680 * (1024 + 256), "B")
+    assert len(at.get("vega_lite_chart")) >= 4  # memory, roofline, latency and throughput vs batch
+    sweep = next(d.value for d in at.dataframe if "tokens_per_s_per_gpu" in d.value.columns)
+    assert list(sweep["batch"]) == [2**i for i in range(9)]  # 1 … 256, the default sweep
+
+
+def test_inference_model_that_does_not_fit_says_so():
+    # Llama 3.1 405B: 405e9 bf16 weights are 810 GB, ten times one H100
+    at = run_app(page="inference", model="llama-3.1-405b", tp=1)
+    assert "Does not fit" in errors(at)
+
+
+def test_serving_page_plan_and_impossible_targets():
+    at = run_app(page="serving")
+    assert not at.error, errors(at)
+    assert {"replicas", "GPUs in total"} <= {m.label for m in at.metric}
+    at = run_app(page="serving", tpot_slo=0.00001)  # 10 µs per token: no deployment meets it
+    assert "no TP degree" in errors(at)
+
+
 # ---------------------------------------------------------------- A vs B
 
 
@@ -119,6 +173,22 @@ def test_a_vs_b_deltas_from_published_counts():
     row = deltas[deltas["figure"] == "total parameters"].iloc[0]
     assert row["B / A"] == f"{MIXTRAL_TOTAL / LLAMA31_8B:.3g}×"
     assert row["A"] == "8.03 B param" and row["B"] == "46.7 B param"
+
+
+def test_a_vs_b_layouts_and_hardware():
+    at = run_app(page="compare", model="llama-3.1-70b", model_b="llama-3.1-70b", hw_b="tpu-v5p", tp=8, dp=4,
+                 tp_b=4, pp_b=2, dp_b=4)
+    deltas = next(d.value for d in at.dataframe if "B / A" in d.value.columns)
+    assert {"step time", "MFU (model FLOPs utilization)"} <= set(deltas["figure"])
+    row = deltas[deltas["figure"] == "total parameters"].iloc[0]
+    assert row["B / A"] == "1×"  # same model on both sides
+
+
+def test_a_vs_b_one_impossible_side_keeps_the_other():
+    at = run_app(page="compare", tp_b=3)
+    assert "scenario B, training: --tp 3 does not divide" in errors(at)
+    deltas = next(d.value for d in at.dataframe if "B / A" in d.value.columns)
+    assert "total parameters" in set(deltas["figure"])
 
 
 # ---------------------------------------------------------------- uploads

@@ -30,11 +30,11 @@ def inputs(suffix: str, where) -> None:
                 state.widget(k + suffix, st.number_input, label=k.upper(), min_value=1, step=1)
 
 
-def scenario_figures(model, hardware, scen: dict) -> tuple[list[Figure], list]:
-    """Headline figures of one scenario and the Results they come from."""
-    pairs = headline.results(model, hardware, scen)
+def scenario_figures(model, hardware, scen: dict) -> tuple[list[Figure], list, list[str]]:
+    """Headline figures of one scenario, the Results they come from, and what could not be computed."""
+    pairs, errors = headline.results(model, hardware, scen)
     figs = [r[k] for r, keys in pairs for k in keys if k in r.keys()]
-    return figs, [r for r, _ in pairs]
+    return figs, [r for r, _ in pairs], errors
 
 
 def render(model, hardware, s: dict) -> None:
@@ -57,9 +57,15 @@ def render(model, hardware, s: dict) -> None:
     if len(sides) < 2:
         return
     st.subheader("deltas")
+    st.caption("B shares A's workload (sequence, batches, recompute, ZeRO, prompt and output lengths)")
     st.dataframe(delta_table(sides["A"][0], sides["B"][0]), hide_index=True, width="stretch")
     for label, col in (("A", a_col), ("B", b_col)):
         with col:
+            for msg in sides[label][2]:
+                st.error(f"scenario {label}, {msg}")
+            for r in sides[label][1]:
+                if r.data.get("fits") is False or (r.data.get("fits") is not None and not np.all(r.data["fits"])):
+                    st.error(f"scenario {label} does not fit in memory: {r.title}")
             for r in sides[label][1]:
                 panels.explain_panel(r, f"{label}-{r.title}")
                 panels.collect(r)

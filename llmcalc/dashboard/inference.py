@@ -60,13 +60,13 @@ def render(model, hardware, s: dict) -> None:
             st.error(f"Does not fit: weights + KV exceed the {hardware.display_name}'s memory at batch {batch}; "
                      "raise TP, lower the batch or quantise.")
         kv = kvc.kv_cache(model, context=prompt + gen, batch=batch, kv_dtype=s["kv_dtype"], tp=dep.tp)
-        panels.show_result(kv, "kv", table=True)
+        panels.show_result(kv, "kv", metrics=("bytes_per_token_uncapped", "bytes_total"), table=True)
     with right:
         st.subheader("Roofline: prefill and decode")
         st.altair_chart(roofline_chart(inf, dep, batch, prompt), width="stretch")
         st.caption("points sit at the FLOP/s each step attains at this batch (roof × efficiency, plus "
                    "TP communication), from llmcalc.inference.step")
-    batch_sweep(inf, dep, prompt, gen)
+    batch_sweep(dep, prompt, gen)
 
 
 def roofline_chart(inf, dep, batch: int, prompt: int):
@@ -78,23 +78,27 @@ def roofline_chart(inf, dep, batch: int, prompt: int):
     return charts.roofline(dep.peak_flops_per_s, dep.hw.memory_bw_bytes_per_s, points)
 
 
-def batch_sweep(inf, dep, prompt: int, gen: int) -> None:
+def batch_sweep(dep, prompt: int, gen: int) -> None:
     st.subheader("Batch sweep")
+    sweeps = panels.calculator("sweeps")
+    if sweeps is None:
+        return
     max_batch = state.widget("max_batch", st.select_slider, label="largest batch in the sweep",
                              options=[2**i for i in range(1, 13)])
     batches = np.array([2**i for i in range(int(np.log2(max_batch)) + 1)])
-    r = inf.latency(dep, batch=batches, prompt=prompt, output=gen)  # one vectorised call
-    d = r.data
-    df = pd.DataFrame({"batch": batches, "TTFT ms": np.asarray(d["ttft_s"]) * 1e3,
-                       "TPOT ms": np.asarray(d["tpot_mean_s"]) * 1e3, "end-to-end s": np.asarray(d["e2e_s"]),
-                       "tokens/s per GPU": np.asarray(d["tokens_per_s_per_gpu"]),
-                       "tokens/s per request": np.asarray(d["tokens_per_s_per_request"]),
-                       "fits in memory": np.broadcast_to(d["fits"], batches.shape)})
+    out = sweeps.batch_sweep(dep, batches, prompt, gen)  # one vectorised call
+    df = pd.DataFrame(out["columns"])
+    df["TTFT ms"], df["TPOT ms"] = df["ttft_s"] * 1e3, df["tpot_mean_s"] * 1e3
+    knee = out["knee"]
+    st.caption(f"knee: batch {knee['batch']} ({knee['reason']}); largest batch whose KV fits beside the weights: "
+               f"{out['max_batch_that_fits']:,}" if knee["batch"] else
+               f"knee: {knee['reason']}; largest batch that fits: {out['max_batch_that_fits']:,}")
     lat = df.melt("batch", ["TTFT ms", "TPOT ms"], "latency", "ms")
     c1, c2 = st.columns(2)
     c1.altair_chart(charts.lines(lat, "batch", "ms", "latency", log_x=True, log_y=True, title="latency vs batch"),
                     width="stretch")
-    c2.altair_chart(charts.lines(df, "batch", "tokens/s per GPU", log_x=True, title="throughput vs batch"),
+    c2.altair_chart(charts.lines(df[["batch", "tokens_per_s_per_gpu", "fits"]], "batch", "tokens_per_s_per_gpu",
+                                 log_x=True, title="throughput (output tokens/s per GPU) vs batch"),
                     width="stretch")
     st.dataframe(df, hide_index=True, width="stretch")
     panels.csv_download(df, "batch-sweep", "dl_batch_sweep")

@@ -64,7 +64,7 @@ FIELDS = _fields(
     Field("dtype", "bf16", choices=tuple(DTYPES)),
     # parallel layout and training workload
     Field("tp", 1, 1, 4096), Field("pp", 1, 1, 4096), Field("dp", 8, 1, 1 << 20), Field("ep", 1, 1, 4096),
-    Field("cp", 1, 1, 4096),
+    Field("cp", 1, 1, 4096), Field("sp", False),
     Field("causal", False),
     Field("seq", 4096, 1, 1 << 24), Field("mbs", 1, 1, 1 << 16), Field("gbs", 512, 1, 1 << 24),
     Field("zero", 1, 0, 3), Field("recompute", "selective", choices=("none", "selective", "full")),

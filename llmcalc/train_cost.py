@@ -106,9 +106,10 @@ def training_cost(model: Model | None = None, tokens=None, hardware: Hardware | 
     peak = hardware.peak(dtype) if hardware is not None else None
     notes = [f"FLOPs: {how}"]
 
-    rate, rate_notes = _rate_per_gpu(peak, mfu, achieved_flops_per_s, hardware, dtype)
-    figures.append(rate)
-    notes += rate_notes
+    if gpus is not None or days is not None:  # only time and GPU counts need a rate per GPU
+        rate, rate_notes = _rate_per_gpu(peak, mfu, achieved_flops_per_s, hardware, dtype)
+        figures.append(rate)
+        notes += rate_notes
     # A rate given as achieved FLOP/s (hardware FLOPs, as Narayanan et al. measure X) divides hardware FLOPs;
     # an MFU divides model FLOPs.
     work = hw_total if achieved_flops_per_s is not None else model_total

@@ -105,3 +105,25 @@ def test_shared_link_then_change_model(server, page):
     assert metric(page, "total parameters") == "8.03 B param"  # 8,030,261,248 (params-llama3-8b)
     assert "model=gpt2" not in page.url  # the link follows the view (llama-3.1-8b is the default)
     page.locator(".vega-embed canvas, .vega-embed svg").first.wait_for(timeout=15000)
+
+
+def test_shared_inference_link_then_change_batch(server, page):
+    from llmcalc.units import fmt
+
+    # scaling-book applied-inference: Llama 3 70B caches 2·8·128·80 = 163,840 elements per token, 327,680 B bf16
+    per_token, context = 327_680, 1024 + 256
+    page.goto(f"{server}/?page=inference&model=llama-3.1-70b&tp=2&prompt=1024&gen=256")
+    assert metric(page, "KV per token, all layers") == fmt(per_token, "B")
+    assert metric(page, "KV for the batch") == fmt(per_token * context, "B")
+    page.locator(".vega-embed").nth(3).wait_for(timeout=15000)  # memory, roofline, latency, throughput charts
+    # change the batch: type into the number input and press Enter
+    box = page.locator('[data-testid="stNumberInput"]', has_text="batch (requests)").locator("input")
+    box.fill("4")
+    box.press("Enter")
+    want = fmt(4 * per_token * context, "B")
+    page.wait_for_function(
+        "w => [...document.querySelectorAll('[data-testid=stMetric]')].some(e => e.innerText.includes('KV for the "
+        "batch') && e.innerText.includes(w))", arg=want, timeout=15000)
+    # the new input reaches the shareable link (Streamlit sends it when the run ends)
+    page.wait_for_function("() => location.search.includes('batch=4')", timeout=15000)
+    assert page.locator(".vega-embed").count() >= 4

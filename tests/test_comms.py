@@ -1,0 +1,123 @@
+"""The communication ledger against its sources.
+
+- Ring bytes per rank: NVIDIA nccl-tests doc/PERFORMANCE.md (all-reduce 2(n−1)/n; all-gather and
+  reduce-scatter (n−1)/n of the FULL array; all-to-all (n−1)/n; n = 8: 1.75 and 0.875).
+- Volumes: ZeRO paper §7.1-7.2 (DP and ZeRO-1/2 move 2Ψ, ZeRO-3 3Ψ = 1.5×) and §8 (TP with activation
+  checkpointing: 6 all-reduces per block); Korthikanti et al. 2022 §4.2.2 (TP: 4 all-reduces per
+  layer; with SP 4 all-gathers + 4 reduce-scatters, same bandwidth).
+"""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from llmcalc.catalogue import load_hardware, load_model
+from llmcalc.cli import app
+from llmcalc.comms import ALPHA_UP_S, comm_ledger
+from llmcalc.layout import Layout
+
+H100 = load_hardware("h100-sxm")
+LLAMA70 = load_model("llama-3.1-70b")
+
+
+def rows(r, par=None, coll=None):
+    return [x for x in r.data["rows"] if (par is None or x["parallelism"] == par)
+            and (coll is None or x["collective"] == coll)]
+
+
+def volume(r, par):
+    return sum(x["count"] * x["bytes_per_rank"] for x in rows(r, par))
+
+
+def test_nccl_bus_bandwidth_factors():
+    r = comm_ledger(LLAMA70, H100, Layout(tp=8, dp=8, zero=0), seq=4096, global_batch=8)
+    (ar,) = rows(r, "dp", "all-reduce")
+    assert ar["bytes_per_rank"] / ar["message_bytes"] == pytest.approx(1.75, rel=1e-12)  # 2(n-1)/n, n = 8
+    r = comm_ledger(LLAMA70, H100, Layout(tp=8, dp=8, zero=1), seq=4096, global_batch=8)
+    for x in rows(r, "dp"):  # reduce-scatter and all-gather: (n-1)/n of the full array
+        assert x["bytes_per_rank"] / x["message_bytes"] == pytest.approx(0.875, rel=1e-12)
+    r = comm_ledger(load_model("mixtral-8x7b"), H100, Layout(dp=8, ep=8), seq=4096, global_batch=8)
+    (a2a,) = rows(r, "ep", "all-to-all")
+    assert a2a["bytes_per_rank"] / a2a["message_bytes"] == pytest.approx(7 / 8, rel=1e-12)
+
+
+@pytest.mark.parametrize("zero, ratio", [(1, 1.0), (2, 1.0), (3, 1.5)])
+def test_zero_volumes_relative_to_dp(zero, ratio):
+    # ZeRO §7.2.1: P_os+g moves 2Ψ "exactly the same as the baseline DP"; §7.2.2: P_os+g+p 3Ψ, 1.5× the baseline.
+    # One micro-batch per step (global batch = dp), as the paper's per-step accounting assumes.
+    kw = dict(seq=4096, global_batch=16)
+    base = volume(comm_ledger(LLAMA70, H100, Layout(tp=8, dp=16, zero=0), **kw), "dp")
+    got = volume(comm_ledger(LLAMA70, H100, Layout(tp=8, dp=16, zero=zero), **kw), "dp")
+    assert got / base == pytest.approx(ratio, rel=1e-12)
+
+
+def test_tp_all_reduce_vs_sequence_parallel():
+    # Korthikanti §4.2.2: 4 all-reduces per layer per micro-batch (fwd+bwd) vs 4 all-gathers + 4 reduce-scatters,
+    # the same bytes on the wire.
+    kw = dict(seq=4096, global_batch=4)  # dp 1 -> 4 micro-batches
+    plain = comm_ledger(LLAMA70, H100, Layout(tp=8, pp=2), **kw)
+    sp = comm_ledger(LLAMA70, H100, Layout(tp=8, pp=2, sp=True), **kw)
+    (ar,) = rows(plain, "tp")
+    assert ar["collective"] == "all-reduce" and ar["count"] == 4 * 40 * 4  # 80 layers / pp 2 = 40 per stage
+    assert ar["message_bytes"] == 2 * 4096 * 8192  # BLD in bf16
+    assert sorted(x["collective"] for x in rows(sp, "tp")) == ["all-gather", "reduce-scatter"]
+    assert all(x["count"] == 4 * 40 * 4 for x in rows(sp, "tp"))
+    assert volume(sp, "tp") == pytest.approx(volume(plain, "tp"), rel=1e-12)
+
+
+def test_full_recompute_adds_two_all_reduces_per_block():
+    # ZeRO §8: with activation checkpointing each block performs 2 + 2 + 2 all-reduces (fwd, recompute, bwd)
+    r = comm_ledger(LLAMA70, H100, Layout(tp=8), seq=2048, global_batch=1, recompute="full")
+    (ar,) = rows(r, "tp")
+    assert ar["count"] == 6 * 80
+
+
+def test_pipeline_send_recv_per_microbatch():
+    # Narayanan et al. 2021 §4.1: per micro-batch one activation send forward and one gradient send backward,
+    # each 1/tp of BLD with the scatter/gather optimisation
+    r = comm_ledger(LLAMA70, H100, Layout(tp=8, pp=4, dp=2), seq=4096, global_batch=32)
+    (p2p,) = rows(r, "pp")
+    assert p2p["count"] == 2 * 16 and p2p["message_bytes"] == 2 * 4096 * 8192 / 8
+    assert p2p["bytes_per_rank"] == p2p["message_bytes"]  # send/recv: factor 1
+
+
+def test_links_follow_the_rank_order():
+    # TP innermost: TP 8 fills one 8-GPU NVLink domain, so DP crosses the network; TP 4 × DP 2 stays inside.
+    r = comm_ledger(LLAMA70, H100, Layout(tp=8, dp=4), seq=4096, global_batch=4)
+    assert rows(r, "tp")[0]["link"] == "scale-up" and rows(r, "dp")[0]["link"] == "scale-out"
+    r = comm_ledger(LLAMA70, H100, Layout(tp=4, dp=2), seq=4096, global_batch=2)
+    assert rows(r, "dp")[0]["link"] == "scale-up"
+
+
+def test_row_time_is_latency_plus_bytes_over_bandwidth():
+    r = comm_ledger(LLAMA70, H100, Layout(tp=8), seq=4096, global_batch=1, link_efficiency=0.5)
+    (ar,) = rows(r, "tp")
+    S = 2 * 4096 * 8192
+    per_call = ALPHA_UP_S * 2 * 7 + 2 * 7 / 8 * S / (450e9 * 0.5)  # H100 NVLink 4: 450 GB/s per direction
+    assert ar["time_s"] == pytest.approx(ar["count"] * per_call, rel=1e-12)
+
+
+def test_expert_and_context_parallel_rows():
+    mix = load_model("mixtral-8x7b")  # 32 MoE layers, top-2
+    r = comm_ledger(mix, H100, Layout(dp=8, ep=8, cp=2), seq=8192, global_batch=8)
+    (a2a,) = rows(r, "ep")
+    assert a2a["count"] == 4 * 32  # dispatch + combine, fwd and bwd, per MoE layer, one micro-batch
+    assert a2a["message_bytes"] == 2 * 2 * 4096 * 4096  # bf16 · top_k · (L/cp) · D
+    (cp,) = rows(r, "cp")
+    assert cp["count"] == 3 * (2 - 1) * 32  # (cp−1) K,V hops fwd; K,V and dK,dV in bwd
+    assert cp["message_bytes"] == 2 * 4096 * 8 * 256  # K and V of the local chunk: G·(K + Kv) = 8·256
+    assert {x["parallelism"] for x in rows(r)} >= {"dp", "edp", "ep", "cp"}
+
+
+def test_cli_comms_table_and_json():
+    args = ["comms", "llama-3.1-70b", "--tp", "8", "--pp", "4", "--dp", "4", "--zero", "1", "--sp",
+            "--seq", "8192", "--global-batch", "64"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "reduce-scatter" in r.output and "send/recv" in r.output and "scale-out" in r.output
+    r = CliRunner().invoke(app, [*args, "--json"])
+    d = json.loads(r.output)
+    keys = {"parallelism", "collective", "tensor", "shape", "group_size", "message_bytes", "bytes_per_rank",
+            "count", "link", "time_s", "overlappable"}
+    assert d["rows"] and all(keys <= set(x) for x in d["rows"])

@@ -1,0 +1,104 @@
+"""Step time, MFU and HFU against published training runs.
+
+- Korthikanti et al. 2022 (arXiv 2205.05198), Table 3 (175B: 96 layers, h 12288, 96 heads, TP 8, PP 8,
+  64 A100s, global batch 64, micro-batch 1, seq 2048, vocab 51200, interleaved m = 3) and Table 5
+  (13.75 s with SP + selective recompute, 18.13 s with full recompute, MFU 51.4%, HFU 52.8%);
+  App. A eq. 7 model FLOPs 72·B·L·s·h²(1 + s/6h + V/12hL). Tolerance from the case: eq. 7 / time
+  reproduces 51.4% to the printed digit; a predicted time is as good as the efficiency guess (±15%).
+- Narayanan et al. 2021 (arXiv 2104.04473), Table 1 (1T: 128 layers, h 25600, 160 heads, TP 8, PP 64,
+  3072 GPUs, batch 3072, 163 TFLOP/s per GPU = 52% of peak, counted with eq. 3 which includes
+  recompute) and §2.2 (bubble (p−1)/m, interleaved (p−1)/(v·m)).
+The compute efficiency 0.6 of the A100 peak is our stated assumption, the same for every case.
+"""
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from llmcalc.catalogue import load_hardware, load_model
+from llmcalc.cli import app
+from llmcalc.layout import Layout
+from llmcalc.specs import Model
+from llmcalc.step import mfu_from_time, training_step
+
+A100 = load_hardware("a100-sxm-80gb")
+EFF = 0.6  # assumption, see module docstring
+
+
+def gpt(layers, hidden, heads, vocab=51200):
+    d = load_model("gpt-3-175b").model_dump()
+    d.update(n_layers=layers, d_model=hidden, vocab_size=vocab)
+    d["attention"].update(n_heads=heads, n_kv_heads=heads, head_dim=hidden // heads)
+    d["mlp"].update(d_ff=4 * hidden)
+    return Model.model_validate(d)
+
+
+GPT175 = gpt(96, 12288, 96)
+K175 = dict(global_batch=64, micro_batch=1, seq=2048, gpus=64)
+
+
+def eq7(B, s, h, L, V):
+    return 72 * B * L * s * h**2 * (1 + s / (6 * h) + V / (12 * h * L))
+
+
+def test_model_flops_match_korthikanti_eq7():
+    r = training_step(GPT175, A100, Layout(tp=8, pp=8, sp=True, interleave=3), recompute="selective", **K175)
+    assert r.data["model_flops"] == pytest.approx(eq7(64, 2048, 12288, 96, 51200), rel=1e-12)
+
+
+def test_mfu_from_the_measured_iteration_time():
+    f = mfu_from_time(eq7(64, 2048, 12288, 96, 51200), 13.75, 64, 312e12)
+    assert f.value == pytest.approx(0.514, abs=5e-4)
+
+
+@pytest.mark.parametrize("sp, recompute, published_s", [(True, "selective", 13.75), (False, "full", 18.13)])
+def test_korthikanti_175b_iteration_time(sp, recompute, published_s):
+    r = training_step(GPT175, A100, Layout(tp=8, pp=8, sp=sp, interleave=3), recompute=recompute,
+                      compute_efficiency=EFF, **K175)
+    assert r.data["step_time_s"] == pytest.approx(published_s, rel=0.15)
+    if recompute == "selective":
+        assert r.data["mfu"] == pytest.approx(0.514, rel=0.15)
+        # HFU > MFU by the attention re-run; the paper's eq. 8 charges more (52.8% vs 51.4%), we re-run once
+        assert r.data["mfu"] < r.data["hfu"] < r.data["mfu"] * 1.028
+
+
+def test_narayanan_1t_row():
+    m = gpt(128, 25600, 160)
+    r = training_step(m, A100, Layout(tp=8, pp=64, dp=6), global_batch=3072, micro_batch=1, seq=2048, gpus=3072,
+                      recompute="full", compute_efficiency=EFF)
+    assert r.data["hfu"] == pytest.approx(0.52, rel=0.15)  # Table 1: 52% of peak, counting recompute (eq. 3)
+    eq3 = 96 * 3072 * 2048 * 128 * 25600**2 * (1 + 2048 / (6 * 25600) + 51200 / (16 * 128 * 25600))
+    assert r.data["step_time_s"] == pytest.approx(eq3 / (3072 * 163e12), rel=0.15)
+    # full recompute: hardware/model FLOPs = Narayanan eq. 3 / Korthikanti eq. 7 (both exclude LM-head recompute)
+    assert r.data["hfu"] / r.data["mfu"] == pytest.approx(eq3 / eq7(3072, 2048, 25600, 128, 51200), rel=1e-12)
+
+
+@pytest.mark.parametrize("v, expected", [(1, 7 / 64), (3, 7 / 192)])
+def test_pipeline_bubble(v, expected):
+    # Narayanan et al. 2021 §2.2: (p−1)/m for 1F1B, (p−1)/(v·m) interleaved; p = 8, m = 64
+    r = training_step(GPT175, A100, Layout(tp=8, pp=8, sp=True, interleave=v), recompute="selective", **K175)
+    assert r.data["bubble_fraction"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_sweep_mask_and_agreement_with_scalar_calls():
+    m = load_model("llama-3.1-8b")
+    h100 = load_hardware("h100-sxm")
+    tp = np.array([1, 2, 3, 4])
+    r = training_step(m, h100, Layout(tp=tp, dp=8 // np.maximum(tp, 1)), global_batch=64, seq=4096)
+    assert r.data["valid"].tolist() == [True, True, False, True]
+    s = training_step(m, h100, Layout(tp=4, dp=2), global_batch=64, seq=4096)
+    assert r.data["step_time_s"][3] == pytest.approx(s.data["step_time_s"], rel=1e-12)
+    assert r.data["mfu"][3] == pytest.approx(s.data["mfu"], rel=1e-12)
+
+
+def test_cli_step():
+    r = CliRunner().invoke(app, ["step", "llama-3.1-70b", "--gpus", "64", "--tp", "8", "--pp", "2", "--sp",
+                                 "--seq", "8192", "--global-batch", "128", "--recompute", "selective", "--json"])
+    assert r.exit_code == 0, r.output
+    import json
+
+    d = json.loads(r.output)
+    assert {"step_time_s", "tokens_per_s", "mfu", "hfu", "bubble_fraction", "exposed_comm_s"} <= set(d)
+    assert d["gpus"] == 64 and d["microbatches"] == 32  # dp = 64 / (8·2) = 4; 128 / (1·4)
+    r = CliRunner().invoke(app, ["step", "llama-3.1-8b", "--gpus", "8", "--global-batch", "12"])
+    assert r.exit_code == 2 and "--global-batch 12 is not divisible" in r.output

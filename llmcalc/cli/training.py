@@ -81,7 +81,8 @@ def flops(model: str = MODEL_ARG,
         return
     typer.echo(r.title)
     for name, block in r.data["per_layer"].items():
-        typer.echo(f"\n{name} block: one layer, applies to {block['layers']} layer(s)")
+        att = f"; mean attended positions {fmt(block['attended_len'], '')}" if "attended_len" in block else ""
+        typer.echo(f"\n{name} block: one layer, applies to {block['layers']} layer(s){att}")
         rows = [(mm["label"].split(": ", 1)[-1], mm["einsum"], fmt(mm["flops"], "FLOP")) for mm in block["matmuls"]]
         rows.append(("one layer", "", fmt(block["forward_flops_per_layer"], "FLOP")))
         typer.echo(table(rows, ("matmul", "einsum", "forward FLOPs")))

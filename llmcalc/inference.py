@@ -269,7 +269,8 @@ def latency(dep: Deployment, batch=1, prompt=128, output=128) -> Result:
     figs.append(derive("compute_bound_batch_weights_only", "(peak*eff_flops)/(hbm*eff_mem)*(bpw/8)/2", "seq",
                        "2 FLOP per weight per token vs bpw/8 bytes per weight read once per step (KV reads "
                        "ignored): B* = ridge x bytes per weight / 2",
-                       label="batch where decode turns compute-bound (weights only, KV ignored)",
+                       label="batch where decode turns compute-bound (weights only, KV ignored"
+                             + ("; dense estimate, an MoE reads more bytes per FLOP)" if m.moe else ")"),
                        peak=dep.peak_flops_per_s, eff_flops=e.flops, hbm=dep.hw.memory_bw_bytes_per_s,
                        eff_mem=e.memory_bw, bpw=bpw))
     knee_weights_only = figs[-1].value

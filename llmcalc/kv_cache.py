@@ -156,7 +156,7 @@ def kv_cache(model: Model, context, batch=1, kv_dtype: str = "bf16", tp: int = 1
                        SRC_PAGED, label=f"PagedAttention waste per sequence (block {block_size}, < 1 block)",
                        M=context, block=block_size, per_layer=per_layer.value, layers=model.n_layers))
     notes = [f"{_kind(model)} attention, KV stored at {kv_dtype} ({kv_bytes_per_element(kv_dtype):g} B/element)",
-             "expert parallelism does not shard the KV cache (attention is not an expert)"]
+             "expert parallelism does not shard the KV cache: each EP rank keeps the KV of its own sequences"]
     if n_slide:
         notes.append(f"{n_slide} of {model.n_layers} layers slide over {a.sliding_window} tokens: "
                      f"{figs[1].value:,.0f} B/token at full context, capped average shown at this context")
@@ -205,7 +205,8 @@ def max_context(model: Model, free_bytes, batch=1, kv_dtype: str = "bf16", tp: i
 
 
 def fit(model: Model, hw, weights: str | float = "bf16", group_size: int | None = None, kv_dtype: str = "bf16",
-        tp: int = 1, pp: int = 1, reserve: float = 0.1, context=None, batch=1, block_size: int = 16) -> Result:
+        tp: int = 1, pp: int = 1, reserve: float = 0.1, context=None, batch=1, block_size: int = 16,
+        ep: int = 1) -> Result:
     """Do the weights fit, and what batch x context of KV fits beside them on each GPU?
 
     ``data`` keys: ``fits`` (weights fit), ``weight_bytes_per_gpu``, ``usable_bytes_per_gpu``,
@@ -222,10 +223,24 @@ def fit(model: Model, hw, weights: str | float = "bf16", group_size: int | None 
     context = model.max_seq_len if context is None else context
     wb = weight_bytes(model, weights, group_size)
     figs = [derive("usable_bytes_per_gpu", "memory*(1 - reserve)", "B", SRC_FIT,
-                   label=f"usable memory per GPU ({reserve:.0%} reserved)", memory=hw.memory_bytes, reserve=reserve),
-            derive("weight_bytes_per_gpu", "weights/(tp*pp)", "B",
-                   "TP and PP shard every weight (vocabulary-parallel embeddings)",
-                   label=f"weights per GPU ({wb.data['weights']})", weights=wb.data["weight_bytes"], tp=tp, pp=pp)]
+                   label=f"usable memory per GPU ({reserve:.0%} reserved)", memory=hw.memory_bytes, reserve=reserve)]
+    if ep > 1:
+        from .params import param_breakdown
+
+        if not model.moe or model.moe.n_experts % ep:
+            have = f"{model.moe.n_experts} routed experts" if model.moe else "no experts"
+            raise LayoutError(f"--ep {ep} must divide the routed experts of {model.display_name} ({have})")
+        experts = param_breakdown(model).data["breakdown"]["moe/experts"] * wb.data["bits_per_weight"] / 8
+        figs.append(derive("weight_bytes_per_gpu", "(weights - experts)/(tp*pp) + experts/(tp*pp*ep)", "B",
+                           "TP and PP shard every weight; EP spreads the routed experts (Lepikhin et al. 2021 "
+                           "GShard §2.2), attention and shared experts replicated across EP ranks",
+                           label=f"weights per GPU ({wb.data['weights']})", weights=wb.data["weight_bytes"],
+                           experts=experts, tp=tp, pp=pp, ep=ep))
+    else:
+        figs.append(derive("weight_bytes_per_gpu", "weights/(tp*pp)", "B",
+                           "TP and PP shard every weight (vocabulary-parallel embeddings)",
+                           label=f"weights per GPU ({wb.data['weights']})", weights=wb.data["weight_bytes"], tp=tp,
+                           pp=pp))
     figs.append(derive("free_bytes_per_gpu", "usable - weights", "B", SRC_FIT, label="left for the KV cache",
                        usable=figs[0].value, weights=figs[1].value))
     free = max(figs[-1].value, 0.0)
@@ -254,11 +269,11 @@ def fit(model: Model, hw, weights: str | float = "bf16", group_size: int | None 
     if not fits:
         notes.append(f"weights do NOT fit: {figs[1].value / 1e9:.1f} GB per GPU > {figs[0].value / 1e9:.1f} GB "
                      "usable; raise --tp/--pp or quantise")
-    data = {"model": model.name, "hardware": hw.name, "tp": tp, "pp": pp, "weights": wb.data["weights"],
+    data = {"model": model.name, "hardware": hw.name, "tp": tp, "pp": pp, "ep": ep, "weights": wb.data["weights"],
             "kv_dtype": kv_dtype, "reserve": reserve, "context": context, "batch": batch, "fits": bool(fits),
             "weight_bytes_per_gpu": figs[1].value, "usable_bytes_per_gpu": figs[0].value,
             "free_bytes_per_gpu": free, "kv_tokens_capacity": int(figs[3].value),
             "max_batch": _exact(figs[4].value), "max_batch_paged": _exact(figs[5].value),
             "max_context": _exact(mc), "max_batch_by_context": table}
-    title = f"What fits: {model.display_name} on {tp * pp} x {hw.display_name} (tp {tp}, pp {pp})"
+    title = f"What fits: {model.display_name} on {tp * pp * ep} x {hw.display_name} (tp {tp}, pp {pp}, ep {ep})"
     return Result(title, tuple(figs), tuple(notes), data)

@@ -139,3 +139,16 @@ def test_cli_fit():
                               "--tp", "2", "--context", "8192"])
     assert res.exit_code == 0, res.output
     assert "max batch" in res.output
+
+
+def test_fit_expert_parallel_spreads_routed_experts():
+    # DeepSeek-V3 (config_671B.json): 671,026,404,352 parameters; 58 MoE layers x 256 routed experts x 3 x 7168 x 2048;
+    # embedding + LM head 2 x 129,280 x 7,168 kept at 16 bit; the rest fp8 (1 B).
+    m, h = load_model("deepseek-v3"), load_hardware("h200-sxm")
+    emb = 2 * 129_280 * 7_168
+    experts = 58 * 256 * 3 * 7168 * 2048
+    weights = (671_026_404_352 - emb) + 2 * emb
+    r = fit(m, h, weights="fp8", tp=8, ep=4)
+    assert r.data["weight_bytes_per_gpu"] == pytest.approx((weights - experts) / 8 + experts / 32, rel=1e-12)
+    with pytest.raises(LayoutError, match="--ep 3"):
+        fit(m, h, weights="fp8", tp=8, ep=3)

@@ -91,6 +91,7 @@ def kv(model: str = MODEL_ARG, context: int = typer.Option(..., "--context", hel
 @user_errors
 def fit(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, weights: str = WEIGHTS_OPT,
         group_size: int | None = GROUP_OPT, kv_dtype: str = KV_DTYPE_OPT, tp: int = TP_OPT, pp: int = PP_OPT,
+        ep: int = typer.Option(1, "--ep", help="Expert-parallel degree (MoE: routed experts spread over ep GPUs)."),
         reserve: float = RESERVE_OPT, context: int | None = typer.Option(None, "--context",
                                                                           help="Default: the model's maximum."),
         batch: int = typer.Option(1, "--batch", help="Batch for the longest-context figure."),
@@ -100,7 +101,7 @@ def fit(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, weights: str = WEI
     from ..kv_cache import fit as fit_
 
     r = fit_(load_model(model), load_hardware(hardware), weights, group_size, kv_dtype.lower(), tp, pp, reserve,
-             context, batch)
+             context, batch, ep=ep)
     emit(r, as_json, explain)
     if not (as_json or explain):
         rows = [(f"{c:,}", f"{b:,}") for c, b in r.data["max_batch_by_context"].items()]

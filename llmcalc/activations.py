@@ -179,6 +179,23 @@ def layer_activation_bytes(m: Model, micro_batch, seq, *, tp=1, cp=1, sp=False, 
     return derive("activations/layer", f, "B", SRC_TENSORS, label="activations per layer per micro-batch", **v)
 
 
+def tensor_table(m: Model, micro_batch, seq, *, tp=1, cp=1, sp=False, flash: bool = True, dropout: bool = False,
+                 act_bytes: int = 2) -> list[dict]:
+    """Each tensor one layer keeps for backward (scalar workloads): block kind, key, shape, region, bytes, why.
+
+    Region ``seq`` is divided by tp only with SP, ``tp`` always, ``core`` is dropped by selective recompute."""
+    v = shape_values(m, micro_batch, seq, cp, act_bytes)
+    rows = []
+    for kind, ts in activation_tensors(m, flash=flash, dropout=dropout).items():
+        for t in ts:
+            div = tp if (t.region != "seq" or sp) else 1
+            f = derive(t.key, f"({t.bytes_formula})/div", "B", SRC_TENSORS, shape=t.shape, div=div,
+                       **{k: x for k, x in v.items() if k in t.bytes_formula})
+            rows.append({"block": kind, "key": t.key, "shape": t.shape, "region": t.region, "bytes": f.value,
+                         "formula": f.formula, "why": t.why})
+    return rows
+
+
 def stage_activation_bytes(m: Model, layout, micro_batch, seq, *, recompute=0, microbatches=None,
                            flash: bool = True, dropout: bool = False, act_bytes: int = 2) -> dict[str, Figure]:
     """Activation bytes held by the first and last pipeline stages at their peak (1F1B schedule).

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .activations import stage_activation_bytes
+from .activations import stage_activation_bytes, tensor_table
 from .errors import LlmcalcError
 from .layout import Layout, check_layout, is_sweep, microbatches, recompute_code, where
 from .params import param_breakdown
@@ -242,6 +242,9 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
                                   (f"{stage}_stage/weights", f"{stage}_stage/grads", f"{stage}_stage/optimizer",
                                    f"{stage}_stage/total") for f in figs if f.key == k}
         data[f"{stage}_stage"]["activations_bytes"] = acts[stage].value
+    if not is_sweep(worst.value):
+        data["activation_tensors"] = tensor_table(m, micro_batch, seq, tp=layout.tp, cp=layout.cp, sp=layout.sp,
+                                                  flash=flash, dropout=dropout, act_bytes=act_bytes)
     notes = [f"optimizer {optimizer}: {o.source}",
              "activations: " + ("FlashAttention (no L×M score matrices)" if flash else "explicit softmax matrices")
              + ("; dropout masks" if dropout else "; no dropout") + f"; {act_bytes}-byte activations",

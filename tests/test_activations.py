@@ -89,3 +89,12 @@ def test_full_recompute_keeps_layer_inputs_plus_one_working_set():
     # last stage: its L/p layers for one micro-batch + fp32 logits 4·s·b·v/t (Korthikanti §4.3) + final norm input
     assert st["last"].value == pytest.approx(16 * 2 * 4096 * 4096 + per_layer + 4 * 4096 * 128256
                                              + 2 * 4096 * 4096, rel=1e-12)
+
+
+def test_tensor_table_lists_what_the_layer_total_sums():
+    from llmcalc.activations import tensor_table
+
+    m = load_model("llama-3.1-8b")
+    rows = tensor_table(m, 2, 4096, tp=4, sp=True)
+    assert sum(r["bytes"] for r in rows) == layer_activation_bytes(m, 2, 4096, tp=4, sp=True).value
+    assert {"attn/q", "attn/k", "attn/v", "mlp/gate_up", "mlp/down_in"} <= {r["key"] for r in rows}

@@ -63,6 +63,14 @@ def memory(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, p
                         micro_batch=micro_batch, seq=seq, recompute=recompute, optimizer=optimizer,
                         global_batch=global_batch, flash=flash, dropout=dropout, lora=lora)
     emit(r, as_json, explain)
+    if explain:
+        from ..units import fmt
+
+        typer.echo("tensors kept per layer for backward (one micro-batch; region seq: /tp only with --sp, "
+                   "tp: /tp, core: dropped by selective recompute):")
+        typer.echo(table([(t["block"], t["key"], t["shape"], t["region"], fmt(t["bytes"], "B").split(" (")[0],
+                           t["why"]) for t in r.data["activation_tensors"]],
+                         ("block", "tensor", "shape", "region", "bytes", "why")))
 
 
 @app.command()

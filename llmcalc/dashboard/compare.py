@@ -11,7 +11,6 @@ import pandas as pd
 import streamlit as st
 
 from ..catalogue import load_hardware, load_model, names
-from ..errors import LlmcalcError
 from ..results import Figure
 from . import headline, panels, state
 
@@ -47,25 +46,22 @@ def render(model, hardware, s: dict) -> None:
     scen_b = state.scenario(s, "_b")
     model_b, hw_b = load_model(scen_b["model"]), load_hardware(scen_b["hw"])
     b_head.subheader(f"B: {model_b.display_name} on {hw_b.display_name}")
-    sides = {}
-    for label, (m, h, scen), col in (("A", (model, hardware, state.scenario(s)), a_col),
-                                      ("B", (model_b, hw_b, scen_b), b_col)):
-        try:
-            sides[label] = scenario_figures(m, h, scen)
-        except LlmcalcError as e:  # one impossible side must not hide the other
-            col.error(f"scenario {label}: {e}")
-    if len(sides) < 2:
-        return
-    st.subheader("deltas")
-    st.caption("B shares A's workload (sequence, batches, recompute, ZeRO, prompt and output lengths)")
-    st.dataframe(delta_table(sides["A"][0], sides["B"][0]), hide_index=True, width="stretch")
+    sides = {"A": scenario_figures(model, hardware, state.scenario(s)),
+             "B": scenario_figures(model_b, hw_b, scen_b)}
     for label, col in (("A", a_col), ("B", b_col)):
         with col:
             for msg in sides[label][2]:
                 st.error(f"scenario {label}, {msg}")
             for r in sides[label][1]:
-                if r.data.get("fits") is False or (r.data.get("fits") is not None and not np.all(r.data["fits"])):
+                if r.data.get("fits") is not None and not np.all(r.data["fits"]):
                     st.error(f"scenario {label} does not fit in memory: {r.title}")
+    st.subheader("deltas")
+    st.caption("B shares A's workload (sequence, batches, recompute, ZeRO, prompt and output lengths)")
+    table = delta_table(sides["A"][0], sides["B"][0])
+    st.dataframe(table, hide_index=True, width="stretch", height=panels.table_height(len(table)))
+    st.subheader("derivations")
+    for label, col in zip(("A", "B"), st.columns(2), strict=True):
+        with col:
             for r in sides[label][1]:
                 panels.explain_panel(r, f"{label}-{r.title}")
                 panels.collect(r)

@@ -68,8 +68,7 @@ def main() -> None:
     panels.start_run()
     s = state.store()
     page, upload = sidebar()
-    for note in state.url_notes():
-        st.warning(note)
+    notes = st.container()  # filled last: a page's widgets may add notes about the link too
     try:
         model = uploaded_model(upload) if upload is not None else load_model(s["model"])
         hardware = load_hardware(s["hw"])
@@ -80,6 +79,8 @@ def main() -> None:
     except LlmcalcError as e:
         st.error(str(e))
     finally:
+        for note in state.url_notes():
+            notes.warning(note)
         state.sync_url()
         query = urlencode(state.encode(s))
         with st.sidebar:

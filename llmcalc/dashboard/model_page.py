@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from ..params import param_breakdown
+from ..units import fmt
 from . import charts, panels, state
 
 
@@ -20,7 +21,8 @@ def render(model, hardware, s: dict) -> None:
     table = pd.DataFrame({"component": list(parts), "parameters": [int(v) for v in parts.values()],
                           "share": [f"{v / total:.1%}" for v in parts.values()]})
     left, right = st.columns([1, 1])
-    left.dataframe(table, hide_index=True, width="stretch")
+    left.dataframe(table, hide_index=True, width="stretch", height=panels.table_height(len(table)),
+                   column_config={"parameters": st.column_config.NumberColumn(format="localized")})
     right.altair_chart(charts.breakdown_bar(parts, "billions of parameters", 1e9), width="stretch")
     flops_table(model, s)
 
@@ -40,14 +42,16 @@ def flops_table(model, s: dict) -> None:
     r = flops.forward_flops(model, batch=batch, seq=seq, causal=causal)
     panels.show_result(r, "flops", metrics=("forward", "train_step", "exact_over_six_nd"), table=False)
     df = matmul_table(r.data["per_layer"])
-    st.dataframe(df, hide_index=True, width="stretch",
-                 column_config={"FLOP per layer": st.column_config.NumberColumn(format="%.4g")})
+    st.dataframe(df, hide_index=True, width="stretch", height=panels.table_height(len(df)),
+                 column_config={"FLOP per layer": st.column_config.NumberColumn(format="%.3e")})
     panels.csv_download(df, "forward-flops", "dl_flops")
 
 
 def matmul_table(per_layer: dict) -> pd.DataFrame:
     """One row per matmul of each block type, as flops.forward_flops lists them in data['per_layer']."""
     rows = [{"block": block, "layers": v["layers"], "matmul": mm["label"], "einsum": mm["einsum"],
-             "formula": mm["formula"], "FLOP per layer": float(np.sum(mm["flops"]))}
+             "formula": mm["formula"], "per layer": fmt(mm["flops"], "FLOP"),
+             "FLOP per layer": float(np.sum(mm["flops"]))}
             for block, v in per_layer.items() for mm in v["matmuls"]]
-    return pd.DataFrame(rows, columns=["block", "layers", "matmul", "einsum", "formula", "FLOP per layer"])
+    return pd.DataFrame(rows, columns=["block", "layers", "matmul", "einsum", "formula", "per layer",
+                                       "FLOP per layer"])

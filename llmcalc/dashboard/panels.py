@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ..results import Figure, Result
+from ..results import Result
 
 
 def figure_rows(result: Result) -> pd.DataFrame:
@@ -20,11 +20,12 @@ def figure_rows(result: Result) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["figure", "value", "SI value", "unit"])
 
 
-def show_result(result: Result, key: str, metrics: tuple[str, ...] = (), table: bool = True) -> None:
+def show_result(result: Result, key: str, metrics: tuple[str, ...] = (), table: bool = True,
+                per_row: int = 4) -> None:
     """Headline metrics, the figure table, and a "formula" panel with the CLI's --explain text."""
-    if metrics:
-        cols = st.columns(len(metrics))
-        for col, k in zip(cols, metrics, strict=True):
+    for start in range(0, len(metrics), per_row):
+        row = metrics[start:start + per_row]
+        for col, k in zip(st.columns(per_row), row, strict=False):
             f = result[k]
             col.metric(f.name, f.text(), help=f.explain())
     if table:
@@ -41,8 +42,9 @@ def explain_panel(result: Result, key: str) -> None:
         st.code(result.explain(), language=None)
 
 
-def explain_figure(f: Figure) -> None:
-    st.code(f.explain(), language=None)
+def table_height(rows: int, cap: int = 600) -> int:
+    """Pixels for a dataframe showing every row (up to ``cap``), instead of Streamlit's 10-row default."""
+    return min(cap, 35 * rows + 40)
 
 
 def calculator(module: str):

@@ -68,7 +68,7 @@ FIELDS = _fields(
     Field("causal", False),
     Field("seq", 4096, 1, 1 << 24), Field("mbs", 1, 1, 1 << 16), Field("gbs", 512, 1, 1 << 24),
     Field("zero", 1, 0, 3), Field("recompute", "selective", choices=("none", "selective", "full")),
-    Field("tokens", 15e12, 1, 1e18), Field("mfu", 0.4, 0.01, 1.0), Field("gpus", 1024, 1, 1 << 22),
+    Field("tokens", "15T"), Field("mfu", 0.4, 0.01, 1.0), Field("gpus", 1024, 1, 1 << 22),
     # inference and serving
     Field("batch", 1, 1, 1 << 16), Field("prompt", 1024, 1, 1 << 24), Field("gen", 256, 1, 1 << 24),
     Field("kv_dtype", "bf16", choices=tuple(DTYPES)), Field("roofline", False),
@@ -140,16 +140,20 @@ def widget(name: str, draw, **kwargs):
 
     s, key = store(), f"w_{name}"
     if key not in st.session_state:
-        st.session_state[key] = _fit(s[name], kwargs.get("options"))
+        value = _fit(s[name], kwargs.get("options"), FIELDS[name].default)
+        if value != s[name]:
+            st.session_state.setdefault("_llmcalc_notes", []).append(
+                f"URL parameter {name}={FIELDS[name].show(s[name])!r} is not one of the choices; using {value!r}")
+        st.session_state[key] = value
     value = draw(key=key, **kwargs)
     s[name] = value
     return value
 
 
-def _fit(value, options):
-    """A stored value that is not among the options (a model removed since the link was made) -> the first."""
+def _fit(value, options, default):
+    """A stored value that is not among the options (a model removed since the link was made) -> the default."""
     if options is not None and value not in options:
-        return list(options)[0]
+        return default if default in options else list(options)[0]
     return value
 
 

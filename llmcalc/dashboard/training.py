@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from ..units import parse_count
 from . import charts, panels, state
 
 GPU_SWEEP = np.array([2**i for i in range(3, 16)])  # 8 … 32,768 GPUs for the days-vs-GPUs chart
@@ -44,11 +45,8 @@ def render(model, hardware, s: dict) -> None:
     layout = make_layout(s)
     st.caption(f"{layout.gpus:,} GPUs of {hardware.display_name}")
     memory(model, hardware, layout, s)
-    left, right = st.columns(2)
-    with left:
-        comms(model, hardware, layout, s)
-    with right:
-        step_time(model, hardware, layout, s)
+    step_time(model, hardware, layout, s)
+    comms(model, hardware, layout, s)
 
 
 def scaling_and_cost(model, hardware, s: dict) -> None:
@@ -58,21 +56,22 @@ def scaling_and_cost(model, hardware, s: dict) -> None:
         st.subheader("Chinchilla: compute-optimal tokens")
         if scaling:
             r = scaling.chinchilla(model)
-            panels.show_result(r, "chinchilla", metrics=("size/rule20/tokens", "size/approach3/tokens"), table=True)
+            panels.show_result(r, "chinchilla", metrics=("size/rule20/tokens", "size/approach3/tokens"), table=True,
+                               per_row=2)
     with right:
         st.subheader("Time and cost")
         if cost is None:
             return
         c = st.columns(3)
         with c[0]:
-            tokens = state.widget("tokens", st.number_input, label="training tokens", min_value=1.0, format="%.3g")
+            text = state.widget("tokens", st.text_input, label="training tokens (e.g. 15T, 300B)")
         with c[1]:
             gpus = state.widget("gpus", st.number_input, label="GPUs", min_value=1, step=64)
         with c[2]:
             mfu = state.widget("mfu", st.number_input, label="MFU", min_value=0.01, max_value=1.0, step=0.05)
-        kw = dict(tokens=tokens, hardware=hardware, mfu=mfu, recompute=s["recompute"], dtype=s["dtype"])
+        kw = dict(tokens=parse_count(text), hardware=hardware, mfu=mfu, recompute=s["recompute"], dtype=s["dtype"])
         r = cost.training_cost(model, gpus=int(gpus), **kw)
-        panels.show_result(r, "cost", metrics=("days", "gpu_hours", "cost"), table=True)
+        panels.show_result(r, "cost", metrics=("days", "gpu_hours", "cost"), table=True, per_row=2)
         sweep = cost.training_cost(model, gpus=GPU_SWEEP, **kw)  # one vectorised call
         df = pd.DataFrame({"GPUs": GPU_SWEEP, "days": sweep.data["days"], "GPU-hours": sweep.data["gpu_hours"],
                            "cost USD": sweep.data.get("cost_usd", np.full(GPU_SWEEP.shape, np.nan))})
@@ -98,7 +97,7 @@ def memory(model, hardware, layout, s: dict) -> None:
         st.error(f"Does not fit: {r['memory/total'].text()} per GPU on the {d['worst_stage']} stage exceeds the "
                  f"{hardware.display_name}'s {r.data['memory_bytes'] / 2**30:,.1f} GiB; raise TP/PP, ZeRO or "
                  "recompute, or lower the micro-batch.")
-    panels.show_result(r, "memory", metrics=("memory/total", "memory/headroom"))
+    panels.show_result(r, "memory", metrics=("memory/total", "memory/headroom"), per_row=2)
 
 
 def comms(model, hardware, layout, s: dict) -> None:
@@ -114,9 +113,11 @@ def comms(model, hardware, layout, s: dict) -> None:
     else:
         per = rows.groupby("parallelism", sort=False)["time_s"].sum().reset_index()  # drawing, not a formula
         per["ms per step"] = per["time_s"] * 1e3
-        st.altair_chart(charts.bars(per[["parallelism", "ms per step"]], "parallelism", "ms per step",
-                                    title="communication time per parallelism (before overlap)"), width="stretch")
-        st.dataframe(rows.drop(columns=["source"], errors="ignore"), hide_index=True, width="stretch")
+        left, right = st.columns([1, 2])
+        left.altair_chart(charts.bars(per[["parallelism", "ms per step"]], "parallelism", "ms per step",
+                                      title="communication time per parallelism (before overlap)"), width="stretch")
+        right.dataframe(rows.drop(columns=["source"], errors="ignore"), hide_index=True, width="stretch",
+                        height=panels.table_height(len(rows)))
         panels.csv_download(rows, "comm-ledger", "dl_comms")
     panels.show_result(r, "comms", metrics=("comm/total_time",), table=False)
 

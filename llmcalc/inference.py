@@ -117,11 +117,14 @@ class Deployment:
 
 def forward_flops(model: Model, batch, seq, kv_len, causal: bool):
     """Forward FLOPs of one step, from llmcalc.flops. Prefill uses the causal-halved convention (what
-    FlashAttention executes); MLA decode uses the absorbed form DeepSeek-V3 serves with."""
-    from .flops import forward_flops_value
+    FlashAttention executes) and computes logits for the last position only (serving engines gather the
+    last hidden state before the LM head); MLA decode uses the absorbed form DeepSeek-V3 serves with."""
+    from .flops import forward_flops as ff
 
     absorbed = bool(model.attention.mla) and not causal
-    return forward_flops_value(model, batch, seq, kv_len=kv_len, causal=causal, mla_absorbed=absorbed)
+    d = ff(model, batch, seq, kv_len=kv_len, causal=causal, mla_absorbed=absorbed).data
+    seq = np.asarray(seq, dtype=float)
+    return d["forward_flops"] - d["lm_head_flops"] * (seq - 1) / seq
 
 
 def step(dep: Deployment, batch, new_tokens, context, *, prefill: bool) -> dict:
@@ -233,7 +236,8 @@ def latency(dep: Deployment, batch=1, prompt=128, output=128) -> Result:
     figs = []
     pre = _step(dep, batch, prompt, prompt, prefill=True)
     figs.append(derive("prefill/flops", "flops", "FLOP", "llmcalc.flops forward_flops, causal-halved attention "
-                       "(what FlashAttention executes), / tp", label="prefill FLOPs per GPU",
+                       "(what FlashAttention executes), logits for the last position only, / tp",
+                       label="prefill FLOPs per GPU",
                        flops=pre["flops_per_gpu"]))
     figs += _time_figures("ttft_s", "TTFT (prefill)", pre, dep, SRC_TTFT)
     ttft = figs[-1].value
@@ -291,6 +295,8 @@ def latency(dep: Deployment, batch=1, prompt=128, output=128) -> Result:
              "small batch"]
     if m.attention.mla:
         notes.append("MLA decode counted in the absorbed form (DeepSeek-V2 §2.1.3)")
+    if np.any(final_ctx > m.max_seq_len):
+        notes.append(f"WARNING: prompt + output exceeds the model's {m.max_seq_len:,} positions")
     if not np.all(fits):
         notes.append("WARNING: weights + KV exceed the accelerator's memory at this batch and context")
     data = {"model": m.name, "hardware": dep.hw.name, "tp": dep.tp, "batch": batch, "prompt": prompt,

@@ -148,3 +148,14 @@ def test_cli_infer_json_and_roofline():
     assert "memory-bound" in res.output and "HBM x 0.85" in res.output
     res = runner.invoke(app, ["sweep", "llama-3.1-8b", "--batch", "1,2,4,...,64"])
     assert res.exit_code == 0 and "knee" in res.output
+
+
+def test_prefill_flops_causal_and_last_position_logits():
+    # independent arithmetic for Llama-3.1-8B (32 layers, H = 32, K = 128, D = 4096, V = 128,256): matmul weights
+    # = 8,030,261,248 total - 2 x 128,256 x 4,096 embedding/LM head - 266,240 norm weights; 2 FLOP per weight per
+    # token; causal attention (QK^T and AV) over L^2/2 positions; logits for the last position only.
+    dep = Deployment(load_model("llama-3.1-8b"), load_hardware("h100-sxm"), eff=ROOFLINE)
+    L = 1024
+    matmul = 8_030_261_248 - 2 * 128_256 * 4_096 - 266_240
+    expected = 2 * matmul * L + 32 * 4 * L * (L / 2) * 32 * 128 + 2 * 4096 * 128_256
+    assert step(dep, 1, L, L, prefill=True)["flops_per_gpu"] == pytest.approx(expected, rel=1e-9)

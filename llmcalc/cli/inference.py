@@ -190,6 +190,7 @@ def serve(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
           as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
     """How many GPUs serve a load within TTFT/TPOT targets, and the $ per million output tokens."""
     from ..catalogue import load_hardware, load_model
+    from ..errors import LlmcalcError
     from ..serving import serve as serve_
     from ..units import USD_PER_HOUR, parse, parse_count
 
@@ -198,7 +199,11 @@ def serve(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
         try:
             price_v = float(price)
         except ValueError:
-            price_v = parse(price, USD_PER_HOUR) * 3600  # parse gives USD/s
+            try:
+                price_v = parse(price, USD_PER_HOUR) * 3600  # parse gives USD/s
+            except LlmcalcError as e:
+                raise LlmcalcError(f"--price expects USD per GPU-hour such as 2.49 or '$2.49/h', got {price!r} "
+                                   f"({e})") from None
     r = serve_(load_model(model), load_hardware(hardware), prompt=prompt, output=output,
                ttft_s=_seconds(ttft, "--ttft"), tpot_s=_seconds(tpot, "--tpot"),
                users=parse_count(users) if users is not None else None, requests_per_user_per_min=rpm, qps=qps,

@@ -46,7 +46,7 @@ OPTIMIZERS = {
     "adam-no-master": OptimizerBytes(2, 0, 8, "jax-ml/scaling-book, training chapter: bf16 weights 2 + fp32 Adam "
                                               "moments 8 = 10 B/param (no master copy, gradients not held)"),
     "adam-8bit": OptimizerBytes(2, 2, 6, "Dettmers et al. 2022 (8-bit Optimizers) §2: momentum and variance in "
-                                         "8 bits (2 B) + fp32 master 4, weights 2, grads 2 → 12 B/param"),
+                                         "8 bits (2 B) + fp32 master 4, weights 2, grads 2 → 10 B/param"),
     "sgd": OptimizerBytes(2, 2, 8, "mixed-precision SGD with momentum: fp32 master 4 + fp32 momentum 4, weights 2, "
                                    "grads 2 → 12 B/param"),
 }

@@ -31,6 +31,7 @@ def test_zero_stage_2_uses_14_psi_over_nd():
     ("adam", 16),  # ZeRO §3.1: 2 + 2 + 12
     ("adam-fp32-grads", 18),  # Megatron-LM distributed optimizer guide: bf16 params, fp32 grads
     ("adam-no-master", 10),  # jax-ml/scaling-book training chapter
+    ("adam-8bit", 10),  # Dettmers et al. 2022: m and v in 8 bits (8 B -> 2 B), fp32 master kept
 ])
 def test_bytes_per_parameter_conventions(name, total):
     assert OPTIMIZERS[name].total == total

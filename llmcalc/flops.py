@@ -6,7 +6,10 @@ the reference Hugging Face implementation run with ``attn_implementation="eager"
 - 2 FLOPs per multiply-add of every matmul (biases, norms, softmax, activations and RoPE are not
   counted: they are elementwise);
 - the attention score (QKᵀ) and value (AV) matmuls over the full L×M rectangle: the causal mask and
-  sliding windows are applied as masks, so nothing is skipped;
+  sliding windows are applied as masks, so nothing is skipped. The one exception is the KV cache:
+  HF's sliding-window cache keeps only the last W-1 positions, so with a cache (decode, chunked
+  prefill) a sliding layer's keys are the L new positions plus at most W-1 cached ones;
+- MLA in its plain (HF) form caches the latent and up-projects all M cached positions at every step;
 - the LM head for every position.
 
 ``causal=True`` switches to the causal convention of Megatron-LM's FLOPs counter: each query attends
@@ -28,8 +31,11 @@ from .specs import Model
 SRC_EAGER = "torch.utils.flop_counter convention (2 per multiply-add) on the HF eager implementation"
 SRC_ATTN = "Vaswani et al. 2017 §3.2.1 (scaled dot-product attention); " + SRC_EAGER
 SRC_CAUSAL = "causal halving as in Megatron-LM's num_floating_point_operations (Narayanan et al. 2021 §5.1)"
+SRC_SLIDING_CACHE = ("transformers' sliding-window cache (DynamicSlidingWindowLayer) keeps the last W-1 positions; "
+                     + SRC_EAGER)
 SRC_MOE = "top-k routing: each token runs k of E experts (Shazeer et al. 2017 §2; Fedus et al. 2022 §2.1)"
 SRC_MLA = "DeepSeek-V2 §2.1.2 eqs. 9-14 (MLA); HF modeling_deepseek_v3.py DeepseekV3Attention"
+SRC_MLA_CACHE = SRC_MLA + "; HF caches the latent and up-projects every cached position (expand_kv)"
 SRC_ABSORB = "DeepSeek-V2 §2.1.3 (W_UK absorbed into q, W_UV into o); DeepSeek-V3 inference/model.py attn_impl='absorb'"
 SRC_BWD = "backward = 2 x forward (Kaplan et al. 2020 §2.1; Narayanan et al. 2021 §5.1)"
 SRC_FULL_RC = "full recompute re-runs each layer's forward, not the LM head (Narayanan et al. 2021 §5.1, eq. 3)"
@@ -69,9 +75,18 @@ def block_layers(m: Model) -> dict[str, int]:
 
 
 def _attended(key: str, causal: bool, sliding: bool, m: Model, L, M) -> Figure | None:
-    """Mean positions each query attends to under the causal convention (queries are the last L of M)."""
+    """Positions each query's scores and values run over, when that is not simply M.
+
+    Causal convention: the mean over queries (the last L of M positions) of the positions they may see.
+    HF convention on sliding-window layers: the cache keeps only the last W-1 positions, so the keys are
+    the L new ones plus min(M-L, W-1) cached ones; within them the window is a mask (full rectangle).
+    """
     if not causal:
-        return None
+        if not sliding:
+            return None
+        return derive(key, "L + min(M - L, W - 1)", "token", SRC_SLIDING_CACHE,
+                      label="key positions (sliding-window cache: L new + at most W-1 cached)",
+                      L=L, M=M, W=m.attention.sliding_window)
     src = SRC_CAUSAL
     if not sliding:
         return derive(key, "M - L/2", "token", src, label="mean attended positions (causal: M - L/2)", M=M, L=L)
@@ -85,7 +100,7 @@ def _attention_rows(p: str, m: Model, B, L, M, Ma, mla_absorbed: bool) -> list[F
     a = m.attention
     Mx = M if Ma is None else Ma  # the attended length used by scores and values
     if a.mla:
-        return _mla_rows(p, m, B, L, Mx, mla_absorbed)
+        return _mla_rows(p, m, B, L, M, Mx, mla_absorbed)
     v = dict(B=B, L=L, D=m.d_model, H=a.n_heads, G=a.n_kv_heads, K=a.head_dim, Kv=a.v_dim)
     return [
         derive(f"{p}/q_proj", "2*B*L*D*H*K", "FLOP", SRC_EAGER, label="q projection", shape="BLD,DHK->BLHK", **v),
@@ -100,7 +115,8 @@ def _attention_rows(p: str, m: Model, B, L, M, Ma, mla_absorbed: bool) -> list[F
     ]
 
 
-def _mla_rows(p: str, m: Model, B, L, M, absorbed: bool) -> list[Figure]:
+def _mla_rows(p: str, m: Model, B, L, M, Ma, absorbed: bool) -> list[Figure]:
+    """MLA matmuls; ``M`` is the cached length, ``Ma`` the length attended to (differs under --causal)."""
     a, x = m.attention, m.attention.mla
     v = dict(B=B, L=L, D=m.d_model, H=a.n_heads, C=x.kv_lora_rank, R=x.qk_rope_head_dim, Kn=x.qk_nope_head_dim,
              Kv=x.v_head_dim)
@@ -119,21 +135,23 @@ def _mla_rows(p: str, m: Model, B, L, M, absorbed: bool) -> list[Figure]:
                        label="kv down-projection + shared rope key", shape="BLD,D(C+R)->BL(C+R)", **v))
     if not absorbed:
         rows += [
-            derive(f"{p}/kv_up", "2*B*L*C*H*(Kn+Kv)", "FLOP", SRC_MLA, label="kv up-projection (k nope, v)",
-                   shape="BLC,CH(K+K)->BLH(K+K)", **v),
+            # The plain form up-projects the latent of every cached position, each step (what absorbing avoids).
+            derive(f"{p}/kv_up", "2*B*M*C*H*(Kn+Kv)", "FLOP", SRC_MLA_CACHE,
+                   label="kv up-projection of all M cached latents (k nope, v)", shape="BMC,CH(K+K)->BMH(K+K)",
+                   **v, M=M),
             derive(f"{p}/scores", "2*B*L*M*H*(Kn+R)", "FLOP", SRC_ATTN, label="attention scores QKᵀ",
-                   shape="BLH(K+R),BMH(K+R)->BHLM", **v, M=M),
+                   shape="BLH(K+R),BMH(K+R)->BHLM", **v, M=Ma),
             derive(f"{p}/values", "2*B*L*M*H*Kv", "FLOP", SRC_ATTN, label="attention values AV",
-                   shape="BHLM,BMHK->BLHK", **v, M=M),
+                   shape="BHLM,BMHK->BLHK", **v, M=Ma),
         ]
     else:
         rows += [
             derive(f"{p}/q_absorb", "2*B*L*H*Kn*C", "FLOP", SRC_ABSORB, label="q·W_UK (absorbed key up-projection)",
                    shape="BLHK,CHK->BLHC", **v),
             derive(f"{p}/scores", "2*B*L*M*H*(C+R)", "FLOP", SRC_ABSORB, label="scores over the cached latent + rope",
-                   shape="BLH(C+R),BM(C+R)->BHLM", **v, M=M),
+                   shape="BLH(C+R),BM(C+R)->BHLM", **v, M=Ma),
             derive(f"{p}/values", "2*B*L*M*H*C", "FLOP", SRC_ABSORB, label="values over the cached latent",
-                   shape="BHLM,BMC->BLHC", **v, M=M),
+                   shape="BHLM,BMC->BLHC", **v, M=Ma),
             derive(f"{p}/v_absorb", "2*B*L*H*C*Kv", "FLOP", SRC_ABSORB, label="·W_UV (absorbed value up-projection)",
                    shape="BLHC,CHK->BLHK", **v),
         ]
@@ -239,7 +257,8 @@ def forward_flops(model: Model, batch=1, seq=2048, *, kv_len=None, causal: bool 
     convention = ("causal: each query attends to earlier positions only (Megatron-LM counter; M - L/2 on "
                   "average), sliding-window layers to at most the window" if causal else
                   "attention over the full L x M rectangle (HF eager / FlopCounterMode: the causal mask and "
-                  "sliding windows are masks, not skipped work)")
+                  "sliding windows are masks, not skipped work; sliding layers' cache holds at most W-1 "
+                  "positions, so their keys are L + min(M-L, W-1))")
     title = (f"FLOPs of {m.display_name}: batch {_show(B)} x seq {_show(L)}, kv_len {_show(M)}"
              f" ({'causal-halved' if causal else 'full-rectangle'} attention"
              f"{', MLA absorbed' if mla_absorbed else ''})")

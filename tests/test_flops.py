@@ -131,7 +131,8 @@ def test_mla_absorbed_decode_hand_formula():
     """DeepSeek-V2 §2.1.3: in decode, W_UK is absorbed into the query and W_UV into the output, so the
     attention runs over the cached latent (C + R per position). Per token per layer, with H=128, C=512,
     R=64, K_nope=128, K_v=128 (DeepSeek-V3 config):
-      plain:    kv_up 2·C·H·(Kn+Kv) + scores 2·M·H·(Kn+R) + values 2·M·H·Kv
+      plain:    kv_up 2·M·C·H·(Kn+Kv) + scores 2·M·H·(Kn+R) + values 2·M·H·Kv
+                (the HF implementation caches the latent and up-projects all M positions every step)
       absorbed: q·W_UK 2·H·Kn·C + scores 2·M·H·(C+R) + values 2·M·H·C + ·W_UV 2·H·C·Kv"""
     m = load_model("deepseek-v3")
     H, C, R, Kn, Kv, M = 128, 512, 64, 128, 128, 4096
@@ -139,7 +140,7 @@ def test_mla_absorbed_decode_hand_formula():
     absorbed = forward_flops(m, 1, 1, kv_len=M, mla_absorbed=True)
     p = {k: plain.value(f"moe/{k}") for k in ("kv_up", "scores", "values")}
     a = {k: absorbed.value(f"moe/{k}") for k in ("q_absorb", "scores", "values", "v_absorb")}
-    assert p == {"kv_up": 2 * C * H * (Kn + Kv), "scores": 2 * M * H * (Kn + R), "values": 2 * M * H * Kv}
+    assert p == {"kv_up": 2 * M * C * H * (Kn + Kv), "scores": 2 * M * H * (Kn + R), "values": 2 * M * H * Kv}
     assert a == {"q_absorb": 2 * H * Kn * C, "scores": 2 * M * H * (C + R), "values": 2 * M * H * C,
                  "v_absorb": 2 * H * C * Kv}
     with pytest.raises(LayoutError, match="--mla-absorbed"):
@@ -179,10 +180,15 @@ def test_causal_sliding_window_gemma2():
     r = forward_flops(m, 1, 8192, causal=True)
     assert r.value("dense_sliding/attended_len") == pytest.approx(3072)
     assert r.value("dense_global/attended_len") == pytest.approx(4096)
-    # decode at context 10000 on a sliding layer: the window; without --causal: every position (masked only)
+    # decode at context 10000 on a sliding layer: the window
     dec = forward_flops(m, 1, 1, kv_len=10000, causal=True)
     assert dec.value("dense_sliding/attended_len") == pytest.approx(4096)
-    assert forward_flops(m, 1, 1, kv_len=10000).value("dense_sliding/scores") == 2 * 10000 * 16 * 256
+    # HF convention: a prefill without cache masks the window (full rectangle); with a cache, transformers'
+    # sliding-window cache holds W-1 positions, so a decode step sees W = 4096 keys (checked against
+    # FlopCounterMode in test_flops_reference.py)
+    assert forward_flops(m, 1, 8192).value("dense_sliding/scores") == 2 * 8192 * 8192 * 16 * 256
+    assert forward_flops(m, 1, 1, kv_len=10000).value("dense_sliding/scores") == 2 * 4096 * 16 * 256
+    assert forward_flops(m, 1, 1, kv_len=10000).value("dense_global/scores") == 2 * 10000 * 16 * 256
 
 
 def test_arrays_broadcast_like_scalar_calls():

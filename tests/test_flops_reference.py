@@ -55,6 +55,10 @@ SHRUNKEN = {
     "phi3": _small("phi-3-mini", num_key_value_heads=8, sliding_window=8, pad_token_id=0),  # default pad 32000
     "gpt2": {**json.loads((CONFIGS / "gpt2" / "config.json").read_text()), "n_embd": 192, "n_layer": 2,
              "n_head": 6, "vocab_size": 1000, "n_positions": 64},
+    "deepseek_v3_mla_no_q_lora": _small("deepseek-v3", num_hidden_layers=2, first_k_dense_replace=2,
+                                        num_key_value_heads=8, q_lora_rank=None, kv_lora_rank=64,
+                                        qk_nope_head_dim=32, qk_rope_head_dim=16, head_dim=16, v_head_dim=24,
+                                        n_group=1, topk_group=1),
     "deepseek_v3_mla_dense": _small("deepseek-v3", num_hidden_layers=2, first_k_dense_replace=2,
                                     num_key_value_heads=8, q_lora_rank=96, kv_lora_rank=64, qk_nope_head_dim=32,
                                     qk_rope_head_dim=16, head_dim=16, v_head_dim=24,  # HF: head_dim = rope width
@@ -90,11 +94,14 @@ def test_shrunken_config_matches_flop_counter(kind):
     assert ours == _hf_flops(cfg, batch=2, seq=16)
 
 
-def test_decode_step_with_kv_cache_matches_flop_counter():
-    """Decode: 1 new token attending to 16 cached + itself (seq=1, kv_len=17)."""
-    cfg = SHRUNKEN["llama"]
-    ours = forward_flops(model_from_config(cfg, "llama"), batch=3, seq=1, kv_len=17).data["forward_flops"]
-    assert ours == _hf_flops(cfg, batch=3, seq=1, past=16)
+@pytest.mark.parametrize("kind", ["llama", "mistral", "gemma2", "phi3", "deepseek_v3_mla_dense"])
+@pytest.mark.parametrize("seq, past", [(1, 16), (4, 12)])
+def test_with_kv_cache_matches_flop_counter(kind, seq, past):
+    """Decode (1 new token after 16 cached) and chunked prefill (4 after 12): kv_len = past + seq. This
+    exercises the sliding-window cache (W = 8 < past) and MLA's per-step up-projection of the latent cache."""
+    cfg = SHRUNKEN[kind]
+    ours = forward_flops(model_from_config(cfg, kind), batch=3, seq=seq, kv_len=past + seq).data["forward_flops"]
+    assert ours == _hf_flops(cfg, batch=3, seq=seq, past=past)
 
 
 def test_llama_3_1_8b_full_size_matches_flop_counter():

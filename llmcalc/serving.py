@@ -2,8 +2,8 @@
 
 Method (every step printed as an assumption):
 1. load: qps = users x requests per user per minute / 60 (or --qps directly);
-2. for TP = 1, 2, 4, … up to the scale-up domain (NVLink node), the smallest degree whose weights
-   plus at least one sequence of KV fit and for which some concurrency meets both targets;
+2. for each TP = 1, 2, 4, … up to the scale-up domain (NVLink node) whose weights plus KV fit and for
+   which some concurrency meets both targets, the fleet it needs; the TP needing fewest GPUs wins;
 3. per replica, the largest concurrency N (continuous batching, steady state from
    :mod:`llmcalc.batching`) with TTFT = t_prefill + t_decode(N) <= target and the prefill-stretched
    TPOT = t_decode(N)/(1 − qps·t_prefill) <= target, and N within the KV cap; its throughput is
@@ -72,21 +72,25 @@ def serve(model: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: float
     else:
         figs.append(derive("qps", "q", "req/s", "given", label="request rate", q=qps))
     load = figs[0].value
-    tried, chosen = [], None
+    # Every TP degree that works is costed; the one needing the fewest GPUs wins (ties: the smaller TP).
+    # A larger TP often pays for itself: more KV room per replica means more sequences in flight.
+    tried, chosen, chosen_gpus = [], None, math.inf
     for t in tp_candidates(hw, model):
         dep = Deployment(model, hw, t, weights, group_size, kv_dtype, activations, eff)
         best = best_concurrency(dep, prompt, output, ttft_s, tpot_s, reserve)
-        tried.append(f"tp {t}: " + ("no concurrency meets the targets or fits" if best is None else
-                                    f"N = {int(best['concurrency'])}, {best['qps']:.3g} req/s per replica"))
-        if best is not None:
-            chosen = (dep, best)
-            break
+        if best is None:
+            tried.append(f"tp {t}: no concurrency meets the targets or fits")
+            continue
+        gpus_t = math.ceil(load / best["qps"]) * t
+        tried.append(f"tp {t}: N = {int(best['concurrency'])}, {best['qps']:.3g} req/s per replica, {gpus_t} GPUs")
+        if gpus_t < chosen_gpus:
+            chosen, chosen_gpus = (dep, best), gpus_t
     if chosen is None:
         raise LlmcalcError(f"no TP degree up to {hw.scale_up.domain_size} on {hw.display_name} serves "
                            f"{model.display_name} within TTFT {ttft_s:g} s and TPOT {tpot_s * 1e3:g} ms "
                            f"({'; '.join(tried)}); relax the targets, quantise, or pick larger hardware")
     dep, b = chosen
-    figs.append(derive("tp", "t", "GPU", "smallest power of two in the scale-up domain that fits and meets targets",
+    figs.append(derive("tp", "t", "GPU", "the power of two in the scale-up domain needing the fewest GPUs in total",
                        label="TP degree per replica", t=dep.tp))
     figs.append(derive("concurrency", "N", "seq", SRC_REPLICA, label="sequences in flight per replica",
                        N=b["concurrency"]))
@@ -109,7 +113,9 @@ def serve(model: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: float
         figs.append(derive("usd_per_million_output_tokens", "gpus*price/(3600*tok_s)*million", "USD", SRC_COST,
                            label=f"$ per million output tokens at ${price:g}/GPU-h", gpus=gpus, price=price,
                            tok_s=tok_s, million=1_000_000))
-    notes = [f"load {load:.4g} req/s of {prompt} prompt + {output} output tokens",
+    who = (f"{users:g} users x {requests_per_user_per_min:g} requests per user per minute = " if users is not None
+           else "")
+    notes = [f"load {who}{load:.4g} req/s of {prompt} prompt + {output} output tokens",
              f"targets: TTFT <= {ttft_s:g} s, TPOT <= {tpot_s * 1e3:g} ms", eff.describe(),
              f"weights {dep.weights_name}, KV {kv_dtype}, {reserve:.0%} of memory reserved",
              "continuous batching in steady state; KV cap charges each sequence its final length",

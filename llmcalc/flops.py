@@ -210,6 +210,7 @@ def forward_flops(model: Model, batch=1, seq=2048, *, kv_len=None, causal: bool 
 
     figures: list[Figure] = []
     block_totals: list[Figure] = []
+    block_extra: list[Figure] = []  # per block backward and training step
     attn_core: list[Figure] = []  # score + value matmuls, what selective recompute re-runs
     per_layer: dict[str, dict] = {}
     for name, n in block_layers(m).items():
@@ -221,20 +222,26 @@ def forward_flops(model: Model, batch=1, seq=2048, *, kv_len=None, causal: bool 
         layer = total(f"{name}/per_layer", rows, label=f"{name} block, one layer")
         block = derive(f"{name}/forward", "layers*per_layer", "FLOP", "sum of the rows above, x layers",
                        label=f"{name} blocks (x {n} layers)", layers=n, per_layer=layer.value)
+        block_bwd = derive(f"{name}/backward", "2*forward", "FLOP", SRC_BWD, label=f"{name} blocks, backward",
+                           forward=block.value)
+        block_step = derive(f"{name}/train_step", "3*forward", "FLOP", SRC_BWD,
+                            label=f"{name} blocks, training step", forward=block.value)
         figures += ([att] if att is not None else []) + rows + [layer]
         block_totals.append(block)
+        block_extra += [block_bwd, block_step]
         core = [r for r in rows if r.key.endswith(("/scores", "/values"))]
         attn_core.append(derive(f"{name}/attention_core", "layers*(scores + values)", "FLOP", SRC_SEL_RC,
                                 label=f"{name} attention scores + values (x {n})", layers=n,
                                 scores=core[0].value, values=core[1].value))
-        per_layer[name] = {"layers": n, "forward_flops_per_layer": layer.value,
+        per_layer[name] = {"layers": n, "forward_flops_per_layer": layer.value, "forward_flops": block.value,
+                           "backward_flops": block_bwd.value, "train_step_flops": block_step.value,
                            "matmuls": [{"key": r.key, "label": r.name, "einsum": r.shape, "formula": r.formula,
                                         "flops": r.value} for r in rows]}
         if att is not None:
             per_layer[name]["attended_len"] = att.value
     lm_head = derive("lm_head", "2*B*L*D*V", "FLOP", SRC_EAGER + " (logits for every position)",
                      label="LM head", shape="BLD,DV->BLV", B=B, L=L, D=m.d_model, V=m.vocab_size)
-    figures += [*block_totals, lm_head]
+    figures += [*block_totals, *block_extra, lm_head]
     fwd = total("forward", [*block_totals, lm_head], label="forward pass")
     layers_fwd = total("layers_forward", block_totals, label="all transformer layers, forward")
     bwd = derive("backward", "2*forward", "FLOP", SRC_BWD, label="backward pass", forward=fwd.value)
@@ -251,7 +258,8 @@ def forward_flops(model: Model, batch=1, seq=2048, *, kv_len=None, causal: bool 
             "train_step_flops": _exact(step.value), "hardware_flops": _exact(hw[-1].value),
             "lm_head_flops": _exact(lm_head.value), "six_nd_flops": _exact(six[-2].value),
             "exact_over_six_nd": six[-1].value, "n_active_params": six[0].value,
-            "per_layer": {k: {**v, "forward_flops_per_layer": _exact(v["forward_flops_per_layer"]),
+            "per_layer": {k: {**v, **{f: _exact(v[f]) for f in ("forward_flops_per_layer", "forward_flops",
+                                                                 "backward_flops", "train_step_flops")},
                               "matmuls": [{**r, "flops": _exact(r["flops"])} for r in v["matmuls"]]}
                           for k, v in per_layer.items()}}
     convention = ("causal: each query attends to earlier positions only (Megatron-LM counter; M - L/2 on "
@@ -275,7 +283,8 @@ def forward_flops(model: Model, batch=1, seq=2048, *, kv_len=None, causal: bool 
     if m.attention.mla:
         notes.append("MLA " + ("absorbed form (decode): attention runs over the cached C+R latent; W_UK and "
                                "W_UV applied per query" if mla_absorbed else
-                               "plain form (HF): keys and values up-projected from the latent per new token"))
+                               "plain form (HF): the latent is cached and keys/values are up-projected for all M "
+                               "positions at every step (what the absorbed form avoids)"))
     if np.any(np.asarray(M) > m.max_seq_len):
         notes.append(f"kv_len exceeds {m.display_name}'s max_seq_len ({m.max_seq_len}): counted anyway, as if the "
                      "context were extended")

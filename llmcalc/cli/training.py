@@ -86,7 +86,7 @@ def flops(model: str = MODEL_ARG,
         rows = [(mm["label"].split(": ", 1)[-1], mm["einsum"], fmt(mm["flops"], "FLOP")) for mm in block["matmuls"]]
         rows.append(("one layer", "", fmt(block["forward_flops_per_layer"], "FLOP")))
         typer.echo(table(rows, ("matmul", "einsum", "forward FLOPs")))
-    keys = [k for k in r.keys() if "/" not in k or k.endswith("/forward")]
+    keys = [k for k in r.keys() if "/" not in k or k.endswith(("/forward", "/backward", "/train_step"))]
     typer.echo("\ntotals")
     typer.echo(table([(r[k].name, r[k].text()) for k in keys]))
     for a in r.assumptions:

@@ -5,7 +5,11 @@ recompute, ZeRO stage, sequence parallelism, global batch, sequence length), eva
 ``training_memory`` and ``training_step`` once each over the whole grid, and prints the rate.
 It prints numbers; it does not assert.
 
-    python benchmarks/bench_sweep.py [model] [hardware] [--repeat N]
+    python benchmarks/bench_sweep.py [model] [hardware] [--repeat N] [--flat]
+
+The default grid keeps each axis on its own broadcast dimension, so intermediate arrays that depend
+on a few axes stay small; ``--flat`` first materialises every axis as a 1e6-long vector (the rate a
+caller gets who passes flat arrays).
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ def main() -> None:
     ap.add_argument("model", nargs="?", default="llama-3.1-70b")
     ap.add_argument("hardware", nargs="?", default="h100-sxm")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--flat", action="store_true",
+                    help="materialise every axis as a full 1-D array first (no broadcasting shortcuts: worst case)")
     args = ap.parse_args()
 
     from llmcalc.catalogue import load_hardware, load_model
@@ -51,6 +57,8 @@ def main() -> None:
 
     m, hw = load_model(args.model), load_hardware(args.hardware)
     g, n = grid()
+    if args.flat:
+        g = dict(zip(g, (a.ravel() for a in np.broadcast_arrays(*g.values())), strict=True))
     lay = Layout(tp=g["tp"], pp=g["pp"], dp=g["dp"], sp=g["sp"], zero=g["zero"])
     best_mem = best_step = float("inf")
     for _ in range(args.repeat):
@@ -65,13 +73,14 @@ def main() -> None:
         best_mem, best_step = min(best_mem, t1 - t0), min(best_step, t2 - t1)
     valid = np.broadcast_to(mem.data["valid"] & st.data["valid"], np.shape(st.data["step_time_s"]))
     fits = np.broadcast_to(mem.data["fits"], valid.shape) & valid
-    print(f"model {m.display_name} on {hw.display_name}; grid of {n:,} layouts × workloads "
+    print(f"model {m.display_name} on {hw.display_name}; {'flat' if args.flat else 'broadcast'} grid of {n:,} "
+          "layouts × workloads "
           f"({valid.sum():,} valid, {fits.sum():,} of them fit in memory)")
     print(f"training_memory : {best_mem:.3f} s  -> {n / best_mem:,.0f} evaluations/s")
     print(f"training_step   : {best_step:.3f} s  -> {n / best_step:,.0f} evaluations/s")
     print(f"memory + step   : {best_mem + best_step:.3f} s  -> {n / (best_mem + best_step):,.0f} evaluations/s "
           f"(best of {args.repeat})")
-    ok = np.where(fits, st.data["mfu"], -1.0)
+    ok = np.where(fits, np.broadcast_to(st.data["mfu"], fits.shape), -1.0)
     i = np.unravel_index(np.argmax(ok), ok.shape)
     pick = {k: np.broadcast_to(v, ok.shape)[i].item() for k, v in g.items()}
     print(f"best predicted MFU that fits: {ok[i]:.1%} at {pick}")

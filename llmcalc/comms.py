@@ -66,8 +66,9 @@ class CommRow:
         return {"parallelism": self.parallelism, "collective": self.collective, "tensor": self.tensor,
                 "shape": self.shape, "group_size": self.group, "message_bytes": self.message_bytes,
                 "bytes_per_rank": self.bytes_per_rank.value, "count": self.count,
-                "link": where(self.scale_up, "scale-up", "scale-out"), "time_s": self.time.value,
-                "overlappable": self.overlap, "phase": self.phase, "source": self.time.source}
+                "scale_up": self.scale_up, "time_s": self.time.value,
+                "overlappable": self.overlap, "phase": self.phase, "source": self.time.source,
+                **({} if np.ndim(self.scale_up) else {"link": "scale-up" if self.scale_up else "scale-out"})}
 
 
 def link_efficiency_default() -> float:
@@ -97,8 +98,8 @@ def _row(parallelism, collective, tensor, shape, n, S, count, span, ctx, overlap
     time = derive(key, f"count*(alpha*({steps}) + X/(bw*eff))", "s", source,
                   label=f"{parallelism}: {collective} of {tensor}", count=count, alpha=alpha, X=per.value,
                   bw=bw, eff=ctx["eff"], shape=shape, **({"n": n} if "n" in steps else {}))
-    return CommRow(parallelism, collective, tensor, shape, n, S, per, count, where(up, True, False), time, overlap,
-                   phase, )
+    return CommRow(parallelism, collective, tensor, shape, n, S, per, count, up if up.ndim else bool(up), time,
+                   overlap, phase)
 
 
 def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batch=1, seq=2048, global_batch=None,

@@ -189,6 +189,8 @@ def fmt(value: float, unit: str) -> str:
             binary = _scaled(value, [(2**50, "PiB"), (2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB")])
             return f"{dec} ({binary})"
         return dec
+    if unit in ("FLOP", "FLOP/s") and abs(value) >= 1e21:
+        return f"{value:.3g} {unit}".replace("e+", "e")  # training budgets read best as 3.8e25 FLOP
     if unit in ("B/s", "FLOP", "FLOP/s", "W"):
         base, _, per = unit.partition("/")
         return _scaled(value, [(f, p + base + ("/" + per if per else "")) for f, p in _DEC])

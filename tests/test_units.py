@@ -73,6 +73,7 @@ def test_format_shows_decimal_and_binary():
     assert units.fmt(80 * 2**30, "B") == "85.9 GB (80.0 GiB)"
     assert units.fmt(989e12, "FLOP/s") == "989 TFLOP/s"
     assert units.fmt(450e9, "B/s") == "450 GB/s"
+    assert units.fmt(3.8e25, "FLOP") == "3.8e25 FLOP"
 
 
 # Independent reference: pint's conversions of the same quantities (byte and bit are pint's own units).

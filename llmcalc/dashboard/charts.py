@@ -75,7 +75,7 @@ def lines(df: pd.DataFrame, x: str, y: str, color: str | None = None, log_x: boo
 
 def bars(df: pd.DataFrame, category: str, value: str, color: str | None = None, title: str = "") -> alt.Chart:
     """Vertical bars of ``value`` per ``category`` (e.g. communication time per parallelism)."""
-    enc = dict(x=alt.X(f"{category}:N", sort=None, title=None), y=alt.Y(f"{value}:Q"),
+    enc = dict(x=alt.X(f"{category}:N", sort=None, title=None, axis=alt.Axis(labelAngle=0)), y=alt.Y(f"{value}:Q"),
                tooltip=[c for c in df.columns])
     if color:
         enc["color"] = alt.Color(f"{color}:N")

@@ -20,8 +20,18 @@ _EXPORTS = {
     "Figure": "results", "Result": "results", "derive": "results",
     "parse_quantity": ("units", "parse"), "fmt": "units", "to_pint": "units",
     "LlmcalcError": "errors", "SpecError": "errors", "LayoutError": "errors", "UnknownNameError": "errors",
-    # calculators
+    # calculators: model size and FLOPs
     "param_breakdown": "params", "count_params": "params",
+    "forward_flops": "flops", "chinchilla": "scaling", "training_cost": "train_cost",
+    # training memory, communication, step time
+    "Layout": "layout", "LoRA": "train_memory", "training_memory": "train_memory",
+    "model_state_bytes": "train_memory", "korthikanti_layer_bytes": "activations",
+    "comm_ledger": "comms", "training_step": "step",
+    # inference and serving
+    "Efficiency": "efficiency", "DEFAULT_EFFICIENCY": "efficiency", "ROOFLINE": "efficiency",
+    "kv_cache": "kv_cache", "fit": "kv_cache", "weight_bytes": "quant",
+    "Deployment": "inference", "latency": "inference", "batch_sweep": "sweeps", "context_sweep": "sweeps",
+    "speculative": "speculative", "continuous_batching": "batching", "serve": "serving",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -210,6 +210,18 @@ def test_uploaded_config_json_is_a_model():
     assert count_params(m) == GPT2
 
 
+def test_upload_in_the_app_replaces_the_catalogue_model():
+    at = run_app()
+    at.file_uploader[0].upload("config.json", (CONFIGS / "gpt2" / "config.json").read_bytes(), "application/json")
+    at.run()
+    assert not at.exception and not at.error
+    assert f"exactly {GPT2:,} parameters" in texts(at)
+    at.file_uploader[0].upload("config.json", b'{"model_type": "llama",', "application/json")
+    at.run()
+    assert not at.exception
+    assert "config.json:1:24: invalid JSON" in errors(at)
+
+
 def test_uploaded_bad_json_is_a_spec_error(tmp_path):
     from llmcalc.dashboard.main import uploaded_model
     from llmcalc.errors import SpecError

@@ -36,12 +36,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server():
-    port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none"]
+def serve(cmd: list[str], port: int):
+    """Start ``cmd`` (a Streamlit server on ``port``); yield its URL once healthy; stop it afterwards."""
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     url = f"http://127.0.0.1:{port}"
@@ -60,6 +56,14 @@ def server():
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    yield from serve([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+                      "--server.port", str(port), "--server.address", "127.0.0.1",
+                      "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"], port)
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +131,14 @@ def test_shared_inference_link_then_change_batch(server, page):
     # the new input reaches the shareable link (Streamlit sends it when the run ends)
     page.wait_for_function("() => location.search.includes('batch=4')", timeout=15000)
     assert page.locator(".vega-embed").count() >= 4
+
+
+def test_llmcalc_app_serves_the_packaged_dashboard(browser):
+    """`llmcalc app` runs llmcalc/dashboard/main.py (what a wheel ships), not the repo's app.py."""
+    port = free_port()
+    for url in serve([sys.executable, "-m", "llmcalc", "app", "--headless", "--port", str(port)], port):
+        page = browser.new_page()
+        page.goto(f"{url}/?page=model&model=gpt2")
+        page.wait_for_function("() => document.body.innerText.includes('exactly 124,439,808 parameters')",
+                               timeout=15000)
+        page.close()

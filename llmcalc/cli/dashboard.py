@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import shlex
 import subprocess
 import sys
@@ -39,4 +40,7 @@ def app_command(port: int = typer.Option(8501, "--port", help="Local port to ser
         fail("the dashboard needs streamlit; install it with `pip install streamlit`")
     if not APP_SCRIPT.is_file():
         fail(f"the dashboard script {APP_SCRIPT} is missing; reinstall llmcalc")
+    if os.name == "posix":  # become the server, so Ctrl-C and a parent's SIGTERM reach Streamlit itself
+        sys.stdout.flush()
+        os.execv(cmd[0], cmd)
     raise typer.Exit(subprocess.call(cmd))

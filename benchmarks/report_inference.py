@@ -10,6 +10,8 @@ It prints numbers; it does not assert.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from llmcalc.catalogue import load_hardware, load_model
 from llmcalc.efficiency import DEFAULT_EFFICIENCY, ROOFLINE
 from llmcalc.inference import Deployment, latency
@@ -22,11 +24,8 @@ DSV2 = "DeepSeek-V2 report §2.1.2 (MLA: 576 elements per token per layer), V3: 
 
 
 def gptj() -> Model:
-    return Model.model_validate(dict(
-        name="gpt-j-6b", display_name="GPT-J-6B", d_model=4096, n_layers=28, vocab_size=50400, max_seq_len=2048,
-        tie_embeddings=False, attention=dict(n_heads=16, n_kv_heads=16, head_dim=256),
-        mlp=dict(d_ff=16384, gated=False, activation="gelu_new", bias=True),
-        norm=dict(kind="layernorm", per_layer=1), sources={"architecture": "GPT-J-6B config (EleutherAI)"}))
+    """GPT-J-6B shapes (tests/data/models/gpt-j-6b.yaml), for the TensorRT-LLM latency case."""
+    return load_model(str(Path(__file__).resolve().parents[1] / "tests/data/models/gpt-j-6b.yaml"))
 
 
 def latency_rows() -> list[tuple]:

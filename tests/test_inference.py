@@ -1,6 +1,7 @@
 """Latency model: roofline pieces against independent arithmetic, and the published TensorRT-LLM GPT-J case."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,13 +20,8 @@ H100_PEAK_BF16, H100_HBM = 989e12, 3.35e12  # NVIDIA H100 SXM datasheet (dense b
 
 
 def gptj() -> Model:
-    # GPT-J-6B shapes (EleutherAI): 28 layers, d_model 4096, 16 heads of 256, vocab 50400, d_ff 16384, GELU MLP
-    # with biases, one LayerNorm per block (parallel attention + MLP), untied LM head. Only the shapes matter.
-    return Model.model_validate(dict(
-        name="gpt-j-6b", display_name="GPT-J-6B", d_model=4096, n_layers=28, vocab_size=50400, max_seq_len=2048,
-        tie_embeddings=False, attention=dict(n_heads=16, n_kv_heads=16, head_dim=256),
-        mlp=dict(d_ff=16384, gated=False, activation="gelu_new", bias=True),
-        norm=dict(kind="layernorm", per_layer=1), sources={"architecture": "GPT-J-6B config (EleutherAI)"}))
+    """GPT-J-6B shapes (tests/data/models/gpt-j-6b.yaml), for the TensorRT-LLM latency case."""
+    return load_model(str(Path(__file__).parent / "data/models/gpt-j-6b.yaml"))
 
 
 @pytest.mark.parametrize("eff", [ROOFLINE, DEFAULT_EFFICIENCY])

@@ -23,24 +23,6 @@ def _count(text: str | None, option: str):
         raise LlmcalcError(f"{option}: {e}") from None
 
 
-def _flops(text: str | None):
-    """'5.76e23', '3.8e25 FLOP', '120 EFLOP' -> float FLOPs."""
-    if text is None:
-        return None
-    from ..errors import LlmcalcError
-    from ..units import FLOP, parse
-
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        return parse(text, FLOP)
-    except LlmcalcError as e:
-        raise LlmcalcError(f"--flops expects a FLOP count such as 5.76e23 or '3.8e25 FLOP', got {text!r} ({e})") \
-            from None
-
-
 def _quantity(text: str | None, dim_name: str, option: str, example: str, scale: float = 1.0):
     """A plain number, or a quantity with a unit of the right dimension, in SI (times ``scale``)."""
     if text is None:
@@ -108,7 +90,8 @@ def chinchilla(model: str | None = typer.Argument(None, help="Catalogue name, YA
         from ..catalogue import load_model
 
         spec = load_model(model)
-    emit(chinchilla_(spec, params=_count(params, "--params"), flops=_flops(flops)), as_json, explain)
+    budget = _quantity(flops, "FLOP", "--flops", "5.76e23 or '3.8e25 FLOP'")
+    emit(chinchilla_(spec, params=_count(params, "--params"), flops=budget), as_json, explain)
 
 
 @app.command()

@@ -222,6 +222,17 @@ def test_upload_in_the_app_replaces_the_catalogue_model():
     assert "config.json:1:24: invalid JSON" in errors(at)
 
 
+def test_uploaded_yaml_model_and_hardware():
+    from llmcalc.catalogue import load_hardware
+    from llmcalc.dashboard.main import uploaded_hardware, uploaded_model
+    from llmcalc.params import count_params
+
+    assert count_params(uploaded_model(_Upload(ROOT / "models" / "gpt2.yaml"))) == GPT2
+    h100 = uploaded_hardware(_Upload(ROOT / "hardware" / "h100-sxm.yaml"))
+    assert h100 == load_hardware("h100-sxm")
+    assert h100.peak("bf16") == 989e12  # NVIDIA H100 SXM datasheet: 989 TFLOP/s dense BF16
+
+
 def test_uploaded_bad_json_is_a_spec_error(tmp_path):
     from llmcalc.dashboard.main import uploaded_model
     from llmcalc.errors import SpecError

@@ -19,7 +19,7 @@ import streamlit as st  # noqa: E402
 from llmcalc.catalogue import load_hardware, load_model, names, parse_yaml_spec
 from llmcalc.dashboard import panels, state
 from llmcalc.errors import LlmcalcError, SpecError, unknown_name
-from llmcalc.specs import Model
+from llmcalc.specs import Hardware, Model
 
 
 def uploaded_model(upload) -> Model:
@@ -37,6 +37,11 @@ def uploaded_model(upload) -> Model:
         stem = upload.name.rsplit(".", 1)[0]
         return model_from_config(data, "uploaded" if stem == "config" else stem, upload.name)
     return parse_yaml_spec(text, Model, upload.name)
+
+
+def uploaded_hardware(upload) -> Hardware:
+    """A Hardware spec from an uploaded catalogue-style YAML (units written out: '80 GiB', '3.35 TB/s')."""
+    return parse_yaml_spec(upload.getvalue().decode("utf-8", errors="replace"), Hardware, upload.name)
 
 
 def pick(label: str, name: str, kind: str, where) -> str:
@@ -59,22 +64,24 @@ def sidebar():
     pick("model", "model", "models", sb)
     upload = sb.file_uploader("…or upload a config.json / model YAML", type=["json", "yaml", "yml"], key="upload")
     pick("hardware", "hw", "hardware", sb)
+    hw_upload = sb.file_uploader("…or upload a hardware YAML", type=["yaml", "yml"], key="upload_hw")
     state.widget("dtype", sb.selectbox, label="weights / compute precision", options=state.DTYPES)
-    return page, upload
+    return page, upload, hw_upload
 
 
 def main() -> None:
     st.set_page_config(page_title="llmcalc", page_icon="🧮", layout="wide")
     panels.start_run()
     s = state.store()
-    page, upload = sidebar()
+    page, upload, hw_upload = sidebar()
     notes = st.container()  # filled last: a page's widgets may add notes about the link too
     try:
         model = uploaded_model(upload) if upload is not None else load_model(s["model"])
-        hardware = load_hardware(s["hw"])
-        if upload is not None:
-            st.caption(f"model from the uploaded file {upload.name} (a shared link carries only its catalogue "
-                       "choice, not the file)")
+        hardware = uploaded_hardware(hw_upload) if hw_upload is not None else load_hardware(s["hw"])
+        for up, what in ((upload, "model"), (hw_upload, "hardware")):
+            if up is not None:
+                st.caption(f"{what} from the uploaded file {up.name} (a shared link carries only the catalogue "
+                           "choice, not the file)")
         run_page(page, model, hardware, s)
     except LlmcalcError as e:
         st.error(str(e))

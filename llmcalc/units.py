@@ -134,8 +134,13 @@ def parse(text: str | int | float, expected: Dim | None = None) -> float:
     if expected is not None and dim != expected:
         want = DIM_NAMES.get(expected, str(expected))
         got = DIM_NAMES.get(dim, unit)
-        raise UnitError(f"{text!r} is a {got.split(' (')[0]}, but a {want} is expected")
+        got = got.split(" (")[0]
+        raise UnitError(f"{text!r} is {_a(got)} {got}, but {_a(want)} {want} is expected")
     return value * factor
+
+
+def _a(noun: str) -> str:
+    return "an" if noun[:1] in "aeiou" else "a"
 
 
 _COUNT_SUFFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}

@@ -12,7 +12,7 @@ import streamlit as st
 
 from ..catalogue import load_hardware, load_model, names
 from ..results import Figure
-from . import headline, panels, state
+from . import charts, headline, panels, state
 
 
 def inputs(suffix: str, where) -> None:
@@ -58,7 +58,11 @@ def render(model, hardware, s: dict) -> None:
     st.subheader("deltas")
     st.caption("B shares A's workload (sequence, batches, recompute, ZeRO, prompt and output lengths)")
     table = delta_table(sides["A"][0], sides["B"][0])
-    st.dataframe(table, hide_index=True, width="stretch", height=panels.table_height(len(table)))
+    left, right = st.columns([3, 2])
+    left.dataframe(table.drop(columns="ratio"), hide_index=True, width="stretch",
+                   height=panels.table_height(len(table)))
+    right.altair_chart(charts.breakdown_bar(dict(zip(table["figure"], table["ratio"], strict=True)), "B / A"),
+                       width="stretch")
     st.subheader("derivations")
     for label, col in zip(("A", "B"), st.columns(2), strict=True):
         with col:
@@ -78,5 +82,5 @@ def delta_table(a: list[Figure], b: list[Figure]) -> pd.DataFrame:
         va, vb = float(fa.value), float(fb.value)
         delta = Figure(fa.key, vb - va, fa.unit)
         rows.append({"figure": fa.name, "A": fa.text(), "B": fb.text(), "B − A": delta.text(),
-                     "B / A": f"{vb / va:.3g}×" if va else "—"})
-    return pd.DataFrame(rows, columns=["figure", "A", "B", "B − A", "B / A"])
+                     "B / A": f"{vb / va:.3g}×" if va else "—", "ratio": vb / va if va else np.nan})
+    return pd.DataFrame(rows, columns=["figure", "A", "B", "B − A", "B / A", "ratio"])

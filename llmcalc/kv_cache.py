@@ -198,8 +198,10 @@ def max_context(model: Model, free_bytes, batch=1, kv_dtype: str = "bf16", tp: i
         return np.floor(per_seq / unit)
     # cached positions are (layers - s)·M + s·min(M, W): linear with slope layers up to W, then layers - s
     w = model.attention.sliding_window
-    full_frac = (model.n_layers - n_slide) / model.n_layers
     below = per_seq / unit
+    if n_slide == model.n_layers:  # every layer slides: past W the cache stops growing, any context fits
+        return np.floor(np.where(below < w, below, np.inf))
+    full_frac = (model.n_layers - n_slide) / model.n_layers
     above = (per_seq / unit - w * n_slide / model.n_layers) / full_frac
     return np.floor(np.where(below <= w, below, above))
 

@@ -178,6 +178,9 @@ def _num(x: float) -> str:
 _DEC = [(1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, "")]
 
 
+COUNT_UNITS = ("GPU", "replica", "seq", "token", "tokens", "layer", "layers", "microbatch", "step", "param")
+
+
 def fmt(value: float, unit: str) -> str:
     """Format an SI value for people: fmt(85899345920, 'B') -> '85.9 GB (80 GiB)'.
 
@@ -212,6 +215,8 @@ def fmt(value: float, unit: str) -> str:
         return f"{_num(value * 1e6)} µs"
     if unit in ("USD", "USD/h"):
         return f"${value:,.2f}" + ("/h" if unit == "USD/h" else "")
+    if unit in COUNT_UNITS and float(value).is_integer() and abs(value) < 1e6:
+        return f"{int(value):,} {unit}"  # whole things stay whole: "16 GPU", not "16.0 GPU"
     if unit in ("param", "params", "token", "tokens", "FLOP/B", "GPU"):
         return _scaled(value, [(1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"), (1.0, "")]).rstrip() + f" {unit}"
     if unit in ("", "1", "ratio"):

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import LlmcalcError
 from .layout import RANK_ORDER, Layout, check_layout, group_spans, microbatches, recompute_code, where
 from .results import Figure, Result, derive
 from .specs import Hardware, Model
@@ -41,7 +42,6 @@ SRC_CP = "Liu et al. 2023 (Ring Attention) §3 / Megatron-Core context paralleli
          "CP ring (cp−1 hops fwd; K,V and dK,dV in bwd), overlapped with blockwise attention"
 ALPHA_UP_S = 5e-6  # assumption: per-ring-step latency on NVLink, order of nccl-tests small-message times
 ALPHA_OUT_S = 10e-6  # assumption: per-ring-step latency across InfiniBand
-FALLBACK_SCALE_OUT_BPS = 25e9  # assumption when the catalogue has no scale_out: 200 Gb/s HDR per GPU (DGX A100)
 FACTORS = {"all-reduce": ("2*(n - 1)/n", "2*(n - 1)"), "all-gather": ("(n - 1)/n", "(n - 1)"),
            "reduce-scatter": ("(n - 1)/n", "(n - 1)"), "all-to-all": ("(n - 1)/n", "(n - 1)"),
            "send/recv": ("1", "1")}
@@ -80,11 +80,15 @@ def link_efficiency_default() -> float:
         return 0.8
 
 
-def scale_out_bw(hw: Hardware) -> tuple[float, str | None]:
-    if hw.scale_out is not None:
-        return hw.scale_out.per_direction_bytes_per_s, None
-    return FALLBACK_SCALE_OUT_BPS, (f"{hw.display_name} has no scale_out link in the catalogue; assumed 200 Gb/s "
-                                    "(25 GB/s) per GPU per direction, as DGX A100's HDR InfiniBand")
+def scale_out_bw(hw: Hardware) -> float | None:
+    """Per-direction network bandwidth per device, or None where the catalogue records none."""
+    return None if hw.scale_out is None else hw.scale_out.per_direction_bytes_per_s
+
+
+def _network_needed(hw: Hardware, what: str) -> LlmcalcError:
+    return LlmcalcError(f"{what} spans more than the {hw.scale_up.domain_size}-device scale-up domain of "
+                        f"{hw.display_name}, whose catalogue entry records no scale_out bandwidth (unverified); "
+                        "keep that group inside one domain, or give the hardware YAML a scale_out link")
 
 
 def _row(parallelism, collective, tensor, shape, n, S, count, span, ctx, overlap, phase, source) -> CommRow:
@@ -93,7 +97,9 @@ def _row(parallelism, collective, tensor, shape, n, S, count, span, ctx, overlap
     per = derive(key + "/bytes", f"({factor})*S", "B", SRC_NCCL, label=f"{parallelism} {collective} bytes per rank",
                  n=n, S=S)
     up = np.asarray(span) <= ctx["domain"]
-    bw = where(up, ctx["up_bw"], ctx["out_bw"])
+    if ctx["out_bw"] is None and not np.all(up):
+        raise _network_needed(ctx["hw"], f"the {parallelism} group")
+    bw = where(up, ctx["up_bw"], ctx["up_bw"] if ctx["out_bw"] is None else ctx["out_bw"])
     alpha = where(up, ALPHA_UP_S, ALPHA_OUT_S)
     time = derive(key, f"count*(alpha*({steps}) + X/(bw*eff))", "s", source,
                   label=f"{parallelism}: {collective} of {tensor}", count=count, alpha=alpha, X=per.value,
@@ -111,9 +117,8 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
     rc = recompute_code(recompute)
     valid = check_layout(m, layout, micro_batch=micro_batch, seq=seq, global_batch=global_batch)
     eff = link_efficiency_default() if link_efficiency is None else link_efficiency
-    out_bw, out_note = scale_out_bw(hw)
-    ctx = {"domain": hw.scale_up.domain_size, "up_bw": hw.scale_up.per_direction_bytes_per_s, "out_bw": out_bw,
-           "eff": eff}
+    ctx = {"domain": hw.scale_up.domain_size, "up_bw": hw.scale_up.per_direction_bytes_per_s,
+           "out_bw": scale_out_bw(hw), "eff": eff, "hw": hw}
     t, p, d, c, ep, v = layout.tp, layout.pp, layout.dp, layout.cp, layout.ep, layout.interleave
     z, sp = np.asarray(layout.zero), layout.sp
     mb = 1 if global_batch is None else microbatches(layout, micro_batch, global_batch)
@@ -192,8 +197,6 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
              "network (assumption)",
              f"activations {act_bytes} B, gradients reduced in {grad_bytes} B (bf16)",
              "counted on the first pipeline stage; embedding/LM-head vocab-parallel all-reduces not listed"]
-    if out_note:
-        notes.append(out_note)
     data = {"rows": [r.as_dict() for r in rows if np.ndim(r.count) or r.count], "valid": valid,
             "microbatches": mb, "exposed_pipeline_s": times["pipe_exposed"], "exposed_step_s": times["step_exposed"],
             "overlappable_s": times["overlappable"] + times["overlappable_step"],

@@ -121,3 +121,17 @@ def test_cli_comms_table_and_json():
     keys = {"parallelism", "collective", "tensor", "shape", "group_size", "message_bytes", "bytes_per_rank",
             "count", "link", "time_s", "overlappable"}
     assert d["rows"] and all(keys <= set(x) for x in d["rows"])
+
+
+def test_crossing_the_network_without_a_recorded_scale_out_is_an_error():
+    # MI300X: the fact sheet marks per-GPU scale-out "platform-dependent, unverified", so the catalogue has none;
+    # a DP group across two 8-GPU nodes must say so rather than invent a bandwidth.
+    from llmcalc.catalogue import load_hardware, load_model
+    from llmcalc.comms import comm_ledger
+    from llmcalc.errors import LlmcalcError
+    from llmcalc.layout import Layout
+
+    m, hw = load_model("llama-3.1-8b"), load_hardware("mi300x")
+    comm_ledger(m, hw, Layout(tp=8), global_batch=8)  # inside one node: fine
+    with pytest.raises(LlmcalcError, match="no scale_out bandwidth"):
+        comm_ledger(m, hw, Layout(tp=8, dp=2), global_batch=16)

@@ -32,6 +32,8 @@ _EXPORTS = {
     "kv_cache": "kv_cache", "fit": "kv_cache", "weight_bytes": "quant",
     "Deployment": "inference", "latency": "inference", "batch_sweep": "sweeps", "context_sweep": "sweeps",
     "speculative": "speculative", "continuous_batching": "batching", "serve": "serving",
+    # the one-page summary (the CLI's main job)
+    "summary": "summary",
 }
 
 __all__ = sorted(_EXPORTS)

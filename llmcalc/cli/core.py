@@ -1,4 +1,4 @@
-"""Catalogue and model commands: params, list, show, notation, import."""
+"""Catalogue and model commands: params, list, show, notation, import, and the one-page summary."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Literal
 import typer
 
 from . import app
-from ._common import EXPLAIN_OPT, JSON_OPT, MODEL_ARG, emit, table, user_errors, write_out
+from ._common import EXPLAIN_OPT, HARDWARE_OPT, JSON_OPT, MODEL_ARG, emit, table, user_errors, write_out
 
 
 @app.command()
@@ -115,3 +115,25 @@ def import_(config: str = typer.Argument(..., help="Path to a Hugging Face confi
     from ..hf_config import model_from_config_file
 
     write_out(model_to_yaml(model_from_config_file(config)), output)
+
+
+@app.command()
+@user_errors
+def summary(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
+            gpus: int = typer.Option(1024, "--gpus", help="GPUs for the training run."),
+            mfu: float = typer.Option(0.4, "--mfu", help="Model FLOPs utilisation assumed for training."),
+            tokens: str | None = typer.Option(None, "--tokens", help="Training tokens (default: 20 per parameter)."),
+            prompt: int = typer.Option(1000, "--prompt", help="Prompt tokens per request."),
+            output: int = typer.Option(300, "--output", help="Output tokens per request."),
+            users: float = typer.Option(10_000, "--users", help="Users to serve (1 request per user per minute)."),
+            price: float | None = typer.Option(None, "--price", help="USD per GPU-hour (default: catalogue price)."),
+            as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
+    """One page: parameters, Chinchilla tokens, training days and cost, fit, latency, GPUs to serve N users."""
+    from ..catalogue import load_hardware, load_model
+    from ..summary import summary as summarise
+    from ..units import parse_count
+
+    r = summarise(load_model(model), load_hardware(hardware), gpus=gpus, mfu=mfu,
+                  tokens=None if tokens is None else parse_count(tokens), prompt=prompt, output=output, users=users,
+                  price_usd_per_hour=price)
+    emit(r, as_json, explain)

@@ -1,0 +1,63 @@
+"""One page per model and accelerator: the headline answers, each figure still carrying its derivation.
+
+Nothing is computed here: the figures are taken from the calculators (params, scaling, train_cost,
+inference, serving, kv_cache) and re-keyed by section, so ``--explain`` shows the original formula.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .results import Figure, Result
+from .specs import Hardware, Model
+
+# (section, calculator result key, label) in the order a reader asks the questions.
+_PICK = {
+    "params": [("total", "total parameters"), ("active", "active parameters per token")],
+    "chinchilla": [("size/rule20/tokens", "compute-optimal tokens (20 per parameter)")],
+    "train": [("model_flops", "training FLOPs (6·N·D)"), ("days", "wall-clock days"), ("gpu_hours", "GPU-hours"),
+              ("cost", "cost")],
+    "fit": [("weight_bytes_per_gpu", "weights per GPU"), ("max_batch", "largest batch at prompt + output tokens")],
+    "latency": [("ttft_s", "TTFT"), ("tpot_mean_s", "TPOT (mean)"),
+                ("tokens_per_s_per_request", "tokens/s per request")],
+    "serve": [("tp", "TP per replica"), ("gpus", "GPUs in total"),
+              ("usd_per_million_output_tokens", "$ per million output tokens")],
+}
+
+
+def _take(section: str, r: Result) -> list[Figure]:
+    out = []
+    for key, label in _PICK[section]:
+        if key in r.keys():
+            out.append(replace(r[key], key=f"{section}/{key}", label=f"{section}: {label}"))
+    return out
+
+
+def summary(model: Model, hw: Hardware, *, gpus: int = 1024, mfu: float = 0.4, tokens: float | None = None,
+            prompt: int = 1000, output: int = 300, users: float = 10_000, context: int | None = None,
+            price_usd_per_hour: float | None = None) -> Result:
+    """Parameters, compute-optimal data, training time and cost, fit, batch-1 latency and a serving plan."""
+    from .inference import Deployment, latency
+    from .kv_cache import fit
+    from .params import param_breakdown
+    from .scaling import chinchilla
+    from .serving import serve
+    from .train_cost import training_cost
+
+    ch = chinchilla(model)
+    tokens = ch.value("size/rule20/tokens") if tokens is None else tokens
+    parts = [("params", param_breakdown(model)), ("chinchilla", ch),
+             ("train", training_cost(model, tokens, hw, gpus, mfu=mfu, price_usd_per_hour=price_usd_per_hour))]
+    notes = [f"training: {tokens:.3g} tokens on {gpus} x {hw.display_name} at MFU {mfu:g}",
+             f"inference: prompt {prompt}, output {output}; serving {users:g} users"]
+    sv = serve(model, hw, prompt=prompt, output=output, users=users, price_usd_per_hour=price_usd_per_hour)
+    tp = sv.data["tp"]
+    parts += [("fit", fit(model, hw, tp=tp, context=context or prompt + output)),
+              ("latency", latency(Deployment(model, hw, tp), batch=1, prompt=prompt, output=output)),
+              ("serve", sv)]
+    notes.append(f"fit and latency at the TP the serving plan picked ({tp}); batch 1 for latency")
+    for name, r in parts:
+        notes += [f"{name}: {a}" for a in r.assumptions]
+    figures = tuple(f for name, r in parts for f in _take(name, r))
+    data = {"model": model.name, "hardware": hw.name, **{f.key: f.value for f in figures}}
+    return Result(f"Summary: {model.display_name} on {hw.display_name}", figures, tuple(notes), data)

@@ -6,8 +6,8 @@ Korthikanti et al. 2022 Table 5), for a stated compute efficiency.
 The compute efficiency is an assumption (fraction of the A100's 312 TFLOP/s bf16 peak that a whole
 transformer layer's kernels reach, matmuls and elementwise together), the same for every row, not fitted
 per row. Layout, batch and recompute are the published ones; what a row's source does not state
-(micro-batch, interleaving) is marked as assumed. The A100 catalogue entry has no scale-out link, so
-the ledger assumes DGX A100's 200 Gb/s HDR InfiniBand per GPU.
+(micro-batch, interleaving) is marked as assumed. Cross-node links are the A100 catalogue entry's
+200 Gb/s HDR InfiniBand per GPU (Narayanan et al. 2021 §5: Selene's eight HDR HCAs per node).
 """
 
 from __future__ import annotations

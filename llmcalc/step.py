@@ -26,12 +26,10 @@ SRC_MFU = "Chowdhery et al. 2022 (PaLM) App. B: MFU = model FLOPs per second / p
 
 
 def compute_efficiency_default() -> float:
-    try:
-        from .efficiency import DEFAULT_EFFICIENCY
+    """Fraction of peak a whole training layer reaches (see llmcalc.efficiency: calibrated on Korthikanti 2022)."""
+    from .efficiency import TRAINING_COMPUTE_EFFICIENCY
 
-        return DEFAULT_EFFICIENCY.flops
-    except ImportError:  # Bekman's maximum achievable matmul FLOPS: ~80% of the H100 bf16 peak
-        return 0.8
+    return TRAINING_COMPUTE_EFFICIENCY
 
 
 def flops_per_sequence(m: Model, seq, *, causal: bool = False):
@@ -111,7 +109,10 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
             "compute_efficiency": eff, "causal_attention": causal}
     if not is_sweep(step.value):
         data["comm_rows"] = c["rows"]
-    notes = [f"compute at {eff:g} × the dense {dtype} peak ({peak / 1e12:g} TFLOP/s)",
+    from .efficiency import SOURCE_TRAINING_COMPUTE
+
+    why = "" if compute_efficiency is not None else f" ({SOURCE_TRAINING_COMPUTE})"
+    notes = [f"compute at {eff:g} × the dense {dtype} peak ({peak / 1e12:g} TFLOP/s){why}",
              "attention FLOPs " + ("causal-halved (Megatron-LM counter)" if causal else
                                    "over the full L×L rectangle (Narayanan 2021, Korthikanti 2022, PaLM)"),
              *comm.assumptions]

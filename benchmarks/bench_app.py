@@ -41,7 +41,7 @@ def params_for(model_name: str, page: str) -> dict[str, str]:
     """A plausible layout for the model: the largest TP up to 8 it accepts, so the pages compute fully."""
     from llmcalc.catalogue import load_model
     from llmcalc.errors import LlmcalcError
-    from llmcalc.kv_cache import check_tp
+    from llmcalc.kv import check_tp
 
     m = load_model(model_name)
     tp = 1

@@ -15,7 +15,7 @@ from pathlib import Path
 from llmcalc.catalogue import load_hardware, load_model
 from llmcalc.efficiency import DEFAULT_EFFICIENCY, ROOFLINE
 from llmcalc.inference import Deployment, latency
-from llmcalc.kv_cache import kv_cache
+from llmcalc.kv import kv_cache
 from llmcalc.specs import Model
 
 TRTLLM = "NVIDIA/TensorRT-LLM docs/source/blogs/H100vsA100.md (v0.5.0), GPT-J 6B, batch 1, input 128, TP1"

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling report s
 def _cases():
     import llmcalc as lc
     from llmcalc.activations import korthikanti_layer_bytes
-    from llmcalc.kv_cache import kv_cache, per_token_per_layer
+    from llmcalc.kv import kv_cache, per_token_per_layer
     from llmcalc.scaling import chinchilla
     from llmcalc.train_cost import training_cost
     from llmcalc.train_memory import model_state_bytes

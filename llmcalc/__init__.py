@@ -29,11 +29,11 @@ _EXPORTS = {
     "comm_ledger": "comms", "training_step": "step",
     # inference and serving
     "Efficiency": "efficiency", "DEFAULT_EFFICIENCY": "efficiency", "ROOFLINE": "efficiency",
-    "kv_cache": "kv_cache", "fit": "kv_cache", "weight_bytes": "quant",
+    "kv_cache": "kv", "fit": "kv", "weight_bytes": "quant",
     "Deployment": "inference", "latency": "inference", "batch_sweep": "sweeps", "context_sweep": "sweeps",
-    "speculative": "speculative", "continuous_batching": "batching", "serve": "serving",
+    "speculative": "spec_decode", "continuous_batching": "batching", "serve": "serving",
     # the one-page summary (the CLI's main job)
-    "summary": "summary",
+    "summary": "report",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -36,7 +36,7 @@ def request_time(t_prefill, t_decode, output, concurrency):
 
 def kv_cap(dep: Deployment, prompt: int, output: int, reserve: float = 0.1) -> int:
     """Largest number of sequences whose KV at their final length fits beside the weights on each GPU."""
-    from .kv_cache import fit
+    from .kv import fit
 
     f = fit(dep.model, dep.hw, dep.weights, dep.group_size, dep.kv_dtype, dep.tp, reserve=reserve,
             context=prompt + output)

@@ -20,7 +20,7 @@ import numpy as np
 
 from .efficiency import DEFAULT_EFFICIENCY, Efficiency
 from .errors import LlmcalcError
-from .kv_cache import check_tp, kv_bytes_per_request_per_gpu, kv_heads_per_gpu, per_token_per_layer
+from .kv import check_tp, kv_bytes_per_request_per_gpu, kv_heads_per_gpu, per_token_per_layer
 from .results import Figure, Result, derive
 from .specs import Hardware, Model
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .inference import Deployment, latency, step
-from .kv_cache import fit
+from .kv import fit
 
 GAIN_THRESHOLD = 0.10  # "extra batch gives < 10 % more throughput"
 

@@ -89,3 +89,19 @@ def test_cli_import_path_stays_light():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == ""
+
+
+def test_public_api_names_are_not_shadowed_by_submodules():
+    """A re-exported function must not share its name with a submodule: importing the submodule would
+    replace the package attribute with the module (``llmcalc.kv_cache(...)`` -> 'module' is not callable)."""
+    import importlib
+    import pkgutil
+    import types
+
+    import llmcalc
+
+    for info in pkgutil.walk_packages(llmcalc.__path__, "llmcalc."):
+        if ".dashboard" not in info.name and not info.name.endswith("__main__"):
+            importlib.import_module(info.name)
+    for name in llmcalc.__all__:
+        assert not isinstance(getattr(llmcalc, name), types.ModuleType), name

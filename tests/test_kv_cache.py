@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 from llmcalc.catalogue import load_hardware, load_model
 from llmcalc.cli import app
 from llmcalc.errors import LayoutError, LlmcalcError
-from llmcalc.kv_cache import fit, kv_bytes_per_request_per_gpu, kv_cache, max_context
+from llmcalc.kv import fit, kv_bytes_per_request_per_gpu, kv_cache, max_context
 
 runner = CliRunner()
 

@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from llmcalc.cli import app
 from llmcalc.errors import LlmcalcError
-from llmcalc.speculative import expected_tokens, optimal_gamma, speculative, speedup
+from llmcalc.spec_decode import expected_tokens, optimal_gamma, speculative, speedup
 
 
 def simulate_tokens(alpha: float, gamma: int, trials: int, rng) -> float:

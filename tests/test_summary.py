@@ -7,8 +7,8 @@ from typer.testing import CliRunner
 
 from llmcalc.catalogue import load_hardware, load_model
 from llmcalc.cli import app
+from llmcalc.report import summary
 from llmcalc.serving import serve
-from llmcalc.summary import summary
 
 
 def test_summary_figures_are_the_calculators_figures():

@@ -130,7 +130,7 @@ def summary(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
             as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
     """One page: parameters, Chinchilla tokens, training days and cost, fit, latency, GPUs to serve N users."""
     from ..catalogue import load_hardware, load_model
-    from ..summary import summary as summarise
+    from ..report import summary as summarise
     from ..units import parse_count
 
     r = summarise(load_model(model), load_hardware(hardware), gpus=gpus, mfu=mfu,

@@ -82,7 +82,7 @@ def kv(model: str = MODEL_ARG, context: int = typer.Option(..., "--context", hel
        tp: int = TP_OPT, pp: int = PP_OPT, as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
     """KV-cache bytes per token, per sequence and per GPU (MHA/GQA/MQA, MLA, sliding windows)."""
     from ..catalogue import load_model
-    from ..kv_cache import kv_cache
+    from ..kv import kv_cache
 
     emit(kv_cache(load_model(model), context, batch, kv_dtype.lower(), tp, pp), as_json, explain)
 
@@ -98,7 +98,7 @@ def fit(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, weights: str = WEI
         as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
     """Do the weights fit, and the largest batch x context of KV beside them."""
     from ..catalogue import load_hardware, load_model
-    from ..kv_cache import fit as fit_
+    from ..kv import fit as fit_
 
     r = fit_(load_model(model), load_hardware(hardware), weights, group_size, kv_dtype.lower(), tp, pp, reserve,
              context, batch, ep=ep)
@@ -226,7 +226,7 @@ def speculative(alpha: float = typer.Option(..., "--alpha", help="Acceptance rat
                 cost_ratio: float = typer.Option(0.05, "--cost-ratio", help="Draft step cost / target step cost c."),
                 as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
     """Speculative decoding: expected tokens per target step and speed-up (Leviathan et al. 2023)."""
-    from ..speculative import speculative as spec
+    from ..spec_decode import speculative as spec
 
     emit(spec(alpha, gamma, cost_ratio), as_json, explain)
 

@@ -1,49 +1,34 @@
 """The headline figures of a scenario, shared by the A vs B page and the benchmark.
 
 Each entry is a calculator Result and the keys of its figures worth comparing. A calculator that
-this build lacks is skipped; one that rejects the scenario (a layout that does not divide) adds its
-message to ``errors`` so the other figures still compare.
+rejects the scenario (a layout that does not divide) adds its message to ``errors`` so the other
+figures still compare.
 """
 
 from __future__ import annotations
-
-import importlib
 
 from ..errors import LlmcalcError
 from ..params import param_breakdown
 from ..results import Result
 
 
-def _mod(name: str):
-    try:
-        return importlib.import_module(f"llmcalc.{name}")
-    except ModuleNotFoundError as e:
-        if e.name != f"llmcalc.{name}":
-            raise
-        return None
-
-
 def _training(model, hardware, scen: dict) -> list[tuple[Result, tuple[str, ...]]]:
-    layout_mod, mem, step = _mod("layout"), _mod("train_memory"), _mod("step")
-    if layout_mod is None:
-        return []
-    layout = layout_mod.Layout(tp=int(scen["tp"]), pp=int(scen["pp"]), dp=int(scen["dp"]), ep=int(scen["ep"]),
+    from ..layout import Layout
+    from ..step import training_step
+    from ..train_memory import training_memory
+
+    layout = Layout(tp=int(scen["tp"]), pp=int(scen["pp"]), dp=int(scen["dp"]), ep=int(scen["ep"]),
                                cp=int(scen["cp"]), sp=bool(scen["sp"]), zero=int(scen["zero"]))
     kw = dict(micro_batch=int(scen["mbs"]), seq=int(scen["seq"]), recompute=scen["recompute"],
               global_batch=int(scen["gbs"]))
-    out = []
-    if mem:
-        out.append((mem.training_memory(model, hardware, layout, **kw), ("memory/total",)))
-    if step:
-        out.append((step.training_step(model, hardware, layout, dtype=scen["dtype"], **kw),
-                    ("time/step", "throughput/tokens_per_s", "mfu")))
-    return out
+    return [(training_memory(model, hardware, layout, **kw), ("memory/total",)),
+            (training_step(model, hardware, layout, dtype=scen["dtype"], **kw),
+             ("time/step", "throughput/tokens_per_s", "mfu"))]
 
 
 def _inference(model, hardware, scen: dict) -> list[tuple[Result, tuple[str, ...]]]:
-    inf = _mod("inference")
-    if inf is None:
-        return []
+    from .. import inference as inf
+
     dep = inf.Deployment(model, hardware, tp=int(scen["tp"]), weights=scen["dtype"], kv_dtype=scen["kv_dtype"],
                          activations=scen["dtype"] if scen["dtype"] in ("fp8", "int8") else "bf16")
     r = inf.latency(dep, batch=int(scen["batch"]), prompt=int(scen["prompt"]), output=int(scen["gen"]))

@@ -37,9 +37,8 @@ def deployment(model, hardware, s: dict):
 def render(model, hardware, s: dict) -> None:
     st.header(f"Inference: {model.display_name} on {hardware.display_name}")
     inputs()
-    inf, kvc = panels.calculator("inference"), panels.calculator("kv_cache")
-    if inf is None or kvc is None:
-        return
+    from .. import inference as inf
+    from .. import kv as kvc
     dep = deployment(model, hardware, s)
     batch, prompt, gen = int(s["batch"]), int(s["prompt"]), int(s["gen"])
 
@@ -80,9 +79,7 @@ def roofline_chart(inf, dep, batch: int, prompt: int):
 
 def batch_sweep(dep, prompt: int, gen: int) -> None:
     st.subheader("Batch sweep")
-    sweeps = panels.calculator("sweeps")
-    if sweeps is None:
-        return
+    from .. import sweeps
     max_batch = state.widget("max_batch", st.select_slider, label="largest batch in the sweep",
                              options=[2**i for i in range(1, 13)])
     batches = np.array([2**i for i in range(int(np.log2(max_batch)) + 1)])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from typing import Any
 
@@ -45,17 +44,6 @@ def explain_panel(result: Result, key: str) -> None:
 def table_height(rows: int, cap: int = 600) -> int:
     """Pixels for a dataframe showing every row (up to ``cap``), instead of Streamlit's 10-row default."""
     return min(cap, 35 * rows + 40)
-
-
-def calculator(module: str):
-    """``llmcalc.<module>``, or None with a note when this build does not have it yet."""
-    try:
-        return importlib.import_module(f"llmcalc.{module}")
-    except ModuleNotFoundError as e:
-        if e.name != f"llmcalc.{module}":
-            raise
-        st.info(f"The `llmcalc.{module}` calculator is not part of this build yet, so this panel is empty.")
-        return None
 
 
 # ---------------------------------------------------------------- downloads

@@ -50,18 +50,16 @@ def render(model, hardware, s: dict) -> None:
 
 
 def scaling_and_cost(model, hardware, s: dict) -> None:
-    scaling, cost = panels.calculator("scaling"), panels.calculator("train_cost")
+    from .. import scaling
+    from .. import train_cost as cost
     left, right = st.columns(2)
     with left:
         st.subheader("Chinchilla: compute-optimal tokens")
-        if scaling:
-            r = scaling.chinchilla(model)
-            panels.show_result(r, "chinchilla", metrics=("size/rule20/tokens", "size/approach3/tokens"), table=True,
-                               per_row=2)
+        r = scaling.chinchilla(model)
+        panels.show_result(r, "chinchilla", metrics=("size/rule20/tokens", "size/approach3/tokens"), table=True,
+                           per_row=2)
     with right:
         st.subheader("Time and cost")
-        if cost is None:
-            return
         c = st.columns(3)
         with c[0]:
             text = state.widget("tokens", st.text_input, label="training tokens (e.g. 15T, 300B)")
@@ -81,9 +79,7 @@ def scaling_and_cost(model, hardware, s: dict) -> None:
 
 
 def memory(model, hardware, layout, s: dict) -> None:
-    mem = panels.calculator("train_memory")
-    if mem is None:
-        return
+    from .. import train_memory as mem
     st.subheader("Memory per GPU")
     r = mem.training_memory(model, hardware, layout, micro_batch=int(s["mbs"]), seq=int(s["seq"]),
                             recompute=s["recompute"], global_batch=int(s["gbs"]))
@@ -101,9 +97,7 @@ def memory(model, hardware, layout, s: dict) -> None:
 
 
 def comms(model, hardware, layout, s: dict) -> None:
-    comm = panels.calculator("comms")
-    if comm is None:
-        return
+    from .. import comms as comm
     st.subheader("Communication ledger")
     r = comm.comm_ledger(model, hardware, layout, micro_batch=int(s["mbs"]), seq=int(s["seq"]),
                          global_batch=int(s["gbs"]), recompute=s["recompute"])
@@ -123,9 +117,7 @@ def comms(model, hardware, layout, s: dict) -> None:
 
 
 def step_time(model, hardware, layout, s: dict) -> None:
-    step = panels.calculator("step")
-    if step is None:
-        return
+    from .. import step
     st.subheader("Step time and MFU")
     r = step.training_step(model, hardware, layout, global_batch=int(s["gbs"]), micro_batch=int(s["mbs"]),
                            seq=int(s["seq"]), recompute=s["recompute"], dtype=s["dtype"])

@@ -38,7 +38,7 @@ def summary(model: Model, hw: Hardware, *, gpus: int = 1024, mfu: float = 0.4, t
             price_usd_per_hour: float | None = None) -> Result:
     """Parameters, compute-optimal data, training time and cost, fit, batch-1 latency and a serving plan."""
     from .inference import Deployment, latency
-    from .kv_cache import fit
+    from .kv import fit
     from .params import param_breakdown
     from .scaling import chinchilla
     from .serving import serve

@@ -72,12 +72,10 @@ class CommRow:
 
 
 def link_efficiency_default() -> float:
-    try:  # sourced default shared with inference (llmcalc/efficiency.py)
-        from .efficiency import DEFAULT_EFFICIENCY
+    """The sourced default shared with inference (llmcalc/efficiency.py: NCCL ~370/450 GB/s on H100)."""
+    from .efficiency import DEFAULT_EFFICIENCY
 
-        return DEFAULT_EFFICIENCY.link
-    except ImportError:  # ~370/450 GB/s NCCL busbw on H100 NVLink; 235/300 GB/s measured on A100 (Bekman)
-        return 0.8
+    return DEFAULT_EFFICIENCY.link
 
 
 def scale_out_bw(hw: Hardware) -> float | None:

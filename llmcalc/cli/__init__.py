@@ -13,14 +13,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-from . import core  # noqa: E402,F401  (registers commands)
-
-for _mod in ("training", "parallel", "inference", "dashboard"):  # faces added by later modules, if present
-    try:
-        __import__(f"{__name__}.{_mod}")
-    except ModuleNotFoundError as _e:
-        if _e.name != f"{__name__}.{_mod}":
-            raise
+from . import core, dashboard, inference, parallel, training  # noqa: E402,F401  (each registers its commands)
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .errors import LlmcalcError
-from .layout import RANK_ORDER, Layout, check_layout, group_spans, microbatches, recompute_code, where
+from .layout import RANK_ORDER, Layout, check_layout, check_number, group_spans, microbatches, recompute_code, where
 from .results import Figure, Result, derive
 from .specs import Hardware, Model
 
@@ -114,7 +114,8 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
 
     rc = recompute_code(recompute)
     valid = check_layout(m, layout, micro_batch=micro_batch, seq=seq, global_batch=global_batch)
-    eff = link_efficiency_default() if link_efficiency is None else link_efficiency
+    eff = link_efficiency_default() if link_efficiency is None else check_number(
+        link_efficiency, "--link-efficiency (fraction of the per-direction link bandwidth)", high=1)
     ctx = {"domain": hw.scale_up.domain_size, "up_bw": hw.scale_up.per_direction_bytes_per_s,
            "out_bw": scale_out_bw(hw), "eff": eff, "hw": hw}
     t, p, d, c, ep, v = layout.tp, layout.pp, layout.dp, layout.cp, layout.ep, layout.interleave

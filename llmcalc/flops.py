@@ -53,8 +53,12 @@ def _count(x, option: str):
         out = int(x)
     else:
         out = np.asarray(x, dtype=float)
-    if np.any(np.asarray(out) < 1):
-        raise LayoutError(f"--{option} must be at least 1, got {x!r}")
+    arr = np.asarray(out, dtype=float)
+    if np.any(~np.isfinite(arr) | (arr < 1)):
+        from .layout import _fmt
+
+        shown = _fmt(x) if np.ndim(x) == 0 else _fmt(arr[~np.isfinite(arr) | (arr < 1)].flat[0])
+        raise LayoutError(f"--{option} must be at least 1, got {shown}")
     return out
 
 

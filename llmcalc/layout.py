@@ -57,9 +57,9 @@ class Layout:
 def recompute_code(recompute) -> Any:
     """'none' | 'selective' | 'full' (or their codes 0/1/2, arrays allowed) -> int code(s)."""
     if isinstance(recompute, str):
-        if recompute not in RECOMPUTE_CODES:
+        if recompute.lower() not in RECOMPUTE_CODES:  # case-insensitive, as flops/train accept "FULL"
             raise LayoutError(f"--recompute expects one of {', '.join(RECOMPUTE_CODES)}, got {recompute!r}")
-        return RECOMPUTE_CODES[recompute]
+        return RECOMPUTE_CODES[recompute.lower()]
     code = np.asarray(recompute)
     if np.any((code < 0) | (code > 2)):
         raise LayoutError(f"recompute codes are 0 (none), 1 (selective), 2 (full); got {recompute!r}")
@@ -77,7 +77,34 @@ def is_sweep(*values) -> bool:
 
 
 def _fmt(v) -> str:
-    return str(v) if np.ndim(v) == 0 else f"[array of {np.size(v)}]"
+    """A value as a user typed it: 2048 (not array(2048.)), or a size for a sweep."""
+    if np.ndim(v) > 0:
+        return f"[array of {np.size(v)}]"
+    x = np.asarray(v).item()
+    return str(int(x)) if isinstance(x, float) and x.is_integer() else str(x)
+
+
+def check_number(x, option: str, *, low=0.0, low_ok: bool = False, high=None):
+    """Reject NaN/inf and values outside (low, high] (``low_ok``: [low, high]) with a message naming ``option``.
+
+    Raises LlmcalcError for scalars and arrays alike: an impossible efficiency or price is a wrong input,
+    not a layout to mask. Returns ``x`` so callers can write ``u = check_number(mfu, "--mfu", high=1)``."""
+    from .errors import LlmcalcError
+
+    if x is None:
+        return x
+    a = np.asarray(x, dtype=float)
+    bad = ~np.isfinite(a) | ((a < low) if low_ok else (a <= low))
+    if high is not None:
+        bad |= a > high
+    if np.any(bad):
+        if high is not None:
+            want = f"a fraction in ({low:g}, {high:g}]" if not low_ok else f"in [{low:g}, {high:g}]"
+        else:
+            want = "non-negative" if low_ok else "positive"
+        got = _fmt(x) if np.ndim(x) == 0 else _fmt(a[bad].flat[0])
+        raise LlmcalcError(f"{option} must be {want} (a finite number), got {got}")
+    return x
 
 
 def check_layout(model: Model, layout: Layout, *, gpus=None, micro_batch=1, seq=None, global_batch=None):
@@ -92,8 +119,13 @@ def check_layout(model: Model, layout: Layout, *, gpus=None, micro_batch=1, seq=
         checks.append((cond, msg))
 
     for opt, val in (("--tp", t), ("--pp", p), ("--dp", d), ("--ep", e), ("--cp", c), ("--interleave", v),
-                     ("--micro-batch", micro_batch)):
-        bad(np.asarray(val) < 1, f"{opt} must be a positive integer, got {_fmt(val)}")
+                     ("--micro-batch", micro_batch), ("--seq", seq), ("--global-batch", global_batch),
+                     ("--gpus", gpus)):
+        if val is None:
+            continue
+        if not np.all(np.isfinite(np.asarray(val, dtype=float))):  # NaN passes every `< 1` test: reject first
+            raise LayoutError(f"{opt} must be a finite positive integer, got {_fmt(val)}")
+        bad(np.asarray(val) < 1, f"{opt} must be a positive integer (at least 1), got {_fmt(val)}")
     if not np.all(np.isin(layout.zero, (0, 1, 2, 3))):
         raise LayoutError(f"--zero expects a stage 0, 1, 2 or 3 (FSDP = 3), got {_fmt(layout.zero)}")
     bad(a.n_heads % np.maximum(t, 1) != 0,
@@ -113,8 +145,8 @@ def check_layout(model: Model, layout: Layout, *, gpus=None, micro_batch=1, seq=
         bad(np.asarray(e) != 1, f"--ep {_fmt(e)} given but {name} is dense (no experts); use --ep 1")
     bad(np.asarray(d) % np.maximum(e, 1) != 0,
         f"--ep {_fmt(e)} must divide --dp {_fmt(d)} (expert parallelism is carved out of data parallelism)")
-    if seq is not None:
-        bad(np.asarray(seq) % (2 * np.maximum(c, 1)) != 0,
+    if seq is not None:  # only context parallelism needs the 2·cp split; any length works without it
+        bad((np.asarray(c) > 1) & (np.asarray(seq) % (2 * np.maximum(c, 1)) != 0),
             f"--seq {_fmt(seq)} must split into 2·cp = {_fmt(2 * np.asarray(c))} equal chunks for context "
             "parallelism (Megatron-Core load-balances causal attention this way)")
     if gpus is not None:

@@ -29,10 +29,10 @@ TOKENS_PER_PARAM = 20.0
 def _positive(x, option: str):
     if x is None:
         return None
+    from .layout import check_number
+
     v = x if isinstance(x, (int, float)) else np.asarray(x, dtype=float)
-    if np.any(np.asarray(v) <= 0):
-        raise LlmcalcError(f"{option} must be positive, got {x!r}")
-    return v
+    return check_number(v, option)  # finite and > 0: NaN would otherwise flow through every formula
 
 
 def approach3_constants() -> list[Figure]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .comms import comm_ledger
-from .layout import Layout, check_layout, is_sweep, microbatches, recompute_code, where
+from .layout import Layout, check_layout, check_number, is_sweep, microbatches, recompute_code, where
 from .results import Result, derive
 from .specs import Hardware, Model
 
@@ -65,7 +65,8 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
     masks impossible layouts instead of raising)."""
     rc = recompute_code(recompute)
     valid = check_layout(m, layout, gpus=gpus, micro_batch=micro_batch, seq=seq, global_batch=global_batch)
-    eff = compute_efficiency_default() if compute_efficiency is None else compute_efficiency
+    eff = compute_efficiency_default() if compute_efficiency is None else check_number(
+        compute_efficiency, "--compute-efficiency (fraction of the dense peak)", high=1)
     peak = hw.peak(dtype)
     n_gpus = layout.gpus if gpus is None else gpus
     f_model, f_hw = flops_per_sequence(m, seq, causal=causal)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import LlmcalcError
+from .layout import check_number
 from .results import Figure, Result, derive
 from .specs import Hardware, Model
 
@@ -27,14 +28,12 @@ SRC_COST = "GPU-hours x price per GPU-hour"
 DAY_S = 86400.0
 
 
-def _arr(x, option: str, *, allow_zero: bool = False):
+def _arr(x, option: str, *, allow_zero: bool = False, high=None):
+    """A finite number (or array) > 0 (>= 0 with ``allow_zero``, <= ``high`` if given), else a clear error."""
     if x is None:
         return None
     v = x if isinstance(x, (int, float)) and not isinstance(x, bool) else np.asarray(x, dtype=float)
-    bad = np.asarray(v) < 0 if allow_zero else np.asarray(v) <= 0
-    if np.any(bad):
-        raise LlmcalcError(f"{option} must be positive, got {x!r}")
-    return v
+    return check_number(v, option, low_ok=allow_zero, high=high)
 
 
 def per_token_flops(model: Model | None, params=None, *, factor=None, recompute: str = "none",
@@ -114,7 +113,8 @@ def training_cost(model: Model | None = None, tokens=None, hardware: Hardware | 
     # an MFU divides model FLOPs.
     work = hw_total if achieved_flops_per_s is not None else model_total
 
-    price = price_usd_per_hour if price_usd_per_hour is not None else (hardware.price_usd_per_hour
+    price = _arr(price_usd_per_hour, "--price (USD per GPU-hour)", allow_zero=True)
+    price = price if price is not None else (hardware.price_usd_per_hour
                                                                        if hardware is not None else None)
     if gpus is not None:
         n = _arr(gpus, "--gpus")
@@ -159,9 +159,7 @@ def _rate_per_gpu(peak, mfu, achieved, hardware, dtype) -> tuple[Figure, list[st
                  "8TP/(nX) with recompute, 6TP/(nX) without)"])
     if peak is None:
         raise LlmcalcError("give --hardware (for its peak FLOP/s and --mfu) or --achieved-tflops X")
-    u = _arr(mfu, "--mfu")
-    if np.any(np.asarray(u) > 1):
-        raise LlmcalcError(f"--mfu is a fraction of peak between 0 and 1, got {mfu!r}")
+    u = _arr(mfu, "--mfu (fraction of the dense peak)", high=1)
     return (derive("rate_per_gpu", "mfu*peak", "FLOP/s", f"{hardware.display_name} dense {dtype} peak "
                    "(hardware catalogue) x assumed MFU", label="model FLOP/s per GPU (MFU x peak)", mfu=u,
                    peak=peak),

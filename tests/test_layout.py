@@ -71,3 +71,56 @@ def test_cli_reports_layout_errors_without_traceback():
     assert "Traceback" not in r.output
     r = CliRunner().invoke(app, ["memory", "llama-3.1-8b", "--pp", "3"])
     assert r.exit_code == 2 and "--pp 3 does not divide the 32 layers" in r.output
+
+
+# ---------------------------------------------------------------- impossible inputs: one clear error, exit 2
+
+CLI_BAD_INPUTS = [
+    (["comms", "llama-3.1-8b", "--link-efficiency", "0"], "--link-efficiency"),
+    (["comms", "llama-3.1-8b", "--link-efficiency", "-1"], "--link-efficiency"),
+    (["comms", "llama-3.1-8b", "--link-efficiency", "5"], "--link-efficiency"),
+    (["step", "llama-3.1-8b", "--gpus", "8", "--global-batch", "8", "--link-efficiency", "0"], "--link-efficiency"),
+    (["step", "llama-3.1-8b", "--gpus", "8", "--global-batch", "0"], "--global-batch must be a positive integer"),
+    (["step", "llama-3.1-8b", "--gpus", "8", "--global-batch", "-8"], "--global-batch must be a positive integer"),
+    (["step", "llama-3.1-8b", "--gpus", "8", "--global-batch", "8", "--seq", "-2048"], "got -2048"),
+    (["memory", "llama-3.1-8b", "--global-batch", "-8", "--pp", "2"], "--global-batch"),
+    (["memory", "llama-3.1-8b", "--seq", "-2048"], "--seq must be a positive integer (at least 1), got -2048"),
+    (["train", "llama-3.1-8b", "--tokens", "1T", "--days", "nan"], "--days"),
+    (["train", "llama-3.1-8b", "--tokens", "1T", "--gpus", "8", "--price", "-1"], "--price"),
+    (["train", "llama-3.1-8b", "--tokens", "1T", "--gpus", "8", "--mfu", "nan"], "--mfu"),
+    (["chinchilla", "--flops", "nan"], "--flops"),
+]
+
+
+@pytest.mark.parametrize("args, words", CLI_BAD_INPUTS)
+def test_impossible_inputs_exit_2_with_one_message(args, words):
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2, res.output
+    assert words in res.output and "Traceback" not in res.output
+    assert "array(" not in res.output  # plain values, not numpy reprs
+
+
+def test_odd_sequence_needs_the_2cp_split_only_with_context_parallelism():
+    assert check_layout(LLAMA, Layout(), seq=2047) is True  # no CP: any length
+    with pytest.raises(LayoutError, match="2·cp"):
+        check_layout(LLAMA, Layout(cp=2), seq=2047)
+
+
+def test_api_rejects_non_finite_and_out_of_range_numbers():
+    from llmcalc.catalogue import load_hardware
+    from llmcalc.comms import comm_ledger
+    from llmcalc.errors import LlmcalcError
+
+    h100 = load_hardware("h100-sxm")
+    with pytest.raises(LayoutError, match="--seq"):
+        check_layout(LLAMA, Layout(), seq=np.array([2048.0, np.nan]))
+    for eff in (0.0, -1.0, 5.0, float("nan")):
+        with pytest.raises(LlmcalcError, match="--link-efficiency"):
+            comm_ledger(LLAMA, h100, Layout(tp=2), link_efficiency=eff)
+
+
+def test_recompute_is_case_insensitive_everywhere():
+    for cmd in (["memory", "llama-3.1-8b"], ["comms", "llama-3.1-8b", "--tp", "2"],
+                ["step", "llama-3.1-8b", "--gpus", "8", "--global-batch", "8"]):
+        res = CliRunner().invoke(app, [*cmd, "--recompute", "FULL", "--json"])
+        assert res.exit_code == 0, (cmd, res.output)

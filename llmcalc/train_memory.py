@@ -52,7 +52,12 @@ OPTIMIZERS = {
 }
 
 LORA_TARGETS = ("q", "k", "v", "o", "gate", "up", "down")
-QLORA_NF4_BITS = 4.127  # Dettmers et al. 2023 (QLoRA) §3: double quantization leaves 0.127 bits/param of constants
+# Dettmers et al. 2023 (QLoRA) §3: NF4 weights (4 bits) in blocks of 64 with double-quantised constants
+# (8-bit constants per 64 weights + one fp32 per 256 constants: 8/64 + 32/(64·256) = 0.127 bits/param).
+QLORA_NF4_BITS = 4 + 8 / 64 + 32 / (64 * 256)  # 4.127 as the paper rounds it
+SRC_QUANT_SCOPE = ("only the Linear layers inside the transformer blocks are quantised; embedding, LM head and "
+                   "norms stay 16-bit (Dettmers et al. 2023 §3-4; bitsandbytes/transformers skip lm_head and "
+                   "never convert nn.Embedding or norms)")
 
 
 def optimizer_bytes(name: str) -> OptimizerBytes:
@@ -87,8 +92,10 @@ def _param_parts(m: Model) -> dict[str, int]:
     layer = sum(b.get(k, 0) for k in ("attention", "mlp", "moe/router", "moe/shared_experts", "norms"))
     emb = b["embedding"] + b.get("position_embedding", 0)
     head = b.get("lm_head", 0)
-    return {"layer_dense": layer, "experts": b.get("moe/experts", 0), "embedding": emb, "lm_head": head,
-            "tied": int(m.tie_embeddings)}
+    # The nn.Linear weights inside the blocks: what QLoRA/LLM.int8 quantise (norms, embedding, head stay 16-bit).
+    linear = sum(b.get(k, 0) for k in ("attention", "mlp", "moe/router", "moe/shared_experts"))
+    return {"layer_dense": layer, "layer_linear": linear, "experts": b.get("moe/experts", 0), "embedding": emb,
+            "lm_head": head, "tied": int(m.tie_embeddings)}
 
 
 def stage_params(m: Model, layout: Layout) -> dict[str, Figure]:
@@ -163,7 +170,7 @@ def lora_params(m: Model, lora: LoRA) -> Figure:
 
 
 def _states(prefix: str, dense, experts, layout: Layout, o: OptimizerBytes, lora: LoRA | None,
-            lora_per_gpu) -> list[Figure]:
+            lora_per_gpu, dense_linear=0.0) -> list[Figure]:
     z = np.asarray(layout.zero)
     stage = prefix.replace("_", " ")
     sh = layout.dp * layout.cp
@@ -177,11 +184,13 @@ def _states(prefix: str, dense, experts, layout: Layout, o: OptimizerBytes, lora
                 derive(f"{prefix}/grads", "g*(Pd/zg + Px/xg)", "B", src, label=f"gradients, {stage}", g=o.grads, **v),
                 derive(f"{prefix}/optimizer", "s*(Pd/zo + Px/xo)", "B", src, label=f"optimizer states, {stage}",
                        s=o.states, **v)]
-    src = (f"frozen base at {lora.base_bits} bits ({lora.base_bytes_per_param:g} B/param"
+    src = (f"frozen base: block linears and experts at {lora.base_bits} bits ({lora.base_bytes_per_param:g} B/param"
            + (", NF4 + double-quantized constants: Dettmers et al. 2023 §3" if lora.base_bits == 4 else "")
-           + "); adapters trained with " + o.source)
-    v.update(Pa=lora_per_gpu)
-    return [derive(f"{prefix}/weights", "wb*(Pd/zw + Px/xw) + w*Pa/zw", "B", src,
+           + (f"), the rest (embedding, LM head, norms) at 2 B; {SRC_QUANT_SCOPE}" if lora.base_bits < 16 else ")")
+           + "; adapters trained with " + o.source)
+    # Pq: quantised block linears on this GPU; Pd - Pq: embedding, head and norms, kept in 16 bits.
+    v.update(Pa=lora_per_gpu, Pq=dense_linear if lora.base_bits < 16 else 0)
+    return [derive(f"{prefix}/weights", "wb*(Pq/zw + Px/xw) + 2*(Pd - Pq)/zw + w*Pa/zw", "B", src,
                    label=f"weights (frozen base + adapters), {stage}",
                    wb=lora.base_bytes_per_param, w=o.weights, **v),
             derive(f"{prefix}/grads", "g*Pa/zg", "B", src, label=f"gradients (adapters only), {stage}", g=o.grads, **v),
@@ -201,6 +210,7 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
     o = optimizer_bytes(optimizer)
     mb = None if global_batch is None else microbatches(layout, micro_batch, global_batch)
     sp = stage_params(m, layout)
+    linear_per_gpu = _param_parts(m)["layer_linear"] / (layout.pp * layout.tp)  # block linears on one stage
     pa = None
     figs: list[Figure] = list(sp.values())
     if lora is not None:
@@ -214,7 +224,7 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
     stage_totals = {}
     for stage in ("first", "last"):
         states = _states(f"{stage}_stage", sp[stage].value, sp["experts"].value, layout, o, lora,
-                         None if pa is None else pa.value)
+                         None if pa is None else pa.value, linear_per_gpu)
         act = acts[stage]
         tot = derive(f"{stage}_stage/total", "weights + grads + optimizer + activations", "B",
                      "sum of the rows above", label=f"{stage} stage total", weights=states[0].value,

@@ -40,6 +40,7 @@ SRC_EP = "Lepikhin et al. 2020 (GShard) §2.2 / Megatron-Core MoE: all-to-all di
          "fwd and bwd"
 SRC_CP = "Liu et al. 2023 (Ring Attention) §3 / Megatron-Core context parallelism: K,V blocks pass around the " \
          "CP ring (cp−1 hops fwd; K,V and dK,dV in bwd), overlapped with blockwise attention"
+SRC_FSDP = "Zhao et al. 2023 (PyTorch FSDP) §3.2-3.3: one all-gather and one reduce-scatter per FSDP unit (layer)"
 ALPHA_UP_S = 5e-6  # assumption: per-ring-step latency on NVLink, order of nccl-tests small-message times
 ALPHA_OUT_S = 10e-6  # assumption: per-ring-step latency across InfiniBand
 FACTORS = {"all-reduce": ("2*(n - 1)/n", "2*(n - 1)"), "all-gather": ("(n - 1)/n", "(n - 1)"),
@@ -132,27 +133,31 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
     tpc = where(np.asarray(t) > 1, 1, 0)
     rows: list[CommRow] = []
 
-    def grad_sync(tag: str, P, n, span):
+    def grad_sync(tag: str, P, n, span, layers):
+        # ZeRO-3/FSDP gathers and reduce-scatters one layer (FSDP unit) at a time: the bytes are those of the
+        # whole stage, but each layer is its own collective with its own α·(n−1) latency.
+        per_layer = where(z == 3, layers, 1)
         ar = where(z == 0, 1, 0)
-        rs = where(z == 1, 1, where(z >= 2, mb, 0))
+        rs = where(z == 1, 1, where(z == 2, mb, where(z == 3, mb * layers, 0)))
         ag = where((z == 1) | (z == 2), 1, 0)
-        ag3 = where(z == 3, mb, 0)
+        ag3 = where(z == 3, mb * layers, 0)
         g, w = grad_bytes * P, act_bytes * P
         rows.extend([
             _row(tag, "all-reduce", "gradients", "P", n, g, ar, span, ctx, True, "step",
                  SRC_ZERO7 + " (plain DP: all-reduce 2Ψ)"),
-            _row(tag, "reduce-scatter", "gradients (ZeRO)", "P", n, g, rs, span, ctx, True, "step",
-                 SRC_ZERO7 + " (ZeRO-2/3 reduce-scatter every micro-batch)"),
+            _row(tag, "reduce-scatter", "gradients (ZeRO)", "P", n, g / per_layer, rs, span, ctx, True, "step",
+                 SRC_ZERO7 + " (ZeRO-2: reduce-scatter every micro-batch; ZeRO-3: every layer of every "
+                 "micro-batch, " + SRC_FSDP + ")"),
             _row(tag, "all-gather", "parameters (ZeRO-1/2 after the step)", "P", n, w, ag, span, ctx, True, "step",
                  SRC_ZERO7),
-            _row(tag, "all-gather", "parameters (ZeRO-3 forward)", "P", n, w, ag3, span, ctx, True, "step",
-                 SRC_ZERO7 + " (ZeRO-3: gather before forward and before backward)"),
-            _row(tag, "all-gather", "parameters (ZeRO-3 backward)", "P", n, w, ag3, span, ctx, True, "step",
-                 SRC_ZERO7)])
+            _row(tag, "all-gather", "parameters (ZeRO-3 forward)", "P/layers", n, w / per_layer, ag3, span, ctx,
+                 True, "step", SRC_ZERO7 + " (ZeRO-3: gather each layer before its forward; " + SRC_FSDP + ")"),
+            _row(tag, "all-gather", "parameters (ZeRO-3 backward)", "P/layers", n, w / per_layer, ag3, span, ctx,
+                 True, "step", SRC_ZERO7 + " (and again before its backward; " + SRC_FSDP + ")")])
 
-    grad_sync("dp", Pd, d * c, spans["dp"])
+    grad_sync("dp", Pd, d * c, spans["dp"], Lp)
     if m.moe:
-        grad_sync("edp", Px, d * c // ep, spans["edp"])
+        grad_sync("edp", Px, d * c // ep, spans["edp"], m.n_moe_layers / p)
     if m.tie_embeddings:
         rows.append(_row("pp", "all-reduce", "tied embedding gradients", "VD", 2, grad_bytes * m.vocab_size *
                          m.d_model / t, where(np.asarray(p) > 1, 1, 0), spans["pp"], ctx, False, "step",
@@ -196,7 +201,9 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
              "network (assumption)",
              f"activations {act_bytes} B, gradients reduced in {grad_bytes} B (bf16)",
              "counted on the first pipeline stage; embedding/LM-head vocab-parallel all-reduces not listed"]
-    data = {"rows": [r.as_dict() for r in rows if np.ndim(r.count) or r.count], "valid": valid,
+    # Rows that do nothing (count 0, or a group of one rank: 0 bytes) are left out of the table.
+    shown = [r for r in rows if np.ndim(r.count) or np.ndim(r.group) or (r.count and r.group > 1)]
+    data = {"rows": [r.as_dict() for r in shown], "valid": valid,
             "microbatches": mb, "exposed_pipeline_s": times["pipe_exposed"], "exposed_step_s": times["step_exposed"],
             "overlappable_s": times["overlappable"] + times["overlappable_step"],
             "total_time_s": tot.value, "bytes_per_rank": moved.value}

@@ -51,6 +51,10 @@ OPTIMIZERS = {
                                    "grads 2 → 12 B/param"),
 }
 
+SRC_FSDP_MEM = ("Zhao et al. 2023 (PyTorch FSDP) §3.3-3.4: each FSDP unit (a layer) is all-gathered just "
+                "before use and freed after, with the next unit prefetched (the rate limiter allows two in flight); "
+                "its unsharded gradient lives until the reduce-scatter. ZeRO §5.3 (Rajbhandari et al. 2020) "
+                "likewise gathers parameters layer by layer")
 LORA_TARGETS = ("q", "k", "v", "o", "gate", "up", "down")
 # Dettmers et al. 2023 (QLoRA) §3: NF4 weights (4 bits) in blocks of 64 with double-quantised constants
 # (8-bit constants per 64 weights + one fp32 per 256 constants: 8/64 + 32/(64·256) = 0.127 bits/param).
@@ -169,6 +173,23 @@ def lora_params(m: Model, lora: LoRA) -> Figure:
 # ---------------------------------------------------------------- the whole budget
 
 
+def zero3_gathered_bytes(m: Model, layout: Layout, o: OptimizerBytes, lora: LoRA | None, lora_per_gpu) -> Figure:
+    """ZeRO-3/FSDP working buffer: the layer being computed plus the prefetched next one, unsharded over DP
+    (still split by TP and EP), and one layer's unsharded gradients until their reduce-scatter."""
+    p = _param_parts(m)
+    z3 = where(np.asarray(layout.zero) == 3, 1, 0)
+    # the fullest layer: the dense part of an average layer plus, for MoE, one MoE layer's expert shard
+    v = dict(z3=z3, Pl=p["layer_dense"], Px=p["experts"], layers=m.n_layers, moe_layers=max(m.n_moe_layers, 1),
+             tp=layout.tp, ep=layout.ep)
+    layer = "(Pl/layers + Px/(moe_layers*ep))/tp"
+    if lora is None:
+        f, v = f"z3*(2*w + g)*{layer}", dict(v, w=o.weights, g=max(o.grads, 2))
+    else:  # frozen base: no base gradients; the adapters' own gradients are negligible per layer
+        f, v = f"z3*2*wb*{layer}", dict(v, wb=lora.base_bytes_per_param)
+    return derive("memory/zero3_gathered", f, "B", SRC_FSDP_MEM,
+                  label="ZeRO-3/FSDP gathered layers (current + prefetched, + one layer's full gradients)", **v)
+
+
 def _states(prefix: str, dense, experts, layout: Layout, o: OptimizerBytes, lora: LoRA | None,
             lora_per_gpu, dense_linear=0.0) -> list[Figure]:
     z = np.asarray(layout.zero)
@@ -218,6 +239,8 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
         pa = derive("params/lora_per_gpu", "Pa/(tp*pp)", "param", "adapters follow their base matrices' TP/PP split",
                     label="LoRA parameters per GPU", Pa=la.value, tp=layout.tp, pp=layout.pp)
         figs += [la, pa]
+    gathered = zero3_gathered_bytes(m, layout, o, lora, None if pa is None else pa.value)
+    figs.append(gathered)
     acts = stage_activation_bytes(m, layout, micro_batch, seq, recompute=rc, microbatches=mb, flash=flash,
                                   dropout=dropout, act_bytes=act_bytes)
     figs.append(acts["layer"])
@@ -226,9 +249,10 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
         states = _states(f"{stage}_stage", sp[stage].value, sp["experts"].value, layout, o, lora,
                          None if pa is None else pa.value, linear_per_gpu)
         act = acts[stage]
-        tot = derive(f"{stage}_stage/total", "weights + grads + optimizer + activations", "B",
+        tot = derive(f"{stage}_stage/total", "weights + grads + optimizer + gathered + activations", "B",
                      "sum of the rows above", label=f"{stage} stage total", weights=states[0].value,
-                     grads=states[1].value, optimizer=states[2].value, activations=act.value)
+                     grads=states[1].value, optimizer=states[2].value, gathered=gathered.value,
+                     activations=act.value)
         figs += [*states, act, tot]
         stage_totals[stage] = tot
     worst = derive("memory/total", "max(first, last)", "B", "the fuller pipeline stage sets the requirement",
@@ -252,6 +276,7 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
                                   (f"{stage}_stage/weights", f"{stage}_stage/grads", f"{stage}_stage/optimizer",
                                    f"{stage}_stage/total") for f in figs if f.key == k}
         data[f"{stage}_stage"]["activations_bytes"] = acts[stage].value
+        data[f"{stage}_stage"]["zero3_gathered_bytes"] = gathered.value
     if not is_sweep(worst.value):
         data["activation_tensors"] = tensor_table(m, micro_batch, seq, tp=layout.tp, cp=layout.cp, sp=layout.sp,
                                                   flash=flash, dropout=dropout, act_bytes=act_bytes)

@@ -135,3 +135,25 @@ def test_crossing_the_network_without_a_recorded_scale_out_is_an_error():
     comm_ledger(m, hw, Layout(tp=8), global_batch=8)  # inside one node: fine
     with pytest.raises(LlmcalcError, match="no scale_out bandwidth"):
         comm_ledger(m, hw, Layout(tp=8, dp=2), global_batch=16)
+
+
+def test_zero3_collectives_are_per_layer():
+    """ZeRO-3/FSDP (Zhao et al. 2023 §3.2-3.3): one all-gather before each layer's forward, one before its
+    backward and one gradient reduce-scatter after it, per micro-batch: 3 × layers × m calls of P/layers bytes.
+    The bytes per step stay ZeRO §7.2.2's 3Ψ; the latency is α·(n−1) per call. Llama-3.1-70B: 80 layers."""
+    m_batches = 2
+    r = comm_ledger(LLAMA70, H100, Layout(tp=8, dp=16, zero=3), seq=4096, global_batch=16 * m_batches)
+    (fwd,) = [x for x in rows(r, "dp", "all-gather") if "forward" in x["tensor"]]
+    (rs,) = rows(r, "dp", "reduce-scatter")
+    for x in (fwd, rs):
+        assert x["count"] == 80 * m_batches
+    from llmcalc.train_memory import stage_params
+
+    per_gpu = stage_params(LLAMA70, Layout(tp=8, dp=16))["first"].value  # parameters per TP rank, one stage
+    assert fwd["message_bytes"] == pytest.approx(2 * per_gpu / 80, rel=1e-12)
+    assert fwd["bytes_per_rank"] * fwd["count"] == pytest.approx(15 / 16 * 2 * per_gpu * m_batches, rel=1e-12)
+
+
+def test_rows_that_move_nothing_are_not_listed():
+    r = comm_ledger(LLAMA70, H100, Layout(tp=8), seq=4096, global_batch=1)  # dp = 1: no gradient sync
+    assert not rows(r, "dp") and not rows(r, "cp")

@@ -133,3 +133,20 @@ def test_cli_memory_json():
     assert {"total_bytes", "fits", "memory_bytes", "first_stage", "last_stage", "worst_stage"} <= set(d)
     r = CliRunner().invoke(app, ["memory", "llama-3.1-8b", "--optimizer", "lion"])
     assert r.exit_code == 2 and "--optimizer expects one of" in r.output
+
+
+def test_zero3_gathered_layer_buffer():
+    """PyTorch FSDP (Zhao et al. 2023 §3.3-3.4): the unit in use plus the prefetched next one are held
+    unsharded (2 layers of bf16 weights), and one layer's unsharded bf16 gradients until its reduce-scatter.
+    Llama-3.1-8B block from its config: q,o 4096x4096, k,v 4096x1024, gate/up/down 4096x14336, 2 RMSNorms."""
+    D, F, GK = 4096, 14336, 8 * 128
+    block = 2 * D * D + 2 * D * GK + 3 * D * F + 2 * D
+    r = training_memory(LLAMA8, H100, Layout(dp=8, zero=3), seq=2048)
+    assert r.value("memory/zero3_gathered") == pytest.approx((2 * 2 + 2) * block, rel=1e-4)  # + final norm / 32
+    st = r.data["first_stage"]
+    assert st["total_bytes"] == pytest.approx(st["weights_bytes"] + st["grads_bytes"] + st["optimizer_bytes"]
+                                              + st["activations_bytes"] + (2 * 2 + 2) * block, rel=1e-6)
+    # TP splits the gathered layer too; stages 0-2 hold no gathered buffer
+    r_tp = training_memory(LLAMA8, H100, Layout(tp=2, dp=4, zero=3), seq=2048)
+    assert r_tp.value("memory/zero3_gathered") == pytest.approx(r.value("memory/zero3_gathered") / 2, rel=1e-12)
+    assert training_memory(LLAMA8, H100, Layout(dp=8, zero=2), seq=2048).value("memory/zero3_gathered") == 0

@@ -202,7 +202,8 @@ def stage_activation_bytes(m: Model, layout, micro_batch, seq, *, recompute=0, m
 
     First stage: p micro-batches in flight (Narayanan et al. 2021 §2.2; fewer if m < p); interleaved
     with v chunks: L·(1 + (p−1)/(p·v)) layers' worth (Korthikanti et al. 2022 §4.2.3). Last stage:
-    one micro-batch in flight plus the fp32 logits for the loss (Korthikanti §4.3: 4·sbv/t).
+    one micro-batch of L/p layers, or interleaved (v−1)·p + 1 chunks of L/(p·v) layers, plus the fp32
+    logits for the loss (Korthikanti §4.3: 4·sbv/t).
     Full recompute keeps each layer's input (2sbh, /t with SP) plus one layer's working set.
     """
     t, p, c, sp, vv = layout.tp, layout.pp, layout.cp, layout.sp, layout.interleave
@@ -221,7 +222,13 @@ def stage_activation_bytes(m: Model, layout, micro_batch, seq, *, recompute=0, m
                    "×(1 + (p−1)/(p·v)) (Korthikanti et al. 2022 §4.2.3); full recompute keeps 2sbh per layer "
                    "plus one layer's working set (Korthikanti §4.3)",
                    label="activations, first stage (worst case in flight)", inflight=inflight, **common)
-    last = derive("activations/last_stage", f"layers/pp*{stored} + full*A + 4*B*L*V/tp + e*B*L*D/sdiv", "B",
-                  "last stage holds one micro-batch; fp32 logits 4·sbv/t (Korthikanti et al. 2022 §4.3)",
-                  label="activations, last stage (incl. fp32 logits)", V=m.vocab_size, tp=t, **common)
+    # Interleaved 1F1B: the last rank warms up (v−1)·p chunks before its first backward (Megatron-LM
+    # schedules.py: num_warmup_microbatches = (p − rank − 1)·2 + (v − 1)·p), so it holds (v−1)·p + 1 chunks
+    # of L/(p·v) layers; v = 1 gives one micro-batch of L/p layers.
+    last = derive("activations/last_stage",
+                  f"layers/(pp*v)*((v - 1)*pp + 1)*{stored} + full*A + 4*B*L*V/tp + e*B*L*D/sdiv", "B",
+                  "last stage: (v−1)·p + 1 chunks of L/(p·v) layers in flight (Narayanan et al. 2021 §2.2.2; "
+                  "Megatron-LM schedules.py interleaved warm-up count); fp32 logits 4·sbv/t "
+                  "(Korthikanti et al. 2022 §4.3)",
+                  label="activations, last stage (incl. fp32 logits)", V=m.vocab_size, tp=t, v=vv, **common)
     return {"layer": per_layer, "first": first, "last": last}

@@ -81,6 +81,24 @@ def test_pipeline_stage_in_flight_microbatches():
     assert inter == pytest.approx(32 * per_layer * (1 + 3 / 8), rel=1e-12)
 
 
+@pytest.mark.parametrize("p, v", [(4, 1), (4, 2), (2, 4), (8, 4)])
+def test_interleaved_last_stage_holds_its_warm_up_chunks(p, v):
+    """Megatron-LM schedules.py (forward_backward_pipelining_with_interleaving): rank r warms up
+    (p − r − 1)·2 + (v − 1)·p chunks before its first backward, so the last rank (r = p − 1) holds
+    (v − 1)·p + 1 chunks of L/(p·v) layers at its peak (Narayanan et al. 2021 §2.2.2). Llama-3.1-8B: L = 32."""
+    m = load_model("llama-3.1-8b")
+    per_layer = layer_activation_bytes(m, 1, 4096).value
+    logits_and_norm = 4 * 4096 * 128256 + 2 * 4096 * 4096  # fp32 logits 4·s·b·V (Korthikanti §4.3) + final norm in
+    last = stage_activation_bytes(m, Layout(pp=p, interleave=v), 1, 4096, microbatches=16)["last"].value
+    chunks = (v - 1) * p + 1
+    assert last == pytest.approx(chunks * 32 / (p * v) * per_layer + logits_and_norm, rel=1e-12)
+    if v == 1:  # plain 1F1B warm-up is p − r − 1 (checked above); the interleaved count below needs v > 1
+        return
+    # the first rank warms up (p − 1)·2 + (v − 1)·p chunks, +1 in flight: Korthikanti's L·(1 + (p−1)/(p·v))
+    first = stage_activation_bytes(m, Layout(pp=p, interleave=v), 1, 4096, microbatches=16)["first"].value
+    assert first == pytest.approx(((p - 1) * 2 + (v - 1) * p + 1) * 32 / (p * v) * per_layer, rel=1e-12)
+
+
 def test_full_recompute_keeps_layer_inputs_plus_one_working_set():
     m = load_model("llama-3.1-8b")
     st = stage_activation_bytes(m, Layout(pp=2), 1, 4096, recompute=2, microbatches=8)

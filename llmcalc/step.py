@@ -3,8 +3,9 @@
 step = (compute + exposed pipeline communication) × (1 + bubble) + exposed gradient sync
        + max(0, overlappable communication − compute)
 
-- compute: the hardware FLOPs (model FLOPs + recomputation) of the global batch, split evenly over the
-  GPUs, at ``compute_efficiency`` × dense peak;
+- compute: the hardware FLOPs (model FLOPs + recomputation) of each DP replica's sequences through the
+  SLOWEST pipeline stage (its L/p layers plus the LM head on the last stage), on that stage's tp·cp GPUs
+  at ``compute_efficiency`` × dense peak; with pp = 1 this is the global batch split evenly over the GPUs;
 - pipeline bubble: (p−1)/m for 1F1B, (p−1)/(v·m) interleaved (Narayanan et al. 2021 §2.2);
 - communication from :func:`llmcalc.comms.comm_ledger`: TP/EP/PP rows sit on every micro-batch's
   critical path; DP/ZeRO gradient and parameter collectives and CP ring exchanges can overlap compute.
@@ -33,22 +34,24 @@ def compute_efficiency_default() -> float:
 
 
 def flops_per_sequence(m: Model, seq, *, causal: bool = False):
-    """(model FLOPs, hardware FLOPs by recompute code 0/1/2) of one training sequence, via llmcalc.flops.
+    """(model FLOPs, hardware FLOPs by recompute code 0/1/2, LM-head training FLOPs) of one training sequence,
+    via llmcalc.flops. The head is run forward and backward once (never recomputed): 3 × its forward.
 
     Evaluated once per distinct ``seq`` so a million-point sweep over a few lengths stays cheap."""
     from .flops import forward_flops
 
     u, inv = np.unique(np.asarray(seq), return_inverse=True)
-    model = None
+    model = head = None
     hw = []
     for rc in ("none", "selective", "full"):
         d = forward_flops(m, 1, u.astype(float), causal=causal, recompute=rc).data
         model = np.asarray(d["train_step_flops"], float)
+        head = 3 * np.asarray(d["lm_head_flops"], float) * np.ones_like(model)
         hw.append(np.asarray(d["hardware_flops"], float))
     if np.ndim(seq) == 0:
-        return float(model[0]), [float(h[0]) for h in hw]
+        return float(model[0]), [float(h[0]) for h in hw], float(head[0])
     inv = inv.reshape(np.shape(seq))
-    return model[inv], [h[inv] for h in hw]
+    return model[inv], [h[inv] for h in hw], head[inv]
 
 
 def mfu_from_time(model_flops, step_time_s, gpus, peak_flops_per_s):
@@ -69,7 +72,7 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
         compute_efficiency, "--compute-efficiency (fraction of the dense peak)", high=1)
     peak = hw.peak(dtype)
     n_gpus = layout.gpus if gpus is None else gpus
-    f_model, f_hw = flops_per_sequence(m, seq, causal=causal)
+    f_model, f_hw, f_head = flops_per_sequence(m, seq, causal=causal)
     f_hw = where(np.asarray(rc) == 2, f_hw[2], where(np.asarray(rc) == 1, f_hw[1], f_hw[0]))
     comm = comm_ledger(m, hw, layout, micro_batch=micro_batch, seq=seq, global_batch=global_batch,
                        recompute=rc, link_efficiency=link_efficiency, act_bytes=act_bytes, grad_bytes=grad_bytes)
@@ -80,8 +83,18 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
                label="model FLOPs per step", gb=global_batch, Fm=f_model),
         derive("flops/hardware", "gb*Fh", "FLOP", "model FLOPs + recomputation (llmcalc.flops)",
                label="hardware FLOPs per step", gb=global_batch, Fh=f_hw)]
-    compute = derive("time/compute", "F/(N*peak*eff)", "s", "FLOPs split evenly over the GPUs at a fraction of peak",
-                     label=f"compute (efficiency {eff:g})", F=figs[1].value, N=n_gpus, peak=peak, eff=eff)
+    # A pipeline runs at the pace of its slowest stage: the layers split evenly, but the last stage also runs
+    # the LM head (the embedding lookup on the first is not a matmul). pp = 1 gives F/(N·peak·eff).
+    stage = derive("flops/slowest_stage", "(Fh - Fhead)/pp + Fhead", "FLOP",
+                   "layers split evenly over the pp stages, LM head on the last (Narayanan et al. 2021 §2.2: the "
+                   "pipeline advances at the pace of its slowest stage)",
+                   label="hardware FLOPs per sequence, slowest (last) pipeline stage", Fh=f_hw, Fhead=f_head,
+                   pp=layout.pp)
+    figs.append(stage)
+    compute = derive("time/compute", "gb/dp*Fstage/(tp*cp*peak*eff)", "s",
+                     "each DP replica's sequences through the slowest stage, its tp·cp GPUs at a fraction of peak",
+                     label=f"compute (efficiency {eff:g}, slowest stage)", gb=global_batch, dp=layout.dp,
+                     Fstage=stage.value, tp=layout.tp, cp=layout.cp, peak=peak, eff=eff)
     bubble = derive("pipeline/bubble_fraction", "(pp - 1)/(v*m)", "ratio", SRC_BUBBLE,
                     label="pipeline bubble / ideal time", pp=layout.pp, v=layout.interleave, m=mb)
     pipe = derive("time/pipeline_comm", "x", "s", "TP, EP and PP rows of the communication ledger",

@@ -8,7 +8,8 @@
 - Narayanan et al. 2021 (arXiv 2104.04473), Table 1 (1T: 128 layers, h 25600, 160 heads, TP 8, PP 64,
   3072 GPUs, batch 3072, 163 TFLOP/s per GPU = 52% of peak, counted with eq. 3 which includes
   recompute) and §2.2 (bubble (p−1)/m, interleaved (p−1)/(v·m)).
-The compute efficiency 0.6 of the A100 peak is our stated assumption, the same for every case.
+The compute efficiency 0.6 of the A100 peak is our stated assumption, the same for every case; it was
+calibrated on the 175B SP + selective row (13.75 s), so that row is in-sample and the others are the test.
 """
 
 import numpy as np
@@ -51,26 +52,51 @@ def test_mfu_from_the_measured_iteration_time():
     assert f.value == pytest.approx(0.514, abs=5e-4)
 
 
-@pytest.mark.parametrize("sp, recompute, published_s", [(True, "selective", 13.75), (False, "full", 18.13)])
-def test_korthikanti_175b_iteration_time(sp, recompute, published_s):
-    r = training_step(GPT175, A100, Layout(tp=8, pp=8, sp=sp, interleave=3), recompute=recompute,
+def test_korthikanti_175b_calibration_row_is_in_sample():
+    """The default compute efficiency (0.6, llmcalc/efficiency.py) was calibrated on THIS row: Korthikanti
+    Table 5, 175B with SP + selective recompute, 13.75 s. It only checks that the calibration still holds under
+    the current step model (±5%), not that the model predicts anything; the out-of-sample rows follow."""
+    r = training_step(GPT175, A100, Layout(tp=8, pp=8, sp=True, interleave=3), recompute="selective",
                       compute_efficiency=EFF, **K175)
-    assert r.data["step_time_s"] == pytest.approx(published_s, rel=0.15)
-    if recompute == "selective":
-        assert r.data["mfu"] == pytest.approx(0.514, rel=0.15)
-        # HFU > MFU by the attention re-run; the paper's eq. 8 charges more (52.8% vs 51.4%), we re-run once
-        assert r.data["mfu"] < r.data["hfu"] < r.data["mfu"] * 1.028
+    assert r.data["step_time_s"] == pytest.approx(13.75, rel=0.05)
+    # HFU > MFU by the attention re-run; the paper's eq. 8 charges more (52.8% vs 51.4%), we re-run once
+    assert r.data["mfu"] < r.data["hfu"] < r.data["mfu"] * 1.028
+
+
+def test_korthikanti_175b_full_recompute_out_of_sample():
+    # Korthikanti Table 5, the OTHER 175B row (full recompute, 18.13 s), not used for calibration: ±15%
+    r = training_step(GPT175, A100, Layout(tp=8, pp=8, interleave=3), recompute="full", compute_efficiency=EFF,
+                      **K175)
+    assert r.data["step_time_s"] == pytest.approx(18.13, rel=0.15)
 
 
 def test_narayanan_1t_row():
+    """Out of sample (a different paper, model and layout from the calibration row): Narayanan et al. 2021
+    Table 1, 1T on 3072 A100s, 163 TFLOP/s = 52% of peak counting recompute (eq. 3): HFU within ±15%."""
     m = gpt(128, 25600, 160)
     r = training_step(m, A100, Layout(tp=8, pp=64, dp=6), global_batch=3072, micro_batch=1, seq=2048, gpus=3072,
                       recompute="full", compute_efficiency=EFF)
-    assert r.data["hfu"] == pytest.approx(0.52, rel=0.15)  # Table 1: 52% of peak, counting recompute (eq. 3)
+    assert r.data["hfu"] == pytest.approx(0.52, rel=0.15)
+    # An independent check of the FLOP counts (not of time): with full recompute hardware/model FLOPs equal
+    # Narayanan eq. 3 / Korthikanti eq. 7 (both exclude LM-head recompute)
     eq3 = 96 * 3072 * 2048 * 128 * 25600**2 * (1 + 2048 / (6 * 25600) + 51200 / (16 * 128 * 25600))
-    assert r.data["step_time_s"] == pytest.approx(eq3 / (3072 * 163e12), rel=0.15)
-    # full recompute: hardware/model FLOPs = Narayanan eq. 3 / Korthikanti eq. 7 (both exclude LM-head recompute)
     assert r.data["hfu"] / r.data["mfu"] == pytest.approx(eq3 / eq7(3072, 2048, 25600, 128, 51200), rel=1e-12)
+
+
+def test_pipeline_runs_at_the_pace_of_its_slowest_stage():
+    """Llama-3.1-8B, PP 4: the last stage runs 32/4 = 8 layers plus the LM head (Narayanan et al. 2021 §2.2:
+    a pipeline advances at the pace of its slowest stage). Shapes from the HF config: D 4096, 32 heads of 128,
+    8 KV heads, F 14336, V 128256. Forward FLOPs per sequence of L tokens (2 per multiply-add, attention
+    over the full L×L rectangle): layer 2·L·(2D² + 2·D·G·K + 3·D·F) + 2·2·L²·H·K; head 2·L·D·V;
+    training = 3 × forward."""
+    D, H, G, K, F, V, L = 4096, 32, 8, 128, 14336, 128256, 4096
+    layer = 2 * L * (2 * D * D + 2 * D * G * K + 3 * D * F) + 4 * L * L * H * K
+    head = 2 * L * D * V
+    h100 = load_hardware("h100-sxm")
+    r = training_step(load_model("llama-3.1-8b"), h100, Layout(pp=4, dp=2), global_batch=16, seq=L, gpus=8,
+                      compute_efficiency=0.5)
+    per_replica = 16 / 2  # sequences through each pipeline
+    assert r.data["compute_s"] == pytest.approx(per_replica * 3 * (8 * layer + head) / (989e12 * 0.5), rel=1e-12)
 
 
 @pytest.mark.parametrize("v, expected", [(1, 7 / 64), (3, 7 / 192)])

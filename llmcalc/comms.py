@@ -178,8 +178,11 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
                          act_bytes * m.moe.top_k * tok * m.d_model / sdiv, moe_calls, spans["ep"], ctx, False,
                          "pipeline", SRC_EP))
     a = m.attention
-    kv_width = (a.mla.kv_lora_rank + a.mla.qk_rope_head_dim) * t if a.mla else a.n_kv_heads * (a.qk_dim + a.v_dim)
-    rows.append(_row("cp", "send/recv", "K and V blocks (ring attention)", "BLGK", c,
+    # Ring attention passes the keys and values attention actually uses. For MLA these are the up-projected
+    # per-head K (nope + rope) and V, H·((Kn + R) + Kv) per token, not the 576-wide cached latent
+    # (Megatron-Core/TransformerEngine context parallelism exchanges K and V after the up-projection).
+    kv_width = a.n_heads * (a.qk_dim + a.v_dim) if a.mla else a.n_kv_heads * (a.qk_dim + a.v_dim)
+    rows.append(_row("cp", "send/recv", "K and V blocks (ring attention)", "BLH(K+Kv)" if a.mla else "BLGK", c,
                      act_bytes * tok * kv_width / t, (3 + full) * (np.asarray(c) - 1) * Lp * mb, spans["cp"], ctx,
                      True, "pipeline", SRC_CP))
 

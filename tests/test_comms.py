@@ -157,3 +157,15 @@ def test_zero3_collectives_are_per_layer():
 def test_rows_that_move_nothing_are_not_listed():
     r = comm_ledger(LLAMA70, H100, Layout(tp=8), seq=4096, global_batch=1)  # dp = 1: no gradient sync
     assert not rows(r, "dp") and not rows(r, "cp")
+
+
+def test_context_parallel_mla_passes_up_projected_keys_and_values():
+    """Ring attention (Megatron-Core / TransformerEngine CP) exchanges the K and V that attention uses; for MLA
+    these are up-projected per head, not the cached latent. DeepSeek-V3 config: 128 heads, qk_nope 128,
+    qk_rope 64, v_head 128 -> 128·((128 + 64) + 128) = 40,960 elements per token (vs 576 for the latent)."""
+    v3 = load_model("deepseek-v3")
+    r = comm_ledger(v3, H100, Layout(cp=2), seq=4096, global_batch=1)
+    (cp,) = rows(r, "cp")
+    assert cp["message_bytes"] == 2 * (4096 // 2) * 128 * ((128 + 64) + 128)  # bf16 · local tokens · width
+    r8 = comm_ledger(v3, H100, Layout(tp=4, cp=2), seq=4096, global_batch=1)
+    assert rows(r8, "cp")[0]["message_bytes"] == cp["message_bytes"] / 4  # each TP rank holds H/t heads

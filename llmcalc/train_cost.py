@@ -109,6 +109,9 @@ def training_cost(model: Model | None = None, tokens=None, hardware: Hardware | 
         rate, rate_notes = _rate_per_gpu(peak, mfu, achieved_flops_per_s, hardware, dtype)
         figures.append(rate)
         notes += rate_notes
+        if achieved_flops_per_s is not None:
+            notes.insert(0, _achieved_basis(by["hardware_flops_per_token"], flops_per_token_factor, recompute,
+                                            exact_seq))
     # A rate given as achieved FLOP/s (hardware FLOPs, as Narayanan et al. measure X) divides hardware FLOPs;
     # an MFU divides model FLOPs.
     work = hw_total if achieved_flops_per_s is not None else model_total
@@ -153,8 +156,8 @@ def training_cost(model: Model | None = None, tokens=None, hardware: Hardware | 
 def _rate_per_gpu(peak, mfu, achieved, hardware, dtype) -> tuple[Figure, list[str]]:
     if achieved is not None:
         x = _arr(achieved, "--achieved-tflops")
-        return (Figure("rate_per_gpu", x, "FLOP/s", source="given (achieved, counting recompute as Narayanan et "
-                       "al. 2021 do)", label="achieved FLOP/s per GPU (X)"),
+        return (Figure("rate_per_gpu", x, "FLOP/s", source="given (--achieved-tflops): FLOPs the GPUs execute per "
+                       "second", label="achieved FLOP/s per GPU (X)"),
                 ["time uses the achieved rate X against hardware FLOPs (Narayanan et al. 2021 eq. 4: "
                  "8TP/(nX) with recompute, 6TP/(nX) without)"])
     if peak is None:
@@ -167,12 +170,22 @@ def _rate_per_gpu(peak, mfu, achieved, hardware, dtype) -> tuple[Figure, list[st
              "0.35-0.55 (PaLM 46%, Megatron 2022 51%)"])
 
 
+def _achieved_basis(hw_per_token: Figure, factor, recompute: str, exact_seq) -> str:
+    """Say plainly which FLOPs an achieved rate X divides: X must be measured the same way."""
+    basis = f"X is compared with hardware FLOPs = {hw_per_token.name.split('(')[-1].rstrip(')')} per token"
+    if factor is None and recompute == "none" and exact_seq is None:
+        return (basis + " (no recompute). If X counts recompute, as Narayanan et al. 2021's 140 TFLOP/s does, add "
+                "--recompute full (8·N·T): GPT-3 on 1024 GPUs then takes their 34 days, not 25.4")
+    return basis
+
+
 def _utilisation(model_flops, hw_flops, gpu_seconds, peak, suffix: str) -> list[Figure]:
-    mfu = derive(f"mfu{suffix}", "model_flops/(gpu_seconds*peak)", "%", SRC_MFU, label="MFU (model FLOPs)",
+    what = "achieved " if suffix else ""  # measured from a step time, beside the assumed MFU of the forward form
+    mfu = derive(f"mfu{suffix}", "model_flops/(gpu_seconds*peak)", "%", SRC_MFU, label=f"{what}MFU (model FLOPs)",
                  model_flops=model_flops, gpu_seconds=gpu_seconds, peak=peak)
     hfu = derive(f"hfu{suffix}", "hardware_flops/(gpu_seconds*peak)", "%", SRC_MFU,
-                 label="HFU (hardware FLOPs, incl. recompute)", hardware_flops=hw_flops, gpu_seconds=gpu_seconds,
-                 peak=peak)
+                 label=f"{what}HFU (hardware FLOPs, incl. recompute)", hardware_flops=hw_flops,
+                 gpu_seconds=gpu_seconds, peak=peak)
     return [mfu, hfu]
 
 

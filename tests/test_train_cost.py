@@ -129,3 +129,26 @@ def test_cli_errors_exit_2():
                  ["train", "--params", "1B", "--tokens", "1T", "--exact"]):
         res = runner.invoke(app, args)
         assert res.exit_code == 2 and "Traceback" not in res.output, args
+
+
+def test_cli_achieved_tflops_help_reproduces_narayanan():
+    """Narayanan et al. 2021 §5.1: GPT-3 175B, 300B tokens, 1024 A100s at X = 140 TFLOP/s counting recompute
+    -> 34 days (8TP/(nX)). Following the --achieved-tflops help (add --recompute full) must give 34 days; without
+    it the output must say which FLOPs X was compared with (6·N·T gives 25.4 days)."""
+    base = ["train", "gpt-3-175b", "--tokens", "300B", "--gpus", "1024", "--achieved-tflops", "140"]
+    help_text = "".join(runner.invoke(app, ["train", "--help"]).output.replace("│", "").split())  # unwrap
+    assert "--recomputefull(8·N·T)whenXcountsrecompute" in help_text
+    res = runner.invoke(app, [*base, "--recompute", "full", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["days"] == pytest.approx(34, abs=0.5)
+    res = runner.invoke(app, base)
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "X is compared with hardware FLOPs = 6·N per token" in text and "--recompute full" in text
+
+
+def test_measured_and_assumed_mfu_rows_have_distinct_labels():
+    r = training_cost(params=8e9, tokens=1e12, hardware=load_hardware("h100-sxm"), gpus=8, step_time_s=10.0,
+                      batch_tokens=1e6)
+    labels = [f.name for f in r.figures if f.key.startswith("mfu")]
+    assert len(labels) == len(set(labels)) == 2 and any(lb.startswith("achieved MFU") for lb in labels)

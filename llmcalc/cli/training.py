@@ -104,8 +104,11 @@ def train(model: str | None = typer.Argument(None, help="Catalogue name, YAML or
           params: str | None = typer.Option(None, "--params", help="N instead of (or overriding) the model's."),
           mfu: float = typer.Option(0.4, "--mfu", help="Model FLOPs utilisation assumed (fraction of peak)."),
           achieved_tflops: float | None = typer.Option(None, "--achieved-tflops",
-                                                       help="X: achieved TFLOP/s per GPU, counting recompute "
-                                                            "(Narayanan et al. 2021); replaces --mfu."),
+                                                       help="X: achieved TFLOP/s per GPU; replaces --mfu. X is "
+                                                            "compared with hardware FLOPs, 6·N·T by default: add "
+                                                            "--recompute full (8·N·T) when X counts recompute as "
+                                                            "Narayanan et al. 2021's does (GPT-3, 140, 1024 GPUs: "
+                                                            "34 days)."),
           factor: int | None = typer.Option(None, "--flops-per-token-factor",
                                             help="6 (no recompute) or 8 (full recompute) x N per token; "
                                                  "default 8 with --recompute full, else 6."),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .efficiency import check_count, check_number
 from .errors import LlmcalcError
 from .inference import Deployment, step
 from .results import Result, derive
@@ -56,19 +57,36 @@ def curve(dep: Deployment, prompt: int, output: int, concurrency) -> dict:
             "prefill_share": u, "tpot_s": t_d / (1 - u), "ttft_s": t_p + t_d}
 
 
+def check_workload(qps, prompt, output, reserve) -> None:
+    check_number(qps, "--qps")
+    check_count(prompt, "--prompt")
+    check_count(output, "--output")
+    check_number(reserve, "--reserve", low=0, low_ok=True, high=1, high_ok=False)
+
+
+def rate_curve(dep: Deployment, prompt: int, output: int, cap: int) -> tuple[np.ndarray, dict]:
+    """The steady state on a fine grid of concurrencies 1e-4 … cap (λ(N) rises with N)."""
+    grid = np.unique(np.concatenate([np.geomspace(1e-4, cap, 600), np.arange(1, min(cap, 4096) + 1)]))
+    return grid, curve(dep, prompt, output, grid)
+
+
+def concurrency_for_rate(grid: np.ndarray, c: dict, qps: float) -> float:
+    """Invert λ(N) = N/T(N) by interpolation: the N in flight at arrival rate ``qps`` (the cap when overloaded)."""
+    lam = np.maximum.accumulate(c["qps"])
+    return float(np.interp(qps, lam, grid)) if qps <= lam[-1] else float(grid[-1])
+
+
 def continuous_batching(dep: Deployment, qps: float, prompt: int, output: int, reserve: float = 0.1) -> Result:
     """Steady state of one replica serving ``qps`` requests/s of ``prompt`` + ``output`` tokens."""
-    if qps <= 0:
-        raise LlmcalcError(f"--qps expects a positive arrival rate (requests/s), got {qps!r}")
+    check_workload(qps, prompt, output, reserve)
     cap = kv_cap(dep, prompt, output, reserve)
     if cap < 1:
         raise LlmcalcError(f"{dep.model.display_name} does not fit on {dep.tp} x {dep.hw.display_name} with one "
                            f"sequence of {prompt + output} tokens; raise --tp or quantise")
-    grid = np.unique(np.concatenate([np.geomspace(1e-4, cap, 600), np.arange(1, min(cap, 4096) + 1)]))
-    c = curve(dep, prompt, output, grid)
-    lam = np.maximum.accumulate(c["qps"])
-    qps_max = float(lam[-1])
-    n = float(np.interp(qps, lam, grid)) if qps <= qps_max else float(cap)
+    grid, c = rate_curve(dep, prompt, output, cap)
+    i_max = int(np.argmax(c["qps"]))  # the highest rate: N/T at the best concurrency (the cap, λ rises with N)
+    qps_max = float(c["qps"][i_max])
+    n = concurrency_for_rate(grid, c, qps)
     at = curve(dep, prompt, output, n)
     figs = [derive("t_prefill_s", "t_p", "s", "prefill step of one prompt (roofline)", label="prefill of one prompt",
                    t_p=at["t_prefill_s"]),
@@ -81,9 +99,10 @@ def continuous_batching(dep: Deployment, qps: float, prompt: int, output: int, r
                    qps=min(qps, qps_max)),
             derive("tpot_s", "t_d/(1 - qps*t_p)", "s", SRC_CB, label="time per output token (prefill-stretched)",
                    t_d=at["t_decode_s"], qps=min(qps, qps_max), t_p=at["t_prefill_s"]),
-            derive("qps_max", "cap/T_cap", "req/s", SRC_LITTLE,
-                   label=f"highest sustainable rate (KV cap {cap} sequences)", cap=cap,
-                   T_cap=cap / qps_max),
+            derive("qps_max", "N_max/T_max", "req/s",
+                   SRC_LITTLE + "; T_max = T(N_max), the request time with N_max sequences in flight",
+                   label=f"highest sustainable rate (KV cap {cap} sequences)", N_max=float(grid[i_max]),
+                   T_max=float(c["request_s"][i_max])),
             derive("tokens_per_s", "min(qps, qps_max)*O", "token/s", "definition", label="output tokens/s",
                    qps=qps, qps_max=qps_max, O=output)]
     overloaded = qps > qps_max

@@ -4,10 +4,18 @@ A step processes ``batch`` sequences of ``new_tokens`` each against a cache of `
 positions (prefill: new_tokens = prompt; decode: new_tokens = 1). Its time is the roofline
 ``max(FLOPs / (peak·eff.flops), bytes / (HBM·eff.memory_bw))`` (Williams et al. 2009, "Roofline")
 plus the tensor-parallel all-reduces, which we do not overlap (Megatron: 2 all-reduces per layer in
-the forward pass, Shoeybi et al. 2019 §3). Bytes are the weights read once per step for the
+the forward pass, Shoeybi et al. 2019 §3). Each is a ring all-reduce: 2(n−1) steps of latency α plus
+2(n−1)/n of the message over the link (nccl-tests PERFORMANCE.md), on the scale-up link while the
+TP group fits its domain and on the per-device scale-out link beyond it, with the α constants of
+the training ledger (llmcalc.comms). Bytes are the weights read once per step for the
 whole batch, plus the KV cache read and written; activations are left out (small at decode).
 MoE layers read only the experts the step's tokens touch: with T tokens routed to k of E experts
 uniformly, the expected number of distinct experts is ``E·(1 − (1 − k/E)^T)``.
+
+Precision: weight-only formats (int4, int8, fp8 weights) compute at the 16-bit peak; fp8/int8
+activations use that peak; fp32 weights compute at the plain fp32 (non-tensor-core) peak, PyTorch's
+default for fp32 matmuls (``torch.backends.cuda.matmul.allow_tf32`` is False since 1.12), and
+all-reduce 4-byte activations.
 
 All workload arguments broadcast as numpy arrays.
 """
@@ -18,16 +26,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .efficiency import DEFAULT_EFFICIENCY, Efficiency
-from .errors import LlmcalcError
+from .efficiency import DEFAULT_EFFICIENCY, Efficiency, check_count, check_number
+from .errors import LayoutError, LlmcalcError
 from .kv import check_tp, kv_bytes_per_request_per_gpu, kv_heads_per_gpu, per_token_per_layer
-from .results import Figure, Result, derive
+from .results import Result, derive
 from .specs import Hardware, Model
 
 SRC_ROOFLINE = "roofline: Williams et al. 2009; time = max(compute, memory)"
-SRC_AR = "2 all-reduces of B·L·D per layer (Shoeybi et al. 2019 §3); ring 2(n-1)/n (nccl-tests PERFORMANCE.md)"
+SRC_AR = ("2 all-reduces of B·L·D per layer (Shoeybi et al. 2019 §3); ring: 2(n-1) steps of α + 2(n-1)/n of the "
+          "message (nccl-tests PERFORMANCE.md); α per ring step from llmcalc.comms (assumption)")
 SRC_MOE_READ = "distinct experts touched by T tokens routed to k of E uniformly: E·(1-(1-k/E)^T)"
-ACT_BYTES = 2  # activations all-reduced in 16 bit (Megatron, TensorRT-LLM)
+ACT_BYTES = 2  # activations all-reduced in 16 bit (Megatron, TensorRT-LLM); 4 with fp32 weights
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,7 @@ class Deployment:
 
     def __post_init__(self):
         check_tp(self.model, self.tp)
+        self.tp_link()  # a TP group beyond the scale-up domain needs a scale-out link: say so now
         if self.activations not in ("bf16", "fp16", "fp8", "int8"):
             raise LlmcalcError(f"--activations expects bf16, fp8 or int8, got {self.activations!r}")
         if self.activations in ("fp8", "int8") and self.weights_name != self.activations:
@@ -61,7 +71,28 @@ class Deployment:
 
     @property
     def compute_dtype(self) -> str:
-        return self.activations if self.activations in ("fp8", "int8") else "bf16"
+        if self.activations in ("fp8", "int8"):
+            return self.activations
+        return "fp32" if self.weights_name == "fp32" else "bf16"
+
+    @property
+    def act_bytes(self) -> int:
+        return 4 if self.compute_dtype == "fp32" else ACT_BYTES
+
+    def tp_link(self) -> tuple[float, float, str]:
+        """(per-direction B/s, α per ring step, link name) of the TP all-reduce: the scale-up link while the
+        group fits its domain, else the per-device scale-out link (as the training ledger, llmcalc.comms)."""
+        from .comms import ALPHA_OUT_S, ALPHA_UP_S
+
+        up, hw = self.hw.scale_up, self.hw
+        if self.tp <= up.domain_size:
+            ring = getattr(up, "ring_bw_per_direction", None)  # full switch / full-mesh / torus-aware when present
+            return (ring(self.tp) if ring else up.per_direction_bytes_per_s), ALPHA_UP_S, _short(up.name, "scale-up")
+        if hw.scale_out is None:
+            raise LayoutError(f"--tp {self.tp} spans more than the {up.domain_size}-device scale-up domain of "
+                              f"{hw.display_name}, whose catalogue entry records no scale_out bandwidth; keep "
+                              f"--tp <= {up.domain_size} or give the hardware YAML a scale_out link")
+        return hw.scale_out.per_direction_bytes_per_s, ALPHA_OUT_S, _short(hw.scale_out.name, "scale-out")
 
     @property
     def peak_flops_per_s(self) -> float:
@@ -115,6 +146,12 @@ class Deployment:
         return per_token_per_layer(self.model, self.kv_dtype).value * self.model.n_layers * shard
 
 
+def _short(link_name: str, kind: str) -> str:
+    """'NVLink 4 (18 links) via ...' -> 'NVLink 4, scale-up'."""
+    head = link_name.split(" (")[0].split(",")[0].strip()
+    return f"{head}, {kind}" if head else f"the {kind} link"
+
+
 def forward_flops(model: Model, batch, seq, kv_len, causal: bool):
     """Forward FLOPs of one step, from llmcalc.flops. Prefill uses the causal-halved convention (what
     FlashAttention executes) and computes logits for the last position only (serving engines gather the
@@ -146,14 +183,15 @@ def step(dep: Deployment, batch, new_tokens, context, *, prefill: bool) -> dict:
     t_c, t_m = flops / peak, bytes_ / bw
     n = dep.tp
     if n > 1:
-        link = dep.hw.scale_up.per_direction_bytes_per_s * dep.eff.link
-        msg = b * lq * dep.model.d_model * ACT_BYTES
-        t_comm = 2 * dep.model.n_layers * 2 * (n - 1) / n * msg / link
+        link, alpha, _ = dep.tp_link()
+        msg = b * lq * dep.model.d_model * dep.act_bytes
+        per_layer = 2 * (alpha * 2 * (n - 1) + 2 * (n - 1) / n * msg / (link * dep.eff.link))
     else:
-        t_comm = 0.0 * b
+        per_layer = 0.0 * b
+    t_comm = dep.model.n_layers * per_layer
     return {"flops_per_gpu": flops, "bytes_per_gpu": bytes_, "weights_read_bytes": w_read, "kv_read_bytes": kv_read,
-            "kv_write_bytes": kv_write, "compute_s": t_c, "memory_s": t_m, "comm_s": t_comm,
-            "step_s": np.maximum(t_c, t_m) + t_comm, "compute_bound": t_c > t_m}
+            "kv_write_bytes": kv_write, "compute_s": t_c, "memory_s": t_m, "comm_per_layer_s": per_layer,
+            "comm_s": t_comm, "step_s": np.maximum(t_c, t_m) + t_comm, "compute_bound": t_c > t_m}
 
 
 # ---------------------------------------------------------------- latency of one request batch
@@ -179,14 +217,19 @@ def _time_figures(key: str, label: str, s: dict, dep: Deployment, source: str) -
                    label=f"{label}: memory time (HBM x {e.memory_bw:g})", weights=s["weights_read_bytes"],
                    kv_read=s["kv_read_bytes"], kv_write=s["kv_write_bytes"], hbm=bw, eff_mem=e.memory_bw)]
     if dep.tp > 1:
-        figs.append(derive(f"{key}/comm_s", "2*layers*2*(tp-1)/tp*B*L*D*act_bytes/(link*eff_link)", "s", SRC_AR,
-                           label=f"{label}: TP all-reduce time (link x {e.link:g}, not overlapped)",
-                           layers=dep.model.n_layers, tp=dep.tp, B=s["batch"], L=s["new_tokens"],
-                           D=dep.model.d_model, act_bytes=ACT_BYTES,
-                           link=dep.hw.scale_up.per_direction_bytes_per_s, eff_link=e.link))
+        link, alpha, name = dep.tp_link()
+        figs.append(derive(f"{key}/comm_per_layer_s",
+                           "2*(alpha*2*(tp - 1) + 2*(tp - 1)/tp*B*L*D*act_bytes/(link*eff_link))", "s", SRC_AR,
+                           label=f"{label}: TP all-reduce time per layer (2 ring all-reduces over {name}, "
+                                 f"α {alpha * 1e6:g} µs per step, link x {e.link:g})",
+                           alpha=alpha, tp=dep.tp, B=s["batch"], L=s["new_tokens"], D=dep.model.d_model,
+                           act_bytes=dep.act_bytes, link=link, eff_link=e.link))
+        figs.append(derive(f"{key}/comm_s", "layers*per_layer", "s", SRC_AR,
+                           label=f"{label}: TP all-reduce time per step (not overlapped)",
+                           layers=dep.model.n_layers, per_layer=figs[-1].value))
         figs.append(derive(key, "max(compute, memory) + comm", "s", source,
                            label=f"{label} ({_bound(s['compute_bound'])}-bound)", compute=figs[0].value,
-                           memory=figs[1].value, comm=figs[2].value))
+                           memory=figs[1].value, comm=figs[3].value))
     else:
         figs.append(derive(key, "max(compute, memory)", "s", source,
                            label=f"{label} ({_bound(s['compute_bound'])}-bound)", compute=figs[0].value,
@@ -206,10 +249,14 @@ def decode_contexts(prompt, output):
     return np.linspace(start, end, N_SAMPLES)
 
 
+def decode_step_times(dep: Deployment, batch, prompt, output):
+    """Decode step time at each of the N_SAMPLES contexts of :func:`decode_contexts` (first axis)."""
+    return np.asarray([step(dep, batch, 1, c, prefill=False)["step_s"] for c in decode_contexts(prompt, output)])
+
+
 def mean_decode_step_s(dep: Deployment, batch, prompt, output):
     """Mean decode step time over the output (trapezoid over N_SAMPLES contexts)."""
-    times = [step(dep, batch, 1, c, prefill=False)["step_s"] for c in decode_contexts(prompt, output)]
-    t = np.asarray(times)
+    t = decode_step_times(dep, batch, prompt, output)
     return (t[1:] + t[:-1]).sum(axis=0) / (2 * (len(t) - 1))
 
 
@@ -221,7 +268,7 @@ def compute_bound_batch(dep: Deployment, context, max_batch: int = 1 << 16):
     return int(b[hit[0]]) if hit.size else None
 
 
-def latency(dep: Deployment, batch=1, prompt=128, output=128) -> Result:
+def latency(dep: Deployment, batch=1, prompt=128, output=128, reserve: float = 0.1) -> Result:
     """TTFT, TPOT (start, mid, end, mean), end-to-end latency and tokens/s for ``batch`` requests.
 
     The batch is served together (static batch): one prefill step, then output − 1 decode steps.
@@ -230,8 +277,8 @@ def latency(dep: Deployment, batch=1, prompt=128, output=128) -> Result:
     ridge_flop_per_byte, compute_bound_batch, weight_bytes_per_gpu, kv_bytes_per_gpu, fits.
     """
     for name, v in (("--batch", batch), ("--prompt", prompt), ("--output", output)):
-        if np.any(np.asarray(v) < 1):
-            raise LlmcalcError(f"{name} expects a positive number, got {v!r}")
+        check_count(v, name)
+    check_number(reserve, "--reserve", low=0, low_ok=True, high=1, high_ok=False)
     m, e = dep.model, dep.eff
     figs = []
     pre = _step(dep, batch, prompt, prompt, prefill=True)
@@ -249,10 +296,13 @@ def latency(dep: Deployment, batch=1, prompt=128, output=128) -> Result:
         figs += _time_figures(f"tpot_{where}_s", f"TPOT at {where} of output (context {_show(c)})", s, dep,
                               SRC_TPOT)
         tpots[where] = (figs[-1].value, s)
-    mean = mean_decode_step_s(dep, batch, prompt, output)
-    figs.append(Figure("tpot_mean_s", mean, "s", "mean over steps of step_time(context), context = prompt+1 … "
-                       f"prompt+output-1 (trapezoid over {N_SAMPLES} contexts)", "", SRC_TPOT,
-                       f"TPOT, mean over the output ({e.describe()})"))
+    t = decode_step_times(dep, batch, prompt, output)
+    figs.append(derive("tpot_mean_s", "(t_first/2 + t_inner + t_last/2)/(samples - 1)", "s",
+                       f"trapezoid mean of the decode step time over contexts prompt+1 … prompt+output-1, sampled at "
+                       f"{N_SAMPLES} evenly spaced contexts (t_inner: sum of the {N_SAMPLES - 2} inner samples); "
+                       + SRC_TPOT, label=f"TPOT, mean over the output ({e.describe()})",
+                       t_first=t[0], t_inner=t[1:-1].sum(axis=0), t_last=t[-1], samples=N_SAMPLES))
+    mean = figs[-1].value
     figs.append(derive("e2e_s", "ttft + (output - 1)*tpot_mean", "s", "prefill, then one decode step per token",
                        label="end-to-end latency", ttft=ttft, output=output, tpot_mean=mean))
     e2e = figs[-1].value
@@ -286,11 +336,12 @@ def latency(dep: Deployment, batch=1, prompt=128, output=128) -> Result:
     w_gpu = dep.weight_bytes_per_gpu
     final_ctx = np.asarray(prompt) + np.asarray(output)
     kv = np.asarray(batch) * kv_bytes_per_request_per_gpu(m, final_ctx, dep.kv_dtype, dep.tp)
-    fits = w_gpu + kv <= dep.hw.memory_bytes
+    fits = w_gpu + kv <= dep.hw.memory_bytes * (1 - reserve)  # the same reserve as fit, sweep and serve
     notes = [e.describe(), f"weights {dep.weights_name}, KV {dep.kv_dtype}, compute at the {dep.compute_dtype} "
              "peak" + (" (weight-only quantisation saves bytes, not FLOPs)" if dep.compute_dtype == "bf16" and
                        dep.weights_name != "bf16" else ""),
              "static batch: all requests prefill together, then decode in lock-step",
+             f"fits: weights + KV at prompt + output <= memory x (1 - {reserve:g} reserve), as fit/sweep/serve",
              "activation traffic and kernel-launch overheads are ignored: expect measurements 1.5-5x slower at "
              "small batch"]
     if m.attention.mla:
@@ -298,9 +349,10 @@ def latency(dep: Deployment, batch=1, prompt=128, output=128) -> Result:
     if np.any(final_ctx > m.max_seq_len):
         notes.append(f"WARNING: prompt + output exceeds the model's {m.max_seq_len:,} positions")
     if not np.all(fits):
-        notes.append("WARNING: weights + KV exceed the accelerator's memory at this batch and context")
+        notes.append(f"WARNING: weights + KV exceed the accelerator's memory less the {reserve:.0%} reserve at "
+                     "this batch and context")
     data = {"model": m.name, "hardware": dep.hw.name, "tp": dep.tp, "batch": batch, "prompt": prompt,
-            "output": output, "weights": dep.weights_name, "kv_dtype": dep.kv_dtype,
+            "output": output, "reserve": reserve, "weights": dep.weights_name, "kv_dtype": dep.kv_dtype,
             "compute_dtype": dep.compute_dtype, "efficiency": {"flops": e.flops, "memory_bw": e.memory_bw,
                                                               "link": e.link},
             "ttft_s": ttft, "ttft_bound": _bound(pre["compute_bound"]),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .efficiency import check_count, check_number
 from .errors import LayoutError, LlmcalcError
 from .results import Figure, Result, derive
 from .specs import Model
@@ -41,12 +42,27 @@ def kv_heads_per_gpu(model: Model, tp: int) -> float:
 
 
 def check_tp(model: Model, tp) -> None:
-    """TP splits attention heads across ranks, so it must divide H."""
-    h = model.attention.n_heads
-    tps = np.atleast_1d(np.asarray(tp))
-    if np.any(tps < 1) or np.any(h % tps):
-        bad = tps[(tps < 1) | (h % np.maximum(tps, 1) != 0)][0]
-        raise LayoutError(f"--tp {int(bad)} does not divide the {h} attention heads of {model.display_name}")
+    """TP splits attention heads across ranks, so it must divide H; with GQA the KV heads must split
+    evenly too (G % tp == 0) or be replicated whole (tp % G == 0), as Megatron-LM and vLLM require."""
+    check_count(tp, "--tp")
+    a = model.attention
+    h = a.n_heads
+    tps = np.atleast_1d(np.asarray(tp)).astype(int)
+    if np.any(h % tps):
+        bad = tps[h % tps != 0][0]
+        raise LayoutError(f"--tp {bad} does not divide the {h} attention heads of {model.display_name}")
+    g = a.n_kv_heads
+    if not a.mla and np.any((g % tps != 0) & (tps % g != 0)):
+        bad = tps[(g % tps != 0) & (tps % g != 0)][0]
+        raise LayoutError(f"--tp {bad} neither divides nor is a multiple of the {g} KV heads of "
+                          f"{model.display_name}: each rank must hold whole KV heads (G % tp == 0) or a whole "
+                          "replica of one (tp % G == 0), as Megatron-LM and vLLM require")
+
+
+def check_pp(model: Model, pp) -> None:
+    check_count(pp, "--pp")
+    if pp > model.n_layers:
+        raise LayoutError(f"--pp {pp} must lie in 1..{model.n_layers} (the layers of {model.display_name})")
 
 
 def per_token_per_layer(model: Model, kv_dtype: str = "bf16") -> Figure:
@@ -108,12 +124,10 @@ def kv_cache(model: Model, context, batch=1, kv_dtype: str = "bf16", tp: int = 1
     ``bytes_per_request``, ``bytes_total``, ``bytes_per_gpu``, ``kv_heads_per_gpu``,
     ``paged_waste_bytes_per_request``.
     """
-    if np.any(np.asarray(context) < 1):
-        raise LlmcalcError(f"--context expects a positive number of tokens, got {context!r}")
-    if np.any(np.asarray(batch) < 1):
-        raise LlmcalcError(f"--batch expects a positive number of sequences, got {batch!r}")
-    if pp < 1 or pp > model.n_layers:
-        raise LayoutError(f"--pp {pp} must lie in 1..{model.n_layers} (the layers of {model.display_name})")
+    check_count(context, "--context")
+    check_count(batch, "--batch")
+    check_count(block_size, "--block-size")
+    check_pp(model, pp)
     check_tp(model, tp)
     a = model.attention
     per_layer = per_token_per_layer(model, kv_dtype)
@@ -217,34 +231,42 @@ def fit(model: Model, hw, weights: str | float = "bf16", group_size: int | None 
     """
     from .quant import weight_bytes
 
-    if not 0 <= reserve < 1:
-        raise LlmcalcError(f"--reserve expects a fraction of memory in [0, 1), got {reserve!r}")
-    if pp < 1 or pp > model.n_layers:
-        raise LayoutError(f"--pp {pp} must lie in 1..{model.n_layers} (the layers of {model.display_name})")
+    check_number(reserve, "--reserve", low=0, low_ok=True, high=1, high_ok=False)
+    check_count(context, "--context")
+    check_count(batch, "--batch")
+    check_count(ep, "--ep")
+    check_count(block_size, "--block-size")
+    check_pp(model, pp)
     check_tp(model, tp)
     context = model.max_seq_len if context is None else context
     wb = weight_bytes(model, weights, group_size)
+    bpw = wb["bits_per_weight"]  # its formula shows the group overhead, e.g. 4 + (16 + 4)/128
     figs = [derive("usable_bytes_per_gpu", "memory*(1 - reserve)", "B", SRC_FIT,
-                   label=f"usable memory per GPU ({reserve:.0%} reserved)", memory=hw.memory_bytes, reserve=reserve)]
+                   label=f"usable memory per GPU ({reserve:.0%} reserved)", memory=hw.memory_bytes, reserve=reserve),
+            bpw]
+    # the weight line spells out its parts: quantised block weights at bpw, embeddings/LM head at 16 bit
+    q, e16 = wb.data["quantized_params"], wb.data["embedding_params"]
+    src_q = "bytes = params x bits / 8; " + (wb.assumptions[0] if wb.assumptions else "")
     if ep > 1:
         from .params import param_breakdown
 
         if not model.moe or model.moe.n_experts % ep:
             have = f"{model.moe.n_experts} routed experts" if model.moe else "no experts"
             raise LayoutError(f"--ep {ep} must divide the routed experts of {model.display_name} ({have})")
-        experts = param_breakdown(model).data["breakdown"]["moe/experts"] * wb.data["bits_per_weight"] / 8
-        figs.append(derive("weight_bytes_per_gpu", "(weights - experts)/(tp*pp) + experts/(tp*pp*ep)", "B",
+        experts = param_breakdown(model).data["breakdown"]["moe/experts"]
+        figs.append(derive("weight_bytes_per_gpu",
+                           "((params_q - experts)*bpw + params_16*16)/8/(tp*pp) + experts*bpw/8/(tp*pp*ep)", "B",
                            "TP and PP shard every weight; EP spreads the routed experts (Lepikhin et al. 2021 "
-                           "GShard §2.2), attention and shared experts replicated across EP ranks",
-                           label=f"weights per GPU ({wb.data['weights']})", weights=wb.data["weight_bytes"],
-                           experts=experts, tp=tp, pp=pp, ep=ep))
+                           "GShard §2.2), attention and shared experts replicated across EP ranks; " + src_q,
+                           label=f"weights per GPU ({wb.data['weights']})", params_q=q, experts=experts, bpw=bpw.value,
+                           params_16=e16, tp=tp, pp=pp, ep=ep))
     else:
-        figs.append(derive("weight_bytes_per_gpu", "weights/(tp*pp)", "B",
-                           "TP and PP shard every weight (vocabulary-parallel embeddings)",
-                           label=f"weights per GPU ({wb.data['weights']})", weights=wb.data["weight_bytes"], tp=tp,
-                           pp=pp))
+        figs.append(derive("weight_bytes_per_gpu", "(params_q*bpw + params_16*16)/8/(tp*pp)", "B",
+                           "TP and PP shard every weight (vocabulary-parallel embeddings); " + src_q,
+                           label=f"weights per GPU ({wb.data['weights']})", params_q=q, bpw=bpw.value,
+                           params_16=e16, tp=tp, pp=pp))
     figs.append(derive("free_bytes_per_gpu", "usable - weights", "B", SRC_FIT, label="left for the KV cache",
-                       usable=figs[0].value, weights=figs[1].value))
+                       usable=figs[0].value, weights=figs[2].value))
     free = max(figs[-1].value, 0.0)
     per_tok = kv_bytes_per_request_per_gpu(model, 1.0, kv_dtype, tp, pp)
     per_req = kv_bytes_per_request_per_gpu(model, context, kv_dtype, tp, pp)
@@ -264,18 +286,19 @@ def fit(model: Model, hw, weights: str | float = "bf16", group_size: int | None 
     while c <= model.max_seq_len:
         table[c] = int(free // kv_bytes_per_request_per_gpu(model, c, kv_dtype, tp, pp))
         c *= 2
-    fits = figs[2].value > 0
+    fits = figs[3].value > 0
     notes = [f"weights {wb.data['weights']} ({wb.data['bits_per_weight']:g} bits/weight), KV {kv_dtype}",
              f"reserve {reserve:.0%} of memory for activations, CUDA context and fragmentation",
              *wb.assumptions]
     if not fits:
-        notes.append(f"weights do NOT fit: {figs[1].value / 1e9:.1f} GB per GPU > {figs[0].value / 1e9:.1f} GB "
+        notes.append(f"weights do NOT fit: {figs[2].value / 1e9:.1f} GB per GPU > {figs[0].value / 1e9:.1f} GB "
                      "usable; raise --tp/--pp or quantise")
     data = {"model": model.name, "hardware": hw.name, "tp": tp, "pp": pp, "ep": ep, "weights": wb.data["weights"],
             "kv_dtype": kv_dtype, "reserve": reserve, "context": context, "batch": batch, "fits": bool(fits),
-            "weight_bytes_per_gpu": figs[1].value, "usable_bytes_per_gpu": figs[0].value,
-            "free_bytes_per_gpu": free, "kv_tokens_capacity": int(figs[3].value),
-            "max_batch": _exact(figs[4].value), "max_batch_paged": _exact(figs[5].value),
+            "bits_per_weight": bpw.value,
+            "weight_bytes_per_gpu": figs[2].value, "usable_bytes_per_gpu": figs[0].value,
+            "free_bytes_per_gpu": free, "kv_tokens_capacity": int(figs[4].value),
+            "max_batch": _exact(figs[5].value), "max_batch_paged": _exact(figs[6].value),
             "max_context": _exact(mc), "max_batch_by_context": table}
     title = f"What fits: {model.display_name} on {tp * pp * ep} x {hw.display_name} (tp {tp}, pp {pp}, ep {ep})"
     return Result(title, tuple(figs), tuple(notes), data)

@@ -1,25 +1,31 @@
 """Weight bytes under quantisation: bf16, fp8, int8, int4, group-wise scales, or any bits/weight.
 
 Group-wise quantisation (GPTQ, Frantar et al. 2023 §4 "grouping"; AWQ, Lin et al. 2024 §3) stores,
-for every group of g weights, a scale and (asymmetric schemes) a zero point. With fp16 scale and
-zero the cost is ``bits + (16 + 16)/g`` bits per weight: int4 at g = 128 is 4.25 bits.
+for every group of g weights, a scale and (asymmetric schemes) a zero point. The released checkpoint
+formats (GPTQ's and AWQ's ``qweight``/``qzeros``/``scales`` tensors, as loaded by AutoGPTQ, AutoAWQ and
+vLLM) keep an fp16 scale and a zero point PACKED at the weight width, so the cost is
+``bits + (16 + bits)/g`` bits per weight: int4 at g = 128 is 4 + 20/128 = 4.156 bits. ``zero_bits``
+overrides the zero-point width (16 for an fp16 zero, 0 for symmetric schemes).
 A plain number (e.g. 4.85 for llama.cpp's Q4_K_M) is taken as the file's average bits per weight
 and applied to every parameter, embeddings included, since that is how such averages are quoted.
 
 Convention for named formats: quantisation recipes (GPTQ/AWQ, TensorRT-LLM FP8, vLLM FP8) quantise
 the linear layers of the blocks and keep the token embedding and LM head in 16 bit; we do the
-same unless ``quantize_embeddings=True``.
+same for formats below 16 bits unless ``quantize_embeddings=True``. 16- and 32-bit formats store
+every parameter, embeddings included, at that width (fp32 weights: 4 bytes per parameter).
 """
 
 from __future__ import annotations
 
+from .efficiency import check_count, check_number
 from .errors import LlmcalcError
 from .results import Result, derive, total
 from .specs import Model
 
 # bits per element of each storage format
 DTYPE_BITS: dict[str, float] = {"fp32": 32, "bf16": 16, "fp16": 16, "fp8": 8, "int8": 8, "int4": 4, "fp4": 4}
-SRC_GROUP = "group-wise quantisation: Frantar et al. 2023 (GPTQ) §4; Lin et al. 2024 (AWQ) §3"
+SRC_GROUP = ("group-wise quantisation: Frantar et al. 2023 (GPTQ) §4; Lin et al. 2024 (AWQ) §3; fp16 scale and "
+             "zero packed at the weight width per group (GPTQ/AWQ checkpoint qzeros/scales)")
 EMBEDDING_KEYS = ("embedding", "position_embedding", "lm_head")
 
 
@@ -52,20 +58,23 @@ def parse_weights(spec: str | float) -> tuple[str, float]:
 
 
 def bits_per_weight(weights: str | float = "bf16", group_size: int | None = None, scale_bits: int = 16,
-                    zero_point: bool = True):
-    """Bits stored per weight, scale and zero-point overhead included (a Figure)."""
+                    zero_bits: float | None = None):
+    """Bits stored per weight, scale and zero-point overhead included (a Figure).
+
+    ``zero_bits`` defaults to the weight width (GPTQ/AWQ pack the zero points like the weights)."""
     name, bits = parse_weights(weights)
     if group_size is None:
         return derive("bits_per_weight", "bits", "bit", "definition of the storage format",
                       label=f"bits per weight ({name})", bits=bits)
-    if group_size < 1:
-        raise LlmcalcError(f"--group-size expects a positive number of weights per group, got {group_size}")
+    check_count(group_size, "--group-size")
     if name not in ("int8", "int4", "fp4") and not name.endswith("bits"):
         raise LlmcalcError(f"--group-size applies to integer formats (int8, int4); {name} has no group scales")
+    zero_bits = bits if zero_bits is None else zero_bits
+    check_number(zero_bits, "zero_bits", low=0, low_ok=True, high=32)
     return derive("bits_per_weight", "bits + (scale_bits + zero_bits)/g", "bit", SRC_GROUP,
-                  label=f"bits per weight ({name}, group {group_size}, {scale_bits}-bit scale"
-                        + (" + zero)" if zero_point else ")"),
-                  bits=bits, scale_bits=scale_bits, zero_bits=scale_bits if zero_point else 0, g=group_size)
+                  label=f"bits per weight ({name}, group {group_size}: {scale_bits}-bit scale + "
+                        f"{zero_bits:g}-bit zero per group)",
+                  bits=bits, scale_bits=scale_bits, zero_bits=zero_bits, g=group_size)
 
 
 def weight_bytes(model: Model, weights: str | float = "bf16", group_size: int | None = None,
@@ -79,7 +88,7 @@ def weight_bytes(model: Model, weights: str | float = "bf16", group_size: int | 
 
     name, _ = parse_weights(weights)
     if quantize_embeddings is None:  # a bits/weight average already covers the embeddings
-        quantize_embeddings = name.endswith("bits") or bits_per_element_or_none(name) == 16
+        quantize_embeddings = name.endswith("bits") or bits_per_element_or_none(name) >= 16
     bpw = bits_per_weight(weights, group_size)
     parts = param_breakdown(model).data["breakdown"]
     emb = sum(v for k, v in parts.items() if k in EMBEDDING_KEYS)

@@ -9,7 +9,12 @@ Method (every step printed as an assumption):
    TPOT = t_decode(N)/(1 − qps·t_prefill) <= target, and N within the KV cap; its throughput is
    N / T(N) requests/s (Little's law);
 4. replicas = ceil(qps / per-replica rate), GPUs = replicas x TP; cost per million output tokens =
-   GPUs x price per hour / (3600 x output tokens/s) x 1e6.
+   GPUs x price per hour / (3600 x output tokens/s) x 1e6;
+5. the figures "at this load" are the steady state of one replica receiving qps / replicas (the load
+   spread evenly), solved as in :func:`llmcalc.batching.continuous_batching`; the design point of
+   step 3 is reported as the per-replica capacity.
+When no TP degree works, each one's failing constraint is named (weights do not fit, no room for
+one sequence's KV, or TTFT/TPOT already over target at batch 1).
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ import math
 
 import numpy as np
 
-from .batching import curve, kv_cap
-from .efficiency import DEFAULT_EFFICIENCY, Efficiency
+from .batching import check_workload, concurrency_for_rate, curve, kv_cap, rate_curve
+from .efficiency import DEFAULT_EFFICIENCY, Efficiency, check_number
 from .errors import LlmcalcError
 from .inference import Deployment
 from .results import Result, derive
@@ -54,6 +59,27 @@ def best_concurrency(dep: Deployment, prompt: int, output: int, ttft_s: float, t
     return {k: (v[i] if np.ndim(v) else v) for k, v in c.items()} | {"kv_cap": cap}
 
 
+def why_not(dep: Deployment, prompt: int, output: int, ttft_s: float, tpot_s: float, reserve: float = 0.1) -> str:
+    """The constraint that rules out this deployment, with its numbers."""
+    from .kv import fit
+
+    f = fit(dep.model, dep.hw, dep.weights, dep.group_size, dep.kv_dtype, dep.tp, reserve=reserve,
+            context=prompt + output).data
+    if not f["fits"]:
+        return (f"weights {f['weight_bytes_per_gpu'] / 1e9:.1f} GB per GPU > {f['usable_bytes_per_gpu'] / 1e9:.1f} GB "
+                f"usable ({reserve:.0%} reserved)")
+    if f["max_batch"] < 1:
+        return (f"no room for one sequence's KV at {prompt + output} tokens "
+                f"({f['free_bytes_per_gpu'] / 1e9:.2f} GB left per GPU beside the weights)")
+    c = curve(dep, prompt, output, 1.0)
+    out = []
+    if c["ttft_s"] > ttft_s:
+        out.append(f"TTFT at batch 1 = {float(c['ttft_s']):.3g} s > {ttft_s:g} s target")
+    if c["tpot_s"] > tpot_s:
+        out.append(f"TPOT at batch 1 = {float(c['tpot_s']) * 1e3:.3g} ms > {tpot_s * 1e3:g} ms target")
+    return "; ".join(out) or "no concurrency meets both targets"
+
+
 def serve(model: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: float = 2.0, tpot_s: float = 0.05,
           users: float | None = None, requests_per_user_per_min: float = 1.0, qps: float | None = None,
           weights: str | float = "bf16", group_size: int | None = None, kv_dtype: str = "bf16",
@@ -62,9 +88,12 @@ def serve(model: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: float
     """Replicas, GPUs, tokens/s and $ per million output tokens for a load and latency targets."""
     if (users is None) == (qps is None):
         raise LlmcalcError("give exactly one of --users N or --qps Q")
-    for name, v in (("--prompt", prompt), ("--output", output), ("--ttft", ttft_s), ("--tpot", tpot_s)):
-        if v is None or v <= 0:
-            raise LlmcalcError(f"{name} expects a positive value, got {v!r}")
+    check_number(users, "--users")
+    check_number(requests_per_user_per_min, "--requests-per-user-per-min")
+    check_workload(1.0 if qps is None else qps, prompt, output, reserve)
+    check_number(ttft_s, "--ttft")
+    check_number(tpot_s, "--tpot")
+    check_number(price_usd_per_hour, "--price")
     figs = []
     if users is not None:
         figs.append(derive("qps", "users*rpm/60", "req/s", SRC_LOAD, label="request rate", users=users,
@@ -79,7 +108,7 @@ def serve(model: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: float
         dep = Deployment(model, hw, t, weights, group_size, kv_dtype, activations, eff)
         best = best_concurrency(dep, prompt, output, ttft_s, tpot_s, reserve)
         if best is None:
-            tried.append(f"tp {t}: no concurrency meets the targets or fits")
+            tried.append(f"tp {t}: {why_not(dep, prompt, output, ttft_s, tpot_s, reserve)}")
             continue
         gpus_t = math.ceil(load / best["qps"]) * t
         tried.append(f"tp {t}: N = {int(best['concurrency'])}, {best['qps']:.3g} req/s per replica, {gpus_t} GPUs")
@@ -92,23 +121,40 @@ def serve(model: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: float
     dep, b = chosen
     figs.append(derive("tp", "t", "GPU", "the power of two in the scale-up domain needing the fewest GPUs in total",
                        label="TP degree per replica", t=dep.tp))
-    figs.append(derive("concurrency", "N", "seq", SRC_REPLICA, label="sequences in flight per replica",
-                       N=b["concurrency"]))
-    figs.append(derive("ttft_s", "t_prefill + t_decode", "s", "prefill of one prompt + one running decode step",
-                       label=f"TTFT at that load ({eff.describe()})", t_prefill=b["t_prefill_s"],
-                       t_decode=b["t_decode_s"]))
-    figs.append(derive("tpot_s", "t_decode/(1 - share)", "s", "decode step stretched by interleaved prefill",
-                       label="TPOT at that load", t_decode=b["t_decode_s"], share=b["prefill_share"]))
-    figs.append(derive("qps_per_replica", "N/T", "req/s", SRC_REPLICA, label="requests/s per replica",
+    figs.append(derive("capacity/concurrency", "N", "seq", SRC_REPLICA,
+                       label="per-replica capacity: largest concurrency meeting the targets", N=b["concurrency"]))
+    figs.append(derive("capacity/ttft_s", "t_prefill + t_decode", "s",
+                       "prefill of one prompt + one running decode step", label="per-replica capacity: TTFT",
+                       t_prefill=b["t_prefill_s"], t_decode=b["t_decode_s"]))
+    figs.append(derive("capacity/tpot_s", "t_decode/(1 - share)", "s", "decode step stretched by interleaved prefill",
+                       label="per-replica capacity: TPOT", t_decode=b["t_decode_s"], share=b["prefill_share"]))
+    figs.append(derive("qps_per_replica", "N/T", "req/s", SRC_REPLICA, label="per-replica capacity: requests/s",
                        N=b["concurrency"], T=b["request_s"]))
     figs.append(derive("replicas", "ceil(qps/per_replica)", "replica", "enough replicas for the load",
                        label="replicas", qps=load, per_replica=b["qps"]))
+    replicas = figs[-1].value
     figs.append(derive("gpus", "replicas*tp", "GPU", "definition", label="GPUs in total",
-                       replicas=figs[-1].value, tp=dep.tp))
+                       replicas=replicas, tp=dep.tp))
+    # the steady state each replica actually runs at: the load spread evenly over the replicas
+    figs.append(derive("qps_at_load_per_replica", "qps/replicas", "req/s", "load spread evenly over the replicas",
+                       label="requests/s per replica at this load", qps=load, replicas=replicas))
+    lam_r = figs[-1].value
+    grid, c = rate_curve(dep, prompt, output, b["kv_cap"])
+    at = curve(dep, prompt, output, concurrency_for_rate(grid, c, lam_r))
+    figs.append(derive("concurrency", "N", "seq", "Little's law (Little 1961): solves N = qps_replica·T(N)",
+                       label="sequences in flight per replica at this load", N=float(at["concurrency"])))
+    figs.append(derive("ttft_s", "t_prefill + t_decode", "s", "prefill of one prompt + one running decode step",
+                       label=f"TTFT at this load ({eff.describe()})", t_prefill=at["t_prefill_s"],
+                       t_decode=float(at["t_decode_s"])))
+    figs.append(derive("tpot_s", "t_decode/(1 - qps_replica*t_prefill)", "s",
+                       "decode step stretched by interleaved prefill (Orca-style continuous batching)",
+                       label="TPOT at this load", t_decode=float(at["t_decode_s"]), qps_replica=lam_r,
+                       t_prefill=at["t_prefill_s"]))
     figs.append(derive("tokens_per_s", "qps*O", "token/s", "definition", label="output tokens/s (whole fleet)",
                        qps=load, O=output))
     price = price_usd_per_hour if price_usd_per_hour is not None else hw.price_usd_per_hour
-    gpus, tok_s = figs[-2].value, figs[-1].value
+    by_key = {f.key: f.value for f in figs}
+    gpus, tok_s = by_key["gpus"], by_key["tokens_per_s"]
     if price:
         figs.append(derive("usd_per_million_output_tokens", "gpus*price/(3600*tok_s)*million", "USD", SRC_COST,
                            label=f"$ per million output tokens at ${price:g}/GPU-h", gpus=gpus, price=price,
@@ -119,7 +165,8 @@ def serve(model: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: float
              f"targets: TTFT <= {ttft_s:g} s, TPOT <= {tpot_s * 1e3:g} ms", eff.describe(),
              f"weights {dep.weights_name}, KV {kv_dtype}, {reserve:.0%} of memory reserved",
              "continuous batching in steady state; KV cap charges each sequence its final length",
-             "replicas run at the highest rate meeting the targets; the last one may be partly idle",
+             "capacity: each replica's highest rate meeting the targets; at this load the rate is spread evenly "
+             "over the replicas and each runs at the steady state shown",
              *tried]
     if price is None:
         notes.append(f"no price for {hw.display_name}: pass --price to get $ per million tokens")
@@ -127,8 +174,11 @@ def serve(model: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: float
         notes.append(f"price ${price:g}/GPU-h from the hardware catalogue (volatile, order of magnitude)")
     data = {"model": model.name, "hardware": hw.name, "qps": load, "prompt": prompt, "output": output,
             "ttft_target_s": ttft_s, "tpot_target_s": tpot_s, "tp": dep.tp,
-            "concurrency_per_replica": int(b["concurrency"]), "ttft_s": float(b["ttft_s"]),
-            "tpot_s": float(b["tpot_s"]), "qps_per_replica": float(b["qps"]),
+            "concurrency_per_replica": float(at["concurrency"]), "ttft_s": float(at["ttft_s"]),
+            "tpot_s": float(at["tpot_s"]), "qps_per_replica_at_load": lam_r,
+            "capacity": {"concurrency": int(b["concurrency"]), "ttft_s": float(b["ttft_s"]),
+                         "tpot_s": float(b["tpot_s"]), "qps": float(b["qps"])},
+            "qps_per_replica": float(b["qps"]),
             "replicas": int(math.ceil(load / b["qps"])),
             "gpus": int(gpus), "tokens_per_s": tok_s, "price_usd_per_hour": price,
             "usd_per_million_output_tokens": figs[-1].value if price else None}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import LlmcalcError
+from .efficiency import check_count, check_number
 from .results import Result, derive
 
 SRC_EQ1 = "Leviathan et al. 2023, §3.2 eq. 1 (expected tokens per target step)"
@@ -22,13 +22,11 @@ SRC_T38 = "Leviathan et al. 2023, §3.3 Theorem 3.8 (expected improvement in wal
 SRC_OPT = "Leviathan et al. 2023, §3.3 (optimal γ maximises Theorem 3.8's factor)"
 
 
-def _check(alpha, gamma, cost_ratio=0.0):
-    if np.any(np.asarray(alpha) < 0) or np.any(np.asarray(alpha) > 1):
-        raise LlmcalcError(f"--alpha expects an acceptance rate in [0, 1], got {alpha!r}")
-    if np.any(np.asarray(gamma) < 1):
-        raise LlmcalcError(f"--gamma expects at least 1 draft token, got {gamma!r}")
-    if np.any(np.asarray(cost_ratio) < 0):
-        raise LlmcalcError(f"--cost-ratio expects a non-negative draft/target cost ratio, got {cost_ratio!r}")
+def _check(alpha, gamma, cost_ratio=0.0, target_step_s=None):
+    check_number(alpha, "--alpha", low=0, low_ok=True, high=1)
+    check_count(gamma, "--gamma")
+    check_number(cost_ratio, "--cost-ratio", low=0, low_ok=True)
+    check_number(target_step_s, "target_step_s")
 
 
 def expected_tokens(alpha, gamma):
@@ -55,7 +53,7 @@ def optimal_gamma(alpha: float, cost_ratio: float, max_gamma: int = 32) -> int:
 
 def speculative(alpha: float, gamma: int, cost_ratio: float, target_step_s: float | None = None) -> Result:
     """Expected tokens per target step, speed-up, optimal γ; with ``target_step_s`` the new TPOT."""
-    _check(alpha, gamma, cost_ratio)
+    _check(alpha, gamma, cost_ratio, target_step_s)
     a_lt1 = alpha < 1
     tok = (derive("expected_tokens", "(1 - alpha**(gamma + 1))/(1 - alpha)", "token", SRC_EQ1,
                   label="expected tokens per target step", alpha=alpha, gamma=gamma) if a_lt1 else

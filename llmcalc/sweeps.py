@@ -4,14 +4,18 @@ The knee of a batch sweep is defined as the smallest swept batch at which either
 (a) a decode step (at the mid-output context) is compute-bound: past it, more batch adds latency
     as fast as throughput (roofline ridge, Williams et al. 2009); or
 (b) the next swept batch gives less than 10 % more decode throughput per GPU: diminishing returns.
-Rows whose KV at the final context does not fit beside the weights are kept but marked ``fits``
-False, so a chart can grey them out.
+Rows whose KV at the final context does not fit beside the weights (10 % of memory reserved, as in
+``fit`` and ``serve``) are kept but marked ``fits`` False, so a chart can grey them out. The knee is
+searched over fitting rows only, and a fitting row is never compared with a non-fitting one; when no
+fitting row qualifies but larger swept batches do not fit, the knee is the largest fitting batch with
+the reason "memory cap at N".
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .efficiency import check_count
 from .inference import Deployment, latency, step
 from .kv import fit
 
@@ -35,36 +39,47 @@ def _table(r, dep: Deployment, x_key: str, x, fits) -> dict:
 
 def batch_sweep(dep: Deployment, batches, prompt: int = 1024, output: int = 256, reserve: float = 0.1) -> dict:
     """Throughput and latency against batch size; ``knee`` = {batch, reason} (see module docstring)."""
+    check_count(np.atleast_1d(batches), "--batch")
     b = np.asarray(sorted(set(int(x) for x in np.atleast_1d(batches))))
-    r = latency(dep, b, prompt, output)
+    r = latency(dep, b, prompt, output, reserve)
     cap = fit(dep.model, dep.hw, dep.weights, dep.group_size, dep.kv_dtype, dep.tp, reserve=reserve,
               context=prompt + output).data["max_batch"]
-    out = _table(r, dep, "batch", b, b <= cap)
+    fits = b <= cap
+    out = _table(r, dep, "batch", b, fits)
     bound = step(dep, b, 1, prompt + output // 2, prefill=False)["compute_bound"]
     out["columns"]["compute_bound"] = bound.tolist()
     for row, cb in zip(out["rows"], bound.tolist(), strict=True):
         row["compute_bound"] = cb
     tps = np.asarray(out["columns"]["decode_tokens_per_s_per_gpu"])
-    gain = np.append(tps[1:] / tps[:-1] - 1, np.inf)
+    # a gain is only meaningful towards a batch that fits: rows are sorted, so fitting rows come first
+    gain = np.append(np.where(fits[1:], tps[1:] / tps[:-1] - 1, np.inf), np.inf)
     knee, reason = None, "none in the swept range"
-    for i in range(len(b)):
+    for i in np.flatnonzero(fits):
         if bound[i]:
             knee, reason = int(b[i]), "decode turns compute-bound"
             break
         if gain[i] < GAIN_THRESHOLD:
             knee, reason = int(b[i]), f"next batch adds {gain[i]:.0%} < {GAIN_THRESHOLD:.0%} throughput"
             break
+    else:
+        if not fits.any():
+            reason = f"no swept batch fits (memory cap at {int(cap)} sequences)"
+        elif not fits.all():
+            knee = int(b[fits][-1])
+            reason = f"memory cap at {int(cap)} sequences"
     out["knee"] = {"batch": knee, "reason": reason}
     out["max_batch_that_fits"] = int(cap)
     out["assumptions"] = list(r.assumptions) + [
-        "knee: smallest batch where decode is compute-bound or the next batch adds < 10% throughput"]
+        "knee: smallest fitting batch where decode is compute-bound or the next batch adds < 10% throughput; "
+        "else the memory cap when larger swept batches do not fit"]
     return out
 
 
 def context_sweep(dep: Deployment, contexts, batch: int = 1, output: int = 256, reserve: float = 0.1) -> dict:
     """Throughput and latency against prompt length (context) at a fixed batch."""
+    check_count(np.atleast_1d(contexts), "--context")
     c = np.asarray(sorted(set(int(x) for x in np.atleast_1d(contexts))))
-    r = latency(dep, batch, c, output)
+    r = latency(dep, batch, c, output, reserve)
     f = fit(dep.model, dep.hw, dep.weights, dep.group_size, dep.kv_dtype, dep.tp, reserve=reserve, context=c + output)
     out = _table(r, dep, "context", c, np.asarray(f.data["max_batch"]) >= batch)
     out["assumptions"] = list(r.assumptions)

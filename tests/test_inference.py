@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from llmcalc.catalogue import load_hardware, load_model
 from llmcalc.cli import app
+from llmcalc.comms import ALPHA_OUT_S, ALPHA_UP_S
 from llmcalc.efficiency import DEFAULT_EFFICIENCY, ROOFLINE, Efficiency, parse_efficiency
 from llmcalc.errors import LayoutError, LlmcalcError
 from llmcalc.inference import Deployment, latency, step
@@ -59,9 +60,106 @@ def test_decode_memory_time_is_weights_plus_kv_over_bandwidth():
 def test_tp_all_reduce_time_ring():
     # Shoeybi et al. 2019 §3: 2 all-reduces per layer in the forward; nccl-tests PERFORMANCE.md: ring all-reduce
     # moves 2(n-1)/n x S per rank. Llama-3.1-70B: 80 layers, D = 8192; tp 8 over 450 GB/s NVLink 4 per direction.
+    # Each ring all-reduce also pays 2(n-1) latency steps of α (the training ledger's constant, llmcalc.comms).
     dep = Deployment(load_model("llama-3.1-70b"), load_hardware("h100-sxm"), tp=8, eff=ROOFLINE)
     s = step(dep, 16, 1, 1000, prefill=False)
-    assert s["comm_s"] == pytest.approx(2 * 80 * 2 * 7 / 8 * 16 * 8192 * 2 / 450e9)
+    assert ALPHA_UP_S == 5e-6
+    per_ar = 2 * 7 * 5e-6 + 2 * 7 / 8 * 16 * 8192 * 2 / 450e9
+    assert s["comm_per_layer_s"] == pytest.approx(2 * per_ar)
+    assert s["comm_s"] == pytest.approx(80 * 2 * per_ar)
+
+
+def test_tpot_includes_160_all_reduce_latencies():
+    # Llama-3.1-70B tp 8 batch 1: 80 layers x 2 all-reduces = 160, each 2(8-1) = 14 ring steps of α = 5 µs: 11.2 ms,
+    # plus the 16 KiB message at 0.8 x 450 GB/s per all-reduce.
+    r = latency(Deployment(load_model("llama-3.1-70b"), load_hardware("h100-sxm"), tp=8), 1, 1024, 256)
+    comm = r.value("tpot_start_s/comm_s")
+    assert comm == pytest.approx(160 * (14 * 5e-6 + 2 * 7 / 8 * 8192 * 2 / (0.8 * 450e9)), rel=1e-9)
+    assert r.value("tpot_start_s") == pytest.approx(
+        max(r.value("tpot_start_s/compute_s"), r.value("tpot_start_s/memory_s")) + comm)
+
+
+def test_tp_beyond_the_nvlink_domain_uses_the_network():
+    # h100-sxm: 8 GPUs per NVLink domain; tp 16 rides the 400 Gb/s = 50 GB/s per-GPU InfiniBand NDR link with
+    # α = 10 µs (llmcalc.comms). Llama-3.1-405B: 126 layers, D = 16384; 2(16-1) = 30 ring steps.
+    dep = Deployment(load_model("llama-3.1-405b"), load_hardware("h100-sxm"), tp=16, weights="fp8", eff=ROOFLINE)
+    assert ALPHA_OUT_S == 10e-6
+    s = step(dep, 4, 1, 1000, prefill=False)
+    assert s["comm_s"] == pytest.approx(126 * 2 * (30 * 10e-6 + 2 * 15 / 16 * 4 * 16384 * 2 / 50e9))
+    # h100-pcie: NVLink bridge pairs only (domain 2) and no scale_out recorded: tp 4 is refused, naming the field
+    with pytest.raises(LayoutError, match="scale_out"):
+        Deployment(load_model("gpt2"), load_hardware("h100-pcie"), tp=4)
+
+
+def test_fp32_weights_are_4_bytes_and_compute_at_the_fp32_peak():
+    # 8,030,261,248 parameters x 4 B (Llama 3 paper Table 3 / HF config count); H100 SXM fp32 (non-tensor) 67 TFLOP/s
+    dep = Deployment(load_model("llama-3.1-8b"), load_hardware("h100-sxm"), weights="fp32")
+    assert dep.weight_bytes_per_gpu == 4 * 8_030_261_248
+    assert dep.compute_dtype == "fp32" and dep.peak_flops_per_s == 67e12
+    assert latency(dep, 1, 128, 16).data["compute_dtype"] == "fp32"
+
+
+def _reproduces(fig, rel=2e-3):
+    """The figure's substituted values, evaluated, give its value (4 significant figures shown)."""
+    from llmcalc.results import _FUNCS
+
+    expr = fig.substituted.replace("·", "*").replace("^", "**")
+    assert fig.substituted != fig.formula
+    assert float(eval(expr, {"__builtins__": {}, **_FUNCS})) == pytest.approx(float(fig.value), rel=rel)
+
+
+def test_tpot_mean_explain_reproduces_its_value():
+    r = latency(Deployment(load_model("llama-3.1-8b"), load_hardware("h100-sxm")), 8, 1024, 256)
+    _reproduces(r["tpot_mean_s"])
+    # the trapezoid over equally spaced contexts of a step time linear in context = the mean of first and last
+    assert r.value("tpot_mean_s") == pytest.approx((r.value("tpot_start_s") + r.value("tpot_end_s")) / 2, rel=1e-9)
+
+
+def test_infer_fits_uses_the_same_reserve_as_fit():
+    # Llama-3.1-8B on H100: weights 16.06 GB; KV 131,072 B/token x 1,280 tokens; usable 0.9 x 85.52 GB
+    # -> largest batch floor((0.9 x 85,520,809,984 - 16,060,522,496) / 167,772,160) = 363 (as `fit`)
+    dep = Deployment(load_model("llama-3.1-8b"), load_hardware("h100-sxm"))
+    cap = (0.9 * 85_520_809_984 - 2 * 8_030_261_248) // (1280 * 131_072)
+    assert cap == 363
+    assert latency(dep, 363, 1024, 256).data["fits"]
+    assert not latency(dep, 364, 1024, 256).data["fits"]
+
+
+def _one_line_error(args, *needles):
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2, res.output
+    out = res.output.strip()
+    assert "Traceback" not in out and "\n" not in out and "array(" not in out
+    for n in needles:
+        assert n in out
+    return out
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["infer", "llama-3.1-8b", "--batch", "0"], ["--batch", "got 0"]),
+    (["infer", "llama-3.1-8b", "--prompt", "-5"], ["--prompt", "got -5"]),
+    (["infer", "gpt2", "-H", "h100-pcie", "--tp", "4"], ["--tp 4", "scale_out"]),
+    (["sweep", "llama-3.1-8b", "--batch", "0,1"], ["--batch", "got 0"]),
+    (["sweep", "llama-3.1-8b", "--context", "-5,1024"], ["--context", "got -5"]),
+])
+def test_cli_rejects_bad_numbers_in_one_line(args, needles):
+    _one_line_error(args, *needles)
+
+
+def test_sweep_knee_only_among_batches_that_fit():
+    # Llama-3.1-8B on H100 at 1,024 + 256 tokens: 363 sequences fit (see above), so 512 does not; the decode
+    # throughput still rises by > 10 % per doubling up to 256, so the binding limit is memory.
+    dep = Deployment(load_model("llama-3.1-8b"), load_hardware("h100-sxm"))
+    s = batch_sweep(dep, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512])
+    assert s["max_batch_that_fits"] == 363
+    assert s["knee"]["batch"] == 256 and "memory cap at 363" in s["knee"]["reason"]
+    # 70B tp 8: the knee is never a batch that does not fit, nor chosen by comparing with one
+    dep70 = Deployment(load_model("llama-3.1-70b"), load_hardware("h100-sxm"), tp=8)
+    s70 = batch_sweep(dep70, [2**i for i in range(12)])
+    knee = s70["knee"]["batch"]
+    assert knee is not None and knee <= s70["max_batch_that_fits"]
+    row = next(r for r in s70["rows"] if r["batch"] == knee)
+    assert row["fits"]
 
 
 def test_weight_only_quantisation_computes_at_16bit_peak():

@@ -104,11 +104,12 @@ def test_context_and_batch_broadcast():
 
 def test_fit_llama70b_int4_on_two_h100():
     # independent arithmetic: H100 reports 81,559 MiB (nvidia-smi); Llama-3.1-70B has 70,553,706,496 parameters of
-    # which 2 x 128,256 x 8,192 embedding/LM head (kept at 16 bit); int4 g128 = 4.25 bits.
+    # which 2 x 128,256 x 8,192 embedding/LM head (kept at 16 bit); int4 g128 with an fp16 scale and a packed
+    # 4-bit zero per group (GPTQ/AWQ checkpoint format) = 4 + 20/128 bits.
     m, h = load_model("llama-3.1-70b"), load_hardware("h100-sxm")
     r = fit(m, h, weights="int4", group_size=128, tp=2, context=8192, reserve=0.1)
     emb = 2 * 128_256 * 8_192
-    weights = (70_553_706_496 - emb) * 4.25 / 8 + emb * 2
+    weights = (70_553_706_496 - emb) * (4 + 20 / 128) / 8 + emb * 2
     free = 81_559 * 2**20 * 0.9 - weights / 2
     assert r.data["weight_bytes_per_gpu"] == pytest.approx(weights / 2, rel=1e-12)
     assert r.data["max_batch"] == int(free // (8192 * 327_680 / 2))
@@ -152,3 +153,51 @@ def test_fit_expert_parallel_spreads_routed_experts():
     assert r.data["weight_bytes_per_gpu"] == pytest.approx((weights - experts) / 8 + experts / 32, rel=1e-12)
     with pytest.raises(LayoutError, match="--ep 3"):
         fit(m, h, weights="fp8", tp=8, ep=3)
+
+
+def _one_line_error(args, *needles):
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2, res.output
+    out = res.output.strip()
+    assert "Traceback" not in out and "\n" not in out and "array(" not in out
+    for n in needles:
+        assert n in out
+    return out
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["fit", "llama-3.1-8b", "--context", "0"], ["--context", "got 0"]),
+    (["fit", "llama-3.1-8b", "--context", "-5"], ["--context", "got -5"]),
+    (["fit", "llama-3.1-8b", "--batch", "0"], ["--batch", "got 0"]),
+    (["fit", "llama-3.1-8b", "--batch", "-1"], ["--batch", "got -1"]),
+    (["fit", "llama-3.1-8b", "--reserve", "1"], ["--reserve", "got 1"]),
+    (["kv", "llama-3.1-8b", "--context", "0"], ["--context", "got 0"]),
+])
+def test_fit_and_kv_reject_bad_numbers_in_one_line(args, needles):
+    _one_line_error(args, *needles)
+
+
+@pytest.mark.parametrize("tp", [7, 14])
+def test_tp_must_divide_or_be_a_multiple_of_the_kv_heads(tp):
+    # Qwen2.5-7B: 28 query heads, 4 KV heads (HF config). tp 7 and 14 divide 28 but neither divide 4 nor are
+    # multiples of it: Megatron-LM / vLLM require G % tp == 0 or tp % G == 0.
+    m = load_model("qwen2.5-7b")
+    with pytest.raises(LayoutError, match="4 KV heads"):
+        kv_cache(m, 1000, tp=tp)
+    _one_line_error(["kv", "qwen2.5-7b", "--context", "1000", "--tp", str(tp)], f"--tp {tp}", "4 KV heads")
+
+
+@pytest.mark.parametrize("tp,heads_per_gpu", [(2, 2), (4, 1), (28, 1)])
+def test_tp_splitting_or_replicating_kv_heads_is_accepted(tp, heads_per_gpu):
+    assert kv_cache(load_model("qwen2.5-7b"), 1000, tp=tp).data["kv_heads_per_gpu"] == heads_per_gpu
+
+
+def test_fit_explain_shows_the_group_overhead_and_the_16bit_embeddings():
+    # int4 g128: 4 + (16 + 4)/128 bits (GPTQ/AWQ packed zero); Llama-3.1-8B embeddings + LM head 1,050,673,152
+    # params at 16 bit, the other 6,979,588,096 at 4.156 bits.
+    res = runner.invoke(app, ["fit", "llama-3.1-8b", "--weights", "int4", "--group-size", "128", "--explain"])
+    assert res.exit_code == 0
+    assert "4+(16+4)/128" in res.output
+    assert "(6979588096·4.156+1050673152·16)/8/(1·1)" in res.output
+    r = fit(load_model("llama-3.1-8b"), load_hardware("h100-sxm"), weights="int4", group_size=128)
+    assert r.data["weight_bytes_per_gpu"] == pytest.approx(6_979_588_096 * (4 + 20 / 128) / 8 + 1_050_673_152 * 2)

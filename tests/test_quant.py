@@ -12,10 +12,21 @@ LLAMA3_8B = 8_030_261_248
 LLAMA3_8B_EMB = 1_050_673_152
 
 
-def test_int4_group128_fp16_scale_and_zero():
-    # GPTQ (Frantar et al. 2023 §4) / AWQ (Lin et al. 2024 §3) groups: one fp16 scale + one fp16 zero per g weights.
-    assert bits_per_weight("int4", 128).value == pytest.approx(4 + 32 / 128)
-    assert bits_per_weight("int8", 64).value == pytest.approx(8 + 32 / 64)
+def test_int4_group128_fp16_scale_and_packed_zero():
+    # GPTQ (Frantar et al. 2023 §4) / AWQ (Lin et al. 2024 §3) checkpoints: per group of g weights one fp16 scale
+    # ("scales") and one zero point packed at the weight width ("qzeros", 8 x 4-bit per int32): 4 + (16 + 4)/128.
+    assert bits_per_weight("int4", 128).value == pytest.approx(4 + 20 / 128)
+    assert bits_per_weight("int8", 64).value == pytest.approx(8 + 24 / 64)
+    # an fp16 zero point (zero_bits=16) or a symmetric scheme (zero_bits=0) when asked
+    assert bits_per_weight("int4", 128, zero_bits=16).value == pytest.approx(4 + 32 / 128)
+    assert bits_per_weight("int4", 128, zero_bits=0).value == pytest.approx(4 + 16 / 128)
+
+
+def test_fp32_stores_every_parameter_at_4_bytes():
+    # only formats below 16 bits keep the embeddings at 16 bit: fp32 is 4 B for each of the 8,030,261,248 parameters
+    r = weight_bytes(load_model("llama-3.1-8b"), "fp32")
+    assert r.data["weight_bytes"] == 4 * LLAMA3_8B
+    assert r.data["embedding_params"] == 0
 
 
 @pytest.mark.parametrize("fmt,bits", [("bf16", 16), ("fp16", 16), ("fp8", 8), ("int8", 8), ("int4", 4)])

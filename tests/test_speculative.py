@@ -67,3 +67,18 @@ def test_cli():
     res = CliRunner().invoke(app, ["speculative", "--alpha", "0.8", "--gamma", "5", "--cost-ratio", "0.05", "--json"])
     assert res.exit_code == 0, res.output
     assert '"speedup"' in res.output
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["--alpha", "nan"], ["--alpha", "got nan"]),
+    (["--alpha", "1.5"], ["--alpha", "got 1.5"]),
+    (["--alpha", "0.8", "--gamma", "0"], ["--gamma", "got 0"]),
+    (["--alpha", "0.8", "--cost-ratio", "inf"], ["--cost-ratio", "got inf"]),
+])
+def test_cli_rejects_bad_numbers_in_one_line(args, needles):
+    res = CliRunner().invoke(app, ["speculative", *args])
+    assert res.exit_code == 2, res.output
+    out = res.output.strip()
+    assert "Traceback" not in out and "\n" not in out
+    for n in needles:
+        assert n in out

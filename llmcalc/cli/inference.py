@@ -213,8 +213,9 @@ def serve(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
         emit(r, as_json, explain)
         return
     typer.echo(r.title)
-    typer.echo(table([(f.name, f"{int(f.value):,} {f.unit}" if f.unit in ("GPU", "replica", "seq") else f.text())
-                      for f in r.figures]))
+    whole = ("GPU", "replica", "seq")  # counts print whole; a steady-state concurrency such as 2.4 keeps its decimals
+    typer.echo(table([(f.name, f"{int(f.value):,} {f.unit}" if f.unit in whole and float(f.value).is_integer()
+                       else f.text()) for f in r.figures]))
     for a in r.assumptions:
         typer.echo(f"  * {a}")
 

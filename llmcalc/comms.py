@@ -11,7 +11,9 @@ link bandwidth × link efficiency)).
 
 Links: a group stays on the scale-up link (NVLink) when its ranks span at most
 ``hardware.scale_up.domain_size`` consecutive ranks under the order TP, CP, EP, DP, PP (innermost
-first); otherwise its ring is limited by the per-GPU scale-out link (InfiniBand). Hierarchical
+first), at the bandwidth its topology gives a group of n (``Link.ring_bw_per_direction``: NVSwitch the
+full figure, an xGMI full mesh (n−1) peer links, a TPU torus 2 links per axis spanned); otherwise its
+ring is limited by the per-GPU scale-out link (InfiniBand). Hierarchical
 (two-level) algorithms and NVLink SHARP are not modelled.
 
 Every row is always present; rows that do not apply to a layout have count 0. That keeps a sweep a
@@ -98,7 +100,10 @@ def _row(parallelism, collective, tensor, shape, n, S, count, span, ctx, overlap
     up = np.asarray(span) <= ctx["domain"]
     if ctx["out_bw"] is None and not np.all(up):
         raise _network_needed(ctx["hw"], f"the {parallelism} group")
-    bw = where(up, ctx["up_bw"], ctx["up_bw"] if ctx["out_bw"] is None else ctx["out_bw"])
+    # Inside the domain the link's topology decides what a group of n gets (switch: all of it; full mesh:
+    # (n−1) peer links; torus: the axes spanned); across domains the per-device scale-out link.
+    up_bw = ctx["hw"].scale_up.ring_bw_per_direction(n)
+    bw = where(up, up_bw, up_bw if ctx["out_bw"] is None else ctx["out_bw"])
     alpha = where(up, ALPHA_UP_S, ALPHA_OUT_S)
     time = derive(key, f"count*(alpha*({steps}) + X/(bw*eff))", "s", source,
                   label=f"{parallelism}: {collective} of {tensor}", count=count, alpha=alpha, X=per.value,
@@ -117,8 +122,7 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
     valid = check_layout(m, layout, micro_batch=micro_batch, seq=seq, global_batch=global_batch)
     eff = link_efficiency_default() if link_efficiency is None else check_number(
         link_efficiency, "--link-efficiency (fraction of the per-direction link bandwidth)", high=1)
-    ctx = {"domain": hw.scale_up.domain_size, "up_bw": hw.scale_up.per_direction_bytes_per_s,
-           "out_bw": scale_out_bw(hw), "eff": eff, "hw": hw}
+    ctx = {"domain": hw.scale_up.domain_size, "out_bw": scale_out_bw(hw), "eff": eff, "hw": hw}
     t, p, d, c, ep, v = layout.tp, layout.pp, layout.dp, layout.cp, layout.ep, layout.interleave
     z, sp = np.asarray(layout.zero), layout.sp
     mb = 1 if global_batch is None else microbatches(layout, micro_batch, global_batch)

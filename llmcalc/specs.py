@@ -46,17 +46,65 @@ DType = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"]
 
 
 class Link(Spec):
-    """A link's bandwidth, per device, always with its direction stated."""
+    """A link's bandwidth, per device, always with its direction stated, and how a group of n devices shares it.
+
+    ``topology`` says what a ring collective over n devices of the domain can use
+    (:meth:`ring_bw_per_direction`):
+
+    - ``switch`` (NVLink via NVSwitch): every device reaches the switch at the full per-direction figure,
+      whatever the group size (scaling book gpus.md: 450 GB/s per GPU each way on H100);
+    - ``full_mesh`` (AMD xGMI, no switch): one direct link per peer, so a group of n gets
+      min(aggregate, (n − 1)·per_peer) (AMD MI300X: 7 links × 64 GB/s; stas00 measured busbw 47.7 GB/s with
+      2 GPUs vs 312.9 with 8);
+    - ``torus`` (TPU ICI): ``per_link`` one-way per port; a bidirectional ring along one axis with wraparound
+      uses that axis's 2 links; the group fills one axis (``axis_size`` chips) before spanning the next, and
+      a group shorter than an axis is a line without wraparound, 1 link (scaling book tpus.md: per-link
+      one-way figures; wraparound only on full axes; meshes roughly halve collective bandwidth).
+    """
 
     name: str = Field("", description="e.g. 'NVLink 4', 'ICI', 'InfiniBand NDR'")
-    bw_bytes_per_s: BytesPerS = Field(description="bandwidth as quoted, e.g. '900 GB/s'")
+    bw_bytes_per_s: BytesPerS = Field(description="bandwidth as quoted, e.g. '900 GB/s' (aggregate over all links)")
     direction: Literal["per_direction", "bidirectional"] = Field(
         description="per_direction: each way at once; bidirectional: both ways summed (vendors' usual figure)")
     domain_size: int = Field(1, ge=1, description="devices reachable at this bandwidth (NVLink domain, TPU slice)")
+    topology: Literal["switch", "full_mesh", "torus"] = Field(
+        "switch", description="switch: full bandwidth to any group; full_mesh: per-peer links; torus: per-axis links")
+    per_peer_bytes_per_s: BytesPerS | None = Field(
+        None, description="full_mesh: one direction of the link to ONE peer, e.g. '64 GB/s'")
+    per_link_bytes_per_s: BytesPerS | None = Field(
+        None, description="torus: one direction of ONE link (port), e.g. '45 GB/s'")
+    axis_size: int | None = Field(None, ge=2, description="torus: devices along one axis with wraparound (16)")
+
+    @model_validator(mode="after")
+    def _topology_needs_its_numbers(self):
+        if self.topology == "full_mesh" and self.per_peer_bytes_per_s is None:
+            raise ValueError("topology full_mesh needs per_peer_bytes_per_s (one direction, one peer)")
+        if self.topology == "torus" and (self.per_link_bytes_per_s is None or self.axis_size is None):
+            raise ValueError("topology torus needs per_link_bytes_per_s (one-way, one link) and axis_size")
+        return self
 
     @property
     def per_direction_bytes_per_s(self) -> float:
+        """The aggregate per direction: what a device can send at once over all its links."""
         return self.bw_bytes_per_s / (2 if self.direction == "bidirectional" else 1)
+
+    def ring_bw_per_direction(self, n):
+        """Per-direction bandwidth a ring collective (or all-to-all) over ``n`` devices of the domain can use.
+        ``n`` may be a numpy array; scalars give a float."""
+        import numpy as np
+
+        agg = self.per_direction_bytes_per_s
+        n_arr = np.asarray(n, dtype=float)
+        if self.topology == "full_mesh":
+            bw = np.minimum(agg, np.maximum(n_arr - 1, 1) * self.per_peer_bytes_per_s)
+        elif self.topology == "torus":
+            a, n_axes = self.axis_size, max(1, round(agg / self.per_link_bytes_per_s) // 2)  # ports / 2
+            spanned = 1 + sum((n_arr > a**k).astype(float) for k in range(1, n_axes))  # fill one axis, then the next
+            links = np.where(n_arr < a, 1, 2 * spanned)  # shorter than an axis: a line, no wraparound
+            bw = np.minimum(agg, links * self.per_link_bytes_per_s)
+        else:
+            bw = np.full_like(n_arr, agg)
+        return float(bw) if bw.ndim == 0 else bw
 
 
 class Hardware(Spec):

@@ -169,3 +169,20 @@ def test_context_parallel_mla_passes_up_projected_keys_and_values():
     assert cp["message_bytes"] == 2 * (4096 // 2) * 128 * ((128 + 64) + 128)  # bf16 · local tokens · width
     r8 = comm_ledger(v3, H100, Layout(tp=4, cp=2), seq=4096, global_batch=1)
     assert rows(r8, "cp")[0]["message_bytes"] == cp["message_bytes"] / 4  # each TP rank holds H/t heads
+
+
+def test_mi300x_tp_groups_get_their_peer_links_not_the_aggregate():
+    """Fact sheet trap 3: an MI300X pair talks at 64 GB/s per direction, all 8 at 448. The TP all-reduce
+    bandwidth term (bytes / (bw·eff)) is 7x longer for TP=2 than it would be at the aggregate."""
+    mi = load_hardware("mi300x")
+    m = load_model("llama-3.1-8b")
+    kw = dict(seq=4096, global_batch=1, link_efficiency=1.0)
+    for tp, bw in ((2, 64e9), (4, 3 * 64e9), (8, 448e9)):
+        (ar,) = rows(comm_ledger(m, mi, Layout(tp=tp), **kw), "tp")
+        S = 2 * 4096 * 4096
+        per_call = ALPHA_UP_S * 2 * (tp - 1) + 2 * (tp - 1) / tp * S / bw
+        assert ar["time_s"] == pytest.approx(ar["count"] * per_call, rel=1e-12)
+    # H100 (NVSwitch): 450 GB/s for any group inside the node
+    (ar,) = rows(comm_ledger(m, H100, Layout(tp=2), **kw), "tp")
+    assert ar["time_s"] == pytest.approx(ar["count"] * (ALPHA_UP_S * 2 + 2 * 1 / 2 * 2 * 4096 * 4096 / 450e9),
+                                         rel=1e-12)

@@ -70,7 +70,8 @@ def test_raw_yaml_quantities_carry_units(name):
     quantities = list(raw["peak_flops_per_s"].values())
     quantities += [raw[k] for k in ("memory_bytes", "memory_bw_bytes_per_s", "tdp_watts", "price_usd_per_hour")
                    if k in raw]
-    quantities += [raw[k]["bw_bytes_per_s"] for k in ("scale_up", "scale_out") if k in raw]
+    quantities += [raw[k][f] for k in ("scale_up", "scale_out") if k in raw
+                   for f in ("bw_bytes_per_s", "per_peer_bytes_per_s", "per_link_bytes_per_s") if f in raw[k]]
     bare = [q for q in quantities if not isinstance(q, str)]
     assert not bare, f"{name}: quantities without a unit: {bare}"
 
@@ -246,6 +247,34 @@ def test_tpu_ici(name, ports, link_one_way, domain):
     su = hw(name).scale_up
     assert su.per_direction_bytes_per_s == approx(ports * link_one_way)
     assert su.domain_size == domain
+    # scaling book tpus.md: per-link one-way figures; a bidirectional ring along one axis with wraparound
+    # (a full 16-chip axis) uses that axis's 2 links; shorter groups are lines (1 link); never above all ports
+    assert su.topology == "torus" and su.per_link_bytes_per_s == approx(link_one_way)
+    assert su.ring_bw_per_direction(16) == approx(2 * link_one_way)
+    assert su.ring_bw_per_direction(4) == approx(link_one_way)
+    assert su.ring_bw_per_direction(domain) == approx(ports * link_one_way)
+
+
+@pytest.mark.parametrize("name", ["mi300x", "mi325x"])
+def test_amd_full_mesh_group_bandwidth(name):
+    """Fact sheet trap 3: xGMI reaches 448 GB/s per direction only when all 8 GPUs talk; one peer pair gets
+    64 GB/s. A full mesh gives a group of n (n−1)·64 GB/s: 8 GPUs / 2 GPUs = 448/64 = 7x (stas00 measured
+    busbw 312.9 vs 47.7 GB/s = 6.6x; ±10%)."""
+    if name not in ALL:
+        pytest.skip(f"{name} is optional")
+    su = hw(name).scale_up
+    assert su.topology == "full_mesh" and su.per_peer_bytes_per_s == approx(64 * G)
+    assert su.ring_bw_per_direction(2) == approx(64 * G)
+    assert su.ring_bw_per_direction(8) == approx(448 * G)
+    assert su.ring_bw_per_direction(8) / su.ring_bw_per_direction(2) == pytest.approx(312.9 / 47.7, rel=0.10)
+
+
+def test_switched_nvlink_gives_every_group_the_full_figure():
+    # scaling book gpus.md: NVSwitch gives each H100 450 GB/s per direction to any peer set in the node
+    su = hw("h100-sxm").scale_up
+    assert su.topology == "switch"
+    for n in range(2, 9):
+        assert su.ring_bw_per_direction(n) == approx(450 * G)
 
 
 def test_tpu_compute_and_memory():

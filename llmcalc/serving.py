@@ -169,7 +169,8 @@ def serve(model: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: float
              "over the replicas and each runs at the steady state shown",
              *tried]
     if price is None:
-        notes.append(f"no price for {hw.display_name}: pass --price to get $ per million tokens")
+        notes.append(f"no price for {hw.display_name} in the catalogue: give a price per device-hour (--price, "
+                     "or the dashboard's price input) to get $ per million tokens")
     elif price_usd_per_hour is None:
         notes.append(f"price ${price:g}/GPU-h from the hardware catalogue (volatile, order of magnitude)")
     data = {"model": model.name, "hardware": hw.name, "qps": load, "prompt": prompt, "output": output,

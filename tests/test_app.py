@@ -144,7 +144,8 @@ def test_inference_page_kv_cache_matches_the_scaling_book():
     assert not at.error, errors(at)
     # scaling-book applied-inference: Llama 3 70B KV = 2·8·128·80 elements/token = 327,680 B in bf16
     assert metric(at, "KV per token, all layers (no window cap)") == fmt(327_680, "B")
-    assert metric(at, "KV for the batch") == fmt(327_680 * (1024 + 256), "B")
+    # per GPU beside the per-GPU memory chart: tp 2 splits the 8 KV heads, 4 per GPU
+    assert metric(at, "KV per GPU (tp 2, pp 1)") == fmt(327_680 * (1024 + 256) / 2, "B")
     assert len(at.get("vega_lite_chart")) >= 4  # memory, roofline, latency and throughput vs batch
     sweep = next(d.value for d in at.dataframe if "tokens_per_s_per_gpu" in d.value.columns)
     assert list(sweep["batch"]) == [2**i for i in range(9)]  # 1 … 256, the default sweep
@@ -164,7 +165,49 @@ def test_serving_page_plan_and_impossible_targets():
     assert "no TP degree" in errors(at)
 
 
+def test_serving_page_price_input_sets_the_cost():
+    # cost = GPUs x $/h / (3600 x output tokens/s) x 1e6 (serving.py); the page's price replaces the catalogue's
+    from llmcalc.catalogue import load_hardware, load_model
+    from llmcalc.serving import serve
+
+    at = run_app(page="serving", hw="h100-pcie", price=2.5)  # the catalogue has no H100 PCIe price
+    assert not at.error, errors(at)
+    d = serve(load_model("llama-3.1-8b"), load_hardware("h100-pcie"), prompt=1024, output=256, qps=10.0,
+              price_usd_per_hour=2.5).data
+    cost = d["gpus"] * 2.5 / (3600 * d["tokens_per_s"]) * 1e6
+    from llmcalc.units import fmt
+
+    assert d["usd_per_million_output_tokens"] == pytest.approx(cost)
+    assert metric(at, "$ per million output tokens at $2.5/GPU-h") == fmt(cost, "USD")
+
+
+def test_tpu_pages_say_chip_not_gpu():
+    at = run_app(page="inference", hw="tpu-v5e", model="gpt2")
+    assert not at.error, errors(at)
+    assert "Memory per chip" in [h.value for h in at.subheader]
+    assert any(n.label == "TP (chips per replica)" for n in at.number_input)
+    at = run_app(page="serving", hw="tpu-v5e", model="gpt2")
+    assert any("chip-hour" in n.label for n in at.number_input)
+
+
+def test_weight_only_toggle_computes_fp8_weights_at_16_bit():
+    # formulas.md / Deployment: weight-only fp8 computes at the 16-bit peak (H100 SXM dense bf16 989 TFLOP/s)
+    at = run_app(page="inference", dtype="fp8", weight_only=1)
+    assert not at.error, errors(at)
+    assert "compute at the bf16 peak" in texts(at)
+    at = run_app(page="inference", dtype="fp8")
+    assert "compute at the fp8 peak" in texts(at)
+
+
 # ---------------------------------------------------------------- A vs B
+
+
+def test_a_vs_b_mfu_delta_in_percentage_points():
+    from llmcalc.dashboard.compare import delta_table
+    from llmcalc.results import Figure
+
+    t = delta_table([Figure("mfu", 0.40, "%", label="MFU")], [Figure("mfu", 0.45, "%", label="MFU")])
+    assert t.iloc[0]["B − A"] == "+5 pp"  # 45 % − 40 % = 5 percentage points (not 12.5 %)
 
 
 def test_a_vs_b_deltas_from_published_counts():

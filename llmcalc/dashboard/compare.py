@@ -80,7 +80,8 @@ def delta_table(a: list[Figure], b: list[Figure]) -> pd.DataFrame:
         if fb is None or np.ndim(fa.value) or np.ndim(fb.value):
             continue
         va, vb = float(fa.value), float(fb.value)
-        delta = Figure(fa.key, vb - va, fa.unit)
-        rows.append({"figure": fa.name, "A": fa.text(), "B": fb.text(), "B − A": delta.text(),
+        # a difference of percentages is in percentage points, not a percentage of A
+        diff = f"{(vb - va) * 100:+.3g} pp" if fa.unit == "%" else Figure(fa.key, vb - va, fa.unit).text()
+        rows.append({"figure": fa.name, "A": fa.text(), "B": fb.text(), "B − A": diff,
                      "B / A": f"{vb / va:.3g}×" if va else "—", "ratio": vb / va if va else np.nan})
     return pd.DataFrame(rows, columns=["figure", "A", "B", "B − A", "B / A", "ratio"])

@@ -28,9 +28,10 @@ def _training(model, hardware, scen: dict) -> list[tuple[Result, tuple[str, ...]
 
 def _inference(model, hardware, scen: dict) -> list[tuple[Result, tuple[str, ...]]]:
     from .. import inference as inf
+    from .state import activations
 
     dep = inf.Deployment(model, hardware, tp=int(scen["tp"]), weights=scen["dtype"], kv_dtype=scen["kv_dtype"],
-                         activations=scen["dtype"] if scen["dtype"] in ("fp8", "int8") else "bf16")
+                         activations=activations(scen))
     r = inf.latency(dep, batch=int(scen["batch"]), prompt=int(scen["prompt"]), output=int(scen["gen"]))
     return [(r, ("ttft_s", "tpot_mean_s", "tokens_per_s_per_gpu"))]
 

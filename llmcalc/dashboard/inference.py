@@ -9,7 +9,7 @@ import streamlit as st
 from . import charts, panels, state
 
 
-def inputs() -> None:
+def inputs(dev: str = "GPU") -> None:
     c = st.columns(6)
     with c[0]:
         state.widget("batch", st.number_input, label="batch (requests)", min_value=1, step=1)
@@ -18,7 +18,7 @@ def inputs() -> None:
     with c[2]:
         state.widget("gen", st.number_input, label="output tokens", min_value=1, step=64)
     with c[3]:
-        state.widget("tp", st.number_input, label="TP (GPUs per replica)", min_value=1, step=1)
+        state.widget("tp", st.number_input, label=f"TP ({dev}s per replica)", min_value=1, step=1)
     with c[4]:
         state.widget("kv_dtype", st.selectbox, label="KV-cache precision", options=state.DTYPES)
     with c[5]:
@@ -30,13 +30,14 @@ def deployment(model, hardware, s: dict):
     from ..inference import Deployment
 
     return Deployment(model, hardware, tp=int(s["tp"]), weights=s["dtype"], kv_dtype=s["kv_dtype"],
-                      activations=s["dtype"] if s["dtype"] in ("fp8", "int8") else "bf16",
+                      activations=state.activations(s),
                       eff=ROOFLINE if s["roofline"] else DEFAULT_EFFICIENCY)
 
 
 def render(model, hardware, s: dict) -> None:
     st.header(f"Inference: {model.display_name} on {hardware.display_name}")
-    inputs()
+    dev = state.device_word(hardware)
+    inputs(dev)
     from .. import inference as inf
     from .. import kv as kvc
     dep = deployment(model, hardware, s)
@@ -51,21 +52,23 @@ def render(model, hardware, s: dict) -> None:
 
     left, right = st.columns(2)
     with left:
-        st.subheader("Memory per GPU")
+        st.subheader(f"Memory per {dev}")
         d = lat.data
         parts = {"weights": d["weight_bytes_per_gpu"], "KV cache (batch, at prompt + output)": d["kv_bytes_per_gpu"]}
-        st.altair_chart(charts.memory_stack(parts, hardware.memory_bytes), width="stretch")
+        st.altair_chart(charts.memory_stack(parts, hardware.memory_bytes, title=f"memory per {dev}"),
+                        width="stretch")
         if not np.all(d["fits"]):
-            st.error(f"Does not fit: weights + KV exceed the {hardware.display_name}'s memory at batch {batch}; "
-                     "raise TP, lower the batch or quantise.")
+            st.error(f"Does not fit: weights + KV exceed the {hardware.display_name}'s memory less the "
+                     f"{d['reserve']:.0%} reserve at batch {batch}; raise TP, lower the batch or quantise.")
         kv = kvc.kv_cache(model, context=prompt + gen, batch=batch, kv_dtype=s["kv_dtype"], tp=dep.tp)
-        panels.show_result(kv, "kv", metrics=("bytes_per_token_uncapped", "bytes_total"), table=True)
+        # per device, beside the per-device chart; two per row so the labels are not cut off
+        panels.show_result(kv, "kv", metrics=("bytes_per_token_uncapped", "bytes_per_gpu"), table=True, per_row=2)
     with right:
         st.subheader("Roofline: prefill and decode")
         st.altair_chart(roofline_chart(inf, dep, batch, prompt), width="stretch")
         st.caption("points sit at the FLOP/s each step attains at this batch (roof × efficiency, plus "
                    "TP communication), from llmcalc.inference.step")
-    batch_sweep(dep, prompt, gen)
+    batch_sweep(dep, prompt, gen, dev)
 
 
 def roofline_chart(inf, dep, batch: int, prompt: int):
@@ -77,7 +80,7 @@ def roofline_chart(inf, dep, batch: int, prompt: int):
     return charts.roofline(dep.peak_flops_per_s, dep.hw.memory_bw_bytes_per_s, points)
 
 
-def batch_sweep(dep, prompt: int, gen: int) -> None:
+def batch_sweep(dep, prompt: int, gen: int, dev: str = "GPU") -> None:
     st.subheader("Batch sweep")
     from .. import sweeps
     max_batch = state.widget("max_batch", st.select_slider, label="largest batch in the sweep",
@@ -95,7 +98,7 @@ def batch_sweep(dep, prompt: int, gen: int) -> None:
     c1.altair_chart(charts.lines(lat, "batch", "ms", "latency", log_x=True, log_y=True, title="latency vs batch"),
                     width="stretch")
     c2.altair_chart(charts.lines(df[["batch", "tokens_per_s_per_gpu", "fits"]], "batch", "tokens_per_s_per_gpu",
-                                 log_x=True, title="throughput (output tokens/s per GPU) vs batch"),
+                                 log_x=True, title=f"throughput (output tokens/s per {dev}) vs batch"),
                     width="stretch")
     st.dataframe(df, hide_index=True, width="stretch")
     panels.csv_download(df, "batch-sweep", "dl_batch_sweep")

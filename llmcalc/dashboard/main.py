@@ -66,6 +66,9 @@ def sidebar():
     pick("hardware", "hw", "hardware", sb)
     hw_upload = sb.file_uploader("…or upload a hardware YAML", type=["yaml", "yml"], key="upload_hw")
     state.widget("dtype", sb.selectbox, label="weights / compute precision", options=state.DTYPES)
+    state.widget("weight_only", sb.toggle, label="weight-only (16-bit compute)",
+                 help="fp8/int8 weights with bf16 activations: saves bytes, computes at the 16-bit peak "
+                      "(int4 is always weight-only)")
     return page, upload, hw_upload
 
 

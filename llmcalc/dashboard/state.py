@@ -74,10 +74,24 @@ FIELDS = _fields(
     Field("kv_dtype", "bf16", choices=tuple(DTYPES)), Field("roofline", False),
     Field("max_batch", 256, 2, 4096), Field("rate", 10.0, 0.001, 1e7),
     Field("ttft_slo", 2.0, 0.001, 1e4), Field("tpot_slo", 0.05, 1e-5, 100.0),
+    Field("price", 0.0, 0.0, 1e6),  # USD per device-hour; 0 = the catalogue's price
+    Field("weight_only", False),  # fp8/int8 weights with 16-bit compute (weight-only quantisation)
     # A vs B: the second scenario
     Field("model_b", "llama-3.1-8b"), Field("hw_b", "a100-sxm-80gb"), Field("dtype_b", "bf16", choices=tuple(DTYPES)),
     Field("tp_b", 1, 1, 4096), Field("pp_b", 1, 1, 4096), Field("dp_b", 8, 1, 1 << 20),
 )
+
+
+def activations(s: dict[str, Any]) -> str:
+    """Compute precision of a scenario: fp8/int8 weights compute at that precision unless weight-only is set
+    (then 16 bit, like int4); every other format computes at 16 bit (fp32 at fp32, see llmcalc.inference)."""
+    return s["dtype"] if s["dtype"] in ("fp8", "int8") and not s.get("weight_only") else "bf16"
+
+
+def device_word(hardware) -> str:
+    """'chip' for TPUs (Google's own word), 'GPU' otherwise: labels must not call a TPU a GPU."""
+    tpu = hardware.vendor.lower() == "google" or hardware.name.lower().startswith("tpu")
+    return "chip" if tpu else "GPU"
 
 
 def decode(params: dict[str, str]) -> tuple[dict[str, Any], list[str]]:

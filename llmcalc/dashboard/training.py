@@ -12,7 +12,7 @@ from . import charts, panels, state
 GPU_SWEEP = np.array([2**i for i in range(3, 16)])  # 8 … 32,768 GPUs for the days-vs-GPUs chart
 
 
-def layout_inputs() -> None:
+def layout_inputs(dev: str = "GPU") -> None:
     c = st.columns(8)
     for col, (name, label) in zip(c, (("tp", "TP"), ("pp", "PP"), ("dp", "DP"), ("cp", "CP"), ("ep", "EP"),
                                       ("mbs", "micro-batch"), ("gbs", "global batch (seqs)"),
@@ -27,7 +27,7 @@ def layout_inputs() -> None:
     with c[2]:
         state.widget("sp", st.toggle, label="sequence parallel (with TP)")
     with c[3]:
-        st.caption("GPUs = TP·PP·DP·CP; EP lives inside DP (Megatron-Core)")
+        st.caption(f"{dev}s = TP·PP·DP·CP; EP lives inside DP (Megatron-Core)")
 
 
 def make_layout(s: dict):
@@ -41,9 +41,9 @@ def render(model, hardware, s: dict) -> None:
     st.header(f"Training: {model.display_name} on {hardware.display_name}")
     scaling_and_cost(model, hardware, s)
     st.subheader("Parallel layout (one step)")
-    layout_inputs()
+    layout_inputs(state.device_word(hardware))
     layout = make_layout(s)
-    st.caption(f"{layout.gpus:,} GPUs of {hardware.display_name}")
+    st.caption(f"{layout.gpus:,} {state.device_word(hardware)}s of {hardware.display_name}")
     memory(model, hardware, layout, s)
     step_time(model, hardware, layout, s)
     comms(model, hardware, layout, s)
@@ -64,7 +64,8 @@ def scaling_and_cost(model, hardware, s: dict) -> None:
         with c[0]:
             text = state.widget("tokens", st.text_input, label="training tokens (e.g. 15T, 300B)")
         with c[1]:
-            gpus = state.widget("gpus", st.number_input, label="GPUs", min_value=1, step=64)
+            gpus = state.widget("gpus", st.number_input, label=f"{state.device_word(hardware)}s", min_value=1,
+                                step=64)
         with c[2]:
             mfu = state.widget("mfu", st.number_input, label="MFU", min_value=0.01, max_value=1.0, step=0.05)
         kw = dict(tokens=parse_count(text), hardware=hardware, mfu=mfu, recompute=s["recompute"], dtype=s["dtype"])
@@ -80,7 +81,8 @@ def scaling_and_cost(model, hardware, s: dict) -> None:
 
 def memory(model, hardware, layout, s: dict) -> None:
     from .. import train_memory as mem
-    st.subheader("Memory per GPU")
+    dev = state.device_word(hardware)
+    st.subheader(f"Memory per {dev}")
     r = mem.training_memory(model, hardware, layout, micro_batch=int(s["mbs"]), seq=int(s["seq"]),
                             recompute=s["recompute"], global_batch=int(s["gbs"]))
     d = r.data
@@ -90,7 +92,7 @@ def memory(model, hardware, layout, s: dict) -> None:
     st.altair_chart(charts.memory_stack(parts, hardware.memory_bytes, f"{d['worst_stage']} pipeline stage"),
                     width="stretch")
     if not d["fits"]:
-        st.error(f"Does not fit: {r['memory/total'].text()} per GPU on the {d['worst_stage']} stage exceeds the "
+        st.error(f"Does not fit: {r['memory/total'].text()} per {dev} on the {d['worst_stage']} stage exceeds the "
                  f"{hardware.display_name}'s {r.data['memory_bytes'] / 2**30:,.1f} GiB; raise TP/PP, ZeRO or "
                  "recompute, or lower the micro-batch.")
     panels.show_result(r, "memory", metrics=("memory/total", "memory/headroom"), per_row=2)
@@ -103,7 +105,7 @@ def comms(model, hardware, layout, s: dict) -> None:
                          global_batch=int(s["gbs"]), recompute=s["recompute"])
     rows = pd.DataFrame([row for row in r.data["rows"] if np.any(row["count"])])
     if rows.empty:
-        st.info("No collectives: a single GPU communicates nothing.")
+        st.info(f"No collectives: a single {state.device_word(hardware)} communicates nothing.")
     else:
         per = rows.groupby("parallelism", sort=False)["time_s"].sum().reset_index()  # drawing, not a formula
         per["ms per step"] = per["time_s"] * 1e3

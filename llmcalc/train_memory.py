@@ -98,8 +98,15 @@ def _param_parts(m: Model) -> dict[str, int]:
     head = b.get("lm_head", 0)
     # The nn.Linear weights inside the blocks: what QLoRA/LLM.int8 quantise (norms, embedding, head stay 16-bit).
     linear = sum(b.get(k, 0) for k in ("attention", "mlp", "moe/router", "moe/shared_experts"))
+    # Held whole by every TP rank (Megatron-Core): norms, the MoE router, and MLA's down-projections
+    # (linear_q_down_proj / linear_kv_down_proj are built "duplicated", not split over TP).
+    a = m.attention
+    mla_down = 0 if not a.mla else m.n_layers * m.d_model * ((a.mla.q_lora_rank or 0) + a.mla.kv_lora_rank
+                                                            + a.mla.qk_rope_head_dim)
+    replicated_linear = b.get("moe/router", 0) + mla_down
     return {"layer_dense": layer, "layer_linear": linear, "experts": b.get("moe/experts", 0), "embedding": emb,
-            "lm_head": head, "tied": int(m.tie_embeddings)}
+            "lm_head": head, "tied": int(m.tie_embeddings), "replicated": b.get("norms", 0) + replicated_linear,
+            "replicated_linear": replicated_linear}
 
 
 def stage_params(m: Model, layout: Layout) -> dict[str, Figure]:
@@ -107,13 +114,15 @@ def stage_params(m: Model, layout: Layout) -> dict[str, Figure]:
     p = _param_parts(m)
     t, pp, ep = layout.tp, layout.pp, layout.ep
     one = where(np.asarray(pp) == 1, 1, 0)  # a single stage holds embedding and head
-    src = "Megatron-LM placement: layers split over pp and sharded over tp; embedding on the first stage, " \
-          "LM head on the last (a tied embedding is held by both); vocabulary sharded over tp"
-    v = dict(Pl=p["layer_dense"], Pe=p["embedding"], Ph=p["lm_head"], tied=p["tied"], pp=pp, tp=t, one=one)
-    first = derive("params/first_stage_dense", "(Pl/pp + Pe + one*Ph)/tp", "param", src,
+    src = "Megatron-LM placement: layers split over pp and sharded over tp, except norms, router and MLA " \
+          "down-projections (Pr), which every TP rank holds whole; embedding on the first stage, LM head on the " \
+          "last (a tied embedding is held by both); vocabulary sharded over tp"
+    v = dict(Pl=p["layer_dense"], Pr=p["replicated"], Pe=p["embedding"], Ph=p["lm_head"], tied=p["tied"], pp=pp,
+             tp=t, one=one)
+    first = derive("params/first_stage_dense", "((Pl - Pr)/pp + Pe + one*Ph)/tp + Pr/pp", "param", src,
                    label="non-expert parameters per GPU, first stage", **v)
-    last = derive("params/last_stage_dense", "(Pl/pp + Ph + (1 - one)*tied*Pe + one*Pe)/tp", "param", src,
-                  label="non-expert parameters per GPU, last stage", **v)
+    last = derive("params/last_stage_dense", "((Pl - Pr)/pp + Ph + (1 - one)*tied*Pe + one*Pe)/tp + Pr/pp", "param",
+                  src, label="non-expert parameters per GPU, last stage", **v)
     experts = derive("params/experts", "Px/(pp*tp*ep)", "param",
                      "routed experts sharded over ep (whole experts) and tp (expert-TP = TP), split over pp",
                      label="expert parameters per GPU", Px=p["experts"], pp=pp, tp=t, ep=ep)
@@ -231,7 +240,9 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
     o = optimizer_bytes(optimizer)
     mb = None if global_batch is None else microbatches(layout, micro_batch, global_batch)
     sp = stage_params(m, layout)
-    linear_per_gpu = _param_parts(m)["layer_linear"] / (layout.pp * layout.tp)  # block linears on one stage
+    parts = _param_parts(m)  # block linears on one stage and GPU (router, MLA down-projections not TP-split)
+    linear_per_gpu = ((parts["layer_linear"] - parts["replicated_linear"]) / layout.tp
+                      + parts["replicated_linear"]) / layout.pp
     pa = None
     figs: list[Figure] = list(sp.values())
     if lora is not None:

@@ -42,8 +42,10 @@ def test_zero_shards_over_the_dp_group_not_all_gpus():
     m = load_model("llama-3.1-70b")
     b = param_breakdown(m).data["breakdown"]
     r = training_memory(m, H100, Layout(tp=8, dp=8, zero=3), seq=4096)
-    assert r.data["first_stage"]["weights_bytes"] == pytest.approx(2 * sum(b.values()) / 64, rel=1e-12)
-    assert r.data["first_stage"]["optimizer_bytes"] == pytest.approx(12 * sum(b.values()) / 64, rel=1e-12)
+    # per TP rank: everything /8 except the norms, which Megatron keeps whole on every TP rank; then /8 over DP
+    per_tp_rank = (sum(b.values()) - b["norms"]) / 8 + b["norms"]
+    assert r.data["first_stage"]["weights_bytes"] == pytest.approx(2 * per_tp_rank / 8, rel=1e-12)
+    assert r.data["first_stage"]["optimizer_bytes"] == pytest.approx(12 * per_tp_rank / 8, rel=1e-12)
 
 
 def test_experts_sharded_by_ep_and_zero_over_expert_dp():
@@ -150,3 +152,18 @@ def test_zero3_gathered_layer_buffer():
     r_tp = training_memory(LLAMA8, H100, Layout(tp=2, dp=4, zero=3), seq=2048)
     assert r_tp.value("memory/zero3_gathered") == pytest.approx(r.value("memory/zero3_gathered") / 2, rel=1e-12)
     assert training_memory(LLAMA8, H100, Layout(dp=8, zero=2), seq=2048).value("memory/zero3_gathered") == 0
+
+
+def test_norms_router_and_mla_down_projections_are_replicated_over_tp():
+    """Megatron-Core: norms and the MoE router are not split over TP, and MLA's linear_q_down_proj and
+    linear_kv_down_proj are built 'duplicated'. DeepSeek-V3 config: 61 layers, hidden 7168, q_lora_rank 1536,
+    kv_lora_rank 512, qk_rope_head_dim 64, 256 routed experts, first 3 layers dense (58 MoE routers 7168x256)."""
+    v3 = load_model("deepseek-v3")
+    b = param_breakdown(v3).data["breakdown"]
+    down = 61 * 7168 * (1536 + 512 + 64)
+    router = 58 * 7168 * 256
+    replicated = b["norms"] + router + down
+    dense = sum(v for k, v in b.items() if k not in ("moe/experts", "embedding", "lm_head"))
+    r = training_memory(v3, H100, Layout(tp=8, pp=1, dp=8, ep=8), seq=4096)
+    expected = (dense - replicated + b["embedding"] + b["lm_head"]) / 8 + replicated
+    assert r.value("params/first_stage_dense") == pytest.approx(expected, rel=1e-12)

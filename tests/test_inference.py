@@ -91,6 +91,16 @@ def test_tp_beyond_the_nvlink_domain_uses_the_network():
         Deployment(load_model("gpt2"), load_hardware("h100-pcie"), tp=4)
 
 
+@pytest.mark.parametrize("tp,bw", [(2, 64e9), (8, 448e9)])
+def test_mi300x_tp_ring_uses_the_links_the_group_has(tp, bw):
+    # AMD MI300X: 8-GPU xGMI full mesh, one 64 GB/s (per direction) link per peer, no switch: a ring over 2 GPUs
+    # gets one link (64 GB/s), over all 8 the 7 links (448 GB/s). Llama-3.1-70B: 80 layers, D = 8192.
+    dep = Deployment(load_model("llama-3.1-70b"), load_hardware("mi300x"), tp=tp, eff=ROOFLINE)
+    s = step(dep, 8, 1, 1000, prefill=False)
+    n = tp
+    assert s["comm_s"] == pytest.approx(80 * 2 * (2 * (n - 1) * 5e-6 + 2 * (n - 1) / n * 8 * 8192 * 2 / bw))
+
+
 def test_fp32_weights_are_4_bytes_and_compute_at_the_fp32_peak():
     # 8,030,261,248 parameters x 4 B (Llama 3 paper Table 3 / HF config count); H100 SXM fp32 (non-tensor) 67 TFLOP/s
     dep = Deployment(load_model("llama-3.1-8b"), load_hardware("h100-sxm"), weights="fp32")

@@ -100,6 +100,7 @@ def _one_line_error(args, *needles):
     (["--qps", "1", "--price", "-3"], ["--price", "got -3"]),
     (["--qps", "1", "--ttft", "0"], ["--ttft", "got 0"]),
     (["--qps", "1", "--prompt", "0"], ["--prompt", "got 0"]),
+    (["--users", "nan"], ["--users", "nan"]),
 ])
 def test_serve_rejects_bad_numbers_in_one_line(args, needles):
     _one_line_error(["serve", "llama-3.1-8b", *args], *needles)

@@ -204,9 +204,15 @@ def serve(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
             except LlmcalcError as e:
                 raise LlmcalcError(f"--price expects USD per GPU-hour such as 2.49 or '$2.49/h', got {price!r} "
                                    f"({e})") from None
+    users_v = None
+    if users is not None:
+        try:
+            users_v = parse_count(users)
+        except LlmcalcError as e:
+            raise LlmcalcError(f"--users: {e}") from None
     r = serve_(load_model(model), load_hardware(hardware), prompt=prompt, output=output,
                ttft_s=_seconds(ttft, "--ttft"), tpot_s=_seconds(tpot, "--tpot"),
-               users=parse_count(users) if users is not None else None, requests_per_user_per_min=rpm, qps=qps,
+               users=users_v, requests_per_user_per_min=rpm, qps=qps,
                weights=weights, group_size=group_size, kv_dtype=kv_dtype.lower(), activations=activations.lower(),
                eff=_eff(eff_flops, eff_mem, eff_link, roofline), price_usd_per_hour=price_v, reserve=reserve)
     if as_json or explain:

@@ -78,6 +78,8 @@ def main() -> None:
     ap.add_argument("--compute-efficiency", type=float, default=0.6)
     args = ap.parse_args()
     print(f"compute efficiency assumed: {args.compute_efficiency:g} of 312 TFLOP/s (A100 bf16 dense)")
+    print("step model: slowest pipeline stage (L/p layers, + the LM head on the last) × (1 + bubble) "
+          "+ exposed communication (llmcalc.step)")
     print(f"{'case':40s} {'pred s':>8s} {'pub s':>8s} {'error':>7s}   {'util':>4s} {'pred':>6s} {'pub':>6s}  note")
     for case in CASES:
         e = evaluate(case, args.compute_efficiency)

@@ -128,3 +128,14 @@ def test_cli_step():
     assert d["gpus"] == 64 and d["microbatches"] == 32  # dp = 64 / (8·2) = 4; 128 / (1·4)
     r = CliRunner().invoke(app, ["step", "llama-3.1-8b", "--gpus", "8", "--global-batch", "12"])
     assert r.exit_code == 2 and "--global-batch 12 is not divisible" in r.output
+
+
+def test_efficiencies_outside_0_1_are_user_errors():
+    from llmcalc.errors import LlmcalcError
+
+    m, h100 = load_model("llama-3.1-8b"), load_hardware("h100-sxm")
+    for kw in ({"compute_efficiency": 0.0}, {"compute_efficiency": float("nan")}, {"link_efficiency": 1.5}):
+        with pytest.raises(LlmcalcError, match="efficiency"):
+            training_step(m, h100, Layout(dp=8), global_batch=8, gpus=8, **kw)
+    r = CliRunner().invoke(app, ["step", "llama-3.1-8b", "--gpus", "8", "--global-batch", "8", "--mfu", "0.5"])
+    assert r.exit_code == 2  # the misleading --mfu alias is gone: --compute-efficiency is not an MFU

@@ -152,3 +152,20 @@ def test_measured_and_assumed_mfu_rows_have_distinct_labels():
                       batch_tokens=1e6)
     labels = [f.name for f in r.figures if f.key.startswith("mfu")]
     assert len(labels) == len(set(labels)) == 2 and any(lb.startswith("achieved MFU") for lb in labels)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"days": float("nan")}, "--days must be positive"),
+    ({"gpus": 8, "price_usd_per_hour": -1.0}, "--price"),
+    ({"gpus": 8, "mfu": float("nan")}, "--mfu"),
+    ({"gpus": 8, "achieved_flops_per_s": float("inf")}, "--achieved-tflops"),
+    ({"gpus": np.array([8.0, np.nan])}, "--gpus"),
+])
+def test_non_finite_and_negative_inputs_are_user_errors(kwargs, match):
+    with pytest.raises(LlmcalcError, match=match):
+        training_cost(params=7e9, tokens=1e12, hardware=load_hardware("h100-sxm"), **kwargs)
+
+
+def test_a_zero_price_is_allowed():
+    r = training_cost(params=7e9, tokens=1e12, hardware=load_hardware("h100-sxm"), gpus=8, price_usd_per_hour=0.0)
+    assert r.data["cost_usd"] == 0

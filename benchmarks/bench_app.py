@@ -116,7 +116,7 @@ def browser(models: list[str]) -> list[dict]:
             for m in models:
                 tp = params_for(m, "inference")["tp"]
                 page.goto(f"http://127.0.0.1:{port}/?page=inference&model={m}&tp={tp}")
-                metric = page.locator('[data-testid="stMetric"]', has_text="KV for the batch").first
+                metric = page.locator('[data-testid="stMetric"]', has_text="KV per GPU").first
                 value = metric.locator('[data-testid="stMetricValue"]')
                 value.wait_for(timeout=30000)
                 page.wait_for_timeout(1000)

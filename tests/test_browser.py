@@ -118,16 +118,17 @@ def test_shared_inference_link_then_change_batch(server, page):
     per_token, context = 327_680, 1024 + 256
     page.goto(f"{server}/?page=inference&model=llama-3.1-70b&tp=2&prompt=1024&gen=256")
     assert metric(page, "KV per token, all layers") == fmt(per_token, "B")
-    assert metric(page, "KV for the batch") == fmt(per_token * context, "B")
+    # per GPU beside the per-GPU chart: tp 2 splits the 8 KV heads, half the batch's KV on each GPU
+    assert metric(page, "KV per GPU (tp 2, pp 1)") == fmt(per_token * context / 2, "B")
     page.locator(".vega-embed").nth(3).wait_for(timeout=15000)  # memory, roofline, latency, throughput charts
     # change the batch: type into the number input and press Enter
     box = page.locator('[data-testid="stNumberInput"]', has_text="batch (requests)").locator("input")
     box.fill("4")
     box.press("Enter")
-    want = fmt(4 * per_token * context, "B")
+    want = fmt(4 * per_token * context / 2, "B")
     page.wait_for_function(
-        "w => [...document.querySelectorAll('[data-testid=stMetric]')].some(e => e.innerText.includes('KV for the "
-        "batch') && e.innerText.includes(w))", arg=want, timeout=15000)
+        "w => [...document.querySelectorAll('[data-testid=stMetric]')].some(e => e.innerText.includes('KV per GPU "
+        "(tp 2, pp 1)') && e.innerText.includes(w))", arg=want, timeout=15000)
     # the new input reaches the shareable link (Streamlit sends it when the run ends)
     page.wait_for_function("() => location.search.includes('batch=4')", timeout=15000)
     assert page.locator(".vega-embed").count() >= 4

@@ -86,6 +86,20 @@ def scale_out_bw(hw: Hardware) -> float | None:
     return None if hw.scale_out is None else hw.scale_out.per_direction_bytes_per_s
 
 
+def _topology_note(hw: Hardware) -> list[str]:
+    """Say how a group shares a scale-up link that is not a switch (the aggregate is not what a pair gets)."""
+    up = hw.scale_up
+    if up.topology == "full_mesh":
+        agg, peer = up.per_direction_bytes_per_s / 1e9, up.per_peer_bytes_per_s / 1e9
+        return [f"{hw.display_name} scale-up is a full mesh: a group of n gets min({agg:g}, (n−1)·{peer:g}) GB/s "
+                "per direction"]
+    if up.topology == "torus":
+        return [f"{hw.display_name} scale-up is a torus: a ring gets {up.per_link_bytes_per_s / 1e9:g} GB/s per link, "
+                f"2 links per {up.axis_size}-chip axis spanned (1 below a full axis), at most "
+                f"{up.per_direction_bytes_per_s / 1e9:g} GB/s"]
+    return []
+
+
 def _network_needed(hw: Hardware, what: str) -> LlmcalcError:
     return LlmcalcError(f"{what} spans more than the {hw.scale_up.domain_size}-device scale-up domain of "
                         f"{hw.display_name}, whose catalogue entry records no scale_out bandwidth (unverified); "
@@ -149,7 +163,8 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
         rows.extend([
             _row(tag, "all-reduce", "gradients", "P", n, g, ar, span, ctx, True, "step",
                  SRC_ZERO7 + " (plain DP: all-reduce 2Ψ)"),
-            _row(tag, "reduce-scatter", "gradients (ZeRO)", "P", n, g / per_layer, rs, span, ctx, True, "step",
+            _row(tag, "reduce-scatter", "gradients (ZeRO)", "P/layers" if np.ndim(z) == 0 and z == 3 else "P", n,
+                 g / per_layer, rs, span, ctx, True, "step",
                  SRC_ZERO7 + " (ZeRO-2: reduce-scatter every micro-batch; ZeRO-3: every layer of every "
                  "micro-batch, " + SRC_FSDP + ")"),
             _row(tag, "all-gather", "parameters (ZeRO-1/2 after the step)", "P", n, w, ag, span, ctx, True, "step",
@@ -204,6 +219,7 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
     figs += [moved, tot]
     notes = [RANK_ORDER, f"link efficiency {eff:g} of per-direction bandwidth (NCCL ring busbw ~370/450 GB/s on "
              "H100 NVLink; 235/300 on A100)",
+             *_topology_note(hw),
              f"latency α = {ALPHA_UP_S * 1e6:g} µs per ring step on NVLink, {ALPHA_OUT_S * 1e6:g} µs across the "
              "network (assumption)",
              f"activations {act_bytes} B, gradients reduced in {grad_bytes} B (bf16)",

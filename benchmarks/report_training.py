@@ -1,7 +1,7 @@
 """Predicted vs published training step time and utilization (Narayanan et al. 2021 Table 1,
 Korthikanti et al. 2022 Table 5), for a stated compute efficiency.
 
-    python benchmarks/report_training.py [--compute-efficiency 0.6]
+    python benchmarks/report_training.py [--compute-efficiency 0.62]
 
 The compute efficiency is an assumption (fraction of the A100's 312 TFLOP/s bf16 peak that a whole
 transformer layer's kernels reach, matmuls and elementwise together), the same for every row, not fitted
@@ -75,7 +75,7 @@ def evaluate(case, compute_efficiency: float):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--compute-efficiency", type=float, default=0.6)
+    ap.add_argument("--compute-efficiency", type=float, default=0.62)
     args = ap.parse_args()
     print(f"compute efficiency assumed: {args.compute_efficiency:g} of 312 TFLOP/s (A100 bf16 dense)")
     print("step model: slowest pipeline stage (L/p layers, + the LM head on the last) × (1 + bubble) "

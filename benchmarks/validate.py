@@ -83,10 +83,13 @@ def _cases():
             yield "inference-trtllm-gptj-h100-bs1", case, ours, pub, (1 / 3, 1 / 1.5)
     from report_training import CASES, evaluate
 
+    from llmcalc.efficiency import TRAINING_COMPUTE_EFFICIENCY
+
     for case in CASES:
-        r = evaluate(case, 0.6)
+        r = evaluate(case, TRAINING_COMPUTE_EFFICIENCY)
         if r["published_s"] is not None:
-            yield case[0], "step time s (compute eff. 0.6)", r["predicted_s"], r["published_s"], 0.15
+            qty = f"step time s (compute eff. {TRAINING_COMPUTE_EFFICIENCY})"
+            yield case[0], qty, r["predicted_s"], r["published_s"], 0.15
 
 
 def main() -> None:

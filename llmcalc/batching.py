@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .efficiency import check_count, check_number
+from .checks import check_count, check_number
 from .errors import LlmcalcError
 from .inference import Deployment, step
 from .results import Result, derive

@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from .checks import check_number
 from .errors import LlmcalcError
-from .layout import RANK_ORDER, Layout, check_layout, check_number, group_spans, microbatches, recompute_code, where
+from .layout import RANK_ORDER, Layout, check_layout, group_spans, microbatches, recompute_code, where
 from .results import Figure, Result, derive
 from .specs import Hardware, Model
 

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .efficiency import DEFAULT_EFFICIENCY, Efficiency, check_count, check_number
+from .checks import check_count, check_number
+from .efficiency import DEFAULT_EFFICIENCY, Efficiency
 from .errors import LayoutError, LlmcalcError
 from .kv import check_tp, kv_bytes_per_request_per_gpu, kv_heads_per_gpu, per_token_per_layer
 from .results import Result, derive

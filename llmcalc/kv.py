@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .efficiency import check_count, check_number
+from .checks import check_count, check_number
 from .errors import LayoutError, LlmcalcError
 from .results import Figure, Result, derive
 from .specs import Model

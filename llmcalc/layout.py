@@ -84,29 +84,6 @@ def _fmt(v) -> str:
     return str(int(x)) if isinstance(x, float) and x.is_integer() else str(x)
 
 
-def check_number(x, option: str, *, low=0.0, low_ok: bool = False, high=None):
-    """Reject NaN/inf and values outside (low, high] (``low_ok``: [low, high]) with a message naming ``option``.
-
-    Raises LlmcalcError for scalars and arrays alike: an impossible efficiency or price is a wrong input,
-    not a layout to mask. Returns ``x`` so callers can write ``u = check_number(mfu, "--mfu", high=1)``."""
-    from .errors import LlmcalcError
-
-    if x is None:
-        return x
-    a = np.asarray(x, dtype=float)
-    bad = ~np.isfinite(a) | ((a < low) if low_ok else (a <= low))
-    if high is not None:
-        bad |= a > high
-    if np.any(bad):
-        if high is not None:
-            want = f"a fraction in ({low:g}, {high:g}]" if not low_ok else f"in [{low:g}, {high:g}]"
-        else:
-            want = "non-negative" if low_ok else "positive"
-        got = _fmt(x) if np.ndim(x) == 0 else _fmt(a[bad].flat[0])
-        raise LlmcalcError(f"{option} must be {want} (a finite number), got {got}")
-    return x
-
-
 def check_layout(model: Model, layout: Layout, *, gpus=None, micro_batch=1, seq=None, global_batch=None):
     """Validate ``layout`` for ``model``. Scalars: raise LayoutError on the first problem, else return True.
     Sweeps (any numpy array): return the boolean mask of valid elements (broadcast shape)."""

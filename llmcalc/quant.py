@@ -17,7 +17,7 @@ every parameter, embeddings included, at that width (fp32 weights: 4 bytes per p
 
 from __future__ import annotations
 
-from .efficiency import check_count, check_number
+from .checks import check_count, check_number
 from .errors import LlmcalcError
 from .results import Result, derive, total
 from .specs import Model

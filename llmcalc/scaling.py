@@ -29,7 +29,7 @@ TOKENS_PER_PARAM = 20.0
 def _positive(x, option: str):
     if x is None:
         return None
-    from .layout import check_number
+    from .checks import check_number
 
     v = x if isinstance(x, (int, float)) else np.asarray(x, dtype=float)
     return check_number(v, option)  # finite and > 0: NaN would otherwise flow through every formula

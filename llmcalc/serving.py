@@ -24,7 +24,8 @@ import math
 import numpy as np
 
 from .batching import check_workload, concurrency_for_rate, curve, kv_cap, rate_curve
-from .efficiency import DEFAULT_EFFICIENCY, Efficiency, check_number
+from .checks import check_number
+from .efficiency import DEFAULT_EFFICIENCY, Efficiency
 from .errors import LlmcalcError
 from .inference import Deployment
 from .results import Result, derive

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .efficiency import check_count, check_number
+from .checks import check_count, check_number
 from .results import Result, derive
 
 SRC_EQ1 = "Leviathan et al. 2023, §3.2 eq. 1 (expected tokens per target step)"

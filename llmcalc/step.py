@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .checks import check_number
 from .comms import comm_ledger
-from .layout import Layout, check_layout, check_number, is_sweep, microbatches, recompute_code, where
+from .layout import Layout, check_layout, is_sweep, microbatches, recompute_code, where
 from .results import Result, derive
 from .specs import Hardware, Model
 

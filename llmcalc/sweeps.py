@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .efficiency import check_count
+from .checks import check_count
 from .inference import Deployment, latency, step
 from .kv import fit
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .checks import check_number
 from .errors import LlmcalcError
-from .layout import check_number
 from .results import Figure, Result, derive
 from .specs import Hardware, Model
 

@@ -102,7 +102,7 @@ def test_budget_sweep_is_one_call():
 def test_errors():
     with pytest.raises(LlmcalcError, match="--flops"):
         chinchilla()
-    with pytest.raises(LlmcalcError, match="--flops must be positive"):
+    with pytest.raises(LlmcalcError, match="--flops expects a finite number"):
         chinchilla(flops=-1.0)
     with pytest.raises(LlmcalcError, match="not both"):
         chinchilla(load_model("gpt2"), params=1e9)

@@ -155,7 +155,7 @@ def test_measured_and_assumed_mfu_rows_have_distinct_labels():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"days": float("nan")}, "--days must be positive"),
+    ({"days": float("nan")}, "--days expects a finite number"),
     ({"gpus": 8, "price_usd_per_hour": -1.0}, "--price"),
     ({"gpus": 8, "mfu": float("nan")}, "--mfu"),
     ({"gpus": 8, "achieved_flops_per_s": float("inf")}, "--achieved-tflops"),

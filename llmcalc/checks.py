@@ -1,0 +1,56 @@
+"""Range checks for numbers that enter a calculator: one clear LlmcalcError naming the option and the
+plain value (never a numpy repr), for scalars and sweep arrays alike."""
+
+from __future__ import annotations
+
+import math
+
+from .errors import LlmcalcError
+
+
+def _plain(v) -> str:
+    """2048 not array(2048.) nor 2048.0; nan, inf and -5 as typed."""
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    return str(int(x)) if math.isfinite(x) and x.is_integer() else f"{x:g}"
+
+
+def check_number(x, option: str, *, low: float = 0.0, low_ok: bool = False, high: float | None = None,
+                 high_ok: bool = True):
+    """Reject NaN, ±inf and values outside the range (``low`` excluded unless ``low_ok``; ``high``
+    included unless ``high_ok`` is False) with one line naming ``option`` and the offending value.
+
+    ``x`` may be a numpy array (sweeps): the first bad element is named. Returns ``x`` unchanged;
+    ``None`` (an option not given) passes.
+    """
+    if x is None:
+        return x
+    import numpy as np
+
+    try:
+        a = np.asarray(x, dtype=float)
+    except (TypeError, ValueError):
+        raise LlmcalcError(f"{option} expects a number, got {x!r}") from None
+    bad = ~np.isfinite(a) | ((a < low) if low_ok else (a <= low))
+    if high is not None:
+        bad |= (a > high) if high_ok else (a >= high)
+    if np.any(bad):
+        lo = f"[{_plain(low)}" if low_ok else f"({_plain(low)}"
+        hi = "∞)" if high is None else f"{_plain(high)}" + ("]" if high_ok else ")")
+        raise LlmcalcError(f"{option} expects a finite number in {lo}, {hi}, got {_plain(a[bad].flat[0])}")
+    return x
+
+
+def check_count(x, option: str, *, minimum: int = 1):
+    """A whole count >= ``minimum`` (batch, tokens, sequences), scalar or array."""
+    if x is None:
+        return x
+    check_number(x, option, low=minimum, low_ok=True)
+    import numpy as np
+
+    a = np.asarray(x, dtype=float)
+    if np.any(a != np.floor(a)):
+        raise LlmcalcError(f"{option} expects a whole number, got {_plain(a[a != np.floor(a)].flat[0])}")
+    return x

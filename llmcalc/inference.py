@@ -87,8 +87,8 @@ class Deployment:
 
         up, hw = self.hw.scale_up, self.hw
         if self.tp <= up.domain_size:
-            ring = getattr(up, "ring_bw_per_direction", None)  # full switch / full-mesh / torus-aware when present
-            return (ring(self.tp) if ring else up.per_direction_bytes_per_s), ALPHA_UP_S, _short(up.name, "scale-up")
+            # switch, full-mesh or torus: what a ring of tp devices can use (llmcalc.specs.Link)
+            return up.ring_bw_per_direction(self.tp), ALPHA_UP_S, _short(up.name, "scale-up")
         if hw.scale_out is None:
             raise LayoutError(f"--tp {self.tp} spans more than the {up.domain_size}-device scale-up domain of "
                               f"{hw.display_name}, whose catalogue entry records no scale_out bandwidth; keep "

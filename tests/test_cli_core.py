@@ -105,3 +105,14 @@ def test_public_api_names_are_not_shadowed_by_submodules():
             importlib.import_module(info.name)
     for name in llmcalc.__all__:
         assert not isinstance(getattr(llmcalc, name), types.ModuleType), name
+
+
+def test_shell_completion_through_the_real_completion_protocol():
+    """What bash asks the console script for on <TAB> (click's _LLMCALC_COMPLETE protocol)."""
+    import os
+
+    env = {**os.environ, "_LLMCALC_COMPLETE": "complete_bash", "COMP_WORDS": "llmcalc params llama-3",
+           "COMP_CWORD": "2"}
+    r = subprocess.run([sys.executable, "-c", "from llmcalc.cli import main; main()"], env=env,
+                       capture_output=True, text=True)
+    assert set(r.stdout.split()) == {"llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b"}

@@ -17,4 +17,4 @@ from . import core, dashboard, inference, parallel, training  # noqa: E402,F401 
 
 
 def main() -> None:
-    app()
+    app(prog_name="llmcalc")  # also under `python -m llmcalc`, so usage lines and shell completion agree

@@ -13,7 +13,12 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-from . import core, dashboard, inference, parallel, training  # noqa: E402,F401  (each registers its commands)
+# Each module registers its commands; the order here is the order of `llmcalc --help`.
+from . import core  # noqa: E402,F401,I001
+from . import training  # noqa: E402,F401,I001
+from . import parallel  # noqa: E402,F401,I001
+from . import inference  # noqa: E402,F401,I001
+from . import dashboard  # noqa: E402,F401,I001
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ The knee of a batch sweep is defined as the smallest swept batch at which either
 (a) a decode step (at the mid-output context) is compute-bound: past it, more batch adds latency
     as fast as throughput (roofline ridge, Williams et al. 2009); or
 (b) the next swept batch gives less than 10 % more decode throughput per GPU: diminishing returns.
+The ``latency_result`` key holds the vectorised Result behind the columns (``--explain``).
 Rows whose KV at the final context does not fit beside the weights (10 % of memory reserved, as in
 ``fit`` and ``serve``) are kept but marked ``fits`` False, so a chart can grey them out. The knee is
 searched over fitting rows only, and a fitting row is never compared with a non-fitting one; when no
@@ -46,6 +47,7 @@ def batch_sweep(dep: Deployment, batches, prompt: int = 1024, output: int = 256,
               context=prompt + output).data["max_batch"]
     fits = b <= cap
     out = _table(r, dep, "batch", b, fits)
+    out["latency_result"] = r  # the vectorised Result behind every column: its figures explain themselves
     bound = step(dep, b, 1, prompt + output // 2, prefill=False)["compute_bound"]
     out["columns"]["compute_bound"] = bound.tolist()
     for row, cb in zip(out["rows"], bound.tolist(), strict=True):
@@ -82,5 +84,6 @@ def context_sweep(dep: Deployment, contexts, batch: int = 1, output: int = 256, 
     r = latency(dep, batch, c, output, reserve)
     f = fit(dep.model, dep.hw, dep.weights, dep.group_size, dep.kv_dtype, dep.tp, reserve=reserve, context=c + output)
     out = _table(r, dep, "context", c, np.asarray(f.data["max_batch"]) >= batch)
+    out["latency_result"] = r
     out["assumptions"] = list(r.assumptions)
     return out

@@ -187,6 +187,11 @@ def fmt(value: float, unit: str) -> str:
     ``unit`` is the SI unit the engine stores: B, B/s, FLOP, FLOP/s, s, W, USD, USD/h, param, or any other
     plain label that is printed as-is after a decimal-prefixed number.
     """
+    if getattr(value, "ndim", 0):  # a sweep: each element formatted, long ones summarised
+        flat = value.ravel()
+        if flat.size > 8:
+            return f"[{flat.size} values: {fmt(flat.min(), unit)} … {fmt(flat.max(), unit)}]"
+        return "[" + ", ".join(fmt(v, unit) for v in flat) + "]"
     try:
         value = float(value)
     except (TypeError, ValueError):

@@ -28,3 +28,17 @@ def test_readme_one_liner_runs(line):
 def test_readme_python_block_runs():
     code = re.search(r"```python\n(.*?)```", README, re.S).group(1)
     exec(compile(code, "README.md", "exec"), {})
+
+
+@pytest.mark.parametrize("line", [ln for ln in _one_liners()
+                                  if ln.split()[1] not in ("list", "show", "notation", "import")])
+def test_readme_one_liner_explains_itself_and_prints_json(line):
+    """Every calculator one-liner also answers --explain (formula, values, source) and --json (valid JSON)."""
+    import json
+
+    args = [a for a in shlex.split(line)[1:] if a not in ("--json", "--explain")]
+    r = CliRunner().invoke(app, [*args, "--explain"])
+    assert r.exit_code == 0 and "formula:" in r.output and "source:" in r.output, f"{line}\n{r.output[-500:]}"
+    r = CliRunner().invoke(app, [*args, "--json"])
+    assert r.exit_code == 0, r.output
+    json.loads(r.output)

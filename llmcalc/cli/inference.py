@@ -145,7 +145,8 @@ def sweep(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP_OPT
           prompt: int = typer.Option(1024, "--prompt"), output: int = typer.Option(256, "--output"),
           weights: str = WEIGHTS_OPT, group_size: int | None = GROUP_OPT, kv_dtype: str = KV_DTYPE_OPT,
           activations: str = ACT_OPT, eff_flops: float | None = EFF_FLOPS, eff_mem: float | None = EFF_MEM,
-          eff_link: float | None = EFF_LINK, roofline: bool = ROOFLINE_OPT, as_json: bool = JSON_OPT) -> None:
+          eff_link: float | None = EFF_LINK, roofline: bool = ROOFLINE_OPT, as_json: bool = JSON_OPT,
+          explain: bool = EXPLAIN_OPT) -> None:
     """Throughput and latency against batch size (or context), with the knee marked."""
     from ..sweeps import batch_sweep, context_sweep
     from ..units import fmt
@@ -160,7 +161,11 @@ def sweep(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP_OPT
         s = batch_sweep(dep, batches, prompt, output)
         x = "batch"
     if as_json:
-        typer.echo(json.dumps({k: v for k, v in s.items() if k != "rows"}, indent=2))
+        typer.echo(json.dumps({k: v for k, v in s.items() if k not in ("rows", "latency_result")}, indent=2))
+        return
+    if explain:  # every column is a figure of one vectorised latency Result; the knee rule follows
+        typer.echo(s["latency_result"].explain())
+        typer.echo("\n".join(f"  * {a}" for a in s["assumptions"][-1:]))
         return
     knee = s.get("knee", {}).get("batch")
     rows = [(f"{r[x]:,}" + (" <- knee" if r[x] == knee else ""), fmt(r["ttft_s"], "s"), fmt(r["tpot_mean_s"], "s"),

@@ -119,3 +119,8 @@ def test_console_script_exit_code_and_no_traceback():
 
     r = subprocess.run(["llmcalc", "params", "no-such-model"], capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "unknown model" in r.stderr
+
+
+def test_import_to_an_unwritable_path(tmp_path):
+    r = run("import", str(ROOT / "tests/data/configs/gpt2/config.json"), "-o", str(tmp_path / "no/such/dir/x.yaml"))
+    assert r.exit_code == 2 and "cannot write" in r.output

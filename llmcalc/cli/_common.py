@@ -91,8 +91,11 @@ def _default(o):
 
 def write_out(text: str, output: str | None) -> None:
     if output:
-        with open(output, "w") as f:
-            f.write(text)
+        try:
+            with open(output, "w") as f:
+                f.write(text)
+        except OSError as e:
+            raise LlmcalcError(f"-o {output}: cannot write ({e.strerror})") from None
         typer.echo(f"wrote {output}", err=True)
     else:
         sys.stdout.write(text)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import one_line_error
 from typer.testing import CliRunner
 
 from llmcalc.catalogue import load_hardware, load_model
@@ -135,16 +136,6 @@ def test_infer_fits_uses_the_same_reserve_as_fit():
     assert not latency(dep, 364, 1024, 256).data["fits"]
 
 
-def _one_line_error(args, *needles):
-    res = runner.invoke(app, args)
-    assert res.exit_code == 2, res.output
-    out = res.output.strip()
-    assert "Traceback" not in out and "\n" not in out and "array(" not in out
-    for n in needles:
-        assert n in out
-    return out
-
-
 @pytest.mark.parametrize("args,needles", [
     (["infer", "llama-3.1-8b", "--batch", "0"], ["--batch", "got 0"]),
     (["infer", "llama-3.1-8b", "--prompt", "-5"], ["--prompt", "got -5"]),
@@ -153,7 +144,7 @@ def _one_line_error(args, *needles):
     (["sweep", "llama-3.1-8b", "--context", "-5,1024"], ["--context", "got -5"]),
 ])
 def test_cli_rejects_bad_numbers_in_one_line(args, needles):
-    _one_line_error(args, *needles)
+    one_line_error(args, *needles)
 
 
 def test_sweep_knee_only_among_batches_that_fit():

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import one_line_error
 from typer.testing import CliRunner
 
 from llmcalc.catalogue import load_hardware, load_model
@@ -155,16 +156,6 @@ def test_fit_expert_parallel_spreads_routed_experts():
         fit(m, h, weights="fp8", tp=8, ep=3)
 
 
-def _one_line_error(args, *needles):
-    res = runner.invoke(app, args)
-    assert res.exit_code == 2, res.output
-    out = res.output.strip()
-    assert "Traceback" not in out and "\n" not in out and "array(" not in out
-    for n in needles:
-        assert n in out
-    return out
-
-
 @pytest.mark.parametrize("args,needles", [
     (["fit", "llama-3.1-8b", "--context", "0"], ["--context", "got 0"]),
     (["fit", "llama-3.1-8b", "--context", "-5"], ["--context", "got -5"]),
@@ -174,7 +165,7 @@ def _one_line_error(args, *needles):
     (["kv", "llama-3.1-8b", "--context", "0"], ["--context", "got 0"]),
 ])
 def test_fit_and_kv_reject_bad_numbers_in_one_line(args, needles):
-    _one_line_error(args, *needles)
+    one_line_error(args, *needles)
 
 
 @pytest.mark.parametrize("tp", [7, 14])
@@ -184,7 +175,7 @@ def test_tp_must_divide_or_be_a_multiple_of_the_kv_heads(tp):
     m = load_model("qwen2.5-7b")
     with pytest.raises(LayoutError, match="4 KV heads"):
         kv_cache(m, 1000, tp=tp)
-    _one_line_error(["kv", "qwen2.5-7b", "--context", "1000", "--tp", str(tp)], f"--tp {tp}", "4 KV heads")
+    one_line_error(["kv", "qwen2.5-7b", "--context", "1000", "--tp", str(tp)], f"--tp {tp}", "4 KV heads")
 
 
 @pytest.mark.parametrize("tp,heads_per_gpu", [(2, 2), (4, 1), (28, 1)])

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import one_line_error
 from typer.testing import CliRunner
 
 from llmcalc.batching import continuous_batching, request_time
@@ -79,16 +80,6 @@ def test_cli_serve_prints_assumptions():
     assert res.exit_code == 0 and json.loads(res.output)["kv_cap"] > 0
 
 
-def _one_line_error(args, *needles):
-    res = runner.invoke(app, args)
-    assert res.exit_code == 2, res.output
-    out = res.output.strip()
-    assert "Traceback" not in out and "\n" not in out and "array(" not in out
-    for n in needles:
-        assert n in out
-    return out
-
-
 @pytest.mark.parametrize("args,needles", [
     (["--qps", "0"], ["--qps", "got 0"]),
     (["--users", "0"], ["--users", "got 0"]),
@@ -103,7 +94,7 @@ def _one_line_error(args, *needles):
     (["--users", "nan"], ["--users", "nan"]),
 ])
 def test_serve_rejects_bad_numbers_in_one_line(args, needles):
-    _one_line_error(["serve", "llama-3.1-8b", *args], *needles)
+    one_line_error(["serve", "llama-3.1-8b", *args], *needles)
 
 
 @pytest.mark.parametrize("args,needles", [
@@ -113,7 +104,7 @@ def test_serve_rejects_bad_numbers_in_one_line(args, needles):
     (["--qps", "1", "--output", "0"], ["--output", "got 0"]),
 ])
 def test_batching_rejects_bad_numbers_in_one_line(args, needles):
-    out = _one_line_error(["batching", "llama-3.1-8b", *args], *needles)
+    out = one_line_error(["batching", "llama-3.1-8b", *args], *needles)
     assert "--seq" not in out
 
 
@@ -145,7 +136,7 @@ def test_serve_names_the_failing_constraint():
     # Gemma-2-27B int4 g128 on one L4 (22.5 GiB, 300 GB/s): 26,047,480,320 block params x 4.156 bits + the tied
     # 1,179,648,000-param embedding at 16 bit = 15.9 GB fit, but a decode step reads them all (the tied LM head
     # too): 15.9e9 / 300e9 = 53 ms > 50 ms even on a pure roofline, so TPOT fails at batch 1.
-    out = _one_line_error(["serve", "gemma-2-27b", "-H", "l4", "--weights", "int4", "--group-size", "128",
+    out = one_line_error(["serve", "gemma-2-27b", "-H", "l4", "--weights", "int4", "--group-size", "128",
                            "--users", "100"], "tp 1: TPOT at batch 1 =", "> 50 ms target")
     assert "weights" not in out.split("tp 1:")[1].split(";")[0]
     # 70B bf16 (141 GB) on the single-GPU domain of an L4: the weights do not fit

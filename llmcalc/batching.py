@@ -1,7 +1,7 @@
 """Continuous batching in steady state (Yu et al. 2022, Orca §3; Kwon et al. 2023, vLLM).
 
-Model. Requests arrive at rate λ, each with ``prompt`` P and ``output`` O tokens. N requests are in
-flight. The engine runs decode steps over all N (one token each, time t_d(N) at the mean context
+Model, one class. Requests arrive at rate λ, each with ``prompt`` P and ``output`` O tokens. N requests
+are in flight. The engine runs decode steps over all N (one token each, time t_d(N) at the mean context
 P + O/2) and spends a fraction u = λ·t_p of its time prefilling new arrivals (t_p: one prompt's
 prefill). A request therefore takes
 
@@ -13,6 +13,26 @@ the loop: N = λ·T. With u = N·t_p/T this is a quadratic in T,
 when O = 1). Given λ instead of N we solve the fixed point N = λ·T(N): λ(N) = N/T(N) is
 evaluated on a fine grid of N and inverted by interpolation (it rises with N). The KV cache caps N:
 every running sequence is charged its final length P + O (worst case), so N ≤ max batch at P + O.
+
+Model, a request mix (``prompt`` and ``output`` sequences, one entry per class i, arrival shares w_i
+summing to 1). Assumptions, and nothing more:
+
+* arrivals are Poisson at total rate λ; each arrival is class i with probability w_i, so class i
+  arrives at λ_i = w_i·λ. Only means enter (a mean-value model: no queueing variance, no wait for
+  admission);
+* the decode step runs over all N in flight at one mean context: class i's share of the in-flight
+  sequences is s_i = w_i·O_i / Σ_j w_j·O_j (Little's law per class, N_i = λ_i·T_i, with T_i taken
+  proportional to its O_i decode steps: the prefill term is left out of these weights), and a
+  class-i sequence is on average at P_i + O_i/2, so t_d(N) is evaluated at Σ s_i·(P_i + O_i/2);
+* prefill takes the fraction u = Σ λ_i·t_p,i of the engine's time, stretching every decode step
+  by 1/(1 − u), so class i spends T_i = t_p,i + (O_i − 1)·t_d(N)/(1 − u) in the system;
+* Little's law closes the loop: N = Σ λ_i·T_i = λ·T̄ with T̄ = Σ w_i·T_i = t̄_p + (Ō − 1)·t_d/(1 − u),
+  t̄_p = Σ w_i·t_p,i, Ō = Σ w_i·O_i and u = λ·t̄_p: the one-class equations with t_p → t̄_p and
+  O → Ō, solved the same way;
+* the KV cap charges each running sequence its class's final length P_i + O_i, averaged over the
+  in-flight sequences: N ≤ free KV bytes // Σ s_i·kv(P_i + O_i).
+
+One class (w = 1) gives exactly the one-class model above.
 """
 
 from __future__ import annotations
@@ -76,44 +96,207 @@ def concurrency_for_rate(grid: np.ndarray, c: dict, qps: float) -> float:
     return float(np.interp(qps, lam, grid)) if qps <= lam[-1] else float(grid[-1])
 
 
-def continuous_batching(dep: Deployment, qps: float, prompt: int, output: int, reserve: float = 0.1) -> Result:
-    """Steady state of one replica serving ``qps`` requests/s of ``prompt`` + ``output`` tokens."""
-    check_workload(qps, prompt, output, reserve)
-    cap = kv_cap(dep, prompt, output, reserve)
+# ---------------------------------------------------------------- a request mix (classes of prompt/output lengths)
+
+
+def _as_list(x) -> list:
+    return list(np.ravel(np.asarray(x, dtype=object))) if np.ndim(x) else [x]
+
+
+def check_mix(qps, prompt, output, weights, reserve) -> tuple[list[int], list[int], list[float]]:
+    """Validate a workload whose ``prompt``/``output`` may be sequences (classes); returns P_i, O_i, w_i."""
+    check_number(qps, "--qps")
+    prompts, outputs = _as_list(prompt), _as_list(output)
+    check_count(prompts, "--prompt")
+    check_count(outputs, "--output")
+    k = len(prompts)
+    if len(outputs) != k:
+        raise LlmcalcError(f"--prompt and --output need one value per request class: --prompt has {k} "
+                           f"value{'s' * (k != 1)}, --output has {len(outputs)}")
+    if weights is None:
+        shares = [1.0 / k] * k
+    else:
+        shares = [float(x) for x in _as_list(weights)] if _numeric(weights) else None
+        if shares is None:
+            raise LlmcalcError(f"--mix expects numbers (shares of arrivals), got {weights!r}")
+        check_number(shares, "--mix", high=1)
+        if len(shares) != k:
+            raise LlmcalcError(f"--mix needs one share per request class: {k} class{'es' * (k != 1)} "
+                               f"(--prompt/--output), {len(shares)} share{'s' * (len(shares) != 1)}")
+        if abs(sum(shares) - 1.0) > 1e-9:
+            raise LlmcalcError(f"--mix shares of arrivals must sum to 1, got {sum(shares):.10g} "
+                               f"({' + '.join(f'{s:g}' for s in shares)})")
+    check_number(reserve, "--reserve", low=0, low_ok=True, high=1, high_ok=False)
+    return [int(p) for p in prompts], [int(o) for o in outputs], shares
+
+
+def _numeric(x) -> bool:
+    try:
+        np.asarray(_as_list(x), dtype=float)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _mean(shares, values) -> float:
+    """Σ w_i·x_i, summed left to right (as the formula text w_1*x_1 + w_2*x_2 evaluates)."""
+    return sum(w * x for w, x in zip(shares, values, strict=True))
+
+
+def mix_state(dep: Deployment, prompts, outputs, shares) -> dict:
+    """What does not depend on N: per-class prefill t_p,i, in-flight shares s_i, means t̄_p, Ō and the context."""
+    t_p = [float(step(dep, 1, p, p, prefill=True)["step_s"]) for p in prompts]
+    wo = [w * o for w, o in zip(shares, outputs, strict=True)]
+    s = [x / sum(wo) for x in wo]  # in-flight share ∝ λ_i·O_i (Little's law per class, T_i ∝ O_i)
+    return {"t_p": t_p, "inflight": s, "t_p_mean": _mean(shares, t_p), "output_mean": _mean(shares, outputs),
+            "context": _mean(s, [p + o / 2 for p, o in zip(prompts, outputs, strict=True)])}
+
+
+def mix_curve(dep: Deployment, ms: dict, concurrency) -> dict:
+    """The steady state at concurrency N (array): the one-class equations with t_p → t̄_p and O → Ō."""
+    n = np.asarray(concurrency, dtype=float)
+    t_d = step(dep, np.maximum(n, 1.0), 1, ms["context"], prefill=False)["step_s"]
+    t = request_time(ms["t_p_mean"], t_d, ms["output_mean"], n)
+    return {"concurrency": n, "t_decode_s": t_d, "request_s": t, "qps": n / t}
+
+
+def mix_kv_cap(dep: Deployment, prompts, outputs, inflight, reserve: float) -> tuple[int, float, float, list]:
+    """(cap, free KV bytes per GPU, mean KV bytes per in-flight sequence, each class's KV bytes at P_i + O_i)."""
+    from .kv import fit, kv_bytes_per_request_per_gpu
+
+    f = fit(dep.model, dep.hw, dep.weights, dep.group_size, dep.kv_dtype, dep.tp, reserve=reserve,
+            context=max(p + o for p, o in zip(prompts, outputs, strict=True)))
+    per_class = [float(kv_bytes_per_request_per_gpu(dep.model, p + o, dep.kv_dtype, dep.tp))
+                 for p, o in zip(prompts, outputs, strict=True)]
+    per_seq, free = _mean(inflight, per_class), float(f.data["free_bytes_per_gpu"])
+    return (int(free // per_seq) if f.data["fits"] else 0), free, per_seq, per_class
+
+
+def _wsum(weight: str, term: str, k: int) -> str:
+    """'w_1*x_1 + w_2*x_2' from weight 'w' and term 'x_{i}': a weighted sum shown term by term."""
+    return " + ".join(f"{weight}_{i}*{term.format(i=i)}" for i in range(1, k + 1))
+
+
+def _indexed(name: str, values) -> dict:
+    return {f"{name}_{i}": v for i, v in enumerate(values, start=1)}
+
+
+def _class_figures(i: int, p: int, o: int, w: float, t_p: float, t_d: float, u: float, rate: float) -> list:
+    """Class i's prefill, TTFT, TPOT, time in system, concurrency (Little's law) and output tokens/s."""
+    lab = f"class {i} (P {p}, O {o}, {w:.3g} of arrivals): "
+    k = f"class_{i}/"
+    t = derive(k + "request_s", "t_p + (O - 1)*t_d/(1 - u)", "s", SRC_CB, label=lab + "time in system T_i",
+               t_p=t_p, O=o, t_d=t_d, u=u)
+    return [derive(k + "t_prefill_s", "t_p", "s", "prefill step of one prompt (roofline)", label=lab + "prefill",
+                   t_p=t_p),
+            derive(k + "ttft_s", "t_p + t_d", "s", SRC_CB, label=lab + "TTFT", t_p=t_p, t_d=t_d),
+            derive(k + "tpot_s", "t_d/(1 - u)", "s", SRC_CB, label=lab + "TPOT (prefill-stretched)", t_d=t_d, u=u),
+            t,
+            derive(k + "concurrency", "w*qps*T", "seq", SRC_LITTLE + " per class", label=lab + "in flight",
+                   w=w, qps=rate, T=t.value),
+            derive(k + "tokens_per_s", "w*qps*O", "token/s", "definition", label=lab + "output tokens/s",
+                   w=w, qps=rate, O=o)]
+
+
+def continuous_batching(dep: Deployment, qps: float, prompt, output, reserve: float = 0.1,
+                        weights=None) -> Result:
+    """Steady state of one replica serving ``qps`` requests/s of ``prompt`` + ``output`` tokens.
+
+    ``prompt`` and ``output`` may be equal-length sequences (request classes) with ``weights`` their
+    shares of arrivals (default equal; they must sum to 1); see the module docstring for the model.
+    """
+    prompts, outputs, shares = check_mix(qps, prompt, output, weights, reserve)
+    k = len(prompts)
+    ms = mix_state(dep, prompts, outputs, shares)
+    cap, free, per_seq, kv_class = mix_kv_cap(dep, prompts, outputs, ms["inflight"], reserve)
     if cap < 1:
+        longest = max(p + o for p, o in zip(prompts, outputs, strict=True))
         raise LlmcalcError(f"{dep.model.display_name} does not fit on {dep.tp} x {dep.hw.display_name} with one "
-                           f"sequence of {prompt + output} tokens; raise --tp or quantise")
-    grid, c = rate_curve(dep, prompt, output, cap)
+                           f"sequence of {longest} tokens; raise --tp or quantise")
+    grid = np.unique(np.concatenate([np.geomspace(1e-4, cap, 600), np.arange(1, min(cap, 4096) + 1)]))
+    c = mix_curve(dep, ms, grid)
     i_max = int(np.argmax(c["qps"]))  # the highest rate: N/T at the best concurrency (the cap, λ rises with N)
     qps_max = float(c["qps"][i_max])
     n = concurrency_for_rate(grid, c, qps)
-    at = curve(dep, prompt, output, n)
-    figs = [derive("t_prefill_s", "t_p", "s", "prefill step of one prompt (roofline)", label="prefill of one prompt",
-                   t_p=at["t_prefill_s"]),
-            derive("t_decode_s", "t_d", "s", "decode step over N sequences at context P + O/2 (roofline)",
-                   label="decode step at this concurrency", t_d=at["t_decode_s"]),
+    t_d = mix_curve(dep, ms, n)["t_decode_s"]
+    rate = min(qps, qps_max)
+    w, lengths = _indexed("w", shares), {**_indexed("O", outputs), **_indexed("P", prompts)}
+    if k == 1:
+        p, o = prompts[0], outputs[0]
+        head = [derive("t_prefill_s", "t_p", "s", "prefill step of one prompt (roofline)",
+                       label="prefill of one prompt", t_p=ms["t_p_mean"]),
+                derive("decode_context", "P + O/2", "token", "mean context of a sequence in flight",
+                       label="decode context (mean)", P=p, O=o)]
+        t_p, out, src_d = head[0].value, o, "decode step over N sequences at context P + O/2 (roofline)"
+    else:
+        head = [derive("t_prefill_s", _wsum("w", "t_p_{i}", k), "s", "prefill step of one prompt (roofline), "
+                       "mean over arrivals", label="prefill of one prompt (mean over arrivals)",
+                       **w, **_indexed("t_p", ms["t_p"])),
+                derive("output_mean", _wsum("w", "O_{i}", k), "token", "definition",
+                       label="output tokens per request (mean over arrivals)", **w, **_indexed("O", outputs)),
+                derive("decode_context", f"({_wsum('w', 'O_{i}*(P_{i} + O_{i}/2)', k)})/({_wsum('w', 'O_{i}', k)})",
+                       "token", "in-flight share of class i ∝ λ_i·O_i (Little's law per class); a class-i "
+                       "sequence is on average at P_i + O_i/2", label="decode context (mean over in-flight)",
+                       **w, **lengths)]
+        t_p, out = head[0].value, head[1].value
+        src_d = "decode step over N sequences at the mean in-flight context (roofline)"
+    figs = [*head,
+            derive("t_decode_s", "t_d", "s", src_d, label="decode step at this concurrency", t_d=t_d),
             derive("concurrency", "N", "seq", SRC_LITTLE + "; solves N = qps·T(N)", label="requests in flight",
                    N=n),
+            derive("prefill_share", "qps*t_p", "", SRC_CB + "; u: share of engine time spent prefilling",
+                   label="prefill share of engine time u", qps=rate, t_p=t_p),
             derive("request_s", "t_p + (O - 1)*t_d/(1 - qps*t_p)", "s", SRC_CB + "; " + SRC_LITTLE,
-                   label="request latency", t_p=at["t_prefill_s"], O=output, t_d=at["t_decode_s"],
-                   qps=min(qps, qps_max)),
+                   label="request latency" + (" (mean over arrivals)" if k > 1 else ""), t_p=t_p, O=out,
+                   t_d=t_d, qps=rate),
             derive("tpot_s", "t_d/(1 - qps*t_p)", "s", SRC_CB, label="time per output token (prefill-stretched)",
-                   t_d=at["t_decode_s"], qps=min(qps, qps_max), t_p=at["t_prefill_s"]),
+                   t_d=t_d, qps=rate, t_p=t_p),
             derive("qps_max", "N_max/T_max", "req/s",
                    SRC_LITTLE + "; T_max = T(N_max), the request time with N_max sequences in flight",
                    label=f"highest sustainable rate (KV cap {cap} sequences)", N_max=float(grid[i_max]),
                    T_max=float(c["request_s"][i_max])),
+            derive("throughput_qps", "min(qps, qps_max)", "req/s", "definition", label="requests served/s",
+                   qps=qps, qps_max=qps_max),
             derive("tokens_per_s", "min(qps, qps_max)*O", "token/s", "definition", label="output tokens/s",
-                   qps=qps, qps_max=qps_max, O=output)]
+                   qps=qps, qps_max=qps_max, O=out)]
+    src_kv = "KV cap: free KV bytes // KV bytes per running sequence at its final length (vLLM, Kwon et al. 2023)"
+    if k > 1:
+        figs.append(derive("kv_bytes_per_seq", _wsum("s", "kv_{i}", k), "B",
+                           "each sequence charged its class's final length P_i + O_i; s_i = w_i·O_i/Σ w_j·O_j",
+                           label="KV per in-flight sequence (mean)", **_indexed("s", ms["inflight"]),
+                           **_indexed("kv", kv_class)))
+    figs.append(derive("kv_cap", "free//per_request", "seq", src_kv, label="KV cap on requests in flight",
+                       free=free, per_request=per_seq))
+    u = figs[len(head) + 2].value
+    classes = [_class_figures(i, p, o, wi, tp_i, float(t_d), u, rate)
+               for i, (p, o, wi, tp_i) in enumerate(zip(prompts, outputs, shares, ms["t_p"], strict=True), start=1)]
+    if k > 1:
+        figs += [f for cl in classes for f in cl]
+    fig = {f.key: f.value for f in figs}
     overloaded = qps > qps_max
-    notes = [dep.eff.describe(), "KV cap charges every running sequence its final length P + O",
-             "decode steps evaluated at the mean context P + O/2; queueing delay before admission ignored"]
+    if k == 1:
+        notes = [dep.eff.describe(), "KV cap charges every running sequence its final length P + O",
+                 "decode steps evaluated at the mean context P + O/2; queueing delay before admission ignored"]
+    else:
+        notes = [dep.eff.describe(),
+                 "Poisson arrivals, class i with probability w_i; a mean-value model (no queueing variance, "
+                 "no wait for admission)",
+                 "decode steps over all N in flight at the mean in-flight context; in-flight shares "
+                 "s_i ∝ w_i·O_i (Little's law per class with T_i ∝ O_i)",
+                 "KV cap charges every running sequence its class's final length P_i + O_i (mean over in-flight)"]
     if overloaded:
         notes.append(f"OVERLOADED: {qps:g} req/s exceeds the {qps_max:.3g} req/s this replica sustains; "
                      "figures shown at the KV cap")
-    data = {"model": dep.model.name, "hardware": dep.hw.name, "tp": dep.tp, "qps": qps, "prompt": prompt,
-            "output": output, "concurrency": n, "request_s": figs[3].value, "tpot_s": figs[4].value,
-            "ttft_s": float(at["ttft_s"]), "qps_max": qps_max, "kv_cap": cap, "overloaded": overloaded,
-            "tokens_per_s": figs[6].value}
+    scalar = np.ndim(prompt) == 0 and np.ndim(output) == 0
+    data = {"model": dep.model.name, "hardware": dep.hw.name, "tp": dep.tp, "qps": qps,
+            "prompt": prompts[0] if scalar else prompts, "output": outputs[0] if scalar else outputs,
+            "mix": shares, "concurrency": n, "request_s": fig["request_s"], "tpot_s": fig["tpot_s"],
+            "ttft_s": float(t_p + t_d), "qps_max": qps_max, "kv_cap": cap, "kv_binds": bool(overloaded or n >= cap),
+            "overloaded": overloaded, "throughput_qps": fig["throughput_qps"], "tokens_per_s": fig["tokens_per_s"],
+            "prefill_share": u, "decode_context": fig["decode_context"],
+            "classes": [{"prompt": p, "output": o, "share": wi, "inflight_share": s, "qps": wi * rate,
+                         **{f.key.split("/")[1]: float(f.value) for f in cl}}
+                        for p, o, wi, s, cl in zip(prompts, outputs, shares, ms["inflight"], classes, strict=True)]}
+    mixed = f", {k}-class mix" if k > 1 else ""
     return Result(f"Continuous batching: {dep.model.display_name} on {dep.tp} x {dep.hw.display_name} at "
-                  f"{qps:g} req/s", tuple(figs), tuple(notes), data)
+                  f"{qps:g} req/s{mixed}", tuple(figs), tuple(notes), data)

@@ -243,18 +243,40 @@ def speculative(alpha: float = typer.Option(..., "--alpha", help="Acceptance rat
     emit(spec(alpha, gamma, cost_ratio), as_json, explain)
 
 
+def _number_list(text: str, option: str):
+    """'512' -> 512.0, '512,2048' -> [512.0, 2048.0] (one entry per request class); ranges are checked later."""
+    from ..errors import LlmcalcError
+
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise LlmcalcError(f"{option} expects a number or a comma-separated list such as 512,2048, "
+                           f"got {text!r}") from None
+    return values[0] if len(values) == 1 else values
+
+
 @app.command()
 @user_errors
 def batching(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP_OPT,
              qps: float = typer.Option(..., "--qps", help="Arrival rate, requests per second, for one replica."),
-             prompt: int = typer.Option(1024, "--prompt"), output: int = typer.Option(256, "--output"),
+             prompt: str = typer.Option("1024", "--prompt", help="Prompt tokens; a list (512,2048) for a mix."),
+             output: str = typer.Option("256", "--output", help="Output tokens; a list (128,512) for a mix."),
+             mix: str | None = typer.Option(None, "--mix", help="Share of arrivals per class, e.g. 0.7,0.3 "
+                                            "(sums to 1; default equal)."),
              weights: str = WEIGHTS_OPT, group_size: int | None = GROUP_OPT, kv_dtype: str = KV_DTYPE_OPT,
              activations: str = ACT_OPT, reserve: float = RESERVE_OPT, eff_flops: float | None = EFF_FLOPS,
              eff_mem: float | None = EFF_MEM, eff_link: float | None = EFF_LINK, roofline: bool = ROOFLINE_OPT,
              as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
-    """Continuous batching in steady state: concurrency (Little's law), latency, throughput, KV cap."""
-    from ..batching import continuous_batching
+    """Continuous batching in steady state: concurrency (Little's law), latency, throughput, KV cap; a request
+    mix via --prompt/--output lists and --mix shares."""
+    from ..batching import check_mix, continuous_batching
 
+    prompts, outputs = _number_list(prompt, "--prompt"), _number_list(output, "--output")
+    shares = None if mix is None else _number_list(mix, "--mix")
+    p, o, w = check_mix(qps, prompts, outputs, shares, reserve)  # before loading specs: option errors first
+    scalar = not isinstance(prompts, list) and not isinstance(outputs, list)
     dep = _deployment(model, hardware, tp, weights, group_size, kv_dtype, activations,
                       _eff(eff_flops, eff_mem, eff_link, roofline))
-    emit(continuous_batching(dep, qps, prompt, output, reserve), as_json, explain)
+    emit(continuous_batching(dep, qps, p[0] if scalar else p, o[0] if scalar else o, reserve, w), as_json,
+         explain)

@@ -82,13 +82,16 @@ def test_python_dash_m_entry_point():
 
 
 def test_cli_import_path_stays_light():
-    """The one-liner path must not import the dashboard or notebook stacks (DESIGN.md: fast CLI)."""
-    code = ("import sys\nfrom llmcalc.cli import app\nfrom typer.testing import CliRunner\n"
-            "r = CliRunner().invoke(app, ['params', 'llama-3.1-8b'])\nassert r.exit_code == 0, r.output\n"
-            "print(','.join(m for m in ('streamlit', 'pandas', 'pint', 'torch', 'matplotlib') if m in sys.modules))")
+    """The one-liner path must not import the dashboard or notebook stacks (DESIGN.md: fast CLI), nor the
+    command modules it does not need."""
+    code = ("import sys\nsys.argv = ['llmcalc', 'params', 'llama-3.1-8b']\nfrom llmcalc.cli import main\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "mods = ('streamlit', 'pandas', 'pint', 'torch', 'matplotlib', 'numpy', 'llmcalc.cli.inference')\n"
+            "print(','.join(m for m in mods if m in sys.modules), file=sys.stderr)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == ""
+    assert r.stderr.strip() == ""
+    assert "8,030,261,248" in r.stdout
 
 
 def test_public_api_names_are_not_shadowed_by_submodules():
@@ -116,3 +119,12 @@ def test_shell_completion_through_the_real_completion_protocol():
     r = subprocess.run([sys.executable, "-c", "from llmcalc.cli import main; main()"], env=env,
                        capture_output=True, text=True)
     assert set(r.stdout.split()) == {"llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b"}
+
+
+def test_command_to_module_map_matches_the_registered_commands():
+    """main() loads only the module of the command asked for; the map must name every command's module."""
+    import llmcalc.cli as cli
+
+    registered = {(c.name or c.callback.__name__): c.callback.__module__.rsplit(".", 1)[1]
+                  for c in cli.app.registered_commands}
+    assert registered == cli.COMMANDS

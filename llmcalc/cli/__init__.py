@@ -1,25 +1,47 @@
-"""The ``llmcalc`` command line: one Typer app, commands grouped by concern in sibling modules."""
+"""The ``llmcalc`` command line: one Typer app, commands grouped by concern in sibling modules.
+
+``from llmcalc.cli import app`` gives the app with every command. The console script (:func:`main`)
+imports only the module that defines the command it was asked for, which keeps one-liners fast; a
+bare ``llmcalc``, ``--help`` or shell completion loads them all.
+"""
 
 from __future__ import annotations
 
-import typer
+import importlib
+import os
+import sys
 
-app = typer.Typer(
-    name="llmcalc",
-    help="Back-of-envelope calculator for LLM systems. Every figure can --explain itself and print --json.",
-    no_args_is_help=True,
-    add_completion=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
+# The order here is the order of `llmcalc --help`.
+MODULES = ("core", "training", "parallel", "inference", "dashboard")
+COMMANDS = {
+    "params": "core", "list": "core", "show": "core", "notation": "core", "import": "core", "summary": "core",
+    "flops": "training", "chinchilla": "training", "train": "training",
+    "memory": "parallel", "comms": "parallel", "step": "parallel",
+    "kv": "inference", "fit": "inference", "infer": "inference", "sweep": "inference", "serve": "inference",
+    "speculative": "inference", "batching": "inference",
+    "app": "dashboard",
+}
 
-# Each module registers its commands; the order here is the order of `llmcalc --help`.
-from . import core  # noqa: E402,F401,I001
-from . import training  # noqa: E402,F401,I001
-from . import parallel  # noqa: E402,F401,I001
-from . import inference  # noqa: E402,F401,I001
-from . import dashboard  # noqa: E402,F401,I001
+
+def _register(modules) -> None:
+    for m in modules:
+        importlib.import_module(f"{__name__}.{m}")  # each module registers its commands on import
+
+
+def __getattr__(name: str):
+    if name == "app":
+        from ._app import app
+
+        _register(MODULES)
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
+    from ._app import app
+
+    words = [a for a in sys.argv[1:] if not a.startswith("-")]
+    completing = any(k.endswith("_COMPLETE") for k in os.environ)
+    one = COMMANDS.get(words[0]) if words and not completing else None
+    _register((one,) if one else MODULES)
     app(prog_name="llmcalc")  # also under `python -m llmcalc`, so usage lines and shell completion agree

@@ -7,7 +7,7 @@ from typing import Literal
 
 import typer
 
-from . import app
+from ._app import app
 from ._common import EXPLAIN_OPT, HARDWARE_OPT, JSON_OPT, MODEL_ARG, emit, table, user_errors, write_out
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from . import app
+from ._app import app
 from ._common import fail, user_errors
 
 # The script Streamlit runs: inside the package, so an installed wheel carries it (the repo's app.py is a thin alias).

@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from . import app
+from ._app import app
 from ._common import EXPLAIN_OPT, HARDWARE_OPT, JSON_OPT, MODEL_ARG, emit, table, user_errors
 
 KV_DTYPE_OPT = typer.Option("bf16", "--kv-dtype", help="KV-cache storage: bf16, fp8, int8 or int4.")

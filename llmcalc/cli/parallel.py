@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import app
+from ._app import app
 from ._common import EXPLAIN_OPT, HARDWARE_OPT, JSON_OPT, MODEL_ARG, emit, table, user_errors
 
 TP = typer.Option(1, "--tp", help="Tensor-parallel degree (innermost ranks).")

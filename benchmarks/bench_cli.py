@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 
 def median_wall_s(cmd: list[str], n: int) -> float:
@@ -26,7 +27,10 @@ def median_wall_s(cmd: list[str], n: int) -> float:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 20
-    script = shutil.which("llmcalc")
+    # The console script next to this interpreter (a venv's bin/), not a shell shim such as pyenv's, which
+    # adds its own start-up; else whatever is on PATH.
+    beside = Path(sys.executable).parent / "llmcalc"
+    script = str(beside) if beside.exists() else shutil.which("llmcalc")
     cli = [script] if script else [sys.executable, "-m", "llmcalc"]
     cases = {
         "python -c pass": [sys.executable, "-c", "pass"],
@@ -36,7 +40,7 @@ def main() -> None:
     }
     for _ in range(3):  # warm the OS file cache and .pyc files
         subprocess.run(cases["llmcalc params llama-3.1-8b"], stdout=subprocess.DEVNULL)
-    print(f"median wall time over {n} runs ({'console script' if script else 'python -m llmcalc'}):")
+    print(f"median wall time over {n} runs ({script or 'python -m llmcalc'}):")
     for name, cmd in cases.items():
         print(f"  {name:40s} {median_wall_s(cmd, n) * 1e3:7.1f} ms")
 

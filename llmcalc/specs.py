@@ -37,7 +37,8 @@ UsdPerHour = Annotated[float, _quantity(units.USD_PER_HOUR, per_si=3600.0), Fiel
 
 
 class Spec(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: a class's validator is built on first use, so a one-liner pays only for the specs it loads
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 # ============================================================== hardware

@@ -38,6 +38,8 @@ def __getattr__(name: str):
 
 
 def main() -> None:
+    # This process is ours: skip pydantic's scan of installed plugins' entry points (~13 ms per start).
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     from ._app import app
 
     words = [a for a in sys.argv[1:] if not a.startswith("-")]

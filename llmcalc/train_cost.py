@@ -123,9 +123,10 @@ def training_cost(model: Model | None = None, tokens=None, hardware: Hardware | 
         n = _arr(gpus, "--gpus")
         t = derive("time", "flops/(gpus*rate)", "s", SRC_TIME, label="wall-clock time", flops=work.value, gpus=n,
                    rate=rate.value)
-        days_f = derive("days", "time/day", "days", SRC_TIME, label="wall-clock days", time=t.value, day=DAY_S)
+        days_f = derive("days", "flops/(gpus*rate)/day", "days", SRC_TIME, label="wall-clock days", flops=work.value,
+                        gpus=n, rate=rate.value, day=DAY_S)
         gh = derive("gpu_hours", "gpus*time/3600", "GPU-h", SRC_COST, label="GPU-hours", gpus=n, time=t.value)
-        figures += [t, days_f, gh]
+        figures += [days_f, gh]  # the time in seconds stays in data["time_s"]: one row, in days, reads best
         data.update(gpus=n, time_s=t.value, days=days_f.value, gpu_hours=gh.value)
         if price is not None:
             cost = derive("cost", "gpu_hours*price", "USD", SRC_COST + (" (hardware catalogue price, volatile)"

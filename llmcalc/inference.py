@@ -192,7 +192,9 @@ def step(dep: Deployment, batch, new_tokens, context, *, prefill: bool) -> dict:
     t_comm = dep.model.n_layers * per_layer
     return {"flops_per_gpu": flops, "bytes_per_gpu": bytes_, "weights_read_bytes": w_read, "kv_read_bytes": kv_read,
             "kv_write_bytes": kv_write, "compute_s": t_c, "memory_s": t_m, "comm_per_layer_s": per_layer,
-            "comm_s": t_comm, "step_s": np.maximum(t_c, t_m) + t_comm, "compute_bound": t_c > t_m}
+            "comm_s": t_comm, "step_s": np.maximum(t_c, t_m) + t_comm, "compute_bound": t_c > t_m,
+            # roofline coordinates (Williams et al. 2009): FLOP per byte moved, and the FLOP/s this step attains
+            "intensity_flop_per_byte": flops / bytes_, "attained_flops_per_s": flops / (np.maximum(t_c, t_m) + t_comm)}
 
 
 # ---------------------------------------------------------------- latency of one request batch

@@ -74,8 +74,8 @@ def render(model, hardware, s: dict) -> None:
 def roofline_chart(inf, dep, batch: int, prompt: int):
     pre = inf.step(dep, batch, prompt, prompt, prefill=True)
     dec = inf.step(dep, batch, 1, prompt + 1, prefill=False)
-    points = [{"label": f"{name} (batch {batch})", "intensity": float(x["flops_per_gpu"] / x["bytes_per_gpu"]),
-               "flops_per_s": float(x["flops_per_gpu"] / x["step_s"])} for name, x in (("prefill", pre),
+    points = [{"label": f"{name} (batch {batch})", "intensity": float(x["intensity_flop_per_byte"]),
+               "flops_per_s": float(x["attained_flops_per_s"])} for name, x in (("prefill", pre),
                                                                                         ("decode", dec))]
     return charts.roofline(dep.peak_flops_per_s, dep.hw.memory_bw_bytes_per_s, points)
 

@@ -101,6 +101,14 @@ def _topology_note(hw: Hardware) -> list[str]:
     return []
 
 
+def ring_time_formula(collective: str) -> str:
+    """Time of one ring collective over n ranks on a buffer of S bytes: α per ring step plus the bytes each
+    rank moves (nccl-tests PERFORMANCE.md bus-bandwidth factors) at bw·eff. One formula for training and
+    inference alike."""
+    factor, steps = FACTORS[collective]
+    return f"alpha*{steps} + {factor}*S/(bw*eff)"
+
+
 def _network_needed(hw: Hardware, what: str) -> LlmcalcError:
     return LlmcalcError(f"{what} spans more than the {hw.scale_up.domain_size}-device scale-up domain of "
                         f"{hw.display_name}, whose catalogue entry records no scale_out bandwidth (unverified); "

@@ -165,6 +165,13 @@ def forward_flops(model: Model, batch, seq, kv_len, causal: bool):
     return d["forward_flops"] - d["lm_head_flops"] * (seq - 1) / seq
 
 
+def _tp_ar_per_layer() -> str:
+    """Two ring all-reduces of the B·L·D activations per layer (Shoeybi et al. 2019 §3), timed as in comms."""
+    from .comms import ring_time_formula
+
+    return f"2*({ring_time_formula('all-reduce')})"
+
+
 def step(dep: Deployment, batch, new_tokens, context, *, prefill: bool) -> dict:
     """Roofline time of one step; every entry broadcasts over batch/new_tokens/context arrays.
 
@@ -186,7 +193,7 @@ def step(dep: Deployment, batch, new_tokens, context, *, prefill: bool) -> dict:
     if n > 1:
         link, alpha, _ = dep.tp_link()
         msg = b * lq * dep.model.d_model * dep.act_bytes
-        per_layer = 2 * (alpha * 2 * (n - 1) + 2 * (n - 1) / n * msg / (link * dep.eff.link))
+        per_layer = derive("tp_ar", _tp_ar_per_layer(), "s", n=n, alpha=alpha, S=msg, bw=link, eff=dep.eff.link).value
     else:
         per_layer = 0.0 * b
     t_comm = dep.model.n_layers * per_layer
@@ -221,12 +228,12 @@ def _time_figures(key: str, label: str, s: dict, dep: Deployment, source: str) -
                    kv_read=s["kv_read_bytes"], kv_write=s["kv_write_bytes"], hbm=bw, eff_mem=e.memory_bw)]
     if dep.tp > 1:
         link, alpha, name = dep.tp_link()
-        figs.append(derive(f"{key}/comm_per_layer_s",
-                           "2*(alpha*2*(tp - 1) + 2*(tp - 1)/tp*B*L*D*act_bytes/(link*eff_link))", "s", SRC_AR,
-                           label=f"{label}: TP all-reduce time per layer (2 ring all-reduces over {name}, "
-                                 f"α {alpha * 1e6:g} µs per step, link x {e.link:g})",
-                           alpha=alpha, tp=dep.tp, B=s["batch"], L=s["new_tokens"], D=dep.model.d_model,
-                           act_bytes=dep.act_bytes, link=link, eff_link=e.link))
+        figs.append(derive(f"{key}/comm_per_layer_s", _tp_ar_per_layer(), "s", SRC_AR,
+                           label=f"{label}: TP all-reduce time per layer (2 ring all-reduces of S = B·L·D·"
+                                 f"{dep.act_bytes} B over {name}, α {alpha * 1e6:g} µs per step, link x {e.link:g})",
+                           shape="BLD", n=dep.tp, alpha=alpha,
+                           S=np.asarray(s["batch"]) * s["new_tokens"] * dep.model.d_model * dep.act_bytes,
+                           bw=link, eff=e.link))
         figs.append(derive(f"{key}/comm_s", "layers*per_layer", "s", SRC_AR,
                            label=f"{label}: TP all-reduce time per step (not overlapped)",
                            layers=dep.model.n_layers, per_layer=figs[-1].value))

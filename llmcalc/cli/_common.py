@@ -99,3 +99,20 @@ def write_out(text: str, output: str | None) -> None:
         typer.echo(f"wrote {output}", err=True)
     else:
         sys.stdout.write(text)
+
+
+def quantity_option(text: str | None, dim_name: str, option: str, example: str, scale: float = 1.0):
+    """A plain number, or a quantity with a unit of the right dimension, in SI (times ``scale``)."""
+    if text is None:
+        return None
+    from .. import units
+    from ..errors import LlmcalcError
+
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return units.parse(text, getattr(units, dim_name)) * scale
+    except LlmcalcError as e:
+        raise LlmcalcError(f"{option} expects e.g. {example}, got {text!r} ({e})") from None

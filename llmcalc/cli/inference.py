@@ -7,7 +7,7 @@ import json
 import typer
 
 from ._app import app
-from ._common import EXPLAIN_OPT, HARDWARE_OPT, JSON_OPT, MODEL_ARG, emit, table, user_errors
+from ._common import EXPLAIN_OPT, HARDWARE_OPT, JSON_OPT, MODEL_ARG, emit, quantity_option, table, user_errors
 
 KV_DTYPE_OPT = typer.Option("bf16", "--kv-dtype", help="KV-cache storage: bf16, fp8, int8 or int4.")
 WEIGHTS_OPT = typer.Option("bf16", "--weights", help="bf16, fp8, int8, int4, or bits per weight (e.g. 4.85).")
@@ -197,18 +197,9 @@ def serve(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
     from ..catalogue import load_hardware, load_model
     from ..errors import LlmcalcError
     from ..serving import serve as serve_
-    from ..units import USD_PER_HOUR, parse, parse_count
+    from ..units import parse_count
 
-    price_v = None
-    if price is not None:
-        try:
-            price_v = float(price)
-        except ValueError:
-            try:
-                price_v = parse(price, USD_PER_HOUR) * 3600  # parse gives USD/s
-            except LlmcalcError as e:
-                raise LlmcalcError(f"--price expects USD per GPU-hour such as 2.49 or '$2.49/h', got {price!r} "
-                                   f"({e})") from None
+    price_v = quantity_option(price, "USD_PER_HOUR", "--price", "2.49 or '$2.49/h'", 3600.0)  # parse gives USD/s
     users_v = None
     if users is not None:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from ._app import app
-from ._common import EXPLAIN_OPT, HARDWARE_OPT, JSON_OPT, MODEL_ARG, emit, table, user_errors
+from ._common import EXPLAIN_OPT, HARDWARE_OPT, JSON_OPT, MODEL_ARG, emit, quantity_option, table, user_errors
 
 RECOMPUTE_OPT = typer.Option("none", "--recompute", help="Activation recomputation: none, selective or full.")
 
@@ -21,23 +21,6 @@ def _count(text: str | None, option: str):
         return parse_count(text)
     except LlmcalcError as e:
         raise LlmcalcError(f"{option}: {e}") from None
-
-
-def _quantity(text: str | None, dim_name: str, option: str, example: str, scale: float = 1.0):
-    """A plain number, or a quantity with a unit of the right dimension, in SI (times ``scale``)."""
-    if text is None:
-        return None
-    from .. import units
-    from ..errors import LlmcalcError
-
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        return units.parse(text, getattr(units, dim_name)) * scale
-    except LlmcalcError as e:
-        raise LlmcalcError(f"{option} expects e.g. {example}, got {text!r} ({e})") from None
 
 
 @app.command()
@@ -90,7 +73,7 @@ def chinchilla(model: str | None = typer.Argument(None, help="Catalogue name, YA
         from ..catalogue import load_model
 
         spec = load_model(model)
-    budget = _quantity(flops, "FLOP", "--flops", "5.76e23 or '3.8e25 FLOP'")
+    budget = quantity_option(flops, "FLOP", "--flops", "5.76e23 or '3.8e25 FLOP'")
     emit(chinchilla_(spec, params=_count(params, "--params"), flops=budget), as_json, explain)
 
 
@@ -137,7 +120,7 @@ def train(model: str | None = typer.Argument(None, help="Catalogue name, YAML or
         params=_count(params, "--params"), mfu=mfu,
         achieved_flops_per_s=None if achieved_tflops is None else achieved_tflops * 1e12,
         flops_per_token_factor=factor, recompute=recompute.lower(), exact_seq=seq if exact else None,
-        price_usd_per_hour=_quantity(price, "USD_PER_HOUR", "--price", "2.49 or '$2.49/h'", 3600.0),
-        days=days, step_time_s=_quantity(step_time, "SECONDS", "--step-time", "13.75 or '13.75 s'"),
+        price_usd_per_hour=quantity_option(price, "USD_PER_HOUR", "--price", "2.49 or '$2.49/h'", 3600.0),
+        days=days, step_time_s=quantity_option(step_time, "SECONDS", "--step-time", "13.75 or '13.75 s'"),
         batch_tokens=_count(batch_tokens, "--batch-tokens"), dtype=dtype.lower())
     emit(r, as_json, explain)

@@ -39,9 +39,9 @@ CHANGES = {
 
 def params_for(model_name: str, page: str) -> dict[str, str]:
     """A plausible layout for the model: the largest TP up to 8 it accepts, so the pages compute fully."""
-    from llmcalc.catalogue import load_model
-    from llmcalc.errors import LlmcalcError
-    from llmcalc.kv import check_tp
+    from llmcalc.core.catalogue import load_model
+    from llmcalc.core.errors import LlmcalcError
+    from llmcalc.inference.kv import check_tp
 
     m = load_model(model_name)
     tp = 1
@@ -140,7 +140,7 @@ def browser(models: list[str]) -> list[dict]:
 
 
 def main() -> int:
-    from llmcalc.catalogue import names
+    from llmcalc.core.catalogue import names
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", help="comma-separated subset (default: the whole catalogue)")

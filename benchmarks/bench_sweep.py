@@ -50,10 +50,10 @@ def main() -> None:
                     help="materialise every axis as a full 1-D array first (no broadcasting shortcuts: worst case)")
     args = ap.parse_args()
 
-    from llmcalc.catalogue import load_hardware, load_model
-    from llmcalc.layout import Layout
-    from llmcalc.step import training_step
-    from llmcalc.train_memory import training_memory
+    from llmcalc.core.catalogue import load_hardware, load_model
+    from llmcalc.training.layout import Layout
+    from llmcalc.training.memory import training_memory
+    from llmcalc.training.step import training_step
 
     m, hw = load_model(args.model), load_hardware(args.hardware)
     g, n = grid()

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llmcalc.catalogue import load_hardware, load_model
-from llmcalc.efficiency import DEFAULT_EFFICIENCY, ROOFLINE
-from llmcalc.inference import Deployment, latency
-from llmcalc.kv import kv_cache
-from llmcalc.specs import Model
+from llmcalc.core.catalogue import load_hardware, load_model
+from llmcalc.core.efficiency import DEFAULT_EFFICIENCY, ROOFLINE
+from llmcalc.core.specs import Model
+from llmcalc.inference.kv import kv_cache
+from llmcalc.inference.latency import Deployment, latency
 
 TRTLLM = "NVIDIA/TensorRT-LLM docs/source/blogs/H100vsA100.md (v0.5.0), GPT-J 6B, batch 1, input 128, TP1"
 BOOK = "jax-ml/scaling-book applied-inference (Llama-3-70B KV)"

@@ -19,8 +19,8 @@ PEAK_A100 = 312e12
 
 def gpt_block(layers: int, hidden: int, heads: int, vocab: int = 51200, seq: int = 2048):
     """A GPT-3-style model (4h GELU MLP, LayerNorm, learned positions, tied embeddings) with these sizes."""
-    from llmcalc.catalogue import load_model
-    from llmcalc.specs import Model
+    from llmcalc.core.catalogue import load_model
+    from llmcalc.core.specs import Model
 
     d = load_model("gpt-3-175b").model_dump()
     d.update(name=f"gpt-{layers}x{hidden}", display_name=f"GPT {layers}L×{hidden}", n_layers=layers,
@@ -56,9 +56,9 @@ def narayanan_eq3_flops(B, s, layers, h, V):
 
 
 def evaluate(case, compute_efficiency: float):
-    from llmcalc.catalogue import load_hardware
-    from llmcalc.layout import Layout
-    from llmcalc.step import training_step
+    from llmcalc.core.catalogue import load_hardware
+    from llmcalc.training.layout import Layout
+    from llmcalc.training.step import training_step
 
     cid, margs, lay, work, t_pub, u_pub, kind, note = case
     m = gpt_block(*margs)
@@ -79,7 +79,7 @@ def main() -> None:
     args = ap.parse_args()
     print(f"compute efficiency assumed: {args.compute_efficiency:g} of 312 TFLOP/s (A100 bf16 dense)")
     print("step model: slowest pipeline stage (L/p layers, + the LM head on the last) × (1 + bubble) "
-          "+ exposed communication (llmcalc.step)")
+          "+ exposed communication (llmcalc.training.step)")
     print(f"{'case':40s} {'pred s':>8s} {'pub s':>8s} {'error':>7s}   {'util':>4s} {'pred':>6s} {'pub':>6s}  note")
     for case in CASES:
         e = evaluate(case, args.compute_efficiency)

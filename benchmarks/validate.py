@@ -17,11 +17,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling report s
 
 def _cases():
     import llmcalc as lc
-    from llmcalc.activations import korthikanti_layer_bytes
-    from llmcalc.kv import kv_cache, per_token_per_layer
-    from llmcalc.scaling import chinchilla
-    from llmcalc.train_cost import training_cost
-    from llmcalc.train_memory import model_state_bytes
+    from llmcalc.inference.kv import kv_cache, per_token_per_layer
+    from llmcalc.model.scaling import chinchilla
+    from llmcalc.training.activations import korthikanti_layer_bytes
+    from llmcalc.training.cost import training_cost
+    from llmcalc.training.memory import model_state_bytes
 
     def p(name):
         return lc.param_breakdown(lc.load_model(name)).data
@@ -83,7 +83,7 @@ def _cases():
             yield "inference-trtllm-gptj-h100-bs1", case, ours, pub, (1 / 3, 1 / 1.5)
     from report_training import CASES, evaluate
 
-    from llmcalc.efficiency import TRAINING_COMPUTE_EFFICIENCY
+    from llmcalc.core.efficiency import TRAINING_COMPUTE_EFFICIENCY
 
     for case in CASES:
         r = evaluate(case, TRAINING_COMPUTE_EFFICIENCY)

@@ -12,26 +12,28 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     # specs and catalogue
-    "Model": "specs", "Hardware": "specs", "Link": "specs",
-    "load_model": "catalogue", "load_hardware": "catalogue", "load_spec": "catalogue",
-    "all_models": "catalogue", "all_hardware": "catalogue", "names": "catalogue",
-    "model_from_config": "hf_config", "model_from_config_file": "hf_config",
+    "Model": "core.specs", "Hardware": "core.specs", "Link": "core.specs",
+    "load_model": "core.catalogue", "load_hardware": "core.catalogue", "load_spec": "core.catalogue",
+    "all_models": "core.catalogue", "all_hardware": "core.catalogue", "names": "core.catalogue",
+    "model_from_config": "core.hf_config", "model_from_config_file": "core.hf_config",
     # results and units
-    "Figure": "results", "Result": "results", "derive": "results",
-    "parse_quantity": ("units", "parse"), "fmt": "units", "to_pint": "units",
-    "LlmcalcError": "errors", "SpecError": "errors", "LayoutError": "errors", "UnknownNameError": "errors",
+    "Figure": "core.results", "Result": "core.results", "derive": "core.results",
+    "parse_quantity": ("core.units", "parse"), "fmt": "core.units", "to_pint": "core.units",
+    "LlmcalcError": "core.errors", "SpecError": "core.errors", "LayoutError": "core.errors",
+    "UnknownNameError": "core.errors",
     # calculators: model size and FLOPs
-    "param_breakdown": "params", "count_params": "params",
-    "forward_flops": "flops", "chinchilla": "scaling", "training_cost": "train_cost",
+    "param_breakdown": "model.params", "count_params": "model.params",
+    "forward_flops": "model.flops", "chinchilla": "model.scaling", "training_cost": "training.cost",
     # training memory, communication, step time
-    "Layout": "layout", "LoRA": "train_memory", "training_memory": "train_memory",
-    "model_state_bytes": "train_memory", "korthikanti_layer_bytes": "activations",
-    "comm_ledger": "comms", "training_step": "step",
+    "Layout": "training.layout", "LoRA": "training.memory", "training_memory": "training.memory",
+    "model_state_bytes": "training.memory", "korthikanti_layer_bytes": "training.activations",
+    "comm_ledger": "training.comms", "training_step": "training.step",
     # inference and serving
-    "Efficiency": "efficiency", "DEFAULT_EFFICIENCY": "efficiency", "ROOFLINE": "efficiency",
-    "kv_cache": "kv", "fit": "kv", "weight_bytes": "quant",
-    "Deployment": "inference", "latency": "inference", "batch_sweep": "sweeps", "context_sweep": "sweeps",
-    "speculative": "spec_decode", "continuous_batching": "batching", "serve": "serving",
+    "Efficiency": "core.efficiency", "DEFAULT_EFFICIENCY": "core.efficiency", "ROOFLINE": "core.efficiency",
+    "kv_cache": "inference.kv", "fit": "inference.kv", "weight_bytes": "model.quant",
+    "Deployment": "inference.latency", "latency": "inference.latency",
+    "batch_sweep": "inference.sweeps", "context_sweep": "inference.sweeps",
+    "speculative": "inference.spec_decode", "continuous_batching": "inference.batching", "serve": "inference.serving",
     # the one-page summary (the CLI's main job)
     "summary": "report",
 }

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .results import Figure, Result
-from .specs import Hardware, Model
+from .core.results import Figure, Result
+from .core.specs import Hardware, Model
 
 # (section, calculator result key, label) in the order a reader asks the questions.
 _PICK = {
@@ -37,12 +37,12 @@ def summary(model: Model, hw: Hardware, *, gpus: int = 1024, mfu: float = 0.4, t
             prompt: int = 1000, output: int = 300, users: float = 10_000, context: int | None = None,
             price_usd_per_hour: float | None = None) -> Result:
     """Parameters, compute-optimal data, training time and cost, fit, batch-1 latency and a serving plan."""
-    from .inference import Deployment, latency
-    from .kv import fit
-    from .params import param_breakdown
-    from .scaling import chinchilla
-    from .serving import serve
-    from .train_cost import training_cost
+    from .inference.kv import fit
+    from .inference.latency import Deployment, latency
+    from .inference.serving import serve
+    from .model.params import param_breakdown
+    from .model.scaling import chinchilla
+    from .training.cost import training_cost
 
     ch = chinchilla(model)
     tokens = ch.value("size/rule20/tokens") if tokens is None else tokens

@@ -8,9 +8,9 @@ printed in GiB to 3-4 significant digits).
 
 import pytest
 
-from llmcalc.activations import korthikanti_layer_bytes, layer_activation_bytes, stage_activation_bytes
-from llmcalc.catalogue import load_model
-from llmcalc.layout import Layout
+from llmcalc.core.catalogue import load_model
+from llmcalc.training.activations import korthikanti_layer_bytes, layer_activation_bytes, stage_activation_bytes
+from llmcalc.training.layout import Layout
 
 S, B, H, A, T = 2048, 1, 12288, 96, 8
 GIB = 2**30
@@ -110,7 +110,7 @@ def test_full_recompute_keeps_layer_inputs_plus_one_working_set():
 
 
 def test_tensor_table_lists_what_the_layer_total_sums():
-    from llmcalc.activations import tensor_table
+    from llmcalc.training.activations import tensor_table
 
     m = load_model("llama-3.1-8b")
     rows = tensor_table(m, 2, 4096, tp=4, sp=True)

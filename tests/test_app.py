@@ -68,8 +68,8 @@ def test_bad_url_values_are_ignored_with_a_note():
 
 
 def test_model_page_shows_published_count_and_its_derivation():
-    from llmcalc.catalogue import load_model
-    from llmcalc.params import param_breakdown
+    from llmcalc.core.catalogue import load_model
+    from llmcalc.model.params import param_breakdown
 
     at = run_app()
     assert f"exactly {LLAMA31_8B:,} parameters" in texts(at)
@@ -115,7 +115,7 @@ def errors(at: AppTest) -> str:
 
 
 def test_training_page_chinchilla_and_sections():
-    from llmcalc.units import fmt
+    from llmcalc.core.units import fmt
 
     at = run_app(page="training")
     assert not at.error, errors(at)
@@ -138,7 +138,7 @@ def test_training_model_that_does_not_fit_says_so():
 
 
 def test_inference_page_kv_cache_matches_the_scaling_book():
-    from llmcalc.units import fmt
+    from llmcalc.core.units import fmt
 
     at = run_app(page="inference", model="llama-3.1-70b", tp=2, batch=1, prompt=1024, gen=256)
     assert not at.error, errors(at)
@@ -167,15 +167,15 @@ def test_serving_page_plan_and_impossible_targets():
 
 def test_serving_page_price_input_sets_the_cost():
     # cost = GPUs x $/h / (3600 x output tokens/s) x 1e6 (serving.py); the page's price replaces the catalogue's
-    from llmcalc.catalogue import load_hardware, load_model
-    from llmcalc.serving import serve
+    from llmcalc.core.catalogue import load_hardware, load_model
+    from llmcalc.inference.serving import serve
 
     at = run_app(page="serving", hw="h100-pcie", price=2.5)  # the catalogue has no H100 PCIe price
     assert not at.error, errors(at)
     d = serve(load_model("llama-3.1-8b"), load_hardware("h100-pcie"), prompt=1024, output=256, qps=10.0,
               price_usd_per_hour=2.5).data
     cost = d["gpus"] * 2.5 / (3600 * d["tokens_per_s"]) * 1e6
-    from llmcalc.units import fmt
+    from llmcalc.core.units import fmt
 
     assert d["usd_per_million_output_tokens"] == pytest.approx(cost)
     assert metric(at, "$ per million output tokens at $2.5/GPU-h") == fmt(cost, "USD")
@@ -203,8 +203,8 @@ def test_weight_only_toggle_computes_fp8_weights_at_16_bit():
 
 
 def test_a_vs_b_mfu_delta_in_percentage_points():
+    from llmcalc.core.results import Figure
     from llmcalc.dashboard.compare import delta_table
-    from llmcalc.results import Figure
 
     t = delta_table([Figure("mfu", 0.40, "%", label="MFU")], [Figure("mfu", 0.45, "%", label="MFU")])
     assert t.iloc[0]["B − A"] == "+5 pp"  # 45 % − 40 % = 5 percentage points (not 12.5 %)
@@ -247,7 +247,7 @@ class _Upload:
 
 def test_uploaded_config_json_is_a_model():
     from llmcalc.dashboard.main import uploaded_model
-    from llmcalc.params import count_params
+    from llmcalc.model.params import count_params
 
     m = uploaded_model(_Upload(CONFIGS / "gpt2" / "config.json"))
     assert count_params(m) == GPT2
@@ -266,9 +266,9 @@ def test_upload_in_the_app_replaces_the_catalogue_model():
 
 
 def test_uploaded_yaml_model_and_hardware():
-    from llmcalc.catalogue import load_hardware
+    from llmcalc.core.catalogue import load_hardware
     from llmcalc.dashboard.main import uploaded_hardware, uploaded_model
-    from llmcalc.params import count_params
+    from llmcalc.model.params import count_params
 
     assert count_params(uploaded_model(_Upload(ROOT / "models" / "gpt2.yaml"))) == GPT2
     h100 = uploaded_hardware(_Upload(ROOT / "hardware" / "h100-sxm.yaml"))
@@ -277,8 +277,8 @@ def test_uploaded_yaml_model_and_hardware():
 
 
 def test_uploaded_bad_json_is_a_spec_error(tmp_path):
+    from llmcalc.core.errors import SpecError
     from llmcalc.dashboard.main import uploaded_model
-    from llmcalc.errors import SpecError
 
     bad = tmp_path / "config.json"
     bad.write_text('{"model_type": "llama", ')
@@ -292,9 +292,9 @@ def test_uploaded_bad_json_is_a_spec_error(tmp_path):
 def test_scenario_downloads_carry_the_state_and_results():
     import yaml
 
-    from llmcalc.catalogue import load_model
+    from llmcalc.core.catalogue import load_model
     from llmcalc.dashboard.panels import scenario_texts
-    from llmcalc.params import param_breakdown
+    from llmcalc.model.params import param_breakdown
 
     at = run_app(model="gpt2")
     labels = {d.proto.label for d in at.get("download_button")}

@@ -12,12 +12,12 @@ import pytest
 from conftest import one_line_error
 from typer.testing import CliRunner
 
-from llmcalc.batching import continuous_batching, curve, kv_cap
-from llmcalc.catalogue import load_hardware, load_model
 from llmcalc.cli import app
-from llmcalc.errors import LlmcalcError
-from llmcalc.inference import Deployment, step
-from llmcalc.kv import fit, kv_bytes_per_request_per_gpu
+from llmcalc.core.catalogue import load_hardware, load_model
+from llmcalc.core.errors import LlmcalcError
+from llmcalc.inference.batching import continuous_batching, curve, kv_cap
+from llmcalc.inference.kv import fit, kv_bytes_per_request_per_gpu
+from llmcalc.inference.latency import Deployment, step
 
 runner = CliRunner()
 MIX = dict(prompt=[512, 2048], output=[128, 512], weights=[0.7, 0.3])

@@ -112,7 +112,7 @@ def test_shared_link_then_change_model(server, page):
 
 
 def test_shared_inference_link_then_change_batch(server, page):
-    from llmcalc.units import fmt
+    from llmcalc.core.units import fmt
 
     # scaling-book applied-inference: Llama 3 70B caches 2·8·128·80 = 163,840 elements per token, 327,680 B bf16
     per_token, context = 327_680, 1024 + 256

@@ -12,10 +12,11 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from llmcalc.catalogue import load_hardware, load_model
 from llmcalc.cli import app
-from llmcalc.comms import ALPHA_UP_S, comm_ledger
-from llmcalc.layout import Layout
+from llmcalc.core.catalogue import load_hardware, load_model
+from llmcalc.network.collectives import ALPHA_UP_S
+from llmcalc.training.comms import comm_ledger
+from llmcalc.training.layout import Layout
 
 H100 = load_hardware("h100-sxm")
 LLAMA70 = load_model("llama-3.1-70b")
@@ -126,10 +127,10 @@ def test_cli_comms_table_and_json():
 def test_crossing_the_network_without_a_recorded_scale_out_is_an_error():
     # MI300X: the fact sheet marks per-GPU scale-out "platform-dependent, unverified", so the catalogue has none;
     # a DP group across two 8-GPU nodes must say so rather than invent a bandwidth.
-    from llmcalc.catalogue import load_hardware, load_model
-    from llmcalc.comms import comm_ledger
-    from llmcalc.errors import LlmcalcError
-    from llmcalc.layout import Layout
+    from llmcalc.core.catalogue import load_hardware, load_model
+    from llmcalc.core.errors import LlmcalcError
+    from llmcalc.training.comms import comm_ledger
+    from llmcalc.training.layout import Layout
 
     m, hw = load_model("llama-3.1-8b"), load_hardware("mi300x")
     comm_ledger(m, hw, Layout(tp=8), global_batch=8)  # inside one node: fine
@@ -147,7 +148,7 @@ def test_zero3_collectives_are_per_layer():
     (rs,) = rows(r, "dp", "reduce-scatter")
     for x in (fwd, rs):
         assert x["count"] == 80 * m_batches
-    from llmcalc.train_memory import stage_params
+    from llmcalc.training.memory import stage_params
 
     per_gpu = stage_params(LLAMA70, Layout(tp=8, dp=16))["first"].value  # parameters per TP rank, one stage
     assert fwd["message_bytes"] == pytest.approx(2 * per_gpu / 80, rel=1e-12)

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from llmcalc.catalogue import load_hardware, load_model
 from llmcalc.cli import app
-from llmcalc.errors import LayoutError
-from llmcalc.flops import block_layers, forward_flops
+from llmcalc.core.catalogue import load_hardware, load_model
+from llmcalc.core.errors import LayoutError
+from llmcalc.model.flops import block_layers, forward_flops
 
 runner = CliRunner()
 
@@ -88,7 +88,7 @@ def palm_540b():
     """PaLM 540B as Chowdhery et al. 2022 Table 1 and §2 describe it: 118 layers, d_model 18432, 48 heads of
     256, multi-query attention (1 K/V head), SwiGLU with d_ff = 4·d_model, 256k vocabulary, shared
     input/output embedding. Its matmul weights sum to PaLM's N = 540.35B within 0.1%."""
-    from llmcalc.specs import Model
+    from llmcalc.core.specs import Model
 
     d = load_model("llama-3.1-8b").model_dump()
     d.update(name="palm-540b", display_name="PaLM 540B", n_layers=118, d_model=18432, vocab_size=256000,
@@ -102,7 +102,7 @@ def test_palm_540b_attention_share_of_mfu():
     """PaLM §4.1 / App. B: 238.3K tokens/s on 6144 TPU v4 chips (275 TFLOP/s) is MFU 45.7% without the
     self-attention FLOPs (6N per token) and 46.2% with them (6N + 12·L·H·Q·T). llmcalc's exact count (full
     L x L attention rectangle, as PaLM counts) must give the 46.2% and its 6·N·D figure the 45.7%; 0.1 point."""
-    from llmcalc.train_cost import training_cost
+    from llmcalc.training.cost import training_cost
 
     m, tpu = palm_540b(), load_hardware("tpu-v4")
     kw = dict(tokens=780e9, hardware=tpu, gpus=6144, step_time_s=1.0, batch_tokens=238.3e3)

@@ -26,8 +26,8 @@ transformers = pytest.importorskip("transformers")
 
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from llmcalc.flops import forward_flops  # noqa: E402
-from llmcalc.hf_config import model_from_config, model_from_config_file  # noqa: E402
+from llmcalc.core.hf_config import model_from_config, model_from_config_file  # noqa: E402
+from llmcalc.model.flops import forward_flops  # noqa: E402
 
 pytestmark = pytest.mark.reference
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llmcalc.catalogue import catalogue_dir, load_hardware, names
+from llmcalc.core.catalogue import catalogue_dir, load_hardware, names
 
 REQUIRED = {
     "h100-sxm", "h100-pcie", "h200-sxm", "a100-sxm-40gb", "a100-sxm-80gb", "b200", "gb200",

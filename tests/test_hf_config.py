@@ -3,8 +3,8 @@ transformers' own config classes (the independent reference) where they expose t
 
 import pytest
 
-from llmcalc.errors import SpecError
-from llmcalc.hf_config import model_from_config
+from llmcalc.core.errors import SpecError
+from llmcalc.core.hf_config import model_from_config
 
 
 def _hf_layer_types(mt: str, **kw) -> list[str]:

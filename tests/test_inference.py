@@ -8,14 +8,14 @@ import pytest
 from conftest import one_line_error
 from typer.testing import CliRunner
 
-from llmcalc.catalogue import load_hardware, load_model
 from llmcalc.cli import app
-from llmcalc.comms import ALPHA_OUT_S, ALPHA_UP_S
-from llmcalc.efficiency import DEFAULT_EFFICIENCY, ROOFLINE, Efficiency, parse_efficiency
-from llmcalc.errors import LayoutError, LlmcalcError
-from llmcalc.inference import Deployment, latency, step
-from llmcalc.specs import Model
-from llmcalc.sweeps import batch_sweep, context_sweep
+from llmcalc.core.catalogue import load_hardware, load_model
+from llmcalc.core.efficiency import DEFAULT_EFFICIENCY, ROOFLINE, Efficiency, parse_efficiency
+from llmcalc.core.errors import LayoutError, LlmcalcError
+from llmcalc.core.specs import Model
+from llmcalc.inference.latency import Deployment, latency, step
+from llmcalc.inference.sweeps import batch_sweep, context_sweep
+from llmcalc.network.collectives import ALPHA_OUT_S, ALPHA_UP_S
 
 runner = CliRunner()
 H100_PEAK_BF16, H100_HBM = 989e12, 3.35e12  # NVIDIA H100 SXM datasheet (dense bf16, HBM3)
@@ -61,7 +61,7 @@ def test_decode_memory_time_is_weights_plus_kv_over_bandwidth():
 def test_tp_all_reduce_time_ring():
     # Shoeybi et al. 2019 §3: 2 all-reduces per layer in the forward; nccl-tests PERFORMANCE.md: ring all-reduce
     # moves 2(n-1)/n x S per rank. Llama-3.1-70B: 80 layers, D = 8192; tp 8 over 450 GB/s NVLink 4 per direction.
-    # Each ring all-reduce also pays 2(n-1) latency steps of α (the training ledger's constant, llmcalc.comms).
+    # Each ring all-reduce also pays 2(n-1) latency steps of α (the training ledger's constant, llmcalc.training.comms).
     dep = Deployment(load_model("llama-3.1-70b"), load_hardware("h100-sxm"), tp=8, eff=ROOFLINE)
     s = step(dep, 16, 1, 1000, prefill=False)
     assert ALPHA_UP_S == 5e-6
@@ -82,7 +82,7 @@ def test_tpot_includes_160_all_reduce_latencies():
 
 def test_tp_beyond_the_nvlink_domain_uses_the_network():
     # h100-sxm: 8 GPUs per NVLink domain; tp 16 rides the 400 Gb/s = 50 GB/s per-GPU InfiniBand NDR link with
-    # α = 10 µs (llmcalc.comms). Llama-3.1-405B: 126 layers, D = 16384; 2(16-1) = 30 ring steps.
+    # α = 10 µs (llmcalc.training.comms). Llama-3.1-405B: 126 layers, D = 16384; 2(16-1) = 30 ring steps.
     dep = Deployment(load_model("llama-3.1-405b"), load_hardware("h100-sxm"), tp=16, weights="fp8", eff=ROOFLINE)
     assert ALPHA_OUT_S == 10e-6
     s = step(dep, 4, 1, 1000, prefill=False)
@@ -112,7 +112,7 @@ def test_fp32_weights_are_4_bytes_and_compute_at_the_fp32_peak():
 
 def _reproduces(fig, rel=2e-3):
     """The figure's substituted values, evaluated, give its value (4 significant figures shown)."""
-    from llmcalc.results import _FUNCS
+    from llmcalc.core.results import _FUNCS
 
     expr = fig.substituted.replace("·", "*").replace("^", "**")
     assert fig.substituted != fig.formula

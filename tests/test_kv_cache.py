@@ -5,10 +5,10 @@ import pytest
 from conftest import one_line_error
 from typer.testing import CliRunner
 
-from llmcalc.catalogue import load_hardware, load_model
 from llmcalc.cli import app
-from llmcalc.errors import LayoutError, LlmcalcError
-from llmcalc.kv import fit, kv_bytes_per_request_per_gpu, kv_cache, max_context
+from llmcalc.core.catalogue import load_hardware, load_model
+from llmcalc.core.errors import LayoutError, LlmcalcError
+from llmcalc.inference.kv import fit, kv_bytes_per_request_per_gpu, kv_cache, max_context
 
 runner = CliRunner()
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from llmcalc.catalogue import load_model
 from llmcalc.cli import app
-from llmcalc.errors import LayoutError
-from llmcalc.layout import Layout, check_layout, group_spans, microbatches
+from llmcalc.core.catalogue import load_model
+from llmcalc.core.errors import LayoutError
+from llmcalc.training.layout import Layout, check_layout, group_spans, microbatches
 
 LLAMA = load_model("llama-3.1-8b")
 MIXTRAL = load_model("mixtral-8x7b")
@@ -107,9 +107,9 @@ def test_odd_sequence_needs_the_2cp_split_only_with_context_parallelism():
 
 
 def test_api_rejects_non_finite_and_out_of_range_numbers():
-    from llmcalc.catalogue import load_hardware
-    from llmcalc.comms import comm_ledger
-    from llmcalc.errors import LlmcalcError
+    from llmcalc.core.catalogue import load_hardware
+    from llmcalc.core.errors import LlmcalcError
+    from llmcalc.training.comms import comm_ledger
 
     h100 = load_hardware("h100-sxm")
     with pytest.raises(LayoutError, match="--seq"):

@@ -6,10 +6,10 @@ import random
 import pytest
 from conftest import CONFIGS
 
-from llmcalc.catalogue import load_model, model_to_yaml, names, parse_yaml_spec
-from llmcalc.hf_config import model_from_config, model_from_config_file
-from llmcalc.params import count_params, param_breakdown
-from llmcalc.specs import Model
+from llmcalc.core.catalogue import load_model, model_to_yaml, names, parse_yaml_spec
+from llmcalc.core.hf_config import model_from_config, model_from_config_file
+from llmcalc.core.specs import Model
+from llmcalc.model.params import count_params, param_breakdown
 
 # Exact published counts. Sources: keras-hub presets (gpt2_base_en, llama2_7b_en, llama3_8b_en,
 # gemma2_9b_en, mixtral_8_7b_en) as listed in shared/reference/published-cases.yaml; the issue's

@@ -2,9 +2,9 @@
 
 import pytest
 
-from llmcalc.catalogue import load_model
-from llmcalc.errors import LlmcalcError
-from llmcalc.quant import bits_per_weight, parse_weights, weight_bytes
+from llmcalc.core.catalogue import load_model
+from llmcalc.core.errors import LlmcalcError
+from llmcalc.model.quant import bits_per_weight, parse_weights, weight_bytes
 
 # Llama-3-8B exact counts (Llama 3 paper Table 3 + HF config; keras-hub llama3_8b_en): total 8,030,261,248,
 # embedding + LM head 1,050,673,152.

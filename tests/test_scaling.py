@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from llmcalc.catalogue import load_model
 from llmcalc.cli import app
-from llmcalc.errors import LlmcalcError
-from llmcalc.scaling import chinchilla
+from llmcalc.core.catalogue import load_model
+from llmcalc.core.errors import LlmcalcError
+from llmcalc.model.scaling import chinchilla
 
 runner = CliRunner()
 

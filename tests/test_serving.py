@@ -7,12 +7,12 @@ import pytest
 from conftest import one_line_error
 from typer.testing import CliRunner
 
-from llmcalc.batching import continuous_batching, request_time
-from llmcalc.catalogue import load_hardware, load_model
 from llmcalc.cli import app
-from llmcalc.errors import LlmcalcError
-from llmcalc.inference import Deployment
-from llmcalc.serving import serve
+from llmcalc.core.catalogue import load_hardware, load_model
+from llmcalc.core.errors import LlmcalcError
+from llmcalc.inference.batching import continuous_batching, request_time
+from llmcalc.inference.latency import Deployment
+from llmcalc.inference.serving import serve
 
 runner = CliRunner()
 

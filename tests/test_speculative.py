@@ -5,8 +5,8 @@ import pytest
 from typer.testing import CliRunner
 
 from llmcalc.cli import app
-from llmcalc.errors import LlmcalcError
-from llmcalc.spec_decode import expected_tokens, optimal_gamma, speculative, speedup
+from llmcalc.core.errors import LlmcalcError
+from llmcalc.inference.spec_decode import expected_tokens, optimal_gamma, speculative, speedup
 
 
 def simulate_tokens(alpha: float, gamma: int, trials: int, rng) -> float:

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from llmcalc.catalogue import load_hardware, load_model
 from llmcalc.cli import app
-from llmcalc.layout import Layout
-from llmcalc.specs import Model
-from llmcalc.step import mfu_from_time, training_step
+from llmcalc.core.catalogue import load_hardware, load_model
+from llmcalc.core.specs import Model
+from llmcalc.training.layout import Layout
+from llmcalc.training.step import mfu_from_time, training_step
 
 A100 = load_hardware("a100-sxm-80gb")
 EFF = 0.62  # = llmcalc.efficiency.TRAINING_COMPUTE_EFFICIENCY; see module docstring
@@ -53,7 +53,7 @@ def test_mfu_from_the_measured_iteration_time():
 
 
 def test_korthikanti_175b_calibration_row_is_in_sample():
-    """The default compute efficiency (0.62, llmcalc/efficiency.py) was calibrated on THIS row: Korthikanti
+    """The default compute efficiency (0.62, llmcalc/core/efficiency.py) was calibrated on THIS row: Korthikanti
     Table 5, 175B with SP + selective recompute, 13.75 s. It only checks that the calibration still holds under
     the current step model (±5%), not that the model predicts anything; the out-of-sample rows follow."""
     r = training_step(GPT175, A100, Layout(tp=8, pp=8, sp=True, interleave=3), recompute="selective",
@@ -131,7 +131,7 @@ def test_cli_step():
 
 
 def test_efficiencies_outside_0_1_are_user_errors():
-    from llmcalc.errors import LlmcalcError
+    from llmcalc.core.errors import LlmcalcError
 
     m, h100 = load_model("llama-3.1-8b"), load_hardware("h100-sxm")
     for kw in ({"compute_efficiency": 0.0}, {"compute_efficiency": float("nan")}, {"link_efficiency": 1.5}):

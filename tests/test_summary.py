@@ -5,10 +5,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from llmcalc.catalogue import load_hardware, load_model
 from llmcalc.cli import app
+from llmcalc.core.catalogue import load_hardware, load_model
+from llmcalc.inference.serving import serve
 from llmcalc.report import summary
-from llmcalc.serving import serve
 
 
 def test_summary_figures_are_the_calculators_figures():

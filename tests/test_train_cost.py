@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from llmcalc.catalogue import load_hardware, load_model
 from llmcalc.cli import app
-from llmcalc.errors import LlmcalcError
-from llmcalc.train_cost import training_cost
+from llmcalc.core.catalogue import load_hardware, load_model
+from llmcalc.core.errors import LlmcalcError
+from llmcalc.training.cost import training_cost
 
 runner = CliRunner()
 

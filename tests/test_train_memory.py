@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from llmcalc.catalogue import load_hardware, load_model
 from llmcalc.cli import app
-from llmcalc.layout import Layout
-from llmcalc.params import param_breakdown
-from llmcalc.train_memory import OPTIMIZERS, LoRA, lora_params, model_state_bytes, training_memory
+from llmcalc.core.catalogue import load_hardware, load_model
+from llmcalc.model.params import param_breakdown
+from llmcalc.training.layout import Layout
+from llmcalc.training.memory import OPTIMIZERS, LoRA, lora_params, model_state_bytes, training_memory
 
 H100 = load_hardware("h100-sxm")
 LLAMA8 = load_model("llama-3.1-8b")

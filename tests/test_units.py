@@ -6,9 +6,9 @@ IEC 80000-13) and, independently, pint's own conversions.
 
 import pytest
 
-from llmcalc import units
-from llmcalc.errors import UnitError
-from llmcalc.units import BYTES, BYTES_PER_S, FLOP, FLOP_PER_S, SECONDS, USD_PER_HOUR, WATTS, parse
+from llmcalc.core import units
+from llmcalc.core.errors import UnitError
+from llmcalc.core.units import BYTES, BYTES_PER_S, FLOP, FLOP_PER_S, SECONDS, USD_PER_HOUR, WATTS, parse
 
 
 @pytest.mark.parametrize(

@@ -12,20 +12,20 @@ import sys
 
 import typer
 
-from ..errors import LlmcalcError
+from ..core.errors import LlmcalcError
 
 JSON_OPT = typer.Option(False, "--json", help="Print machine-readable JSON with stable keys.")
 EXPLAIN_OPT = typer.Option(False, "--explain", help="Show each figure's formula, values substituted and source.")
 
 
 def complete_models(incomplete: str) -> list[str]:
-    from ..catalogue import names
+    from ..core.catalogue import names
 
     return [n for n in names("models") if n.startswith(incomplete.lower())]
 
 
 def complete_hardware(incomplete: str) -> list[str]:
-    from ..catalogue import names
+    from ..core.catalogue import names
 
     return [n for n in names("hardware") if n.startswith(incomplete.lower())]
 
@@ -105,8 +105,8 @@ def quantity_option(text: str | None, dim_name: str, option: str, example: str, 
     """A plain number, or a quantity with a unit of the right dimension, in SI (times ``scale``)."""
     if text is None:
         return None
-    from .. import units
-    from ..errors import LlmcalcError
+    from ..core import units
+    from ..core.errors import LlmcalcError
 
     try:
         return float(text)

@@ -15,8 +15,8 @@ from ._common import EXPLAIN_OPT, HARDWARE_OPT, JSON_OPT, MODEL_ARG, emit, table
 @user_errors
 def params(model: str = MODEL_ARG, as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
     """Exact parameter count: total, active per token (MoE), and a breakdown by component."""
-    from ..catalogue import load_model
-    from ..params import param_breakdown
+    from ..core.catalogue import load_model
+    from ..model.params import param_breakdown
 
     r = param_breakdown(load_model(model))
     if as_json or explain:
@@ -34,9 +34,9 @@ def params(model: str = MODEL_ARG, as_json: bool = JSON_OPT, explain: bool = EXP
 def list_(kind: Literal["models", "hardware"] = typer.Argument(..., help="models or hardware"),
           as_json: bool = JSON_OPT) -> None:
     """List the catalogue with key specs."""
-    from ..catalogue import all_hardware, all_models
-    from ..params import param_breakdown
-    from ..units import fmt
+    from ..core.catalogue import all_hardware, all_models
+    from ..core.units import fmt
+    from ..model.params import param_breakdown
 
     if kind == "models":
         rows = []
@@ -78,7 +78,7 @@ def list_(kind: Literal["models", "hardware"] = typer.Argument(..., help="models
 def show(name: str = typer.Argument(..., help="A model or hardware name, or a YAML/config.json path."),
          as_json: bool = JSON_OPT) -> None:
     """Show one catalogue entry in full (SI units)."""
-    from ..catalogue import load_spec
+    from ..core.catalogue import load_spec
 
     data = load_spec(name).model_dump(mode="json")
     if as_json:
@@ -111,8 +111,8 @@ def notation() -> None:
 def import_(config: str = typer.Argument(..., help="Path to a Hugging Face config.json (read locally)."),
             output: str | None = typer.Option(None, "--output", "-o", help="Write the YAML here.")) -> None:
     """Convert a Hugging Face config.json into catalogue YAML."""
-    from ..catalogue import model_to_yaml
-    from ..hf_config import model_from_config_file
+    from ..core.catalogue import model_to_yaml
+    from ..core.hf_config import model_from_config_file
 
     write_out(model_to_yaml(model_from_config_file(config)), output)
 
@@ -129,9 +129,9 @@ def summary(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
             price: float | None = typer.Option(None, "--price", help="USD per GPU-hour (default: catalogue price)."),
             as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
     """One page: parameters, Chinchilla tokens, training days and cost, fit, latency, GPUs to serve N users."""
-    from ..catalogue import load_hardware, load_model
+    from ..core.catalogue import load_hardware, load_model
+    from ..core.units import parse_count
     from ..report import summary as summarise
-    from ..units import parse_count
 
     r = summarise(load_model(model), load_hardware(hardware), gpus=gpus, mfu=mfu,
                   tokens=None if tokens is None else parse_count(tokens), prompt=prompt, output=output, users=users,

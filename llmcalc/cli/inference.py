@@ -23,22 +23,22 @@ ROOFLINE_OPT = typer.Option(False, "--roofline", help="Pure roofline: every effi
 
 
 def _eff(flops, mem, link, roofline):
-    from ..efficiency import parse_efficiency
+    from ..core.efficiency import parse_efficiency
 
     return parse_efficiency(flops, mem, link, roofline)
 
 
 def _deployment(model, hardware, tp, weights, group_size, kv_dtype, activations, eff):
-    from ..catalogue import load_hardware, load_model
-    from ..inference import Deployment
+    from ..core.catalogue import load_hardware, load_model
+    from ..inference.latency import Deployment
 
     return Deployment(load_model(model), load_hardware(hardware), tp, weights, group_size, kv_dtype.lower(),
                       activations.lower(), eff)
 
 
 def _seconds(text: str, option: str) -> float:
-    from ..errors import LlmcalcError
-    from ..units import SECONDS, parse
+    from ..core.errors import LlmcalcError
+    from ..core.units import SECONDS, parse
 
     try:
         return float(text)
@@ -52,7 +52,7 @@ def _seconds(text: str, option: str) -> float:
 
 def parse_int_list(text: str, option: str) -> list[int]:
     """'1,2,4,...,512' (geometric or arithmetic continuation) or '1,8,64' -> list of ints."""
-    from ..errors import LlmcalcError
+    from ..core.errors import LlmcalcError
 
     parts = [p.strip() for p in text.split(",") if p.strip()]
     try:
@@ -81,8 +81,8 @@ def kv(model: str = MODEL_ARG, context: int = typer.Option(..., "--context", hel
        batch: int = typer.Option(1, "--batch", help="Sequences."), kv_dtype: str = KV_DTYPE_OPT,
        tp: int = TP_OPT, pp: int = PP_OPT, as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
     """KV-cache bytes per token, per sequence and per GPU (MHA/GQA/MQA, MLA, sliding windows)."""
-    from ..catalogue import load_model
-    from ..kv import kv_cache
+    from ..core.catalogue import load_model
+    from ..inference.kv import kv_cache
 
     emit(kv_cache(load_model(model), context, batch, kv_dtype.lower(), tp, pp), as_json, explain)
 
@@ -97,8 +97,8 @@ def fit(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, weights: str = WEI
         batch: int = typer.Option(1, "--batch", help="Batch for the longest-context figure."),
         as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
     """Do the weights fit, and the largest batch x context of KV beside them."""
-    from ..catalogue import load_hardware, load_model
-    from ..kv import fit as fit_
+    from ..core.catalogue import load_hardware, load_model
+    from ..inference.kv import fit as fit_
 
     r = fit_(load_model(model), load_hardware(hardware), weights, group_size, kv_dtype.lower(), tp, pp, reserve,
              context, batch, ep=ep)
@@ -118,7 +118,7 @@ def infer(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP_OPT
           eff_flops: float | None = EFF_FLOPS, eff_mem: float | None = EFF_MEM, eff_link: float | None = EFF_LINK,
           roofline: bool = ROOFLINE_OPT, as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
     """Latency: TTFT, TPOT as the context grows, end-to-end, tokens/s, and the bound of each step."""
-    from ..inference import latency
+    from ..inference.latency import latency
 
     dep = _deployment(model, hardware, tp, weights, group_size, kv_dtype, activations,
                       _eff(eff_flops, eff_mem, eff_link, roofline))
@@ -148,8 +148,8 @@ def sweep(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP_OPT
           eff_link: float | None = EFF_LINK, roofline: bool = ROOFLINE_OPT, as_json: bool = JSON_OPT,
           explain: bool = EXPLAIN_OPT) -> None:
     """Throughput and latency against batch size (or context), with the knee marked."""
-    from ..sweeps import batch_sweep, context_sweep
-    from ..units import fmt
+    from ..core.units import fmt
+    from ..inference.sweeps import batch_sweep, context_sweep
 
     dep = _deployment(model, hardware, tp, weights, group_size, kv_dtype, activations,
                       _eff(eff_flops, eff_mem, eff_link, roofline))
@@ -194,10 +194,10 @@ def serve(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
           eff_mem: float | None = EFF_MEM, eff_link: float | None = EFF_LINK, roofline: bool = ROOFLINE_OPT,
           as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
     """How many GPUs serve a load within TTFT/TPOT targets, and the $ per million output tokens."""
-    from ..catalogue import load_hardware, load_model
-    from ..errors import LlmcalcError
-    from ..serving import serve as serve_
-    from ..units import parse_count
+    from ..core.catalogue import load_hardware, load_model
+    from ..core.errors import LlmcalcError
+    from ..core.units import parse_count
+    from ..inference.serving import serve as serve_
 
     price_v = quantity_option(price, "USD_PER_HOUR", "--price", "2.49 or '$2.49/h'", 3600.0)  # parse gives USD/s
     users_v = None
@@ -229,14 +229,14 @@ def speculative(alpha: float = typer.Option(..., "--alpha", help="Acceptance rat
                 cost_ratio: float = typer.Option(0.05, "--cost-ratio", help="Draft step cost / target step cost c."),
                 as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
     """Speculative decoding: expected tokens per target step and speed-up (Leviathan et al. 2023)."""
-    from ..spec_decode import speculative as spec
+    from ..inference.spec_decode import speculative as spec
 
     emit(spec(alpha, gamma, cost_ratio), as_json, explain)
 
 
 def _number_list(text: str, option: str):
     """'512' -> 512.0, '512,2048' -> [512.0, 2048.0] (one entry per request class); ranges are checked later."""
-    from ..errors import LlmcalcError
+    from ..core.errors import LlmcalcError
 
     parts = [p.strip() for p in text.split(",")]
     try:
@@ -261,7 +261,7 @@ def batching(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP_
              as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
     """Continuous batching in steady state: concurrency (Little's law), latency, throughput, KV cap; a request
     mix via --prompt/--output lists and --mix shares."""
-    from ..batching import check_mix, continuous_batching
+    from ..inference.batching import check_mix, continuous_batching
 
     prompts, outputs = _number_list(prompt, "--prompt"), _number_list(output, "--output")
     shares = None if mix is None else _number_list(mix, "--mix")

@@ -24,8 +24,8 @@ LINK_EFF = typer.Option(None, "--link-efficiency", help="Fraction of per-directi
 
 
 def _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave=1, gpus=None):
-    from ..errors import LayoutError
-    from ..layout import Layout, check_layout
+    from ..core.errors import LayoutError
+    from ..training.layout import Layout, check_layout
 
     if dp is None:
         if gpus is None:
@@ -52,8 +52,8 @@ def memory(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, p
            base_bits: int = typer.Option(16, "--base-bits", help="Frozen base precision with LoRA: 16, 8 or 4."),
            as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
     """Training memory per GPU (weights, grads, optimizer, activations) and whether it fits."""
-    from ..catalogue import load_hardware, load_model
-    from ..train_memory import LoRA, training_memory
+    from ..core.catalogue import load_hardware, load_model
+    from ..training.memory import LoRA, training_memory
 
     lora = None
     if lora_rank is not None:
@@ -64,7 +64,7 @@ def memory(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, p
                         global_batch=global_batch, flash=flash, dropout=dropout, lora=lora)
     emit(r, as_json, explain)
     if explain:
-        from ..units import fmt
+        from ..core.units import fmt
 
         typer.echo("tensors kept per layer for backward (one micro-batch; region seq: /tp only with --sp, "
                    "tp: /tp, core: dropped by selective recompute):")
@@ -80,9 +80,9 @@ def comms(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, pp
           global_batch: int = GLOBAL, recompute: str = RECOMPUTE, interleave: int = INTERLEAVE,
           link_efficiency: float = LINK_EFF, as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
     """Every collective one training step issues, per rank: bytes, link, time, overlap."""
-    from ..catalogue import load_hardware, load_model
-    from ..comms import comm_ledger
-    from ..units import fmt
+    from ..core.catalogue import load_hardware, load_model
+    from ..core.units import fmt
+    from ..training.comms import comm_ledger
 
     m = load_model(model)
     lay = _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave)
@@ -116,9 +116,9 @@ def step(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, gpus: int = GPUS,
          causal: bool = typer.Option(False, "--causal", help="Count causal-halved attention FLOPs."),
          as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
     """Step time, tokens/s, MFU and HFU for a parallel layout (compute + exposed comms + bubble)."""
-    from ..catalogue import load_hardware, load_model
-    from ..errors import LlmcalcError
-    from ..step import training_step
+    from ..core.catalogue import load_hardware, load_model
+    from ..core.errors import LlmcalcError
+    from ..training.step import training_step
 
     if compute_efficiency is not None and not 0 < compute_efficiency <= 1:
         raise LlmcalcError(f"--compute-efficiency expects a fraction in (0, 1], got {compute_efficiency}")

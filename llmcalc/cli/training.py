@@ -14,8 +14,8 @@ def _count(text: str | None, option: str):
     """'300B', '15.6T', '3e11' -> float; the option's name in any error."""
     if text is None:
         return None
-    from ..errors import LlmcalcError
-    from ..units import parse_count
+    from ..core.errors import LlmcalcError
+    from ..core.units import parse_count
 
     try:
         return parse_count(text)
@@ -35,9 +35,9 @@ def flops(model: str = MODEL_ARG,
           mla_absorbed: bool = typer.Option(False, "--mla-absorbed", help="MLA with W_UK/W_UV absorbed (decode)."),
           as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
     """FLOPs of one forward pass, matmul by matmul, with backward, training step and 6·N·D beside them."""
-    from ..catalogue import load_model
-    from ..flops import forward_flops
-    from ..units import fmt
+    from ..core.catalogue import load_model
+    from ..core.units import fmt
+    from ..model.flops import forward_flops
 
     r = forward_flops(load_model(model), batch, seq, kv_len=kv_len, causal=causal, mla_absorbed=mla_absorbed,
                       recompute=recompute.lower())
@@ -66,11 +66,11 @@ def chinchilla(model: str | None = typer.Argument(None, help="Catalogue name, YA
                flops: str | None = typer.Option(None, "--flops", help="FLOP budget C: 5.76e23."),
                as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
     """Compute-optimal tokens for a model, and N/D for a FLOP budget (20x rule and Approach 3)."""
-    from ..scaling import chinchilla as chinchilla_
+    from ..model.scaling import chinchilla as chinchilla_
 
     spec = None
     if model is not None:
-        from ..catalogue import load_model
+        from ..core.catalogue import load_model
 
         spec = load_model(model)
     budget = quantity_option(flops, "FLOP", "--flops", "5.76e23 or '3.8e25 FLOP'")
@@ -105,9 +105,9 @@ def train(model: str | None = typer.Argument(None, help="Catalogue name, YAML or
           dtype: str = typer.Option("bf16", "--dtype", help="Peak FLOP/s of this data type."),
           as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
     """Training FLOPs, wall-clock days, GPU-hours and cost; or GPUs for a deadline; or MFU from a step time."""
-    from ..catalogue import load_hardware, load_model
-    from ..errors import LlmcalcError
-    from ..train_cost import training_cost
+    from ..core.catalogue import load_hardware, load_model
+    from ..core.errors import LlmcalcError
+    from ..training.cost import training_cost
 
     if model is None and params is None:
         raise LlmcalcError("train needs a MODEL or --params N (e.g. --params 175B)")

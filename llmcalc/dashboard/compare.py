@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ..catalogue import load_hardware, load_model, names
-from ..results import Figure
+from ..core.catalogue import load_hardware, load_model, names
+from ..core.results import Figure
 from . import charts, headline, panels, state
 
 

@@ -7,15 +7,15 @@ figures still compare.
 
 from __future__ import annotations
 
-from ..errors import LlmcalcError
-from ..params import param_breakdown
-from ..results import Result
+from ..core.errors import LlmcalcError
+from ..core.results import Result
+from ..model.params import param_breakdown
 
 
 def _training(model, hardware, scen: dict) -> list[tuple[Result, tuple[str, ...]]]:
-    from ..layout import Layout
-    from ..step import training_step
-    from ..train_memory import training_memory
+    from ..training.layout import Layout
+    from ..training.memory import training_memory
+    from ..training.step import training_step
 
     layout = Layout(tp=int(scen["tp"]), pp=int(scen["pp"]), dp=int(scen["dp"]), ep=int(scen["ep"]),
                                cp=int(scen["cp"]), sp=bool(scen["sp"]), zero=int(scen["zero"]))
@@ -27,7 +27,7 @@ def _training(model, hardware, scen: dict) -> list[tuple[Result, tuple[str, ...]
 
 
 def _inference(model, hardware, scen: dict) -> list[tuple[Result, tuple[str, ...]]]:
-    from .. import inference as inf
+    from ..inference import latency as inf
     from .state import activations
 
     dep = inf.Deployment(model, hardware, tp=int(scen["tp"]), weights=scen["dtype"], kv_dtype=scen["kv_dtype"],

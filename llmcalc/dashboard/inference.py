@@ -26,8 +26,8 @@ def inputs(dev: str = "GPU") -> None:
 
 
 def deployment(model, hardware, s: dict):
-    from ..efficiency import DEFAULT_EFFICIENCY, ROOFLINE
-    from ..inference import Deployment
+    from ..core.efficiency import DEFAULT_EFFICIENCY, ROOFLINE
+    from ..inference.latency import Deployment
 
     return Deployment(model, hardware, tp=int(s["tp"]), weights=s["dtype"], kv_dtype=s["kv_dtype"],
                       activations=state.activations(s),
@@ -38,8 +38,8 @@ def render(model, hardware, s: dict) -> None:
     st.header(f"Inference: {model.display_name} on {hardware.display_name}")
     dev = state.device_word(hardware)
     inputs(dev)
-    from .. import inference as inf
-    from .. import kv as kvc
+    from ..inference import kv as kvc
+    from ..inference import latency as inf
     dep = deployment(model, hardware, s)
     batch, prompt, gen = int(s["batch"]), int(s["prompt"]), int(s["gen"])
 
@@ -82,7 +82,7 @@ def roofline_chart(inf, dep, batch: int, prompt: int):
 
 def batch_sweep(dep, prompt: int, gen: int, dev: str = "GPU") -> None:
     st.subheader("Batch sweep")
-    from .. import sweeps
+    from ..inference import sweeps
     max_batch = state.widget("max_batch", st.select_slider, label="largest batch in the sweep",
                              options=[2**i for i in range(1, 13)])
     batches = np.array([2**i for i in range(int(np.log2(max_batch)) + 1)])

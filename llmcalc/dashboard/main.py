@@ -16,17 +16,17 @@ if __package__ in (None, ""):  # `streamlit run` executes this file as a script:
 
 import streamlit as st  # noqa: E402
 
-from llmcalc.catalogue import load_hardware, load_model, names, parse_yaml_spec
+from llmcalc.core.catalogue import load_hardware, load_model, names, parse_yaml_spec
+from llmcalc.core.errors import LlmcalcError, SpecError, unknown_name
+from llmcalc.core.specs import Hardware, Model
 from llmcalc.dashboard import panels, state
-from llmcalc.errors import LlmcalcError, SpecError, unknown_name
-from llmcalc.specs import Hardware, Model
 
 
 def uploaded_model(upload) -> Model:
     """A Model from an uploaded Hugging Face config.json or catalogue YAML (read in memory, never saved)."""
     text = upload.getvalue().decode("utf-8", errors="replace")
     if upload.name.endswith(".json"):
-        from llmcalc.hf_config import model_from_config
+        from llmcalc.core.hf_config import model_from_config
 
         try:
             data = json.loads(text)

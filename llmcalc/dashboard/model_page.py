@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ..params import param_breakdown
-from ..units import fmt
+from ..core.units import fmt
+from ..model.params import param_breakdown
 from . import charts, panels, state
 
 
@@ -29,7 +29,7 @@ def render(model, hardware, s: dict) -> None:
 
 def flops_table(model, s: dict) -> None:
     st.subheader("Forward FLOPs per block (einsum notation)")
-    from .. import flops
+    from ..model import flops
     c1, c2, c3 = st.columns(3)
     with c1:
         batch = state.widget("batch", st.number_input, label="batch B (sequences)", min_value=1, step=1)

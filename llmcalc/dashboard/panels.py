@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ..results import Result
+from ..core.results import Result
 
 
 def figure_rows(result: Result) -> pd.DataFrame:

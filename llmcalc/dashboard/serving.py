@@ -36,7 +36,7 @@ def render(model, hardware, s: dict) -> None:
     st.header(f"Serving: {model.display_name} on {hardware.display_name}")
     dev = state.device_word(hardware)
     inputs(dev)
-    from .. import serving as srv
+    from ..inference import serving as srv
     r = plan(srv, model, hardware, s, float(s["rate"]))
     keys = [k for k in ("replicas", "gpus", "tp", "concurrency", "usd_per_million_output_tokens") if k in r.keys()]
     panels.show_result(r, "serving", metrics=tuple(keys))

@@ -84,7 +84,7 @@ FIELDS = _fields(
 
 def activations(s: dict[str, Any]) -> str:
     """Compute precision of a scenario: fp8/int8 weights compute at that precision unless weight-only is set
-    (then 16 bit, like int4); every other format computes at 16 bit (fp32 at fp32, see llmcalc.inference)."""
+    (then 16 bit, like int4); every other format computes at 16 bit (fp32 at fp32, see llmcalc.inference.latency)."""
     return s["dtype"] if s["dtype"] in ("fp8", "int8") and not s.get("weight_only") else "bf16"
 
 

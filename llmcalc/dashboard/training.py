@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ..units import parse_count
+from ..core.units import parse_count
 from . import charts, panels, state
 
 GPU_SWEEP = np.array([2**i for i in range(3, 16)])  # 8 … 32,768 GPUs for the days-vs-GPUs chart
@@ -31,7 +31,7 @@ def layout_inputs(dev: str = "GPU") -> None:
 
 
 def make_layout(s: dict):
-    from ..layout import Layout
+    from ..training.layout import Layout
 
     return Layout(tp=int(s["tp"]), pp=int(s["pp"]), dp=int(s["dp"]), ep=int(s["ep"]), cp=int(s["cp"]),
                   sp=bool(s["sp"]), zero=int(s["zero"]))
@@ -50,8 +50,8 @@ def render(model, hardware, s: dict) -> None:
 
 
 def scaling_and_cost(model, hardware, s: dict) -> None:
-    from .. import scaling
-    from .. import train_cost as cost
+    from ..model import scaling
+    from ..training import cost
     left, right = st.columns(2)
     with left:
         st.subheader("Chinchilla: compute-optimal tokens")
@@ -80,7 +80,7 @@ def scaling_and_cost(model, hardware, s: dict) -> None:
 
 
 def memory(model, hardware, layout, s: dict) -> None:
-    from .. import train_memory as mem
+    from ..training import memory as mem
     dev = state.device_word(hardware)
     st.subheader(f"Memory per {dev}")
     r = mem.training_memory(model, hardware, layout, micro_batch=int(s["mbs"]), seq=int(s["seq"]),
@@ -99,7 +99,7 @@ def memory(model, hardware, layout, s: dict) -> None:
 
 
 def comms(model, hardware, layout, s: dict) -> None:
-    from .. import comms as comm
+    from ..training import comms as comm
     st.subheader("Communication ledger")
     r = comm.comm_ledger(model, hardware, layout, micro_batch=int(s["mbs"]), seq=int(s["seq"]),
                          global_batch=int(s["gbs"]), recompute=s["recompute"])
@@ -119,7 +119,7 @@ def comms(model, hardware, layout, s: dict) -> None:
 
 
 def step_time(model, hardware, layout, s: dict) -> None:
-    from .. import step
+    from ..training import step
     st.subheader("Step time and MFU")
     r = step.training_step(model, hardware, layout, global_batch=int(s["gbs"]), micro_batch=int(s["mbs"]),
                            seq=int(s["seq"]), recompute=s["recompute"], dtype=s["dtype"])

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import check_number
-from .errors import LlmcalcError
-from .results import Figure, Result, derive
-from .specs import Hardware, Model
+from ..core.checks import check_number
+from ..core.errors import LlmcalcError
+from ..core.results import Figure, Result, derive
+from ..core.specs import Hardware, Model
 
 SRC_6ND = "6·N FLOPs per token: forward 2N + backward 4N (Kaplan et al. 2020 §2.1; Brown et al. 2020 App. D)"
 SRC_8ND = "8·N per token with full recompute: one more forward (Narayanan et al. 2021 §5.1, eq. 4: 8TP/(nX))"
@@ -42,11 +42,11 @@ def per_token_flops(model: Model | None, params=None, *, factor=None, recompute:
     if exact_seq is not None:
         if model is None:
             raise LlmcalcError("--exact needs a MODEL (the exact count walks its matmuls), not just --params")
-        from .flops import forward_flops
+        from ..model.flops import forward_flops
 
         r = forward_flops(model, 1, exact_seq, recompute=recompute)
         d = r.data
-        model_pt = derive("model_flops_per_token", "train_step/L", "FLOP", "llmcalc.flops: exact matmul count "
+        model_pt = derive("model_flops_per_token", "train_step/L", "FLOP", "llmcalc.model.flops: exact matmul count "
                           "(forward + backward = 3 x forward)", label="model FLOPs per token (exact)",
                           train_step=d["train_step_flops"], L=exact_seq)
         hw_pt = derive("hardware_flops_per_token", "hardware/L", "FLOP", r["hardware"].source,
@@ -59,14 +59,14 @@ def per_token_flops(model: Model | None, params=None, *, factor=None, recompute:
     if params is None:
         if model is None:
             raise LlmcalcError("give a MODEL or --params N")
-        from .params import param_breakdown
+        from ..model.params import param_breakdown
 
         params = param_breakdown(model).data["active"]
     hw_factor = factor if factor is not None else (8 if recompute == "full" else 6)
     if hw_factor not in (6, 8):
         raise LlmcalcError(f"--flops-per-token-factor must be 6 (no recompute) or 8 (full recompute), got {factor}")
     n = Figure("params", params, "param", source="given (--params)" if given else
-               "llmcalc.params (active parameters per token)", label="N: parameters per token (active)")
+               "llmcalc.model.params (active parameters per token)", label="N: parameters per token (active)")
     model_pt = derive("model_flops_per_token", "6*N", "FLOP", SRC_6ND, label="model FLOPs per token (6·N)",
                       N=params)
     hw_pt = derive("hardware_flops_per_token", "factor*N", "FLOP", SRC_8ND if hw_factor == 8 else SRC_6ND,
@@ -211,7 +211,7 @@ def _fmt_n(x) -> str:
         return "?"
     if isinstance(x, np.ndarray):
         return f"[{x.size} values]"
-    from .units import fmt
+    from ..core.units import fmt
 
     return fmt(x, "").strip() if x < 1e3 else fmt(x, "param").removesuffix(" param")
 

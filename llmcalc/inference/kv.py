@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import check_count, check_number
-from .errors import LayoutError, LlmcalcError
-from .results import Figure, Result, derive
-from .specs import Model
+from ..core.checks import check_count, check_number
+from ..core.errors import LayoutError, LlmcalcError
+from ..core.results import Figure, Result, derive
+from ..core.specs import Model
 
 KV_BYTES: dict[str, float] = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1, "int4": 0.5}
 SRC_MHA = "K and V per KV head per layer: Vaswani et al. 2017 §3.2; GQA: Ainslie et al. 2023 §2"
@@ -229,7 +229,7 @@ def fit(model: Model, hw, weights: str | float = "bf16", group_size: int | None 
     ``free_bytes_per_gpu``, ``max_batch`` (at ``context``), ``max_batch_paged`` (PagedAttention blocks),
     ``max_context`` (at ``batch``), ``kv_tokens_capacity``, ``max_batch_by_context``.
     """
-    from .quant import weight_bytes
+    from ..model.quant import weight_bytes
 
     check_number(reserve, "--reserve", low=0, low_ok=True, high=1, high_ok=False)
     check_count(context, "--context")
@@ -248,7 +248,7 @@ def fit(model: Model, hw, weights: str | float = "bf16", group_size: int | None 
     q, e16 = wb.data["quantized_params"], wb.data["embedding_params"]
     src_q = "bytes = params x bits / 8; " + (wb.assumptions[0] if wb.assumptions else "")
     if ep > 1:
-        from .params import param_breakdown
+        from ..model.params import param_breakdown
 
         if not model.moe or model.moe.n_experts % ep:
             have = f"{model.moe.n_experts} routed experts" if model.moe else "no experts"

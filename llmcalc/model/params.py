@@ -14,8 +14,8 @@ Conventions (each one is how the HF modeling code builds its nn.Parameters):
 
 from __future__ import annotations
 
-from .results import Figure, Result, derive, total
-from .specs import Model
+from ..core.results import Figure, Result, derive, total
+from ..core.specs import Model
 
 SRC_HF = "module shapes of the reference Hugging Face implementation (transformers, modeling_<type>.py)"
 

@@ -39,10 +39,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import check_count, check_number
-from .errors import LlmcalcError
-from .inference import Deployment, step
-from .results import Result, derive
+from ..core.checks import check_count, check_number
+from ..core.errors import LlmcalcError
+from ..core.results import Result, derive
+from .latency import Deployment, step
 
 SRC_LITTLE = "Little's law (Little 1961): concurrency = arrival rate x time in system"
 SRC_CB = "continuous batching (Orca, Yu et al. 2022 §3): prefill interleaved with decode steps"

@@ -1,7 +1,7 @@
 """Training memory per GPU: weights, gradients and optimizer states (with ZeRO/FSDP), activations,
 LoRA/QLoRA, and a fits / does-not-fit verdict against the device's memory.
 
-Placement (Megatron-LM conventions, see llmcalc/layout.py):
+Placement (Megatron-LM conventions, see llmcalc/training/layout.py):
 - transformer layers are split evenly over ``pp`` stages and sharded over ``tp``; routed experts are
   also sharded over ``ep``; the embedding lives on the first stage and the LM head on the last (a tied
   embedding is held by both when pp > 1, as Megatron does);
@@ -18,12 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.errors import LlmcalcError
+from ..core.results import Figure, Result, derive
+from ..core.specs import Hardware, Model
+from ..model.params import param_breakdown
 from .activations import stage_activation_bytes, tensor_table
-from .errors import LlmcalcError
 from .layout import Layout, check_layout, is_sweep, microbatches, recompute_code, where
-from .params import param_breakdown
-from .results import Figure, Result, derive
-from .specs import Hardware, Model
 
 
 @dataclass(frozen=True)

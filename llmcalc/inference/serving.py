@@ -5,7 +5,7 @@ Method (every step printed as an assumption):
 2. for each TP = 1, 2, 4, … up to the scale-up domain (NVLink node) whose weights plus KV fit and for
    which some concurrency meets both targets, the fleet it needs; the TP needing fewest GPUs wins;
 3. per replica, the largest concurrency N (continuous batching, steady state from
-   :mod:`llmcalc.batching`) with TTFT = t_prefill + t_decode(N) <= target and the prefill-stretched
+   :mod:`llmcalc.inference.batching`) with TTFT = t_prefill + t_decode(N) <= target and the prefill-stretched
    TPOT = t_decode(N)/(1 − qps·t_prefill) <= target, and N within the KV cap; its throughput is
    N / T(N) requests/s (Little's law);
 4. replicas = ceil(qps / per-replica rate), GPUs = replicas x TP; cost per million output tokens =
@@ -23,13 +23,13 @@ import math
 
 import numpy as np
 
+from ..core.checks import check_number
+from ..core.efficiency import DEFAULT_EFFICIENCY, Efficiency
+from ..core.errors import LlmcalcError
+from ..core.results import Result, derive
+from ..core.specs import Hardware, Model
 from .batching import check_workload, concurrency_for_rate, curve, kv_cap, rate_curve
-from .checks import check_number
-from .efficiency import DEFAULT_EFFICIENCY, Efficiency
-from .errors import LlmcalcError
-from .inference import Deployment
-from .results import Result, derive
-from .specs import Hardware, Model
+from .latency import Deployment
 
 SRC_LOAD = "load: users x requests/user/min / 60"
 SRC_REPLICA = "per-replica rate N/T(N) at the largest N meeting TTFT and TPOT (Little's law; Orca-style batching)"

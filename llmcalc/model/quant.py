@@ -17,10 +17,10 @@ every parameter, embeddings included, at that width (fp32 weights: 4 bytes per p
 
 from __future__ import annotations
 
-from .checks import check_count, check_number
-from .errors import LlmcalcError
-from .results import Result, derive, total
-from .specs import Model
+from ..core.checks import check_count, check_number
+from ..core.errors import LlmcalcError
+from ..core.results import Result, derive, total
+from ..core.specs import Model
 
 # bits per element of each storage format
 DTYPE_BITS: dict[str, float] = {"fp32": 32, "bf16": 16, "fp16": 16, "fp8": 8, "int8": 8, "int4": 4, "fp4": 4}

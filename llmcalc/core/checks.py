@@ -54,3 +54,13 @@ def check_count(x, option: str, *, minimum: int = 1):
     if np.any(a != np.floor(a)):
         raise LlmcalcError(f"{option} expects a whole number, got {_plain(a[a != np.floor(a)].flat[0])}")
     return x
+
+
+def fmt_input(v) -> str:
+    """A value as a user typed it: 2048 (not array(2048.)), or a size for a sweep."""
+    import numpy as np
+
+    if np.ndim(v) > 0:
+        return f"[array of {np.size(v)}]"
+    x = np.asarray(v).item()
+    return str(int(x)) if isinstance(x, float) and x.is_integer() else str(x)

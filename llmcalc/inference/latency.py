@@ -7,7 +7,7 @@ plus the tensor-parallel all-reduces, which we do not overlap (Megatron: 2 all-r
 the forward pass, Shoeybi et al. 2019 §3). Each is a ring all-reduce: 2(n−1) steps of latency α plus
 2(n−1)/n of the message over the link (nccl-tests PERFORMANCE.md), on the scale-up link while the
 TP group fits its domain and on the per-device scale-out link beyond it, with the α constants of
-the training ledger (llmcalc.comms). Bytes are the weights read once per step for the
+the training ledger (llmcalc.training.comms). Bytes are the weights read once per step for the
 whole batch, plus the KV cache read and written; activations are left out (small at decode).
 MoE layers read only the experts the step's tokens touch: with T tokens routed to k of E experts
 uniformly, the expected number of distinct experts is ``E·(1 − (1 − k/E)^T)``.
@@ -26,16 +26,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .checks import check_count, check_number
-from .efficiency import DEFAULT_EFFICIENCY, Efficiency
-from .errors import LayoutError, LlmcalcError
+from ..core.checks import check_count, check_number
+from ..core.efficiency import DEFAULT_EFFICIENCY, Efficiency
+from ..core.errors import LayoutError, LlmcalcError
+from ..core.results import Result, derive
+from ..core.specs import Hardware, Model
 from .kv import check_tp, kv_bytes_per_request_per_gpu, kv_heads_per_gpu, per_token_per_layer
-from .results import Result, derive
-from .specs import Hardware, Model
 
 SRC_ROOFLINE = "roofline: Williams et al. 2009; time = max(compute, memory)"
 SRC_AR = ("2 all-reduces of B·L·D per layer (Shoeybi et al. 2019 §3); ring: 2(n-1) steps of α + 2(n-1)/n of the "
-          "message (nccl-tests PERFORMANCE.md); α per ring step from llmcalc.comms (assumption)")
+          "message (nccl-tests PERFORMANCE.md); α per ring step from llmcalc.network.collectives (assumption)")
 SRC_MOE_READ = "distinct experts touched by T tokens routed to k of E uniformly: E·(1-(1-k/E)^T)"
 ACT_BYTES = 2  # activations all-reduced in 16 bit (Megatron, TensorRT-LLM); 4 with fp32 weights
 
@@ -66,7 +66,7 @@ class Deployment:
     # ---- precision
     @property
     def weights_name(self) -> str:
-        from .quant import parse_weights
+        from ..model.quant import parse_weights
 
         return parse_weights(self.weights)[0]
 
@@ -82,8 +82,8 @@ class Deployment:
 
     def tp_link(self) -> tuple[float, float, str]:
         """(per-direction B/s, α per ring step, link name) of the TP all-reduce: the scale-up link while the
-        group fits its domain, else the per-device scale-out link (as the training ledger, llmcalc.comms)."""
-        from .comms import ALPHA_OUT_S, ALPHA_UP_S
+        group fits its domain, else the per-device scale-out link (llmcalc.network.collectives, as training)."""
+        from ..network.collectives import ALPHA_OUT_S, ALPHA_UP_S
 
         up, hw = self.hw.scale_up, self.hw
         if self.tp <= up.domain_size:
@@ -101,7 +101,7 @@ class Deployment:
 
     # ---- bytes (whole model, before TP sharding)
     def _weights(self):
-        from .quant import weight_bytes
+        from ..model.quant import weight_bytes
 
         return weight_bytes(self.model, self.weights, self.group_size).data
 
@@ -115,7 +115,7 @@ class Deployment:
 
     def _read_parts(self) -> tuple[float, float]:
         """(bytes read every step, bytes of ONE routed expert of one layer)."""
-        from .params import param_breakdown
+        from ..model.params import param_breakdown
 
         w = self._weights()
         bpw = w["bits_per_weight"]
@@ -157,7 +157,7 @@ def forward_flops(model: Model, batch, seq, kv_len, causal: bool):
     """Forward FLOPs of one step, from llmcalc.flops. Prefill uses the causal-halved convention (what
     FlashAttention executes) and computes logits for the last position only (serving engines gather the
     last hidden state before the LM head); MLA decode uses the absorbed form DeepSeek-V3 serves with."""
-    from .flops import forward_flops as ff
+    from ..model.flops import forward_flops as ff
 
     absorbed = bool(model.attention.mla) and not causal
     d = ff(model, batch, seq, kv_len=kv_len, causal=causal, mla_absorbed=absorbed).data
@@ -167,7 +167,7 @@ def forward_flops(model: Model, batch, seq, kv_len, causal: bool):
 
 def _tp_ar_per_layer() -> str:
     """Two ring all-reduces of the B·L·D activations per layer (Shoeybi et al. 2019 §3), timed as in comms."""
-    from .comms import ring_time_formula
+    from ..network.collectives import ring_time_formula
 
     return f"2*({ring_time_formula('all-reduce')})"
 
@@ -292,7 +292,7 @@ def latency(dep: Deployment, batch=1, prompt=128, output=128, reserve: float = 0
     m, e = dep.model, dep.eff
     figs = []
     pre = _step(dep, batch, prompt, prompt, prefill=True)
-    figs.append(derive("prefill/flops", "flops", "FLOP", "llmcalc.flops forward_flops, causal-halved attention "
+    figs.append(derive("prefill/flops", "flops", "FLOP", "llmcalc.model.flops forward_flops, causal-halved attention "
                        "(what FlashAttention executes), logits for the last position only, / tp",
                        label="prefill FLOPs per GPU",
                        flops=pre["flops_per_gpu"]))
@@ -327,7 +327,7 @@ def latency(dep: Deployment, batch=1, prompt=128, output=128, reserve: float = 0
     figs.append(derive("ridge", "peak/hbm", "FLOP/B", "roofline ridge point: peak FLOP/s / HBM B/s",
                        label=f"ridge point ({dep.compute_dtype}, datasheet peaks)", peak=dep.peak_flops_per_s,
                        hbm=dep.hw.memory_bw_bytes_per_s))
-    from .quant import parse_weights
+    from ..model.quant import parse_weights
 
     bpw = parse_weights(dep.weights)[1]
     figs.append(derive("compute_bound_batch_weights_only", "(peak*eff_flops)/(hbm*eff_mem)*(bpw/8)/2", "seq",

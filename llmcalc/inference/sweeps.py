@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import check_count
-from .inference import Deployment, latency, step
+from ..core.checks import check_count
 from .kv import fit
+from .latency import Deployment, latency, step
 
 GAIN_THRESHOLD = 0.10  # "extra batch gives < 10 % more throughput"
 

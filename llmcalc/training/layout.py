@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import LayoutError
-from .specs import Model
+from ..core.checks import fmt_input
+from ..core.errors import LayoutError
+from ..core.specs import Model
 
 RECOMPUTE_CODES = {"none": 0, "selective": 1, "full": 2}
 RECOMPUTE_NAMES = {v: k for k, v in RECOMPUTE_CODES.items()}
@@ -76,14 +77,6 @@ def is_sweep(*values) -> bool:
     return any(np.ndim(v) > 0 for v in values)
 
 
-def _fmt(v) -> str:
-    """A value as a user typed it: 2048 (not array(2048.)), or a size for a sweep."""
-    if np.ndim(v) > 0:
-        return f"[array of {np.size(v)}]"
-    x = np.asarray(v).item()
-    return str(int(x)) if isinstance(x, float) and x.is_integer() else str(x)
-
-
 def check_layout(model: Model, layout: Layout, *, gpus=None, micro_batch=1, seq=None, global_batch=None):
     """Validate ``layout`` for ``model``. Scalars: raise LayoutError on the first problem, else return True.
     Sweeps (any numpy array): return the boolean mask of valid elements (broadcast shape)."""
@@ -101,38 +94,39 @@ def check_layout(model: Model, layout: Layout, *, gpus=None, micro_batch=1, seq=
         if val is None:
             continue
         if not np.all(np.isfinite(np.asarray(val, dtype=float))):  # NaN passes every `< 1` test: reject first
-            raise LayoutError(f"{opt} must be a finite positive integer, got {_fmt(val)}")
-        bad(np.asarray(val) < 1, f"{opt} must be a positive integer (at least 1), got {_fmt(val)}")
+            raise LayoutError(f"{opt} must be a finite positive integer, got {fmt_input(val)}")
+        bad(np.asarray(val) < 1, f"{opt} must be a positive integer (at least 1), got {fmt_input(val)}")
     if not np.all(np.isin(layout.zero, (0, 1, 2, 3))):
-        raise LayoutError(f"--zero expects a stage 0, 1, 2 or 3 (FSDP = 3), got {_fmt(layout.zero)}")
+        raise LayoutError(f"--zero expects a stage 0, 1, 2 or 3 (FSDP = 3), got {fmt_input(layout.zero)}")
     bad(a.n_heads % np.maximum(t, 1) != 0,
-        f"--tp {_fmt(t)} does not divide the {a.n_heads} attention heads of {name}")
+        f"--tp {fmt_input(t)} does not divide the {a.n_heads} attention heads of {name}")
     if not a.mla:  # Megatron shards whole key/value groups across TP ranks
         bad(a.n_kv_heads % np.maximum(t, 1) != 0,
-            f"--tp {_fmt(t)} does not divide the {a.n_kv_heads} key/value heads of {name} "
+            f"--tp {fmt_input(t)} does not divide the {a.n_kv_heads} key/value heads of {name} "
             f"(each TP rank must own whole KV groups)")
     bad(model.n_layers % np.maximum(p * v, 1) != 0,
-        f"--pp {_fmt(p)}" + (f" × --interleave {_fmt(v)}" if np.any(np.asarray(v) > 1) else "")
+        f"--pp {fmt_input(p)}" + (f" × --interleave {fmt_input(v)}" if np.any(np.asarray(v) > 1) else "")
         + f" does not divide the {model.n_layers} layers of {name}")
-    bad((np.asarray(v) > 1) & (np.asarray(p) < 2), f"--interleave {_fmt(v)} needs --pp of at least 2")
+    bad((np.asarray(v) > 1) & (np.asarray(p) < 2), f"--interleave {fmt_input(v)} needs --pp of at least 2")
     if model.moe:
         bad(model.moe.n_experts % np.maximum(e, 1) != 0,
-            f"--ep {_fmt(e)} does not divide the {model.moe.n_experts} experts of {name}")
+            f"--ep {fmt_input(e)} does not divide the {model.moe.n_experts} experts of {name}")
     else:
-        bad(np.asarray(e) != 1, f"--ep {_fmt(e)} given but {name} is dense (no experts); use --ep 1")
+        bad(np.asarray(e) != 1, f"--ep {fmt_input(e)} given but {name} is dense (no experts); use --ep 1")
     bad(np.asarray(d) % np.maximum(e, 1) != 0,
-        f"--ep {_fmt(e)} must divide --dp {_fmt(d)} (expert parallelism is carved out of data parallelism)")
+        f"--ep {fmt_input(e)} must divide --dp {fmt_input(d)} (expert parallelism is carved out of data parallelism)")
     if seq is not None:  # only context parallelism needs the 2·cp split; any length works without it
         bad((np.asarray(c) > 1) & (np.asarray(seq) % (2 * np.maximum(c, 1)) != 0),
-            f"--seq {_fmt(seq)} must split into 2·cp = {_fmt(2 * np.asarray(c))} equal chunks for context "
+            f"--seq {fmt_input(seq)} must split into 2·cp = {fmt_input(2 * np.asarray(c))} equal chunks for context "
             "parallelism (Megatron-Core load-balances causal attention this way)")
     if gpus is not None:
         bad(t * p * d * c != gpus,
-            f"tp·pp·dp·cp = {_fmt(t)}·{_fmt(p)}·{_fmt(d)}·{_fmt(c)} = {_fmt(t * p * d * c)} but --gpus is {_fmt(gpus)}")
+            f"tp·pp·dp·cp = {fmt_input(t)}·{fmt_input(p)}·{fmt_input(d)}·{fmt_input(c)} = {fmt_input(t * p * d * c)} "
+            f"but --gpus is {fmt_input(gpus)}")
     if global_batch is not None:
         bad(np.asarray(global_batch) % (micro_batch * d) != 0,
-            f"--global-batch {_fmt(global_batch)} is not divisible by micro-batch·dp = "
-            f"{_fmt(micro_batch)}·{_fmt(d)} (every DP rank runs whole micro-batches)")
+            f"--global-batch {fmt_input(global_batch)} is not divisible by micro-batch·dp = "
+            f"{fmt_input(micro_batch)}·{fmt_input(d)} (every DP rank runs whole micro-batches)")
 
     if not is_sweep(t, p, d, e, c, v, micro_batch, seq, gpus, global_batch, layout.zero):
         for cond, msg in checks:

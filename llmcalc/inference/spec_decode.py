@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import check_count, check_number
-from .results import Result, derive
+from ..core.checks import check_count, check_number
+from ..core.results import Result, derive
 
 SRC_EQ1 = "Leviathan et al. 2023, §3.2 eq. 1 (expected tokens per target step)"
 SRC_T38 = "Leviathan et al. 2023, §3.3 Theorem 3.8 (expected improvement in wall time)"

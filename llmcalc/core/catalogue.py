@@ -22,7 +22,7 @@ try:  # libyaml is ~10x faster; fall back to the pure-Python loader where it is 
 except ImportError:  # pragma: no cover
     from yaml import SafeLoader as _Loader
 
-_PKG = Path(__file__).resolve().parent
+_PKG = Path(__file__).resolve().parent.parent  # the llmcalc package (this file is llmcalc/core/)
 
 
 def catalogue_dir(kind: str) -> Path:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import LlmcalcError
-from .results import Figure, Result, derive
-from .specs import Model
+from ..core.errors import LlmcalcError
+from ..core.results import Figure, Result, derive
+from ..core.specs import Model
 
 SRC_T3 = "Hoffmann et al. 2022 (Chinchilla), Table 3: ~20 tokens per parameter (1B -> 20.2B tokens)"
 SRC_6ND = "C = 6·N·D (Kaplan et al. 2020 §2.1; Hoffmann et al. 2022 §3)"
@@ -29,7 +29,7 @@ TOKENS_PER_PARAM = 20.0
 def _positive(x, option: str):
     if x is None:
         return None
-    from .checks import check_number
+    from ..core.checks import check_number
 
     v = x if isinstance(x, (int, float)) else np.asarray(x, dtype=float)
     return check_number(v, option)  # finite and > 0: NaN would otherwise flow through every formula
@@ -115,9 +115,9 @@ def chinchilla(model: Model | None = None, *, params=None, flops=None) -> Result
         p = param_breakdown(model).data
         params = p["active"]
         title += f" for {model.display_name}"
-        figures += [Figure("params_active", p["active"], "param", source="llmcalc.params",
+        figures += [Figure("params_active", p["active"], "param", source="llmcalc.model.params",
                            label="N for compute: active parameters per token"),
-                    Figure("params_total", p["total"], "param", source="llmcalc.params",
+                    Figure("params_total", p["total"], "param", source="llmcalc.model.params",
                            label="total parameters (what memory must hold)")]
         data.update(model=model.name, params_active=p["active"], params_total=p["total"])
         if model.moe:

@@ -17,19 +17,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import check_number
+from ..core.checks import check_number
+from ..core.results import Result, derive
+from ..core.specs import Hardware, Model
 from .comms import comm_ledger
 from .layout import Layout, check_layout, is_sweep, microbatches, recompute_code, where
-from .results import Result, derive
-from .specs import Hardware, Model
 
 SRC_BUBBLE = "Narayanan et al. 2021 §2.2: bubble fraction (p−1)/m for 1F1B, (p−1)/(v·m) interleaved"
 SRC_MFU = "Chowdhery et al. 2022 (PaLM) App. B: MFU = model FLOPs per second / peak; Korthikanti et al. 2022 App. A"
 
 
 def compute_efficiency_default() -> float:
-    """Fraction of peak a whole training layer reaches (see llmcalc.efficiency: calibrated on Korthikanti 2022)."""
-    from .efficiency import TRAINING_COMPUTE_EFFICIENCY
+    """Fraction of peak a whole training layer reaches (see llmcalc.core.efficiency: calibrated on Korthikanti 2022)."""
+    from ..core.efficiency import TRAINING_COMPUTE_EFFICIENCY
 
     return TRAINING_COMPUTE_EFFICIENCY
 
@@ -39,7 +39,7 @@ def flops_per_sequence(m: Model, seq, *, causal: bool = False):
     via llmcalc.flops. The head is run forward and backward once (never recomputed): 3 × its forward.
 
     Evaluated once per distinct ``seq`` so a million-point sweep over a few lengths stays cheap."""
-    from .flops import forward_flops
+    from ..model.flops import forward_flops
 
     u, inv = np.unique(np.asarray(seq), return_inverse=True)
     model = head = None
@@ -80,9 +80,9 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
     c = comm.data
     mb = microbatches(layout, micro_batch, global_batch)
     figs = [
-        derive("flops/model", "gb*Fm", "FLOP", "3 × forward FLOPs (llmcalc.flops; Korthikanti et al. 2022 eq. 7)",
+        derive("flops/model", "gb*Fm", "FLOP", "3 × forward FLOPs (llmcalc.model.flops; Korthikanti et al. 2022 eq. 7)",
                label="model FLOPs per step", gb=global_batch, Fm=f_model),
-        derive("flops/hardware", "gb*Fh", "FLOP", "model FLOPs + recomputation (llmcalc.flops)",
+        derive("flops/hardware", "gb*Fh", "FLOP", "model FLOPs + recomputation (llmcalc.model.flops)",
                label="hardware FLOPs per step", gb=global_batch, Fh=f_hw)]
     # A pipeline runs at the pace of its slowest stage: the layers split evenly, but the last stage also runs
     # the LM head (the embedding lookup on the first is not a matmul). pp = 1 gives F/(N·peak·eff).
@@ -124,7 +124,7 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
             "compute_efficiency": eff, "causal_attention": causal}
     if not is_sweep(step.value):
         data["comm_rows"] = c["rows"]
-    from .efficiency import SOURCE_TRAINING_COMPUTE
+    from ..core.efficiency import SOURCE_TRAINING_COMPUTE
 
     why = "" if compute_efficiency is not None else f" ({SOURCE_TRAINING_COMPUTE})"
     notes = [f"compute at {eff:g} × the dense {dtype} peak ({peak / 1e12:g} TFLOP/s){why}",

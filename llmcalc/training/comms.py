@@ -4,10 +4,7 @@ For each collective: the parallelism that issues it, the collective, the tensor 
 shape), the message size S, the bytes each rank moves under the ring algorithm, how many times per
 step, which link it crosses, its time and whether it can hide behind compute.
 
-Ring bytes per rank for a buffer of S bytes on n ranks (NVIDIA nccl-tests doc/PERFORMANCE.md, bus
-bandwidth factors): all-reduce 2(n−1)/n·S; all-gather and reduce-scatter (n−1)/n·S with S the FULL
-gathered array; all-to-all (n−1)/n·S; send/recv S. Time = count·(α·ring steps + bytes / (per-direction
-link bandwidth × link efficiency)).
+Bytes per rank and time per call come from the one collective model, llmcalc/network/collectives.py.
 
 Links: a group stays on the scale-up link (NVLink) when its ranks span at most
 ``hardware.scale_up.domain_size`` consecutive ranks under the order TP, CP, EP, DP, PP (innermost
@@ -27,13 +24,21 @@ from typing import Any
 
 import numpy as np
 
-from .checks import check_number
-from .errors import LlmcalcError
+from ..core.checks import check_number
+from ..core.results import Figure, Result, derive
+from ..core.specs import Hardware, Model
+from ..network.collectives import (
+    ALPHA_OUT_S,
+    ALPHA_UP_S,
+    FACTORS,
+    SRC_NCCL,
+    link_efficiency_default,
+    network_needed,
+    scale_out_bw,
+    topology_note,
+)
 from .layout import RANK_ORDER, Layout, check_layout, group_spans, microbatches, recompute_code, where
-from .results import Figure, Result, derive
-from .specs import Hardware, Model
 
-SRC_NCCL = "NVIDIA nccl-tests doc/PERFORMANCE.md (ring bus-bandwidth factors)"
 SRC_ZERO7 = "Rajbhandari et al. 2020 (ZeRO) §7.1-7.2: DP 2Ψ, ZeRO-1/2 2Ψ, ZeRO-3 3Ψ per step"
 SRC_TP = "Korthikanti et al. 2022 §4.2.2: 4 all-reduces per layer (fwd+bwd), or with SP 4 all-gathers + " \
          "4 reduce-scatters; +2 for the recomputed forward (Rajbhandari et al. 2020 §8)"
@@ -44,11 +49,6 @@ SRC_EP = "Lepikhin et al. 2020 (GShard) §2.2 / Megatron-Core MoE: all-to-all di
 SRC_CP = "Liu et al. 2023 (Ring Attention) §3 / Megatron-Core context parallelism: K,V blocks pass around the " \
          "CP ring (cp−1 hops fwd; K,V and dK,dV in bwd), overlapped with blockwise attention"
 SRC_FSDP = "Zhao et al. 2023 (PyTorch FSDP) §3.2-3.3: one all-gather and one reduce-scatter per FSDP unit (layer)"
-ALPHA_UP_S = 5e-6  # assumption: per-ring-step latency on NVLink, order of nccl-tests small-message times
-ALPHA_OUT_S = 10e-6  # assumption: per-ring-step latency across InfiniBand
-FACTORS = {"all-reduce": ("2*(n - 1)/n", "2*(n - 1)"), "all-gather": ("(n - 1)/n", "(n - 1)"),
-           "reduce-scatter": ("(n - 1)/n", "(n - 1)"), "all-to-all": ("(n - 1)/n", "(n - 1)"),
-           "send/recv": ("1", "1")}
 
 
 @dataclass(frozen=True)
@@ -75,46 +75,6 @@ class CommRow:
                 **({} if np.ndim(self.scale_up) else {"link": "scale-up" if self.scale_up else "scale-out"})}
 
 
-def link_efficiency_default() -> float:
-    """The sourced default shared with inference (llmcalc/efficiency.py: NCCL ~370/450 GB/s on H100)."""
-    from .efficiency import DEFAULT_EFFICIENCY
-
-    return DEFAULT_EFFICIENCY.link
-
-
-def scale_out_bw(hw: Hardware) -> float | None:
-    """Per-direction network bandwidth per device, or None where the catalogue records none."""
-    return None if hw.scale_out is None else hw.scale_out.per_direction_bytes_per_s
-
-
-def _topology_note(hw: Hardware) -> list[str]:
-    """Say how a group shares a scale-up link that is not a switch (the aggregate is not what a pair gets)."""
-    up = hw.scale_up
-    if up.topology == "full_mesh":
-        agg, peer = up.per_direction_bytes_per_s / 1e9, up.per_peer_bytes_per_s / 1e9
-        return [f"{hw.display_name} scale-up is a full mesh: a group of n gets min({agg:g}, (n−1)·{peer:g}) GB/s "
-                "per direction"]
-    if up.topology == "torus":
-        return [f"{hw.display_name} scale-up is a torus: a ring gets {up.per_link_bytes_per_s / 1e9:g} GB/s per link, "
-                f"2 links per {up.axis_size}-chip axis spanned (1 below a full axis), at most "
-                f"{up.per_direction_bytes_per_s / 1e9:g} GB/s"]
-    return []
-
-
-def ring_time_formula(collective: str) -> str:
-    """Time of one ring collective over n ranks on a buffer of S bytes: α per ring step plus the bytes each
-    rank moves (nccl-tests PERFORMANCE.md bus-bandwidth factors) at bw·eff. One formula for training and
-    inference alike."""
-    factor, steps = FACTORS[collective]
-    return f"alpha*{steps} + {factor}*S/(bw*eff)"
-
-
-def _network_needed(hw: Hardware, what: str) -> LlmcalcError:
-    return LlmcalcError(f"{what} spans more than the {hw.scale_up.domain_size}-device scale-up domain of "
-                        f"{hw.display_name}, whose catalogue entry records no scale_out bandwidth (unverified); "
-                        "keep that group inside one domain, or give the hardware YAML a scale_out link")
-
-
 def _row(parallelism, collective, tensor, shape, n, S, count, span, ctx, overlap, phase, source) -> CommRow:
     factor, steps = FACTORS[collective]
     key = f"comm/{parallelism}/{collective}/{tensor.split(' ')[0]}"
@@ -122,7 +82,7 @@ def _row(parallelism, collective, tensor, shape, n, S, count, span, ctx, overlap
                  n=n, S=S)
     up = np.asarray(span) <= ctx["domain"]
     if ctx["out_bw"] is None and not np.all(up):
-        raise _network_needed(ctx["hw"], f"the {parallelism} group")
+        raise network_needed(ctx["hw"], f"the {parallelism} group")
     # Inside the domain the link's topology decides what a group of n gets (switch: all of it; full mesh:
     # (n−1) peer links; torus: the axes spanned); across domains the per-device scale-out link.
     up_bw = ctx["hw"].scale_up.ring_bw_per_direction(n)
@@ -139,7 +99,7 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
                 recompute="none", link_efficiency: float | None = None, act_bytes: int = 2,
                 grad_bytes: int = 2) -> Result:
     """Every collective of one training step, per rank (first pipeline stage, the fullest)."""
-    from .train_memory import stage_params
+    from .memory import stage_params
 
     rc = recompute_code(recompute)
     valid = check_layout(m, layout, micro_batch=micro_batch, seq=seq, global_batch=global_batch)
@@ -228,7 +188,7 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
     figs += [moved, tot]
     notes = [RANK_ORDER, f"link efficiency {eff:g} of per-direction bandwidth (NCCL ring busbw ~370/450 GB/s on "
              "H100 NVLink; 235/300 on A100)",
-             *_topology_note(hw),
+             *topology_note(hw),
              f"latency α = {ALPHA_UP_S * 1e6:g} µs per ring step on NVLink, {ALPHA_OUT_S * 1e6:g} µs across the "
              "network (assumption)",
              f"activations {act_bytes} B, gradients reduced in {grad_bytes} B (bf16)",

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.results import Figure, derive
+from ..core.specs import Model
 from .layout import where
-from .results import Figure, derive
-from .specs import Model
 
 SRC_K = "Korthikanti et al. 2022"
 SRC_K_EQ = {(False, False, 0): f"{SRC_K}, §4.1, eq. 1 (sbh(34 + 5as/h))",
@@ -46,7 +46,7 @@ SRC_K_EQ = {(False, False, 0): f"{SRC_K}, §4.1, eq. 1 (sbh(34 + 5as/h))",
             (False, True, 1): f"{SRC_K}, §4.3 and Table 2 (selective, t = 1: 34·sbh)",
             (False, True, 0): f"{SRC_K}, §4.1, eq. 1 (sbh(34 + 5as/h))"}
 SRC_TENSORS = (f"tensors kept for backward, derived per tensor as in {SRC_K} §4.1 (SwiGLU, GQA, FlashAttention "
-               "and dropout-free blocks re-derived; see llmcalc/activations.py)")
+               "and dropout-free blocks re-derived; see llmcalc/training/activations.py)")
 
 
 def korthikanti_layer_bytes(s, b, h, a, t=1, sp=False, recompute: str = "none") -> Figure:

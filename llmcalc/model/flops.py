@@ -24,9 +24,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from .errors import LayoutError
-from .results import Figure, Result, derive, total
-from .specs import Model
+from ..core.checks import fmt_input
+from ..core.errors import LayoutError
+from ..core.results import Figure, Result, derive, total
+from ..core.specs import Model
 
 SRC_EAGER = "torch.utils.flop_counter convention (2 per multiply-add) on the HF eager implementation"
 SRC_ATTN = "Vaswani et al. 2017 §3.2.1 (scaled dot-product attention); " + SRC_EAGER
@@ -55,9 +56,8 @@ def _count(x, option: str):
         out = np.asarray(x, dtype=float)
     arr = np.asarray(out, dtype=float)
     if np.any(~np.isfinite(arr) | (arr < 1)):
-        from .layout import _fmt
 
-        shown = _fmt(x) if np.ndim(x) == 0 else _fmt(arr[~np.isfinite(arr) | (arr < 1)].flat[0])
+        shown = fmt_input(x) if np.ndim(x) == 0 else fmt_input(arr[~np.isfinite(arr) | (arr < 1)].flat[0])
         raise LayoutError(f"--{option} must be at least 1, got {shown}")
     return out
 
@@ -332,7 +332,7 @@ def _six_nd(m: Model, B, L, step: Figure) -> list[Figure]:
                  N=n_active, B=B, L=L)
     ratio = derive("exact_over_six_nd", "train_step/six_nd", "ratio", "exact count / 6·N·D",
                    label="exact training step / 6·N·D", train_step=step.value, six_nd=six.value)
-    n_fig = Figure("n_active", n_active, "param", source="llmcalc.params: every parameter a token touches "
+    n_fig = Figure("n_active", n_active, "param", source="llmcalc.model.params: every parameter a token touches "
                    "(top-k experts for MoE)", label="N: active parameters per token")
     return [n_fig, six, ratio]
 

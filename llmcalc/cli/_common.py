@@ -12,6 +12,7 @@ import sys
 
 import typer
 
+from ..core.checks import MAX_COUNT  # whole numbers beyond 2**53 are refused at the edge (see core.checks)
 from ..core.errors import LlmcalcError
 
 JSON_OPT = typer.Option(False, "--json", help="Print machine-readable JSON with stable keys.")
@@ -41,12 +42,44 @@ def fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+
+
+def check_option_values(params, values: dict) -> None:
+    """The one range check every command's typed options pass at the edge: integers within ±2**53 and floats
+    finite. ``params``: the click command's parameters; ``values``: the keyword arguments they produced."""
+    import math
+
+    for p in params:
+        v = values.get(p.name)
+        if isinstance(v, bool) or v is None:
+            continue
+        opt = (max(p.opts, key=len) if getattr(p, "opts", None) and p.opts[0].startswith("-")
+               else (p.name or "").upper())
+        if isinstance(v, int) and abs(v) > MAX_COUNT:
+            raise LlmcalcError(f"{opt} {v} is out of range: whole numbers here must lie within ±2**53 "
+                               f"({MAX_COUNT:,})")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise LlmcalcError(f"{opt} expects a finite number, got {v}")
+
+
+def _current_context():
+    try:  # typer >= 0.25 vendors click
+        from typer._click.globals import get_current_context
+    except ImportError:  # pragma: no cover - older typer on real click
+        from click import get_current_context
+    return get_current_context(silent=True)
+
+
 def user_errors(fn):
-    """Turn an LlmcalcError into one clear line on stderr and exit code 2 (never a traceback)."""
+    """Turn an LlmcalcError into one clear line on stderr and exit code 2 (never a traceback); typed options
+    are range-checked first (:func:`check_option_values`)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
+            ctx = _current_context()
+            if ctx is not None and ctx.command is not None:
+                check_option_values(ctx.command.params, kwargs)
             return fn(*args, **kwargs)
         except LlmcalcError as e:
             fail(str(e))

@@ -24,9 +24,13 @@ LINK_EFF = typer.Option(None, "--link-efficiency", help="Fraction of per-directi
 
 
 def _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave=1, gpus=None):
+    from ..core.checks import check_count
     from ..core.errors import LayoutError
     from ..training.layout import Layout, check_layout
 
+    for opt, v in (("--tp", tp), ("--pp", pp), ("--dp", dp), ("--ep", ep), ("--cp", cp), ("--interleave", interleave),
+                   ("--gpus", gpus)):
+        check_count(v, opt)  # before any division: --tp 0 is a message, not a ZeroDivisionError
     if dp is None:
         if gpus is None:
             dp = 1

@@ -29,8 +29,12 @@ def check_number(x, option: str, *, low: float = 0.0, low_ok: bool = False, high
         return x
     import numpy as np
 
+    if isinstance(x, bool) or (np.ndim(x) > 0 and np.asarray(x).dtype == bool):
+        raise LlmcalcError(f"{option} expects a number, got {x!r}")  # True is not 1 GPU
     try:
         a = np.asarray(x, dtype=float)
+    except OverflowError:  # a Python int beyond float64
+        raise LlmcalcError(f"{option} is out of range, got {_plain(x)}") from None
     except (TypeError, ValueError):
         raise LlmcalcError(f"{option} expects a number, got {x!r}") from None
     bad = ~np.isfinite(a) | ((a < low) if low_ok else (a <= low))
@@ -43,14 +47,22 @@ def check_number(x, option: str, *, low: float = 0.0, low_ok: bool = False, high
     return x
 
 
+# A count above 2**53 is no longer exact in float64 and, as a product with other counts, overflows int64
+# (silently: numpy wraps): refused at the edge rather than computed wrongly.
+MAX_COUNT = 2**53
+
+
 def check_count(x, option: str, *, minimum: int = 1):
-    """A whole count >= ``minimum`` (batch, tokens, sequences), scalar or array."""
+    """A whole count in [``minimum``, 2**53] (batch, tokens, sequences), scalar or array."""
     if x is None:
         return x
     check_number(x, option, low=minimum, low_ok=True)
     import numpy as np
 
     a = np.asarray(x, dtype=float)
+    if np.any(a > MAX_COUNT):
+        big = _plain(a[a > MAX_COUNT].flat[0])
+        raise LlmcalcError(f"{option} is out of range (at most 2**53 = {MAX_COUNT:,}), got {big}")
     if np.any(a != np.floor(a)):
         raise LlmcalcError(f"{option} expects a whole number, got {_plain(a[a != np.floor(a)].flat[0])}")
     return x

@@ -91,7 +91,8 @@ def _kind(model: Model) -> str:
 def cached_positions(model: Model, context):
     """Positions cached summed over layers: full layers keep ``context``, sliding ones min(context, W)."""
     n_slide = model.n_sliding_layers
-    ctx = np.asarray(context, dtype=float) if not np.isscalar(context) else context
+    # float64 always: an int64 context times layers times bytes wraps silently past 2**63 (issue #13)
+    ctx = np.asarray(context, dtype=float) if not np.isscalar(context) else float(context)
     if not n_slide:
         return model.n_layers * ctx
     w = model.attention.sliding_window

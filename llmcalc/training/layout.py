@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.checks import fmt_input
+from ..core.checks import MAX_COUNT, fmt_input
 from ..core.errors import LayoutError
 from ..core.specs import Model
 
@@ -95,6 +95,8 @@ def check_layout(model: Model, layout: Layout, *, gpus=None, micro_batch=1, seq=
             continue
         if not np.all(np.isfinite(np.asarray(val, dtype=float))):  # NaN passes every `< 1` test: reject first
             raise LayoutError(f"{opt} must be a finite positive integer, got {fmt_input(val)}")
+        if np.any(np.asarray(val, dtype=float) > MAX_COUNT):  # int64 products would overflow silently
+            raise LayoutError(f"{opt} is out of range (at most 2**53), got {fmt_input(val)}")
         bad(np.asarray(val) < 1, f"{opt} must be a positive integer (at least 1), got {fmt_input(val)}")
     if not np.all(np.isin(layout.zero, (0, 1, 2, 3))):
         raise LayoutError(f"--zero expects a stage 0, 1, 2 or 3 (FSDP = 3), got {fmt_input(layout.zero)}")

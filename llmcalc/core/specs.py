@@ -37,8 +37,10 @@ UsdPerHour = Annotated[float, _quantity(units.USD_PER_HOUR, per_si=3600.0), Fiel
 
 
 class Spec(BaseModel):
-    # defer_build: a class's validator is built on first use, so a one-liner pays only for the specs it loads
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+    # defer_build: a class's validator is built on first use, so a one-liner pays only for the specs it loads.
+    # strict: no silent coercion at the edge: `n_layers: true` is not 1 layer, 4096.0 or "4096" is not a count,
+    # `num_key_value_heads: true` is not MQA (issue #13); quantities parse their own strings (BeforeValidator).
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True, strict=True)
 
 
 # ============================================================== hardware

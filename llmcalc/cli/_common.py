@@ -122,16 +122,44 @@ def _default(o):
     return str(o)
 
 
-def write_out(text: str, output: str | None) -> None:
-    if output:
-        try:
-            with open(output, "w") as f:
-                f.write(text)
-        except OSError as e:
-            raise LlmcalcError(f"-o {output}: cannot write ({e.strerror})") from None
-        typer.echo(f"wrote {output}", err=True)
-    else:
+def write_out(text: str, output: str | None, *, force: bool = False, inputs: tuple[str, ...] = ()) -> None:
+    """Write ``text`` to ``output`` (stdout when None). An existing path is refused unless ``force``; one of
+    ``inputs`` (the same file, also through a link) is always refused. The file is written beside the target
+    and renamed over it, so a symlink at ``output`` is replaced, never followed into its target."""
+    if not output:
         sys.stdout.write(text)
+        return
+    import os
+    import tempfile
+
+    for src in inputs:
+        try:
+            same = os.path.samefile(src, output)
+        except (OSError, ValueError):
+            same = False
+        if same:
+            raise LlmcalcError(f"-o {output} is the input file {src}; write the YAML somewhere else")
+    if os.path.lexists(output):
+        if not force:
+            raise LlmcalcError(f"-o {output} exists; add --force to replace it")
+        if os.path.isdir(output) and not os.path.islink(output):
+            raise LlmcalcError(f"-o {output} is a folder; give a file name")
+    folder = os.path.dirname(os.path.abspath(output))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".llmcalc-", suffix=".tmp", dir=folder)
+        umask = os.umask(0)
+        os.umask(umask)
+        try:
+            os.chmod(tmp, 0o666 & ~umask)  # what open(output, "w") would have made, not mkstemp's 0600
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, output)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as e:
+        raise LlmcalcError(f"-o {output}: cannot write ({e.strerror})") from None
+    typer.echo(f"wrote {output}", err=True)
 
 
 def quantity_option(text: str | None, dim_name: str, option: str, example: str, scale: float = 1.0):

@@ -186,7 +186,9 @@ def zero3_gathered_bytes(m: Model, layout: Layout, o: OptimizerBytes, lora: LoRA
     """ZeRO-3/FSDP working buffer: the layer being computed plus the prefetched next one, unsharded over DP
     (still split by TP and EP), and one layer's unsharded gradients until their reduce-scatter."""
     p = _param_parts(m)
-    z3 = where(np.asarray(layout.zero) == 3, 1, 0)
+    # only when ZeRO-3 shards something: over a DP×CP group of 1 every rank already holds whole layers, so
+    # there is nothing to gather and no buffer (else ZeRO-3 would report more than ZeRO-2 at DP 1; issue #13)
+    z3 = where((np.asarray(layout.zero) == 3) & (np.asarray(layout.dp * layout.cp) > 1), 1, 0)
     # the fullest layer: the dense part of an average layer plus, for MoE, one MoE layer's expert shard
     v = dict(z3=z3, Pl=p["layer_dense"], Px=p["experts"], layers=m.n_layers, moe_layers=max(m.n_moe_layers, 1),
              tp=layout.tp, ep=layout.ep)

@@ -17,6 +17,8 @@ from .errors import SpecError
 from .specs import Model
 
 Builder = Callable[["_Cfg"], dict]
+MAX_FIELD = 2**53
+MAX_LAYERS = 1 << 16  # as Model.n_layers
 
 
 class _Cfg:
@@ -30,11 +32,16 @@ class _Cfg:
         if self.data.get(key) is None:
             raise SpecError(f"{self.origin}: model_type {self.data.get('model_type')!r} needs field {key!r}, "
                             "which is missing")
-        return self.count(key, self.data[key])
+        v = self.count(key, self.data[key])
+        if key in ("num_hidden_layers", "n_layer") and v > MAX_LAYERS:  # lists of layers are built from it
+            raise SpecError(f"{self.origin}: field {key!r} is out of range (at most {MAX_LAYERS}), got {v}")
+        return v
 
     def count(self, key: str, v, minimum: int = 1) -> int:
         if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
             raise SpecError(f"{self.origin}: field {key!r} expects a whole number >= {minimum}, got {v!r}")
+        if v > MAX_FIELD:  # layer lists are built from these before the spec validates them
+            raise SpecError(f"{self.origin}: field {key!r} is out of range (at most 2**53), got {v!r}")
         return v
 
     def get(self, key: str, default=None):

@@ -47,17 +47,31 @@ def tp_candidates(hw: Hardware, model: Model) -> list[int]:
 
 def best_concurrency(dep: Deployment, prompt: int, output: int, ttft_s: float, tpot_s: float,
                      reserve: float = 0.1) -> dict | None:
-    """Largest N meeting both targets within the KV cap, with its steady state; None if no N does."""
+    """Largest N meeting both targets within the KV cap, with its steady state; None if no N does.
+
+    Found by bisection over 1 … cap, not by evaluating every N (a small model's KV cap runs to millions):
+    TTFT = t_p + t_d(N) and TPOT = t_d(N)/(1 − u(N)) both rise with N (a larger decode batch takes no less
+    time, and λ(N) = N/T(N), hence u = λ·t_p, rises), so the N that meet the targets are 1 … N*.
+    """
     cap = kv_cap(dep, prompt, output, reserve)
     if cap < 1:
         return None
-    n = np.arange(1, cap + 1, dtype=float)
-    c = curve(dep, prompt, output, n)
-    ok = (c["ttft_s"] <= ttft_s) & (c["tpot_s"] <= tpot_s) & (c["prefill_share"] < 1)
-    if not ok.any():
+
+    def ok(n: int) -> bool:
+        c = curve(dep, prompt, output, float(n))
+        return bool((c["ttft_s"] <= ttft_s) & (c["tpot_s"] <= tpot_s) & (c["prefill_share"] < 1))
+
+    if not ok(1):
         return None
-    i = int(np.flatnonzero(ok)[-1])
-    return {k: (v[i] if np.ndim(v) else v) for k, v in c.items()} | {"kv_cap": cap}
+    lo, hi = 1, cap  # invariant: ok(lo); the answer lies in lo … hi
+    if not ok(hi):
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+        hi = lo
+    c = curve(dep, prompt, output, float(hi))
+    return {k: (float(v) if np.ndim(v) == 0 and not isinstance(v, (bool, np.bool_)) else v)
+            for k, v in c.items()} | {"kv_cap": cap}
 
 
 def why_not(dep: Deployment, prompt: int, output: int, ttft_s: float, tpot_s: float, reserve: float = 0.1) -> str:

@@ -68,6 +68,13 @@ class Result:
                 return f
         raise KeyError(f"{key!r} not in result {self.title!r}; keys: {[f.key for f in self.figures]}")
 
+    def __contains__(self, key: object) -> bool:
+        return any(f.key == key for f in self.figures)
+
+    def get(self, key: str, default=None):
+        """The figure ``key``, or ``default`` when this result has none (a cost without a price, say)."""
+        return next((f for f in self.figures if f.key == key), default)
+
     def value(self, key: str):
         return self[key].value
 

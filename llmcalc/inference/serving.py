@@ -29,7 +29,7 @@ from ..core.errors import LlmcalcError
 from ..core.results import Result, derive
 from ..core.specs import Hardware, Model
 from .batching import check_workload, concurrency_for_rate, curve, kv_cap, rate_curve
-from .latency import Deployment
+from .latency import Deployment, first_true
 
 SRC_LOAD = "load: users x requests/user/min / 60"
 SRC_REPLICA = "per-replica rate N/T(N) at the largest N meeting TTFT and TPOT (Little's law; Orca-style batching)"
@@ -49,7 +49,7 @@ def best_concurrency(dep: Deployment, prompt: int, output: int, ttft_s: float, t
                      reserve: float = 0.1) -> dict | None:
     """Largest N meeting both targets within the KV cap, with its steady state; None if no N does.
 
-    Found by bisection over 1 … cap, not by evaluating every N (a small model's KV cap runs to millions):
+    Found by a search over 1 … cap (first_true), not by evaluating every N (a small model's KV cap runs to millions):
     TTFT = t_p + t_d(N) and TPOT = t_d(N)/(1 − u(N)) both rise with N (a larger decode batch takes no less
     time, and λ(N) = N/T(N), hence u = λ·t_p, rises), so the N that meet the targets are 1 … N*.
     """
@@ -57,19 +57,15 @@ def best_concurrency(dep: Deployment, prompt: int, output: int, ttft_s: float, t
     if cap < 1:
         return None
 
-    def ok(n: int) -> bool:
-        c = curve(dep, prompt, output, float(n))
-        return bool((c["ttft_s"] <= ttft_s) & (c["tpot_s"] <= tpot_s) & (c["prefill_share"] < 1))
+    def too_many(n):
+        c = curve(dep, prompt, output, n.astype(float))
+        return ~((c["ttft_s"] <= ttft_s) & (c["tpot_s"] <= tpot_s) & (c["prefill_share"] < 1))
 
-    if not ok(1):
+    first_bad = first_true(too_many, 1, cap)
+    best = cap if first_bad is None else first_bad - 1
+    if best < 1:
         return None
-    lo, hi = 1, cap  # invariant: ok(lo); the answer lies in lo … hi
-    if not ok(hi):
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (mid, hi) if ok(mid) else (lo, mid)
-        hi = lo
-    c = curve(dep, prompt, output, float(hi))
+    c = curve(dep, prompt, output, float(best))
     return {k: (float(v) if np.ndim(v) == 0 and not isinstance(v, (bool, np.bool_)) else v)
             for k, v in c.items()} | {"kv_cap": cap}
 

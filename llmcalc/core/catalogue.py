@@ -126,7 +126,7 @@ def _explain_validation(err: ValidationError, cls, origin: str, root) -> SpecErr
             if got is not None and not isinstance(got, (dict, list)):
                 msg += f" (got {got!r})"
         lines.append(f"{where}: {msg}")
-    return SpecError("\n".join(lines))
+    return SpecError("; ".join(lines))  # one line (several problems separated by "; "), as every user error
 
 
 def load_yaml_spec(path: str | Path, cls):

@@ -8,12 +8,19 @@ import math
 from .errors import LlmcalcError
 
 
-def _plain(v) -> str:
-    """2048 not array(2048.) nor 2048.0; nan, inf and -5 as typed."""
+def plain(v) -> str:
+    """2048 not array(2048.) nor 2048.0; nan, inf and -5 as typed; a huge int shortened."""
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) > 2**64:
+        digits = len(str(abs(v))) if abs(v).bit_length() < 14_000 else "thousands of"
+        return f"{'-' if v < 0 else ''}{str(abs(v))[:3] if isinstance(digits, int) else ''}… ({digits} digits)"
     try:
         x = float(v)
-    except (TypeError, ValueError):
-        return str(v)
+    except (TypeError, ValueError, OverflowError):
+        import numpy as np
+
+        if np.ndim(v) > 0:
+            return f"an array of {np.size(v)} {np.asarray(v).dtype} values"
+        return str(v)[:60]
     return str(int(x)) if math.isfinite(x) and x.is_integer() else f"{x:g}"
 
 
@@ -29,21 +36,21 @@ def check_number(x, option: str, *, low: float = 0.0, low_ok: bool = False, high
         return x
     import numpy as np
 
-    if isinstance(x, bool) or (np.ndim(x) > 0 and np.asarray(x).dtype == bool):
-        raise LlmcalcError(f"{option} expects a number, got {x!r}")  # True is not 1 GPU
+    if isinstance(x, (bool, np.bool_)) or (np.ndim(x) > 0 and np.asarray(x).dtype == bool):
+        raise LlmcalcError(f"{option} expects a number, got {plain(x)}")  # True is not 1 GPU
     try:
         a = np.asarray(x, dtype=float)
     except OverflowError:  # a Python int beyond float64
-        raise LlmcalcError(f"{option} is out of range, got {_plain(x)}") from None
+        raise LlmcalcError(f"{option} is out of range, got {plain(x)}") from None
     except (TypeError, ValueError):
-        raise LlmcalcError(f"{option} expects a number, got {x!r}") from None
+        raise LlmcalcError(f"{option} expects a number, got {plain(x)}") from None
     bad = ~np.isfinite(a) | ((a < low) if low_ok else (a <= low))
     if high is not None:
         bad |= (a > high) if high_ok else (a >= high)
     if np.any(bad):
-        lo = f"[{_plain(low)}" if low_ok else f"({_plain(low)}"
-        hi = "∞)" if high is None else f"{_plain(high)}" + ("]" if high_ok else ")")
-        raise LlmcalcError(f"{option} expects a finite number in {lo}, {hi}, got {_plain(a[bad].flat[0])}")
+        lo = f"[{plain(low)}" if low_ok else f"({plain(low)}"
+        hi = "∞)" if high is None else f"{plain(high)}" + ("]" if high_ok else ")")
+        raise LlmcalcError(f"{option} expects a finite number in {lo}, {hi}, got {plain(a[bad].flat[0])}")
     return x
 
 
@@ -61,10 +68,10 @@ def check_count(x, option: str, *, minimum: int = 1):
 
     a = np.asarray(x, dtype=float)
     if np.any(a > MAX_COUNT):
-        big = _plain(a[a > MAX_COUNT].flat[0])
+        big = plain(a[a > MAX_COUNT].flat[0])
         raise LlmcalcError(f"{option} is out of range (at most 2**53 = {MAX_COUNT:,}), got {big}")
     if np.any(a != np.floor(a)):
-        raise LlmcalcError(f"{option} expects a whole number, got {_plain(a[a != np.floor(a)].flat[0])}")
+        raise LlmcalcError(f"{option} expects a whole number, got {plain(a[a != np.floor(a)].flat[0])}")
     return x
 
 

@@ -112,7 +112,8 @@ def parse(text: str | int | float, expected: Dim | None = None) -> float:
     value that is not finite (``1e400 GiB``) is a UnitError.
     """
     if isinstance(text, bool) or not isinstance(text, (str, numbers.Real)):
-        raise UnitError(f"expected a quantity such as '80 GiB', got {text!r}")
+        got = repr(text) if isinstance(text, (dict, list, tuple, bool, type(None))) else type(text).__name__
+        raise UnitError(f"expected a quantity such as '80 GiB', got {got[:60]}")
     if not isinstance(text, str):
         if expected not in (None, DIMENSIONLESS):
             raise UnitError(f"{text!r} has no unit; expected a {DIM_NAMES[expected]}")
@@ -167,7 +168,8 @@ _COUNT_SUFFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T":
 def parse_count(text: str | int | float) -> float:
     """A plain count with an optional k/M/B/T suffix: '300B' tokens -> 3e11, '15T' -> 1.5e13, '2e9' -> 2e9."""
     if isinstance(text, bool) or not isinstance(text, (str, numbers.Real)):
-        raise UnitError(f"cannot read {text!r} as a count; expected e.g. 300e9, 300B or 15T")
+        got = repr(text) if isinstance(text, (dict, list, tuple, bool, type(None))) else type(text).__name__
+        raise UnitError(f"cannot read {got[:60]} as a count; expected e.g. 300e9, 300B or 15T")
     if not isinstance(text, str):
         try:
             value = float(text)

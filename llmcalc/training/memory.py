@@ -75,6 +75,13 @@ def model_state_bytes(n_params, *, dp=1, zero=0, optimizer: str = "adam") -> Res
 
     ZeRO stage 1 shards optimizer states, 2 also gradients, 3 also weights (Rajbhandari et al. 2020 §5,
     Figure 1: 2Ψ + 2Ψ + KΨ unsharded; stage 2 is 2Ψ + (2+K)Ψ/Nd)."""
+    from ..core.checks import check_count, check_number
+
+    check_number(n_params, "n_params")
+    check_count(dp, "--dp")
+    if not np.all(np.isin(zero, (0, 1, 2, 3))) or isinstance(zero, bool):
+        raise LlmcalcError(f"--zero expects a stage 0, 1, 2 or 3, got {zero!r}")
+    n_params = np.asarray(n_params, dtype=float) if np.ndim(n_params) else float(n_params)  # no int64 wrap
     o = optimizer_bytes(optimizer)
     z = np.asarray(zero)
     v = dict(P=n_params, zw=where(z >= 3, dp, 1), zg=where(z >= 2, dp, 1), zo=where(z >= 1, dp, 1))

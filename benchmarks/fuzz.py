@@ -69,7 +69,7 @@ def main() -> int:
         outcomes = ", ".join(f"{k.split(':')[1]} {v:,}" for k, v in sorted(counts.items()) if k.startswith(part + ":"))
         print(f"  {part:6s} seed {seed}: {counts[part]:,} inputs in {time.perf_counter() - t:.0f} s ({outcomes})",
               flush=True)
-    for (part, key), msg in sorted(failures.items()):
+    for (part, _key), msg in sorted(failures.items()):
         print(f"\nFAIL [{part}] {msg}")
     total = sum(counts[p] for p in parts)
     print(f"\n{total:,} inputs, {len(failures)} distinct failures, {time.perf_counter() - t0:.0f} s, base seed {base}")

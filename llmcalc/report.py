@@ -44,6 +44,14 @@ def summary(model: Model, hw: Hardware, *, gpus: int = 1024, mfu: float = 0.4, t
     from .model.scaling import chinchilla
     from .training.cost import training_cost
 
+    import numpy as np
+
+    from .core.errors import LlmcalcError
+
+    for opt, v in (("--gpus", gpus), ("--mfu", mfu), ("--tokens", tokens), ("--prompt", prompt),
+                   ("--output", output), ("--users", users), ("--context", context), ("--price", price_usd_per_hour)):
+        if np.ndim(v):  # one page, one scenario: sweeps go to the calculators themselves
+            raise LlmcalcError(f"summary takes one value per input; {opt} got an array of {np.size(v)}")
     ch = chinchilla(model)
     tokens = ch.value("size/rule20/tokens") if tokens is None else tokens
     parts = [("params", param_breakdown(model)), ("chinchilla", ch),

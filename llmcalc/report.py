@@ -37,16 +37,15 @@ def summary(model: Model, hw: Hardware, *, gpus: int = 1024, mfu: float = 0.4, t
             prompt: int = 1000, output: int = 300, users: float = 10_000, context: int | None = None,
             price_usd_per_hour: float | None = None) -> Result:
     """Parameters, compute-optimal data, training time and cost, fit, batch-1 latency and a serving plan."""
+    import numpy as np
+
+    from .core.errors import LlmcalcError
     from .inference.kv import fit
     from .inference.latency import Deployment, latency
     from .inference.serving import serve
     from .model.params import param_breakdown
     from .model.scaling import chinchilla
     from .training.cost import training_cost
-
-    import numpy as np
-
-    from .core.errors import LlmcalcError
 
     for opt, v in (("--gpus", gpus), ("--mfu", mfu), ("--tokens", tokens), ("--prompt", prompt),
                    ("--output", output), ("--users", users), ("--context", context), ("--price", price_usd_per_hour)):

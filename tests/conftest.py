@@ -31,3 +31,19 @@ def one_line_error(args, *needles):
     for n in needles:
         assert n in out
     return out
+
+
+# ---------------------------------------------------------------- hypothesis: one fixed budget for CI (issue #13)
+try:
+    from hypothesis import HealthCheck, settings
+
+    # "ci": the same examples on every run (derandomized, no example database), so CI is reproducible and its
+    # time bounded; HYPOTHESIS_PROFILE=dev explores new examples each run. benchmarks/fuzz.py runs long campaigns.
+    settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True,
+                              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    import os as _os
+
+    settings.load_profile(_os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # pragma: no cover - hypothesis is in the test extra
+    pass

@@ -302,6 +302,18 @@ def _flat(v):
 
 
 def check_result(r, where: str) -> None:
-    """A Result from the Python API: every figure finite, non-negative where it cannot be negative."""
+    """A Result from the Python API: every figure finite, non-negative where it cannot be negative. A layout
+    sweep marks impossible elements in ``data['valid']`` (training/layout.py); only the valid ones are held."""
+    import numpy as np
+
+    valid = r.data.get("valid") if isinstance(r.data, dict) else None
+    mask = np.asarray(valid, dtype=bool) if valid is not None and np.ndim(valid) > 0 else None
     for f in r.figures:
-        check_figure(f.key, f.value, f.unit, where)
+        value = f.value
+        if mask is not None and np.ndim(value) > 0:
+            try:
+                value = np.broadcast_to(np.asarray(value, dtype=float), np.broadcast(mask, value).shape)[
+                    np.broadcast_to(mask, np.broadcast(mask, value).shape)]
+            except ValueError:
+                pass
+        check_figure(f.key, value, f.unit, where)

@@ -75,6 +75,14 @@ def check_count(x, option: str, *, minimum: int = 1):
     return x
 
 
+def check_scalar(option: str, x, why: str = "one value per call") -> None:
+    """Options that fix a configuration (a TP degree, a reserve) are scalars: sweep them with one call each."""
+    import numpy as np
+
+    if x is not None and np.ndim(x) > 0:
+        raise LlmcalcError(f"{option} takes {why}, got an array of {np.size(x)}; call once per value")
+
+
 def fmt_input(v) -> str:
     """A value as a user typed it: 2048 (not array(2048.)), or a size for a sweep."""
     import numpy as np

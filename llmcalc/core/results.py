@@ -179,15 +179,38 @@ def derive(key: str, formula: str, unit: str, source: str = "", *, label: str = 
     missing = {n for n in _NAME.findall(formula) if n not in values and n not in _FUNCS}
     if missing:
         raise NameError(f"formula {formula!r} uses {sorted(missing)} but no value was given")
-    value = eval(_compile(formula), {"__builtins__": {}, **_FUNCS}, values)  # noqa: S307 - our own formula text
+    try:
+        value = eval(_compile(formula), {"__builtins__": {}, **_FUNCS}, values)  # noqa: S307 - our own formula text
+    except (ZeroDivisionError, OverflowError) as e:  # Python floats raise where numpy would give inf
+        from .errors import LlmcalcError
+
+        shown = pretty(_NAME.sub(lambda m: m.group(0) if m.group(0) in _FUNCS else _show(values[m.group(0)]), formula))
+        raise LlmcalcError(f"{label or key} = {pretty(formula)} cannot be evaluated for {shown} ({e}): an input is "
+                           "too large, or zero where it divides") from None
 
     def sub(m: re.Match) -> str:
         n = m.group(0)
         return n if n in _FUNCS else _show(values[n])
 
     substituted = pretty(_NAME.sub(sub, formula))
+    if _nonfinite_scalar(value) and not any(_nonfinite_scalar(v) for v in values.values()):
+        # finite inputs, infinite or NaN answer: an overflow (1e308 parameters) or a zero divisor; never print it
+        from .errors import LlmcalcError
+
+        raise LlmcalcError(f"{label or key} = {pretty(formula)} is not finite for {substituted}: an input is too "
+                           "large, or zero where it divides")
     return Figure(key=key, value=value, unit=unit, formula=pretty(formula), substituted=substituted,
                   source=source, label=label, shape=shape)
+
+
+def _nonfinite_scalar(v) -> bool:
+    """A float scalar (Python or numpy) that is inf or NaN; arrays are sweeps, masked by their callers."""
+    if getattr(v, "ndim", 0) or isinstance(v, (bool, int, str)) or v is None:
+        return False
+    try:
+        return not math.isfinite(v)
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 def total(key: str, parts: list[Figure], unit: str | None = None, label: str = "") -> Figure:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.checks import check_count, check_number
+from ..core.checks import check_count, check_number, check_scalar
 from ..core.efficiency import DEFAULT_EFFICIENCY, Efficiency
 from ..core.errors import LayoutError, LlmcalcError
 from ..core.results import Result, derive
@@ -54,6 +54,7 @@ class Deployment:
     eff: Efficiency = DEFAULT_EFFICIENCY
 
     def __post_init__(self):
+        check_scalar("--tp", self.tp, "one degree per deployment")
         check_tp(self.model, self.tp)
         self.tp_link()  # a TP group beyond the scale-up domain needs a scale-out link: say so now
         if self.activations not in ("bf16", "fp16", "fp8", "int8"):

@@ -99,6 +99,11 @@ def serve(model: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: float
     """Replicas, GPUs, tokens/s and $ per million output tokens for a load and latency targets."""
     if (users is None) == (qps is None):
         raise LlmcalcError("give exactly one of --users N or --qps Q")
+    for opt, v in (("--prompt", prompt), ("--output", output), ("--users", users), ("--qps", qps),
+                   ("--ttft", ttft_s), ("--tpot", tpot_s), ("--reserve", reserve), ("--price", price_usd_per_hour),
+                   ("--requests-per-user-per-min", requests_per_user_per_min)):
+        if np.ndim(v):  # one plan per load: a sweep is a loop over calls
+            raise LlmcalcError(f"serve plans one load at a time; {opt} got an array of {np.size(v)}")
     check_number(users, "--users")
     check_number(requests_per_user_per_min, "--requests-per-user-per-min")
     check_workload(1.0 if qps is None else qps, prompt, output, reserve)

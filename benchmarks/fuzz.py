@@ -50,6 +50,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--only", default="cli,api,files,urls")
     a = ap.parse_args()
+    import warnings
+
+    warnings.simplefilter("error", RuntimeWarning)  # as pytest's configuration: a warning is a wrong number
     base = a.seed if a.seed is not None else random.SystemRandom().randrange(2**31)
     parts = a.only.split(",")
     import fuzz_parts  # noqa: F401  (tests/fuzz_parts.py: one (strategy, check) per part)

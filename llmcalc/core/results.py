@@ -179,8 +179,18 @@ def derive(key: str, formula: str, unit: str, source: str = "", *, label: str = 
     missing = {n for n in _NAME.findall(formula) if n not in values and n not in _FUNCS}
     if missing:
         raise NameError(f"formula {formula!r} uses {sorted(missing)} but no value was given")
+    if any(hasattr(v, "dtype") for v in values.values()):
+        values = {k: _wide(v) for k, v in values.items()}
     try:
-        value = eval(_compile(formula), {"__builtins__": {}, **_FUNCS}, values)  # noqa: S307 - our own formula text
+        if any(getattr(v, "ndim", 0) for v in values.values()):
+            # A sweep: impossible elements (pp = 0 in a layout grid) are computed too and masked by the caller's
+            # `valid`; their inf/NaN must not warn. Tests hold every VALID element finite (tests/fuzzkit.py).
+            import numpy as np
+
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                value = eval(_compile(formula), {"__builtins__": {}, **_FUNCS}, values)  # noqa: S307
+        else:
+            value = eval(_compile(formula), {"__builtins__": {}, **_FUNCS}, values)  # noqa: S307 - our own text
     except (ZeroDivisionError, OverflowError) as e:  # Python floats raise where numpy would give inf
         from .errors import LlmcalcError
 
@@ -201,6 +211,18 @@ def derive(key: str, formula: str, unit: str, source: str = "", *, label: str = 
                            "large, or zero where it divides")
     return Figure(key=key, value=value, unit=unit, formula=pretty(formula), substituted=substituted,
                   source=source, label=label, shape=shape)
+
+
+def _wide(v):
+    """numpy integers wrap silently past 2**63 (a batch x tokens x width product): integer arrays are evaluated in
+    float64 and integer scalars as exact Python ints, so no formula overflows quietly (issue #13)."""
+    import numpy as np
+
+    if isinstance(v, np.ndarray) and v.dtype.kind in "iub" and v.dtype != bool:
+        return v.astype(float)
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
 
 
 def _nonfinite_scalar(v) -> bool:

@@ -233,7 +233,8 @@ def _time_figures(key: str, label: str, s: dict, dep: Deployment, source: str) -
                            label=f"{label}: TP all-reduce time per layer (2 ring all-reduces of S = B·L·D·"
                                  f"{dep.act_bytes} B over {name}, α {alpha * 1e6:g} µs per step, link x {e.link:g})",
                            shape="BLD", n=dep.tp, alpha=alpha,
-                           S=np.asarray(s["batch"]) * s["new_tokens"] * dep.model.d_model * dep.act_bytes,
+                           S=np.asarray(s["batch"], dtype=float) * np.asarray(s["new_tokens"], dtype=float)
+                           * dep.model.d_model * dep.act_bytes,  # float64: an int64 batch x D x bytes wraps
                            bw=link, eff=e.link))
         figs.append(derive(f"{key}/comm_s", "layers*per_layer", "s", SRC_AR,
                            label=f"{label}: TP all-reduce time per step (not overlapped)",

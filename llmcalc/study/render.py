@@ -103,8 +103,8 @@ def _fig_rows(figs) -> str:
     for f in figs:
         detail = html.escape(f"{f.substituted}  [{f.source}]" if f.substituted else f.source)
         form = "<br>".join(f"<code>{html.escape(x)}</code>" for x in (f.shape, f.formula) if x)
-        rows.append(f'<tr title="{detail}"><td class="l">{html.escape(f.name)}</td><td class="v">{html.escape(_value(f))}</td>'
-                    f'<td class="f">{form}</td></tr>')
+        rows.append(f'<tr title="{detail}"><td class="l">{html.escape(f.name)}</td>'
+                    f'<td class="v">{html.escape(_value(f))}</td><td class="f">{form}</td></tr>')
     return "<table>" + "".join(rows) + "</table>"
 
 

@@ -70,3 +70,73 @@ def sheet(topic: str = typer.Argument(..., help="notation, flops, attention, par
 
 def _default(o):
     return o.tolist() if hasattr(o, "tolist") else str(o)
+
+
+@app.command()
+@user_errors
+def shard(block: str = typer.Argument(..., help="mlp (2-layer ReLU MLP) or attention."),
+          d: int = typer.Option(4096, "--d", help="D: model width."),
+          f: int = typer.Option(16384, "--f", help="F: MLP hidden width (mlp)."),
+          batch: int = typer.Option(8, "--batch", help="B: sequences."),
+          seq: int = typer.Option(2048, "--seq", help="L: tokens per sequence."),
+          tp: int = typer.Option(4, "--tp", help="Tensor-parallel degree."),
+          dp: int = typer.Option(2, "--dp", help="Data-parallel degree (mlp's data-parallel form)."),
+          heads: int = typer.Option(32, "--heads", help="H: attention heads (attention)."),
+          kv_heads: int | None = typer.Option(None, "--kv-heads", help="G: key/value heads (default H)."),
+          form: str | None = typer.Option(None, "--form", help="Only this form (mlp: single, batched, row, column, "
+                                          "megatron, data; attention: unsharded, tp)."),
+          hardware: str = HARDWARE_OPT,
+          numpy: bool = typer.Option(False, "--numpy", help="Print a self-checking NumPy program instead."),
+          as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
+    """Sharding exercise: every tensor's per-rank shape (einsum), FLOPs and collectives, forward and backward."""
+    from ..core.catalogue import load_hardware
+    from ..core.errors import LlmcalcError
+    from ..core.units import fmt
+    from ..study import shard as sh
+    from ._common import table
+
+    if block not in ("mlp", "attention"):
+        raise LlmcalcError(f"shard expects mlp or attention, got {block!r}")
+    hw = load_hardware(hardware)
+    g = heads if kv_heads is None else kv_heads
+    forms = (sh.shard_mlp(d, f, batch, seq, tp, hw, dp) if block == "mlp"
+             else sh.shard_attention(d, heads, g, batch, seq, tp, hw))
+    if form is not None:
+        names = [x.name for x in forms]
+        if form not in names:
+            raise LlmcalcError(f"--form expects one of {', '.join(names)}, got {form!r}")
+        forms = [x for x in forms if x.name == form]
+    if numpy:
+        from ..study.shard_numpy import attention_script, mlp_script
+
+        typer.echo(mlp_script(d, f, batch, seq, tp, dp) if block == "mlp" else
+                   attention_script(d, heads, g, batch, seq, tp), nl=False)
+        return
+    if as_json:
+        typer.echo(json.dumps({"block": block, "hardware": hw.name, "forms": [
+            {"name": x.name, "title": x.title, "ops": [o.as_dict() for o in x.ops], "totals": sh.totals(x),
+             "notes": list(x.notes), "figures": [fg.as_dict() for fg in x.figures()]} for x in forms]},
+            indent=2, default=_default))
+        return
+    sizes = f"B={batch}, L={seq}, D={d}" + (f", F={f}" if block == "mlp" else f", H={heads}, G={g}, K={d // heads}")
+    typer.echo(f"Sharding exercise: {block} ({sizes}), bf16, on {hw.display_name}")
+    for x in forms:
+        typer.echo(f"\n{x.title}")
+        if explain:
+            for fg in x.figures():
+                typer.echo(fg.explain())
+        else:
+            rows = []
+            for o in x.ops:
+                rows.append((f"{o.phase[:3]}  {o.what}", o.einsum, o.shape,
+                             fmt(o.flops.value, "FLOP") if o.flops else "",
+                             f"{o.collective} n={o.group}" if o.collective else "",
+                             fmt(o.bytes_per_rank.value, "B").split(" (")[0] if o.bytes_per_rank else "",
+                             fmt(o.time.value, "s") if o.time else ""))
+            typer.echo(table(rows, ("step", "einsum (per rank)", "shape (per rank)", "FLOPs/rank", "collective",
+                                    "bytes/rank", "time")))
+        t = sh.totals(x)
+        typer.echo(f"  per rank: forward {fmt(t['forward_flops'], 'FLOP')}, backward {fmt(t['backward_flops'], 'FLOP')}"
+                   f"; collectives {fmt(t['bytes_per_rank'], 'B')} in {fmt(t['time_s'], 's')}")
+        for n in x.notes:
+            typer.echo(f"  * {n}")

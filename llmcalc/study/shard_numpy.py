@@ -170,7 +170,7 @@ check("tp", got, want)
 def mlp_script(d: int, f: int, batch: int, seq: int, tp: int, dp: int) -> str:
     small = batch * seq * max(d, f) <= 2_000_000
     B, L, D, F = (batch, seq, d, f) if small else (2 * dp, 8, 8 * tp, 16 * tp)
-    head = (f"# 2-layer ReLU MLP: unsharded vs row-, column-, Megatron- and data-parallel sharding.\n"
+    head = ("# 2-layer ReLU MLP: unsharded vs row-, column-, Megatron- and data-parallel sharding.\n"
             + ("" if small else f"# Scaled down from the exercise (B={batch}, L={seq}, D={d}, F={f}) so it runs in "
                                 "a second;\n# TP and DP are kept. Edit the sizes to taste.\n")
             + f"B, L, D, F, TP, DP = {B}, {L}, {D}, {F}, {tp}, {dp}\n")
@@ -182,7 +182,7 @@ def attention_script(d: int, heads: int, kv_heads: int, batch: int, seq: int, tp
     r = heads // kv_heads
     B, L, H, G = (batch, seq, heads, kv_heads) if small else (2, 8, tp * min(r, 4), tp)
     D = d if small else H * 4
-    head = (f"# Attention block: unsharded vs heads split over TP ranks (Megatron), forward and backward.\n"
+    head = ("# Attention block: unsharded vs heads split over TP ranks (Megatron), forward and backward.\n"
             + ("" if small else f"# Scaled down from the exercise (B={batch}, L={seq}, D={d}, H={heads}, "
                                 f"G={kv_heads}) so it runs\n# in a second; TP is kept. Edit the sizes to taste.\n")
             + f"B, L, D, H, G, TP = {B}, {L}, {D}, {H}, {G}, {tp}\n")

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 
+from conftest import one_line_error
 from typer.testing import CliRunner
 
 from llmcalc.cli import app
-from conftest import one_line_error
 
 runner = CliRunner()
 LLAMA8B = ["--d-model", "4096", "--layers", "32", "--heads", "32", "--kv-heads", "8", "--ffn", "14336",

@@ -19,7 +19,7 @@ COMMANDS = {
     "memory": "parallel", "comms": "parallel", "step": "parallel",
     "kv": "inference", "fit": "inference", "infer": "inference", "sweep": "inference", "serve": "inference",
     "speculative": "inference", "batching": "inference",
-    "sheet": "study", "drill": "study", "shard": "study", "why": "study",
+    "sheet": "study", "shard": "study",
     "app": "dashboard",
 }
 

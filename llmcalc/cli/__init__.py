@@ -22,7 +22,7 @@ COMMANDS = {
     "speculative": "inference", "batching": "inference",
     "validate": "validation",
     "rl": "rl",
-    "sheet": "study", "shard": "study", "drill": "study",
+    "sheet": "study", "shard": "study", "drill": "study", "why": "study",
     "app": "dashboard",
 }
 

@@ -239,3 +239,48 @@ def _drill_stats(dr, past, path, as_json: bool) -> None:
              str(b[t]["wrong"]), "-" if b[t]["accuracy"] is None else f"{b[t]['accuracy']:.0%}") for t in nxt]
     typer.echo(table(rows, ("topic (next first)", "box", "asked", "right", "close", "wrong", "accuracy")))
     typer.echo("Leitner boxes 1-5: right moves a topic up, wrong back to 1; the lowest boxes come first.")
+
+
+@app.command()
+@user_errors
+def why(topic: str = typer.Argument(..., help="zero3, gqa, mla, pp, tp-within-node or speculative."),
+        model: str = typer.Argument(..., help="Catalogue name, YAML or config.json.", autocompletion=complete_models,
+                                    show_default=False),
+        hardware: str = HARDWARE_OPT,
+        gpus: int = typer.Option(64, "--gpus", help="GPUs (zero3, pp)."),
+        seq: int = typer.Option(4096, "--seq", help="Training sequence length (zero3, pp, tp-within-node)."),
+        global_batch: int | None = typer.Option(None, "--global-batch", help="Sequences per step (default --gpus)."),
+        context: int = typer.Option(8192, "--context", help="Context length (gqa, mla)."),
+        batch: int = typer.Option(32, "--batch", help="Decode batch (gqa, mla; speculative uses 1 unless given)."),
+        draft: str | None = typer.Option(None, "--draft", help="Draft model (speculative; default: the smallest "
+                                         "catalogue model with the same vocabulary)."),
+        alpha: float = typer.Option(0.8, "--alpha", help="Acceptance rate (speculative)."),
+        gamma: int = typer.Option(4, "--gamma", help="Drafted tokens per step (speculative)."),
+        as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
+    """A trade-off in this configuration's numbers: ZeRO-3, GQA, MLA, PP, TP within a node, speculative decoding."""
+    from ..core.catalogue import load_hardware, load_model
+    from ..core.checks import check_count, check_number
+    from ..study.why import why as explain_
+
+    for v, o in ((gpus, "--gpus"), (seq, "--seq"), (context, "--context"), (batch, "--batch"), (gamma, "--gamma"),
+                 (global_batch, "--global-batch")):
+        if v is not None:
+            check_count(v, o)
+    check_number(alpha, "--alpha", low=0, low_ok=True, high=1, high_ok=False)
+    w = explain_(topic, load_model(model), load_hardware(hardware), gpus=gpus, seq=seq, global_batch=global_batch,
+                 context=context, batch=batch, draft=None if draft is None else load_model(draft), alpha=alpha,
+                 gamma=gamma)
+    if as_json:
+        typer.echo(json.dumps({"topic": w.topic, "title": w.title, "text": list(w.lines),
+                               "figures": [f.as_dict() for f in w.figures], "assumptions": list(w.notes)},
+                              indent=2, default=_default))
+        return
+    typer.echo(w.title)
+    for ln in w.lines:
+        typer.echo(ln)
+    if explain:
+        typer.echo("\nwhere the numbers come from:")
+        for f in w.figures:
+            typer.echo(f.explain())
+    for n in w.notes:
+        typer.echo(f"  * {n}")

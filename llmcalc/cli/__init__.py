@@ -12,13 +12,14 @@ import os
 import sys
 
 # The order here is the order of `llmcalc --help`.
-MODULES = ("core", "training", "parallel", "inference", "dashboard")
+MODULES = ("core", "training", "parallel", "inference", "calibrate", "dashboard")
 COMMANDS = {
     "params": "core", "list": "core", "show": "core", "notation": "core", "import": "core", "summary": "core",
     "flops": "training", "chinchilla": "training", "train": "training",
     "memory": "parallel", "comms": "parallel", "step": "parallel",
     "kv": "inference", "fit": "inference", "infer": "inference", "sweep": "inference", "serve": "inference",
     "speculative": "inference", "batching": "inference",
+    "calibrate": "calibrate",
     "app": "dashboard",
 }
 

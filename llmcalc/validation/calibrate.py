@@ -135,3 +135,115 @@ def profile_yaml(f: Fit, hardware_name: str) -> str:
                                      "residual": round(res, 6)} for lab, ms, ps, res in f.rows]}}
     return "# llmcalc calibration profile (llmcalc calibrate); use it with --profile FILE\n" + yaml.safe_dump(
         doc, sort_keys=False)
+
+
+# ---------------------------------------------------------------- measurements from a small YAML file
+
+LAYOUT_KEYS = ("tp", "pp", "dp", "ep", "cp", "zero", "sp", "interleave")
+ROW_KEYS = {"model", "gpus", "global_batch", "micro_batch", "seq", "recompute", "attention", "tp_comm_overlap",
+            "step_time", "tokens_per_s", "label", *LAYOUT_KEYS}
+
+
+def measurement_from(row: dict, hw, where: str) -> Measurement:
+    """One measured layout from a mapping (a YAML row or CLI flags); errors name ``where`` and the key."""
+    from ..core import units
+    from ..core.catalogue import load_model
+    from ..training.layout import Layout, check_layout
+
+    unknown = sorted(set(row) - ROW_KEYS)
+    if unknown:
+        from ..core.errors import close_matches
+
+        hints = "; ".join(f"{k}: did you mean {', '.join(close_matches(k, ROW_KEYS)) or '?'}" for k in unknown)
+        raise LlmcalcError(f"{where}: unknown key(s) {', '.join(unknown)} ({hints}); allowed: "
+                           f"{', '.join(sorted(ROW_KEYS))}")
+    for k in ("model", "global_batch"):
+        if row.get(k) is None:
+            raise LlmcalcError(f"{where}: needs '{k}'")
+    if (row.get("step_time") is None) == (row.get("tokens_per_s") is None):
+        raise LlmcalcError(f"{where}: give exactly one of step_time (e.g. '2.1 s') or tokens_per_s (e.g. 81000)")
+    m = load_model(str(row["model"]))
+
+    def integer(k, default):
+        v = row.get(k, default)
+        if isinstance(v, bool) or not isinstance(v, int) or v < (0 if k == "zero" else 1):
+            raise LlmcalcError(f"{where}: {k} must be a whole number >= {0 if k == 'zero' else 1}, got {v!r}")
+        return v
+
+    tp, pp, cp = integer("tp", 1), integer("pp", 1), integer("cp", 1)
+    gpus = row.get("gpus")
+    dp = row.get("dp")
+    if dp is None:
+        if gpus is None:
+            dp = 1
+        else:
+            g = integer("gpus", 1)
+            if g % (tp * pp * cp):
+                raise LlmcalcError(f"{where}: gpus {g} is not divisible by tp·pp·cp = {tp * pp * cp}")
+            dp = g // (tp * pp * cp)
+    lay = Layout(tp=tp, pp=pp, dp=integer("dp", dp) if "dp" in row else dp, ep=integer("ep", 1), cp=cp,
+                 zero=integer("zero", 0), sp=bool(row.get("sp", tp > 1)), interleave=integer("interleave", 1))
+    if gpus is not None and lay.gpus != gpus:
+        raise LlmcalcError(f"{where}: gpus {gpus} != tp·pp·dp·cp = {lay.gpus}")
+    gb, mb, seq = integer("global_batch", None), integer("micro_batch", 1), integer("seq", 2048)
+    check_layout(m, lay, micro_batch=mb, seq=seq, global_batch=gb)
+    try:
+        if row.get("step_time") is not None:
+            v = row["step_time"]
+            if isinstance(v, bool):
+                raise LlmcalcError(f"step_time must be a time such as 2.1 or '2.1 s', got {v!r}")
+            try:
+                t = float(v)
+            except (TypeError, ValueError):
+                t = units.parse(str(v), units.SECONDS)
+        else:
+            v = row["tokens_per_s"]
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise LlmcalcError(f"tokens_per_s must be a number, got {v!r}")
+            t = gb * seq / float(v)
+    except LlmcalcError as e:
+        raise LlmcalcError(f"{where}: {e}") from None
+    from ..core.checks import check_number
+
+    check_number(t, f"{where}: step time (s)")
+    att = str(row.get("attention", "flash")).lower()
+    rc = str(row.get("recompute", "none")).lower()
+    return Measurement(m, hw, lay, gb, t, micro_batch=mb, seq=seq, recompute=rc, attention=att,
+                       tp_comm_overlap=bool(row.get("tp_comm_overlap", False)),
+                       label=str(row.get("label") or f"{m.name} tp{tp} pp{pp} dp{lay.dp} gb{gb}"))
+
+
+def read_measurements(path: str, hw=None) -> tuple[object, list[Measurement], tuple[str, ...] | None]:
+    """(hardware, measurements, parameters to fit or None) from a calibration YAML::
+
+        hardware: h100-sxm
+        fit: [matmul]                 # optional
+        measurements:
+          - {model: llama-3.1-8b, gpus: 8, global_batch: 64, seq: 4096, step_time: 3.1 s}
+    """
+    import yaml
+
+    from ..core.catalogue import load_hardware
+
+    try:
+        with open(path) as fh:
+            doc = yaml.safe_load(fh)
+    except OSError as e:
+        raise LlmcalcError(f"--measurements {path}: cannot read ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        raise LlmcalcError(f"--measurements {path}: not valid YAML ({e})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("measurements"), list) or not doc["measurements"]:
+        raise LlmcalcError(f"--measurements {path}: expected 'measurements:' with a list of measured layouts")
+    if hw is None:
+        if "hardware" not in doc:
+            raise LlmcalcError(f"--measurements {path}: needs 'hardware:' (or pass --hardware)")
+        hw = load_hardware(str(doc["hardware"]))
+    fit_names = doc.get("fit")
+    if fit_names is not None and (not isinstance(fit_names, list) or not all(isinstance(x, str) for x in fit_names)):
+        raise LlmcalcError(f"--measurements {path}: 'fit' must be a list such as [matmul, attention_flash]")
+    rows = []
+    for i, row in enumerate(doc["measurements"]):
+        if not isinstance(row, dict):
+            raise LlmcalcError(f"--measurements {path}: measurement {i + 1} must be a mapping of keys")
+        rows.append(measurement_from(row, hw, f"{path}: measurement {i + 1}"))
+    return hw, rows, None if fit_names is None else tuple(fit_names)

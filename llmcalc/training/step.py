@@ -28,7 +28,7 @@ from ..core.errors import LlmcalcError
 from ..core.results import Result, derive
 from ..core.specs import Hardware, Model
 from .comms import comm_ledger
-from .layout import Layout, check_layout, is_sweep, microbatches, recompute_code, where
+from .layout import Layout, check_layout, is_sweep, microbatches, recompute_code, stage_layers, where
 
 SRC_BUBBLE = "Narayanan et al. 2021 §2.2: bubble fraction (p−1)/m for 1F1B, (p−1)/(v·m) interleaved"
 SRC_MFU = "Chowdhery et al. 2022 (PaLM) App. B: MFU = model FLOPs per second / peak; Korthikanti et al. 2022 App. A"
@@ -140,14 +140,19 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
                   e=te.matmul if te.flat is None else te.flat, w=width, w0=te.half_width if te.flat is None else 0,
                   s=moe_share, moe=te.moe if te.flat is None else 1)
     e_att = te.attention(attention)
-    # A pipeline runs at the pace of its slowest stage: the layers split evenly, but the last stage also runs
-    # the LM head (the embedding lookup on the first is not a matmul). pp = 1 gives F/(N·peak·eff).
-    stage = derive("time/slowest_stage_per_sequence", "((Fmm - Fhead)/pp + Fhead)/(e_mm*peak) + Fcore/pp/(e_att*peak)",
-                   "s", "layers split evenly over the pp stages, LM head on the last (Narayanan et al. 2021 §2.2: "
-                   "the pipeline advances at the pace of its slowest stage); matmuls and attention core each at "
-                   "their efficiency", label="one sequence through the slowest (last) stage on one GPU",
-                   Fmm=dense.value, Fhead=f_head, pp=layout.pp, e_mm=e_mm.value, peak=peak, Fcore=core.value,
-                   e_att=e_att)
+    # A pipeline runs at the pace of its slowest stage: each stage runs its Ls of the L layers, and the last
+    # also runs the LM head (the embedding lookup on the first is not a matmul). Even split: Ls = L/pp; uneven
+    # stages (Llama 3 §3.3.2) lighten the ends. Matmuls and the attention core each at their efficiency.
+    sl = stage_layers(m.n_layers, layout)
+    stage = derive("time/slowest_stage_per_sequence",
+                   "max(((Fmm - Fhead)/(e_mm*peak) + Fcore/(e_att*peak))*Lother/layers, "
+                   "((Fmm - Fhead)/(e_mm*peak) + Fcore/(e_att*peak))*Llast/layers + Fhead/(e_mm*peak))",
+                   "s", "each stage its Ls of the L layers, LM head on the last (Narayanan et al. 2021 §2.2: the "
+                   "pipeline advances at the pace of its slowest stage); matmuls and attention core each at their "
+                   "efficiency", label="one sequence through the slowest pipeline stage on one GPU",
+                   Fmm=dense.value, Fhead=f_head, e_mm=e_mm.value, peak=peak, Fcore=core.value, e_att=e_att,
+                   Lother=where(True, np.maximum(sl["first"], sl["middle"]), 0), Llast=sl["last"],
+                   layers=m.n_layers)
     figs += [core, dense, e_mm, stage]
     compute = derive("time/compute", "gb/dp*Tseq/(tp*cp)", "s",
                      "each DP replica's sequences through the slowest stage, shared by its tp·cp GPUs",
@@ -221,7 +226,7 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
              "MFU model FLOPs: attention " + ("causal-halved (Megatron-LM counter)" if causal else
                                               "over the full L×L rectangle (Narayanan 2021, Korthikanti 2022, PaLM)")
              + "; 6·N·D beside it",
-             *comm.assumptions]
+             *comm.assumptions]  # the ledger names an uneven split
     if mem is not None:
         notes.insert(0, ("fits" if fits is True else "does NOT fit" if fits is False else "memory per layout")
                      + f": {mem.data['verdict_line']} (llmcalc memory, optimizer {optimizer})")

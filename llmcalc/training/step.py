@@ -71,6 +71,17 @@ def flops_per_sequence(m: Model, seq, *, causal: bool = False, extras: bool = Fa
     return (*out, {k: v[inv] for k, v in ex.items()}) if extras else out
 
 
+def compute_efficiency_default(hw: Hardware | None = None, m: Model | None = None, tp: int = 1) -> float:
+    """The dense-matmul efficiency the step model uses on ``hw`` for ``m`` at width d_model/tp (the hardware's
+    efficiency block, llmcalc.core.efficiency); H100 SXM's set (the stated generation default) without ``hw``,
+    the wide-GEMM limit without ``m``. For callers that need one fraction (forward-only passes)."""
+    from ..core.catalogue import load_hardware
+    from ..core.efficiency import training_efficiency
+
+    te = training_efficiency(hw if hw is not None else load_hardware("h100-sxm"))
+    return te.matmul if m is None else float(te.matmul_at(m.d_model / tp))
+
+
 def mfu_from_time(model_flops, step_time_s, gpus, peak_flops_per_s):
     """MFU of a measured step: model FLOPs / (time × GPUs × peak) (PaLM App. B)."""
     return derive("mfu_measured", "F/(T*N*peak)", "%", SRC_MFU, label="MFU from the measured step time",

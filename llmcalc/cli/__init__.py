@@ -18,7 +18,7 @@ COMMANDS = {
     "params": "core", "list": "core", "show": "core", "notation": "core", "import": "core", "summary": "core",
     "flops": "training", "chinchilla": "training", "train": "training", "loss": "scaling",
     "memory": "parallel", "comms": "parallel", "step": "parallel",
-    "plan": "plan",
+    "plan": "plan", "plan-serve": "plan",
     "kv": "inference", "fit": "inference", "infer": "inference", "sweep": "inference", "serve": "inference",
     "speculative": "inference", "batching": "inference",
     "validate": "validation", "calibrate": "calibrate",

@@ -48,10 +48,12 @@ SRC_AG = "ring all-gather: (n−1)/n·S per rank, α per ring step (nccl-tests P
 class RLSettings:
     """The one set of defaults every RL estimate uses (each with where it comes from).
 
-    - ``decode_step_overhead_s`` = 4 ms: per decode step time a serving engine spends outside the roofline
-      (scheduler, sampling, detokenisation, launches). vLLM's v0.6 performance post (Sept 2024) measured the
-      GPU idle ~60% of a Llama-3-8B H100 decode step from CPU overhead before its fixes; 4 ms is a JUDGEMENT of
-      the remainder with CUDA graphs, not a measurement. It dominates the batch-1 tail of small models.
+    - ``decode_step_overhead_s`` = 20 ms and ``compute_efficiency`` = 0.15: CALIBRATED together (least squares
+      on log step time over a grid) on the two NeMo-RL v0.6 H100 rows (Qwen3-30B-A3B GRPO, 32 GPUs: on-policy
+      192 s, 1-off 152 s). The first is the time a rollout engine spends per decode step outside the roofline
+      (scheduler, sampling, MoE routing, launches); it dominates the batch-1 tail. The second is the fraction of
+      the dense peak the RL trainer reaches in its forward and backward passes (FSDP/Megatron with variable
+      lengths, far below the 0.62 of large-model pre-training). Every other RL case is a test of these two.
     - ``max_num_seqs`` = 1024: verl's rollout default (``actor_rollout_ref.rollout.max_num_seqs``).
     - ``kv_reserve`` = 0.1 of memory kept back, as ``llmcalc fit``.
     - ``reload_bw_bytes_per_s`` = 150 GB/s: engine-side weight reload, CALIBRATED on checkpoint-engine's
@@ -65,7 +67,7 @@ class RLSettings:
     - ``prefix_shared`` = True: the G samples of a prompt share one prefill (vLLM/SGLang prefix caching).
     """
 
-    decode_step_overhead_s: float = 4e-3
+    decode_step_overhead_s: float = 0.020
     max_num_seqs: int = 1024
     kv_reserve: float = 0.1
     reload_bw_bytes_per_s: float = 150e9
@@ -74,7 +76,7 @@ class RLSettings:
     recompute: str = "full"
     tokens_per_micro_batch: float = 32768.0
     prefix_shared: bool = True
-    compute_efficiency: float | None = None  # None: llmcalc.training.step's calibrated default
+    compute_efficiency: float | None = 0.15  # fraction of the dense peak; None: training_step's own default
     weight_sync: bool = True  # False: free weight sync (a limit for what-ifs and property tests)
 
 

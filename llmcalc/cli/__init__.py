@@ -12,7 +12,7 @@ import os
 import sys
 
 # The order here is the order of `llmcalc --help`.
-MODULES = ("core", "training", "scaling", "parallel", "plan", "inference", "validation", "rl", "dashboard")
+MODULES = ("core", "training", "scaling", "parallel", "plan", "inference", "validation", "rl", "study", "dashboard")
 COMMANDS = {
     "params": "core", "list": "core", "show": "core", "notation": "core", "import": "core", "summary": "core",
     "flops": "training", "chinchilla": "training", "train": "training", "loss": "scaling",
@@ -22,6 +22,7 @@ COMMANDS = {
     "speculative": "inference", "batching": "inference",
     "validate": "validation",
     "rl": "rl",
+    "sheet": "study", "shard": "study",
     "app": "dashboard",
 }
 

@@ -182,8 +182,9 @@ def _exists(p: Path) -> bool:
         return False
 
 
-def load_model(ref: str) -> Model:
-    """A model by catalogue name (any case), by YAML path, or by Hugging Face config.json path."""
+def load_model(ref: str | Model) -> Model:
+    """A model by catalogue name (any case), by YAML path, or by Hugging Face config.json path; a Model
+    (an ad-hoc one from the CLI's --d-model/--set flags) is passed through."""
     if isinstance(ref, Model):
         return ref
     return _load_model(_check_ref(ref, "model"))

@@ -64,7 +64,7 @@ def main() -> None:
     rows = []
     for name, cmd in cases.items():
         t, rc = median_wall_s(cmd, n)
-        flag = ("exit %d" % rc) if rc else ("> 0.3 s" if t > GOAL_S and name.startswith("llmcalc ") else "")
+        flag = f"exit {rc}" if rc else ("> 0.3 s" if t > GOAL_S and name.startswith("llmcalc ") else "")
         rows.append((name, t, flag))
         if not markdown:
             print(f"  {t * 1e3:7.0f} ms  {flag:8s} {name}", flush=True)

@@ -33,6 +33,7 @@ Bytes = Annotated[float, _quantity(units.BYTES), Field(gt=0)]
 BytesPerS = Annotated[float, _quantity(units.BYTES_PER_S), Field(gt=0)]
 FlopPerS = Annotated[float, _quantity(units.FLOP_PER_S), Field(gt=0)]
 Watts = Annotated[float, _quantity(units.WATTS), Field(gt=0)]
+Seconds = Annotated[float, _quantity(units.SECONDS), Field(ge=0)]
 UsdPerHour = Annotated[float, _quantity(units.USD_PER_HOUR, per_si=3600.0), Field(gt=0)]  # USD per hour
 
 
@@ -75,6 +76,15 @@ class Link(Spec):
     per_link_bytes_per_s: BytesPerS | None = Field(
         None, description="torus: one direction of ONE link (port), e.g. '45 GB/s'")
     axis_size: int | None = Field(None, ge=2, description="torus: devices along one axis with wraparound (16)")
+    fabric: Literal["nvlink", "pcie", "xgmi", "infiniband", "roce", "ethernet", "ici", "dcn"] | None = Field(
+        None, description="what the link is, for the collective model's per-hop latencies (llmcalc.network)")
+    hop_latency: dict[Literal["ring_ll", "ring_ll128", "ring_simple", "tree_ll", "tree_ll128", "tree_simple",
+                              "nvls_simple", "nvls_tree_simple"], Seconds] = Field(
+        default_factory=dict, description="per-hop latency per algorithm_protocol, e.g. ring_simple: '3.4 us' "
+                                          "(NCCL tuning.cc hwLatencies for this fabric)")
+    nvls: bool = Field(False, description="NVLink SHARP: the switch reduces (NCCL's NVLS algorithm)")
+    nccl_arch: Literal["volta", "ampere", "hopper", "blackwell"] | None = Field(
+        None, description="GPU generation row of NCCL's tuning tables (LL bandwidth caps, NVLS efficiency)")
 
     @model_validator(mode="after")
     def _topology_needs_its_numbers(self):
@@ -83,6 +93,19 @@ class Link(Spec):
         if self.topology == "torus" and (self.per_link_bytes_per_s is None or self.axis_size is None):
             raise ValueError("topology torus needs per_link_bytes_per_s (one-way, one link) and axis_size")
         return self
+
+    def hop_latency_s(self, algorithm: str, protocol: str) -> float:
+        """Per-hop latency (s) for an algorithm (ring, tree, nvls) and protocol (ll, ll128, simple). A link
+        that records only ring_simple uses it for every pair; one that records none is an error."""
+        key = f"{algorithm}_{protocol}"
+        if key in self.hop_latency:
+            return self.hop_latency[key]
+        if "ring_simple" in self.hop_latency:
+            return self.hop_latency["ring_simple"]
+        from .errors import LlmcalcError
+
+        raise LlmcalcError(f"the {self.name or 'link'} block records no hop_latency; add e.g. "
+                           "'hop_latency: {ring_simple: 3.4 us}' with its source to the hardware YAML")
 
     @property
     def per_direction_bytes_per_s(self) -> float:

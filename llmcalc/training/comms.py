@@ -9,9 +9,10 @@ Bytes per rank and time per call come from the one collective model, llmcalc/net
 Links: a group stays on the scale-up link (NVLink) when its ranks span at most
 ``hardware.scale_up.domain_size`` consecutive ranks under the order TP, CP, EP, DP, PP (innermost
 first), at the bandwidth its topology gives a group of n (``Link.ring_bw_per_direction``: NVSwitch the
-full figure, an xGMI full mesh (n−1) peer links, a TPU torus 2 links per axis spanned); otherwise its
-ring is limited by the per-GPU scale-out link (InfiniBand). Hierarchical
-(two-level) algorithms and NVLink SHARP are not modelled.
+full figure, an xGMI full mesh (n−1) peer links, a TPU torus 2 links per axis spanned); a group that
+spans domains has k ranks on each (from its span) and uses k NICs per node, min(scale-up, k·NIC) per
+direction. Each call is timed by llmcalc.network.collectives.collective_time (NCCL's tuning model:
+ring/tree/NVLS/NVLS-tree/hierarchical × LL/LL128/Simple, the fastest chosen).
 
 Every row is always present; rows that do not apply to a layout have count 0. That keeps a sweep a
 single vectorised evaluation (zero stage, sp and recompute may be arrays too).
@@ -28,10 +29,10 @@ from ..core.checks import check_number
 from ..core.results import Figure, Result, derive
 from ..core.specs import Hardware, Model
 from ..network.collectives import (
-    ALPHA_OUT_S,
-    ALPHA_UP_S,
     FACTORS,
     SRC_NCCL,
+    SRC_TUNING,
+    collective_time,
     link_efficiency_default,
     network_needed,
     scale_out_bw,
@@ -65,9 +66,14 @@ class CommRow:
     time: Figure  # seconds per step for all calls
     overlap: bool  # can hide behind compute
     phase: str  # "pipeline" (on every micro-batch's critical path) or "step" (once per step, gradient sync)
+    call: Any = None  # the CollectiveTime of one call (algorithm, protocol, latency, bandwidth)
 
     def as_dict(self) -> dict:
-        return {"parallelism": self.parallelism, "collective": self.collective, "tensor": self.tensor,
+        call = self.call
+        how = {} if call is None or np.ndim(call.time_s) else {
+            "algorithm": call.algorithm, "protocol": call.protocol, "latency_s": call.latency_s,
+            "nodes": call.nodes, "ranks_per_node": call.ranks_per_node}
+        return {**how, "parallelism": self.parallelism, "collective": self.collective, "tensor": self.tensor,
                 "shape": self.shape, "group_size": self.group, "message_bytes": self.message_bytes,
                 "bytes_per_rank": self.bytes_per_rank.value, "count": self.count,
                 "scale_up": self.scale_up, "time_s": self.time.value,
@@ -76,28 +82,27 @@ class CommRow:
 
 
 def _row(parallelism, collective, tensor, shape, n, S, count, span, ctx, overlap, phase, source) -> CommRow:
-    factor, steps = FACTORS[collective]
+    factor, _ = FACTORS[collective]
     key = f"comm/{parallelism}/{collective}/{tensor.split(' ')[0]}"
     per = derive(key + "/bytes", f"({factor})*S", "B", SRC_NCCL, label=f"{parallelism} {collective} bytes per rank",
                  n=n, S=S)
     up = np.asarray(span) <= ctx["domain"]
     if ctx["out_bw"] is None and not np.all(up):
         raise network_needed(ctx["hw"], f"the {parallelism} group")
-    # Inside the domain the link's topology decides what a group of n gets (switch: all of it; full mesh:
-    # (n−1) peer links; torus: the axes spanned); across domains the per-device scale-out link.
-    up_bw = ctx["hw"].scale_up.ring_bw_per_direction(n)
-    bw = where(up, up_bw, up_bw if ctx["out_bw"] is None else ctx["out_bw"])
-    alpha = where(up, ALPHA_UP_S, ALPHA_OUT_S)
-    time = derive(key, f"count*(alpha*({steps}) + X/(bw*eff))", "s", source,
-                  label=f"{parallelism}: {collective} of {tensor}", count=count, alpha=alpha, X=per.value,
-                  bw=bw, eff=ctx["eff"], shape=shape, **({"n": n} if "n" in steps else {}))
+    # One call timed by the collective model (llmcalc.network.collectives: NCCL's tuning model, the group placed
+    # k ranks per scale-up domain from its span, k NICs per node across domains).
+    ct = collective_time(ctx["hw"], collective, S, n, span=span, link_efficiency=ctx["eff"],
+                         latency_scale=ctx["latency_scale"])
+    how = ct.describe() if np.ndim(ct.time_s) == 0 else "NCCL-style choice per point (llmcalc.network.collectives)"
+    time = derive(key, "count*t_call", "s", f"{source}; per call: {how}; {SRC_TUNING}",
+                  label=f"{parallelism}: {collective} of {tensor}", count=count, t_call=ct.time_s, shape=shape)
     return CommRow(parallelism, collective, tensor, shape, n, S, per, count, up if up.ndim else bool(up), time,
-                   overlap, phase)
+                   overlap, phase, ct)
 
 
 def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batch=1, seq=2048, global_batch=None,
                 recompute="none", link_efficiency: float | None = None, act_bytes: int = 2,
-                grad_bytes: int = 2) -> Result:
+                grad_bytes: int = 2, latency_scale: float = 1.0) -> Result:
     """Every collective of one training step, per rank (first pipeline stage, the fullest)."""
     from .memory import stage_params
 
@@ -105,7 +110,8 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
     valid = check_layout(m, layout, micro_batch=micro_batch, seq=seq, global_batch=global_batch)
     eff = link_efficiency_default() if link_efficiency is None else check_number(
         link_efficiency, "--link-efficiency (fraction of the per-direction link bandwidth)", high=1)
-    ctx = {"domain": hw.scale_up.domain_size, "out_bw": scale_out_bw(hw), "eff": eff, "hw": hw}
+    ctx = {"domain": hw.scale_up.domain_size, "out_bw": scale_out_bw(hw), "eff": eff, "hw": hw,
+           "latency_scale": check_number(latency_scale, "--latency-scale", low=0, low_ok=True)}
     t, p, d, c, ep, v = layout.tp, layout.pp, layout.dp, layout.cp, layout.ep, layout.interleave
     z, sp = np.asarray(layout.zero), layout.sp
     mb = 1 if global_batch is None else microbatches(layout, micro_batch, global_batch)
@@ -189,8 +195,10 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
     notes = [RANK_ORDER, f"link efficiency {eff:g} of per-direction bandwidth (NCCL ring busbw ~370/450 GB/s on "
              "H100 NVLink; 235/300 on A100)",
              *topology_note(hw),
-             f"latency α = {ALPHA_UP_S * 1e6:g} µs per ring step on NVLink, {ALPHA_OUT_S * 1e6:g} µs across the "
-             "network (assumption)",
+             "collective times from NCCL's tuning model (NVIDIA/nccl v2.30.7 src/graph/tuning.cc): per-hop "
+             "latencies of the hardware YAML, ring/tree/NVLS × LL/LL128/Simple, the fastest chosen; across nodes a "
+             "group of k ranks per node uses k NICs" + (f"; latency × {latency_scale:g}" if latency_scale != 1
+                                                           else ""),
              f"activations {act_bytes} B, gradients reduced in {grad_bytes} B (bf16)",
              "counted on the first pipeline stage; embedding/LM-head vocab-parallel all-reduces not listed"]
     # Rows that do nothing (count 0, or a group of one rank: 0 bytes) are left out of the table.

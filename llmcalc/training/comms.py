@@ -140,6 +140,7 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
     sdiv = where(sp, t, 1)
     tpc = where(np.asarray(t) > 1, 1, 0)
     rows: list[CommRow] = []
+    kinds: dict = {}
 
     def grad_sync(tag: str, P, n, span, layers):
         # ZeRO-3/FSDP gathers and reduce-scatters one layer (FSDP unit) at a time: the bytes are those of the
@@ -150,6 +151,7 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
         ag = where((z == 1) | (z == 2), 1, 0)
         ag3 = where(z == 3, mb * layers, 0)
         g, w = grad_bytes * P, act_bytes * P
+        first = len(rows)
         rows.extend([
             _row(tag, "all-reduce", "gradients", "P", n, g, ar, span, ctx, True, "step",
                  SRC_ZERO7 + " (plain DP: all-reduce 2Ψ)"),
@@ -163,6 +165,13 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
                  True, "step", SRC_ZERO7 + " (ZeRO-3: gather each layer before its forward; " + SRC_FSDP + ")"),
             _row(tag, "all-gather", "parameters (ZeRO-3 backward)", "P/layers", n, w / per_layer, ag3, span, ctx,
                  True, "step", SRC_ZERO7 + " (and again before its backward; " + SRC_FSDP + ")")])
+        t_ar, t_rs, t_ag, t_f, t_b = (r.time.value for r in rows[first:])
+        # what each gradient/parameter collective can hide behind (llmcalc.training.step applies the rules)
+        kinds["grad_last"] = kinds.get("grad_last", 0) + t_ar + where(z == 1, t_rs, 0)
+        kinds["grad_each"] = kinds.get("grad_each", 0) + where(z == 2, t_rs, 0)
+        kinds["param_gather"] = kinds.get("param_gather", 0) + t_ag
+        kinds["zero3_fwd"] = kinds.get("zero3_fwd", 0) + t_f
+        kinds["zero3_bwd"] = kinds.get("zero3_bwd", 0) + t_b + where(z == 3, t_rs, 0)
 
     grad_sync("dp", Pd, d * c, spans["dp"], Lp)
     if m.moe:
@@ -195,6 +204,10 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
                      act_bytes * tok * kv_width / t, (3 + full) * (np.asarray(c) - 1) * Lp * mb, spans["cp"], ctx,
                      True, "pipeline", SRC_CP))
 
+    for r in rows:
+        if r.parallelism in ("tp", "ep", "cp") or r.phase == "pipeline":
+            kinds[r.parallelism] = kinds.get(r.parallelism, 0) + r.time.value
+    kinds["tied"] = sum((r.time.value for r in rows if r.tensor.startswith("tied")), 0)
     figs = [r.time for r in rows]
     times = {k: sum(r.time.value for r in rows if r.overlap == ov and r.phase == ph) for k, ov, ph in
              (("pipe_exposed", False, "pipeline"), ("step_exposed", False, "step"),
@@ -222,6 +235,6 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
     data = {"rows": [r.as_dict() for r in shown], "valid": valid,
             "microbatches": mb, "exposed_pipeline_s": times["pipe_exposed"], "exposed_step_s": times["step_exposed"],
             "overlappable_s": times["overlappable"] + times["overlappable_step"],
-            "total_time_s": tot.value, "bytes_per_rank": moved.value}
+            "total_time_s": tot.value, "bytes_per_rank": moved.value, "by_overlap_s": kinds}
     return Result(f"Communication per training step: {m.display_name} on {hw.display_name}", tuple(figs),
                   tuple(notes), data)

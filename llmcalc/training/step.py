@@ -1,14 +1,17 @@
 """Training step time, tokens/s, MFU and HFU for a parallel layout.
 
-step = (compute + exposed pipeline communication) × (1 + bubble) + exposed gradient sync
-       + max(0, overlappable communication − compute)
+step = (compute + exposed pipeline communication) × (1 + bubble) + exposed DP/ZeRO communication
+
+and every result shows compute, bubble, exposed and hidden communication separately.
 
 - compute: the hardware FLOPs (model FLOPs + recomputation) of each DP replica's sequences through the
   SLOWEST pipeline stage (its L/p layers plus the LM head on the last stage), on that stage's tp·cp GPUs
   at ``compute_efficiency`` × dense peak; with pp = 1 this is the global batch split evenly over the GPUs;
 - pipeline bubble: (p−1)/m for 1F1B, (p−1)/(v·m) interleaved (Narayanan et al. 2021 §2.2);
-- communication from :func:`llmcalc.comms.comm_ledger`: TP/EP/PP rows sit on every micro-batch's
-  critical path; DP/ZeRO gradient and parameter collectives and CP ring exchanges can overlap compute.
+- communication from :func:`llmcalc.training.comms.comm_ledger` (each call timed by llmcalc.network's NCCL
+  model); what hides behind compute follows the frameworks (see :func:`training_step`'s overlap flags):
+  gradient reduction only behind the last micro-batch's backward, ZeRO-3 gathers one layer ahead, TP exposed
+  unless --tp-comm-overlap, PP p2p and EP all-to-all exposed, CP ring exchanges behind attention.
 - MFU counts model FLOPs (3 × forward; Korthikanti et al. 2022 App. A eq. 7 for GPT blocks);
   HFU adds recomputation (Chowdhery et al. 2022 App. B; Narayanan et al. 2021 eq. 3 counts it).
 """
@@ -64,9 +67,21 @@ def mfu_from_time(model_flops, step_time_s, gpus, peak_flops_per_s):
 def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_batch, micro_batch=1, seq=2048,
                   gpus=None, recompute="none", compute_efficiency: float | None = None,
                   link_efficiency: float | None = None, causal: bool = False, dtype: str = "bf16",
-                  act_bytes: int = 2, grad_bytes: int = 2) -> Result:
+                  act_bytes: int = 2, grad_bytes: int = 2, latency_scale: float = 1.0,
+                  overlap_grad_reduce: bool = True, overlap_param_gather: bool = False,
+                  zero3_prefetch: bool = True, tp_comm_overlap: bool = False) -> Result:
     """Predicted step time, tokens/s, MFU and HFU. Numeric arguments may be numpy arrays (then ``data['valid']``
-    masks impossible layouts instead of raising)."""
+    masks impossible layouts instead of raising).
+
+    Overlap (each a flag, defaults as the frameworks ship): ``overlap_grad_reduce`` (PyTorch DDP buckets, Megatron
+    ``--overlap-grad-reduce``): DP/ZeRO-1 gradient reduction hides behind the LAST micro-batch's backward only
+    (earlier micro-batches accumulate locally, no_sync), ZeRO-2's per-micro-batch reduce-scatter behind each
+    backward; ``overlap_param_gather`` (Megatron ``--overlap-param-gather``, default off): the ZeRO-1/2 parameter
+    all-gather behind the next step's first forward; ``zero3_prefetch`` (FSDP backward/forward prefetch,
+    DeepSpeed stage-3 prefetch): each layer's all-gather hides behind the previous layer's compute, the first
+    layer's stays exposed; ``tp_comm_overlap`` (Megatron ``--tp-comm-overlap``, default off): TP collectives hide
+    behind the GEMMs. Pipeline p2p and expert all-to-all stay exposed; ring-attention (CP) exchanges overlap
+    the blockwise attention."""
     rc = recompute_code(recompute)
     valid = check_layout(m, layout, gpus=gpus, micro_batch=micro_batch, seq=seq, global_batch=global_batch)
     eff = compute_efficiency_default() if compute_efficiency is None else check_number(
@@ -76,7 +91,8 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
     f_model, f_hw, f_head = flops_per_sequence(m, seq, causal=causal)
     f_hw = where(np.asarray(rc) == 2, f_hw[2], where(np.asarray(rc) == 1, f_hw[1], f_hw[0]))
     comm = comm_ledger(m, hw, layout, micro_batch=micro_batch, seq=seq, global_batch=global_batch,
-                       recompute=rc, link_efficiency=link_efficiency, act_bytes=act_bytes, grad_bytes=grad_bytes)
+                       recompute=rc, link_efficiency=link_efficiency, act_bytes=act_bytes, grad_bytes=grad_bytes,
+                       latency_scale=latency_scale)
     c = comm.data
     mb = microbatches(layout, micro_batch, global_batch)
     figs = [
@@ -101,14 +117,43 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
                      Fstage=stage.value, tp=layout.tp, cp=layout.cp, peak=peak, eff=eff)
     bubble = derive("pipeline/bubble_fraction", "(pp - 1)/(v*m)", "ratio", SRC_BUBBLE,
                     label="pipeline bubble / ideal time", pp=layout.pp, v=layout.interleave, m=mb)
-    pipe = derive("time/pipeline_comm", "x", "s", "TP, EP and PP rows of the communication ledger",
-                  label="exposed TP/EP/PP communication", x=c["exposed_pipeline_s"])
+    k = c["by_overlap_s"]
+    z = lambda key: k.get(key, 0.0)  # noqa: E731 - a missing kind moved nothing
+    # Forward share of the hardware FLOPs (model FLOPs are 3 x forward; recomputation is part of the backward)
+    fwd = derive("time/forward_share", "Fm/3/Fh", "ratio", "forward = 1/3 of model FLOPs (Kaplan et al. 2020 "
+                 "§2.1); recomputation runs inside the backward", label="forward share of the compute",
+                 Fm=f_model, Fh=f_hw)
+    tp_exp = derive("time/tp_comm_exposed", "ov*max(tp - compute, 0) + (1 - ov)*tp", "s",
+                    "TP collectives exposed unless Megatron --tp-comm-overlap (TransformerEngine userbuffers hide them "
+                    "behind the GEMMs; Megatron-LM arguments.py default off)",
+                    label=f"TP communication exposed ({'overlapped' if tp_comm_overlap else 'not overlapped'})",
+                    tp=z("tp"), compute=compute.value, ov=float(bool(tp_comm_overlap)))
+    cp_exp = derive("time/cp_comm_exposed", "max(cp - compute, 0)", "s", "ring attention passes K,V blocks while "
+                    "computing the current block (Liu et al. 2023 §3)", label="CP ring exchange exposed",
+                    cp=z("cp"), compute=compute.value)
+    pipe = derive("time/pipeline_comm", "tp_exposed + ep + pp + cp_exposed", "s",
+                  "exposed TP, EP all-to-all, PP p2p (never overlapped here) and CP rows of the ledger, on every "
+                  "micro-batch's critical path", label="exposed TP/EP/PP/CP communication",
+                  tp_exposed=tp_exp.value, ep=z("ep"), pp=z("pp"), cp_exposed=cp_exp.value)
     bub_t = derive("time/bubble", "b*(compute + comm)", "s", SRC_BUBBLE, label="pipeline bubble",
                    b=bubble.value, compute=compute.value, comm=pipe.value)
-    grad = derive("time/grad_sync_exposed", "serial + max(0, overlappable - compute)", "s",
-                  "gradient/parameter sync once per step; DP, ZeRO and CP rows hide behind compute when shorter",
-                  label="exposed DP/ZeRO/CP communication", serial=c["exposed_step_s"],
-                  overlappable=c["overlappable_s"], compute=compute.value)
+    gl, ge, pg, zf, zb = z("grad_last"), z("grad_each"), z("param_gather"), z("zero3_fwd"), z("zero3_bwd")
+    og, op, zp = float(bool(overlap_grad_reduce)), float(bool(overlap_param_gather)), float(bool(zero3_prefetch))
+    grad = derive("time/grad_sync_exposed",
+                  "(gl - og*min(gl, C*(1 - f)/mb)) + (ge - og*min(ge, C*(1 - f))) + (pg - op*min(pg, C*f/mb))"
+                  " + (zp*max(zf - C*f, zf/layers) + (1 - zp)*zf) + (zp*max(zb - C*(1 - f), zb/layers)"
+                  " + (1 - zp)*zb) + tied", "s",
+                  "DP/ZeRO-1 reduction behind the last micro-batch's backward only (PyTorch DDP no_sync; Megatron "
+                  "--overlap-grad-reduce); ZeRO-2 reduce-scatter behind each backward; ZeRO-1/2 parameter gather "
+                  "exposed unless --overlap-param-gather; ZeRO-3 gathers prefetched one layer ahead (FSDP, "
+                  "Zhao et al. 2023 §3.3), the first layer's exposed; tied-embedding all-reduce exposed",
+                  label="exposed DP/ZeRO communication", gl=gl, ge=ge, pg=pg, zf=zf, zb=zb, C=compute.value,
+                  f=fwd.value, mb=mb, og=og, op=op, zp=zp, layers=max(m.n_layers / layout.pp, 1)
+                  if np.ndim(layout.pp) == 0 else np.maximum(m.n_layers / np.asarray(layout.pp), 1), tied=z("tied"))
+    serial = sum(v for v in k.values())
+    hidden = derive("time/comm_hidden", "serial - pipe_raw - grad", "s", "communication that overlaps compute",
+                    label="hidden communication (overlapped with compute)", serial=serial,
+                    pipe_raw=pipe.value, grad=grad.value)
     step = derive("time/step", "compute + comm + bubble + grad", "s", "sum of the rows above",
                   label="step time", compute=compute.value, comm=pipe.value, bubble=bub_t.value, grad=grad.value)
     tps = derive("throughput/tokens_per_s", "gb*L/T", "token/s", "definition", label="tokens per second",
@@ -117,12 +162,13 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
                  F=figs[0].value, T=step.value, N=n_gpus, peak=peak)
     hfu = derive("hfu", "F/(T*N*peak)", "%", SRC_MFU + "; hardware FLOPs include recomputation",
                  label="HFU (hardware FLOPs utilization)", F=figs[1].value, T=step.value, N=n_gpus, peak=peak)
-    figs += [compute, bubble, pipe, bub_t, grad, step, tps, mfu, hfu]
+    figs += [compute, bubble, fwd, tp_exp, cp_exp, pipe, bub_t, grad, hidden, step, tps, mfu, hfu]
     if is_sweep(step.value, valid):
         valid = np.broadcast_to(valid, np.broadcast(valid, step.value).shape)
     data = {"model": m.name, "hardware": hw.name, "gpus": n_gpus, "microbatches": mb, "valid": valid,
             "step_time_s": step.value, "compute_s": compute.value, "bubble_fraction": bubble.value,
-            "bubble_s": bub_t.value, "exposed_comm_s": pipe.value + grad.value, "tokens_per_s": tps.value,
+            "bubble_s": bub_t.value, "exposed_comm_s": pipe.value + grad.value, "hidden_comm_s": hidden.value,
+            "tokens_per_s": tps.value,
             "mfu": mfu.value, "hfu": hfu.value, "model_flops": figs[0].value, "hardware_flops": figs[1].value,
             "compute_efficiency": eff, "causal_attention": causal}
     if not is_sweep(step.value):

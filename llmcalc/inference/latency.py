@@ -61,7 +61,7 @@ def custom_allreduce(dep, nbytes, nccl):
     one-shot/two-shot kernels), or NCCL where it is faster or the link is not NVLink. Returns (time_s, how)."""
     up = dep.hw.scale_up
     S = np.asarray(nbytes, dtype=float)
-    if up.fabric != "nvlink" or dep.tp > up.domain_size:
+    if up.fabric_kind() != "nvlink" or dep.tp > up.domain_size:
         return nccl
     n = dep.tp
     bw = up.ring_bw_per_direction(n) * dep.eff.link
@@ -142,7 +142,8 @@ class Deployment:
             raise LayoutError(f"--tp {self.tp} spans more than the {up.domain_size}-device scale-up domain of "
                               f"{hw.display_name}, whose catalogue entry records no scale_out bandwidth; keep "
                               f"--tp <= {up.domain_size} or give the hardware YAML a scale_out link")
-        return (hw.scale_out.per_direction_bytes_per_s, hw.scale_out.hop_latency_s("ring", "simple"),
+        return (hw.scale_out.per_direction_bytes_per_s,
+                hw.scale_out.hop_latency_s("ring", "simple", default_fabric="infiniband"),
                 _short(hw.scale_out.name, "scale-out"))
 
     def tp_allreduce(self, nbytes):

@@ -193,8 +193,9 @@ class CollectiveTime:
 
 
 def _hop(link: Link, alg: str, proto: str) -> float:
-    """Per-hop latency in µs of this link for an (algorithm, protocol), from the hardware YAML."""
-    return link.hop_latency_s(alg, proto) * 1e6
+    """Per-hop latency in µs of this link for an (algorithm, protocol), from the hardware YAML (or NCCL's row for
+    its fabric; a scale-out link that names none is priced as a network, as NCCL does for every inter-node hop)."""
+    return link.hop_latency_s(alg, proto, default_fabric="infiniband" if link.domain_size == 1 else None) * 1e6
 
 
 def _log2i(x):
@@ -252,8 +253,8 @@ def collective_time(hw: Hardware, collective: str, nbytes, n, *, ranks_per_node=
         cands[name] = (t, lat, algbw, np.asarray(hops, dtype=float), np.asarray(per_hop, dtype=float))
 
     allowed = set(algorithms or ("ring", "tree", "nvls", "hierarchical", "p2p"))
-    fabric = up.fabric or "scale-up"
-    if up.fabric in ("ici",) or (up.fabric not in ("nvlink", "pcie", "xgmi") and up.fabric is not None):
+    kind = up.fabric_kind()
+    if kind not in ("nvlink", "pcie", "xgmi", None):  # TPU ICI and other non-NCCL fabrics
         _torus_or_generic(hw, collective, S_safe, n, k, m, b_up, b_nic, add)
     elif collective in ("all-to-all", "send/recv"):
         _p2p(hw, collective, n, k, m, b_up, b_nic, add)
@@ -397,7 +398,7 @@ def _hierarchical(hw, S, n, k, m, eff, ls, add):
 def _torus_or_generic(hw, collective, S, n, k, m, b_up, b_nic, add):
     """A non-NCCL fabric (TPU ICI): one ring algorithm; latency per hop along each torus axis spanned."""
     up, out = hw.scale_up, hw.scale_out
-    hop = up.hop_latency_s("ring", "simple") * 1e6
+    hop = _hop(up, "ring", "simple")
     multi = m > 1
     if up.topology == "torus" and up.axis_size:
         a = float(up.axis_size)
@@ -410,7 +411,7 @@ def _torus_or_generic(hw, collective, S, n, k, m, b_up, b_nic, add):
     passes = {"all-reduce": 2, "all-gather": 1, "reduce-scatter": 1}.get(collective, 1)
     steps = {"all-reduce": 2 * (n - 1), "all-gather": n - 1, "reduce-scatter": n - 1}.get(collective, 1)
     bus = np.where(multi, np.minimum(b_up, k * b_nic), b_up)
-    net_hop = out.hop_latency_s("ring", "simple") * 1e6 if out is not None else 0.0
+    net_hop = _hop(out, "ring", "simple") if out is not None else 0.0
     if collective in ("all-to-all", "send/recv"):
         t_intra = (k - 1) / np.maximum(n, 1) / b_up
         t_inter = np.where(multi, (n - k) / np.maximum(n, 1) / b_nic, 0.0)

@@ -65,7 +65,11 @@ def plan(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
          max_cp: int = typer.Option(16, "--max-cp", help="Largest context-parallel degree searched."),
          tokens: str = typer.Option(None, "--tokens", help="Token budget for days and cost (default 1T)."),
          price: str = typer.Option(None, "--price", help="USD per GPU-hour (default: the catalogue's)."),
-         optimizer: str = typer.Option("adam", "--optimizer", help="Optimizer bytes/param as in `memory`."),
+         optimizer: str = typer.Option("adam-fp32-grads", "--optimizer", help="Optimizer bytes/param as in `memory` "
+                                       "(default Megatron-Core bf16, 18 B/param; adam = ZeRO paper's 16 B)."),
+         attention: str = typer.Option("flash", "--attention", help="Attention core: flash or unfused."),
+         tp_comm_overlap: bool = typer.Option(False, "--tp-comm-overlap", help="TP collectives overlap GEMMs."),
+         profile: str = typer.Option(None, "--profile", help="Efficiency profile YAML from `llmcalc calibrate`."),
          dtype: str = typer.Option("bf16", "--dtype", help="Peak FLOP/s of this data type (bf16, fp8, ...)."),
          compute_efficiency: float = typer.Option(None, "--compute-efficiency",
                                                   help="Fraction of the dense peak that compute reaches."),
@@ -90,11 +94,21 @@ def plan(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
         if isinstance(v, int) and v < (0 if k in ("zero", "sp") else 1):
             raise LlmcalcError(f"--{ {'v': 'interleave', 'mb': 'micro-batch'}.get(k, k)} must be positive, got {v}")
     m, hw = load_model(model), load_hardware(hardware)
+    if attention.lower() not in ("flash", "unfused"):
+        raise LlmcalcError(f"--attention expects flash or unfused, got {attention!r}")
+    if profile is not None and compute_efficiency is not None:
+        raise LlmcalcError("--compute-efficiency replaces every efficiency; drop it or drop --profile")
+    eff = None
+    if profile is not None:
+        from ..core.efficiency import load_profile
+
+        eff = load_profile(profile, hw)
+    tuned = dict(efficiency=eff, attention=attention.lower(), tp_comm_overlap=tp_comm_overlap)
     budget = _count(tokens, "--tokens")
     usd = quantity_option(price, "USD_PER_HOUR", "--price", "2.49 or '$2.49/h'", 3600.0)
     r = plan_training(m, hw, gpus=parse_gpus(gpus), global_batch=global_batch, seq=seq, objective=objective.lower(),
                       top=top, pins=pins, tokens=budget, price_usd_per_hour=usd, optimizer=optimizer,
-                      dtype=dtype.lower(), compute_efficiency=compute_efficiency, max_cp=max_cp)
+                      dtype=dtype.lower(), compute_efficiency=compute_efficiency, max_cp=max_cp, **tuned)
     d = r.data
     if as_json:
         emit(r, True, False)
@@ -142,7 +156,7 @@ def plan(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
                            fmt(row["step_time_s"], "s"), f"{row['days']:.1f}", f"{row['gpu_hours']:,.0f}", cost(row))
                           for row in d["per_gpus"]], ("", "GPUs", "layout", "step", "days", "GPU-hours", "cost")))
     st, mem = best_breakdown(m, hw, best, global_batch=global_batch, seq=seq, optimizer=optimizer,
-                             dtype=dtype.lower(), compute_efficiency=compute_efficiency)
+                             dtype=dtype.lower(), compute_efficiency=compute_efficiency, **tuned)
     typer.echo(f"\nbest layout: {best['layout']} on {best['gpus']} GPUs")
     if explain:
         typer.echo(st.explain())

@@ -93,8 +93,9 @@ def memory(model, hardware, layout, s: dict) -> None:
                     width="stretch")
     if not d["fits"]:
         st.error(f"Does not fit: {r['memory/total'].text()} per {dev} on the {d['worst_stage']} stage exceeds the "
-                 f"{hardware.display_name}'s {r.data['memory_bytes'] / 2**30:,.1f} GiB; raise TP/PP, ZeRO or "
-                 "recompute, or lower the micro-batch.")
+                 f"{hardware.display_name}'s {d['usable_bytes'] / 2**30:,.1f} GiB usable ({d['reserve']:.0%} of "
+                 f"{d['memory_bytes'] / 2**30:,.1f} GiB reserved); raise TP/PP, ZeRO or recompute, or lower the "
+                 "micro-batch.")
     panels.show_result(r, "memory", metrics=("memory/total", "memory/headroom"), per_row=2)
 
 
@@ -123,4 +124,6 @@ def step_time(model, hardware, layout, s: dict) -> None:
     st.subheader("Step time and MFU")
     r = step.training_step(model, hardware, layout, global_batch=int(s["gbs"]), micro_batch=int(s["mbs"]),
                            seq=int(s["seq"]), recompute=s["recompute"], dtype=s["dtype"])
+    if r.data["fits"] is False:  # the same verdict as the memory panel: never a plain MFU for a layout that cannot run
+        st.error(r.title.split(" — Training step")[0])
     panels.show_result(r, "step", metrics=("time/step", "throughput/tokens_per_s", "mfu", "hfu"))

@@ -23,7 +23,7 @@ from llmcalc.training.layout import Layout
 from llmcalc.training.step import mfu_from_time, training_step
 
 A100 = load_hardware("a100-sxm-80gb")
-EFF = 0.62  # a flat --compute-efficiency fitted on the 175B row; the shipped per-kernel defaults: test_efficiency.py
+EFF = 0.62  # a flat efficiency (--compute-efficiency) fitted on the 175B row; shipped defaults: test_efficiency.py
 
 
 def gpt(layers, hidden, heads, vocab=51200):

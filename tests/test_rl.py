@@ -199,3 +199,39 @@ def test_cli_bad_input_one_line_exit_2(extra, msg):
     p = subprocess.run(CLI + extra, capture_output=True, text=True)
     assert p.returncode == 2, p.stderr
     assert msg in p.stderr and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- dashboard page
+
+
+def test_dashboard_rl_page_shows_what_rl_step_says():
+    """The RL page draws rl_step's numbers (the page computes nothing): same inputs, same step times."""
+    pytest.importorskip("streamlit")
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    app = str(Path(__file__).resolve().parent.parent / "app.py")
+    at = AppTest.from_file(app, default_timeout=60)
+    at.query_params["page"] = "rl"
+    at.query_params["model"] = "qwen2.5-7b"
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in list(at.exception) + list(at.error)]
+    table = at.dataframe[0].value
+    r = rl_step(M7, H100, gpus=64, prompts=512, samples=16, prompt_len=512, response=lognormal(3000, 1.0, 8192),
+                staleness=2)
+    want = {k.replace("_", " "): v["step_s"] for k, v in r.data["regimes"].items()}
+    got = dict(zip(table["regime"], table["step (s)"], strict=True))
+    assert got == pytest.approx(want, rel=1e-9)
+
+
+def test_rl_example_runs_and_answers(capsys):
+    """examples/rl_sync_vs_async.py end to end: with a heavy 8k-capped tail, the answer is to go async."""
+    import runpy
+    from pathlib import Path
+
+    runpy.run_path(str(Path(__file__).resolve().parent.parent / "examples" / "rl_sync_vs_async.py"),
+                   run_name="__main__")
+    out = capsys.readouterr().out
+    assert "Answer: go asynchronous" in out
+    assert "η = 0:" in out and "η = inf:" in out

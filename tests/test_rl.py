@@ -235,3 +235,26 @@ def test_rl_example_runs_and_answers(capsys):
     out = capsys.readouterr().out
     assert "Answer: go asynchronous" in out
     assert "η = 0:" in out and "η = inf:" in out
+
+
+@settings(max_examples=15, deadline=None)
+@given(gpus=st.integers(1, 24), prompts=st.integers(1, 48), samples=st.integers(1, 8),
+       prompt_len=st.integers(1, 3000), mean=st.floats(1, 20000), cv=st.floats(0, 3),
+       cap=st.one_of(st.none(), st.integers(1, 30000)), eta=st.sampled_from([0, 1, 3, None]),
+       rtp=st.sampled_from([1, 2, 4]), algo=st.sampled_from(["grpo", "ppo"]), partial=st.booleans(),
+       name=st.sampled_from(["gpt2", "qwen2.5-7b"]))
+def test_any_input_is_one_clear_error_or_finite_figures(gpus, prompts, samples, prompt_len, mean, cv, cap, eta,
+                                                        rtp, algo, partial, name):
+    from llmcalc.core.errors import LlmcalcError
+
+    try:
+        r = rl_step(load_model(name), H100, gpus=gpus, prompts=prompts, samples=samples, prompt_len=prompt_len,
+                    response=lognormal(mean, cv, cap), staleness=eta, rollout_tp=rtp, algo=algo, partial=partial)
+    except LlmcalcError as e:
+        assert str(e) and "\n" not in str(e)
+        return
+    for name_, x in r.data["regimes"].items():
+        assert math.isfinite(x["step_s"]) and x["step_s"] > 0, name_
+        assert all(math.isfinite(v) and v >= 0 for v in x["breakdown_s"].values()), name_
+        assert -1e-9 <= x["rollout_utilisation"] <= 1 + 1e-9 and -1e-9 <= x["trainer_utilisation"] <= 1 + 1e-9
+        assert x["staleness_mean"] >= 0

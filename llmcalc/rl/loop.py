@@ -12,7 +12,9 @@ A rollout pool (``llmcalc.rl.rollout.Generator``) and a trainer run side by side
   sequences are paused, their KV is recomputed under the new weights (a re-prefill of prompt + tokens so far)
   and they continue; without it, the sync waits until every running sequence has finished (the pool drains).
 
-Staleness of a consumed rollout = trainer version when it is consumed − version when it started. η = 0 gives
+Staleness of a consumed rollout = trainer version when it is consumed − version when it started. The bound
+limits admission, not consumption: a long rollout admitted within the window may finish, and be consumed,
+several versions later, so the reported maximum can exceed η (the mean stays near it). η = 0 gives
 the synchronous disaggregated loop exactly (generate B, train, sync, repeat). The period is measured over the
 second half of ``steps`` simulated trainer steps (the first half is warm-up).
 """

@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-PAGES = {"model": "Model", "training": "Training", "inference": "Inference", "serving": "Serving",
-         "compare": "A vs B"}
+from .pages import PAGES as _PAGES
+
+PAGES = {p.key: p.title for p in _PAGES}  # the registry lives in pages.py
 DTYPES = ["bf16", "fp16", "fp32", "fp8", "int8", "int4"]
 
 
@@ -68,7 +69,7 @@ FIELDS = _fields(
     Field("causal", False),
     Field("seq", 4096, 1, 1 << 24), Field("mbs", 1, 1, 1 << 16), Field("gbs", 512, 1, 1 << 24),
     Field("zero", 1, 0, 3), Field("recompute", "selective", choices=("none", "selective", "full")),
-    Field("tokens", "15T"), Field("mfu", 0.4, 0.01, 1.0), Field("gpus", 1024, 1, 1 << 22),
+    Field("tokens", "15T"),
     # inference and serving
     Field("batch", 1, 1, 1 << 16), Field("prompt", 1024, 1, 1 << 24), Field("gen", 256, 1, 1 << 24),
     Field("kv_dtype", "bf16", choices=tuple(DTYPES)), Field("roofline", False),
@@ -79,6 +80,10 @@ FIELDS = _fields(
     # A vs B: the second scenario
     Field("model_b", "llama-3.1-8b"), Field("hw_b", "a100-sxm-80gb"), Field("dtype_b", "bf16", choices=tuple(DTYPES)),
     Field("tp_b", 1, 1, 4096), Field("pp_b", 1, 1, 4096), Field("dp_b", 8, 1, 1 << 20),
+    # B's own workload (A's comes from the shared fields above)
+    Field("seq_b", 4096, 1, 1 << 24), Field("mbs_b", 1, 1, 1 << 16), Field("gbs_b", 512, 1, 1 << 24),
+    Field("batch_b", 1, 1, 1 << 16), Field("prompt_b", 1024, 1, 1 << 24), Field("gen_b", 256, 1, 1 << 24),
+    Field("kv_dtype_b", "bf16", choices=tuple(DTYPES)), Field("price_b", 0.0, 0.0, 1e6),
 )
 
 

@@ -123,3 +123,15 @@ def test_every_wing_says_what_it_is_for():
     for init in PKG.glob("*/__init__.py"):
         doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")))
         assert doc and "import" in doc, f"{init}: docstring must say what the wing is for and may import"
+
+
+def test_readme_module_paths_import():
+    """Every `from llmcalc.… import …` the README shows notebook users resolves (no stale flat paths)."""
+    import importlib
+    import re
+
+    readme = (PKG.parent / "README.md").read_text(encoding="utf-8")
+    shown = re.findall(r"from (llmcalc(?:\.\w+)+) import (\w+)", readme)
+    assert len(shown) >= 4
+    for module, name in shown:
+        assert hasattr(importlib.import_module(module), name), f"README: from {module} import {name}"

@@ -21,7 +21,10 @@ MIXTRAL = load_model("mixtral-8x7b")
 @pytest.mark.parametrize("layout, kw, words", [
     (Layout(tp=3), {}, ["--tp 3", "32 attention heads", "Llama-3.1-8B"]),
     (Layout(tp=16), {}, ["--tp 16", "8 key/value heads"]),  # divides the 32 query heads, not the 8 KV heads
-    (Layout(pp=3), {}, ["--pp 3", "32 layers"]),
+    (Layout(pp=33), {}, ["--pp 33", "32 layers", "--pp-layers"]),  # more stages than layers
+    (Layout(pp=30), {}, ["--pp 30", "32 layers"]),  # ⌈32/30⌉ = 2 per middle stage leaves nothing for the ends
+    (Layout(pp=3, pp_layers=(10, 11, 10)), {}, ["--pp-layers 10,11,10", "32 layers", "add up to 31"]),
+    (Layout(pp=4, pp_first=3), {}, ["--pp-first 3", "do not split evenly"]),  # 29 over 3 stages
     (Layout(pp=4, interleave=3), {}, ["--interleave 3", "32 layers"]),
     (Layout(tp=2, dp=2), {"gpus": 8}, ["tp·pp·dp·cp", "= 4", "--gpus is 8"]),
     (Layout(dp=4), {"global_batch": 10, "micro_batch": 1}, ["--global-batch 10", "micro-batch·dp"]),
@@ -52,9 +55,9 @@ def test_sweep_gives_a_mask_instead_of_raising():
     tp = np.array([1, 2, 3, 4, 8, 16])
     valid = check_layout(LLAMA, Layout(tp=tp))
     assert valid.tolist() == [True, True, False, True, True, False]
-    pp = np.array([[1], [3]])
+    pp = np.array([[1], [3], [33]])  # 3 stages split 32 layers 10, 11, 11; 33 stages cannot
     valid = check_layout(LLAMA, Layout(tp=tp, pp=pp), gpus=tp * pp)
-    assert valid.shape == (2, 6) and not valid[1].any()
+    assert valid.shape == (3, 6) and valid[1].tolist() == valid[0].tolist() and not valid[2].any()
 
 
 def test_microbatches_and_rank_spans():
@@ -69,8 +72,10 @@ def test_cli_reports_layout_errors_without_traceback():
     assert r.exit_code == 2
     assert "--tp 3 does not divide the 32 attention heads" in r.output
     assert "Traceback" not in r.output
-    r = CliRunner().invoke(app, ["memory", "llama-3.1-8b", "--pp", "3"])
-    assert r.exit_code == 2 and "--pp 3 does not divide the 32 layers" in r.output
+    r = CliRunner().invoke(app, ["memory", "llama-3.1-8b", "--pp", "4", "--interleave", "3"])
+    assert r.exit_code == 2 and "--pp 4 × --interleave 3 does not divide the 32 layers" in r.output
+    r = CliRunner().invoke(app, ["memory", "llama-3.1-8b", "--pp-layers", "8,8,x"])
+    assert r.exit_code == 2 and "--pp-layers" in r.output and "Traceback" not in r.output
 
 
 # ---------------------------------------------------------------- impossible inputs: one clear error, exit 2

@@ -12,13 +12,15 @@ import os
 import sys
 
 # The order here is the order of `llmcalc --help`.
-MODULES = ("core", "training", "parallel", "inference", "dashboard")
+MODULES = ("core", "training", "scaling", "parallel", "plan", "inference", "validation", "dashboard")
 COMMANDS = {
     "params": "core", "list": "core", "show": "core", "notation": "core", "import": "core", "summary": "core",
-    "flops": "training", "chinchilla": "training", "train": "training",
+    "flops": "training", "chinchilla": "training", "train": "training", "loss": "scaling",
     "memory": "parallel", "comms": "parallel", "step": "parallel",
+    "plan": "plan",
     "kv": "inference", "fit": "inference", "infer": "inference", "sweep": "inference", "serve": "inference",
     "speculative": "inference", "batching": "inference",
+    "validate": "validation",
     "app": "dashboard",
 }
 

@@ -20,22 +20,37 @@ GLOBAL = typer.Option(None, "--global-batch", help="Global batch (sequences per 
 RECOMPUTE = typer.Option("none", "--recompute", help="Activation recomputation: none, selective or full.")
 INTERLEAVE = typer.Option(1, "--interleave", "-v", help="Virtual pipeline stages per device (interleaved 1F1B).")
 GPUS = typer.Option(None, "--gpus", "-n", help="Total GPUs; must equal tp·pp·dp·cp.")
+PP_LAYERS = typer.Option(None, "--pp-layers", help="Layers per pipeline stage, first to last: 7,8x14,7 "
+                         "(default: even, or lighter first/last stages when --pp does not divide the layers).")
+PP_FIRST = typer.Option(None, "--pp-first", help="Layers on the first pipeline stage; the others split the rest "
+                        "(Megatron-Core --decoder-first-pipeline-num-layers).")
+PP_LAST = typer.Option(None, "--pp-last", help="Layers on the last pipeline stage "
+                       "(--decoder-last-pipeline-num-layers).")
 LINK_EFF = typer.Option(None, "--link-efficiency", help="Fraction of per-direction link bandwidth reached.")
 
 
-def _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave=1, gpus=None):
+def _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave=1, gpus=None, pp_layers=None, pp_first=None,
+            pp_last=None):
     from ..core.errors import LayoutError
-    from ..training.layout import Layout, check_layout
+    from ..training.layout import Layout, check_layout, parse_pp_layers
+
+    stages = dict(pp_first=pp_first, pp_last=pp_last)
+    if pp_layers is not None:
+        if pp_first is not None or pp_last is not None:
+            raise LayoutError("give either --pp-layers or --pp-first/--pp-last, not both")
+        stages = dict(pp_layers=parse_pp_layers(pp_layers))
+        if pp == 1:  # --pp-layers alone names the stage count
+            pp = len(stages["pp_layers"])
 
     if dp is None:
         if gpus is None:
             dp = 1
         elif gpus % (tp * pp * cp):
-            check_layout(m, Layout(tp=tp, pp=pp, cp=cp, interleave=interleave))  # name a head/layer problem first
+            check_layout(m, Layout(tp=tp, pp=pp, cp=cp, interleave=interleave, **stages))  # name a head/layer problem
             raise LayoutError(f"--gpus {gpus} is not divisible by tp·pp·cp = {tp}·{pp}·{cp} = {tp * pp * cp}")
         else:
             dp = gpus // (tp * pp * cp)
-    return Layout(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp, zero=zero, interleave=interleave)
+    return Layout(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp, zero=zero, interleave=interleave, **stages)
 
 
 @app.command()
@@ -43,6 +58,7 @@ def _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave=1, gpus=None):
 def memory(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, pp: int = PP, dp: int = DP,
            ep: int = EP, cp: int = CP, zero: int = ZERO, sp: bool = SP, micro_batch: int = MICRO, seq: int = SEQ,
            global_batch: int = GLOBAL, recompute: str = RECOMPUTE, interleave: int = INTERLEAVE,
+           pp_layers: str = PP_LAYERS, pp_first: int = PP_FIRST, pp_last: int = PP_LAST,
            optimizer: str = typer.Option("adam", "--optimizer", help="adam (16 B), adam-fp32-grads (18 B), "
                                          "adam-no-master (10 B), adam-8bit, sgd."),
            flash: bool = typer.Option(True, "--flash/--no-flash", help="FlashAttention (no L×L scores)."),
@@ -59,7 +75,8 @@ def memory(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, p
     if lora_rank is not None:
         lora = LoRA(lora_rank, tuple(t.strip() for t in lora_targets.split(",") if t.strip()), base_bits)
     m = load_model(model)
-    r = training_memory(m, load_hardware(hardware), _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave),
+    r = training_memory(m, load_hardware(hardware), _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave, None,
+                                                                pp_layers, pp_first, pp_last),
                         micro_batch=micro_batch, seq=seq, recompute=recompute, optimizer=optimizer,
                         global_batch=global_batch, flash=flash, dropout=dropout, lora=lora)
     emit(r, as_json, explain)
@@ -78,6 +95,7 @@ def memory(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, p
 def comms(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, pp: int = PP, dp: int = DP,
           ep: int = EP, cp: int = CP, zero: int = ZERO, sp: bool = SP, micro_batch: int = MICRO, seq: int = SEQ,
           global_batch: int = GLOBAL, recompute: str = RECOMPUTE, interleave: int = INTERLEAVE,
+          pp_layers: str = PP_LAYERS, pp_first: int = PP_FIRST, pp_last: int = PP_LAST,
           link_efficiency: float = LINK_EFF, as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
     """Every collective one training step issues, per rank: bytes, link, time, overlap."""
     from ..core.catalogue import load_hardware, load_model
@@ -85,7 +103,7 @@ def comms(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, pp
     from ..training.comms import comm_ledger
 
     m = load_model(model)
-    lay = _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave)
+    lay = _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave, None, pp_layers, pp_first, pp_last)
     r = comm_ledger(m, load_hardware(hardware), lay, micro_batch=micro_batch, seq=seq,
                     global_batch=global_batch, recompute=recompute, link_efficiency=link_efficiency)
     if as_json or explain:
@@ -110,6 +128,7 @@ def step(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, gpus: int = GPUS,
          dp: int = DP, ep: int = EP, cp: int = CP, zero: int = ZERO, sp: bool = SP, micro_batch: int = MICRO,
          seq: int = SEQ, global_batch: int = typer.Option(..., "--global-batch", help="Sequences per step."),
          recompute: str = RECOMPUTE, interleave: int = INTERLEAVE,
+         pp_layers: str = PP_LAYERS, pp_first: int = PP_FIRST, pp_last: int = PP_LAST,
          compute_efficiency: float = typer.Option(None, "--compute-efficiency",
                                                   help="Fraction of the dense peak that compute reaches."),
          link_efficiency: float = LINK_EFF,
@@ -123,7 +142,7 @@ def step(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, gpus: int = GPUS,
     if compute_efficiency is not None and not 0 < compute_efficiency <= 1:
         raise LlmcalcError(f"--compute-efficiency expects a fraction in (0, 1], got {compute_efficiency}")
     m = load_model(model)
-    lay = _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave, gpus)
+    lay = _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave, gpus, pp_layers, pp_first, pp_last)
     r = training_step(m, load_hardware(hardware), lay, global_batch=global_batch,
                       micro_batch=micro_batch, seq=seq, gpus=gpus, recompute=recompute,
                       compute_efficiency=compute_efficiency, link_efficiency=link_efficiency, causal=causal)

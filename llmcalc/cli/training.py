@@ -8,6 +8,8 @@ from ._app import app
 from ._common import EXPLAIN_OPT, HARDWARE_OPT, JSON_OPT, MODEL_ARG, emit, quantity_option, table, user_errors
 
 RECOMPUTE_OPT = typer.Option("none", "--recompute", help="Activation recomputation: none, selective or full.")
+LAW_OPT = typer.Option("epoch", "--law", help="Loss law: epoch (Besiroglu et al. 2024 refit), hoffmann (unrounded "
+                       "TeX constants), hoffmann-rounded, E,A,B,alpha,beta, or a YAML file with those keys.")
 
 
 def _count(text: str | None, option: str):
@@ -64,8 +66,8 @@ def chinchilla(model: str | None = typer.Argument(None, help="Catalogue name, YA
                                                   show_default=False),
                params: str | None = typer.Option(None, "--params", help="N instead of a model: 70B, 1e9."),
                flops: str | None = typer.Option(None, "--flops", help="FLOP budget C: 5.76e23."),
-               as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
-    """Compute-optimal tokens for a model, and N/D for a FLOP budget (20x rule and Approach 3)."""
+               law: str = LAW_OPT, as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
+    """Compute-optimal tokens for a model, and N/D for a FLOP budget (20x rule, a loss law, Llama 3's law)."""
     from ..model.scaling import chinchilla as chinchilla_
 
     spec = None
@@ -74,7 +76,7 @@ def chinchilla(model: str | None = typer.Argument(None, help="Catalogue name, YA
 
         spec = load_model(model)
     budget = quantity_option(flops, "FLOP", "--flops", "5.76e23 or '3.8e25 FLOP'")
-    emit(chinchilla_(spec, params=_count(params, "--params"), flops=budget), as_json, explain)
+    emit(chinchilla_(spec, params=_count(params, "--params"), flops=budget, law=law), as_json, explain)
 
 
 @app.command()

@@ -198,37 +198,54 @@ def tensor_table(m: Model, micro_batch, seq, *, tp=1, cp=1, sp=False, flash: boo
 
 def stage_activation_bytes(m: Model, layout, micro_batch, seq, *, recompute=0, microbatches=None,
                            flash: bool = True, dropout: bool = False, act_bytes: int = 2) -> dict[str, Figure]:
-    """Activation bytes held by the first and last pipeline stages at their peak (1F1B schedule).
+    """Activation bytes held by the first, the fullest middle and the last pipeline stages at their peak (1F1B).
 
-    First stage: p micro-batches in flight (Narayanan et al. 2021 §2.2; fewer if m < p); interleaved
-    with v chunks: L·(1 + (p−1)/(p·v)) layers' worth (Korthikanti et al. 2022 §4.2.3). Last stage:
-    one micro-batch of L/p layers, or interleaved (v−1)·p + 1 chunks of L/(p·v) layers, plus the fp32
-    logits for the loss (Korthikanti §4.3: 4·sbv/t).
+    Stage r of p holds p − r micro-batches in flight (Narayanan et al. 2021 §2.2; fewer if m < p) of its
+    Ls layers; interleaved with v chunks it holds (v−1)·p + 2(p−r−1) + 1 chunks of Ls/v layers (Megatron-LM
+    schedules.py warm-up count), which for the first stage of an even split is L·(1 + (p−1)/(p·v))
+    (Korthikanti et al. 2022 §4.2.3). The middle stage is stage 1 (the most in flight after the first) with
+    the most layers of any middle stage — exact for Megatron-style splits, an upper bound for an irregular
+    --pp-layers list. The last stage adds the fp32 logits for the loss (Korthikanti §4.3: 4·sbv/t).
     Full recompute keeps each layer's input (2sbh, /t with SP) plus one layer's working set.
     """
+    from .layout import stage_layers
+
     t, p, c, sp, vv = layout.tp, layout.pp, layout.cp, layout.sp, layout.interleave
     per_layer = layer_activation_bytes(m, micro_batch, seq, tp=t, cp=c, sp=sp, recompute=recompute, flash=flash,
                                        dropout=dropout, act_bytes=act_bytes)
+    sl = stage_layers(m.n_layers, layout)
     sdiv = where(sp, t, 1)
     L = seq // c
     full = where(np.asarray(recompute) == 2, 1, 0)
-    m_in = p if microbatches is None else where(True, np.minimum(p, microbatches), 0)
-    inflight = where(np.asarray(vv) > 1, 1 + (p - 1) / (p * vv), m_in / p)
-    common = dict(layers=m.n_layers, pp=p, A=per_layer.value, e=act_bytes, B=micro_batch, L=L, D=m.d_model,
-                  sdiv=sdiv, full=full)
+    m_cap = p if microbatches is None else microbatches
+
+    def chunks(r):  # layers' worth per stage layer in flight: micro-batches (v = 1) or chunks / v
+        one_f1b = where(True, np.minimum(p - r, m_cap), 0)
+        return where(np.asarray(vv) > 1, ((vv - 1) * p + 2 * (p - r - 1) + 1) / vv, one_f1b)
+
+    common = dict(A=per_layer.value, e=act_bytes, B=micro_batch, L=L, D=m.d_model, sdiv=sdiv, full=full)
     stored = "(full*e*B*L*D/sdiv + (1 - full)*A)"
-    first = derive("activations/first_stage", f"layers*inflight*{stored} + full*A", "B",
-                   "1F1B: the first stage holds p micro-batches (Narayanan et al. 2021 §2.2); interleaved "
-                   "×(1 + (p−1)/(p·v)) (Korthikanti et al. 2022 §4.2.3); full recompute keeps 2sbh per layer "
-                   "plus one layer's working set (Korthikanti §4.3)",
-                   label="activations, first stage (worst case in flight)", inflight=inflight, **common)
+    first = derive("activations/first_stage", f"Ls*inflight*{stored} + full*A", "B",
+                   "1F1B: the first stage holds p micro-batches of its Ls layers (Narayanan et al. 2021 §2.2); "
+                   "interleaved (v−1)·p + 2p − 1 chunks of Ls/v layers, i.e. ×(1 + (p−1)/(p·v)) of L layers "
+                   "when even (Korthikanti et al. 2022 §4.2.3); full recompute keeps 2sbh per layer plus one "
+                   "layer's working set (Korthikanti §4.3)",
+                   label="activations, first stage (worst case in flight)", Ls=sl["first"], inflight=chunks(0),
+                   **common)
+    # Stage 1 of p: one micro-batch (or two chunks) fewer in flight than the first stage; only exists for p > 2.
+    middle = derive("activations/middle_stage", f"has*(Ls*inflight*{stored} + full*A)", "B",
+                    "stage 1 holds p − 1 micro-batches (Narayanan et al. 2021 §2.2); interleaved "
+                    "(v−1)·p + 2p − 3 chunks of Ls/v layers (Megatron-LM schedules.py warm-up count)",
+                    label="activations, fullest middle stage", Ls=sl["middle"], has=where(np.asarray(p) > 2, 1, 0),
+                    inflight=chunks(1), **common)
     # Interleaved 1F1B: the last rank warms up (v−1)·p chunks before its first backward (Megatron-LM
     # schedules.py: num_warmup_microbatches = (p − rank − 1)·2 + (v − 1)·p), so it holds (v−1)·p + 1 chunks
-    # of L/(p·v) layers; v = 1 gives one micro-batch of L/p layers.
+    # of Ls/v layers; v = 1 gives one micro-batch of its Ls layers.
     last = derive("activations/last_stage",
-                  f"layers/(pp*v)*((v - 1)*pp + 1)*{stored} + full*A + 4*B*L*V/tp + e*B*L*D/sdiv", "B",
-                  "last stage: (v−1)·p + 1 chunks of L/(p·v) layers in flight (Narayanan et al. 2021 §2.2.2; "
+                  f"Ls/v*((v - 1)*pp + 1)*{stored} + full*A + 4*B*L*V/tp + e*B*L*D/sdiv", "B",
+                  "last stage: (v−1)·p + 1 chunks of Ls/v layers in flight (Narayanan et al. 2021 §2.2.2; "
                   "Megatron-LM schedules.py interleaved warm-up count); fp32 logits 4·sbv/t "
                   "(Korthikanti et al. 2022 §4.3)",
-                  label="activations, last stage (incl. fp32 logits)", V=m.vocab_size, tp=t, v=vv, **common)
-    return {"layer": per_layer, "first": first, "last": last}
+                  label="activations, last stage (incl. fp32 logits)", Ls=sl["last"], V=m.vocab_size, tp=t, v=vv,
+                  pp=p, **common)
+    return {"layer": per_layer, "first": first, "middle": middle, "last": last}

@@ -37,7 +37,17 @@ from ..network.collectives import (
     scale_out_bw,
     topology_note,
 )
-from .layout import RANK_ORDER, Layout, check_layout, group_spans, microbatches, recompute_code, where
+from .layout import (
+    RANK_ORDER,
+    Layout,
+    check_layout,
+    group_spans,
+    microbatches,
+    recompute_code,
+    stage_layers,
+    stage_notes,
+    where,
+)
 
 SRC_ZERO7 = "Rajbhandari et al. 2020 (ZeRO) §7.1-7.2: DP 2Ψ, ZeRO-1/2 2Ψ, ZeRO-3 3Ψ per step"
 SRC_TP = "Korthikanti et al. 2022 §4.2.2: 4 all-reduces per layer (fwd+bwd), or with SP 4 all-gathers + " \
@@ -111,9 +121,14 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
     mb = 1 if global_batch is None else microbatches(layout, micro_batch, global_batch)
     spans = group_spans(layout)
     params = stage_params(m, layout)
-    Pd, Px = params["first"].value, params["experts"].value
+    # The fullest stage (uneven pipelines: the most layers, or the first/last with embedding/head) issues the
+    # longest gradient sync; per-micro-batch TP/EP/CP rows are counted on the stage with the most layers.
+    Pd = np.maximum(np.maximum(params["first"].value, params["middle"].value), params["last"].value)
+    Pd = Pd.item() if np.ndim(Pd) == 0 else Pd
+    Px = params["experts"].value
     full = where(np.asarray(rc) == 2, 1, 0)
-    Lp = m.n_layers / p  # layers on this stage
+    Lp = stage_layers(m.n_layers, layout)["max"]  # layers on the fullest stage (L/p when even)
+    moe_frac = m.n_moe_layers / m.n_layers
     tok = micro_batch * (seq // c)  # tokens of one micro-batch on this rank: B·L/cp
     bld = act_bytes * tok * m.d_model
     sdiv = where(sp, t, 1)
@@ -145,7 +160,7 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
 
     grad_sync("dp", Pd, d * c, spans["dp"], Lp)
     if m.moe:
-        grad_sync("edp", Px, d * c // ep, spans["edp"], m.n_moe_layers / p)
+        grad_sync("edp", Px, d * c // ep, spans["edp"], moe_frac * Lp)
     if m.tie_embeddings:
         rows.append(_row("pp", "all-reduce", "tied embedding gradients", "VD", 2, grad_bytes * m.vocab_size *
                          m.d_model / t, where(np.asarray(p) > 1, 1, 0), spans["pp"], ctx, False, "step",
@@ -161,7 +176,7 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
         _row("pp", "send/recv", "activations and their gradients", "BLD/tp", 2, bld / t,
              where(np.asarray(p) > 1, 2 * mb * v, 0), spans["pp"], ctx, False, "pipeline", SRC_PP)]
     if m.moe:
-        moe_calls = m.n_moe_layers / p * mb * (4 + 2 * full) * where(np.asarray(ep) > 1, 1, 0)
+        moe_calls = moe_frac * Lp * mb * (4 + 2 * full) * where(np.asarray(ep) > 1, 1, 0)
         rows.append(_row("ep", "all-to-all", "routed tokens (dispatch and combine)", "kBLD", ep,
                          act_bytes * m.moe.top_k * tok * m.d_model / sdiv, moe_calls, spans["ep"], ctx, False,
                          "pipeline", SRC_EP))
@@ -192,7 +207,8 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
              f"latency α = {ALPHA_UP_S * 1e6:g} µs per ring step on NVLink, {ALPHA_OUT_S * 1e6:g} µs across the "
              "network (assumption)",
              f"activations {act_bytes} B, gradients reduced in {grad_bytes} B (bf16)",
-             "counted on the first pipeline stage; embedding/LM-head vocab-parallel all-reduces not listed"]
+             "counted on the fullest pipeline stage; embedding/LM-head vocab-parallel all-reduces not listed",
+             *stage_notes(m, layout)]
     # Rows that do nothing (count 0, or a group of one rank: 0 bytes) are left out of the table.
     shown = [r for r in rows if np.ndim(r.count) or np.ndim(r.group) or (r.count and r.group > 1)]
     data = {"rows": [r.as_dict() for r in shown], "valid": valid,

@@ -9,6 +9,13 @@ Conventions (Megatron-LM / Megatron-Core):
   (the group that replicates and ZeRO-shards expert weights) is dp·cp/ep.
 - Rank order, innermost first: TP, CP, EP, DP (the rest of it), PP. A group whose ranks span at
   most ``hardware.scale_up.domain_size`` consecutive ranks stays inside the NVLink domain.
+- Pipeline stages may be uneven (:func:`stage_layers`): when ``pp`` does not divide the layer count,
+  the middle stages get ⌈L/p⌉ layers and the first and last stage share the deficit (Llama 3 §3.3.2
+  ran 126 layers on PP16 as 7, 8×14, 7: "we reduce one Transformer layer each from the first and the
+  last stages"); Megatron-Core's ``--decoder-first/last-pipeline-num-layers`` (``pp_first``,
+  ``pp_last``: the other stages split the rest evenly) and an explicit per-stage list (``pp_layers``)
+  are accepted too. The slowest stage sets the pace; memory checks the first, the fullest middle and
+  the last stage.
 - Every numeric degree may be a numpy array (a sweep). Scalar calls raise :class:`LayoutError` with
   a message naming the option; sweeps get a boolean ``valid`` mask instead (one bad element must not
   abort a million-point grid).
@@ -41,6 +48,9 @@ class Layout:
     sp: Any = False  # sequence parallelism (Korthikanti et al. 2022 §4.2.2); only meaningful with tp > 1
     zero: Any = 0  # ZeRO stage 0..3 (FSDP full shard = 3), over the DP×CP group
     interleave: Any = 1  # v: virtual pipeline stages per device (Narayanan et al. 2021 §2.2)
+    pp_first: Any = None  # layers on the first stage (Megatron-Core --decoder-first-pipeline-num-layers)
+    pp_last: Any = None  # layers on the last stage (--decoder-last-pipeline-num-layers)
+    pp_layers: tuple[int, ...] | None = None  # explicit layers per stage, first to last (scalar layouts only)
 
     @property
     def gpus(self):
@@ -53,6 +63,97 @@ class Layout:
 
     def with_(self, **kw) -> Layout:
         return replace(self, **kw)
+
+
+def stage_layers(n_layers: int, layout: Layout) -> dict[str, Any]:
+    """Layers on the first, the fullest middle, and the last pipeline stage (``middle`` is 0 when pp ≤ 2),
+    the most on any stage (``max``), whether the split is uneven, and whether we chose it (``auto``).
+
+    Default split (no pp_first/pp_last/pp_layers): even when pp divides the layers; otherwise ⌈L/p⌉ on
+    every middle stage and the deficit ⌈L/p⌉·p − L taken from the two ends, the last stage (LM head and
+    loss) giving up the larger half (Llama 3 §3.3.2: 126 layers on 16 stages as 7, 8×14, 7). With only
+    pp_first/pp_last the other stages split the rest evenly (Megatron-Core transformer_config.py:
+    num_layers_in_first/last_pipeline_stage). Values may be arrays; impossible splits show up as a first
+    or last stage below one layer or a fractional middle, which :func:`check_layout` names."""
+    p = layout.pp
+    if layout.pp_layers is not None:
+        s = [int(x) for x in layout.pp_layers]
+        mid = max(s[1:-1]) if len(s) > 2 else 0
+        return {"first": s[0], "middle": mid, "last": s[-1], "max": max(s), "uneven": len(set(s)) > 1,
+                "auto": False, "explicit": True}
+    pa = np.asarray(p)
+    if layout.pp_first is None and layout.pp_last is None:
+        c = -(-n_layers // np.maximum(pa, 1))  # ceil(L/p)
+        deficit = c * pa - n_layers
+        first, last, mid = c - deficit // 2, c - (deficit - deficit // 2), c
+        auto = where(deficit > 0, True, False)
+    else:
+        given_f, given_l = layout.pp_first is not None, layout.pp_last is not None
+        f = np.asarray(layout.pp_first if given_f else 0)
+        lst = np.asarray(layout.pp_last if given_l else 0)
+        rest = pa - int(given_f) - int(given_l)
+        mid = (n_layers - f - lst) / np.maximum(rest, 1)
+        mid = where(rest > 0, mid, 0)
+        first = f if given_f else mid
+        last = lst if given_l else mid
+        auto = False
+    first = where(pa == 1, n_layers, first)
+    last = where(pa == 1, n_layers, last)
+    mid = where(pa > 2, mid, 0)
+    mx = np.maximum(np.maximum(first, last), mid)
+    uneven = (np.asarray(first) != mx) | (np.asarray(last) != mx) | ((pa > 2) & (np.asarray(mid) != mx))
+    return {"first": first, "middle": mid, "last": last, "max": where(True, mx, 0),
+            "uneven": where(True, uneven, False), "auto": auto, "explicit": False}
+
+
+def parse_pp_layers(text: str) -> tuple[int, ...]:
+    """'7,8,8,7' or '7,8x14,7' (also 8×14, 8*14) -> layers per stage; LayoutError naming --pp-layers."""
+    out: list[int] = []
+    for part in str(text).replace("×", "x").replace("*", "x").split(","):
+        part = part.strip()
+        n, _, rep = part.partition("x")
+        try:
+            layers, count = int(n), int(rep) if rep else 1
+        except ValueError:
+            raise LayoutError(f"--pp-layers expects whole layer counts per stage such as 7,8x14,7; got {text!r}") \
+                from None
+        if layers < 1 or count < 1:
+            raise LayoutError(f"--pp-layers: every stage needs at least one layer (and a repeat of at least 1); "
+                              f"got {part!r}")
+        out += [layers] * count
+    return tuple(out)
+
+
+def describe_stages(n_layers: int, layout: Layout) -> str:
+    """'7, 8×14, 7' for a scalar layout (``'8×16'`` when even)."""
+    if layout.pp_layers is not None:
+        s = list(layout.pp_layers)
+    else:
+        sl = stage_layers(n_layers, layout)
+        p = int(layout.pp)
+        f, m, last = (float(sl[k]) for k in ("first", "middle", "last"))
+        s = [f] if p == 1 else [f, *([m] * (p - 2)), last]
+    runs: list[list] = []
+    for x in s:
+        if runs and runs[-1][0] == x:
+            runs[-1][1] += 1
+        else:
+            runs.append([x, 1])
+    return ", ".join(f"{x:g}" + (f"×{n}" if n > 1 else "") for x, n in runs)
+
+
+def stage_notes(model: Model, layout: Layout) -> list[str]:
+    """One line naming an uneven split (scalar layouts), empty otherwise."""
+    if is_sweep(layout.pp, layout.pp_first, layout.pp_last):
+        return []
+    sl = stage_layers(model.n_layers, layout)
+    if not bool(sl["uneven"]):
+        return []
+    how = ("as given (--pp-layers)" if sl["explicit"] else
+           "chosen: ⌈L/p⌉ per middle stage, the first and last stage lighter (Llama 3 §3.3.2)" if bool(sl["auto"])
+           else "first/last stage as given, the rest even (Megatron-Core)")
+    return [f"uneven pipeline: {model.n_layers} layers over {int(layout.pp)} stages as "
+            f"{describe_stages(model.n_layers, layout)}, {how}; the slowest stage sets the pace"]
 
 
 def recompute_code(recompute) -> Any:
@@ -104,9 +205,37 @@ def check_layout(model: Model, layout: Layout, *, gpus=None, micro_batch=1, seq=
         bad(a.n_kv_heads % np.maximum(t, 1) != 0,
             f"--tp {fmt_input(t)} does not divide the {a.n_kv_heads} key/value heads of {name} "
             f"(each TP rank must own whole KV groups)")
-    bad(model.n_layers % np.maximum(p * v, 1) != 0,
+    L = model.n_layers
+    if layout.pp_layers is not None:
+        s = list(layout.pp_layers)
+        if is_sweep(p) or len(s) != int(p) or sum(s) != L or min(s) < 1 or any(int(x) != x for x in s):
+            raise LayoutError(f"--pp-layers {','.join(f'{x:g}' for x in s)} must list {fmt_input(p)} stages "
+                              f"(one per --pp stage) of at least one layer each, adding up to the {L} layers "
+                              f"of {name} (they add up to {sum(s):g})")
+    sl = stage_layers(L, layout)
+    fl, ml, ll = (np.asarray(sl[k]) for k in ("first", "middle", "last"))
+    if layout.pp_first is None and layout.pp_last is None and layout.pp_layers is None:
+        bad((np.asarray(p) > L) | ((np.asarray(p) > 1) & ((fl < 1) | (ll < 1))),
+            f"--pp {fmt_input(p)} cannot split the {L} layers of {name} with every middle stage holding "
+            f"⌈{L}/pp⌉ layers and the first and last stage at least one; give --pp-layers")
+    elif layout.pp_layers is None:
+        bad((np.asarray(p) < 2),
+            f"--pp-first/--pp-last need --pp of at least 2 (got --pp {fmt_input(p)})")
+        bad((fl < 1) | (ll < 1) | ((np.asarray(p) > 2) & ((ml < 1) | (ml != np.floor(ml))))
+            | ((np.asarray(p) == 2) & (fl + ll != L)),
+            f"--pp-first {fmt_input(layout.pp_first)} / --pp-last {fmt_input(layout.pp_last)} leave "
+            f"layers that do not split evenly over the other stages of --pp {fmt_input(p)} ({L} layers in {name})")
+    # Interleaving cuts every stage into v chunks of k = Ls_max/v layers; a lighter stage may be short in one
+    # chunk only (Megatron-Core counts the embedding and the loss as layer slots in the first and last chunk).
+    vv = np.maximum(np.asarray(v), 1)
+    mx = np.asarray(sl["max"])
+    k = mx // vv
+    lightest = np.minimum(np.minimum(fl, ll), np.where(np.asarray(p) > 2, ml, mx))
+    bad((mx % vv != 0) | (lightest <= (vv - 1) * k),
         f"--pp {fmt_input(p)}" + (f" × --interleave {fmt_input(v)}" if np.any(np.asarray(v) > 1) else "")
-        + f" does not divide the {model.n_layers} layers of {name}")
+        + f" does not divide the {L} layers of {name}"
+        + (f" (stages of {describe_stages(L, layout)} layers)" if not is_sweep(p, v) and np.any(sl["uneven"])
+           else ""))
     bad((np.asarray(v) > 1) & (np.asarray(p) < 2), f"--interleave {fmt_input(v)} needs --pp of at least 2")
     if model.moe:
         bad(model.moe.n_experts % np.maximum(e, 1) != 0,
@@ -128,12 +257,13 @@ def check_layout(model: Model, layout: Layout, *, gpus=None, micro_batch=1, seq=
             f"--global-batch {fmt_input(global_batch)} is not divisible by micro-batch·dp = "
             f"{fmt_input(micro_batch)}·{fmt_input(d)} (every DP rank runs whole micro-batches)")
 
-    if not is_sweep(t, p, d, e, c, v, micro_batch, seq, gpus, global_batch, layout.zero):
+    if not is_sweep(t, p, d, e, c, v, micro_batch, seq, gpus, global_batch, layout.zero, layout.pp_first,
+                    layout.pp_last):
         for cond, msg in checks:
             if bool(cond):
                 raise LayoutError(msg)
         return True
-    valid = np.ones(np.broadcast(*[np.asarray(x) for x in (t, p, d, e, c, v, micro_batch)]).shape, bool)
+    valid = np.ones(np.broadcast(*[np.asarray(x) for x in (t, p, d, e, c, v, micro_batch, fl, ll)]).shape, bool)
     for cond, _ in checks:
         valid = valid & ~np.asarray(cond, bool)
     return valid

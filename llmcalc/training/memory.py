@@ -23,7 +23,7 @@ from ..core.results import Figure, Result, derive
 from ..core.specs import Hardware, Model
 from ..model.params import param_breakdown
 from .activations import stage_activation_bytes, tensor_table
-from .layout import Layout, check_layout, is_sweep, microbatches, recompute_code, where
+from .layout import Layout, check_layout, is_sweep, microbatches, recompute_code, stage_layers, stage_notes, where
 
 
 @dataclass(frozen=True)
@@ -110,23 +110,32 @@ def _param_parts(m: Model) -> dict[str, int]:
 
 
 def stage_params(m: Model, layout: Layout) -> dict[str, Figure]:
-    """Parameters per GPU on the first and last pipeline stage: non-expert (dense) and expert parts."""
+    """Parameters per GPU on the first, the fullest middle and the last pipeline stage: non-expert (dense)
+    and expert parts. A stage of Ls layers holds Ls/L of the layers' parameters (uneven stages, see
+    :func:`llmcalc.training.layout.stage_layers`); dense and MoE layers are averaged over the stack."""
     p = _param_parts(m)
     t, pp, ep = layout.tp, layout.pp, layout.ep
+    sl = stage_layers(m.n_layers, layout)
     one = where(np.asarray(pp) == 1, 1, 0)  # a single stage holds embedding and head
-    src = "Megatron-LM placement: layers split over pp and sharded over tp, except norms, router and MLA " \
+    src = "Megatron-LM placement: each stage's Ls of the L layers, sharded over tp, except norms, router and MLA " \
           "down-projections (Pr), which every TP rank holds whole; embedding on the first stage, LM head on the " \
           "last (a tied embedding is held by both); vocabulary sharded over tp"
-    v = dict(Pl=p["layer_dense"], Pr=p["replicated"], Pe=p["embedding"], Ph=p["lm_head"], tied=p["tied"], pp=pp,
-             tp=t, one=one)
-    first = derive("params/first_stage_dense", "((Pl - Pr)/pp + Pe + one*Ph)/tp + Pr/pp", "param", src,
-                   label="non-expert parameters per GPU, first stage", **v)
-    last = derive("params/last_stage_dense", "((Pl - Pr)/pp + Ph + (1 - one)*tied*Pe + one*Pe)/tp + Pr/pp", "param",
-                  src, label="non-expert parameters per GPU, last stage", **v)
-    experts = derive("params/experts", "Px/(pp*tp*ep)", "param",
-                     "routed experts sharded over ep (whole experts) and tp (expert-TP = TP), split over pp",
-                     label="expert parameters per GPU", Px=p["experts"], pp=pp, tp=t, ep=ep)
-    return {"first": first, "last": last, "experts": experts}
+    v = dict(Pl=p["layer_dense"], Pr=p["replicated"], Pe=p["embedding"], Ph=p["lm_head"], tied=p["tied"],
+             layers=m.n_layers, tp=t, one=one)
+    first = derive("params/first_stage_dense", "((Pl - Pr)*Ls/layers + Pe + one*Ph)/tp + Pr*Ls/layers", "param",
+                   src, label="non-expert parameters per GPU, first stage", Ls=sl["first"], **v)
+    middle = derive("params/middle_stage_dense", "((Pl - Pr)*Ls/layers)/tp + Pr*Ls/layers", "param", src,
+                    label="non-expert parameters per GPU, fullest middle stage", Ls=sl["middle"], **v)
+    last = derive("params/last_stage_dense",
+                  "((Pl - Pr)*Ls/layers + Ph + (1 - one)*tied*Pe + one*Pe)/tp + Pr*Ls/layers", "param",
+                  src, label="non-expert parameters per GPU, last stage", Ls=sl["last"], **v)
+    xsrc = "routed experts sharded over ep (whole experts) and tp (expert-TP = TP), Ls/L of them on a stage"
+    ex = {k: derive(f"params/experts_{k}" if k != "max" else "params/experts", "Px*Ls/(layers*tp*ep)", "param", xsrc,
+                    label=f"expert parameters per GPU, {k} stage" if k != "max" else "expert parameters per GPU "
+                    "(fullest stage)", Px=p["experts"], Ls=sl[k], layers=m.n_layers, tp=t, ep=ep)
+          for k in ("first", "middle", "last", "max")}
+    return {"first": first, "middle": middle, "last": last, "experts": ex["max"], "experts_first": ex["first"],
+            "experts_middle": ex["middle"], "experts_last": ex["last"]}
 
 
 # ---------------------------------------------------------------- LoRA / QLoRA
@@ -241,14 +250,16 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
     mb = None if global_batch is None else microbatches(layout, micro_batch, global_batch)
     sp = stage_params(m, layout)
     parts = _param_parts(m)  # block linears on one stage and GPU (router, MLA down-projections not TP-split)
-    linear_per_gpu = ((parts["layer_linear"] - parts["replicated_linear"]) / layout.tp
-                      + parts["replicated_linear"]) / layout.pp
+    sl = stage_layers(m.n_layers, layout)
+    linear_per_layer = ((parts["layer_linear"] - parts["replicated_linear"]) / layout.tp
+                        + parts["replicated_linear"]) / m.n_layers
     pa = None
     figs: list[Figure] = list(sp.values())
     if lora is not None:
         la = lora_params(m, lora)
-        pa = derive("params/lora_per_gpu", "Pa/(tp*pp)", "param", "adapters follow their base matrices' TP/PP split",
-                    label="LoRA parameters per GPU", Pa=la.value, tp=layout.tp, pp=layout.pp)
+        pa = derive("params/lora_per_gpu", "Pa*Ls/(tp*layers)", "param",
+                    "adapters follow their base matrices' TP/PP split (the fullest stage's Ls of L layers)",
+                    label="LoRA parameters per GPU", Pa=la.value, tp=layout.tp, Ls=sl["max"], layers=m.n_layers)
         figs += [la, pa]
     gathered = zero3_gathered_bytes(m, layout, o, lora, None if pa is None else pa.value)
     figs.append(gathered)
@@ -256,18 +267,20 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
                                   dropout=dropout, act_bytes=act_bytes)
     figs.append(acts["layer"])
     stage_totals = {}
-    for stage in ("first", "last"):
-        states = _states(f"{stage}_stage", sp[stage].value, sp["experts"].value, layout, o, lora,
-                         None if pa is None else pa.value, linear_per_gpu)
+    has_middle = where(np.asarray(layout.pp) > 2, 1, 0)  # a middle stage exists only for pp > 2
+    for stage in ("first", "middle", "last"):
+        states = _states(f"{stage}_stage", sp[stage].value, sp[f"experts_{stage}"].value, layout, o, lora,
+                         None if pa is None else pa.value, linear_per_layer * sl[stage])
         act = acts[stage]
-        tot = derive(f"{stage}_stage/total", "weights + grads + optimizer + gathered + activations", "B",
+        tot = derive(f"{stage}_stage/total", "has*(weights + grads + optimizer + gathered) + activations", "B",
                      "sum of the rows above", label=f"{stage} stage total", weights=states[0].value,
                      grads=states[1].value, optimizer=states[2].value, gathered=gathered.value,
-                     activations=act.value)
+                     activations=act.value, has=has_middle if stage == "middle" else 1)
         figs += [*states, act, tot]
         stage_totals[stage] = tot
-    worst = derive("memory/total", "max(first, last)", "B", "the fuller pipeline stage sets the requirement",
-                   label="peak per GPU (worst stage)", first=stage_totals["first"].value,
+    worst = derive("memory/total", "max(max(first, middle), last)", "B",
+                   "the fullest pipeline stage sets the requirement", label="peak per GPU (worst stage)",
+                   first=stage_totals["first"].value, middle=stage_totals["middle"].value,
                    last=stage_totals["last"].value)
     cap = hw.memory_bytes
     headroom = derive("memory/headroom", "capacity - need", "B", f"{hw.display_name} memory_bytes",
@@ -278,11 +291,12 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
         fits = bool(fits)
     else:
         valid = np.broadcast_to(valid, np.broadcast(valid, fits).shape)
-    first_worse = np.asarray(stage_totals["first"].value) >= np.asarray(stage_totals["last"].value)
+    tf, tm, tl = (np.asarray(stage_totals[k].value) for k in ("first", "middle", "last"))
+    worst_stage = where((tf >= tm) & (tf >= tl), "first", where(tm > tl, "middle", "last"))
     data = {"model": m.name, "hardware": hw.name, "total_bytes": worst.value, "memory_bytes": cap, "fits": fits,
-            "worst_stage": where(first_worse, "first", "last"),
+            "worst_stage": worst_stage, "stage_layers": {k: sl[k] for k in ("first", "middle", "last")},
             "valid": valid, "optimizer": optimizer, "recompute": recompute if isinstance(recompute, str) else rc}
-    for stage in ("first", "last"):
+    for stage in ("first", "middle", "last"):
         data[f"{stage}_stage"] = {k.split("/")[1] + "_bytes": f.value for k in
                                   (f"{stage}_stage/weights", f"{stage}_stage/grads", f"{stage}_stage/optimizer",
                                    f"{stage}_stage/total") for f in figs if f.key == k}
@@ -297,6 +311,7 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
              "not counted: framework workspace, NCCL buffers, allocator fragmentation (often 5-20%)"]
     if m.n_dense_layers and m.n_moe_layers:
         notes.append("dense and MoE layers averaged over stages (parameters and activations)")
+    notes += stage_notes(m, layout)
     verdict = "fits" if fits is True else ("does NOT fit" if fits is False else "fits where mask is True")
     return Result(f"Training memory per GPU: {m.display_name} on {hw.display_name} — {verdict}",
                   tuple(figs), tuple(notes), data)

@@ -21,7 +21,7 @@ from ..core.checks import check_number
 from ..core.results import Result, derive
 from ..core.specs import Hardware, Model
 from .comms import comm_ledger
-from .layout import Layout, check_layout, is_sweep, microbatches, recompute_code, where
+from .layout import Layout, check_layout, is_sweep, microbatches, recompute_code, stage_layers, where
 
 SRC_BUBBLE = "Narayanan et al. 2021 §2.2: bubble fraction (p−1)/m for 1F1B, (p−1)/(v·m) interleaved"
 SRC_MFU = "Chowdhery et al. 2022 (PaLM) App. B: MFU = model FLOPs per second / peak; Korthikanti et al. 2022 App. A"
@@ -84,13 +84,16 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
                label="model FLOPs per step", gb=global_batch, Fm=f_model),
         derive("flops/hardware", "gb*Fh", "FLOP", "model FLOPs + recomputation (llmcalc.model.flops)",
                label="hardware FLOPs per step", gb=global_batch, Fh=f_hw)]
-    # A pipeline runs at the pace of its slowest stage: the layers split evenly, but the last stage also runs
-    # the LM head (the embedding lookup on the first is not a matmul). pp = 1 gives F/(N·peak·eff).
-    stage = derive("flops/slowest_stage", "(Fh - Fhead)/pp + Fhead", "FLOP",
-                   "layers split evenly over the pp stages, LM head on the last (Narayanan et al. 2021 §2.2: the "
+    # A pipeline runs at the pace of its slowest stage: each stage runs its Ls of the L layers, and the last
+    # also runs the LM head (the embedding lookup on the first is not a matmul). Even split: (Fh − Fhead)/pp
+    # + Fhead; pp = 1 gives F/(N·peak·eff). Uneven stages (Llama 3 §3.3.2) lighten the ends.
+    sl = stage_layers(m.n_layers, layout)
+    stage = derive("flops/slowest_stage", "max((Fh - Fhead)*Lother/layers, (Fh - Fhead)*Llast/layers + Fhead)",
+                   "FLOP", "each stage its Ls of the L layers, LM head on the last (Narayanan et al. 2021 §2.2: the "
                    "pipeline advances at the pace of its slowest stage)",
-                   label="hardware FLOPs per sequence, slowest (last) pipeline stage", Fh=f_hw, Fhead=f_head,
-                   pp=layout.pp)
+                   label="hardware FLOPs per sequence, slowest pipeline stage", Fh=f_hw, Fhead=f_head,
+                   Lother=where(True, np.maximum(sl["first"], sl["middle"]), 0), Llast=sl["last"],
+                   layers=m.n_layers)
     figs.append(stage)
     compute = derive("time/compute", "gb/dp*Fstage/(tp*cp*peak*eff)", "s",
                      "each DP replica's sequences through the slowest stage, its tp·cp GPUs at a fraction of peak",
@@ -130,6 +133,6 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
     notes = [f"compute at {eff:g} × the dense {dtype} peak ({peak / 1e12:g} TFLOP/s){why}",
              "attention FLOPs " + ("causal-halved (Megatron-LM counter)" if causal else
                                    "over the full L×L rectangle (Narayanan 2021, Korthikanti 2022, PaLM)"),
-             *comm.assumptions]
+             *comm.assumptions]  # the ledger names an uneven split
     return Result(f"Training step: {m.display_name} on {n_gpus if not is_sweep(n_gpus) else 'N'} × "
                   f"{hw.display_name}", tuple(figs), tuple(notes), data)

@@ -1,0 +1,179 @@
+"""The training planner: an exhaustive, divisible space; the same memory and step models as `memory`/`step`;
+published layouts entered, fitting and ranked (shared/reference/rl-and-planner-cases.yaml).
+
+Independent checks: the enumeration is compared with a brute-force loop over every combination through the
+scalar check_layout; the ranked rows are recomputed one by one with the scalar training_step/training_memory.
+"""
+
+import importlib.util
+import itertools
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from llmcalc.cli import app
+from llmcalc.core.catalogue import load_hardware, load_model
+from llmcalc.core.errors import LayoutError
+from llmcalc.training.layout import Layout, check_layout
+from llmcalc.training.memory import training_memory
+from llmcalc.training.plan import enumerate_space, find, plan_training
+from llmcalc.training.step import training_step
+
+LLAMA8 = load_model("llama-3.1-8b")
+GPT3 = load_model("gpt-3-175b")
+A100 = load_hardware("a100-sxm-80gb")
+H100 = load_hardware("h100-sxm")
+
+_spec = importlib.util.spec_from_file_location("plan_cases", Path(__file__).parents[1] / "benchmarks" /
+                                               "plan_cases.py")
+plan_cases = importlib.util.module_from_spec(_spec)
+sys.modules["plan_cases"] = plan_cases  # dataclasses look their module up
+_spec.loader.exec_module(plan_cases)
+
+
+def test_enumeration_matches_a_brute_force_loop():
+    gpus, gb, seq = 8, 8, 4096
+    sp = enumerate_space(LLAMA8, [gpus], global_batch=gb, seq=seq, max_cp=4)
+    got = set(zip(*(sp.arrays[k].tolist() for k in ("tp", "pp", "v", "cp", "dp", "mb", "zero", "rc", "sp")),
+                  strict=True))
+    want = set()
+    for tp, pp, cp, v, mb in itertools.product(range(1, 33), range(1, 33), (1, 2, 4), range(1, 33), range(1, 9)):
+        if gpus % (tp * pp * cp):
+            continue
+        dp = gpus // (tp * pp * cp)
+        try:
+            check_layout(LLAMA8, Layout(tp=tp, pp=pp, dp=dp, cp=cp, interleave=v), gpus=gpus, micro_batch=mb,
+                         seq=seq, global_batch=gb)
+        except LayoutError:
+            continue
+        for z, rc, s in itertools.product(range(4), range(3), (0, 1)):
+            if s and tp == 1:
+                continue
+            want.add((tp, pp, v, cp, dp, mb, z, rc, s))
+    assert got == want
+    assert sp.divisible == len(want)
+
+
+def test_ranked_rows_are_what_memory_and_step_say_one_by_one():
+    r = plan_training(LLAMA8, H100, gpus=64, global_batch=256, seq=8192, top=5)
+    for row in r.data["ranked"]:
+        lay = Layout(tp=row["tp"], pp=row["pp"], dp=row["dp"], cp=row["cp"], ep=row["ep"], sp=bool(row["sp"]),
+                     zero=row["zero"], interleave=row["v"])
+        rc = ("none", "selective", "full")[row["rc"]]
+        st = training_step(LLAMA8, H100, lay, global_batch=256, micro_batch=row["mb"], seq=8192, gpus=64,
+                           recompute=rc)
+        mem = training_memory(LLAMA8, H100, lay, micro_batch=row["mb"], seq=8192, recompute=rc, global_batch=256)
+        assert row["step_time_s"] == pytest.approx(st.data["step_time_s"], rel=1e-9)
+        assert row["memory_bytes"] == pytest.approx(mem.data["total_bytes"], rel=1e-9)
+        assert mem.data["fits"] is True
+    steps = [row["step_time_s"] for row in r.data["ranked"]]
+    assert steps == sorted(steps)
+
+
+def test_memory_pruning_and_nothing_fits():
+    # 175B × 16 B/param = 2.8 TB of model states on one rank: nothing with tp = pp = 1 and no ZeRO fits 80 GiB.
+    r = plan_training(GPT3, A100, gpus=8, global_batch=8, seq=2048, pins={"tp": 1, "pp": 1, "zero": 0})
+    assert r.data["fit"] == 0 and r.data["ranked"] == [] and "no layout fits" in r.title
+
+
+def test_best_per_zero_and_tp_and_pareto():
+    r = plan_training(GPT3, A100, gpus=[512, 1024], global_batch=1536, seq=2048, tokens=300e9,
+                      price_usd_per_hour=2.0)
+    d = r.data
+    assert set(d["best_per_zero"]) <= {0, 1, 2, 3} and d["best_per_zero"]
+    best = d["best"]
+    assert all(row["tokens_per_s"] <= best["tokens_per_s"] * (1 + 1e-12) for row in d["best_per_tp"].values())
+    assert [row["gpus"] for row in d["per_gpus"]] == [512, 1024]
+    for row in d["per_gpus"]:  # cost = GPU-hours × price, GPU-hours = days × 24 × GPUs
+        assert row["cost_usd"] == pytest.approx(row["days"] * 24 * row["gpus"] * 2.0)
+        assert row["days"] == pytest.approx(300e9 / row["tokens_per_s"] / 86400)
+    assert any(row["pareto"] for row in d["per_gpus"])
+
+
+def test_pins_restrict_the_space():
+    r = plan_training(LLAMA8, H100, gpus=64, global_batch=256, seq=8192, pins={"tp": 4, "zero": 1, "rc": "none"})
+    ev_rows = r.data["ranked"]
+    assert ev_rows and all(x["tp"] == 4 and x["zero"] == 1 and x["rc"] == 0 for x in ev_rows)
+
+
+def test_uneven_pipeline_runs_through_the_planner():
+    # Llama-3.1-405B: PP16 over 126 layers and DeepSeek-V3: PP16 over 61 layers are in the searched space.
+    r = plan_training(load_model("llama-3.1-405b"), H100, gpus=16384, global_batch=2048, seq=8192,
+                      pins={"tp": 8, "pp": 16}, top=1)
+    assert r.data["ranked"] and "PP16[7, 8×14, 7]" in r.data["best"]["layout"]
+    r = plan_training(load_model("deepseek-v3"), H100, gpus=2048, global_batch=15360, seq=4096,
+                      pins={"tp": 1, "pp": 16, "ep": 64}, top=1)
+    assert r.data["ranked"] and "PP16[3, 4×14, 2]" in r.data["best"]["layout"]
+
+
+@pytest.mark.parametrize("case", plan_cases.CASES, ids=lambda c: c.id)
+def test_published_layout_is_entered_fits_and_the_winner_is_no_slower(case):
+    r = plan_cases.run_case(case)
+    assert r["published_fits"], f"{case.id}: the published layout does not fit under our memory model"
+    assert r["rank"] is not None and 1 <= r["rank"] <= r["of"]
+    assert r["winner"]["tokens_per_s"] >= r["published"]["tokens_per_s"]
+    # every pinned (published) dimension is what the source states
+    for k, v in case.pins.items():
+        want = {"none": 0, "selective": 1, "full": 2}.get(v, v)
+        assert r["published"][k] == want
+
+
+def test_ptdp_beats_zero3_at_1536_gpus():
+    # Narayanan et al. 2021 Table 2: at 1536 GPUs PTD-P (TP8×PP12) 141 TFLOP/s vs ZeRO-3 (no MP) 44 TFLOP/s.
+    case = next(c for c in plan_cases.CASES if c.id == "plan-ptdp-gpt3-175b-zero3-vs-ptdp")
+    m, hw = case.model(), case.hardware()
+    kw = dict(gpus=1536, global_batch=1536, seq=2048, dtype="fp16")
+    ptdp = plan_training(m, hw, pins=case.pins, top=1, **kw).data["best"]
+    z3pins = {k: v for k, v in case.extra["zero3"].items() if k != "reported"}
+    z3 = plan_training(m, hw, pins=z3pins, top=1, **kw).data["best"]
+    assert ptdp["tokens_per_s"] > z3["tokens_per_s"]
+
+
+def test_korthikanti_calibration_case_in_band():
+    # The calibration case (the engine's compute efficiency was fitted on it): ±10% of 13.75 s.
+    case = next(c for c in plan_cases.CASES if c.calibration)
+    r = plan_cases.run_case(case)
+    assert r["in_band"], r["predicted"]
+
+
+def test_find_locates_a_candidate():
+    sp = enumerate_space(LLAMA8, [8], global_batch=8, seq=2048)
+    i = find(sp.arrays, tp=8, pp=1, dp=1, mb=1, zero=0, rc=0, sp=1)
+    assert i is not None and sp.arrays["tp"][i] == 8
+    assert find(sp.arrays, tp=3) is None
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def test_cli_plan_table_json_and_errors():
+    run = CliRunner().invoke
+    res = run(app, ["plan", "llama-3.1-8b", "-H", "h100-sxm", "--gpus", "32,64", "--global-batch", "256",
+                    "--seq", "4096", "--tokens", "1T", "--price", "2", "--top", "3"])
+    assert res.exit_code == 0, res.output
+    for words in ("raw combinations", "best per ZeRO stage", "best per TP degree", "Pareto", "best layout"):
+        assert words in res.output
+    res = run(app, ["plan", "llama-3.1-8b", "--gpus", "64", "--global-batch", "256", "--json", "--zero", "1"])
+    d = json.loads(res.output)
+    assert {"ranked", "best", "best_per_zero", "best_per_tp", "raw_combinations", "divisible", "fit"} <= set(d)
+    assert all(r["zero"] == 1 for r in d["ranked"])
+    for args, word in ((["--gpus", "abc"], "--gpus"), (["--gpus", "64", "--objective", "speed"], "--objective"),
+                       (["--gpus", "64", "--recompute", "most"], "--recompute"),
+                       (["--gpus", "0"], "--gpus")):
+        res = run(app, ["plan", "llama-3.1-8b", "--global-batch", "256", *args])
+        assert res.exit_code == 2 and word in res.output and "Traceback" not in res.output
+
+
+def test_vectorised_arrays_are_finite():
+    sp = enumerate_space(GPT3, [1024], global_batch=1536, seq=2048)
+    r = plan_training(GPT3, A100, gpus=1024, global_batch=1536, seq=2048, keep_evaluated=True)
+    ev = r.data["evaluated"]
+    assert len(ev["tp"]) <= sp.divisible
+    for k in ("step_time_s", "mfu", "memory_bytes", "bubble_s", "exposed_comm_s"):
+        assert np.all(np.isfinite(ev[k])) and np.all(ev[k] >= 0)
+    assert np.all(ev["memory_bytes"] <= A100.memory_bytes)
+    assert np.all(ev["mfu"] < 1)

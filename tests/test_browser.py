@@ -57,10 +57,12 @@ def open_page(browser, url: str, viewport=(1440, 900)):
 
 
 def wait_ready(page) -> None:
-    """The answer line is drawn and the script has finished (Streamlit's status widget is gone)."""
+    """The answer line is drawn, the script has finished (Streamlit's status widget is gone) and every
+    lazily loaded widget has replaced its loading skeleton."""
     page.locator(".llmcalc-answer").first.wait_for(timeout=30000)
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=30000)
-    page.wait_for_function("() => document.querySelectorAll('[data-stale=\"true\"]').length === 0", timeout=30000)
+    page.wait_for_function("() => document.querySelectorAll('[data-stale=\"true\"], [data-testid=\"stSkeleton\"]')"
+                           ".length === 0", timeout=30000)
 
 
 def metric(page, label: str) -> str:

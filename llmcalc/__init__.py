@@ -34,6 +34,8 @@ _EXPORTS = {
     "Deployment": "inference.latency", "latency": "inference.latency",
     "batch_sweep": "inference.sweeps", "context_sweep": "inference.sweeps",
     "speculative": "inference.spec_decode", "continuous_batching": "inference.batching", "serve": "inference.serving",
+    # RL post-training (sync vs async)
+    "rl_step": "rl.step", "RLSettings": "rl.phases",
     # the one-page summary (the CLI's main job)
     "summary": "report",
 }

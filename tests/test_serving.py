@@ -151,3 +151,74 @@ def test_qps_max_explain_is_not_circular():
     n, t = (float(x) for x in f.substituted.split("/"))
     assert n == r.data["kv_cap"]  # lambda(N) rises with N, so the highest rate is at the KV cap
     assert n / t == pytest.approx(r.data["qps_max"], rel=1e-3)
+
+
+# ---------------------------------------------------------------- what the load means, streams, cost split, prices
+
+
+def test_users_first_line_says_it_is_a_request_rate():
+    """`--users` is users x requests/user/min / 60, not simultaneous streams: the first line says so."""
+    res = runner.invoke(app, ["serve", "llama-3.1-8b", "--users", "600", "--requests-per-user-per-min", "2"])
+    assert res.exit_code == 0, res.output
+    first = res.output.splitlines()[0]
+    assert "600 users x 2 request/user/min = 20 req/s" in first and "not simultaneous streams" in first
+    res = runner.invoke(app, ["serve", "llama-3.1-8b", "--concurrent", "64"])
+    assert "64 simultaneous streams" in res.output.splitlines()[0]
+
+
+def test_concurrent_streams_littles_law_and_replicas():
+    """N simultaneous streams, each with one request in flight: replicas = ceil(N / per-replica capacity), each
+    runs N/replicas in flight, and the rate obeys Little's law N = qps x T (Little 1961) for the request time T
+    of a replica at that concurrency (recomputed with continuous_batching at the resulting per-replica rate)."""
+    m, h = load_model("llama-3.1-70b"), load_hardware("h100-sxm")
+    n = 1000
+    d = serve(m, h, concurrent=n, prompt=1000, output=300).data
+    cap = d["capacity"]["concurrency"]
+    assert d["replicas"] == -(-n // cap)  # ceil
+    assert d["concurrency_per_replica"] == pytest.approx(n / d["replicas"])
+    dep = Deployment(m, h, d["tp"])
+    cb = continuous_batching(dep, d["qps"] / d["replicas"], 1000, 300).data
+    assert cb["concurrency"] == pytest.approx(n / d["replicas"], rel=0.02)  # same steady state, found from the rate
+    # a stream count is not a user count: a stream sends its next request when the last ends (T = n/qps, here
+    # well under a minute), so 1000 streams send more than 1000 users at 1 request per minute
+    assert n / d["qps"] < 60 and d["qps"] > n / 60
+
+
+def test_load_options_are_exclusive():
+    one_line_error(["serve", "llama-3.1-8b", "--users", "10", "--concurrent", "5"], "exactly one of")
+    one_line_error(["serve", "llama-3.1-8b", "--concurrent", "-5"], "--concurrent")
+    one_line_error(["serve", "llama-3.1-8b", "--concurrent", "many"], "--concurrent")
+
+
+def test_cost_split_adds_up_to_the_fleet_cost():
+    """$ per million input tokens (prefill's share of GPU time) x input tokens + $ per million output tokens
+    (decode's share) x output tokens = the fleet's $/s; the all-to-output figure is the fleet's $/s over output
+    tokens alone. Prefill's share is qps_replica x t_prefill (the definition stated in the note)."""
+    d = serve(load_model("llama-3.1-8b"), load_hardware("h100-sxm"), qps=20.0, prompt=2000, output=200,
+              price_usd_per_hour=2.5).data
+    fleet_usd_per_s = d["gpus"] * 2.5 / 3600
+    split = (d["usd_per_million_input_tokens"] * d["input_tokens_per_s"]
+             + d["usd_per_million_output_tokens_decode"] * d["tokens_per_s"]) / 1e6
+    assert split == pytest.approx(fleet_usd_per_s, rel=1e-9)
+    assert d["usd_per_million_output_tokens"] * d["tokens_per_s"] / 1e6 == pytest.approx(fleet_usd_per_s)
+    assert d["input_tokens_per_s"] == pytest.approx(20.0 * 2000)
+    assert 0 < d["prefill_share"] < 1
+
+
+def test_catalogue_price_carries_a_date_and_price_overrides(tmp_path):
+    h = load_hardware("h100-sxm")
+    assert h.price_date == "2025-02" and "Google Cloud" in h.sources["price_usd_per_hour"]
+    r = serve(load_model("llama-3.1-8b"), h, qps=5.0, prompt=1024, output=256)
+    assert any("listed 2025-02" in a and "--price overrides" in a for a in r.assumptions)
+    d = serve(load_model("llama-3.1-8b"), h, qps=5.0, prompt=1024, output=256, price_usd_per_hour=2.5).data
+    assert d["price_usd_per_hour"] == 2.5
+    # a date that is not YYYY-MM(-DD) is a user error naming the field
+    from pathlib import Path
+
+    src = (Path(__file__).resolve().parents[1] / "hardware" / "h100-sxm.yaml").read_text()
+    bad = tmp_path / "h.yaml"
+    bad.write_text(src.replace("price_date: 2025-02 ", "price_date: Feb-2025"))
+    one_line_error(["show", str(bad)], "price_date")
+    ok = tmp_path / "h2.yaml"
+    ok.write_text(src.replace("price_date: 2025-02 ", "price_date: 2025-02-01"))  # YAML reads this as a date
+    assert load_hardware(str(ok)).price_date == "2025-02-01"

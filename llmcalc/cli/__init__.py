@@ -12,7 +12,7 @@ import os
 import sys
 
 # The order here is the order of `llmcalc --help`.
-MODULES = ("core", "training", "scaling", "parallel", "plan", "inference", "validation", "dashboard")
+MODULES = ("core", "training", "scaling", "parallel", "plan", "inference", "validation", "rl", "study", "dashboard")
 COMMANDS = {
     "params": "core", "list": "core", "show": "core", "notation": "core", "import": "core", "summary": "core",
     "flops": "training", "chinchilla": "training", "train": "training", "loss": "scaling",
@@ -21,6 +21,8 @@ COMMANDS = {
     "kv": "inference", "fit": "inference", "infer": "inference", "sweep": "inference", "serve": "inference",
     "speculative": "inference", "batching": "inference",
     "validate": "validation",
+    "rl": "rl",
+    "sheet": "study", "shard": "study",
     "app": "dashboard",
 }
 

@@ -7,6 +7,7 @@ from typing import Literal
 
 import typer
 
+from ..core.notation import NOTATION
 from ._app import app
 from ._common import EXPLAIN_OPT, HARDWARE_OPT, JSON_OPT, MODEL_ARG, emit, table, user_errors, write_out
 
@@ -89,15 +90,6 @@ def show(name: str = typer.Argument(..., help="A model or hardware name, or a YA
         typer.echo(yaml.safe_dump(data, sort_keys=False, width=110).rstrip())
 
 
-NOTATION = """Shape-suffix notation (Noam Shazeer), used in every formula and einsum:
-  B  batch (sequences)                 L  sequence length (tokens per sequence)
-  M  length attended to (KV length)    D  model width (d_model)
-  V  vocabulary                        F  feed-forward width (per gate)
-  H  attention (query) heads           K  size of each head
-  G  key/value heads (GQA groups)      E  experts (routed)
-  C  compressed latent width (MLA)     R  rotary width (MLA)
-Scalars that are not shapes are spelled out: layers, tp, pp, dp, ep, cp, microbatches.
-A matmul is written as einsum, e.g. BLD,DHK->BLHK, with FLOPs 2·B·L·D·H·K (2 per multiply-add)."""
 
 
 @app.command()

@@ -182,9 +182,12 @@ def sweep(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP_OPT
 @app.command()
 @user_errors
 def serve(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
-          users: str | None = typer.Option(None, "--users", help="Concurrent users (e.g. 10000 or 10k)."),
+          users: str | None = typer.Option(None, "--users", help="Users, each sending --requests-per-user-per-min "
+                                           "(a request rate, not simultaneous streams), e.g. 10000 or 10k."),
           qps: float | None = typer.Option(None, "--qps", help="Requests per second (instead of --users)."),
-          rpm: float = typer.Option(1.0, "--requests-per-user-per-min"),
+          concurrent: str | None = typer.Option(None, "--concurrent", help="N simultaneous streams, each always "
+                                                "with one request in flight (instead of --users/--qps)."),
+          rpm: float = typer.Option(1.0, "--requests-per-user-per-min", help="Requests each user sends per minute."),
           prompt: int = typer.Option(1024, "--prompt"), output: int = typer.Option(256, "--output"),
           ttft: str = typer.Option("2s", "--ttft", help="TTFT target, e.g. 2s."),
           tpot: str = typer.Option("50ms", "--tpot", help="TPOT target, e.g. 50ms."),
@@ -193,24 +196,30 @@ def serve(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
           activations: str = ACT_OPT, reserve: float = RESERVE_OPT, eff_flops: float | None = EFF_FLOPS,
           eff_mem: float | None = EFF_MEM, eff_link: float | None = EFF_LINK, roofline: bool = ROOFLINE_OPT,
           as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
-    """How many GPUs serve a load within TTFT/TPOT targets, and the $ per million output tokens."""
+    """How many GPUs serve a load within TTFT/TPOT targets, and the $ per million input and output tokens."""
     from ..core.catalogue import load_hardware, load_model
     from ..core.errors import LlmcalcError
     from ..core.units import parse_count
     from ..inference.serving import serve as serve_
 
     price_v = quantity_option(price, "USD_PER_HOUR", "--price", "2.49 or '$2.49/h'", 3600.0)  # parse gives USD/s
-    users_v = None
+    users_v = conc_v = None
     if users is not None:
         try:
             users_v = parse_count(users)
         except LlmcalcError as e:
             raise LlmcalcError(f"--users: {e}") from None
+    if concurrent is not None:
+        try:
+            conc_v = parse_count(concurrent)
+        except LlmcalcError as e:
+            raise LlmcalcError(f"--concurrent: {e}") from None
     r = serve_(load_model(model), load_hardware(hardware), prompt=prompt, output=output,
                ttft_s=_seconds(ttft, "--ttft"), tpot_s=_seconds(tpot, "--tpot"),
                users=users_v, requests_per_user_per_min=rpm, qps=qps,
                weights=weights, group_size=group_size, kv_dtype=kv_dtype.lower(), activations=activations.lower(),
-               eff=_eff(eff_flops, eff_mem, eff_link, roofline), price_usd_per_hour=price_v, reserve=reserve)
+               eff=_eff(eff_flops, eff_mem, eff_link, roofline), price_usd_per_hour=price_v, reserve=reserve,
+               concurrent=conc_v)
     if as_json or explain:
         emit(r, as_json, explain)
         return

@@ -137,11 +137,16 @@ def _looks_like_path(ref: str) -> bool:
     return ref.endswith((".yaml", ".yml", ".json")) or os.sep in ref or "/" in ref
 
 
-@lru_cache(maxsize=256)
-def load_model(ref: str) -> Model:
-    """A model by catalogue name (any case), by YAML path, or by Hugging Face config.json path."""
+def load_model(ref: str | Model) -> Model:
+    """A model by catalogue name (any case), by YAML path, or by Hugging Face config.json path; a Model
+    (an ad-hoc one from the CLI's --d-model/--set flags) is passed through."""
     if isinstance(ref, Model):
         return ref
+    return _load_model(ref)
+
+
+@lru_cache(maxsize=256)
+def _load_model(ref: str) -> Model:
     if _looks_like_path(ref):
         p = Path(ref)
         if not p.exists():

@@ -121,8 +121,15 @@ class Hardware(Spec):
     scale_out: Link | None = Field(None, description="network bandwidth per device (InfiniBand, DCN)")
     tdp_watts: Watts | None = None
     price_usd_per_hour: UsdPerHour | None = Field(None, description="indicative on-demand price; volatile")
+    price_date: str | None = Field(None, pattern=r"^\d{4}-\d{2}(-\d{2})?$",
+                                   description="when price_usd_per_hour was listed (YYYY-MM or YYYY-MM-DD)")
     notes: str = ""
     sources: dict[str, str] = Field(description="field name -> citation, one for every number above")
+
+    @field_validator("price_date", mode="before")
+    @classmethod
+    def _date_text(cls, v):
+        return v.isoformat() if hasattr(v, "isoformat") else v  # YAML reads 2025-02-01 as a date
 
     @field_validator("peak_flops_per_s")
     @classmethod

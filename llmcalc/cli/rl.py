@@ -1,0 +1,85 @@
+"""RL post-training: one step synchronous vs asynchronous (``llmcalc rl``)."""
+
+from __future__ import annotations
+
+import typer
+
+from ._app import app
+from ._common import EXPLAIN_OPT, HARDWARE_OPT, JSON_OPT, MODEL_ARG, user_errors
+
+
+def _fmt_s(x: float) -> str:
+    return f"{x:,.1f} s" if x >= 1 else f"{x * 1e3:,.0f} ms"
+
+
+@app.command()
+@user_errors
+def rl(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
+       gpus: int = typer.Option(..., "--gpus", "-n", help="Total GPUs (rollout + trainer)."),
+       prompts: int = typer.Option(..., "--prompts", help="Prompts per step (P)."),
+       samples: int = typer.Option(16, "--samples", "-G", help="Samples per prompt (G; PPO: 1)."),
+       prompt_len: int = typer.Option(512, "--prompt-len", help="Prompt length (tokens)."),
+       response_len: str = typer.Option(..., "--response-len",
+                                        help="Response lengths: 'mean,cv' (lognormal), 'p50,p90,p99', or "
+                                             "'table:l1,l2,…' (tokens)."),
+       max_response: int = typer.Option(None, "--max-response", help="Generation cap (tokens); clips the tail."),
+       algo: str = typer.Option("grpo", "--algo", help="grpo (no critic) or ppo (critic + reference)."),
+       regime: str = typer.Option("all", "--regime", help="sync, async or all."),
+       staleness: str = typer.Option("2", "--staleness", help="η: max policy versions a rollout may lag (inf)."),
+       rollout_gpus: int = typer.Option(None, "--rollout-gpus", help="GPUs for rollout (default: best split)."),
+       rollout_tp: int = typer.Option(1, "--rollout-tp", help="Tensor parallelism of each inference engine."),
+       partial: bool = typer.Option(True, "--partial/--no-partial", help="Interruptible (partial) rollouts."),
+       ref: bool = typer.Option(None, "--ref/--no-ref", help="Reference-model log-probs (default: PPO only)."),
+       reward_model: str = typer.Option(None, "--reward-model", help="Reward model (catalogue name); else rules."),
+       minibatches: int = typer.Option(1, "--minibatches", help="PPO mini-batches (optimizer steps) per step."),
+       train_tp: int = typer.Option(1, "--train-tp", help="Trainer tensor parallelism."),
+       train_pp: int = typer.Option(1, "--train-pp", help="Trainer pipeline parallelism."),
+       train_ep: int = typer.Option(1, "--train-ep", help="Trainer expert parallelism (MoE)."),
+       as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
+    """One RL step (GRPO/PPO): sync colocated, sync split, one-step-off and staleness-bounded async."""
+    import json
+
+    from ..core.catalogue import load_hardware, load_model
+    from ..core.errors import LlmcalcError
+    from ..rl.lengths import parse_response_len
+    from ..rl.step import rl_step
+    from ._common import _default, table
+
+    if staleness.strip().lower() in ("inf", "infinity", "none"):
+        eta = None
+    else:
+        try:
+            eta = float(staleness)
+        except ValueError:
+            raise LlmcalcError(f"--staleness expects a whole number of steps or inf, got {staleness!r}") from None
+    m = load_model(model)
+    r = rl_step(m, load_hardware(hardware), gpus=gpus, prompts=prompts, samples=samples, prompt_len=prompt_len,
+                response=parse_response_len(response_len, max_response), algo=algo, regime=regime, staleness=eta,
+                rollout_gpus=rollout_gpus, rollout_tp=rollout_tp, partial=partial, ref=ref,
+                reward_model=load_model(reward_model) if reward_model else None, minibatches=minibatches,
+                train_tp=train_tp, train_pp=train_pp, train_ep=train_ep)
+    if as_json:
+        typer.echo(json.dumps(r.as_dict(), indent=2, default=_default))
+        return
+    typer.echo(r.title)
+    typer.echo("assumptions:")
+    for a in r.assumptions:
+        typer.echo(f"  * {a}")
+    if explain:
+        typer.echo(r.explain())
+        return
+    d = r.data
+    typer.echo(f"responses: mean {d['response_mean']:,.0f} tokens, expected longest of {d['batch']:,} "
+               f"{d['response_expected_max']:,.0f} (Blom); split {d['split']['rollout_gpus']} rollout + "
+               f"{d['split']['trainer_gpus']} trainer GPUs")
+    rows = []
+    for name, x in d["regimes"].items():
+        b = x["breakdown_s"]
+        rows.append((name.replace("_", " "), _fmt_s(x["step_s"]), _fmt_s(b["generate_s"]), _fmt_s(b["logprob_s"]),
+                     _fmt_s(b["train_s"] + b["critic_s"] + b["score_s"]), _fmt_s(b["sync_s"]),
+                     f"{x['trained_tokens_per_s'] / 1e3:,.1f}k", f"{x['rollout_utilisation']:.0%}",
+                     f"{x['trainer_utilisation']:.0%}", f"{x['staleness_mean']:.1f}/{x['staleness_max']}",
+                     f"{d['speedup'].get(name, 1.0 if name == 'sync_colocated' else float('nan')):.2f}x"))
+    typer.echo(table(rows, ("regime", "step", "generate", "log-probs", "train", "sync", "tok/s trained",
+                            "rollout busy", "trainer busy", "stale mean/max", "vs sync")))
+    typer.echo(f"best: {d['best_regime'].replace('_', ' ')}")

@@ -1,0 +1,119 @@
+"""Staleness-bounded asynchronous RL as an event simulation (AReaL, Fu et al. 2025 §4-5).
+
+A rollout pool (``llmcalc.rl.rollout.Generator``) and a trainer run side by side on split GPU pools:
+
+- admission (AReaL §5.1, the staleness bound): with N_r rollouts started so far, trainer version i and batch
+  size B, a new rollout may start only while ⌊(N_r − 1)/B⌋ ≤ i + η, i.e. while N_r ≤ B·(i + η + 1); and
+  only into a free slot;
+- the trainer takes the first B completed rollouts (completion order, AReaL's buffer), trains for
+  ``t_train`` seconds, then the weights are synced for ``t_sync`` seconds, during which both the trainer and
+  the engines are busy (the update pauses generation);
+- interruptible rollouts (``partial=True``, AReaL §4.1; verl ``partial_rollout``): at a sync, running
+  sequences are paused, their KV is recomputed under the new weights (a re-prefill of prompt + tokens so far)
+  and they continue; without it, the sync waits until every running sequence has finished (the pool drains).
+
+Staleness of a consumed rollout = trainer version when it is consumed − version when it started. η = 0 gives
+the synchronous disaggregated loop exactly (generate B, train, sync, repeat). The period is measured over the
+second half of ``steps`` simulated trainer steps (the first half is warm-up).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .rollout import Generator, Pool, interleave
+
+EPS = 1e-9
+
+
+def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, eta: float | None,
+                   partial: bool = True, steps: int | None = None) -> dict:
+    """Steady state of the staleness-bounded loop: period, pool idle, staleness (mean, max)."""
+    batch = float(np.sum(counts))
+    template = interleave(lengths, counts)
+    if steps is None:
+        steps = 12 if eta is None else int(min(40, max(8, 3 * (eta + 1) + 4)))
+    gen = Generator(pool)
+    t = 0.0
+    started = 0.0  # N_r (weighted)
+    version = 0
+    buffer: list[list] = []  # completed, in completion order: [weight, version at start]
+    item, item_left = 0, template[0][0]
+    trainer_end = None  # time the running train step ends
+    sync_end = None  # time the running weight sync ends
+    sync_pending = False  # train step done, waiting for the pool to drain (no partial rollouts)
+    ends: list[float] = []
+    stale_w, stale_sum, stale_max = 0.0, 0.0, 0
+    gen_busy_at: list[float] = []  # generator busy time at each trainer step end
+    train_busy = 0.0
+    safety = 0
+    while len(ends) < steps:
+        safety += 1
+        if safety > 2_000_000:
+            raise RuntimeError("async RL simulation did not converge")  # a bug, not a user error
+        # 1) admissions (not while a sync runs or one waits for the pool to drain)
+        if sync_end is None and not sync_pending:
+            limit = math.inf if eta is None else batch * (version + eta + 1) - started
+            while gen.free > EPS and limit > EPS:
+                take = min(item_left, gen.free, limit)
+                t += gen.admit(take, template[item][1], version)
+                started += take
+                limit -= take
+                item_left -= take
+                if item_left <= EPS:
+                    item = (item + 1) % len(template)
+                    item_left = template[item][0]
+        # 2) the trainer starts a step when idle and B rollouts are buffered
+        if trainer_end is None and sync_end is None and not sync_pending and sum(w for w, _ in buffer) >= batch - EPS:
+            need = batch
+            while need > EPS:
+                w, v = buffer[0]
+                take = min(w, need)
+                stale_w += take
+                stale_sum += take * (version - v)
+                stale_max = max(stale_max, version - v)
+                need -= take
+                if take >= w - EPS:
+                    buffer.pop(0)
+                else:
+                    buffer[0][0] = w - take
+            trainer_end = t + t_train
+            train_busy += t_train
+        # 3) advance to the next event
+        horizon = min(x for x in (trainer_end, sync_end, math.inf) if x is not None)
+        if sync_pending and not gen.running:  # the pool has drained: sync now
+            sync_pending = False
+            sync_end = t + t_sync
+            continue
+        if sync_end is not None or not gen.running:
+            if horizon == math.inf:
+                raise RuntimeError("async RL simulation stalled")  # a bug: nothing can happen
+            t = horizon
+        else:
+            dt, done = gen.advance(horizon - t)
+            t += dt
+            buffer.extend([w, tag] for w, tag in done)
+        # 4) events at time t
+        if sync_end is not None and t >= sync_end - EPS:
+            sync_end = None
+            if partial:
+                t += gen.reprefill()
+        if trainer_end is not None and t >= trainer_end - EPS:
+            trainer_end = None
+            version += 1
+            ends.append(t)
+            gen_busy_at.append(gen.busy_s)
+            train_busy += t_sync
+            if partial or not gen.running:
+                sync_end = t + t_sync
+            else:
+                sync_pending = True
+    half = steps // 2
+    period = (ends[-1] - ends[half - 1]) / (steps - half)
+    gen_busy = (gen_busy_at[-1] - gen_busy_at[half - 1]) / (steps - half)
+    return {"period_s": period, "rollout_busy_s": gen_busy, "rollout_idle_s": max(period - gen_busy, 0.0),
+            "trainer_busy_s": t_train + t_sync, "trainer_idle_s": max(period - t_train - t_sync, 0.0),
+            "staleness_mean": stale_sum / stale_w if stale_w else 0.0, "staleness_max": int(stale_max),
+            "steps_simulated": steps, "end_times_s": ends}

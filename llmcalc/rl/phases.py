@@ -1,0 +1,202 @@
+"""The trainer side of one RL step, and the weight sync from trainer to inference engines.
+
+Trainer work over the batch's tokens (prompt + response of every sample):
+
+- forward-only passes: old-policy log-probs (PPO ratio; AReaL's proximal policy), reference log-probs
+  (KL penalty; off for DAPO and AReaL), a reward model's scores, PPO's critic values. Each costs the
+  forward FLOPs of ``llmcalc.model.flops`` (causal attention) at the training compute efficiency;
+- the policy update: ``llmcalc.training.step.training_step`` on the trainer layout (default FSDP /
+  ZeRO-3 over all trainer GPUs, full activation recomputation as verl and AReaL configure long-response
+  RL), once per PPO mini-batch (each mini-batch is one optimizer step, so its gradient sync is paid
+  every time); PPO adds the critic's update.
+
+Variable lengths: the batch is passed to ``training_step`` as ``B_eff`` sequences of ``L_eff =
+Σℓ²/Σℓ`` tokens, which preserves both Σℓ (linear FLOPs: B_eff·L_eff = Σℓ) and Σℓ² (attention FLOPs:
+B_eff·L_eff² = Σℓ²) of the real batch.
+
+Weight sync (bytes S = parameters × 2 for bf16):
+
+- colocated (hybrid engine, verl): the FSDP shards are all-gathered into each engine:
+  ring all-gather over the trainer group, (n−1)/n·S per rank (nccl-tests PERFORMANCE.md);
+- disaggregated: a pipelined broadcast from the trainer to every engine moves S per rank (nccl-tests:
+  broadcast bus factor 1), which is why it barely grows with fan-out (checkpoint-engine README). A group
+  beyond one scale-up domain crosses the network; NCCL runs one channel per NIC, so a node moves
+  min(scale-up, domain × per-GPU scale-out) per direction (an assumption: multi-rail rings);
+- both: ⌈S / bucket⌉ buckets of fixed latency, and the engine's own reload of S bytes at
+  ``reload_bw`` (vLLM/SGLang ``load_weights``: per-tensor copies, re-layout, no overlap), calibrated on
+  one row of MoonshotAI checkpoint-engine's benchmark (see ``RLSettings``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..core.errors import LayoutError
+from ..core.results import derive
+from ..core.specs import Hardware, Model
+
+SRC_LEFF = "L_eff = Σℓ²/Σℓ, B_eff = Σℓ/L_eff keep Σℓ and Σℓ² of the batch (linear and attention FLOPs)"
+SRC_BCAST = ("pipelined ring broadcast: S per rank (nccl-tests PERFORMANCE.md, broadcast bus factor 1); "
+             "time barely grows with fan-out (MoonshotAI checkpoint-engine README)")
+SRC_AG = "ring all-gather: (n−1)/n·S per rank, α per ring step (nccl-tests PERFORMANCE.md)"
+
+
+@dataclass(frozen=True)
+class RLSettings:
+    """The one set of defaults every RL estimate uses (each with where it comes from).
+
+    - ``decode_step_overhead_s`` = 4 ms: per decode step time a serving engine spends outside the roofline
+      (scheduler, sampling, detokenisation, launches). vLLM's v0.6 performance post (Sept 2024) measured the
+      GPU idle ~60% of a Llama-3-8B H100 decode step from CPU overhead before its fixes; 4 ms is a JUDGEMENT of
+      the remainder with CUDA graphs, not a measurement. It dominates the batch-1 tail of small models.
+    - ``max_num_seqs`` = 1024: verl's rollout default (``actor_rollout_ref.rollout.max_num_seqs``).
+    - ``kv_reserve`` = 0.1 of memory kept back, as ``llmcalc fit``.
+    - ``reload_bw_bytes_per_s`` = 150 GB/s: engine-side weight reload, CALIBRATED on checkpoint-engine's
+      Qwen3-235B-A22B BF16 row (8×H800, 6.22 s broadcast); its other five rows are the test.
+    - ``bucket_bytes`` = 1 GiB and ``bucket_latency_s`` = 1 ms per bucket: judgement (one NCCL launch plus
+      a metadata round trip per bucket).
+    - ``recompute`` = full: verl and AReaL long-response recipes enable gradient checkpointing.
+    - ``tokens_per_micro_batch`` = 32768: sequences are packed into micro-batches of about this many tokens
+      per GPU (verl ``use_dynamic_bsz`` with ``ppo_max_token_len_per_gpu``; its DAPO recipes use
+      2 × (max prompt + max response)); judgement for a default.
+    - ``prefix_shared`` = True: the G samples of a prompt share one prefill (vLLM/SGLang prefix caching).
+    """
+
+    decode_step_overhead_s: float = 4e-3
+    max_num_seqs: int = 1024
+    kv_reserve: float = 0.1
+    reload_bw_bytes_per_s: float = 150e9
+    bucket_bytes: float = float(2 ** 30)
+    bucket_latency_s: float = 1e-3
+    recompute: str = "full"
+    tokens_per_micro_batch: float = 32768.0
+    prefix_shared: bool = True
+    compute_efficiency: float | None = None  # None: llmcalc.training.step's calibrated default
+    weight_sync: bool = True  # False: free weight sync (a limit for what-ifs and property tests)
+
+
+DEFAULT_SETTINGS = RLSettings()
+
+
+def effective_batch(lengths, counts, prompt) -> tuple[float, float, float]:
+    """(Σℓ tokens, L_eff, B_eff) of the batch, ℓ = prompt + response."""
+    total = np.asarray(lengths, float) + prompt
+    tok = float(np.dot(total, counts))
+    l_eff = float(np.dot(total * total, counts)) / tok
+    return tok, l_eff, tok / l_eff
+
+
+def _layout(m: Model, gpus: int, tp: int, pp: int, ep: int, zero: int):
+    from ..training.layout import Layout
+
+    if gpus % (tp * pp):
+        raise LayoutError(f"trainer GPUs {gpus} not divisible by --train-tp·--train-pp = {tp}·{pp}")
+    return Layout(tp=tp, pp=pp, dp=gpus // (tp * pp), ep=ep, zero=zero)
+
+
+def trainer_work(m: Model, hw: Hardware, gpus: int, lengths, counts, prompt: float, *, algo: str, ref: bool,
+                 reward_model: Model | None, minibatches: int, settings: RLSettings, tp: int = 1, pp: int = 1,
+                 ep: int = 1, zero: int = 3, critic: Model | None = None) -> dict:
+    """Seconds of each trainer phase on ``gpus`` GPUs; raises LayoutError when the layout does not fit."""
+    from ..model.flops import forward_flops
+    from ..training.memory import training_memory
+    from ..training.step import compute_efficiency_default, training_step
+
+    lay = _layout(m, gpus, tp, pp, ep, zero)
+    tok, l_eff, b_eff = effective_batch(lengths, counts, prompt)
+    seq = max(int(round(l_eff)), 1)
+    per_mb = b_eff / minibatches
+    per_rank = max(per_mb / lay.dp, 1.0)
+    micro = int(max(1, min(per_rank, settings.tokens_per_micro_batch // seq)))  # packed micro-batches
+    gb = max(lay.dp * micro, int(round(per_mb / (lay.dp * micro))) * lay.dp * micro)
+    scale = per_mb / gb  # the rounding of B_eff to whole DP ranks, undone on the time
+    eff = settings.compute_efficiency or compute_efficiency_default()
+    peak = hw.peak("bf16")
+
+    def update(model: Model) -> float:
+        mem = training_memory(model, hw, lay, micro_batch=micro, seq=seq, recompute=settings.recompute,
+                              global_batch=gb)
+        if not mem.data["fits"]:
+            raise LayoutError(f"the trainer does not fit: {model.display_name} on {gpus} x {hw.display_name} "
+                              f"(tp {tp}, pp {pp}, dp {lay.dp}, ZeRO-{zero}) needs "
+                              f"{mem.data['total_bytes'] / 2 ** 30:.1f} GiB per GPU at {seq:,}-token sequences; "
+                              "give the trainer more GPUs or raise --train-tp")
+        r = training_step(model, hw, lay, global_batch=gb, micro_batch=micro, seq=seq, gpus=gpus,
+                          recompute=settings.recompute, compute_efficiency=settings.compute_efficiency, causal=True)
+        return float(r.data["step_time_s"]) * scale * minibatches
+
+    def forward(model: Model) -> float:
+        f = float(forward_flops(model, 1, seq, causal=True).data["forward_flops"])
+        return b_eff * f / (gpus * peak * eff)
+
+    out = {"old_logprob_s": forward(m), "ref_logprob_s": forward(m) if ref else 0.0,
+           "reward_s": forward(reward_model) if reward_model is not None else 0.0,
+           "critic_s": 0.0, "update_s": update(m), "tokens": tok, "l_eff": l_eff, "b_eff": b_eff,
+           "layout": {"tp": tp, "pp": pp, "dp": lay.dp, "ep": ep, "zero": zero}, "compute_efficiency": eff}
+    if algo == "ppo":
+        c = critic or m
+        out["critic_s"] = forward(c) + update(c)
+    out["total_s"] = sum(out[k] for k in ("old_logprob_s", "ref_logprob_s", "reward_s", "critic_s", "update_s"))
+    return out
+
+
+def weight_bytes(m: Model) -> float:
+    from ..model.params import count_params
+
+    return float(count_params(m)) * 2  # bf16 weights, as trainers hand them to engines
+
+
+def _bw(hw: Hardware, group: int, eff: float) -> tuple[float, str]:
+    up = hw.scale_up
+    if group <= up.domain_size:
+        return up.ring_bw_per_direction(max(group, 2)) * eff, "scale-up"
+    if hw.scale_out is None:
+        from ..network.collectives import network_needed
+
+        raise network_needed(hw, "the weight sync")
+    node = min(up.per_direction_bytes_per_s, up.domain_size * hw.scale_out.per_direction_bytes_per_s)
+    return node * eff, "network (one ring per NIC)"
+
+
+def weight_sync(m: Model, hw: Hardware, *, colocated: bool, trainer_gpus: int, rollout_gpus: int,
+                settings: RLSettings, link_eff: float | None = None, size_bytes: float | None = None) -> list:
+    """Figures of one weight sync: transfer, buckets, engine reload, total (seconds)."""
+    from ..network.collectives import ALPHA_OUT_S, ALPHA_UP_S, link_efficiency_default, ring_time_formula
+
+    eff = link_efficiency_default() if link_eff is None else link_eff
+    s = weight_bytes(m) if size_bytes is None else size_bytes
+    figs = []
+    if colocated:
+        n = trainer_gpus
+        bw, where = _bw(hw, n, 1.0)
+        alpha = ALPHA_UP_S if n <= hw.scale_up.domain_size else ALPHA_OUT_S
+        figs.append(derive("sync/transfer_s", ring_time_formula("all-gather"), "s", SRC_AG,
+                           label=f"reshard: all-gather of the bf16 weights over {n} GPUs ({where})",
+                           alpha=alpha, n=max(n, 1), S=s, bw=bw, eff=eff))
+    else:
+        n = trainer_gpus + rollout_gpus
+        bw, where = _bw(hw, n, 1.0)
+        alpha = ALPHA_UP_S if n <= hw.scale_up.domain_size else ALPHA_OUT_S
+        figs.append(derive("sync/transfer_s", "alpha*(n - 1) + S/(bw*eff)", "s", SRC_BCAST,
+                           label=f"broadcast of the bf16 weights to {rollout_gpus} rollout GPUs ({where})",
+                           alpha=alpha, n=n, S=s, bw=bw, eff=eff))
+    figs.append(derive("sync/buckets_s", "ceil(S/bucket)*lat", "s", "judgement: one NCCL launch + metadata per "
+                       "bucket (RLSettings.bucket_latency_s)", label="per-bucket latency", S=s,
+                       bucket=settings.bucket_bytes, lat=settings.bucket_latency_s))
+    figs.append(derive("sync/reload_s", "S/reload_bw", "s", "calibrated on checkpoint-engine Qwen3-235B 8×H800 "
+                       "(RLSettings.reload_bw_bytes_per_s)", label="engine reload of the weights",
+                       S=s, reload_bw=settings.reload_bw_bytes_per_s))
+    if not settings.weight_sync:
+        return [derive("sync_s", "0", "s", "free weight sync (RLSettings.weight_sync = False)",
+                       label="weight sync (free: a limit)")]
+    figs.append(derive("sync_s", "transfer + buckets + reload", "s", "sum of the rows above",
+                       label="weight sync (colocated reshard)" if colocated else "weight sync (disaggregated)",
+                       transfer=figs[0].value, buckets=figs[1].value, reload=figs[2].value))
+    return figs
+
+
+def ceil_div(a: float, b: float) -> int:
+    return int(math.ceil(a / b - 1e-12))

@@ -1,0 +1,378 @@
+"""One RL post-training step, synchronous and asynchronous, side by side (``llmcalc rl``).
+
+A step trains on B = P prompts × G samples (GRPO/RLOO groups; PPO with G = 1). Four regimes:
+
+- ``sync_colocated`` (verl hybrid engine): all GPUs generate, then score, log-prob and train, then reshard:
+  ``step = generate(all) + trainer(all) + reshard``. Generation ends with the longest sample (the drain);
+- ``sync_disaggregated``: K GPUs generate, N − K train, each idle while the other works:
+  ``step = generate(K) + trainer(N − K) + sync``;
+- ``one_step_off`` (verl one_step_off_policy): batch i+1 is generated while batch i trains:
+  ``step = max(generate(K), trainer(N − K)) + sync`` (verl's docs: step ≈ wait_prev_gen + old_log_prob +
+  update_actor, with wait_prev_gen = generation not hidden by training);
+- ``fully_async`` (AReaL; verl fully_async_policy): staleness bound η and interruptible rollouts, simulated
+  by ``llmcalc.rl.loop.simulate_async``; η = 0 reproduces ``sync_disaggregated``.
+
+The split K is given (``rollout_gpus``) or searched: every multiple of the engine size that leaves a trainer
+that fits, scored by the async throughput bound max(generate at full slots(K), trainer(N − K) + sync) over
+the whole candidate array at once, then the best few are simulated.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..core.checks import check_count, check_number
+from ..core.errors import LayoutError, LlmcalcError
+from ..core.results import Figure, Result, derive
+from ..core.specs import Hardware, Model
+from .lengths import SRC_BLOM, LengthDist
+from .loop import simulate_async
+from .phases import DEFAULT_SETTINGS, SRC_LEFF, RLSettings, trainer_work, weight_bytes, weight_sync
+from .rollout import SRC_CB, DecodeCost, Pool, drain_time, slots_per_engine
+
+REGIMES = ("sync_colocated", "sync_disaggregated", "one_step_off", "fully_async")
+SRC_AREAL = "AReaL (Fu et al. 2025) §5.1: a rollout may start only while ⌊(N_r − 1)/B⌋ ≤ i + η"
+SRC_VERL_1OFF = "verl docs/advance/one_step_off.md: step ≈ wait_prev_gen + old_log_prob + update_actor"
+SRC_VERL_SYNC = "verl docs/advance/one_step_off.md: colocated step ≈ gen + old_log_prob + update_actor"
+
+
+class _Ctx:
+    """Everything one configuration needs, cached per GPU count."""
+
+    def __init__(self, m, hw, *, prompts, samples, prompt_len, response, algo, ref, reward_model, minibatches,
+                 rollout_tp, train_tp, train_pp, train_ep, zero, settings):
+        from ..inference.latency import Deployment
+
+        self.m, self.hw, self.s = m, hw, settings
+        self.batch = prompts * samples
+        self.prompt = float(prompt_len)
+        self.response = response
+        self.lengths, self.counts = response.cohorts(self.batch)
+        self.algo, self.ref, self.rm, self.mb = algo, ref, reward_model, minibatches
+        self.rtp, self.ttp, self.tpp, self.tep, self.zero = rollout_tp, train_tp, train_pp, train_ep, zero
+        self.dep = Deployment(m, hw, tp=rollout_tp)
+        mean = response.mean()
+        self.slots = slots_per_engine(self.dep, self.prompt, mean, settings.max_num_seqs, settings.kv_reserve)
+        self.cost = DecodeCost(self.dep, self.slots, settings.decode_step_overhead_s, self.prompt)
+        self.group = samples if settings.prefix_shared else 1
+        self._gen: dict[int, dict] = {}
+        self._train: dict[int, dict] = {}
+        self.resp_tokens = float(np.dot(self.lengths, self.counts))
+
+    def pool(self, gpus: int) -> Pool:
+        return Pool(self.cost, gpus // self.rtp, self.group)
+
+    def generate(self, gpus: int) -> dict:
+        if gpus not in self._gen:
+            self._gen[gpus] = drain_time(self.pool(gpus), self.lengths, self.counts)
+        return self._gen[gpus]
+
+    def train(self, gpus: int) -> dict:
+        if gpus not in self._train:
+            self._train[gpus] = trainer_work(self.m, self.hw, gpus, self.lengths, self.counts, self.prompt,
+                                             algo=self.algo, ref=self.ref, reward_model=self.rm,
+                                             minibatches=self.mb, settings=self.s, tp=self.ttp, pp=self.tpp,
+                                             ep=self.tep, zero=self.zero)
+        return self._train[gpus]
+
+    def sync(self, colocated: bool, trainer_gpus: int, rollout_gpus: int) -> list[Figure]:
+        return weight_sync(self.m, self.hw, colocated=colocated, trainer_gpus=trainer_gpus,
+                           rollout_gpus=rollout_gpus, settings=self.s)
+
+    def saturated_gen_s(self, gpus: np.ndarray, eta: float | None) -> np.ndarray:
+        """Generation time of one batch at a pool kept full (async throughput bound), for an array of sizes:
+        tokens / (running sequences per step / step time), running = min(slots, (η+1)·B / engines), at the
+        length-biased mean cache length prompt + E[ℓ²]/(2E[ℓ]) of a renewal process (Little's law)."""
+        engines = np.asarray(gpus) // self.rtp
+        window = math.inf if eta is None else (eta + 1) * self.batch
+        per_engine = np.minimum(self.slots, np.ceil(np.minimum(window, 1e18) / engines))
+        ln, c = self.lengths, self.counts
+        ctx = self.prompt + float(np.dot(ln * ln, c) / np.dot(ln, c)) / 2
+        t_step = np.array([self.cost.step_s(int(b), ctx) for b in per_engine])
+        prefill = self.batch / self.group * self.cost.prefill_s / engines
+        return self.resp_tokens / (engines * per_engine) * t_step + prefill
+
+
+def _feasible_trainer(ctx: _Ctx, gpus: int) -> bool:
+    try:
+        ctx.train(gpus)
+    except LayoutError:
+        return False
+    return True
+
+
+def _split_candidates(ctx: _Ctx, total: int) -> list[int]:
+    unit = ctx.rtp
+    tunit = ctx.ttp * ctx.tpp
+    ks = [k for k in range(unit, total, unit) if (total - k) % tunit == 0 and (total - k) >= tunit]
+    if len(ks) > 48:  # keep the search cheap: an even spread of at most 48 splits
+        idx = np.unique(np.linspace(0, len(ks) - 1, 48).round().astype(int))
+        ks = [ks[i] for i in idx]
+    return ks
+
+
+def best_split(ctx: _Ctx, total: int, eta: float | None) -> dict:
+    """Score every split by the async throughput bound (one array), then simulate the best three."""
+    ks = [k for k in _split_candidates(ctx, total) if _feasible_trainer(ctx, total - k)]
+    if not ks:
+        raise LayoutError(f"no split of {total} GPUs leaves a trainer that fits and a rollout engine of "
+                          f"{ctx.rtp} GPUs; add GPUs or raise --train-tp")
+    karr = np.asarray(ks)
+    gen = ctx.saturated_gen_s(karr, eta)
+    sync = np.array([ctx.sync(False, total - k, k)[-1].value for k in ks])
+    train = np.array([ctx.train(total - k)["total_s"] for k in ks])
+    bound = np.maximum(gen, train + sync)
+    order = np.argsort(bound)[:3]
+    best, best_t = None, math.inf
+    for i in order:
+        k = int(karr[i])
+        sim = _async(ctx, total, k, eta, True)
+        if sim["period_s"] < best_t:
+            best, best_t = k, sim["period_s"]
+    return {"rollout_gpus": best, "candidates": karr, "bound_s": bound, "generate_saturated_s": gen,
+            "trainer_s": train, "sync_s": sync}
+
+
+def _async(ctx: _Ctx, total: int, k: int, eta, partial: bool) -> dict:
+    tr = ctx.train(total - k)
+    sync = ctx.sync(False, total - k, k)[-1].value
+    return simulate_async(ctx.pool(k), ctx.lengths, ctx.counts, tr["total_s"], sync, eta, partial)
+
+
+def _regime(name, step_s, parts: dict, ctx: _Ctx, rollout_gpus, trainer_gpus, rollout_busy, trainer_busy,
+            staleness=(0.0, 0)) -> dict:
+    tokens = ctx.resp_tokens + ctx.batch * ctx.prompt
+    total = rollout_gpus + (0 if name == "sync_colocated" else trainer_gpus)
+    return {"step_s": step_s, "breakdown_s": parts, "rollout_gpus": rollout_gpus, "trainer_gpus": trainer_gpus,
+            "trained_tokens_per_s": tokens / step_s, "generated_tokens_per_s": ctx.resp_tokens / step_s,
+            "trained_tokens_per_s_per_gpu": tokens / step_s / total,
+            "rollout_utilisation": rollout_busy / step_s, "rollout_idle_s": max(step_s - rollout_busy, 0.0),
+            "trainer_utilisation": trainer_busy / step_s, "trainer_idle_s": max(step_s - trainer_busy, 0.0),
+            "staleness_mean": staleness[0], "staleness_max": staleness[1],
+            # GPU-seconds per step: work done by each pool, and idle (colocated pools share their GPUs)
+            "rollout_gpu_s": rollout_busy * rollout_gpus,
+            "trainer_gpu_s": trainer_busy * (rollout_gpus if name == "sync_colocated" else trainer_gpus),
+            "idle_gpu_s": step_s * total - rollout_busy * rollout_gpus
+            - trainer_busy * (rollout_gpus if name == "sync_colocated" else trainer_gpus)}
+
+
+def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, prompt_len: int, response: LengthDist,
+            algo: str = "grpo", regime: str = "all", staleness: float | None = 2, rollout_gpus: int | None = None,
+            rollout_tp: int = 1, partial: bool = True, ref: bool | None = None, reward_model: Model | None = None,
+            minibatches: int = 1, train_tp: int = 1, train_pp: int = 1, train_ep: int = 1, zero: int = 3,
+            settings: RLSettings = DEFAULT_SETTINGS) -> Result:
+    """Step time and its breakdown, tokens/s, pool utilisation and staleness of an RL step in each regime.
+
+    ``data`` keys (stable): inputs (model, hardware, gpus, prompts, samples, batch, prompt_len, response,
+    algo, staleness_eta, partial_rollouts, rollout_tp, slots_per_engine), ``response_mean``,
+    ``response_expected_max``, ``regimes`` {name: {step_s, breakdown_s, rollout_gpus, trainer_gpus,
+    trained_tokens_per_s, generated_tokens_per_s, trained_tokens_per_s_per_gpu, rollout_utilisation,
+    rollout_idle_s, trainer_utilisation, trainer_idle_s, staleness_mean, staleness_max}}, ``speedup``
+    {one_step_off, fully_async: vs sync_colocated}, ``best_regime``, ``split`` {rollout_gpus, searched,
+    candidates, bound_s}.
+    """
+    check_count(gpus, "--gpus", minimum=1)
+    check_count(prompts, "--prompts")
+    check_count(samples, "--samples")
+    check_count(prompt_len, "--prompt-len")
+    check_count(minibatches, "--minibatches")
+    check_count(rollout_tp, "--rollout-tp")
+    if algo not in ("grpo", "ppo"):
+        raise LlmcalcError(f"--algo expects grpo or ppo, got {algo!r}")
+    if regime not in ("sync", "async", "all"):
+        raise LlmcalcError(f"--regime expects sync, async or all, got {regime!r}")
+    if staleness is not None:
+        check_number(staleness, "--staleness (η, whole steps)", low=0, low_ok=True)
+        if staleness != int(staleness):
+            raise LlmcalcError(f"--staleness expects a whole number of steps (or inf), got {staleness:g}")
+        staleness = int(staleness)
+    if rollout_tp > gpus:
+        raise LayoutError(f"--rollout-tp {rollout_tp} exceeds --gpus {gpus}")
+    if rollout_gpus is not None:
+        check_count(rollout_gpus, "--rollout-gpus")
+        if rollout_gpus >= gpus:
+            raise LayoutError(f"--rollout-gpus {rollout_gpus} leaves no trainer GPUs out of --gpus {gpus}")
+        if rollout_gpus % rollout_tp:
+            raise LayoutError(f"--rollout-gpus {rollout_gpus} is not a multiple of --rollout-tp {rollout_tp}")
+    if gpus % rollout_tp:
+        raise LayoutError(f"--gpus {gpus} is not a multiple of --rollout-tp {rollout_tp} (colocated engines)")
+    if prompt_len + response.mean() > m.max_seq_len * 4:
+        raise LlmcalcError(f"prompt + mean response {prompt_len + response.mean():,.0f} tokens is far beyond "
+                           f"{m.display_name}'s {m.max_seq_len:,} positions")
+    ref = (algo == "ppo") if ref is None else ref
+    room = m.max_seq_len - prompt_len
+    if room < 1:
+        raise LlmcalcError(f"--prompt-len {prompt_len} leaves no room for a response in {m.display_name}'s "
+                           f"{m.max_seq_len:,} positions")
+    if response.cap is None or response.cap > room:
+        from dataclasses import replace
+
+        response = replace(response, cap=float(room), describe_as=response.describe_as
+                           + f", capped at the model's {m.max_seq_len:,} positions less the prompt")
+    ctx = _Ctx(m, hw, prompts=prompts, samples=samples, prompt_len=prompt_len, response=response, algo=algo,
+               ref=ref, reward_model=reward_model, minibatches=minibatches, rollout_tp=rollout_tp, train_tp=train_tp,
+               train_pp=train_pp, train_ep=train_ep, zero=zero, settings=settings)
+    figs: list[Figure] = []
+    n = ctx.batch
+    figs.append(derive("lengths/mean", "mean", "token", response.describe_as, label="mean response length",
+                       mean=response.mean()))
+    figs.append(Figure("lengths/expected_max", response.expected_max(n), "token",
+                       "F^-1((N - 0.375)/(N + 0.25))", f"F^-1(({n} - 0.375)/({n} + 0.25))", SRC_BLOM,
+                       f"expected longest of the {n:,} responses (Blom)"))
+    figs.append(derive("rollout/slots_per_engine", "min(max_num_seqs, kv_tokens//(prompt + mean))", "seq",
+                       "paged KV allocated as sequences grow (vLLM): the mean footprint sets the concurrency",
+                       label=f"sequences per rollout engine ({rollout_tp} GPU{'s' * (rollout_tp > 1)})",
+                       max_num_seqs=settings.max_num_seqs, kv_tokens=_kv_tokens(ctx), prompt=ctx.prompt,
+                       mean=response.mean()))
+    regimes: dict[str, dict] = {}
+    want_sync = regime in ("sync", "all")
+    want_async = regime in ("async", "all")
+    # sync colocated on every GPU
+    colocated_ok = _feasible_trainer(ctx, gpus)
+    if want_sync or want_async:
+        if colocated_ok:
+            g = ctx.generate(gpus)
+            tr = ctx.train(gpus)
+            sy = ctx.sync(True, gpus, gpus)
+            figs += _gen_figs("sync_colocated", g, gpus // rollout_tp)
+            figs += _train_figs("sync_colocated", tr, gpus)
+            figs += [_rekey(f, "sync_colocated/") for f in sy]
+            step = g["time_s"] + tr["total_s"] + sy[-1].value
+            figs.append(derive("sync_colocated/step_s", "generate + trainer + reshard", "s", SRC_VERL_SYNC,
+                               label="sync colocated: step time", generate=g["time_s"], trainer=tr["total_s"],
+                               reshard=sy[-1].value))
+            regimes["sync_colocated"] = _regime(
+                "sync_colocated", step, _parts(g, tr, sy[-1].value), ctx, gpus, gpus,
+                rollout_busy=g["time_s"], trainer_busy=tr["total_s"] + sy[-1].value)
+    # the split
+    searched = rollout_gpus is None
+    split_info = None
+    if searched:
+        split_info = best_split(ctx, gpus, staleness)
+        k = split_info["rollout_gpus"]
+    else:
+        k = rollout_gpus
+        if not _feasible_trainer(ctx, gpus - k):
+            ctx.train(gpus - k)  # raises the trainer's own message
+    tk = gpus - k
+    g, tr = ctx.generate(k), ctx.train(tk)
+    sy = ctx.sync(False, tk, k)
+    t_sync = sy[-1].value
+    figs += _gen_figs("split", g, k // rollout_tp)
+    figs += _train_figs("split", tr, tk)
+    figs += [_rekey(f, "split/") for f in sy]
+    if want_sync:
+        step = g["time_s"] + tr["total_s"] + t_sync
+        figs.append(derive("sync_disaggregated/step_s", "generate + trainer + sync", "s",
+                           "each pool idle while the other works", label=f"sync disaggregated ({k}+{tk}): step",
+                           generate=g["time_s"], trainer=tr["total_s"], sync=t_sync))
+        regimes["sync_disaggregated"] = _regime("sync_disaggregated", step, _parts(g, tr, t_sync), ctx, k, tk,
+                                                rollout_busy=g["time_s"] + t_sync, trainer_busy=tr["total_s"] + t_sync)
+    if want_async:
+        step = max(g["time_s"], tr["total_s"]) + t_sync
+        figs.append(derive("one_step_off/step_s", "max(generate, trainer) + sync", "s", SRC_VERL_1OFF,
+                           label=f"one-step-off ({k}+{tk}): step", generate=g["time_s"], trainer=tr["total_s"],
+                           sync=t_sync))
+        parts = _parts(g, tr, t_sync)
+        parts["wait_generate_s"] = max(g["time_s"] - tr["total_s"], 0.0)
+        regimes["one_step_off"] = _regime("one_step_off", step, parts, ctx, k, tk,
+                                          rollout_busy=g["time_s"] + t_sync, trainer_busy=tr["total_s"] + t_sync,
+                                          staleness=(1.0, 1))
+        sim = _async(ctx, gpus, k, staleness, partial)
+        eta_txt = "inf" if staleness is None else str(staleness)
+        figs.append(Figure("fully_async/step_s", sim["period_s"], "s",
+                           "steady-state period of the event simulation (llmcalc.rl.loop)",
+                           f"η = {eta_txt}, partial rollouts {'on' if partial else 'off'}, {sim['steps_simulated']} "
+                           "steps, second half measured", SRC_AREAL, f"fully async ({k}+{tk}, η {eta_txt}): step"))
+        parts = _parts(g, tr, t_sync)
+        parts["generate_s"] = sim["rollout_busy_s"]
+        parts["wait_generate_s"] = max(sim["period_s"] - tr["total_s"] - t_sync, 0.0)
+        regimes["fully_async"] = _regime("fully_async", sim["period_s"], parts, ctx, k, tk,
+                                         rollout_busy=sim["rollout_busy_s"], trainer_busy=sim["trainer_busy_s"],
+                                         staleness=(sim["staleness_mean"], sim["staleness_max"]))
+    if not regimes:
+        raise LayoutError(f"the trainer does not fit on {gpus} x {hw.display_name} colocated; "
+                          "use --regime async with a split, or more GPUs")
+    speedup = {}
+    if "sync_colocated" in regimes:
+        base = regimes["sync_colocated"]["step_s"]
+        for r in ("sync_disaggregated", "one_step_off", "fully_async"):
+            if r in regimes:
+                speedup[r] = base / regimes[r]["step_s"]
+                figs.append(derive(f"speedup/{r}", "sync_colocated/other", "ratio", "definition",
+                                   label=f"speedup of {r.replace('_', ' ')} over sync colocated",
+                                   sync_colocated=base, other=regimes[r]["step_s"]))
+    best = min(regimes, key=lambda r: regimes[r]["step_s"])
+    assumptions = _assumptions(ctx, k, tk, searched, partial, staleness, colocated_ok)
+    data = {"model": m.name, "hardware": hw.name, "gpus": gpus, "prompts": prompts, "samples": samples,
+            "batch": n, "prompt_len": prompt_len, "response": response.describe_as, "algo": algo,
+            "staleness_eta": staleness, "partial_rollouts": partial, "rollout_tp": rollout_tp,
+            "slots_per_engine": ctx.slots, "response_mean": response.mean(),
+            "response_expected_max": response.expected_max(n), "regimes": regimes, "speedup": speedup,
+            "best_regime": best, "weight_bytes": weight_bytes(m),
+            "split": {"rollout_gpus": k, "trainer_gpus": tk, "searched": searched,
+                      "candidates": None if split_info is None else split_info["candidates"],
+                      "bound_s": None if split_info is None else split_info["bound_s"]}}
+    title = (f"RL step: {m.display_name} on {gpus} x {hw.display_name}, {prompts} prompts x {samples} samples, "
+             f"{algo.upper()}")
+    return Result(title, tuple(figs), tuple(assumptions), data)
+
+
+def _kv_tokens(ctx: _Ctx) -> float:
+    from ..inference.kv import fit
+
+    return float(fit(ctx.m, ctx.hw, tp=ctx.rtp, reserve=ctx.s.kv_reserve).data["kv_tokens_capacity"])
+
+
+def _parts(g: dict, tr: dict, sync_s: float) -> dict:
+    return {"generate_s": g["time_s"], "prefill_s": g["prefill_s"], "score_s": tr["reward_s"],
+            "logprob_s": tr["old_logprob_s"] + tr["ref_logprob_s"], "critic_s": tr["critic_s"],
+            "train_s": tr["update_s"], "sync_s": sync_s}
+
+
+def _rekey(f: Figure, prefix: str) -> Figure:
+    from dataclasses import replace
+
+    return replace(f, key=prefix + f.key)
+
+
+def _gen_figs(key: str, g: dict, engines: int) -> list[Figure]:
+    return [Figure(f"{key}/generate_s", g["time_s"], "s", "Σ over events of steps × t_step(ceil(active/engines), "
+                   "mean context) + prefills", f"{engines} engines, {g['tokens']:,.0f} response tokens",
+                   SRC_CB + "; roofline step of llmcalc.inference.latency + per-step overhead",
+                   f"{key.replace('_', ' ')}: generate the batch (to the longest sample)")]
+
+
+def _train_figs(key: str, tr: dict, gpus: int) -> list[Figure]:
+    lay = tr["layout"]
+    return [derive(f"{key}/trainer_s", "old_logprob + ref + reward + critic + update", "s",
+                   SRC_LEFF + "; llmcalc.training.step on the trainer layout",
+                   label=f"{key.replace('_', ' ')}: trainer on {gpus} GPUs (tp {lay['tp']}, pp {lay['pp']}, "
+                         f"dp {lay['dp']}, ZeRO-{lay['zero']})",
+                   old_logprob=tr["old_logprob_s"], ref=tr["ref_logprob_s"], reward=tr["reward_s"],
+                   critic=tr["critic_s"], update=tr["update_s"])]
+
+
+def _assumptions(ctx: _Ctx, k: int, tk: int, searched: bool, partial: bool, eta, colocated_ok: bool) -> list[str]:
+    s = ctx.s
+    out = [f"responses: {ctx.response.describe_as}; tail and drain from {len(ctx.lengths)} cohorts of the "
+           f"{ctx.batch:,} expected order statistics (Blom)",
+           f"rollout engines: {ctx.rtp} GPU(s) each, {ctx.slots} sequences each; decode step = roofline "
+           f"(llmcalc.inference.latency, {ctx.dep.eff.describe()}) + {s.decode_step_overhead_s * 1e3:g} ms per-step "
+           "overhead (judgement)",
+           f"trainer: FSDP/ZeRO-{ctx.zero}, recompute {s.recompute}, {ctx.mb} PPO mini-batch(es) = optimizer steps; "
+           f"{'PPO: critic forward + update; ' if ctx.algo == 'ppo' else ''}reference log-probs "
+           f"{'on' if ctx.ref else 'off'}; reward {'model forward' if ctx.rm else 'rule-based (free)'}",
+           f"weight sync: bf16 weights; engine reload at {s.reload_bw_bytes_per_s / 1e9:g} GB/s (calibrated on "
+           f"checkpoint-engine), {s.bucket_bytes / 2 ** 30:g} GiB buckets at {s.bucket_latency_s * 1e3:g} ms each",
+           f"split: {k} rollout + {tk} trainer GPUs" + (" (searched: async throughput bound over every split, "
+                                                        "best three simulated)" if searched else " (given)"),
+           f"fully async: staleness η = {'inf' if eta is None else eta}, interruptible rollouts "
+           f"{'on (KV recomputed after each sync)' if partial else 'off (sync waits for the pool to drain)'}",
+           "pools are balanced fluidly across engines; generation and training efficiency do not depend on the "
+           "regime; CPU-side reward, data loading and logging are not counted"]
+    if not colocated_ok:
+        out.append("WARNING: the trainer does not fit colocated on all GPUs; sync colocated is left out")
+    return out

@@ -1,0 +1,201 @@
+"""RL post-training step (llmcalc.rl): lengths and order statistics, the drain, the regimes' limits, the CLI.
+
+Published cases live in tests/test_rl_cases.py. Expected numbers here come from hand derivations or from
+independent Monte-Carlo draws, never from llmcalc's own output.
+"""
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llmcalc import load_hardware, load_model
+from llmcalc.rl.lengths import from_percentiles, lognormal, parse_response_len, table
+from llmcalc.rl.phases import RLSettings
+from llmcalc.rl.rollout import DecodeCost, Pool, drain_time
+from llmcalc.rl.step import rl_step
+
+M7 = load_model("qwen2.5-7b")
+H100 = load_hardware("h100-sxm")
+
+
+# ---------------------------------------------------------------- lengths
+
+
+def test_lognormal_moments_match_monte_carlo():
+    d = lognormal(4000, 0.8)
+    x = np.random.default_rng(0).lognormal(d.mu, d.sigma, 400_000)
+    assert x.mean() == pytest.approx(4000, rel=0.01)
+    assert x.std() / x.mean() == pytest.approx(0.8, rel=0.03)
+    # capped mean: closed form vs the clipped draws
+    c = lognormal(4000, 0.8, cap=6000)
+    assert c.mean() == pytest.approx(np.minimum(x, 6000).mean(), rel=0.01)
+
+
+@pytest.mark.parametrize("n", [16, 512, 8192])
+@pytest.mark.parametrize("cv", [0.6, 1.0])
+def test_blom_expected_max_vs_monte_carlo(n, cv):
+    """Blom's position is exact-ish for the normal; through exp() it gives exp(E[log max]) <= E[max] (Jensen),
+    so on a lognormal it runs 3-11% low (measured here at cv 0.6-1.0): a documented, one-sided bias."""
+    d = lognormal(1000, cv)
+    rng = np.random.default_rng(1)
+    draws = rng.lognormal(d.mu, d.sigma, (4000 if n < 8192 else 400, n)).max(axis=1)
+    ratio = d.expected_max(n) / draws.mean()
+    assert 0.88 < ratio < 1.0
+
+
+def test_percentile_fit_recovers_a_lognormal():
+    d = lognormal(3000, 1.2)
+    p50, p90, p99 = (float(d.quantile(p)) for p in (0.5, 0.9, 0.99))
+    f = from_percentiles(p50, p90, p99)
+    assert f.mu == pytest.approx(d.mu, rel=1e-9)
+    assert f.sigma == pytest.approx(d.sigma, rel=1e-9)
+
+
+def test_cohorts_keep_counts_mean_and_the_longest():
+    d = lognormal(2000, 1.0, cap=30000)
+    lengths, counts = d.cohorts(8192)
+    assert counts.sum() == 8192
+    assert counts[0] == counts[1] == 1  # the tail is resolved sample by sample
+    assert lengths[0] == pytest.approx(d.expected_max(8192))
+    assert np.dot(lengths, counts) / 8192 == pytest.approx(d.mean(), rel=0.01)
+
+
+def test_parse_response_len_forms_and_errors():
+    assert parse_response_len("4000,0.5").mean() == pytest.approx(4000)
+    assert parse_response_len("table:100,200,300").mean() == pytest.approx(200)
+    assert parse_response_len("1000,3000,9000").kind == "lognormal"
+    for bad in ("x", "1,2,3,4", "3000,-1", "9000,3000,1000"):
+        with pytest.raises(Exception) as e:
+            parse_response_len(bad)
+        assert "--response-len" in str(e.value)
+
+
+# ---------------------------------------------------------------- the drain (continuous batching)
+
+
+def test_drain_of_equal_lengths_is_steps_times_step_time():
+    """All N sequences fit at once and run ℓ steps together at batch N/R: time = Σ_k t(N/R, P + k)."""
+    from llmcalc.inference.latency import Deployment, step
+
+    dep = Deployment(M7, H100)
+    cost = DecodeCost(dep, 64, 0.004, 512)
+    pool = Pool(cost, engines=4, group=1)
+    t = drain_time(pool, np.array([1000.0]), np.array([256.0]))
+    k = np.arange(1000) + 0.5
+    hand = float(np.sum(step(dep, 64, 1, 512 + k, prefill=False)["step_s"] + 0.004))
+    prefill = 256 * float(step(dep, 1, 512, 512, prefill=True)["step_s"]) / 4
+    assert t["time_s"] == pytest.approx(hand + prefill, rel=1e-3)
+
+
+def test_drain_tail_runs_alone_at_batch_one():
+    """One long sample among short ones: after the short ones finish, the long one decodes alone."""
+    from llmcalc.inference.latency import Deployment, step
+
+    dep = Deployment(M7, H100)
+    cost = DecodeCost(dep, 64, 0.0, 512)
+    pool = Pool(cost, engines=1, group=1)
+    t = drain_time(pool, np.array([4000.0, 100.0]), np.array([1.0, 63.0]))
+    k1, k2 = np.arange(100) + 0.5, np.arange(100, 4000) + 0.5
+    hand = float(np.sum(step(dep, 64, 1, 512 + k1, prefill=False)["step_s"])
+                 + np.sum(step(dep, 1, 1, 512 + k2, prefill=False)["step_s"]))
+    assert t["decode_s"] == pytest.approx(hand, rel=2e-3)
+
+
+# ---------------------------------------------------------------- regimes: limits (properties)
+
+FAST = dict(gpus=16, prompts=64, samples=8, prompt_len=256, minibatches=1)
+
+
+@settings(max_examples=6, deadline=None)
+@given(cv=st.sampled_from([0.0, 0.5, 1.0, 1.5]), k=st.sampled_from([4, 8, 12]))
+def test_eta_zero_equals_synchronous_disaggregated(cv, k):
+    """AReaL's bound with η = 0 admits batch i+1 only after update i: the sync disaggregated loop."""
+    r = rl_step(M7, H100, response=lognormal(1500, cv, 8192), staleness=0, rollout_gpus=k, regime="all", **FAST)
+    reg = r.data["regimes"]
+    assert reg["fully_async"]["step_s"] == pytest.approx(reg["sync_disaggregated"]["step_s"], rel=2e-3)
+    assert reg["fully_async"]["staleness_max"] == 0
+
+
+@settings(max_examples=5, deadline=None)
+@given(cv=st.sampled_from([0.0, 0.3, 0.6, 0.9]), bump=st.sampled_from([0.2, 0.5]))
+def test_async_speedup_grows_with_tail_weight(cv, bump):
+    """A heavier tail (same mean) lengthens the synchronous drain but not the saturated async pool."""
+    def speedup(c):
+        r = rl_step(M7, H100, response=lognormal(1500, c), staleness=4, rollout_gpus=8, **FAST)
+        return r.data["speedup"]["fully_async"]
+
+    assert speedup(cv + bump) > speedup(cv)
+
+
+def test_no_tail_free_sync_async_at_best_split_differs_from_sync_by_named_idle():
+    """Equal lengths, free weight sync. Sync colocated keeps all N GPUs busy (no drain, no idle):
+    N·T_sync = W_sync. Async at the best split: N·T_async = W_async + idle_async. So
+    T_async − T_sync = (idle_async + W_async − W_sync)/N: the idle the model reports, plus the GPU-seconds
+    the split saves (decode at a fuller per-engine batch reads the weights for more tokens per step)."""
+    s = RLSettings(weight_sync=False)
+    r = rl_step(M7, H100, gpus=32, prompts=256, samples=16, prompt_len=256, response=table([2000]),
+                staleness=4, settings=s)
+    d = r.data["regimes"]
+    sync, asy = d["sync_colocated"], d["fully_async"]
+    n = 32
+    assert sync["idle_gpu_s"] == pytest.approx(0, abs=1e-9 * n * sync["step_s"])
+    w_sync = sync["rollout_gpu_s"] + sync["trainer_gpu_s"]
+    w_async = asy["rollout_gpu_s"] + asy["trainer_gpu_s"]
+    assert w_sync == pytest.approx(n * sync["step_s"], rel=1e-9)
+    predicted = sync["step_s"] + (asy["idle_gpu_s"] + w_async - w_sync) / n
+    assert asy["step_s"] == pytest.approx(predicted, rel=1e-6)
+    # and the split's saving is generation only: the trainer does the same GPU-seconds of work (within its
+    # communication, which grows with the trainer group) while the rollout pool does less
+    assert asy["rollout_gpu_s"] < sync["rollout_gpu_s"]
+    assert asy["trainer_gpu_s"] == pytest.approx(sync["trainer_gpu_s"], rel=0.15)
+
+
+def test_outputs_finite_and_consistent():
+    r = rl_step(M7, H100, response=lognormal(2000, 1.0, 8192), staleness=2, **FAST)
+    for name, x in r.data["regimes"].items():
+        assert math.isfinite(x["step_s"]) and x["step_s"] > 0, name
+        assert 0 <= x["rollout_utilisation"] <= 1 + 1e-9 and 0 <= x["trainer_utilisation"] <= 1 + 1e-9, name
+        assert x["generated_tokens_per_s"] < x["trained_tokens_per_s"]  # trained tokens include the prompts
+    assert r.data["split"]["rollout_gpus"] + r.data["split"]["trainer_gpus"] == 16
+
+
+# ---------------------------------------------------------------- CLI
+
+CLI = [sys.executable, "-m", "llmcalc", "rl", "qwen2.5-7b", "--gpus", "16", "--prompts", "64", "--samples", "8",
+       "--prompt-len", "256", "--response-len", "1500,1", "--max-response", "8192"]
+
+
+def test_cli_json_keys_stable():
+    out = subprocess.run(CLI + ["--json"], capture_output=True, text=True, check=True).stdout
+    d = json.loads(out)
+    assert set(d["regimes"]) == {"sync_colocated", "sync_disaggregated", "one_step_off", "fully_async"}
+    for x in d["regimes"].values():
+        assert {"step_s", "breakdown_s", "trained_tokens_per_s", "generated_tokens_per_s", "rollout_utilisation",
+                "trainer_utilisation", "rollout_idle_s", "trainer_idle_s", "staleness_mean",
+                "staleness_max"} <= set(x)
+    assert {"speedup", "best_regime", "split", "response_expected_max", "assumptions", "figures"} <= set(d)
+
+
+def test_cli_table_puts_assumptions_first_and_explains():
+    out = subprocess.run(CLI, capture_output=True, text=True, check=True).stdout
+    assert out.index("assumptions:") < out.index("regime")
+    ex = subprocess.run(CLI + ["--explain"], capture_output=True, text=True, check=True).stdout
+    assert "Blom" in ex and "formula:" in ex
+
+
+@pytest.mark.parametrize("extra, msg", [
+    (["--staleness", "1.5"], "--staleness"),
+    (["--rollout-gpus", "16"], "--rollout-gpus"),
+    (["--algo", "dpo"], "--algo"),
+    (["--rollout-tp", "3"], "--rollout-tp"),
+])
+def test_cli_bad_input_one_line_exit_2(extra, msg):
+    p = subprocess.run(CLI + extra, capture_output=True, text=True)
+    assert p.returncode == 2, p.stderr
+    assert msg in p.stderr and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1

@@ -6,9 +6,10 @@ is left free and the planner picks its best value (listed as "free" in the repor
 searches the whole space; the report gives the published layout's rank, its predicted throughput against
 the case's band, and how the winner differs.
 
-Calibration vs test: the engine's default compute efficiency is calibrated on Korthikanti et al. 2022
-Table 5 (see llmcalc/core/efficiency.py), so the korthikanti case is a CALIBRATION case; every other case
-is a test the constant was not fitted on.
+Calibration vs test: the A100 efficiencies are calibrated on Korthikanti et al. 2022 Table 5 (175B, 22B) and
+Narayanan et al. 2021's 3.6B row, H100's on the Megatron-Core table's 16B and 32B rows (see
+llmcalc/core/efficiency.py and llmcalc/validation/training_cases.py), so the korthikanti case is a CALIBRATION
+case; every other case here is a test the constants were not fitted on.
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ class Case:
     tolerance: float  # relative, or absolute points for mfu
     dtype: str = "bf16"
     calibration: bool = False
+    attention: str = "flash"  # unfused for Megatron-LM 2021-22 (no FlashAttention)
+    tp_comm_overlap: bool = False  # Megatron-Core --tp-comm-overlap
     note: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -102,22 +105,22 @@ FULL = {"rc": "full", "cp": 1}  # Narayanan et al. 2021 ran every Table 1 row wi
 
 CASES = [
     Case("plan-ptdp-table1-1p7b", lambda: gpt(24, 2304, 24), A100, 32, 512, 2048,
-         dict(FULL, tp=1, pp=1, dp=32, mb=16, v=1, zero=0), "hfu_tflops", 137, 0.15, "fp16"),
+         dict(FULL, tp=1, pp=1, dp=32, mb=16, v=1, zero=0), "hfu_tflops", 137, 0.15, "fp16", attention="unfused"),
     Case("plan-ptdp-table1-18p4b", lambda: gpt(40, 6144, 48), A100, 256, 1024, 2048,
-         dict(FULL, tp=8, pp=1, dp=32, mb=8, v=1, zero=0), "hfu_tflops", 135, 0.15, "fp16"),
+         dict(FULL, tp=8, pp=1, dp=32, mb=8, v=1, zero=0), "hfu_tflops", 135, 0.15, "fp16", attention="unfused"),
     Case("plan-ptdp-table1-145p6b", lambda: gpt(80, 12288, 96), A100, 1536, 2304, 2048,
-         dict(FULL, tp=8, pp=8, dp=24, mb=2, v=2, zero=0), "hfu_tflops", 148, 0.15, "fp16"),
+         dict(FULL, tp=8, pp=8, dp=24, mb=2, v=2, zero=0), "hfu_tflops", 148, 0.15, "fp16", attention="unfused"),
     Case("plan-ptdp-table1-1t", lambda: gpt(128, 25600, 160), A100, 3072, 3072, 2048,
-         dict(FULL, tp=8, pp=64, dp=6, mb=1, v=1, zero=0), "hfu_tflops", 163, 0.15, "fp16"),
+         dict(FULL, tp=8, pp=64, dp=6, mb=1, v=1, zero=0), "hfu_tflops", 163, 0.15, "fp16", attention="unfused"),
     Case("plan-ptdp-gpt3-175b-zero3-vs-ptdp", lambda: gpt(96, 12288, 96), A100, 1536, 1536, 2048,
-         dict(FULL, tp=8, pp=12, dp=16, mb=1, zero=0), "hfu_tflops", 141, 0.20, "fp16",
+         dict(FULL, tp=8, pp=12, dp=16, mb=1, zero=0), "hfu_tflops", 141, 0.20, "fp16", attention="unfused",
          note="PTD-P row at 1536 GPUs (TP8×PP12, interleaving not stated); ZeRO-3 row compared in the test",
          extra={"zero3": dict(FULL, tp=1, pp=1, dp=1536, mb=1, zero=3, reported=44)}),
     Case("plan-mcore-h100-weak-7p1b", lambda: gpt(30, 4096, 32, vocab=131072, seq=4096, tied=False), H100, 96, 192,
-         4096, dict(tp=2, pp=1, dp=48, cp=1, zero=1), "mfu", 0.47, 0.05,
+         4096, dict(tp=2, pp=1, dp=48, cp=1, zero=1), "mfu", 0.47, 0.05, tp_comm_overlap=True,
          note="distributed optimizer = ZeRO-1; micro-batch, recompute and SP not stated (free)"),
     Case("plan-mcore-h100-weak-70b", lambda: gpt(84, 8192, 64, vocab=131072, seq=4096, tied=False), H100, 768, 384,
-         4096, dict(tp=8, pp=2, dp=48, cp=1, zero=1), "mfu", 0.42, 0.05,
+         4096, dict(tp=8, pp=2, dp=48, cp=1, zero=1), "mfu", 0.42, 0.05, tp_comm_overlap=True,
          note="distributed optimizer = ZeRO-1; micro-batch, interleaving, recompute and SP not stated (free)"),
     Case("plan-llama3-405b-16k-gpus", _cat_model("llama-3.1-405b"), H100, 16384, 2048, 8192,
          dict(tp=8, pp=16, cp=1, dp=128, zero=2), "mfu_tflops", 400, 0.12,
@@ -132,7 +135,8 @@ CASES = [
          note="FP8 (Transformer Engine) GEMM peak; SP not stated (free)"),
     Case("plan-korthikanti-gpt3-175b", lambda: gpt(96, 12288, 96), A100, 64, 64, 2048,
          dict(tp=8, pp=8, dp=1, v=3, mb=1, sp=1, rc="selective", cp=1, zero=0), "step_s", 13.75, 0.10, "fp16",
-         calibration=True, note="SP + selective row; the engine's compute efficiency was fitted on this table"),
+         calibration=True, attention="unfused",
+         note="SP + selective row; the A100 efficiencies were fitted on this table (with its 22B row)"),
 ]
 
 
@@ -165,7 +169,8 @@ def run_case(case: Case) -> dict:
     from llmcalc.training.plan import find, plan_training
 
     m, hw = case.model(), case.hardware()
-    kw = dict(gpus=case.gpus, global_batch=case.global_batch, seq=case.seq, dtype=case.dtype)
+    kw = dict(gpus=case.gpus, global_batch=case.global_batch, seq=case.seq, dtype=case.dtype,
+              attention=case.attention, tp_comm_overlap=case.tp_comm_overlap)
     pub = plan_training(m, hw, pins=case.pins, top=1, **kw)
     full = plan_training(m, hw, top=5, keep_evaluated=True, **kw)
     out = {"id": case.id, "model": m.display_name, "hardware": hw.display_name, "calibration": case.calibration,

@@ -136,7 +136,7 @@ def test_training_page_chinchilla_and_sections():
     # Hoffmann et al. 2022 (Chinchilla) Table 3 / §3: ~20 training tokens per parameter
     assert metric(at, "compute-optimal tokens (20 tokens/param)") == fmt(20 * LLAMA31_8B, "token")
     labels = {m.label for m in at.metric}
-    assert {"step time", "MFU (model FLOPs utilization)", "peak per GPU (worst stage)"} <= labels
+    assert {"step time", "MFU (model FLOPs, with attention)", "peak per GPU (worst stage)"} <= labels
     assert len(at.get("vega_lite_chart")) >= 3  # days vs GPUs, memory vs capacity, comms per parallelism
 
 
@@ -240,7 +240,8 @@ def test_a_vs_b_layouts_and_hardware():
     at = run_app(page="compare", model="llama-3.1-70b", model_b="llama-3.1-70b", hw_b="tpu-v5p", tp=8, dp=4,
                  tp_b=4, pp_b=2, dp_b=4)
     deltas = next(d.value for d in at.dataframe if "B / A" in d.value.columns)
-    assert {"step time", "MFU (model FLOPs utilization)"} <= set(deltas["figure"])
+    figs = set(deltas["figure"])  # a layout that does not fit labels its MFU hypothetical (llmcalc.training.step)
+    assert "step time" in figs and any(f.startswith("MFU (model FLOPs, with attention)") for f in figs)
     row = deltas[deltas["figure"] == "total parameters"].iloc[0]
     assert row["B / A"] == "1×"  # same model on both sides
 
@@ -475,7 +476,7 @@ def test_training_time_comes_from_the_layout_step():
     from llmcalc.training.layout import Layout
     from llmcalc.training.step import training_step
 
-    r = training_step(load_model("llama-3.1-8b"), load_hardware("h100-sxm"), Layout(dp=8, zero=1), global_batch=512,
+    r = training_step(load_model("llama-3.1-8b"), load_hardware("h100-sxm"), Layout(dp=8, zero=2), global_batch=512,
                       micro_batch=1, seq=4096, recompute="selective")
     days = 15e12 / r.data["tokens_per_s"] / 86400
     at = run_app(page="training")

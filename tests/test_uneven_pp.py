@@ -86,7 +86,9 @@ def test_even_split_middle_stage_never_sets_the_peak():
 def test_slowest_stage_sets_the_compute_time():
     # The middle stages run 8 of 126 layers; the last runs 7 layers + the LM head. Against pp = 1 on the same
     # tp and dp, compute shrinks by max(8·Fl, 7·Fl + Fhead) / (126·Fl + Fhead).
-    kw = dict(global_batch=2048, micro_batch=1, seq=8192, recompute="none")
+    # one flat efficiency and the full rectangle executed: the compute time is then proportional to FLOPs
+    kw = dict(global_batch=2048, micro_batch=1, seq=8192, recompute="none", compute_efficiency=0.5,
+              attention="unfused")
     one = training_step(L405, H100, Layout(tp=8, pp=1, dp=128), **kw)
     six = training_step(L405, H100, Layout(tp=8, pp=16, dp=128), **kw)
     _, hw, head = flops_per_sequence(L405, 8192)

@@ -12,15 +12,16 @@ import os
 import sys
 
 # The order here is the order of `llmcalc --help`.
-MODULES = ("core", "training", "scaling", "parallel", "plan", "inference", "validation", "rl", "study", "dashboard")
+MODULES = ("core", "training", "scaling", "parallel", "plan", "inference", "validation", "calibrate", "rl", "study",
+           "dashboard")
 COMMANDS = {
     "params": "core", "list": "core", "show": "core", "notation": "core", "import": "core", "summary": "core",
     "flops": "training", "chinchilla": "training", "train": "training", "loss": "scaling",
     "memory": "parallel", "comms": "parallel", "step": "parallel",
-    "plan": "plan",
+    "plan": "plan", "plan-serve": "plan",
     "kv": "inference", "fit": "inference", "infer": "inference", "sweep": "inference", "serve": "inference",
     "speculative": "inference", "batching": "inference",
-    "validate": "validation",
+    "validate": "validation", "calibrate": "calibrate",
     "rl": "rl",
     "sheet": "study", "shard": "study",
     "app": "dashboard",

@@ -27,6 +27,11 @@ PP_FIRST = typer.Option(None, "--pp-first", help="Layers on the first pipeline s
 PP_LAST = typer.Option(None, "--pp-last", help="Layers on the last pipeline stage "
                        "(--decoder-last-pipeline-num-layers).")
 LINK_EFF = typer.Option(None, "--link-efficiency", help="Fraction of per-direction link bandwidth reached.")
+OPTIMIZER = typer.Option("adam-fp32-grads", "--optimizer",
+                         help="adam-fp32-grads (default: Megatron-Core bf16, fp32 main grads, 18 B/param), adam (ZeRO "
+                              "paper, 16 B), adam-no-master (10 B), adam-8bit, sgd.")
+RESERVE = typer.Option(None, "--reserve", help="Fraction of memory kept free (default 0.1, as fit and serve).")
+PROFILE = typer.Option(None, "--profile", help="Efficiency profile YAML written by `llmcalc calibrate`.")
 
 
 def _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave=1, gpus=None, pp_layers=None, pp_first=None,
@@ -59,8 +64,7 @@ def memory(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, p
            ep: int = EP, cp: int = CP, zero: int = ZERO, sp: bool = SP, micro_batch: int = MICRO, seq: int = SEQ,
            global_batch: int = GLOBAL, recompute: str = RECOMPUTE, interleave: int = INTERLEAVE,
            pp_layers: str = PP_LAYERS, pp_first: int = PP_FIRST, pp_last: int = PP_LAST,
-           optimizer: str = typer.Option("adam", "--optimizer", help="adam (16 B), adam-fp32-grads (18 B), "
-                                         "adam-no-master (10 B), adam-8bit, sgd."),
+           optimizer: str = OPTIMIZER, reserve: float = RESERVE,
            flash: bool = typer.Option(True, "--flash/--no-flash", help="FlashAttention (no L×L scores)."),
            dropout: bool = typer.Option(False, "--dropout", help="Count dropout masks (GPT-3-style blocks)."),
            lora_rank: int = typer.Option(None, "--lora-rank", help="Train LoRA adapters of this rank."),
@@ -78,7 +82,7 @@ def memory(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, p
     r = training_memory(m, load_hardware(hardware), _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave, None,
                                                                 pp_layers, pp_first, pp_last),
                         micro_batch=micro_batch, seq=seq, recompute=recompute, optimizer=optimizer,
-                        global_batch=global_batch, flash=flash, dropout=dropout, lora=lora)
+                        global_batch=global_batch, flash=flash, dropout=dropout, lora=lora, reserve=reserve)
     emit(r, as_json, explain)
     if explain:
         from ..core.units import fmt
@@ -132,18 +136,34 @@ def step(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, gpus: int = GPUS,
          compute_efficiency: float = typer.Option(None, "--compute-efficiency",
                                                   help="Fraction of the dense peak that compute reaches."),
          link_efficiency: float = LINK_EFF,
-         causal: bool = typer.Option(False, "--causal", help="Count causal-halved attention FLOPs."),
+         causal: bool = typer.Option(False, "--causal", help="Count MFU's attention FLOPs causal-halved (Megatron-LM "
+                                     "counter) instead of the full rectangle (PaLM, Korthikanti)."),
+         attention: str = typer.Option("flash", "--attention", help="How the attention core executes: flash "
+                                       "(skips the masked half) or unfused (full L×L, Megatron-LM 2021-22)."),
+         tp_comm_overlap: bool = typer.Option(False, "--tp-comm-overlap", help="TP collectives overlap the GEMMs "
+                                              "(Megatron-Core --tp-comm-overlap)."),
+         optimizer: str = OPTIMIZER, reserve: float = RESERVE, profile: str = PROFILE,
          as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
-    """Step time, tokens/s, MFU and HFU for a parallel layout (compute + exposed comms + bubble)."""
+    """Step time, tokens/s, MFU and HFU for a parallel layout (compute + exposed comms + bubble), memory checked."""
     from ..core.catalogue import load_hardware, load_model
     from ..core.errors import LlmcalcError
     from ..training.step import training_step
 
     if compute_efficiency is not None and not 0 < compute_efficiency <= 1:
         raise LlmcalcError(f"--compute-efficiency expects a fraction in (0, 1], got {compute_efficiency}")
+    if compute_efficiency is not None and profile is not None:
+        raise LlmcalcError("--compute-efficiency replaces every efficiency; drop it or drop --profile")
     m = load_model(model)
+    hw = load_hardware(hardware)
+    eff = None
+    if profile is not None:
+        from ..core.efficiency import load_profile
+
+        eff = load_profile(profile, hw)
     lay = _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave, gpus, pp_layers, pp_first, pp_last)
-    r = training_step(m, load_hardware(hardware), lay, global_batch=global_batch,
+    r = training_step(m, hw, lay, global_batch=global_batch,
                       micro_batch=micro_batch, seq=seq, gpus=gpus, recompute=recompute,
-                      compute_efficiency=compute_efficiency, link_efficiency=link_efficiency, causal=causal)
+                      compute_efficiency=compute_efficiency, link_efficiency=link_efficiency, causal=causal,
+                      efficiency=eff, attention=attention.lower(), tp_comm_overlap=tp_comm_overlap,
+                      optimizer=optimizer, reserve=reserve)
     emit(r, as_json, explain)

@@ -65,7 +65,11 @@ def plan(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
          max_cp: int = typer.Option(16, "--max-cp", help="Largest context-parallel degree searched."),
          tokens: str = typer.Option(None, "--tokens", help="Token budget for days and cost (default 1T)."),
          price: str = typer.Option(None, "--price", help="USD per GPU-hour (default: the catalogue's)."),
-         optimizer: str = typer.Option("adam", "--optimizer", help="Optimizer bytes/param as in `memory`."),
+         optimizer: str = typer.Option("adam-fp32-grads", "--optimizer", help="Optimizer bytes/param as in `memory` "
+                                       "(default Megatron-Core bf16, 18 B/param; adam = ZeRO paper's 16 B)."),
+         attention: str = typer.Option("flash", "--attention", help="Attention core: flash or unfused."),
+         tp_comm_overlap: bool = typer.Option(False, "--tp-comm-overlap", help="TP collectives overlap GEMMs."),
+         profile: str = typer.Option(None, "--profile", help="Efficiency profile YAML from `llmcalc calibrate`."),
          dtype: str = typer.Option("bf16", "--dtype", help="Peak FLOP/s of this data type (bf16, fp8, ...)."),
          compute_efficiency: float = typer.Option(None, "--compute-efficiency",
                                                   help="Fraction of the dense peak that compute reaches."),
@@ -90,11 +94,21 @@ def plan(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
         if isinstance(v, int) and v < (0 if k in ("zero", "sp") else 1):
             raise LlmcalcError(f"--{ {'v': 'interleave', 'mb': 'micro-batch'}.get(k, k)} must be positive, got {v}")
     m, hw = load_model(model), load_hardware(hardware)
+    if attention.lower() not in ("flash", "unfused"):
+        raise LlmcalcError(f"--attention expects flash or unfused, got {attention!r}")
+    if profile is not None and compute_efficiency is not None:
+        raise LlmcalcError("--compute-efficiency replaces every efficiency; drop it or drop --profile")
+    eff = None
+    if profile is not None:
+        from ..core.efficiency import load_profile
+
+        eff = load_profile(profile, hw)
+    tuned = dict(efficiency=eff, attention=attention.lower(), tp_comm_overlap=tp_comm_overlap)
     budget = _count(tokens, "--tokens")
     usd = quantity_option(price, "USD_PER_HOUR", "--price", "2.49 or '$2.49/h'", 3600.0)
     r = plan_training(m, hw, gpus=parse_gpus(gpus), global_batch=global_batch, seq=seq, objective=objective.lower(),
                       top=top, pins=pins, tokens=budget, price_usd_per_hour=usd, optimizer=optimizer,
-                      dtype=dtype.lower(), compute_efficiency=compute_efficiency, max_cp=max_cp)
+                      dtype=dtype.lower(), compute_efficiency=compute_efficiency, max_cp=max_cp, **tuned)
     d = r.data
     if as_json:
         emit(r, True, False)
@@ -142,7 +156,7 @@ def plan(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
                            fmt(row["step_time_s"], "s"), f"{row['days']:.1f}", f"{row['gpu_hours']:,.0f}", cost(row))
                           for row in d["per_gpus"]], ("", "GPUs", "layout", "step", "days", "GPU-hours", "cost")))
     st, mem = best_breakdown(m, hw, best, global_batch=global_batch, seq=seq, optimizer=optimizer,
-                             dtype=dtype.lower(), compute_efficiency=compute_efficiency)
+                             dtype=dtype.lower(), compute_efficiency=compute_efficiency, **tuned)
     typer.echo(f"\nbest layout: {best['layout']} on {best['gpus']} GPUs")
     if explain:
         typer.echo(st.explain())
@@ -151,3 +165,104 @@ def plan(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
     typer.echo(table([(f.name, f.text()) for f in st.figures]))
     typer.echo(f"memory per GPU: {mem['memory/total'].text()} on the {mem.data['worst_stage']} stage "
                f"(of {fmt(hw.memory_bytes, 'B')})")
+
+
+@app.command("plan-serve")
+@user_errors
+def plan_serve(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
+               qps: float = typer.Option(None, "--qps", help="Requests per second."),
+               users: str = typer.Option(None, "--users", help="Users (e.g. 10000 or 10k), each sending "
+                                         "--requests-per-user-per-min."),
+               concurrent: float = typer.Option(None, "--concurrent", help="Requests in flight at all times."),
+               rpm: float = typer.Option(1.0, "--requests-per-user-per-min"),
+               prompt: str = typer.Option("1024", "--prompt", help="Prompt tokens (a list with --mix)."),
+               output: str = typer.Option("256", "--output", help="Output tokens (a list with --mix)."),
+               mix: str = typer.Option(None, "--mix", help="Shares of each prompt/output class, e.g. 0.7,0.3."),
+               ttft: str = typer.Option("2s", "--ttft", help="TTFT p50 target, e.g. 2s."),
+               tpot: str = typer.Option("50ms", "--tpot", help="TPOT p50 target, e.g. 50ms."),
+               ttft_p99: str = typer.Option(None, "--ttft-p99", help="TTFT p99 target."),
+               tpot_p99: str = typer.Option(None, "--tpot-p99", help="TPOT p99 target."),
+               weights: str = typer.Option(None, "--weights", help="Weight precisions to search, e.g. bf16,fp8 "
+                                           "(default: bf16, and fp8 where the hardware has an fp8 peak)."),
+               kv_dtype: str = typer.Option("bf16,fp8", "--kv-dtype", help="KV precisions to search."),
+               disaggregate: bool = typer.Option(True, "--disaggregate/--no-disaggregate",
+                                                 help="Also plan separate prefill and decode pools."),
+               price: str = typer.Option(None, "--price", help="USD per GPU-hour (default: the catalogue's)."),
+               reserve: float = typer.Option(0.1, "--reserve", help="Fraction of memory kept free."),
+               top: int = typer.Option(10, "--top", help="Deployments listed (the best of each family)."),
+               eff_flops: float = typer.Option(None, "--eff-flops", help="Fraction of peak FLOP/s reached."),
+               eff_mem: float = typer.Option(None, "--eff-mem", help="Fraction of HBM bandwidth reached."),
+               eff_link: float = typer.Option(None, "--eff-link", help="Fraction of link bandwidth reached."),
+               as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
+    """Cheapest deployments meeting TTFT/TPOT targets: TP, TP×PP across nodes, EP + DP-attention (MoE), weight
+    and KV precision, batch, prefill/decode disaggregation; and why each rejected family fails."""
+    from ..core.catalogue import load_hardware, load_model
+    from ..core.errors import LlmcalcError
+    from ..core.units import parse_count
+    from ..inference.plan_serve import plan_serve as plan_serve_
+    from .inference import _eff, _seconds
+
+    def ints(text: str, option: str) -> list[int]:
+        try:
+            vals = [int(float(x)) for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise LlmcalcError(f"{option} expects token counts such as 1000 or 512,2048; got {text!r}") from None
+        if not vals or min(vals) < 1:
+            raise LlmcalcError(f"{option} expects positive token counts; got {text!r}")
+        return vals
+
+    prompts, outputs = ints(prompt, "--prompt"), ints(output, "--output")
+    mix_note = None
+    if mix is not None or len(prompts) > 1 or len(outputs) > 1:
+        try:
+            shares = [float(x) for x in (mix or "").split(",") if x.strip()] or [1 / len(prompts)] * len(prompts)
+        except ValueError:
+            raise LlmcalcError(f"--mix expects shares such as 0.7,0.3; got {mix!r}") from None
+        if not (len(shares) == len(prompts) == len(outputs)) or min(shares) < 0 or abs(sum(shares) - 1) > 1e-6:
+            raise LlmcalcError("--mix needs one non-negative share per --prompt/--output class, summing to 1")
+        p_mean = sum(s * p for s, p in zip(shares, prompts, strict=True))
+        o_mean = sum(s * o for s, o in zip(shares, outputs, strict=True))
+        mix_note = (f"request mix reduced to its mean lengths: prompt {p_mean:.0f}, output {o_mean:.0f} "
+                    "(the mean-value model of `batching --mix`; KV cap at the mean final length)")
+        prompts, outputs = [round(p_mean)], [round(o_mean)]
+    users_v = None
+    if users is not None:
+        try:
+            users_v = parse_count(users)
+        except LlmcalcError as e:
+            raise LlmcalcError(f"--users: {e}") from None
+    r = plan_serve_(load_model(model), load_hardware(hardware), prompt=prompts[0], output=outputs[0],
+                    ttft_s=_seconds(ttft, "--ttft"), tpot_s=_seconds(tpot, "--tpot"), qps=qps, users=users_v,
+                    requests_per_user_per_min=rpm, concurrent=concurrent,
+                    ttft_p99_s=None if ttft_p99 is None else _seconds(ttft_p99, "--ttft-p99"),
+                    tpot_p99_s=None if tpot_p99 is None else _seconds(tpot_p99, "--tpot-p99"),
+                    weights=None if weights is None else [w.strip().lower() for w in weights.split(",") if w.strip()],
+                    kv_dtypes=[k.strip().lower() for k in kv_dtype.split(",") if k.strip()],
+                    disaggregate=disaggregate, eff=_eff(eff_flops, eff_mem, eff_link, False),
+                    price_usd_per_hour=quantity_option(price, "USD_PER_HOUR", "--price", "2.49 or '$2.49/h'", 3600.0),
+                    reserve=reserve, top=top)
+    if mix_note:
+        r.data["assumptions_first"].insert(1, mix_note)
+    if as_json or explain:
+        emit(r, as_json, explain)
+        return
+    typer.echo(r.title)
+    for a in r.data["assumptions_first"]:  # the assumptions come first: the answer rests on them
+        typer.echo(f"  * {a}")
+
+    def usd(x):
+        return "-" if x is None else f"${x:,.2f}"
+
+    d = r.data
+    typer.echo("\ncheapest deployments meeting every target (best of each family, fewest GPUs first):")
+    typer.echo(table([(str(x["gpus"]), str(x["replicas"]), x["config"],
+                       f"{x['ttft_s']:.3g} / {x['ttft_p99_s']:.3g} s",
+                       f"{x['tpot_s'] * 1e3:.3g} / {x['tpot_p99_s'] * 1e3:.3g} ms",
+                       f"{x['output_tokens_per_s']:,.0f}", usd(x["usd_per_million_input"]),
+                       usd(x["usd_per_million_output"])) for x in d["ranked"]],
+                     ("GPUs", "replicas", "deployment", "TTFT p50/p99", "TPOT p50/p99", "out tok/s", "$/M in",
+                      "$/M out")))
+    if d["rejected"]:
+        typer.echo("\nrejected families (the constraint that failed):")
+        for fam, why in d["rejected"].items():
+            typer.echo(f"  - {fam}: {why}")

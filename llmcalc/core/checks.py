@@ -7,6 +7,12 @@ import math
 
 from .errors import LlmcalcError
 
+# One memory-reserve rule for every "does it fit" verdict (training memory, step, fit, serve): keep this
+# fraction of the device memory for the CUDA context, NCCL buffers, framework workspace and fragmentation.
+MEMORY_RESERVE = 0.1
+SOURCE_RESERVE = ("reserve: 10% of device memory for CUDA context, NCCL buffers, workspace and allocator "
+                  "fragmentation (a judgement; vLLM's default gpu_memory_utilization=0.9 keeps the same)")
+
 
 def _plain(v) -> str:
     """2048 not array(2048.) nor 2048.0; nan, inf and -5 as typed."""

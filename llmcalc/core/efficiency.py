@@ -23,13 +23,36 @@ Defaults and where they come from (judgements are marked as such):
 :func:`check_number` is the range check every inference and serving input passes through at the
 calculator edge (finite, in range, message naming the option and the plain value).
 
-Training steps use their own compute default, ``TRAINING_COMPUTE_EFFICIENCY = 0.62``: whole transformer
-layers (matmuls plus elementwise kernels, FlashAttention, optimizer) reach less than the best large
-GEMM. 0.62 of the A100 peak reproduces Korthikanti et al. 2022 Table 5's 175B iteration time (13.75 s)
-to 0.1% under llmcalc's step model (slowest pipeline stage, 1F1B bubble, exposed communication). Out of
-sample (``benchmarks/report_training.py``): the 175B full-recompute row +0.7%, Narayanan et al. 2021's
-1T row +6.7%, Korthikanti's 22B −17.6%, 530B +16.4% and 1T +17.1% (micro-batch and interleaving of the
-last two unpublished; assumed 1 and none). A calibration on published measurements, not a datasheet figure.
+Training steps use :class:`TrainingEfficiency` (one set per accelerator generation, in the hardware YAML's
+``efficiency:`` block, or :data:`GENERATION_DEFAULTS` where an accelerator has no published measurement). The
+compute time of a training step splits into two kinds of kernels:
+
+- the dense matmuls (and the elementwise kernels around them) at ``matmul × w/(w + GEMM_HALF_WIDTH)`` of the
+  dense peak, with w = d_model/tp, the narrow side of each tensor-parallel GEMM. A matmul's tiles and waves
+  quantise (NVIDIA, "Matrix Multiplication Background User's Guide": tile and wave quantization) and its
+  fixed costs weigh more when it is thin, so high TP and small widths reach less of the peak
+  (Megatron-LM README, weak scaling: "larger GEMMs have higher arithmetic intensity and are consequently more
+  efficient"); the saturating form and GEMM_HALF_WIDTH are a FITTED curve (calibrated, see below);
+- the attention core (QKᵀ and AV, forward, backward and any re-run) at ``attention_flash`` of the peak for
+  FlashAttention, which also skips the masked half of causal attention (Dao 2023, FlashAttention-2 §3.1.1:
+  blocks above the diagonal are not computed), or at ``attention_unfused`` for the unfused kernels of
+  Megatron-LM 2021-2022 (the full L×L rectangle, scores materialised, softmax memory-bound).
+
+Calibration and test sets are kept apart (benchmarks/report_training.py prints both):
+- A100 (``matmul``, ``attention_unfused``) and the shared GEMM_HALF_WIDTH: fitted by least squares
+  (llmcalc.validation.calibrate) on Korthikanti et al. 2022 Table 5's 175B and 22B selective-recompute rows and
+  Narayanan et al. 2021 Table 1's 3.6B row; TESTED on Korthikanti's full-recompute rows, 530B and 1T, and
+  Narayanan Table 1's other rows (1.7B, 7.5B, 18.4B, 39.1B, 76.1B, 145.6B, 310.1B, 529.6B, 1T);
+- H100 (``matmul``): fitted on the Megatron-Core r0.8.0 H100 weak-scaling table's 16B and 32B rows (README
+  image images/model_table.png); TESTED on its 1.7B, 7.1B, 70B, 119B, 177B, 314B and 462B rows;
+- ``attention_flash``: not fitted: FlashAttention-2 forward+backward throughput (Dao 2023 Fig. 6: ~190-200 of
+  312 TFLOP/s on A100 at head dim 128) and FlashAttention-3 (Shah et al. 2024: 1.5-2x FA2 on H100);
+- TPU v4 ``matmul``: PaLM's 57.8% HFU (Chowdhery et al. 2022 §4.1) divided by the width factor at PaLM's
+  d_model/model-parallel = 18432/12 = 1536; derived from one run, no held-out TPU case;
+- MoE layers: ``moe`` multiplies the dense matmul efficiency; default from DeepSeek-V3 (H800, FP8 training):
+  180K GPU-hours per trillion tokens = 6·37e9·1e12/(180e3·3600) = 343 TFLOP/s = 34.7% of the 989 TFLOP/s bf16
+  dense peak, against ~47% for a dense run on the same GPUs (Megatron-Core table): 0.74. A ratio of two runs,
+  not a measurement of one kernel: a judgement, said where it is used.
 """
 
 from __future__ import annotations
@@ -40,9 +63,6 @@ from .errors import LlmcalcError
 
 SOURCE_FLOPS = "Bekman, ml-engineering, Maximum Achievable Matmul FLOPS table (H100 SXM 792.1/989 TFLOP/s = 80%)"
 SOURCE_MEMORY = "judgement: copy kernels reach ~85-92% of datasheet HBM bandwidth; decode kernels less"
-SOURCE_TRAINING_COMPUTE = ("calibrated: 0.62 of peak reproduces Korthikanti et al. 2022 Table 5 (175B, 64 A100) "
-                           "to 0.1% under this step model; see benchmarks/report_training.py")
-TRAINING_COMPUTE_EFFICIENCY = 0.62
 SOURCE_LINK = "NCCL maintainers: ~370 GB/s busbw on 450 GB/s H100 NVLink; Bekman: 235/300 GB/s on A100"
 
 
@@ -89,3 +109,149 @@ def parse_efficiency(flops: float | None = None, memory_bw: float | None = None,
             raise LlmcalcError(f"{opt} expects a fraction in (0, 1], got {v!r}")
     return Efficiency(d.flops if flops is None else flops, d.memory_bw if memory_bw is None else memory_bw,
                       d.link if link is None else link)
+
+
+# ---------------------------------------------------------------- training: per generation and per kernel
+
+# w/(w + GEMM_HALF_WIDTH) with w = d_model/tp: a fitted curve (see the module docstring for the calibration set).
+GEMM_HALF_WIDTH = 165.0
+SOURCE_HALF_WIDTH = ("fitted (llmcalc.validation.calibrate) on Korthikanti et al. 2022 Table 5 175B/22B and "
+                     "Narayanan et al. 2021 Table 1 3.6B; the mechanism: NVIDIA Matrix Multiplication Background "
+                     "guide (tile/wave quantization), Megatron-LM README weak scaling ('larger GEMMs ... more "
+                     "efficient')")
+SOURCE_MOE = ("judgement from two runs: DeepSeek-V3 (6·37e9 FLOPs/token at 180K H800-hours per 1e12 tokens = 343 "
+              "TFLOP/s = 34.7% of the bf16 peak) vs ~47% for dense Megatron-Core runs on H100: 0.74")
+MOE_DEFAULT = 0.74
+
+
+@dataclass(frozen=True)
+class TrainingEfficiency:
+    """Fractions of the dense peak that a training step's kernels reach, and where they came from.
+
+    ``matmul``: dense matmuls + their elementwise kernels at an infinitely wide GEMM (scaled by
+    :meth:`width_factor`); ``attention_flash`` / ``attention_unfused``: the attention core (QKᵀ, AV) as
+    FlashAttention or the unfused kernels execute it; ``moe``: multiplier on ``matmul`` for MoE layers.
+    ``flat`` (``--compute-efficiency``) replaces all of them with one fraction, no width term.
+    """
+
+    matmul: float
+    attention_flash: float
+    attention_unfused: float
+    moe: float = MOE_DEFAULT
+    half_width: float = GEMM_HALF_WIDTH
+    origin: str = ""
+    source: str = ""
+    flat: float | None = None
+
+    def __post_init__(self):
+        for name in ("matmul", "attention_flash", "attention_unfused", "moe"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and 0 < v <= 1):
+                raise LlmcalcError(f"training efficiency {name} must be a fraction in (0, 1], got {v!r} "
+                                   f"({self.origin or 'efficiency'})")
+        if not (self.half_width >= 0 and self.half_width < float("inf")):
+            raise LlmcalcError(f"GEMM half width must be a finite number >= 0, got {self.half_width!r}")
+
+    def width_factor(self, width):
+        """w/(w + half_width): thin GEMMs (small d_model/tp) reach less of the peak. Arrays welcome."""
+        if self.flat is not None:
+            return 1.0
+        return width / (width + self.half_width)
+
+    def matmul_at(self, width, moe_share=0.0):
+        """Dense-matmul efficiency at GEMM width ``width``; ``moe_share`` of the work in MoE layers."""
+        if self.flat is not None:
+            return self.flat
+        dense = self.matmul * self.width_factor(width)
+        # time-weighted: a share s of the work at efficiency moe·e, the rest at e
+        return dense / (1 - moe_share + moe_share / self.moe)
+
+    def attention(self, kernel: str):
+        if self.flat is not None:
+            return self.flat
+        return self.attention_flash if kernel == "flash" else self.attention_unfused
+
+    def describe(self) -> str:
+        if self.flat is not None:
+            return f"one flat compute efficiency {self.flat:g} of the dense peak ({self.origin})"
+        return (f"matmul {self.matmul:g} × w/(w + {self.half_width:g}), attention {self.attention_flash:g} "
+                f"(FlashAttention) / {self.attention_unfused:g} (unfused), MoE × {self.moe:g} — {self.origin}")
+
+    def as_dict(self) -> dict:
+        return {"matmul": self.matmul, "attention_flash": self.attention_flash,
+                "attention_unfused": self.attention_unfused, "moe": self.moe, "half_width": self.half_width,
+                "origin": self.origin, "source": self.source, "flat": self.flat}
+
+
+# Accelerators without a published training measurement take their family's measured set, and say so.
+GENERATION_DEFAULT_FROM = {"Google": "tpu-v4"}
+GENERATION_DEFAULT_FALLBACK = "h100-sxm"
+
+
+def training_efficiency(hw, *, flat: float | None = None, profile: TrainingEfficiency | None = None
+                        ) -> TrainingEfficiency:
+    """The training efficiency set for ``hw``: a ``flat`` override, a calibrated ``profile``, the hardware
+    catalogue's ``efficiency:`` block, or the stated generation default (in that order)."""
+    from .checks import check_number
+
+    if flat is not None:
+        check_number(flat, "--compute-efficiency (fraction of the dense peak)", high=1)
+        return TrainingEfficiency(flat, flat, flat, 1.0, 0.0, origin="--compute-efficiency (given)",
+                                  source="given on the command line", flat=float(flat))
+    if profile is not None:
+        return profile
+    block = getattr(hw, "efficiency", None)
+    if block is not None:
+        return _from_block(block, f"{hw.name} hardware catalogue entry", hw.sources.get("efficiency", ""))
+    from .catalogue import load_hardware
+
+    fam = GENERATION_DEFAULT_FROM.get(hw.vendor, GENERATION_DEFAULT_FALLBACK)
+    ref = load_hardware(fam)
+    return _from_block(ref.efficiency, f"generation default: no published training measurement for "
+                                       f"{hw.display_name}, using {ref.display_name}'s",
+                       ref.sources.get("efficiency", ""))
+
+
+def _from_block(block, origin: str, source: str) -> TrainingEfficiency:
+    return TrainingEfficiency(block.matmul, block.attention_flash, block.attention_unfused or block.attention_flash,
+                              block.moe or MOE_DEFAULT, GEMM_HALF_WIDTH, origin=origin, source=source)
+
+
+def load_profile(path: str, hw=None) -> TrainingEfficiency:
+    """A calibration profile written by ``llmcalc calibrate`` (``--profile FILE``)."""
+    import yaml
+
+    try:
+        with open(path) as fh:
+            doc = yaml.safe_load(fh)
+    except OSError as e:
+        raise LlmcalcError(f"--profile {path}: cannot read ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        raise LlmcalcError(f"--profile {path}: not valid YAML ({e})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("efficiency"), dict):
+        raise LlmcalcError(f"--profile {path}: expected a mapping with an 'efficiency:' block "
+                           "(the file llmcalc calibrate writes)")
+    if hw is not None and doc.get("hardware") not in (None, hw.name):
+        raise LlmcalcError(f"--profile {path} was fitted on {doc.get('hardware')}, not {hw.name}; pass "
+                           f"--hardware {doc.get('hardware')} or calibrate for {hw.name}")
+    e = doc["efficiency"]
+    known = {"matmul", "attention_flash", "attention_unfused", "moe", "half_width"}
+    unknown = sorted(set(e) - known)
+    if unknown or "matmul" not in e:
+        raise LlmcalcError(f"--profile {path}: efficiency needs matmul (and may set {', '.join(sorted(known))}); "
+                           f"unknown: {', '.join(unknown) or 'none'}")
+    base = training_efficiency(hw) if hw is not None else None
+
+    def num(k, default):
+        v = e.get(k, default)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise LlmcalcError(f"--profile {path}: efficiency.{k} must be a number, got {v!r}")
+        return float(v)
+
+    fit = doc.get("fit") or {}
+    return TrainingEfficiency(
+        num("matmul", None), num("attention_flash", base.attention_flash if base else e.get("matmul")),
+        num("attention_unfused", base.attention_unfused if base else e.get("matmul")),
+        num("moe", base.moe if base else MOE_DEFAULT), num("half_width", GEMM_HALF_WIDTH),
+        origin=f"profile {path}", source=f"calibrated on {len(fit.get('measurements', []))} measurement(s) "
+                                         f"(rms log residual {fit.get('rms_log_residual', '?')})")

@@ -108,12 +108,27 @@ class Link(Spec):
         return float(bw) if bw.ndim == 0 else bw
 
 
+Fraction = Annotated[float, Field(gt=0, le=1)]
+
+
+class HardwareEfficiency(Spec):
+    """Fractions of the DENSE peak that training kernels reach on this accelerator (llmcalc.core.efficiency).
+    Each block needs a matching ``sources: efficiency:`` citation saying which runs calibrate it."""
+
+    matmul: Fraction = Field(description="dense matmuls + elementwise at a wide GEMM (before the width term)")
+    attention_flash: Fraction = Field(description="FlashAttention forward+backward, masked blocks skipped")
+    attention_unfused: Fraction | None = Field(None, description="unfused attention core (scores materialised)")
+    moe: Fraction | None = Field(None, description="multiplier on matmul for MoE layers (None: the default)")
+
+
 class Hardware(Spec):
     name: str = Field(description="catalogue key, lower-case, e.g. 'h100-sxm'")
     display_name: str
     vendor: str
     peak_flops_per_s: dict[DType, FlopPerS] = Field(
         description="DENSE peak per data type (no 2:4 sparsity); int8/int4 in OP/s")
+    efficiency: HardwareEfficiency | None = Field(
+        None, description="measured training efficiencies (fractions of the dense peak); None: generation default")
     memory_bytes: Bytes = Field(description="capacity as the device reports it (nvidia-smi memory.total)")
     memory_marketed: str = Field("", description="the vendor's label, e.g. '80 GB HBM3' (informative)")
     memory_bw_bytes_per_s: BytesPerS
@@ -125,6 +140,12 @@ class Hardware(Spec):
                                    description="when price_usd_per_hour was listed (YYYY-MM or YYYY-MM-DD)")
     notes: str = ""
     sources: dict[str, str] = Field(description="field name -> citation, one for every number above")
+
+    @model_validator(mode="after")
+    def _efficiency_cited(self):
+        if self.efficiency is not None and not self.sources.get("efficiency"):
+            raise ValueError("an efficiency block needs a 'sources: efficiency:' citation (which runs calibrate it)")
+        return self
 
     @field_validator("price_date", mode="before")
     @classmethod

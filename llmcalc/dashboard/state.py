@@ -68,7 +68,7 @@ FIELDS = _fields(
     Field("cp", 1, 1, 4096), Field("sp", False),
     Field("causal", False),
     Field("seq", 4096, 1, 1 << 24), Field("mbs", 1, 1, 1 << 16), Field("gbs", 512, 1, 1 << 24),
-    Field("zero", 1, 0, 3), Field("recompute", "selective", choices=("none", "selective", "full")),
+    Field("zero", 2, 0, 3), Field("recompute", "selective", choices=("none", "selective", "full")),
     Field("tokens", "15T"),
     # inference and serving
     Field("batch", 1, 1, 1 << 16), Field("prompt", 1024, 1, 1 << 24), Field("gen", 256, 1, 1 << 24),

@@ -86,6 +86,8 @@ def answer(model, hardware, s: dict, tc=time_and_cost) -> tuple[str, str]:
             f"at {st_.data['mfu']:.1%} MFU")
     if "cost" in r.keys():
         text += f", {panels.human(r.value('cost'), 'USD')}"
+    if st_.data.get("fits") is False:
+        text += f" — hypothetical: this layout does not fit in {dev} memory"
     return q, text
 
 
@@ -111,6 +113,8 @@ def render(model, hardware, s: dict) -> None:
         memory(model, hardware, s)
     with panels.section("Step time and MFU", s, lambda x: step_result(model, hardware, x)):
         r = panels.memo(step_result, model, hardware, s)
+        if r.data.get("fits") is False:  # the memory verdict: never a plain MFU for a layout that cannot run
+            st.error(r.title.split(" — Training step")[0])
         panels.show_result(r, "step", metrics=("time/step", "throughput/tokens_per_s", "mfu", "hfu"))
     with panels.section("Communication ledger", s, lambda x: comms_result(model, hardware, x)):
         comms(model, hardware, s)
@@ -126,6 +130,9 @@ def time_cost(model, hardware, s: dict, tc=time_and_cost) -> None:
 
     dev = state.device_word(hardware)
     st_, r = tc(model, hardware, s)
+    if st_.data.get("fits") is False:
+        st.error(f"Hypothetical: the layout does not fit in {dev} memory (see “Memory per {dev}”), so no run "
+                 "would reach this time.")
     keys = ["days", "gpu_hours"] + (["cost"] if "cost" in r.keys() else [])
     panels.show_result(r, "cost", metrics=tuple(keys), per_row=3)
     if "cost" not in r.keys():
@@ -180,8 +187,9 @@ def memory(model, hardware, s: dict) -> None:
     d = r.data
     if not d["fits"]:
         st.error(f"Does not fit: {panels.human(r.value('memory/total'), 'B')} per {dev} on the {d['worst_stage']} "
-                 f"stage exceeds the {hardware.display_name}'s {panels.human(d['memory_bytes'], 'B')}; raise TP/PP, "
-                 "ZeRO or recompute, or lower the micro-batch.")
+                 f"stage exceeds the {hardware.display_name}'s {panels.human(d['usable_bytes'], 'B')} usable "
+                 f"({d['reserve']:.0%} of {panels.human(d['memory_bytes'], 'B')} reserved); raise TP/PP, ZeRO or "
+                 "recompute, or lower the micro-batch.")
     panels.show_result(r, "memory", metrics=("memory/total", "memory/headroom"), per_row=2)
     rows = []
     for name, over in alternatives(s).items():

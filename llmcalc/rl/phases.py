@@ -74,7 +74,7 @@ class RLSettings:
     recompute: str = "full"
     tokens_per_micro_batch: float = 32768.0
     prefix_shared: bool = True
-    compute_efficiency: float | None = None  # None: llmcalc.training.step's calibrated default
+    compute_efficiency: float | None = None  # None: the hardware's calibrated efficiency (llmcalc.core.efficiency)
     weight_sync: bool = True  # False: free weight sync (a limit for what-ifs and property tests)
 
 
@@ -113,7 +113,7 @@ def trainer_work(m: Model, hw: Hardware, gpus: int, lengths, counts, prompt: flo
     micro = int(max(1, min(per_rank, settings.tokens_per_micro_batch // seq)))  # packed micro-batches
     gb = max(lay.dp * micro, int(round(per_mb / (lay.dp * micro))) * lay.dp * micro)
     scale = per_mb / gb  # the rounding of B_eff to whole DP ranks, undone on the time
-    eff = settings.compute_efficiency or compute_efficiency_default()
+    eff = settings.compute_efficiency or compute_efficiency_default(hw, m, tp)  # the hardware's matmul efficiency
     peak = hw.peak("bf16")
 
     def update(model: Model) -> float:

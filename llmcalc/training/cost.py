@@ -138,6 +138,8 @@ def training_cost(model: Model | None = None, tokens=None, hardware: Hardware | 
             notes.append("no price: the hardware entry has none; pass --price USD per GPU-hour")
         if peak is not None:
             figures += _utilisation(model_total.value, hw_total.value, t.value * n, peak, "")
+    if hardware is not None and gpus is not None:
+        figures += _memory_floor(model, params, hardware, _arr(gpus, "--gpus"), data, notes)
     if days is not None:
         d = _arr(days, "--days")
         need = derive("gpus_needed", "ceil(flops/(days*day*rate))", "GPU", SRC_TIME,
@@ -150,13 +152,51 @@ def training_cost(model: Model | None = None, tokens=None, hardware: Hardware | 
         notes.append("give --gpus N for time and cost, or --days D for the GPUs needed")
     subject = model.display_name if model is not None else f"{_fmt_n(params)} params"
     title = f"Training {subject} on {_fmt_n(tokens)} tokens" + (f" ({hardware.display_name})" if hardware else "")
+    if data.get("fits") is False:
+        title = f"DOES NOT FIT: {data['memory_verdict']} — {title}"
     data.update({k: _jsonable_num(v) for k, v in data.items()})
     return Result(title, tuple(figures), tuple(notes), data)
+
+
+def _memory_floor(model, params, hardware, n, data: dict, notes: list) -> list[Figure]:
+    """The least memory any layout needs: 18 B/param of model states (Megatron-Core bf16 Adam) fully sharded over
+    every GPU (ZeRO-3), activations not counted. More than the usable memory means no layout of these GPUs fits."""
+    from ..core.checks import MEMORY_RESERVE, SOURCE_RESERVE
+    from ..training.memory import DEFAULT_OPTIMIZER, optimizer_bytes
+
+    if model is not None:
+        from ..model.params import param_breakdown
+
+        total = param_breakdown(model).data["total"]
+    else:
+        total = params
+    b = optimizer_bytes(DEFAULT_OPTIMIZER).total
+    need = derive("memory/states_floor", "b*P/gpus", "B", "model states fully sharded over all GPUs (ZeRO-3), "
+                  "Megatron-Core bf16 Adam 18 B/param; activations not counted: a lower bound",
+                  label="memory per GPU, at least (model states, fully sharded)", b=b, P=total, gpus=n)
+    usable = derive("memory/usable", "capacity*(1 - reserve)", "B", SOURCE_RESERVE,
+                    label=f"usable per GPU ({MEMORY_RESERVE:.0%} reserved)", capacity=hardware.memory_bytes,
+                    reserve=MEMORY_RESERVE)
+    fits = np.asarray(need.value) <= usable.value
+    fits = bool(fits) if fits.ndim == 0 else fits
+    from ..core.units import fmt
+
+    data.update(fits=fits, memory_floor_bytes=need.value, memory_usable_bytes=usable.value,
+                memory_verdict="per GPU count" if not isinstance(fits, bool) else
+                f"model states alone need {fmt(need.value, 'B')} per GPU even fully sharded over {_plain(n)} GPUs, "
+                f"of {fmt(usable.value, 'B')} usable")
+    notes.append("memory: only a floor is checked here (states sharded over every GPU, no activations); "
+                 "`llmcalc memory` / `llmcalc step` check a real layout")
+    return [need, usable]
 
 
 def _rate_per_gpu(peak, mfu, achieved, hardware, dtype) -> tuple[Figure, list[str]]:
     if achieved is not None:
         x = _arr(achieved, "--achieved-tflops")
+        if peak is not None and np.any(np.asarray(x) > peak):
+            raise LlmcalcError(f"--achieved-tflops {float(np.max(x)) / 1e12:g} exceeds the dense {dtype} peak of "
+                               f"{hardware.display_name} ({peak / 1e12:g} TFLOP/s): check the rate, --hardware or "
+                               "--dtype")
         return (Figure("rate_per_gpu", x, "FLOP/s", source="given (--achieved-tflops): FLOPs the GPUs execute per "
                        "second", label="achieved FLOP/s per GPU (X)"),
                 ["time uses the achieved rate X against hardware FLOPs (Narayanan et al. 2021 eq. 4: "
@@ -201,9 +241,21 @@ def _from_step_time(step_time_s, batch_tokens, gpus, peak, by: dict, data: dict)
     rate = derive("step/achieved_per_gpu", "hardware/(time*gpus)", "FLOP/s", SRC_TIME,
                   label="achieved FLOP/s per GPU (hardware)", hardware=step_hw.value, time=s, gpus=n)
     util = _utilisation(step_model.value, step_hw.value, s * n, peak, "_achieved")
+    worst = float(np.max(np.maximum(util[0].value, util[1].value)))
+    if worst > 1:  # more FLOPs per second than the dense peak: the inputs cannot all be right
+        raise LlmcalcError(
+            f"--step-time {_plain(step_time_s)} s with --batch-tokens {_plain(batch_tokens)} on --gpus {_plain(gpus)} "
+            f"implies {worst:.1%} of the dense peak (MFU/HFU above 100%): check the step time, tokens per step, GPU "
+            "count, --hardware or --dtype")
     data.update(step_time_s=s, batch_tokens=x, achieved_mfu=util[0].value, achieved_hfu=util[1].value,
                 achieved_flops_per_s_per_gpu=rate.value)
     return [step_model, step_hw, rate, *util]
+
+
+def _plain(x) -> str:
+    if isinstance(x, np.ndarray):
+        return f"[{x.size} values]"
+    return f"{float(x):g}"
 
 
 def _fmt_n(x) -> str:

@@ -237,10 +237,20 @@ def _states(prefix: str, dense, experts, layout: Layout, o: OptimizerBytes, lora
                    s=o.states, **v)]
 
 
+DEFAULT_OPTIMIZER = "adam-fp32-grads"  # Megatron-Core's bf16 convention: fp32 main grads, 18 B/param
+
+
 def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batch=1, seq=2048,
-                    recompute="none", optimizer: str = "adam", global_batch=None, flash: bool = True,
-                    dropout: bool = False, lora: LoRA | None = None, act_bytes: int = 2) -> Result:
-    """Peak memory per GPU for training ``m`` under ``layout`` (worst pipeline stage), and whether it fits.
+                    recompute="none", optimizer: str = DEFAULT_OPTIMIZER, global_batch=None, flash: bool = True,
+                    dropout: bool = False, lora: LoRA | None = None, act_bytes: int = 2,
+                    reserve: float | None = None) -> Result:
+    """Peak memory per GPU for training ``m`` under ``layout`` (worst pipeline stage), and whether it fits in
+    the device memory less ``reserve`` (default :data:`llmcalc.core.checks.MEMORY_RESERVE`, the rule fit and
+    serve use too).
+
+    Default optimizer accounting: Megatron-Core bf16 mixed precision (bf16 weights, fp32 main gradients,
+    fp32 master + Adam moments: 18 B/param without the distributed optimizer); ``optimizer="adam"`` is the
+    ZeRO paper's 16 B/param.
 
     Numeric arguments (layout degrees, zero, micro_batch, seq, global_batch, recompute codes) may be numpy
     arrays: the result's data then holds arrays and a boolean ``valid`` mask instead of raising."""
@@ -282,18 +292,30 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
                    "the fullest pipeline stage sets the requirement", label="peak per GPU (worst stage)",
                    first=stage_totals["first"].value, middle=stage_totals["middle"].value,
                    last=stage_totals["last"].value)
+    from ..core.checks import MEMORY_RESERVE, SOURCE_RESERVE, check_number
+
+    reserve = MEMORY_RESERVE if reserve is None else check_number(reserve, "--reserve", low_ok=True, high=1,
+                                                                  high_ok=False)
     cap = hw.memory_bytes
-    headroom = derive("memory/headroom", "capacity - need", "B", f"{hw.display_name} memory_bytes",
-                      label=f"headroom on {hw.display_name}", capacity=cap, need=worst.value)
-    figs += [worst, headroom]
-    fits = np.asarray(worst.value) <= cap
+    usable = derive("memory/usable", "capacity*(1 - reserve)", "B", f"{hw.display_name} memory_bytes; {SOURCE_RESERVE}",
+                    label=f"usable per GPU ({reserve:.0%} reserved)", capacity=cap, reserve=reserve)
+    headroom = derive("memory/headroom", "usable - need", "B", "usable memory less the peak need",
+                      label=f"headroom on {hw.display_name} (after the reserve)", usable=usable.value, need=worst.value)
+    figs += [worst, usable, headroom]
+    fits = np.asarray(worst.value) <= usable.value
     if not is_sweep(fits):
         fits = bool(fits)
     else:
         valid = np.broadcast_to(valid, np.broadcast(valid, fits).shape)
     tf, tm, tl = (np.asarray(stage_totals[k].value) for k in ("first", "middle", "last"))
     worst_stage = where((tf >= tm) & (tf >= tl), "first", where(tm > tl, "middle", "last"))
+    from ..core.units import fmt
+
+    verdict_line = ("per-layout" if is_sweep(worst.value) else
+                    f"needs {fmt(worst.value, 'B')} per GPU of {fmt(usable.value, 'B')} usable "
+                    f"({fmt(cap, 'B')} less the {reserve:.0%} reserve)")
     data = {"model": m.name, "hardware": hw.name, "total_bytes": worst.value, "memory_bytes": cap, "fits": fits,
+            "usable_bytes": usable.value, "reserve": reserve, "verdict_line": verdict_line,
             "worst_stage": worst_stage, "stage_layers": {k: sl[k] for k in ("first", "middle", "last")},
             "valid": valid, "optimizer": optimizer, "recompute": recompute if isinstance(recompute, str) else rc}
     for stage in ("first", "middle", "last"):
@@ -312,6 +334,11 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
     if m.n_dense_layers and m.n_moe_layers:
         notes.append("dense and MoE layers averaged over stages (parameters and activations)")
     notes += stage_notes(m, layout)
+    notes.append(f"fits: peak need <= memory x (1 - {reserve:g}); the same reserve rule as fit and serve "
+                 "(--reserve to change it)")
     verdict = "fits" if fits is True else ("does NOT fit" if fits is False else "fits where mask is True")
+    if fits is False:
+        return Result(f"DOES NOT FIT: {m.display_name} on {hw.display_name} {verdict_line}", tuple(figs),
+                      tuple(notes), data)
     return Result(f"Training memory per GPU: {m.display_name} on {hw.display_name} — {verdict}",
                   tuple(figs), tuple(notes), data)

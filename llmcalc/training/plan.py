@@ -27,7 +27,7 @@ from ..core.errors import LlmcalcError
 from ..core.results import Result, derive
 from ..core.specs import Hardware, Model
 from .layout import RECOMPUTE_CODES, RECOMPUTE_NAMES, Layout, check_layout, describe_stages
-from .memory import training_memory
+from .memory import DEFAULT_OPTIMIZER, training_memory
 from .step import training_step
 
 DIMS = ("gpus", "tp", "pp", "v", "cp", "dp", "ep", "mb", "zero", "rc", "sp")
@@ -162,21 +162,25 @@ def layout_label(m: Model, row: dict) -> str:
     return " ".join(parts)
 
 
-def evaluate(m: Model, hw: Hardware, arr: dict, *, global_batch: int, seq: int, optimizer: str = "adam",
-             dtype: str = "bf16", compute_efficiency: float | None = None) -> dict[str, np.ndarray]:
-    """Memory for every candidate (one vectorised call), then step for those that fit (a second one)."""
+def evaluate(m: Model, hw: Hardware, arr: dict, *, global_batch: int, seq: int, optimizer: str = DEFAULT_OPTIMIZER,
+             dtype: str = "bf16", compute_efficiency: float | None = None, efficiency=None,
+             attention: str = "flash", tp_comm_overlap: bool = False) -> dict[str, np.ndarray]:
+    """Memory for every candidate (one vectorised call), then step for those that fit (a second one). Fitting
+    means the same as for `llmcalc memory`: the need within the memory less the reserve."""
     lay = _layout(arr)
     mem = training_memory(m, hw, lay, micro_batch=arr["mb"], seq=seq, recompute=arr["rc"], optimizer=optimizer,
                           global_batch=global_batch)
     need = np.broadcast_to(np.asarray(mem.data["total_bytes"], float), arr["tp"].shape)
-    fits = np.broadcast_to(np.asarray(mem.data["valid"]), need.shape) & (need <= hw.memory_bytes)
+    fits = np.broadcast_to(np.asarray(mem.data["valid"]), need.shape) & (need <= mem.data["usable_bytes"])
     out = {k: v[fits] for k, v in arr.items()}
     out["memory_bytes"] = need[fits]
     if not fits.any():
         return out | {k: np.zeros(0) for k in ("step_time_s", "tokens_per_s", "mfu", "bubble_s", "exposed_comm_s",
                                                "compute_s")}
     st = training_step(m, hw, _layout(out), global_batch=global_batch, micro_batch=out["mb"], seq=seq,
-                       gpus=out["gpus"], recompute=out["rc"], compute_efficiency=compute_efficiency, dtype=dtype)
+                       gpus=out["gpus"], recompute=out["rc"], compute_efficiency=compute_efficiency, dtype=dtype,
+                       efficiency=efficiency, attention=attention, tp_comm_overlap=tp_comm_overlap,
+                       check_memory=False)  # memory was checked above, for every candidate at once
     n = len(out["tp"])
     for k in ("step_time_s", "tokens_per_s", "mfu", "bubble_s", "exposed_comm_s", "compute_s"):
         out[k] = np.broadcast_to(np.asarray(st.data[k], float), (n,)).copy()
@@ -213,8 +217,9 @@ def find(ev: dict, **dims) -> int | None:
 
 def plan_training(m: Model, hw: Hardware, *, gpus, global_batch: int, seq: int, objective: str = "time",
                   top: int = 10, pins: dict | None = None, tokens: float | None = None,
-                  price_usd_per_hour: float | None = None, optimizer: str = "adam", dtype: str = "bf16",
-                  compute_efficiency: float | None = None, max_cp: int = 16, keep_evaluated: bool = False) -> Result:
+                  price_usd_per_hour: float | None = None, optimizer: str = DEFAULT_OPTIMIZER, dtype: str = "bf16",
+                  compute_efficiency: float | None = None, max_cp: int = 16, keep_evaluated: bool = False,
+                  efficiency=None, attention: str = "flash", tp_comm_overlap: bool = False) -> Result:
     """Rank every layout of ``m`` on ``gpus`` (an int or a list) × ``hw`` for one step of ``global_batch``
     sequences of ``seq`` tokens. The result's data holds the ranked rows, the best per ZeRO stage and per TP
     degree, the best per GPU count with its Pareto flag (days vs dollars), and the pruning counts."""
@@ -231,7 +236,8 @@ def plan_training(m: Model, hw: Hardware, *, gpus, global_batch: int, seq: int, 
         raise LlmcalcError(f"--price must be a non-negative USD per GPU-hour, got {price_usd_per_hour!r}")
     space = enumerate_space(m, gpus_list, global_batch=global_batch, seq=seq, pins=pins, max_cp=max_cp)
     ev = evaluate(m, hw, space.arrays, global_batch=global_batch, seq=seq, optimizer=optimizer, dtype=dtype,
-                  compute_efficiency=compute_efficiency)
+                  compute_efficiency=compute_efficiency, efficiency=efficiency, attention=attention,
+                  tp_comm_overlap=tp_comm_overlap)
     n_fit = len(ev["tp"])
     budget = 1e12 if tokens is None else float(tokens)
     price = price_usd_per_hour if price_usd_per_hour is not None else hw.price_usd_per_hour
@@ -283,14 +289,16 @@ def plan_training(m: Model, hw: Hardware, *, gpus, global_batch: int, seq: int, 
                   f"{global_batch} × {seq} tokens", figs, tuple(notes), data)
 
 
-def best_breakdown(m: Model, hw: Hardware, row: dict, *, global_batch: int, seq: int, optimizer: str = "adam",
-                   dtype: str = "bf16", compute_efficiency: float | None = None) -> tuple[Result, Result]:
+def best_breakdown(m: Model, hw: Hardware, row: dict, *, global_batch: int, seq: int,
+                   optimizer: str = DEFAULT_OPTIMIZER, dtype: str = "bf16", compute_efficiency: float | None = None,
+                   efficiency=None, attention: str = "flash", tp_comm_overlap: bool = False) -> tuple[Result, Result]:
     """The scalar step and memory Results of one planned layout (its full derivation)."""
     lay = Layout(tp=row["tp"], pp=row["pp"], dp=row["dp"], ep=row["ep"], cp=row["cp"], sp=bool(row["sp"]),
                  zero=row["zero"], interleave=row["v"])
     rc = RECOMPUTE_NAMES[row["rc"]]
     st = training_step(m, hw, lay, global_batch=global_batch, micro_batch=row["mb"], seq=seq, gpus=row["gpus"],
-                       recompute=rc, compute_efficiency=compute_efficiency, dtype=dtype)
+                       recompute=rc, compute_efficiency=compute_efficiency, dtype=dtype, efficiency=efficiency,
+                       attention=attention, tp_comm_overlap=tp_comm_overlap, optimizer=optimizer)
     mem = training_memory(m, hw, lay, micro_batch=row["mb"], seq=seq, recompute=rc, optimizer=optimizer,
                           global_batch=global_batch)
     return st, mem

@@ -4,20 +4,27 @@ step = (compute + exposed pipeline communication) × (1 + bubble) + exposed grad
        + max(0, overlappable communication − compute)
 
 - compute: the hardware FLOPs (model FLOPs + recomputation) of each DP replica's sequences through the
-  SLOWEST pipeline stage (its L/p layers plus the LM head on the last stage), on that stage's tp·cp GPUs
-  at ``compute_efficiency`` × dense peak; with pp = 1 this is the global batch split evenly over the GPUs;
+  SLOWEST pipeline stage (its L/p layers plus the LM head on the last stage), on that stage's tp·cp GPUs;
+  the dense matmuls at the accelerator's matmul efficiency × the GEMM-width factor w/(w + w½), w = D/tp,
+  the attention core as its kernel executes it (FlashAttention skips the masked half of causal attention;
+  the unfused kernels of Megatron-LM 2021-22 compute the full L×L rectangle) at the attention efficiency
+  (llmcalc.core.efficiency.TrainingEfficiency: per accelerator, with its calibration source);
 - pipeline bubble: (p−1)/m for 1F1B, (p−1)/(v·m) interleaved (Narayanan et al. 2021 §2.2);
 - communication from :func:`llmcalc.comms.comm_ledger`: TP/EP/PP rows sit on every micro-batch's
   critical path; DP/ZeRO gradient and parameter collectives and CP ring exchanges can overlap compute.
-- MFU counts model FLOPs (3 × forward; Korthikanti et al. 2022 App. A eq. 7 for GPT blocks);
-  HFU adds recomputation (Chowdhery et al. 2022 App. B; Narayanan et al. 2021 eq. 3 counts it).
+- MFU is reported in two named conventions: "6·N·D" (Kaplan et al. 2020; PaLM's MFU "without attention") and
+  "with attention" (every matmul, attention over the full L×L rectangle: PaLM App. B's 6N + 12·L·H·Q·T,
+  Korthikanti et al. 2022 App. A eq. 7); HFU adds recomputation (Narayanan et al. 2021 eq. 3 counts it).
+  The step TIME counts what the kernels execute (causal attention halved under FlashAttention); MFU does not.
+- the layout's memory is checked (llmcalc.training.memory, the same reserve as fit and serve): a layout that
+  does not fit says so in the title and ``data['fits']``, and its MFU is labelled hypothetical.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..core.checks import check_number
+from ..core.errors import LlmcalcError
 from ..core.results import Result, derive
 from ..core.specs import Hardware, Model
 from .comms import comm_ledger
@@ -27,16 +34,11 @@ SRC_BUBBLE = "Narayanan et al. 2021 §2.2: bubble fraction (p−1)/m for 1F1B, (
 SRC_MFU = "Chowdhery et al. 2022 (PaLM) App. B: MFU = model FLOPs per second / peak; Korthikanti et al. 2022 App. A"
 
 
-def compute_efficiency_default() -> float:
-    """Fraction of peak a whole training layer reaches (see llmcalc.core.efficiency: calibrated on Korthikanti 2022)."""
-    from ..core.efficiency import TRAINING_COMPUTE_EFFICIENCY
-
-    return TRAINING_COMPUTE_EFFICIENCY
-
-
-def flops_per_sequence(m: Model, seq, *, causal: bool = False):
+def flops_per_sequence(m: Model, seq, *, causal: bool = False, extras: bool = False):
     """(model FLOPs, hardware FLOPs by recompute code 0/1/2, LM-head training FLOPs) of one training sequence,
     via llmcalc.flops. The head is run forward and backward once (never recomputed): 3 × its forward.
+    With ``extras``, also a dict: ``core`` (attention scores + values, one forward, full L×L rectangle),
+    ``moe`` (router + expert matmuls, one forward) and ``six_nd`` (6·N per token × L).
 
     Evaluated once per distinct ``seq`` so a million-point sweep over a few lengths stays cheap."""
     from ..model.flops import forward_flops
@@ -44,15 +46,40 @@ def flops_per_sequence(m: Model, seq, *, causal: bool = False):
     u, inv = np.unique(np.asarray(seq), return_inverse=True)
     model = head = None
     hw = []
+    ex = {}
     for rc in ("none", "selective", "full"):
         d = forward_flops(m, 1, u.astype(float), causal=causal, recompute=rc).data
         model = np.asarray(d["train_step_flops"], float)
         head = 3 * np.asarray(d["lm_head_flops"], float) * np.ones_like(model)
         hw.append(np.asarray(d["hardware_flops"], float))
+        if extras and rc == "none":
+            full = d if not causal else forward_flops(m, 1, u.astype(float), recompute=rc).data
+            core = moe = 0.0
+            for name, blk in full["per_layer"].items():
+                for mm in blk["matmuls"]:
+                    if mm["key"].endswith(("/scores", "/values")):
+                        core = core + blk["layers"] * np.asarray(mm["flops"], float)
+                    elif name.startswith("moe") and mm["key"].endswith(("/router", "/experts", "/shared")):
+                        moe = moe + blk["layers"] * np.asarray(mm["flops"], float)
+            ex = {"core": core * np.ones_like(model), "moe": moe * np.ones_like(model),
+                  "six_nd": np.asarray(d["six_nd_flops"], float) * np.ones_like(model)}
     if np.ndim(seq) == 0:
-        return float(model[0]), [float(h[0]) for h in hw], float(head[0])
+        out = float(model[0]), [float(h[0]) for h in hw], float(head[0])
+        return (*out, {k: float(v[0]) for k, v in ex.items()}) if extras else out
     inv = inv.reshape(np.shape(seq))
-    return model[inv], [h[inv] for h in hw], head[inv]
+    out = model[inv], [h[inv] for h in hw], head[inv]
+    return (*out, {k: v[inv] for k, v in ex.items()}) if extras else out
+
+
+def compute_efficiency_default(hw: Hardware | None = None, m: Model | None = None, tp: int = 1) -> float:
+    """The dense-matmul efficiency the step model uses on ``hw`` for ``m`` at width d_model/tp (the hardware's
+    efficiency block, llmcalc.core.efficiency); H100 SXM's set (the stated generation default) without ``hw``,
+    the wide-GEMM limit without ``m``. For callers that need one fraction (forward-only passes)."""
+    from ..core.catalogue import load_hardware
+    from ..core.efficiency import training_efficiency
+
+    te = training_efficiency(hw if hw is not None else load_hardware("h100-sxm"))
+    return te.matmul if m is None else float(te.matmul_at(m.d_model / tp))
 
 
 def mfu_from_time(model_flops, step_time_s, gpus, peak_flops_per_s):
@@ -61,19 +88,38 @@ def mfu_from_time(model_flops, step_time_s, gpus, peak_flops_per_s):
                   F=model_flops, T=step_time_s, N=gpus, peak=peak_flops_per_s)
 
 
+ATTENTION_KERNELS = ("flash", "unfused")
+SRC_FLASH = ("FlashAttention skips key blocks above the causal diagonal (Dao 2023, FlashAttention-2 §3.1.1): "
+             "executed QKᵀ/AV FLOPs are half the L×L rectangle")
+SRC_UNFUSED = ("unfused attention (Megatron-LM 2021-22): scores materialised for the full L×L rectangle, the causal "
+               "mask applied to them (Korthikanti et al. 2022 App. A counts the full rectangle)")
+
+
 def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_batch, micro_batch=1, seq=2048,
                   gpus=None, recompute="none", compute_efficiency: float | None = None,
                   link_efficiency: float | None = None, causal: bool = False, dtype: str = "bf16",
-                  act_bytes: int = 2, grad_bytes: int = 2) -> Result:
+                  act_bytes: int = 2, grad_bytes: int = 2, efficiency=None, attention: str = "flash",
+                  tp_comm_overlap: bool = False, optimizer: str = "adam-fp32-grads", reserve: float | None = None,
+                  check_memory: bool = True) -> Result:
     """Predicted step time, tokens/s, MFU and HFU. Numeric arguments may be numpy arrays (then ``data['valid']``
-    masks impossible layouts instead of raising)."""
+    masks impossible layouts instead of raising).
+
+    ``efficiency``: a :class:`~llmcalc.core.efficiency.TrainingEfficiency` (e.g. a calibrated profile); default
+    the hardware's own set; ``compute_efficiency`` replaces it with one flat fraction. ``attention``: "flash"
+    or "unfused" (how the attention core executes). ``causal``: count MFU's model FLOPs causal-halved (the
+    Megatron-LM counter) instead of the full rectangle. ``tp_comm_overlap``: TP collectives hide behind the
+    GEMMs (Megatron-Core ``--tp-comm-overlap``), exposed only where longer than compute. ``optimizer`` and
+    ``reserve`` go to the memory check."""
+    from ..core.efficiency import training_efficiency
+
     rc = recompute_code(recompute)
     valid = check_layout(m, layout, gpus=gpus, micro_batch=micro_batch, seq=seq, global_batch=global_batch)
-    eff = compute_efficiency_default() if compute_efficiency is None else check_number(
-        compute_efficiency, "--compute-efficiency (fraction of the dense peak)", high=1)
+    if attention not in ATTENTION_KERNELS:
+        raise LlmcalcError(f"--attention expects flash or unfused, got {attention!r}")
+    te = training_efficiency(hw, flat=compute_efficiency, profile=efficiency)
     peak = hw.peak(dtype)
     n_gpus = layout.gpus if gpus is None else gpus
-    f_model, f_hw, f_head = flops_per_sequence(m, seq, causal=causal)
+    f_model, f_hw, f_head, ex = flops_per_sequence(m, seq, causal=causal, extras=True)
     f_hw = where(np.asarray(rc) == 2, f_hw[2], where(np.asarray(rc) == 1, f_hw[1], f_hw[0]))
     comm = comm_ledger(m, hw, layout, micro_batch=micro_batch, seq=seq, global_batch=global_batch,
                        recompute=rc, link_efficiency=link_efficiency, act_bytes=act_bytes, grad_bytes=grad_bytes)
@@ -81,28 +127,60 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
     mb = microbatches(layout, micro_batch, global_batch)
     figs = [
         derive("flops/model", "gb*Fm", "FLOP", "3 × forward FLOPs (llmcalc.model.flops; Korthikanti et al. 2022 eq. 7)",
-               label="model FLOPs per step", gb=global_batch, Fm=f_model),
+               label="model FLOPs per step" + (" (causal-halved attention)" if causal else ""),
+               gb=global_batch, Fm=f_model),
         derive("flops/hardware", "gb*Fh", "FLOP", "model FLOPs + recomputation (llmcalc.model.flops)",
                label="hardware FLOPs per step", gb=global_batch, Fh=f_hw)]
+    # The attention core runs forward, twice in backward and once more under any recompute; the rest of the
+    # hardware FLOPs are matmuls (f_hw counts the core over the full rectangle unless ``causal``).
+    core_counted = ex["core"] * (0.5 if causal else 1.0)
+    passes = 3 + where(np.asarray(rc) >= 1, 1, 0)
+    core_exec_share = 0.5 if attention == "flash" else 1.0
+    core = derive("flops/attention_core_executed", "passes*Fcore*share", "FLOP",
+                  SRC_FLASH if attention == "flash" else SRC_UNFUSED,
+                  label=f"attention core per sequence as executed ({attention})", passes=passes, Fcore=ex["core"],
+                  share=core_exec_share)
+    dense = derive("flops/matmul", "Fh - passes*Fcounted", "FLOP", "hardware FLOPs less the attention core",
+                   label="other matmuls per sequence (projections, MLP, LM head)", Fh=f_hw, passes=passes,
+                   Fcounted=core_counted)
+    moe_share = np.minimum(1.0, (ex["moe"] * 3) / np.maximum(dense.value, 1.0)) if m.moe else 0.0
+    width = m.d_model / np.asarray(layout.tp, float)
+    e_mm = derive("efficiency/matmul", "e*w/(w + w0)/(1 - s + s/moe)", "ratio",
+                  f"{te.origin}: {te.source or te.describe()}; width term: llmcalc.core.efficiency", label=(
+                      f"matmul efficiency (D/tp = {_show(width)})" if te.flat is None else "compute efficiency (flat)"),
+                  e=te.matmul if te.flat is None else te.flat, w=width, w0=te.half_width if te.flat is None else 0,
+                  s=moe_share, moe=te.moe if te.flat is None else 1)
+    e_att = te.attention(attention)
     # A pipeline runs at the pace of its slowest stage: each stage runs its Ls of the L layers, and the last
-    # also runs the LM head (the embedding lookup on the first is not a matmul). Even split: (Fh − Fhead)/pp
-    # + Fhead; pp = 1 gives F/(N·peak·eff). Uneven stages (Llama 3 §3.3.2) lighten the ends.
+    # also runs the LM head (the embedding lookup on the first is not a matmul). Even split: Ls = L/pp; uneven
+    # stages (Llama 3 §3.3.2) lighten the ends. Matmuls and the attention core each at their efficiency.
     sl = stage_layers(m.n_layers, layout)
-    stage = derive("flops/slowest_stage", "max((Fh - Fhead)*Lother/layers, (Fh - Fhead)*Llast/layers + Fhead)",
-                   "FLOP", "each stage its Ls of the L layers, LM head on the last (Narayanan et al. 2021 §2.2: the "
-                   "pipeline advances at the pace of its slowest stage)",
-                   label="hardware FLOPs per sequence, slowest pipeline stage", Fh=f_hw, Fhead=f_head,
+    stage = derive("time/slowest_stage_per_sequence",
+                   "max(((Fmm - Fhead)/(e_mm*peak) + Fcore/(e_att*peak))*Lother/layers, "
+                   "((Fmm - Fhead)/(e_mm*peak) + Fcore/(e_att*peak))*Llast/layers + Fhead/(e_mm*peak))",
+                   "s", "each stage its Ls of the L layers, LM head on the last (Narayanan et al. 2021 §2.2: the "
+                   "pipeline advances at the pace of its slowest stage); matmuls and attention core each at their "
+                   "efficiency", label="one sequence through the slowest pipeline stage on one GPU",
+                   Fmm=dense.value, Fhead=f_head, e_mm=e_mm.value, peak=peak, Fcore=core.value, e_att=e_att,
                    Lother=where(True, np.maximum(sl["first"], sl["middle"]), 0), Llast=sl["last"],
                    layers=m.n_layers)
-    figs.append(stage)
-    compute = derive("time/compute", "gb/dp*Fstage/(tp*cp*peak*eff)", "s",
-                     "each DP replica's sequences through the slowest stage, its tp·cp GPUs at a fraction of peak",
-                     label=f"compute (efficiency {eff:g}, slowest stage)", gb=global_batch, dp=layout.dp,
-                     Fstage=stage.value, tp=layout.tp, cp=layout.cp, peak=peak, eff=eff)
+    figs += [core, dense, e_mm, stage]
+    compute = derive("time/compute", "gb/dp*Tseq/(tp*cp)", "s",
+                     "each DP replica's sequences through the slowest stage, shared by its tp·cp GPUs",
+                     label="compute (slowest stage)", gb=global_batch, dp=layout.dp, Tseq=stage.value, tp=layout.tp,
+                     cp=layout.cp)
     bubble = derive("pipeline/bubble_fraction", "(pp - 1)/(v*m)", "ratio", SRC_BUBBLE,
                     label="pipeline bubble / ideal time", pp=layout.pp, v=layout.interleave, m=mb)
-    pipe = derive("time/pipeline_comm", "x", "s", "TP, EP and PP rows of the communication ledger",
-                  label="exposed TP/EP/PP communication", x=c["exposed_pipeline_s"])
+    if tp_comm_overlap:
+        tp_s = sum(r["time_s"] for r in c["rows"] if r["parallelism"] == "tp") if "rows" in c else 0.0
+        pipe = derive("time/pipeline_comm", "x - tp + max(0, tp - compute)", "s",
+                      "TP, EP and PP rows of the communication ledger; TP collectives overlapped with the GEMMs "
+                      "(Megatron-Core --tp-comm-overlap, userbuffers): exposed only beyond compute",
+                      label="exposed TP/EP/PP communication", x=c["exposed_pipeline_s"], tp=tp_s,
+                      compute=compute.value)
+    else:
+        pipe = derive("time/pipeline_comm", "x", "s", "TP, EP and PP rows of the communication ledger",
+                      label="exposed TP/EP/PP communication", x=c["exposed_pipeline_s"])
     bub_t = derive("time/bubble", "b*(compute + comm)", "s", SRC_BUBBLE, label="pipeline bubble",
                    b=bubble.value, compute=compute.value, comm=pipe.value)
     grad = derive("time/grad_sync_exposed", "serial + max(0, overlappable - compute)", "s",
@@ -113,26 +191,61 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
                   label="step time", compute=compute.value, comm=pipe.value, bubble=bub_t.value, grad=grad.value)
     tps = derive("throughput/tokens_per_s", "gb*L/T", "token/s", "definition", label="tokens per second",
                  gb=global_batch, L=seq, T=step.value)
-    mfu = derive("mfu", "F/(T*N*peak)", "%", SRC_MFU, label="MFU (model FLOPs utilization)",
+    fits, mem = True, None
+    if check_memory:
+        from .memory import training_memory
+
+        mem = training_memory(m, hw, layout, micro_batch=micro_batch, seq=seq, recompute=rc, optimizer=optimizer,
+                              global_batch=global_batch, act_bytes=act_bytes, reserve=reserve)
+        fits = mem.data["fits"]
+    hypo = "" if fits is True else (" — HYPOTHETICAL, the layout does not fit" if fits is False else
+                                    " (where the layout fits)")
+    six = derive("flops/six_nd", "gb*F6", "FLOP", "6·N·D, N = active parameters incl. embeddings (Kaplan et al. "
+                 "2020 §2.1; PaLM App. B 'without attention')", label="6·N·D FLOPs per step", gb=global_batch,
+                 F6=ex["six_nd"])
+    mfu = derive("mfu", "F/(T*N*peak)", "%", SRC_MFU + "; with attention (full L×L rectangle unless --causal)",
+                 label="MFU (model FLOPs, with attention)" + hypo,
                  F=figs[0].value, T=step.value, N=n_gpus, peak=peak)
+    mfu6 = derive("mfu_6nd", "F6/(T*N*peak)", "%", "6·N·D convention (Kaplan et al. 2020; PaLM 'without attention')",
+                  label="MFU (model FLOPs, 6·N·D)" + hypo, F6=six.value, T=step.value, N=n_gpus, peak=peak)
     hfu = derive("hfu", "F/(T*N*peak)", "%", SRC_MFU + "; hardware FLOPs include recomputation",
-                 label="HFU (hardware FLOPs utilization)", F=figs[1].value, T=step.value, N=n_gpus, peak=peak)
-    figs += [compute, bubble, pipe, bub_t, grad, step, tps, mfu, hfu]
+                 label="HFU (hardware FLOPs utilization)" + hypo, F=figs[1].value, T=step.value, N=n_gpus, peak=peak)
+    figs += [compute, bubble, pipe, bub_t, grad, step, tps, six, mfu, mfu6, hfu]
+    if mem is not None:
+        figs.append(mem["memory/total"])
+        figs.append(mem["memory/usable"])
     if is_sweep(step.value, valid):
         valid = np.broadcast_to(valid, np.broadcast(valid, step.value).shape)
     data = {"model": m.name, "hardware": hw.name, "gpus": n_gpus, "microbatches": mb, "valid": valid,
-            "step_time_s": step.value, "compute_s": compute.value, "bubble_fraction": bubble.value,
+            "fits": fits, "step_time_s": step.value, "compute_s": compute.value, "bubble_fraction": bubble.value,
             "bubble_s": bub_t.value, "exposed_comm_s": pipe.value + grad.value, "tokens_per_s": tps.value,
-            "mfu": mfu.value, "hfu": hfu.value, "model_flops": figs[0].value, "hardware_flops": figs[1].value,
-            "compute_efficiency": eff, "causal_attention": causal}
+            "mfu": mfu.value, "mfu_6nd": mfu6.value, "hfu": hfu.value, "model_flops": figs[0].value,
+            "hardware_flops": figs[1].value, "six_nd_flops": six.value, "matmul_efficiency": e_mm.value,
+            "attention_efficiency": e_att, "attention_kernel": attention, "efficiency": te.as_dict(),
+            "causal_attention": causal, "tp_comm_overlap": tp_comm_overlap}
+    if mem is not None:
+        data["memory_bytes_needed"] = mem.data["total_bytes"]
+        data["memory_bytes_usable"] = mem.data["usable_bytes"]
+        data["reserve"] = mem.data["reserve"]
+        data["optimizer"] = optimizer
     if not is_sweep(step.value):
         data["comm_rows"] = c["rows"]
-    from ..core.efficiency import SOURCE_TRAINING_COMPUTE
-
-    why = "" if compute_efficiency is not None else f" ({SOURCE_TRAINING_COMPUTE})"
-    notes = [f"compute at {eff:g} × the dense {dtype} peak ({peak / 1e12:g} TFLOP/s){why}",
-             "attention FLOPs " + ("causal-halved (Megatron-LM counter)" if causal else
-                                   "over the full L×L rectangle (Narayanan 2021, Korthikanti 2022, PaLM)"),
+    notes = [f"efficiency: {te.describe()}" + (f"; source: {te.source}" if te.source else ""),
+             f"peak: dense {dtype} {peak / 1e12:g} TFLOP/s",
+             "attention core executed " + ("causal-halved (FlashAttention skips masked blocks)" if attention == "flash"
+                                           else "over the full L×L rectangle (unfused kernels)"),
+             "MFU model FLOPs: attention " + ("causal-halved (Megatron-LM counter)" if causal else
+                                              "over the full L×L rectangle (Narayanan 2021, Korthikanti 2022, PaLM)")
+             + "; 6·N·D beside it",
              *comm.assumptions]  # the ledger names an uneven split
-    return Result(f"Training step: {m.display_name} on {n_gpus if not is_sweep(n_gpus) else 'N'} × "
-                  f"{hw.display_name}", tuple(figs), tuple(notes), data)
+    if mem is not None:
+        notes.insert(0, ("fits" if fits is True else "does NOT fit" if fits is False else "memory per layout")
+                     + f": {mem.data['verdict_line']} (llmcalc memory, optimizer {optimizer})")
+    head = f"Training step: {m.display_name} on {n_gpus if not is_sweep(n_gpus) else 'N'} × {hw.display_name}"
+    if fits is False:
+        head = f"DOES NOT FIT: {mem.data['verdict_line']} — {head} (times and MFU below are hypothetical)"
+    return Result(head, tuple(figs), tuple(notes), data)
+
+
+def _show(x) -> str:
+    return f"{float(x):g}" if np.ndim(x) == 0 else "per layout"

@@ -275,3 +275,26 @@ def test_calibrate_refuses_more_terms_than_measurements():
 def test_efficiency_fractions_are_validated():
     with pytest.raises(Exception, match="fraction"):
         TrainingEfficiency(1.2, 0.5, 0.5)
+
+
+def test_infer_that_does_not_fit_says_so_first():
+    """Llama-3.1-405B in bf16 on one H100: 811 GB of weights alone against 77 GB usable (10% reserve, as fit and
+    serve keep) — the first line says so, JSON says fits: false."""
+    args = ["infer", "llama-3.1-405b", "-H", "h100-sxm", "--batch", "8", "--prompt", "1000", "--output", "300"]
+    out = runner.invoke(app, args)
+    assert out.exit_code == 0 and out.output.splitlines()[0].startswith("DOES NOT FIT")
+    assert json.loads(runner.invoke(app, [*args, "--json"]).output)["fits"] is False
+    ok = runner.invoke(app, ["infer", "llama-3.1-8b", "-H", "h100-sxm", "--batch", "8"])
+    assert not ok.output.startswith("DOES NOT FIT")
+
+
+def test_calibrate_refuses_a_measurement_faster_than_the_peak():
+    """Llama-3.1-8B, batch 8 × 2048 on one H100: 6·8e9·16384 FLOPs need ≥ 0.79 s at 989 TFLOP/s, so 1 ms is a
+    wrong input (exit 2), never a profile with an efficiency above 1."""
+    one_line_error(["calibrate", "llama-3.1-8b", "--global-batch", "8", "--step-time", "0.001"],
+                   "faster than the same layout at 100% of the dense peak")
+
+
+def test_calibrate_refuses_a_fit_that_runs_out_of_range():
+    one_line_error(["calibrate", "llama-3.1-8b", "--global-batch", "8", "--step-time", "1e9"],
+                   "cannot be matched", "matmul")

@@ -199,3 +199,62 @@ def test_cli_bad_input_one_line_exit_2(extra, msg):
     p = subprocess.run(CLI + extra, capture_output=True, text=True)
     assert p.returncode == 2, p.stderr
     assert msg in p.stderr and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- dashboard page
+
+
+def test_dashboard_rl_page_shows_what_rl_step_says():
+    """The RL page draws rl_step's numbers (the page computes nothing): same inputs, same step times."""
+    pytest.importorskip("streamlit")
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    app = str(Path(__file__).resolve().parent.parent / "app.py")
+    at = AppTest.from_file(app, default_timeout=60)
+    at.query_params["page"] = "rl"
+    at.query_params["model"] = "qwen2.5-7b"
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in list(at.exception) + list(at.error)]
+    table = at.dataframe[0].value
+    r = rl_step(M7, H100, gpus=64, prompts=512, samples=16, prompt_len=512, response=lognormal(3000, 1.0, 8192),
+                staleness=2)
+    want = {k.replace("_", " "): v["step_s"] for k, v in r.data["regimes"].items()}
+    got = dict(zip(table["regime"], table["step (s)"], strict=True))
+    assert got == pytest.approx(want, rel=1e-9)
+
+
+def test_rl_example_runs_and_answers(capsys):
+    """examples/rl_sync_vs_async.py end to end: with a heavy 8k-capped tail, the answer is to go async."""
+    import runpy
+    from pathlib import Path
+
+    runpy.run_path(str(Path(__file__).resolve().parent.parent / "examples" / "rl_sync_vs_async.py"),
+                   run_name="__main__")
+    out = capsys.readouterr().out
+    assert "Answer: go asynchronous" in out
+    assert "η = 0:" in out and "η = inf:" in out
+
+
+@settings(max_examples=15, deadline=None)
+@given(gpus=st.integers(1, 24), prompts=st.integers(1, 48), samples=st.integers(1, 8),
+       prompt_len=st.integers(1, 3000), mean=st.floats(1, 20000), cv=st.floats(0, 3),
+       cap=st.one_of(st.none(), st.integers(1, 30000)), eta=st.sampled_from([0, 1, 3, None]),
+       rtp=st.sampled_from([1, 2, 4]), algo=st.sampled_from(["grpo", "ppo"]), partial=st.booleans(),
+       name=st.sampled_from(["gpt2", "qwen2.5-7b"]))
+def test_any_input_is_one_clear_error_or_finite_figures(gpus, prompts, samples, prompt_len, mean, cv, cap, eta,
+                                                        rtp, algo, partial, name):
+    from llmcalc.core.errors import LlmcalcError
+
+    try:
+        r = rl_step(load_model(name), H100, gpus=gpus, prompts=prompts, samples=samples, prompt_len=prompt_len,
+                    response=lognormal(mean, cv, cap), staleness=eta, rollout_tp=rtp, algo=algo, partial=partial)
+    except LlmcalcError as e:
+        assert str(e) and "\n" not in str(e)
+        return
+    for name_, x in r.data["regimes"].items():
+        assert math.isfinite(x["step_s"]) and x["step_s"] > 0, name_
+        assert all(math.isfinite(v) and v >= 0 for v in x["breakdown_s"].values()), name_
+        assert -1e-9 <= x["rollout_utilisation"] <= 1 + 1e-9 and -1e-9 <= x["trainer_utilisation"] <= 1 + 1e-9
+        assert x["staleness_mean"] >= 0

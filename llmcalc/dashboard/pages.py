@@ -24,6 +24,7 @@ class Page:
 PAGES: tuple[Page, ...] = (
     Page("model", "Model", "Size & FLOPs", "model_page"),
     Page("training", "Training", "Training", "training"),
+    Page("rl", "RL post-training", "Training", "rl"),
     Page("inference", "Inference", "Inference & serving", "inference"),
     Page("serving", "Serving", "Inference & serving", "serving"),
     Page("compare", "A vs B", "Study", "compare"),

@@ -376,6 +376,12 @@ def latency(dep: Deployment, batch=1, prompt=128, output=128, reserve: float = 0
             "weight_bytes_per_gpu": w_gpu, "kv_bytes_per_gpu": kv, "fits": fits}
     title = (f"Latency of {m.display_name} on {dep.tp} x {dep.hw.display_name}: batch {_show(batch)}, "
              f"prompt {_show(prompt)}, output {_show(output)}")
+    if np.ndim(fits) == 0 and not fits:  # the verdict first, as step and memory do: never a plain latency
+        from ..core.units import fmt
+
+        title = (f"DOES NOT FIT: weights + KV need {fmt(float(w_gpu + kv), 'B')} per GPU of "
+                 f"{fmt(dep.hw.memory_bytes * (1 - reserve), 'B')} usable ({reserve:.0%} reserved) — {title} "
+                 "(latencies below are hypothetical)")
     return Result(title, tuple(figs), tuple(notes), data)
 
 

@@ -12,7 +12,9 @@ A rollout pool (``llmcalc.rl.rollout.Generator``) and a trainer run side by side
   sequences are paused, their KV is recomputed under the new weights (a re-prefill of prompt + tokens so far)
   and they continue; without it, the sync waits until every running sequence has finished (the pool drains).
 
-Staleness of a consumed rollout = trainer version when it is consumed − version when it started. η = 0 gives
+Staleness of a consumed rollout = trainer version when it is consumed − version when it started. The bound
+limits admission, not consumption: a long rollout admitted within the window may finish, and be consumed,
+several versions later, so the reported maximum can exceed η (the mean stays near it). η = 0 gives
 the synchronous disaggregated loop exactly (generate B, train, sync, repeat). The period is measured over the
 second half of ``steps`` simulated trainer steps (the first half is warm-up).
 """
@@ -48,6 +50,18 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
     stale_w, stale_sum, stale_max = 0.0, 0.0, 0
     gen_busy_at: list[float] = []  # generator busy time at each trainer step end
     train_busy = 0.0
+    spans: list[tuple[str, str, float, float]] = []  # (row, phase, start, end) for the timeline
+    last: dict[str, int] = {}
+
+    def span(row, phase, a, b):
+        if b - a <= 0:
+            return
+        i = last.get(row)
+        if i is not None and spans[i][1] == phase and abs(spans[i][3] - a) < 1e-9:
+            spans[i] = (row, phase, spans[i][2], b)  # extend the row's last bar
+        else:
+            last[row] = len(spans)
+            spans.append((row, phase, a, b))
     safety = 0
     while len(ends) < steps:
         safety += 1
@@ -58,7 +72,9 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
             limit = math.inf if eta is None else batch * (version + eta + 1) - started
             while gen.free > EPS and limit > EPS:
                 take = min(item_left, gen.free, limit)
-                t += gen.admit(take, template[item][1], version)
+                dtp = gen.admit(take, template[item][1], version)
+                span("rollout pool", "generate", t, t + dtp)
+                t += dtp
                 started += take
                 limit -= take
                 item_left -= take
@@ -81,11 +97,14 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
                     buffer[0][0] = w - take
             trainer_end = t + t_train
             train_busy += t_train
+            span("trainer", "train", t, trainer_end)
         # 3) advance to the next event
         horizon = min(x for x in (trainer_end, sync_end, math.inf) if x is not None)
         if sync_pending and not gen.running:  # the pool has drained: sync now
             sync_pending = False
             sync_end = t + t_sync
+            span("rollout pool", "sync", t, sync_end)
+            span("trainer", "sync", t, sync_end)
             continue
         if sync_end is not None or not gen.running:
             if horizon == math.inf:
@@ -93,13 +112,16 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
             t = horizon
         else:
             dt, done = gen.advance(horizon - t)
+            span("rollout pool", "generate", t, t + dt)
             t += dt
             buffer.extend([w, tag] for w, tag in done)
         # 4) events at time t
         if sync_end is not None and t >= sync_end - EPS:
             sync_end = None
             if partial:
-                t += gen.reprefill()
+                dtp = gen.reprefill()
+                span("rollout pool", "generate", t, t + dtp)
+                t += dtp
         if trainer_end is not None and t >= trainer_end - EPS:
             trainer_end = None
             version += 1
@@ -108,6 +130,8 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
             train_busy += t_sync
             if partial or not gen.running:
                 sync_end = t + t_sync
+                span("rollout pool", "sync", t, sync_end)
+                span("trainer", "sync", t, sync_end)
             else:
                 sync_pending = True
     half = steps // 2
@@ -116,4 +140,7 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
     return {"period_s": period, "rollout_busy_s": gen_busy, "rollout_idle_s": max(period - gen_busy, 0.0),
             "trainer_busy_s": t_train + t_sync, "trainer_idle_s": max(period - t_train - t_sync, 0.0),
             "staleness_mean": stale_sum / stale_w if stale_w else 0.0, "staleness_max": int(stale_max),
-            "steps_simulated": steps, "end_times_s": ends}
+            "steps_simulated": steps, "end_times_s": ends,
+            # the last two periods, shifted to start at 0 (for a timeline chart)
+            "timeline": [(row, ph, a - ends[-3], b - ends[-3]) for row, ph, a, b in spans
+                         if b > ends[-3] and a < ends[-1]]}

@@ -48,10 +48,12 @@ SRC_AG = "ring all-gather: (n−1)/n·S per rank, α per ring step (nccl-tests P
 class RLSettings:
     """The one set of defaults every RL estimate uses (each with where it comes from).
 
-    - ``decode_step_overhead_s`` = 4 ms: per decode step time a serving engine spends outside the roofline
-      (scheduler, sampling, detokenisation, launches). vLLM's v0.6 performance post (Sept 2024) measured the
-      GPU idle ~60% of a Llama-3-8B H100 decode step from CPU overhead before its fixes; 4 ms is a JUDGEMENT of
-      the remainder with CUDA graphs, not a measurement. It dominates the batch-1 tail of small models.
+    - ``decode_step_overhead_s`` = 20 ms and ``trainer_efficiency_scale`` = 0.4: CALIBRATED together (least
+      squares on log step time over a grid) on the two NeMo-RL v0.6 H100 rows (Qwen3-30B-A3B GRPO, 32 GPUs:
+      on-policy 192 s, 1-off 152 s). The first is the time a rollout engine spends per decode step outside the
+      roofline (scheduler, sampling, MoE routing, launches); it dominates the batch-1 tail. The second scales
+      the hardware's pre-training efficiency (llmcalc.core.efficiency, Megatron-calibrated) down to what an RL
+      trainer reaches (variable lengths, dynamic micro-batches, log-prob passes). Every other case is a test.
     - ``max_num_seqs`` = 1024: verl's rollout default (``actor_rollout_ref.rollout.max_num_seqs``).
     - ``kv_reserve`` = 0.1 of memory kept back, as ``llmcalc fit``.
     - ``reload_bw_bytes_per_s`` = 150 GB/s: engine-side weight reload, CALIBRATED on checkpoint-engine's
@@ -65,7 +67,7 @@ class RLSettings:
     - ``prefix_shared`` = True: the G samples of a prompt share one prefill (vLLM/SGLang prefix caching).
     """
 
-    decode_step_overhead_s: float = 4e-3
+    decode_step_overhead_s: float = 0.020
     max_num_seqs: int = 1024
     kv_reserve: float = 0.1
     reload_bw_bytes_per_s: float = 150e9
@@ -75,6 +77,7 @@ class RLSettings:
     tokens_per_micro_batch: float = 32768.0
     prefix_shared: bool = True
     compute_efficiency: float | None = None  # None: the hardware's calibrated efficiency (llmcalc.core.efficiency)
+    trainer_efficiency_scale: float = 0.4  # RL trainer's share of the pre-training efficiency (calibrated below)
     weight_sync: bool = True  # False: free weight sync (a limit for what-ifs and property tests)
 
 
@@ -113,8 +116,19 @@ def trainer_work(m: Model, hw: Hardware, gpus: int, lengths, counts, prompt: flo
     micro = int(max(1, min(per_rank, settings.tokens_per_micro_batch // seq)))  # packed micro-batches
     gb = max(lay.dp * micro, int(round(per_mb / (lay.dp * micro))) * lay.dp * micro)
     scale = per_mb / gb  # the rounding of B_eff to whole DP ranks, undone on the time
-    eff = settings.compute_efficiency or compute_efficiency_default(hw, m, tp)  # the hardware's matmul efficiency
+    k = settings.trainer_efficiency_scale
+    eff = settings.compute_efficiency or k * compute_efficiency_default(hw, m, tp)  # the hardware's matmul eff.
     peak = hw.peak("bf16")
+    profile = None
+    if settings.compute_efficiency is None and k != 1.0:
+        from dataclasses import replace
+
+        from ..core.efficiency import training_efficiency
+
+        te = training_efficiency(hw)
+        profile = replace(te, matmul=te.matmul * k, attention_flash=te.attention_flash * k,
+                          attention_unfused=te.attention_unfused * k,
+                          origin=f"{te.origin} x {k:g} (RL trainer, RLSettings.trainer_efficiency_scale)")
 
     def update(model: Model) -> float:
         mem = training_memory(model, hw, lay, micro_batch=micro, seq=seq, recompute=settings.recompute,
@@ -125,7 +139,8 @@ def trainer_work(m: Model, hw: Hardware, gpus: int, lengths, counts, prompt: flo
                               f"{mem.data['total_bytes'] / 2 ** 30:.1f} GiB per GPU at {seq:,}-token sequences; "
                               "give the trainer more GPUs or raise --train-tp")
         r = training_step(model, hw, lay, global_batch=gb, micro_batch=micro, seq=seq, gpus=gpus,
-                          recompute=settings.recompute, compute_efficiency=settings.compute_efficiency, causal=True)
+                          recompute=settings.recompute, compute_efficiency=settings.compute_efficiency, causal=True,
+                          efficiency=profile)
         return float(r.data["step_time_s"]) * scale * minibatches
 
     def forward(model: Model) -> float:

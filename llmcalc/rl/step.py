@@ -105,12 +105,10 @@ def _feasible_trainer(ctx: _Ctx, gpus: int) -> bool:
 
 def _split_candidates(ctx: _Ctx, total: int) -> list[int]:
     unit = ctx.rtp
+    while total // unit > 48:  # keep the search cheap: at most 48 splits, on multiples of 2, 4, 8, … engines
+        unit *= 2
     tunit = ctx.ttp * ctx.tpp
-    ks = [k for k in range(unit, total, unit) if (total - k) % tunit == 0 and (total - k) >= tunit]
-    if len(ks) > 48:  # keep the search cheap: an even spread of at most 48 splits
-        idx = np.unique(np.linspace(0, len(ks) - 1, 48).round().astype(int))
-        ks = [ks[i] for i in idx]
-    return ks
+    return [k for k in range(unit, total, unit) if (total - k) % tunit == 0 and (total - k) >= tunit]
 
 
 def best_split(ctx: _Ctx, total: int, eta: float | None) -> dict:
@@ -139,6 +137,48 @@ def _async(ctx: _Ctx, total: int, k: int, eta, partial: bool) -> dict:
     tr = ctx.train(total - k)
     sync = ctx.sync(False, total - k, k)[-1].value
     return simulate_async(ctx.pool(k), ctx.lengths, ctx.counts, tr["total_s"], sync, eta, partial)
+
+
+TRAINER_PHASES = (("score", "reward_s"), ("log-probs", "old_logprob_s"), ("log-probs", "ref_logprob_s"),
+                  ("train", "critic_s"), ("train", "update_s"))
+
+
+def _trainer_spans(tr: dict, start: float) -> list[tuple]:
+    """The trainer's bar split into score, log-probs and train (critic + policy update), in that order."""
+    out, t = [], start
+    for phase, key in TRAINER_PHASES:
+        if tr[key] > 0:
+            out.append(("trainer", phase, t, t + tr[key]))
+            t += tr[key]
+    return out
+
+
+def _timeline(name: str, g: dict, tr: dict, sync_s: float, periods: int = 2) -> list[dict]:
+    """Bars (row, phase, start_s, end_s) of ``periods`` steady-state steps of a closed-form regime; gaps are idle."""
+    spans, t0 = [], 0.0
+    for _ in range(periods):
+        gen, trn = g["time_s"], tr["total_s"]
+        if name in ("sync_colocated", "sync_disaggregated"):
+            spans.append(("rollout pool", "generate", t0, t0 + gen))
+            spans += _trainer_spans(tr, t0 + gen)
+            end = t0 + gen + trn
+        else:  # one_step_off: the next batch generates while this one trains
+            spans.append(("rollout pool", "generate", t0, t0 + gen))
+            spans += _trainer_spans(tr, t0)
+            end = t0 + max(gen, trn)
+        spans += [("rollout pool", "sync", end, end + sync_s), ("trainer", "sync", end, end + sync_s)]
+        t0 = end + sync_s
+    return [{"row": r, "phase": p, "start_s": a, "end_s": b} for r, p, a, b in spans if b > a]
+
+
+def _async_timeline(sim: dict, tr: dict) -> list[dict]:
+    out = []
+    for row, phase, a, b in sim["timeline"]:
+        if row == "trainer" and phase == "train":
+            out += [{"row": r, "phase": p, "start_s": x, "end_s": y} for r, p, x, y in _trainer_spans(tr, a)]
+        else:
+            out.append({"row": row, "phase": phase, "start_s": a, "end_s": b})
+    return out
 
 
 def _regime(name, step_s, parts: dict, ctx: _Ctx, rollout_gpus, trainer_gpus, rollout_busy, trainer_busy,
@@ -171,7 +211,8 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
     trained_tokens_per_s, generated_tokens_per_s, trained_tokens_per_s_per_gpu, rollout_utilisation,
     rollout_idle_s, trainer_utilisation, trainer_idle_s, staleness_mean, staleness_max}}, ``speedup``
     {one_step_off, fully_async: vs sync_colocated}, ``best_regime``, ``split`` {rollout_gpus, searched,
-    candidates, bound_s}.
+    candidates, bound_s}, ``timeline`` {name: [{row, phase, start_s, end_s}, …] over two steady-state steps;
+    gaps are idle}.
     """
     check_count(gpus, "--gpus", minimum=1)
     check_count(prompts, "--prompts")
@@ -227,6 +268,7 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
                        max_num_seqs=settings.max_num_seqs, kv_tokens=_kv_tokens(ctx), prompt=ctx.prompt,
                        mean=response.mean()))
     regimes: dict[str, dict] = {}
+    timelines: dict[str, list] = {}
     want_sync = regime in ("sync", "all")
     want_async = regime in ("async", "all")
     # sync colocated on every GPU
@@ -246,52 +288,66 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
             regimes["sync_colocated"] = _regime(
                 "sync_colocated", step, _parts(g, tr, sy[-1].value), ctx, gpus, gpus,
                 rollout_busy=g["time_s"], trainer_busy=tr["total_s"] + sy[-1].value)
+            timelines["sync_colocated"] = _timeline("sync_colocated", g, tr, sy[-1].value)
     # the split
     searched = rollout_gpus is None
     split_info = None
-    if searched:
-        split_info = best_split(ctx, gpus, staleness)
-        k = split_info["rollout_gpus"]
-    else:
-        k = rollout_gpus
-        if not _feasible_trainer(ctx, gpus - k):
-            ctx.train(gpus - k)  # raises the trainer's own message
-    tk = gpus - k
-    g, tr = ctx.generate(k), ctx.train(tk)
-    sy = ctx.sync(False, tk, k)
-    t_sync = sy[-1].value
-    figs += _gen_figs("split", g, k // rollout_tp)
-    figs += _train_figs("split", tr, tk)
-    figs += [_rekey(f, "split/") for f in sy]
-    if want_sync:
-        step = g["time_s"] + tr["total_s"] + t_sync
-        figs.append(derive("sync_disaggregated/step_s", "generate + trainer + sync", "s",
-                           "each pool idle while the other works", label=f"sync disaggregated ({k}+{tk}): step",
-                           generate=g["time_s"], trainer=tr["total_s"], sync=t_sync))
-        regimes["sync_disaggregated"] = _regime("sync_disaggregated", step, _parts(g, tr, t_sync), ctx, k, tk,
-                                                rollout_busy=g["time_s"] + t_sync, trainer_busy=tr["total_s"] + t_sync)
-    if want_async:
-        step = max(g["time_s"], tr["total_s"]) + t_sync
-        figs.append(derive("one_step_off/step_s", "max(generate, trainer) + sync", "s", SRC_VERL_1OFF,
-                           label=f"one-step-off ({k}+{tk}): step", generate=g["time_s"], trainer=tr["total_s"],
-                           sync=t_sync))
-        parts = _parts(g, tr, t_sync)
-        parts["wait_generate_s"] = max(g["time_s"] - tr["total_s"], 0.0)
-        regimes["one_step_off"] = _regime("one_step_off", step, parts, ctx, k, tk,
-                                          rollout_busy=g["time_s"] + t_sync, trainer_busy=tr["total_s"] + t_sync,
-                                          staleness=(1.0, 1))
-        sim = _async(ctx, gpus, k, staleness, partial)
-        eta_txt = "inf" if staleness is None else str(staleness)
-        figs.append(Figure("fully_async/step_s", sim["period_s"], "s",
-                           "steady-state period of the event simulation (llmcalc.rl.loop)",
-                           f"η = {eta_txt}, partial rollouts {'on' if partial else 'off'}, {sim['steps_simulated']} "
-                           "steps, second half measured", SRC_AREAL, f"fully async ({k}+{tk}, η {eta_txt}): step"))
-        parts = _parts(g, tr, t_sync)
-        parts["generate_s"] = sim["rollout_busy_s"]
-        parts["wait_generate_s"] = max(sim["period_s"] - tr["total_s"] - t_sync, 0.0)
-        regimes["fully_async"] = _regime("fully_async", sim["period_s"], parts, ctx, k, tk,
-                                         rollout_busy=sim["rollout_busy_s"], trainer_busy=sim["trainer_busy_s"],
-                                         staleness=(sim["staleness_mean"], sim["staleness_max"]))
+    split_error = None
+    try:
+        if searched:
+            split_info = best_split(ctx, gpus, staleness)
+            k = split_info["rollout_gpus"]
+        else:
+            k = rollout_gpus
+            ctx.train(gpus - k)  # raises the trainer's own message when it does not fit
+    except LayoutError as e:
+        if "sync_colocated" not in regimes or regime == "async":
+            if not colocated_ok:
+                ctx.train(gpus)  # the trainer does not fit even on every GPU: its own message says by how much
+            raise
+        split_error, k = str(e), None  # colocated only: say why the split regimes are missing
+    tk = None if k is None else gpus - k
+    if k is not None:
+        g, tr = ctx.generate(k), ctx.train(tk)
+        sy = ctx.sync(False, tk, k)
+        t_sync = sy[-1].value
+        figs += _gen_figs("split", g, k // rollout_tp)
+        figs += _train_figs("split", tr, tk)
+        figs += [_rekey(f, "split/") for f in sy]
+        if want_sync:
+            step = g["time_s"] + tr["total_s"] + t_sync
+            figs.append(derive("sync_disaggregated/step_s", "generate + trainer + sync", "s",
+                               "each pool idle while the other works", label=f"sync disaggregated ({k}+{tk}): step",
+                               generate=g["time_s"], trainer=tr["total_s"], sync=t_sync))
+            regimes["sync_disaggregated"] = _regime(
+                "sync_disaggregated", step, _parts(g, tr, t_sync), ctx, k, tk, rollout_busy=g["time_s"] + t_sync,
+                trainer_busy=tr["total_s"] + t_sync)
+            timelines["sync_disaggregated"] = _timeline("sync_disaggregated", g, tr, t_sync)
+        if want_async:
+            step = max(g["time_s"], tr["total_s"]) + t_sync
+            figs.append(derive("one_step_off/step_s", "max(generate, trainer) + sync", "s", SRC_VERL_1OFF,
+                               label=f"one-step-off ({k}+{tk}): step", generate=g["time_s"], trainer=tr["total_s"],
+                               sync=t_sync))
+            parts = _parts(g, tr, t_sync)
+            parts["wait_generate_s"] = max(g["time_s"] - tr["total_s"], 0.0)
+            regimes["one_step_off"] = _regime("one_step_off", step, parts, ctx, k, tk,
+                                              rollout_busy=g["time_s"] + t_sync, trainer_busy=tr["total_s"] + t_sync,
+                                              staleness=(1.0, 1))
+            timelines["one_step_off"] = _timeline("one_step_off", g, tr, t_sync)
+            sim = _async(ctx, gpus, k, staleness, partial)
+            eta_txt = "inf" if staleness is None else str(staleness)
+            figs.append(Figure("fully_async/step_s", sim["period_s"], "s",
+                               "steady-state period of the event simulation (llmcalc.rl.loop)",
+                               f"η = {eta_txt}, partial rollouts {'on' if partial else 'off'}, "
+                               f"{sim['steps_simulated']} steps, second half measured", SRC_AREAL,
+                               f"fully async ({k}+{tk}, η {eta_txt}): step"))
+            parts = _parts(g, tr, t_sync)
+            parts["generate_s"] = sim["rollout_busy_s"]
+            parts["wait_generate_s"] = max(sim["period_s"] - tr["total_s"] - t_sync, 0.0)
+            regimes["fully_async"] = _regime("fully_async", sim["period_s"], parts, ctx, k, tk,
+                                             rollout_busy=sim["rollout_busy_s"], trainer_busy=sim["trainer_busy_s"],
+                                             staleness=(sim["staleness_mean"], sim["staleness_max"]))
+            timelines["fully_async"] = _async_timeline(sim, tr)
     if not regimes:
         raise LayoutError(f"the trainer does not fit on {gpus} x {hw.display_name} colocated; "
                           "use --regime async with a split, or more GPUs")
@@ -306,12 +362,14 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
                                    sync_colocated=base, other=regimes[r]["step_s"]))
     best = min(regimes, key=lambda r: regimes[r]["step_s"])
     assumptions = _assumptions(ctx, k, tk, searched, partial, staleness, colocated_ok)
+    if split_error:
+        assumptions.append(f"WARNING: no split regimes: {split_error}")
     data = {"model": m.name, "hardware": hw.name, "gpus": gpus, "prompts": prompts, "samples": samples,
             "batch": n, "prompt_len": prompt_len, "response": response.describe_as, "algo": algo,
             "staleness_eta": staleness, "partial_rollouts": partial, "rollout_tp": rollout_tp,
             "slots_per_engine": ctx.slots, "response_mean": response.mean(),
             "response_expected_max": response.expected_max(n), "regimes": regimes, "speedup": speedup,
-            "best_regime": best, "weight_bytes": weight_bytes(m),
+            "best_regime": best, "weight_bytes": weight_bytes(m), "timeline": timelines,
             "split": {"rollout_gpus": k, "trainer_gpus": tk, "searched": searched,
                       "candidates": None if split_info is None else split_info["candidates"],
                       "bound_s": None if split_info is None else split_info["bound_s"]}}
@@ -357,6 +415,9 @@ def _train_figs(key: str, tr: dict, gpus: int) -> list[Figure]:
 
 def _assumptions(ctx: _Ctx, k: int, tk: int, searched: bool, partial: bool, eta, colocated_ok: bool) -> list[str]:
     s = ctx.s
+    split = (f"split: {k} rollout + {tk} trainer GPUs" + (" (searched: async throughput bound over every split, "
+                                                         "best three simulated)" if searched else " (given)")
+             if k is not None else "split: none feasible")
     out = [f"responses: {ctx.response.describe_as}; tail and drain from {len(ctx.lengths)} cohorts of the "
            f"{ctx.batch:,} expected order statistics (Blom)",
            f"rollout engines: {ctx.rtp} GPU(s) each, {ctx.slots} sequences each; decode step = roofline "
@@ -367,8 +428,7 @@ def _assumptions(ctx: _Ctx, k: int, tk: int, searched: bool, partial: bool, eta,
            f"{'on' if ctx.ref else 'off'}; reward {'model forward' if ctx.rm else 'rule-based (free)'}",
            f"weight sync: bf16 weights; engine reload at {s.reload_bw_bytes_per_s / 1e9:g} GB/s (calibrated on "
            f"checkpoint-engine), {s.bucket_bytes / 2 ** 30:g} GiB buckets at {s.bucket_latency_s * 1e3:g} ms each",
-           f"split: {k} rollout + {tk} trainer GPUs" + (" (searched: async throughput bound over every split, "
-                                                        "best three simulated)" if searched else " (given)"),
+           split,
            f"fully async: staleness η = {'inf' if eta is None else eta}, interruptible rollouts "
            f"{'on (KV recomputed after each sync)' if partial else 'off (sync waits for the pool to drain)'}",
            "pools are balanced fluidly across engines; generation and training efficiency do not depend on the "

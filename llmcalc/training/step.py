@@ -59,7 +59,8 @@ def flops_per_sequence(m: Model, seq, *, causal: bool = False, extras: bool = Fa
                 for mm in blk["matmuls"]:
                     if mm["key"].endswith(("/scores", "/values")):
                         core = core + blk["layers"] * np.asarray(mm["flops"], float)
-                    elif name.startswith("moe") and mm["key"].endswith(("/router", "/experts", "/shared")):
+                    elif name.startswith("moe") and mm["key"].endswith(("/router", "/experts")):
+                        # routed experts (grouped GEMMs over uneven token counts); shared experts run as a dense MLP
                         moe = moe + blk["layers"] * np.asarray(mm["flops"], float)
             ex = {"core": core * np.ones_like(model), "moe": moe * np.ones_like(model),
                   "six_nd": np.asarray(d["six_nd_flops"], float) * np.ones_like(model)}

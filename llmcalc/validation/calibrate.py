@@ -80,6 +80,17 @@ def fit(measurements: list[Measurement], base: TrainingEfficiency, parameters=("
                            f"{len(measurements)} measurement(s): give at least as many measured layouts")
     if base.flat is not None:
         raise LlmcalcError("calibrate fits the per-kernel terms; do not combine it with --compute-efficiency")
+    # A measurement faster than every kernel at 100% of the dense peak (communication and bubble still counted)
+    # cannot be fitted by any efficiency: that is an input error, not a profile.
+    from dataclasses import replace as _replace
+
+    ceiling = TrainingEfficiency(1.0, 1.0, 1.0, 1.0, 0.0, origin="ceiling", flat=1.0)
+    for m in measurements:
+        floor = m.predict(_replace(ceiling))
+        if m.step_time_s < floor * (1 - 1e-9):
+            raise LlmcalcError(f"{m.label}: measured {m.step_time_s:g} s is faster than the same layout at 100% of "
+                               f"the dense peak ({floor:.4g} s): check the step time, batch, sequence length, GPU "
+                               "count and --hardware")
     lo = np.array([BOUNDS[n][0] for n in names])
     hi = np.array([BOUNDS[n][1] for n in names])
     measured = np.array([m.step_time_s for m in measurements], float)
@@ -115,6 +126,11 @@ def fit(measurements: list[Measurement], base: TrainingEfficiency, parameters=("
     rows = [(m.label or f"measurement {i + 1}", m.step_time_s, m.step_time_s * float(np.exp(ri)),
              float(np.exp(ri) - 1)) for i, (m, ri) in enumerate(zip(measurements, r, strict=True))]
     at_bound = [n for n, v, a, b in zip(names, x, lo, hi, strict=True) if v <= a * 1.0001 or v >= b * 0.9999]
+    worst = max(rows, key=lambda row: abs(row[3]))
+    if at_bound and abs(worst[3]) > 0.05:
+        raise LlmcalcError(f"the measurements cannot be matched: {', '.join(at_bound)} ran into the end of its range "
+                           f"and {worst[0]} is still {worst[3]:+.0%} off (measured {worst[1]:.4g} s, predicted "
+                           f"{worst[2]:.4g} s): check that measurement's inputs")
     if at_bound:
         te = replace(te, source=te.source + f"; at a bound: {', '.join(at_bound)} (the data push it outside its "
                                             "range: check the measurements and layouts)")

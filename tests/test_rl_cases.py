@@ -1,0 +1,172 @@
+"""Published RL post-training measurements (shared/reference/rl-and-planner-cases.yaml) against llmcalc.rl,
+with ONE set of defaults (llmcalc.rl.phases.RLSettings).
+
+Calibration vs test:
+- CALIBRATION: NeMo-RL v0.6 H100 rows (decode_step_overhead_s = 20 ms and trainer_efficiency_scale = 0.4 of
+  the hardware's pre-training efficiency, fitted together on their two step times) and checkpoint-engine's
+  Qwen3-235B row (reload_bw = 150 GB/s).
+- TEST: everything else. Cases outside their stated tolerance are ``xfail(strict=True)`` with the numbers in
+  the reason, so a fix that brings them inside fails loudly and gets the marker removed.
+
+Inputs a source does not publish (response-length distributions, prompt lengths) are chosen once per source
+below, said where, and never tuned per assertion.
+"""
+
+import pytest
+
+from llmcalc import load_hardware, load_model
+from llmcalc.rl.lengths import lognormal
+from llmcalc.rl.phases import RLSettings, weight_sync
+from llmcalc.rl.step import rl_step
+
+D = "tests/data/"
+H800 = load_hardware(D + "hardware/h800-sxm.yaml")
+H20 = load_hardware(D + "hardware/h20.yaml")
+H100 = load_hardware("h100-sxm")
+GB200 = load_hardware("gb200")
+R1_1P5B = load_model(D + "models/deepseek-r1-distill-qwen-1.5b.yaml")
+QWEN3_30B = load_model(D + "models/qwen3-30b-a3b.yaml")
+QWEN_7B = load_model("qwen2.5-7b")  # Qwen2.5-Math-7B shares Qwen2.5-7B's architecture (positions differ)
+
+
+# ---------------------------------------------------------------- AReaL (Fu et al. 2025, arXiv 2505.24298)
+# Table 1 + App. B Table 3: DeepSeek-R1-Distill-Qwen-1.5B, 512 prompts x 16, max generation 27,648, 16 nodes of
+# 8 H800; async: 96 inference + 32 training GPUs, η = 8, interruptible rollouts, 4 PPO mini-batches, no critic,
+# no reference. Sync.AReaL is "AReaL with η = 0" on the same system. NOT published: the response-length
+# distribution. We take mean 9,000 tokens (Fig 5c's 128.7k tokens/s × the 590 s sync step / 8,192 ≈ 9.3k
+# tokens per trajectory) with cv 0.8 (a heavy tail; AReaL §3 motivates the system by it), prompt 256.
+AREAL = dict(gpus=128, prompts=512, samples=16, prompt_len=256, response=lognormal(9000, 0.8, 27648),
+             rollout_gpus=96, minibatches=4)
+
+
+def _areal(eta):
+    return rl_step(R1_1P5B, H800, staleness=eta, regime="all", **AREAL).data["regimes"]
+
+
+def test_areal_async_over_sync_ratio():
+    """rl-areal-1p5b-math: Sync.AReaL 41.0 h vs AReaL 14.8 h = 2.77x; tolerance ±30% on the ratio."""
+    sync = _areal(0)["fully_async"]["step_s"]  # η = 0: AReaL's own synchronous mode
+    asy = _areal(8)["fully_async"]["step_s"]
+    assert sync / asy == pytest.approx(2.77, rel=0.30)
+
+
+def test_areal_async_step_absolute_within_50pct():
+    """AReaL 14.8 h / 250 steps = 213 s per step; absolute hours only ±50% (length distribution unpublished)."""
+    assert _areal(8)["fully_async"]["step_s"] == pytest.approx(213, rel=0.5)
+
+
+@pytest.mark.xfail(strict=True, reason="Sync.AReaL lands at 907 s vs 590 s (+54%, just outside ±50%): the drain "
+                   "of the 27,648-token tail at 20 ms per decode step (fitted on an MoE at TP2) is ~560 s alone; a "
+                   "1.5B dense model on SGLang steps faster")
+def test_areal_sync_step_absolute_within_50pct():
+    assert _areal(0)["fully_async"]["step_s"] == pytest.approx(590, rel=0.5)
+
+
+def test_areal_staleness_sweep_rises_then_saturates():
+    """rl-areal-staleness-throughput-sweep (Fig 5c): 128.7k tokens/s at η = 0, 356.6k at η = 2, 396.8k at η = ∞:
+    a steep rise (>2x by η = 1-2), within 10% of η = ∞ by η = 4-8, and η≥2 / η=0 = 2.77 ± 30%."""
+    thr = {eta: _areal(eta)["fully_async"]["trained_tokens_per_s"] for eta in (0, 1, 2, 4, 8, None)}
+    assert thr[2] / thr[0] > 2
+    assert thr[2] / thr[0] == pytest.approx(356.6 / 128.7, rel=0.30)
+    assert thr[4] >= 0.9 * thr[None] and thr[8] >= 0.9 * thr[None]
+    assert thr[0] < thr[1] <= thr[2] * 1.001
+
+
+# ---------------------------------------------------------------- verl recipes (H20)
+# docs/advance/fully_async.md and recipe/one_step_off_policy/README.md: Qwen2.5-Math-7B, DAPO (no KL, no
+# critic, no reference), 512 prompts x 16, ppo_mini_batch 32 prompts (16 optimizer steps), vLLM gen_tp 4
+# (recipe/one_step_off_policy/shell/dapo_7b_math_fsdp2_64_64.sh). NOT published: the length distribution;
+# we take mean 2,500 and cv 1.0 (DAPO's long-tail motivation), prompt 256; the one-step-off README does not give
+# its batch, we assume the same 512 x 16 DAPO recipe.
+VERL = dict(prompts=512, samples=16, prompt_len=256, rollout_tp=4, minibatches=16)
+
+
+@pytest.mark.xfail(strict=True, reason="trainer far too slow on H20: H20 has no efficiency block, so it gets the "
+                   "H100 generation default x 0.4 of its 148 TFLOP/s, putting update_actor at 723 s vs 133 s "
+                   "measured; sync step 1592 s vs 365 s, fully async 1803 s vs 189 s, speedup 0.88 vs 1.92. verl's "
+                   "update also barely slows when the trainer pool halves (133 -> 157 s), which a compute-bound "
+                   "trainer cannot show")
+def test_verl_fully_async_7b_64_h20():
+    r = rl_step(QWEN_7B, H20, gpus=64, response=lognormal(2500, 1.0, 28 * 1024), rollout_gpus=32, staleness=1,
+                **VERL).data
+    assert r["regimes"]["sync_colocated"]["step_s"] == pytest.approx(365.28, rel=0.25)
+    assert r["regimes"]["fully_async"]["step_s"] == pytest.approx(189.26, rel=0.25)
+    assert r["speedup"]["fully_async"] == pytest.approx(1.92, rel=0.20)
+
+
+@pytest.mark.xfail(strict=True, reason="as the fully-async case: the H20 trainer is ~6x too slow (colocated step "
+                   "4268 s vs 749 s; one-step-off 4786 s vs 520 s)")
+def test_verl_one_step_off_7b_16_h20():
+    r = rl_step(QWEN_7B, H20, gpus=16, response=lognormal(2500, 1.0, 20480), rollout_gpus=4, **VERL).data
+    assert r["regimes"]["sync_colocated"]["step_s"] == pytest.approx(749, rel=0.20)
+    assert r["regimes"]["one_step_off"]["step_s"] == pytest.approx(520, rel=0.20)
+
+
+def test_verl_one_step_off_composition_formulas():
+    """The README's composition formulas hold by construction in our step: colocated step = gen + old_log_prob +
+    update_actor (+ sync); one-step-off step = max(gen, trainer) + sync, wait_prev_gen = the unhidden part."""
+    r = rl_step(QWEN_7B, H20, gpus=16, response=lognormal(2500, 1.0, 20480), rollout_gpus=4, **VERL).data
+    c, o = r["regimes"]["sync_colocated"], r["regimes"]["one_step_off"]
+    b = c["breakdown_s"]
+    assert c["step_s"] == pytest.approx(b["generate_s"] + b["logprob_s"] + b["train_s"] + b["sync_s"], rel=1e-9)
+    b = o["breakdown_s"]
+    assert o["step_s"] == pytest.approx(b["wait_generate_s"] + b["logprob_s"] + b["train_s"] + b["sync_s"], rel=1e-9)
+    # generation on 4 of 16 GPUs is slower than colocated on 16 (the README: 247 -> 458 s) but hidden
+    assert o["breakdown_s"]["generate_s"] > c["breakdown_s"]["generate_s"]
+
+
+# ---------------------------------------------------------------- NeMo-RL v0.6 (docs/about/performance-summary.md)
+# Qwen3-30B-A3B GRPO, 64 prompts x 32, max total sequence 4,096, avg generation 3,203 tokens; vLLM TP2; training
+# EP8. We take prompt 300 and lengths lognormal(3203, cv 0.3) capped at 4096 - 300.
+NEMO = dict(prompts=64, samples=32, prompt_len=300, response=lognormal(3203, 0.3, 4096 - 300), rollout_tp=2,
+            train_ep=8, staleness=1, minibatches=1)
+
+
+def test_nemo_h100_rows_reproduce_the_calibration():
+    """CALIBRATION rows (not a test of accuracy): on-policy 192 s, 1-off 152 s on 32 H100."""
+    r = rl_step(QWEN3_30B, H100, gpus=32, rollout_gpus=16, **NEMO).data["regimes"]
+    assert r["sync_colocated"]["step_s"] == pytest.approx(192, rel=0.05)
+    assert r["one_step_off"]["step_s"] == pytest.approx(152, rel=0.05)
+
+
+@pytest.mark.xfail(strict=True, reason="GB200 (16 GPUs, 8+8 split): we predict on-policy 155 s (221 measured, -30%) "
+                   "and 1-off 125 s (301 measured), so the negative anchor (1-off slower) is missed: generation, "
+                   "dominated by the per-step overhead, barely slows on half the engines, and our trainer on 8 GB200 "
+                   "(67 s) is far faster than the measured rows imply (~300 s)")
+def test_nemo_gb200_small_pool_async_is_slower():
+    r = rl_step(QWEN3_30B, GB200, gpus=16, rollout_gpus=8, **NEMO).data["regimes"]
+    assert r["one_step_off"]["step_s"] > r["sync_colocated"]["step_s"]
+    assert r["sync_colocated"]["step_s"] == pytest.approx(221, rel=0.25)
+    assert r["one_step_off"]["step_s"] == pytest.approx(301, rel=0.25)
+
+
+# ---------------------------------------------------------------- checkpoint-engine (MoonshotAI, README benchmark)
+# Broadcast times (gather-metas excluded) of whole checkpoints to every GPU of the inference instances. Bytes from
+# the case notes: 235B BF16 = 470 GB, Kimi-K2 ~1T FP8 = 1.04 TB; GLM-4.5-Air 106B BF16 = 212 GB; DeepSeek-V3.1
+# 671B FP8 = 671 GB. The Qwen3-235B row CALIBRATES reload_bw; the other five are tests (±40%).
+CKPT = [  # id, hardware, GPUs, bytes, bucket GiB, measured broadcast s
+    ("glm-4.5-air-8xh800", H800, 8, 212e9, 3.02, 3.47),
+    ("qwen3-235b-8xh800 (calibration)", H800, 8, 470e9, 2.67, 6.22),
+    ("deepseek-v3.1-16xh20", H20, 16, 671e9, 5.39, 10.19),
+    ("kimi-k2-16xh20", H20, 16, 1.04e12, 5.89, 14.36),
+    pytest.param("deepseek-v3.1-256xh20", H20, 256, 671e9, 8.0, 11.33, marks=pytest.mark.xfail(
+        strict=True, reason="6.65 s vs 11.33 s = -41%, just outside ±40%: time grows with fan-out more than a "
+                            "pipelined broadcast + per-bucket latency model allows")),
+    ("kimi-k2-256xh20", H20, 256, 1.04e12, 8.0, 16.04),
+]
+
+
+@pytest.mark.parametrize("case, hw, gpus, size, bucket_gib, measured", CKPT)
+def test_checkpoint_engine_broadcast(case, hw, gpus, size, bucket_gib, measured):
+    s = RLSettings(bucket_bytes=bucket_gib * 2 ** 30)
+    t = weight_sync(QWEN_7B, hw, colocated=False, trainer_gpus=0, rollout_gpus=gpus, settings=s,
+                    size_bytes=size)[-1].value
+    assert t == pytest.approx(measured, rel=0.01 if "calibration" in case else 0.40)
+
+
+def test_checkpoint_engine_time_barely_grows_with_fan_out():
+    """The README's observation: 16 -> 256 H20 adds little (DeepSeek-V3.1 10.19 -> 11.33 s)."""
+    s = RLSettings(bucket_bytes=8 * 2 ** 30)
+    t16, t256 = (weight_sync(QWEN_7B, H20, colocated=False, trainer_gpus=0, rollout_gpus=n, settings=s,
+                             size_bytes=671e9)[-1].value for n in (16, 256))
+    assert 1.0 <= t256 / t16 < 1.25

@@ -428,6 +428,7 @@ BAD_INPUTS = {
     "serving": [({"tpot_slo": 0.00001}, None, {"Which accelerator serves this load cheapest?"})],
     "model": [({"seq": 1 << 24, "batch": 1 << 16}, None, {"Parameters"})],
     "compare": [({"tp_b": 3}, "TP (B)", {"Deltas (green: B better, red: B worse)", "Derivations"})],
+    "rl": [({"rl_rtp": 3}, "rollout engine TP", set())],
 }
 
 

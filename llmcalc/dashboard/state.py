@@ -77,6 +77,12 @@ FIELDS = _fields(
     Field("ttft_slo", 2.0, 0.001, 1e4), Field("tpot_slo", 0.05, 1e-5, 100.0),
     Field("price", 0.0, 0.0, 1e6),  # USD per device-hour; 0 = the catalogue's price
     Field("weight_only", False),  # fp8/int8 weights with 16-bit compute (weight-only quantisation)
+    # RL post-training page (llmcalc.rl.step.rl_step)
+    Field("rl_gpus", 64, 2, 1 << 20), Field("rl_prompts", 512, 1, 1 << 20), Field("rl_samples", 16, 1, 4096),
+    Field("rl_prompt", 512, 1, 1 << 24), Field("rl_mean", 3000, 1, 1 << 24), Field("rl_cv", 1.0, 0.0, 10.0),
+    Field("rl_cap", 8192, 1, 1 << 24), Field("rl_eta", "2", choices=("0", "1", "2", "4", "8", "inf")),
+    Field("rl_algo", "grpo", choices=("grpo", "ppo")), Field("rl_rtp", 1, 1, 4096), Field("rl_split", 0, 0, 1 << 20),
+    Field("rl_partial", True),
     # A vs B: the second scenario
     Field("model_b", "llama-3.1-8b"), Field("hw_b", "a100-sxm-80gb"), Field("dtype_b", "bf16", choices=tuple(DTYPES)),
     Field("tp_b", 1, 1, 4096), Field("pp_b", 1, 1, 4096), Field("dp_b", 8, 1, 1 << 20),

@@ -23,7 +23,7 @@ COMMANDS = {
     "speculative": "inference", "batching": "inference",
     "validate": "validation", "calibrate": "calibrate",
     "rl": "rl",
-    "sheet": "study", "shard": "study",
+    "sheet": "study", "shard": "study", "drill": "study", "why": "study",
     "app": "dashboard",
 }
 

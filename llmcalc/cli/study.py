@@ -140,3 +140,147 @@ def shard(block: str = typer.Argument(..., help="mlp (2-layer ReLU MLP) or atten
                    f"; collectives {fmt(t['bytes_per_rank'], 'B')} in {fmt(t['time_s'], 's')}")
         for n in x.notes:
             typer.echo(f"  * {n}")
+
+
+@app.command()
+@user_errors
+def drill(topics: list[str] | None = typer.Argument(None, help="Topics (default: the weakest first): params, "
+                                                    "chinchilla, flops, kv, tp-bytes, zero, decode, prefill, "
+                                                    "train-days.", show_default=False),
+          count: int = typer.Option(5, "--count", "-n", help="Questions to ask."),
+          seed: int | None = typer.Option(None, "--seed", help="Random seed (default: today's date, so a day's "
+                                          "drill repeats)."),
+          answers: str | None = typer.Option(None, "--answers", help="File with one answer per line "
+                                             "(e.g. '3.2 GB', '40ms', '1.2e12'); piped stdin works too."),
+          stats: bool = typer.Option(False, "--stats", help="Per-topic accuracy and Leitner boxes, then exit."),
+          history: str | None = typer.Option(None, "--history", help="History file (default: $LLMCALC_DATA_DIR/"
+                                             "drill.jsonl, else $XDG_DATA_HOME/llmcalc/drill.jsonl)."),
+          record: bool = typer.Option(True, "--record/--no-record", help="Append graded answers to the history."),
+          as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
+    """Daily drill: questions from the calculators, answers with units graded (10% right, 2x close)."""
+    import datetime
+    import sys
+    import time
+    from pathlib import Path
+
+    from ..core.errors import LlmcalcError
+    from ..study import drill as dr
+
+    path = dr.history_path(history)
+    past = dr.load_history(path)
+    if stats:
+        return _drill_stats(dr, past, path, as_json)
+    seed = int(datetime.date.today().strftime("%Y%m%d")) if seed is None else seed
+    qs = dr.questions(topics, count, seed, past)
+    given: list[str] | None
+    if answers is not None:
+        try:
+            given = Path(answers).read_text().splitlines()
+        except OSError as e:
+            raise LlmcalcError(f"--answers {answers}: cannot read ({e.strerror})") from None
+    elif not sys.stdin.isatty():
+        given = sys.stdin.read().splitlines()
+    else:
+        given = None  # interactive
+    results, records = [], []
+    for i, q in enumerate(qs):
+        if not as_json:
+            typer.echo(f"\nQ{i + 1}/{len(qs)} [{q.topic}] {q.text}")
+        if given is None:
+            text = typer.prompt("  your answer (with units; empty to see it)", default="", show_default=False)
+        else:
+            text = given[i] if i < len(given) else ""
+        g = dr.grade(text, q.answer.value, q.answer.unit)
+        results.append({**q.as_dict(), "answer": text, "verdict": g.verdict, "given": g.given, "ratio": g.ratio,
+                         "message": g.message})
+        if g.verdict != "skipped":
+            records.append({"time": time.time(), "seed": seed, "topic": q.topic, "question": q.text,
+                            "expected": dr._plain(q.answer.value), "unit": q.answer.unit, "answer": text,
+                            "verdict": g.verdict, "ratio": g.ratio})
+        if as_json:
+            continue
+        if g.verdict == "skipped":
+            typer.echo(f"  answer: {q.answer.text()}")
+        else:
+            how = f"×{g.ratio:.3g} of it" if g.ratio is not None else g.message
+            typer.echo(f"  {text.strip()} → {g.verdict.upper()} (the calculator says {q.answer.text()}; {how})")
+        typer.echo("  derivation:")
+        for f in q.derivation:
+            if explain:
+                typer.echo("\n".join("    " + ln for ln in f.explain().splitlines()))
+            else:
+                sub = f" = {f.substituted}" if f.substituted and f.substituted != f.formula else ""
+                typer.echo(f"    {f.name} = {f.text()}" + (f"   [{f.formula}{sub}]" if f.formula else ""))
+    if record:
+        dr.append_history(path, records)
+    if as_json:
+        typer.echo(json.dumps({"seed": seed, "history": str(path), "questions": results}, indent=2,
+                              default=_default))
+        return
+    graded = [r for r in results if r["verdict"] != "skipped"]
+    if graded:
+        tally = {v: sum(r["verdict"] == v for r in graded) for v in ("right", "close", "wrong")}
+        typer.echo(f"\n{tally['right']} right, {tally['close']} close, {tally['wrong']} wrong"
+                   + (f"; history: {path}" if record else ""))
+    else:
+        typer.echo(f"\n(no answers given: seed {seed}; answer with --answers FILE, piped stdin or interactively)")
+
+
+def _drill_stats(dr, past, path, as_json: bool) -> None:
+    from ._common import table
+
+    b = dr.boxes(past)
+    nxt = dr.order(None, past)
+    if as_json:
+        typer.echo(json.dumps({"history": str(path), "answers": len(past), "topics": b, "next": nxt}, indent=2))
+        return
+    typer.echo(f"Drill history: {path} ({len(past)} graded answers)")
+    rows = [(t, str(b[t]["box"]), str(b[t]["attempts"]), str(b[t]["right"]), str(b[t]["close"]),
+             str(b[t]["wrong"]), "-" if b[t]["accuracy"] is None else f"{b[t]['accuracy']:.0%}") for t in nxt]
+    typer.echo(table(rows, ("topic (next first)", "box", "asked", "right", "close", "wrong", "accuracy")))
+    typer.echo("Leitner boxes 1-5: right moves a topic up, wrong back to 1; the lowest boxes come first.")
+
+
+@app.command()
+@user_errors
+def why(topic: str = typer.Argument(..., help="zero3, gqa, mla, pp, tp-within-node or speculative."),
+        model: str = typer.Argument(..., help="Catalogue name, YAML or config.json.", autocompletion=complete_models,
+                                    show_default=False),
+        hardware: str = HARDWARE_OPT,
+        gpus: int = typer.Option(64, "--gpus", help="GPUs (zero3, pp)."),
+        seq: int = typer.Option(4096, "--seq", help="Training sequence length (zero3, pp, tp-within-node)."),
+        global_batch: int | None = typer.Option(None, "--global-batch", help="Sequences per step (default --gpus)."),
+        context: int = typer.Option(8192, "--context", help="Context length (gqa, mla)."),
+        batch: int = typer.Option(32, "--batch", help="Decode batch (gqa, mla; speculative uses 1 unless given)."),
+        draft: str | None = typer.Option(None, "--draft", help="Draft model (speculative; default: the smallest "
+                                         "catalogue model with the same vocabulary)."),
+        alpha: float = typer.Option(0.8, "--alpha", help="Acceptance rate (speculative)."),
+        gamma: int = typer.Option(4, "--gamma", help="Drafted tokens per step (speculative)."),
+        as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
+    """A trade-off in this configuration's numbers: ZeRO-3, GQA, MLA, PP, TP within a node, speculative decoding."""
+    from ..core.catalogue import load_hardware, load_model
+    from ..core.checks import check_count, check_number
+    from ..study.why import why as explain_
+
+    for v, o in ((gpus, "--gpus"), (seq, "--seq"), (context, "--context"), (batch, "--batch"), (gamma, "--gamma"),
+                 (global_batch, "--global-batch")):
+        if v is not None:
+            check_count(v, o)
+    check_number(alpha, "--alpha", low=0, low_ok=True, high=1, high_ok=False)
+    w = explain_(topic, load_model(model), load_hardware(hardware), gpus=gpus, seq=seq, global_batch=global_batch,
+                 context=context, batch=batch, draft=None if draft is None else load_model(draft), alpha=alpha,
+                 gamma=gamma)
+    if as_json:
+        typer.echo(json.dumps({"topic": w.topic, "title": w.title, "text": list(w.lines),
+                               "figures": [f.as_dict() for f in w.figures], "assumptions": list(w.notes)},
+                              indent=2, default=_default))
+        return
+    typer.echo(w.title)
+    for ln in w.lines:
+        typer.echo(ln)
+    if explain:
+        typer.echo("\nwhere the numbers come from:")
+        for f in w.figures:
+            typer.echo(f.explain())
+    for n in w.notes:
+        typer.echo(f"  * {n}")

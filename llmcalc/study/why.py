@@ -1,0 +1,307 @@
+"""Trade-offs in numbers: ``llmcalc why zero3|gqa|mla|pp|tp-within-node|speculative MODEL -H HW``.
+
+Each explainer runs the calculators for this model and accelerator under the alternatives being compared
+and writes a few sentences around their figures. Every number in the text is one of the returned
+figures (formatted by core/units.fmt), so ``--explain`` shows where each came from; the sentences hold
+no numbers of their own beyond the configuration the user chose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ..core.errors import LlmcalcError
+from ..core.results import Figure, derive
+from ..core.specs import Hardware, Model
+from ..core.units import fmt
+
+TOPICS = ("zero3", "gqa", "mla", "pp", "tp-within-node", "speculative")
+
+
+@dataclass(frozen=True)
+class Why:
+    topic: str
+    title: str
+    lines: tuple[str, ...]
+    figures: tuple[Figure, ...]
+    notes: tuple[str, ...] = ()
+
+
+def _tag(f: Figure, key: str, label: str) -> Figure:
+    return replace(f, key=key, label=label)
+
+
+def _t(f: Figure) -> str:
+    return fmt(f.value, f.unit)
+
+
+def _ratio(key: str, label: str, a: Figure, b: Figure) -> Figure:
+    return derive(key, "a/b", "ratio", "ratio of the two rows above", label=label, a=a.value, b=b.value)
+
+
+# ---------------------------------------------------------------- zero3
+
+
+def _zero3(m: Model, hw: Hardware, gpus: int, seq: int, global_batch: int | None) -> Why:
+    from ..training.layout import Layout
+    from ..training.memory import training_memory
+    from ..training.step import training_step
+
+    gb = global_batch or gpus
+    t = 8 if hw.scale_up.domain_size >= 8 and m.attention.n_heads % 8 == 0 and (
+        m.attention.mla or m.attention.n_kv_heads % 8 == 0) else 1
+    p = next((x for x in (4, 2, 1) if m.n_layers % x == 0 and gpus % (t * x) == 0), 1)
+    layouts = {"ZeRO-1": Layout(dp=gpus, zero=1), "ZeRO-3": Layout(dp=gpus, zero=3),
+               f"TP {t} + PP {p} + ZeRO-1": Layout(tp=t, pp=p, dp=gpus // (t * p), zero=1)}
+    figs, res = [], {}
+    for name, lay in layouts.items():
+        if gpus % (lay.tp * lay.pp) or gb % lay.dp:
+            raise LlmcalcError(f"--gpus {gpus} and --global-batch {gb} do not split over {name} "
+                               f"(dp {lay.dp}); pick multiples of 8")
+        st = training_step(m, hw, lay, global_batch=gb, seq=seq, gpus=gpus)
+        mem = training_memory(m, hw, lay, seq=seq, global_batch=gb)
+        moved = sum(r["count"] * r["bytes_per_rank"] for r in st.data["comm_rows"])
+        res[name] = {
+            "bytes": derive(f"{name}/bytes", "sum_count_x_bytes", "B", "llmcalc comms: Σ count·bytes per rank",
+                            label=f"{name}: bytes moved per rank per step", sum_count_x_bytes=moved),
+            "exposed": _tag(st["time/grad_sync_exposed"], f"{name}/exposed", f"{name}: exposed DP/ZeRO time"),
+            "step": _tag(st["time/step"], f"{name}/step", f"{name}: step time"),
+            "mfu": _tag(st["mfu"], f"{name}/mfu", f"{name}: MFU"),
+            "memory": _tag(mem["memory/total"], f"{name}/memory", f"{name}: peak memory per GPU"),
+            "fits": mem.data["fits"]}
+        figs += [res[name][k] for k in ("bytes", "exposed", "step", "mfu", "memory")]
+    z1, z3, tpp = (res[k] for k in layouts)
+    tp_name = list(layouts)[2]
+    ratio = _ratio("zero3/bytes_ratio", "ZeRO-3 / ZeRO-1 bytes per rank", z3["bytes"], z1["bytes"])
+    saved = derive("zero3/memory_saved", "z1 - z3", "B", "difference of the rows above",
+                   label="memory ZeRO-3 saves per GPU", z1=z1["memory"].value, z3=z3["memory"].value)
+    cap = Figure("memory/capacity", hw.memory_bytes, "B", source=f"{hw.display_name} memory_bytes (hardware spec)",
+                 label=f"{hw.display_name} memory")
+    figs += [ratio, saved, cap]
+    fit = {k: "fits" if v["fits"] else "does NOT fit" for k, v in res.items()}
+    lines = (
+        f"On {gpus} × {hw.display_name}, global batch {gb} × {seq} tokens: ZeRO-3 moves {_t(z3['bytes'])} per "
+        f"rank per step against {_t(z1['bytes'])} for ZeRO-1 ({_t(ratio)}×): it gathers every layer's weights "
+        "before its forward and again before its backward, for every micro-batch, and reduce-scatters gradients "
+        "layer by layer.",
+        f"Exposed DP/ZeRO time: ZeRO-3 {_t(z3['exposed'])} vs ZeRO-1 {_t(z1['exposed'])}; step {_t(z3['step'])} "
+        f"vs {_t(z1['step'])} (MFU {_t(z3['mfu'])} vs {_t(z1['mfu'])}).",
+        f"What it buys: {_t(saved)} less per GPU ({_t(z1['memory'])} → {_t(z3['memory'])}; ZeRO-1 {fit['ZeRO-1']}, "
+        f"ZeRO-3 {fit['ZeRO-3']} in {_t(cap)}).",
+        f"The usual alternative, {tp_name}: {_t(tpp['bytes'])} per rank per step, exposed DP "
+        f"time {_t(tpp['exposed'])}, step {_t(tpp['step'])} (MFU {_t(tpp['mfu'])}), memory {_t(tpp['memory'])} "
+        f"({fit[tp_name]}).",
+    )
+    return Why("zero3", f"Why ZeRO-3 is rarely the answer: {m.display_name} on {hw.display_name}", lines,
+               tuple(figs), ("step times from llmcalc step (compute, bubble, exposed communication)",))
+
+
+# ---------------------------------------------------------------- gqa and mla (KV cache)
+
+
+def _variant(m: Model, **attn) -> Model:
+    return m.model_copy(update={"attention": m.attention.model_copy(update=attn)})
+
+
+def _kv_and_tpot(m: Model, hw: Hardware, label: str, context: int, batch: int, tp: int) -> list[Figure]:
+    from ..inference.kv import kv_cache
+    from ..inference.latency import Deployment, latency
+
+    kv = kv_cache(m, context, batch=batch, tp=tp)
+    lat = latency(Deployment(m, hw, tp), batch=batch, prompt=context, output=2)
+    return [_tag(kv["bytes_per_token_uncapped"], f"{label}/kv_token", f"{label}: KV per token"),
+            _tag(kv["bytes_per_gpu"], f"{label}/kv_gpu", f"{label}: KV per GPU for the batch"),
+            _tag(lat["tpot_start_s"], f"{label}/tpot", f"{label}: decode step at this context")]
+
+
+def _tp_for(m: Model, hw: Hardware) -> int:
+    from ..inference.latency import Deployment
+
+    for t in (1, 2, 4, 8):
+        a = m.attention
+        if t <= hw.scale_up.domain_size and a.n_heads % t == 0 and (a.mla or a.n_kv_heads % t == 0) and \
+                Deployment(m, hw, t).weight_bytes_per_gpu <= 0.9 * hw.memory_bytes:
+            return t
+    return 8
+
+
+def _gqa(m: Model, hw: Hardware, context: int, batch: int) -> Why:
+    a = m.attention
+    if a.mla:
+        raise LlmcalcError(f"{m.display_name} uses MLA, not GQA: try `llmcalc why mla {m.name}`")
+    t = _tp_for(m, hw)
+    variants = {"MHA": _variant(m, n_kv_heads=a.n_heads), f"this model (G={a.n_kv_heads})": m}
+    if a.n_kv_heads != 1 and t == 1:
+        variants["MQA"] = _variant(m, n_kv_heads=1)
+    figs, rows = [], {}
+    for label, v in variants.items():
+        rows[label] = _kv_and_tpot(v, hw, label, context, batch, t)
+        figs += rows[label]
+    mha, me = rows["MHA"], rows[f"this model (G={a.n_kv_heads})"]
+    ratio = _ratio("gqa/kv_ratio", "MHA / this model, KV bytes", mha[0], me[0])
+    figs.append(ratio)
+    lines = [f"{m.display_name} has H={a.n_heads} query heads sharing G={a.n_kv_heads} key/value heads. Per token it "
+             f"caches {_t(me[0])}; as MHA it would cache {_t(mha[0])} ({_t(ratio)}×).",
+             f"At batch {batch} × context {context} on tp {t}: KV per GPU {_t(me[1])} vs {_t(mha[1])}, and a decode "
+             f"step reads it all: {_t(me[2])} vs {_t(mha[2])} per step."]
+    if "MQA" in rows:
+        lines.append(f"MQA (G=1) would cache {_t(rows['MQA'][0])} per token and step in {_t(rows['MQA'][2])}; "
+                     "GQA keeps more heads for quality (Ainslie et al. 2023).")
+    return Why("gqa", f"Why GQA: {m.display_name} on {hw.display_name}", tuple(lines), tuple(figs))
+
+
+def _mla(m: Model, hw: Hardware, context: int, batch: int) -> Why:
+    from ..model.flops import forward_flops
+
+    a = m.attention
+    if not a.mla:
+        raise LlmcalcError(f"{m.display_name} has no multi-head latent attention; try deepseek-v3, or "
+                           f"`llmcalc why gqa {m.name}`")
+    t = _tp_for(m, hw)
+    mha = _variant(m, mla=None, n_kv_heads=a.n_heads, head_dim=a.qk_dim, v_head_dim=a.v_dim)
+    me, full = _kv_and_tpot(m, hw, "MLA", context, batch, t), _kv_and_tpot(mha, hw, "MHA equivalent", context,
+                                                                          batch, t)
+    plain = forward_flops(m, batch, 1, kv_len=context)
+    absorbed = forward_flops(m, batch, 1, kv_len=context, mla_absorbed=True)
+    f_plain = _tag(plain["forward"], "mla/plain_flops", "decode step FLOPs, plain MLA (up-project every latent)")
+    f_abs = _tag(absorbed["forward"], "mla/absorbed_flops", "decode step FLOPs, absorbed MLA")
+    ratio = _ratio("mla/kv_ratio", "MHA equivalent / MLA, KV bytes", full[0], me[0])
+    figs = (*me, *full, ratio, f_plain, f_abs)
+    lines = (f"{m.display_name} caches a C={a.mla.kv_lora_rank} latent plus an R={a.mla.qk_rope_head_dim} rotary "
+             f"key per token and layer: {_t(me[0])} per token, against {_t(full[0])} for MHA with the same "
+             f"{a.n_heads} heads ({_t(ratio)}×).",
+             f"At batch {batch} × context {context}: KV per GPU {_t(me[1])} vs {_t(full[1])}.",
+             f"The price is compute: decoding one token with the plain form up-projects all {context} cached "
+             f"latents, {_t(f_plain)} per step; absorbing W_UK and W_UV into the query and output brings it to "
+             f"{_t(f_abs)} (DeepSeek-V2 §2.1.3).")
+    return Why("mla", f"Why MLA: {m.display_name} on {hw.display_name}", lines, figs)
+
+
+# ---------------------------------------------------------------- pipeline and tensor parallelism
+
+
+def _pp(m: Model, hw: Hardware, gpus: int, seq: int, global_batch: int | None) -> Why:
+    from ..training.layout import Layout
+    from ..training.memory import training_memory
+    from ..training.step import training_step
+
+    t = 8 if m.attention.n_heads % 8 == 0 and (m.attention.mla or m.attention.n_kv_heads % 8 == 0) else 1
+    gb = global_batch or gpus
+    figs, lines = [], []
+    rows = {}
+    for p in (1, 2, 4, 8):
+        if m.n_layers % p or gpus % (t * p) or gb % (gpus // (t * p)):
+            continue
+        lay = Layout(tp=t, pp=p, dp=gpus // (t * p), zero=1)
+        mem = training_memory(m, hw, lay, seq=seq, global_batch=gb)
+        st = training_step(m, hw, lay, global_batch=gb, seq=seq, gpus=gpus)
+        rows[p] = [_tag(mem["memory/total"], f"pp{p}/memory", f"PP {p}: peak memory per GPU"),
+                   _tag(st["pipeline/bubble_fraction"], f"pp{p}/bubble", f"PP {p}: bubble / ideal time"),
+                   _tag(st["time/step"], f"pp{p}/step", f"PP {p}: step time"),
+                   _tag(st["mfu"], f"pp{p}/mfu", f"PP {p}: MFU"), mem.data["fits"]]
+        figs += rows[p][:4]
+    if len(rows) < 2:
+        raise LlmcalcError(f"--gpus {gpus} with TP {t} leaves no room for pipeline stages of {m.display_name}")
+    lines.append(f"{m.display_name} on {gpus} × {hw.display_name}, TP {t}, ZeRO-1, global batch {gb} × {seq}:")
+    for p, (mem, bub, stp, mfu, fits) in rows.items():
+        lines.append(f"  PP {p}: {_t(mem)} per GPU ({'fits' if fits else 'does NOT fit'}), bubble {_t(bub)} of the "
+                     f"ideal time, step {_t(stp)}, MFU {_t(mfu)}")
+    lines.append("Pipeline stages divide the weights and optimizer states by pp and send only B·L·D/tp activations "
+                 "between stages; the price is the bubble, (pp − 1)/m of the ideal time with m micro-batches "
+                 "(Narayanan et al. 2021 §2.2).")
+    return Why("pp", f"Why pipeline parallelism: {m.display_name} on {hw.display_name}", tuple(lines), tuple(figs))
+
+
+def _tp_node(m: Model, hw: Hardware, seq: int) -> Why:
+    from ..network.collectives import ALPHA_OUT_S, ALPHA_UP_S, SRC_NCCL, link_efficiency_default, ring_time_formula
+
+    if hw.scale_out is None:
+        raise LlmcalcError(f"{hw.display_name} records no scale-out link; nothing to compare TP across nodes with")
+    n = hw.scale_up.domain_size
+    if n > 8:
+        raise LlmcalcError(f"{hw.display_name}'s scale-up domain holds {n} devices: a TP group of any usual size "
+                           "(8 or 16) stays inside it; the question is about 8-GPU nodes (try -H h100-sxm)")
+    eff = link_efficiency_default()
+    size = derive("tp/message", "2*B*L*D", "B", "bf16 activations of one micro-batch (Shoeybi et al. 2019 §3)",
+                  label="all-reduce buffer B·L·D", B=1, L=seq, D=m.d_model)
+    calls = derive("tp/calls", "4*layers", "call", "2 all-reduces forward + 2 backward per layer (Korthikanti et "
+                   "al. 2022 §4.2.2)", label="all-reduces per micro-batch", layers=m.n_layers)
+    per = {}
+    for t, bw, alpha, where in ((n, hw.scale_up.ring_bw_per_direction(n), ALPHA_UP_S, "inside the domain"),
+                                (2 * n, hw.scale_out.per_direction_bytes_per_s, ALPHA_OUT_S, "across two domains")):
+        one = derive(f"tp{t}/per_call", ring_time_formula("all-reduce"), "s", SRC_NCCL,
+                     label=f"TP {t} ({where}): one all-reduce", alpha=alpha, n=t, S=size.value, bw=bw, eff=eff)
+        per[t] = (one, derive(f"tp{t}/per_microbatch", "calls*t", "s", "calls × time per call",
+                              label=f"TP {t}: all-reduce time per micro-batch", calls=calls.value, t=one.value))
+    bw = derive("tp/bw_ratio", "up/out", "ratio", "hardware spec: scale-up vs scale-out, per direction",
+                label="scale-up / scale-out bandwidth per direction", up=hw.scale_up.ring_bw_per_direction(n),
+                out=hw.scale_out.per_direction_bytes_per_s)
+    figs = (size, calls, *per[n], *per[2 * n], bw)
+    lines = (f"A TP group all-reduces B·L·D activations {_t(calls).split(' ')[0]} times per micro-batch on "
+             f"{m.display_name} (2 forward + 2 backward per layer); at L={seq} each buffer is {_t(size)}.",
+             f"Inside the {n}-GPU {hw.scale_up.name or 'scale-up'} domain one all-reduce takes {_t(per[n][0])}; a TP "
+             f"group of {2 * n} spans two domains and its ring runs at the scale-out link, {_t(bw)}× slower per "
+             f"direction: {_t(per[2 * n][0])} per call.",
+             f"Per micro-batch: {_t(per[n][1])} at TP {n} vs {_t(per[2 * n][1])} at TP {2 * n}, on the critical "
+             "path (TP collectives sit between dependent matmuls), so TP stays within the node and DP/PP cross it.")
+    notes = ()
+    if not m.attention.mla and m.attention.n_kv_heads % (2 * n):
+        notes = (f"{m.display_name} has {m.attention.n_kv_heads} KV heads: TP {2 * n} would also have to replicate "
+                 "them; only the all-reduce cost is compared here",)
+    return Why("tp-within-node", f"Why TP stays within a node: {m.display_name} on {hw.display_name}", lines, figs,
+               notes)
+
+
+# ---------------------------------------------------------------- speculative decoding
+
+
+def _speculative(m: Model, hw: Hardware, draft: Model | None, alpha: float, gamma: int, batch: int) -> Why:
+    from ..core.catalogue import all_models
+    from ..inference.latency import Deployment, latency
+    from ..inference.spec_decode import speculative
+    from ..model.params import count_params
+
+    if draft is None:
+        same = [x for x in all_models() if x.vocab_size == m.vocab_size and count_params(x) < count_params(m)]
+        if not same:
+            raise LlmcalcError(f"no smaller catalogue model shares {m.display_name}'s vocabulary; give --draft")
+        draft = min(same, key=count_params)
+    tt, td = _tp_for(m, hw), _tp_for(draft, hw)
+    target = latency(Deployment(m, hw, tt), batch=batch, prompt=1000, output=300)
+    small = latency(Deployment(draft, hw, td), batch=batch, prompt=1000, output=300)
+    ft = _tag(target["tpot_mean_s"], "target/tpot", f"target {m.display_name} (tp {tt}): TPOT")
+    fd = _tag(small["tpot_mean_s"], "draft/tpot", f"draft {draft.display_name} (tp {td}): TPOT")
+    c = _ratio("cost_ratio", "c = draft step / target step", fd, ft)
+    s = speculative(alpha, gamma, c.value, target_step_s=ft.value)
+    knee = _tag(target["compute_bound_batch_weights_only"], "target/knee", "batch where the target's decode turns "
+                "compute-bound")
+    figs = (ft, fd, c, *s.figures, knee)
+    lines = (f"Decode of {m.display_name} on {hw.display_name} at batch {batch} is {target.data['decode_bound']}-"
+             f"bound: {_t(ft)} per token. The draft {draft.display_name} takes {_t(fd)} (c = {_t(c)}).",
+             f"With acceptance α = {alpha:g} and γ = {gamma} drafted tokens, each target step yields "
+             f"{_t(s['expected_tokens'])} on average: speed-up {_t(s['speedup'])}×, {_t(s['tpot_s'])} per token "
+             f"(best γ here: {_t(s['optimal_gamma'])}).",
+             f"The gain comes from idle compute: verification reads the weights once for γ + 1 tokens. Past batch "
+             f"≈ {_t(knee)} decode is compute-bound and the extra verification FLOPs are no longer free.")
+    return Why("speculative", f"Why speculative decoding: {m.display_name} on {hw.display_name}", lines, figs,
+               tuple(s.assumptions))
+
+
+def why(topic: str, m: Model, hw: Hardware, *, gpus: int = 64, seq: int = 4096, global_batch: int | None = None,
+        context: int = 8192, batch: int = 32, draft: Model | None = None, alpha: float = 0.8,
+        gamma: int = 4) -> Why:
+    if topic == "zero3":
+        return _zero3(m, hw, gpus, seq, global_batch)
+    if topic == "gqa":
+        return _gqa(m, hw, context, batch)
+    if topic == "mla":
+        return _mla(m, hw, context, batch)
+    if topic == "pp":
+        return _pp(m, hw, gpus, seq, global_batch)
+    if topic == "tp-within-node":
+        return _tp_node(m, hw, seq)
+    if topic == "speculative":
+        return _speculative(m, hw, draft, alpha, gamma, 1 if batch == 32 else batch)
+    from ..core.errors import unknown_name
+
+    raise unknown_name("why topic", topic, TOPICS)

@@ -1,0 +1,105 @@
+"""The daily drill (issue #14): grading of exact, 5%-off, 50%-off and unit-mismatched answers; the history
+survives a restart (a new process); seeded runs repeat exactly; Leitner boxes put weak topics first."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from llmcalc.cli import app
+from llmcalc.study import drill as dr
+
+runner = CliRunner()
+
+
+def run(args, stdin: str = "", history=None):
+    extra = ["--history", str(history)] if history else ["--no-record"]
+    r = runner.invoke(app, ["drill", *args, *extra], input=stdin)
+    assert r.exit_code == 0, r.output
+    return r.output
+
+
+def test_grading_rules():
+    # exact, 5% off (right: within 10%), 50% off (close: within 2x), 3x off (wrong), wrong dimension (wrong)
+    for unit, exact, five, half, unit_bad in (("B", "3.2 GB", "3.36 GB", "1.6 GB", "3.2 s"),
+                                              ("s", "40ms", "42 ms", "60 ms", "40 MB"),
+                                              ("FLOP", "1.2e12", "1.26 TFLOP", "6e11", "1.2 TB")):
+        expected = dr.parse_answer(exact, unit)
+        assert dr.grade(exact, expected, unit).verdict == "right"
+        assert dr.grade(five, expected, unit).verdict == "right"
+        assert dr.grade(half, expected, unit).verdict == "close"
+        assert dr.grade(unit_bad, expected, unit).verdict == "wrong"
+        assert dr.grade(unit_bad, expected, unit).message.startswith("unit:")
+    assert dr.grade("3.2 GB", 3.2e9 * 3, "B").verdict == "wrong"
+    assert dr.grade("3.2", 3.2e9, "B").verdict == "wrong"  # bytes without a unit: ambiguous, so wrong
+    assert dr.grade("1.4T", 1.4e12, "token").verdict == "right"
+    assert dr.grade("", 1.0, "s").verdict == "skipped"
+    assert dr.grade("3.2 GiB", 3.2e9, "B").verdict == "right"  # 3.44e9: 7% over, GiB read as GiB
+
+
+def test_cli_grades_answers_from_a_file(tmp_path):
+    v = [q.answer.value for q in dr.questions(["kv"], 4, 11, [])]  # bytes, as the CLI will ask them
+    answers = tmp_path / "a.txt"
+    answers.write_text(f"{v[0]} B\n{v[1] * 1.05 / 1e3} kB\n{v[2] * 1.5} B\n{v[3]} s\n")
+    out = run(["kv", "--count", "4", "--seed", "11", "--answers", str(answers)])
+    verdicts = [ln.split("→ ")[1].split(" ")[0] for ln in out.splitlines() if "→" in ln]
+    assert verdicts == ["RIGHT", "RIGHT", "CLOSE", "WRONG"], out
+    assert out.count("derivation:") == 4 and "bytes" in out and "per_layer" in out
+
+
+def test_seeded_runs_repeat_exactly_and_seeds_differ():
+    a = run(["--count", "9", "--seed", "42"])
+    assert a == run(["--count", "9", "--seed", "42"])
+    assert a != run(["--count", "9", "--seed", "43"])
+    assert [q.as_dict() for q in dr.questions(None, 9, 42, [])] == [q.as_dict() for q in dr.questions(None, 9, 42, [])]
+
+
+def test_history_survives_a_restart_and_leitner_orders_weak_topics_first(tmp_path):
+    hist = tmp_path / "drill.jsonl"
+    env = {**os.environ, "LLMCALC_DATA_DIR": str(tmp_path)}
+
+    def drill(*args, stdin=""):
+        r = subprocess.run([sys.executable, "-m", "llmcalc", "drill", *args], input=stdin, env=env,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    q = dr.questions(["zero"], 1, 5, [])[0]
+    drill("zero", "--seed", "5", "-n", "1", stdin=f"{q.answer.value * 10} B\n")  # wrong: zero to box 1
+    q = dr.questions(["kv"], 1, 6, [])[0]
+    drill("kv", "--seed", "6", "-n", "1", stdin=f"{q.answer.value} B\n")  # right: kv to box 2
+    assert hist.exists() and len(hist.read_text().splitlines()) == 2
+    stats = json.loads(drill("--stats", "--json"))  # a third process reads what the first two wrote
+    assert stats["answers"] == 2
+    assert stats["topics"]["zero"]["wrong"] == 1 and stats["topics"]["zero"]["box"] == 1
+    assert stats["topics"]["kv"]["right"] == 1 and stats["topics"]["kv"]["box"] == 2
+    assert stats["next"][-1] == "kv"  # the topic answered right comes last
+    assert stats["next"][0] != "kv"
+    out = drill("-n", "1", "--seed", "1", "--no-record")  # a default drill starts with a box-1 topic
+    assert "[kv]" not in out
+
+
+def test_broken_history_line_is_one_clear_error(tmp_path):
+    from conftest import one_line_error
+
+    hist = tmp_path / "h.jsonl"
+    hist.write_text('{"topic": "kv", "verdict": "right"}\nnot json\n')
+    one_line_error(["drill", "--stats", "--history", str(hist)], "h.jsonl:2")
+    one_line_error(["drill", "kvv", "--no-record"], "unknown drill topic", "kv")
+    one_line_error(["drill", "--count", "0", "--no-record"], "--count")
+
+
+@pytest.mark.parametrize("topic", dr.TOPICS)
+def test_every_topic_generates_finite_answers_with_derivations(topic):
+    import math
+
+    for seed in range(5):
+        q = dr.questions([topic], 1, seed, [])[0]
+        assert math.isfinite(q.answer.value) and q.answer.value > 0, (seed, q.text)
+        assert q.derivation[-1].value == q.answer.value  # the answer is the last step of its derivation
+        assert all(f.formula or f.source for f in q.derivation)

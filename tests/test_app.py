@@ -363,7 +363,12 @@ def _answer_pages():
     return out
 
 
-@pytest.mark.parametrize("page", sorted(_answer_pages()))
+# RL's answer runs a whole RL step (rollouts, training, sync in four regimes): seconds per pair, too slow for
+# all 288 pairs in CI; its page is rendered for a subset below.
+SLOW_PAGES = {"rl"}
+
+
+@pytest.mark.parametrize("page", sorted(set(_answer_pages()) - SLOW_PAGES))
 def test_answer_line_for_every_model_and_accelerator(page):
     """Cheap check over all pairs: the computation behind each page's answer line returns a line or a user
     error (which the page shows beside an input), never another exception."""
@@ -402,7 +407,8 @@ def _tp_for(model_name: str) -> int:
 @pytest.mark.parametrize("page", list(state.PAGES))
 def test_every_page_renders_for_the_whole_catalogue(page):
     """Full renders (one AppTest run per pair) over pairs that cover every model and every accelerator."""
-    for m, h in _pairs_covering_catalogue():
+    pairs = _pairs_covering_catalogue()
+    for m, h in pairs[:3] if page in SLOW_PAGES else pairs:
         at = AppTest.from_file(APP, default_timeout=60)
         for k, v in {"page": page, "model": m, "hw": h, "tp": _tp_for(m), "model_b": m}.items():
             at.query_params[k] = str(v)

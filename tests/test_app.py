@@ -363,9 +363,9 @@ def _answer_pages():
     return out
 
 
-# RL's answer runs a whole RL step (rollouts, training, sync in four regimes): seconds per pair, too slow for
+# RL's answer runs a whole RL step, Plan's a search over thousands of layouts: seconds per pair, too slow for
 # all 288 pairs in CI; its page is rendered for a subset below.
-SLOW_PAGES = {"rl"}
+SLOW_PAGES = {"rl", "plan"}
 
 
 @pytest.mark.parametrize("page", sorted(set(_answer_pages()) - SLOW_PAGES))
@@ -435,6 +435,7 @@ BAD_INPUTS = {
     "model": [({"seq": 1 << 24, "batch": 1 << 16}, None, {"Parameters"})],
     "compare": [({"tp_b": 3}, "TP (B)", {"Deltas (green: B better, red: B worse)", "Derivations"})],
     "rl": [({"rl_rtp": 3}, "rollout engine TP", set())],
+    "plan": [({"plan_gpus": "abc"}, "counts (comma list)", set())],
 }
 
 

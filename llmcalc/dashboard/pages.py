@@ -24,6 +24,7 @@ class Page:
 PAGES: tuple[Page, ...] = (
     Page("model", "Model", "Size & FLOPs", "model_page"),
     Page("training", "Training", "Training", "training"),
+    Page("plan", "Plan a training run", "Training", "plan"),
     Page("rl", "RL post-training", "Training", "rl"),
     Page("inference", "Inference", "Inference & serving", "inference"),
     Page("serving", "Serving", "Inference & serving", "serving"),

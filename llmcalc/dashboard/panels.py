@@ -179,7 +179,24 @@ FLAG_FIELDS = {"--tp": "tp", "--pp": "pp", "--dp": "dp", "--ep": "ep", "--cp": "
                "--global-batch": "gbs", "--seq": "seq", "--zero": "zero", "--recompute": "recompute",
                "--tokens": "tokens", "--batch": "batch", "--prompt": "prompt", "--output": "gen",
                "--kv-dtype": "kv_dtype", "--weights": "dtype", "--activations": "dtype", "--qps": "rate",
-               "--ttft": "ttft_slo", "--tpot": "tpot_slo", "--price": "price", "--context": "prompt"}
+               "--ttft": "ttft_slo", "--tpot": "tpot_slo", "--price": "price", "--context": "prompt",
+               # the plan and RL pages' own inputs (a page draws one of the candidates)
+               "--gpus": ("plan_gpus", "rl_gpus"), "--objective": "objective", "--prompts": "rl_prompts",
+               "--samples": "rl_samples", "--prompt-len": "rl_prompt", "--response-len": "rl_mean",
+               "--max-response": "rl_cap", "--staleness": "rl_eta", "--algo": "rl_algo", "--rollout-tp": "rl_rtp",
+               "--rollout-gpus": "rl_split"}
+
+
+def _field_for(flag: str, suffix: str = "") -> str | None:
+    """The drawn field a CLI option stands for on this page (None if the page draws none of them)."""
+    drawn = st.session_state.get(_FIELDS, {})
+    names = FLAG_FIELDS.get(flag) or ()
+    for name in (names,) if isinstance(names, str) else names:
+        if name + suffix in drawn:
+            return name + suffix
+    return None
+
+
 _FLAG = re.compile(r"--[a-z][a-z-]*")
 
 
@@ -188,8 +205,8 @@ def _blame(msg: str) -> str | None:
     missing peak (``H100 has no int4 peak``)."""
     drawn = st.session_state.get(_FIELDS, {})
     for flag in _FLAG.findall(msg):
-        name = FLAG_FIELDS.get(flag.split(" ")[0])
-        if name in drawn:
+        name = _field_for(flag)
+        if name:
             return name
     if re.search(r"has no \w+ peak", msg) and "dtype" in drawn:
         return "dtype"
@@ -202,8 +219,8 @@ def in_page_words(msg: str, suffix: str = "") -> str:
     drawn = st.session_state.get(_FIELDS, {})
 
     def sub(m: re.Match) -> str:
-        name = (FLAG_FIELDS.get(m[0]) or "") + suffix
-        return f"“{drawn[name]['label']}”" if name in drawn else m[0]
+        name = _field_for(m[0], suffix)
+        return f"“{drawn[name]['label']}”" if name else m[0]
 
     return _FLAG.sub(sub, msg)
 

@@ -83,6 +83,9 @@ FIELDS = _fields(
     Field("rl_cap", 8192, 1, 1 << 24), Field("rl_eta", "2", choices=("0", "1", "2", "4", "8", "inf")),
     Field("rl_algo", "grpo", choices=("grpo", "ppo")), Field("rl_rtp", 1, 1, 4096), Field("rl_split", 0, 0, 1 << 20),
     Field("rl_partial", True),
+    # plan page (llmcalc.training.plan)
+    Field("plan_gpus", "64,128,256"), Field("objective", "time", choices=("time", "cost", "mfu")),
+    Field("plan_chart", "step s", choices=("step s", "cost USD", "days")), Field("plan_pick", 1, 1, 50),
     # A vs B: the second scenario
     Field("model_b", "llama-3.1-8b"), Field("hw_b", "a100-sxm-80gb"), Field("dtype_b", "bf16", choices=tuple(DTYPES)),
     Field("tp_b", 1, 1, 4096), Field("pp_b", 1, 1, 4096), Field("dp_b", 8, 1, 1 << 20),

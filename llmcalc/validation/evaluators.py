@@ -64,10 +64,13 @@ def gpt_block(layers: int, hidden: int, heads: int, vocab: int = 51200, seq: int
     return Model.model_validate(d)
 
 
+@lru_cache(maxsize=32)
 def hardware(name: str):
+    """A catalogue name, or an accelerator only the cases use (cases/hardware/NAME.yaml, e.g. H20, H800)."""
     from ..core.catalogue import load_hardware
 
-    return load_hardware(name)
+    local = CASES_DIR / "hardware" / f"{name}.yaml"
+    return load_hardware(str(local) if local.is_file() else name)
 
 
 # ---------------------------------------------------------------- evaluators
@@ -169,6 +172,42 @@ def max_throughput(i: dict) -> float:
     return float(curve(dep, i["prompt"], i["output"], float(cap))["qps"]) * i["output"]
 
 
+def _rl(i: dict, over: dict | None = None):
+    from ..rl.lengths import lognormal
+    from ..rl.step import rl_step
+
+    kw = dict(i["rl"], **(over or {}))
+    mean, cv, cap = kw.pop("response")
+    return rl_step(model(i["model"]), hardware(i["hardware"]), response=lognormal(mean, cv, cap), **kw).data
+
+
+def _path(d: dict, dotted: str):
+    for part in dotted.split("."):
+        d = d[part]
+    return d
+
+
+@evaluator("rl_step")
+def rl_step(i: dict) -> float:
+    """A data path of llmcalc.rl.step.rl_step (e.g. regimes.fully_async.step_s); with ``divide_by`` (overrides of
+    the rl inputs) the ratio of the two runs, e.g. a sync/async speed-up."""
+    v = _path(_rl(i), i["key"])
+    if "divide_by" in i:
+        v = v / _path(_rl(i, i["divide_by"]), i["key"])
+    return v
+
+
+@evaluator("weight_sync")
+def weight_sync(i: dict) -> float:
+    """Seconds of one trainer -> inference weight broadcast (llmcalc.rl.phases.weight_sync, total row)."""
+    from ..rl.phases import RLSettings
+    from ..rl.phases import weight_sync as ws
+
+    s = RLSettings(bucket_bytes=i["bucket_gib"] * 2**30)
+    return ws(model(i.get("model", "qwen2.5-7b")), hardware(i["hardware"]), colocated=False, trainer_gpus=0,
+              rollout_gpus=i["gpus"], settings=s, size_bytes=i["size_bytes"])[-1].value
+
+
 def narayanan_eq3_flops(B, s, layers, h, V):
     """Narayanan et al. 2021 eq. 3: F = 96·B·s·l·h²(1 + s/6h + V/16lh), FLOPs per iteration with recompute."""
     return 96 * B * s * layers * h**2 * (1 + s / (6 * h) + V / (16 * layers * h))
@@ -203,3 +242,36 @@ def evaluate(name: str, inputs: dict) -> float:
     if name not in EVALUATORS:
         raise LlmcalcError(f"unknown evaluator {name!r}; known: {', '.join(sorted(EVALUATORS))}")
     return float(EVALUATORS[name](inputs))
+
+
+@evaluator("collective")
+def collective(i: dict) -> float:
+    """A figure of one collective from llmcalc.network.collectives.collective_time: key 'busbw_GBps' (nccl-tests
+    bus bandwidth), 'time_us', or 'bus_factor' (bytes per rank / S). Optional: algorithms (restrict the candidates),
+    ranks_per_node."""
+    from ..network.collectives import collective_time
+
+    kw = {k: i[k] for k in ("ranks_per_node", "link_efficiency", "latency_scale") if k in i}
+    if "algorithms" in i:
+        kw["algorithms"] = tuple(i["algorithms"])
+    t = collective_time(hardware(i["hardware"]), i["collective"], float(i["bytes"]), i["ranks"], **kw)
+    key = i["key"]
+    if key == "busbw_GBps":
+        return t.bus_bandwidth_bytes_per_s / 1e9
+    if key == "time_us":
+        return t.time_s * 1e6
+    if key == "bus_factor":
+        return t.bytes_per_rank / float(i["bytes"])
+    raise LlmcalcError(f"collective evaluator: unknown key {key!r}")
+
+
+@evaluator("tp_allreduce")
+def tp_allreduce(i: dict) -> float:
+    """One TP all-reduce of a serving engine (µs): inference.latency.Deployment.tp_allreduce with ``allreduce``
+    nccl or custom (vLLM/TensorRT-LLM one-shot kernel) and ``cuda_graphs`` as measured."""
+    from ..core.efficiency import DEFAULT_EFFICIENCY
+    from ..inference.latency import Deployment
+
+    dep = Deployment(model(i.get("model", "llama-3.1-8b")), hardware(i["hardware"]), i["tp"], eff=DEFAULT_EFFICIENCY,
+                     allreduce=i.get("allreduce", "nccl"), cuda_graphs=bool(i.get("cuda_graphs", True)))
+    return float(dep.tp_allreduce(float(i["bytes"])).time_s) * 1e6

@@ -101,10 +101,11 @@ def main() -> None:
 
 
 def run_page(page: str, model: Model, hardware, s: dict) -> None:
-    from llmcalc.dashboard import compare, inference, model_page, rl, serving, training
+    from llmcalc.dashboard import compare, drill, inference, model_page, rl, serving, training
 
     pages = {"model": model_page.render, "training": training.render, "inference": inference.render,
-             "serving": serving.render, "compare": compare.render, "rl": rl.render}
+             "serving": serving.render, "compare": compare.render, "rl": rl.render,
+             "drill": drill.render}
     pages[page](model, hardware, s)
 
 

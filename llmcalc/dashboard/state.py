@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 PAGES = {"model": "Model", "training": "Training", "inference": "Inference", "serving": "Serving",
-         "compare": "A vs B", "rl": "RL"}
+         "compare": "A vs B", "rl": "RL", "drill": "Drill"}
 DTYPES = ["bf16", "fp16", "fp32", "fp8", "int8", "int4"]
 
 

@@ -153,6 +153,22 @@ def latency(i: dict) -> float:
     return lat(dep, i.get("batch", 1), i["prompt"], i.get("output", 1)).data[i["key"]]
 
 
+@evaluator("max_throughput")
+def max_throughput(i: dict) -> float:
+    """Offline maximum output tokens/s of one replica: continuous batching in steady state at the KV-cache cap
+    (the most sequences the memory holds), λ = N/T(N) × output tokens (llmcalc.inference.batching)."""
+    from ..core.efficiency import DEFAULT_EFFICIENCY
+    from ..inference.batching import curve, kv_cap
+    from ..inference.latency import Deployment
+
+    dep = Deployment(model(i["model"]), hardware(i["hardware"]), i.get("tp", 1), i.get("weights", "bf16"), None,
+                     i.get("kv_dtype", "bf16"), i.get("activations", "bf16"), DEFAULT_EFFICIENCY)
+    cap = kv_cap(dep, i["prompt"], i["output"], i.get("reserve", 0.1))
+    if cap < 1:
+        raise LlmcalcError("no room for one sequence's KV cache")
+    return float(curve(dep, i["prompt"], i["output"], float(cap))["qps"]) * i["output"]
+
+
 def narayanan_eq3_flops(B, s, layers, h, V):
     """Narayanan et al. 2021 eq. 3: F = 96·B·s·l·h²(1 + s/6h + V/16lh), FLOPs per iteration with recompute."""
     return 96 * B * s * layers * h**2 * (1 + s / (6 * h) + V / (16 * layers * h))

@@ -298,3 +298,12 @@ def test_calibrate_refuses_a_measurement_faster_than_the_peak():
 def test_calibrate_refuses_a_fit_that_runs_out_of_range():
     one_line_error(["calibrate", "llama-3.1-8b", "--global-batch", "8", "--step-time", "1e9"],
                    "cannot be matched", "matmul")
+
+
+def test_hfu_counts_what_flash_attention_executes():
+    """At 128K tokens the full-rectangle MFU convention counts ~2x the attention FlashAttention runs; HFU counts the
+    executed FLOPs, so with every kernel at 100% of the peak and no exposed communication it is at most 100%."""
+    r = training_step(load_model("llama-3.1-8b"), H100, Layout(cp=8), global_batch=1, seq=131072, gpus=8,
+                      compute_efficiency=1.0, check_memory=False)
+    assert r.data["hfu"] <= 1 + 1e-9 < r.data["mfu"]
+    assert any("exceeds the FLOPs actually run" in n for n in r.assumptions)

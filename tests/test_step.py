@@ -57,7 +57,7 @@ def test_korthikanti_175b_calibration_row_is_in_sample():
     Table 5, 175B with SP + selective recompute, 13.75 s. It only checks that the calibration still holds under
     the current step model (±5%), not that the model predicts anything; the out-of-sample rows follow."""
     r = training_step(GPT175, A100, Layout(tp=8, pp=8, sp=True, interleave=3), recompute="selective",
-                      compute_efficiency=EFF, **K175)
+                      compute_efficiency=EFF, attention="unfused", **K175)  # 2022 Megatron: no FlashAttention
     assert r.data["step_time_s"] == pytest.approx(13.75, rel=0.05)
     # HFU > MFU by the attention re-run; the paper's eq. 8 charges more (52.8% vs 51.4%), we re-run once
     assert r.data["mfu"] < r.data["hfu"] < r.data["mfu"] * 1.028
@@ -66,7 +66,7 @@ def test_korthikanti_175b_calibration_row_is_in_sample():
 def test_korthikanti_175b_full_recompute_out_of_sample():
     # Korthikanti Table 5, the OTHER 175B row (full recompute, 18.13 s), not used for calibration: ±15%
     r = training_step(GPT175, A100, Layout(tp=8, pp=8, interleave=3), recompute="full", compute_efficiency=EFF,
-                      **K175)
+                      attention="unfused", **K175)
     assert r.data["step_time_s"] == pytest.approx(18.13, rel=0.15)
 
 
@@ -75,7 +75,7 @@ def test_narayanan_1t_row():
     Table 1, 1T on 3072 A100s, 163 TFLOP/s = 52% of peak counting recompute (eq. 3): HFU within ±15%."""
     m = gpt(128, 25600, 160)
     r = training_step(m, A100, Layout(tp=8, pp=64, dp=6), global_batch=3072, micro_batch=1, seq=2048, gpus=3072,
-                      recompute="full", compute_efficiency=EFF)
+                      recompute="full", compute_efficiency=EFF, attention="unfused")
     assert r.data["hfu"] == pytest.approx(0.52, rel=0.15)
     # An independent check of the FLOP counts (not of time): with full recompute hardware/model FLOPs equal
     # Narayanan eq. 3 / Korthikanti eq. 7 (both exclude LM-head recompute)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.efficiency import training_efficiency
 from ..core.errors import LlmcalcError
 from ..core.results import Result, derive
 from ..core.specs import Hardware, Model
@@ -249,7 +250,9 @@ def plan_training(m: Model, hw: Hardware, *, gpus, global_batch: int, seq: int, 
              + ("" if price is not None else "; no price in the hardware entry: pass --price"),
              "same memory and step models as `llmcalc memory` / `llmcalc step` (optimizer "
              f"{optimizer}; memory excludes framework workspace and fragmentation)",
-             "not searched: optimizer offload, first-k-layer recompute, expert-TP ≠ TP, DualPipe"]
+             "not searched: optimizer offload, first-k-layer recompute, expert-TP ≠ TP, DualPipe",
+             "efficiency: " + training_efficiency(hw, flat=compute_efficiency, profile=efficiency).describe()
+             + f"; attention {attention}" + ("; TP collectives overlapped" if tp_comm_overlap else "")]
     data: dict = {"model": m.name, "hardware": hw.name, "gpus": gpus_list, "global_batch": global_batch, "seq": seq,
                   "objective": objective, "raw_combinations": space.raw, "divisible": space.divisible,
                   "fit": n_fit, "per_dimension": space.per_dimension, "tokens": budget, "price_usd_per_hour": price}

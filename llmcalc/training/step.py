@@ -209,9 +209,13 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
                  F=figs[0].value, T=step.value, N=n_gpus, peak=peak)
     mfu6 = derive("mfu_6nd", "F6/(T*N*peak)", "%", "6·N·D convention (Kaplan et al. 2020; PaLM 'without attention')",
                   label="MFU (model FLOPs, 6·N·D)" + hypo, F6=six.value, T=step.value, N=n_gpus, peak=peak)
-    hfu = derive("hfu", "F/(T*N*peak)", "%", SRC_MFU + "; hardware FLOPs include recomputation",
-                 label="HFU (hardware FLOPs utilization)" + hypo, F=figs[1].value, T=step.value, N=n_gpus, peak=peak)
-    figs += [compute, bubble, pipe, bub_t, grad, step, tps, six, mfu, mfu6, hfu]
+    executed = derive("flops/executed", "gb*(Fmm + Fcore)", "FLOP", "matmuls + the attention core as its kernel "
+                      "runs it, recomputation included", label="FLOPs executed per step", gb=global_batch,
+                      Fmm=dense.value, Fcore=core.value)
+    hfu = derive("hfu", "F/(T*N*peak)", "%", SRC_MFU + "; the FLOPs the kernels execute (recomputation included, "
+                 "FlashAttention's skipped blocks not)", label="HFU (hardware FLOPs utilization)" + hypo,
+                 F=executed.value, T=step.value, N=n_gpus, peak=peak)
+    figs += [compute, bubble, pipe, bub_t, grad, step, tps, six, executed, mfu, mfu6, hfu]
     if mem is not None:
         figs.append(mem["memory/total"])
         figs.append(mem["memory/usable"])
@@ -221,7 +225,8 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
             "fits": fits, "step_time_s": step.value, "compute_s": compute.value, "bubble_fraction": bubble.value,
             "bubble_s": bub_t.value, "exposed_comm_s": pipe.value + grad.value, "tokens_per_s": tps.value,
             "mfu": mfu.value, "mfu_6nd": mfu6.value, "hfu": hfu.value, "model_flops": figs[0].value,
-            "hardware_flops": figs[1].value, "six_nd_flops": six.value, "matmul_efficiency": e_mm.value,
+            "hardware_flops": figs[1].value, "executed_flops": executed.value, "six_nd_flops": six.value,
+            "matmul_efficiency": e_mm.value,
             "attention_efficiency": e_att, "attention_kernel": attention, "efficiency": te.as_dict(),
             "causal_attention": causal, "tp_comm_overlap": tp_comm_overlap}
     if mem is not None:
@@ -239,6 +244,10 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
                                               "over the full L×L rectangle (Narayanan 2021, Korthikanti 2022, PaLM)")
              + "; 6·N·D beside it",
              *comm.assumptions]  # the ledger names an uneven split
+    if np.any(np.asarray(mfu.value) > np.asarray(hfu.value)):
+        notes.append("MFU with attention counts the full L×L rectangle; FlashAttention executes only the causal "
+                     "half, so at this length that convention exceeds the FLOPs actually run (HFU): read MFU 6·N·D "
+                     "or HFU here")
     if mem is not None:
         notes.insert(0, ("fits" if fits is True else "does NOT fit" if fits is False else "memory per layout")
                      + f": {mem.data['verdict_line']} (llmcalc memory, optimizer {optimizer})")

@@ -103,3 +103,27 @@ def test_every_topic_generates_finite_answers_with_derivations(topic):
         assert math.isfinite(q.answer.value) and q.answer.value > 0, (seed, q.text)
         assert q.derivation[-1].value == q.answer.value  # the answer is the last step of its derivation
         assert all(f.formula or f.source for f in q.derivation)
+
+
+def test_dashboard_drill_page_grades_and_records(tmp_path, monkeypatch):
+    st_testing = pytest.importorskip("streamlit.testing.v1")
+    from pathlib import Path
+
+    monkeypatch.setenv("LLMCALC_DATA_DIR", str(tmp_path))
+    app_py = str(Path(__file__).resolve().parent.parent / "app.py")
+    at = st_testing.AppTest.from_file(app_py, default_timeout=60)
+    at.query_params["page"] = "drill"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.number_input(key="drill_count").set_value(2)
+    at.number_input(key="drill_seed").set_value(3)
+    at.run()
+    q = dr.questions(None, 2, 3, [])
+    at.text_input(key="drill_a0").input(f"{q[0].answer.value} {q[0].answer.unit}")
+    at.button[0].click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Q1: RIGHT" in " ".join(s.value for s in at.success)
+    assert "Q2: no answer" in " ".join(i.value for i in at.info)
+    lines = (tmp_path / "drill.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["verdict"] == "right"

@@ -29,6 +29,7 @@ PAGES: tuple[Page, ...] = (
     Page("inference", "Inference", "Inference & serving", "inference"),
     Page("serving", "Serving", "Inference & serving", "serving"),
     Page("compare", "A vs B", "Study", "compare"),
+    Page("drill", "Daily drill", "Study", "drill"),
 )
 
 BY_KEY = {p.key: p for p in PAGES}

@@ -12,7 +12,7 @@ import html
 from ..core.results import Figure
 from .sheet import Block, Sheet
 
-CONCERNS = {"compute": "compute", "memory": "memory", "comm": "communication", "info": "notation"}
+CONCERNS = {"compute": "compute", "memory": "memory", "comm": "communication", "info": "other"}
 
 
 def _value(f: Figure) -> str:

@@ -314,17 +314,17 @@ def _bytes(m: Model, hw: Hardware, x: Inputs) -> list[Block]:
 def _memory(m: Model, hw: Hardware, x: Inputs) -> list[Block]:
     from ..model.params import param_breakdown
     from ..training.layout import Layout
-    from ..training.memory import model_state_bytes, training_memory
+    from ..training.memory import DEFAULT_OPTIMIZER, model_state_bytes, training_memory
 
     n = param_breakdown(m).data["total"]
-    states = model_state_bytes(n)
-    z = [replace(model_state_bytes(n, dp=8, zero=s)["memory/model_states"],
+    states = model_state_bytes(n, optimizer=DEFAULT_OPTIMIZER)
+    z = [replace(model_state_bytes(n, dp=8, zero=s, optimizer=DEFAULT_OPTIMIZER)["memory/model_states"],
                  key=f"zero{s}", label=f"model states per GPU, ZeRO-{s} over dp 8") for s in (1, 2, 3)]
     t = _tp_degrees(m, hw)[-1]
     p = largest_divisor(m.n_layers, (8, 4, 2, 1))
     lay = Layout(tp=t, pp=p, dp=8, zero=1)
-    blocks = [Block(f"Model states, unsharded ({n / 1e9:.3g} B params, mixed-precision Adam)", "memory",
-                    tuple(states.figures) + tuple(z))]
+    blocks = [Block(f"Model states, unsharded ({n / 1e9:.3g} B params, {DEFAULT_OPTIMIZER})", "memory",
+                    tuple(states.figures) + tuple(z), notes=states.assumptions)]
     for rc in ("none", "full"):
         r = training_memory(m, hw, lay, micro_batch=x.micro_batch, seq=x.seq, recompute=rc)
         keys = ["first_stage/weights", "first_stage/grads", "first_stage/optimizer", "activations/layer",

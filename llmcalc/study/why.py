@@ -51,8 +51,9 @@ def _zero3(m: Model, hw: Hardware, gpus: int, seq: int, global_batch: int | None
     t = 8 if hw.scale_up.domain_size >= 8 and m.attention.n_heads % 8 == 0 and (
         m.attention.mla or m.attention.n_kv_heads % 8 == 0) else 1
     p = next((x for x in (4, 2, 1) if m.n_layers % x == 0 and gpus % (t * x) == 0), 1)
-    layouts = {"ZeRO-1": Layout(dp=gpus, zero=1), "ZeRO-3": Layout(dp=gpus, zero=3),
-               f"TP {t} + PP {p} + ZeRO-1": Layout(tp=t, pp=p, dp=gpus // (t * p), zero=1)}
+    layouts = {"ZeRO-1": Layout(dp=gpus, zero=1), "ZeRO-3": Layout(dp=gpus, zero=3)}
+    if t * p > 1:  # the model-parallel alternative, when this model and GPU count allow one
+        layouts[f"TP {t} + PP {p} + ZeRO-1"] = Layout(tp=t, pp=p, dp=gpus // (t * p), zero=1)
     figs, res = [], {}
     for name, lay in layouts.items():
         if gpus % (lay.tp * lay.pp) or gb % lay.dp:
@@ -70,8 +71,7 @@ def _zero3(m: Model, hw: Hardware, gpus: int, seq: int, global_batch: int | None
             "memory": _tag(mem["memory/total"], f"{name}/memory", f"{name}: peak memory per GPU"),
             "fits": mem.data["fits"]}
         figs += [res[name][k] for k in ("bytes", "exposed", "step", "mfu", "memory")]
-    z1, z3, tpp = (res[k] for k in layouts)
-    tp_name = list(layouts)[2]
+    z1, z3 = res["ZeRO-1"], res["ZeRO-3"]
     ratio = _ratio("zero3/bytes_ratio", "ZeRO-3 / ZeRO-1 bytes per rank", z3["bytes"], z1["bytes"])
     saved = derive("zero3/memory_saved", "z1 - z3", "B", "difference of the rows above",
                    label="memory ZeRO-3 saves per GPU", z1=z1["memory"].value, z3=z3["memory"].value)
@@ -79,7 +79,7 @@ def _zero3(m: Model, hw: Hardware, gpus: int, seq: int, global_batch: int | None
                  label=f"{hw.display_name} memory")
     figs += [ratio, saved, cap]
     fit = {k: "fits" if v["fits"] else "does NOT fit" for k, v in res.items()}
-    lines = (
+    lines = [
         f"On {gpus} × {hw.display_name}, global batch {gb} × {seq} tokens: ZeRO-3 moves {_t(z3['bytes'])} per "
         f"rank per step against {_t(z1['bytes'])} for ZeRO-1 ({_t(ratio)}×): it gathers every layer's weights "
         "before its forward and again before its backward, for every micro-batch, and reduce-scatters gradients "
@@ -88,11 +88,14 @@ def _zero3(m: Model, hw: Hardware, gpus: int, seq: int, global_batch: int | None
         f"vs {_t(z1['step'])} (MFU {_t(z3['mfu'])} vs {_t(z1['mfu'])}).",
         f"What it buys: {_t(saved)} less per GPU ({_t(z1['memory'])} → {_t(z3['memory'])}; ZeRO-1 {fit['ZeRO-1']}, "
         f"ZeRO-3 {fit['ZeRO-3']} in {_t(cap)}).",
-        f"The usual alternative, {tp_name}: {_t(tpp['bytes'])} per rank per step, exposed DP "
-        f"time {_t(tpp['exposed'])}, step {_t(tpp['step'])} (MFU {_t(tpp['mfu'])}), memory {_t(tpp['memory'])} "
-        f"({fit[tp_name]}).",
-    )
-    return Why("zero3", f"Why ZeRO-3 is rarely the answer: {m.display_name} on {hw.display_name}", lines,
+    ]
+    if len(layouts) == 3:
+        tp_name = list(layouts)[2]
+        tpp = res[tp_name]
+        lines.append(f"The usual alternative, {tp_name}: {_t(tpp['bytes'])} per rank per step, exposed DP time "
+                     f"{_t(tpp['exposed'])}, step {_t(tpp['step'])} (MFU {_t(tpp['mfu'])}), memory "
+                     f"{_t(tpp['memory'])} ({fit[tp_name]}).")
+    return Why("zero3", f"Why ZeRO-3 is rarely the answer: {m.display_name} on {hw.display_name}", tuple(lines),
                tuple(figs), ("step times from llmcalc step (compute, bubble, exposed communication)",))
 
 

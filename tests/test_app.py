@@ -436,6 +436,9 @@ BAD_INPUTS = {
     "compare": [({"tp_b": 3}, "TP (B)", {"Deltas (green: B better, red: B worse)", "Derivations"})],
     "rl": [({"rl_rtp": 3}, "rollout engine TP", set())],
     "plan": [({"plan_gpus": "abc"}, "counts (comma list)", set())],
+    # The drill keeps no inputs in the link: a typed answer is graded (a bad one is "wrong"), never raised
+    # (tests/test_drill.py grades exact, 5%-off, 50%-off and unit-mismatched answers).
+    "drill": [],
 }
 
 

@@ -258,3 +258,18 @@ def test_any_input_is_one_clear_error_or_finite_figures(gpus, prompts, samples, 
         assert all(math.isfinite(v) and v >= 0 for v in x["breakdown_s"].values()), name_
         assert -1e-9 <= x["rollout_utilisation"] <= 1 + 1e-9 and -1e-9 <= x["trainer_utilisation"] <= 1 + 1e-9
         assert x["staleness_mean"] >= 0
+
+
+def test_vectorised_trainer_matches_scalar_calls():
+    """The split search times every trainer size in one training-step call; each element equals the scalar call."""
+    import numpy as np
+
+    from llmcalc.rl.phases import DEFAULT_SETTINGS, trainer_work
+
+    lengths, counts = lognormal(2000, 1.0, 8192).cohorts(2048)
+    kw = dict(algo="grpo", ref=False, reward_model=None, minibatches=4, settings=DEFAULT_SETTINGS)
+    sizes = np.array([8, 16, 24, 40])
+    vec = trainer_work(M7, H100, sizes, lengths, counts, 512, **kw)
+    for i, n in enumerate(sizes):
+        one = trainer_work(M7, H100, int(n), lengths, counts, 512, **kw)
+        assert vec["total_s"][i] == pytest.approx(one["total_s"], rel=1e-12)

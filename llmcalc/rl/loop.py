@@ -22,6 +22,7 @@ second half of ``steps`` simulated trainer steps (the first half is warm-up).
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import numpy as np
 
@@ -41,7 +42,8 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
     t = 0.0
     started = 0.0  # N_r (weighted)
     version = 0
-    buffer: list[list] = []  # completed, in completion order: [weight, version at start]
+    buffer: deque = deque()  # completed, in completion order: [weight, version at start]
+    buffered = 0.0  # Σ weight in the buffer
     item, item_left = 0, template[0][0]
     trainer_end = None  # time the running train step ends
     sync_end = None  # time the running weight sync ends
@@ -82,7 +84,7 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
                     item = (item + 1) % len(template)
                     item_left = template[item][0]
         # 2) the trainer starts a step when idle and B rollouts are buffered
-        if trainer_end is None and sync_end is None and not sync_pending and sum(w for w, _ in buffer) >= batch - EPS:
+        if trainer_end is None and sync_end is None and not sync_pending and buffered >= batch - EPS:
             need = batch
             while need > EPS:
                 w, v = buffer[0]
@@ -91,8 +93,9 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
                 stale_sum += take * (version - v)
                 stale_max = max(stale_max, version - v)
                 need -= take
+                buffered -= take
                 if take >= w - EPS:
-                    buffer.pop(0)
+                    buffer.popleft()
                 else:
                     buffer[0][0] = w - take
             trainer_end = t + t_train
@@ -115,6 +118,7 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
             span("rollout pool", "generate", t, t + dt)
             t += dt
             buffer.extend([w, tag] for w, tag in done)
+            buffered += sum(w for w, _ in done)
         # 4) events at time t
         if sync_end is not None and t >= sync_end - EPS:
             sync_end = None

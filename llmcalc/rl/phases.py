@@ -92,30 +92,34 @@ def effective_batch(lengths, counts, prompt) -> tuple[float, float, float]:
     return tok, l_eff, tok / l_eff
 
 
-def _layout(m: Model, gpus: int, tp: int, pp: int, ep: int, zero: int):
+def _layout(m: Model, gpus, tp: int, pp: int, ep: int, zero: int):
     from ..training.layout import Layout
 
-    if gpus % (tp * pp):
-        raise LayoutError(f"trainer GPUs {gpus} not divisible by --train-tp·--train-pp = {tp}·{pp}")
-    return Layout(tp=tp, pp=pp, dp=gpus // (tp * pp), ep=ep, zero=zero)
+    g = np.asarray(gpus)
+    if np.any(g % (tp * pp)):
+        bad = int(np.atleast_1d(g)[np.atleast_1d(g % (tp * pp)) != 0][0])
+        raise LayoutError(f"trainer GPUs {bad} not divisible by --train-tp·--train-pp = {tp}·{pp}")
+    return Layout(tp=tp, pp=pp, dp=g // (tp * pp), ep=ep, zero=zero)
 
 
-def trainer_work(m: Model, hw: Hardware, gpus: int, lengths, counts, prompt: float, *, algo: str, ref: bool,
+def trainer_work(m: Model, hw: Hardware, gpus, lengths, counts, prompt: float, *, algo: str, ref: bool,
                  reward_model: Model | None, minibatches: int, settings: RLSettings, tp: int = 1, pp: int = 1,
                  ep: int = 1, zero: int = 3, critic: Model | None = None) -> dict:
-    """Seconds of each trainer phase on ``gpus`` GPUs; raises LayoutError when the layout does not fit."""
+    """Seconds of each trainer phase on ``gpus`` GPUs. A scalar ``gpus`` raises LayoutError when the layout does
+    not fit; an array of trainer sizes (the split search, one vectorised call) returns ``fits`` as a mask and
+    inf where it does not fit."""
     from ..model.flops import forward_flops
-    from ..training.memory import training_memory
     from ..training.step import compute_efficiency_default, training_step
 
-    lay = _layout(m, gpus, tp, pp, ep, zero)
+    sweep = np.ndim(gpus) > 0
+    g = np.asarray(gpus)
+    lay = _layout(m, g, tp, pp, ep, zero)
+    dp = np.asarray(lay.dp)
     tok, l_eff, b_eff = effective_batch(lengths, counts, prompt)
     seq = max(int(round(l_eff)), 1)
     per_mb = b_eff / minibatches
-    per_rank = max(per_mb / lay.dp, 1.0)
-    micro = int(max(1, min(per_rank, settings.tokens_per_micro_batch // seq)))  # packed micro-batches
-    gb = max(lay.dp * micro, int(round(per_mb / (lay.dp * micro))) * lay.dp * micro)
-    scale = per_mb / gb  # the rounding of B_eff to whole DP ranks, undone on the time
+    per_rank = np.maximum(per_mb / dp, 1.0)
+    micro = np.maximum(1, np.minimum(per_rank, settings.tokens_per_micro_batch // seq)).astype(int)  # packed
     k = settings.trainer_efficiency_scale
     eff = settings.compute_efficiency or k * compute_efficiency_default(hw, m, tp)  # the hardware's matmul eff.
     peak = hw.peak("bf16")
@@ -129,32 +133,53 @@ def trainer_work(m: Model, hw: Hardware, gpus: int, lengths, counts, prompt: flo
         profile = replace(te, matmul=te.matmul * k, attention_flash=te.attention_flash * k,
                           attention_unfused=te.attention_unfused * k,
                           origin=f"{te.origin} x {k:g} (RL trainer, RLSettings.trainer_efficiency_scale)")
+    fits = np.ones(np.shape(g), bool)
 
-    def update(model: Model) -> float:
-        mem = training_memory(model, hw, lay, micro_batch=micro, seq=seq, recompute=settings.recompute,
-                              global_batch=gb)
-        if not mem.data["fits"]:
-            raise LayoutError(f"the trainer does not fit: {model.display_name} on {gpus} x {hw.display_name} "
-                              f"(tp {tp}, pp {pp}, dp {lay.dp}, ZeRO-{zero}) needs "
-                              f"{mem.data['total_bytes'] / 2 ** 30:.1f} GiB per GPU at {seq:,}-token sequences; "
-                              "give the trainer more GPUs or raise --train-tp")
-        r = training_step(model, hw, lay, global_batch=gb, micro_batch=micro, seq=seq, gpus=gpus,
+    def step_at(model: Model, mb):
+        gbj = np.maximum(dp * mb, np.round(per_mb / (dp * mb)).astype(int) * dp * mb)
+        r = training_step(model, hw, lay, global_batch=gbj if sweep else int(gbj),
+                          micro_batch=mb if sweep else int(mb), seq=seq, gpus=g if sweep else int(g),
                           recompute=settings.recompute, compute_efficiency=settings.compute_efficiency, causal=True,
-                          efficiency=profile)
-        return float(r.data["step_time_s"]) * scale * minibatches
+                          efficiency=profile)  # its memory check (optimizer states, activations) gives "fits"
+        ok = np.asarray(r.data["fits"], bool) & np.asarray(r.data.get("valid", True), bool)
+        t = np.asarray(r.data["step_time_s"], float) * (per_mb / gbj) * minibatches
+        return ok, t, r
 
-    def forward(model: Model) -> float:
+    def update(model: Model):
+        """Packed micro-batches of ``tokens_per_micro_batch``, halved until the activations fit (as a user
+        lowers ``ppo_max_token_len_per_gpu``)."""
+        nonlocal fits
+        mb = micro.copy() if sweep else np.asarray(micro)
+        ok, t, r = step_at(model, mb)
+        while not np.all(ok) and np.any(mb[~ok] > 1 if sweep else mb > 1):
+            mb = np.where(ok, mb, np.maximum(mb // 2, 1))
+            ok2, t2, r = step_at(model, mb)
+            t = np.where(ok, t, t2)
+            ok = ok | ok2
+        if not sweep and not bool(ok):
+            raise LayoutError(f"the trainer does not fit: {model.display_name} on {int(g)} x {hw.display_name} "
+                              f"(tp {tp}, pp {pp}, dp {int(dp)}, ZeRO-{zero}) needs "
+                              f"{float(r.data['memory_bytes_needed']) / 2 ** 30:.1f} GiB per GPU even with one "
+                              f"{seq:,}-token sequence per micro-batch; give the trainer more GPUs or raise --train-tp")
+        fits = fits & ok
+        return np.where(fits, t, np.inf) if sweep else float(t)
+
+    def forward(model: Model):
         f = float(forward_flops(model, 1, seq, causal=True).data["forward_flops"])
-        return b_eff * f / (gpus * peak * eff)
+        t = b_eff * f / (g * peak * eff)
+        return t if sweep else float(t)
 
-    out = {"old_logprob_s": forward(m), "ref_logprob_s": forward(m) if ref else 0.0,
-           "reward_s": forward(reward_model) if reward_model is not None else 0.0,
-           "critic_s": 0.0, "update_s": update(m), "tokens": tok, "l_eff": l_eff, "b_eff": b_eff,
-           "layout": {"tp": tp, "pp": pp, "dp": lay.dp, "ep": ep, "zero": zero}, "compute_efficiency": eff}
+    zero_t = np.zeros(np.shape(g)) if sweep else 0.0
+    out = {"old_logprob_s": forward(m), "ref_logprob_s": forward(m) if ref else zero_t,
+           "reward_s": forward(reward_model) if reward_model is not None else zero_t,
+           "critic_s": zero_t, "update_s": update(m), "tokens": tok, "l_eff": l_eff, "b_eff": b_eff,
+           "layout": {"tp": tp, "pp": pp, "dp": dp if sweep else int(dp), "ep": ep, "zero": zero},
+           "compute_efficiency": eff}
     if algo == "ppo":
         c = critic or m
         out["critic_s"] = forward(c) + update(c)
     out["total_s"] = sum(out[k] for k in ("old_logprob_s", "ref_logprob_s", "reward_s", "critic_s", "update_s"))
+    out["fits"] = fits if sweep else True
     return out
 
 

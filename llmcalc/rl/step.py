@@ -112,15 +112,21 @@ def _split_candidates(ctx: _Ctx, total: int) -> list[int]:
 
 
 def best_split(ctx: _Ctx, total: int, eta: float | None) -> dict:
-    """Score every split by the async throughput bound (one array), then simulate the best three."""
-    ks = [k for k in _split_candidates(ctx, total) if _feasible_trainer(ctx, total - k)]
-    if not ks:
+    """Score every split by the async throughput bound max(generate at full slots(K), trainer(N − K) + sync), the
+    trainer side as one vectorised training-step call over all candidate sizes; then simulate the best three."""
+    ks = _split_candidates(ctx, total)
+    if ks:
+        karr = np.asarray(ks)
+        tr = trainer_work(ctx.m, ctx.hw, total - karr, ctx.lengths, ctx.counts, ctx.prompt, algo=ctx.algo,
+                          ref=ctx.ref, reward_model=ctx.rm, minibatches=ctx.mb, settings=ctx.s, tp=ctx.ttp,
+                          pp=ctx.tpp, ep=ctx.tep, zero=ctx.zero)
+        karr = karr[tr["fits"]]
+        train = np.asarray(tr["total_s"])[tr["fits"]]
+    if not ks or not karr.size:
         raise LayoutError(f"no split of {total} GPUs leaves a trainer that fits and a rollout engine of "
                           f"{ctx.rtp} GPUs; add GPUs or raise --train-tp")
-    karr = np.asarray(ks)
     gen = ctx.saturated_gen_s(karr, eta)
-    sync = np.array([ctx.sync(False, total - k, k)[-1].value for k in ks])
-    train = np.array([ctx.train(total - k)["total_s"] for k in ks])
+    sync = np.array([ctx.sync(False, total - int(k), int(k))[-1].value for k in karr])
     bound = np.maximum(gen, train + sync)
     order = np.argsort(bound)[:3]
     best, best_t = None, math.inf

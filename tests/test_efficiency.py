@@ -3,8 +3,8 @@
 Calibration and test rows are kept apart (llmcalc/validation/training_cases.py, role "calibrate" / "test"):
 - A100 matmul, attention_unfused and the GEMM half width are fitted on Korthikanti et al. 2022 Table 5's 175B and
   22B selective rows and Narayanan et al. 2021 Table 1's 3.6B row, then A100 attention_flash on MosaicML's A100
-  MPT 7B/1B rows at 32K tokens; H100 matmul and attention_flash on the Megatron-Core r0.8.0 H100 table's 16B and
-  32B rows and MosaicML's H100 MPT 7B/1B rows at 32K tokens;
+  MPT 7B/1B rows at 32K tokens; H100 matmul on the Megatron-Core r0.8.0 H100 table's 16B and 32B rows (H100's
+  attention term is a stated judgement);
 - everything else below is held out. Bands are the ones the source cases state (shared/reference:
   Korthikanti ±10%, Narayanan Table 1 ±15% calibrated, Megatron-Core TF/s ±12% and MFU ±5 points).
 """
@@ -73,10 +73,9 @@ def test_shipped_values_are_the_fit_of_the_calibration_rows():
     a2 = fit(cal("a100-sxm-80gb", "MosaicML"), replace(a, attention_flash=0.6), ("attention_flash",)).efficiency
     assert a2.attention_flash == pytest.approx(shipped.attention_flash, rel=3e-3)
     h_shipped = training_efficiency(H100)
-    h = fit(cal("h100-sxm", ""), replace(h_shipped, matmul=0.3, attention_flash=0.4, half_width=a.half_width),
-            ("matmul", "attention_flash")).efficiency
+    h = fit(cal("h100-sxm", "Megatron-Core"), replace(h_shipped, matmul=0.3, half_width=a.half_width),
+            ("matmul",)).efficiency
     assert h.matmul == pytest.approx(h_shipped.matmul, rel=3e-3)
-    assert h.attention_flash == pytest.approx(h_shipped.attention_flash, rel=3e-3)
 
 
 def test_calibration_and_test_rows_are_disjoint_and_named():
@@ -88,7 +87,7 @@ def test_calibration_and_test_rows_are_disjoint_and_named():
 
 def test_thin_gemms_reach_less_of_the_peak():
     """Layouts that differ only in TP are not tied: D/tp = 8192/8 = 1024 vs 8192/2 = 4096 → matmul efficiency
-    0.577·1024/(1024+165) vs 0.577·4096/(4096+165) (hand derivation of the stated width term)."""
+    0.527·1024/(1024+165) vs 0.527·4096/(4096+165) (hand derivation of the stated width term)."""
     m = load_model("llama-3.1-70b")
     e = training_efficiency(H100)
     r8 = training_step(m, H100, Layout(tp=8, dp=1), global_batch=8, seq=4096, check_memory=False)
@@ -115,7 +114,7 @@ def test_every_step_says_which_efficiency_and_source():
     r = training_step(load_model("llama-3.1-8b"), H100, Layout(dp=8, zero=1), global_batch=64, seq=4096)
     assert r.data["efficiency"]["origin"] == "h100-sxm hardware catalogue entry"
     assert "Megatron-Core" in r.data["efficiency"]["source"]
-    assert any(n.startswith("efficiency: matmul 0.577") for n in r.assumptions)
+    assert any(n.startswith("efficiency: matmul 0.527") for n in r.assumptions)
 
 
 def test_accelerator_without_a_measurement_says_it_uses_a_generation_default():

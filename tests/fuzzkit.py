@@ -307,7 +307,11 @@ def check_result(r, where: str) -> None:
     import numpy as np
 
     valid = r.data.get("valid") if isinstance(r.data, dict) else None
+    if valid is not None and np.ndim(valid) == 0 and not bool(valid):
+        return  # the whole sweep is an impossible layout, and says so
     mask = np.asarray(valid, dtype=bool) if valid is not None and np.ndim(valid) > 0 else None
+    if mask is not None and not mask.any():
+        return
     for f in r.figures:
         value = f.value
         if mask is not None and np.ndim(value) > 0:

@@ -178,6 +178,24 @@ def is_sweep(*values) -> bool:
     return any(np.ndim(v) > 0 for v in values)
 
 
+def masked_sweep(fn):
+    """For a calculator over a layout sweep: elements that ``check_layout`` marks invalid (tp = 0, a degree that
+    does not divide) are computed along with the rest and masked by ``valid``; their divisions by zero must not
+    warn (pytest turns RuntimeWarning into an error). Scalar calls are untouched: there a bad layout raises first."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        lay = next((a for a in (*args, *kwargs.values()) if isinstance(a, Layout)), None)
+        degrees = () if lay is None else (lay.tp, lay.pp, lay.dp, lay.ep, lay.cp, lay.zero, lay.interleave)
+        if not is_sweep(*degrees, *args[2:], *kwargs.values()):
+            return fn(*args, **kwargs)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
 def check_layout(model: Model, layout: Layout, *, gpus=None, micro_batch=1, seq=None, global_batch=None):
     """Validate ``layout`` for ``model``. Scalars: raise LayoutError on the first problem, else return True.
     Sweeps (any numpy array): return the boolean mask of valid elements (broadcast shape)."""

@@ -23,7 +23,17 @@ from ..core.results import Figure, Result, derive
 from ..core.specs import Hardware, Model
 from ..model.params import param_breakdown
 from .activations import stage_activation_bytes, tensor_table
-from .layout import Layout, check_layout, is_sweep, microbatches, recompute_code, stage_layers, stage_notes, where
+from .layout import (
+    Layout,
+    check_layout,
+    is_sweep,
+    masked_sweep,
+    microbatches,
+    recompute_code,
+    stage_layers,
+    stage_notes,
+    where,
+)
 
 
 @dataclass(frozen=True)
@@ -249,6 +259,7 @@ def _states(prefix: str, dense, experts, layout: Layout, o: OptimizerBytes, lora
 DEFAULT_OPTIMIZER = "adam-fp32-grads"  # Megatron-Core's bf16 convention: fp32 main grads, 18 B/param
 
 
+@masked_sweep
 def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batch=1, seq=2048,
                     recompute="none", optimizer: str = DEFAULT_OPTIMIZER, global_batch=None, flash: bool = True,
                     dropout: bool = False, lora: LoRA | None = None, act_bytes: int = 2,

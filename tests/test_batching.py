@@ -164,3 +164,33 @@ def test_cli_mix_json_and_explain():
 ])
 def test_cli_mix_errors_in_one_line(args, needles):
     one_line_error(["batching", "llama-3.1-8b", "--qps", "5", *args], *needles)
+
+
+def test_queue_wait_is_md1_and_matches_a_lindley_simulation():
+    """Prefill as an M/D/1 queue: Pollaczek-Khinchine mean wait ρ·t_p/(2(1−ρ)); checked against a Lindley-recursion
+    simulation of Poisson arrivals with deterministic service (W_{k+1} = max(0, W_k + t_p − A_k))."""
+    import numpy as np
+
+    from llmcalc.inference.batching import continuous_batching, queue_wait
+
+    t_p, rho = 0.02, 0.6
+    mean, p99 = queue_wait(t_p, rho)
+    assert mean == pytest.approx(0.6 * 0.02 / (2 * 0.4))
+    assert p99 == pytest.approx(mean / 0.6 * np.log(60))
+    rng = np.random.default_rng(0)
+    gaps = rng.exponential(t_p / rho, 400_000)
+    w, waits = 0.0, np.empty(gaps.size)
+    for k, a in enumerate(gaps):
+        waits[k] = w
+        w = max(0.0, w + t_p - a)
+    assert waits[1000:].mean() == pytest.approx(mean, rel=0.05)
+    assert np.quantile(waits[1000:], 0.99) == pytest.approx(p99, rel=0.25)  # the tail is an approximation
+    from llmcalc.inference.latency import step
+
+    dep = dep8b()
+    r = continuous_batching(dep, 10.0, 1024, 256).data
+    t_prefill = float(step(dep, 1, 1024, 1024, prefill=True)["step_s"])
+    assert r["prefill_share"] == pytest.approx(10.0 * t_prefill)
+    assert r["queue_wait_s"] == pytest.approx(queue_wait(t_prefill, 10.0 * t_prefill)[0])
+    assert r["ttft_mean_s"] == pytest.approx(r["ttft_s"] + r["queue_wait_s"])
+    assert r["ttft_p99_s"] == pytest.approx(r["ttft_s"] + r["queue_wait_p99_s"])

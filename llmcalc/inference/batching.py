@@ -46,6 +46,17 @@ from .latency import Deployment, step
 
 SRC_LITTLE = "Little's law (Little 1961): concurrency = arrival rate x time in system"
 SRC_CB = "continuous batching (Orca, Yu et al. 2022 §3): prefill interleaved with decode steps"
+SRC_QUEUE = ("prefill as an M/D/1 queue (Poisson arrivals, deterministic service t_p, load ρ = λ·t_p): mean wait "
+             "ρ·t_p/(2(1 − ρ)) (Pollaczek-Khinchine formula, E[S²] = t_p²); p99 from the heavy-traffic exponential "
+             "tail P(W > t) ≈ ρ·exp(−ρ·t/W̄) (Kingman 1962), an approximation")
+
+
+def queue_wait(t_prefill, rho):
+    """(mean, p99) wait of an arrival before its prefill starts: M/D/1 (see SRC_QUEUE). ρ must be < 1."""
+    rho = np.asarray(rho, dtype=float)
+    mean = rho * t_prefill / (2 * (1 - rho))
+    p99 = np.where(rho > 0.01, mean / np.maximum(rho, 1e-300) * np.log(np.maximum(rho, 0.01) / 0.01), 0.0)
+    return mean, p99
 
 
 def request_time(t_prefill, t_decode, output, concurrency):
@@ -283,11 +294,26 @@ def continuous_batching(dep: Deployment, qps: float, prompt, output, reserve: fl
                for i, (p, o, wi, tp_i) in enumerate(zip(prompts, outputs, shares, ms["t_p"], strict=True), start=1)]
     if k > 1:
         figs += [f for cl in classes for f in cl]
+    if u < 1:  # queueing before the prefill starts (not defined for an engine that only prefills)
+        wq, w99 = queue_wait(t_p, u)
+        figs += [derive("queue_wait_s", "rho*t_p/(2*(1 - rho))", "s", SRC_QUEUE,
+                        label="wait before prefill (mean, M/D/1)", rho=u, t_p=t_p),
+                 derive("queue_wait_p99_s", "W/rho*log_rho_over_1pct", "s", SRC_QUEUE,
+                        label="wait before prefill (p99, heavy-traffic approximation)", W=float(wq), rho=u,
+                        log_rho_over_1pct=float(np.log(u / 0.01)))
+                 if u > 0.01 else derive("queue_wait_p99_s", "0", "s", SRC_QUEUE + "; ρ <= 0.01: P(W > 0) < 1%",
+                                         label="wait before prefill (p99)"),
+                 derive("ttft_mean_s", "t_p + t_d + W", "s", SRC_QUEUE, label="TTFT with queueing (mean)",
+                        t_p=t_p, t_d=float(t_d), W=float(wq)),
+                 derive("ttft_p99_s", "t_p + t_d + W99", "s", SRC_QUEUE, label="TTFT with queueing (p99)",
+                        t_p=t_p, t_d=float(t_d), W99=float(w99))]
     fig = {f.key: f.value for f in figs}
     overloaded = qps > qps_max
     if k == 1:
         notes = [dep.eff.describe(), "KV cap charges every running sequence its final length P + O",
-                 "decode steps evaluated at the mean context P + O/2; queueing delay before admission ignored"]
+                 "decode steps evaluated at the mean context P + O/2; the wait before prefill is an M/D/1 queue "
+                 "(mean exact for Poisson arrivals, p99 a heavy-traffic approximation); admission waits for KV room "
+                 "are not modelled"]
     else:
         notes = [dep.eff.describe(),
                  "Poisson arrivals, class i with probability w_i; a mean-value model (no queueing variance, "
@@ -302,7 +328,10 @@ def continuous_batching(dep: Deployment, qps: float, prompt, output, reserve: fl
     data = {"model": dep.model.name, "hardware": dep.hw.name, "tp": dep.tp, "qps": qps,
             "prompt": prompts[0] if scalar else prompts, "output": outputs[0] if scalar else outputs,
             "mix": shares, "concurrency": n, "request_s": fig["request_s"], "tpot_s": fig["tpot_s"],
-            "ttft_s": float(t_p + t_d), "qps_max": qps_max, "kv_cap": cap, "kv_binds": bool(overloaded or n >= cap),
+            "ttft_s": float(t_p + t_d), "queue_wait_s": fig.get("queue_wait_s"),
+            "queue_wait_p99_s": fig.get("queue_wait_p99_s"), "ttft_mean_s": fig.get("ttft_mean_s"),
+            "ttft_p99_s": fig.get("ttft_p99_s"), "qps_max": qps_max, "kv_cap": cap,
+            "kv_binds": bool(overloaded or n >= cap),
             "overloaded": overloaded, "throughput_qps": fig["throughput_qps"], "tokens_per_s": fig["tokens_per_s"],
             "prefill_share": u, "decode_context": fig["decode_context"],
             "classes": [{"prompt": p, "output": o, "share": wi, "inflight_share": s, "qps": wi * rate,

@@ -15,7 +15,6 @@ import streamlit as st
 
 def render(model, hardware, s: dict) -> None:
     from ..study import drill as dr
-
     from . import panels
 
     st.header("Drill")

@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 
 from llmcalc.cli import app
 from llmcalc.core.catalogue import load_hardware, load_model
-from llmcalc.network.collectives import ALPHA_UP_S
 from llmcalc.training.comms import comm_ledger
 from llmcalc.training.layout import Layout
 
@@ -91,12 +90,20 @@ def test_links_follow_the_rank_order():
     assert rows(r, "dp")[0]["link"] == "scale-up"
 
 
-def test_row_time_is_latency_plus_bytes_over_bandwidth():
+def test_row_time_is_nccls_fastest_algorithm():
+    """NVIDIA/nccl v2.30.7 src/graph/tuning.cc, evaluated by hand for 8 x H100 on one node, S = 64 MiB:
+    ring Simple: latency 8.4 (base) + 14 hops x 3.4 µs (NVLink ring Simple), algorithm bandwidth = bus x n/(2(n-1));
+    NVLS: latency 25 µs (NVLink NVLS hop), algorithm bandwidth = bus x 0.85 (Hopper nvlsEfficiency) x 7/8
+    (NVLS channels (c-1)/c, c = 8); bus = 450 GB/s x link efficiency 0.5. At 64 MiB NVLS is the faster."""
     r = comm_ledger(LLAMA70, H100, Layout(tp=8), seq=4096, global_batch=1, link_efficiency=0.5)
     (ar,) = rows(r, "tp")
     S = 2 * 4096 * 8192
-    per_call = ALPHA_UP_S * 2 * 7 + 2 * 7 / 8 * S / (450e9 * 0.5)  # H100 NVLink 4: 450 GB/s per direction
-    assert ar["time_s"] == pytest.approx(ar["count"] * per_call, rel=1e-12)
+    bus = 450e9 * 0.5
+    ring = (8.4 + 14 * 3.4) * 1e-6 + S / (bus * 8 / 14)
+    nvls = 25e-6 + S / (bus * 0.85 * 7 / 8)
+    assert nvls < ring
+    assert ar["algorithm"] == "nvls" and ar["protocol"] == "Simple"
+    assert ar["time_s"] == pytest.approx(ar["count"] * nvls, rel=1e-9)
 
 
 def test_expert_and_context_parallel_rows():
@@ -174,16 +181,16 @@ def test_context_parallel_mla_passes_up_projected_keys_and_values():
 
 def test_mi300x_tp_groups_get_their_peer_links_not_the_aggregate():
     """Fact sheet trap 3: an MI300X pair talks at 64 GB/s per direction, all 8 at 448. The TP all-reduce
-    bandwidth term (bytes / (bw·eff)) is 7x longer for TP=2 than it would be at the aggregate."""
+    bandwidth term (ring Simple: 2(n-1)/n x S / (bw x eff), latency set to 0) is 7x longer for TP=2 than it would
+    be at the aggregate."""
     mi = load_hardware("mi300x")
     m = load_model("llama-3.1-8b")
-    kw = dict(seq=4096, global_batch=1, link_efficiency=1.0)
+    kw = dict(seq=4096, global_batch=1, link_efficiency=1.0, latency_scale=0.0)
+    S = 2 * 4096 * 4096
     for tp, bw in ((2, 64e9), (4, 3 * 64e9), (8, 448e9)):
         (ar,) = rows(comm_ledger(m, mi, Layout(tp=tp), **kw), "tp")
-        S = 2 * 4096 * 4096
-        per_call = ALPHA_UP_S * 2 * (tp - 1) + 2 * (tp - 1) / tp * S / bw
-        assert ar["time_s"] == pytest.approx(ar["count"] * per_call, rel=1e-12)
-    # H100 (NVSwitch): 450 GB/s for any group inside the node
+        assert ar["algorithm"] == "ring" and ar["protocol"] == "Simple"
+        assert ar["time_s"] == pytest.approx(ar["count"] * 2 * (tp - 1) / tp * S / bw, rel=1e-12)
+    # H100 (NVSwitch): 450 GB/s for any group inside the node (a pair: ring; NVLS with (2-1)/2 channels loses)
     (ar,) = rows(comm_ledger(m, H100, Layout(tp=2), **kw), "tp")
-    assert ar["time_s"] == pytest.approx(ar["count"] * (ALPHA_UP_S * 2 + 2 * 1 / 2 * 2 * 4096 * 4096 / 450e9),
-                                         rel=1e-12)
+    assert ar["time_s"] == pytest.approx(ar["count"] * 2 * 1 / 2 * S / 450e9, rel=1e-12)

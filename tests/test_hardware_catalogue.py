@@ -199,8 +199,9 @@ def test_l40s():
     h = hw("l40s")
     # fact sheet row H10 / N12 + Trap 5: "48 GB" GDDR6 reports 46068 MiB with ECC on
     assert h.memory_bytes == 46068 * MiB
-    # fact sheet row H10: no NVLink; PCIe Gen4 x16 ~31 / 64 GB/s; domain 1
-    assert h.scale_up.domain_size == 1
+    # fact sheet row H10: no NVLink; PCIe Gen4 x16 ~31 / 64 GB/s; the GPUs of one PCIe server (8, e.g. AWS
+    # g6e.48xlarge) reach each other over it, so TP over PCIe is priced (issue #12)
+    assert h.scale_up.domain_size == 8 and h.scale_up.fabric == "pcie"
     assert h.scale_up.per_direction_bytes_per_s == approx(31 * G)
     # fact sheet row H10; L40S datasheet (mullet.se reproduction) FP8 733 | 1,466* -> 733 dense
     assert h.peak("fp8") == approx(733 * T)
@@ -212,8 +213,8 @@ def test_l4():
     assert h.peak("fp8") == approx(242.5 * T)
     # fact sheet row H11 / N12: nvidia-smi "23034MiB"
     assert h.memory_bytes == 23034 * MiB
-    # fact sheet row H11: no NVLink, domain 1
-    assert h.scale_up.domain_size == 1
+    # fact sheet row H11: no NVLink; PCIe Gen4 x16 between the 8 GPUs of a PCIe server (AWS g6.48xlarge)
+    assert h.scale_up.domain_size == 8 and h.scale_up.fabric == "pcie"
 
 
 @pytest.mark.parametrize("name, gib, tbs", [("mi300x", 192, 5.3), ("mi325x", 256, 6.0)])

@@ -136,10 +136,12 @@ def test_serve_names_the_failing_constraint():
     # Gemma-2-27B int4 g128 on one L4 (22.5 GiB, 300 GB/s): 26,047,480,320 block params x 4.156 bits + the tied
     # 1,179,648,000-param embedding at 16 bit = 15.9 GB fit, but a decode step reads them all (the tied LM head
     # too): 15.9e9 / 300e9 = 53 ms > 50 ms even on a pure roofline, so TPOT fails at batch 1.
+    # L4s reach each other over PCIe (8 per server), so tp 2-8 are tried too; a 10 ms target fails at every tp
+    # (tp 8 still reads 15.9 GB / 8 at 300 GB/s = 6.6 ms plus the PCIe all-reduces and launches).
     out = one_line_error(["serve", "gemma-2-27b", "-H", "l4", "--weights", "int4", "--group-size", "128",
-                           "--users", "100"], "tp 1: TPOT at batch 1 =", "> 50 ms target")
+                           "--users", "100", "--tpot", "10ms"], "tp 1: TPOT at batch 1 =", "> 10 ms target")
     assert "weights" not in out.split("tp 1:")[1].split(";")[0]
-    # 70B bf16 (141 GB) on the single-GPU domain of an L4: the weights do not fit
+    # 70B bf16 (141 GB) on L4s (8 per PCIe server): the weights do not fit tp 1
     with pytest.raises(LlmcalcError, match=r"tp 1: weights 141\.1 GB per GPU > 21\.7 GB usable"):
         serve(load_model("llama-3.1-70b"), load_hardware("l4"), qps=1.0, prompt=100, output=10)
 

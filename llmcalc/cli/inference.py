@@ -19,7 +19,14 @@ RESERVE_OPT = typer.Option(0.1, "--reserve", help="Fraction of memory kept free 
 EFF_FLOPS = typer.Option(None, "--eff-flops", help="Fraction of peak FLOP/s reached (default 0.8, measured MAMF).")
 EFF_MEM = typer.Option(None, "--eff-mem", help="Fraction of HBM bandwidth reached (default 0.85, a judgement).")
 EFF_LINK = typer.Option(None, "--eff-link", help="Fraction of link bandwidth reached (default 0.8, measured).")
-ROOFLINE_OPT = typer.Option(False, "--roofline", help="Pure roofline: every efficiency = 1.")
+ROOFLINE_OPT = typer.Option(False, "--roofline", help="Pure roofline: every efficiency = 1 and every latency 0.")
+LATENCY_SCALE_OPT = typer.Option(1.0, "--latency-scale",
+                                 help="Multiply every latency term (collective hops, kernel launches); 0 = none.")
+ALLREDUCE_OPT = typer.Option("nccl", "--allreduce", help="TP all-reduce: nccl (NCCL's tuning model) or custom "
+                             "(vLLM/TensorRT-LLM one-shot kernel on NVLink where faster).")
+TP_OVERLAP_OPT = typer.Option(False, "--tp-overlap", help="Hide the TP all-reduce behind compute (engine option).")
+CUDA_GRAPHS_OPT = typer.Option(True, "--cuda-graphs/--no-cuda-graphs",
+                               help="Decode replayed as a CUDA graph (~1 µs per kernel) or launched eagerly (~5 µs).")
 
 
 def _eff(flops, mem, link, roofline):
@@ -28,12 +35,12 @@ def _eff(flops, mem, link, roofline):
     return parse_efficiency(flops, mem, link, roofline)
 
 
-def _deployment(model, hardware, tp, weights, group_size, kv_dtype, activations, eff):
+def _deployment(model, hardware, tp, weights, group_size, kv_dtype, activations, eff, **latency_opts):
     from ..core.catalogue import load_hardware, load_model
     from ..inference.latency import Deployment
 
     return Deployment(load_model(model), load_hardware(hardware), tp, weights, group_size, kv_dtype.lower(),
-                      activations.lower(), eff)
+                      activations.lower(), eff, **latency_opts)
 
 
 def _seconds(text: str, option: str) -> float:
@@ -116,12 +123,15 @@ def infer(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP_OPT
           output: int = typer.Option(256, "--output"), weights: str = WEIGHTS_OPT,
           group_size: int | None = GROUP_OPT, kv_dtype: str = KV_DTYPE_OPT, activations: str = ACT_OPT,
           eff_flops: float | None = EFF_FLOPS, eff_mem: float | None = EFF_MEM, eff_link: float | None = EFF_LINK,
-          roofline: bool = ROOFLINE_OPT, as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
+          roofline: bool = ROOFLINE_OPT, latency_scale: float = LATENCY_SCALE_OPT,
+          allreduce: str = ALLREDUCE_OPT, tp_overlap: bool = TP_OVERLAP_OPT, cuda_graphs: bool = CUDA_GRAPHS_OPT,
+          as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
     """Latency: TTFT, TPOT as the context grows, end-to-end, tokens/s, and the bound of each step."""
     from ..inference.latency import latency
 
     dep = _deployment(model, hardware, tp, weights, group_size, kv_dtype, activations,
-                      _eff(eff_flops, eff_mem, eff_link, roofline))
+                      _eff(eff_flops, eff_mem, eff_link, roofline), latency_scale=latency_scale,
+                      allreduce=allreduce.lower(), tp_overlap=tp_overlap, cuda_graphs=cuda_graphs)
     r = latency(dep, batch, prompt, output)
     if as_json or explain:
         emit(r, as_json, explain)

@@ -33,6 +33,7 @@ Bytes = Annotated[float, _quantity(units.BYTES), Field(gt=0)]
 BytesPerS = Annotated[float, _quantity(units.BYTES_PER_S), Field(gt=0)]
 FlopPerS = Annotated[float, _quantity(units.FLOP_PER_S), Field(gt=0)]
 Watts = Annotated[float, _quantity(units.WATTS), Field(gt=0)]
+Seconds = Annotated[float, _quantity(units.SECONDS), Field(ge=0)]
 UsdPerHour = Annotated[float, _quantity(units.USD_PER_HOUR, per_si=3600.0), Field(gt=0)]  # USD per hour
 
 
@@ -44,6 +45,18 @@ class Spec(BaseModel):
 # ============================================================== hardware
 
 DType = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"]
+
+
+# NCCL's per-hop hardware latencies in µs (NVIDIA/nccl v2.30.7 src/graph/tuning.cc, hwLatencies), per fabric and
+# algorithm_protocol: the default for a link whose YAML records its fabric but no hop_latency of its own.
+NCCL_HOP_LATENCY_US = {
+    "nvlink": {"ring_ll": 0.6, "ring_ll128": 1.9, "ring_simple": 3.4, "tree_ll": 0.6, "tree_ll128": 1.25,
+               "tree_simple": 4.0, "nvls_simple": 25.0},
+    "pcie": {"ring_ll": 1.0, "ring_ll128": 2.5, "ring_simple": 5.7, "tree_ll": 1.0, "tree_ll128": 1.9,
+             "tree_simple": 4.0},
+    "net": {"ring_ll": 2.7, "ring_ll128": 4.0, "ring_simple": 14.0, "tree_ll": 5.0, "tree_ll128": 8.5,
+            "tree_simple": 14.0, "nvls_simple": 18.0, "nvls_tree_simple": 20.9}}
+_NCCL_FABRIC = {"nvlink": "nvlink", "pcie": "pcie", "infiniband": "net", "roce": "net", "ethernet": "net"}
 
 
 class Link(Spec):
@@ -75,6 +88,15 @@ class Link(Spec):
     per_link_bytes_per_s: BytesPerS | None = Field(
         None, description="torus: one direction of ONE link (port), e.g. '45 GB/s'")
     axis_size: int | None = Field(None, ge=2, description="torus: devices along one axis with wraparound (16)")
+    fabric: Literal["nvlink", "pcie", "xgmi", "infiniband", "roce", "ethernet", "ici", "dcn"] | None = Field(
+        None, description="what the link is, for the collective model's per-hop latencies (llmcalc.network)")
+    hop_latency: dict[Literal["ring_ll", "ring_ll128", "ring_simple", "tree_ll", "tree_ll128", "tree_simple",
+                              "nvls_simple", "nvls_tree_simple"], Seconds] = Field(
+        default_factory=dict, description="per-hop latency per algorithm_protocol, e.g. ring_simple: '3.4 us' "
+                                          "(NCCL tuning.cc hwLatencies for this fabric)")
+    nvls: bool = Field(False, description="NVLink SHARP: the switch reduces (NCCL's NVLS algorithm)")
+    nccl_arch: Literal["volta", "ampere", "hopper", "blackwell"] | None = Field(
+        None, description="GPU generation row of NCCL's tuning tables (LL bandwidth caps, NVLS efficiency)")
 
     @model_validator(mode="after")
     def _topology_needs_its_numbers(self):
@@ -83,6 +105,40 @@ class Link(Spec):
         if self.topology == "torus" and (self.per_link_bytes_per_s is None or self.axis_size is None):
             raise ValueError("topology torus needs per_link_bytes_per_s (one-way, one link) and axis_size")
         return self
+
+    def fabric_kind(self) -> str | None:
+        """The fabric, as recorded, or read from the link's name (NVLink, PCIe, InfiniBand/RoCE/Ethernet)."""
+        if self.fabric:
+            return self.fabric
+        n = self.name.lower()
+        for word, kind in (("nvlink", "nvlink"), ("pcie", "pcie"), ("infiniband", "infiniband"), ("roce", "roce"),
+                           ("ethernet", "ethernet"), ("xgmi", "xgmi"), ("ici", "ici"), ("dcn", "dcn")):
+            if word in n:
+                return kind
+        return None
+
+    def hop_latency_s(self, algorithm: str, protocol: str, default_fabric: str | None = None) -> float:
+        """Per-hop latency (s) for an algorithm (ring, tree, nvls, nvls_tree) and protocol (ll, ll128, simple):
+        the YAML's ``hop_latency`` entry; else, for an NCCL fabric (NVLink, PCIe, a network), NCCL's own
+        hwLatencies for it (NVIDIA/nccl v2.30.7 src/graph/tuning.cc); a link that records only ring_simple uses
+        it for every pair. ``default_fabric`` names the fabric to assume when the link does not say (a scale-out
+        link is a network: NCCL prices every inter-node hop with its NET row). Otherwise an unknown fabric with
+        no recorded latency is an error."""
+        key = f"{algorithm}_{protocol}"
+        if key in self.hop_latency:
+            return self.hop_latency[key]
+        table = NCCL_HOP_LATENCY_US.get(_NCCL_FABRIC.get(self.fabric_kind() or default_fabric or "", ""), {})
+        if not self.hop_latency and key in table:
+            return table[key] * 1e-6
+        if "ring_simple" in self.hop_latency:
+            return self.hop_latency["ring_simple"]
+        if key in table or "ring_simple" in table:
+            return table.get(key, table["ring_simple"]) * 1e-6
+        from .errors import LlmcalcError
+
+        raise LlmcalcError(f"the {self.name or 'link'} block records no hop_latency and no known fabric; add e.g. "
+                           "'fabric: nvlink' or 'hop_latency: {ring_simple: 3.4 us}' with its source to the "
+                           "hardware YAML")
 
     @property
     def per_direction_bytes_per_s(self) -> float:

@@ -101,10 +101,10 @@ def main() -> None:
 
 
 def run_page(page: str, model: Model, hardware, s: dict) -> None:
-    from llmcalc.dashboard import compare, inference, model_page, rl, serving, training
+    from llmcalc.dashboard import compare, inference, model_page, plan, rl, serving, training
 
     pages = {"model": model_page.render, "training": training.render, "inference": inference.render,
-             "serving": serving.render, "compare": compare.render, "rl": rl.render}
+             "serving": serving.render, "compare": compare.render, "rl": rl.render, "plan": plan.render}
     pages[page](model, hardware, s)
 
 

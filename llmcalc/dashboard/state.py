@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 PAGES = {"model": "Model", "training": "Training", "inference": "Inference", "serving": "Serving",
-         "compare": "A vs B", "rl": "RL"}
+         "compare": "A vs B", "rl": "RL", "plan": "Plan"}
 DTYPES = ["bf16", "fp16", "fp32", "fp8", "int8", "int4"]
 
 
@@ -76,6 +76,9 @@ FIELDS = _fields(
     Field("ttft_slo", 2.0, 0.001, 1e4), Field("tpot_slo", 0.05, 1e-5, 100.0),
     Field("price", 0.0, 0.0, 1e6),  # USD per device-hour; 0 = the catalogue's price
     Field("weight_only", False),  # fp8/int8 weights with 16-bit compute (weight-only quantisation)
+    # plan page (llmcalc.training.plan)
+    Field("plan_gpus", "64,128,256"), Field("objective", "time", choices=("time", "cost", "mfu")),
+    Field("plan_chart", "step s", choices=("step s", "cost USD", "days")), Field("plan_pick", 1, 1, 50),
     # A vs B: the second scenario
     Field("model_b", "llama-3.1-8b"), Field("hw_b", "a100-sxm-80gb"), Field("dtype_b", "bf16", choices=tuple(DTYPES)),
     Field("tp_b", 1, 1, 4096), Field("pp_b", 1, 1, 4096), Field("dp_b", 8, 1, 1 << 20),

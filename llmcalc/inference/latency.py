@@ -34,10 +34,50 @@ from ..core.specs import Hardware, Model
 from .kv import check_tp, kv_bytes_per_request_per_gpu, kv_heads_per_gpu, per_token_per_layer
 
 SRC_ROOFLINE = "roofline: Williams et al. 2009; time = max(compute, memory)"
-SRC_AR = ("2 all-reduces of B·L·D per layer (Shoeybi et al. 2019 §3); ring: 2(n-1) steps of α + 2(n-1)/n of the "
-          "message (nccl-tests PERFORMANCE.md); α per ring step from llmcalc.network.collectives (assumption)")
+SRC_AR = ("2 all-reduces of B·L·D per layer (Shoeybi et al. 2019 §3), each timed by llmcalc.network.collectives "
+          "(NCCL v2.30.7 tuning.cc model: ring/tree/NVLS × LL/LL128/Simple, fastest chosen)")
 SRC_MOE_READ = "distinct experts touched by T tokens routed to k of E uniformly: E·(1-(1-k/E)^T)"
 ACT_BYTES = 2  # activations all-reduced in 16 bit (Megatron, TensorRT-LLM); 4 with fp32 weights
+# Per-decode-step fixed overhead: kernel launches. A Llama-style layer launches ~10 kernels at decode besides
+# its all-reduces (fused add+RMSNorm, QKV GEMM, rotary, KV-cache write, attention, O GEMM, add+RMSNorm,
+# gate/up GEMM, SiLU·mul, down GEMM: vLLM's LlamaDecoderLayer); count is a judgement for other blocks.
+KERNELS_PER_LAYER = 10
+# Eager launch: ~4-6 µs of CPU work per cudaLaunchKernel (susun-blog.com "pegainfer (3): From Launch Overhead
+# to CUDA Graph", measured 4-6 µs; learnaivisually.com CUDA-graphs module: ~5 µs on A100) -> 5 µs.
+KERNEL_OVERHEAD_EAGER_S = 5e-6
+# CUDA graph replay launches the step once; what remains per dependent kernel is the GPU-side gap, ~1 µs
+# (judgement, not a measurement we could cite).
+KERNEL_OVERHEAD_GRAPH_S = 1e-6
+SRC_OVERHEAD = ("kernel launches: layers × 10 kernels × 5 µs eager (measured CPU launch cost 4-6 µs, pegainfer blog) "
+                "or × 1 µs with CUDA graphs (judgement)")
+SRC_CUSTOM_AR = ("one-shot custom all-reduce (vLLM custom_all_reduce, TensorRT-LLM oneshot): every rank reads the "
+                 "n−1 peers' buffers over NVLink, (n−1)·S at link bw·eff, two flag barriers (2 NVLink hops, "
+                 "tuning.cc ring Simple hop latency) and one kernel launch; two-shot (reduce-scatter + all-gather "
+                 "of 2(n−1)/n·S, 4 barriers) when cheaper; NCCL when cheaper still")
+
+
+def custom_allreduce(dep, nbytes, nccl):
+    """Serving engines' custom all-reduce on a full-NVLink group (vLLM ``custom_all_reduce``, TensorRT-LLM's
+    one-shot/two-shot kernels), or NCCL where it is faster or the link is not NVLink. Returns (time_s, how)."""
+    up = dep.hw.scale_up
+    S = np.asarray(nbytes, dtype=float)
+    if up.fabric_kind() != "nvlink" or dep.tp > up.domain_size:
+        return nccl
+    n = dep.tp
+    bw = up.ring_bw_per_direction(n) * dep.eff.link
+    hop = up.hop_latency_s("ring", "simple") * dep.latency_scale
+    launch = (KERNEL_OVERHEAD_GRAPH_S if dep.cuda_graphs else KERNEL_OVERHEAD_EAGER_S) * dep.latency_scale
+    one = launch + 2 * hop + (n - 1) * S / bw
+    two = launch + 4 * hop + 2 * (n - 1) / n * S / bw
+    t = np.minimum(np.minimum(one, two), nccl.time_s)
+    from dataclasses import replace
+
+    how = np.where(t == one, "one-shot", np.where(t == two, "two-shot", nccl.algorithm))
+    return replace(nccl, time_s=t if np.ndim(t) else float(t), algorithm=how if np.ndim(how) else str(how),
+                   protocol="custom" if np.ndim(t) == 0 and str(how) in ("one-shot", "two-shot") else nccl.protocol,
+                   latency_s=np.where(t == one, launch + 2 * hop, np.where(t == two, launch + 4 * hop, nccl.latency_s))
+                   if np.ndim(t) else float(launch + 2 * hop if t == one else launch + 4 * hop if t == two
+                                        else nccl.latency_s))
 
 
 @dataclass(frozen=True)
@@ -52,9 +92,21 @@ class Deployment:
     kv_dtype: str = "bf16"
     activations: str = "bf16"
     eff: Efficiency = DEFAULT_EFFICIENCY
+    latency_scale: float = 1.0  # multiplies every latency term (collective hops, launch overheads); 0 = roofline
+    allreduce: str = "nccl"  # "nccl" (NCCL's tuning model) or "custom" (vLLM / TensorRT-LLM one-shot kernel)
+    tp_overlap: bool = False  # TP all-reduce hidden behind compute (e.g. TensorRT-LLM/SGLang overlap options)
+    cuda_graphs: bool = True  # decode steps replayed as a CUDA graph (vLLM, SGLang, TensorRT-LLM default)
+    step_overhead_s: float | None = None  # override the fixed per-decode-step overhead
 
     def __post_init__(self):
         check_tp(self.model, self.tp)
+        check_number(self.latency_scale, "--latency-scale", low=0, low_ok=True)
+        if self.eff.is_roofline:  # --roofline: every efficiency 1 AND every latency term 0
+            object.__setattr__(self, "latency_scale", 0.0)
+        if self.step_overhead_s is not None:
+            check_number(self.step_overhead_s, "--step-overhead (seconds)", low=0, low_ok=True)
+        if self.allreduce not in ("nccl", "custom"):
+            raise LlmcalcError(f"--allreduce expects nccl or custom, got {self.allreduce!r}")
         self.tp_link()  # a TP group beyond the scale-up domain needs a scale-out link: say so now
         if self.activations not in ("bf16", "fp16", "fp8", "int8"):
             raise LlmcalcError(f"--activations expects bf16, fp8 or int8, got {self.activations!r}")
@@ -81,19 +133,37 @@ class Deployment:
         return 4 if self.compute_dtype == "fp32" else ACT_BYTES
 
     def tp_link(self) -> tuple[float, float, str]:
-        """(per-direction B/s, α per ring step, link name) of the TP all-reduce: the scale-up link while the
+        """(per-direction B/s, per-hop latency, link name) the TP all-reduce crosses: the scale-up link while the
         group fits its domain, else the per-device scale-out link (llmcalc.network.collectives, as training)."""
-        from ..network.collectives import ALPHA_OUT_S, ALPHA_UP_S
-
         up, hw = self.hw.scale_up, self.hw
         if self.tp <= up.domain_size:
-            # switch, full-mesh or torus: what a ring of tp devices can use (llmcalc.specs.Link)
-            return up.ring_bw_per_direction(self.tp), ALPHA_UP_S, _short(up.name, "scale-up")
+            return up.ring_bw_per_direction(self.tp), up.hop_latency_s("ring", "simple"), _short(up.name, "scale-up")
         if hw.scale_out is None:
             raise LayoutError(f"--tp {self.tp} spans more than the {up.domain_size}-device scale-up domain of "
                               f"{hw.display_name}, whose catalogue entry records no scale_out bandwidth; keep "
                               f"--tp <= {up.domain_size} or give the hardware YAML a scale_out link")
-        return hw.scale_out.per_direction_bytes_per_s, ALPHA_OUT_S, _short(hw.scale_out.name, "scale-out")
+        return (hw.scale_out.per_direction_bytes_per_s,
+                hw.scale_out.hop_latency_s("ring", "simple", default_fabric="infiniband"),
+                _short(hw.scale_out.name, "scale-out"))
+
+    def tp_allreduce(self, nbytes):
+        """One TP all-reduce of ``nbytes`` (numpy-broadcast): NCCL's model (llmcalc.network.collectives), or the
+        one-shot custom kernel serving engines use for small messages (``allreduce='custom'``)."""
+        from ..network.collectives import collective_time
+
+        ct = collective_time(self.hw, "all-reduce", nbytes, self.tp, link_efficiency=self.eff.link,
+                             latency_scale=self.latency_scale)
+        if self.allreduce == "nccl":
+            return ct
+        return custom_allreduce(self, nbytes, ct)
+
+    def decode_overhead_s(self) -> float:
+        """Fixed per-decode-step cost: kernel launches (KERNELS_PER_LAYER per layer, each at the per-kernel
+        overhead with or without CUDA graphs), or the ``step_overhead_s`` given."""
+        if self.step_overhead_s is not None:
+            return self.step_overhead_s
+        per = KERNEL_OVERHEAD_GRAPH_S if self.cuda_graphs else KERNEL_OVERHEAD_EAGER_S
+        return self.model.n_layers * KERNELS_PER_LAYER * per * self.latency_scale
 
     @property
     def peak_flops_per_s(self) -> float:
@@ -165,13 +235,6 @@ def forward_flops(model: Model, batch, seq, kv_len, causal: bool):
     return d["forward_flops"] - d["lm_head_flops"] * (seq - 1) / seq
 
 
-def _tp_ar_per_layer() -> str:
-    """Two ring all-reduces of the B·L·D activations per layer (Shoeybi et al. 2019 §3), timed as in comms."""
-    from ..network.collectives import ring_time_formula
-
-    return f"2*({ring_time_formula('all-reduce')})"
-
-
 def step(dep: Deployment, batch, new_tokens, context, *, prefill: bool) -> dict:
     """Roofline time of one step; every entry broadcasts over batch/new_tokens/context arrays.
 
@@ -191,17 +254,22 @@ def step(dep: Deployment, batch, new_tokens, context, *, prefill: bool) -> dict:
     t_c, t_m = flops / peak, bytes_ / bw
     n = dep.tp
     if n > 1:
-        link, alpha, _ = dep.tp_link()
         msg = b * lq * dep.model.d_model * dep.act_bytes
-        per_layer = derive("tp_ar", _tp_ar_per_layer(), "s", n=n, alpha=alpha, S=msg, bw=link, eff=dep.eff.link).value
+        per_layer = 2 * np.asarray(dep.tp_allreduce(msg).time_s) + 0.0 * b
     else:
         per_layer = 0.0 * b
     t_comm = dep.model.n_layers * per_layer
+    # TP all-reduce overlapped with compute (an engine option): only what exceeds the roofline time stays exposed
+    t_roof = np.maximum(t_c, t_m)
+    exposed = np.maximum(t_comm - t_roof, 0.0) if dep.tp_overlap else t_comm
+    overhead = 0.0 if prefill else dep.decode_overhead_s()
+    step_s = t_roof + exposed + overhead
     return {"flops_per_gpu": flops, "bytes_per_gpu": bytes_, "weights_read_bytes": w_read, "kv_read_bytes": kv_read,
             "kv_write_bytes": kv_write, "compute_s": t_c, "memory_s": t_m, "comm_per_layer_s": per_layer,
-            "comm_s": t_comm, "step_s": np.maximum(t_c, t_m) + t_comm, "compute_bound": t_c > t_m,
+            "comm_s": t_comm, "comm_exposed_s": exposed, "comm_hidden_s": t_comm - exposed,
+            "overhead_s": overhead + 0.0 * b, "step_s": step_s, "compute_bound": t_c > t_m,
             # roofline coordinates (Williams et al. 2009): FLOP per byte moved, and the FLOP/s this step attains
-            "intensity_flop_per_byte": flops / bytes_, "attained_flops_per_s": flops / (np.maximum(t_c, t_m) + t_comm)}
+            "intensity_flop_per_byte": flops / bytes_, "attained_flops_per_s": flops / step_s}
 
 
 # ---------------------------------------------------------------- latency of one request batch
@@ -226,24 +294,37 @@ def _time_figures(key: str, label: str, s: dict, dep: Deployment, source: str) -
             derive(f"{key}/memory_s", "(weights + kv_read + kv_write)/(hbm*eff_mem)", "s", SRC_ROOFLINE,
                    label=f"{label}: memory time (HBM x {e.memory_bw:g})", weights=s["weights_read_bytes"],
                    kv_read=s["kv_read_bytes"], kv_write=s["kv_write_bytes"], hbm=bw, eff_mem=e.memory_bw)]
+    parts, terms = ["max(compute, memory)"], {"compute": figs[0].value, "memory": figs[1].value}
     if dep.tp > 1:
-        link, alpha, name = dep.tp_link()
-        figs.append(derive(f"{key}/comm_per_layer_s", _tp_ar_per_layer(), "s", SRC_AR,
-                           label=f"{label}: TP all-reduce time per layer (2 ring all-reduces of S = B·L·D·"
-                                 f"{dep.act_bytes} B over {name}, α {alpha * 1e6:g} µs per step, link x {e.link:g})",
-                           shape="BLD", n=dep.tp, alpha=alpha,
-                           S=np.asarray(s["batch"]) * s["new_tokens"] * dep.model.d_model * dep.act_bytes,
-                           bw=link, eff=e.link))
+        S = np.asarray(s["batch"]) * s["new_tokens"] * dep.model.d_model * dep.act_bytes
+        ct = dep.tp_allreduce(S)
+        how = ct.describe() if np.ndim(ct.time_s) == 0 else "NCCL-style choice per point of the sweep"
+        src = SRC_AR + ("; " + SRC_CUSTOM_AR if dep.allreduce == "custom" else "")
+        figs.append(derive(f"{key}/comm_per_layer_s", "2*t_allreduce", "s", src,
+                           label=f"{label}: TP all-reduce time per layer (2 all-reduces of S = B·L·D·"
+                                 f"{dep.act_bytes} B; {how})", shape="BLD", t_allreduce=ct.time_s))
         figs.append(derive(f"{key}/comm_s", "layers*per_layer", "s", SRC_AR,
-                           label=f"{label}: TP all-reduce time per step (not overlapped)",
-                           layers=dep.model.n_layers, per_layer=figs[-1].value))
-        figs.append(derive(key, "max(compute, memory) + comm", "s", source,
-                           label=f"{label} ({_bound(s['compute_bound'])}-bound)", compute=figs[0].value,
-                           memory=figs[1].value, comm=figs[3].value))
-    else:
-        figs.append(derive(key, "max(compute, memory)", "s", source,
-                           label=f"{label} ({_bound(s['compute_bound'])}-bound)", compute=figs[0].value,
-                           memory=figs[1].value))
+                           label=f"{label}: TP all-reduce time per step", layers=dep.model.n_layers,
+                           per_layer=figs[-1].value))
+        if dep.tp_overlap:
+            figs.append(derive(f"{key}/comm_exposed_s", "max(comm - max(compute, memory), 0)", "s",
+                               "TP all-reduce overlapped with compute (engine overlap option): only the excess shows",
+                               label=f"{label}: exposed TP all-reduce (overlapped)", comm=figs[-1].value,
+                               compute=figs[0].value, memory=figs[1].value))
+        else:
+            figs.append(derive(f"{key}/comm_exposed_s", "comm", "s", "not overlapped (Shoeybi et al. 2019 §3: the "
+                               "all-reduce sits between the row-parallel GEMM and the next layer)",
+                               label=f"{label}: exposed TP all-reduce (not overlapped)", comm=figs[-1].value))
+        parts.append("comm_exposed")
+        terms["comm_exposed"] = figs[-1].value
+    if key.startswith("tpot") or key.startswith("decode"):
+        figs.append(derive(f"{key}/overhead_s", "overhead", "s", SRC_OVERHEAD if dep.step_overhead_s is None else
+                           "given (--step-overhead)", label=f"{label}: fixed per-step overhead (kernel launches, "
+                           f"{'CUDA graphs' if dep.cuda_graphs else 'eager'})", overhead=dep.decode_overhead_s()))
+        parts.append("overhead")
+        terms["overhead"] = figs[-1].value
+    figs.append(derive(key, " + ".join(parts), "s", source, label=f"{label} ({_bound(s['compute_bound'])}-bound)",
+                       **terms))
     return figs
 
 
@@ -352,8 +433,15 @@ def latency(dep: Deployment, batch=1, prompt=128, output=128, reserve: float = 0
                        dep.weights_name != "bf16" else ""),
              "static batch: all requests prefill together, then decode in lock-step",
              f"fits: weights + KV at prompt + output <= memory x (1 - {reserve:g} reserve), as fit/sweep/serve",
-             "activation traffic and kernel-launch overheads are ignored: expect measurements 1.5-5x slower at "
-             "small batch"]
+             "activation traffic is ignored; decode steps carry a fixed kernel-launch overhead ("
+             + ("CUDA graphs" if dep.cuda_graphs else "eager launches") + ")",
+             "TP all-reduce: " + ("vLLM/TensorRT-LLM-style custom one-shot/two-shot kernel where faster than NCCL"
+                                  if dep.allreduce == "custom" else "NCCL's tuning model (serving engines use "
+                                  "custom one-shot kernels for small messages on NVLink: --allreduce custom)")
+             + ("; overlapped with compute" if dep.tp_overlap else "; exposed (not overlapped)")]
+    if dep.latency_scale != 1:
+        notes.append(f"latency terms × {dep.latency_scale:g}"
+                     + (" (roofline: efficiency 1 and latency 0)" if dep.latency_scale == 0 else ""))
     if m.attention.mla:
         notes.append("MLA decode counted in the absorbed form (DeepSeek-V2 §2.1.3)")
     if np.any(final_ctx > m.max_seq_len):

@@ -60,7 +60,8 @@ class DecodeCost:
         self.m1 = (s_hi["memory_s"] - s_lo["memory_s"]) / (hi - lo)
         self.c0 = s_lo["compute_s"] - self.c1 * lo
         self.m0 = s_lo["memory_s"] - self.m1 * lo
-        self.comm = np.asarray(s_lo["comm_s"], dtype=float) * np.ones_like(b)
+        # exposed TP communication + the engine's fixed per-step launch overhead (inference.latency.step, #12)
+        self.comm = np.asarray(s_lo["comm_exposed_s"] + s_lo["overhead_s"], dtype=float) * np.ones_like(b)
         p = max(int(self.prompt), 1)
         self.prefill_s = float(step(self.dep, 1, p, p, prefill=True)["step_s"])
 

@@ -9,9 +9,10 @@ Bytes per rank and time per call come from the one collective model, llmcalc/net
 Links: a group stays on the scale-up link (NVLink) when its ranks span at most
 ``hardware.scale_up.domain_size`` consecutive ranks under the order TP, CP, EP, DP, PP (innermost
 first), at the bandwidth its topology gives a group of n (``Link.ring_bw_per_direction``: NVSwitch the
-full figure, an xGMI full mesh (n−1) peer links, a TPU torus 2 links per axis spanned); otherwise its
-ring is limited by the per-GPU scale-out link (InfiniBand). Hierarchical
-(two-level) algorithms and NVLink SHARP are not modelled.
+full figure, an xGMI full mesh (n−1) peer links, a TPU torus 2 links per axis spanned); a group that
+spans domains has k ranks on each (from its span) and uses k NICs per node, min(scale-up, k·NIC) per
+direction. Each call is timed by llmcalc.network.collectives.collective_time (NCCL's tuning model:
+ring/tree/NVLS/NVLS-tree/hierarchical × LL/LL128/Simple, the fastest chosen).
 
 Every row is always present; rows that do not apply to a layout have count 0. That keeps a sweep a
 single vectorised evaluation (zero stage, sp and recompute may be arrays too).
@@ -28,10 +29,10 @@ from ..core.checks import check_number
 from ..core.results import Figure, Result, derive
 from ..core.specs import Hardware, Model
 from ..network.collectives import (
-    ALPHA_OUT_S,
-    ALPHA_UP_S,
     FACTORS,
     SRC_NCCL,
+    SRC_TUNING,
+    collective_time,
     link_efficiency_default,
     network_needed,
     scale_out_bw,
@@ -75,9 +76,14 @@ class CommRow:
     time: Figure  # seconds per step for all calls
     overlap: bool  # can hide behind compute
     phase: str  # "pipeline" (on every micro-batch's critical path) or "step" (once per step, gradient sync)
+    call: Any = None  # the CollectiveTime of one call (algorithm, protocol, latency, bandwidth)
 
     def as_dict(self) -> dict:
-        return {"parallelism": self.parallelism, "collective": self.collective, "tensor": self.tensor,
+        call = self.call
+        how = {} if call is None or np.ndim(call.time_s) else {
+            "algorithm": call.algorithm, "protocol": call.protocol, "latency_s": call.latency_s,
+            "nodes": call.nodes, "ranks_per_node": call.ranks_per_node}
+        return {**how, "parallelism": self.parallelism, "collective": self.collective, "tensor": self.tensor,
                 "shape": self.shape, "group_size": self.group, "message_bytes": self.message_bytes,
                 "bytes_per_rank": self.bytes_per_rank.value, "count": self.count,
                 "scale_up": self.scale_up, "time_s": self.time.value,
@@ -86,28 +92,27 @@ class CommRow:
 
 
 def _row(parallelism, collective, tensor, shape, n, S, count, span, ctx, overlap, phase, source) -> CommRow:
-    factor, steps = FACTORS[collective]
+    factor, _ = FACTORS[collective]
     key = f"comm/{parallelism}/{collective}/{tensor.split(' ')[0]}"
     per = derive(key + "/bytes", f"({factor})*S", "B", SRC_NCCL, label=f"{parallelism} {collective} bytes per rank",
                  n=n, S=S)
     up = np.asarray(span) <= ctx["domain"]
     if ctx["out_bw"] is None and not np.all(up):
         raise network_needed(ctx["hw"], f"the {parallelism} group")
-    # Inside the domain the link's topology decides what a group of n gets (switch: all of it; full mesh:
-    # (n−1) peer links; torus: the axes spanned); across domains the per-device scale-out link.
-    up_bw = ctx["hw"].scale_up.ring_bw_per_direction(n)
-    bw = where(up, up_bw, up_bw if ctx["out_bw"] is None else ctx["out_bw"])
-    alpha = where(up, ALPHA_UP_S, ALPHA_OUT_S)
-    time = derive(key, f"count*(alpha*({steps}) + X/(bw*eff))", "s", source,
-                  label=f"{parallelism}: {collective} of {tensor}", count=count, alpha=alpha, X=per.value,
-                  bw=bw, eff=ctx["eff"], shape=shape, **({"n": n} if "n" in steps else {}))
+    # One call timed by the collective model (llmcalc.network.collectives: NCCL's tuning model, the group placed
+    # k ranks per scale-up domain from its span, k NICs per node across domains).
+    ct = collective_time(ctx["hw"], collective, S, n, span=span, link_efficiency=ctx["eff"],
+                         latency_scale=ctx["latency_scale"])
+    how = ct.describe() if np.ndim(ct.time_s) == 0 else "NCCL-style choice per point (llmcalc.network.collectives)"
+    time = derive(key, "count*t_call", "s", f"{source}; per call: {how}; {SRC_TUNING}",
+                  label=f"{parallelism}: {collective} of {tensor}", count=count, t_call=ct.time_s, shape=shape)
     return CommRow(parallelism, collective, tensor, shape, n, S, per, count, up if up.ndim else bool(up), time,
-                   overlap, phase)
+                   overlap, phase, ct)
 
 
 def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batch=1, seq=2048, global_batch=None,
                 recompute="none", link_efficiency: float | None = None, act_bytes: int = 2,
-                grad_bytes: int = 2) -> Result:
+                grad_bytes: int = 2, latency_scale: float = 1.0) -> Result:
     """Every collective of one training step, per rank (first pipeline stage, the fullest)."""
     from .memory import stage_params
 
@@ -115,7 +120,8 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
     valid = check_layout(m, layout, micro_batch=micro_batch, seq=seq, global_batch=global_batch)
     eff = link_efficiency_default() if link_efficiency is None else check_number(
         link_efficiency, "--link-efficiency (fraction of the per-direction link bandwidth)", high=1)
-    ctx = {"domain": hw.scale_up.domain_size, "out_bw": scale_out_bw(hw), "eff": eff, "hw": hw}
+    ctx = {"domain": hw.scale_up.domain_size, "out_bw": scale_out_bw(hw), "eff": eff, "hw": hw,
+           "latency_scale": check_number(latency_scale, "--latency-scale", low=0, low_ok=True)}
     t, p, d, c, ep, v = layout.tp, layout.pp, layout.dp, layout.cp, layout.ep, layout.interleave
     z, sp = np.asarray(layout.zero), layout.sp
     mb = 1 if global_batch is None else microbatches(layout, micro_batch, global_batch)
@@ -134,6 +140,7 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
     sdiv = where(sp, t, 1)
     tpc = where(np.asarray(t) > 1, 1, 0)
     rows: list[CommRow] = []
+    kinds: dict = {}
 
     def grad_sync(tag: str, P, n, span, layers):
         # ZeRO-3/FSDP gathers and reduce-scatters one layer (FSDP unit) at a time: the bytes are those of the
@@ -144,6 +151,7 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
         ag = where((z == 1) | (z == 2), 1, 0)
         ag3 = where(z == 3, mb * layers, 0)
         g, w = grad_bytes * P, act_bytes * P
+        first = len(rows)
         rows.extend([
             _row(tag, "all-reduce", "gradients", "P", n, g, ar, span, ctx, True, "step",
                  SRC_ZERO7 + " (plain DP: all-reduce 2Ψ)"),
@@ -157,6 +165,13 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
                  True, "step", SRC_ZERO7 + " (ZeRO-3: gather each layer before its forward; " + SRC_FSDP + ")"),
             _row(tag, "all-gather", "parameters (ZeRO-3 backward)", "P/layers", n, w / per_layer, ag3, span, ctx,
                  True, "step", SRC_ZERO7 + " (and again before its backward; " + SRC_FSDP + ")")])
+        t_ar, t_rs, t_ag, t_f, t_b = (r.time.value for r in rows[first:])
+        # what each gradient/parameter collective can hide behind (llmcalc.training.step applies the rules)
+        kinds["grad_last"] = kinds.get("grad_last", 0) + t_ar + where(z == 1, t_rs, 0)
+        kinds["grad_each"] = kinds.get("grad_each", 0) + where(z == 2, t_rs, 0)
+        kinds["param_gather"] = kinds.get("param_gather", 0) + t_ag
+        kinds["zero3_fwd"] = kinds.get("zero3_fwd", 0) + t_f
+        kinds["zero3_bwd"] = kinds.get("zero3_bwd", 0) + t_b + where(z == 3, t_rs, 0)
 
     grad_sync("dp", Pd, d * c, spans["dp"], Lp)
     if m.moe:
@@ -189,6 +204,10 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
                      act_bytes * tok * kv_width / t, (3 + full) * (np.asarray(c) - 1) * Lp * mb, spans["cp"], ctx,
                      True, "pipeline", SRC_CP))
 
+    for r in rows:
+        if r.parallelism in ("tp", "ep", "cp") or r.phase == "pipeline":
+            kinds[r.parallelism] = kinds.get(r.parallelism, 0) + r.time.value
+    kinds["tied"] = sum((r.time.value for r in rows if r.tensor.startswith("tied")), 0)
     figs = [r.time for r in rows]
     times = {k: sum(r.time.value for r in rows if r.overlap == ov and r.phase == ph) for k, ov, ph in
              (("pipe_exposed", False, "pipeline"), ("step_exposed", False, "step"),
@@ -204,8 +223,10 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
     notes = [RANK_ORDER, f"link efficiency {eff:g} of per-direction bandwidth (NCCL ring busbw ~370/450 GB/s on "
              "H100 NVLink; 235/300 on A100)",
              *topology_note(hw),
-             f"latency α = {ALPHA_UP_S * 1e6:g} µs per ring step on NVLink, {ALPHA_OUT_S * 1e6:g} µs across the "
-             "network (assumption)",
+             "collective times from NCCL's tuning model (NVIDIA/nccl v2.30.7 src/graph/tuning.cc): per-hop "
+             "latencies of the hardware YAML, ring/tree/NVLS × LL/LL128/Simple, the fastest chosen; across nodes a "
+             "group of k ranks per node uses k NICs" + (f"; latency × {latency_scale:g}" if latency_scale != 1
+                                                           else ""),
              f"activations {act_bytes} B, gradients reduced in {grad_bytes} B (bf16)",
              "counted on the fullest pipeline stage; embedding/LM-head vocab-parallel all-reduces not listed",
              *stage_notes(m, layout)]
@@ -214,6 +235,6 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
     data = {"rows": [r.as_dict() for r in shown], "valid": valid,
             "microbatches": mb, "exposed_pipeline_s": times["pipe_exposed"], "exposed_step_s": times["step_exposed"],
             "overlappable_s": times["overlappable"] + times["overlappable_step"],
-            "total_time_s": tot.value, "bytes_per_rank": moved.value}
+            "total_time_s": tot.value, "bytes_per_rank": moved.value, "by_overlap_s": kinds}
     return Result(f"Communication per training step: {m.display_name} on {hw.display_name}", tuple(figs),
                   tuple(notes), data)

@@ -1,7 +1,8 @@
 """Training step time, tokens/s, MFU and HFU for a parallel layout.
 
-step = (compute + exposed pipeline communication) × (1 + bubble) + exposed gradient sync
-       + max(0, overlappable communication − compute)
+step = (compute + exposed pipeline communication) × (1 + bubble) + exposed DP/ZeRO communication
+
+and every result shows compute, bubble, exposed and hidden communication separately.
 
 - compute: the hardware FLOPs (model FLOPs + recomputation) of each DP replica's sequences through the
   SLOWEST pipeline stage (its L/p layers plus the LM head on the last stage), on that stage's tp·cp GPUs;
@@ -10,8 +11,10 @@ step = (compute + exposed pipeline communication) × (1 + bubble) + exposed grad
   the unfused kernels of Megatron-LM 2021-22 compute the full L×L rectangle) at the attention efficiency
   (llmcalc.core.efficiency.TrainingEfficiency: per accelerator, with its calibration source);
 - pipeline bubble: (p−1)/m for 1F1B, (p−1)/(v·m) interleaved (Narayanan et al. 2021 §2.2);
-- communication from :func:`llmcalc.comms.comm_ledger`: TP/EP/PP rows sit on every micro-batch's
-  critical path; DP/ZeRO gradient and parameter collectives and CP ring exchanges can overlap compute.
+- communication from :func:`llmcalc.training.comms.comm_ledger` (each call timed by llmcalc.network's NCCL
+  model); what hides behind compute follows the frameworks (see :func:`training_step`'s overlap flags):
+  gradient reduction only behind the last micro-batch's backward, ZeRO-3 gathers one layer ahead, TP exposed
+  unless --tp-comm-overlap, PP p2p and EP all-to-all exposed, CP ring exchanges behind attention.
 - MFU is reported in two named conventions: "6·N·D" (Kaplan et al. 2020; PaLM's MFU "without attention") and
   "with attention" (every matmul, attention over the full L×L rectangle: PaLM App. B's 6N + 12·L·H·Q·T,
   Korthikanti et al. 2022 App. A eq. 7); HFU adds recomputation (Narayanan et al. 2021 eq. 3 counts it).
@@ -101,7 +104,8 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
                   link_efficiency: float | None = None, causal: bool = False, dtype: str = "bf16",
                   act_bytes: int = 2, grad_bytes: int = 2, efficiency=None, attention: str = "flash",
                   tp_comm_overlap: bool = False, optimizer: str = "adam-fp32-grads", reserve: float | None = None,
-                  check_memory: bool = True) -> Result:
+                  check_memory: bool = True, latency_scale: float = 1.0, overlap_grad_reduce: bool = True,
+                  overlap_param_gather: bool = False, zero3_prefetch: bool = True) -> Result:
     """Predicted step time, tokens/s, MFU and HFU. Numeric arguments may be numpy arrays (then ``data['valid']``
     masks impossible layouts instead of raising).
 
@@ -110,7 +114,16 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
     or "unfused" (how the attention core executes). ``causal``: count MFU's model FLOPs causal-halved (the
     Megatron-LM counter) instead of the full rectangle. ``tp_comm_overlap``: TP collectives hide behind the
     GEMMs (Megatron-Core ``--tp-comm-overlap``), exposed only where longer than compute. ``optimizer`` and
-    ``reserve`` go to the memory check."""
+    ``reserve`` go to the memory check. ``latency_scale`` multiplies every collective latency (0: none).
+
+    Overlap (each a flag, defaults as the frameworks ship): ``overlap_grad_reduce`` (PyTorch DDP buckets, Megatron
+    ``--overlap-grad-reduce``): DP/ZeRO-1 gradient reduction hides behind the LAST micro-batch's backward only
+    (earlier micro-batches accumulate locally, no_sync), ZeRO-2's per-micro-batch reduce-scatter behind each
+    backward; ``overlap_param_gather`` (Megatron ``--overlap-param-gather``, default off): the ZeRO-1/2 parameter
+    all-gather behind the next step's first forward; ``zero3_prefetch`` (FSDP backward/forward prefetch,
+    DeepSpeed stage-3 prefetch): each layer's all-gather hides behind the previous layer's compute, the first
+    layer's stays exposed. Pipeline p2p and expert all-to-all stay exposed; ring-attention (CP) exchanges overlap
+    the blockwise attention."""
     from ..core.efficiency import training_efficiency
 
     rc = recompute_code(recompute)
@@ -123,7 +136,8 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
     f_model, f_hw, f_head, ex = flops_per_sequence(m, seq, causal=causal, extras=True)
     f_hw = where(np.asarray(rc) == 2, f_hw[2], where(np.asarray(rc) == 1, f_hw[1], f_hw[0]))
     comm = comm_ledger(m, hw, layout, micro_batch=micro_batch, seq=seq, global_batch=global_batch,
-                       recompute=rc, link_efficiency=link_efficiency, act_bytes=act_bytes, grad_bytes=grad_bytes)
+                       recompute=rc, link_efficiency=link_efficiency, act_bytes=act_bytes, grad_bytes=grad_bytes,
+                       latency_scale=latency_scale)
     c = comm.data
     mb = microbatches(layout, micro_batch, global_batch)
     figs = [
@@ -172,22 +186,43 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
                      cp=layout.cp)
     bubble = derive("pipeline/bubble_fraction", "(pp - 1)/(v*m)", "ratio", SRC_BUBBLE,
                     label="pipeline bubble / ideal time", pp=layout.pp, v=layout.interleave, m=mb)
-    if tp_comm_overlap:
-        tp_s = sum(r["time_s"] for r in c["rows"] if r["parallelism"] == "tp") if "rows" in c else 0.0
-        pipe = derive("time/pipeline_comm", "x - tp + max(0, tp - compute)", "s",
-                      "TP, EP and PP rows of the communication ledger; TP collectives overlapped with the GEMMs "
-                      "(Megatron-Core --tp-comm-overlap, userbuffers): exposed only beyond compute",
-                      label="exposed TP/EP/PP communication", x=c["exposed_pipeline_s"], tp=tp_s,
-                      compute=compute.value)
-    else:
-        pipe = derive("time/pipeline_comm", "x", "s", "TP, EP and PP rows of the communication ledger",
-                      label="exposed TP/EP/PP communication", x=c["exposed_pipeline_s"])
+    k = c["by_overlap_s"]
+    z = lambda key: k.get(key, 0.0)  # noqa: E731 - a missing kind moved nothing
+    # Forward share of the hardware FLOPs (model FLOPs are 3 x forward; recomputation is part of the backward)
+    fwd = derive("time/forward_share", "Fm/3/Fh", "ratio", "forward = 1/3 of model FLOPs (Kaplan et al. 2020 "
+                 "§2.1); recomputation runs inside the backward", label="forward share of the compute",
+                 Fm=f_model, Fh=f_hw)
+    tp_exp = derive("time/tp_comm_exposed", "ov*max(tp - compute, 0) + (1 - ov)*tp", "s",
+                    "TP collectives exposed unless Megatron --tp-comm-overlap (TransformerEngine userbuffers hide them "
+                    "behind the GEMMs; Megatron-LM arguments.py default off)",
+                    label=f"TP communication exposed ({'overlapped' if tp_comm_overlap else 'not overlapped'})",
+                    tp=z("tp"), compute=compute.value, ov=float(bool(tp_comm_overlap)))
+    cp_exp = derive("time/cp_comm_exposed", "max(cp - compute, 0)", "s", "ring attention passes K,V blocks while "
+                    "computing the current block (Liu et al. 2023 §3)", label="CP ring exchange exposed",
+                    cp=z("cp"), compute=compute.value)
+    pipe = derive("time/pipeline_comm", "tp_exposed + ep + pp + cp_exposed", "s",
+                  "exposed TP, EP all-to-all, PP p2p (never overlapped here) and CP rows of the ledger, on every "
+                  "micro-batch's critical path", label="exposed TP/EP/PP/CP communication",
+                  tp_exposed=tp_exp.value, ep=z("ep"), pp=z("pp"), cp_exposed=cp_exp.value)
     bub_t = derive("time/bubble", "b*(compute + comm)", "s", SRC_BUBBLE, label="pipeline bubble",
                    b=bubble.value, compute=compute.value, comm=pipe.value)
-    grad = derive("time/grad_sync_exposed", "serial + max(0, overlappable - compute)", "s",
-                  "gradient/parameter sync once per step; DP, ZeRO and CP rows hide behind compute when shorter",
-                  label="exposed DP/ZeRO/CP communication", serial=c["exposed_step_s"],
-                  overlappable=c["overlappable_s"], compute=compute.value)
+    gl, ge, pg, zf, zb = z("grad_last"), z("grad_each"), z("param_gather"), z("zero3_fwd"), z("zero3_bwd")
+    og, op, zp = float(bool(overlap_grad_reduce)), float(bool(overlap_param_gather)), float(bool(zero3_prefetch))
+    grad = derive("time/grad_sync_exposed",
+                  "(gl - og*min(gl, C*(1 - f)/mb)) + (ge - og*min(ge, C*(1 - f))) + (pg - op*min(pg, C*f/mb))"
+                  " + (zp*max(zf - C*f, zf/layers) + (1 - zp)*zf) + (zp*max(zb - C*(1 - f), zb/layers)"
+                  " + (1 - zp)*zb) + tied", "s",
+                  "DP/ZeRO-1 reduction behind the last micro-batch's backward only (PyTorch DDP no_sync; Megatron "
+                  "--overlap-grad-reduce); ZeRO-2 reduce-scatter behind each backward; ZeRO-1/2 parameter gather "
+                  "exposed unless --overlap-param-gather; ZeRO-3 gathers prefetched one layer ahead (FSDP, "
+                  "Zhao et al. 2023 §3.3), the first layer's exposed; tied-embedding all-reduce exposed",
+                  label="exposed DP/ZeRO communication", gl=gl, ge=ge, pg=pg, zf=zf, zb=zb, C=compute.value,
+                  f=fwd.value, mb=mb, og=og, op=op, zp=zp, layers=max(m.n_layers / layout.pp, 1)
+                  if np.ndim(layout.pp) == 0 else np.maximum(m.n_layers / np.asarray(layout.pp), 1), tied=z("tied"))
+    serial = sum(v for v in k.values())
+    hidden = derive("time/comm_hidden", "serial - pipe_raw - grad", "s", "communication that overlaps compute",
+                    label="hidden communication (overlapped with compute)", serial=serial,
+                    pipe_raw=pipe.value, grad=grad.value)
     step = derive("time/step", "compute + comm + bubble + grad", "s", "sum of the rows above",
                   label="step time", compute=compute.value, comm=pipe.value, bubble=bub_t.value, grad=grad.value)
     tps = derive("throughput/tokens_per_s", "gb*L/T", "token/s", "definition", label="tokens per second",
@@ -215,7 +250,7 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
     hfu = derive("hfu", "F/(T*N*peak)", "%", SRC_MFU + "; the FLOPs the kernels execute (recomputation included, "
                  "FlashAttention's skipped blocks not)", label="HFU (hardware FLOPs utilization)" + hypo,
                  F=executed.value, T=step.value, N=n_gpus, peak=peak)
-    figs += [compute, bubble, pipe, bub_t, grad, step, tps, six, executed, mfu, mfu6, hfu]
+    figs += [compute, bubble, fwd, tp_exp, cp_exp, pipe, bub_t, grad, hidden, step, tps, six, executed, mfu, mfu6, hfu]
     if mem is not None:
         figs.append(mem["memory/total"])
         figs.append(mem["memory/usable"])
@@ -223,7 +258,8 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
         valid = np.broadcast_to(valid, np.broadcast(valid, step.value).shape)
     data = {"model": m.name, "hardware": hw.name, "gpus": n_gpus, "microbatches": mb, "valid": valid,
             "fits": fits, "step_time_s": step.value, "compute_s": compute.value, "bubble_fraction": bubble.value,
-            "bubble_s": bub_t.value, "exposed_comm_s": pipe.value + grad.value, "tokens_per_s": tps.value,
+            "bubble_s": bub_t.value, "exposed_comm_s": pipe.value + grad.value, "hidden_comm_s": hidden.value,
+            "tokens_per_s": tps.value,
             "mfu": mfu.value, "mfu_6nd": mfu6.value, "hfu": hfu.value, "model_flops": figs[0].value,
             "hardware_flops": figs[1].value, "executed_flops": executed.value, "six_nd_flops": six.value,
             "matmul_efficiency": e_mm.value,

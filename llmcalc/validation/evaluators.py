@@ -184,7 +184,8 @@ def training_step(i: dict) -> float:
 
     m = model(i["model"])
     lay = Layout(**i["layout"])
-    kw = {k: i[k] for k in ("micro_batch", "recompute", "dtype", "causal", "attention", "tp_comm_overlap", "optimizer")
+    kw = {k: i[k] for k in ("micro_batch", "recompute", "dtype", "causal", "attention", "tp_comm_overlap", "optimizer",
+                            "overlap_grad_reduce", "overlap_param_gather", "zero3_prefetch", "latency_scale")
           if k in i}
     r = step(m, hardware(i["hardware"]), lay, global_batch=i["global_batch"], seq=i.get("seq", 2048),
              gpus=lay.gpus, **kw)

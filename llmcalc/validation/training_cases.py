@@ -133,4 +133,7 @@ def measurement(c: Case):
                           gpus=lay.gpus, compute_efficiency=0.5, check_memory=False).data["model_flops"]
         t = f / (lay.gpus * hw.peak("bf16") * c.published)
     return Measurement(m, hw, lay, c.global_batch, t, micro_batch=c.micro_batch, seq=seq, recompute=c.recompute,
-                       attention=c.attention, tp_comm_overlap=c.tp_comm_overlap, label=c.id)
+                       attention=c.attention, tp_comm_overlap=c.tp_comm_overlap, label=c.id,
+                       # the Megatron-Core benchmark's DP optimisations (Megatron-LM README, Benchmark Configuration:
+                       # --overlap-grad-reduce, --overlap-param-gather), as llmcalc.training.step models them
+                       extra={"overlap_param_gather": True} if c.source == MC else {})

@@ -1,0 +1,55 @@
+"""The dashboard's Plan page (headless AppTest): it shows what llmcalc.training.plan says, keeps its inputs in
+the URL, and renders on every catalogue accelerator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llmcalc.core.catalogue import load_hardware, load_model, names
+from llmcalc.core.units import fmt
+from llmcalc.dashboard import state
+from llmcalc.training.plan import plan_training
+
+AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+def run_app(**params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    for k, v in params.items():
+        at.query_params[k] = str(v)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_plan_page_table_is_the_planner_ranking():
+    at = run_app(page="plan", model="llama-3.1-8b", hw="h100-sxm", plan_gpus="64,128", gbs=256, seq=4096)
+    r = plan_training(load_model("llama-3.1-8b"), load_hardware("h100-sxm"), gpus=[64, 128], global_batch=256,
+                      seq=4096, top=20, tokens=15e12)
+    table = at.dataframe[0].value
+    assert list(table["layout"]) == [row["layout"] for row in r.data["ranked"]]
+    assert at.header[0].value.startswith("Plan: Llama-3.1-8B")
+    step = next(m.value for m in at.metric if m.label == "step time")
+    assert step == fmt(r.data["best"]["step_time_s"], "s")  # the breakdown shown is the top row's
+
+
+def test_plan_page_url_state_round_trip():
+    s, notes = state.decode({"page": "plan", "plan_gpus": "512,1024", "objective": "cost", "plan_pick": "3"})
+    assert not notes and (s["page"], s["plan_gpus"], s["objective"], s["plan_pick"]) == ("plan", "512,1024", "cost", 3)
+    assert state.encode(s) == {"page": "plan", "plan_gpus": "512,1024", "objective": "cost", "plan_pick": "3"}
+    _, notes = state.decode({"objective": "fastest"})
+    assert notes and "objective" in notes[0]
+
+
+def test_plan_page_bad_gpu_list_is_one_message():
+    at = run_app(page="plan", plan_gpus="64,abc")
+    assert at.error and "GPU counts" in at.error[0].value
+
+
+@pytest.mark.parametrize("hw", names("hardware"))
+def test_plan_page_renders_on_every_accelerator(hw):
+    at = run_app(page="plan", hw=hw, plan_gpus="8,16")
+    assert at.header and (at.dataframe or at.warning)

@@ -182,3 +182,20 @@ def test_vectorised_arrays_are_finite():
         assert np.all(np.isfinite(ev[k])) and np.all(ev[k] >= 0)
     assert np.all(ev["memory_bytes"] <= A100.memory_bytes)
     assert np.all(ev["mfu"] < 1)
+
+
+def test_collective_time_of_a_large_sweep_equals_point_by_point():
+    # the planner's speed rests on timing each distinct (S, n, placement) once; the answer must not change
+    from llmcalc.network.collectives import _collective_time, collective_time
+
+    rng = np.random.default_rng(0)
+    S = rng.choice([1e3, 1e6, 3e8, 2e9], size=5000)
+    n = rng.choice([2, 8, 16, 64, 512], size=5000)
+    span = n * rng.choice([1, 8], size=5000)
+    for coll in ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "send/recv"):
+        for kw in (dict(span=span), dict(), dict(ranks_per_node=np.minimum(n, 8))):
+            a, b = collective_time(H100, coll, S, n, **kw), _collective_time(H100, coll, S, n, **kw)
+            for f in ("time_s", "algorithm", "protocol", "latency_s", "hops", "nodes", "ranks_per_node"):
+                assert np.array_equal(np.asarray(getattr(a, f)), np.asarray(getattr(b, f))), (coll, f)
+            assert a.fabric == b.fabric and all(np.array_equal(a.candidates[c], b.candidates[c])
+                                                for c in b.candidates)

@@ -32,6 +32,16 @@ OPTIMIZER = typer.Option("adam-fp32-grads", "--optimizer",
                               "paper, 16 B), adam-no-master (10 B), adam-8bit, sgd.")
 RESERVE = typer.Option(None, "--reserve", help="Fraction of memory kept free (default 0.1, as fit and serve).")
 PROFILE = typer.Option(None, "--profile", help="Efficiency profile YAML written by `llmcalc calibrate`.")
+LATENCY_SCALE = typer.Option(1.0, "--latency-scale", help="Multiply every collective latency (NCCL's per-hop "
+                             "and base latencies); 0 = bandwidth terms only.")
+GRAD_OVERLAP = typer.Option(True, "--overlap-grad-reduce/--no-overlap-grad-reduce",
+                            help="DP/ZeRO-1 gradient reduction hides behind the LAST micro-batch's backward (PyTorch "
+                                 "DDP; Megatron --overlap-grad-reduce).")
+PARAM_OVERLAP = typer.Option(False, "--overlap-param-gather", help="ZeRO-1/2 parameter all-gather hides behind the "
+                             "next step's first forward (Megatron --overlap-param-gather; default off).")
+ZERO3_PREFETCH = typer.Option(True, "--zero3-prefetch/--no-zero3-prefetch",
+                              help="ZeRO-3/FSDP gathers the next layer behind the current one "
+                                   "(FSDP/DeepSpeed default).")
 
 
 def _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave=1, gpus=None, pp_layers=None, pp_first=None,
@@ -100,8 +110,9 @@ def comms(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, pp
           ep: int = EP, cp: int = CP, zero: int = ZERO, sp: bool = SP, micro_batch: int = MICRO, seq: int = SEQ,
           global_batch: int = GLOBAL, recompute: str = RECOMPUTE, interleave: int = INTERLEAVE,
           pp_layers: str = PP_LAYERS, pp_first: int = PP_FIRST, pp_last: int = PP_LAST,
-          link_efficiency: float = LINK_EFF, as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
-    """Every collective one training step issues, per rank: bytes, link, time, overlap."""
+          link_efficiency: float = LINK_EFF, latency_scale: float = LATENCY_SCALE, as_json: bool = JSON_OPT,
+          explain: bool = EXPLAIN_OPT) -> None:
+    """Every collective one training step issues, per rank: bytes, link, time, overlap, and the NCCL algorithm."""
     from ..core.catalogue import load_hardware, load_model
     from ..core.units import fmt
     from ..training.comms import comm_ledger
@@ -109,17 +120,19 @@ def comms(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, pp
     m = load_model(model)
     lay = _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave, None, pp_layers, pp_first, pp_last)
     r = comm_ledger(m, load_hardware(hardware), lay, micro_batch=micro_batch, seq=seq,
-                    global_batch=global_batch, recompute=recompute, link_efficiency=link_efficiency)
+                    global_batch=global_batch, recompute=recompute, link_efficiency=link_efficiency,
+                    latency_scale=latency_scale)
     if as_json or explain:
         emit(r, as_json, explain)
         return
     typer.echo(r.title)
     rows = [(x["parallelism"], x["collective"], x["tensor"], x["shape"], str(x["group_size"]),
              fmt(x["message_bytes"], "B").split(" (")[0], fmt(x["bytes_per_rank"], "B").split(" (")[0],
-             f"{x['count']:g}", x["link"], fmt(x["time_s"], "s"), "yes" if x["overlappable"] else "no")
+             f"{x['count']:g}", x["link"], f"{x.get('algorithm', '')}/{x.get('protocol', '')}",
+             fmt(x["time_s"], "s"), "yes" if x["overlappable"] else "no")
             for x in r.data["rows"]]
     typer.echo(table(rows, ("par", "collective", "tensor", "shape", "n", "message", "per rank", "count", "link",
-                            "time/step", "overlap")))
+                            "NCCL algo", "time/step", "overlap")))
     typer.echo(f"bytes moved per rank: {fmt(r.data['bytes_per_rank'], 'B')}; "
                f"serial time {fmt(r.data['total_time_s'], 's')}")
     for a in r.assumptions:
@@ -143,8 +156,11 @@ def step(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, gpus: int = GPUS,
          tp_comm_overlap: bool = typer.Option(False, "--tp-comm-overlap", help="TP collectives overlap the GEMMs "
                                               "(Megatron-Core --tp-comm-overlap)."),
          optimizer: str = OPTIMIZER, reserve: float = RESERVE, profile: str = PROFILE,
+         latency_scale: float = LATENCY_SCALE, overlap_grad_reduce: bool = GRAD_OVERLAP,
+         overlap_param_gather: bool = PARAM_OVERLAP, zero3_prefetch: bool = ZERO3_PREFETCH,
          as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
-    """Step time, tokens/s, MFU and HFU for a parallel layout (compute + exposed comms + bubble), memory checked."""
+    """Step time, tokens/s, MFU and HFU for a parallel layout (compute + exposed comms + bubble), memory checked.
+    Shows compute, bubble, exposed and hidden communication separately."""
     from ..core.catalogue import load_hardware, load_model
     from ..core.errors import LlmcalcError
     from ..training.step import training_step
@@ -165,5 +181,7 @@ def step(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, gpus: int = GPUS,
                       micro_batch=micro_batch, seq=seq, gpus=gpus, recompute=recompute,
                       compute_efficiency=compute_efficiency, link_efficiency=link_efficiency, causal=causal,
                       efficiency=eff, attention=attention.lower(), tp_comm_overlap=tp_comm_overlap,
-                      optimizer=optimizer, reserve=reserve)
+                      optimizer=optimizer, reserve=reserve, latency_scale=latency_scale,
+                      overlap_grad_reduce=overlap_grad_reduce, overlap_param_gather=overlap_param_gather,
+                      zero3_prefetch=zero3_prefetch)
     emit(r, as_json, explain)

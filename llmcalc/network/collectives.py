@@ -48,7 +48,7 @@ their collectives here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -213,7 +213,46 @@ def collective_time(hw: Hardware, collective: str, nbytes, n, *, ranks_per_node=
 
     ``ranks_per_node`` (k) defaults to :func:`placement` of a contiguous group (or of ``span`` consecutive
     ranks). ``algorithms`` restricts the candidates (e.g. ("ring",)). Raises LlmcalcError when the group
-    needs a network the catalogue entry does not record."""
+    needs a network the catalogue entry does not record.
+
+    A large sweep usually repeats a few (S, n, placement) points many times (a planner's 10⁵ layouts share a
+    handful of group sizes and message sizes): those are timed once each and scattered back."""
+    kw = dict(link_efficiency=link_efficiency, latency_scale=latency_scale, algorithms=algorithms)
+    where_ = ranks_per_node if ranks_per_node is not None else span
+    shape = np.broadcast(np.asarray(nbytes, dtype=float), np.asarray(n, dtype=float),
+                         np.asarray(0.0 if where_ is None else where_, dtype=float)).shape
+    if len(shape) == 0 or int(np.prod(shape)) < 4096:
+        return _collective_time(hw, collective, nbytes, n, ranks_per_node=ranks_per_node, span=span, **kw)
+    # distinct (S, n, placement) points: one lexicographic sort, then the group boundaries
+    flat = [np.broadcast_to(np.asarray(x, dtype=float), shape).ravel() for x in (nbytes, n, 0.0 if where_ is None
+                                                                                 else where_)]
+    order = np.lexsort(flat[::-1])
+    srt = [c[order] for c in flat]
+    new_group = np.ones(len(order), dtype=bool)
+    new_group[1:] = np.any([c[1:] != c[:-1] for c in srt], axis=0)
+    gid = np.cumsum(new_group) - 1
+    inv = np.empty(len(order), dtype=np.int64)
+    inv[order] = gid
+    uniq = np.stack([c[new_group] for c in srt], axis=1)
+    u_where = None if where_ is None else uniq[:, 2]
+    ct = _collective_time(hw, collective, uniq[:, 0], uniq[:, 1],
+                          ranks_per_node=u_where if ranks_per_node is not None else None,
+                          span=u_where if ranks_per_node is None else None, **kw)
+
+    def back(v):
+        v = np.asarray(v)
+        return v[inv].reshape(shape) if v.shape == (len(uniq),) else v
+
+    arrays = {f: back(getattr(ct, f)) for f in ("time_s", "algorithm", "protocol", "latency_s",
+                                                 "bandwidth_bytes_per_s", "hops", "per_hop_latency_s",
+                                                 "bytes_per_rank", "ranks", "ranks_per_node", "nodes")}
+    return replace(ct, **arrays, candidates={c: back(v) for c, v in ct.candidates.items()})
+
+
+def _collective_time(hw: Hardware, collective: str, nbytes, n, *, ranks_per_node=None, span=None,
+                     link_efficiency: float | None = None, latency_scale: float = 1.0,
+                     algorithms: tuple[str, ...] | None = None) -> CollectiveTime:
+    """:func:`collective_time` evaluated point by point (every element of the broadcast inputs)."""
     if collective not in COLLECTIVES:
         raise LlmcalcError(f"unknown collective {collective!r}; expected one of {', '.join(COLLECTIVES)}")
     eff = link_efficiency_default() if link_efficiency is None else float(link_efficiency)
@@ -330,9 +369,10 @@ def collective_time(hw: Hardware, collective: str, nbytes, n, *, ranks_per_node=
     t_us, lat_us, bw, hops, ph = (pick(i) for i in range(5))
     one = np.broadcast_to(n, t_us.shape) <= 1  # a group of one rank communicates nothing
     t_us, lat_us = np.where(one, 0.0, t_us), np.where(one, 0.0, lat_us)
-    choice = np.asarray(names, dtype=object)[best]
-    alg = np.vectorize(lambda s: s.split("/")[0], otypes=[object])(choice)
-    proto = np.vectorize(lambda s: s.split("/")[1], otypes=[object])(choice)
+    # index the few candidate names, not the (possibly million-element) choice array: same result, no per-element
+    # Python call (np.vectorize of str.split took most of a planner sweep's time)
+    alg = np.asarray([c.split("/")[0] for c in names], dtype=object)[best]
+    proto = np.asarray([c.split("/")[1] for c in names], dtype=object)[best]
     factor, _ = FACTORS[collective]
     nn = np.broadcast_to(n, times.shape[1:])
     per_rank = eval(factor, {}, {"n": nn}) * S  # noqa: S307 - our own factor table

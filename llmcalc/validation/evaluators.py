@@ -203,3 +203,36 @@ def evaluate(name: str, inputs: dict) -> float:
     if name not in EVALUATORS:
         raise LlmcalcError(f"unknown evaluator {name!r}; known: {', '.join(sorted(EVALUATORS))}")
     return float(EVALUATORS[name](inputs))
+
+
+@evaluator("collective")
+def collective(i: dict) -> float:
+    """A figure of one collective from llmcalc.network.collectives.collective_time: key 'busbw_GBps' (nccl-tests
+    bus bandwidth), 'time_us', or 'bus_factor' (bytes per rank / S). Optional: algorithms (restrict the candidates),
+    ranks_per_node."""
+    from ..network.collectives import collective_time
+
+    kw = {k: i[k] for k in ("ranks_per_node", "link_efficiency", "latency_scale") if k in i}
+    if "algorithms" in i:
+        kw["algorithms"] = tuple(i["algorithms"])
+    t = collective_time(hardware(i["hardware"]), i["collective"], float(i["bytes"]), i["ranks"], **kw)
+    key = i["key"]
+    if key == "busbw_GBps":
+        return t.bus_bandwidth_bytes_per_s / 1e9
+    if key == "time_us":
+        return t.time_s * 1e6
+    if key == "bus_factor":
+        return t.bytes_per_rank / float(i["bytes"])
+    raise LlmcalcError(f"collective evaluator: unknown key {key!r}")
+
+
+@evaluator("tp_allreduce")
+def tp_allreduce(i: dict) -> float:
+    """One TP all-reduce of a serving engine (µs): inference.latency.Deployment.tp_allreduce with ``allreduce``
+    nccl or custom (vLLM/TensorRT-LLM one-shot kernel) and ``cuda_graphs`` as measured."""
+    from ..core.efficiency import DEFAULT_EFFICIENCY
+    from ..inference.latency import Deployment
+
+    dep = Deployment(model(i.get("model", "llama-3.1-8b")), hardware(i["hardware"]), i["tp"], eff=DEFAULT_EFFICIENCY,
+                     allreduce=i.get("allreduce", "nccl"), cuda_graphs=bool(i.get("cuda_graphs", True)))
+    return float(dep.tp_allreduce(float(i["bytes"])).time_s) * 1e6

@@ -37,6 +37,10 @@ def summary(model: Model, hw: Hardware, *, gpus: int = 1024, mfu: float = 0.4, t
             prompt: int = 1000, output: int = 300, users: float = 10_000, context: int | None = None,
             price_usd_per_hour: float | None = None) -> Result:
     """Parameters, compute-optimal data, training time and cost, fit, batch-1 latency and a serving plan."""
+    import numpy as np
+
+    from .core.checks import check_number
+    from .core.errors import LlmcalcError
     from .inference.kv import fit
     from .inference.latency import Deployment, latency
     from .inference.serving import serve
@@ -44,6 +48,11 @@ def summary(model: Model, hw: Hardware, *, gpus: int = 1024, mfu: float = 0.4, t
     from .model.scaling import chinchilla
     from .training.cost import training_cost
 
+    for opt, v in (("--gpus", gpus), ("--mfu", mfu), ("--tokens", tokens), ("--prompt", prompt),
+                   ("--output", output), ("--users", users), ("--context", context), ("--price", price_usd_per_hour)):
+        if np.ndim(v):  # one page, one scenario: sweeps go to the calculators themselves
+            raise LlmcalcError(f"summary takes one value per input; {opt} got an array of {np.size(v)}")
+        check_number(v, opt)  # finite and positive before it is formatted or multiplied
     ch = chinchilla(model)
     tokens = ch.value("size/rule20/tokens") if tokens is None else tokens
     parts = [("params", param_breakdown(model)), ("chinchilla", ch),

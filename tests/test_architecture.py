@@ -18,7 +18,7 @@ PKG = Path(__file__).resolve().parents[1] / "llmcalc"
 FACES = {"cli", "dashboard"}
 # The level of each wing; a module may import its own wing and any wing of a lower level.
 LEVEL = {"core": 0, "model": 1, "network": 1, "training": 2, "inference": 2, "rl": 3, "study": 3,
-         "plan": 3, "validation": 3, "report": 4, "cli": 5, "dashboard": 5, "__init__": 5, "__main__": 5}
+         "plan": 3, "validation": 4, "report": 4, "cli": 5, "dashboard": 5, "__init__": 5, "__main__": 5}
 ALLOWED = {  # wing -> wings it may import (besides itself), from the levels plus the named exceptions
     w: {o for o, lo in LEVEL.items() if lo < lvl and o not in FACES} for w, lvl in LEVEL.items()}
 for face in FACES | {"__init__", "__main__"}:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from llmcalc.core.catalogue import load_hardware, load_model, names
 from llmcalc.study.render import render
 from llmcalc.study.sheet import TOPICS, sheet
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
 H100 = load_hardware("h100-sxm")
 
 
@@ -73,7 +74,7 @@ def test_sheet_errors_are_one_line():
     one_line_error(["sheet", "all", "gpt2"], "-o DIR")
 
 
-browser = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing")
+browser = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"chromium is missing ({CHROMIUM})")
 
 
 @browser

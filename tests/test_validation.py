@@ -48,7 +48,7 @@ def test_shipped_inside_the_package():
 def test_categories_cover_the_reference_sheets():
     cats = {c["category"] for c in CASES}
     assert {"params", "flops", "chinchilla", "memory", "activations", "kv_cache", "inference_latency",
-            "training_step", "mfu", "train_time", "serving"} <= cats
+            "training_step", "mfu", "train_time", "serving", "rl"} <= cats
 
 
 def _write(tmp_path, body: str):

@@ -13,6 +13,7 @@ import sys
 
 import typer
 
+from ..core.checks import MAX_COUNT  # whole numbers beyond 2**53 are refused at the edge (see core.checks)
 from ..core.errors import LlmcalcError
 
 JSON_OPT = typer.Option(False, "--json", help="Print machine-readable JSON with stable keys.")
@@ -42,8 +43,35 @@ def fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def check_option_values(params, values: dict) -> None:
+    """The one range check every command's typed options pass at the edge: integers within ±2**53 and floats
+    finite. ``params``: the click command's parameters; ``values``: the keyword arguments they produced."""
+    import math
+
+    for p in params:
+        v = values.get(p.name)
+        if isinstance(v, bool) or v is None:
+            continue
+        opt = (max(p.opts, key=len) if getattr(p, "opts", None) and p.opts[0].startswith("-")
+               else (p.name or "").upper())
+        if isinstance(v, int) and abs(v) > MAX_COUNT:
+            raise LlmcalcError(f"{opt} {v} is out of range: whole numbers here must lie within ±2**53 "
+                               f"({MAX_COUNT:,})")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise LlmcalcError(f"{opt} expects a finite number, got {v}")
+
+
+def _current_context():
+    try:  # typer >= 0.25 vendors click
+        from typer._click.globals import get_current_context
+    except ImportError:  # pragma: no cover - older typer on real click
+        from click import get_current_context
+    return get_current_context(silent=True)
+
+
 def user_errors(fn):
-    """Turn an LlmcalcError into one clear line on stderr and exit code 2 (never a traceback).
+    """Turn an LlmcalcError into one clear line on stderr and exit code 2 (never a traceback); typed options
+    are range-checked first (:func:`check_option_values`).
 
     A command with a ``model`` parameter also gets the ad-hoc model flags (:func:`with_model_flags`)."""
     if "model" in inspect.signature(fn).parameters:
@@ -52,6 +80,9 @@ def user_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
+            ctx = _current_context()
+            if ctx is not None and ctx.command is not None:
+                check_option_values(ctx.command.params, kwargs)
             return fn(*args, **kwargs)
         except LlmcalcError as e:
             fail(str(e))
@@ -155,16 +186,44 @@ def _default(o):
     return str(o)
 
 
-def write_out(text: str, output: str | None) -> None:
-    if output:
-        try:
-            with open(output, "w") as f:
-                f.write(text)
-        except OSError as e:
-            raise LlmcalcError(f"-o {output}: cannot write ({e.strerror})") from None
-        typer.echo(f"wrote {output}", err=True)
-    else:
+def write_out(text: str, output: str | None, *, force: bool = False, inputs: tuple[str, ...] = ()) -> None:
+    """Write ``text`` to ``output`` (stdout when None). An existing path is refused unless ``force``; one of
+    ``inputs`` (the same file, also through a link) is always refused. The file is written beside the target
+    and renamed over it, so a symlink at ``output`` is replaced, never followed into its target."""
+    if not output:
         sys.stdout.write(text)
+        return
+    import os
+    import tempfile
+
+    for src in inputs:
+        try:
+            same = os.path.samefile(src, output)
+        except (OSError, ValueError):
+            same = False
+        if same:
+            raise LlmcalcError(f"-o {output} is the input file {src}; write the YAML somewhere else")
+    if os.path.lexists(output):
+        if not force:
+            raise LlmcalcError(f"-o {output} exists; add --force to replace it")
+        if os.path.isdir(output) and not os.path.islink(output):
+            raise LlmcalcError(f"-o {output} is a folder; give a file name")
+    folder = os.path.dirname(os.path.abspath(output))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".llmcalc-", suffix=".tmp", dir=folder)
+        umask = os.umask(0)
+        os.umask(umask)
+        try:
+            os.chmod(tmp, 0o666 & ~umask)  # what open(output, "w") would have made, not mkstemp's 0600
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, output)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as e:
+        raise LlmcalcError(f"-o {output}: cannot write ({e.strerror})") from None
+    typer.echo(f"wrote {output}", err=True)
 
 
 def quantity_option(text: str | None, dim_name: str, option: str, example: str, scale: float = 1.0):

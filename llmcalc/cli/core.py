@@ -101,12 +101,14 @@ def notation() -> None:
 @app.command("import")
 @user_errors
 def import_(config: str = typer.Argument(..., help="Path to a Hugging Face config.json (read locally)."),
-            output: str | None = typer.Option(None, "--output", "-o", help="Write the YAML here.")) -> None:
+            output: str | None = typer.Option(None, "--output", "-o", help="Write the YAML here (never over "
+                                              "the input; an existing file only with --force)."),
+            force: bool = typer.Option(False, "--force", help="Replace an existing --output file.")) -> None:
     """Convert a Hugging Face config.json into catalogue YAML."""
     from ..core.catalogue import model_to_yaml
     from ..core.hf_config import model_from_config_file
 
-    write_out(model_to_yaml(model_from_config_file(config)), output)
+    write_out(model_to_yaml(model_from_config_file(config)), output, force=force, inputs=(config,))
 
 
 @app.command()

@@ -57,29 +57,56 @@ def _seconds(text: str, option: str) -> float:
         raise LlmcalcError(f"{option} expects a time such as 2s or 50ms, got {text!r} ({e})") from None
 
 
-def parse_int_list(text: str, option: str) -> list[int]:
-    """'1,2,4,...,512' (geometric or arithmetic continuation) or '1,8,64' -> list of ints."""
+MAX_SWEEP_POINTS = 4096  # a table or chart of more rows says nothing more; bounds time and memory (issue #13)
+
+
+def parse_int_list(text: str, option: str, limit: int = MAX_SWEEP_POINTS) -> list[int]:
+    """'1,2,4,...,512' (geometric or arithmetic continuation) or '1,8,64' -> list of at most ``limit`` ints.
+
+    The length of a continuation is worked out before it is generated, so '1,2,...,1e15' is a message, not a hang.
+    """
+    import math
+
+    from ..core.checks import MAX_COUNT
     from ..core.errors import LlmcalcError
+
+    def whole(p: str) -> int:
+        x = float(p)
+        if not math.isfinite(x) or x != int(x) or abs(x) > MAX_COUNT:
+            raise ValueError
+        return int(x)
 
     parts = [p.strip() for p in text.split(",") if p.strip()]
     try:
         if "..." in parts:
             i = parts.index("...")
-            head = [int(float(p)) for p in parts[:i]]
-            end = int(float(parts[i + 1]))
-            if len(head) < 2:
+            head = [whole(p) for p in parts[:i]]
+            if len(head) < 2 or len(parts) != i + 2:
                 raise ValueError
+            end = whole(parts[i + 1])
             out, a, b = list(head), head[-2], head[-1]
             geometric = a > 0 and b % a == 0 and b // a > 1 and (len(head) < 3 or head[-3] * (b // a) == a)
+            if geometric:
+                more = math.floor(math.log(end / b, b // a) + 1e-9) if end > b else 0
+            else:
+                more = (end - b) // (b - a) if b > a and end > b else 0
+            if len(out) + more + 1 > limit:
+                raise LlmcalcError(f"{option} {text!r} spans {len(out) + more:,} values; at most {limit:,} points "
+                                   "per sweep (use a geometric series such as 1,2,4,...,65536)")
             while True:
                 nxt = out[-1] * (b // a) if geometric else out[-1] + (b - a)
                 if nxt > end or nxt <= out[-1]:
                     break
                 out.append(nxt)
             return out if out[-1] == end else out + [end]
-        return [int(float(p)) for p in parts]
-    except (ValueError, IndexError):
-        raise LlmcalcError(f"{option} expects numbers like 1,2,4,...,512 or 1024,4096, got {text!r}") from None
+        values = [whole(p) for p in parts]
+    except (ValueError, IndexError, OverflowError):
+        raise LlmcalcError(f"{option} expects whole numbers like 1,2,4,...,512 or 1024,4096, got {text!r}") from None
+    if len(values) > limit:
+        raise LlmcalcError(f"{option} lists {len(values):,} values; at most {limit:,} points per sweep")
+    if not values:
+        raise LlmcalcError(f"{option} expects whole numbers like 1,2,4,...,512 or 1024,4096, got {text!r}")
+    return values
 
 
 @app.command()

@@ -46,6 +46,7 @@ ZERO3_PREFETCH = typer.Option(True, "--zero3-prefetch/--no-zero3-prefetch",
 
 def _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave=1, gpus=None, pp_layers=None, pp_first=None,
             pp_last=None):
+    from ..core.checks import check_count
     from ..core.errors import LayoutError
     from ..training.layout import Layout, check_layout, parse_pp_layers
 
@@ -57,6 +58,9 @@ def _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave=1, gpus=None, pp_layers=
         if pp == 1:  # --pp-layers alone names the stage count
             pp = len(stages["pp_layers"])
 
+    for opt, v in (("--tp", tp), ("--pp", pp), ("--dp", dp), ("--ep", ep), ("--cp", cp), ("--interleave", interleave),
+                   ("--gpus", gpus)):
+        check_count(v, opt)  # before any division: --tp 0 is a message, not a ZeroDivisionError
     if dp is None:
         if gpus is None:
             dp = 1

@@ -16,19 +16,45 @@ from pydantic import ValidationError
 
 from .errors import SpecError, close_matches, unknown_name
 from .specs import Hardware, Model
+from .textfile import read_spec_text
 
 try:  # libyaml is ~10x faster; fall back to the pure-Python loader where it is missing
-    from yaml import CSafeLoader as _Loader
+    from yaml import CSafeLoader as _SafeLoader
 except ImportError:  # pragma: no cover
-    from yaml import SafeLoader as _Loader
+    from yaml import SafeLoader as _SafeLoader
+
+
+class _Loader(_SafeLoader):
+    """The safe loader, but a key given twice in one mapping is an error (YAML 1.2 §3.2.1.1 requires unique
+    keys; PyYAML silently keeps the last), so ``d_model`` written twice cannot quietly pick one."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.value == "<<":
+                    continue  # merge keys may override on purpose
+                key = (key_node.tag, key_node.value)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark,
+                        f"duplicate key {key_node.value!r} (first given on line {seen[key]})", key_node.start_mark)
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
 
 _PKG = Path(__file__).resolve().parent.parent  # the llmcalc package (this file is llmcalc/core/)
 
 
 def catalogue_dir(kind: str) -> Path:
-    """The bundled ``hardware/`` or ``models/`` folder: inside the installed wheel, else the source checkout."""
-    env = os.environ.get(f"LLMCALC_{kind.upper()}_DIR")
-    for d in ([Path(env)] if env else []) + [_PKG / "_catalogue" / kind, _PKG.parent / kind]:
+    """The bundled ``hardware/`` or ``models/`` folder: inside the installed wheel, else the source checkout.
+    ``LLMCALC_<KIND>_DIR`` replaces it; a value that is not a folder is an error, never a silent fallback."""
+    var = f"LLMCALC_{kind.upper()}_DIR"
+    env = os.environ.get(var)
+    if env:
+        if not Path(env).is_dir():
+            raise SpecError(f"{var}={env!r} is not a folder; point it at a folder of {kind} YAML files or unset it")
+        return Path(env)
+    for d in (_PKG / "_catalogue" / kind, _PKG.parent / kind):
         if d.is_dir():
             return d
     raise SpecError(f"the bundled {kind}/ catalogue was not found next to {_PKG}; reinstall llmcalc")
@@ -100,27 +126,29 @@ def _explain_validation(err: ValidationError, cls, origin: str, root) -> SpecErr
             if got is not None and not isinstance(got, (dict, list)):
                 msg += f" (got {got!r})"
         lines.append(f"{where}: {msg}")
-    return SpecError("\n".join(lines))
+    return SpecError("; ".join(lines))  # one line (several problems separated by "; "), as every user error
 
 
 def load_yaml_spec(path: str | Path, cls):
     """Read a Model or Hardware YAML file; any problem becomes one SpecError naming file:line:column."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise SpecError(f"{path}: cannot read ({e.strerror})") from None
-    return parse_yaml_spec(text, cls, str(path))
+    return parse_yaml_spec(read_spec_text(path), cls, str(path))
 
 
-def parse_yaml_spec(text: str, cls, origin: str = "<yaml>"):
+def _load_yaml(text: str, origin: str):
+    """YAML -> Python data, or one SpecError naming ``origin``:line:column."""
     try:
-        data = yaml.load(text, Loader=_Loader)
+        return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{origin}:{mark.line + 1}:{mark.column + 1}" if mark else origin
-        problem = getattr(e, "problem", None) or str(e)
+        problem = " ".join(str(getattr(e, "problem", None) or e).split())
         raise SpecError(f"{where}: invalid YAML: {problem}") from None
+    except RecursionError:
+        raise SpecError(f"{origin}: invalid YAML: nested too deeply") from None
+
+
+def parse_yaml_spec(text: str, cls, origin: str = "<yaml>"):
+    data = _load_yaml(text, origin)
     if not isinstance(data, dict):
         raise SpecError(f"{origin}: expected a mapping of fields at the top level, got {type(data).__name__}")
     try:
@@ -128,6 +156,8 @@ def parse_yaml_spec(text: str, cls, origin: str = "<yaml>"):
     except ValidationError as e:
         root = yaml.compose(text, Loader=_Loader)
         raise _explain_validation(e, cls, origin, root) from None
+    except RecursionError:
+        raise SpecError(f"{origin}: nested too deeply") from None
 
 
 # ---------------------------------------------------------------- public loaders
@@ -137,19 +167,34 @@ def _looks_like_path(ref: str) -> bool:
     return ref.endswith((".yaml", ".yml", ".json")) or os.sep in ref or "/" in ref
 
 
+def _check_ref(ref, what: str) -> str:
+    if not isinstance(ref, str):
+        raise SpecError(f"{what} must be a catalogue name or a file path (a string), got {type(ref).__name__}")
+    if "\x00" in ref or not ref.strip():
+        raise SpecError(f"{what} {ref!r} is not a valid name or path")
+    return ref
+
+
+def _exists(p: Path) -> bool:
+    try:
+        return p.exists()
+    except (OSError, ValueError):  # a name too long for the file system, say
+        return False
+
+
 def load_model(ref: str | Model) -> Model:
     """A model by catalogue name (any case), by YAML path, or by Hugging Face config.json path; a Model
     (an ad-hoc one from the CLI's --d-model/--set flags) is passed through."""
     if isinstance(ref, Model):
         return ref
-    return _load_model(ref)
+    return _load_model(_check_ref(ref, "model"))
 
 
 @lru_cache(maxsize=256)
 def _load_model(ref: str) -> Model:
     if _looks_like_path(ref):
         p = Path(ref)
-        if not p.exists():
+        if not _exists(p):
             raise SpecError(f"{ref}: no such file")
         if p.suffix == ".json":
             from .hf_config import model_from_config_file
@@ -159,13 +204,17 @@ def _load_model(ref: str) -> Model:
     return load_yaml_spec(_find("models", ref), Model)
 
 
-@lru_cache(maxsize=64)
 def load_hardware(ref: str) -> Hardware:
     """An accelerator by catalogue name (any case) or YAML path."""
     if isinstance(ref, Hardware):
         return ref
+    return _load_hardware(_check_ref(ref, "hardware"))
+
+
+@lru_cache(maxsize=64)
+def _load_hardware(ref: str) -> Hardware:
     if _looks_like_path(ref):
-        if not Path(ref).exists():
+        if not _exists(Path(ref)):
             raise SpecError(f"{ref}: no such file")
         return load_yaml_spec(ref, Hardware)
     return load_yaml_spec(_find("hardware", ref), Hardware)
@@ -174,16 +223,17 @@ def load_hardware(ref: str) -> Hardware:
 def _find(kind: str, name: str) -> Path:
     d = catalogue_dir(kind)
     p = d / f"{name.strip().lower()}.yaml"
-    if p.exists():
+    if _exists(p):
         return p
     raise unknown_name(kind, name, names(kind))
 
 
 def load_spec(ref: str) -> Model | Hardware:
     """A model or an accelerator, whichever ``ref`` names (a catalogue name or a YAML/config.json path)."""
+    _check_ref(ref, "name")
     if _looks_like_path(ref):
-        if ref.endswith((".yaml", ".yml")) and Path(ref).exists():
-            head = yaml.load(Path(ref).read_text(), Loader=_Loader) if Path(ref).stat().st_size < 1e6 else {}
+        if ref.endswith((".yaml", ".yml")) and _exists(Path(ref)):
+            head = _load_yaml(read_spec_text(ref), ref)
             if isinstance(head, dict) and ("peak_flops_per_s" in head or "memory_bw_bytes_per_s" in head):
                 return load_hardware(ref)
         return load_model(ref)

@@ -14,12 +14,19 @@ SOURCE_RESERVE = ("reserve: 10% of device memory for CUDA context, NCCL buffers,
                   "fragmentation (a judgement; vLLM's default gpu_memory_utilization=0.9 keeps the same)")
 
 
-def _plain(v) -> str:
-    """2048 not array(2048.) nor 2048.0; nan, inf and -5 as typed."""
+def plain(v) -> str:
+    """2048 not array(2048.) nor 2048.0; nan, inf and -5 as typed; a huge int shortened."""
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) > 2**64:
+        digits = len(str(abs(v))) if abs(v).bit_length() < 14_000 else "thousands of"
+        return f"{'-' if v < 0 else ''}{str(abs(v))[:3] if isinstance(digits, int) else ''}… ({digits} digits)"
     try:
         x = float(v)
-    except (TypeError, ValueError):
-        return str(v)
+    except (TypeError, ValueError, OverflowError):
+        import numpy as np
+
+        if np.ndim(v) > 0:
+            return f"an array of {np.size(v)} {np.asarray(v).dtype} values"
+        return str(v)[:60]
     return str(int(x)) if math.isfinite(x) and x.is_integer() else f"{x:g}"
 
 
@@ -35,31 +42,51 @@ def check_number(x, option: str, *, low: float = 0.0, low_ok: bool = False, high
         return x
     import numpy as np
 
+    if isinstance(x, (bool, np.bool_)) or (np.ndim(x) > 0 and np.asarray(x).dtype == bool):
+        raise LlmcalcError(f"{option} expects a number, got {plain(x)}")  # True is not 1 GPU
     try:
         a = np.asarray(x, dtype=float)
+    except OverflowError:  # a Python int beyond float64
+        raise LlmcalcError(f"{option} is out of range, got {plain(x)}") from None
     except (TypeError, ValueError):
-        raise LlmcalcError(f"{option} expects a number, got {x!r}") from None
+        raise LlmcalcError(f"{option} expects a number, got {plain(x)}") from None
     bad = ~np.isfinite(a) | ((a < low) if low_ok else (a <= low))
     if high is not None:
         bad |= (a > high) if high_ok else (a >= high)
     if np.any(bad):
-        lo = f"[{_plain(low)}" if low_ok else f"({_plain(low)}"
-        hi = "∞)" if high is None else f"{_plain(high)}" + ("]" if high_ok else ")")
-        raise LlmcalcError(f"{option} expects a finite number in {lo}, {hi}, got {_plain(a[bad].flat[0])}")
+        lo = f"[{plain(low)}" if low_ok else f"({plain(low)}"
+        hi = "∞)" if high is None else f"{plain(high)}" + ("]" if high_ok else ")")
+        raise LlmcalcError(f"{option} expects a finite number in {lo}, {hi}, got {plain(a[bad].flat[0])}")
     return x
 
 
+# A count above 2**53 is no longer exact in float64 and, as a product with other counts, overflows int64
+# (silently: numpy wraps): refused at the edge rather than computed wrongly.
+MAX_COUNT = 2**53
+
+
 def check_count(x, option: str, *, minimum: int = 1):
-    """A whole count >= ``minimum`` (batch, tokens, sequences), scalar or array."""
+    """A whole count in [``minimum``, 2**53] (batch, tokens, sequences), scalar or array."""
     if x is None:
         return x
     check_number(x, option, low=minimum, low_ok=True)
     import numpy as np
 
     a = np.asarray(x, dtype=float)
+    if np.any(a > MAX_COUNT):
+        big = plain(a[a > MAX_COUNT].flat[0])
+        raise LlmcalcError(f"{option} is out of range (at most 2**53 = {MAX_COUNT:,}), got {big}")
     if np.any(a != np.floor(a)):
-        raise LlmcalcError(f"{option} expects a whole number, got {_plain(a[a != np.floor(a)].flat[0])}")
+        raise LlmcalcError(f"{option} expects a whole number, got {plain(a[a != np.floor(a)].flat[0])}")
     return x
+
+
+def check_scalar(option: str, x, why: str = "one value per call") -> None:
+    """Options that fix a configuration (a TP degree, a reserve) are scalars: sweep them with one call each."""
+    import numpy as np
+
+    if x is not None and np.ndim(x) > 0:
+        raise LlmcalcError(f"{option} takes {why}, got an array of {np.size(x)}; call once per value")
 
 
 def fmt_input(v) -> str:

@@ -17,6 +17,8 @@ from .errors import SpecError
 from .specs import Model
 
 Builder = Callable[["_Cfg"], dict]
+MAX_FIELD = 2**53
+MAX_LAYERS = 1 << 16  # as Model.n_layers
 
 
 class _Cfg:
@@ -25,21 +27,39 @@ class _Cfg:
     def __init__(self, data: dict, origin: str):
         self.data, self.origin = data, origin
 
-    def req(self, key: str):
+    def req(self, key: str) -> int:
+        """A required structural field: a whole number >= 1 (never a bool, a float or a string)."""
         if self.data.get(key) is None:
             raise SpecError(f"{self.origin}: model_type {self.data.get('model_type')!r} needs field {key!r}, "
                             "which is missing")
-        return self.data[key]
+        v = self.count(key, self.data[key])
+        if key in ("num_hidden_layers", "n_layer") and v > MAX_LAYERS:  # lists of layers are built from it
+            raise SpecError(f"{self.origin}: field {key!r} is out of range (at most {MAX_LAYERS}), got {v}")
+        return v
+
+    def count(self, key: str, v, minimum: int = 1) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+            raise SpecError(f"{self.origin}: field {key!r} expects a whole number >= {minimum}, got {v!r}")
+        if v > MAX_FIELD:  # layer lists are built from these before the spec validates them
+            raise SpecError(f"{self.origin}: field {key!r} is out of range (at most 2**53), got {v!r}")
+        return v
 
     def get(self, key: str, default=None):
         v = self.data.get(key)
         return default if v is None else v
+
+    def get_count(self, key: str, default, minimum: int = 1):
+        """An optional whole-number field (checked here because it feeds arithmetic before validation)."""
+        v = self.data.get(key)
+        return default if v is None else self.count(key, v, minimum)
 
 
 def _sliding(c: _Cfg, n_layers: int, default_window=None, *, enabled: bool = True) -> dict:
     """sliding_window / sliding_layers from ``layer_types`` (newer configs) or the type's convention."""
     window = c.get("sliding_window", default_window) if enabled else None
     types = c.get("layer_types")
+    if types is not None and (not isinstance(types, list) or not all(isinstance(t, str) for t in types)):
+        raise SpecError(f"{c.origin}: field 'layer_types' expects a list of strings, got {types!r}")
     if types and window:
         layers = [i for i, t in enumerate(types) if t == "sliding_attention"]
         if not layers:
@@ -62,7 +82,7 @@ def _decoder(c: _Cfg, *, tie_default: bool, qkv_bias: bool | None = None, max_po
         "attention": {
             "n_heads": heads,
             "n_kv_heads": c.get("num_key_value_heads", heads),
-            "head_dim": c.get("head_dim", d // heads),
+            "head_dim": c.get_count("head_dim", d // heads),
             "qkv_bias": attn_bias if qkv_bias is None else qkv_bias,
             "o_bias": attn_bias if qkv_bias is None else False,
         },
@@ -94,7 +114,7 @@ def _qwen2(c: _Cfg) -> dict:
     m = _decoder(c, tie_default=False, qkv_bias=True, max_pos_default=32768)
     m["attention"].update(_sliding(c, m["n_layers"], enabled=c.get("use_sliding_window", False)))
     if m["attention"].get("sliding_window") and "sliding_layers" not in m["attention"]:
-        first = c.get("max_window_layers", 28)  # HF Qwen2: layers from max_window_layers on slide
+        first = c.get_count("max_window_layers", 28, minimum=0)  # HF Qwen2: layers from max_window_layers on slide
         m["attention"]["sliding_layers"] = list(range(first, m["n_layers"]))
     return m
 
@@ -108,8 +128,11 @@ def _qwen3(c: _Cfg) -> dict:
 
 def _qwen3_moe(c: _Cfg) -> dict:
     m = _qwen3(c)
-    n, step = m["n_layers"], c.get("decoder_sparse_step", 1)
-    only_dense = set(c.get("mlp_only_layers", []))
+    n, step = m["n_layers"], c.get_count("decoder_sparse_step", 1)
+    only = c.get("mlp_only_layers", [])
+    if not isinstance(only, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in only):
+        raise SpecError(f"{c.origin}: field 'mlp_only_layers' expects a list of layer indices, got {only!r}")
+    only_dense = set(only)
     experts = c.req("num_experts")
     dense = [i for i in range(n) if i in only_dense or not (experts > 0 and (i + 1) % step == 0)]
     m["moe"] = {"n_experts": experts, "top_k": c.req("num_experts_per_tok"),
@@ -145,7 +168,7 @@ def _deepseek_v3(c: _Cfg) -> dict:
                 "v_head_dim": c.req("v_head_dim")}
     m["moe"] = {"n_experts": c.req("n_routed_experts"), "top_k": c.req("num_experts_per_tok"),
                 "d_ff_expert": c.req("moe_intermediate_size"), "n_shared_experts": c.get("n_shared_experts", 0),
-                "dense_layers": list(range(min(c.get("first_k_dense_replace", 0), m["n_layers"])))}
+                "dense_layers": list(range(min(c.get_count("first_k_dense_replace", 0, minimum=0), m["n_layers"])))}
     return m
 
 
@@ -160,7 +183,7 @@ def _gpt2(c: _Cfg) -> dict:
         "position": "learned",
         "attention": {"n_heads": heads, "n_kv_heads": heads, "head_dim": d // heads, "qkv_bias": True,
                       "o_bias": True},
-        "mlp": {"d_ff": c.get("n_inner", 4 * d), "gated": False,
+        "mlp": {"d_ff": c.get_count("n_inner", 4 * d), "gated": False,
                 "activation": c.get("activation_function", "gelu_new"), "bias": True},
         "norm": {"kind": "layernorm", "per_layer": 2, "final": True},
     }
@@ -176,7 +199,7 @@ def model_from_config(data: dict, name: str, origin: str = "<config.json>") -> M
     mt = data.get("model_type")
     if mt is None:
         raise SpecError(f"{origin}: no 'model_type' field; is this a Hugging Face config.json?")
-    if mt not in BUILDERS:
+    if not isinstance(mt, str) or mt not in BUILDERS:
         raise SpecError(f"{origin}: model_type {mt!r} is not supported; supported: {', '.join(sorted(BUILDERS))}")
     fields = BUILDERS[mt](_Cfg(data, origin))
     fields.update(name=name.lower(), display_name=name, hf_model_type=mt,
@@ -189,14 +212,22 @@ def model_from_config(data: dict, name: str, origin: str = "<config.json>") -> M
         raise SpecError(f"{origin}: {msgs}") from None
 
 
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def model_from_config_file(path: str | Path) -> Model:
+    from .textfile import read_spec_text
+
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
-    except OSError as e:
-        raise SpecError(f"{path}: cannot read ({e.strerror})") from None
+        data = json.loads(read_spec_text(path), parse_constant=_no_constant)
     except json.JSONDecodeError as e:
         raise SpecError(f"{path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
+    except RecursionError:
+        raise SpecError(f"{path}: invalid JSON: nested too deeply") from None
+    except ValueError as e:  # NaN / Infinity, which JSON does not allow
+        raise SpecError(f"{path}: invalid JSON: {e}") from None
     if not isinstance(data, dict):
         raise SpecError(f"{path}: expected a JSON object")
     name = path.parent.name if path.name == "config.json" and path.parent.name else path.stem

@@ -68,6 +68,13 @@ class Result:
                 return f
         raise KeyError(f"{key!r} not in result {self.title!r}; keys: {[f.key for f in self.figures]}")
 
+    def __contains__(self, key: object) -> bool:
+        return any(f.key == key for f in self.figures)
+
+    def get(self, key: str, default=None):
+        """The figure ``key``, or ``default`` when this result has none (a cost without a price, say)."""
+        return next((f for f in self.figures if f.key == key), default)
+
     def value(self, key: str):
         return self[key].value
 
@@ -172,15 +179,60 @@ def derive(key: str, formula: str, unit: str, source: str = "", *, label: str = 
     missing = {n for n in _NAME.findall(formula) if n not in values and n not in _FUNCS}
     if missing:
         raise NameError(f"formula {formula!r} uses {sorted(missing)} but no value was given")
-    value = eval(_compile(formula), {"__builtins__": {}, **_FUNCS}, values)  # noqa: S307 - our own formula text
+    if any(hasattr(v, "dtype") for v in values.values()):
+        values = {k: _wide(v) for k, v in values.items()}
+    try:
+        if any(getattr(v, "ndim", 0) for v in values.values()):
+            # A sweep: impossible elements (pp = 0 in a layout grid) are computed too and masked by the caller's
+            # `valid`; their inf/NaN must not warn. Tests hold every VALID element finite (tests/fuzzkit.py).
+            import numpy as np
+
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                value = eval(_compile(formula), {"__builtins__": {}, **_FUNCS}, values)  # noqa: S307
+        else:
+            value = eval(_compile(formula), {"__builtins__": {}, **_FUNCS}, values)  # noqa: S307 - our own text
+    except (ZeroDivisionError, OverflowError) as e:  # Python floats raise where numpy would give inf
+        from .errors import LlmcalcError
+
+        shown = pretty(_NAME.sub(lambda m: m.group(0) if m.group(0) in _FUNCS else _show(values[m.group(0)]), formula))
+        raise LlmcalcError(f"{label or key} = {pretty(formula)} cannot be evaluated for {shown} ({e}): an input is "
+                           "too large, or zero where it divides") from None
 
     def sub(m: re.Match) -> str:
         n = m.group(0)
         return n if n in _FUNCS else _show(values[n])
 
     substituted = pretty(_NAME.sub(sub, formula))
+    if _nonfinite_scalar(value) and not any(_nonfinite_scalar(v) for v in values.values()):
+        # finite inputs, infinite or NaN answer: an overflow (1e308 parameters) or a zero divisor; never print it
+        from .errors import LlmcalcError
+
+        raise LlmcalcError(f"{label or key} = {pretty(formula)} is not finite for {substituted}: an input is too "
+                           "large, or zero where it divides")
     return Figure(key=key, value=value, unit=unit, formula=pretty(formula), substituted=substituted,
                   source=source, label=label, shape=shape)
+
+
+def _wide(v):
+    """numpy integers wrap silently past 2**63 (a batch x tokens x width product): integer arrays are evaluated in
+    float64 and integer scalars as exact Python ints, so no formula overflows quietly (issue #13)."""
+    import numpy as np
+
+    if isinstance(v, np.ndarray) and v.dtype.kind in "iub" and v.dtype != bool:
+        return v.astype(float)
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+def _nonfinite_scalar(v) -> bool:
+    """A float scalar (Python or numpy) that is inf or NaN; arrays are sweeps, masked by their callers."""
+    if getattr(v, "ndim", 0) or isinstance(v, (bool, int, str)) or v is None:
+        return False
+    try:
+        return not math.isfinite(v)
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 def total(key: str, parts: list[Figure], unit: str | None = None, label: str = "") -> Figure:

@@ -38,8 +38,10 @@ UsdPerHour = Annotated[float, _quantity(units.USD_PER_HOUR, per_si=3600.0), Fiel
 
 
 class Spec(BaseModel):
-    # defer_build: a class's validator is built on first use, so a one-liner pays only for the specs it loads
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+    # defer_build: a class's validator is built on first use, so a one-liner pays only for the specs it loads.
+    # strict: no silent coercion at the edge: `n_layers: true` is not 1 layer, 4096.0 or "4096" is not a count,
+    # `num_key_value_heads: true` is not MQA (issue #13); quantities parse their own strings (BeforeValidator).
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True, strict=True)
 
 
 # ============================================================== hardware
@@ -315,7 +317,8 @@ class Model(Spec):
     display_name: str
     hf_model_type: str = Field("", description="config.json model_type this maps to, if any")
     d_model: int = Field(ge=1, description="D")
-    n_layers: int = Field(ge=1)
+    n_layers: int = Field(ge=1, le=1 << 16, description="calculators loop over layers; the deepest published model "
+                          "has < 200")
     vocab_size: int = Field(ge=1, description="V: rows of the embedding matrix (padded vocabulary)")
     max_seq_len: int = Field(ge=1)
     tie_embeddings: bool
@@ -326,6 +329,20 @@ class Model(Spec):
     norm: Norm
     notes: str = ""
     sources: dict[str, str] = Field(description="field -> citation (config.json, paper table)")
+
+    @model_validator(mode="after")
+    def _size_in_range(self):
+        # Counts are exact Python ints until numpy meets them; past 2**62 numpy turns them into object arrays or
+        # wraps. No real model is within a factor 10^6 of this bound (issue #13: arithmetic must not overflow).
+        a, moe = self.attention, self.moe
+        mlp = 3 * self.mlp.d_ff
+        if moe:
+            mlp = max(mlp, 3 * moe.d_ff_expert * (moe.n_experts + moe.n_shared_experts) + 3 * (moe.d_ff_shared or 0))
+        per_layer = self.d_model * (mlp + 2 * (a.n_heads + a.n_kv_heads) * max(a.head_dim, a.v_head_dim or 1))
+        approx = self.n_layers * per_layer + 2 * self.vocab_size * self.d_model
+        if approx > 2**62:
+            raise ValueError(f"about {approx:.3g} parameters: too large to count in 64-bit arithmetic")
+        return self
 
     @model_validator(mode="after")
     def _layers_in_range(self):
@@ -357,4 +374,11 @@ class Model(Spec):
 
     @property
     def n_sliding_layers(self) -> int:
-        return sum(self.is_sliding(i) for i in range(self.n_layers))
+        a = self.attention
+        if a.sliding_window is None:
+            return 0
+        if a.sliding_layers == "all":
+            return self.n_layers
+        if a.sliding_layers == "alternate":
+            return (self.n_layers + 1) // 2  # layers 0, 2, 4, ...
+        return len(set(a.sliding_layers))

@@ -13,6 +13,7 @@ as FLOP/s.
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from functools import lru_cache
 
@@ -102,20 +103,35 @@ def _unit_factor(unit: str) -> tuple[float, Dim]:
     return factor, dim
 
 
-@lru_cache(maxsize=4096)
 def parse(text: str | int | float, expected: Dim | None = None) -> float:
     """Parse ``text`` into SI base units, checking its dimension against ``expected`` when given.
 
     Examples: parse("80 GiB", BYTES) == 80 * 2**30; parse("450 GB/s", BYTES_PER_S) == 4.5e11;
     parse("400 Gb/s", BYTES_PER_S) == 5e10; parse("1 TB", FLOP_PER_S) raises UnitError.
+    Anything but a string or a plain number (a YAML mapping such as ``{value: 80}``, a list, True) and any
+    value that is not finite (``1e400 GiB``) is a UnitError.
     """
-    if isinstance(text, bool):
-        raise UnitError(f"expected a quantity, got {text!r}")
-    if isinstance(text, (int, float)):
+    if isinstance(text, bool) or not isinstance(text, (str, numbers.Real)):
+        got = repr(text) if isinstance(text, (dict, list, tuple, bool, type(None))) else type(text).__name__
+        raise UnitError(f"expected a quantity such as '80 GiB', got {got[:60]}")
+    if not isinstance(text, str):
         if expected not in (None, DIMENSIONLESS):
             raise UnitError(f"{text!r} has no unit; expected a {DIM_NAMES[expected]}")
-        return float(text)
-    m = _QUANTITY.match(str(text))
+        try:
+            value = float(text)
+        except OverflowError:
+            value = math.inf
+        if not math.isfinite(value):
+            raise UnitError(f"{text!r} is not a finite number")
+        return value
+    if len(text) > 200:  # no quantity is this long; keeps a pasted file out of the regex and the cache
+        raise UnitError(f"cannot read {text[:40]!r}… ({len(text)} characters) as a quantity")
+    return _parse(text, expected)
+
+
+@lru_cache(maxsize=4096)
+def _parse(text: str, expected: Dim | None) -> float:
+    m = _QUANTITY.match(text)
     if not m:
         raise UnitError(f"cannot read {text!r} as a quantity; expected a number followed by a unit, e.g. '80 GiB'")
     value = float(m["num"].replace(",", "").replace("_", ""))
@@ -136,7 +152,10 @@ def parse(text: str | int | float, expected: Dim | None = None) -> float:
         got = DIM_NAMES.get(dim, unit)
         got = got.split(" (")[0]
         raise UnitError(f"{text!r} is {_a(got)} {got}, but {_a(want)} {want} is expected")
-    return value * factor
+    si = value * factor
+    if not math.isfinite(si):
+        raise UnitError(f"{text!r} is out of range (not a finite number)")
+    return si
 
 
 def _a(noun: str) -> str:
@@ -148,12 +167,22 @@ _COUNT_SUFFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T":
 
 def parse_count(text: str | int | float) -> float:
     """A plain count with an optional k/M/B/T suffix: '300B' tokens -> 3e11, '15T' -> 1.5e13, '2e9' -> 2e9."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return float(text)
-    m = re.fullmatch(rf"\s*({_NUMBER})\s*([kKMBGT]?)\s*(?:tokens?|params?|users?)?\s*", str(text))
-    if not m:
-        raise UnitError(f"cannot read {text!r} as a count; expected e.g. 300e9, 300B or 15T")
-    return float(m[1].replace(",", "").replace("_", "")) * _COUNT_SUFFIX[m[2]]
+    if isinstance(text, bool) or not isinstance(text, (str, numbers.Real)):
+        got = repr(text) if isinstance(text, (dict, list, tuple, bool, type(None))) else type(text).__name__
+        raise UnitError(f"cannot read {got[:60]} as a count; expected e.g. 300e9, 300B or 15T")
+    if not isinstance(text, str):
+        try:
+            value = float(text)
+        except OverflowError:
+            value = math.inf
+    else:
+        m = re.fullmatch(rf"\s*({_NUMBER})\s*([kKMBGT]?)\s*(?:tokens?|params?|users?)?\s*", text[:200])
+        if not m or len(text) > 200:
+            raise UnitError(f"cannot read {text[:40]!r} as a count; expected e.g. 300e9, 300B or 15T")
+        value = float(m[1].replace(",", "").replace("_", "")) * _COUNT_SUFFIX[m[2]]
+    if not math.isfinite(value):
+        raise UnitError(f"{text!r} is out of range (not a finite number)")
+    return value
 
 
 # ---------------------------------------------------------------- display

@@ -21,7 +21,11 @@ def figure_rows(result: Result) -> pd.DataFrame:
 
 def show_result(result: Result, key: str, metrics: tuple[str, ...] = (), table: bool = True,
                 per_row: int = 4) -> None:
-    """Headline metrics, the figure table, and a "formula" panel with the CLI's --explain text."""
+    """Headline metrics, the figure table, and a "formula" panel with the CLI's --explain text.
+
+    A metric the result does not carry (a cost without a price: 13 of 16 accelerators have none) is left out;
+    the result's assumptions say why."""
+    metrics = tuple(k for k in metrics if k in result)
     for start in range(0, len(metrics), per_row):
         row = metrics[start:start + per_row]
         for col, k in zip(st.columns(per_row), row, strict=False):

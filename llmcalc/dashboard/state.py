@@ -9,6 +9,7 @@ Streamlit forgets the state of widgets that a run did not draw (another page's i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,9 +35,12 @@ class Field:
             return text.lower() in ("1", "true")
         if kind in (int, float):
             try:
-                value = kind(float(text)) if kind is int and float(text).is_integer() else kind(text)
-            except ValueError:
-                raise ValueError(f"expected {'a whole number' if kind is int else 'a number'}") from None
+                x = float(text)
+                if not math.isfinite(x):  # nan passes every bound check below (comparisons are False)
+                    raise ValueError
+                value = int(x) if kind is int and x.is_integer() else kind(text)
+            except (ValueError, OverflowError):
+                raise ValueError(f"expected {'a whole number' if kind is int else 'a finite number'}") from None
             if (self.lo is not None and value < self.lo) or (self.hi is not None and value > self.hi):
                 raise ValueError(f"expected a number in [{self.lo}, {self.hi}]")
             return value
@@ -108,7 +112,8 @@ def decode(params: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
         try:
             state[name] = f.parse(str(text))
         except ValueError as e:
-            notes.append(f"URL parameter {name}={text!r} ignored: {e}; using {f.show(f.default)}")
+            shown = str(text) if len(str(text)) <= 40 else str(text)[:40] + "…"
+            notes.append(f"URL parameter {name}={shown!r} ignored: {e}; using {f.show(f.default)}")
     return state, notes
 
 

@@ -77,10 +77,21 @@ def curve(dep: Deployment, prompt: int, output: int, concurrency) -> dict:
             "prefill_share": u, "tpot_s": t_d / (1 - u), "ttft_s": t_p + t_d}
 
 
+def check_output(output) -> None:
+    """Output lengths of a continuous-batching workload: at least 2 tokens. With O = 1 there is no decode step:
+    the larger root gives T = N·t_p, so u = λ·t_p = 1 and TPOT = t_d/(1 − u) has no finite value (it printed
+    inf, or a negative number of days after rounding; issue #13)."""
+    check_count(output, "--output")
+    if np.any(np.asarray(output, dtype=float) < 2):
+        raise LlmcalcError("--output expects at least 2 tokens here: continuous batching times the decode steps "
+                           "between output tokens (TPOT), and one output token has none; for prefill-only work "
+                           "use `llmcalc infer --output 1` (TTFT)")
+
+
 def check_workload(qps, prompt, output, reserve) -> None:
     check_number(qps, "--qps")
     check_count(prompt, "--prompt")
-    check_count(output, "--output")
+    check_output(output)
     check_number(reserve, "--reserve", low=0, low_ok=True, high=1, high_ok=False)
 
 
@@ -108,7 +119,7 @@ def check_mix(qps, prompt, output, weights, reserve) -> tuple[list[int], list[in
     check_number(qps, "--qps")
     prompts, outputs = _as_list(prompt), _as_list(output)
     check_count(prompts, "--prompt")
-    check_count(outputs, "--output")
+    check_output(outputs)
     k = len(prompts)
     if len(outputs) != k:
         raise LlmcalcError(f"--prompt and --output need one value per request class: --prompt has {k} "

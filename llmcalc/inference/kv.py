@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.checks import check_count, check_number
+from ..core.checks import check_count, check_number, check_scalar
 from ..core.errors import LayoutError, LlmcalcError
 from ..core.results import Figure, Result, derive
 from ..core.specs import Model
@@ -61,8 +61,9 @@ def check_tp(model: Model, tp) -> None:
 
 def check_pp(model: Model, pp) -> None:
     check_count(pp, "--pp")
-    if pp > model.n_layers:
-        raise LayoutError(f"--pp {pp} must lie in 1..{model.n_layers} (the layers of {model.display_name})")
+    if np.any(np.asarray(pp) > model.n_layers):
+        bad = np.ravel(pp)[np.ravel(np.asarray(pp) > model.n_layers)][0]
+        raise LayoutError(f"--pp {int(bad)} must lie in 1..{model.n_layers} (the layers of {model.display_name})")
 
 
 def per_token_per_layer(model: Model, kv_dtype: str = "bf16") -> Figure:
@@ -91,7 +92,8 @@ def _kind(model: Model) -> str:
 def cached_positions(model: Model, context):
     """Positions cached summed over layers: full layers keep ``context``, sliding ones min(context, W)."""
     n_slide = model.n_sliding_layers
-    ctx = np.asarray(context, dtype=float) if not np.isscalar(context) else context
+    # float64 always: an int64 context times layers times bytes wraps silently past 2**63 (issue #13)
+    ctx = np.asarray(context, dtype=float) if not np.isscalar(context) else float(context)
     if not n_slide:
         return model.n_layers * ctx
     w = model.attention.sliding_window
@@ -231,6 +233,9 @@ def fit(model: Model, hw, weights: str | float = "bf16", group_size: int | None 
     """
     from ..model.quant import weight_bytes
 
+    for opt, v in (("--tp", tp), ("--pp", pp), ("--ep", ep), ("--reserve", reserve), ("--block-size", block_size),
+                   ("--group-size", group_size)):
+        check_scalar(opt, v, "one value per fit (context and batch may be arrays)")
     check_number(reserve, "--reserve", low=0, low_ok=True, high=1, high_ok=False)
     check_count(context, "--context")
     check_count(batch, "--batch")

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.checks import check_count, check_number
+from ..core.checks import check_count, check_number, check_scalar
 from ..core.efficiency import DEFAULT_EFFICIENCY, Efficiency
 from ..core.errors import LayoutError, LlmcalcError
 from ..core.results import Result, derive
@@ -99,6 +99,7 @@ class Deployment:
     step_overhead_s: float | None = None  # override the fixed per-decode-step overhead
 
     def __post_init__(self):
+        check_scalar("--tp", self.tp, "one degree per deployment")
         check_tp(self.model, self.tp)
         check_number(self.latency_scale, "--latency-scale", low=0, low_ok=True)
         if self.eff.is_roofline:  # --roofline: every efficiency 1 AND every latency term 0
@@ -296,7 +297,9 @@ def _time_figures(key: str, label: str, s: dict, dep: Deployment, source: str) -
                    kv_read=s["kv_read_bytes"], kv_write=s["kv_write_bytes"], hbm=bw, eff_mem=e.memory_bw)]
     parts, terms = ["max(compute, memory)"], {"compute": figs[0].value, "memory": figs[1].value}
     if dep.tp > 1:
-        S = np.asarray(s["batch"]) * s["new_tokens"] * dep.model.d_model * dep.act_bytes
+        # float64: an int64 batch x tokens x D x bytes wraps silently past 2**63 (issue #13)
+        S = np.asarray(s["batch"], dtype=float) * np.asarray(s["new_tokens"], dtype=float) * dep.model.d_model \
+            * dep.act_bytes
         ct = dep.tp_allreduce(S)
         how = ct.describe() if np.ndim(ct.time_s) == 0 else "NCCL-style choice per point of the sweep"
         src = SRC_AR + ("; " + SRC_CUSTOM_AR if dep.allreduce == "custom" else "")
@@ -341,7 +344,20 @@ def decode_contexts(prompt, output):
 
 
 def decode_step_times(dep: Deployment, batch, prompt, output):
-    """Decode step time at each of the N_SAMPLES contexts of :func:`decode_contexts` (first axis)."""
+    """Decode step time at each of the N_SAMPLES contexts of :func:`decode_contexts` (first axis).
+
+    One vectorised step over a (N_SAMPLES, *workload) grid of contexts, not N_SAMPLES calls (each call
+    re-derives the FLOP table: 33 of them were most of a one-liner's 0.4 s; issue #13). Same numbers."""
+    shape = np.broadcast(np.asarray(batch), np.asarray(prompt), np.asarray(output)).shape
+    c = decode_contexts(prompt, output)  # (N_SAMPLES, *shape of prompt/output)
+    c = np.broadcast_to(c.reshape((N_SAMPLES,) + (1,) * (len(shape) - (c.ndim - 1)) + c.shape[1:]),
+                        (N_SAMPLES, *shape))
+    t = step(dep, batch, 1, c, prefill=False)["step_s"]
+    return np.broadcast_to(t, (N_SAMPLES, *shape))
+
+
+def _decode_step_times_loop(dep: Deployment, batch, prompt, output):
+    """The per-context loop the vectorised form replaced (kept for the test that they agree)."""
     return np.asarray([step(dep, batch, 1, c, prefill=False)["step_s"] for c in decode_contexts(prompt, output)])
 
 
@@ -351,12 +367,35 @@ def mean_decode_step_s(dep: Deployment, batch, prompt, output):
     return (t[1:] + t[:-1]).sum(axis=0) / (2 * (len(t) - 1))
 
 
+def first_true(pred, lo: int, hi: int, points: int = 64):
+    """Smallest integer x in lo … hi with ``pred(x)``, or None; ``pred`` maps an int array to a bool array and
+    is monotone (False … False True … True). Each round evaluates ``points`` candidates in ONE vectorised call
+    and narrows the interval ~``points``-fold: a range of 65,536 takes 3 calls, 2**53 at most 9."""
+    if not bool(pred(np.asarray([hi], dtype=np.int64))[0]):
+        return None
+    a, b = lo - 1, hi  # invariant: pred is False at a (or a is below the range) and True at b
+    while b - a > 1:
+        pts = np.unique(np.linspace(a, b, points + 2)[1:-1].round().astype(np.int64))
+        pts = pts[(pts > a) & (pts < b)]
+        if pts.size == 0:
+            break
+        ok = np.asarray(pred(pts), dtype=bool)
+        if not ok.any():
+            a = int(pts[-1])
+            continue
+        i = int(np.argmax(ok))
+        b, a = int(pts[i]), (int(pts[i - 1]) if i > 0 else a)
+    return b
+
+
 def compute_bound_batch(dep: Deployment, context, max_batch: int = 1 << 16):
-    """Smallest batch at which a decode step at ``context`` turns compute-bound (None if none up to max_batch)."""
-    b = np.arange(1, max_batch + 1, dtype=float)
-    s = step(dep, b, 1, context, prefill=False)
-    hit = np.flatnonzero(s["compute_bound"])
-    return int(b[hit[0]]) if hit.size else None
+    """Smallest batch at which a decode step at ``context`` turns compute-bound (None if none up to max_batch).
+
+    A search, not a scan of every batch: compute time is linear in the batch and the bytes read are affine
+    (dense) or concave (MoE: distinct experts touched saturate), so compute − memory time is convex and
+    negative at batch 0: once compute-bound, every larger batch is too (:func:`first_true`).
+    """
+    return first_true(lambda b: step(dep, b.astype(float), 1, context, prefill=False)["compute_bound"], 1, max_batch)
 
 
 def latency(dep: Deployment, batch=1, prompt=128, output=128, reserve: float = 0.1) -> Result:

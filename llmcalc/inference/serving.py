@@ -33,7 +33,7 @@ from ..core.errors import LlmcalcError
 from ..core.results import Result, derive
 from ..core.specs import Hardware, Model
 from .batching import check_workload, concurrency_for_rate, curve, kv_cap, rate_curve
-from .latency import Deployment
+from .latency import Deployment, first_true
 
 SRC_LOAD = "load: users x requests/user/min / 60"
 SRC_REPLICA = "per-replica rate N/T(N) at the largest N meeting TTFT and TPOT (Little's law; Orca-style batching)"
@@ -54,17 +54,27 @@ def tp_candidates(hw: Hardware, model: Model) -> list[int]:
 
 def best_concurrency(dep: Deployment, prompt: int, output: int, ttft_s: float, tpot_s: float,
                      reserve: float = 0.1) -> dict | None:
-    """Largest N meeting both targets within the KV cap, with its steady state; None if no N does."""
+    """Largest N meeting both targets within the KV cap, with its steady state; None if no N does.
+
+    Found by a search over 1 … cap (first_true), not by evaluating every N (a small model's KV cap runs to millions):
+    TTFT = t_p + t_d(N) and TPOT = t_d(N)/(1 − u(N)) both rise with N (a larger decode batch takes no less
+    time, and λ(N) = N/T(N), hence u = λ·t_p, rises), so the N that meet the targets are 1 … N*.
+    """
     cap = kv_cap(dep, prompt, output, reserve)
     if cap < 1:
         return None
-    n = np.arange(1, cap + 1, dtype=float)
-    c = curve(dep, prompt, output, n)
-    ok = (c["ttft_s"] <= ttft_s) & (c["tpot_s"] <= tpot_s) & (c["prefill_share"] < 1)
-    if not ok.any():
+
+    def too_many(n):
+        c = curve(dep, prompt, output, n.astype(float))
+        return ~((c["ttft_s"] <= ttft_s) & (c["tpot_s"] <= tpot_s) & (c["prefill_share"] < 1))
+
+    first_bad = first_true(too_many, 1, cap)
+    best = cap if first_bad is None else first_bad - 1
+    if best < 1:
         return None
-    i = int(np.flatnonzero(ok)[-1])
-    return {k: (v[i] if np.ndim(v) else v) for k, v in c.items()} | {"kv_cap": cap}
+    c = curve(dep, prompt, output, float(best))
+    return {k: (float(v) if np.ndim(v) == 0 and not isinstance(v, (bool, np.bool_)) else v)
+            for k, v in c.items()} | {"kv_cap": cap}
 
 
 def why_not(dep: Deployment, prompt: int, output: int, ttft_s: float, tpot_s: float, reserve: float = 0.1) -> str:
@@ -99,6 +109,11 @@ def serve(model: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: float
     simultaneous streams (each always has one request in flight)."""
     if sum(x is not None for x in (users, qps, concurrent)) != 1:
         raise LlmcalcError("give exactly one of --users N, --qps Q or --concurrent N")
+    for opt, v in (("--prompt", prompt), ("--output", output), ("--users", users), ("--qps", qps),
+                   ("--concurrent", concurrent), ("--ttft", ttft_s), ("--tpot", tpot_s), ("--reserve", reserve),
+                   ("--price", price_usd_per_hour), ("--requests-per-user-per-min", requests_per_user_per_min)):
+        if np.ndim(v):  # one plan per load: a sweep is a loop over calls
+            raise LlmcalcError(f"serve plans one load at a time; {opt} got an array of {np.size(v)}")
     check_number(users, "--users")
     check_number(concurrent, "--concurrent")
     check_number(requests_per_user_per_min, "--requests-per-user-per-min")

@@ -25,7 +25,7 @@ SRC_OPT = "Leviathan et al. 2023, §3.3 (optimal γ maximises Theorem 3.8's fact
 def _check(alpha, gamma, cost_ratio=0.0, target_step_s=None):
     check_number(alpha, "--alpha", low=0, low_ok=True, high=1)
     check_count(gamma, "--gamma")
-    check_number(cost_ratio, "--cost-ratio", low=0, low_ok=True)
+    check_number(cost_ratio, "--cost-ratio", low=0, low_ok=True, high=1e6)  # bounded: γ·c stays finite for γ <= 2**53
     check_number(target_step_s, "target_step_s")
 
 

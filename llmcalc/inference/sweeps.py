@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.checks import check_count
+from ..core.checks import check_count, check_scalar
 from .kv import fit
 from .latency import Deployment, latency, step
 
@@ -41,6 +41,8 @@ def _table(r, dep: Deployment, x_key: str, x, fits) -> dict:
 def batch_sweep(dep: Deployment, batches, prompt: int = 1024, output: int = 256, reserve: float = 0.1) -> dict:
     """Throughput and latency against batch size; ``knee`` = {batch, reason} (see module docstring)."""
     check_count(np.atleast_1d(batches), "--batch")
+    for opt, v in (("--prompt", prompt), ("--output", output), ("--reserve", reserve)):
+        check_scalar(opt, v, "one value in a batch sweep")
     b = np.asarray(sorted(set(int(x) for x in np.atleast_1d(batches))))
     r = latency(dep, b, prompt, output, reserve)
     cap = fit(dep.model, dep.hw, dep.weights, dep.group_size, dep.kv_dtype, dep.tp, reserve=reserve,
@@ -80,6 +82,8 @@ def batch_sweep(dep: Deployment, batches, prompt: int = 1024, output: int = 256,
 def context_sweep(dep: Deployment, contexts, batch: int = 1, output: int = 256, reserve: float = 0.1) -> dict:
     """Throughput and latency against prompt length (context) at a fixed batch."""
     check_count(np.atleast_1d(contexts), "--context")
+    for opt, v in (("--batch", batch), ("--output", output), ("--reserve", reserve)):
+        check_scalar(opt, v, "one value in a context sweep")
     c = np.asarray(sorted(set(int(x) for x in np.atleast_1d(contexts))))
     r = latency(dep, batch, c, output, reserve)
     f = fit(dep.model, dep.hw, dep.weights, dep.group_size, dep.kv_dtype, dep.tp, reserve=reserve, context=c + output)

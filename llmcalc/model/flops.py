@@ -25,7 +25,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..core.checks import fmt_input
-from ..core.errors import LayoutError
+from ..core.errors import LayoutError, LlmcalcError
 from ..core.results import Figure, Result, derive, total
 from ..core.specs import Model
 
@@ -48,6 +48,15 @@ RECOMPUTE = ("none", "selective", "full")
 
 def _count(x, option: str):
     """A workload size: Python int stays exact; arrays become float64 so big sweeps cannot overflow int64."""
+    from ..core.checks import MAX_COUNT, check_number
+
+    # finite, >= 1 and <= 2**53, never a bool; fractional values stay allowed (a mean context over decode steps)
+    try:
+        check_number(x, f"--{option}", low=1, low_ok=True, high=MAX_COUNT)
+    except LayoutError:
+        raise
+    except LlmcalcError as e:
+        raise LayoutError(str(e)) from None
     if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
         out = int(x)
     elif isinstance(x, float) and x.is_integer():
@@ -209,8 +218,8 @@ def forward_flops(model: Model, batch=1, seq=2048, *, kv_len=None, causal: bool 
     B, L = _count(batch, "batch"), _count(seq, "seq")
     M = L if kv_len is None else _count(kv_len, "kv-len")
     if np.any(np.asarray(M) < np.asarray(L)):
-        raise LayoutError(f"--kv-len must be at least --seq (queries attend to themselves), got kv_len={kv_len!r} "
-                          f"< seq={seq!r}")
+        raise LayoutError(f"--kv-len must be at least --seq (queries attend to themselves), got "
+                          f"kv_len={fmt_input(kv_len)} < seq={fmt_input(seq)}")
 
     figures: list[Figure] = []
     block_totals: list[Figure] = []

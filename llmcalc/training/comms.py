@@ -43,6 +43,7 @@ from .layout import (
     Layout,
     check_layout,
     group_spans,
+    masked_sweep,
     microbatches,
     recompute_code,
     stage_layers,
@@ -110,6 +111,7 @@ def _row(parallelism, collective, tensor, shape, n, S, count, span, ctx, overlap
                    overlap, phase, ct)
 
 
+@masked_sweep
 def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batch=1, seq=2048, global_batch=None,
                 recompute="none", link_efficiency: float | None = None, act_bytes: int = 2,
                 grad_bytes: int = 2, latency_scale: float = 1.0) -> Result:

@@ -32,6 +32,9 @@ def _arr(x, option: str, *, allow_zero: bool = False, high=None):
     """A finite number (or array) > 0 (>= 0 with ``allow_zero``, <= ``high`` if given), else a clear error."""
     if x is None:
         return None
+    check_number(x, option, low_ok=allow_zero, high=high)  # on the raw value: True is not 1 GPU
+    if high is None:  # counts, FLOPs, days: past 1e30 products overflow float64 (issue #13)
+        check_number(x, option, low_ok=allow_zero, high=1e30)
     v = x if isinstance(x, (int, float)) and not isinstance(x, bool) else np.asarray(x, dtype=float)
     return check_number(v, option, low_ok=allow_zero, high=high)
 

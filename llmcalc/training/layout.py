@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.checks import fmt_input
+from ..core.checks import MAX_COUNT, fmt_input, plain
 from ..core.errors import LayoutError
 from ..core.specs import Model
 
@@ -178,6 +178,24 @@ def is_sweep(*values) -> bool:
     return any(np.ndim(v) > 0 for v in values)
 
 
+def masked_sweep(fn):
+    """For a calculator over a layout sweep: elements that ``check_layout`` marks invalid (tp = 0, a degree that
+    does not divide) are computed along with the rest and masked by ``valid``; their divisions by zero must not
+    warn (pytest turns RuntimeWarning into an error). Scalar calls are untouched: there a bad layout raises first."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        lay = next((a for a in (*args, *kwargs.values()) if isinstance(a, Layout)), None)
+        degrees = () if lay is None else (lay.tp, lay.pp, lay.dp, lay.ep, lay.cp, lay.zero, lay.interleave)
+        if not is_sweep(*degrees, *args[2:], *kwargs.values()):
+            return fn(*args, **kwargs)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
 def check_layout(model: Model, layout: Layout, *, gpus=None, micro_batch=1, seq=None, global_batch=None):
     """Validate ``layout`` for ``model``. Scalars: raise LayoutError on the first problem, else return True.
     Sweeps (any numpy array): return the boolean mask of valid elements (broadcast shape)."""
@@ -194,8 +212,16 @@ def check_layout(model: Model, layout: Layout, *, gpus=None, micro_batch=1, seq=
                      ("--gpus", gpus)):
         if val is None:
             continue
-        if not np.all(np.isfinite(np.asarray(val, dtype=float))):  # NaN passes every `< 1` test: reject first
+        try:
+            as_float = np.asarray(val, dtype=float)
+        except (OverflowError, TypeError, ValueError):
+            raise LayoutError(f"{opt} must be a finite positive integer, got {plain(val)}") from None
+        if isinstance(val, (bool, np.bool_)) or as_float.dtype != float or np.asarray(val).dtype == bool:
+            raise LayoutError(f"{opt} must be a positive integer, got {plain(val)}")
+        if not np.all(np.isfinite(as_float)):  # NaN passes every `< 1` test: reject first
             raise LayoutError(f"{opt} must be a finite positive integer, got {fmt_input(val)}")
+        if np.any(np.asarray(val, dtype=float) > MAX_COUNT):  # int64 products would overflow silently
+            raise LayoutError(f"{opt} is out of range (at most 2**53), got {fmt_input(val)}")
         bad(np.asarray(val) < 1, f"{opt} must be a positive integer (at least 1), got {fmt_input(val)}")
     if not np.all(np.isin(layout.zero, (0, 1, 2, 3))):
         raise LayoutError(f"--zero expects a stage 0, 1, 2 or 3 (FSDP = 3), got {fmt_input(layout.zero)}")
@@ -247,7 +273,7 @@ def check_layout(model: Model, layout: Layout, *, gpus=None, micro_batch=1, seq=
     if seq is not None:  # only context parallelism needs the 2·cp split; any length works without it
         bad((np.asarray(c) > 1) & (np.asarray(seq) % (2 * np.maximum(c, 1)) != 0),
             f"--seq {fmt_input(seq)} must split into 2·cp = {fmt_input(2 * np.asarray(c))} equal chunks for context "
-            "parallelism (Megatron-Core load-balances causal attention this way)")
+            f"parallelism --cp {fmt_input(c)} (Megatron-Core load-balances causal attention this way)")
     if gpus is not None:
         bad(t * p * d * c != gpus,
             f"tp·pp·dp·cp = {fmt_input(t)}·{fmt_input(p)}·{fmt_input(d)}·{fmt_input(c)} = {fmt_input(t * p * d * c)} "

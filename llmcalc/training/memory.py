@@ -23,7 +23,17 @@ from ..core.results import Figure, Result, derive
 from ..core.specs import Hardware, Model
 from ..model.params import param_breakdown
 from .activations import stage_activation_bytes, tensor_table
-from .layout import Layout, check_layout, is_sweep, microbatches, recompute_code, stage_layers, stage_notes, where
+from .layout import (
+    Layout,
+    check_layout,
+    is_sweep,
+    masked_sweep,
+    microbatches,
+    recompute_code,
+    stage_layers,
+    stage_notes,
+    where,
+)
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,13 @@ def model_state_bytes(n_params, *, dp=1, zero=0, optimizer: str = "adam") -> Res
 
     ZeRO stage 1 shards optimizer states, 2 also gradients, 3 also weights (Rajbhandari et al. 2020 §5,
     Figure 1: 2Ψ + 2Ψ + KΨ unsharded; stage 2 is 2Ψ + (2+K)Ψ/Nd)."""
+    from ..core.checks import check_count, check_number
+
+    check_number(n_params, "n_params")
+    check_count(dp, "--dp")
+    if not np.all(np.isin(zero, (0, 1, 2, 3))) or isinstance(zero, bool):
+        raise LlmcalcError(f"--zero expects a stage 0, 1, 2 or 3, got {zero!r}")
+    n_params = np.asarray(n_params, dtype=float) if np.ndim(n_params) else float(n_params)  # no int64 wrap
     o = optimizer_bytes(optimizer)
     z = np.asarray(zero)
     v = dict(P=n_params, zw=where(z >= 3, dp, 1), zg=where(z >= 2, dp, 1), zo=where(z >= 1, dp, 1))
@@ -195,7 +212,9 @@ def zero3_gathered_bytes(m: Model, layout: Layout, o: OptimizerBytes, lora: LoRA
     """ZeRO-3/FSDP working buffer: the layer being computed plus the prefetched next one, unsharded over DP
     (still split by TP and EP), and one layer's unsharded gradients until their reduce-scatter."""
     p = _param_parts(m)
-    z3 = where(np.asarray(layout.zero) == 3, 1, 0)
+    # only when ZeRO-3 shards something: over a DP×CP group of 1 every rank already holds whole layers, so
+    # there is nothing to gather and no buffer (else ZeRO-3 would report more than ZeRO-2 at DP 1; issue #13)
+    z3 = where((np.asarray(layout.zero) == 3) & (np.asarray(layout.dp * layout.cp) > 1), 1, 0)
     # the fullest layer: the dense part of an average layer plus, for MoE, one MoE layer's expert shard
     v = dict(z3=z3, Pl=p["layer_dense"], Px=p["experts"], layers=m.n_layers, moe_layers=max(m.n_moe_layers, 1),
              tp=layout.tp, ep=layout.ep)
@@ -240,6 +259,7 @@ def _states(prefix: str, dense, experts, layout: Layout, o: OptimizerBytes, lora
 DEFAULT_OPTIMIZER = "adam-fp32-grads"  # Megatron-Core's bf16 convention: fp32 main grads, 18 B/param
 
 
+@masked_sweep
 def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batch=1, seq=2048,
                     recompute="none", optimizer: str = DEFAULT_OPTIMIZER, global_batch=None, flash: bool = True,
                     dropout: bool = False, lora: LoRA | None = None, act_bytes: int = 2,

@@ -31,7 +31,7 @@ from ..core.errors import LlmcalcError
 from ..core.results import Result, derive
 from ..core.specs import Hardware, Model
 from .comms import comm_ledger
-from .layout import Layout, check_layout, is_sweep, microbatches, recompute_code, stage_layers, where
+from .layout import Layout, check_layout, is_sweep, masked_sweep, microbatches, recompute_code, stage_layers, where
 
 SRC_BUBBLE = "Narayanan et al. 2021 §2.2: bubble fraction (p−1)/m for 1F1B, (p−1)/(v·m) interleaved"
 SRC_MFU = "Chowdhery et al. 2022 (PaLM) App. B: MFU = model FLOPs per second / peak; Korthikanti et al. 2022 App. A"
@@ -99,6 +99,7 @@ SRC_UNFUSED = ("unfused attention (Megatron-LM 2021-22): scores materialised for
                "mask applied to them (Korthikanti et al. 2022 App. A counts the full rectangle)")
 
 
+@masked_sweep
 def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_batch, micro_batch=1, seq=2048,
                   gpus=None, recompute="none", compute_efficiency: float | None = None,
                   link_efficiency: float | None = None, causal: bool = False, dtype: str = "bf16",

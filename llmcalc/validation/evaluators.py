@@ -64,10 +64,13 @@ def gpt_block(layers: int, hidden: int, heads: int, vocab: int = 51200, seq: int
     return Model.model_validate(d)
 
 
+@lru_cache(maxsize=32)
 def hardware(name: str):
+    """A catalogue name, or an accelerator only the cases use (cases/hardware/NAME.yaml, e.g. H20, H800)."""
     from ..core.catalogue import load_hardware
 
-    return load_hardware(name)
+    local = CASES_DIR / "hardware" / f"{name}.yaml"
+    return load_hardware(str(local) if local.is_file() else name)
 
 
 # ---------------------------------------------------------------- evaluators
@@ -167,6 +170,42 @@ def max_throughput(i: dict) -> float:
     if cap < 1:
         raise LlmcalcError("no room for one sequence's KV cache")
     return float(curve(dep, i["prompt"], i["output"], float(cap))["qps"]) * i["output"]
+
+
+def _rl(i: dict, over: dict | None = None):
+    from ..rl.lengths import lognormal
+    from ..rl.step import rl_step
+
+    kw = dict(i["rl"], **(over or {}))
+    mean, cv, cap = kw.pop("response")
+    return rl_step(model(i["model"]), hardware(i["hardware"]), response=lognormal(mean, cv, cap), **kw).data
+
+
+def _path(d: dict, dotted: str):
+    for part in dotted.split("."):
+        d = d[part]
+    return d
+
+
+@evaluator("rl_step")
+def rl_step(i: dict) -> float:
+    """A data path of llmcalc.rl.step.rl_step (e.g. regimes.fully_async.step_s); with ``divide_by`` (overrides of
+    the rl inputs) the ratio of the two runs, e.g. a sync/async speed-up."""
+    v = _path(_rl(i), i["key"])
+    if "divide_by" in i:
+        v = v / _path(_rl(i, i["divide_by"]), i["key"])
+    return v
+
+
+@evaluator("weight_sync")
+def weight_sync(i: dict) -> float:
+    """Seconds of one trainer -> inference weight broadcast (llmcalc.rl.phases.weight_sync, total row)."""
+    from ..rl.phases import RLSettings
+    from ..rl.phases import weight_sync as ws
+
+    s = RLSettings(bucket_bytes=i["bucket_gib"] * 2**30)
+    return ws(model(i.get("model", "qwen2.5-7b")), hardware(i["hardware"]), colocated=False, trainer_gpus=0,
+              rollout_gpus=i["gpus"], settings=s, size_bytes=i["size_bytes"])[-1].value
 
 
 def narayanan_eq3_flops(B, s, layers, h, V):

@@ -17,7 +17,7 @@ def test_url_decoding_keeps_the_promise(query):
     check_url(query)
 
 
-@pytest.mark.parametrize("name, text", [("mfu", "nan"), ("mfu", "inf"), ("rate", "-inf"), ("tp", "1e400"),
+@pytest.mark.parametrize("name, text", [("ttft_slo", "nan"), ("ttft_slo", "inf"), ("rate", "-inf"), ("tp", "1e400"),
                                         ("gbs", "9" * 5000), ("price", "nan")])
 def test_non_finite_url_numbers_fall_back_to_the_default(name, text):
     state, notes = decode({name: text})

@@ -80,3 +80,113 @@ def bars(df: pd.DataFrame, category: str, value: str, color: str | None = None, 
     if color:
         enc["color"] = alt.Color(f"{color}:N")
     return alt.Chart(df, title=title).mark_bar().encode(**enc).properties(height=260)
+
+
+def unit_for(values, unit: str) -> tuple[float, str]:
+    """A divisor and label that make ``values`` (SI seconds or bytes) read well: ms vs s, GB vs TB."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    mid = float(np.median(v)) if v.size else 1.0
+    steps = {"s": [(86400, "days"), (3600, "h"), (1, "s"), (1e-3, "ms"), (1e-6, "µs")],
+             "B": [(1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB"), (1, "B")]}[unit]
+    for f, label in steps:
+        if mid >= f:
+            return f, label
+    return steps[-1]
+
+
+def sweep(df: pd.DataFrame, x: str, y: str, current: str, fits: str | None = None, knee: float | None = None,
+          unit: str = "", log_x: bool = True, log_y: bool = True, title: str = "", color: str | None = None
+          ) -> alt.Chart:
+    """A sweep as points and a line: points that do not fit are grey (and off the line), the current
+    choice is ringed, the knee (if given) is a dashed rule."""
+    d = df.copy()
+    d["fits?"] = np.where(d[fits], "fits", "does not fit") if fits else "fits"
+    sx = alt.Scale(type="log" if log_x else "linear")
+    sy = alt.Scale(type="log" if log_y else "linear")
+    ax = alt.X(f"{x}:Q", scale=sx, axis=alt.Axis(format=",.4~g"))
+    ay = alt.Y(f"{y}:Q", scale=sy, title=f"{y}" + (f" ({unit})" if unit and unit not in y else ""),
+               axis=alt.Axis(format=",.3~g"))
+    tip = [alt.Tooltip(c, format=",.4~g") if pd.api.types.is_float_dtype(d[c]) else c for c in d.columns]
+    base = alt.Chart(d, title=title)
+    line_enc = dict(x=ax, y=ay)
+    if color:
+        line_enc["color"] = alt.Color(f"{color}:N", legend=alt.Legend(orient="bottom"))
+    line = base.transform_filter(alt.datum["fits?"] == "fits").mark_line().encode(**line_enc)
+    pts = base.mark_point(filled=True, size=60).encode(
+        x=ax, y=ay, tooltip=tip,
+        color=alt.Color("fits?:N", scale=alt.Scale(domain=["fits", "does not fit"], range=["#1f77b4", "#bbbbbb"]),
+                        legend=alt.Legend(orient="bottom", title=None)) if not color else
+        alt.Color(f"{color}:N"), opacity=alt.condition(alt.datum["fits?"] == "fits", alt.value(1), alt.value(0.35)))
+    ring = base.transform_filter(alt.datum[current]).mark_point(size=260, color="#d62728", strokeWidth=2.5).encode(
+        x=ax, y=ay, tooltip=tip)
+    layers = [line, pts, ring]
+    if knee:
+        kd = pd.DataFrame({x: [knee], "label": [f"knee: {x} {knee:,.4g}"]})
+        layers.append(alt.Chart(kd).mark_rule(strokeDash=[4, 4], color="#555").encode(x=f"{x}:Q", tooltip=["label"]))
+    return alt.layer(*layers).properties(height=280)
+
+
+def memory_layouts(df: pd.DataFrame, capacity_bytes: float, dev: str = "GPU") -> alt.Chart:
+    """Memory per device for several layouts side by side (stacked by component), against the capacity."""
+    d = df.assign(GiB=df["bytes"] / GIB)
+    order = list(dict.fromkeys(d["component"]))
+    cap_label = f"capacity {capacity_bytes / GIB:,.1f} GiB"
+    bars = alt.Chart(d, title=f"memory per {dev} by layout (red: {cap_label})").mark_bar().encode(
+        x=alt.X("layout:N", sort=None, title=None, axis=alt.Axis(labelAngle=0, labelLimit=200)),
+        y=alt.Y("sum(GiB):Q", title=f"GiB per {dev}"),
+        color=alt.Color("component:N", sort=order, legend=alt.Legend(orient="bottom", columns=2)),
+        order=alt.Order("component_order:Q"),
+        tooltip=["layout", "component", alt.Tooltip("GiB:Q", format=",.2f")]).transform_calculate(
+        component_order=f"indexof({order!r}, datum.component)")
+    cap = alt.Chart(pd.DataFrame({"GiB": [capacity_bytes / GIB], "label": [cap_label]})).mark_rule(
+        color="red", strokeWidth=2).encode(y="GiB:Q", tooltip=["label"])
+    return (bars + cap).properties(height=300)
+
+
+def op_roofline(peak_flops_per_s: float, bw_bytes_per_s: float, ops: list[dict], steps: list[dict]) -> alt.Chart:
+    """Per-operator roofline: every operator of a layer as a point (shape: phase), the whole steps as diamonds.
+
+    ``ops``: dicts with op, phase, intensity_flop_per_byte, attained_flops_per_s (from
+    llmcalc.inference.operators); ``steps``: op, phase, intensity, flops_per_s (from inference.step)."""
+    pts = pd.DataFrame({"operator": [o["op"].split(": ", 1)[-1] for o in ops], "phase": [o["phase"] for o in ops],
+                        "FLOP/B": [o["intensity_flop_per_byte"] for o in ops],
+                        "TFLOP/s": [o["attained_flops_per_s"] / 1e12 for o in ops],
+                        "bound": [o["bound"] for o in ops]})
+    whole = pd.DataFrame({"operator": [p["op"] for p in steps], "phase": [p["phase"] for p in steps],
+                          "FLOP/B": [p["intensity"] for p in steps],
+                          "TFLOP/s": [p["flops_per_s"] / 1e12 for p in steps]})
+    ridge = peak_flops_per_s / bw_bytes_per_s
+    allx = np.concatenate([pts["FLOP/B"].to_numpy(float), whole["FLOP/B"].to_numpy(float), [ridge]])
+    allx = allx[np.isfinite(allx) & (allx > 0)]
+    xs = np.geomspace(max(allx.min() / 3, 1e-3), allx.max() * 3, 200)
+    roof = pd.DataFrame({"FLOP/B": xs, "TFLOP/s": np.minimum(peak_flops_per_s, xs * bw_bytes_per_s) / 1e12})
+    x = alt.X("FLOP/B:Q", scale=alt.Scale(type="log"), title="arithmetic intensity (FLOP per byte of HBM traffic)",
+              axis=alt.Axis(format=",.3~g"))
+    y = alt.Y("TFLOP/s:Q", scale=alt.Scale(type="log"), title="attainable TFLOP/s per device",
+              axis=alt.Axis(format=",.3~g"))
+    line = alt.Chart(roof).mark_line(color="gray").encode(x=x, y=y)
+    tip = ["operator", "phase", "bound", alt.Tooltip("FLOP/B:Q", format=",.3~g"),
+           alt.Tooltip("TFLOP/s:Q", format=",.3~g")]
+    dots = alt.Chart(pts).mark_point(size=70, filled=True, opacity=0.8).encode(
+        x=x, y=y, shape=alt.Shape("phase:N", legend=alt.Legend(orient="bottom")),
+        color=alt.Color("operator:N", legend=alt.Legend(orient="bottom", columns=2, labelLimit=260)), tooltip=tip)
+    steps_l = alt.Chart(whole).mark_point(shape="diamond", size=200, filled=False, color="black",
+                                          strokeWidth=2).encode(x=x, y=y, tooltip=["operator", "phase",
+                                                                                    alt.Tooltip("FLOP/B:Q",
+                                                                                                format=",.3~g")])
+    ridge_rule = alt.Chart(pd.DataFrame({"FLOP/B": [ridge], "label": [f"ridge {ridge:,.0f} FLOP/B"]})).mark_rule(
+        strokeDash=[4, 4]).encode(x="FLOP/B:Q", tooltip=["label"])
+    return (line + ridge_rule + dots + steps_l).properties(height=360)
+
+
+def ratio_bars(df: pd.DataFrame) -> alt.Chart:
+    """B / A per figure on a log axis around 1, coloured by which side is better (grey: no better side)."""
+    d = df.assign(**{"B / A (×)": df["ratio"].astype(float), "who": df["verdict"].replace("", "no better side")})
+    return alt.Chart(d).mark_bar().encode(
+        y=alt.Y("figure:N", sort=None, title=None, axis=alt.Axis(labelLimit=400)),
+        x=alt.X("B / A (×):Q", scale=alt.Scale(type="log"), axis=alt.Axis(format=",.3~g")),
+        color=alt.Color("who:N", scale=alt.Scale(domain=["B better", "B worse", "no better side"],
+                                                 range=["#2e9d4f", "#d33c3c", "#999999"]),
+                        legend=alt.Legend(orient="bottom", title=None)),
+        tooltip=["figure", "A", "B", "B / A", "verdict"]).properties(height=28 * len(d) + 40)

@@ -1,4 +1,5 @@
-"""Inference page: KV cache, prefill/decode latency on the roofline, and a batch sweep."""
+"""Inference page: how fast one deployment answers; its memory per device, where each operator sits on the
+roofline, and what a larger batch buys (points that do not fit in memory greyed out)."""
 
 from __future__ import annotations
 
@@ -6,23 +7,20 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from . import charts, panels, state
+from . import charts, panels, presets, state
 
 
 def inputs(dev: str = "GPU") -> None:
-    c = st.columns(6)
-    with c[0]:
-        state.widget("batch", st.number_input, label="batch (requests)", min_value=1, step=1)
-    with c[1]:
-        state.widget("prompt", st.number_input, label="prompt tokens", min_value=1, step=128)
-    with c[2]:
-        state.widget("gen", st.number_input, label="output tokens", min_value=1, step=64)
-    with c[3]:
-        state.widget("tp", st.number_input, label=f"TP ({dev}s per replica)", min_value=1, step=1)
-    with c[4]:
-        state.widget("kv_dtype", st.selectbox, label="KV-cache precision", options=state.DTYPES)
-    with c[5]:
-        state.widget("roofline", st.toggle, label="pure roofline (efficiency 1)")
+    c = st.columns(3)
+    specs = (("batch", st.number_input, dict(label="batch (requests)", step=1)),
+             ("prompt", st.number_input, dict(label="prompt tokens", step=128)),
+             ("gen", st.number_input, dict(label="output tokens", step=64)),
+             ("tp", st.number_input, dict(label=f"TP ({dev}s per replica)", step=1)),
+             ("kv_dtype", st.selectbox, dict(label="KV-cache precision", options=state.DTYPES)),
+             ("roofline", st.toggle, dict(label="pure roofline (efficiency 1)")))
+    for i, (name, draw, kw) in enumerate(specs):
+        with c[i % 3]:
+            panels.field(name, draw, **kw)
 
 
 def deployment(model, hardware, s: dict):
@@ -34,71 +32,120 @@ def deployment(model, hardware, s: dict):
                       eff=ROOFLINE if s["roofline"] else DEFAULT_EFFICIENCY)
 
 
-def render(model, hardware, s: dict) -> None:
-    st.header(f"Inference: {model.display_name} on {hardware.display_name}")
-    dev = state.device_word(hardware)
-    inputs(dev)
-    from ..inference import kv as kvc
+def latency_result(model, hardware, s: dict):
     from ..inference import latency as inf
+
+    return inf.latency(deployment(model, hardware, s), batch=int(s["batch"]), prompt=int(s["prompt"]),
+                       output=int(s["gen"]))
+
+
+def answer(model, hardware, s: dict, lat=latency_result) -> tuple[str, str]:
+    dev = state.device_word(hardware)
+    tp = int(s["tp"])
+    q = (f"How fast does {model.display_name} answer on {tp} {hardware.display_name} {dev}{'s' * (tp > 1)} "
+         f"(batch {int(s['batch'])}, {int(s['prompt']):,} → {int(s['gen']):,} tokens)?")
+    r = lat(model, hardware, s)
+    ttft, tpot = r["ttft_s"], r["tpot_mean_s"]
+    text = (f"first token in {panels.human(ttft.value, 's')}, then {1 / float(tpot.value):,.3g} tokens/s per request "
+            f"(TPOT {panels.human(tpot.value, 's')})")
+    if not np.all(r.data["fits"]):
+        text += f" — but it does not fit in {dev} memory"
+    return q, text
+
+
+def render(model, hardware, s: dict) -> None:
+    dev = state.device_word(hardware)
+    st.header(f"Inference: {model.display_name} on {hardware.display_name}")
+    top = st.empty()
+    presets.picker("inference")
+    inputs(dev)
+    lat = lambda *a: panels.memo(latency_result, *a)  # noqa: E731 - one latency call for the whole page
+    panels.answer_or_pointer(lambda: answer(model, hardware, s, lat), top)
+    probe = lambda x: latency_result(model, hardware, x)  # noqa: E731
+    with panels.section("Latency", s, probe):
+        r = lat(model, hardware, s)
+        panels.show_result(r, "latency", metrics=("ttft_s", "tpot_mean_s", "e2e_s", "tokens_per_s_per_gpu"))
+        knee = r.data["compute_bound_batch"]
+        st.caption(f"decode is {r.data['decode_bound']}-bound at batch {int(s['batch'])}"
+                   + (f"; it turns compute-bound from batch {knee:,}" if knee else ""))
+    left, right = st.columns(2)
+    with left, panels.section(f"Memory per {dev}", s, probe):
+        memory(model, hardware, s, dev, lat(model, hardware, s))
+    with right, panels.section("Roofline: every operator of a layer", s, probe):
+        roofline(model, hardware, s)
+    with panels.section("Batch sweep", s, probe):
+        batch_sweep(model, hardware, s, dev)
+
+
+def memory(model, hardware, s: dict, dev: str, lat) -> None:
+    from ..inference import kv as kvc
+
+    d = lat.data
+    batch = int(s["batch"])
+    parts = {"weights": d["weight_bytes_per_gpu"], "KV cache (batch, at prompt + output)": d["kv_bytes_per_gpu"]}
+    st.altair_chart(charts.memory_stack(parts, hardware.memory_bytes, title=f"memory per {dev}"), width="stretch")
+    if not np.all(d["fits"]):
+        st.error(f"Does not fit: weights + KV exceed the {hardware.display_name}'s memory less the "
+                 f"{d['reserve']:.0%} reserve at batch {batch}; raise TP, lower the batch or quantise.")
+    kv = kvc.kv_cache(model, context=int(s["prompt"]) + int(s["gen"]), batch=batch, kv_dtype=s["kv_dtype"],
+                      tp=int(s["tp"]))
+    panels.show_result(kv, "kv", metrics=("bytes_per_token_uncapped", "bytes_per_gpu"), table=True, per_row=2)
+
+
+def roofline(model, hardware, s: dict) -> None:
+    from ..inference import latency as inf
+    from ..inference.operators import layer_operators
+
     dep = deployment(model, hardware, s)
     batch, prompt, gen = int(s["batch"]), int(s["prompt"]), int(s["gen"])
-
-    st.subheader("Latency")
-    lat = inf.latency(dep, batch=batch, prompt=prompt, output=gen)
-    panels.show_result(lat, "latency", metrics=("ttft_s", "tpot_mean_s", "e2e_s", "tokens_per_s_per_gpu"))
-    knee = lat.data["compute_bound_batch"]
-    st.caption(f"decode is {lat.data['decode_bound']}-bound at batch {batch}; it turns compute-bound from batch "
-               f"{knee:,}" if knee else f"decode is {lat.data['decode_bound']}-bound at batch {batch}")
-
-    left, right = st.columns(2)
-    with left:
-        st.subheader(f"Memory per {dev}")
-        d = lat.data
-        parts = {"weights": d["weight_bytes_per_gpu"], "KV cache (batch, at prompt + output)": d["kv_bytes_per_gpu"]}
-        st.altair_chart(charts.memory_stack(parts, hardware.memory_bytes, title=f"memory per {dev}"),
-                        width="stretch")
-        if not np.all(d["fits"]):
-            st.error(f"Does not fit: weights + KV exceed the {hardware.display_name}'s memory less the "
-                     f"{d['reserve']:.0%} reserve at batch {batch}; raise TP, lower the batch or quantise.")
-        kv = kvc.kv_cache(model, context=prompt + gen, batch=batch, kv_dtype=s["kv_dtype"], tp=dep.tp)
-        # per device, beside the per-device chart; two per row so the labels are not cut off
-        panels.show_result(kv, "kv", metrics=("bytes_per_token_uncapped", "bytes_per_gpu"), table=True, per_row=2)
-    with right:
-        st.subheader("Roofline: prefill and decode")
-        st.altair_chart(roofline_chart(inf, dep, batch, prompt), width="stretch")
-        st.caption("points sit at the FLOP/s each step attains at this batch (roof × efficiency, plus "
-                   "TP communication), from llmcalc.inference.step")
-    batch_sweep(dep, prompt, gen, dev)
-
-
-def roofline_chart(inf, dep, batch: int, prompt: int):
+    ops = layer_operators(dep, batch, prompt, gen)
     pre = inf.step(dep, batch, prompt, prompt, prefill=True)
     dec = inf.step(dep, batch, 1, prompt + 1, prefill=False)
-    points = [{"label": f"{name} (batch {batch})", "intensity": float(x["intensity_flop_per_byte"]),
-               "flops_per_s": float(x["attained_flops_per_s"])} for name, x in (("prefill", pre),
-                                                                                        ("decode", dec))]
-    return charts.roofline(dep.peak_flops_per_s, dep.hw.memory_bw_bytes_per_s, points)
+    whole = [{"op": f"whole {name} step", "phase": name, "intensity": float(x["intensity_flop_per_byte"]),
+              "flops_per_s": float(x["attained_flops_per_s"])} for name, x in (("prefill", pre), ("decode", dec))]
+    st.altair_chart(charts.op_roofline(dep.peak_flops_per_s, hardware.memory_bw_bytes_per_s, ops.rows, whole),
+                    width="stretch")
+    st.caption(f"each point: one operator of a {ops.block} layer at batch {batch} (prefill over the "
+               f"{prompt:,}-token prompt, decode of one token at context {prompt + 1:,}), placed at its "
+               "intensity and the roof min(peak, intensity × bandwidth); diamonds: the whole step as "
+               "llmcalc.inference.latency attains it. " + ops.note)
+    df = pd.DataFrame(ops.rows)
+    with st.expander("operators as a table"):
+        st.dataframe(df, hide_index=True, width="stretch")
+    panels.csv_download(df, "operators", "dl_ops")
 
 
-def batch_sweep(dep, prompt: int, gen: int, dev: str = "GPU") -> None:
-    st.subheader("Batch sweep")
+def batch_sweep(model, hardware, s: dict, dev: str = "GPU") -> None:
     from ..inference import sweeps
+
+    dep = deployment(model, hardware, s)
+    prompt, gen = int(s["prompt"]), int(s["gen"])
     max_batch = state.widget("max_batch", st.select_slider, label="largest batch in the sweep",
                              options=[2**i for i in range(1, 13)])
-    batches = np.array([2**i for i in range(int(np.log2(max_batch)) + 1)])
+    batches = np.array(sorted({2**i for i in range(int(np.log2(max_batch)) + 1)} | {int(s["batch"])}))
     out = sweeps.batch_sweep(dep, batches, prompt, gen)  # one vectorised call
     df = pd.DataFrame(out["columns"])
-    df["TTFT ms"], df["TPOT ms"] = df["ttft_s"] * 1e3, df["tpot_mean_s"] * 1e3
     knee = out["knee"]
     st.caption(f"knee: batch {knee['batch']} ({knee['reason']}); largest batch whose KV fits beside the weights: "
                f"{out['max_batch_that_fits']:,}" if knee["batch"] else
                f"knee: {knee['reason']}; largest batch that fits: {out['max_batch_that_fits']:,}")
-    lat = df.melt("batch", ["TTFT ms", "TPOT ms"], "latency", "ms")
+    fits = df["fits"].astype(bool)
+    f, unit = charts.unit_for(np.concatenate([df.loc[fits, "ttft_s"], df.loc[fits, "tpot_mean_s"]])
+                              if fits.any() else df["tpot_mean_s"], "s")
+    df["current"] = df["batch"] == int(s["batch"])
+    lat = pd.concat([pd.DataFrame({"batch": df["batch"], f"latency ({unit})": df[c] / f, "latency": name,
+                                   "fits": fits, "current": df["current"]})
+                     for c, name in (("ttft_s", "TTFT"), ("tpot_mean_s", "TPOT (mean)"))])
     c1, c2 = st.columns(2)
-    c1.altair_chart(charts.lines(lat, "batch", "ms", "latency", log_x=True, log_y=True, title="latency vs batch"),
-                    width="stretch")
-    c2.altair_chart(charts.lines(df[["batch", "tokens_per_s_per_gpu", "fits"]], "batch", "tokens_per_s_per_gpu",
-                                 log_x=True, title=f"throughput (output tokens/s per {dev}) vs batch"),
-                    width="stretch")
-    st.dataframe(df, hide_index=True, width="stretch")
-    panels.csv_download(df, "batch-sweep", "dl_batch_sweep")
+    c1.altair_chart(charts.sweep(lat, "batch", f"latency ({unit})", "current", fits="fits", knee=knee["batch"],
+                                 color="latency", title="latency vs batch (grey: does not fit)"), width="stretch")
+    tput = df[["batch", "tokens_per_s_per_gpu", "fits", "current"]].rename(
+        columns={"tokens_per_s_per_gpu": f"output tokens/s per {dev}"})
+    c2.altair_chart(charts.sweep(tput, "batch", f"output tokens/s per {dev}", "current", fits="fits",
+                                 knee=knee["batch"], log_y=False,
+                                 title=f"throughput vs batch (ring: batch {int(s['batch'])})"), width="stretch")
+    for a in out["assumptions"]:
+        if a.split(":")[0].isupper():
+            panels.warn_once(a)
+    st.dataframe(df.drop(columns="current"), hide_index=True, width="stretch")
+    panels.csv_download(df.drop(columns="current"), "batch-sweep", "dl_batch_sweep")

@@ -1,12 +1,14 @@
 """The dashboard's entry script: ``streamlit run`` this file (``llmcalc app`` does) or the repo's app.py.
 
-The shell draws the sidebar (page, model, hardware, precision, downloads), runs the chosen page and
-turns any :class:`~llmcalc.errors.LlmcalcError` into an ``st.error`` message (never a traceback).
+The shell draws the sidebar (page picker grouped as in :mod:`.pages`, model, hardware, precision,
+uploads, the link and downloads) and runs the chosen page. Pages compute part by part
+(:func:`.panels.section`); a user error that escapes a page (an unreadable upload) becomes one
+``st.error`` line, never a traceback.
 """
 
 from __future__ import annotations
 
-import json
+import importlib
 import sys
 from pathlib import Path
 from urllib.parse import urlencode
@@ -16,32 +18,12 @@ if __package__ in (None, ""):  # `streamlit run` executes this file as a script:
 
 import streamlit as st  # noqa: E402
 
-from llmcalc.core.catalogue import load_hardware, load_model, names, parse_yaml_spec
-from llmcalc.core.errors import LlmcalcError, SpecError, unknown_name
+from llmcalc.core.catalogue import load_hardware, load_model, names
+from llmcalc.core.errors import LlmcalcError, unknown_name
 from llmcalc.core.specs import Hardware, Model
-from llmcalc.dashboard import panels, state
-
-
-def uploaded_model(upload) -> Model:
-    """A Model from an uploaded Hugging Face config.json or catalogue YAML (read in memory, never saved)."""
-    text = upload.getvalue().decode("utf-8", errors="replace")
-    if upload.name.endswith(".json"):
-        from llmcalc.core.hf_config import model_from_config
-
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise SpecError(f"{upload.name}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
-        if not isinstance(data, dict):
-            raise SpecError(f"{upload.name}: expected a JSON object")
-        stem = upload.name.rsplit(".", 1)[0]
-        return model_from_config(data, "uploaded" if stem == "config" else stem, upload.name)
-    return parse_yaml_spec(text, Model, upload.name)
-
-
-def uploaded_hardware(upload) -> Hardware:
-    """A Hardware spec from an uploaded catalogue-style YAML (units written out: '80 GiB', '3.35 TB/s')."""
-    return parse_yaml_spec(upload.getvalue().decode("utf-8", errors="replace"), Hardware, upload.name)
+from llmcalc.dashboard import pages, panels, state
+from llmcalc.dashboard.uploads import title as _title
+from llmcalc.dashboard.uploads import uploaded_hardware, uploaded_model
 
 
 def pick(label: str, name: str, kind: str, where) -> str:
@@ -52,20 +34,26 @@ def pick(label: str, name: str, kind: str, where) -> str:
         err = unknown_name("model" if kind == "models" else kind, s[name], options)
         st.session_state.setdefault("_llmcalc_notes", []).append(f"URL parameter {name}: {err}")
         s[name] = state.FIELDS[name].default if state.FIELDS[name].default in options else options[0]
-    return state.widget(name, where.selectbox, label=label, options=options)
+    return panels.field(name, where.selectbox, label=label, where=where, options=options)
+
+
+def specs(model_key: str, hw_key: str, upload, hw_upload) -> tuple[Model, Hardware]:
+    """The model and hardware of one side: an upload wins over the catalogue choice."""
+    model = uploaded_model(upload) if upload is not None else load_model(state.store()[model_key])
+    hardware = uploaded_hardware(hw_upload) if hw_upload is not None else load_hardware(state.store()[hw_key])
+    return model, hardware
 
 
 def sidebar():
-    """Global inputs; returns (model, hardware) specs for scenario A."""
+    """Global inputs; returns the page key and the two uploads (model, hardware) of scenario A."""
     sb = st.sidebar
     sb.title("llmcalc")
-    page = state.widget("page", sb.radio, label="page", options=list(state.PAGES),
-                        format_func=state.PAGES.get)
+    page = state.widget("page", sb.radio, label="page", options=pages.ordered(), format_func=pages.label)
     pick("model", "model", "models", sb)
     upload = sb.file_uploader("…or upload a config.json / model YAML", type=["json", "yaml", "yml"], key="upload")
     pick("hardware", "hw", "hardware", sb)
     hw_upload = sb.file_uploader("…or upload a hardware YAML", type=["yaml", "yml"], key="upload_hw")
-    state.widget("dtype", sb.selectbox, label="weights / compute precision", options=state.DTYPES)
+    panels.field("dtype", sb.selectbox, label="weights / compute precision", where=sb, options=state.DTYPES)
     state.widget("weight_only", sb.toggle, label="weight-only (16-bit compute)",
                  help="fp8/int8 weights with bf16 activations: saves bytes, computes at the 16-bit peak "
                       "(int4 is always weight-only)")
@@ -75,19 +63,19 @@ def sidebar():
 def main() -> None:
     st.set_page_config(page_title="llmcalc", page_icon="🧮", layout="wide")
     panels.start_run()
+    panels.style()
     s = state.store()
     page, upload, hw_upload = sidebar()
     notes = st.container()  # filled last: a page's widgets may add notes about the link too
     try:
-        model = uploaded_model(upload) if upload is not None else load_model(s["model"])
-        hardware = uploaded_hardware(hw_upload) if hw_upload is not None else load_hardware(s["hw"])
+        model, hardware = specs("model", "hw", upload, hw_upload)
         for up, what in ((upload, "model"), (hw_upload, "hardware")):
             if up is not None:
-                st.caption(f"{what} from the uploaded file {up.name} (a shared link carries only the catalogue "
+                st.caption(f"{what} from the uploaded file {_title(up)} (a shared link carries only the catalogue "
                            "choice, not the file)")
         run_page(page, model, hardware, s)
     except LlmcalcError as e:
-        st.error(str(e))
+        st.error(panels.in_page_words(str(e)))
     finally:
         for note in state.url_notes():
             notes.warning(note)
@@ -101,11 +89,8 @@ def main() -> None:
 
 
 def run_page(page: str, model: Model, hardware, s: dict) -> None:
-    from llmcalc.dashboard import compare, inference, model_page, plan, rl, serving, training
-
-    pages = {"model": model_page.render, "training": training.render, "inference": inference.render,
-             "serving": serving.render, "compare": compare.render, "rl": rl.render, "plan": plan.render}
-    pages[page](model, hardware, s)
+    module = importlib.import_module(f"llmcalc.dashboard.{pages.BY_KEY[page].module}")
+    module.render(model, hardware, s)
 
 
 if __name__ == "__main__":

@@ -1,40 +1,369 @@
-"""Drawing helpers every page shares: a Result as a table with its derivation, downloads, sweeps as CSV."""
+"""Drawing helpers every page shares.
+
+- :func:`human` / :func:`exact`: figures for people (``5.48 M$``, ``16.1 GB``, ``1.2 × 10⁶ days``) and
+  the exact figure for tooltips and downloads;
+- :func:`field`: an input bound to URL state, with its limits taken from the URL field (typed limits
+  equal link limits) and a slot right under it for a message about that input;
+- :func:`section`: one part of a page that computes on its own; a user error inside it is shown beside
+  the input it concerns, in the page's own words, with the values that would work, and the rest of the
+  page keeps rendering;
+- :func:`answer`: the page's question and its one-line answer, drawn above the inputs;
+- :func:`show_result`: metrics, the figure table, every warning and assumption, the derivation.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import re
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ..core.results import Result
+from ..core.errors import LlmcalcError
+from ..core.results import Figure, Result
+from ..core.units import fmt
+from . import state
+
+# ---------------------------------------------------------------- numbers for people
+
+_SUP = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def sci(x: float) -> str:
+    """1.2 × 10⁶: a mantissa with 2 significant digits and a superscript power of ten."""
+    if x == 0 or not math.isfinite(x):
+        return str(x)
+    e = int(math.floor(math.log10(abs(x))))
+    m = x / 10**e
+    if round(m, 1) >= 10:
+        m, e = m / 10, e + 1
+    return f"{m:.2g} × 10{str(e).translate(_SUP)}"
+
+
+def _money(v: float) -> str:
+    a = abs(v)
+    for f, p in ((1e12, "T$"), (1e9, "B$"), (1e6, "M$"), (1e3, "k$")):
+        if a >= f:
+            return f"{v / f:.3g} {p}" if a < f * 1e3 or p != "T$" else f"{sci(v)} $"
+    return f"${v:.2f}" if a >= 0.01 or v == 0 else f"${v:.2g}"
+
+
+def human(value, unit: str) -> str:
+    """A short text for a metric: no binary twin for bytes, compact money, powers of ten for huge numbers."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not math.isfinite(v):
+        return "—"
+    if unit == "B":
+        return fmt(v, "B").split(" (")[0]  # 16.1 GB; the GiB figure is in the tooltip
+    if unit in ("USD", "$"):
+        return _money(v)
+    if unit == "USD/h":
+        return _money(v) + "/h"
+    if unit == "s" and abs(v) >= 1e4 * 86400:
+        return f"{sci(v / 86400)} days"
+    if unit == "days":
+        return f"{sci(v)} days" if abs(v) >= 1e4 else f"{fmt(v, '')} days"
+    text = fmt(v, unit)
+    number = text.split(" ")[0]
+    if len(number.replace(",", "").replace(".", "")) > 6:  # 1,376,610,070 -> 1.4 × 10⁹
+        return f"{sci(v)} {unit}".rstrip()
+    return text
+
+
+def exact(value, unit: str) -> str:
+    """The exact figure (tooltips, downloads): every digit of a count, 6 significant digits otherwise."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    body = f"{int(v):,}" if v.is_integer() and abs(v) < 1e18 else f"{v:,.6g}"
+    extra = f" = {v / 2**30:,.4g} GiB" if unit == "B" and abs(v) >= 2**20 else ""
+    return f"{body} {unit}{extra}".strip()
+
+
+def metric(where, f: Figure, label: str | None = None) -> None:
+    """One st.metric: the human text, and in its tooltip the exact figure and its derivation."""
+    where.metric(label or f.name, human(f.value, f.unit), help=f"exact: {exact(f.value, f.unit)}\n\n```\n"
+                 f"{f.explain()}\n```")
+
+
+# ---------------------------------------------------------------- page furniture
+
+CSS = """
+<style>
+/* metrics wrap instead of truncating ("168 MB (160 …"): values and labels may take two lines */
+[data-testid="stMetricValue"], [data-testid="stMetricValue"] > div { white-space: normal !important;
+  overflow: visible !important; text-overflow: clip !important; font-size: 1.75rem; line-height: 1.2; }
+[data-testid="stMetricLabel"], [data-testid="stMetricLabel"] * { white-space: normal !important;
+  overflow: visible !important; text-overflow: clip !important; }
+.llmcalc-answer { font-size: 1.15rem; line-height: 1.4; padding: .5rem .8rem; margin: 0 0 .25rem 0;
+  border-left: .3rem solid #ff4b4b; background: rgba(128,128,128,.08); border-radius: .3rem; }
+.llmcalc-answer .q { opacity: .75; }
+.llmcalc-better { color: #0a8a3a; font-weight: 600; }
+.llmcalc-worse { color: #c62828; font-weight: 600; }
+/* phones: less padding above the page so the answer line shows on the first screen */
+@media (max-width: 640px) { .block-container { padding-top: 3rem !important; } }
+@media (min-width: 641px) { .block-container { padding-top: 2.5rem !important; } }
+</style>
+"""
+
+
+def style() -> None:
+    st.markdown(CSS, unsafe_allow_html=True)
+
+
+def _esc(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def answer(question: str, text: str, where=None) -> None:
+    """The page's question and its answer in one line (``where``: a placeholder drawn above the inputs)."""
+    st.session_state["_llmcalc_answer"] = f"{question} {text}"
+    (where or st).markdown(f'<div class="llmcalc-answer" data-testid="llmcalc-answer"><span class="q">'
+                           f'{_esc(question)}</span> <b>{_esc(text)}</b></div>', unsafe_allow_html=True)
+
+
+# ---------------------------------------------------------------- inputs with their own message slot
+
+_FIELDS = "_llmcalc_fields"
+_SECTIONS = "_llmcalc_sections"
+_RESULTS = "_llmcalc_results"
+
+
+def start_run() -> None:
+    st.session_state[_RESULTS] = []
+    st.session_state[_FIELDS] = {}
+    st.session_state[_SECTIONS] = {}
+    st.session_state["_llmcalc_answer"] = ""
+    st.session_state["_llmcalc_warned"] = set()
+    st.session_state["_llmcalc_memo"] = {}
+
+
+def memo(fn, *args):
+    """``fn(*args)`` once per run: a page's answer line and its sections share one calculator call.
+    Arguments are specs and the state dict; the key is their repr (specs are frozen pydantic models)."""
+    cache = st.session_state.setdefault("_llmcalc_memo", {})
+    key = (fn.__module__, fn.__name__, repr(args))
+    if key not in cache:
+        cache[key] = fn(*args)
+    return cache[key]
+
+
+def field(name: str, draw, label: str, where=None, **kwargs):
+    """Draw the input for state ``name`` and an empty slot under it for messages about it.
+
+    Number inputs get the URL field's bounds, so what can be typed is what a link may carry.
+    """
+    f = state.FIELDS[name]
+    if getattr(draw, "__name__", "") == "number_input":
+        kind = type(f.default)
+        if f.lo is not None:
+            kwargs.setdefault("min_value", kind(f.lo))
+        if f.hi is not None:
+            kwargs.setdefault("max_value", kind(f.hi))
+    where = where or st
+    value = state.widget(name, draw, label=label, **kwargs)
+    st.session_state.setdefault(_FIELDS, {})[name] = {"label": label, "slot": where.empty()}
+    return value
+
+
+# CLI option names in calculator messages -> the state field a page draws for it
+FLAG_FIELDS = {"--tp": "tp", "--pp": "pp", "--dp": "dp", "--ep": "ep", "--cp": "cp", "--micro-batch": "mbs",
+               "--global-batch": "gbs", "--seq": "seq", "--zero": "zero", "--recompute": "recompute",
+               "--tokens": "tokens", "--batch": "batch", "--prompt": "prompt", "--output": "gen",
+               "--kv-dtype": "kv_dtype", "--weights": "dtype", "--activations": "dtype", "--qps": "rate",
+               "--ttft": "ttft_slo", "--tpot": "tpot_slo", "--price": "price", "--context": "prompt",
+               # the plan and RL pages' own inputs (a page draws one of the candidates)
+               "--gpus": ("plan_gpus", "rl_gpus"), "--objective": "objective", "--prompts": "rl_prompts",
+               "--samples": "rl_samples", "--prompt-len": "rl_prompt", "--response-len": "rl_mean",
+               "--max-response": "rl_cap", "--staleness": "rl_eta", "--algo": "rl_algo", "--rollout-tp": "rl_rtp",
+               "--rollout-gpus": "rl_split"}
+
+
+def _field_for(flag: str, suffix: str = "") -> str | None:
+    """The drawn field a CLI option stands for on this page (None if the page draws none of them)."""
+    drawn = st.session_state.get(_FIELDS, {})
+    names = FLAG_FIELDS.get(flag) or ()
+    for name in (names,) if isinstance(names, str) else names:
+        if name + suffix in drawn:
+            return name + suffix
+    return None
+
+
+_FLAG = re.compile(r"--[a-z][a-z-]*")
+
+
+def _blame(msg: str) -> str | None:
+    """The field a calculator message is about: the first CLI option it names, or the precision for a
+    missing peak (``H100 has no int4 peak``)."""
+    drawn = st.session_state.get(_FIELDS, {})
+    for flag in _FLAG.findall(msg):
+        name = _field_for(flag)
+        if name:
+            return name
+    if re.search(r"has no \w+ peak", msg) and "dtype" in drawn:
+        return "dtype"
+    return None
+
+
+def in_page_words(msg: str, suffix: str = "") -> str:
+    """A calculator message with its CLI option names replaced by the labels this page draws
+    (``suffix='_b'``: scenario B's inputs on the A vs B page)."""
+    drawn = st.session_state.get(_FIELDS, {})
+
+    def sub(m: re.Match) -> str:
+        name = _field_for(m[0], suffix)
+        return f"“{drawn[name]['label']}”" if name else m[0]
+
+    return _FLAG.sub(sub, msg)
+
+
+def _candidates(name: str, current) -> list:
+    f = state.FIELDS[name]
+    if f.choices:
+        return list(f.choices)
+    if isinstance(f.default, bool) or not isinstance(f.default, (int, float)):
+        return []
+    lo, hi = f.lo or 0, f.hi or 1 << 20
+    powers = [2**i for i in range(0, 21) if lo <= 2**i <= hi]
+    near = [int(current) + d for d in (-2, -1, 1, 2) if lo <= int(current) + d <= hi]
+    return sorted(set(powers[:12] + near + ([int(lo)] if isinstance(f.default, int) else [])))
+
+
+def _works(name: str, s: dict, compute) -> list:
+    """The values of ``name`` for which ``compute`` succeeds, everything else unchanged (at most 8)."""
+    ok = []
+    for c in _candidates(name, s[name]):
+        if c == s[name]:
+            continue
+        try:
+            compute({**s, name: c})
+        except LlmcalcError:
+            continue
+        except Exception:  # noqa: BLE001 - a probe must never break the page; the message stands alone
+            continue
+        ok.append(c)
+        if len(ok) >= 8:
+            break
+    return ok
+
+
+def _limits(name: str) -> str:
+    f = state.FIELDS[name]
+    if f.choices:
+        return "choices: " + ", ".join(map(str, f.choices))
+    if f.lo is not None or f.hi is not None:
+        return f"range {f.show(f.lo)} to {f.show(f.hi)}"
+    return ""
+
+
+@contextmanager
+def section(title: str | None, s: dict | None = None, probe=None, key: str | None = None):
+    """A part of the page that computes on its own: a user error inside it stops only this part.
+
+    The message goes beside the input it is about (in this page's words, with the values that work here,
+    found by re-running ``probe(state)`` with other values of that input); the section says where to look.
+    """
+    key = key or title or "section"
+    box = st.container()
+    sections = st.session_state.setdefault(_SECTIONS, {})
+    sections[key] = "ok"
+    with box:
+        if title:
+            st.subheader(title)
+        try:
+            yield box
+        except LlmcalcError as e:
+            sections[key] = "error"
+            msg = in_page_words(str(e))
+            name = _blame(str(e))
+            if name is None:
+                st.error(msg)
+                return
+            slot = st.session_state[_FIELDS][name]
+            label = slot["label"]
+            hint = ""
+            if probe is not None and s is not None and _candidates(name, s[name]):
+                ok = _works(name, s, probe)
+                hint = ("; values that work here: " + ", ".join(state.FIELDS[name].show(v) for v in ok)
+                        if ok else f"; no nearby value works ({_limits(name)})")
+            elif _limits(name):
+                hint = f" ({_limits(name)})"
+            text = msg if f"“{label}”" in msg else f"{label}: {msg}"
+            slot["slot"].error(text + hint)
+            st.error(f"Not computed: see the message under “{label}”.")
+
+
+def answer_or_pointer(compute, where) -> None:
+    """The answer line from ``compute() -> (question, answer)``; when an input is wrong, the line says where."""
+    try:
+        q, a = compute()
+    except LlmcalcError as e:
+        name = _blame(str(e))
+        label = st.session_state[_FIELDS][name]["label"] if name else None
+        answer("No answer yet:", f"fix “{label}” (message below it)" if label else in_page_words(str(e)),
+               where=where)
+        return
+    answer(q, a, where=where)
+
+
+def section_status() -> dict[str, str]:
+    return dict(st.session_state.get(_SECTIONS, {}))
+
+
+# ---------------------------------------------------------------- results
 
 
 def figure_rows(result: Result) -> pd.DataFrame:
-    """One row per scalar figure: label, formatted value, SI value, unit (array figures are left to charts)."""
-    rows = [{"figure": f.name, "value": f.text(), "SI value": float(f.value), "unit": f.unit}
+    """One row per scalar figure: label, human value, exact value, unit (array figures are left to charts)."""
+    rows = [{"figure": f.name, "value": human(f.value, f.unit), "exact": exact(f.value, f.unit),
+             "SI value": float(f.value), "unit": f.unit}
             for f in result.figures if np.ndim(f.value) == 0]
-    return pd.DataFrame(rows, columns=["figure", "value", "SI value", "unit"])
+    return pd.DataFrame(rows, columns=["figure", "value", "exact", "SI value", "unit"])
+
+
+def warn_once(text: str) -> None:
+    """st.warning, once per run: the same warning from two results of one page is shown once."""
+    shown = st.session_state.setdefault("_llmcalc_warned", set())
+    if text not in shown:
+        st.warning(text)
+        shown.add(text)
+
+
+def notes(result: Result) -> None:
+    """Every warning and assumption the calculator returned: warnings stand out, the rest are listed."""
+    warn = [a for a in result.assumptions if a.split(":")[0].isupper()]  # WARNING: …, OVERLOADED: …
+    for a in warn:
+        warn_once(a)
+    rest = [a for a in result.assumptions if a not in warn]
+    if rest:
+        with st.expander(f"assumptions of “{result.title}” ({len(rest)})"):
+            st.markdown("\n".join(f"- {_esc(a)}" for a in rest))
 
 
 def show_result(result: Result, key: str, metrics: tuple[str, ...] = (), table: bool = True,
                 per_row: int = 4) -> None:
-    """Headline metrics, the figure table, and a "formula" panel with the CLI's --explain text.
+    """Headline metrics, warnings and assumptions, the figure table, and the derivation panel.
 
     A metric the result does not carry (a cost without a price: 13 of 16 accelerators have none) is left out;
     the result's assumptions say why."""
-    metrics = tuple(k for k in metrics if k in result)
+    metrics = tuple(k for k in metrics if k in result.keys())
     for start in range(0, len(metrics), per_row):
         row = metrics[start:start + per_row]
         for col, k in zip(st.columns(per_row), row, strict=False):
-            f = result[k]
-            col.metric(f.name, f.text(), help=f.explain())
+            metric(col, result[k])
+    notes(result)
     if table:
         with st.expander(f"all figures of “{result.title}”", expanded=not metrics):
             st.dataframe(figure_rows(result), hide_index=True, width="stretch",
-                         column_config={"SI value": st.column_config.NumberColumn(format="%.4g")})
+                         column_config={"SI value": st.column_config.NumberColumn(format="%.6g")})
     explain_panel(result, key)
     collect(result)
 
@@ -52,12 +381,6 @@ def table_height(rows: int, cap: int = 600) -> int:
 
 # ---------------------------------------------------------------- downloads
 
-_RESULTS = "_llmcalc_results"
-
-
-def start_run() -> None:
-    st.session_state[_RESULTS] = []
-
 
 def collect(result: Result) -> None:
     """Remember a Result drawn in this run, for the scenario download."""
@@ -73,7 +396,7 @@ def _json_default(o: Any):
 
 
 def scenario_texts(state: dict, url_query: str, results: list[Result]) -> tuple[str, str]:
-    """The scenario (inputs, its link, and every Result drawn) as JSON and as YAML text."""
+    """The scenario (inputs, its link, and every Result drawn, exact SI values) as JSON and as YAML text."""
     import yaml
 
     payload = {"scenario": state, "url_query": url_query, "results": [r.as_dict() for r in results]}

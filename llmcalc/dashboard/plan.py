@@ -19,10 +19,10 @@ def gpu_counts(text: str) -> list[int]:
     try:
         out = sorted({int(x) for x in text.replace(" ", "").split(",") if x})
     except ValueError:
-        raise LlmcalcError(f"GPU counts expects whole numbers separated by commas, e.g. 64,128,256; got {text!r}") \
+        raise LlmcalcError(f"--gpus expects whole numbers separated by commas, e.g. 64,128,256; got {text!r}") \
             from None
     if not out or min(out) < 1 or len(out) > 16:
-        raise LlmcalcError(f"GPU counts expects 1 to 16 positive counts, got {text!r}")
+        raise LlmcalcError(f"--gpus expects 1 to 16 positive counts, got {text!r}")
     return out
 
 
@@ -37,7 +37,7 @@ def inputs(dev: str) -> None:
                                              step=0.5, format="%.3g")))
     for col, (name, draw, kw) in zip(c, specs, strict=True):
         with col:
-            state.widget(name, draw, **kw)
+            panels.field(name, draw, **kw)
 
 
 def _rows(rows: list[dict], dev: str) -> pd.DataFrame:
@@ -47,24 +47,58 @@ def _rows(rows: list[dict], dev: str) -> pd.DataFrame:
                           "cost USD": r["cost_usd"]} for i, r in enumerate(rows)])
 
 
-def render(model, hardware, s: dict) -> None:
-    from ..training.plan import best_breakdown, plan_training
+def _plan(model, hardware, s: dict):
+    """The planner's result for the page's inputs (and the GPU counts it used, and a note if it changed them)."""
+    from ..training.plan import plan_training
 
     dev = state.device_word(hardware)
-    st.header(f"Plan: {model.display_name} on {hardware.display_name}")
-    inputs(dev)
     dtype = "fp8" if s["dtype"] == "fp8" and "fp8" in hardware.peak_flops_per_s else "bf16"
     kw = dict(global_batch=int(s["gbs"]), seq=int(s["seq"]), dtype=dtype)
     counts = gpu_counts(s["plan_gpus"])
     dom = hardware.scale_up.domain_size
+    note = ""
     if hardware.scale_out is None and max(counts) > dom:  # no network recorded: one scale-up domain at most
-        st.warning(f"{hardware.display_name} records no scale-out link: planning {dom} {dev}s (one scale-up "
-                   f"domain) instead of {', '.join(map(str, counts))}")
+        note = (f"{hardware.display_name} records no scale-out link: planning {dom} {dev}s (one scale-up "
+                f"domain) instead of {', '.join(map(str, counts))}")
         counts = sorted({c for c in counts if c <= dom} | {dom})
-    r = plan_training(model, hardware, gpus=counts, objective=s["objective"], top=TOP,
-                      tokens=parse_count(s["tokens"]), price_usd_per_hour=float(s["price"]) or None, **kw)
-    for a in r.assumptions:
-        st.caption(a)
+    try:
+        tokens = parse_count(s["tokens"])
+    except LlmcalcError as e:
+        raise LlmcalcError(f"--tokens: {e}") from None
+    r = plan_training(model, hardware, gpus=counts, objective=s["objective"], top=TOP, tokens=tokens,
+                      price_usd_per_hour=float(s["price"]) or None, **kw)
+    return r, kw, note
+
+
+def answer(model, hardware, s: dict, plan=_plan) -> tuple[str, str]:
+    dev = state.device_word(hardware)
+    r = plan(model, hardware, s)[0]
+    q = f"Which layout trains {model.display_name} best ({r.data['objective']}) on {s['plan_gpus']} {dev}s?"
+    if not r.data["ranked"]:
+        return q, f"none fits ({r.title})"
+    b = r.data["ranked"][0]
+    return q, (f"{b['layout']} on {b['gpus']:,} {dev}s: step {panels.human(b['step_time_s'], 's')}, "
+               f"MFU {b['mfu']:.1%}" + (f", {panels.human(b['days'], 'days')}" if b.get("days") is not None else ""))
+
+
+def render(model, hardware, s: dict) -> None:
+    dev = state.device_word(hardware)
+    st.header(f"Plan: {model.display_name} on {hardware.display_name}")
+    top = st.empty()
+    inputs(dev)
+    plan = lambda *a: panels.memo(_plan, *a)  # noqa: E731 - one planner run for the answer and the sections
+    panels.answer_or_pointer(lambda: answer(model, hardware, s, plan), top)
+    with panels.section("Ranked layouts", s):  # no probing: each planner run searches thousands of layouts
+        ranked(model, hardware, s, plan(model, hardware, s), dev)
+
+
+def ranked(model, hardware, s: dict, planned, dev: str) -> None:
+    from ..training.plan import best_breakdown
+
+    r, kw, note = planned
+    if note:
+        st.warning(note)
+    panels.notes(r)
     d = r.data
     if not d["ranked"]:
         st.warning(f"No layout fits: {r.title}. More {dev}s, a smaller global batch or shorter sequences.")

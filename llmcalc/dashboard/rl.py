@@ -11,32 +11,53 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from . import panels
+from . import panels, state
 
 PHASES = ["generate", "score", "log-probs", "train", "sync"]
 ETAS = (0, 1, 2, 4, 8, None)
 
 
-def _inputs() -> dict:
+def _inputs(dev: str = "GPU") -> dict:
+    specs = (("rl_gpus", st.number_input, dict(label=f"{dev}s (total)", step=8)),
+             ("rl_prompts", st.number_input, dict(label="prompts per step (P)", step=64)),
+             ("rl_samples", st.number_input, dict(label="samples per prompt (G)", step=1)),
+             ("rl_prompt", st.number_input, dict(label="prompt tokens", step=128)),
+             ("rl_mean", st.number_input, dict(label="mean response tokens", step=500)),
+             ("rl_cv", st.number_input, dict(label="response cv (tail weight)", step=0.1, format="%.2f")),
+             ("rl_cap", st.number_input, dict(label="max response tokens", step=1024)),
+             ("rl_eta", st.selectbox, dict(label="staleness η", options=["0", "1", "2", "4", "8", "inf"])),
+             ("rl_algo", st.selectbox, dict(label="algorithm", options=["grpo", "ppo"])),
+             ("rl_rtp", st.number_input, dict(label="rollout engine TP", step=1)),
+             ("rl_split", st.number_input, dict(label=f"rollout {dev}s (0 = best split)", step=8)),
+             ("rl_partial", st.toggle, dict(label="interruptible rollouts")))
     c = st.columns(4)
-    gpus = c[0].number_input("GPUs (total)", min_value=2, value=64, step=8, key="rl_gpus")
-    prompts = c[1].number_input("prompts per step (P)", min_value=1, value=512, step=64, key="rl_prompts")
-    samples = c[2].number_input("samples per prompt (G)", min_value=1, value=16, step=1, key="rl_samples")
-    prompt_len = c[3].number_input("prompt tokens", min_value=1, value=512, step=128, key="rl_prompt")
-    c = st.columns(4)
-    mean = c[0].number_input("mean response tokens", min_value=1, value=3000, step=500, key="rl_mean")
-    cv = c[1].number_input("response cv (tail weight)", min_value=0.0, value=1.0, step=0.1, format="%.2f",
-                           key="rl_cv")
-    cap = c[2].number_input("max response tokens", min_value=1, value=8192, step=1024, key="rl_cap")
-    eta = c[3].selectbox("staleness η", options=["0", "1", "2", "4", "8", "inf"], index=2, key="rl_eta")
-    c = st.columns(4)
-    algo = c[0].selectbox("algorithm", options=["grpo", "ppo"], key="rl_algo")
-    rtp = c[1].number_input("rollout engine TP", min_value=1, value=1, step=1, key="rl_rtp")
-    split = c[2].number_input("rollout GPUs (0 = best split)", min_value=0, value=0, step=8, key="rl_split")
-    partial = c[3].toggle("interruptible rollouts", value=True, key="rl_partial")
-    return dict(gpus=int(gpus), prompts=int(prompts), samples=int(samples), prompt_len=int(prompt_len),
-                mean=float(mean), cv=float(cv), cap=float(cap), eta=None if eta == "inf" else int(eta), algo=algo,
-                rollout_tp=int(rtp), rollout_gpus=int(split) or None, partial=bool(partial))
+    for i, (name, draw, kw) in enumerate(specs):
+        with c[i % 4]:
+            panels.field(name, draw, **kw)
+    return params(state.store())
+
+
+def params(s: dict) -> dict:
+    """rl_step's inputs from the page's URL state."""
+    return dict(gpus=int(s["rl_gpus"]), prompts=int(s["rl_prompts"]), samples=int(s["rl_samples"]),
+                prompt_len=int(s["rl_prompt"]), mean=float(s["rl_mean"]), cv=float(s["rl_cv"]),
+                cap=float(s["rl_cap"]), eta=None if s["rl_eta"] == "inf" else int(s["rl_eta"]), algo=s["rl_algo"],
+                rollout_tp=int(s["rl_rtp"]), rollout_gpus=int(s["rl_split"]) or None,
+                partial=bool(s["rl_partial"]))
+
+
+def answer(model, hardware, s: dict, run=None) -> tuple[str, str]:
+    x = params(s)
+    dev = state.device_word(hardware)
+    r = (run or _run)(model, hardware, x)
+    d = r.data
+    best = d["best_regime"]
+    step = d["regimes"][best]["step_s"]
+    q = f"Synchronous or asynchronous RL for {model.display_name} on {x['gpus']:,} {dev}s?"
+    speed = d["speedup"].get(best)
+    text = (f"{best.replace('_', ' ')}: {panels.human(step, 's')} per step"
+            + (f", {float(speed):.2f}× the synchronous colocated step rate" if speed is not None else ""))
+    return q, text
 
 
 def _run(model, hardware, x: dict, **over):
@@ -62,14 +83,20 @@ def timeline_chart(bars: list[dict], title: str) -> alt.Chart:
 
 def render(model, hardware, s: dict) -> None:
     st.header(f"RL post-training: {model.display_name} on {hardware.display_name}")
+    top = st.empty()
     st.caption("One GRPO/PPO step: rollouts (continuous batching, drained to the longest sample) → score → "
-               "log-probs → policy update → weight sync, synchronous or asynchronous. These inputs are local to "
-               "this page (not in the link).")
-    x = _inputs()
-    r = _run(model, hardware, x)
+               "log-probs → policy update → weight sync, synchronous or asynchronous.")
+    x = _inputs(state.device_word(hardware))
+    run = lambda *a: panels.memo(_run, *a)  # noqa: E731 - one rl_step call for the answer and the sections
+    panels.answer_or_pointer(lambda: answer(model, hardware, s, run), top)
+    with panels.section("Regimes", s, lambda y: _run(model, hardware, params(y))):
+        regimes(model, hardware, x, run(model, hardware, x))
+
+
+def regimes(model, hardware, x: dict, r) -> None:
     d = r.data
-    for a in r.assumptions:
-        st.caption("· " + a)
+    dev = state.device_word(hardware)
+    panels.notes(r)
     rows = []
     for name, g in d["regimes"].items():
         b = g["breakdown_s"]
@@ -81,7 +108,7 @@ def render(model, hardware, s: dict) -> None:
                      "staleness mean": g["staleness_mean"], "staleness max": g["staleness_max"],
                      "speedup vs sync": d["speedup"].get(name, 1.0 if name == "sync_colocated" else None)})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    st.caption(f"split: {d['split']['rollout_gpus']} rollout + {d['split']['trainer_gpus']} trainer GPUs"
+    st.caption(f"split: {d['split']['rollout_gpus']} rollout + {d['split']['trainer_gpus']} trainer {dev}s"
                + (" (best by the async throughput bound)" if d["split"]["searched"] else "")
                + f"; expected longest response {d['response_expected_max']:,.0f} tokens (Blom)")
     charts = [timeline_chart(d["timeline"][n], n.replace("_", " ")) for n in ("sync_colocated", "fully_async")
@@ -91,10 +118,10 @@ def render(model, hardware, s: dict) -> None:
     c1, c2 = st.columns(2)
     if d["split"]["searched"]:
         tokens = (d["response_mean"] + d["prompt_len"]) * d["batch"]
-        df = pd.DataFrame({"rollout GPUs": d["split"]["candidates"],
+        df = pd.DataFrame({f"rollout {dev}s": d["split"]["candidates"],
                            "trained tokens/s (bound)": tokens / d["split"]["bound_s"]})
         c1.altair_chart(alt.Chart(df, title="async throughput against the split").mark_line(point=True).encode(
-            x="rollout GPUs:Q", y="trained tokens/s (bound):Q"), width="stretch")
+            x=f"rollout {dev}s:Q", y="trained tokens/s (bound):Q"), width="stretch")
     k = d["split"]["rollout_gpus"]
     eta_rows = []
     for eta in ETAS:
@@ -102,7 +129,7 @@ def render(model, hardware, s: dict) -> None:
         eta_rows.append({"η": "inf" if eta is None else str(eta), "trained tokens/s": g["trained_tokens_per_s"],
                          "staleness mean": g["staleness_mean"]})
     df = pd.DataFrame(eta_rows)
-    c2.altair_chart(alt.Chart(df, title=f"fully async throughput against η ({k} rollout GPUs)").mark_bar().encode(
+    c2.altair_chart(alt.Chart(df, title=f"fully async throughput against η ({k} rollout {dev}s)").mark_bar().encode(
         x=alt.X("η:N", sort=None), y="trained tokens/s:Q", tooltip=["η", "trained tokens/s", "staleness mean"]),
         width="stretch")
     panels.explain_panel(r, "rl")

@@ -1,4 +1,5 @@
-"""Serving page: the capacity plan (replicas, GPUs, $ per million tokens) for a load and latency targets."""
+"""Serving page: how many devices a load needs within latency targets, what a million tokens costs, how
+that moves with the load, and which accelerators serve it cheapest (several on one chart)."""
 
 from __future__ import annotations
 
@@ -6,50 +7,120 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from . import charts, panels, state
+from ..core.catalogue import load_hardware, names
+from ..core.errors import LlmcalcError
+from . import charts, panels, presets, state
 
-LOAD_FACTORS = (0.1, 0.25, 0.5, 1, 2, 4, 10)  # loads around the chosen one for the GPUs-vs-load chart
+LOAD_FACTORS = (0.1, 0.25, 0.5, 1, 2, 4, 10)  # loads around the chosen one for the devices-vs-load chart
+DEFAULT_SET = ("h100-sxm", "h200-sxm", "a100-sxm-80gb", "mi300x", "tpu-v5e")
 
 
 def inputs(dev: str = "GPU") -> None:
-    c = st.columns(7)
-    specs = (("rate", st.number_input, dict(label="load (requests/s)", min_value=0.001, format="%.3g")),
-             ("prompt", st.number_input, dict(label="prompt tokens", min_value=1, step=128)),
-             ("gen", st.number_input, dict(label="output tokens", min_value=1, step=64)),
-             ("ttft_slo", st.number_input, dict(label="TTFT target (s)", min_value=0.001, format="%.3g")),
-             ("tpot_slo", st.number_input, dict(label="TPOT target (s)", min_value=0.00001, format="%.3g")),
+    c = st.columns(4)
+    specs = (("rate", st.number_input, dict(label="load (requests/s)", format="%.3g")),
+             ("prompt", st.number_input, dict(label="prompt tokens", step=128)),
+             ("gen", st.number_input, dict(label="output tokens", step=64)),
              ("kv_dtype", st.selectbox, dict(label="KV-cache precision", options=state.DTYPES)),
-             ("price", st.number_input, dict(label=f"price (USD per {dev}-hour, 0 = catalogue)", min_value=0.0,
-                                             step=0.5, format="%.3g")))
-    for col, (name, draw, kw) in zip(c, specs, strict=True):
-        with col:
-            state.widget(name, draw, **kw)
+             ("ttft_slo", st.number_input, dict(label="TTFT target (s)", format="%.3g")),
+             ("tpot_slo", st.number_input, dict(label="TPOT target (s)", format="%.3g")),
+             ("price", st.number_input, dict(label=f"price (USD per {dev}-hour, 0 = catalogue)", step=0.5,
+                                             format="%.3g")))
+    for i, (name, draw, kw) in enumerate(specs):
+        with c[i % 4]:
+            panels.field(name, draw, **kw)
 
 
-def plan(srv, model, hardware, s: dict, qps: float):
+def plan(model, hardware, s: dict, qps: float | None = None, price: float | None = None):
+    from ..inference import serving as srv
+
+    p = float(s["price"]) if price is None else price
     return srv.serve(model, hardware, prompt=int(s["prompt"]), output=int(s["gen"]), ttft_s=float(s["ttft_slo"]),
-                     tpot_s=float(s["tpot_slo"]), qps=qps, weights=s["dtype"], kv_dtype=s["kv_dtype"],
-                     activations=state.activations(s), price_usd_per_hour=float(s["price"]) or None)
+                     tpot_s=float(s["tpot_slo"]), qps=float(s["rate"]) if qps is None else qps, weights=s["dtype"],
+                     kv_dtype=s["kv_dtype"], activations=state.activations(s), price_usd_per_hour=p or None)
+
+
+def answer(model, hardware, s: dict, plan_=plan) -> tuple[str, str]:
+    dev = state.device_word(hardware)
+    q = (f"How many {hardware.display_name} {dev}s serve {float(s['rate']):g} req/s of {model.display_name} "
+         f"within TTFT {float(s['ttft_slo']):g} s and TPOT {float(s['tpot_slo']) * 1e3:g} ms?")
+    d = plan_(model, hardware, s).data
+    text = f"{int(d['gpus']):,} {dev}{'s' * (d['gpus'] > 1)} ({int(d['replicas']):,} × TP {int(d['tp'])})"
+    if d.get("usd_per_million_output_tokens") is not None:
+        text += f", {panels.human(d['usd_per_million_output_tokens'], 'USD')} per million output tokens"
+    return q, text
 
 
 def render(model, hardware, s: dict) -> None:
-    st.header(f"Serving: {model.display_name} on {hardware.display_name}")
     dev = state.device_word(hardware)
+    st.header(f"Serving: {model.display_name} on {hardware.display_name}")
+    top = st.empty()
+    presets.picker("serving")
     inputs(dev)
-    from ..inference import serving as srv
-    r = plan(srv, model, hardware, s, float(s["rate"]))
-    keys = [k for k in ("replicas", "gpus", "tp", "concurrency", "usd_per_million_output_tokens") if k in r.keys()]
-    panels.show_result(r, "serving", metrics=tuple(keys))
-    for note in r.assumptions:
-        st.caption("· " + note)
+    here = lambda *a: panels.memo(plan, *a)  # noqa: E731 - one capacity plan for the answer and the section
+    panels.answer_or_pointer(lambda: answer(model, hardware, s, here), top)
+    probe = lambda x: plan(model, hardware, x)  # noqa: E731
+    with panels.section("Capacity plan", s, probe):
+        r = here(model, hardware, s)
+        keys = [k for k in ("gpus", "replicas", "tp", "concurrency", "ttft_s", "tpot_s",
+                            "usd_per_million_output_tokens") if k in r.keys()]
+        panels.show_result(r, "serving", metrics=tuple(keys))
+        if "usd_per_million_output_tokens" not in r.keys():
+            st.info(f"No catalogue price for the {hardware.display_name}: enter a price per {dev}-hour above.")
+    with panels.section(f"{dev}s against load", s, probe):
+        load_chart(model, hardware, s, dev)
+    with panels.section("Which accelerator serves this load cheapest?"):
+        accelerators(model, hardware, s)
+
+
+def load_chart(model, hardware, s: dict, dev: str) -> None:
     loads = np.array(LOAD_FACTORS) * float(s["rate"])
     rows = []
     for q in loads:  # serve() searches TP degrees, so each load is its own call
-        d = plan(srv, model, hardware, s, float(q)).data
+        try:
+            d = plan(model, hardware, s, float(q)).data
+        except LlmcalcError as e:
+            st.caption(f"{q:g} req/s: {panels.in_page_words(str(e))}")
+            continue
         rows.append({"requests/s": q, f"{dev}s": d["gpus"], "replicas": d["replicas"], "TP": d["tp"],
-                     "$ per M output tokens": d["usd_per_million_output_tokens"]})
+                     "$ per M output tokens": d["usd_per_million_output_tokens"],
+                     "current": bool(np.isclose(q, float(s["rate"]))), "fits": True})
     df = pd.DataFrame(rows)
-    st.altair_chart(charts.lines(df, "requests/s", f"{dev}s", log_x=True, log_y=True,
-                                 title=f"{dev}s needed against load (same targets)"), width="stretch")
+    if df.empty:
+        return
+    st.altair_chart(charts.sweep(df, "requests/s", f"{dev}s", "current", fits="fits",
+                                 title=f"{dev}s needed against load (same targets; ring: this load)"),
+                    width="stretch")
+    panels.csv_download(df.drop(columns=["current", "fits"]), "gpus-vs-load", "dl_serving")
+
+
+def accelerators(model, hardware, s: dict) -> None:
+    """One serve() call per chosen accelerator; the chart puts them side by side."""
+    options = names("hardware")
+    default = [h for h in DEFAULT_SET if h in options]
+    if hardware.name in options and hardware.name not in default:
+        default = [hardware.name, *default]
+    chosen = st.multiselect("accelerators to compare (catalogue prices; those without a price show devices only)",
+                            options, default=default, key="serve_set")
+    rows = []
+    for name in chosen:
+        hw = load_hardware(name)
+        try:
+            d = plan(model, hw, s, price=0.0).data
+        except LlmcalcError as e:
+            rows.append({"accelerator": hw.display_name, "devices": np.nan, "$ per M output tokens": np.nan,
+                         "note": panels.in_page_words(str(e))[:160]})
+            continue
+        rows.append({"accelerator": hw.display_name, "devices": float(d["gpus"]), "TP": d["tp"],
+                     "$ per M output tokens": d["usd_per_million_output_tokens"],
+                     "note": "" if d["usd_per_million_output_tokens"] is not None else "no catalogue price"})
+    if not rows:
+        return
+    df = pd.DataFrame(rows)
+    c1, c2 = st.columns(2)
+    c1.altair_chart(charts.bars(df.dropna(subset=["devices"]), "accelerator", "devices",
+                                title="devices needed for this load"), width="stretch")
+    priced = df.dropna(subset=["$ per M output tokens"]) if "$ per M output tokens" in df else df.iloc[0:0]
+    if not priced.empty:
+        c2.altair_chart(charts.bars(priced, "accelerator", "$ per M output tokens",
+                                    title="$ per million output tokens (catalogue prices)"), width="stretch")
     st.dataframe(df, hide_index=True, width="stretch")
-    panels.csv_download(df, "gpus-vs-load", "dl_serving")

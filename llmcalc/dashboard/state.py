@@ -13,8 +13,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-PAGES = {"model": "Model", "training": "Training", "inference": "Inference", "serving": "Serving",
-         "compare": "A vs B", "rl": "RL", "plan": "Plan"}
+from .pages import PAGES as _PAGES
+
+PAGES = {p.key: p.title for p in _PAGES}  # the registry lives in pages.py
 DTYPES = ["bf16", "fp16", "fp32", "fp8", "int8", "int4"]
 
 
@@ -72,7 +73,7 @@ FIELDS = _fields(
     Field("causal", False),
     Field("seq", 4096, 1, 1 << 24), Field("mbs", 1, 1, 1 << 16), Field("gbs", 512, 1, 1 << 24),
     Field("zero", 2, 0, 3), Field("recompute", "selective", choices=("none", "selective", "full")),
-    Field("tokens", "15T"), Field("mfu", 0.4, 0.01, 1.0), Field("gpus", 1024, 1, 1 << 22),
+    Field("tokens", "15T"),
     # inference and serving
     Field("batch", 1, 1, 1 << 16), Field("prompt", 1024, 1, 1 << 24), Field("gen", 256, 1, 1 << 24),
     Field("kv_dtype", "bf16", choices=tuple(DTYPES)), Field("roofline", False),
@@ -80,12 +81,22 @@ FIELDS = _fields(
     Field("ttft_slo", 2.0, 0.001, 1e4), Field("tpot_slo", 0.05, 1e-5, 100.0),
     Field("price", 0.0, 0.0, 1e6),  # USD per device-hour; 0 = the catalogue's price
     Field("weight_only", False),  # fp8/int8 weights with 16-bit compute (weight-only quantisation)
+    # RL post-training page (llmcalc.rl.step.rl_step)
+    Field("rl_gpus", 64, 2, 1 << 20), Field("rl_prompts", 512, 1, 1 << 20), Field("rl_samples", 16, 1, 4096),
+    Field("rl_prompt", 512, 1, 1 << 24), Field("rl_mean", 3000, 1, 1 << 24), Field("rl_cv", 1.0, 0.0, 10.0),
+    Field("rl_cap", 8192, 1, 1 << 24), Field("rl_eta", "2", choices=("0", "1", "2", "4", "8", "inf")),
+    Field("rl_algo", "grpo", choices=("grpo", "ppo")), Field("rl_rtp", 1, 1, 4096), Field("rl_split", 0, 0, 1 << 20),
+    Field("rl_partial", True),
     # plan page (llmcalc.training.plan)
     Field("plan_gpus", "64,128,256"), Field("objective", "time", choices=("time", "cost", "mfu")),
     Field("plan_chart", "step s", choices=("step s", "cost USD", "days")), Field("plan_pick", 1, 1, 50),
     # A vs B: the second scenario
     Field("model_b", "llama-3.1-8b"), Field("hw_b", "a100-sxm-80gb"), Field("dtype_b", "bf16", choices=tuple(DTYPES)),
     Field("tp_b", 1, 1, 4096), Field("pp_b", 1, 1, 4096), Field("dp_b", 8, 1, 1 << 20),
+    # B's own workload (A's comes from the shared fields above)
+    Field("seq_b", 4096, 1, 1 << 24), Field("mbs_b", 1, 1, 1 << 16), Field("gbs_b", 512, 1, 1 << 24),
+    Field("batch_b", 1, 1, 1 << 16), Field("prompt_b", 1024, 1, 1 << 24), Field("gen_b", 256, 1, 1 << 24),
+    Field("kv_dtype_b", "bf16", choices=tuple(DTYPES)), Field("price_b", 0.0, 0.0, 1e6),
 )
 
 

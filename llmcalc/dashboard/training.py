@@ -1,4 +1,9 @@
-"""Training page: Chinchilla sizing, time and cost, memory per GPU, communication ledger, step time and MFU."""
+"""Training page: one story. The parallel layout gives a step time and MFU; the training time and cost
+follow from them (not from a separate MFU guess); memory, communication and Chinchilla sit beside it.
+
+Each part is a :func:`panels.section`: a layout the model rejects stops the parts that need it, with
+the message beside the input, and the rest of the page still renders.
+"""
 
 from __future__ import annotations
 
@@ -6,104 +11,211 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from ..core.errors import LlmcalcError
 from ..core.units import parse_count
-from . import charts, panels, state
+from . import charts, panels, presets, state
 
-GPU_SWEEP = np.array([2**i for i in range(3, 16)])  # 8 … 32,768 GPUs for the days-vs-GPUs chart
+DP_SWEEP = np.array([2**i for i in range(0, 16)])  # the days-vs-GPUs chart scales the layout's DP
 
 
 def layout_inputs(dev: str = "GPU") -> None:
-    c = st.columns(8)
-    for col, (name, label) in zip(c, (("tp", "TP"), ("pp", "PP"), ("dp", "DP"), ("cp", "CP"), ("ep", "EP"),
-                                      ("mbs", "micro-batch"), ("gbs", "global batch (seqs)"),
-                                      ("seq", "sequence")), strict=True):
-        with col:
-            state.widget(name, st.number_input, label=label, min_value=1, step=1)
+    c = st.columns(4)
+    names = (("tp", "TP (tensor parallel)"), ("pp", "PP (pipeline stages)"), ("dp", "DP (data parallel)"),
+             ("cp", "CP (context parallel)"), ("ep", "EP (expert parallel)"), ("mbs", "micro-batch (seqs)"),
+             ("gbs", "global batch (seqs)"), ("seq", "sequence (tokens)"))
+    for i, (name, label) in enumerate(names):
+        with c[i % 4]:
+            panels.field(name, st.number_input, label=label, step=1)
     c = st.columns(4)
     with c[0]:
-        state.widget("zero", st.selectbox, label="ZeRO stage (over DP×CP)", options=[0, 1, 2, 3])
+        panels.field("zero", st.selectbox, label="ZeRO stage (over DP×CP)", options=[0, 1, 2, 3])
     with c[1]:
-        state.widget("recompute", st.selectbox, label="activation recompute", options=["none", "selective", "full"])
+        panels.field("recompute", st.selectbox, label="activation recompute", options=["none", "selective", "full"])
     with c[2]:
-        state.widget("sp", st.toggle, label="sequence parallel (with TP)")
+        panels.field("sp", st.toggle, label="sequence parallel (with TP)")
     with c[3]:
         st.caption(f"{dev}s = TP·PP·DP·CP; EP lives inside DP (Megatron-Core)")
 
 
-def make_layout(s: dict):
+def make_layout(s: dict, **over):
     from ..training.layout import Layout
 
-    return Layout(tp=int(s["tp"]), pp=int(s["pp"]), dp=int(s["dp"]), ep=int(s["ep"]), cp=int(s["cp"]),
-                  sp=bool(s["sp"]), zero=int(s["zero"]))
+    kw = dict(tp=int(s["tp"]), pp=int(s["pp"]), dp=int(s["dp"]), ep=int(s["ep"]), cp=int(s["cp"]),
+              sp=bool(s["sp"]), zero=int(s["zero"]))
+    kw.update(over)
+    return Layout(**kw)
+
+
+def tokens(s: dict) -> float:
+    """The training-token count typed on the page ('15T', '300B'); a user error names the input."""
+    from ..core.checks import check_number
+
+    try:
+        t = parse_count(s["tokens"])
+    except LlmcalcError as e:
+        raise LlmcalcError(f"--tokens: {e}") from None
+    return check_number(t, "--tokens")
+
+
+def step_result(model, hardware, s: dict, layout=None):
+    from ..training.step import training_step
+
+    return training_step(model, hardware, layout or make_layout(s), global_batch=int(s["gbs"]),
+                         micro_batch=int(s["mbs"]), seq=int(s["seq"]), recompute=s["recompute"], dtype=s["dtype"])
+
+
+def time_and_cost(model, hardware, s: dict):
+    """The step model's MFU on the layout's GPUs, over the token budget: days, GPU-hours, cost."""
+    from ..training.cost import training_cost
+
+    st_ = step_result(model, hardware, s)
+    price = float(s["price"]) or None
+    r = training_cost(model, tokens=tokens(s), hardware=hardware, gpus=int(st_.data["gpus"]),
+                      mfu=float(st_.data["mfu"]), exact_seq=int(s["seq"]), recompute=s["recompute"],
+                      dtype=s["dtype"], price_usd_per_hour=price)
+    return st_, r
+
+
+def answer(model, hardware, s: dict, tc=time_and_cost) -> tuple[str, str]:
+    """The page's question and its one-line answer (pure: the per-pair test calls it for every pair)."""
+    dev = state.device_word(hardware)
+    q = f"How long does training {model.display_name} on {s['tokens']} tokens take?"
+    st_, r = tc(model, hardware, s)
+    n = int(st_.data["gpus"])
+    text = (f"{panels.human(r.value('days'), 'days')} on {n:,} {hardware.display_name} {dev}{'s' * (n > 1)} "
+            f"at {st_.data['mfu']:.1%} MFU")
+    if "cost" in r.keys():
+        text += f", {panels.human(r.value('cost'), 'USD')}"
+    if st_.data.get("fits") is False:
+        text += f" — hypothetical: this layout does not fit in {dev} memory"
+    return q, text
 
 
 def render(model, hardware, s: dict) -> None:
-    st.header(f"Training: {model.display_name} on {hardware.display_name}")
-    scaling_and_cost(model, hardware, s)
-    st.subheader("Parallel layout (one step)")
-    layout_inputs(state.device_word(hardware))
-    layout = make_layout(s)
-    st.caption(f"{layout.gpus:,} {state.device_word(hardware)}s of {hardware.display_name}")
-    memory(model, hardware, layout, s)
-    step_time(model, hardware, layout, s)
-    comms(model, hardware, layout, s)
-
-
-def scaling_and_cost(model, hardware, s: dict) -> None:
-    from ..model import scaling
-    from ..training import cost
-    left, right = st.columns(2)
-    with left:
-        st.subheader("Chinchilla: compute-optimal tokens")
-        r = scaling.chinchilla(model)
-        panels.show_result(r, "chinchilla", metrics=("size/rule20/tokens", "size/approach3/tokens"), table=True,
-                           per_row=2)
-    with right:
-        st.subheader("Time and cost")
-        c = st.columns(3)
-        with c[0]:
-            text = state.widget("tokens", st.text_input, label="training tokens (e.g. 15T, 300B)")
-        with c[1]:
-            gpus = state.widget("gpus", st.number_input, label=f"{state.device_word(hardware)}s", min_value=1,
-                                step=64)
-        with c[2]:
-            mfu = state.widget("mfu", st.number_input, label="MFU", min_value=0.01, max_value=1.0, step=0.05)
-        kw = dict(tokens=parse_count(text), hardware=hardware, mfu=mfu, recompute=s["recompute"], dtype=s["dtype"])
-        r = cost.training_cost(model, gpus=int(gpus), **kw)
-        panels.show_result(r, "cost", metrics=("days", "gpu_hours", "cost"), table=True, per_row=2)
-        sweep = cost.training_cost(model, gpus=GPU_SWEEP, **kw)  # one vectorised call
-        df = pd.DataFrame({"GPUs": GPU_SWEEP, "days": sweep.data["days"], "GPU-hours": sweep.data["gpu_hours"],
-                           "cost USD": sweep.data.get("cost_usd", np.full(GPU_SWEEP.shape, np.nan))})
-        st.altair_chart(charts.lines(df, "GPUs", "days", log_x=True, log_y=True,
-                                     title=f"training days vs GPU count (MFU {mfu:g})"), width="stretch")
-        panels.csv_download(df, "days-vs-gpus", "dl_days")
-
-
-def memory(model, hardware, layout, s: dict) -> None:
-    from ..training import memory as mem
     dev = state.device_word(hardware)
-    st.subheader(f"Memory per {dev}")
-    r = mem.training_memory(model, hardware, layout, micro_batch=int(s["mbs"]), seq=int(s["seq"]),
-                            recompute=s["recompute"], global_batch=int(s["gbs"]))
+    st.header(f"Training: {model.display_name} on {hardware.display_name}")
+    top = st.empty()
+    presets.picker("training")
+    c = st.columns(2)
+    with c[0]:
+        panels.field("tokens", st.text_input, label="training tokens (e.g. 15T, 300B)")
+    with c[1]:
+        panels.field("price", st.number_input, label=f"price (USD per {dev}-hour, 0 = catalogue)", step=0.5,
+                     format="%.3g")
+    st.markdown("**Parallel layout (one step)**")
+    layout_inputs(dev)
+    tc = lambda *a: panels.memo(time_and_cost, *a)  # noqa: E731 - one step + cost call for the whole page
+    panels.answer_or_pointer(lambda: answer(model, hardware, s, tc), top)
+    probe = lambda x: time_and_cost(model, hardware, x)  # noqa: E731 - re-run to find values that work
+    with panels.section("Time and cost (from the layout's step time and MFU)", s, probe):
+        time_cost(model, hardware, s, tc)
+    with panels.section(f"Memory per {dev}", s, lambda x: memory_result(model, hardware, x)):
+        memory(model, hardware, s)
+    with panels.section("Step time and MFU", s, lambda x: step_result(model, hardware, x)):
+        r = panels.memo(step_result, model, hardware, s)
+        if r.data.get("fits") is False:  # the memory verdict: never a plain MFU for a layout that cannot run
+            st.error(r.title.split(" — Training step")[0])
+        panels.show_result(r, "step", metrics=("time/step", "throughput/tokens_per_s", "mfu", "hfu"))
+    with panels.section("Communication ledger", s, lambda x: comms_result(model, hardware, x)):
+        comms(model, hardware, s)
+    with panels.section("Chinchilla: compute-optimal tokens"):
+        from ..model import scaling
+
+        r = scaling.chinchilla(model)
+        panels.show_result(r, "chinchilla", metrics=("size/rule20/tokens", "size/approach3/tokens"), per_row=2)
+
+
+def time_cost(model, hardware, s: dict, tc=time_and_cost) -> None:
+    from ..training.step import training_step
+
+    dev = state.device_word(hardware)
+    st_, r = tc(model, hardware, s)
+    if st_.data.get("fits") is False:
+        st.error(f"Hypothetical: the layout does not fit in {dev} memory (see “Memory per {dev}”), so no run "
+                 "would reach this time.")
+    keys = ["days", "gpu_hours"] + (["cost"] if "cost" in r.keys() else [])
+    panels.show_result(r, "cost", metrics=tuple(keys), per_row=3)
+    if "cost" not in r.keys():
+        st.info(f"No catalogue price for the {hardware.display_name}: enter a price per {dev}-hour above to see "
+                "the cost.")
+    # days against GPU count: the same layout with DP scaled (one vectorised step call; invalid layouts masked)
+    layout = make_layout(s, dp=DP_SWEEP)
+    try:
+        with np.errstate(all="ignore"):  # layouts that do not divide the batch are masked by data["valid"]
+            sw = training_step(model, hardware, layout, global_batch=int(s["gbs"]), micro_batch=int(s["mbs"]),
+                               seq=int(s["seq"]), recompute=s["recompute"], dtype=s["dtype"])
+    except LlmcalcError as e:  # e.g. DP beyond a scale-up domain with no scale-out link in the catalogue
+        st.caption(f"no days-vs-{dev}s chart: scaling DP fails ({panels.in_page_words(str(e))})")
+        return
+    valid = np.asarray(sw.data["valid"], dtype=bool) & np.isfinite(np.asarray(sw.data["tokens_per_s"], float))
+    if not valid.any():
+        return
+    t = tokens(s)
+    gpus = np.asarray(sw.data["gpus"])[valid]
+    days = t / np.asarray(sw.data["tokens_per_s"])[valid] / 86400  # drawing: tokens / (tokens/s), no new model
+    df = pd.DataFrame({f"{dev}s": gpus, "days": days, "MFU": np.asarray(sw.data["mfu"])[valid],
+                       "current": gpus == st_.data["gpus"]})
+    st.altair_chart(charts.sweep(df, f"{dev}s", "days", "current", unit="days",
+                                 title=f"training days vs {dev}s (DP scaled; each point its own step model, "
+                                       f"global batch {int(s['gbs'])})"), width="stretch")
+    panels.csv_download(df, "days-vs-gpus", "dl_days")
+
+
+def memory_result(model, hardware, s: dict, layout=None):
+    from ..training import memory as mem
+
+    return mem.training_memory(model, hardware, layout or make_layout(s), micro_batch=int(s["mbs"]),
+                               seq=int(s["seq"]), recompute=s["recompute"], global_batch=int(s["gbs"]))
+
+
+def alternatives(s: dict) -> dict[str, dict]:
+    """Layouts to draw beside the chosen one, on the same GPUs where possible (TP or PP taken from DP)."""
+    alt = {"chosen": {}}
+    if int(s["zero"]) < 3:
+        alt["ZeRO-3"] = {"zero": 3}
+    if int(s["dp"]) % 2 == 0:
+        alt["TP×2, DP÷2"] = {"tp": int(s["tp"]) * 2, "dp": int(s["dp"]) // 2}
+        alt["PP×2, DP÷2"] = {"pp": int(s["pp"]) * 2, "dp": int(s["dp"]) // 2}
+    if s["recompute"] != "full":
+        alt["full recompute"] = {"recompute": "full"}
+    return alt
+
+
+def memory(model, hardware, s: dict) -> None:
+    dev = state.device_word(hardware)
+    r = memory_result(model, hardware, s)
     d = r.data
-    stage = d[f"{d['worst_stage']}_stage"]
-    parts = {"weights": stage["weights_bytes"], "gradients": stage["grads_bytes"],
-             "optimizer states": stage["optimizer_bytes"], "activations": stage["activations_bytes"]}
-    st.altair_chart(charts.memory_stack(parts, hardware.memory_bytes, f"{d['worst_stage']} pipeline stage"),
-                    width="stretch")
     if not d["fits"]:
-        st.error(f"Does not fit: {r['memory/total'].text()} per {dev} on the {d['worst_stage']} stage exceeds the "
-                 f"{hardware.display_name}'s {d['usable_bytes'] / 2**30:,.1f} GiB usable ({d['reserve']:.0%} of "
-                 f"{d['memory_bytes'] / 2**30:,.1f} GiB reserved); raise TP/PP, ZeRO or recompute, or lower the "
-                 "micro-batch.")
+        st.error(f"Does not fit: {panels.human(r.value('memory/total'), 'B')} per {dev} on the {d['worst_stage']} "
+                 f"stage exceeds the {hardware.display_name}'s {panels.human(d['usable_bytes'], 'B')} usable "
+                 f"({d['reserve']:.0%} of {panels.human(d['memory_bytes'], 'B')} reserved); raise TP/PP, ZeRO or "
+                 "recompute, or lower the micro-batch.")
     panels.show_result(r, "memory", metrics=("memory/total", "memory/headroom"), per_row=2)
+    rows = []
+    for name, over in alternatives(s).items():
+        x = {**s, **{k: v for k, v in over.items() if k == "recompute"}}
+        lay = {k: v for k, v in over.items() if k != "recompute"}
+        try:
+            rr = memory_result(model, hardware, x, make_layout(s, **lay))
+        except LlmcalcError as e:
+            st.caption(f"{name}: {panels.in_page_words(str(e))}")
+            continue
+        stage = rr.data[f"{rr.data['worst_stage']}_stage"]
+        for part, k in (("weights", "weights_bytes"), ("gradients", "grads_bytes"),
+                        ("optimizer states", "optimizer_bytes"), ("activations", "activations_bytes")):
+            rows.append({"layout": name, "component": part, "bytes": float(stage[k])})
+    st.altair_chart(charts.memory_layouts(pd.DataFrame(rows), hardware.memory_bytes, dev), width="stretch")
 
 
-def comms(model, hardware, layout, s: dict) -> None:
+def comms_result(model, hardware, s: dict):
     from ..training import comms as comm
-    st.subheader("Communication ledger")
-    r = comm.comm_ledger(model, hardware, layout, micro_batch=int(s["mbs"]), seq=int(s["seq"]),
-                         global_batch=int(s["gbs"]), recompute=s["recompute"])
+
+    return comm.comm_ledger(model, hardware, make_layout(s), micro_batch=int(s["mbs"]), seq=int(s["seq"]),
+                            global_batch=int(s["gbs"]), recompute=s["recompute"])
+
+
+def comms(model, hardware, s: dict) -> None:
+    r = comms_result(model, hardware, s)
     rows = pd.DataFrame([row for row in r.data["rows"] if np.any(row["count"])])
     if rows.empty:
         st.info(f"No collectives: a single {state.device_word(hardware)} communicates nothing.")
@@ -112,18 +224,8 @@ def comms(model, hardware, layout, s: dict) -> None:
         per["ms per step"] = per["time_s"] * 1e3
         left, right = st.columns([1, 2])
         left.altair_chart(charts.bars(per[["parallelism", "ms per step"]], "parallelism", "ms per step",
-                                      title="communication time per parallelism (before overlap)"), width="stretch")
+                                      title="communication per parallelism (before overlap)"), width="stretch")
         right.dataframe(rows.drop(columns=["source"], errors="ignore"), hide_index=True, width="stretch",
                         height=panels.table_height(len(rows)))
         panels.csv_download(rows, "comm-ledger", "dl_comms")
     panels.show_result(r, "comms", metrics=("comm/total_time",), table=False)
-
-
-def step_time(model, hardware, layout, s: dict) -> None:
-    from ..training import step
-    st.subheader("Step time and MFU")
-    r = step.training_step(model, hardware, layout, global_batch=int(s["gbs"]), micro_batch=int(s["mbs"]),
-                           seq=int(s["seq"]), recompute=s["recompute"], dtype=s["dtype"])
-    if r.data["fits"] is False:  # the same verdict as the memory panel: never a plain MFU for a layout that cannot run
-        st.error(r.title.split(" — Training step")[0])
-    panels.show_result(r, "step", metrics=("time/step", "throughput/tokens_per_s", "mfu", "hfu"))

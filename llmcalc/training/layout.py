@@ -279,7 +279,8 @@ def check_layout(model: Model, layout: Layout, *, gpus=None, micro_batch=1, seq=
             f"tp·pp·dp·cp = {fmt_input(t)}·{fmt_input(p)}·{fmt_input(d)}·{fmt_input(c)} = {fmt_input(t * p * d * c)} "
             f"but --gpus is {fmt_input(gpus)}")
     if global_batch is not None:
-        bad(np.asarray(global_batch) % (micro_batch * d) != 0,
+        per_step = np.asarray(micro_batch, dtype=float) * np.asarray(d, dtype=float)  # float: no C-long overflow
+        bad(np.asarray(global_batch, dtype=float) % per_step != 0,
             f"--global-batch {fmt_input(global_batch)} is not divisible by micro-batch·dp = "
             f"{fmt_input(micro_batch)}·{fmt_input(d)} (every DP rank runs whole micro-batches)")
 

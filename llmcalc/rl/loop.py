@@ -112,8 +112,8 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
         if sync_end is not None or not gen.running:
             if horizon == math.inf:
                 raise RuntimeError("async RL simulation stalled")  # a bug: nothing can happen
-            t = horizon
-        else:
+            t = max(t, horizon)  # prefills may already have carried the clock past the next event
+        elif horizon > t:
             dt, done = gen.advance(horizon - t)
             span("rollout pool", "generate", t, t + dt)
             t += dt

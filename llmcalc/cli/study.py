@@ -161,7 +161,6 @@ def drill(topics: list[str] | None = typer.Argument(None, help="Topics (default:
     import datetime
     import sys
     import time
-    from pathlib import Path
 
     from ..core.errors import LlmcalcError
     from ..study import drill as dr
@@ -174,10 +173,13 @@ def drill(topics: list[str] | None = typer.Argument(None, help="Topics (default:
     qs = dr.questions(topics, count, seed, past)
     given: list[str] | None
     if answers is not None:
-        try:
-            given = Path(answers).read_text().splitlines()
-        except OSError as e:
-            raise LlmcalcError(f"--answers {answers}: cannot read ({e.strerror})") from None
+        from ..core.errors import SpecError
+        from ..core.textfile import read_spec_text
+
+        try:  # a regular UTF-8 file of bounded size (never /dev/zero or a FIFO), like every file we read
+            given = read_spec_text(answers).splitlines()
+        except SpecError as e:
+            raise LlmcalcError(f"--answers {e}") from None
     elif not sys.stdin.isatty():
         given = sys.stdin.read().splitlines()
     else:

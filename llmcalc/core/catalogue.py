@@ -134,6 +134,15 @@ def load_yaml_spec(path: str | Path, cls):
     return parse_yaml_spec(read_spec_text(path), cls, str(path))
 
 
+def load_user_yaml(path: str | Path, option: str):
+    """A user's YAML file given to an option (``--profile``, ``--measurements``, ``--law``): read like every spec
+    file (regular, UTF-8, size-limited, duplicate keys refused) and parsed; one SpecError naming the option."""
+    try:
+        return _load_yaml(read_spec_text(path), str(path))
+    except SpecError as e:
+        raise SpecError(f"{option} {e}") from None
+
+
 def _load_yaml(text: str, origin: str):
     """YAML -> Python data, or one SpecError naming ``origin``:line:column."""
     try:

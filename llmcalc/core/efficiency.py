@@ -225,15 +225,9 @@ def _from_block(block, origin: str, source: str) -> TrainingEfficiency:
 
 def load_profile(path: str, hw=None) -> TrainingEfficiency:
     """A calibration profile written by ``llmcalc calibrate`` (``--profile FILE``)."""
-    import yaml
+    from .catalogue import load_user_yaml
 
-    try:
-        with open(path) as fh:
-            doc = yaml.safe_load(fh)
-    except OSError as e:
-        raise LlmcalcError(f"--profile {path}: cannot read ({e.strerror})") from None
-    except yaml.YAMLError as e:
-        raise LlmcalcError(f"--profile {path}: not valid YAML ({e})") from None
+    doc = load_user_yaml(path, "--profile")
     if not isinstance(doc, dict) or not isinstance(doc.get("efficiency"), dict):
         raise LlmcalcError(f"--profile {path}: expected a mapping with an 'efficiency:' block "
                            "(the file llmcalc calibrate writes)")

@@ -108,13 +108,10 @@ def parse_law(text: str | LossLaw | None) -> LossLaw:
                                f"got {text!r}")
         return _user_law(dict(zip(("E", "A", "B", "alpha", "beta"), values, strict=True)), "--law", "given")
     path = Path(text)
-    if path.suffix in (".yaml", ".yml") and path.is_file():
-        import yaml
+    if path.suffix in (".yaml", ".yml") or path.exists():  # a file (read safely, whatever it is)
+        from ..core.catalogue import load_user_yaml
 
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as e:
-            raise LlmcalcError(f"--law {text}: not valid YAML ({e})") from None
+        data = load_user_yaml(path, "--law")
         if not isinstance(data, dict):
             raise LlmcalcError(f"--law {text}: expected a mapping with keys E, A, B, alpha, beta")
         extra = set(data) - {"E", "A", "B", "alpha", "beta", "name", "source"}

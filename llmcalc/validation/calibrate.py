@@ -237,17 +237,10 @@ def read_measurements(path: str, hw=None) -> tuple[object, list[Measurement], tu
         measurements:
           - {model: llama-3.1-8b, gpus: 8, global_batch: 64, seq: 4096, step_time: 3.1 s}
     """
-    import yaml
 
-    from ..core.catalogue import load_hardware
+    from ..core.catalogue import load_hardware, load_user_yaml
 
-    try:
-        with open(path) as fh:
-            doc = yaml.safe_load(fh)
-    except OSError as e:
-        raise LlmcalcError(f"--measurements {path}: cannot read ({e.strerror})") from None
-    except yaml.YAMLError as e:
-        raise LlmcalcError(f"--measurements {path}: not valid YAML ({e})") from None
+    doc = load_user_yaml(path, "--measurements")
     if not isinstance(doc, dict) or not isinstance(doc.get("measurements"), list) or not doc["measurements"]:
         raise LlmcalcError(f"--measurements {path}: expected 'measurements:' with a list of measured layouts")
     if hw is None:

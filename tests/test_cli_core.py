@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import yaml
 from typer.testing import CliRunner
@@ -65,10 +66,11 @@ def test_notation_legend():
 
 def test_import_writes_yaml_that_loads(tmp_path):
     out_file = tmp_path / "qwen.yaml"
-    invoke("import", "tests/data/configs/qwen2.5-7b/config.json", "-o", str(out_file))
+    config = str(Path(__file__).parent / "data/configs/qwen2.5-7b/config.json")  # any working directory (CI: /tmp)
+    invoke("import", config, "-o", str(out_file))
     d = json.loads(invoke("params", str(out_file), "--json"))
     assert d["total"] == 7_615_616_512  # fact sheet row M13 derived count; HF reference test agrees
-    assert yaml.safe_load(invoke("import", "tests/data/configs/qwen2.5-7b/config.json"))["attention"]["qkv_bias"]
+    assert yaml.safe_load(invoke("import", config))["attention"]["qkv_bias"]
 
 
 def test_completion_candidates():

@@ -133,3 +133,12 @@ def test_cli_accepts_pp16_on_126_and_61_layers(cmd, model, extra):
     res = CliRunner().invoke(app, [cmd[0], model, "-H", "h100-sxm", *extra, *cmd[1:], "--zero", "1", "--json"])
     assert res.exit_code == 0, res.output
     assert "uneven pipeline" in res.output
+
+
+def test_describe_stages_never_lists_every_stage():
+    """A bad input with pp = 2**53 once built a list of 2**53 stages (MemoryError, found by the fuzz suite):
+    the description is built from run lengths."""
+    from llmcalc.training.layout import describe_stages
+
+    assert describe_stages(126, Layout(pp=16)) == "7, 8×14, 7"  # Llama 3 §3.3.2's 405B split
+    assert describe_stages(61, Layout(pp=2**53)).count("×") <= 1

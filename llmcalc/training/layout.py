@@ -127,18 +127,20 @@ def parse_pp_layers(text: str) -> tuple[int, ...]:
 def describe_stages(n_layers: int, layout: Layout) -> str:
     """'7, 8×14, 7' for a scalar layout (``'8×16'`` when even)."""
     if layout.pp_layers is not None:
-        s = list(layout.pp_layers)
-    else:
+        pieces = [(float(x), 1) for x in layout.pp_layers]
+    else:  # run lengths, never a list of pp stages (pp may be huge in a bad input)
         sl = stage_layers(n_layers, layout)
         p = int(layout.pp)
         f, m, last = (float(sl[k]) for k in ("first", "middle", "last"))
-        s = [f] if p == 1 else [f, *([m] * (p - 2)), last]
+        pieces = [(f, 1)] if p == 1 else [(f, 1), (m, p - 2), (last, 1)]
     runs: list[list] = []
-    for x in s:
+    for x, n in pieces:
+        if n <= 0:
+            continue
         if runs and runs[-1][0] == x:
-            runs[-1][1] += 1
+            runs[-1][1] += n
         else:
-            runs.append([x, 1])
+            runs.append([x, n])
     return ", ".join(f"{x:g}" + (f"×{n}" if n > 1 else "") for x, n in runs)
 
 

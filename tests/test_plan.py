@@ -199,3 +199,22 @@ def test_collective_time_of_a_large_sweep_equals_point_by_point():
                 assert np.array_equal(np.asarray(getattr(a, f)), np.asarray(getattr(b, f))), (coll, f)
             assert a.fabric == b.fabric and all(np.array_equal(a.candidates[c], b.candidates[c])
                                                 for c in b.candidates)
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@given(st.one_of(st.text(max_size=12), st.floats().map(repr), st.integers(-2**70, 2**70).map(str),
+                 st.tuples(st.integers(-5, 2**60), st.integers(-5, 2**60)).map(lambda t: f"{t[0]}..{t[1]}")))
+def test_gpu_lists_are_counts_or_one_clear_error(text):
+    """--gpus 1e400 was an OverflowError traceback: any text is whole counts in [1, 2**53] or a LlmcalcError."""
+    from llmcalc.cli.plan import parse_gpus
+    from llmcalc.core.errors import LlmcalcError
+
+    try:
+        out = parse_gpus(text)
+    except LlmcalcError as e:
+        assert "--gpus" in str(e) and "\n" not in str(e)
+        return
+    assert out and all(isinstance(g, int) and 1 <= g <= 2**53 for g in out)

@@ -10,17 +10,18 @@ from ._common import EXPLAIN_OPT, HARDWARE_OPT, JSON_OPT, MODEL_ARG, emit, quant
 
 def parse_gpus(text: str) -> list[int]:
     """'4096', '512,1024,2048' or '512..4096' (doubling) -> GPU counts; a clear error naming --gpus."""
-    from ..core.errors import LlmcalcError
+    from ..core.errors import LlmcalcError, UnitError
+    from ..core.units import parse_count
 
     def one(x: str) -> int:
-        try:
-            v = int(float(x))
-        except ValueError:
+        try:  # the one count parser (suffixes, finite), then whole and within the CLI's ±2**53 edge
+            v = parse_count(x)
+        except UnitError:
             raise LlmcalcError(f"--gpus expects counts such as 4096, 512,1024,2048 or 512..4096; got {text!r}") \
                 from None
-        if v < 1 or v != float(x):
-            raise LlmcalcError(f"--gpus counts must be positive integers; got {x!r}")
-        return v
+        if v < 1 or v != int(v) or v > 2**53:
+            raise LlmcalcError(f"--gpus counts must be whole numbers from 1 to 2**53; got {x!r}")
+        return int(v)
 
     out: list[int] = []
     for part in text.split(","):

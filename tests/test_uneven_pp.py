@@ -123,6 +123,20 @@ def test_interleaving_uneven_stages_needs_whole_chunks():
         check_layout(L405, Layout(tp=8, pp=16, dp=128, interleave=3))
 
 
+def test_llama3_interleaving_one_layer_chunks_with_an_embedding_only_first_chunk():
+    # Llama 3 §3.3.2: one layer is taken from each end stage, so "the first model chunk on the first stage has
+    # only the embedding, and the last model chunk on the last stage has only output projection and loss": with
+    # 128 layer slots on 16 ranks that is v = 8 chunks of one layer, the end stages holding 7 layers in 8 chunks.
+    assert check_layout(L405, Layout(tp=8, pp=16, dp=128, interleave=8, pp_layers=(7, *[8] * 14, 7))) is True
+    # a middle stage may not lose a whole chunk: 8 chunks of one layer need 8 layers there
+    with pytest.raises(LayoutError, match="--interleave 8"):
+        check_layout(L405, Layout(tp=8, pp=16, dp=128, interleave=8, pp_layers=(8, 7, *[8] * 13, 7)))
+    # the bubble is (p − 1)/(v·m) = 15/(8·16) for 16 micro-batches per DP group (Narayanan et al. 2021 §2.2)
+    r = training_step(L405, H100, Layout(tp=8, pp=16, dp=128, sp=True, zero=2, interleave=8), global_batch=2048,
+                      micro_batch=1, seq=8192, gpus=16384)
+    assert r.data["bubble_fraction"] == pytest.approx(15 / 128, rel=1e-12)
+
+
 @pytest.mark.parametrize("cmd", [["memory"], ["comms"], ["step", "--global-batch", "2048"]])
 @pytest.mark.parametrize("model, extra", [
     ("llama-3.1-405b", ["--tp", "8", "--pp", "16", "--dp", "128", "--seq", "8192"]),

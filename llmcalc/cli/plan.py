@@ -72,6 +72,8 @@ def plan(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
          tp_comm_overlap: bool = typer.Option(False, "--tp-comm-overlap", help="TP collectives overlap GEMMs."),
          profile: str = typer.Option(None, "--profile", help="Efficiency profile YAML from `llmcalc calibrate`."),
          dtype: str = typer.Option("bf16", "--dtype", help="Peak FLOP/s of this data type (bf16, fp8, ...)."),
+         reserve: float = typer.Option(None, "--reserve", help="Fraction of memory kept free (default 0.1, as "
+                                       "memory, fit and serve)."),
          compute_efficiency: float = typer.Option(None, "--compute-efficiency",
                                                   help="Fraction of the dense peak that compute reaches."),
          as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
@@ -104,7 +106,7 @@ def plan(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
         from ..core.efficiency import load_profile
 
         eff = load_profile(profile, hw)
-    tuned = dict(efficiency=eff, attention=attention.lower(), tp_comm_overlap=tp_comm_overlap)
+    tuned = dict(efficiency=eff, attention=attention.lower(), tp_comm_overlap=tp_comm_overlap, reserve=reserve)
     budget = _count(tokens, "--tokens")
     usd = quantity_option(price, "USD_PER_HOUR", "--price", "2.49 or '$2.49/h'", 3600.0)
     r = plan_training(m, hw, gpus=parse_gpus(gpus), global_batch=global_batch, seq=seq, objective=objective.lower(),

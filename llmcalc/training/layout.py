@@ -253,13 +253,19 @@ def check_layout(model: Model, layout: Layout, *, gpus=None, micro_batch=1, seq=
             | ((np.asarray(p) == 2) & (fl + ll != L)),
             f"--pp-first {fmt_input(layout.pp_first)} / --pp-last {fmt_input(layout.pp_last)} leave "
             f"layers that do not split evenly over the other stages of --pp {fmt_input(p)} ({L} layers in {name})")
-    # Interleaving cuts every stage into v chunks of k = Ls_max/v layers; a lighter stage may be short in one
-    # chunk only (Megatron-Core counts the embedding and the loss as layer slots in the first and last chunk).
+    # Interleaving cuts every stage into v chunks of k = Ls_max/v layers. A middle stage may be short in one
+    # chunk only; the first and last stage may give up a whole chunk to the embedding or the LM head and loss
+    # (Llama 3 §3.3.2: "the first model chunk on the first stage has only the embedding, and the last model
+    # chunk on the last stage has only output projection and loss"; Megatron-Core
+    # --account-for-embedding/loss-in-pipeline-split).
     vv = np.maximum(np.asarray(v), 1)
     mx = np.asarray(sl["max"])
     k = mx // vv
-    lightest = np.minimum(np.minimum(fl, ll), np.where(np.asarray(p) > 2, ml, mx))
-    bad((mx % vv != 0) | (lightest <= (vv - 1) * k),
+    ends = np.minimum(fl, ll)
+    middle = np.where(np.asarray(p) > 2, ml, mx)
+    if layout.pp_layers is not None and len(layout.pp_layers) > 2:  # explicit: the lightest middle stage counts
+        middle = np.asarray(min(int(x) for x in layout.pp_layers[1:-1]))
+    bad((mx % vv != 0) | (ends < (vv - 1) * k) | (middle <= (vv - 1) * k),
         f"--pp {fmt_input(p)}" + (f" × --interleave {fmt_input(v)}" if np.any(np.asarray(v) > 1) else "")
         + f" does not divide the {L} layers of {name}"
         + (f" (stages of {describe_stages(L, layout)} layers)" if not is_sweep(p, v) and np.any(sl["uneven"])

@@ -165,12 +165,13 @@ def layout_label(m: Model, row: dict) -> str:
 
 def evaluate(m: Model, hw: Hardware, arr: dict, *, global_batch: int, seq: int, optimizer: str = DEFAULT_OPTIMIZER,
              dtype: str = "bf16", compute_efficiency: float | None = None, efficiency=None,
-             attention: str = "flash", tp_comm_overlap: bool = False) -> dict[str, np.ndarray]:
+             attention: str = "flash", tp_comm_overlap: bool = False,
+             reserve: float | None = None) -> dict[str, np.ndarray]:
     """Memory for every candidate (one vectorised call), then step for those that fit (a second one). Fitting
     means the same as for `llmcalc memory`: the need within the memory less the reserve."""
     lay = _layout(arr)
     mem = training_memory(m, hw, lay, micro_batch=arr["mb"], seq=seq, recompute=arr["rc"], optimizer=optimizer,
-                          global_batch=global_batch)
+                          global_batch=global_batch, reserve=reserve)
     need = np.broadcast_to(np.asarray(mem.data["total_bytes"], float), arr["tp"].shape)
     fits = np.broadcast_to(np.asarray(mem.data["valid"]), need.shape) & (need <= mem.data["usable_bytes"])
     out = {k: v[fits] for k, v in arr.items()}
@@ -220,7 +221,8 @@ def plan_training(m: Model, hw: Hardware, *, gpus, global_batch: int, seq: int, 
                   top: int = 10, pins: dict | None = None, tokens: float | None = None,
                   price_usd_per_hour: float | None = None, optimizer: str = DEFAULT_OPTIMIZER, dtype: str = "bf16",
                   compute_efficiency: float | None = None, max_cp: int = 16, keep_evaluated: bool = False,
-                  efficiency=None, attention: str = "flash", tp_comm_overlap: bool = False) -> Result:
+                  efficiency=None, attention: str = "flash", tp_comm_overlap: bool = False,
+                  reserve: float | None = None) -> Result:
     """Rank every layout of ``m`` on ``gpus`` (an int or a list) × ``hw`` for one step of ``global_batch``
     sequences of ``seq`` tokens. The result's data holds the ranked rows, the best per ZeRO stage and per TP
     degree, the best per GPU count with its Pareto flag (days vs dollars), and the pruning counts."""
@@ -243,7 +245,7 @@ def plan_training(m: Model, hw: Hardware, *, gpus, global_batch: int, seq: int, 
     space = enumerate_space(m, gpus_list, global_batch=global_batch, seq=seq, pins=pins, max_cp=max_cp)
     ev = evaluate(m, hw, space.arrays, global_batch=global_batch, seq=seq, optimizer=optimizer, dtype=dtype,
                   compute_efficiency=compute_efficiency, efficiency=efficiency, attention=attention,
-                  tp_comm_overlap=tp_comm_overlap)
+                  tp_comm_overlap=tp_comm_overlap, reserve=reserve)
     n_fit = len(ev["tp"])
     budget = 1e12 if tokens is None else float(tokens)
     price = price_usd_per_hour if price_usd_per_hour is not None else hw.price_usd_per_hour
@@ -299,14 +301,15 @@ def plan_training(m: Model, hw: Hardware, *, gpus, global_batch: int, seq: int, 
 
 def best_breakdown(m: Model, hw: Hardware, row: dict, *, global_batch: int, seq: int,
                    optimizer: str = DEFAULT_OPTIMIZER, dtype: str = "bf16", compute_efficiency: float | None = None,
-                   efficiency=None, attention: str = "flash", tp_comm_overlap: bool = False) -> tuple[Result, Result]:
+                   efficiency=None, attention: str = "flash", tp_comm_overlap: bool = False,
+                   reserve: float | None = None) -> tuple[Result, Result]:
     """The scalar step and memory Results of one planned layout (its full derivation)."""
     lay = Layout(tp=row["tp"], pp=row["pp"], dp=row["dp"], ep=row["ep"], cp=row["cp"], sp=bool(row["sp"]),
                  zero=row["zero"], interleave=row["v"])
     rc = RECOMPUTE_NAMES[row["rc"]]
     st = training_step(m, hw, lay, global_batch=global_batch, micro_batch=row["mb"], seq=seq, gpus=row["gpus"],
                        recompute=rc, compute_efficiency=compute_efficiency, dtype=dtype, efficiency=efficiency,
-                       attention=attention, tp_comm_overlap=tp_comm_overlap, optimizer=optimizer)
+                       attention=attention, tp_comm_overlap=tp_comm_overlap, optimizer=optimizer, reserve=reserve)
     mem = training_memory(m, hw, lay, micro_batch=row["mb"], seq=seq, recompute=rc, optimizer=optimizer,
-                          global_batch=global_batch)
+                          global_batch=global_batch, reserve=reserve)
     return st, mem

@@ -224,10 +224,13 @@ def training_step(i: dict) -> float:
     m = model(i["model"])
     lay = Layout(**i["layout"])
     kw = {k: i[k] for k in ("micro_batch", "recompute", "dtype", "causal", "attention", "tp_comm_overlap", "optimizer",
-                            "overlap_grad_reduce", "overlap_param_gather", "zero3_prefetch", "latency_scale")
+                            "overlap_grad_reduce", "overlap_param_gather", "zero3_prefetch", "latency_scale",
+                            "reserve")
           if k in i}
     r = step(m, hardware(i["hardware"]), lay, global_batch=i["global_batch"], seq=i.get("seq", 2048),
              gpus=lay.gpus, **kw)
+    if not r.data["fits"]:  # a published run fitted; our memory model saying otherwise is a failed row
+        raise LlmcalcError(f"the published layout does not fit in our memory model: {r.title}")
     key = i["key"]
     if key == "eq3_tflops_per_gpu":
         L, h, _ = i["model"]["gpt"]

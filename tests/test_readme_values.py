@@ -45,3 +45,13 @@ def test_gpt3_training_days_as_narayanan():
     # 8 x 175e9 x 300e9 / (1024 x 140e12) / 86400 = 33.9 days: the paper rounds to 34
     assert days == __import__("pytest").approx(8 * 175e9 * 300e9 / (1024 * 140e12) / 86400, rel=0.02)
     assert round(days) == 34
+
+
+def test_validate_summary_line_in_readme_is_what_validate_prints():
+    # The README quotes `llmcalc validate`'s one-line summary; it must be today's, not a stale one. The counts
+    # themselves are the published cases' verdicts (each case cites its source and tolerance).
+    from llmcalc.validation.run import run
+
+    stated = re.search(r"\n {4}(\d+ published cases: .*)\n", README)
+    assert stated, "README quotes no `llmcalc validate` summary line"
+    assert stated[1] == run()["summary"]

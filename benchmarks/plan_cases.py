@@ -155,8 +155,16 @@ def predicted(case: Case, row: dict, model, hw) -> float:
     if case.metric == "mfu_tflops":  # model FLOP/s per GPU (Llama 3 Table 4 reports BF16 MFU × peak)
         return row["mfu"] * hw.peak(case.dtype) / 1e12
     # hfu_tflops: hardware FLOPs incl. recompute per GPU-second (Narayanan et al. 2021 eq. 3 counts it)
-    rc = {0: "none", 1: "selective", 2: "full"}[row["rc"]]
-    flops = forward_flops(model, case.global_batch, case.seq, recompute=rc).data["hardware_flops"]
+    if row["rc"] == 3:  # full recompute of the first rk layers per stage: that share of full's extra forward
+        from llmcalc.training.layout import Layout, recompute_share, stage_layers
+
+        f0, f2 = (forward_flops(model, case.global_batch, case.seq, recompute=x).data["hardware_flops"]
+                  for x in ("none", "full"))
+        lay = Layout(tp=row["tp"], pp=row["pp"], interleave=row["v"])
+        flops = f0 + recompute_share(2, row["rk"], stage_layers(model.n_layers, lay)["max"], row["v"]) * (f2 - f0)
+    else:
+        rc = {0: "none", 1: "selective", 2: "full"}[row["rc"]]
+        flops = forward_flops(model, case.global_batch, case.seq, recompute=rc).data["hardware_flops"]
     return flops / row["step_time_s"] / row["gpus"] / 1e12
 
 
@@ -184,7 +192,7 @@ def run_case(case: Case) -> dict:
         return out
     p = pub.data["best"]
     ev = full.data["evaluated"]
-    dims = {k: p[k] for k in ("tp", "pp", "v", "cp", "dp", "ep", "mb", "zero", "rc", "sp")}
+    dims = {k: p[k] for k in ("tp", "pp", "v", "cp", "dp", "ep", "mb", "zero", "rc", "sp", "rk")}
     idx = find(ev, **dims)
     w = full.data["best"]
     out.update(published=p, slower_than_winner=w["tokens_per_s"] / p["tokens_per_s"] - 1,

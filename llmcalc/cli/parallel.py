@@ -18,6 +18,8 @@ MICRO = typer.Option(1, "--micro-batch", "-b", help="Micro-batch size (sequences
 SEQ = typer.Option(2048, "--seq", "-L", help="Sequence length (tokens).")
 GLOBAL = typer.Option(None, "--global-batch", help="Global batch (sequences per step).")
 RECOMPUTE = typer.Option("none", "--recompute", help="Activation recomputation: none, selective or full.")
+RECOMPUTE_LAYERS = typer.Option(None, "--recompute-layers", help="With --recompute full: recompute only the first k "
+                                "layers of each stage (Megatron-Core --recompute-method block --recompute-num-layers).")
 INTERLEAVE = typer.Option(1, "--interleave", "-v", help="Virtual pipeline stages per device (interleaved 1F1B).")
 GPUS = typer.Option(None, "--gpus", "-n", help="Total GPUs; must equal tp·pp·dp·cp.")
 PP_LAYERS = typer.Option(None, "--pp-layers", help="Layers per pipeline stage, first to last: 7,8x14,7 "
@@ -78,7 +80,7 @@ def memory(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, p
            ep: int = EP, cp: int = CP, zero: int = ZERO, sp: bool = SP, micro_batch: int = MICRO, seq: int = SEQ,
            global_batch: int = GLOBAL, recompute: str = RECOMPUTE, interleave: int = INTERLEAVE,
            pp_layers: str = PP_LAYERS, pp_first: int = PP_FIRST, pp_last: int = PP_LAST,
-           optimizer: str = OPTIMIZER, reserve: float = RESERVE,
+           optimizer: str = OPTIMIZER, reserve: float = RESERVE, recompute_layers: int = RECOMPUTE_LAYERS,
            flash: bool = typer.Option(True, "--flash/--no-flash", help="FlashAttention (no L×L scores)."),
            dropout: bool = typer.Option(False, "--dropout", help="Count dropout masks (GPT-3-style blocks)."),
            lora_rank: int = typer.Option(None, "--lora-rank", help="Train LoRA adapters of this rank."),
@@ -96,7 +98,8 @@ def memory(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, p
     r = training_memory(m, load_hardware(hardware), _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave, None,
                                                                 pp_layers, pp_first, pp_last),
                         micro_batch=micro_batch, seq=seq, recompute=recompute, optimizer=optimizer,
-                        global_batch=global_batch, flash=flash, dropout=dropout, lora=lora, reserve=reserve)
+                        global_batch=global_batch, flash=flash, dropout=dropout, lora=lora, reserve=reserve,
+                        recompute_layers=recompute_layers)
     emit(r, as_json, explain)
     if explain:
         from ..core.units import fmt
@@ -114,8 +117,8 @@ def comms(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, pp
           ep: int = EP, cp: int = CP, zero: int = ZERO, sp: bool = SP, micro_batch: int = MICRO, seq: int = SEQ,
           global_batch: int = GLOBAL, recompute: str = RECOMPUTE, interleave: int = INTERLEAVE,
           pp_layers: str = PP_LAYERS, pp_first: int = PP_FIRST, pp_last: int = PP_LAST,
-          link_efficiency: float = LINK_EFF, latency_scale: float = LATENCY_SCALE, as_json: bool = JSON_OPT,
-          explain: bool = EXPLAIN_OPT) -> None:
+          link_efficiency: float = LINK_EFF, latency_scale: float = LATENCY_SCALE,
+          recompute_layers: int = RECOMPUTE_LAYERS, as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
     """Every collective one training step issues, per rank: bytes, link, time, overlap, and the NCCL algorithm."""
     from ..core.catalogue import load_hardware, load_model
     from ..core.units import fmt
@@ -125,7 +128,7 @@ def comms(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, pp
     lay = _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave, None, pp_layers, pp_first, pp_last)
     r = comm_ledger(m, load_hardware(hardware), lay, micro_batch=micro_batch, seq=seq,
                     global_batch=global_batch, recompute=recompute, link_efficiency=link_efficiency,
-                    latency_scale=latency_scale)
+                    latency_scale=latency_scale, recompute_layers=recompute_layers)
     if as_json or explain:
         emit(r, as_json, explain)
         return
@@ -148,7 +151,7 @@ def comms(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, pp
 def step(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, gpus: int = GPUS, tp: int = TP, pp: int = PP,
          dp: int = DP, ep: int = EP, cp: int = CP, zero: int = ZERO, sp: bool = SP, micro_batch: int = MICRO,
          seq: int = SEQ, global_batch: int = typer.Option(..., "--global-batch", help="Sequences per step."),
-         recompute: str = RECOMPUTE, interleave: int = INTERLEAVE,
+         recompute: str = RECOMPUTE, recompute_layers: int = RECOMPUTE_LAYERS, interleave: int = INTERLEAVE,
          pp_layers: str = PP_LAYERS, pp_first: int = PP_FIRST, pp_last: int = PP_LAST,
          compute_efficiency: float = typer.Option(None, "--compute-efficiency",
                                                   help="Fraction of the dense peak that compute reaches."),
@@ -187,5 +190,5 @@ def step(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, gpus: int = GPUS,
                       efficiency=eff, attention=attention.lower(), tp_comm_overlap=tp_comm_overlap,
                       optimizer=optimizer, reserve=reserve, latency_scale=latency_scale,
                       overlap_grad_reduce=overlap_grad_reduce, overlap_param_gather=overlap_param_gather,
-                      zero3_prefetch=zero3_prefetch)
+                      zero3_prefetch=zero3_prefetch, recompute_layers=recompute_layers)
     emit(r, as_json, explain)

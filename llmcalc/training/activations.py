@@ -34,7 +34,7 @@ import numpy as np
 
 from ..core.results import Figure, derive
 from ..core.specs import Model
-from .layout import where
+from .layout import recompute_share, where
 
 SRC_K = "Korthikanti et al. 2022"
 SRC_K_EQ = {(False, False, 0): f"{SRC_K}, §4.1, eq. 1 (sbh(34 + 5as/h))",
@@ -197,8 +197,13 @@ def tensor_table(m: Model, micro_batch, seq, *, tp=1, cp=1, sp=False, flash: boo
 
 
 def stage_activation_bytes(m: Model, layout, micro_batch, seq, *, recompute=0, microbatches=None,
-                           flash: bool = True, dropout: bool = False, act_bytes: int = 2) -> dict[str, Figure]:
+                           flash: bool = True, dropout: bool = False, act_bytes: int = 2,
+                           recompute_layers=None) -> dict[str, Figure]:
     """Activation bytes held by the first, the fullest middle and the last pipeline stages at their peak (1F1B).
+
+    ``recompute_layers`` (with full recompute): only the first k layers of each stage (of each virtual chunk
+    when interleaved) are recomputed and keep just their input; the others keep everything (Megatron-Core
+    --recompute-method block --recompute-num-layers k). None: every layer.
 
     Stage r of p holds p − r micro-batches in flight (Narayanan et al. 2021 §2.2; fewer if m < p) of its
     Ls layers; interleaved with v chunks it holds (v−1)·p + 2(p−r−1) + 1 chunks of Ls/v layers (Megatron-LM
@@ -219,33 +224,36 @@ def stage_activation_bytes(m: Model, layout, micro_batch, seq, *, recompute=0, m
     full = where(np.asarray(recompute) == 2, 1, 0)
     m_cap = p if microbatches is None else microbatches
 
+    def share(ls):  # the fraction of a stage's layers stored as their input only (block-method recompute)
+        return recompute_share(recompute, recompute_layers, ls, vv)
+
     def chunks(r):  # layers' worth per stage layer in flight: micro-batches (v = 1) or chunks / v
         one_f1b = where(True, np.minimum(p - r, m_cap), 0)
         return where(np.asarray(vv) > 1, ((vv - 1) * p + 2 * (p - r - 1) + 1) / vv, one_f1b)
 
-    common = dict(A=per_layer.value, e=act_bytes, B=micro_batch, L=L, D=m.d_model, sdiv=sdiv, full=full)
+    common = dict(A=per_layer.value, e=act_bytes, B=micro_batch, L=L, D=m.d_model, sdiv=sdiv, ws=full)
     stored = "(full*e*B*L*D/sdiv + (1 - full)*A)"
-    first = derive("activations/first_stage", f"Ls*inflight*{stored} + full*A", "B",
+    first = derive("activations/first_stage", f"Ls*inflight*{stored} + ws*A", "B",
                    "1F1B: the first stage holds p micro-batches of its Ls layers (Narayanan et al. 2021 §2.2); "
                    "interleaved (v−1)·p + 2p − 1 chunks of Ls/v layers, i.e. ×(1 + (p−1)/(p·v)) of L layers "
                    "when even (Korthikanti et al. 2022 §4.2.3); full recompute keeps 2sbh per layer plus one "
                    "layer's working set (Korthikanti §4.3)",
                    label="activations, first stage (worst case in flight)", Ls=sl["first"], inflight=chunks(0),
-                   **common)
+                   full=share(sl["first"]), **common)
     # Stage 1 of p: one micro-batch (or two chunks) fewer in flight than the first stage; only exists for p > 2.
-    middle = derive("activations/middle_stage", f"has*(Ls*inflight*{stored} + full*A)", "B",
+    middle = derive("activations/middle_stage", f"has*(Ls*inflight*{stored} + ws*A)", "B",
                     "stage 1 holds p − 1 micro-batches (Narayanan et al. 2021 §2.2); interleaved "
                     "(v−1)·p + 2p − 3 chunks of Ls/v layers (Megatron-LM schedules.py warm-up count)",
                     label="activations, fullest middle stage", Ls=sl["middle"], has=where(np.asarray(p) > 2, 1, 0),
-                    inflight=chunks(1), **common)
+                    inflight=chunks(1), full=share(sl["middle"]), **common)
     # Interleaved 1F1B: the last rank warms up (v−1)·p chunks before its first backward (Megatron-LM
     # schedules.py: num_warmup_microbatches = (p − rank − 1)·2 + (v − 1)·p), so it holds (v−1)·p + 1 chunks
     # of Ls/v layers; v = 1 gives one micro-batch of its Ls layers.
     last = derive("activations/last_stage",
-                  f"Ls/v*((v - 1)*pp + 1)*{stored} + full*A + 4*B*L*V/tp + e*B*L*D/sdiv", "B",
+                  f"Ls/v*((v - 1)*pp + 1)*{stored} + ws*A + 4*B*L*V/tp + e*B*L*D/sdiv", "B",
                   "last stage: (v−1)·p + 1 chunks of Ls/v layers in flight (Narayanan et al. 2021 §2.2.2; "
                   "Megatron-LM schedules.py interleaved warm-up count); fp32 logits 4·sbv/t "
                   "(Korthikanti et al. 2022 §4.3)",
                   label="activations, last stage (incl. fp32 logits)", Ls=sl["last"], V=m.vocab_size, tp=t, v=vv,
-                  pp=p, **common)
+                  pp=p, full=share(sl["last"]), **common)
     return {"layer": per_layer, "first": first, "middle": middle, "last": last}

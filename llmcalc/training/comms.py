@@ -46,6 +46,7 @@ from .layout import (
     masked_sweep,
     microbatches,
     recompute_code,
+    recompute_share,
     stage_layers,
     stage_notes,
     where,
@@ -114,8 +115,9 @@ def _row(parallelism, collective, tensor, shape, n, S, count, span, ctx, overlap
 @masked_sweep
 def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batch=1, seq=2048, global_batch=None,
                 recompute="none", link_efficiency: float | None = None, act_bytes: int = 2,
-                grad_bytes: int = 2, latency_scale: float = 1.0) -> Result:
-    """Every collective of one training step, per rank (first pipeline stage, the fullest)."""
+                grad_bytes: int = 2, latency_scale: float = 1.0, recompute_layers=None) -> Result:
+    """Every collective of one training step, per rank (first pipeline stage, the fullest). With full
+    recompute of only ``recompute_layers`` layers per stage, only those repeat their forward collectives."""
     from .memory import stage_params
 
     rc = recompute_code(recompute)
@@ -134,8 +136,8 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
     Pd = np.maximum(np.maximum(params["first"].value, params["middle"].value), params["last"].value)
     Pd = Pd.item() if np.ndim(Pd) == 0 else Pd
     Px = params["experts"].value
-    full = where(np.asarray(rc) == 2, 1, 0)
     Lp = stage_layers(m.n_layers, layout)["max"]  # layers on the fullest stage (L/p when even)
+    full = recompute_share(rc, recompute_layers, Lp, v)
     moe_frac = m.n_moe_layers / m.n_layers
     tok = micro_batch * (seq // c)  # tokens of one micro-batch on this rank: B·L/cp
     bld = act_bytes * tok * m.d_model

@@ -170,6 +170,31 @@ def recompute_code(recompute) -> Any:
     return recompute
 
 
+def check_recompute_layers(rc, recompute_layers) -> None:
+    """--recompute-layers k: whole layers (at least 1, at most 2**53), and only with --recompute full."""
+    if recompute_layers is None:
+        return
+    k = np.asarray(recompute_layers)
+    if isinstance(recompute_layers, (bool, np.bool_)) or k.dtype.kind not in "iu" or np.any(k < 1) \
+            or np.any(k > MAX_COUNT):
+        raise LayoutError(f"--recompute-layers expects a whole number of layers from 1 to 2**53, got "
+                          f"{plain(recompute_layers)}")
+    if np.any(np.asarray(rc) != 2):
+        raise LayoutError("--recompute-layers k recomputes the first k layers of each stage in full: give it with "
+                          "--recompute full")
+
+
+def recompute_share(rc, recompute_layers, stage_layers_, v=1):
+    """The fraction of a stage's layers that full recompute re-runs: 1 under full recompute of every layer, k/(Ls/v)
+    when only the first k layers of each stage (each virtual chunk) are recomputed (Megatron-Core
+    --recompute-method block --recompute-num-layers k), 0 otherwise."""
+    full = where(np.asarray(rc) == 2, 1, 0)
+    if recompute_layers is None:
+        return full
+    chunk = np.maximum(np.asarray(stage_layers_, float) / np.maximum(np.asarray(v), 1), 1e-300)
+    return where(np.asarray(rc) == 2, np.minimum(np.asarray(recompute_layers, float), chunk) / chunk, 0)
+
+
 def where(cond, a, b):
     """np.where that gives back a plain Python number when everything is scalar (tidy JSON and text)."""
     r = np.where(cond, a, b)

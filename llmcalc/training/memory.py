@@ -26,6 +26,7 @@ from .activations import stage_activation_bytes, tensor_table
 from .layout import (
     Layout,
     check_layout,
+    check_recompute_layers,
     is_sweep,
     masked_sweep,
     microbatches,
@@ -263,7 +264,7 @@ DEFAULT_OPTIMIZER = "adam-fp32-grads"  # Megatron-Core's bf16 convention: fp32 m
 def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batch=1, seq=2048,
                     recompute="none", optimizer: str = DEFAULT_OPTIMIZER, global_batch=None, flash: bool = True,
                     dropout: bool = False, lora: LoRA | None = None, act_bytes: int = 2,
-                    reserve: float | None = None) -> Result:
+                    reserve: float | None = None, recompute_layers=None) -> Result:
     """Peak memory per GPU for training ``m`` under ``layout`` (worst pipeline stage), and whether it fits in
     the device memory less ``reserve`` (default :data:`llmcalc.core.checks.MEMORY_RESERVE`, the rule fit and
     serve use too).
@@ -275,6 +276,7 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
     Numeric arguments (layout degrees, zero, micro_batch, seq, global_batch, recompute codes) may be numpy
     arrays: the result's data then holds arrays and a boolean ``valid`` mask instead of raising."""
     rc = recompute_code(recompute)
+    check_recompute_layers(rc, recompute_layers)
     valid = check_layout(m, layout, micro_batch=micro_batch, seq=seq, global_batch=global_batch)
     o = optimizer_bytes(optimizer)
     mb = None if global_batch is None else microbatches(layout, micro_batch, global_batch)
@@ -294,7 +296,7 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
     gathered = zero3_gathered_bytes(m, layout, o, lora, None if pa is None else pa.value)
     figs.append(gathered)
     acts = stage_activation_bytes(m, layout, micro_batch, seq, recompute=rc, microbatches=mb, flash=flash,
-                                  dropout=dropout, act_bytes=act_bytes)
+                                  dropout=dropout, act_bytes=act_bytes, recompute_layers=recompute_layers)
     figs.append(acts["layer"])
     stage_totals = {}
     has_middle = where(np.asarray(layout.pp) > 2, 1, 0)  # a middle stage exists only for pp > 2

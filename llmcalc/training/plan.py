@@ -8,12 +8,13 @@ Space (each dimension enumerated only where it divides what it must):
 - CP: powers of two up to ``max_cp`` where 2·cp splits the sequence (Megatron-Core load balancing);
 - DP: the rest; EP (MoE only): divisors of the experts that divide DP (expert-TP = TP in our engine);
 - micro-batch: divisors of global_batch/DP (every DP rank runs whole micro-batches);
-- ZeRO 0-3 over DP×CP (stage 1 = Megatron's distributed optimizer), recompute none/selective/full.
+- ZeRO 0-3 over DP×CP (stage 1 = Megatron's distributed optimizer), recompute none/selective/full, and
+  full recompute of only the fewest first layers per stage that make a layout fit (Megatron-Core block method).
 
 Every candidate goes through the same :func:`training_memory` and :func:`training_step` the
 ``memory`` and ``step`` commands use, as ONE vectorised call each: memory first on everything that
-divides, step only on what fits (memory pruning). Not searched: optimizer offload, first-k-layer
-recompute, expert-TP different from TP, DualPipe (the step model times 1F1B/interleaved schedules).
+divides, step only on what fits (memory pruning). Not searched: optimizer offload, expert-TP different from
+TP, DualPipe (the step model times 1F1B/interleaved schedules).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from .layout import RECOMPUTE_CODES, RECOMPUTE_NAMES, Layout, check_layout, desc
 from .memory import DEFAULT_OPTIMIZER, training_memory
 from .step import training_step
 
-DIMS = ("gpus", "tp", "pp", "v", "cp", "dp", "ep", "mb", "zero", "rc", "sp")
+DIMS = ("gpus", "tp", "pp", "v", "cp", "dp", "ep", "mb", "zero", "rc", "sp", "rk")
+RC_LABELS = {0: "no-rc", 1: "sel-rc", 2: "full-rc"}  # 3: full recompute of the first rk layers per stage
 OBJECTIVES = {"time": "tokens/s (fastest run)", "cost": "tokens/s per GPU (cheapest run; $ ∝ GPU-hours)",
               "mfu": "MFU (model FLOPs utilisation)"}
 DAY_S = 86400.0
@@ -158,37 +160,105 @@ def layout_label(m: Model, row: dict) -> str:
         parts.append(f"CP{row['cp']}")
     if row["ep"] > 1:
         parts.append(f"EP{row['ep']}")
-    parts += [f"DP{row['dp']}", f"mb{row['mb']}", f"ZeRO-{row['zero']}", {0: "no-rc", 1: "sel-rc", 2: "full-rc"}
-              [row["rc"]]]
+    rc = RC_LABELS.get(row["rc"]) or f"rc-first{row.get('rk', 0)}"
+    parts += [f"DP{row['dp']}", f"mb{row['mb']}", f"ZeRO-{row['zero']}", rc]
     return " ".join(parts)
 
 
 def evaluate(m: Model, hw: Hardware, arr: dict, *, global_batch: int, seq: int, optimizer: str = DEFAULT_OPTIMIZER,
              dtype: str = "bf16", compute_efficiency: float | None = None, efficiency=None,
              attention: str = "flash", tp_comm_overlap: bool = False,
-             reserve: float | None = None) -> dict[str, np.ndarray]:
+             reserve: float | None = None, first_k: bool = True) -> dict[str, np.ndarray]:
     """Memory for every candidate (one vectorised call), then step for those that fit (a second one). Fitting
     means the same as for `llmcalc memory`: the need within the memory less the reserve."""
+    arr = dict(arr, rk=np.zeros_like(arr["tp"]))
     lay = _layout(arr)
     mem = training_memory(m, hw, lay, micro_batch=arr["mb"], seq=seq, recompute=arr["rc"], optimizer=optimizer,
                           global_batch=global_batch, reserve=reserve)
     need = np.broadcast_to(np.asarray(mem.data["total_bytes"], float), arr["tp"].shape)
-    fits = np.broadcast_to(np.asarray(mem.data["valid"]), need.shape) & (need <= mem.data["usable_bytes"])
+    valid = np.broadcast_to(np.asarray(mem.data["valid"]), need.shape)
+    fits = valid & (need <= mem.data["usable_bytes"])
     out = {k: v[fits] for k, v in arr.items()}
     out["memory_bytes"] = need[fits]
-    if not fits.any():
-        return out | {k: np.zeros(0) for k in ("step_time_s", "tokens_per_s", "mfu", "bubble_s", "exposed_comm_s",
-                                               "compute_s")}
-    st = training_step(m, hw, _layout(out), global_batch=global_batch, micro_batch=out["mb"], seq=seq,
-                       gpus=out["gpus"], recompute=out["rc"], compute_efficiency=compute_efficiency, dtype=dtype,
-                       efficiency=efficiency, attention=attention, tp_comm_overlap=tp_comm_overlap,
-                       check_memory=False)  # memory was checked above, for every candidate at once
+    common = dict(optimizer=optimizer, reserve=reserve)
+    partial = None if not first_k else _first_k(m, hw, arr, mem, fits & (arr["rc"] == 2), global_batch=global_batch,
+                                                 seq=seq, **common)
+    timing = dict(compute_efficiency=compute_efficiency, dtype=dtype, efficiency=efficiency, attention=attention,
+                  tp_comm_overlap=tp_comm_overlap)
+    out = _timed(m, hw, out, global_batch=global_batch, seq=seq, **timing)
+    if partial is not None:
+        pt = _timed(m, hw, partial, global_batch=global_batch, seq=seq, **timing)
+        out = {k: np.concatenate([out[k], pt[k]]) for k in out}
+    return out
+
+
+TIMED = ("step_time_s", "tokens_per_s", "mfu", "bubble_s", "exposed_comm_s", "compute_s")
+
+
+def _timed(m: Model, hw: Hardware, out: dict, *, global_batch: int, seq: int, **timing) -> dict:
+    """Step time etc. for candidates that fit (one vectorised call); rows rc = 3 recompute their first rk layers."""
     n = len(out["tp"])
-    for k in ("step_time_s", "tokens_per_s", "mfu", "bubble_s", "exposed_comm_s", "compute_s"):
+    if n == 0:
+        return out | {k: np.zeros(0) for k in TIMED}
+    first_k = bool(np.any(out["rc"] == 3))
+    st = training_step(m, hw, _layout(out), global_batch=global_batch, micro_batch=out["mb"], seq=seq,
+                       gpus=out["gpus"], recompute=np.where(out["rc"] == 3, 2, out["rc"]),
+                       recompute_layers=out["rk"] if first_k else None, check_memory=False, **timing)
+    out = dict(out)  # memory was checked by the caller, for every candidate at once
+    for k in TIMED:
         out[k] = np.broadcast_to(np.asarray(st.data[k], float), (n,)).copy()
     ok = np.broadcast_to(np.asarray(st.data["valid"]), (n,)) & np.isfinite(out["step_time_s"]) & (
         out["step_time_s"] > 0)
     return {k: v[ok] for k, v in out.items()}
+
+
+def _first_k(m: Model, hw: Hardware, arr: dict, mem: Result, full_fits: np.ndarray, *, global_batch: int, seq: int,
+             optimizer: str, reserve) -> dict | None:
+    """For every candidate whose full-recompute version fits: the fewest layers k per stage (per virtual chunk)
+    that, recomputed in full, make it fit (Megatron-Core --recompute-method block --recompute-num-layers k). Each
+    stage's memory is linear in k up to its chunk size c = Ls/v, so k comes in closed form from the full-recompute
+    totals and one more evaluation at k = 1. Rows with k < the largest chunk are new candidates (rc = 3)."""
+    from .layout import stage_layers
+
+    idx = np.flatnonzero(full_fits)
+    if len(idx) == 0:
+        return None
+    sub = {k: v[idx] for k, v in arr.items()}
+    lay = _layout(sub)
+    one = training_memory(m, hw, lay, micro_batch=sub["mb"], seq=seq, recompute=2, optimizer=optimizer,
+                          global_batch=global_batch, reserve=reserve, recompute_layers=1)
+    usable = one.data["usable_bytes"]
+    sl = stage_layers(m.n_layers, lay)
+    k_need = np.ones(len(idx))
+    for stage in ("first", "middle", "last"):
+        full_t = np.broadcast_to(np.asarray(mem[f"{stage}_stage/total"].value, float), full_fits.shape)[idx]
+        one_t = np.broadcast_to(np.asarray(one[f"{stage}_stage/total"].value, float), idx.shape)
+        c = np.broadcast_to(np.asarray(sl[stage], float), idx.shape) / sub["v"]
+        slope = np.where(c > 1, (one_t - full_t) / np.maximum(c - 1, 1), 0.0)  # bytes saved per extra layer
+        with np.errstate(divide="ignore", invalid="ignore"):
+            k = np.where(one_t <= usable, 1, 1 + np.ceil((one_t - usable) / np.where(slope > 0, slope, np.inf)))
+        k_need = np.maximum(k_need, np.where(np.isfinite(k), k, np.inf))
+    c_max = np.broadcast_to(np.asarray(sl["max"], float), idx.shape) / sub["v"]
+    keep = np.isfinite(k_need) & (k_need < c_max)  # k = c_max is plain full recompute, already a candidate
+    one_layer = keep & (k_need == 1)
+    if one_layer.any():  # k = 1 only where recomputing nothing would not fit (else "none" dominates it)
+        j = np.flatnonzero(one_layer)
+        s1 = {k: v[j] for k, v in sub.items()}
+        none = training_memory(m, hw, _layout(s1), micro_batch=s1["mb"], seq=seq, recompute=0, optimizer=optimizer,
+                               global_batch=global_batch, reserve=reserve)
+        keep[j] &= np.broadcast_to(np.asarray(none.data["total_bytes"], float), j.shape) > none.data["usable_bytes"]
+    if not keep.any():
+        return None
+    sub = {k: v[keep] for k, v in sub.items()}
+    sub["rc"] = np.full_like(sub["rc"], 3)
+    sub["rk"] = k_need[keep].astype(np.int64)
+    chk = training_memory(m, hw, _layout(sub), micro_batch=sub["mb"], seq=seq, recompute=2, optimizer=optimizer,
+                          global_batch=global_batch, reserve=reserve, recompute_layers=sub["rk"])
+    need = np.broadcast_to(np.asarray(chk.data["total_bytes"], float), sub["tp"].shape)
+    ok = need <= chk.data["usable_bytes"]  # the closed form, checked by the memory model itself
+    sub = {k: v[ok] for k, v in sub.items()}
+    sub["memory_bytes"] = need[ok]
+    return sub if len(sub["tp"]) else None
 
 
 def _score(ev: dict, objective: str) -> np.ndarray:
@@ -245,7 +315,8 @@ def plan_training(m: Model, hw: Hardware, *, gpus, global_batch: int, seq: int, 
     space = enumerate_space(m, gpus_list, global_batch=global_batch, seq=seq, pins=pins, max_cp=max_cp)
     ev = evaluate(m, hw, space.arrays, global_batch=global_batch, seq=seq, optimizer=optimizer, dtype=dtype,
                   compute_efficiency=compute_efficiency, efficiency=efficiency, attention=attention,
-                  tp_comm_overlap=tp_comm_overlap, reserve=reserve)
+                  tp_comm_overlap=tp_comm_overlap, reserve=reserve,
+                  first_k=(pins or {}).get("rc") is None)  # a pinned recompute mode is searched as given
     n_fit = len(ev["tp"])
     budget = 1e12 if tokens is None else float(tokens)
     price = price_usd_per_hour if price_usd_per_hour is not None else hw.price_usd_per_hour
@@ -257,7 +328,9 @@ def plan_training(m: Model, hw: Hardware, *, gpus, global_batch: int, seq: int, 
              + ("" if price is not None else "; no price in the hardware entry: pass --price"),
              "same memory and step models as `llmcalc memory` / `llmcalc step` (optimizer "
              f"{optimizer}; memory excludes framework workspace and fragmentation)",
-             "not searched: optimizer offload, first-k-layer recompute, expert-TP ≠ TP, DualPipe",
+             "recompute: none, selective, full, and full on only the fewest first layers per stage that fit "
+             "(rc-firstK, Megatron-Core --recompute-method block)",
+             "not searched: optimizer offload, expert-TP ≠ TP, DualPipe",
              "efficiency: " + training_efficiency(hw, flat=compute_efficiency, profile=efficiency).describe()
              + f"; attention {attention}" + ("; TP collectives overlapped" if tp_comm_overlap else "")]
     data: dict = {"model": m.name, "hardware": hw.name, "gpus": gpus_list, "global_batch": global_batch, "seq": seq,
@@ -306,10 +379,12 @@ def best_breakdown(m: Model, hw: Hardware, row: dict, *, global_batch: int, seq:
     """The scalar step and memory Results of one planned layout (its full derivation)."""
     lay = Layout(tp=row["tp"], pp=row["pp"], dp=row["dp"], ep=row["ep"], cp=row["cp"], sp=bool(row["sp"]),
                  zero=row["zero"], interleave=row["v"])
-    rc = RECOMPUTE_NAMES[row["rc"]]
+    rc = RECOMPUTE_NAMES[min(row["rc"], 2)]
+    k = row.get("rk") if row["rc"] == 3 else None
     st = training_step(m, hw, lay, global_batch=global_batch, micro_batch=row["mb"], seq=seq, gpus=row["gpus"],
                        recompute=rc, compute_efficiency=compute_efficiency, dtype=dtype, efficiency=efficiency,
-                       attention=attention, tp_comm_overlap=tp_comm_overlap, optimizer=optimizer, reserve=reserve)
+                       attention=attention, tp_comm_overlap=tp_comm_overlap, optimizer=optimizer, reserve=reserve,
+                       recompute_layers=k)
     mem = training_memory(m, hw, lay, micro_batch=row["mb"], seq=seq, recompute=rc, optimizer=optimizer,
-                          global_batch=global_batch, reserve=reserve)
+                          global_batch=global_batch, reserve=reserve, recompute_layers=k)
     return st, mem

@@ -31,7 +31,18 @@ from ..core.errors import LlmcalcError
 from ..core.results import Result, derive
 from ..core.specs import Hardware, Model
 from .comms import comm_ledger
-from .layout import Layout, check_layout, is_sweep, masked_sweep, microbatches, recompute_code, stage_layers, where
+from .layout import (
+    Layout,
+    check_layout,
+    check_recompute_layers,
+    is_sweep,
+    masked_sweep,
+    microbatches,
+    recompute_code,
+    recompute_share,
+    stage_layers,
+    where,
+)
 
 SRC_BUBBLE = "Narayanan et al. 2021 §2.2: bubble fraction (p−1)/m for 1F1B, (p−1)/(v·m) interleaved"
 SRC_MFU = "Chowdhery et al. 2022 (PaLM) App. B: MFU = model FLOPs per second / peak; Korthikanti et al. 2022 App. A"
@@ -106,7 +117,7 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
                   act_bytes: int = 2, grad_bytes: int = 2, efficiency=None, attention: str = "flash",
                   tp_comm_overlap: bool = False, optimizer: str = "adam-fp32-grads", reserve: float | None = None,
                   check_memory: bool = True, latency_scale: float = 1.0, overlap_grad_reduce: bool = True,
-                  overlap_param_gather: bool = False, zero3_prefetch: bool = True) -> Result:
+                  overlap_param_gather: bool = False, zero3_prefetch: bool = True, recompute_layers=None) -> Result:
     """Predicted step time, tokens/s, MFU and HFU. Numeric arguments may be numpy arrays (then ``data['valid']``
     masks impossible layouts instead of raising).
 
@@ -128,6 +139,7 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
     from ..core.efficiency import training_efficiency
 
     rc = recompute_code(recompute)
+    check_recompute_layers(rc, recompute_layers)
     valid = check_layout(m, layout, gpus=gpus, micro_batch=micro_batch, seq=seq, global_batch=global_batch)
     if attention not in ATTENTION_KERNELS:
         raise LlmcalcError(f"--attention expects flash or unfused, got {attention!r}")
@@ -135,10 +147,13 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
     peak = hw.peak(dtype)
     n_gpus = layout.gpus if gpus is None else gpus
     f_model, f_hw, f_head, ex = flops_per_sequence(m, seq, causal=causal, extras=True)
-    f_hw = where(np.asarray(rc) == 2, f_hw[2], where(np.asarray(rc) == 1, f_hw[1], f_hw[0]))
+    # Full recompute of only the first k layers of each stage re-runs the forward of those k (Megatron-Core block
+    # method): the slowest stage's share k/(Ls/v) of the full-recompute FLOPs.
+    share = recompute_share(rc, recompute_layers, stage_layers(m.n_layers, layout)["max"], layout.interleave)
+    f_hw = where(np.asarray(rc) == 1, f_hw[1], f_hw[0] + share * (f_hw[2] - f_hw[0]))
     comm = comm_ledger(m, hw, layout, micro_batch=micro_batch, seq=seq, global_batch=global_batch,
                        recompute=rc, link_efficiency=link_efficiency, act_bytes=act_bytes, grad_bytes=grad_bytes,
-                       latency_scale=latency_scale)
+                       latency_scale=latency_scale, recompute_layers=recompute_layers)
     c = comm.data
     mb = microbatches(layout, micro_batch, global_batch)
     figs = [
@@ -150,7 +165,7 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
     # The attention core runs forward, twice in backward and once more under any recompute; the rest of the
     # hardware FLOPs are matmuls (f_hw counts the core over the full rectangle unless ``causal``).
     core_counted = ex["core"] * (0.5 if causal else 1.0)
-    passes = 3 + where(np.asarray(rc) >= 1, 1, 0)
+    passes = 3 + where(np.asarray(rc) == 1, 1, share)
     core_exec_share = 0.5 if attention == "flash" else 1.0
     core = derive("flops/attention_core_executed", "passes*Fcore*share", "FLOP",
                   SRC_FLASH if attention == "flash" else SRC_UNFUSED,
@@ -233,7 +248,8 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
         from .memory import training_memory
 
         mem = training_memory(m, hw, layout, micro_batch=micro_batch, seq=seq, recompute=rc, optimizer=optimizer,
-                              global_batch=global_batch, act_bytes=act_bytes, reserve=reserve)
+                              global_batch=global_batch, act_bytes=act_bytes, reserve=reserve,
+                              recompute_layers=recompute_layers)
         fits = mem.data["fits"]
     hypo = "" if fits is True else (" — HYPOTHETICAL, the layout does not fit" if fits is False else
                                     " (where the layout fits)")

@@ -18,6 +18,8 @@ MICRO = typer.Option(1, "--micro-batch", "-b", help="Micro-batch size (sequences
 SEQ = typer.Option(2048, "--seq", "-L", help="Sequence length (tokens).")
 GLOBAL = typer.Option(None, "--global-batch", help="Global batch (sequences per step).")
 RECOMPUTE = typer.Option("none", "--recompute", help="Activation recomputation: none, selective or full.")
+SCHEDULE = typer.Option("1f1b", "--schedule", help="Pipeline schedule: 1f1b (interleaved with -v) or dualpipe "
+                        "(DeepSeek-V3: two stages per device, EP/PP communication hidden, two parameter copies).")
 RECOMPUTE_LAYERS = typer.Option(None, "--recompute-layers", help="With --recompute full: recompute only the first k "
                                 "layers of each stage (Megatron-Core --recompute-method block --recompute-num-layers).")
 INTERLEAVE = typer.Option(1, "--interleave", "-v", help="Virtual pipeline stages per device (interleaved 1F1B).")
@@ -47,7 +49,7 @@ ZERO3_PREFETCH = typer.Option(True, "--zero3-prefetch/--no-zero3-prefetch",
 
 
 def _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave=1, gpus=None, pp_layers=None, pp_first=None,
-            pp_last=None):
+            pp_last=None, schedule="1f1b"):
     from ..core.checks import check_count
     from ..core.errors import LayoutError
     from ..training.layout import Layout, check_layout, parse_pp_layers
@@ -71,7 +73,8 @@ def _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave=1, gpus=None, pp_layers=
             raise LayoutError(f"--gpus {gpus} is not divisible by tp·pp·cp = {tp}·{pp}·{cp} = {tp * pp * cp}")
         else:
             dp = gpus // (tp * pp * cp)
-    return Layout(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp, zero=zero, interleave=interleave, **stages)
+    return Layout(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp, zero=zero, interleave=interleave,
+                  schedule=schedule.lower(), **stages)
 
 
 @app.command()
@@ -81,6 +84,7 @@ def memory(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, p
            global_batch: int = GLOBAL, recompute: str = RECOMPUTE, interleave: int = INTERLEAVE,
            pp_layers: str = PP_LAYERS, pp_first: int = PP_FIRST, pp_last: int = PP_LAST,
            optimizer: str = OPTIMIZER, reserve: float = RESERVE, recompute_layers: int = RECOMPUTE_LAYERS,
+           schedule: str = SCHEDULE,
            flash: bool = typer.Option(True, "--flash/--no-flash", help="FlashAttention (no L×L scores)."),
            dropout: bool = typer.Option(False, "--dropout", help="Count dropout masks (GPT-3-style blocks)."),
            lora_rank: int = typer.Option(None, "--lora-rank", help="Train LoRA adapters of this rank."),
@@ -96,7 +100,7 @@ def memory(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, p
         lora = LoRA(lora_rank, tuple(t.strip() for t in lora_targets.split(",") if t.strip()), base_bits)
     m = load_model(model)
     r = training_memory(m, load_hardware(hardware), _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave, None,
-                                                                pp_layers, pp_first, pp_last),
+                                                                pp_layers, pp_first, pp_last, schedule),
                         micro_batch=micro_batch, seq=seq, recompute=recompute, optimizer=optimizer,
                         global_batch=global_batch, flash=flash, dropout=dropout, lora=lora, reserve=reserve,
                         recompute_layers=recompute_layers)
@@ -118,14 +122,15 @@ def comms(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, pp
           global_batch: int = GLOBAL, recompute: str = RECOMPUTE, interleave: int = INTERLEAVE,
           pp_layers: str = PP_LAYERS, pp_first: int = PP_FIRST, pp_last: int = PP_LAST,
           link_efficiency: float = LINK_EFF, latency_scale: float = LATENCY_SCALE,
-          recompute_layers: int = RECOMPUTE_LAYERS, as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
+          recompute_layers: int = RECOMPUTE_LAYERS, schedule: str = SCHEDULE, as_json: bool = JSON_OPT,
+          explain: bool = EXPLAIN_OPT) -> None:
     """Every collective one training step issues, per rank: bytes, link, time, overlap, and the NCCL algorithm."""
     from ..core.catalogue import load_hardware, load_model
     from ..core.units import fmt
     from ..training.comms import comm_ledger
 
     m = load_model(model)
-    lay = _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave, None, pp_layers, pp_first, pp_last)
+    lay = _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave, None, pp_layers, pp_first, pp_last, schedule)
     r = comm_ledger(m, load_hardware(hardware), lay, micro_batch=micro_batch, seq=seq,
                     global_batch=global_batch, recompute=recompute, link_efficiency=link_efficiency,
                     latency_scale=latency_scale, recompute_layers=recompute_layers)
@@ -152,6 +157,7 @@ def step(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, gpus: int = GPUS,
          dp: int = DP, ep: int = EP, cp: int = CP, zero: int = ZERO, sp: bool = SP, micro_batch: int = MICRO,
          seq: int = SEQ, global_batch: int = typer.Option(..., "--global-batch", help="Sequences per step."),
          recompute: str = RECOMPUTE, recompute_layers: int = RECOMPUTE_LAYERS, interleave: int = INTERLEAVE,
+         schedule: str = SCHEDULE,
          pp_layers: str = PP_LAYERS, pp_first: int = PP_FIRST, pp_last: int = PP_LAST,
          compute_efficiency: float = typer.Option(None, "--compute-efficiency",
                                                   help="Fraction of the dense peak that compute reaches."),
@@ -183,7 +189,7 @@ def step(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, gpus: int = GPUS,
         from ..core.efficiency import load_profile
 
         eff = load_profile(profile, hw)
-    lay = _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave, gpus, pp_layers, pp_first, pp_last)
+    lay = _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave, gpus, pp_layers, pp_first, pp_last, schedule)
     r = training_step(m, hw, lay, global_batch=global_batch,
                       micro_batch=micro_batch, seq=seq, gpus=gpus, recompute=recompute,
                       compute_efficiency=compute_efficiency, link_efficiency=link_efficiency, causal=causal,

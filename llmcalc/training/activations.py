@@ -227,7 +227,11 @@ def stage_activation_bytes(m: Model, layout, micro_batch, seq, *, recompute=0, m
     def share(ls):  # the fraction of a stage's layers stored as their input only (block-method recompute)
         return recompute_share(recompute, recompute_layers, ls, vv)
 
+    dual = layout.schedule == "dualpipe"
+
     def chunks(r):  # layers' worth per stage layer in flight: micro-batches (v = 1) or chunks / v
+        if dual:  # DeepSeek-V3 Table 2: DualPipe keeps PP + 1 micro-batches of activations on every device
+            return where(True, np.minimum(p + 1, m_cap), 0)
         one_f1b = where(True, np.minimum(p - r, m_cap), 0)
         return where(np.asarray(vv) > 1, ((vv - 1) * p + 2 * (p - r - 1) + 1) / vv, one_f1b)
 
@@ -250,10 +254,10 @@ def stage_activation_bytes(m: Model, layout, micro_batch, seq, *, recompute=0, m
     # schedules.py: num_warmup_microbatches = (p − rank − 1)·2 + (v − 1)·p), so it holds (v−1)·p + 1 chunks
     # of Ls/v layers; v = 1 gives one micro-batch of its Ls layers.
     last = derive("activations/last_stage",
-                  f"Ls/v*((v - 1)*pp + 1)*{stored} + ws*A + 4*B*L*V/tp + e*B*L*D/sdiv", "B",
+                  f"Ls*inflight*{stored} + ws*A + 4*B*L*V/tp + e*B*L*D/sdiv", "B",
                   "last stage: (v−1)·p + 1 chunks of Ls/v layers in flight (Narayanan et al. 2021 §2.2.2; "
                   "Megatron-LM schedules.py interleaved warm-up count); fp32 logits 4·sbv/t "
                   "(Korthikanti et al. 2022 §4.3)",
-                  label="activations, last stage (incl. fp32 logits)", Ls=sl["last"], V=m.vocab_size, tp=t, v=vv,
-                  pp=p, full=share(sl["last"]), **common)
+                  label="activations, last stage (incl. fp32 logits)", Ls=sl["last"], V=m.vocab_size, tp=t,
+                  inflight=chunks(p - 1) if dual else ((vv - 1) * p + 1) / vv, full=share(sl["last"]), **common)
     return {"layer": per_layer, "first": first, "middle": middle, "last": last}

@@ -34,6 +34,7 @@ from ..core.specs import Model
 
 RECOMPUTE_CODES = {"none": 0, "selective": 1, "full": 2}
 RECOMPUTE_NAMES = {v: k for k, v in RECOMPUTE_CODES.items()}
+SCHEDULES = ("1f1b", "dualpipe")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class Layout:
     pp_first: Any = None  # layers on the first stage (Megatron-Core --decoder-first-pipeline-num-layers)
     pp_last: Any = None  # layers on the last stage (--decoder-last-pipeline-num-layers)
     pp_layers: tuple[int, ...] | None = None  # explicit layers per stage, first to last (scalar layouts only)
+    schedule: str = "1f1b"  # pipeline schedule: "1f1b" (interleaved when v > 1) or "dualpipe" (DeepSeek-V3 §3.2.1)
 
     @property
     def gpus(self):
@@ -296,6 +298,17 @@ def check_layout(model: Model, layout: Layout, *, gpus=None, micro_batch=1, seq=
         + (f" (stages of {describe_stages(L, layout)} layers)" if not is_sweep(p, v) and np.any(sl["uneven"])
            else ""))
     bad((np.asarray(v) > 1) & (np.asarray(p) < 2), f"--interleave {fmt_input(v)} needs --pp of at least 2")
+    if layout.schedule not in SCHEDULES:
+        raise LayoutError(f"--schedule expects one of {', '.join(SCHEDULES)}, got {plain(layout.schedule)}")
+    if layout.schedule == "dualpipe":  # DeepSeek-V3 §3.2.1: "the pipeline stages and micro-batches be divisible by 2"
+        bad((np.asarray(p) < 2) | (np.asarray(p) % 2 != 0) | (np.asarray(v) != 1),
+            f"--schedule dualpipe needs an even --pp of at least 2 and no --interleave (got --pp {fmt_input(p)}, "
+            f"--interleave {fmt_input(v)}); DualPipe runs two stages per device in opposite directions")
+        if global_batch is not None:
+            per = np.maximum(np.asarray(micro_batch, float) * np.asarray(d, float), 1)
+            bad(np.floor(np.asarray(global_batch, float) / per) % 2 != 0,
+                f"--schedule dualpipe needs an even number of micro-batches per DP rank: --global-batch "
+                f"{fmt_input(global_batch)} / (--micro-batch {fmt_input(micro_batch)} · dp {fmt_input(d)}) is odd")
     if model.moe:
         bad(model.moe.n_experts % np.maximum(e, 1) != 0,
             f"--ep {fmt_input(e)} does not divide the {model.moe.n_experts} experts of {name}")

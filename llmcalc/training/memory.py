@@ -257,6 +257,9 @@ def _states(prefix: str, dense, experts, layout: Layout, o: OptimizerBytes, lora
                    s=o.states, **v)]
 
 
+SRC_DUALPIPE = ("DeepSeek-V3 report §3.2.1 and Table 2: DualPipe keeps two copies of the model parameters "
+                "(weights and their gradients here; the optimizer updates one set) and PP + 1 micro-batches of "
+                "activations")
 DEFAULT_OPTIMIZER = "adam-fp32-grads"  # Megatron-Core's bf16 convention: fp32 main grads, 18 B/param
 
 
@@ -303,6 +306,9 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
     for stage in ("first", "middle", "last"):
         states = _states(f"{stage}_stage", sp[stage].value, sp[f"experts_{stage}"].value, layout, o, lora,
                          None if pa is None else pa.value, linear_per_layer * sl[stage])
+        if layout.schedule == "dualpipe":  # DeepSeek-V3 §3.2.1, Table 2: "two copies of the model parameters"
+            states = [derive(f.key, "2*x", "B", SRC_DUALPIPE, label=f"{f.name} (DualPipe: two copies)", x=f.value)
+                      for f in states[:2]] + states[2:]
         act = acts[stage]
         tot = derive(f"{stage}_stage/total", "has*(weights + grads + optimizer + gathered) + activations", "B",
                      "sum of the rows above", label=f"{stage} stage total", weights=states[0].value,

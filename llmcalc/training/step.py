@@ -45,6 +45,8 @@ from .layout import (
 )
 
 SRC_BUBBLE = "Narayanan et al. 2021 §2.2: bubble fraction (p−1)/m for 1F1B, (p−1)/(v·m) interleaved"
+SRC_DUALPIPE = ("DeepSeek-V3 report (arXiv 2412.19437) §3.2.1, Table 2: DualPipe bubble (PP/2 − 1)(F&B + B − 3W), "
+                "computation-communication overlap of paired forward and backward chunks")
 SRC_MFU = "Chowdhery et al. 2022 (PaLM) App. B: MFU = model FLOPs per second / peak; Korthikanti et al. 2022 App. A"
 
 
@@ -200,14 +202,22 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
                      "each DP replica's sequences through the slowest stage, shared by its tp·cp GPUs",
                      label="compute (slowest stage)", gb=global_batch, dp=layout.dp, Tseq=stage.value, tp=layout.tp,
                      cp=layout.cp)
-    bubble = derive("pipeline/bubble_fraction", "(pp - 1)/(v*m)", "ratio", SRC_BUBBLE,
-                    label="pipeline bubble / ideal time", pp=layout.pp, v=layout.interleave, m=mb)
     k = c["by_overlap_s"]
     z = lambda key: k.get(key, 0.0)  # noqa: E731 - a missing kind moved nothing
     # Forward share of the hardware FLOPs (model FLOPs are 3 x forward; recomputation is part of the backward)
     fwd = derive("time/forward_share", "Fm/3/Fh", "ratio", "forward = 1/3 of model FLOPs (Kaplan et al. 2020 "
                  "§2.1); recomputation runs inside the backward", label="forward share of the compute",
                  Fm=f_model, Fh=f_hw)
+    dual = layout.schedule == "dualpipe"
+    if dual:
+        # DeepSeek-V3 Table 2: bubble (PP/2 − 1)(F&B + B − 3W) per step, F&B = an overlapped forward + full
+        # backward chunk (= F + B in compute), B = full backward, W = its weight half (Qi et al. 2023: input and
+        # weight gradients cost the same). Per micro-batch C = F + B, F = f·C: bubble = (p/2 − 1)·C·(1 + f)/2.
+        bubble = derive("pipeline/bubble_fraction", "(pp/2 - 1)*(1 + f)/(2*m)", "ratio", SRC_DUALPIPE,
+                        label="pipeline bubble / ideal time (DualPipe)", pp=layout.pp, f=fwd.value, m=mb)
+    else:
+        bubble = derive("pipeline/bubble_fraction", "(pp - 1)/(v*m)", "ratio", SRC_BUBBLE,
+                        label="pipeline bubble / ideal time", pp=layout.pp, v=layout.interleave, m=mb)
     tp_exp = derive("time/tp_comm_exposed", "ov*max(tp - compute, 0) + (1 - ov)*tp", "s",
                     "TP collectives exposed unless Megatron --tp-comm-overlap (TransformerEngine userbuffers hide them "
                     "behind the GEMMs; Megatron-LM arguments.py default off)",
@@ -216,10 +226,16 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
     cp_exp = derive("time/cp_comm_exposed", "max(cp - compute, 0)", "s", "ring attention passes K,V blocks while "
                     "computing the current block (Liu et al. 2023 §3)", label="CP ring exchange exposed",
                     cp=z("cp"), compute=compute.value)
-    pipe = derive("time/pipeline_comm", "tp_exposed + ep + pp + cp_exposed", "s",
-                  "exposed TP, EP all-to-all, PP p2p (never overlapped here) and CP rows of the ledger, on every "
-                  "micro-batch's critical path", label="exposed TP/EP/PP/CP communication",
-                  tp_exposed=tp_exp.value, ep=z("ep"), pp=z("pp"), cp_exposed=cp_exp.value)
+    if dual:  # DeepSeek-V3 §3.2.1: "both all-to-all and PP communication can be fully hidden during execution"
+        pipe = derive("time/pipeline_comm", "tp_exposed + max(ep + pp - compute, 0) + cp_exposed", "s",
+                      SRC_DUALPIPE + ": EP all-to-all and PP p2p overlap the paired chunk's compute",
+                      label="exposed TP/EP/PP/CP communication", tp_exposed=tp_exp.value, ep=z("ep"), pp=z("pp"),
+                      compute=compute.value, cp_exposed=cp_exp.value)
+    else:
+        pipe = derive("time/pipeline_comm", "tp_exposed + ep + pp + cp_exposed", "s",
+                      "exposed TP, EP all-to-all, PP p2p (never overlapped here) and CP rows of the ledger, on every "
+                      "micro-batch's critical path", label="exposed TP/EP/PP/CP communication",
+                      tp_exposed=tp_exp.value, ep=z("ep"), pp=z("pp"), cp_exposed=cp_exp.value)
     bub_t = derive("time/bubble", "b*(compute + comm)", "s", SRC_BUBBLE, label="pipeline bubble",
                    b=bubble.value, compute=compute.value, comm=pipe.value)
     gl, ge, pg, zf, zb = z("grad_last"), z("grad_each"), z("param_gather"), z("zero3_fwd"), z("zero3_bwd")

@@ -284,3 +284,34 @@ def test_prefill_flops_causal_and_last_position_logits():
     matmul = 8_030_261_248 - 2 * 128_256 * 4_096 - 266_240
     expected = 2 * matmul * L + 32 * 4 * L * (L / 2) * 32 * 128 + 2 * 4096 * 128_256
     assert step(dep, 1, L, L, prefill=True)["flops_per_gpu"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_deepseek_v3_tp8_reads_its_replicated_weights_on_every_gpu():
+    """vLLM (model_executor/models/deepseek_v2.py) keeps q_a_proj, kv_a_proj_with_mqa, the MoE gate and the RMSNorms
+    whole on every TP rank. DeepSeek-V3 (config_671B.json: dim 7168, 61 layers, 58 MoE, q_lora_rank 1536,
+    kv_lora_rank 512, rope dim 64, 256 experts), fp8 (1 B/weight), TP 8: each GPU reads 7/8 of them on top of
+    its 1/8 share of everything else."""
+    m, h = load_model("deepseek-v3"), load_hardware("h200-sxm")
+    down = 61 * 7168 * (1536 + 512 + 64)  # q_a_proj + kv_a_proj_with_mqa
+    router = 58 * 7168 * 256
+    norms = 61 * (2 * 7168 + 1536 + 512) + 7168
+    extra = (down + router + norms) * 7 / 8
+    assert extra == pytest.approx(902_041_728)
+    one = Deployment(m, h, tp=1, weights="fp8")
+    eight = Deployment(m, h, tp=8, weights="fp8")
+    for tokens in (1, 64):
+        assert eight.weights_read_per_gpu(tokens) == pytest.approx(one.weights_read_per_gpu(tokens) / 8 + extra)
+    assert eight.weight_bytes_per_gpu == pytest.approx(one.weight_bytes / 8 + extra)
+    r = latency(eight, 1, 1024, 16)
+    assert r.value("replicated_weight_bytes_per_gpu") == pytest.approx(extra)
+
+
+def test_kv_projections_are_replicated_when_tp_exceeds_the_kv_heads():
+    # vLLM QKVParallelLinear: each rank keeps max(1, G/tp) KV heads. Llama-3.1-8B (32 layers, D 4096, G 8, K 128) at
+    # tp 16: one whole KV head per rank = 32 x 4096 x 2 x 128 params, against an even share of 32 x 4096 x 2 x 8 x
+    # 128 / 16; bf16. Norms (2 per layer + final, 4096 each) are whole too.
+    m, h = load_model("llama-3.1-8b"), load_hardware("h100-sxm")
+    kv = 32 * 4096 * 2 * 128 - 32 * 4096 * 2 * 8 * 128 / 16
+    norms = (2 * 32 + 1) * 4096 * 15 / 16
+    dep = Deployment(m, h, tp=16)
+    assert dep.weight_bytes_per_gpu == pytest.approx(dep.weight_bytes / 16 + (kv + norms) * 2)

@@ -181,8 +181,17 @@ class Deployment:
         return self._weights()["weight_bytes"]
 
     @property
+    def replicated_bytes_per_gpu(self) -> float:
+        """Bytes each rank holds (and reads every step) beyond its 1/tp share: norms, MoE router, MLA down-
+        projections, K/V projections when tp > G (llmcalc.inference.kv.tp_replicated_params; vLLM's sharding)."""
+        from .kv import tp_replicated_params
+
+        return sum(tp_replicated_params(self.model, self.tp).values()) * self._weights()["bits_per_weight"] / 8
+
+    @property
     def weight_bytes_per_gpu(self) -> float:
-        return self.weight_bytes / self.tp  # TP shards every matrix, vocabulary-parallel embeddings included
+        # TP shards the matrices (vocabulary-parallel embeddings included); the replicated weights are whole
+        return self.weight_bytes / self.tp + self.replicated_bytes_per_gpu
 
     def _read_parts(self) -> tuple[float, float]:
         """(bytes read every step, bytes of ONE routed expert of one layer)."""
@@ -210,7 +219,7 @@ class Deployment:
         """Weight bytes one GPU reads in a step over ``tokens`` tokens (embedding rows are gathered, not read)."""
         always, per_expert = self._read_parts()
         moe = self.model.n_moe_layers * self.experts_touched(tokens) * per_expert
-        return (always + moe) / self.tp
+        return (always + moe) / self.tp + self.replicated_bytes_per_gpu
 
     def kv_per_token_per_gpu(self) -> float:
         a = self.model.attention
@@ -463,6 +472,14 @@ def latency(dep: Deployment, batch=1, prompt=128, output=128, reserve: float = 0
         figs.append(derive("experts_touched", "E*(1 - (1 - k/E)**T)", "expert", SRC_MOE_READ,
                            label="experts read per MoE layer per decode step", E=m.moe.n_experts,
                            k=m.moe.top_k, T=batch))
+    if dep.tp > 1:
+        from .kv import SRC_REPLICATED, tp_replicated_params
+
+        rep = tp_replicated_params(m, dep.tp)
+        figs.append(derive("replicated_weight_bytes_per_gpu", "(" + " + ".join(_ident(k) for k in rep) + ")*bpw/8",
+                           "B", SRC_REPLICATED + "; extra params = whole x (1 - 1/tp), K/V x (1/G - 1/tp)",
+                           label="weights every TP rank holds beyond its 1/tp share (read each step)",
+                           bpw=dep._weights()["bits_per_weight"], **{_ident(k): v for k, v in rep.items()}))
     w_gpu = dep.weight_bytes_per_gpu
     final_ctx = np.asarray(prompt) + np.asarray(output)
     kv = np.asarray(batch) * kv_bytes_per_request_per_gpu(m, final_ctx, dep.kv_dtype, dep.tp)
@@ -510,6 +527,11 @@ def latency(dep: Deployment, batch=1, prompt=128, output=128, reserve: float = 0
                  f"{fmt(dep.hw.memory_bytes * (1 - reserve), 'B')} usable ({reserve:.0%} reserved) — {title} "
                  "(latencies below are hypothetical)")
     return Result(title, tuple(figs), tuple(notes), data)
+
+
+def _ident(part: str) -> str:
+    """'moe/router' -> 'moe_router' (a name a derive formula can use)."""
+    return part.replace("/", "_")
 
 
 def _show(v) -> str:

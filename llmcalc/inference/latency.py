@@ -41,15 +41,28 @@ ACT_BYTES = 2  # activations all-reduced in 16 bit (Megatron, TensorRT-LLM); 4 w
 # Per-decode-step fixed overhead: kernel launches. A Llama-style layer launches ~10 kernels at decode besides
 # its all-reduces (fused add+RMSNorm, QKV GEMM, rotary, KV-cache write, attention, O GEMM, add+RMSNorm,
 # gate/up GEMM, SiLU·mul, down GEMM: vLLM's LlamaDecoderLayer); count is a judgement for other blocks.
+# The engine default is ONE formula, Deployment.decode_overhead_s = layers x KERNELS_PER_LAYER x per-kernel cost;
+# llmcalc.rl adds its own fitted scheduler/sampling overhead (RLSettings.decode_step_overhead_s) on top of it.
 KERNELS_PER_LAYER = 10
-# Eager launch: ~4-6 µs of CPU work per cudaLaunchKernel (susun-blog.com "pegainfer (3): From Launch Overhead
-# to CUDA Graph", measured 4-6 µs; learnaivisually.com CUDA-graphs module: ~5 µs on A100) -> 5 µs.
-KERNEL_OVERHEAD_EAGER_S = 5e-6
+# Bare eager launch, one kernel: ~4-6 µs of CPU work per cudaLaunchKernel (susun-blog.com "pegainfer (3): From
+# Launch Overhead to CUDA Graph", measured 4-6 µs; learnaivisually.com CUDA-graphs module: ~5 µs on A100) -> 5 µs.
+# Used where one kernel is timed alone (the custom all-reduce below; the vLLM no-CUDA-graph all-reduce cases).
+KERNEL_LAUNCH_EAGER_S = 5e-6
+# Eager decode step: CALIBRATED effective fixed cost per kernel of a decode step, 8 µs. Fitted on ONE row:
+# TensorRT-LLM v0.5 GPT-J 6B
+# FP16 on A100 SXM 80GB, batch 1, input 128: 111 tok/s = 9.01 ms/token (docs/source/blogs/H100vsA100.md), whose
+# memory-bound step (weights + KV / (2.039 TB/s x 0.85)) is 6.80 ms: (9.01 - 6.80) ms / (28 layers x 10 kernels)
+# = 7.9 µs. Those rows ran eagerly: gptSessionBenchmark's --enable_cuda_graph is opt-in (NVIDIA/TensorRT-LLM
+# benchmarks/cpp/gptSessionBenchmark.cpp, 2023). HELD OUT: the same table's H100 SXM FP8 row (185 tok/s = 5.41
+# ms/token): we give 4.40 ms, -19% (tests/test_inference.py, validation case inference-trtllm-gptj-h100-bs1-eager).
+# It lies above the bare launch cost (KERNEL_LAUNCH_EAGER_S) because it also carries the GPU-side ramp and tail of
+# each small kernel and the per-step sampling, spread per kernel.
+KERNEL_OVERHEAD_EAGER_S = 8e-6
 # CUDA graph replay launches the step once; what remains per dependent kernel is the GPU-side gap, ~1 µs
-# (judgement, not a measurement we could cite).
+# (judgement, not a measurement we could cite; no published graph-mode batch-1 row to calibrate on).
 KERNEL_OVERHEAD_GRAPH_S = 1e-6
-SRC_OVERHEAD = ("kernel launches: layers × 10 kernels × 5 µs eager (measured CPU launch cost 4-6 µs, pegainfer blog) "
-                "or × 1 µs with CUDA graphs (judgement)")
+SRC_OVERHEAD = ("kernel launches: layers × 10 kernels × 8 µs eager (calibrated on TensorRT-LLM v0.5 GPT-J A100 "
+                "batch 1, held out on H100 FP8: -19%) or × 1 µs with CUDA graphs (judgement)")
 SRC_CUSTOM_AR = ("one-shot custom all-reduce (vLLM custom_all_reduce, TensorRT-LLM oneshot): every rank reads the "
                  "n−1 peers' buffers over NVLink, (n−1)·S at link bw·eff, two flag barriers (2 NVLink hops, "
                  "tuning.cc ring Simple hop latency) and one kernel launch; two-shot (reduce-scatter + all-gather "
@@ -66,7 +79,7 @@ def custom_allreduce(dep, nbytes, nccl):
     n = dep.tp
     bw = up.ring_bw_per_direction(n) * dep.eff.link
     hop = up.hop_latency_s("ring", "simple") * dep.latency_scale
-    launch = (KERNEL_OVERHEAD_GRAPH_S if dep.cuda_graphs else KERNEL_OVERHEAD_EAGER_S) * dep.latency_scale
+    launch = (KERNEL_OVERHEAD_GRAPH_S if dep.cuda_graphs else KERNEL_LAUNCH_EAGER_S) * dep.latency_scale
     one = launch + 2 * hop + (n - 1) * S / bw
     two = launch + 4 * hop + 2 * (n - 1) / n * S / bw
     t = np.minimum(np.minimum(one, two), nccl.time_s)

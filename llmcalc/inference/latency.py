@@ -49,8 +49,8 @@ KERNELS_PER_LAYER = 10
 # Used where one kernel is timed alone (the custom all-reduce below; the vLLM no-CUDA-graph all-reduce cases).
 KERNEL_LAUNCH_EAGER_S = 5e-6
 # Eager decode step: CALIBRATED effective fixed cost per kernel of a decode step, 8 µs. Fitted on ONE row:
-# TensorRT-LLM v0.5 GPT-J 6B
-# FP16 on A100 SXM 80GB, batch 1, input 128: 111 tok/s = 9.01 ms/token (docs/source/blogs/H100vsA100.md), whose
+# TensorRT-LLM v0.5 GPT-J 6B FP16 on A100 SXM 80GB, batch 1, input 128: 111 tok/s = 9.01 ms/token
+# (docs/source/blogs/H100vsA100.md), whose
 # memory-bound step (weights + KV / (2.039 TB/s x 0.85)) is 6.80 ms: (9.01 - 6.80) ms / (28 layers x 10 kernels)
 # = 7.9 µs. Those rows ran eagerly: gptSessionBenchmark's --enable_cuda_graph is opt-in (NVIDIA/TensorRT-LLM
 # benchmarks/cpp/gptSessionBenchmark.cpp, 2023). HELD OUT: the same table's H100 SXM FP8 row (185 tok/s = 5.41

@@ -23,6 +23,7 @@ All workload arguments broadcast as numpy arrays.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -193,7 +194,7 @@ class Deployment:
     def weight_bytes(self) -> float:
         return self._weights()["weight_bytes"]
 
-    @property
+    @cached_property  # computed once per deployment: every step reads it (frozen dataclass: kept in __dict__)
     def replicated_bytes_per_gpu(self) -> float:
         """Bytes each rank holds (and reads every step) beyond its 1/tp share: norms, MoE router, MLA down-
         projections, K/V projections when tp > G (llmcalc.inference.kv.tp_replicated_params; vLLM's sharding)."""

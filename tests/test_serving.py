@@ -224,3 +224,46 @@ def test_catalogue_price_carries_a_date_and_price_overrides(tmp_path):
     ok = tmp_path / "h2.yaml"
     ok.write_text(src.replace("price_date: 2025-02 ", "price_date: 2025-02-01"))  # YAML reads this as a date
     assert load_hardware(str(ok)).price_date == "2025-02-01"
+
+
+def test_serve_ttft_includes_the_md1_wait_before_prefill():
+    """serve reports TTFT mean/p50/p99 with the wait before prefill of llmcalc.inference.batching: an M/D/1 queue at
+    each replica, load ρ = λ_replica·t_p. Pollaczek-Khinchine for deterministic service: W = ρ·t_p/(2(1 − ρ));
+    quantiles from P(W > t) ≈ ρ·exp(−ρ·t/W): t_q = W/ρ·ln(ρ/(1 − q)) when ρ > 1 − q, else 0."""
+    import math
+
+    from llmcalc.inference.serving import serve
+
+    d = serve(load_model("llama-3.1-8b"), load_hardware("h100-sxm"), prompt=1024, output=256, qps=20).data
+    from llmcalc.inference.latency import step
+
+    rho = d["prefill_share"]
+    assert d["tp"] == 1
+    t_p = float(step(Deployment(load_model("llama-3.1-8b"), load_hardware("h100-sxm")), 1, 1024, 1024,
+                     prefill=True)["step_s"])
+    assert rho == pytest.approx(d["qps_per_replica_at_load"] * t_p, rel=1e-3)  # λ_replica·t_p (λ interpolated)
+    w = rho * t_p / (2 * (1 - rho))
+    assert 0.01 < rho < 0.5  # this load: p99 from the tail, p50 = 0 (fewer than half the arrivals wait)
+    assert d["queue_wait_s"] == pytest.approx(w, rel=1e-9)
+    assert d["queue_wait_p99_s"] == pytest.approx(w / rho * math.log(rho / 0.01), rel=1e-9)
+    assert d["queue_wait_p50_s"] == 0
+    assert d["ttft_mean_s"] == pytest.approx(d["ttft_s"] + w, rel=1e-9)
+    assert d["ttft_p99_s"] == pytest.approx(d["ttft_s"] + d["queue_wait_p99_s"], rel=1e-9)
+    assert d["ttft_p50_s"] == pytest.approx(d["ttft_s"])
+    res = runner.invoke(app, ["serve", "llama-3.1-8b", "-H", "h100-sxm", "--qps", "20"])
+    assert res.exit_code == 0, res.output
+    assert "TTFT with queueing (p99)" in res.output and "M/D/1" in res.output
+
+
+def test_md1_wait_textbook_values():
+    # M/D/1, service 1 s: ρ = 0.5 -> mean wait 0.5·1/(2·0.5) = 0.5 s; ρ = 0.8 -> 0.8/(2·0.2) = 2 s, whose median from
+    # the exponential tail 0.8·exp(-0.8 t/2) = 0.5 is t = 2/0.8·ln(1.6) = 1.175 s
+    import math
+
+    from llmcalc.inference.batching import queue_wait, wait_quantile
+
+    assert float(queue_wait(1.0, 0.5)[0]) == pytest.approx(0.5)
+    mean = float(queue_wait(1.0, 0.8)[0])
+    assert mean == pytest.approx(2.0)
+    assert float(wait_quantile(mean, 0.8, 0.5)) == pytest.approx(2 / 0.8 * math.log(1.6))
+    assert float(wait_quantile(0.5, 0.5, 0.5)) == 0.0

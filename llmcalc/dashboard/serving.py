@@ -61,7 +61,7 @@ def render(model, hardware, s: dict) -> None:
     probe = lambda x: plan(model, hardware, x)  # noqa: E731
     with panels.section("Capacity plan", s, probe):
         r = here(model, hardware, s)
-        keys = [k for k in ("gpus", "replicas", "tp", "concurrency", "ttft_s", "tpot_s",
+        keys = [k for k in ("gpus", "replicas", "tp", "concurrency", "ttft_s", "ttft_p99_s", "tpot_s",
                             "usd_per_million_output_tokens") if k in r.keys()]
         panels.show_result(r, "serving", metrics=tuple(keys))
         if "usd_per_million_output_tokens" not in r.keys():

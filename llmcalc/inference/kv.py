@@ -41,6 +41,39 @@ def kv_heads_per_gpu(model: Model, tp: int) -> float:
     return max(a.n_kv_heads / tp, 1.0)
 
 
+SRC_REPLICATED = ("weights every TP rank holds whole, as vLLM shards them (vllm-project/vllm, model_executor/models/"
+                  "deepseek_v2.py @002d607: q_a_proj and kv_a_proj_with_mqa are ReplicatedLinear, q_a_layernorm/"
+                  "kv_a_layernorm and the layer norms RMSNorm, the MoE gate a replicated GateLinear; QKVParallelLinear "
+                  "keeps max(1, G/tp) KV heads per rank, so tp > G replicates the K/V projections)")
+
+
+def tp_replicated_params(model: Model, tp: int) -> dict[str, float]:
+    """Parameters each TP rank holds BEYOND its even 1/tp share (0 at tp = 1), by part: norms, MoE router and
+    MLA down-projections are whole on every rank (held fraction 1 instead of 1/tp); with tp > G each rank keeps
+    one whole KV head of the K/V projections (fraction 1/G instead of 1/tp). See SRC_REPLICATED."""
+    from ..model.params import param_breakdown
+
+    if tp <= 1:
+        return {}
+    parts = param_breakdown(model).data["breakdown"]
+    a, D, L = model.attention, model.d_model, model.n_layers
+    whole = {"norms": parts.get("norms", 0), "moe/router": parts.get("moe/router", 0)}
+    if a.mla:
+        x = a.mla
+        down = L * D * (x.kv_lora_rank + x.qk_rope_head_dim)  # kv_a_proj_with_mqa
+        bias = L * (x.kv_lora_rank + x.qk_rope_head_dim) if a.qkv_bias else 0
+        if x.q_lora_rank:
+            down += L * D * x.q_lora_rank  # q_a_proj
+            bias += L * x.q_lora_rank if a.qkv_bias else 0
+        whole["mla_down_proj"] = down + bias
+    extra = {k: v * (1 - 1 / tp) for k, v in whole.items() if v}
+    if not a.mla and tp > a.n_kv_heads:
+        kv_w = L * (D * a.n_kv_heads * (a.head_dim + a.v_dim) + (a.n_kv_heads * (a.head_dim + a.v_dim)
+                                                                   if a.qkv_bias else 0))
+        extra["kv_proj"] = kv_w * (1 / a.n_kv_heads - 1 / tp)
+    return extra
+
+
 def check_tp(model: Model, tp) -> None:
     """TP splits attention heads across ranks, so it must divide H; with GQA the KV heads must split
     evenly too (G % tp == 0) or be replicated whole (tp % G == 0), as Megatron-LM and vLLM require."""
@@ -252,6 +285,8 @@ def fit(model: Model, hw, weights: str | float = "bf16", group_size: int | None 
     # the weight line spells out its parts: quantised block weights at bpw, embeddings/LM head at 16 bit
     q, e16 = wb.data["quantized_params"], wb.data["embedding_params"]
     src_q = "bytes = params x bits / 8; " + (wb.assumptions[0] if wb.assumptions else "")
+    rep = sum(tp_replicated_params(model, tp).values())  # held whole by every TP rank (0 at tp 1)
+    src_rep = ("; " + SRC_REPLICATED) if rep else ""
     if ep > 1:
         from ..model.params import param_breakdown
 
@@ -260,16 +295,18 @@ def fit(model: Model, hw, weights: str | float = "bf16", group_size: int | None 
             raise LayoutError(f"--ep {ep} must divide the routed experts of {model.display_name} ({have})")
         experts = param_breakdown(model).data["breakdown"]["moe/experts"]
         figs.append(derive("weight_bytes_per_gpu",
-                           "((params_q - experts)*bpw + params_16*16)/8/(tp*pp) + experts*bpw/8/(tp*pp*ep)", "B",
+                           "((params_q - experts)*bpw + params_16*16)/8/(tp*pp) + experts*bpw/8/(tp*pp*ep)"
+                           + (" + replicated*bpw/8/pp" if rep else ""), "B",
                            "TP and PP shard every weight; EP spreads the routed experts (Lepikhin et al. 2021 "
-                           "GShard §2.2), attention and shared experts replicated across EP ranks; " + src_q,
+                           "GShard §2.2), attention and shared experts replicated across EP ranks; " + src_q + src_rep,
                            label=f"weights per GPU ({wb.data['weights']})", params_q=q, experts=experts, bpw=bpw.value,
-                           params_16=e16, tp=tp, pp=pp, ep=ep))
+                           params_16=e16, tp=tp, pp=pp, ep=ep, **({"replicated": rep} if rep else {})))
     else:
-        figs.append(derive("weight_bytes_per_gpu", "(params_q*bpw + params_16*16)/8/(tp*pp)", "B",
-                           "TP and PP shard every weight (vocabulary-parallel embeddings); " + src_q,
+        figs.append(derive("weight_bytes_per_gpu", "(params_q*bpw + params_16*16)/8/(tp*pp)"
+                           + (" + replicated*bpw/8/pp" if rep else ""), "B",
+                           "TP and PP shard every weight (vocabulary-parallel embeddings); " + src_q + src_rep,
                            label=f"weights per GPU ({wb.data['weights']})", params_q=q, bpw=bpw.value,
-                           params_16=e16, tp=tp, pp=pp))
+                           params_16=e16, tp=tp, pp=pp, **({"replicated": rep} if rep else {})))
     figs.append(derive("free_bytes_per_gpu", "usable - weights", "B", SRC_FIT, label="left for the KV cache",
                        usable=figs[0].value, weights=figs[2].value))
     free = max(figs[-1].value, 0.0)

@@ -23,6 +23,7 @@ All workload arguments broadcast as numpy arrays.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -41,15 +42,28 @@ ACT_BYTES = 2  # activations all-reduced in 16 bit (Megatron, TensorRT-LLM); 4 w
 # Per-decode-step fixed overhead: kernel launches. A Llama-style layer launches ~10 kernels at decode besides
 # its all-reduces (fused add+RMSNorm, QKV GEMM, rotary, KV-cache write, attention, O GEMM, add+RMSNorm,
 # gate/up GEMM, SiLU·mul, down GEMM: vLLM's LlamaDecoderLayer); count is a judgement for other blocks.
+# The engine default is ONE formula, Deployment.decode_overhead_s = layers x KERNELS_PER_LAYER x per-kernel cost;
+# llmcalc.rl adds its own fitted scheduler/sampling overhead (RLSettings.decode_step_overhead_s) on top of it.
 KERNELS_PER_LAYER = 10
-# Eager launch: ~4-6 µs of CPU work per cudaLaunchKernel (susun-blog.com "pegainfer (3): From Launch Overhead
-# to CUDA Graph", measured 4-6 µs; learnaivisually.com CUDA-graphs module: ~5 µs on A100) -> 5 µs.
-KERNEL_OVERHEAD_EAGER_S = 5e-6
+# Bare eager launch, one kernel: ~4-6 µs of CPU work per cudaLaunchKernel (susun-blog.com "pegainfer (3): From
+# Launch Overhead to CUDA Graph", measured 4-6 µs; learnaivisually.com CUDA-graphs module: ~5 µs on A100) -> 5 µs.
+# Used where one kernel is timed alone (the custom all-reduce below; the vLLM no-CUDA-graph all-reduce cases).
+KERNEL_LAUNCH_EAGER_S = 5e-6
+# Eager decode step: CALIBRATED effective fixed cost per kernel of a decode step, 8 µs. Fitted on ONE row:
+# TensorRT-LLM v0.5 GPT-J 6B FP16 on A100 SXM 80GB, batch 1, input 128: 111 tok/s = 9.01 ms/token
+# (docs/source/blogs/H100vsA100.md), whose
+# memory-bound step (weights + KV / (2.039 TB/s x 0.85)) is 6.80 ms: (9.01 - 6.80) ms / (28 layers x 10 kernels)
+# = 7.9 µs. Those rows ran eagerly: gptSessionBenchmark's --enable_cuda_graph is opt-in (NVIDIA/TensorRT-LLM
+# benchmarks/cpp/gptSessionBenchmark.cpp, 2023). HELD OUT: the same table's H100 SXM FP8 row (185 tok/s = 5.41
+# ms/token): we give 4.40 ms, -19% (tests/test_inference.py, validation case inference-trtllm-gptj-h100-bs1-eager).
+# It lies above the bare launch cost (KERNEL_LAUNCH_EAGER_S) because it also carries the GPU-side ramp and tail of
+# each small kernel and the per-step sampling, spread per kernel.
+KERNEL_OVERHEAD_EAGER_S = 8e-6
 # CUDA graph replay launches the step once; what remains per dependent kernel is the GPU-side gap, ~1 µs
-# (judgement, not a measurement we could cite).
+# (judgement, not a measurement we could cite; no published graph-mode batch-1 row to calibrate on).
 KERNEL_OVERHEAD_GRAPH_S = 1e-6
-SRC_OVERHEAD = ("kernel launches: layers × 10 kernels × 5 µs eager (measured CPU launch cost 4-6 µs, pegainfer blog) "
-                "or × 1 µs with CUDA graphs (judgement)")
+SRC_OVERHEAD = ("kernel launches: layers × 10 kernels × 8 µs eager (calibrated on TensorRT-LLM v0.5 GPT-J A100 "
+                "batch 1, held out on H100 FP8: -19%) or × 1 µs with CUDA graphs (judgement)")
 SRC_CUSTOM_AR = ("one-shot custom all-reduce (vLLM custom_all_reduce, TensorRT-LLM oneshot): every rank reads the "
                  "n−1 peers' buffers over NVLink, (n−1)·S at link bw·eff, two flag barriers (2 NVLink hops, "
                  "tuning.cc ring Simple hop latency) and one kernel launch; two-shot (reduce-scatter + all-gather "
@@ -66,7 +80,7 @@ def custom_allreduce(dep, nbytes, nccl):
     n = dep.tp
     bw = up.ring_bw_per_direction(n) * dep.eff.link
     hop = up.hop_latency_s("ring", "simple") * dep.latency_scale
-    launch = (KERNEL_OVERHEAD_GRAPH_S if dep.cuda_graphs else KERNEL_OVERHEAD_EAGER_S) * dep.latency_scale
+    launch = (KERNEL_OVERHEAD_GRAPH_S if dep.cuda_graphs else KERNEL_LAUNCH_EAGER_S) * dep.latency_scale
     one = launch + 2 * hop + (n - 1) * S / bw
     two = launch + 4 * hop + 2 * (n - 1) / n * S / bw
     t = np.minimum(np.minimum(one, two), nccl.time_s)
@@ -180,9 +194,18 @@ class Deployment:
     def weight_bytes(self) -> float:
         return self._weights()["weight_bytes"]
 
+    @cached_property  # computed once per deployment: every step reads it (frozen dataclass: kept in __dict__)
+    def replicated_bytes_per_gpu(self) -> float:
+        """Bytes each rank holds (and reads every step) beyond its 1/tp share: norms, MoE router, MLA down-
+        projections, K/V projections when tp > G (llmcalc.inference.kv.tp_replicated_params; vLLM's sharding)."""
+        from .kv import tp_replicated_params
+
+        return sum(tp_replicated_params(self.model, self.tp).values()) * self._weights()["bits_per_weight"] / 8
+
     @property
     def weight_bytes_per_gpu(self) -> float:
-        return self.weight_bytes / self.tp  # TP shards every matrix, vocabulary-parallel embeddings included
+        # TP shards the matrices (vocabulary-parallel embeddings included); the replicated weights are whole
+        return self.weight_bytes / self.tp + self.replicated_bytes_per_gpu
 
     def _read_parts(self) -> tuple[float, float]:
         """(bytes read every step, bytes of ONE routed expert of one layer)."""
@@ -210,7 +233,7 @@ class Deployment:
         """Weight bytes one GPU reads in a step over ``tokens`` tokens (embedding rows are gathered, not read)."""
         always, per_expert = self._read_parts()
         moe = self.model.n_moe_layers * self.experts_touched(tokens) * per_expert
-        return (always + moe) / self.tp
+        return (always + moe) / self.tp + self.replicated_bytes_per_gpu
 
     def kv_per_token_per_gpu(self) -> float:
         a = self.model.attention
@@ -463,6 +486,14 @@ def latency(dep: Deployment, batch=1, prompt=128, output=128, reserve: float = 0
         figs.append(derive("experts_touched", "E*(1 - (1 - k/E)**T)", "expert", SRC_MOE_READ,
                            label="experts read per MoE layer per decode step", E=m.moe.n_experts,
                            k=m.moe.top_k, T=batch))
+    if dep.tp > 1:
+        from .kv import SRC_REPLICATED, tp_replicated_params
+
+        rep = tp_replicated_params(m, dep.tp)
+        figs.append(derive("replicated_weight_bytes_per_gpu", "(" + " + ".join(_ident(k) for k in rep) + ")*bpw/8",
+                           "B", SRC_REPLICATED + "; extra params = whole x (1 - 1/tp), K/V x (1/G - 1/tp)",
+                           label="weights every TP rank holds beyond its 1/tp share (read each step)",
+                           bpw=dep._weights()["bits_per_weight"], **{_ident(k): v for k, v in rep.items()}))
     w_gpu = dep.weight_bytes_per_gpu
     final_ctx = np.asarray(prompt) + np.asarray(output)
     kv = np.asarray(batch) * kv_bytes_per_request_per_gpu(m, final_ctx, dep.kv_dtype, dep.tp)
@@ -510,6 +541,11 @@ def latency(dep: Deployment, batch=1, prompt=128, output=128, reserve: float = 0
                  f"{fmt(dep.hw.memory_bytes * (1 - reserve), 'B')} usable ({reserve:.0%} reserved) — {title} "
                  "(latencies below are hypothetical)")
     return Result(title, tuple(figs), tuple(notes), data)
+
+
+def _ident(part: str) -> str:
+    """'moe/router' -> 'moe_router' (a name a derive formula can use)."""
+    return part.replace("/", "_")
 
 
 def _show(v) -> str:

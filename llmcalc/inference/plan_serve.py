@@ -105,7 +105,8 @@ def _moe_step(m: Model, hw: Hardware, r: Replica, eff: Efficiency, n, lq, ctx, p
     g = r.gpus
     flops = dense_flops + tokens * expert_flops_per_token / g
     local = moe.n_experts / g * (1 - (1 - moe.top_k / moe.n_experts) ** tokens)  # local experts touched
-    bytes_ = always / r.tp + attn["kv_read_bytes"] + attn["kv_write_bytes"] + m.n_moe_layers * local * per_expert
+    bytes_ = (always / r.tp + dep.replicated_bytes_per_gpu + attn["kv_read_bytes"] + attn["kv_write_bytes"]
+              + m.n_moe_layers * local * per_expert)
     t = np.maximum(flops / (dep.peak_flops_per_s * eff.flops), bytes_ / (hw.memory_bw_bytes_per_s * eff.memory_bw))
     bw, alpha = _link(hw, g, eff)
     msg = b * lq / r.tp * moe.top_k * m.d_model * dep.act_bytes * (g - 1) / g  # sent by each GPU, one way

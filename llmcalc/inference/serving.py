@@ -32,7 +32,7 @@ from ..core.efficiency import DEFAULT_EFFICIENCY, Efficiency
 from ..core.errors import LlmcalcError
 from ..core.results import Result, derive
 from ..core.specs import Hardware, Model
-from .batching import check_workload, concurrency_for_rate, curve, kv_cap, rate_curve
+from .batching import check_workload, concurrency_for_rate, curve, kv_cap, queue_figures, rate_curve
 from .latency import Deployment, first_true
 
 SRC_LOAD = "load: users x requests/user/min / 60"
@@ -188,6 +188,9 @@ def serve(model: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: float
     figs.append(derive("ttft_s", "t_prefill + t_decode", "s", "prefill of one prompt + one running decode step",
                        label=f"TTFT at this load ({eff.describe()})", t_prefill=at["t_prefill_s"],
                        t_decode=float(at["t_decode_s"])))
+    rho = float(at["prefill_share"])
+    if rho < 1:  # the wait before a prefill starts: the M/D/1 queue of llmcalc.inference.batching
+        figs += queue_figures(float(at["t_prefill_s"]), float(at["t_decode_s"]), rho)
     figs.append(derive("tpot_s", "t_decode/(1 - qps_replica*t_prefill)", "s",
                        "decode step stretched by interleaved prefill (Orca-style continuous batching)",
                        label="TPOT at this load", t_decode=float(at["t_decode_s"]), qps_replica=lam_r,
@@ -221,6 +224,9 @@ def serve(model: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: float
              "continuous batching in steady state; KV cap charges each sequence its final length",
              "capacity: each replica's highest rate meeting the targets; at this load the rate is spread evenly "
              "over the replicas and each runs at the steady state shown",
+             "TTFT mean/p50/p99 add the wait before prefill: Poisson arrivals at each replica, prefills served one "
+             "at a time (M/D/1, load ρ = qps_replica x t_prefill; mean by Pollaczek-Khinchine, quantiles by "
+             "Kingman's heavy-traffic tail); the capacity search holds TTFT without queueing to its target",
              *tried]
     if price:
         notes.append("cost: the last row charges all GPU time to output tokens; the two rows above split it by "
@@ -235,6 +241,8 @@ def serve(model: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: float
     data = {"model": model.name, "hardware": hw.name, "qps": load, "prompt": prompt, "output": output,
             "ttft_target_s": ttft_s, "tpot_target_s": tpot_s, "tp": dep.tp,
             "concurrency_per_replica": float(at["concurrency"]), "ttft_s": float(at["ttft_s"]),
+            **{k: by_key.get(k) for k in ("queue_wait_s", "queue_wait_p50_s", "queue_wait_p99_s", "ttft_mean_s",
+                                          "ttft_p50_s", "ttft_p99_s")},
             "tpot_s": float(at["tpot_s"]), "qps_per_replica_at_load": lam_r,
             "capacity": {"concurrency": int(b["concurrency"]), "ttft_s": float(b["ttft_s"]),
                          "tpot_s": float(b["tpot_s"]), "qps": float(b["qps"])},

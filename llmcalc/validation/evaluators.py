@@ -152,7 +152,8 @@ def latency(i: dict) -> float:
 
     eff = ROOFLINE if i.get("efficiency") == "roofline" else DEFAULT_EFFICIENCY
     dep = Deployment(model(i["model"]), hardware(i["hardware"]), i.get("tp", 1), i.get("weights", "bf16"), None,
-                     i.get("kv_dtype", "bf16"), i.get("activations", "bf16"), eff)
+                     i.get("kv_dtype", "bf16"), i.get("activations", "bf16"), eff,
+                     cuda_graphs=i.get("cuda_graphs", True))
     return lat(dep, i.get("batch", 1), i["prompt"], i.get("output", 1)).data[i["key"]]
 
 

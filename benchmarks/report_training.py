@@ -5,8 +5,8 @@ held-out test rows kept apart (llmcalc/validation/training_cases.py lists the ro
     python benchmarks/report_training.py --refit    # re-run the least-squares fit that produced them
 
 --refit fits A100 (matmul, attention_unfused, GEMM half width) on the A100 rows marked 'calibrate' and H100
-(matmul and attention_flash, jointly) on the H100 rows marked 'calibrate' with llmcalc.validation.calibrate, prints the fitted values
-beside the shipped ones, and evaluates every row with the refitted set. Nothing is tuned per row.
+(matmul and attention_flash, jointly) on the H100 rows marked 'calibrate' with llmcalc.validation.calibrate, prints
+the fitted values beside the shipped ones, and evaluates every row with the refitted set. Nothing is tuned per row.
 """
 
 from __future__ import annotations

@@ -120,9 +120,9 @@ def parse_efficiency(flops: float | None = None, memory_bw: float | None = None,
 # w/(w + GEMM_HALF_WIDTH) with w = d_model/tp: a fitted curve (see the module docstring for the calibration set).
 GEMM_HALF_WIDTH = 168.0
 SOURCE_HALF_WIDTH = ("fitted (llmcalc.validation.calibrate) on Korthikanti et al. 2022 Table 5 175B/22B and "
-                     "Narayanan et al. 2021 Table 1 3.6B (167.8, shipped 168); the mechanism: NVIDIA Matrix Multiplication Background "
-                     "guide (tile/wave quantization), Megatron-LM README weak scaling ('larger GEMMs ... more "
-                     "efficient')")
+                     "Narayanan et al. 2021 Table 1 3.6B (167.8, shipped 168); the mechanism: NVIDIA Matrix "
+                     "Multiplication Background guide (tile/wave quantization), Megatron-LM README weak scaling "
+                     "('larger GEMMs ... more efficient')")
 SOURCE_MOE = ("judgement from two runs: DeepSeek-V3 (6·37e9 FLOPs/token at 180K H800-hours per 1e12 tokens = 343 "
               "TFLOP/s = 34.7% of the bf16 peak) vs ~47% for dense Megatron-Core runs on H100: 0.74")
 MOE_DEFAULT = 0.74
@@ -226,13 +226,11 @@ def load_profile(path: str, hw=None) -> TrainingEfficiency:
     from .catalogue import load_user_yaml
 
     doc = load_user_yaml(path, "--profile")
-    if not isinstance(doc, dict) or not isinstance(doc.get("efficiency"), dict):
-        raise LlmcalcError(f"--profile {path}: expected a mapping with an 'efficiency:' block "
-                           "(the file llmcalc calibrate writes)")
-    if hw is not None and doc.get("hardware") not in (None, hw.name):
-        raise LlmcalcError(f"--profile {path} was fitted on {doc.get('hardware')}, not {hw.name}; pass "
-                           f"--hardware {doc.get('hardware')} or calibrate for {hw.name}")
-    e = doc["efficiency"]
+    _check_profile_doc(doc, path, hw)
+    e = doc.get("efficiency")
+    if not isinstance(e, dict):
+        raise LlmcalcError(f"--profile {path}: has no training 'efficiency:' block (matmul, attention_flash, ...); "
+                           "`llmcalc calibrate` writes one")
     known = {"matmul", "attention_flash", "attention_unfused", "moe", "half_width"}
     unknown = sorted(set(e) - known)
     if unknown or "matmul" not in e:
@@ -253,3 +251,46 @@ def load_profile(path: str, hw=None) -> TrainingEfficiency:
         num("moe", base.moe if base else MOE_DEFAULT), num("half_width", GEMM_HALF_WIDTH),
         origin=f"profile {path}", source=f"calibrated on {len(fit.get('measurements', []))} measurement(s) "
                                          f"(rms log residual {fit.get('rms_log_residual', '?')})")
+
+
+PROFILE_BLOCKS = ("efficiency", "inference")
+
+
+def _check_profile_doc(doc, path: str, hw) -> None:
+    if not isinstance(doc, dict) or not any(isinstance(doc.get(b), dict) for b in PROFILE_BLOCKS):
+        raise LlmcalcError(f"--profile {path}: expected a mapping with an 'efficiency:' block (training kernels, the "
+                           "file llmcalc calibrate writes) and/or an 'inference:' block (flops, memory_bw, link)")
+    unknown = sorted(set(doc) - {"hardware", "fit", *PROFILE_BLOCKS})
+    if unknown:
+        raise LlmcalcError(f"--profile {path}: unknown key(s) {', '.join(map(str, unknown))}; allowed: hardware, "
+                           "efficiency, inference, fit")
+    if hw is not None and doc.get("hardware") not in (None, hw.name):
+        raise LlmcalcError(f"--profile {path} was fitted on {doc.get('hardware')}, not {hw.name}; pass "
+                           f"--hardware {doc.get('hardware')} or calibrate for {hw.name}")
+
+
+def load_inference_profile(path: str, hw=None, *, flops: float | None = None, memory_bw: float | None = None,
+                           link: float | None = None) -> Efficiency:
+    """The ``inference:`` block of a profile (fractions of peak FLOP/s, HBM bandwidth and link bandwidth reached,
+    e.g. measured with benchmarks/ on your machine) as the :class:`Efficiency` of every inference, serving and
+    communication command. A key the block omits keeps its default; ``--eff-*`` flags given beside it win."""
+    from .catalogue import load_user_yaml
+
+    doc = load_user_yaml(path, "--profile")
+    _check_profile_doc(doc, path, hw)
+    block = doc.get("inference")
+    if not isinstance(block, dict):
+        raise LlmcalcError(f"--profile {path}: has no 'inference:' block (flops, memory_bw, link fractions), which "
+                           "inference, serving and comms commands use; `llmcalc calibrate` fits training kernels only")
+    unknown = sorted(set(block) - {"flops", "memory_bw", "link"})
+    if unknown:
+        raise LlmcalcError(f"--profile {path}: inference.{unknown[0]} is not a setting; allowed: flops, memory_bw, "
+                           "link")
+    d = DEFAULT_EFFICIENCY
+    vals = {}
+    for k, given in (("flops", flops), ("memory_bw", memory_bw), ("link", link)):
+        v = block.get(k, getattr(d, k))
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
+            raise LlmcalcError(f"--profile {path}: inference.{k} must be a fraction in (0, 1], got {v!r}")
+        vals[k] = float(v) if given is None else given
+    return Efficiency(**vals)

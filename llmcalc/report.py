@@ -35,8 +35,9 @@ def _take(section: str, r: Result) -> list[Figure]:
 
 def summary(model: Model, hw: Hardware, *, gpus: int = 1024, mfu: float = 0.4, tokens: float | None = None,
             prompt: int = 1000, output: int = 300, users: float = 10_000, context: int | None = None,
-            price_usd_per_hour: float | None = None) -> Result:
-    """Parameters, compute-optimal data, training time and cost, fit, batch-1 latency and a serving plan."""
+            price_usd_per_hour: float | None = None, eff=None) -> Result:
+    """Parameters, compute-optimal data, training time and cost, fit, batch-1 latency and a serving plan.
+    ``eff``: the inference Efficiency of the latency and serving parts (None: the default)."""
     import numpy as np
 
     from .core.checks import check_number
@@ -59,10 +60,13 @@ def summary(model: Model, hw: Hardware, *, gpus: int = 1024, mfu: float = 0.4, t
              ("train", training_cost(model, tokens, hw, gpus, mfu=mfu, price_usd_per_hour=price_usd_per_hour))]
     notes = [f"training: {tokens:.3g} tokens on {gpus} x {hw.display_name} at MFU {mfu:g}",
              f"inference: prompt {prompt}, output {output}; serving {users:g} users"]
-    sv = serve(model, hw, prompt=prompt, output=output, users=users, price_usd_per_hour=price_usd_per_hour)
+    from .core.efficiency import DEFAULT_EFFICIENCY
+
+    eff = DEFAULT_EFFICIENCY if eff is None else eff
+    sv = serve(model, hw, prompt=prompt, output=output, users=users, price_usd_per_hour=price_usd_per_hour, eff=eff)
     tp = sv.data["tp"]
     parts += [("fit", fit(model, hw, tp=tp, context=context or prompt + output)),
-              ("latency", latency(Deployment(model, hw, tp), batch=1, prompt=prompt, output=output)),
+              ("latency", latency(Deployment(model, hw, tp, eff=eff), batch=1, prompt=prompt, output=output)),
               ("serve", sv)]
     notes.append(f"fit and latency at the TP the serving plan picked ({tp}); batch 1 for latency")
     for name, r in parts:

@@ -6,6 +6,7 @@ Kept import-light: calculators and specs are imported inside the command bodies,
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import json
@@ -88,6 +89,86 @@ def user_errors(fn):
             fail(str(e))
 
     return wrapper
+
+
+# ---------------------------------------------------------------- --profile FILE (every command that uses efficiencies)
+
+_PROFILE: contextvars.ContextVar[str | None] = contextvars.ContextVar("llmcalc_profile", default=None)
+PROFILE_HELP = ("Efficiency profile YAML: its 'efficiency:' block (training kernels, written by `llmcalc calibrate`) "
+                "drives training step times, its 'inference:' block (flops, memory_bw, link fractions) inference, "
+                "serving and communication times.")
+
+
+def with_profile(fn):
+    """Give a command the shared ``--profile FILE`` option (one definition for every command that uses
+    efficiencies); the command reads it through :func:`profile_training`, :func:`profile_inference` and
+    :func:`profile_blocks` while it runs."""
+    sig = inspect.signature(fn)
+    params = list(sig.parameters.values())
+    opt = inspect.Parameter("profile", inspect.Parameter.KEYWORD_ONLY, annotation=str | None,
+                            default=typer.Option(None, "--profile", help=PROFILE_HELP))
+    kw_at = next((k for k, p in enumerate(params) if p.kind == inspect.Parameter.VAR_KEYWORD), len(params))
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        token = _PROFILE.set(kwargs.pop("profile", None))
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _PROFILE.reset(token)
+
+    wrapper.__signature__ = sig.replace(parameters=params[:kw_at] + [opt] + params[kw_at:])
+    return wrapper
+
+
+def profile_training(hw, compute_efficiency: float | None = None):
+    """The profile's training efficiencies for ``hw`` (None without --profile)."""
+    path = _PROFILE.get()
+    if path is None:
+        return None
+    if compute_efficiency is not None:
+        raise LlmcalcError("--compute-efficiency replaces every efficiency; drop it or drop --profile")
+    from ..core.efficiency import load_profile
+
+    return load_profile(path, hw)
+
+
+def profile_inference(hardware, flops=None, memory_bw=None, link=None, roofline: bool = False):
+    """The Efficiency of an inference/serving command: the profile's 'inference:' block (``--eff-*`` flags given
+    beside it win), or the flags and defaults without --profile. ``hardware``: a Hardware or a name/path."""
+    from ..core.efficiency import load_inference_profile, parse_efficiency
+
+    path = _PROFILE.get()
+    if path is None:
+        return parse_efficiency(flops, memory_bw, link, roofline)
+    if roofline:
+        raise LlmcalcError("--roofline sets every efficiency to 1; drop it or drop --profile")
+    parse_efficiency(flops, memory_bw, link)  # range-check the flags given beside the profile
+    if isinstance(hardware, str):
+        from ..core.catalogue import load_hardware
+
+        hardware = load_hardware(hardware)
+    return load_inference_profile(path, hardware, flops=flops, memory_bw=memory_bw, link=link)
+
+
+def profile_active() -> bool:
+    return _PROFILE.get() is not None
+
+
+def profile_blocks(hw):
+    """(training efficiencies or None, inference Efficiency or None): whichever blocks the profile holds (a
+    command with a trainer and a rollout, ``rl``)."""
+    path = _PROFILE.get()
+    if path is None:
+        return None, None
+    from ..core.catalogue import load_user_yaml
+    from ..core.efficiency import load_inference_profile, load_profile
+
+    doc = load_user_yaml(path, "--profile")
+    if not (isinstance(doc, dict) and ("efficiency" in doc or "inference" in doc)):
+        load_inference_profile(path, hw)  # raises the one-line error naming what a profile holds
+    return (load_profile(path, hw) if "efficiency" in doc else None,
+            load_inference_profile(path, hw) if "inference" in doc else None)
 
 
 # ---------------------------------------------------------------- ad-hoc models (what-if architectures)

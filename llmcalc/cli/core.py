@@ -9,7 +9,18 @@ import typer
 
 from ..core.notation import NOTATION
 from ._app import app
-from ._common import EXPLAIN_OPT, HARDWARE_OPT, JSON_OPT, MODEL_ARG, emit, table, user_errors, write_out
+from ._common import (
+    EXPLAIN_OPT,
+    HARDWARE_OPT,
+    JSON_OPT,
+    MODEL_ARG,
+    emit,
+    profile_inference,
+    table,
+    user_errors,
+    with_profile,
+    write_out,
+)
 
 
 @app.command()
@@ -113,6 +124,7 @@ def import_(config: str = typer.Argument(..., help="Path to a Hugging Face confi
 
 @app.command()
 @user_errors
+@with_profile
 def summary(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
             gpus: int = typer.Option(1024, "--gpus", help="GPUs for the training run."),
             mfu: float = typer.Option(0.4, "--mfu", help="Model FLOPs utilisation assumed for training."),
@@ -127,7 +139,8 @@ def summary(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
     from ..core.units import parse_count
     from ..report import summary as summarise
 
-    r = summarise(load_model(model), load_hardware(hardware), gpus=gpus, mfu=mfu,
+    hw = load_hardware(hardware)
+    r = summarise(load_model(model), hw, gpus=gpus, mfu=mfu, eff=profile_inference(hw),
                   tokens=None if tokens is None else parse_count(tokens), prompt=prompt, output=output, users=users,
                   price_usd_per_hour=price)
     emit(r, as_json, explain)

@@ -7,7 +7,18 @@ import json
 import typer
 
 from ._app import app
-from ._common import EXPLAIN_OPT, HARDWARE_OPT, JSON_OPT, MODEL_ARG, emit, quantity_option, table, user_errors
+from ._common import (
+    EXPLAIN_OPT,
+    HARDWARE_OPT,
+    JSON_OPT,
+    MODEL_ARG,
+    emit,
+    profile_inference,
+    quantity_option,
+    table,
+    user_errors,
+    with_profile,
+)
 
 KV_DTYPE_OPT = typer.Option("bf16", "--kv-dtype", help="KV-cache storage: bf16, fp8, int8 or int4.")
 WEIGHTS_OPT = typer.Option("bf16", "--weights", help="bf16, fp8, int8, int4, or bits per weight (e.g. 4.85).")
@@ -30,10 +41,9 @@ CUDA_GRAPHS_OPT = typer.Option(True, "--cuda-graphs/--no-cuda-graphs",
                                "eagerly (8 µs per kernel, calibrated on TensorRT-LLM v0.5).")
 
 
-def _eff(flops, mem, link, roofline):
-    from ..core.efficiency import parse_efficiency
-
-    return parse_efficiency(flops, mem, link, roofline)
+def _eff(flops, mem, link, roofline, hardware=None):
+    """--eff-* / --roofline, or the --profile's inference block for ``hardware`` (llmcalc.cli._common)."""
+    return profile_inference(hardware, flops, mem, link, roofline)
 
 
 def _deployment(model, hardware, tp, weights, group_size, kv_dtype, activations, eff, **latency_opts):
@@ -146,6 +156,7 @@ def fit(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, weights: str = WEI
 
 @app.command()
 @user_errors
+@with_profile
 def infer(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP_OPT,
           batch: int = typer.Option(1, "--batch"), prompt: int = typer.Option(1024, "--prompt"),
           output: int = typer.Option(256, "--output"), weights: str = WEIGHTS_OPT,
@@ -158,7 +169,7 @@ def infer(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP_OPT
     from ..inference.latency import latency
 
     dep = _deployment(model, hardware, tp, weights, group_size, kv_dtype, activations,
-                      _eff(eff_flops, eff_mem, eff_link, roofline), latency_scale=latency_scale,
+                      _eff(eff_flops, eff_mem, eff_link, roofline, hardware), latency_scale=latency_scale,
                       allreduce=allreduce.lower(), tp_overlap=tp_overlap, cuda_graphs=cuda_graphs)
     r = latency(dep, batch, prompt, output)
     if as_json or explain:
@@ -176,6 +187,7 @@ def infer(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP_OPT
 
 @app.command()
 @user_errors
+@with_profile
 def sweep(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP_OPT,
           batch: str = typer.Option("1,2,4,...,512", "--batch", help="Batches, e.g. 1,2,4,...,512."),
           context: str | None = typer.Option(None, "--context", help="Sweep prompt lengths instead, e.g. "
@@ -190,7 +202,7 @@ def sweep(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP_OPT
     from ..inference.sweeps import batch_sweep, context_sweep
 
     dep = _deployment(model, hardware, tp, weights, group_size, kv_dtype, activations,
-                      _eff(eff_flops, eff_mem, eff_link, roofline))
+                      _eff(eff_flops, eff_mem, eff_link, roofline, hardware))
     batches = parse_int_list(batch, "--batch")
     if context:
         s = context_sweep(dep, parse_int_list(context, "--context"), batches[0], output)
@@ -219,6 +231,7 @@ def sweep(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP_OPT
 
 @app.command()
 @user_errors
+@with_profile
 def serve(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
           users: str | None = typer.Option(None, "--users", help="Users, each sending --requests-per-user-per-min "
                                            "(a request rate, not simultaneous streams), e.g. 10000 or 10k."),
@@ -256,7 +269,7 @@ def serve(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
                ttft_s=_seconds(ttft, "--ttft"), tpot_s=_seconds(tpot, "--tpot"),
                users=users_v, requests_per_user_per_min=rpm, qps=qps,
                weights=weights, group_size=group_size, kv_dtype=kv_dtype.lower(), activations=activations.lower(),
-               eff=_eff(eff_flops, eff_mem, eff_link, roofline), price_usd_per_hour=price_v, reserve=reserve,
+               eff=_eff(eff_flops, eff_mem, eff_link, roofline, hardware), price_usd_per_hour=price_v, reserve=reserve,
                concurrent=conc_v)
     if as_json or explain:
         emit(r, as_json, explain)
@@ -296,6 +309,7 @@ def _number_list(text: str, option: str):
 
 @app.command()
 @user_errors
+@with_profile
 def batching(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP_OPT,
              qps: float = typer.Option(..., "--qps", help="Arrival rate, requests per second, for one replica."),
              prompt: str = typer.Option("1024", "--prompt", help="Prompt tokens; a list (512,2048) for a mix."),
@@ -315,6 +329,6 @@ def batching(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP_
     p, o, w = check_mix(qps, prompts, outputs, shares, reserve)  # before loading specs: option errors first
     scalar = not isinstance(prompts, list) and not isinstance(outputs, list)
     dep = _deployment(model, hardware, tp, weights, group_size, kv_dtype, activations,
-                      _eff(eff_flops, eff_mem, eff_link, roofline))
+                      _eff(eff_flops, eff_mem, eff_link, roofline, hardware))
     emit(continuous_batching(dep, qps, p[0] if scalar else p, o[0] if scalar else o, reserve, w), as_json,
          explain)

@@ -5,7 +5,20 @@ from __future__ import annotations
 import typer
 
 from ._app import app
-from ._common import EXPLAIN_OPT, HARDWARE_OPT, JSON_OPT, MODEL_ARG, emit, table, user_errors
+from ._common import (
+    EXPLAIN_OPT,
+    HARDWARE_OPT,
+    JSON_OPT,
+    MODEL_ARG,
+    emit,
+    profile_active,
+    profile_blocks,
+    profile_inference,
+    profile_training,
+    table,
+    user_errors,
+    with_profile,
+)
 
 TP = typer.Option(1, "--tp", help="Tensor-parallel degree (innermost ranks).")
 PP = typer.Option(1, "--pp", help="Pipeline-parallel degree.")
@@ -35,7 +48,6 @@ OPTIMIZER = typer.Option("adam-fp32-grads", "--optimizer",
                          help="adam-fp32-grads (default: Megatron-Core bf16, fp32 main grads, 18 B/param), adam (ZeRO "
                               "paper, 16 B), adam-no-master (10 B), adam-8bit, sgd.")
 RESERVE = typer.Option(None, "--reserve", help="Fraction of memory kept free (default 0.1, as fit and serve).")
-PROFILE = typer.Option(None, "--profile", help="Efficiency profile YAML written by `llmcalc calibrate`.")
 LATENCY_SCALE = typer.Option(1.0, "--latency-scale", help="Multiply every collective latency (NCCL's per-hop "
                              "and base latencies); 0 = bandwidth terms only.")
 GRAD_OVERLAP = typer.Option(True, "--overlap-grad-reduce/--no-overlap-grad-reduce",
@@ -117,6 +129,7 @@ def memory(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, p
 
 @app.command()
 @user_errors
+@with_profile
 def comms(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, pp: int = PP, dp: int = DP,
           ep: int = EP, cp: int = CP, zero: int = ZERO, sp: bool = SP, micro_batch: int = MICRO, seq: int = SEQ,
           global_batch: int = GLOBAL, recompute: str = RECOMPUTE, interleave: int = INTERLEAVE,
@@ -129,9 +142,11 @@ def comms(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, pp
     from ..core.units import fmt
     from ..training.comms import comm_ledger
 
-    m = load_model(model)
+    m, hw = load_model(model), load_hardware(hardware)
     lay = _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave, None, pp_layers, pp_first, pp_last, schedule)
-    r = comm_ledger(m, load_hardware(hardware), lay, micro_batch=micro_batch, seq=seq,
+    if profile_active():  # the profile's inference.link: fraction of link bandwidth (an --link-efficiency given wins)
+        link_efficiency = profile_inference(hw, link=link_efficiency).link
+    r = comm_ledger(m, hw, lay, micro_batch=micro_batch, seq=seq,
                     global_batch=global_batch, recompute=recompute, link_efficiency=link_efficiency,
                     latency_scale=latency_scale, recompute_layers=recompute_layers)
     if as_json or explain:
@@ -153,6 +168,7 @@ def comms(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, pp
 
 @app.command()
 @user_errors
+@with_profile
 def step(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, gpus: int = GPUS, tp: int = TP, pp: int = PP,
          dp: int = DP, ep: int = EP, cp: int = CP, zero: int = ZERO, sp: bool = SP, micro_batch: int = MICRO,
          seq: int = SEQ, global_batch: int = typer.Option(..., "--global-batch", help="Sequences per step."),
@@ -168,7 +184,7 @@ def step(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, gpus: int = GPUS,
                                        "(skips the masked half) or unfused (full L×L, Megatron-LM 2021-22)."),
          tp_comm_overlap: bool = typer.Option(False, "--tp-comm-overlap", help="TP collectives overlap the GEMMs "
                                               "(Megatron-Core --tp-comm-overlap)."),
-         optimizer: str = OPTIMIZER, reserve: float = RESERVE, profile: str = PROFILE,
+         optimizer: str = OPTIMIZER, reserve: float = RESERVE,
          latency_scale: float = LATENCY_SCALE, overlap_grad_reduce: bool = GRAD_OVERLAP,
          overlap_param_gather: bool = PARAM_OVERLAP, zero3_prefetch: bool = ZERO3_PREFETCH,
          as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
@@ -180,15 +196,11 @@ def step(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, gpus: int = GPUS,
 
     if compute_efficiency is not None and not 0 < compute_efficiency <= 1:
         raise LlmcalcError(f"--compute-efficiency expects a fraction in (0, 1], got {compute_efficiency}")
-    if compute_efficiency is not None and profile is not None:
-        raise LlmcalcError("--compute-efficiency replaces every efficiency; drop it or drop --profile")
     m = load_model(model)
     hw = load_hardware(hardware)
-    eff = None
-    if profile is not None:
-        from ..core.efficiency import load_profile
-
-        eff = load_profile(profile, hw)
+    eff = profile_training(hw, compute_efficiency)
+    if link_efficiency is None and profile_active():
+        link_efficiency = getattr(profile_blocks(hw)[1], "link", None)  # its inference.link, when it has one
     lay = _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave, gpus, pp_layers, pp_first, pp_last, schedule)
     r = training_step(m, hw, lay, global_batch=global_batch,
                       micro_batch=micro_batch, seq=seq, gpus=gpus, recompute=recompute,

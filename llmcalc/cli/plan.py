@@ -5,7 +5,18 @@ from __future__ import annotations
 import typer
 
 from ._app import app
-from ._common import EXPLAIN_OPT, HARDWARE_OPT, JSON_OPT, MODEL_ARG, emit, quantity_option, table, user_errors
+from ._common import (
+    EXPLAIN_OPT,
+    HARDWARE_OPT,
+    JSON_OPT,
+    MODEL_ARG,
+    emit,
+    profile_training,
+    quantity_option,
+    table,
+    user_errors,
+    with_profile,
+)
 
 
 def parse_gpus(text: str) -> list[int]:
@@ -46,6 +57,7 @@ def _pct(x: float) -> str:
 
 @app.command()
 @user_errors
+@with_profile
 def plan(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
          gpus: str = typer.Option(..., "--gpus", "-n", help="GPU count(s): 4096, 512,1024,2048 or 512..4096."),
          global_batch: int = typer.Option(..., "--global-batch", help="Sequences per step."),
@@ -70,7 +82,6 @@ def plan(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
                                        "(default Megatron-Core bf16, 18 B/param; adam = ZeRO paper's 16 B)."),
          attention: str = typer.Option("flash", "--attention", help="Attention core: flash or unfused."),
          tp_comm_overlap: bool = typer.Option(False, "--tp-comm-overlap", help="TP collectives overlap GEMMs."),
-         profile: str = typer.Option(None, "--profile", help="Efficiency profile YAML from `llmcalc calibrate`."),
          dtype: str = typer.Option("bf16", "--dtype", help="Peak FLOP/s of this data type (bf16, fp8, ...)."),
          reserve: float = typer.Option(None, "--reserve", help="Fraction of memory kept free (default 0.1, as "
                                        "memory, fit and serve)."),
@@ -99,13 +110,7 @@ def plan(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
     m, hw = load_model(model), load_hardware(hardware)
     if attention.lower() not in ("flash", "unfused"):
         raise LlmcalcError(f"--attention expects flash or unfused, got {attention!r}")
-    if profile is not None and compute_efficiency is not None:
-        raise LlmcalcError("--compute-efficiency replaces every efficiency; drop it or drop --profile")
-    eff = None
-    if profile is not None:
-        from ..core.efficiency import load_profile
-
-        eff = load_profile(profile, hw)
+    eff = profile_training(hw, compute_efficiency)
     tuned = dict(efficiency=eff, attention=attention.lower(), tp_comm_overlap=tp_comm_overlap, reserve=reserve)
     budget = _count(tokens, "--tokens")
     usd = quantity_option(price, "USD_PER_HOUR", "--price", "2.49 or '$2.49/h'", 3600.0)
@@ -172,6 +177,7 @@ def plan(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
 
 @app.command("plan-serve")
 @user_errors
+@with_profile
 def plan_serve(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
                qps: float = typer.Option(None, "--qps", help="Requests per second."),
                users: str = typer.Option(None, "--users", help="Users (e.g. 10000 or 10k), each sending "
@@ -241,7 +247,7 @@ def plan_serve(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
                     tpot_p99_s=None if tpot_p99 is None else _seconds(tpot_p99, "--tpot-p99"),
                     weights=None if weights is None else [w.strip().lower() for w in weights.split(",") if w.strip()],
                     kv_dtypes=[k.strip().lower() for k in kv_dtype.split(",") if k.strip()],
-                    disaggregate=disaggregate, eff=_eff(eff_flops, eff_mem, eff_link, False),
+                    disaggregate=disaggregate, eff=_eff(eff_flops, eff_mem, eff_link, False, hardware),
                     price_usd_per_hour=quantity_option(price, "USD_PER_HOUR", "--price", "2.49 or '$2.49/h'", 3600.0),
                     reserve=reserve, top=top)
     if mix_note:

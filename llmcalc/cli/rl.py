@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from ._app import app
-from ._common import EXPLAIN_OPT, HARDWARE_OPT, JSON_OPT, MODEL_ARG, user_errors
+from ._common import EXPLAIN_OPT, HARDWARE_OPT, JSON_OPT, MODEL_ARG, profile_blocks, user_errors, with_profile
 
 
 def _fmt_s(x: float) -> str:
@@ -14,6 +14,7 @@ def _fmt_s(x: float) -> str:
 
 @app.command()
 @user_errors
+@with_profile
 def rl(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
        gpus: int = typer.Option(..., "--gpus", "-n", help="Total GPUs (rollout + trainer)."),
        prompts: int = typer.Option(..., "--prompts", help="Prompts per step (P)."),
@@ -52,12 +53,21 @@ def rl(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
             eta = float(staleness)
         except ValueError:
             raise LlmcalcError(f"--staleness expects a whole number of steps or inf, got {staleness!r}") from None
-    m = load_model(model)
-    r = rl_step(m, load_hardware(hardware), gpus=gpus, prompts=prompts, samples=samples, prompt_len=prompt_len,
+    m, hw = load_model(model), load_hardware(hardware)
+    train_eff, rollout_eff = profile_blocks(hw)  # --profile: its training block (x the RL trainer scale), its
+    settings = {}                                 # inference block for the rollout engines
+    if train_eff is not None or rollout_eff is not None:
+        from dataclasses import replace
+
+        from ..rl.phases import DEFAULT_SETTINGS
+
+        settings = dict(settings=replace(DEFAULT_SETTINGS, training_efficiency=train_eff,
+                                         rollout_efficiency=rollout_eff))
+    r = rl_step(m, hw, gpus=gpus, prompts=prompts, samples=samples, prompt_len=prompt_len,
                 response=parse_response_len(response_len, max_response), algo=algo, regime=regime, staleness=eta,
                 rollout_gpus=rollout_gpus, rollout_tp=rollout_tp, partial=partial, ref=ref,
                 reward_model=load_model(reward_model) if reward_model else None, minibatches=minibatches,
-                train_tp=train_tp, train_pp=train_pp, train_ep=train_ep)
+                train_tp=train_tp, train_pp=train_pp, train_ep=train_ep, **settings)
     if as_json:
         typer.echo(json.dumps(r.as_dict(), indent=2, default=_default))
         return

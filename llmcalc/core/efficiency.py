@@ -44,15 +44,13 @@ Calibration and test sets are kept apart (benchmarks/report_training.py prints b
   Narayanan et al. 2021 Table 1's 3.6B row (unfused attention); then A100 ``attention_flash`` on MosaicML
   llm-foundry's A100 MPT-7B and MPT-1B rows at 32K tokens; TESTED on Korthikanti's full-recompute, 530B and 1T
   rows, Narayanan Table 1's other rows and MosaicML's other A100 rows;
-- H100 ``matmul``: fitted on the Megatron-Core r0.8.0 H100 weak-scaling table's 16B and 32B rows (README image
-  images/model_table.png); TESTED on the table's 1.7B, 7.1B, 70B, 119B, 177B, 314B and 462B rows and MosaicML's
-  H100 rows;
-- ``attention_flash``: A100's 0.263 is fitted on published end-to-end runs (MosaicML), well below FlashAttention
-  kernel microbenchmarks (FlashAttention-2: 50-73% of the A100 peak forward, Dao 2023); H100's 0.35 is a
-  JUDGEMENT from kernel benchmarks (pytorch/benchmark PR #2296: ~290-430 TFLOP/s forward). MosaicML's long-
-  sequence H100 rows point to an effective ~0.16 (joint fit with the Megatron-Core rows: matmul 0.577, attention
-  0.156, 11 more held-out rows inside), not adopted here because llmcalc.rl's defaults were calibrated against
-  0.35 and its AReaL case leaves its band with 0.156: a follow-up for the two together;
+- H100 ``matmul`` and ``attention_flash``: fitted JOINTLY (least squares, GEMM half width fixed from A100) on every
+  second row, in the printed order, of the Megatron-Core r0.8.0 H100 weak-scaling table (README image
+  images/model_table.png: 1.7B, 16B, 70B, 177B, 462B) and of MosaicML llm-foundry's H100 table (its 1st, 3rd, ...
+  rows); TESTED on the other rows of both tables (7.1B, one of the issue's acceptance rows, is held out);
+- ``attention_flash``: A100's 0.263 and H100's 0.164 are fitted on published end-to-end runs, well below
+  FlashAttention kernel microbenchmarks (FlashAttention-2: 50-73% of the A100 peak forward, Dao 2023; H100
+  ~290-430 TFLOP/s forward, pytorch/benchmark PR #2296): the effective rate of a whole training step's attention;
 - TPU v4 ``matmul``: PaLM's 57.8% HFU (Chowdhery et al. 2022 §4.1) divided by the width factor at PaLM's
   d_model/model-parallel = 18432/12 = 1536; derived from one run, no held-out TPU case;
 - MoE layers: ``moe`` multiplies the dense matmul efficiency; default from DeepSeek-V3 (H800, FP8 training):
@@ -120,11 +118,11 @@ def parse_efficiency(flops: float | None = None, memory_bw: float | None = None,
 # ---------------------------------------------------------------- training: per generation and per kernel
 
 # w/(w + GEMM_HALF_WIDTH) with w = d_model/tp: a fitted curve (see the module docstring for the calibration set).
-GEMM_HALF_WIDTH = 165.0
+GEMM_HALF_WIDTH = 168.0
 SOURCE_HALF_WIDTH = ("fitted (llmcalc.validation.calibrate) on Korthikanti et al. 2022 Table 5 175B/22B and "
-                     "Narayanan et al. 2021 Table 1 3.6B; the mechanism: NVIDIA Matrix Multiplication Background "
-                     "guide (tile/wave quantization), Megatron-LM README weak scaling ('larger GEMMs ... more "
-                     "efficient')")
+                     "Narayanan et al. 2021 Table 1 3.6B (167.8, shipped 168); the mechanism: NVIDIA Matrix "
+                     "Multiplication Background guide (tile/wave quantization), Megatron-LM README weak scaling "
+                     "('larger GEMMs ... more efficient')")
 SOURCE_MOE = ("judgement from two runs: DeepSeek-V3 (6·37e9 FLOPs/token at 180K H800-hours per 1e12 tokens = 343 "
               "TFLOP/s = 34.7% of the bf16 peak) vs ~47% for dense Megatron-Core runs on H100: 0.74")
 MOE_DEFAULT = 0.74
@@ -228,13 +226,11 @@ def load_profile(path: str, hw=None) -> TrainingEfficiency:
     from .catalogue import load_user_yaml
 
     doc = load_user_yaml(path, "--profile")
-    if not isinstance(doc, dict) or not isinstance(doc.get("efficiency"), dict):
-        raise LlmcalcError(f"--profile {path}: expected a mapping with an 'efficiency:' block "
-                           "(the file llmcalc calibrate writes)")
-    if hw is not None and doc.get("hardware") not in (None, hw.name):
-        raise LlmcalcError(f"--profile {path} was fitted on {doc.get('hardware')}, not {hw.name}; pass "
-                           f"--hardware {doc.get('hardware')} or calibrate for {hw.name}")
-    e = doc["efficiency"]
+    _check_profile_doc(doc, path, hw)
+    e = doc.get("efficiency")
+    if not isinstance(e, dict):
+        raise LlmcalcError(f"--profile {path}: has no training 'efficiency:' block (matmul, attention_flash, ...); "
+                           "`llmcalc calibrate` writes one")
     known = {"matmul", "attention_flash", "attention_unfused", "moe", "half_width"}
     unknown = sorted(set(e) - known)
     if unknown or "matmul" not in e:
@@ -255,3 +251,46 @@ def load_profile(path: str, hw=None) -> TrainingEfficiency:
         num("moe", base.moe if base else MOE_DEFAULT), num("half_width", GEMM_HALF_WIDTH),
         origin=f"profile {path}", source=f"calibrated on {len(fit.get('measurements', []))} measurement(s) "
                                          f"(rms log residual {fit.get('rms_log_residual', '?')})")
+
+
+PROFILE_BLOCKS = ("efficiency", "inference")
+
+
+def _check_profile_doc(doc, path: str, hw) -> None:
+    if not isinstance(doc, dict) or not any(isinstance(doc.get(b), dict) for b in PROFILE_BLOCKS):
+        raise LlmcalcError(f"--profile {path}: expected a mapping with an 'efficiency:' block (training kernels, the "
+                           "file llmcalc calibrate writes) and/or an 'inference:' block (flops, memory_bw, link)")
+    unknown = sorted(set(doc) - {"hardware", "fit", *PROFILE_BLOCKS})
+    if unknown:
+        raise LlmcalcError(f"--profile {path}: unknown key(s) {', '.join(map(str, unknown))}; allowed: hardware, "
+                           "efficiency, inference, fit")
+    if hw is not None and doc.get("hardware") not in (None, hw.name):
+        raise LlmcalcError(f"--profile {path} was fitted on {doc.get('hardware')}, not {hw.name}; pass "
+                           f"--hardware {doc.get('hardware')} or calibrate for {hw.name}")
+
+
+def load_inference_profile(path: str, hw=None, *, flops: float | None = None, memory_bw: float | None = None,
+                           link: float | None = None) -> Efficiency:
+    """The ``inference:`` block of a profile (fractions of peak FLOP/s, HBM bandwidth and link bandwidth reached,
+    e.g. measured with benchmarks/ on your machine) as the :class:`Efficiency` of every inference, serving and
+    communication command. A key the block omits keeps its default; ``--eff-*`` flags given beside it win."""
+    from .catalogue import load_user_yaml
+
+    doc = load_user_yaml(path, "--profile")
+    _check_profile_doc(doc, path, hw)
+    block = doc.get("inference")
+    if not isinstance(block, dict):
+        raise LlmcalcError(f"--profile {path}: has no 'inference:' block (flops, memory_bw, link fractions), which "
+                           "inference, serving and comms commands use; `llmcalc calibrate` fits training kernels only")
+    unknown = sorted(set(block) - {"flops", "memory_bw", "link"})
+    if unknown:
+        raise LlmcalcError(f"--profile {path}: inference.{unknown[0]} is not a setting; allowed: flops, memory_bw, "
+                           "link")
+    d = DEFAULT_EFFICIENCY
+    vals = {}
+    for k, given in (("flops", flops), ("memory_bw", memory_bw), ("link", link)):
+        v = block.get(k, getattr(d, k))
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
+            raise LlmcalcError(f"--profile {path}: inference.{k} must be a fraction in (0, 1], got {v!r}")
+        vals[k] = float(v) if given is None else given
+    return Efficiency(**vals)

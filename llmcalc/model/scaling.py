@@ -35,7 +35,8 @@ SRC_LLAMA3 = ("Llama 3 Herd of Models (arXiv 2407.21783) §3.2.1: D*(C) = A·C^�
               "A = 0.299 (the text rounds to 0.53, 0.29)")
 SRC_MOE = ("MoE: C = 6·N·D counts parameters touched per token (active); dense-fitted laws at N = active are "
            "an upper bound on MoE loss: at equal active size more experts lower the loss (Clark et al. 2022, "
-           "arXiv 2202.01169 §4, 'effective parameter count'; Ludziejewski et al. 2025, arXiv 2502.05172)")
+           "arXiv 2202.01169 §4, 'effective parameter count'; Ludziejewski et al. 2025, arXiv 2502.05172); the "
+           "numeric MoE law is Krajewski et al. 2024 (llmcalc.model.moe_scaling, `llmcalc loss --total`)")
 TOKENS_PER_PARAM = 20.0
 
 
@@ -269,8 +270,14 @@ def chinchilla(model: Model | None = None, *, params=None, flops=None, law: Loss
             figures.append(derive("moe/total_over_active", "N_total/N_active", "ratio", SRC_MOE,
                                   label="MoE: total / active parameters (laws use active; loss is an upper bound)",
                                   N_total=p["total"], N_active=p["active"]))
-            notes.append(f"{model.display_name} is MoE: FLOPs and every law use the active parameters "
+            notes.append(f"{model.display_name} is MoE: FLOPs and the dense laws use the active parameters "
                          f"({p['active']:,}); memory the total ({p['total']:,}). {SRC_MOE}")
+            from .moe_scaling import moe_figures
+
+            mf, mn = moe_figures(model, TOKENS_PER_PARAM * p["active"])
+            figures += mf
+            notes += mn
+            data["moe_krajewski_loss"] = mf[1].value
     if params is not None:
         params = _positive(params, "--params")
         rows = tokens_for_params(params, c)

@@ -79,6 +79,8 @@ class RLSettings:
     compute_efficiency: float | None = None  # None: the hardware's calibrated efficiency (llmcalc.core.efficiency)
     trainer_efficiency_scale: float = 0.4  # RL trainer's share of the pre-training efficiency (calibrated below)
     weight_sync: bool = True  # False: free weight sync (a limit for what-ifs and property tests)
+    training_efficiency: object | None = None  # a TrainingEfficiency (e.g. --profile); None: the hardware's
+    rollout_efficiency: object | None = None  # an Efficiency for the rollout engines (--profile); None: the default
 
 
 DEFAULT_SETTINGS = RLSettings()
@@ -121,15 +123,17 @@ def trainer_work(m: Model, hw: Hardware, gpus, lengths, counts, prompt: float, *
     per_rank = np.maximum(per_mb / dp, 1.0)
     micro = np.maximum(1, np.minimum(per_rank, settings.tokens_per_micro_batch // seq)).astype(int)  # packed
     k = settings.trainer_efficiency_scale
-    eff = settings.compute_efficiency or k * compute_efficiency_default(hw, m, tp)  # the hardware's matmul eff.
+    eff = settings.compute_efficiency or k * (  # the hardware's (or the given profile's) matmul efficiency
+        float(settings.training_efficiency.matmul_at(m.d_model / tp)) if settings.training_efficiency is not None
+        else compute_efficiency_default(hw, m, tp))
     peak = hw.peak("bf16")
     profile = None
-    if settings.compute_efficiency is None and k != 1.0:
+    if settings.compute_efficiency is None and (k != 1.0 or settings.training_efficiency is not None):
         from dataclasses import replace
 
         from ..core.efficiency import training_efficiency
 
-        te = training_efficiency(hw)
+        te = settings.training_efficiency or training_efficiency(hw)
         profile = replace(te, matmul=te.matmul * k, attention_flash=te.attention_flash * k,
                           attention_unfused=te.attention_unfused * k,
                           origin=f"{te.origin} x {k:g} (RL trainer, RLSettings.trainer_efficiency_scale)")

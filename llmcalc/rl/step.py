@@ -52,7 +52,8 @@ class _Ctx:
         self.lengths, self.counts = response.cohorts(self.batch)
         self.algo, self.ref, self.rm, self.mb = algo, ref, reward_model, minibatches
         self.rtp, self.ttp, self.tpp, self.tep, self.zero = rollout_tp, train_tp, train_pp, train_ep, zero
-        self.dep = Deployment(m, hw, tp=rollout_tp)
+        self.dep = (Deployment(m, hw, tp=rollout_tp) if settings.rollout_efficiency is None
+                    else Deployment(m, hw, tp=rollout_tp, eff=settings.rollout_efficiency))
         mean = response.mean()
         self.slots = slots_per_engine(self.dep, self.prompt, mean, settings.max_num_seqs, settings.kv_reserve)
         self.cost = DecodeCost(self.dep, self.slots, settings.decode_step_overhead_s, self.prompt)

@@ -8,6 +8,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -223,6 +224,63 @@ def test_dashboard_rl_page_shows_what_rl_step_says():
     want = {k.replace("_", " "): v["step_s"] for k, v in r.data["regimes"].items()}
     got = dict(zip(table["regime"], table["step (s)"], strict=True))
     assert got == pytest.approx(want, rel=1e-9)
+
+
+RL_LINK = {"page": "rl", "model": "qwen2.5-7b", "rl_gpus": "32", "rl_prompts": "128", "rl_samples": "8",
+           "rl_prompt": "256", "rl_mean": "2000", "rl_cv": "0.5", "rl_cap": "4096", "rl_eta": "1", "rl_algo": "ppo",
+           "rl_rtp": "2", "rl_split": "16", "rl_partial": "0"}
+
+
+def _app(params: dict):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=60)
+    for k, v in params.items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def test_dashboard_rl_link_restores_every_input():
+    """A copied link carries every RL input: opening it restores each widget and the step it computes, and the
+    state it decodes to encodes back to the same link (only what differs from the defaults)."""
+    pytest.importorskip("streamlit")
+    from llmcalc.dashboard import state
+
+    s, notes = state.decode(RL_LINK)
+    assert not notes and state.encode(s) == RL_LINK  # every value differs from its default: all are in the link
+    at = _app(RL_LINK)
+    assert not at.exception and not at.error, [e.value for e in list(at.exception) + list(at.error)]
+    for name in ("rl_gpus", "rl_prompts", "rl_samples", "rl_prompt", "rl_mean", "rl_cv", "rl_cap", "rl_rtp",
+                 "rl_split"):
+        assert at.number_input(key=f"w_{name}").value == pytest.approx(float(RL_LINK[name])), name
+    assert at.selectbox(key="w_rl_eta").value == "1" and at.selectbox(key="w_rl_algo").value == "ppo"
+    assert at.toggle(key="w_rl_partial").value is False
+    r = rl_step(M7, H100, gpus=32, prompts=128, samples=8, prompt_len=256, response=lognormal(2000, 0.5, 4096),
+                algo="ppo", staleness=1, rollout_gpus=16, rollout_tp=2, partial=False)
+    got = dict(zip(at.dataframe[0].value["regime"], at.dataframe[0].value["step (s)"], strict=True))
+    assert got == pytest.approx({k.replace("_", " "): v["step_s"] for k, v in r.data["regimes"].items()}, rel=1e-9)
+
+
+def test_dashboard_rl_bad_input_probes_without_simulating(monkeypatch):
+    """A bad input is one message beside its field with the values that work, found by rl_step's checks alone
+    (check_only): no rollout is simulated for any candidate, which kept a bad-input re-render at ~7 s."""
+    pytest.importorskip("streamlit")
+    import llmcalc.rl.step as step_mod
+
+    sims = []
+    real = step_mod.drain_time
+    monkeypatch.setattr(step_mod, "drain_time", lambda *a, **k: sims.append(1) or real(*a, **k))
+    at = _app({"page": "rl", "model": "qwen2.5-7b", "rl_split": "64"})  # all 64 GPUs to rollout: no trainer
+    msgs = " ".join(e.value for e in at.error)
+    assert "values that work here" in msgs and "Not computed" in msgs, msgs
+    assert sims == []  # neither the failing run nor any probe simulated a rollout
+    t0 = time.perf_counter()
+    for tp in (1, 2, 4, 1, 2, 4, 1):  # the probe's own work for the candidates that pass: checks only
+        assert rl_step(M7, H100, gpus=64, prompts=512, samples=16, prompt_len=512, rollout_tp=tp,
+                       response=lognormal(3000, 1.0, 8192), check_only=True) is None
+    assert time.perf_counter() - t0 < 1.0
 
 
 def test_rl_example_runs_and_answers(capsys):

@@ -48,12 +48,22 @@ SRC_AG = "ring all-gather: (n−1)/n·S per rank, α per ring step (nccl-tests P
 class RLSettings:
     """The one set of defaults every RL estimate uses (each with where it comes from).
 
-    - ``decode_step_overhead_s`` = 20 ms and ``trainer_efficiency_scale`` = 0.4: CALIBRATED together (least
-      squares on log step time over a grid) on the two NeMo-RL v0.6 H100 rows (Qwen3-30B-A3B GRPO, 32 GPUs:
-      on-policy 192 s, 1-off 152 s). The first is the time a rollout engine spends per decode step outside the
-      roofline (scheduler, sampling, MoE routing, launches); it dominates the batch-1 tail. The second scales
-      the hardware's pre-training efficiency (llmcalc.core.efficiency, Megatron-calibrated) down to what an RL
-      trainer reaches (variable lengths, dynamic micro-batches, log-prob passes). Every other case is a test.
+    - The rollout engine's host time per decode step (scheduler, input preparation, sampling and output
+      processing, which the roofline leaves out; Srivatsa et al., "Scheduling overhead in LLM serving", UCSD
+      WukLab blog 2024: vLLM's scheduling overhead can exceed half of the inference time, mostly per-request tensor
+      pre- and post-processing) is ``decode_step_overhead_s`` + ``decode_overhead_per_seq_s`` × sequences in the
+      step: 5 ms + 100 µs per sequence. Per sequence, so that an engine running a long tail alone steps fast
+      while one holding hundreds of sequences pays for each; halving the engines doubles the sequences per engine
+      and the host time with them (NeMo-RL's GB200 1-off row: splitting a small pool loses).
+      ``trainer_efficiency_scale`` = 0.3 scales the hardware's pre-training efficiency (llmcalc.core.efficiency,
+      Megatron-calibrated) down to what an MoE RL trainer reaches (NeMo-RL's Qwen3-30B-A3B: EP all-to-all, small
+      per-expert GEMMs, log-prob passes); dense models keep their pre-training efficiency
+      (``trainer_efficiency_scale_dense`` = 1). The three are CALIBRATED together (least squares on log error
+      over a grid: fixed 4-8 ms, per sequence 75/100/125 µs, scale 0.3/0.4/0.5) on three rows: NeMo-RL v0.6 H100
+      on-policy 192 s and 1-off 152 s (Qwen3-30B-A3B GRPO, 32 GPUs) and AReaL's Sync.AReaL/AReaL step ratio 2.77
+      (a dense 1.5B on SGLang). Every other RL row is a test (AReaL's absolute steps and η sweep, NeMo-RL GB200,
+      verl). The 20 ms constant these replace was fitted on the MoE rows alone and put the 1.5B model's
+      27,648-token tail at 20 ms a step.
     - ``max_num_seqs`` = 1024: verl's rollout default (``actor_rollout_ref.rollout.max_num_seqs``).
     - ``kv_reserve`` = 0.1 of memory kept back, as ``llmcalc fit``.
     - ``reload_bw_bytes_per_s`` = 150 GB/s: engine-side weight reload, CALIBRATED on checkpoint-engine's
@@ -67,7 +77,8 @@ class RLSettings:
     - ``prefix_shared`` = True: the G samples of a prompt share one prefill (vLLM/SGLang prefix caching).
     """
 
-    decode_step_overhead_s: float = 0.020
+    decode_step_overhead_s: float = 0.005  # host time per decode step (calibrated, above)
+    decode_overhead_per_seq_s: float = 100e-6  # host time per sequence per decode step (calibrated)
     max_num_seqs: int = 1024
     kv_reserve: float = 0.1
     reload_bw_bytes_per_s: float = 150e9
@@ -77,7 +88,8 @@ class RLSettings:
     tokens_per_micro_batch: float = 32768.0
     prefix_shared: bool = True
     compute_efficiency: float | None = None  # None: the hardware's calibrated efficiency (llmcalc.core.efficiency)
-    trainer_efficiency_scale: float = 0.4  # RL trainer's share of the pre-training efficiency (calibrated below)
+    trainer_efficiency_scale: float = 0.3  # MoE RL trainer's share of the pre-training efficiency (calibrated)
+    trainer_efficiency_scale_dense: float = 1.0  # dense RL trainers: the pre-training efficiency as it is
     weight_sync: bool = True  # False: free weight sync (a limit for what-ifs and property tests)
 
 
@@ -120,7 +132,7 @@ def trainer_work(m: Model, hw: Hardware, gpus, lengths, counts, prompt: float, *
     per_mb = b_eff / minibatches
     per_rank = np.maximum(per_mb / dp, 1.0)
     micro = np.maximum(1, np.minimum(per_rank, settings.tokens_per_micro_batch // seq)).astype(int)  # packed
-    k = settings.trainer_efficiency_scale
+    k = settings.trainer_efficiency_scale if m.moe else settings.trainer_efficiency_scale_dense
     eff = settings.compute_efficiency or k * compute_efficiency_default(hw, m, tp)  # the hardware's matmul eff.
     peak = hw.peak("bf16")
     profile = None

@@ -55,7 +55,8 @@ class _Ctx:
         self.dep = Deployment(m, hw, tp=rollout_tp)
         mean = response.mean()
         self.slots = slots_per_engine(self.dep, self.prompt, mean, settings.max_num_seqs, settings.kv_reserve)
-        self.cost = DecodeCost(self.dep, self.slots, settings.decode_step_overhead_s, self.prompt)
+        self.cost = DecodeCost(self.dep, self.slots, settings.decode_step_overhead_s, self.prompt,
+                               settings.decode_overhead_per_seq_s)
         self.group = samples if settings.prefix_shared else 1
         self._gen: dict[int, dict] = {}
         self._train: dict[int, dict] = {}
@@ -208,7 +209,7 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
             algo: str = "grpo", regime: str = "all", staleness: float | None = 2, rollout_gpus: int | None = None,
             rollout_tp: int = 1, partial: bool = True, ref: bool | None = None, reward_model: Model | None = None,
             minibatches: int = 1, train_tp: int = 1, train_pp: int = 1, train_ep: int = 1, zero: int = 3,
-            settings: RLSettings = DEFAULT_SETTINGS) -> Result:
+            settings: RLSettings = DEFAULT_SETTINGS, check_only: bool = False) -> Result | None:
     """Step time and its breakdown, tokens/s, pool utilisation and staleness of an RL step in each regime.
 
     ``data`` keys (stable): inputs (model, hardware, gpus, prompts, samples, batch, prompt_len, response,
@@ -219,6 +220,10 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
     {one_step_off, fully_async: vs sync_colocated}, ``best_regime``, ``split`` {rollout_gpus, searched,
     candidates, bound_s}, ``timeline`` {name: [{row, phase, start_s, end_s}, …] over two steady-state steps;
     gaps are idle}.
+
+    ``check_only``: run every input and fit check (the errors a full call raises) and return None without
+    simulating anything: what a face needs to probe which values of an input work, at a small fraction of
+    the cost.
     """
     check_count(gpus, "--gpus", minimum=1)
     check_count(prompts, "--prompts")
@@ -261,6 +266,9 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
     ctx = _Ctx(m, hw, prompts=prompts, samples=samples, prompt_len=prompt_len, response=response, algo=algo,
                ref=ref, reward_model=reward_model, minibatches=minibatches, rollout_tp=rollout_tp, train_tp=train_tp,
                train_pp=train_pp, train_ep=train_ep, zero=zero, settings=settings)
+    if check_only:
+        _check_fits(ctx, gpus, rollout_gpus, regime)
+        return None
     figs: list[Figure] = []
     n = ctx.batch
     figs.append(derive("lengths/mean", "mean", "token", response.describe_as, label="mean response length",
@@ -384,6 +392,32 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
     return Result(title, tuple(figs), tuple(assumptions), data)
 
 
+def _check_fits(ctx: _Ctx, gpus: int, rollout_gpus: int | None, regime: str) -> None:
+    """The trainer-fit errors of a full rl_step call, without simulating: colocated on every GPU, the given
+    split, or (searched) any split, scored by one vectorised trainer call."""
+    colocated_ok = _feasible_trainer(ctx, gpus)
+    if rollout_gpus is not None:
+        try:
+            ctx.train(gpus - rollout_gpus)
+        except LayoutError:
+            if not colocated_ok:
+                ctx.train(gpus)
+            if regime == "async" or not colocated_ok:
+                raise
+        return
+    if colocated_ok and regime != "async":
+        return
+    ks = _split_candidates(ctx, gpus)
+    fits = ks and np.any(trainer_work(ctx.m, ctx.hw, gpus - np.asarray(ks), ctx.lengths, ctx.counts, ctx.prompt,
+                                      algo=ctx.algo, ref=ctx.ref, reward_model=ctx.rm, minibatches=ctx.mb,
+                                      settings=ctx.s, tp=ctx.ttp, pp=ctx.tpp, ep=ctx.tep, zero=ctx.zero)["fits"])
+    if not fits:
+        if not colocated_ok:
+            ctx.train(gpus)
+        raise LayoutError(f"no split of {gpus} GPUs leaves a trainer that fits and a rollout engine of "
+                          f"{ctx.rtp} GPUs; add GPUs or raise --train-tp")
+
+
 def _kv_tokens(ctx: _Ctx) -> float:
     from ..inference.kv import fit
 
@@ -427,8 +461,8 @@ def _assumptions(ctx: _Ctx, k: int, tk: int, searched: bool, partial: bool, eta,
     out = [f"responses: {ctx.response.describe_as}; tail and drain from {len(ctx.lengths)} cohorts of the "
            f"{ctx.batch:,} expected order statistics (Blom)",
            f"rollout engines: {ctx.rtp} GPU(s) each, {ctx.slots} sequences each; decode step = roofline "
-           f"(llmcalc.inference.latency, {ctx.dep.eff.describe()}) + {s.decode_step_overhead_s * 1e3:g} ms per-step "
-           "overhead (judgement)",
+           f"(llmcalc.inference.latency, {ctx.dep.eff.describe()}) + host time {s.decode_step_overhead_s * 1e3:g} ms "
+           f"+ {s.decode_overhead_per_seq_s * 1e6:g} µs per sequence per step (calibrated, RLSettings)",
            f"trainer: FSDP/ZeRO-{ctx.zero}, recompute {s.recompute}, {ctx.mb} PPO mini-batch(es) = optimizer steps; "
            f"{'PPO: critic forward + update; ' if ctx.algo == 'ppo' else ''}reference log-probs "
            f"{'on' if ctx.ref else 'off'}; reward {'model forward' if ctx.rm else 'rule-based (free)'}",

@@ -226,6 +226,25 @@ def test_dashboard_rl_page_shows_what_rl_step_says():
     assert got == pytest.approx(want, rel=1e-9)
 
 
+def test_trainer_layout_is_the_planners_best_unless_given():
+    """No layout given: the trainer runs the training planner's best layout (llmcalc.training.plan, objective
+    time) for one optimizer step of this batch on all the GPUs; any layout option given is used as given."""
+    from llmcalc.rl.phases import effective_batch
+    from llmcalc.training.plan import plan_training
+
+    resp = lognormal(3000, 1.0, 8192)
+    kw = dict(gpus=32, prompts=256, samples=8, prompt_len=512, response=resp, minibatches=2, regime="sync")
+    d = rl_step(M7, H100, **kw).data["trainer_layout"]
+    _, l_eff, b_eff = effective_batch(*resp.cohorts(256 * 8), 512)
+    gb = max(32, -(-int(b_eff / 2) // 32) * 32)
+    best = plan_training(M7, H100, gpus=32, global_batch=gb, seq=round(l_eff), top=1,
+                         pins={"cp": 1, "v": 1, "sp": 0, "pp": [1, 2, 4, 7, 14, 28]}).data["best"]
+    assert d["source"] == "planner" and d["planner_layout"] == best["layout"]
+    assert (d["tp"], d["pp"], d["ep"], d["zero"]) == (best["tp"], best["pp"], best["ep"], best["zero"])
+    g = rl_step(M7, H100, train_tp=2, **kw).data["trainer_layout"]
+    assert g["source"] == "given" and (g["tp"], g["pp"], g["ep"], g["zero"]) == (2, 1, 1, 3)
+
+
 RL_LINK = {"page": "rl", "model": "qwen2.5-7b", "rl_gpus": "32", "rl_prompts": "128", "rl_samples": "8",
            "rl_prompt": "256", "rl_mean": "2000", "rl_cv": "0.5", "rl_cap": "4096", "rl_eta": "1", "rl_algo": "ppo",
            "rl_rtp": "2", "rl_split": "16", "rl_partial": "0"}

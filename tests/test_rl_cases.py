@@ -79,7 +79,7 @@ def test_areal_staleness_sweep_rises_then_saturates():
 # (recipe/one_step_off_policy/shell/dapo_7b_math_fsdp2_64_64.sh). NOT published: the length distribution;
 # we take mean 2,500 and cv 1.0 (DAPO's long-tail motivation), prompt 256; the one-step-off README does not give
 # its batch, we assume the same 512 x 16 DAPO recipe.
-VERL = dict(prompts=512, samples=16, prompt_len=256, rollout_tp=4, minibatches=16)
+VERL = dict(prompts=512, samples=16, prompt_len=256, rollout_tp=4, minibatches=16, zero=3)  # FSDP2 (published)
 
 
 @pytest.mark.xfail(strict=True, reason="update_actor 723 s vs 133 s measured (sync step 1592 s vs 365 s, fully async "

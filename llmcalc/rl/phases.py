@@ -195,6 +195,27 @@ def trainer_work(m: Model, hw: Hardware, gpus, lengths, counts, prompt: float, *
     return out
 
 
+def planned_layout(m: Model, hw: Hardware, gpus: int, lengths, counts, prompt: float, minibatches: int) -> dict:
+    """The training planner's best layout (llmcalc.training.plan, objective time) for one optimizer step of
+    this batch: B_eff/minibatches sequences of L_eff tokens (global batch rounded up to a multiple of the GPU
+    count, as ``trainer_work`` does). Pinned to what ``trainer_work`` times: no context parallelism, no virtual
+    stages or sequence parallelism, PP dividing the layers. Returns {tp, pp, ep, zero, layout, gpus};
+    LayoutError when nothing fits."""
+    from ..training.plan import plan_training
+
+    _, l_eff, b_eff = effective_batch(lengths, counts, prompt)
+    seq = max(int(round(l_eff)), 1)
+    gb = int(max(gpus, math.ceil(b_eff / minibatches / gpus) * gpus))
+    pps = [d for d in range(1, m.n_layers + 1) if m.n_layers % d == 0]
+    r = plan_training(m, hw, gpus=int(gpus), global_batch=gb, seq=seq, top=1,
+                      pins={"cp": 1, "v": 1, "sp": 0, "pp": pps})
+    best = r.data["best"]
+    if best is None:
+        raise LayoutError(f"the trainer does not fit: the planner finds no layout of {m.display_name} on {gpus} x "
+                          f"{hw.display_name} for {gb} sequences of {seq:,} tokens; give the trainer more GPUs")
+    return {k: int(best[k]) for k in ("tp", "pp", "ep", "zero")} | {"layout": best["layout"], "gpus": int(gpus)}
+
+
 def weight_bytes(m: Model) -> float:
     from ..model.params import count_params
 

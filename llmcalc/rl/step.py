@@ -52,6 +52,7 @@ class _Ctx:
         self.lengths, self.counts = response.cohorts(self.batch)
         self.algo, self.ref, self.rm, self.mb = algo, ref, reward_model, minibatches
         self.rtp, self.ttp, self.tpp, self.tep, self.zero = rollout_tp, train_tp, train_pp, train_ep, zero
+        self.planned: dict | None = None  # the planner's layout when none was given (rl_step)
         self.dep = Deployment(m, hw, tp=rollout_tp)
         mean = response.mean()
         self.slots = slots_per_engine(self.dep, self.prompt, mean, settings.max_num_seqs, settings.kv_reserve)
@@ -208,8 +209,9 @@ def _regime(name, step_s, parts: dict, ctx: _Ctx, rollout_gpus, trainer_gpus, ro
 def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, prompt_len: int, response: LengthDist,
             algo: str = "grpo", regime: str = "all", staleness: float | None = 2, rollout_gpus: int | None = None,
             rollout_tp: int = 1, partial: bool = True, ref: bool | None = None, reward_model: Model | None = None,
-            minibatches: int = 1, train_tp: int = 1, train_pp: int = 1, train_ep: int = 1, zero: int = 3,
-            settings: RLSettings = DEFAULT_SETTINGS, check_only: bool = False) -> Result | None:
+            minibatches: int = 1, train_tp: int | None = None, train_pp: int | None = None,
+            train_ep: int | None = None, zero: int | None = None, settings: RLSettings = DEFAULT_SETTINGS,
+            check_only: bool = False) -> Result | None:
     """Step time and its breakdown, tokens/s, pool utilisation and staleness of an RL step in each regime.
 
     ``data`` keys (stable): inputs (model, hardware, gpus, prompts, samples, batch, prompt_len, response,
@@ -217,9 +219,14 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
     ``response_expected_max``, ``regimes`` {name: {step_s, breakdown_s, rollout_gpus, trainer_gpus,
     trained_tokens_per_s, generated_tokens_per_s, trained_tokens_per_s_per_gpu, rollout_utilisation,
     rollout_idle_s, trainer_utilisation, trainer_idle_s, staleness_mean, staleness_max}}, ``speedup``
-    {one_step_off, fully_async: vs sync_colocated}, ``best_regime``, ``split`` {rollout_gpus, searched,
+    {one_step_off, fully_async: vs sync_colocated}, ``best_regime``, ``trainer_layout`` {tp, pp, ep, zero, source
+    (planner | given), planner_layout}, ``split`` {rollout_gpus, searched,
     candidates, bound_s}, ``timeline`` {name: [{row, phase, start_s, end_s}, …] over two steady-state steps;
     gaps are idle}.
+
+    Trainer layout: ``train_tp``/``train_pp``/``train_ep``/``zero`` as given (missing ones 1, 1, 1, ZeRO-3);
+    when none is given, the training planner's best layout for the whole pool (llmcalc.training.plan), kept
+    for the split trainers (whose sizes must then be multiples of its tp·pp).
 
     ``check_only``: run every input and fit check (the errors a full call raises) and return None without
     simulating anything: what a face needs to probe which values of an input work, at a small fraction of
@@ -231,6 +238,11 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
     check_count(prompt_len, "--prompt-len")
     check_count(minibatches, "--minibatches")
     check_count(rollout_tp, "--rollout-tp")
+    for opt, v in (("--train-tp", train_tp), ("--train-pp", train_pp), ("--train-ep", train_ep)):
+        if v is not None:
+            check_count(v, opt)
+    if zero is not None and zero not in (0, 1, 2, 3):
+        raise LlmcalcError(f"--zero expects a ZeRO stage 0, 1, 2 or 3, got {zero!r}")
     if algo not in ("grpo", "ppo"):
         raise LlmcalcError(f"--algo expects grpo or ppo, got {algo!r}")
     if regime not in ("sync", "async", "all"):
@@ -263,9 +275,19 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
 
         response = replace(response, cap=float(room), describe_as=response.describe_as
                            + f", capped at the model's {m.max_seq_len:,} positions less the prompt")
+    planned = None
+    if (train_tp, train_pp, train_ep, zero) == (None, None, None, None):  # the planner's best layout
+        from .phases import planned_layout
+
+        lengths, counts = response.cohorts(prompts * samples)
+        planned = planned_layout(m, hw, gpus, lengths, counts, float(prompt_len), minibatches)
+        train_tp, train_pp, train_ep, zero = planned["tp"], planned["pp"], planned["ep"], planned["zero"]
+    train_tp, train_pp, train_ep = train_tp or 1, train_pp or 1, train_ep or 1
+    zero = 3 if zero is None else zero
     ctx = _Ctx(m, hw, prompts=prompts, samples=samples, prompt_len=prompt_len, response=response, algo=algo,
                ref=ref, reward_model=reward_model, minibatches=minibatches, rollout_tp=rollout_tp, train_tp=train_tp,
                train_pp=train_pp, train_ep=train_ep, zero=zero, settings=settings)
+    ctx.planned = planned
     if check_only:
         _check_fits(ctx, gpus, rollout_gpus, regime)
         return None
@@ -384,6 +406,9 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
             "slots_per_engine": ctx.slots, "response_mean": response.mean(),
             "response_expected_max": response.expected_max(n), "regimes": regimes, "speedup": speedup,
             "best_regime": best, "weight_bytes": weight_bytes(m), "timeline": timelines,
+            "trainer_layout": {"tp": ctx.ttp, "pp": ctx.tpp, "ep": ctx.tep, "zero": ctx.zero,
+                               "source": "planner" if ctx.planned else "given",
+                               "planner_layout": ctx.planned["layout"] if ctx.planned else None},
             "split": {"rollout_gpus": k, "trainer_gpus": tk, "searched": searched,
                       "candidates": None if split_info is None else split_info["candidates"],
                       "bound_s": None if split_info is None else split_info["bound_s"]}}
@@ -463,7 +488,10 @@ def _assumptions(ctx: _Ctx, k: int, tk: int, searched: bool, partial: bool, eta,
            f"rollout engines: {ctx.rtp} GPU(s) each, {ctx.slots} sequences each; decode step = roofline "
            f"(llmcalc.inference.latency, {ctx.dep.eff.describe()}) + host time {s.decode_step_overhead_s * 1e3:g} ms "
            f"+ {s.decode_overhead_per_seq_s * 1e6:g} µs per sequence per step (calibrated, RLSettings)",
-           f"trainer: FSDP/ZeRO-{ctx.zero}, recompute {s.recompute}, {ctx.mb} PPO mini-batch(es) = optimizer steps; "
+           (f"trainer layout: the planner's best on all {ctx.planned['gpus']} GPUs ({ctx.planned['layout']}), kept "
+            "for the split trainer; " if ctx.planned else "trainer layout: given; ")
+           + f"tp {ctx.ttp}, pp {ctx.tpp}, ep {ctx.tep}, ZeRO-{ctx.zero}, recompute {s.recompute}, {ctx.mb} PPO "
+           "mini-batch(es) = optimizer steps; "
            f"{'PPO: critic forward + update; ' if ctx.algo == 'ppo' else ''}reference log-probs "
            f"{'on' if ctx.ref else 'off'}; reward {'model forward' if ctx.rm else 'rule-based (free)'}",
            f"weight sync: bf16 weights; engine reload at {s.reload_bw_bytes_per_s / 1e9:g} GB/s (calibrated on "

@@ -159,8 +159,9 @@ CKPT = [  # id, hardware, GPUs, bytes, bucket GiB, measured broadcast s
     ("deepseek-v3.1-16xh20", H20, 16, 671e9, 5.39, 10.19),
     ("kimi-k2-16xh20", H20, 16, 1.04e12, 5.89, 14.36),
     pytest.param("deepseek-v3.1-256xh20", H20, 256, 671e9, 8.0, 11.33, marks=pytest.mark.xfail(
-        strict=True, reason="6.65 s vs 11.33 s = -41%, just outside ±40%: time grows with fan-out more than a "
-                            "pipelined broadcast + per-bucket latency model allows")),
+        strict=True, reason="6.65 s vs 11.33 s = -41%, just outside ±40%: every H20 row is 28-41% low (H20 "
+                            "scale-out and FP8 reload cost unpublished, confounded); 16 -> 256 GPUs adds 11% "
+                            "measured, 0% modelled")),
     ("kimi-k2-256xh20", H20, 256, 1.04e12, 8.0, 16.04),
 ]
 

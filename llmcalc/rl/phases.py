@@ -58,8 +58,9 @@ class RLSettings:
       ``trainer_efficiency_scale`` = 0.3 scales the hardware's pre-training efficiency (llmcalc.core.efficiency,
       Megatron-calibrated) down to what an MoE RL trainer reaches (NeMo-RL's Qwen3-30B-A3B: EP all-to-all, small
       per-expert GEMMs, log-prob passes); dense models keep their pre-training efficiency
-      (``trainer_efficiency_scale_dense`` = 1). The three are CALIBRATED together (least squares on log error
-      over a grid: fixed 4-8 ms, per sequence 75/100/125 µs, scale 0.3/0.4/0.5) on three rows: NeMo-RL v0.6 H100
+      (``trainer_efficiency_scale_dense`` = 1). The three are CALIBRATED together (``python benchmarks/
+      report_rl.py --refit``: least squares on log error over a grid: fixed 4-8 ms, per sequence
+      75/100/125 µs, scale 0.3/0.4/0.5) on three rows: NeMo-RL v0.6 H100
       on-policy 192 s and 1-off 152 s (Qwen3-30B-A3B GRPO, 32 GPUs) and AReaL's Sync.AReaL/AReaL step ratio 2.77
       (a dense 1.5B on SGLang). Every other RL row is a test (AReaL's absolute steps and η sweep, NeMo-RL GB200,
       verl). The 20 ms constant these replace was fitted on the MoE rows alone and put the 1.5B model's

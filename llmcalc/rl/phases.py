@@ -49,12 +49,12 @@ class RLSettings:
     """The one set of defaults every RL estimate uses (each with where it comes from).
 
     - The rollout engine's host time per decode step (scheduler, input preparation, sampling and output
-      processing, which the roofline leaves out; Srivatsa et al., "Scheduling overhead in LLM serving", UCSD
-      WukLab blog 2024: vLLM's scheduling overhead can exceed half of the inference time, mostly per-request tensor
-      pre- and post-processing) is ``decode_step_overhead_s`` + ``decode_overhead_per_seq_s`` × sequences in the
-      step: 5 ms + 100 µs per sequence. Per sequence, so that an engine running a long tail alone steps fast
-      while one holding hundreds of sequences pays for each; halving the engines doubles the sequences per engine
-      and the host time with them (NeMo-RL's GB200 1-off row: splitting a small pool loses).
+      processing, which the roofline leaves out; Srivatsa, Li, Zhang, Abhyankar, mlsys.wuklab.io/posts/
+      scheduling_overhead: vLLM's scheduling overhead can exceed half of the inference time, mostly tensor
+      pre- and post-processing; SGLang's is lower) is ``decode_step_overhead_s`` + ``decode_overhead_per_seq_s``
+      × sequences in the step: 5 ms + 100 µs per sequence. Per sequence, so that an engine running a long tail
+      alone steps fast while one holding hundreds of sequences pays for each; halving the engines doubles the
+      sequences per engine and the host time with them (NeMo-RL's GB200 1-off row: splitting a small pool loses).
       ``trainer_efficiency_scale`` = 0.3 scales the hardware's pre-training efficiency (llmcalc.core.efficiency,
       Megatron-calibrated) down to what an MoE RL trainer reaches (NeMo-RL's Qwen3-30B-A3B: EP all-to-all, small
       per-expert GEMMs, log-prob passes); dense models keep their pre-training efficiency
@@ -196,6 +196,9 @@ def trainer_work(m: Model, hw: Hardware, gpus, lengths, counts, prompt: float, *
     return out
 
 
+_PLANNED: dict = {}  # planned_layout results: a face probing other values of one input re-asks the same question
+
+
 def planned_layout(m: Model, hw: Hardware, gpus: int, lengths, counts, prompt: float, minibatches: int) -> dict:
     """The training planner's best layout (llmcalc.training.plan, objective time) for one optimizer step of
     this batch: B_eff/minibatches sequences of L_eff tokens (global batch rounded up to a multiple of the GPU
@@ -204,6 +207,10 @@ def planned_layout(m: Model, hw: Hardware, gpus: int, lengths, counts, prompt: f
     LayoutError when nothing fits."""
     from ..training.plan import plan_training
 
+    key = (repr(m), repr(hw), int(gpus), tuple(np.asarray(lengths, float)), tuple(np.asarray(counts, float)),
+           float(prompt), int(minibatches))
+    if key in _PLANNED:
+        return dict(_PLANNED[key])
     _, l_eff, b_eff = effective_batch(lengths, counts, prompt)
     seq = max(int(round(l_eff)), 1)
     gb = int(max(gpus, math.ceil(b_eff / minibatches / gpus) * gpus))
@@ -214,7 +221,29 @@ def planned_layout(m: Model, hw: Hardware, gpus: int, lengths, counts, prompt: f
     if best is None:
         raise LayoutError(f"the trainer does not fit: the planner finds no layout of {m.display_name} on {gpus} x "
                           f"{hw.display_name} for {gb} sequences of {seq:,} tokens; give the trainer more GPUs")
-    return {k: int(best[k]) for k in ("tp", "pp", "ep", "zero")} | {"layout": best["layout"], "gpus": int(gpus)}
+    if len(_PLANNED) > 64:
+        _PLANNED.clear()
+    _PLANNED[key] = {k: int(best[k]) for k in ("tp", "pp", "ep", "zero")} | {"layout": best["layout"],
+                                                                           "gpus": int(gpus)}
+    return dict(_PLANNED[key])
+
+
+def trainer_fits(m: Model, hw: Hardware, gpus, lengths, counts, prompt: float, *, minibatches: int,
+                 settings: RLSettings, tp: int = 1, pp: int = 1, ep: int = 1, zero: int = 3):
+    """Whether ``trainer_work`` finds a trainer that fits, from the memory model alone: it halves its packed
+    micro-batch down to one sequence, and memory only falls as the micro-batch does, so the trainer fits
+    iff one L_eff-token sequence per micro-batch fits (bool, or a mask over an array of sizes)."""
+    from ..training.memory import training_memory
+
+    g = np.asarray(gpus)
+    lay = _layout(m, g, tp, pp, ep, zero)
+    dp = np.asarray(lay.dp)
+    _, l_eff, b_eff = effective_batch(lengths, counts, prompt)
+    per_mb = b_eff / minibatches
+    gb = np.maximum(dp, np.round(per_mb / dp).astype(int) * dp)
+    r = training_memory(m, hw, lay, micro_batch=1, seq=max(int(round(l_eff)), 1), recompute=settings.recompute,
+                        global_batch=gb if np.ndim(g) else int(gb))
+    return np.asarray(r.data["fits"], bool) if np.ndim(g) else bool(r.data["fits"])
 
 
 def weight_bytes(m: Model) -> float:

@@ -29,7 +29,7 @@ from ..core.results import Figure, Result, derive
 from ..core.specs import Hardware, Model
 from .lengths import SRC_BLOM, LengthDist
 from .loop import simulate_async
-from .phases import DEFAULT_SETTINGS, SRC_LEFF, RLSettings, trainer_work, weight_bytes, weight_sync
+from .phases import DEFAULT_SETTINGS, SRC_LEFF, RLSettings, trainer_fits, trainer_work, weight_bytes, weight_sync
 from .rollout import SRC_CB, DecodeCost, Pool, drain_time, slots_per_engine
 
 REGIMES = ("sync_colocated", "sync_disaggregated", "one_step_off", "fully_async")
@@ -418,25 +418,24 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
 
 
 def _check_fits(ctx: _Ctx, gpus: int, rollout_gpus: int | None, regime: str) -> None:
-    """The trainer-fit errors of a full rl_step call, without simulating: colocated on every GPU, the given
-    split, or (searched) any split, scored by one vectorised trainer call."""
-    colocated_ok = _feasible_trainer(ctx, gpus)
+    """The trainer-fit errors of a full rl_step call, from the memory model alone (no step timing, no
+    simulation): colocated on every GPU, the given split, or (searched) any split, as one vectorised call."""
+    def fits(g):
+        return trainer_fits(ctx.m, ctx.hw, g, ctx.lengths, ctx.counts, ctx.prompt, minibatches=ctx.mb,
+                            settings=ctx.s, tp=ctx.ttp, pp=ctx.tpp, ep=ctx.tep, zero=ctx.zero)
+
+    colocated_ok = (gpus % (ctx.ttp * ctx.tpp) == 0) and fits(gpus)
     if rollout_gpus is not None:
-        try:
-            ctx.train(gpus - rollout_gpus)
-        except LayoutError:
+        if (gpus - rollout_gpus) % (ctx.ttp * ctx.tpp) or not fits(gpus - rollout_gpus):
             if not colocated_ok:
-                ctx.train(gpus)
+                ctx.train(gpus)  # raises the trainer's own message
             if regime == "async" or not colocated_ok:
-                raise
+                ctx.train(gpus - rollout_gpus)  # raises the trainer's own message
         return
     if colocated_ok and regime != "async":
         return
     ks = _split_candidates(ctx, gpus)
-    fits = ks and np.any(trainer_work(ctx.m, ctx.hw, gpus - np.asarray(ks), ctx.lengths, ctx.counts, ctx.prompt,
-                                      algo=ctx.algo, ref=ctx.ref, reward_model=ctx.rm, minibatches=ctx.mb,
-                                      settings=ctx.s, tp=ctx.ttp, pp=ctx.tpp, ep=ctx.tep, zero=ctx.zero)["fits"])
-    if not fits:
+    if not (ks and np.any(fits(gpus - np.asarray(ks)))):
         if not colocated_ok:
             ctx.train(gpus)
         raise LayoutError(f"no split of {gpus} GPUs leaves a trainer that fits and a rollout engine of "

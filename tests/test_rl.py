@@ -196,6 +196,8 @@ def test_cli_table_puts_assumptions_first_and_explains():
     (["--rollout-gpus", "16"], "--rollout-gpus"),
     (["--algo", "dpo"], "--algo"),
     (["--rollout-tp", "3"], "--rollout-tp"),
+    (["--zero", "5"], "--zero expects a ZeRO stage"),
+    (["--train-pp", "0"], "--train-pp"),
 ])
 def test_cli_bad_input_one_line_exit_2(extra, msg):
     p = subprocess.run(CLI + extra, capture_output=True, text=True)

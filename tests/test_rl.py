@@ -8,6 +8,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmcalc import load_hardware, load_model
+from llmcalc.core.errors import LlmcalcError
 from llmcalc.rl.lengths import from_percentiles, lognormal, parse_response_len, table
 from llmcalc.rl.phases import RLSettings
 from llmcalc.rl.rollout import DecodeCost, Pool, drain_time
@@ -194,6 +196,8 @@ def test_cli_table_puts_assumptions_first_and_explains():
     (["--rollout-gpus", "16"], "--rollout-gpus"),
     (["--algo", "dpo"], "--algo"),
     (["--rollout-tp", "3"], "--rollout-tp"),
+    (["--zero", "5"], "--zero expects a ZeRO stage"),
+    (["--train-pp", "0"], "--train-pp"),
 ])
 def test_cli_bad_input_one_line_exit_2(extra, msg):
     p = subprocess.run(CLI + extra, capture_output=True, text=True)
@@ -223,6 +227,102 @@ def test_dashboard_rl_page_shows_what_rl_step_says():
     want = {k.replace("_", " "): v["step_s"] for k, v in r.data["regimes"].items()}
     got = dict(zip(table["regime"], table["step (s)"], strict=True))
     assert got == pytest.approx(want, rel=1e-9)
+
+
+def test_trainer_layout_is_the_planners_best_unless_given():
+    """No layout given: the trainer runs the training planner's best layout (llmcalc.training.plan, objective
+    time) for one optimizer step of this batch on all the GPUs; any layout option given is used as given."""
+    from llmcalc.rl.phases import effective_batch
+    from llmcalc.training.plan import plan_training
+
+    resp = lognormal(3000, 1.0, 8192)
+    kw = dict(gpus=32, prompts=256, samples=8, prompt_len=512, response=resp, minibatches=2, regime="sync")
+    d = rl_step(M7, H100, **kw).data["trainer_layout"]
+    _, l_eff, b_eff = effective_batch(*resp.cohorts(256 * 8), 512)
+    gb = max(32, -(-int(b_eff / 2) // 32) * 32)
+    best = plan_training(M7, H100, gpus=32, global_batch=gb, seq=round(l_eff), top=1,
+                         pins={"cp": 1, "v": 1, "sp": 0, "pp": [1, 2, 4, 7, 14, 28]}).data["best"]
+    assert d["source"] == "planner" and d["planner_layout"] == best["layout"]
+    assert (d["tp"], d["pp"], d["ep"], d["zero"]) == (best["tp"], best["pp"], best["ep"], best["zero"])
+    g = rl_step(M7, H100, train_tp=2, **kw).data["trainer_layout"]
+    assert g["source"] == "given" and (g["tp"], g["pp"], g["ep"], g["zero"]) == (2, 1, 1, 3)
+
+
+RL_LINK = {"page": "rl", "model": "qwen2.5-7b", "rl_gpus": "32", "rl_prompts": "128", "rl_samples": "8",
+           "rl_prompt": "256", "rl_mean": "2000", "rl_cv": "0.5", "rl_cap": "4096", "rl_eta": "1", "rl_algo": "ppo",
+           "rl_rtp": "2", "rl_split": "16", "rl_partial": "0"}
+
+
+def _app(params: dict):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=60)
+    for k, v in params.items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def test_dashboard_rl_link_restores_every_input():
+    """A copied link carries every RL input: opening it restores each widget and the step it computes, and the
+    state it decodes to encodes back to the same link (only what differs from the defaults)."""
+    pytest.importorskip("streamlit")
+    from llmcalc.dashboard import state
+
+    s, notes = state.decode(RL_LINK)
+    assert not notes and state.encode(s) == RL_LINK  # every value differs from its default: all are in the link
+    at = _app(RL_LINK)
+    assert not at.exception and not at.error, [e.value for e in list(at.exception) + list(at.error)]
+    for name in ("rl_gpus", "rl_prompts", "rl_samples", "rl_prompt", "rl_mean", "rl_cv", "rl_cap", "rl_rtp",
+                 "rl_split"):
+        assert at.number_input(key=f"w_{name}").value == pytest.approx(float(RL_LINK[name])), name
+    assert at.selectbox(key="w_rl_eta").value == "1" and at.selectbox(key="w_rl_algo").value == "ppo"
+    assert at.toggle(key="w_rl_partial").value is False
+    r = rl_step(M7, H100, gpus=32, prompts=128, samples=8, prompt_len=256, response=lognormal(2000, 0.5, 4096),
+                algo="ppo", staleness=1, rollout_gpus=16, rollout_tp=2, partial=False)
+    got = dict(zip(at.dataframe[0].value["regime"], at.dataframe[0].value["step (s)"], strict=True))
+    assert got == pytest.approx({k.replace("_", " "): v["step_s"] for k, v in r.data["regimes"].items()}, rel=1e-9)
+
+
+def test_dashboard_rl_bad_input_probes_without_simulating(monkeypatch):
+    """A bad input is one message beside its field with the values that work, found by rl_step's checks alone
+    (check_only): no rollout is simulated for any candidate, which kept a bad-input re-render at ~7 s."""
+    pytest.importorskip("streamlit")
+    import llmcalc.rl.step as step_mod
+
+    sims = []
+    real = step_mod.drain_time
+    monkeypatch.setattr(step_mod, "drain_time", lambda *a, **k: sims.append(1) or real(*a, **k))
+    at = _app({"page": "rl", "model": "qwen2.5-7b", "rl_split": "64"})  # all 64 GPUs to rollout: no trainer
+    msgs = " ".join(e.value for e in at.error)
+    assert "values that work here" in msgs and "Not computed" in msgs, msgs
+    assert sims == []  # neither the failing run nor any probe simulated a rollout
+    t0 = time.process_time()  # CPU time: the server-side cost, whatever else loads the machine
+    for k in (0, 1, 2, 4, 8, 16, 32, 62):  # what the probe of “rollout GPUs” runs for the values that pass
+        assert rl_step(M7, H100, gpus=64, prompts=512, samples=16, prompt_len=512, rollout_gpus=k or None,
+                       response=lognormal(3000, 1.0, 8192), check_only=True) is None
+    assert time.process_time() - t0 < 1.0  # was ~2.3 s of CPU (~7 s wall under load) with full rl_step calls
+
+
+@pytest.mark.parametrize("model, gpus, k, regime", [
+    ("qwen2.5-7b", 64, None, "all"), ("qwen2.5-7b", 16, 15, "all"), ("qwen2.5-7b", 16, 15, "async"),
+    ("qwen2.5-7b", 8, 6, "all"), ("llama-3.1-70b", 8, None, "all"), ("llama-3.1-70b", 16, 8, "async"),
+    ("llama-3.1-70b", 32, 8, "all")])
+def test_check_only_fails_exactly_when_the_full_call_does(model, gpus, k, regime):
+    """rl_step(check_only=True) raises the same error as the full call, or returns None where it succeeds: the
+    dashboard's "values that work here" rest on it."""
+    kw = dict(gpus=gpus, prompts=64, samples=8, prompt_len=512, response=lognormal(2000, 1.0, 8192),
+              rollout_gpus=k, regime=regime, rollout_tp=8 if "70b" in model else 1)
+    m = load_model(model)
+    try:
+        full = rl_step(m, H100, **kw)
+    except LlmcalcError as e:
+        with pytest.raises(LlmcalcError) as got:
+            rl_step(m, H100, check_only=True, **kw)
+        assert str(got.value) == str(e)
+    else:
+        assert full is not None and rl_step(m, H100, check_only=True, **kw) is None
 
 
 def test_rl_example_runs_and_answers(capsys):

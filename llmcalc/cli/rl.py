@@ -33,9 +33,10 @@ def rl(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
        ref: bool = typer.Option(None, "--ref/--no-ref", help="Reference-model log-probs (default: PPO only)."),
        reward_model: str = typer.Option(None, "--reward-model", help="Reward model (catalogue name); else rules."),
        minibatches: int = typer.Option(1, "--minibatches", help="PPO mini-batches (optimizer steps) per step."),
-       train_tp: int = typer.Option(1, "--train-tp", help="Trainer tensor parallelism."),
-       train_pp: int = typer.Option(1, "--train-pp", help="Trainer pipeline parallelism."),
-       train_ep: int = typer.Option(1, "--train-ep", help="Trainer expert parallelism (MoE)."),
+       train_tp: int = typer.Option(None, "--train-tp", help="Trainer tensor parallelism (default: planner)."),
+       train_pp: int = typer.Option(None, "--train-pp", help="Trainer pipeline parallelism (default: planner)."),
+       train_ep: int = typer.Option(None, "--train-ep", help="Trainer expert parallelism (default: planner)."),
+       zero: int = typer.Option(None, "--zero", help="Trainer ZeRO stage 0-3 (default: planner; 3 with a layout)."),
        as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
     """One RL step (GRPO/PPO): sync colocated, sync split, one-step-off and staleness-bounded async."""
     import json
@@ -67,7 +68,7 @@ def rl(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
                 response=parse_response_len(response_len, max_response), algo=algo, regime=regime, staleness=eta,
                 rollout_gpus=rollout_gpus, rollout_tp=rollout_tp, partial=partial, ref=ref,
                 reward_model=load_model(reward_model) if reward_model else None, minibatches=minibatches,
-                train_tp=train_tp, train_pp=train_pp, train_ep=train_ep, **settings)
+                train_tp=train_tp, train_pp=train_pp, train_ep=train_ep, zero=zero, **settings)
     if as_json:
         typer.echo(json.dumps(r.as_dict(), indent=2, default=_default))
         return

@@ -89,7 +89,8 @@ def render(model, hardware, s: dict) -> None:
     x = _inputs(state.device_word(hardware))
     run = lambda *a: panels.memo(_run, *a)  # noqa: E731 - one rl_step call for the answer and the sections
     panels.answer_or_pointer(lambda: answer(model, hardware, s, run), top)
-    with panels.section("Regimes", s, lambda y: _run(model, hardware, params(y))):
+    # the probe for "values that work here" runs rl_step's checks only (no simulation): ≤ 1 s for every candidate
+    with panels.section("Regimes", s, lambda y: _run(model, hardware, params(y), check_only=True)):
         regimes(model, hardware, x, run(model, hardware, x))
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from statistics import NormalDist
 
 import numpy as np
@@ -78,8 +79,12 @@ class LengthDist:
         return float(self.quantile((n - 0.375) / (n + 0.25)))
 
     def cohorts(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """(lengths, counts) of weighted cohorts standing in for the n expected order statistics, longest first."""
-        n = int(n)
+        """(lengths, counts) of weighted cohorts standing in for the n expected order statistics, longest first
+        (cached per distribution and n: a face asks for the same batch many times; copies are returned)."""
+        lengths, counts = _cohorts(self, int(n))
+        return lengths.copy(), counts.copy()
+
+    def _cohorts(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         sizes, left, s, cap = [], n, 1, max(1, n // 64)
         while left > 0:  # 1, 1, 2, 4, … from the top, then groups of at most n // 64
             take = min(s, left)
@@ -99,6 +104,11 @@ class LengthDist:
     def tail_weight(self) -> float:
         """E[max of 1024] / mean: how far the tail reaches (1 for equal lengths)."""
         return self.expected_max(1024) / self.mean()
+
+
+@lru_cache(maxsize=64)
+def _cohorts(dist: LengthDist, n: int) -> tuple[np.ndarray, np.ndarray]:
+    return dist._cohorts(n)
 
 
 def lognormal(mean: float, cv: float, cap: float | None = None) -> LengthDist:

@@ -48,12 +48,23 @@ SRC_AG = "ring all-gather: (n−1)/n·S per rank, α per ring step (nccl-tests P
 class RLSettings:
     """The one set of defaults every RL estimate uses (each with where it comes from).
 
-    - ``decode_step_overhead_s`` = 20 ms and ``trainer_efficiency_scale`` = 0.4: CALIBRATED together (least
-      squares on log step time over a grid) on the two NeMo-RL v0.6 H100 rows (Qwen3-30B-A3B GRPO, 32 GPUs:
-      on-policy 192 s, 1-off 152 s). The first is the time a rollout engine spends per decode step outside the
-      roofline (scheduler, sampling, MoE routing, launches); it dominates the batch-1 tail. The second scales
-      the hardware's pre-training efficiency (llmcalc.core.efficiency, Megatron-calibrated) down to what an RL
-      trainer reaches (variable lengths, dynamic micro-batches, log-prob passes). Every other case is a test.
+    - The rollout engine's host time per decode step (scheduler, input preparation, sampling and output
+      processing, which the roofline leaves out; Srivatsa, Li, Zhang, Abhyankar, mlsys.wuklab.io/posts/
+      scheduling_overhead: vLLM's scheduling overhead can exceed half of the inference time, mostly tensor
+      pre- and post-processing; SGLang's is lower) is ``decode_step_overhead_s`` + ``decode_overhead_per_seq_s``
+      × sequences in the step: 5 ms + 75 µs per sequence. Per sequence, so that an engine running a long tail
+      alone steps fast while one holding hundreds of sequences pays for each; halving the engines doubles the
+      sequences per engine and the host time with them (NeMo-RL's GB200 1-off row: splitting a small pool loses).
+      ``trainer_efficiency_scale`` = 0.3 scales the hardware's pre-training efficiency (llmcalc.core.efficiency,
+      Megatron-calibrated) down to what an MoE RL trainer reaches (NeMo-RL's Qwen3-30B-A3B: EP all-to-all, small
+      per-expert GEMMs, log-prob passes); dense models keep their pre-training efficiency
+      (``trainer_efficiency_scale_dense`` = 1). The three are CALIBRATED together (``python benchmarks/
+      report_rl.py --refit``: least squares on log error over a grid: fixed 4-8 ms, per sequence
+      75/100/125 µs, scale 0.3/0.4/0.5) on three rows: NeMo-RL v0.6 H100
+      on-policy 192 s and 1-off 152 s (Qwen3-30B-A3B GRPO, 32 GPUs) and AReaL's Sync.AReaL/AReaL step ratio 2.77
+      (a dense 1.5B on SGLang). Every other RL row is a test (AReaL's absolute steps and η sweep, NeMo-RL GB200,
+      verl). The 20 ms constant these replace was fitted on the MoE rows alone and put the 1.5B model's
+      27,648-token tail at 20 ms a step.
     - ``max_num_seqs`` = 1024: verl's rollout default (``actor_rollout_ref.rollout.max_num_seqs``).
     - ``kv_reserve`` = 0.1 of memory kept back, as ``llmcalc fit``.
     - ``reload_bw_bytes_per_s`` = 150 GB/s: engine-side weight reload, CALIBRATED on checkpoint-engine's
@@ -67,7 +78,8 @@ class RLSettings:
     - ``prefix_shared`` = True: the G samples of a prompt share one prefill (vLLM/SGLang prefix caching).
     """
 
-    decode_step_overhead_s: float = 0.020
+    decode_step_overhead_s: float = 0.005  # host time per decode step (calibrated, above)
+    decode_overhead_per_seq_s: float = 75e-6  # host time per sequence per decode step (calibrated)
     max_num_seqs: int = 1024
     kv_reserve: float = 0.1
     reload_bw_bytes_per_s: float = 150e9
@@ -77,7 +89,8 @@ class RLSettings:
     tokens_per_micro_batch: float = 32768.0
     prefix_shared: bool = True
     compute_efficiency: float | None = None  # None: the hardware's calibrated efficiency (llmcalc.core.efficiency)
-    trainer_efficiency_scale: float = 0.4  # RL trainer's share of the pre-training efficiency (calibrated below)
+    trainer_efficiency_scale: float = 0.3  # MoE RL trainer's share of the pre-training efficiency (calibrated)
+    trainer_efficiency_scale_dense: float = 1.0  # dense RL trainers: the pre-training efficiency as it is
     weight_sync: bool = True  # False: free weight sync (a limit for what-ifs and property tests)
     training_efficiency: object | None = None  # a TrainingEfficiency (e.g. --profile); None: the hardware's
     rollout_efficiency: object | None = None  # an Efficiency for the rollout engines (--profile); None: the default
@@ -122,7 +135,7 @@ def trainer_work(m: Model, hw: Hardware, gpus, lengths, counts, prompt: float, *
     per_mb = b_eff / minibatches
     per_rank = np.maximum(per_mb / dp, 1.0)
     micro = np.maximum(1, np.minimum(per_rank, settings.tokens_per_micro_batch // seq)).astype(int)  # packed
-    k = settings.trainer_efficiency_scale
+    k = settings.trainer_efficiency_scale if m.moe else settings.trainer_efficiency_scale_dense
     eff = settings.compute_efficiency or k * (  # the hardware's (or the given profile's) matmul efficiency
         float(settings.training_efficiency.matmul_at(m.d_model / tp)) if settings.training_efficiency is not None
         else compute_efficiency_default(hw, m, tp))
@@ -185,6 +198,56 @@ def trainer_work(m: Model, hw: Hardware, gpus, lengths, counts, prompt: float, *
     out["total_s"] = sum(out[k] for k in ("old_logprob_s", "ref_logprob_s", "reward_s", "critic_s", "update_s"))
     out["fits"] = fits if sweep else True
     return out
+
+
+_PLANNED: dict = {}  # planned_layout results: a face probing other values of one input re-asks the same question
+
+
+def planned_layout(m: Model, hw: Hardware, gpus: int, lengths, counts, prompt: float, minibatches: int) -> dict:
+    """The training planner's best layout (llmcalc.training.plan, objective time) for one optimizer step of
+    this batch: B_eff/minibatches sequences of L_eff tokens (global batch rounded up to a multiple of the GPU
+    count, as ``trainer_work`` does). Pinned to what ``trainer_work`` times: no context parallelism, no virtual
+    stages or sequence parallelism, PP dividing the layers. Returns {tp, pp, ep, zero, layout, gpus};
+    LayoutError when nothing fits."""
+    from ..training.plan import plan_training
+
+    key = (repr(m), repr(hw), int(gpus), tuple(np.asarray(lengths, float)), tuple(np.asarray(counts, float)),
+           float(prompt), int(minibatches))
+    if key in _PLANNED:
+        return dict(_PLANNED[key])
+    _, l_eff, b_eff = effective_batch(lengths, counts, prompt)
+    seq = max(int(round(l_eff)), 1)
+    gb = int(max(gpus, math.ceil(b_eff / minibatches / gpus) * gpus))
+    pps = [d for d in range(1, m.n_layers + 1) if m.n_layers % d == 0]
+    r = plan_training(m, hw, gpus=int(gpus), global_batch=gb, seq=seq, top=1,
+                      pins={"cp": 1, "v": 1, "sp": 0, "pp": pps})
+    best = r.data["best"]
+    if best is None:
+        raise LayoutError(f"the trainer does not fit: the planner finds no layout of {m.display_name} on {gpus} x "
+                          f"{hw.display_name} for {gb} sequences of {seq:,} tokens; give the trainer more GPUs")
+    if len(_PLANNED) > 64:
+        _PLANNED.clear()
+    _PLANNED[key] = {k: int(best[k]) for k in ("tp", "pp", "ep", "zero")} | {"layout": best["layout"],
+                                                                           "gpus": int(gpus)}
+    return dict(_PLANNED[key])
+
+
+def trainer_fits(m: Model, hw: Hardware, gpus, lengths, counts, prompt: float, *, minibatches: int,
+                 settings: RLSettings, tp: int = 1, pp: int = 1, ep: int = 1, zero: int = 3):
+    """Whether ``trainer_work`` finds a trainer that fits, from the memory model alone: it halves its packed
+    micro-batch down to one sequence, and memory only falls as the micro-batch does, so the trainer fits
+    iff one L_eff-token sequence per micro-batch fits (bool, or a mask over an array of sizes)."""
+    from ..training.memory import training_memory
+
+    g = np.asarray(gpus)
+    lay = _layout(m, g, tp, pp, ep, zero)
+    dp = np.asarray(lay.dp)
+    _, l_eff, b_eff = effective_batch(lengths, counts, prompt)
+    per_mb = b_eff / minibatches
+    gb = np.maximum(dp, np.round(per_mb / dp).astype(int) * dp)
+    r = training_memory(m, hw, lay, micro_batch=1, seq=max(int(round(l_eff)), 1), recompute=settings.recompute,
+                        global_batch=gb if np.ndim(g) else int(gb))
+    return np.asarray(r.data["fits"], bool) if np.ndim(g) else bool(r.data["fits"])
 
 
 def weight_bytes(m: Model) -> float:

@@ -4,8 +4,10 @@ The pool is ``engines`` copies of one :class:`~llmcalc.inference.latency.Deploym
 router spreads sequences evenly (a fluid assumption), so an engine runs ``ceil(active / engines)``
 sequences per decode step. One decode step costs the roofline step of ``llmcalc.inference.latency.step``
 at that batch and at the mean cache length of the running sequences (KV reads are linear in the cache
-length, so the mean gives the exact total for full attention), plus a fixed per-step overhead t₀ for
-scheduling, sampling and kernel launches that the roofline leaves out (``RLSettings.decode_step_overhead_s``).
+length, so the mean gives the exact total for full attention), plus the engine's host time per step that the
+roofline leaves out: t₀ + t_seq·b (scheduler, input preparation, sampling; ``RLSettings.decode_step_overhead_s``
+and ``decode_overhead_per_seq_s``). The fixed kernel-launch cost per step (layers × kernels × launch time) is
+the inference wing's (``inference.latency.step`` ``overhead_s``) and is taken from there, not repeated here.
 Each admitted sequence first costs its prompt's prefill (a compute-bound forward), shared by the G samples
 of a prompt when ``prefix_shared`` (vLLM/SGLang prefix caching of GRPO groups).
 
@@ -37,13 +39,14 @@ SRC_CB = "continuous batching (Yu et al. 2022, Orca §3): a finished sequence's 
 
 @dataclass
 class DecodeCost:
-    """Per-engine decode step time t(b, ctx) = max(compute(b) + c'(b)·ctx, memory(b) + m'(b)·ctx) + comm(b) + t₀,
+    """Per-engine decode step t(b, ctx) = max(compute(b) + c'(b)·ctx, memory(b) + m'(b)·ctx) + comm(b) + t₀ + t_seq·b,
     exact for the affine roofline terms of ``inference.latency.step``, tabulated for b = 1..slots."""
 
     dep: Deployment
     slots: int
     overhead_s: float
     prompt: float
+    per_seq_s: float = 0.0  # host time per sequence per step
     c0: np.ndarray = field(init=False)
     c1: np.ndarray = field(init=False)
     m0: np.ndarray = field(init=False)
@@ -67,7 +70,9 @@ class DecodeCost:
 
     def step_s(self, batch_per_engine: int, ctx: float) -> float:
         i = min(max(int(batch_per_engine), 1), self.slots) - 1
-        return max(self.c0[i] + self.c1[i] * ctx, self.m0[i] + self.m1[i] * ctx) + self.comm[i] + self.overhead_s
+        # roofline + exposed TP comm + launches (inference wing) + host time t₀ + t_seq·b (RLSettings)
+        return (max(self.c0[i] + self.c1[i] * ctx, self.m0[i] + self.m1[i] * ctx) + self.comm[i] + self.overhead_s
+                + self.per_seq_s * (i + 1))
 
 
 @dataclass

@@ -29,8 +29,9 @@ from ..core.results import Figure, Result, derive
 from ..core.specs import Hardware, Model
 from .lengths import SRC_BLOM, LengthDist
 from .loop import simulate_async
-from .phases import DEFAULT_SETTINGS, SRC_LEFF, RLSettings, trainer_work, weight_bytes, weight_sync
-from .rollout import SRC_CB, DecodeCost, Pool, drain_time, slots_per_engine
+from .phases import DEFAULT_SETTINGS, RLSettings, trainer_fits, trainer_work, weight_bytes, weight_sync
+from .report import _assumptions, _async_timeline, _gen_figs, _parts, _regime, _rekey, _timeline, _train_figs
+from .rollout import DecodeCost, Pool, drain_time, slots_per_engine
 
 REGIMES = ("sync_colocated", "sync_disaggregated", "one_step_off", "fully_async")
 SRC_AREAL = "AReaL (Fu et al. 2025) §5.1: a rollout may start only while ⌊(N_r − 1)/B⌋ ≤ i + η"
@@ -52,11 +53,13 @@ class _Ctx:
         self.lengths, self.counts = response.cohorts(self.batch)
         self.algo, self.ref, self.rm, self.mb = algo, ref, reward_model, minibatches
         self.rtp, self.ttp, self.tpp, self.tep, self.zero = rollout_tp, train_tp, train_pp, train_ep, zero
+        self.planned: dict | None = None  # the planner's layout when none was given (rl_step)
         self.dep = (Deployment(m, hw, tp=rollout_tp) if settings.rollout_efficiency is None
                     else Deployment(m, hw, tp=rollout_tp, eff=settings.rollout_efficiency))
         mean = response.mean()
         self.slots = slots_per_engine(self.dep, self.prompt, mean, settings.max_num_seqs, settings.kv_reserve)
-        self.cost = DecodeCost(self.dep, self.slots, settings.decode_step_overhead_s, self.prompt)
+        self.cost = DecodeCost(self.dep, self.slots, settings.decode_step_overhead_s, self.prompt,
+                               settings.decode_overhead_per_seq_s)
         self.group = samples if settings.prefix_shared else 1
         self._gen: dict[int, dict] = {}
         self._train: dict[int, dict] = {}
@@ -146,70 +149,12 @@ def _async(ctx: _Ctx, total: int, k: int, eta, partial: bool) -> dict:
     return simulate_async(ctx.pool(k), ctx.lengths, ctx.counts, tr["total_s"], sync, eta, partial)
 
 
-TRAINER_PHASES = (("score", "reward_s"), ("log-probs", "old_logprob_s"), ("log-probs", "ref_logprob_s"),
-                  ("train", "critic_s"), ("train", "update_s"))
-
-
-def _trainer_spans(tr: dict, start: float) -> list[tuple]:
-    """The trainer's bar split into score, log-probs and train (critic + policy update), in that order."""
-    out, t = [], start
-    for phase, key in TRAINER_PHASES:
-        if tr[key] > 0:
-            out.append(("trainer", phase, t, t + tr[key]))
-            t += tr[key]
-    return out
-
-
-def _timeline(name: str, g: dict, tr: dict, sync_s: float, periods: int = 2) -> list[dict]:
-    """Bars (row, phase, start_s, end_s) of ``periods`` steady-state steps of a closed-form regime; gaps are idle."""
-    spans, t0 = [], 0.0
-    for _ in range(periods):
-        gen, trn = g["time_s"], tr["total_s"]
-        if name in ("sync_colocated", "sync_disaggregated"):
-            spans.append(("rollout pool", "generate", t0, t0 + gen))
-            spans += _trainer_spans(tr, t0 + gen)
-            end = t0 + gen + trn
-        else:  # one_step_off: the next batch generates while this one trains
-            spans.append(("rollout pool", "generate", t0, t0 + gen))
-            spans += _trainer_spans(tr, t0)
-            end = t0 + max(gen, trn)
-        spans += [("rollout pool", "sync", end, end + sync_s), ("trainer", "sync", end, end + sync_s)]
-        t0 = end + sync_s
-    return [{"row": r, "phase": p, "start_s": a, "end_s": b} for r, p, a, b in spans if b > a]
-
-
-def _async_timeline(sim: dict, tr: dict) -> list[dict]:
-    out = []
-    for row, phase, a, b in sim["timeline"]:
-        if row == "trainer" and phase == "train":
-            out += [{"row": r, "phase": p, "start_s": x, "end_s": y} for r, p, x, y in _trainer_spans(tr, a)]
-        else:
-            out.append({"row": row, "phase": phase, "start_s": a, "end_s": b})
-    return out
-
-
-def _regime(name, step_s, parts: dict, ctx: _Ctx, rollout_gpus, trainer_gpus, rollout_busy, trainer_busy,
-            staleness=(0.0, 0)) -> dict:
-    tokens = ctx.resp_tokens + ctx.batch * ctx.prompt
-    total = rollout_gpus + (0 if name == "sync_colocated" else trainer_gpus)
-    return {"step_s": step_s, "breakdown_s": parts, "rollout_gpus": rollout_gpus, "trainer_gpus": trainer_gpus,
-            "trained_tokens_per_s": tokens / step_s, "generated_tokens_per_s": ctx.resp_tokens / step_s,
-            "trained_tokens_per_s_per_gpu": tokens / step_s / total,
-            "rollout_utilisation": rollout_busy / step_s, "rollout_idle_s": max(step_s - rollout_busy, 0.0),
-            "trainer_utilisation": trainer_busy / step_s, "trainer_idle_s": max(step_s - trainer_busy, 0.0),
-            "staleness_mean": staleness[0], "staleness_max": staleness[1],
-            # GPU-seconds per step: work done by each pool, and idle (colocated pools share their GPUs)
-            "rollout_gpu_s": rollout_busy * rollout_gpus,
-            "trainer_gpu_s": trainer_busy * (rollout_gpus if name == "sync_colocated" else trainer_gpus),
-            "idle_gpu_s": step_s * total - rollout_busy * rollout_gpus
-            - trainer_busy * (rollout_gpus if name == "sync_colocated" else trainer_gpus)}
-
-
 def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, prompt_len: int, response: LengthDist,
             algo: str = "grpo", regime: str = "all", staleness: float | None = 2, rollout_gpus: int | None = None,
             rollout_tp: int = 1, partial: bool = True, ref: bool | None = None, reward_model: Model | None = None,
-            minibatches: int = 1, train_tp: int = 1, train_pp: int = 1, train_ep: int = 1, zero: int = 3,
-            settings: RLSettings = DEFAULT_SETTINGS) -> Result:
+            minibatches: int = 1, train_tp: int | None = None, train_pp: int | None = None,
+            train_ep: int | None = None, zero: int | None = None, settings: RLSettings = DEFAULT_SETTINGS,
+            check_only: bool = False) -> Result | None:
     """Step time and its breakdown, tokens/s, pool utilisation and staleness of an RL step in each regime.
 
     ``data`` keys (stable): inputs (model, hardware, gpus, prompts, samples, batch, prompt_len, response,
@@ -217,9 +162,18 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
     ``response_expected_max``, ``regimes`` {name: {step_s, breakdown_s, rollout_gpus, trainer_gpus,
     trained_tokens_per_s, generated_tokens_per_s, trained_tokens_per_s_per_gpu, rollout_utilisation,
     rollout_idle_s, trainer_utilisation, trainer_idle_s, staleness_mean, staleness_max}}, ``speedup``
-    {one_step_off, fully_async: vs sync_colocated}, ``best_regime``, ``split`` {rollout_gpus, searched,
+    {one_step_off, fully_async: vs sync_colocated}, ``best_regime``, ``trainer_layout`` {tp, pp, ep, zero, source
+    (planner | given), planner_layout}, ``split`` {rollout_gpus, searched,
     candidates, bound_s}, ``timeline`` {name: [{row, phase, start_s, end_s}, …] over two steady-state steps;
     gaps are idle}.
+
+    Trainer layout: ``train_tp``/``train_pp``/``train_ep``/``zero`` as given (missing ones 1, 1, 1, ZeRO-3);
+    when none is given, the training planner's best layout for the whole pool (llmcalc.training.plan), kept
+    for the split trainers (whose sizes must then be multiples of its tp·pp).
+
+    ``check_only``: run every input and fit check (the errors a full call raises) and return None without
+    simulating anything: what a face needs to probe which values of an input work, at a small fraction of
+    the cost.
     """
     check_count(gpus, "--gpus", minimum=1)
     check_count(prompts, "--prompts")
@@ -227,6 +181,11 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
     check_count(prompt_len, "--prompt-len")
     check_count(minibatches, "--minibatches")
     check_count(rollout_tp, "--rollout-tp")
+    for opt, v in (("--train-tp", train_tp), ("--train-pp", train_pp), ("--train-ep", train_ep)):
+        if v is not None:
+            check_count(v, opt)
+    if zero is not None and zero not in (0, 1, 2, 3):
+        raise LlmcalcError(f"--zero expects a ZeRO stage 0, 1, 2 or 3, got {zero!r}")
     if algo not in ("grpo", "ppo"):
         raise LlmcalcError(f"--algo expects grpo or ppo, got {algo!r}")
     if regime not in ("sync", "async", "all"):
@@ -259,9 +218,22 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
 
         response = replace(response, cap=float(room), describe_as=response.describe_as
                            + f", capped at the model's {m.max_seq_len:,} positions less the prompt")
+    planned = None
+    if (train_tp, train_pp, train_ep, zero) == (None, None, None, None):  # the planner's best layout
+        from .phases import planned_layout
+
+        lengths, counts = response.cohorts(prompts * samples)
+        planned = planned_layout(m, hw, gpus, lengths, counts, float(prompt_len), minibatches)
+        train_tp, train_pp, train_ep, zero = planned["tp"], planned["pp"], planned["ep"], planned["zero"]
+    train_tp, train_pp, train_ep = train_tp or 1, train_pp or 1, train_ep or 1
+    zero = 3 if zero is None else zero
     ctx = _Ctx(m, hw, prompts=prompts, samples=samples, prompt_len=prompt_len, response=response, algo=algo,
                ref=ref, reward_model=reward_model, minibatches=minibatches, rollout_tp=rollout_tp, train_tp=train_tp,
                train_pp=train_pp, train_ep=train_ep, zero=zero, settings=settings)
+    ctx.planned = planned
+    if check_only:
+        _check_fits(ctx, gpus, rollout_gpus, regime)
+        return None
     figs: list[Figure] = []
     n = ctx.batch
     figs.append(derive("lengths/mean", "mean", "token", response.describe_as, label="mean response length",
@@ -377,6 +349,9 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
             "slots_per_engine": ctx.slots, "response_mean": response.mean(),
             "response_expected_max": response.expected_max(n), "regimes": regimes, "speedup": speedup,
             "best_regime": best, "weight_bytes": weight_bytes(m), "timeline": timelines,
+            "trainer_layout": {"tp": ctx.ttp, "pp": ctx.tpp, "ep": ctx.tep, "zero": ctx.zero,
+                               "source": "planner" if ctx.planned else "given",
+                               "planner_layout": ctx.planned["layout"] if ctx.planned else None},
             "split": {"rollout_gpus": k, "trainer_gpus": tk, "searched": searched,
                       "candidates": None if split_info is None else split_info["candidates"],
                       "bound_s": None if split_info is None else split_info["bound_s"]}}
@@ -385,61 +360,32 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
     return Result(title, tuple(figs), tuple(assumptions), data)
 
 
+def _check_fits(ctx: _Ctx, gpus: int, rollout_gpus: int | None, regime: str) -> None:
+    """The trainer-fit errors of a full rl_step call, from the memory model alone (no step timing, no
+    simulation): colocated on every GPU, the given split, or (searched) any split, as one vectorised call."""
+    def fits(g):
+        return trainer_fits(ctx.m, ctx.hw, g, ctx.lengths, ctx.counts, ctx.prompt, minibatches=ctx.mb,
+                            settings=ctx.s, tp=ctx.ttp, pp=ctx.tpp, ep=ctx.tep, zero=ctx.zero)
+
+    colocated_ok = (gpus % (ctx.ttp * ctx.tpp) == 0) and fits(gpus)
+    if rollout_gpus is not None:
+        if (gpus - rollout_gpus) % (ctx.ttp * ctx.tpp) or not fits(gpus - rollout_gpus):
+            if not colocated_ok:
+                ctx.train(gpus)  # raises the trainer's own message
+            if regime == "async" or not colocated_ok:
+                ctx.train(gpus - rollout_gpus)  # raises the trainer's own message
+        return
+    if colocated_ok and regime != "async":
+        return
+    ks = _split_candidates(ctx, gpus)
+    if not (ks and np.any(fits(gpus - np.asarray(ks)))):
+        if not colocated_ok:
+            ctx.train(gpus)
+        raise LayoutError(f"no split of {gpus} GPUs leaves a trainer that fits and a rollout engine of "
+                          f"{ctx.rtp} GPUs; add GPUs or raise --train-tp")
+
+
 def _kv_tokens(ctx: _Ctx) -> float:
     from ..inference.kv import fit
 
     return float(fit(ctx.m, ctx.hw, tp=ctx.rtp, reserve=ctx.s.kv_reserve).data["kv_tokens_capacity"])
-
-
-def _parts(g: dict, tr: dict, sync_s: float) -> dict:
-    return {"generate_s": g["time_s"], "prefill_s": g["prefill_s"], "score_s": tr["reward_s"],
-            "logprob_s": tr["old_logprob_s"] + tr["ref_logprob_s"], "critic_s": tr["critic_s"],
-            "train_s": tr["update_s"], "sync_s": sync_s}
-
-
-def _rekey(f: Figure, prefix: str) -> Figure:
-    from dataclasses import replace
-
-    return replace(f, key=prefix + f.key)
-
-
-def _gen_figs(key: str, g: dict, engines: int) -> list[Figure]:
-    return [Figure(f"{key}/generate_s", g["time_s"], "s", "Σ over events of steps × t_step(ceil(active/engines), "
-                   "mean context) + prefills", f"{engines} engines, {g['tokens']:,.0f} response tokens",
-                   SRC_CB + "; roofline step of llmcalc.inference.latency + per-step overhead",
-                   f"{key.replace('_', ' ')}: generate the batch (to the longest sample)")]
-
-
-def _train_figs(key: str, tr: dict, gpus: int) -> list[Figure]:
-    lay = tr["layout"]
-    return [derive(f"{key}/trainer_s", "old_logprob + ref + reward + critic + update", "s",
-                   SRC_LEFF + "; llmcalc.training.step on the trainer layout",
-                   label=f"{key.replace('_', ' ')}: trainer on {gpus} GPUs (tp {lay['tp']}, pp {lay['pp']}, "
-                         f"dp {lay['dp']}, ZeRO-{lay['zero']})",
-                   old_logprob=tr["old_logprob_s"], ref=tr["ref_logprob_s"], reward=tr["reward_s"],
-                   critic=tr["critic_s"], update=tr["update_s"])]
-
-
-def _assumptions(ctx: _Ctx, k: int, tk: int, searched: bool, partial: bool, eta, colocated_ok: bool) -> list[str]:
-    s = ctx.s
-    split = (f"split: {k} rollout + {tk} trainer GPUs" + (" (searched: async throughput bound over every split, "
-                                                         "best three simulated)" if searched else " (given)")
-             if k is not None else "split: none feasible")
-    out = [f"responses: {ctx.response.describe_as}; tail and drain from {len(ctx.lengths)} cohorts of the "
-           f"{ctx.batch:,} expected order statistics (Blom)",
-           f"rollout engines: {ctx.rtp} GPU(s) each, {ctx.slots} sequences each; decode step = roofline "
-           f"(llmcalc.inference.latency, {ctx.dep.eff.describe()}) + {s.decode_step_overhead_s * 1e3:g} ms per-step "
-           "overhead (judgement)",
-           f"trainer: FSDP/ZeRO-{ctx.zero}, recompute {s.recompute}, {ctx.mb} PPO mini-batch(es) = optimizer steps; "
-           f"{'PPO: critic forward + update; ' if ctx.algo == 'ppo' else ''}reference log-probs "
-           f"{'on' if ctx.ref else 'off'}; reward {'model forward' if ctx.rm else 'rule-based (free)'}",
-           f"weight sync: bf16 weights; engine reload at {s.reload_bw_bytes_per_s / 1e9:g} GB/s (calibrated on "
-           f"checkpoint-engine), {s.bucket_bytes / 2 ** 30:g} GiB buckets at {s.bucket_latency_s * 1e3:g} ms each",
-           split,
-           f"fully async: staleness η = {'inf' if eta is None else eta}, interruptible rollouts "
-           f"{'on (KV recomputed after each sync)' if partial else 'off (sync waits for the pool to drain)'}",
-           "pools are balanced fluidly across engines; generation and training efficiency do not depend on the "
-           "regime; CPU-side reward, data loading and logging are not counted"]
-    if not colocated_ok:
-        out.append("WARNING: the trainer does not fit colocated on all GPUs; sync colocated is left out")
-    return out

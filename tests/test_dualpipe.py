@@ -64,3 +64,20 @@ def test_dualpipe_constraints_are_one_line(lay, gb, msg):
 def test_unknown_schedule_is_named():
     with pytest.raises(LlmcalcError, match="--schedule"):
         training_memory(DENSE, H, Layout(pp=2, schedule="gpipe"), seq=2048)
+
+
+def test_fp8_training_runs_attention_and_head_at_the_bf16_peak():
+    # DeepSeek-V3 §3.3.1 (attention operators and the output head stay in BF16) and Transformer Engine (fp8_autocast
+    # covers Linear layers): with fp8 only the block matmuls reach the fp8 peak. The stage time, one GPU, one
+    # sequence, no pipeline: (Fmm − Fhead)/(e_mm·P8) + Fcore/(e_att·P16) + Fhead/(e_mm·P16).
+    r = training_step(DENSE, H, Layout(), global_batch=8, seq=8192, gpus=1, dtype="fp8")
+    f = {k: r[k].value for k in ("flops/matmul", "flops/attention_core_executed", "efficiency/matmul")}
+    from llmcalc.model.flops import forward_flops
+
+    head = 3 * forward_flops(DENSE, 1, 8192).data["lm_head_flops"]
+    p8, p16 = H.peak("fp8"), H.peak("bf16")
+    assert p8 == pytest.approx(2 * p16, rel=1e-3)  # 1,979 vs 989 TFLOP/s dense (NVIDIA H100 SXM table)
+    e_att = r.data["attention_efficiency"]
+    want = ((f["flops/matmul"] - head) / (f["efficiency/matmul"] * p8) + f["flops/attention_core_executed"] /
+            (e_att * p16) + head / (f["efficiency/matmul"] * p16))
+    assert r["time/slowest_stage_per_sequence"].value == pytest.approx(want, rel=1e-12)

@@ -45,6 +45,7 @@ from .layout import (
 )
 
 SRC_BUBBLE = "Narayanan et al. 2021 §2.2: bubble fraction (p−1)/m for 1F1B, (p−1)/(v·m) interleaved"
+LOW_PRECISION_TRAINING = ("fp8", "fp6", "fp4", "int8", "int4")  # dtypes whose peak only the block linears reach
 SRC_DUALPIPE = ("DeepSeek-V3 report (arXiv 2412.19437) §3.2.1, Table 2: DualPipe bubble (PP/2 − 1)(F&B + B − 3W), "
                 "computation-communication overlap of paired forward and backward chunks")
 SRC_MFU = "Chowdhery et al. 2022 (PaLM) App. B: MFU = model FLOPs per second / peak; Korthikanti et al. 2022 App. A"
@@ -187,15 +188,20 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
     # A pipeline runs at the pace of its slowest stage: each stage runs its Ls of the L layers, and the last
     # also runs the LM head (the embedding lookup on the first is not a matmul). Even split: Ls = L/pp; uneven
     # stages (Llama 3 §3.3.2) lighten the ends. Matmuls and the attention core each at their efficiency.
+    # 8-bit training runs the block linears in fp8 but keeps the attention operator and the output head in bf16
+    # (DeepSeek-V3 report §3.3.1; Transformer Engine's fp8_autocast covers its Linear layers, attention only with
+    # fp8_dpa): those two run at the 16-bit peak.
+    wide = hw.peak("bf16") if dtype in LOW_PRECISION_TRAINING else peak
     sl = stage_layers(m.n_layers, layout)
     stage = derive("time/slowest_stage_per_sequence",
-                   "max(((Fmm - Fhead)/(e_mm*peak) + Fcore/(e_att*peak))*Lother/layers, "
-                   "((Fmm - Fhead)/(e_mm*peak) + Fcore/(e_att*peak))*Llast/layers + Fhead/(e_mm*peak))",
+                   "max(((Fmm - Fhead)/(e_mm*peak) + Fcore/(e_att*wide))*Lother/layers, "
+                   "((Fmm - Fhead)/(e_mm*peak) + Fcore/(e_att*wide))*Llast/layers + Fhead/(e_mm*wide))",
                    "s", "each stage its Ls of the L layers, LM head on the last (Narayanan et al. 2021 §2.2: the "
                    "pipeline advances at the pace of its slowest stage); matmuls and attention core each at their "
-                   "efficiency", label="one sequence through the slowest pipeline stage on one GPU",
+                   "efficiency; with fp8 the attention core and LM head at the bf16 peak (DeepSeek-V3 §3.3.1)",
+                   label="one sequence through the slowest pipeline stage on one GPU",
                    Fmm=dense.value, Fhead=f_head, e_mm=e_mm.value, peak=peak, Fcore=core.value, e_att=e_att,
-                   Lother=where(True, np.maximum(sl["first"], sl["middle"]), 0), Llast=sl["last"],
+                   wide=wide, Lother=where(True, np.maximum(sl["first"], sl["middle"]), 0), Llast=sl["last"],
                    layers=m.n_layers)
     figs += [core, dense, e_mm, stage]
     compute = derive("time/compute", "gb/dp*Tseq/(tp*cp)", "s",

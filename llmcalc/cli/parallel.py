@@ -31,6 +31,10 @@ MICRO = typer.Option(1, "--micro-batch", "-b", help="Micro-batch size (sequences
 SEQ = typer.Option(2048, "--seq", "-L", help="Sequence length (tokens).")
 GLOBAL = typer.Option(None, "--global-batch", help="Global batch (sequences per step).")
 RECOMPUTE = typer.Option("none", "--recompute", help="Activation recomputation: none, selective or full.")
+NORM_UP = typer.Option(False, "--recompute-norm-up", help="Recompute RMSNorm outputs and MLA up-projections in "
+                       "backward instead of storing them (DeepSeek-V3 §3.2.3).")
+FP8_ACT = typer.Option(False, "--fp8-activations", help="Cache Linear inputs in FP8 (attention output in E5M6) and "
+                       "recompute the SwiGLU output (DeepSeek-V3 §3.3.2).")
 SCHEDULE = typer.Option("1f1b", "--schedule", help="Pipeline schedule: 1f1b (interleaved with -v) or dualpipe "
                         "(DeepSeek-V3: two stages per device, EP/PP communication hidden, two parameter copies).")
 RECOMPUTE_LAYERS = typer.Option(None, "--recompute-layers", help="With --recompute full: recompute only the first k "
@@ -46,7 +50,7 @@ PP_LAST = typer.Option(None, "--pp-last", help="Layers on the last pipeline stag
 LINK_EFF = typer.Option(None, "--link-efficiency", help="Fraction of per-direction link bandwidth reached.")
 OPTIMIZER = typer.Option("adam-fp32-grads", "--optimizer",
                          help="adam-fp32-grads (default: Megatron-Core bf16, fp32 main grads, 18 B/param), adam (ZeRO "
-                              "paper, 16 B), adam-no-master (10 B), adam-8bit, sgd.")
+                              "paper, 16 B), adam-no-master (10 B), adam-bf16-moments (DeepSeek-V3, 14 B), adam-8bit, sgd.")
 RESERVE = typer.Option(None, "--reserve", help="Fraction of memory kept free (default 0.1, as fit and serve).")
 LATENCY_SCALE = typer.Option(1.0, "--latency-scale", help="Multiply every collective latency (NCCL's per-hop "
                              "and base latencies); 0 = bandwidth terms only.")
@@ -96,7 +100,7 @@ def memory(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, p
            global_batch: int = GLOBAL, recompute: str = RECOMPUTE, interleave: int = INTERLEAVE,
            pp_layers: str = PP_LAYERS, pp_first: int = PP_FIRST, pp_last: int = PP_LAST,
            optimizer: str = OPTIMIZER, reserve: float = RESERVE, recompute_layers: int = RECOMPUTE_LAYERS,
-           schedule: str = SCHEDULE,
+           schedule: str = SCHEDULE, recompute_norm_up: bool = NORM_UP, fp8_activations: bool = FP8_ACT,
            flash: bool = typer.Option(True, "--flash/--no-flash", help="FlashAttention (no L×L scores)."),
            dropout: bool = typer.Option(False, "--dropout", help="Count dropout masks (GPT-3-style blocks)."),
            lora_rank: int = typer.Option(None, "--lora-rank", help="Train LoRA adapters of this rank."),
@@ -115,7 +119,8 @@ def memory(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, p
                                                                 pp_layers, pp_first, pp_last, schedule),
                         micro_batch=micro_batch, seq=seq, recompute=recompute, optimizer=optimizer,
                         global_batch=global_batch, flash=flash, dropout=dropout, lora=lora, reserve=reserve,
-                        recompute_layers=recompute_layers)
+                        recompute_layers=recompute_layers, recompute_norm_up=recompute_norm_up,
+                        fp8_activations=fp8_activations)
     emit(r, as_json, explain)
     if explain:
         from ..core.units import fmt
@@ -173,7 +178,7 @@ def step(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, gpus: int = GPUS,
          dp: int = DP, ep: int = EP, cp: int = CP, zero: int = ZERO, sp: bool = SP, micro_batch: int = MICRO,
          seq: int = SEQ, global_batch: int = typer.Option(..., "--global-batch", help="Sequences per step."),
          recompute: str = RECOMPUTE, recompute_layers: int = RECOMPUTE_LAYERS, interleave: int = INTERLEAVE,
-         schedule: str = SCHEDULE,
+         schedule: str = SCHEDULE, recompute_norm_up: bool = NORM_UP, fp8_activations: bool = FP8_ACT,
          pp_layers: str = PP_LAYERS, pp_first: int = PP_FIRST, pp_last: int = PP_LAST,
          compute_efficiency: float = typer.Option(None, "--compute-efficiency",
                                                   help="Fraction of the dense peak that compute reaches."),
@@ -208,5 +213,6 @@ def step(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, gpus: int = GPUS,
                       efficiency=eff, attention=attention.lower(), tp_comm_overlap=tp_comm_overlap,
                       optimizer=optimizer, reserve=reserve, latency_scale=latency_scale,
                       overlap_grad_reduce=overlap_grad_reduce, overlap_param_gather=overlap_param_gather,
-                      zero3_prefetch=zero3_prefetch, recompute_layers=recompute_layers)
+                      zero3_prefetch=zero3_prefetch, recompute_layers=recompute_layers,
+                      recompute_norm_up=recompute_norm_up, fp8_activations=fp8_activations)
     emit(r, as_json, explain)

@@ -127,13 +127,42 @@ def _block_tensors(m: Model, flash: bool, dropout: bool, moe_layer: bool) -> lis
     return t
 
 
-def activation_tensors(m: Model, *, flash: bool = True, dropout: bool = False) -> dict[str, list[Tensor]]:
-    """The tensors one block keeps for backward: {'dense': [...], 'moe': [...]} (layer kinds present)."""
+SRC_DSV3_MEMORY = ("DeepSeek-V3 report (arXiv 2412.19437) §3.2.3 'Recomputation of RMSNorm and MLA Up-Projection' and "
+                   "§3.3.2 'Low-Precision Storage': Linear inputs cached in FP8, the attention output (input of the "
+                   "output projection) in E5M6, SwiGLU inputs cached in FP8 and its output recomputed")
+
+
+def _recipe(t: Tensor, m: Model, norm_up: bool, fp8: bool) -> Tensor:
+    """A tensor as DeepSeek-V3's memory recipe keeps it (SRC_DSV3_MEMORY): dropped (recomputed in backward), cached
+    in FP8 (e8 = 1 byte) or E5M6 (e12 = 1.5 bytes), or as it is."""
+    import re
+
+    k = t.key
+    drop = (norm_up and (k in ("attn/qkv_in", "mlp/up_in") or (m.attention.mla and k in ("attn/q", "attn/k", "attn/v")))
+            or (fp8 and m.mlp.gated and k.endswith("/down_in")))
+    if drop:
+        return Tensor(k, "0", t.region, t.shape, t.why + " — recomputed in backward (" + SRC_DSV3_MEMORY + ")")
+    narrow = {"attn/o_in": "e12"} if fp8 else {}
+    if fp8 and (k.endswith("/gate_up") or k in ("attn/qkv_in", "mlp/up_in", "attn/q_latent", "attn/kv_latent",
+                                                "moe/expert_in")):
+        narrow[k] = "e8"
+    if k in narrow:
+        return Tensor(k, re.sub(r"\be\b", narrow[k], t.bytes_formula), t.region, t.shape,
+                      t.why + f" — cached in {'FP8' if narrow[k] == 'e8' else 'E5M6'} ({SRC_DSV3_MEMORY})")
+    return t
+
+
+def activation_tensors(m: Model, *, flash: bool = True, dropout: bool = False, recompute_norm_up: bool = False,
+                       fp8_activations: bool = False) -> dict[str, list[Tensor]]:
+    """The tensors one block keeps for backward: {'dense': [...], 'moe': [...]} (layer kinds present), optionally
+    under DeepSeek-V3's memory recipe (norm/MLA-up recompute, FP8 activation caching)."""
     out = {}
     if m.n_dense_layers:
         out["dense"] = _block_tensors(m, flash, dropout, False)
     if m.n_moe_layers:
         out["moe"] = _block_tensors(m, flash, dropout, True)
+    if recompute_norm_up or fp8_activations:
+        out = {kind: [_recipe(t, m, recompute_norm_up, fp8_activations) for t in ts] for kind, ts in out.items()}
     return out
 
 
@@ -141,7 +170,7 @@ def shape_values(m: Model, micro_batch, seq, cp=1, act_bytes=2) -> dict:
     a = m.attention
     L = seq // cp
     v = dict(B=micro_batch, L=L, M=seq, D=m.d_model, H=a.n_heads, G=a.n_kv_heads, K=a.qk_dim, Kv=a.v_dim,
-             F=m.mlp.d_ff, e=act_bytes)
+             F=m.mlp.d_ff, e=act_bytes, e8=1, e12=1.5)
     if a.mla:
         v.update(G=a.n_heads, C=a.mla.kv_lora_rank, R=a.mla.qk_rope_head_dim, Cq=a.mla.q_lora_rank or m.d_model)
     if m.moe:
@@ -154,9 +183,9 @@ def _region_sum(tensors: list[Tensor], region: str) -> str:
     return " + ".join(terms) if terms else "0"
 
 
-def layer_formula(m: Model, *, flash: bool = True, dropout: bool = False) -> str:
+def layer_formula(m: Model, *, flash: bool = True, dropout: bool = False, **recipe) -> str:
     """Per-layer bytes as one formula over shapes and tp, sdiv (tp with SP, else 1), keep_core (no recompute)."""
-    kinds = activation_tensors(m, flash=flash, dropout=dropout)
+    kinds = activation_tensors(m, flash=flash, dropout=dropout, **recipe)
     parts = []
     for kind, ts in kinds.items():
         body = (f"({_region_sum(ts, 'seq')})/sdiv + ({_region_sum(ts, 'tp')})/tp"
@@ -168,11 +197,12 @@ def layer_formula(m: Model, *, flash: bool = True, dropout: bool = False) -> str
 
 
 def layer_activation_bytes(m: Model, micro_batch, seq, *, tp=1, cp=1, sp=False, recompute=0, flash: bool = True,
-                           dropout: bool = False, act_bytes: int = 2) -> Figure:
-    """Bytes one layer keeps for one micro-batch (averaged over dense and MoE layers), before recompute."""
+                           dropout: bool = False, act_bytes: int = 2, **recipe) -> Figure:
+    """Bytes one layer keeps for one micro-batch (averaged over dense and MoE layers), before recompute.
+    ``recipe``: recompute_norm_up, fp8_activations (DeepSeek-V3's memory recipe, SRC_DSV3_MEMORY)."""
     v = shape_values(m, micro_batch, seq, cp, act_bytes)
     v.update(tp=tp, sdiv=where(sp, tp, 1), keep_core=where(np.asarray(recompute) == 0, 1, 0))
-    f = layer_formula(m, flash=flash, dropout=dropout)
+    f = layer_formula(m, flash=flash, dropout=dropout, **recipe)
     if m.n_dense_layers and m.n_moe_layers:
         v.update(nd=m.n_dense_layers, nm=m.n_moe_layers, layers=m.n_layers)
     v = {k: x for k, x in v.items() if k in f}
@@ -180,13 +210,13 @@ def layer_activation_bytes(m: Model, micro_batch, seq, *, tp=1, cp=1, sp=False, 
 
 
 def tensor_table(m: Model, micro_batch, seq, *, tp=1, cp=1, sp=False, flash: bool = True, dropout: bool = False,
-                 act_bytes: int = 2) -> list[dict]:
+                 act_bytes: int = 2, **recipe) -> list[dict]:
     """Each tensor one layer keeps for backward (scalar workloads): block kind, key, shape, region, bytes, why.
 
     Region ``seq`` is divided by tp only with SP, ``tp`` always, ``core`` is dropped by selective recompute."""
     v = shape_values(m, micro_batch, seq, cp, act_bytes)
     rows = []
-    for kind, ts in activation_tensors(m, flash=flash, dropout=dropout).items():
+    for kind, ts in activation_tensors(m, flash=flash, dropout=dropout, **recipe).items():
         for t in ts:
             div = tp if (t.region != "seq" or sp) else 1
             f = derive(t.key, f"({t.bytes_formula})/div", "B", SRC_TENSORS, shape=t.shape, div=div,
@@ -198,7 +228,7 @@ def tensor_table(m: Model, micro_batch, seq, *, tp=1, cp=1, sp=False, flash: boo
 
 def stage_activation_bytes(m: Model, layout, micro_batch, seq, *, recompute=0, microbatches=None,
                            flash: bool = True, dropout: bool = False, act_bytes: int = 2,
-                           recompute_layers=None) -> dict[str, Figure]:
+                           recompute_layers=None, **recipe) -> dict[str, Figure]:
     """Activation bytes held by the first, the fullest middle and the last pipeline stages at their peak (1F1B).
 
     ``recompute_layers`` (with full recompute): only the first k layers of each stage (of each virtual chunk
@@ -217,7 +247,7 @@ def stage_activation_bytes(m: Model, layout, micro_batch, seq, *, recompute=0, m
 
     t, p, c, sp, vv = layout.tp, layout.pp, layout.cp, layout.sp, layout.interleave
     per_layer = layer_activation_bytes(m, micro_batch, seq, tp=t, cp=c, sp=sp, recompute=recompute, flash=flash,
-                                       dropout=dropout, act_bytes=act_bytes)
+                                       dropout=dropout, act_bytes=act_bytes, **recipe)
     sl = stage_layers(m.n_layers, layout)
     sdiv = where(sp, t, 1)
     L = seq // c

@@ -58,6 +58,9 @@ OPTIMIZERS = {
                                               "moments 8 = 10 B/param (no master copy, gradients not held)"),
     "adam-8bit": OptimizerBytes(2, 2, 6, "Dettmers et al. 2022 (8-bit Optimizers) §2: momentum and variance in "
                                          "8 bits (2 B) + fp32 master 4, weights 2, grads 2 → 10 B/param"),
+    "adam-bf16-moments": OptimizerBytes(2, 4, 8, "DeepSeek-V3 report §3.3.3 (low-precision optimizer states): "
+                                        "AdamW moments in BF16, master weights and gradients in FP32: 2 + 4 + "
+                                        "(4 + 2 + 2) = 14 B/param"),
     "sgd": OptimizerBytes(2, 2, 8, "mixed-precision SGD with momentum: fp32 master 4 + fp32 momentum 4, weights 2, "
                                    "grads 2 → 12 B/param"),
 }
@@ -267,7 +270,8 @@ DEFAULT_OPTIMIZER = "adam-fp32-grads"  # Megatron-Core's bf16 convention: fp32 m
 def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batch=1, seq=2048,
                     recompute="none", optimizer: str = DEFAULT_OPTIMIZER, global_batch=None, flash: bool = True,
                     dropout: bool = False, lora: LoRA | None = None, act_bytes: int = 2,
-                    reserve: float | None = None, recompute_layers=None) -> Result:
+                    reserve: float | None = None, recompute_layers=None, recompute_norm_up: bool = False,
+                    fp8_activations: bool = False) -> Result:
     """Peak memory per GPU for training ``m`` under ``layout`` (worst pipeline stage), and whether it fits in
     the device memory less ``reserve`` (default :data:`llmcalc.core.checks.MEMORY_RESERVE`, the rule fit and
     serve use too).
@@ -299,7 +303,8 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
     gathered = zero3_gathered_bytes(m, layout, o, lora, None if pa is None else pa.value)
     figs.append(gathered)
     acts = stage_activation_bytes(m, layout, micro_batch, seq, recompute=rc, microbatches=mb, flash=flash,
-                                  dropout=dropout, act_bytes=act_bytes, recompute_layers=recompute_layers)
+                                  dropout=dropout, act_bytes=act_bytes, recompute_layers=recompute_layers,
+                                  recompute_norm_up=recompute_norm_up, fp8_activations=fp8_activations)
     figs.append(acts["layer"])
     stage_totals = {}
     has_middle = where(np.asarray(layout.pp) > 2, 1, 0)  # a middle stage exists only for pp > 2
@@ -354,7 +359,8 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
         data[f"{stage}_stage"]["zero3_gathered_bytes"] = gathered.value
     if not is_sweep(worst.value):
         data["activation_tensors"] = tensor_table(m, micro_batch, seq, tp=layout.tp, cp=layout.cp, sp=layout.sp,
-                                                  flash=flash, dropout=dropout, act_bytes=act_bytes)
+                                                  flash=flash, dropout=dropout, act_bytes=act_bytes,
+                                                  recompute_norm_up=recompute_norm_up, fp8_activations=fp8_activations)
     notes = [f"optimizer {optimizer}: {o.source}",
              "activations: " + ("FlashAttention (no L×M score matrices)" if flash else "explicit softmax matrices")
              + ("; dropout masks" if dropout else "; no dropout") + f"; {act_bytes}-byte activations",

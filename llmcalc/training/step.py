@@ -120,7 +120,8 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
                   act_bytes: int = 2, grad_bytes: int = 2, efficiency=None, attention: str = "flash",
                   tp_comm_overlap: bool = False, optimizer: str = "adam-fp32-grads", reserve: float | None = None,
                   check_memory: bool = True, latency_scale: float = 1.0, overlap_grad_reduce: bool = True,
-                  overlap_param_gather: bool = False, zero3_prefetch: bool = True, recompute_layers=None) -> Result:
+                  overlap_param_gather: bool = False, zero3_prefetch: bool = True, recompute_layers=None,
+                  recompute_norm_up: bool = False, fp8_activations: bool = False) -> Result:
     """Predicted step time, tokens/s, MFU and HFU. Numeric arguments may be numpy arrays (then ``data['valid']``
     masks impossible layouts instead of raising).
 
@@ -154,6 +155,13 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
     # method): the slowest stage's share k/(Ls/v) of the full-recompute FLOPs.
     share = recompute_share(rc, recompute_layers, stage_layers(m.n_layers, layout)["max"], layout.interleave)
     f_hw = where(np.asarray(rc) == 1, f_hw[1], f_hw[0] + share * (f_hw[2] - f_hw[0]))
+    if recompute_norm_up and m.attention.mla and not np.all(share == 1):
+        # DeepSeek-V3 §3.2.3: the MLA up-projections (W_UQ, W_UK, W_UV) run again in backward, 2 FLOPs per weight
+        # per token (norms: elementwise, not counted); layers already under full recompute pay nothing extra.
+        a, ml = m.attention, m.attention.mla
+        up = (ml.q_lora_rank or 0) * a.n_heads * a.qk_dim + ml.kv_lora_rank * a.n_heads * (
+            ml.qk_nope_head_dim + ml.v_head_dim)
+        f_hw = f_hw + (1 - share) * 2.0 * up * np.asarray(seq, float) * m.n_layers
     comm = comm_ledger(m, hw, layout, micro_batch=micro_batch, seq=seq, global_batch=global_batch,
                        recompute=rc, link_efficiency=link_efficiency, act_bytes=act_bytes, grad_bytes=grad_bytes,
                        latency_scale=latency_scale, recompute_layers=recompute_layers)
@@ -271,7 +279,8 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
 
         mem = training_memory(m, hw, layout, micro_batch=micro_batch, seq=seq, recompute=rc, optimizer=optimizer,
                               global_batch=global_batch, act_bytes=act_bytes, reserve=reserve,
-                              recompute_layers=recompute_layers)
+                              recompute_layers=recompute_layers, recompute_norm_up=recompute_norm_up,
+                              fp8_activations=fp8_activations)
         fits = mem.data["fits"]
     hypo = "" if fits is True else (" — HYPOTHETICAL, the layout does not fit" if fits is False else
                                     " (where the layout fits)")

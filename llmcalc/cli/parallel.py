@@ -50,7 +50,8 @@ PP_LAST = typer.Option(None, "--pp-last", help="Layers on the last pipeline stag
 LINK_EFF = typer.Option(None, "--link-efficiency", help="Fraction of per-direction link bandwidth reached.")
 OPTIMIZER = typer.Option("adam-fp32-grads", "--optimizer",
                          help="adam-fp32-grads (default: Megatron-Core bf16, fp32 main grads, 18 B/param), adam (ZeRO "
-                              "paper, 16 B), adam-no-master (10 B), adam-bf16-moments (DeepSeek-V3, 14 B), adam-8bit, sgd.")
+                              "paper, 16 B), adam-no-master (10 B), adam-bf16-moments (DeepSeek-V3, 14 B), "
+                              "adam-8bit, sgd.")
 RESERVE = typer.Option(None, "--reserve", help="Fraction of memory kept free (default 0.1, as fit and serve).")
 LATENCY_SCALE = typer.Option(1.0, "--latency-scale", help="Multiply every collective latency (NCCL's per-hop "
                              "and base latencies); 0 = bandwidth terms only.")
@@ -179,6 +180,8 @@ def step(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, gpus: int = GPUS,
          seq: int = SEQ, global_batch: int = typer.Option(..., "--global-batch", help="Sequences per step."),
          recompute: str = RECOMPUTE, recompute_layers: int = RECOMPUTE_LAYERS, interleave: int = INTERLEAVE,
          schedule: str = SCHEDULE, recompute_norm_up: bool = NORM_UP, fp8_activations: bool = FP8_ACT,
+         dtype: str = typer.Option("bf16", "--dtype", help="Peak FLOP/s of this data type (bf16, fp8, ...); with "
+                                   "fp8 the attention core and LM head stay at the bf16 peak."),
          pp_layers: str = PP_LAYERS, pp_first: int = PP_FIRST, pp_last: int = PP_LAST,
          compute_efficiency: float = typer.Option(None, "--compute-efficiency",
                                                   help="Fraction of the dense peak that compute reaches."),
@@ -214,5 +217,5 @@ def step(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, gpus: int = GPUS,
                       optimizer=optimizer, reserve=reserve, latency_scale=latency_scale,
                       overlap_grad_reduce=overlap_grad_reduce, overlap_param_gather=overlap_param_gather,
                       zero3_prefetch=zero3_prefetch, recompute_layers=recompute_layers,
-                      recompute_norm_up=recompute_norm_up, fp8_activations=fp8_activations)
+                      recompute_norm_up=recompute_norm_up, fp8_activations=fp8_activations, dtype=dtype.lower())
     emit(r, as_json, explain)

@@ -85,6 +85,12 @@ def plan(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
          dtype: str = typer.Option("bf16", "--dtype", help="Peak FLOP/s of this data type (bf16, fp8, ...)."),
          reserve: float = typer.Option(None, "--reserve", help="Fraction of memory kept free (default 0.1, as "
                                        "memory, fit and serve)."),
+         schedule: str = typer.Option("1f1b", "--schedule", help="Pipeline schedule of every candidate: 1f1b "
+                                      "(interleaved with v > 1) or dualpipe (DeepSeek-V3)."),
+         recompute_norm_up: bool = typer.Option(False, "--recompute-norm-up", help="Recompute RMSNorm outputs and "
+                                                "MLA up-projections (DeepSeek-V3 §3.2.3)."),
+         fp8_activations: bool = typer.Option(False, "--fp8-activations", help="Cache Linear inputs in FP8 "
+                                              "(DeepSeek-V3 §3.3.2)."),
          compute_efficiency: float = typer.Option(None, "--compute-efficiency",
                                                   help="Fraction of the dense peak that compute reaches."),
          as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
@@ -111,7 +117,10 @@ def plan(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
     if attention.lower() not in ("flash", "unfused"):
         raise LlmcalcError(f"--attention expects flash or unfused, got {attention!r}")
     eff = profile_training(hw, compute_efficiency)
-    tuned = dict(efficiency=eff, attention=attention.lower(), tp_comm_overlap=tp_comm_overlap, reserve=reserve)
+    if schedule.lower() not in ("1f1b", "dualpipe"):
+        raise LlmcalcError(f"--schedule expects 1f1b or dualpipe, got {schedule!r}")
+    tuned = dict(efficiency=eff, attention=attention.lower(), tp_comm_overlap=tp_comm_overlap, reserve=reserve,
+                 schedule=schedule.lower(), recompute_norm_up=recompute_norm_up, fp8_activations=fp8_activations)
     budget = _count(tokens, "--tokens")
     usd = quantity_option(price, "USD_PER_HOUR", "--price", "2.49 or '$2.49/h'", 3600.0)
     r = plan_training(m, hw, gpus=parse_gpus(gpus), global_batch=global_batch, seq=seq, objective=objective.lower(),

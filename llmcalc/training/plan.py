@@ -144,10 +144,10 @@ def enumerate_space(m: Model, gpus_list, *, global_batch: int, seq: int, pins: d
     return Space(arr, raw, int(keep.sum()), per_dim)
 
 
-def _layout(arr: dict, idx=None) -> Layout:
+def _layout(arr: dict, idx=None, schedule: str = "1f1b") -> Layout:
     g = (lambda k: arr[k]) if idx is None else (lambda k: int(arr[k][idx]))
     return Layout(tp=g("tp"), pp=g("pp"), dp=g("dp"), ep=g("ep"), cp=g("cp"), sp=g("sp").astype(bool)
-                  if idx is None else bool(g("sp")), zero=g("zero"), interleave=g("v"))
+                  if idx is None else bool(g("sp")), zero=g("zero"), interleave=g("v"), schedule=schedule)
 
 
 def layout_label(m: Model, row: dict) -> str:
@@ -168,23 +168,25 @@ def layout_label(m: Model, row: dict) -> str:
 def evaluate(m: Model, hw: Hardware, arr: dict, *, global_batch: int, seq: int, optimizer: str = DEFAULT_OPTIMIZER,
              dtype: str = "bf16", compute_efficiency: float | None = None, efficiency=None,
              attention: str = "flash", tp_comm_overlap: bool = False,
-             reserve: float | None = None, first_k: bool = True) -> dict[str, np.ndarray]:
+             reserve: float | None = None, first_k: bool = True, schedule: str = "1f1b",
+             recompute_norm_up: bool = False, fp8_activations: bool = False) -> dict[str, np.ndarray]:
     """Memory for every candidate (one vectorised call), then step for those that fit (a second one). Fitting
     means the same as for `llmcalc memory`: the need within the memory less the reserve."""
     arr = dict(arr, rk=np.zeros_like(arr["tp"]))
-    lay = _layout(arr)
+    recipe = dict(recompute_norm_up=recompute_norm_up, fp8_activations=fp8_activations)
+    lay = _layout(arr, schedule=schedule)
     mem = training_memory(m, hw, lay, micro_batch=arr["mb"], seq=seq, recompute=arr["rc"], optimizer=optimizer,
-                          global_batch=global_batch, reserve=reserve)
+                          global_batch=global_batch, reserve=reserve, **recipe)
     need = np.broadcast_to(np.asarray(mem.data["total_bytes"], float), arr["tp"].shape)
     valid = np.broadcast_to(np.asarray(mem.data["valid"]), need.shape)
     fits = valid & (need <= mem.data["usable_bytes"])
     out = {k: v[fits] for k, v in arr.items()}
     out["memory_bytes"] = need[fits]
-    common = dict(optimizer=optimizer, reserve=reserve)
+    common = dict(optimizer=optimizer, reserve=reserve, schedule=schedule, **recipe)
     partial = None if not first_k else _first_k(m, hw, arr, mem, fits & (arr["rc"] == 2), global_batch=global_batch,
                                                  seq=seq, **common)
     timing = dict(compute_efficiency=compute_efficiency, dtype=dtype, efficiency=efficiency, attention=attention,
-                  tp_comm_overlap=tp_comm_overlap)
+                  tp_comm_overlap=tp_comm_overlap, schedule=schedule, **recipe)
     out = _timed(m, hw, out, global_batch=global_batch, seq=seq, **timing)
     if partial is not None:
         pt = _timed(m, hw, partial, global_batch=global_batch, seq=seq, **timing)
@@ -195,13 +197,15 @@ def evaluate(m: Model, hw: Hardware, arr: dict, *, global_batch: int, seq: int, 
 TIMED = ("step_time_s", "tokens_per_s", "mfu", "bubble_s", "exposed_comm_s", "compute_s")
 
 
-def _timed(m: Model, hw: Hardware, out: dict, *, global_batch: int, seq: int, **timing) -> dict:
+def _timed(m: Model, hw: Hardware, out: dict, *, global_batch: int, seq: int, schedule: str = "1f1b",
+           **timing) -> dict:
     """Step time etc. for candidates that fit (one vectorised call); rows rc = 3 recompute their first rk layers."""
     n = len(out["tp"])
     if n == 0:
         return out | {k: np.zeros(0) for k in TIMED}
     first_k = bool(np.any(out["rc"] == 3))
-    st = training_step(m, hw, _layout(out), global_batch=global_batch, micro_batch=out["mb"], seq=seq,
+    st = training_step(m, hw, _layout(out, schedule=schedule), global_batch=global_batch, micro_batch=out["mb"],
+                       seq=seq,
                        gpus=out["gpus"], recompute=np.where(out["rc"] == 3, 2, out["rc"]),
                        recompute_layers=out["rk"] if first_k else None, check_memory=False, **timing)
     out = dict(out)  # memory was checked by the caller, for every candidate at once
@@ -213,7 +217,7 @@ def _timed(m: Model, hw: Hardware, out: dict, *, global_batch: int, seq: int, **
 
 
 def _first_k(m: Model, hw: Hardware, arr: dict, mem: Result, full_fits: np.ndarray, *, global_batch: int, seq: int,
-             optimizer: str, reserve) -> dict | None:
+             optimizer: str, reserve, schedule: str = "1f1b", **recipe) -> dict | None:
     """For every candidate whose full-recompute version fits: the fewest layers k per stage (per virtual chunk)
     that, recomputed in full, make it fit (Megatron-Core --recompute-method block --recompute-num-layers k). Each
     stage's memory is linear in k up to its chunk size c = Ls/v, so k comes in closed form from the full-recompute
@@ -224,9 +228,9 @@ def _first_k(m: Model, hw: Hardware, arr: dict, mem: Result, full_fits: np.ndarr
     if len(idx) == 0:
         return None
     sub = {k: v[idx] for k, v in arr.items()}
-    lay = _layout(sub)
+    lay = _layout(sub, schedule=schedule)
     one = training_memory(m, hw, lay, micro_batch=sub["mb"], seq=seq, recompute=2, optimizer=optimizer,
-                          global_batch=global_batch, reserve=reserve, recompute_layers=1)
+                          global_batch=global_batch, reserve=reserve, recompute_layers=1, **recipe)
     usable = one.data["usable_bytes"]
     sl = stage_layers(m.n_layers, lay)
     k_need = np.ones(len(idx))
@@ -244,16 +248,17 @@ def _first_k(m: Model, hw: Hardware, arr: dict, mem: Result, full_fits: np.ndarr
     if one_layer.any():  # k = 1 only where recomputing nothing would not fit (else "none" dominates it)
         j = np.flatnonzero(one_layer)
         s1 = {k: v[j] for k, v in sub.items()}
-        none = training_memory(m, hw, _layout(s1), micro_batch=s1["mb"], seq=seq, recompute=0, optimizer=optimizer,
-                               global_batch=global_batch, reserve=reserve)
+        none = training_memory(m, hw, _layout(s1, schedule=schedule), micro_batch=s1["mb"], seq=seq, recompute=0,
+                               optimizer=optimizer, global_batch=global_batch, reserve=reserve, **recipe)
         keep[j] &= np.broadcast_to(np.asarray(none.data["total_bytes"], float), j.shape) > none.data["usable_bytes"]
     if not keep.any():
         return None
     sub = {k: v[keep] for k, v in sub.items()}
     sub["rc"] = np.full_like(sub["rc"], 3)
     sub["rk"] = k_need[keep].astype(np.int64)
-    chk = training_memory(m, hw, _layout(sub), micro_batch=sub["mb"], seq=seq, recompute=2, optimizer=optimizer,
-                          global_batch=global_batch, reserve=reserve, recompute_layers=sub["rk"])
+    chk = training_memory(m, hw, _layout(sub, schedule=schedule), micro_batch=sub["mb"], seq=seq, recompute=2,
+                          optimizer=optimizer, global_batch=global_batch, reserve=reserve, recompute_layers=sub["rk"],
+                          **recipe)
     need = np.broadcast_to(np.asarray(chk.data["total_bytes"], float), sub["tp"].shape)
     ok = need <= chk.data["usable_bytes"]  # the closed form, checked by the memory model itself
     sub = {k: v[ok] for k, v in sub.items()}
@@ -292,7 +297,8 @@ def plan_training(m: Model, hw: Hardware, *, gpus, global_batch: int, seq: int, 
                   price_usd_per_hour: float | None = None, optimizer: str = DEFAULT_OPTIMIZER, dtype: str = "bf16",
                   compute_efficiency: float | None = None, max_cp: int = 16, keep_evaluated: bool = False,
                   efficiency=None, attention: str = "flash", tp_comm_overlap: bool = False,
-                  reserve: float | None = None) -> Result:
+                  reserve: float | None = None, schedule: str = "1f1b", recompute_norm_up: bool = False,
+                  fp8_activations: bool = False) -> Result:
     """Rank every layout of ``m`` on ``gpus`` (an int or a list) × ``hw`` for one step of ``global_batch``
     sequences of ``seq`` tokens. The result's data holds the ranked rows, the best per ZeRO stage and per TP
     degree, the best per GPU count with its Pareto flag (days vs dollars), and the pruning counts."""
@@ -315,7 +321,8 @@ def plan_training(m: Model, hw: Hardware, *, gpus, global_batch: int, seq: int, 
     space = enumerate_space(m, gpus_list, global_batch=global_batch, seq=seq, pins=pins, max_cp=max_cp)
     ev = evaluate(m, hw, space.arrays, global_batch=global_batch, seq=seq, optimizer=optimizer, dtype=dtype,
                   compute_efficiency=compute_efficiency, efficiency=efficiency, attention=attention,
-                  tp_comm_overlap=tp_comm_overlap, reserve=reserve,
+                  tp_comm_overlap=tp_comm_overlap, reserve=reserve, schedule=schedule,
+                  recompute_norm_up=recompute_norm_up, fp8_activations=fp8_activations,
                   first_k=(pins or {}).get("rc") is None)  # a pinned recompute mode is searched as given
     n_fit = len(ev["tp"])
     budget = 1e12 if tokens is None else float(tokens)
@@ -330,7 +337,12 @@ def plan_training(m: Model, hw: Hardware, *, gpus, global_batch: int, seq: int, 
              f"{optimizer}; memory excludes framework workspace and fragmentation)",
              "recompute: none, selective, full, and full on only the fewest first layers per stage that fit "
              "(rc-firstK, Megatron-Core --recompute-method block)",
-             "not searched: optimizer offload, expert-TP ≠ TP, DualPipe",
+             "not searched: optimizer offload, expert-TP ≠ TP; pipeline schedule as given: "
+             + ("DualPipe for every candidate (DeepSeek-V3 §3.2.1)" if schedule == "dualpipe" else
+                "1F1B, interleaved where v > 1 (--schedule dualpipe for DualPipe)")
+             + ("; DeepSeek-V3 memory recipe: " + ", ".join(x for x, on in (
+                 ("norm/MLA-up recompute", recompute_norm_up), ("FP8 activation caching", fp8_activations)) if on)
+                if recompute_norm_up or fp8_activations else ""),
              "efficiency: " + training_efficiency(hw, flat=compute_efficiency, profile=efficiency).describe()
              + f"; attention {attention}" + ("; TP collectives overlapped" if tp_comm_overlap else "")]
     data: dict = {"model": m.name, "hardware": hw.name, "gpus": gpus_list, "global_batch": global_batch, "seq": seq,
@@ -375,16 +387,18 @@ def plan_training(m: Model, hw: Hardware, *, gpus, global_batch: int, seq: int, 
 def best_breakdown(m: Model, hw: Hardware, row: dict, *, global_batch: int, seq: int,
                    optimizer: str = DEFAULT_OPTIMIZER, dtype: str = "bf16", compute_efficiency: float | None = None,
                    efficiency=None, attention: str = "flash", tp_comm_overlap: bool = False,
-                   reserve: float | None = None) -> tuple[Result, Result]:
+                   reserve: float | None = None, schedule: str = "1f1b", recompute_norm_up: bool = False,
+                   fp8_activations: bool = False) -> tuple[Result, Result]:
     """The scalar step and memory Results of one planned layout (its full derivation)."""
     lay = Layout(tp=row["tp"], pp=row["pp"], dp=row["dp"], ep=row["ep"], cp=row["cp"], sp=bool(row["sp"]),
-                 zero=row["zero"], interleave=row["v"])
+                 zero=row["zero"], interleave=row["v"], schedule=schedule)
+    recipe = dict(recompute_norm_up=recompute_norm_up, fp8_activations=fp8_activations)
     rc = RECOMPUTE_NAMES[min(row["rc"], 2)]
     k = row.get("rk") if row["rc"] == 3 else None
     st = training_step(m, hw, lay, global_batch=global_batch, micro_batch=row["mb"], seq=seq, gpus=row["gpus"],
                        recompute=rc, compute_efficiency=compute_efficiency, dtype=dtype, efficiency=efficiency,
                        attention=attention, tp_comm_overlap=tp_comm_overlap, optimizer=optimizer, reserve=reserve,
-                       recompute_layers=k)
+                       recompute_layers=k, **recipe)
     mem = training_memory(m, hw, lay, micro_batch=row["mb"], seq=seq, recompute=rc, optimizer=optimizer,
-                          global_batch=global_batch, reserve=reserve, recompute_layers=k)
+                          global_batch=global_batch, reserve=reserve, recompute_layers=k, **recipe)
     return st, mem

@@ -81,3 +81,14 @@ def test_fp8_training_runs_attention_and_head_at_the_bf16_peak():
     want = ((f["flops/matmul"] - head) / (f["efficiency/matmul"] * p8) + f["flops/attention_core_executed"] /
             (e_att * p16) + head / (f["efficiency/matmul"] * p16))
     assert r["time/slowest_stage_per_sequence"].value == pytest.approx(want, rel=1e-12)
+
+
+def test_mfu_beyond_every_published_run_is_flagged_as_an_extrapolation():
+    # 60% MFU (6·N·D) is above every large-scale run in the validation set (Narayanan 2021: 52% of A100's 312
+    # TFLOP/s, 163 TFLOP/s on the 1T row; Megatron-Core H100: <= 49%); a flat 0.9 compute efficiency forces it.
+    a100 = load_hardware("a100-sxm-80gb")
+    hi = training_step(DENSE, a100, Layout(dp=8), global_batch=64, seq=2048, gpus=8, compute_efficiency=0.9)
+    lo = training_step(DENSE, a100, Layout(dp=8), global_batch=64, seq=2048, gpus=8, compute_efficiency=0.5)
+    assert hi.data["mfu_6nd"] > 0.6 and hi.data["beyond_published_mfu"] is True
+    assert any("extrapolation" in a for a in hi.assumptions)
+    assert lo.data["mfu_6nd"] < 0.6 and lo.data["beyond_published_mfu"] is False

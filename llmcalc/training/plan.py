@@ -30,7 +30,7 @@ from ..core.results import Result, derive
 from ..core.specs import Hardware, Model
 from .layout import RECOMPUTE_CODES, RECOMPUTE_NAMES, Layout, check_layout, describe_stages
 from .memory import DEFAULT_OPTIMIZER, training_memory
-from .step import training_step
+from .step import MFU_BEYOND_PUBLISHED, SRC_BEST_MFU, training_step
 
 DIMS = ("gpus", "tp", "pp", "v", "cp", "dp", "ep", "mb", "zero", "rc", "sp", "rk")
 RC_LABELS = {0: "no-rc", 1: "sel-rc", 2: "full-rc"}  # 3: full recompute of the first rk layers per stage
@@ -375,6 +375,9 @@ def plan_training(m: Model, hw: Hardware, *, gpus, global_batch: int, seq: int, 
         rank[order] = np.arange(1, len(order) + 1)
         data["evaluated"] = dict(ev, rank=rank, score=score)
     b = ranked[0]
+    if b["mfu"] > MFU_BEYOND_PUBLISHED:  # the same rule as `step`: the ranking stands, the absolute speed is a bound
+        notes.insert(0, f"the best layout's MFU {b['mfu']:.0%} is above {MFU_BEYOND_PUBLISHED:.0%}: an "
+                        f"extrapolation — {SRC_BEST_MFU}; read its step time as an upper bound on speed")
     figs = (derive("plan/best_step_time", "t", "s", "llmcalc.training.step on the best layout",
                    label=f"best: {b['layout']} — step time", t=b["step_time_s"]),
             derive("plan/best_mfu", "x", "%", "llmcalc.training.step", label="best: MFU", x=b["mfu"]),

@@ -45,6 +45,9 @@ from .layout import (
 )
 
 SRC_BUBBLE = "Narayanan et al. 2021 §2.2: bubble fraction (p−1)/m for 1F1B, (p−1)/(v·m) interleaved"
+MFU_BEYOND_PUBLISHED = 0.60
+SRC_BEST_MFU = ("no large-scale run among the published cases this model is tested on reaches it (Narayanan et al. "
+                "2021: 52% on A100; Megatron-Core r0.8 H100 table: ≤ 49%; Llama 3 405B: 43%; PaLM: 46%)")
 LOW_PRECISION_TRAINING = ("fp8", "fp6", "fp4", "int8", "int4")  # dtypes whose peak only the block linears reach
 SRC_DUALPIPE = ("DeepSeek-V3 report (arXiv 2412.19437) §3.2.1, Table 2: DualPipe bubble (PP/2 − 1)(F&B + B − 3W), "
                 "computation-communication overlap of paired forward and backward chunks")
@@ -332,6 +335,11 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
         notes.append("MFU with attention counts the full L×L rectangle; FlashAttention executes only the causal "
                      "half, so at this length that convention exceeds the FLOPs actually run (HFU): read MFU 6·N·D "
                      "or HFU here")
+    beyond = np.asarray(mfu6.value) > MFU_BEYOND_PUBLISHED
+    data["beyond_published_mfu"] = where(True, beyond, False)
+    if np.any(beyond):
+        notes.insert(0, f"MFU 6·N·D above {MFU_BEYOND_PUBLISHED:.0%}: an extrapolation — {SRC_BEST_MFU}; read this "
+                        "step time as an upper bound on speed")
     if mem is not None:
         notes.insert(0, ("fits" if fits is True else "does NOT fit" if fits is False else "memory per layout")
                      + f": {mem.data['verdict_line']} (llmcalc memory, optimizer {optimizer})")

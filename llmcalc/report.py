@@ -63,14 +63,44 @@ def summary(model: Model, hw: Hardware, *, gpus: int = 1024, mfu: float = 0.4, t
     from .core.efficiency import DEFAULT_EFFICIENCY
 
     eff = DEFAULT_EFFICIENCY if eff is None else eff
-    sv = serve(model, hw, prompt=prompt, output=output, users=users, price_usd_per_hour=price_usd_per_hour, eff=eff)
-    tp = sv.data["tp"]
-    parts += [("fit", fit(model, hw, tp=tp, context=context or prompt + output)),
-              ("latency", latency(Deployment(model, hw, tp, eff=eff), batch=1, prompt=prompt, output=output)),
-              ("serve", sv)]
-    notes.append(f"fit and latency at the TP the serving plan picked ({tp}); batch 1 for latency")
+    try:
+        sv = serve(model, hw, prompt=prompt, output=output, users=users, price_usd_per_hour=price_usd_per_hour,
+                   eff=eff)
+    except LlmcalcError as single_node:  # no TP inside one node serves it: the serving planner spans nodes
+        parts.append(("serve", _across_nodes(model, hw, prompt, output, users, price_usd_per_hour, eff, notes,
+                                             str(single_node))))
+    else:
+        tp = sv.data["tp"]
+        parts += [("fit", fit(model, hw, tp=tp, context=context or prompt + output)),
+                  ("latency", latency(Deployment(model, hw, tp, eff=eff), batch=1, prompt=prompt, output=output)),
+                  ("serve", sv)]
+        notes.append(f"fit and latency at the TP the serving plan picked ({tp}); batch 1 for latency")
     for name, r in parts:
         notes += [f"{name}: {a}" for a in r.assumptions]
     figures = tuple(f for name, r in parts for f in _take(name, r))
     data = {"model": model.name, "hardware": hw.name, **{f.key: f.value for f in figures}}
     return Result(f"Summary: {model.display_name} on {hw.display_name}", figures, tuple(notes), data)
+
+
+def _across_nodes(model: Model, hw: Hardware, prompt, output, users, price, eff, notes: list, why: str) -> Result:
+    """The serving section when one node cannot hold a replica: `plan-serve`'s cheapest deployment (TP×PP across
+    nodes, EP, precision), at serve's default targets; fit and batch-1 latency are left to `plan-serve`."""
+    from .core.errors import LlmcalcError
+    from .core.results import derive
+    from .inference.plan_serve import plan_serve
+
+    try:
+        ps = plan_serve(model, hw, prompt=prompt, output=output, ttft_s=2.0, tpot_s=0.05, users=users, eff=eff,
+                        price_usd_per_hour=price)
+    except LlmcalcError as e:
+        notes.append(f"serving: not possible on {hw.display_name}: {why}; across nodes: {e}")
+        return Result("serving", (), (), {})
+    b = ps.data["ranked"][0]
+    notes.append(f"serving: one node cannot hold a replica ({why.split(' (')[0]}); the cheapest deployment across "
+                 f"nodes from `llmcalc plan-serve` is {b['config']}; fit and batch-1 latency: see plan-serve")
+    figs = [derive("gpus", "g", "GPU", "llmcalc plan-serve: fewest GPUs meeting TTFT 2 s and TPOT 50 ms",
+                   label="GPUs in total", g=b["gpus"])]
+    if b["usd_per_million_output"] is not None:
+        figs.append(derive("usd_per_million_output_tokens", "x", "USD", "llmcalc plan-serve",
+                           label="$ per million output tokens", x=b["usd_per_million_output"]))
+    return Result("serving across nodes", tuple(figs), tuple(ps.assumptions), {"config": b["config"]})

@@ -31,3 +31,18 @@ def test_summary_cli_json_and_explain():
     assert d["params/total"] == 8_030_261_248  # Llama-3.1-8B, keras-hub llama3_8b_en
     out = runner.invoke(app, ["summary", "llama-3.1-8b", "--explain", "--users", "100"])
     assert out.exit_code == 0 and "formula:" in out.output and "source:" in out.output
+
+
+def test_summary_of_a_model_no_single_node_can_hold_falls_back_to_the_serving_planner():
+    # DeepSeek-V3 in bf16 is 1.34 TB of weights: no TP degree inside one 8 x 80 GB H100 node holds it, so the
+    # summary's serving section comes from plan-serve across nodes instead of failing the whole page.
+    from llmcalc.core.catalogue import load_hardware, load_model
+    from llmcalc.inference.plan_serve import plan_serve
+    from llmcalc.report import summary
+
+    m, hw = load_model("deepseek-v3"), load_hardware("h100-sxm")
+    r = summary(m, hw)
+    want = plan_serve(m, hw, prompt=1000, output=300, ttft_s=2.0, tpot_s=0.05, users=10_000).data["ranked"][0]
+    assert r.value("serve/gpus") == want["gpus"] and want["gpus"] > 8
+    assert any("one node cannot hold a replica" in a for a in r.assumptions)
+    assert "train/days" in r.keys()  # the other sections are still there

@@ -169,3 +169,17 @@ def test_non_finite_and_negative_inputs_are_user_errors(kwargs, match):
 def test_a_zero_price_is_allowed():
     r = training_cost(params=7e9, tokens=1e12, hardware=load_hardware("h100-sxm"), gpus=8, price_usd_per_hour=0.0)
     assert r.data["cost_usd"] == 0
+
+
+def test_train_beyond_a_scale_up_domain_without_a_scale_out_link_says_so():
+    # The MI300X entry records no scale-out link (unverified NICs): `step`/`plan` refuse > 8 GPUs; `train` still
+    # answers from FLOPs and an MFU, but must say that it assumed a link the catalogue does not have.
+    from llmcalc.core.catalogue import load_hardware, load_model
+    from llmcalc.training.cost import training_cost
+
+    m, hw = load_model("llama-3.1-70b"), load_hardware("mi300x")
+    assert hw.scale_out is None and hw.scale_up.domain_size == 8
+    big = training_cost(m, 1e12, hw, 1024, mfu=0.4)
+    small = training_cost(m, 1e12, hw, 8, mfu=0.4)
+    assert any("no scale-out link" in a for a in big.assumptions)
+    assert not any("no scale-out link" in a for a in small.assumptions)

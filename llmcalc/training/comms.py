@@ -62,8 +62,8 @@ SRC_EP = "Lepikhin et al. 2020 (GShard) §2.2 / Megatron-Core MoE: all-to-all di
 SRC_CP = "Liu et al. 2023 (Ring Attention) §3 / Megatron-Core context parallelism: K,V blocks pass around the " \
          "CP ring (cp−1 hops fwd; K,V and dK,dV in bwd), overlapped with blockwise attention"
 SRC_ETP = ("Megatron-Core token_dispatcher.py (alltoall dispatcher): after the EP all-to-all the received tokens are "
-           "all-gathered over the expert-TP group (--expert-tensor-parallel-size) and reduce-scattered after the expert "
-           "MLP; MoE README, MoE Parallel Folding")
+           "all-gathered over the expert-TP group (--expert-tensor-parallel-size) and reduce-scattered after the "
+           "expert MLP; MoE README, MoE Parallel Folding")
 SRC_HOST = ("ZeRO-Offload (Ren et al. 2021, arXiv 2101.06840) §4 / DeepSpeed offload_optimizer: each rank copies its "
             "16-bit gradient partition to the host and the updated 16-bit parameters back, once per step, over the "
             "host link (PCIe, the hardware YAML's host_link_bw_bytes_per_s, per direction)")
@@ -144,7 +144,8 @@ def host_copies(m: Model, hw: Hardware, layout: Layout, params: dict, offload, *
                  label="host link: updated 16-bit parameters to the GPU", w=weight_bytes, P=part.value, bw=bw)
     rows = []
     if np.ndim(part.value) == 0:
-        for f, what, nbytes in ((d2h, "gradients (to host)", grad_bytes), (h2d, "parameters (from host)", weight_bytes)):
+        for f, what, nbytes in ((d2h, "gradients (to host)", grad_bytes),
+                                (h2d, "parameters (from host)", weight_bytes)):
             rows.append({"parallelism": "host", "collective": "copy", "tensor": what, "shape": "P/zero",
                          "group_size": 1, "message_bytes": nbytes * part.value, "bytes_per_rank": nbytes * part.value,
                          "count": 1, "scale_up": False, "time_s": f.value, "overlappable": True, "phase": "step",
@@ -286,7 +287,9 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
                  pipe_exposed=times["pipe_exposed"], step_exposed=times["step_exposed"],
                  overlappable=times["overlappable"] + times["overlappable_step"])
     figs += [moved, tot]
-    notes = [RANK_ORDER, f"link efficiency {eff:g} of per-direction bandwidth (NCCL ring busbw ~370/450 GB/s on "
+    notes = [RANK_ORDER + ("; expert layers on Megatron-Core's expert grid ETP, EP, EDP (innermost first)"
+                           if np.any(np.asarray(layout.etp_explicit)) else ""),
+             f"link efficiency {eff:g} of per-direction bandwidth (NCCL ring busbw ~370/450 GB/s on "
              "H100 NVLink; 235/300 on A100)",
              *topology_note(hw),
              "collective times from NCCL's tuning model (NVIDIA/nccl v2.30.7 src/graph/tuning.cc): per-hop "

@@ -375,7 +375,8 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
     data = {"model": m.name, "hardware": hw.name, "total_bytes": worst.value, "memory_bytes": cap, "fits": fits,
             "usable_bytes": usable.value, "reserve": reserve, "verdict_line": verdict_line,
             "worst_stage": worst_stage, "stage_layers": {k: sl[k] for k in ("first", "middle", "last")},
-            "valid": valid, "optimizer": optimizer, "offload_optimizer": offload_optimizer, "recompute": recompute if isinstance(recompute, str) else rc}
+            "valid": valid, "optimizer": optimizer, "offload_optimizer": offload_optimizer,
+            "recompute": recompute if isinstance(recompute, str) else rc}
     for stage in ("first", "middle", "last"):
         data[f"{stage}_stage"] = {k.split("/")[1] + "_bytes": f.value for k in
                                   (f"{stage}_stage/weights", f"{stage}_stage/grads", f"{stage}_stage/optimizer",

@@ -221,11 +221,12 @@ def evaluate(m: Model, hw: Hardware, arr: dict, *, global_batch: int, seq: int, 
             out, partial = {k: v[:0] for k, v in out.items()}, None
     timing = dict(compute_efficiency=compute_efficiency, dtype=dtype, efficiency=efficiency, attention=attention,
                   tp_comm_overlap=tp_comm_overlap)
+    if offl is not None:  # timed with the rest (each step call has a fixed cost)
+        out = {k: np.concatenate([out[k], offl[k]]) for k in out}
     out = _timed(m, hw, out, global_batch=global_batch, seq=seq, **timing)
-    for extra in (partial, offl):
-        if extra is not None:
-            pt = _timed(m, hw, extra, global_batch=global_batch, seq=seq, **timing)
-            out = {k: np.concatenate([out[k], pt[k]]) for k in out}
+    if partial is not None:  # rc-firstK rows need recompute_layers: their own call
+        pt = _timed(m, hw, partial, global_batch=global_batch, seq=seq, **timing)
+        out = {k: np.concatenate([out[k], pt[k]]) for k in out}
     return out
 
 

@@ -3,10 +3,12 @@ LoRA/QLoRA, and a fits / does-not-fit verdict against the device's memory.
 
 Placement (Megatron-LM conventions, see llmcalc/training/layout.py):
 - transformer layers are split evenly over ``pp`` stages and sharded over ``tp``; routed experts are
-  also sharded over ``ep``; the embedding lives on the first stage and the LM head on the last (a tied
-  embedding is held by both when pp > 1, as Megatron does);
+  sharded over ``ep`` and the expert-TP degree ``etp`` (= tp unless given); the embedding lives on the
+  first stage and the LM head on the last (a tied embedding is held by both when pp > 1, as Megatron does);
 - ZeRO shards over the data-parallel group (DP×CP, as Megatron's distributed optimizer); expert
-  states over the expert-data-parallel group DP×CP/EP (Rajbhandari et al. 2020 §5; never over all GPUs);
+  states over the expert-data-parallel group TP×DP×CP/(ETP×EP) (Rajbhandari et al. 2020 §5; Megatron-Core
+  parallel_state.py; never over all GPUs); with ``offload_optimizer`` the optimizer states and fp32 gradients
+  live on the host (ZeRO-Offload), host memory not checked;
 - the reported peak is the worse of the first stage (p micro-batches of activations) and the last
   stage (LM head and logits).
 Not counted: framework workspace, communication buckets, allocator fragmentation (typically 5-20%).

@@ -81,7 +81,7 @@ def hardware_names():
 DTYPES = ("bf16", "fp16", "fp32", "fp8", "int8", "int4")
 PAR = {"--tp": ints(1, 16), "--pp": ints(1, 8), "--dp": ints(1, 64), "--ep": ints(1, 8), "--cp": ints(1, 4),
        "--zero": ints(0, 3), "--micro-batch": ints(1, 8), "--seq": ints(1, 8192), "--interleave": ints(1, 4),
-       "--recompute": words("none", "selective", "full"), "--global-batch": ints(1, 1024)}
+       "--recompute": words("none", "selective", "full"), "--global-batch": ints(1, 1024), "--etp": ints(0, 16)}
 INFER = {"--tp": ints(1, 16), "--weights": words("bf16", "fp8", "int8", "int4", "4.85", "fp32"),
          "--group-size": ints(1, 256), "--kv-dtype": words("bf16", "fp8", "int8", "int4"),
          "--activations": words("bf16", "fp8", "int8"), "--eff-flops": floats(), "--eff-mem": floats(),
@@ -103,11 +103,12 @@ COMMANDS: dict[str, tuple[list, dict, list[str]]] = {
     "memory": ([model_names()], {"-H": hardware_names(), **PAR,
                                  "--optimizer": words("adam", "adam-fp32-grads", "adam-no-master", "adam-8bit", "sgd"),
                                  "--lora-rank": ints(1, 64), "--base-bits": ints(4, 16)},
-               ["--json", "--sp", "--no-flash", "--dropout"]),
-    "comms": ([model_names()], {"-H": hardware_names(), **PAR, "--link-efficiency": floats()}, ["--json", "--sp"]),
+               ["--json", "--sp", "--no-flash", "--dropout", "--offload-optimizer"]),
+    "comms": ([model_names()], {"-H": hardware_names(), **PAR, "--link-efficiency": floats()},
+              ["--json", "--sp", "--offload-optimizer"]),
     "step": ([model_names()], {"-H": hardware_names(), "--gpus": ints(1, 1024), **PAR,
                                "--compute-efficiency": floats(), "--link-efficiency": floats()},
-             ["--json", "--sp", "--causal"]),
+             ["--json", "--sp", "--causal", "--offload-optimizer"]),
     "kv": ([model_names()], {"--context": ints(1, 1 << 17), "--batch": ints(1, 256),
                              "--kv-dtype": words("bf16", "fp8", "int4"), "--tp": ints(1, 16), "--pp": ints(1, 8)},
            ["--json"]),

@@ -25,6 +25,11 @@ PP = typer.Option(1, "--pp", help="Pipeline-parallel degree.")
 DP = typer.Option(None, "--dp", help="Data-parallel degree (default: GPUs / (tp·pp·cp), else 1).")
 EP = typer.Option(1, "--ep", help="Expert-parallel degree (carved out of DP, Megatron-Core).")
 CP = typer.Option(1, "--cp", help="Context-parallel degree.")
+ETP = typer.Option(None, "--etp", help="Expert tensor-parallel degree (Megatron-Core --expert-tensor-parallel-size; "
+                   "default: = --tp). Needs --sp when --tp > 1.")
+OFFLOAD = typer.Option(False, "--offload-optimizer", help="Optimizer states, fp32 master and fp32 gradients in host "
+                       "memory, the Adam step on the CPU (ZeRO-Offload / DeepSpeed offload_optimizer; needs "
+                       "--zero 1-3).")
 ZERO = typer.Option(0, "--zero", help="ZeRO stage 0-3 over the DP group (FSDP full shard = 3).")
 SP = typer.Option(False, "--sp", help="Sequence parallelism with TP (Korthikanti et al. 2022).")
 MICRO = typer.Option(1, "--micro-batch", "-b", help="Micro-batch size (sequences).")
@@ -66,7 +71,7 @@ ZERO3_PREFETCH = typer.Option(True, "--zero3-prefetch/--no-zero3-prefetch",
 
 
 def _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave=1, gpus=None, pp_layers=None, pp_first=None,
-            pp_last=None, schedule="1f1b"):
+            pp_last=None, schedule="1f1b", etp=None):
     from ..core.checks import check_count
     from ..core.errors import LayoutError
     from ..training.layout import Layout, check_layout, parse_pp_layers
@@ -80,7 +85,7 @@ def _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave=1, gpus=None, pp_layers=
             pp = len(stages["pp_layers"])
 
     for opt, v in (("--tp", tp), ("--pp", pp), ("--dp", dp), ("--ep", ep), ("--cp", cp), ("--interleave", interleave),
-                   ("--gpus", gpus)):
+                   ("--gpus", gpus), ("--etp", etp)):
         check_count(v, opt)  # before any division: --tp 0 is a message, not a ZeroDivisionError
     if dp is None:
         if gpus is None:
@@ -91,7 +96,7 @@ def _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave=1, gpus=None, pp_layers=
         else:
             dp = gpus // (tp * pp * cp)
     return Layout(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp, zero=zero, interleave=interleave,
-                  schedule=schedule.lower(), **stages)
+                  schedule=schedule.lower(), etp=etp, **stages)
 
 
 @app.command()
@@ -102,6 +107,7 @@ def memory(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, p
            pp_layers: str = PP_LAYERS, pp_first: int = PP_FIRST, pp_last: int = PP_LAST,
            optimizer: str = OPTIMIZER, reserve: float = RESERVE, recompute_layers: int = RECOMPUTE_LAYERS,
            schedule: str = SCHEDULE, recompute_norm_up: bool = NORM_UP, fp8_activations: bool = FP8_ACT,
+           etp: int = ETP, offload_optimizer: bool = OFFLOAD,
            flash: bool = typer.Option(True, "--flash/--no-flash", help="FlashAttention (no L×L scores)."),
            dropout: bool = typer.Option(False, "--dropout", help="Count dropout masks (GPT-3-style blocks)."),
            lora_rank: int = typer.Option(None, "--lora-rank", help="Train LoRA adapters of this rank."),
@@ -117,11 +123,11 @@ def memory(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, p
         lora = LoRA(lora_rank, tuple(t.strip() for t in lora_targets.split(",") if t.strip()), base_bits)
     m = load_model(model)
     r = training_memory(m, load_hardware(hardware), _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave, None,
-                                                                pp_layers, pp_first, pp_last, schedule),
+                                                                pp_layers, pp_first, pp_last, schedule, etp),
                         micro_batch=micro_batch, seq=seq, recompute=recompute, optimizer=optimizer,
                         global_batch=global_batch, flash=flash, dropout=dropout, lora=lora, reserve=reserve,
                         recompute_layers=recompute_layers, recompute_norm_up=recompute_norm_up,
-                        fp8_activations=fp8_activations)
+                        fp8_activations=fp8_activations, offload_optimizer=offload_optimizer)
     emit(r, as_json, explain)
     if explain:
         from ..core.units import fmt
@@ -141,20 +147,27 @@ def comms(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, pp
           global_batch: int = GLOBAL, recompute: str = RECOMPUTE, interleave: int = INTERLEAVE,
           pp_layers: str = PP_LAYERS, pp_first: int = PP_FIRST, pp_last: int = PP_LAST,
           link_efficiency: float = LINK_EFF, latency_scale: float = LATENCY_SCALE,
-          recompute_layers: int = RECOMPUTE_LAYERS, schedule: str = SCHEDULE, as_json: bool = JSON_OPT,
-          explain: bool = EXPLAIN_OPT) -> None:
+          recompute_layers: int = RECOMPUTE_LAYERS, schedule: str = SCHEDULE, etp: int = ETP,
+          offload_optimizer: bool = OFFLOAD, as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
     """Every collective one training step issues, per rank: bytes, link, time, overlap, and the NCCL algorithm."""
     from ..core.catalogue import load_hardware, load_model
     from ..core.units import fmt
     from ..training.comms import comm_ledger
 
     m, hw = load_model(model), load_hardware(hardware)
-    lay = _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave, None, pp_layers, pp_first, pp_last, schedule)
+    lay = _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave, None, pp_layers, pp_first, pp_last, schedule, etp)
+    if offload_optimizer:
+        from ..training.layout import check_layout
+        from ..training.memory import DEFAULT_OPTIMIZER, check_offload, optimizer_bytes
+
+        check_layout(m, lay)  # a layout problem is named before the offload one
+        check_offload(lay, optimizer_bytes(DEFAULT_OPTIMIZER), True, True)
     if profile_active():  # the profile's inference.link: fraction of link bandwidth (an --link-efficiency given wins)
         link_efficiency = profile_inference(hw, link=link_efficiency).link
     r = comm_ledger(m, hw, lay, micro_batch=micro_batch, seq=seq,
                     global_batch=global_batch, recompute=recompute, link_efficiency=link_efficiency,
-                    latency_scale=latency_scale, recompute_layers=recompute_layers)
+                    latency_scale=latency_scale, recompute_layers=recompute_layers,
+                    offload_optimizer=offload_optimizer)
     if as_json or explain:
         emit(r, as_json, explain)
         return
@@ -182,6 +195,10 @@ def step(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, gpus: int = GPUS,
          schedule: str = SCHEDULE, recompute_norm_up: bool = NORM_UP, fp8_activations: bool = FP8_ACT,
          dtype: str = typer.Option("bf16", "--dtype", help="Peak FLOP/s of this data type (bf16, fp8, ...); with "
                                    "fp8 the attention core and LM head stay at the bf16 peak."),
+         etp: int = ETP, offload_optimizer: bool = OFFLOAD,
+         cpu_adam_rate: float = typer.Option(None, "--cpu-adam-rate", help="With --offload-optimizer: parameters per "
+                                             "second one host's CPU Adam updates (default 1.41e9, DeepSpeed "
+                                             "CPU Adam)."),
          pp_layers: str = PP_LAYERS, pp_first: int = PP_FIRST, pp_last: int = PP_LAST,
          compute_efficiency: float = typer.Option(None, "--compute-efficiency",
                                                   help="Fraction of the dense peak that compute reaches."),
@@ -209,7 +226,9 @@ def step(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, gpus: int = GPUS,
     eff = profile_training(hw, compute_efficiency)
     if link_efficiency is None and profile_active():
         link_efficiency = getattr(profile_blocks(hw)[1], "link", None)  # its inference.link, when it has one
-    lay = _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave, gpus, pp_layers, pp_first, pp_last, schedule)
+    lay = _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave, gpus, pp_layers, pp_first, pp_last, schedule, etp)
+    if cpu_adam_rate is not None and not offload_optimizer:
+        raise LlmcalcError("--cpu-adam-rate is the host optimizer's speed: give it with --offload-optimizer")
     r = training_step(m, hw, lay, global_batch=global_batch,
                       micro_batch=micro_batch, seq=seq, gpus=gpus, recompute=recompute,
                       compute_efficiency=compute_efficiency, link_efficiency=link_efficiency, causal=causal,
@@ -217,5 +236,6 @@ def step(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, gpus: int = GPUS,
                       optimizer=optimizer, reserve=reserve, latency_scale=latency_scale,
                       overlap_grad_reduce=overlap_grad_reduce, overlap_param_gather=overlap_param_gather,
                       zero3_prefetch=zero3_prefetch, recompute_layers=recompute_layers,
-                      recompute_norm_up=recompute_norm_up, fp8_activations=fp8_activations, dtype=dtype.lower())
+                      recompute_norm_up=recompute_norm_up, fp8_activations=fp8_activations, dtype=dtype.lower(),
+                      offload_optimizer=offload_optimizer, cpu_adam_params_per_s=cpu_adam_rate)
     emit(r, as_json, explain)

@@ -70,6 +70,11 @@ def plan(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
          dp: int = typer.Option(None, "--dp", help="Pin the data-parallel degree."),
          cp: int = typer.Option(None, "--cp", help="Pin the context-parallel degree."),
          ep: int = typer.Option(None, "--ep", help="Pin the expert-parallel degree (MoE)."),
+         etp: int = typer.Option(None, "--etp", help="Pin the expert tensor-parallel degree (MoE; default searched: "
+                                 "= --tp or any divisor of the expert FFN width)."),
+         offload: bool = typer.Option(None, "--offload-optimizer/--no-offload-optimizer",
+                                      help="Pin optimizer offload on or off (default: searched where a layout does "
+                                      "not fit without it)."),
          interleave: int = typer.Option(None, "--interleave", "-v", help="Pin the virtual pipeline stages."),
          micro_batch: int = typer.Option(None, "--micro-batch", "-b", help="Pin the micro-batch size."),
          zero: int = typer.Option(None, "--zero", help="Pin the ZeRO stage 0-3."),
@@ -109,9 +114,10 @@ def plan(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
     if max_cp < 1:
         raise LlmcalcError(f"--max-cp must be at least 1, got {max_cp}")
     pins = {"tp": tp, "pp": pp, "dp": dp, "cp": cp, "ep": ep, "v": interleave, "mb": micro_batch, "zero": zero,
-            "rc": None if recompute is None else recompute.lower(), "sp": None if sp is None else int(sp)}
+            "rc": None if recompute is None else recompute.lower(), "sp": None if sp is None else int(sp),
+            "etp": etp, "off": None if offload is None else int(offload)}
     for k, v in pins.items():
-        if isinstance(v, int) and v < (0 if k in ("zero", "sp") else 1):
+        if isinstance(v, int) and v < (0 if k in ("zero", "sp", "off") else 1):
             raise LlmcalcError(f"--{ {'v': 'interleave', 'mb': 'micro-batch'}.get(k, k)} must be positive, got {v}")
     m, hw = load_model(model), load_hardware(hardware)
     if attention.lower() not in ("flash", "unfused"):
@@ -125,7 +131,8 @@ def plan(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
     usd = quantity_option(price, "USD_PER_HOUR", "--price", "2.49 or '$2.49/h'", 3600.0)
     r = plan_training(m, hw, gpus=parse_gpus(gpus), global_batch=global_batch, seq=seq, objective=objective.lower(),
                       top=top, pins=pins, tokens=budget, price_usd_per_hour=usd, optimizer=optimizer,
-                      dtype=dtype.lower(), compute_efficiency=compute_efficiency, max_cp=max_cp, **tuned)
+                      dtype=dtype.lower(), compute_efficiency=compute_efficiency, max_cp=max_cp,
+                      offload=offload is not False, **tuned)
     d = r.data
     if as_json:
         emit(r, True, False)

@@ -192,6 +192,8 @@ class Hardware(Spec):
     memory_bw_bytes_per_s: BytesPerS
     scale_up: Link = Field(description="NVLink / ICI / xGMI link of one device, and its domain size")
     scale_out: Link | None = Field(None, description="network bandwidth per device (InfiniBand, DCN)")
+    host_link_bw_bytes_per_s: BytesPerS | None = Field(
+        None, description="device-host link (PCIe) bandwidth PER DIRECTION; used by optimizer offload")
     tdp_watts: Watts | None = None
     price_usd_per_hour: UsdPerHour | None = Field(None, description="indicative on-demand price; volatile")
     price_date: str | None = Field(None, pattern=r"^\d{4}-\d{2}(-\d{2})?$",

@@ -61,6 +61,12 @@ SRC_EP = "Lepikhin et al. 2020 (GShard) §2.2 / Megatron-Core MoE: all-to-all di
          "fwd and bwd"
 SRC_CP = "Liu et al. 2023 (Ring Attention) §3 / Megatron-Core context parallelism: K,V blocks pass around the " \
          "CP ring (cp−1 hops fwd; K,V and dK,dV in bwd), overlapped with blockwise attention"
+SRC_ETP = ("Megatron-Core token_dispatcher.py (alltoall dispatcher): after the EP all-to-all the received tokens are "
+           "all-gathered over the expert-TP group (--expert-tensor-parallel-size) and reduce-scattered after the "
+           "expert MLP; MoE README, MoE Parallel Folding")
+SRC_HOST = ("ZeRO-Offload (Ren et al. 2021, arXiv 2101.06840) §4 / DeepSpeed offload_optimizer: each rank copies its "
+            "16-bit gradient partition to the host and the updated 16-bit parameters back, once per step, over the "
+            "host link (PCIe, the hardware YAML's host_link_bw_bytes_per_s, per direction)")
 SRC_FSDP = "Zhao et al. 2023 (PyTorch FSDP) §3.2-3.3: one all-gather and one reduce-scatter per FSDP unit (layer)"
 
 
@@ -112,12 +118,49 @@ def _row(parallelism, collective, tensor, shape, n, S, count, span, ctx, overlap
                    overlap, phase, ct)
 
 
+def host_copies(m: Model, hw: Hardware, layout: Layout, params: dict, offload, *, grad_bytes: int = 2,
+                weight_bytes: int = 2) -> dict:
+    """ZeRO-Offload host traffic per rank per step: the rank's ZeRO partition of 16-bit gradients down (D2H) and of
+    updated 16-bit parameters up (H2D), each at the host link's per-direction bandwidth (Ren et al. 2021 §4, Figure 2:
+    g16 to CPU, p16 back). Nothing when ``offload`` is off everywhere."""
+    off = np.asarray(offload)
+    if not np.any(off):
+        return {"figures": [], "rows": [], "d2h_s": 0.0, "h2d_s": 0.0, "params": 0.0}
+    bw = getattr(hw, "host_link_bw_bytes_per_s", None)
+    if bw is None:
+        from ..core.errors import LlmcalcError
+
+        raise LlmcalcError(f"--offload-optimizer: {hw.display_name} records no host link (add host_link_bw_bytes_per_s "
+                           "with its source to the hardware YAML)")
+    Pd = np.maximum(np.maximum(params["first"].value, params["middle"].value), params["last"].value)
+    part = derive("offload/params_per_rank", "off*(Pd/(dp*cp) + Px/edp)", "param",
+                  "the rank's ZeRO partition of the fullest stage (offload needs ZeRO 1-3): dense over DP×CP, experts "
+                  "over the expert-DP group", label="parameters whose optimizer step runs on this rank's host",
+                  off=where(off, 1, 0), Pd=Pd, dp=layout.dp, cp=layout.cp, Px=params["experts"].value,
+                  edp=layout.expert_dp)
+    d2h = derive("comm/host/d2h/gradients", "g*P/bw", "s", SRC_HOST, label="host link: 16-bit gradients to the host",
+                 g=grad_bytes, P=part.value, bw=bw)
+    h2d = derive("comm/host/h2d/parameters", "w*P/bw", "s", SRC_HOST,
+                 label="host link: updated 16-bit parameters to the GPU", w=weight_bytes, P=part.value, bw=bw)
+    rows = []
+    if np.ndim(part.value) == 0:
+        for f, what, nbytes in ((d2h, "gradients (to host)", grad_bytes),
+                                (h2d, "parameters (from host)", weight_bytes)):
+            rows.append({"parallelism": "host", "collective": "copy", "tensor": what, "shape": "P/zero",
+                         "group_size": 1, "message_bytes": nbytes * part.value, "bytes_per_rank": nbytes * part.value,
+                         "count": 1, "scale_up": False, "time_s": f.value, "overlappable": True, "phase": "step",
+                         "source": SRC_HOST, "link": "host (PCIe)", "algorithm": "memcpy", "protocol": "PCIe"})
+    return {"figures": [part, d2h, h2d], "rows": rows, "d2h_s": d2h.value, "h2d_s": h2d.value, "params": part.value}
+
+
 @masked_sweep
 def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batch=1, seq=2048, global_batch=None,
                 recompute="none", link_efficiency: float | None = None, act_bytes: int = 2,
-                grad_bytes: int = 2, latency_scale: float = 1.0, recompute_layers=None) -> Result:
+                grad_bytes: int = 2, latency_scale: float = 1.0, recompute_layers=None,
+                offload_optimizer=False) -> Result:
     """Every collective of one training step, per rank (first pipeline stage, the fullest). With full
-    recompute of only ``recompute_layers`` layers per stage, only those repeat their forward collectives."""
+    recompute of only ``recompute_layers`` layers per stage, only those repeat their forward collectives.
+    ``offload_optimizer`` adds the host-link copies of ZeRO-Offload (gradients down, 16-bit parameters up)."""
     from .memory import stage_params
 
     rc = recompute_code(recompute)
@@ -178,13 +221,27 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
         kinds["zero3_bwd"] = kinds.get("zero3_bwd", 0) + t_b + where(z == 3, t_rs, 0)
 
     grad_sync("dp", Pd, d * c, spans["dp"], Lp)
-    if m.moe:
-        grad_sync("edp", Px, d * c // ep, spans["edp"], moe_frac * Lp)
+    et = layout.expert_tp
+    if m.moe:  # the expert-data-parallel group tp·cp·dp/(etp·ep) (Megatron-Core parallel_state.py)
+        grad_sync("edp", Px, layout.expert_dp, spans["edp"], moe_frac * Lp)
     if m.tie_embeddings:
         rows.append(_row("pp", "all-reduce", "tied embedding gradients", "VD", 2, grad_bytes * m.vocab_size *
                          m.d_model / t, where(np.asarray(p) > 1, 1, 0), spans["pp"], ctx, False, "step",
                          "Megatron-LM: the first and last stage sum their tied embedding gradients"))
     tp_calls = tpc * Lp * mb * (4 + 2 * full)
+    # MoE layers: the expert MLP's tensor-parallel collectives run over the expert-TP group on the dispatched tokens
+    # (Megatron-Core token_dispatcher.py, alltoall dispatcher: all-to-all over EP, then an all-gather over ETP of the
+    # received tokens before the expert GEMMs and a reduce-scatter after; with SP each rank dispatches its own
+    # B·L/(cp·tp) tokens). So the MLP half of the MoE layers' TP collectives (2 per layer forward and backward, +1
+    # re-run under recompute) leaves the TP rows; the ETP rows carry k·B·L·D·etp/(cp·tp) per call. Applies with SP or
+    # tp = 1 or an explicit etp; without SP at tp > 1 (refused by Megatron-Core) the TP rows keep them as before.
+    etp_rows = bool(m.moe) and (np.any(np.asarray(sp, bool)) or np.any(np.asarray(t) == 1)
+                                or np.any(np.asarray(layout.etp_explicit)))
+    if etp_rows:
+        split = where(np.asarray(sp, bool) | (np.asarray(t) == 1) | np.asarray(layout.etp_explicit), 1, 0)
+        moe_mlp_calls = split * moe_frac * Lp * mb * (2 + full)
+        tp_calls = tp_calls - tpc * moe_mlp_calls
+        etp_calls = moe_mlp_calls * where(np.asarray(et) > 1, 1, 0)
     rows += [
         _row("tp", "all-reduce", "activations (attention and MLP outputs)", "BLD", t, bld,
              where(sp, 0, tp_calls), spans["tp"], ctx, False, "pipeline", SRC_TP),
@@ -199,6 +256,12 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
         rows.append(_row("ep", "all-to-all", "routed tokens (dispatch and combine)", "kBLD", ep,
                          act_bytes * m.moe.top_k * tok * m.d_model / sdiv, moe_calls, spans["ep"], ctx, False,
                          "pipeline", SRC_EP))
+        if etp_rows:
+            x_bytes = act_bytes * m.moe.top_k * tok * m.d_model * et / sdiv
+            rows += [_row("etp", "all-gather", "dispatched tokens (expert TP)", "kBLD", et, x_bytes, etp_calls,
+                          spans["etp"], ctx, False, "pipeline", SRC_ETP),
+                     _row("etp", "reduce-scatter", "expert outputs (expert TP)", "kBLD", et, x_bytes, etp_calls,
+                          spans["etp"], ctx, False, "pipeline", SRC_ETP)]
     a = m.attention
     # Ring attention passes the keys and values attention actually uses. For MLA these are the up-projected
     # per-head K (nope + rope) and V, H·((Kn + R) + Kv) per token, not the 576-wide cached latent
@@ -209,7 +272,7 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
                      True, "pipeline", SRC_CP))
 
     for r in rows:
-        if r.parallelism in ("tp", "ep", "cp") or r.phase == "pipeline":
+        if r.parallelism in ("tp", "ep", "etp", "cp") or r.phase == "pipeline":
             kinds[r.parallelism] = kinds.get(r.parallelism, 0) + r.time.value
     kinds["tied"] = sum((r.time.value for r in rows if r.tensor.startswith("tied")), 0)
     figs = [r.time for r in rows]
@@ -224,7 +287,9 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
                  pipe_exposed=times["pipe_exposed"], step_exposed=times["step_exposed"],
                  overlappable=times["overlappable"] + times["overlappable_step"])
     figs += [moved, tot]
-    notes = [RANK_ORDER, f"link efficiency {eff:g} of per-direction bandwidth (NCCL ring busbw ~370/450 GB/s on "
+    notes = [RANK_ORDER + ("; expert layers on Megatron-Core's expert grid ETP, EP, EDP (innermost first)"
+                           if np.any(np.asarray(layout.etp_explicit)) else ""),
+             f"link efficiency {eff:g} of per-direction bandwidth (NCCL ring busbw ~370/450 GB/s on "
              "H100 NVLink; 235/300 on A100)",
              *topology_note(hw),
              "collective times from NCCL's tuning model (NVIDIA/nccl v2.30.7 src/graph/tuning.cc): per-hop "
@@ -236,7 +301,12 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
              *stage_notes(m, layout)]
     # Rows that do nothing (count 0, or a group of one rank: 0 bytes) are left out of the table.
     shown = [r for r in rows if np.ndim(r.count) or np.ndim(r.group) or (r.count and r.group > 1)]
-    data = {"rows": [r.as_dict() for r in shown], "valid": valid,
+    host = host_copies(m, hw, layout, params, offload_optimizer, grad_bytes=grad_bytes, weight_bytes=act_bytes)
+    figs += host["figures"]
+    if host["figures"]:
+        notes.append(SRC_HOST)
+    data = {"rows": [r.as_dict() for r in shown] + host["rows"], "valid": valid,
+            "host_d2h_s": host["d2h_s"], "host_h2d_s": host["h2d_s"], "offloaded_params": host["params"],
             "microbatches": mb, "exposed_pipeline_s": times["pipe_exposed"], "exposed_step_s": times["step_exposed"],
             "overlappable_s": times["overlappable"] + times["overlappable_step"],
             "total_time_s": tot.value, "bytes_per_rank": moved.value, "by_overlap_s": kinds}

@@ -4,11 +4,16 @@ Conventions (Megatron-LM / Megatron-Core):
 
 - Degrees: ``tp`` tensor, ``pp`` pipeline, ``dp`` data, ``cp`` context, ``ep`` expert parallel.
   GPUs = tp·pp·dp·cp. Expert parallelism lives *inside* data parallelism (Megatron-Core: the EP
-  group is carved out of the DP ranks), so ``ep`` must divide ``dp`` and the number of experts; the
-  expert weights are also tensor-parallel over ``tp`` (expert-TP = TP). Expert-data-parallel degree
-  (the group that replicates and ZeRO-shards expert weights) is dp·cp/ep.
+  group is carved out of the DP ranks), so ``ep`` must divide ``dp`` and the number of experts (MoE
+  parallel folding, EP beyond DP, is not modelled). Expert weights are tensor-parallel over ``etp``
+  ranks (Megatron-Core ``--expert-tensor-parallel-size``; default None = ``tp``); the expert grid is
+  ETP × EP × EDP × PP (Megatron-Core parallel_state.py: expert_data_parallel_size = world /
+  (etp·ep·pp); MoE README, "MoE Parallel Folding"), so the expert-data-parallel group (which replicates
+  and ZeRO-shards expert weights) is tp·cp·dp/(etp·ep) — dp·cp/ep when etp = tp.
 - Rank order, innermost first: TP, CP, EP, DP (the rest of it), PP. A group whose ranks span at
-  most ``hardware.scale_up.domain_size`` consecutive ranks stays inside the NVLink domain.
+  most ``hardware.scale_up.domain_size`` consecutive ranks stays inside the NVLink domain. With an
+  explicit ``etp`` the expert layers use Megatron-Core's own expert grid (ETP innermost, then EP):
+  the EP group spans etp·ep consecutive ranks.
 - Pipeline stages may be uneven (:func:`stage_layers`): when ``pp`` does not divide the layer count,
   the middle stages get ⌈L/p⌉ layers and the first and last stage share the deficit (Llama 3 §3.3.2
   ran 126 layers on PP16 as 7, 8×14, 7: "we reduce one Transformer layer each from the first and the
@@ -53,15 +58,31 @@ class Layout:
     pp_last: Any = None  # layers on the last stage (--decoder-last-pipeline-num-layers)
     pp_layers: tuple[int, ...] | None = None  # explicit layers per stage, first to last (scalar layouts only)
     schedule: str = "1f1b"  # pipeline schedule: "1f1b" (interleaved when v > 1) or "dualpipe" (DeepSeek-V3 §3.2.1)
+    etp: Any = None  # expert tensor parallelism (Megatron-Core --expert-tensor-parallel-size); None (0 in sweeps) = tp
 
     @property
     def gpus(self):
         return self.tp * self.pp * self.dp * self.cp
 
     @property
+    def expert_tp(self):
+        """The expert tensor-parallel degree: ``etp``, or ``tp`` where it is None (0 in a sweep)."""
+        if self.etp is None:
+            return self.tp
+        return where(np.asarray(self.etp) == 0, self.tp, self.etp)
+
+    @property
+    def etp_explicit(self):
+        """True where ``etp`` was given (Megatron-Core's expert grid), False for the default (etp = tp)."""
+        if self.etp is None:
+            return False
+        return where(np.asarray(self.etp) != 0, True, False)
+
+    @property
     def expert_dp(self):
-        """Ranks that hold the same expert shard: the expert-data-parallel group (dp·cp/ep)."""
-        return self.dp * self.cp // self.ep
+        """Ranks that hold the same expert shard: the expert-data-parallel group tp·cp·dp/(etp·ep) (Megatron-Core
+        parallel_state.py: world / (etp·ep·pp)); dp·cp/ep when etp = tp."""
+        return self.tp * self.dp * self.cp // (self.expert_tp * self.ep)
 
     def with_(self, **kw) -> Layout:
         return replace(self, **kw)
@@ -216,7 +237,7 @@ def masked_sweep(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         lay = next((a for a in (*args, *kwargs.values()) if isinstance(a, Layout)), None)
-        degrees = () if lay is None else (lay.tp, lay.pp, lay.dp, lay.ep, lay.cp, lay.zero, lay.interleave)
+        degrees = () if lay is None else (lay.tp, lay.pp, lay.dp, lay.ep, lay.cp, lay.zero, lay.interleave, lay.etp)
         if not is_sweep(*degrees, *args[2:], *kwargs.values()):
             return fn(*args, **kwargs)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -314,6 +335,8 @@ def check_layout(model: Model, layout: Layout, *, gpus=None, micro_batch=1, seq=
             f"--ep {fmt_input(e)} does not divide the {model.moe.n_experts} experts of {name}")
     else:
         bad(np.asarray(e) != 1, f"--ep {fmt_input(e)} given but {name} is dense (no experts); use --ep 1")
+    if layout.etp is not None:
+        _check_etp(model, layout, bad)
     bad(np.asarray(d) % np.maximum(e, 1) != 0,
         f"--ep {fmt_input(e)} must divide --dp {fmt_input(d)} (expert parallelism is carved out of data parallelism)")
     if seq is not None:  # only context parallelism needs the 2·cp split; any length works without it
@@ -331,7 +354,7 @@ def check_layout(model: Model, layout: Layout, *, gpus=None, micro_batch=1, seq=
             f"{fmt_input(micro_batch)}·{fmt_input(d)} (every DP rank runs whole micro-batches)")
 
     if not is_sweep(t, p, d, e, c, v, micro_batch, seq, gpus, global_batch, layout.zero, layout.pp_first,
-                    layout.pp_last):
+                    layout.pp_last, layout.etp):
         for cond, msg in checks:
             if bool(cond):
                 raise LayoutError(msg)
@@ -342,6 +365,31 @@ def check_layout(model: Model, layout: Layout, *, gpus=None, micro_batch=1, seq=
     return valid
 
 
+def _check_etp(model: Model, layout: Layout, bad) -> None:
+    """--etp: a whole number (0 only inside a sweep, meaning "= tp"), MoE only, dividing the expert FFN width, with
+    etp·ep dividing tp·cp·dp (Megatron-Core parallel_state.py: world % (etp·ep·pp) == 0), and with --sp when
+    tp > 1 (Megatron-Core moe_layer.py refuses MoE training with TP > 1 without sequence parallelism)."""
+    x = layout.etp
+    arr = np.asarray(x)
+    if isinstance(x, (bool, np.bool_)) or arr.dtype.kind not in "iu" or np.any(arr < 0) or np.any(arr > MAX_COUNT) \
+            or (not is_sweep(x) and arr == 0):
+        raise LayoutError(f"--etp expects a whole expert tensor-parallel degree of at least 1, got {plain(x)}")
+    name = model.display_name
+    if not model.moe:
+        bad(np.asarray(layout.etp_explicit), f"--etp {fmt_input(x)} given but {name} is dense (no experts); drop --etp")
+        return
+    et = np.maximum(np.asarray(layout.expert_tp), 1)
+    fe = model.moe.d_ff_expert
+    bad(fe % et != 0, f"--etp {fmt_input(x)} does not divide the expert FFN width {fe} of {name}")
+    t, c, d, e = layout.tp, layout.cp, layout.dp, layout.ep
+    bad((np.asarray(t) * np.asarray(c) * np.asarray(d)) % (et * np.maximum(e, 1)) != 0,
+        f"--etp {fmt_input(x)} × --ep {fmt_input(e)} must divide tp·cp·dp = {fmt_input(t)}·{fmt_input(c)}·"
+        f"{fmt_input(d)} (Megatron-Core: the expert grid ETP × EP × EDP fills the same ranks)")
+    bad(np.asarray(layout.etp_explicit) & (np.asarray(t) > 1) & ~np.asarray(layout.sp, bool),
+        f"--etp {fmt_input(x)} with --tp {fmt_input(t)} > 1 needs --sp (Megatron-Core refuses MoE training with "
+        f"tensor parallelism but no sequence parallelism)")
+
+
 def microbatches(layout: Layout, micro_batch, global_batch):
     """m: micro-batches each pipeline runs per step = global_batch / (micro_batch·dp)."""
     return global_batch // (micro_batch * layout.dp)
@@ -350,7 +398,10 @@ def microbatches(layout: Layout, micro_batch, global_batch):
 def group_spans(layout: Layout) -> dict[str, Any]:
     """How many consecutive ranks each group spans under the order TP, CP, EP, DP, PP (innermost first)."""
     t, c, d = layout.tp, layout.cp, layout.dp
-    return {"tp": t, "cp": t * c, "ep": t * c * layout.ep, "dp": t * c * d, "edp": t * c * d,
+    et = layout.expert_tp
+    # Explicit etp: Megatron-Core's expert grid ETP, EP, EDP (innermost first), the EP group spans etp·ep ranks.
+    ep_span = where(layout.etp_explicit, et * layout.ep, t * c * layout.ep)
+    return {"tp": t, "cp": t * c, "ep": ep_span, "etp": et, "dp": t * c * d, "edp": t * c * d,
             "pp": t * c * d * layout.pp}
 
 

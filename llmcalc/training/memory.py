@@ -3,10 +3,12 @@ LoRA/QLoRA, and a fits / does-not-fit verdict against the device's memory.
 
 Placement (Megatron-LM conventions, see llmcalc/training/layout.py):
 - transformer layers are split evenly over ``pp`` stages and sharded over ``tp``; routed experts are
-  also sharded over ``ep``; the embedding lives on the first stage and the LM head on the last (a tied
-  embedding is held by both when pp > 1, as Megatron does);
+  sharded over ``ep`` and the expert-TP degree ``etp`` (= tp unless given); the embedding lives on the
+  first stage and the LM head on the last (a tied embedding is held by both when pp > 1, as Megatron does);
 - ZeRO shards over the data-parallel group (DP×CP, as Megatron's distributed optimizer); expert
-  states over the expert-data-parallel group DP×CP/EP (Rajbhandari et al. 2020 §5; never over all GPUs);
+  states over the expert-data-parallel group TP×DP×CP/(ETP×EP) (Rajbhandari et al. 2020 §5; Megatron-Core
+  parallel_state.py; never over all GPUs); with ``offload_optimizer`` the optimizer states and fp32 gradients
+  live on the host (ZeRO-Offload), host memory not checked;
 - the reported peak is the worse of the first stage (p micro-batches of activations) and the last
   stage (LM head and logits).
 Not counted: framework workspace, communication buckets, allocator fragmentation (typically 5-20%).
@@ -150,10 +152,11 @@ def stage_params(m: Model, layout: Layout) -> dict[str, Figure]:
     last = derive("params/last_stage_dense",
                   "((Pl - Pr)*Ls/layers + Ph + (1 - one)*tied*Pe + one*Pe)/tp + Pr*Ls/layers", "param",
                   src, label="non-expert parameters per GPU, last stage", Ls=sl["last"], **v)
-    xsrc = "routed experts sharded over ep (whole experts) and tp (expert-TP = TP), Ls/L of them on a stage"
-    ex = {k: derive(f"params/experts_{k}" if k != "max" else "params/experts", "Px*Ls/(layers*tp*ep)", "param", xsrc,
+    xsrc = ("routed experts sharded over ep (whole experts) and etp (expert tensor parallelism, Megatron-Core "
+            "--expert-tensor-parallel-size; etp = tp unless given), Ls/L of them on a stage")
+    ex = {k: derive(f"params/experts_{k}" if k != "max" else "params/experts", "Px*Ls/(layers*etp*ep)", "param", xsrc,
                     label=f"expert parameters per GPU, {k} stage" if k != "max" else "expert parameters per GPU "
-                    "(fullest stage)", Px=p["experts"], Ls=sl[k], layers=m.n_layers, tp=t, ep=ep)
+                    "(fullest stage)", Px=p["experts"], Ls=sl[k], layers=m.n_layers, etp=layout.expert_tp, ep=ep)
           for k in ("first", "middle", "last", "max")}
     return {"first": first, "middle": middle, "last": last, "experts": ex["max"], "experts_first": ex["first"],
             "experts_middle": ex["middle"], "experts_last": ex["last"]}
@@ -221,8 +224,8 @@ def zero3_gathered_bytes(m: Model, layout: Layout, o: OptimizerBytes, lora: LoRA
     z3 = where((np.asarray(layout.zero) == 3) & (np.asarray(layout.dp * layout.cp) > 1), 1, 0)
     # the fullest layer: the dense part of an average layer plus, for MoE, one MoE layer's expert shard
     v = dict(z3=z3, Pl=p["layer_dense"], Px=p["experts"], layers=m.n_layers, moe_layers=max(m.n_moe_layers, 1),
-             tp=layout.tp, ep=layout.ep)
-    layer = "(Pl/layers + Px/(moe_layers*ep))/tp"
+             tp=layout.tp, ep=layout.ep, etp=layout.expert_tp)
+    layer = "(Pl/(layers*tp) + Px/(moe_layers*ep*etp))"
     if lora is None:
         f, v = f"z3*(2*w + g)*{layer}", dict(v, w=o.weights, g=max(o.grads, 2))
     else:  # frozen base: no base gradients; the adapters' own gradients are negligible per layer
@@ -231,21 +234,30 @@ def zero3_gathered_bytes(m: Model, layout: Layout, o: OptimizerBytes, lora: LoRA
                   label="ZeRO-3/FSDP gathered layers (current + prefetched, + one layer's full gradients)", **v)
 
 
+SRC_OFFLOAD = ("ZeRO-Offload (Ren et al. 2021, arXiv 2101.06840) §3-4 / DeepSpeed offload_optimizer: the fp32 master "
+               "weights, Adam moments and fp32 gradients live in CPU memory, the GPU keeps its 16-bit weights and "
+               "16-bit gradients (host memory capacity is not checked)")
+
+
 def _states(prefix: str, dense, experts, layout: Layout, o: OptimizerBytes, lora: LoRA | None,
-            lora_per_gpu, dense_linear=0.0) -> list[Figure]:
+            lora_per_gpu, dense_linear=0.0, offload=False) -> list[Figure]:
     z = np.asarray(layout.zero)
     stage = prefix.replace("_", " ")
     sh = layout.dp * layout.cp
-    esh = sh / layout.ep
+    esh = layout.tp * sh / (layout.expert_tp * layout.ep)  # tp·dp·cp/(etp·ep): dp·cp/ep when etp = tp
     v = dict(Pd=dense, Px=experts, zw=where(z >= 3, sh, 1), zg=where(z >= 2, sh, 1), zo=where(z >= 1, sh, 1),
              xw=where(z >= 3, esh, 1), xg=where(z >= 2, esh, 1), xo=where(z >= 1, esh, 1))
-    src = ("ZeRO stages over the DP×CP group, experts over DP×CP/EP (Rajbhandari et al. 2020 §5; Megatron-Core); "
-           + o.source)
+    src = ("ZeRO stages over the DP×CP group, experts over the expert-DP group tp·dp·cp/(etp·ep) (Rajbhandari et al. "
+           "2020 §5; Megatron-Core parallel_state.py); " + o.source)
+    off = where(offload, 1, 0)
+    g_gpu = where(offload, min(o.grads, 2), o.grads)  # offloaded: fp32 gradients on the host, 16-bit ones on the GPU
+    if not np.all(np.asarray(off) == 0):
+        src += "; " + SRC_OFFLOAD
     if lora is None:
         return [derive(f"{prefix}/weights", "w*(Pd/zw + Px/xw)", "B", src, label=f"weights, {stage}", w=o.weights, **v),
-                derive(f"{prefix}/grads", "g*(Pd/zg + Px/xg)", "B", src, label=f"gradients, {stage}", g=o.grads, **v),
-                derive(f"{prefix}/optimizer", "s*(Pd/zo + Px/xo)", "B", src, label=f"optimizer states, {stage}",
-                       s=o.states, **v)]
+                derive(f"{prefix}/grads", "g*(Pd/zg + Px/xg)", "B", src, label=f"gradients, {stage}", g=g_gpu, **v),
+                derive(f"{prefix}/optimizer", "(1 - off)*s*(Pd/zo + Px/xo)", "B", src,
+                       label=f"optimizer states, {stage}", s=o.states, off=off, **v)]
     src = (f"frozen base: block linears and experts at {lora.base_bits} bits ({lora.base_bytes_per_param:g} B/param"
            + (", NF4 + double-quantized constants: Dettmers et al. 2023 §3" if lora.base_bits == 4 else "")
            + (f"), the rest (embedding, LM head, norms) at 2 B; {SRC_QUANT_SCOPE}" if lora.base_bits < 16 else ")")
@@ -255,14 +267,33 @@ def _states(prefix: str, dense, experts, layout: Layout, o: OptimizerBytes, lora
     return [derive(f"{prefix}/weights", "wb*(Pq/zw + Px/xw) + 2*(Pd - Pq)/zw + w*Pa/zw", "B", src,
                    label=f"weights (frozen base + adapters), {stage}",
                    wb=lora.base_bytes_per_param, w=o.weights, **v),
-            derive(f"{prefix}/grads", "g*Pa/zg", "B", src, label=f"gradients (adapters only), {stage}", g=o.grads, **v),
-            derive(f"{prefix}/optimizer", "s*Pa/zo", "B", src, label=f"optimizer states (adapters only), {stage}",
-                   s=o.states, **v)]
+            derive(f"{prefix}/grads", "g*Pa/zg", "B", src, label=f"gradients (adapters only), {stage}", g=g_gpu, **v),
+            derive(f"{prefix}/optimizer", "(1 - off)*s*Pa/zo", "B", src,
+                   label=f"optimizer states (adapters only), {stage}", s=o.states, off=off, **v)]
 
 
 SRC_DUALPIPE = ("DeepSeek-V3 report §3.2.1 and Table 2: DualPipe keeps two copies of the model parameters "
                 "(weights and their gradients here; the optimizer updates one set) and PP + 1 micro-batches of "
                 "activations")
+def check_offload(layout: Layout, o: OptimizerBytes, offload, valid):
+    """--offload-optimizer: a flag (a boolean array in sweeps), only with an optimizer that keeps states and with ZeRO
+    1-3 (DeepSpeed's offload_optimizer is part of its ZeRO config). Scalars raise; sweeps mask."""
+    arr = np.asarray(offload)
+    if arr.dtype.kind not in "biu" or np.any((arr != 0) & (arr != 1)):
+        raise LlmcalcError(f"--offload-optimizer is on or off, got {offload!r}")
+    if not np.any(arr):
+        return valid
+    if o.states <= 0:
+        raise LlmcalcError("--offload-optimizer needs an optimizer with states to offload")
+    bad = arr.astype(bool) & (np.asarray(layout.zero) < 1)
+    if not is_sweep(offload, layout.zero, valid):
+        if bool(bad):
+            raise LlmcalcError("--offload-optimizer needs --zero 1, 2 or 3 (DeepSpeed offload_optimizer is a ZeRO "
+                               "option; ZeRO-Offload builds on ZeRO-2)")
+        return valid
+    return np.asarray(valid) & ~bad
+
+
 DEFAULT_OPTIMIZER = "adam-fp32-grads"  # Megatron-Core's bf16 convention: fp32 main grads, 18 B/param
 
 
@@ -271,7 +302,7 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
                     recompute="none", optimizer: str = DEFAULT_OPTIMIZER, global_batch=None, flash: bool = True,
                     dropout: bool = False, lora: LoRA | None = None, act_bytes: int = 2,
                     reserve: float | None = None, recompute_layers=None, recompute_norm_up: bool = False,
-                    fp8_activations: bool = False) -> Result:
+                    fp8_activations: bool = False, offload_optimizer=False) -> Result:
     """Peak memory per GPU for training ``m`` under ``layout`` (worst pipeline stage), and whether it fits in
     the device memory less ``reserve`` (default :data:`llmcalc.core.checks.MEMORY_RESERVE`, the rule fit and
     serve use too).
@@ -286,6 +317,7 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
     check_recompute_layers(rc, recompute_layers)
     valid = check_layout(m, layout, micro_batch=micro_batch, seq=seq, global_batch=global_batch)
     o = optimizer_bytes(optimizer)
+    valid = check_offload(layout, o, offload_optimizer, valid)
     mb = None if global_batch is None else microbatches(layout, micro_batch, global_batch)
     sp = stage_params(m, layout)
     parts = _param_parts(m)  # block linears on one stage and GPU (router, MLA down-projections not TP-split)
@@ -310,7 +342,7 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
     has_middle = where(np.asarray(layout.pp) > 2, 1, 0)  # a middle stage exists only for pp > 2
     for stage in ("first", "middle", "last"):
         states = _states(f"{stage}_stage", sp[stage].value, sp[f"experts_{stage}"].value, layout, o, lora,
-                         None if pa is None else pa.value, linear_per_layer * sl[stage])
+                         None if pa is None else pa.value, linear_per_layer * sl[stage], offload_optimizer)
         if layout.schedule == "dualpipe":  # DeepSeek-V3 §3.2.1, Table 2: "two copies of the model parameters"
             states = [derive(f.key, "2*x", "B", SRC_DUALPIPE, label=f"{f.name} (DualPipe: two copies)", x=f.value)
                       for f in states[:2]] + states[2:]
@@ -350,7 +382,8 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
     data = {"model": m.name, "hardware": hw.name, "total_bytes": worst.value, "memory_bytes": cap, "fits": fits,
             "usable_bytes": usable.value, "reserve": reserve, "verdict_line": verdict_line,
             "worst_stage": worst_stage, "stage_layers": {k: sl[k] for k in ("first", "middle", "last")},
-            "valid": valid, "optimizer": optimizer, "recompute": recompute if isinstance(recompute, str) else rc}
+            "valid": valid, "optimizer": optimizer, "offload_optimizer": offload_optimizer,
+            "recompute": recompute if isinstance(recompute, str) else rc}
     for stage in ("first", "middle", "last"):
         data[f"{stage}_stage"] = {k.split("/")[1] + "_bytes": f.value for k in
                                   (f"{stage}_stage/weights", f"{stage}_stage/grads", f"{stage}_stage/optimizer",
@@ -361,7 +394,8 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
         data["activation_tensors"] = tensor_table(m, micro_batch, seq, tp=layout.tp, cp=layout.cp, sp=layout.sp,
                                                   flash=flash, dropout=dropout, act_bytes=act_bytes,
                                                   recompute_norm_up=recompute_norm_up, fp8_activations=fp8_activations)
-    notes = [f"optimizer {optimizer}: {o.source}",
+    notes = [f"optimizer {optimizer}: {o.source}"
+             + ("; offloaded to the host: " + SRC_OFFLOAD if np.any(np.asarray(offload_optimizer)) else ""),
              "activations: " + ("FlashAttention (no L×M score matrices)" if flash else "explicit softmax matrices")
              + ("; dropout masks" if dropout else "; no dropout") + f"; {act_bytes}-byte activations",
              "not counted: framework workspace, NCCL buffers, allocator fragmentation (often 5-20%)"]

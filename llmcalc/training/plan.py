@@ -6,15 +6,19 @@ Space (each dimension enumerated only where it divides what it must):
 - PP: 1..L dividing GPUs/TP, uneven stages allowed (lighter first/last stage: Llama 3 §3.3.2);
 - virtual stages v: every chunking of the stage's layers that :func:`check_layout` accepts (Narayanan 2021 §2.2);
 - CP: powers of two up to ``max_cp`` where 2·cp splits the sequence (Megatron-Core load balancing);
-- DP: the rest; EP (MoE only): divisors of the experts that divide DP (expert-TP = TP in our engine);
+- DP: the rest; EP (MoE only): divisors of the experts that divide DP; expert TP (MoE only): etp = tp (0 in the
+  arrays) and every other divisor of the expert FFN width up to the scale-up domain with etp·ep dividing tp·cp·dp
+  (Megatron-Core --expert-tensor-parallel-size; needs SP when tp > 1; an ETP group across nodes is not searched);
 - micro-batch: divisors of global_batch/DP (every DP rank runs whole micro-batches);
 - ZeRO 0-3 over DP×CP (stage 1 = Megatron's distributed optimizer), recompute none/selective/full, and
-  full recompute of only the fewest first layers per stage that make a layout fit (Megatron-Core block method).
+  full recompute of only the fewest first layers per stage that make a layout fit (Megatron-Core block method);
+- optimizer offload (ZeRO-Offload, ZeRO 1-3, hardware with a host link): a post-pass adds the offloaded version of
+  every candidate that does not fit without it and fits with it (offload only slows a layout that already fits).
 
 Every candidate goes through the same :func:`training_memory` and :func:`training_step` the
 ``memory`` and ``step`` commands use, as ONE vectorised call each: memory first on everything that
-divides, step only on what fits (memory pruning). Not searched: optimizer offload, expert-TP different from
-TP, DualPipe (the step model times 1F1B/interleaved schedules).
+divides, step only on what fits (memory pruning). Not searched: DualPipe (the step model times 1F1B/interleaved
+schedules).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from .layout import RECOMPUTE_CODES, RECOMPUTE_NAMES, Layout, check_layout, desc
 from .memory import DEFAULT_OPTIMIZER, training_memory
 from .step import MFU_BEYOND_PUBLISHED, SRC_BEST_MFU, training_step
 
-DIMS = ("gpus", "tp", "pp", "v", "cp", "dp", "ep", "mb", "zero", "rc", "sp", "rk")
+DIMS = ("gpus", "tp", "pp", "v", "cp", "dp", "ep", "mb", "zero", "rc", "sp", "rk", "etp", "off")
 RC_LABELS = {0: "no-rc", 1: "sel-rc", 2: "full-rc"}  # 3: full recompute of the first rk layers per stage
 OBJECTIVES = {"time": "tokens/s (fastest run)", "cost": "tokens/s per GPU (cheapest run; $ ∝ GPU-hours)",
               "mfu": "MFU (model FLOPs utilisation)"}
@@ -55,6 +59,8 @@ def _pins(pins: dict | None) -> dict[str, set]:
         vals = v if isinstance(v, (list, tuple, set)) else [v]
         if k == "rc":
             vals = [RECOMPUTE_CODES[x.lower()] if isinstance(x, str) else int(x) for x in vals]
+        if k == "off":
+            vals = [int(bool(x)) for x in vals]
         out[k] = {int(x) for x in vals}
     return out
 
@@ -70,7 +76,7 @@ class Space:
 
 
 def enumerate_space(m: Model, gpus_list, *, global_batch: int, seq: int, pins: dict | None = None,
-                    max_cp: int = 16, max_tp: int | None = None) -> Space:
+                    max_cp: int = 16, max_tp: int | None = None, max_etp: int | None = None) -> Space:
     """Every divisible layout for each GPU count in ``gpus_list`` as flat numpy arrays."""
     pin = _pins(pins)
     a = m.attention
@@ -85,13 +91,21 @@ def enumerate_space(m: Model, gpus_list, *, global_batch: int, seq: int, pins: d
     cp_all = allowed("cp", [c for c in (2**i for i in range(0, 12))
                             if c <= max_cp and (c == 1 or seq % (2 * c) == 0)])
     ep_all = allowed("ep", _divisors(m.moe.n_experts) if m.moe else [1])
+    fe_div = _divisors(m.moe.d_ff_expert) if m.moe else []
+    if max_etp is not None:
+        fe_div = [x for x in fe_div if x <= max_etp]
+
+    def etps(t: int, c: int, d: int, e: int) -> list[int]:  # 0 = expert TP = tp; else Megatron-Core's expert grid
+        vals = [0] + [x for x in fe_div if x != t and (t * c * d) % (x * e) == 0]
+        return vals if "etp" not in pin else [x for x in vals if (x or t) in pin["etp"]]
     mb_all = allowed("mb", _divisors(global_batch))
     zero_all = allowed("zero", [0, 1, 2, 3])
     rc_all = allowed("rc", [0, 1, 2])
     sp_all = allowed("sp", [0, 1])
     v_all = allowed("v", list(range(1, L + 1)))
     per_dim = {"gpus": len(gpus_list), "tp": len(tp_all), "pp": len(pp_all), "v": len(v_all), "cp": len(cp_all),
-               "ep": len(ep_all), "mb": len(mb_all), "zero": len(zero_all), "rc": len(rc_all), "sp": len(sp_all)}
+               "ep": len(ep_all), "mb": len(mb_all), "zero": len(zero_all), "rc": len(rc_all), "sp": len(sp_all),
+               "etp": 1 + len(fe_div)}
     raw = int(np.prod([n for n in per_dim.values()], dtype=float))
 
     v_by_pp: dict[int, list[int]] = {}
@@ -125,10 +139,11 @@ def enumerate_space(m: Model, gpus_list, *, global_batch: int, seq: int, pins: d
                     for e in ep_all:
                         if d % e:
                             continue
+                        ets = etps(t, c, d, e)
                         for mb in mb_all:
                             if (global_batch // d) % mb:
                                 continue
-                            outer += [(n, t, p, v, c, d, e, mb) for v in vs]
+                            outer += [(n, t, p, v, c, d, e, mb, x) for x in ets for v in vs]
     if not outer:
         return Space({k: np.zeros(0, int) for k in DIMS}, raw, 0, per_dim)
     o = np.array(outer, dtype=np.int64)
@@ -137,17 +152,23 @@ def enumerate_space(m: Model, gpus_list, *, global_batch: int, seq: int, pins: d
         return Space({k: np.zeros(0, int) for k in DIMS}, raw, 0, per_dim)
     oi = np.repeat(np.arange(len(o)), len(inner))
     ii = np.tile(np.arange(len(inner)), len(o))
-    arr = {k: o[oi, j] for j, k in enumerate(("gpus", "tp", "pp", "v", "cp", "dp", "ep", "mb"))}
-    arr.update(zero=inner[ii, 0], rc=inner[ii, 1], sp=inner[ii, 2])
+    arr = {k: o[oi, j] for j, k in enumerate(("gpus", "tp", "pp", "v", "cp", "dp", "ep", "mb", "etp"))}
+    arr.update(zero=inner[ii, 0], rc=inner[ii, 1], sp=inner[ii, 2], off=np.zeros_like(inner[ii, 0]))
     keep = ~((arr["sp"] == 1) & (arr["tp"] == 1))  # SP shards over TP: meaningless with tp = 1
+    keep &= ~((arr["etp"] > 0) & (arr["tp"] > 1) & (arr["sp"] == 0))  # Megatron-Core: MoE with TP needs SP
     arr = {k: v[keep] for k, v in arr.items()}
     return Space(arr, raw, int(keep.sum()), per_dim)
 
 
 def _layout(arr: dict, idx=None, schedule: str = "1f1b") -> Layout:
     g = (lambda k: arr[k]) if idx is None else (lambda k: int(arr[k][idx]))
+    etp = arr.get("etp")
+    if etp is not None and idx is None:
+        etp = etp if np.any(etp) else None  # all "= tp": the default layout
+    elif etp is not None:
+        etp = int(etp[idx]) or None
     return Layout(tp=g("tp"), pp=g("pp"), dp=g("dp"), ep=g("ep"), cp=g("cp"), sp=g("sp").astype(bool)
-                  if idx is None else bool(g("sp")), zero=g("zero"), interleave=g("v"), schedule=schedule)
+                  if idx is None else bool(g("sp")), zero=g("zero"), interleave=g("v"), etp=etp, schedule=schedule)
 
 
 def layout_label(m: Model, row: dict) -> str:
@@ -160,19 +181,27 @@ def layout_label(m: Model, row: dict) -> str:
         parts.append(f"CP{row['cp']}")
     if row["ep"] > 1:
         parts.append(f"EP{row['ep']}")
+    if row.get("etp"):
+        parts.append(f"ETP{row['etp']}")
     rc = RC_LABELS.get(row["rc"]) or f"rc-first{row.get('rk', 0)}"
     parts += [f"DP{row['dp']}", f"mb{row['mb']}", f"ZeRO-{row['zero']}", rc]
+    if row.get("off"):
+        parts.append("offload")
     return " ".join(parts)
 
 
 def evaluate(m: Model, hw: Hardware, arr: dict, *, global_batch: int, seq: int, optimizer: str = DEFAULT_OPTIMIZER,
              dtype: str = "bf16", compute_efficiency: float | None = None, efficiency=None,
              attention: str = "flash", tp_comm_overlap: bool = False,
-             reserve: float | None = None, first_k: bool = True, schedule: str = "1f1b",
+             reserve: float | None = None, first_k: bool = True, offload: bool | str = True, schedule: str = "1f1b",
              recompute_norm_up: bool = False, fp8_activations: bool = False) -> dict[str, np.ndarray]:
     """Memory for every candidate (one vectorised call), then step for those that fit (a second one). Fitting
-    means the same as for `llmcalc memory`: the need within the memory less the reserve."""
+    means the same as for `llmcalc memory`: the need within the memory less the reserve. With ``offload`` (and a
+    host link in the hardware entry), candidates that do not fit get an optimizer-offloaded twin where that fits;
+    ``offload="only"``: every candidate with ZeRO 1-3 offloaded, nothing else (a pinned --offload-optimizer)."""
     arr = dict(arr, rk=np.zeros_like(arr["tp"]))
+    arr.setdefault("etp", np.zeros_like(arr["tp"]))
+    arr.setdefault("off", np.zeros_like(arr["tp"]))
     recipe = dict(recompute_norm_up=recompute_norm_up, fp8_activations=fp8_activations)
     lay = _layout(arr, schedule=schedule)
     mem = training_memory(m, hw, lay, micro_batch=arr["mb"], seq=seq, recompute=arr["rc"], optimizer=optimizer,
@@ -185,10 +214,19 @@ def evaluate(m: Model, hw: Hardware, arr: dict, *, global_batch: int, seq: int, 
     common = dict(optimizer=optimizer, reserve=reserve, schedule=schedule, **recipe)
     partial = None if not first_k else _first_k(m, hw, arr, mem, fits & (arr["rc"] == 2), global_batch=global_batch,
                                                  seq=seq, **common)
+    offl = None
+    if offload and getattr(hw, "host_link_bw_bytes_per_s", None) is not None:
+        only = offload == "only"
+        offl = _offloaded(m, hw, arr, mem, valid & (arr["zero"] >= 1) & (True if only else ~fits),
+                          global_batch=global_batch, seq=seq, **common)
+        if only:
+            out, partial = {k: v[:0] for k, v in out.items()}, None
     timing = dict(compute_efficiency=compute_efficiency, dtype=dtype, efficiency=efficiency, attention=attention,
                   tp_comm_overlap=tp_comm_overlap, schedule=schedule, **recipe)
+    if offl is not None:  # timed with the rest (each step call has a fixed cost)
+        out = {k: np.concatenate([out[k], offl[k]]) for k in out}
     out = _timed(m, hw, out, global_batch=global_batch, seq=seq, **timing)
-    if partial is not None:
+    if partial is not None:  # rc-firstK rows need recompute_layers: their own call
         pt = _timed(m, hw, partial, global_batch=global_batch, seq=seq, **timing)
         out = {k: np.concatenate([out[k], pt[k]]) for k in out}
     return out
@@ -204,10 +242,12 @@ def _timed(m: Model, hw: Hardware, out: dict, *, global_batch: int, seq: int, sc
     if n == 0:
         return out | {k: np.zeros(0) for k in TIMED}
     first_k = bool(np.any(out["rc"] == 3))
+    off = out["off"].astype(bool) if np.any(out["off"]) else False
     st = training_step(m, hw, _layout(out, schedule=schedule), global_batch=global_batch, micro_batch=out["mb"],
                        seq=seq,
                        gpus=out["gpus"], recompute=np.where(out["rc"] == 3, 2, out["rc"]),
-                       recompute_layers=out["rk"] if first_k else None, check_memory=False, **timing)
+                       recompute_layers=out["rk"] if first_k else None, check_memory=False, offload_optimizer=off,
+                       **timing)
     out = dict(out)  # memory was checked by the caller, for every candidate at once
     for k in TIMED:
         out[k] = np.broadcast_to(np.asarray(st.data[k], float), (n,)).copy()
@@ -266,6 +306,42 @@ def _first_k(m: Model, hw: Hardware, arr: dict, mem: Result, full_fits: np.ndarr
     return sub if len(sub["tp"]) else None
 
 
+def _offloaded(m: Model, hw: Hardware, arr: dict, mem: Result, cand: np.ndarray, *, global_batch: int, seq: int,
+               optimizer: str, reserve, schedule: str = "1f1b", **recipe) -> dict | None:
+    """Optimizer-offloaded twins (ZeRO-Offload) of the candidates in ``cand`` (valid, ZeRO 1-3, not fitting): offload
+    removes each stage's optimizer states and the part of its gradients above 16 bits from the GPU (the memory
+    model's own rows, so the need comes in closed form); those that then fit are checked by the memory model itself
+    and kept with off = 1. Offload never helps a layout that already fits (it only adds host traffic and the CPU
+    step), so it is not enumerated there."""
+    from .memory import optimizer_bytes
+
+    idx = np.flatnonzero(cand)
+    if len(idx) == 0:
+        return None
+    o = optimizer_bytes(optimizer)
+    keep_g = min(o.grads, 2) / o.grads if o.grads else 1.0
+    need = np.zeros(len(idx))
+    for stage in ("first", "middle", "last"):
+        d = mem.data[f"{stage}_stage"]
+        tot, opt, gr = (np.broadcast_to(np.asarray(d[k], float), cand.shape)[idx]
+                        for k in ("total_bytes", "optimizer_bytes", "grads_bytes"))
+        has = 1.0 if stage != "middle" else np.broadcast_to(arr["pp"] > 2, cand.shape)[idx]
+        need = np.maximum(need, tot - has * (opt + gr * (1 - keep_g)))
+    ok = need <= mem.data["usable_bytes"]
+    if not ok.any():
+        return None
+    sub = {k: v[idx[ok]] for k, v in arr.items()}
+    sub["off"] = np.ones_like(sub["off"])
+    chk = training_memory(m, hw, _layout(sub, schedule=schedule), micro_batch=sub["mb"], seq=seq, recompute=sub["rc"],
+                          optimizer=optimizer, global_batch=global_batch, reserve=reserve,
+                          offload_optimizer=np.ones(len(sub["tp"]), bool), **recipe)
+    need = np.broadcast_to(np.asarray(chk.data["total_bytes"], float), sub["tp"].shape)
+    good = np.broadcast_to(np.asarray(chk.data["valid"]), need.shape) & (need <= chk.data["usable_bytes"])
+    sub = {k: v[good] for k, v in sub.items()}
+    sub["memory_bytes"] = need[good]
+    return sub if len(sub["tp"]) else None
+
+
 def _score(ev: dict, objective: str) -> np.ndarray:
     if objective == "time":
         return ev["tokens_per_s"]
@@ -297,8 +373,8 @@ def plan_training(m: Model, hw: Hardware, *, gpus, global_batch: int, seq: int, 
                   price_usd_per_hour: float | None = None, optimizer: str = DEFAULT_OPTIMIZER, dtype: str = "bf16",
                   compute_efficiency: float | None = None, max_cp: int = 16, keep_evaluated: bool = False,
                   efficiency=None, attention: str = "flash", tp_comm_overlap: bool = False,
-                  reserve: float | None = None, schedule: str = "1f1b", recompute_norm_up: bool = False,
-                  fp8_activations: bool = False) -> Result:
+                  reserve: float | None = None, offload: bool = True, schedule: str = "1f1b",
+                  recompute_norm_up: bool = False, fp8_activations: bool = False) -> Result:
     """Rank every layout of ``m`` on ``gpus`` (an int or a list) × ``hw`` for one step of ``global_batch``
     sequences of ``seq`` tokens. The result's data holds the ranked rows, the best per ZeRO stage and per TP
     degree, the best per GPU count with its Pareto flag (days vs dollars), and the pruning counts."""
@@ -318,12 +394,15 @@ def plan_training(m: Model, hw: Hardware, *, gpus, global_batch: int, seq: int, 
         raise LlmcalcError(f"{hw.display_name} records no scale-out link, so a job cannot span more than its "
                            f"{dom}-device scale-up domain; asked for {', '.join(map(str, gpus_list))} (plan at most "
                            f"{dom}, or give the hardware YAML a scale_out link)")
-    space = enumerate_space(m, gpus_list, global_batch=global_batch, seq=seq, pins=pins, max_cp=max_cp)
+    space = enumerate_space(m, gpus_list, global_batch=global_batch, seq=seq, pins=pins, max_cp=max_cp,
+                            max_etp=dom)
     ev = evaluate(m, hw, space.arrays, global_batch=global_batch, seq=seq, optimizer=optimizer, dtype=dtype,
                   compute_efficiency=compute_efficiency, efficiency=efficiency, attention=attention,
                   tp_comm_overlap=tp_comm_overlap, reserve=reserve, schedule=schedule,
                   recompute_norm_up=recompute_norm_up, fp8_activations=fp8_activations,
-                  first_k=(pins or {}).get("rc") is None)  # a pinned recompute mode is searched as given
+                  first_k=(pins or {}).get("rc") is None,  # a pinned recompute mode is searched as given
+                  offload=("only" if (pins or {}).get("off") in (1, True) else  # pinned: every layout offloaded
+                           offload and (pins or {}).get("off") is None))
     n_fit = len(ev["tp"])
     budget = 1e12 if tokens is None else float(tokens)
     price = price_usd_per_hour if price_usd_per_hour is not None else hw.price_usd_per_hour
@@ -337,7 +416,12 @@ def plan_training(m: Model, hw: Hardware, *, gpus, global_batch: int, seq: int, 
              f"{optimizer}; memory excludes framework workspace and fragmentation)",
              "recompute: none, selective, full, and full on only the fewest first layers per stage that fit "
              "(rc-firstK, Megatron-Core --recompute-method block)",
-             "not searched: optimizer offload, expert-TP ≠ TP; pipeline schedule as given: "
+             "optimizer offload (ZeRO-Offload: states on the host, CPU Adam exposed) only where a layout does not "
+             "fit without it" + ("" if getattr(hw, "host_link_bw_bytes_per_s", None) else
+                                 f" (not searched: {hw.display_name} records no host link)"),
+             *([f"expert TP: = TP, or a divisor of the expert FFN width up to the {dom}-GPU scale-up domain (ETP, "
+                "Megatron-Core's expert grid); EP within DP (no parallel folding)"] if m.moe else []),
+             "pipeline schedule as given: "
              + ("DualPipe for every candidate (DeepSeek-V3 §3.2.1)" if schedule == "dualpipe" else
                 "1F1B, interleaved where v > 1 (--schedule dualpipe for DualPipe)")
              + ("; DeepSeek-V3 memory recipe: " + ", ".join(x for x, on in (
@@ -394,14 +478,16 @@ def best_breakdown(m: Model, hw: Hardware, row: dict, *, global_batch: int, seq:
                    fp8_activations: bool = False) -> tuple[Result, Result]:
     """The scalar step and memory Results of one planned layout (its full derivation)."""
     lay = Layout(tp=row["tp"], pp=row["pp"], dp=row["dp"], ep=row["ep"], cp=row["cp"], sp=bool(row["sp"]),
-                 zero=row["zero"], interleave=row["v"], schedule=schedule)
+                 zero=row["zero"], interleave=row["v"], etp=row.get("etp") or None, schedule=schedule)
     recipe = dict(recompute_norm_up=recompute_norm_up, fp8_activations=fp8_activations)
     rc = RECOMPUTE_NAMES[min(row["rc"], 2)]
     k = row.get("rk") if row["rc"] == 3 else None
+    off = bool(row.get("off"))
     st = training_step(m, hw, lay, global_batch=global_batch, micro_batch=row["mb"], seq=seq, gpus=row["gpus"],
                        recompute=rc, compute_efficiency=compute_efficiency, dtype=dtype, efficiency=efficiency,
                        attention=attention, tp_comm_overlap=tp_comm_overlap, optimizer=optimizer, reserve=reserve,
-                       recompute_layers=k, **recipe)
+                       recompute_layers=k, offload_optimizer=off, **recipe)
     mem = training_memory(m, hw, lay, micro_batch=row["mb"], seq=seq, recompute=rc, optimizer=optimizer,
-                          global_batch=global_batch, reserve=reserve, recompute_layers=k, **recipe)
+                          global_batch=global_batch, reserve=reserve, recompute_layers=k, offload_optimizer=off,
+                          **recipe)
     return st, mem

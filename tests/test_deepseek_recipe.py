@@ -48,3 +48,15 @@ def test_mla_up_projection_recompute_adds_its_forward_flops():
     b = training_step(M, hw, lay, recompute_norm_up=True, **kw).data["hardware_flops"]
     up = 1536 * H * (128 + 64) + 512 * H * (128 + 128)  # W_UQ (with rope part) and W_UK, W_UV
     assert b - a == pytest.approx(16 * L * 61 * 2 * up, rel=1e-9)
+
+
+def test_expert_parameters_sit_on_the_stages_of_their_moe_layers():
+    # DeepSeek-V3 on PP16 as 3, 4x14, 2 (the report's layout): the first stage holds the three dense layers and
+    # no experts; a middle stage 4 MoE layers x 256/64 = 4 experts each of 3·7168·2048 = 44,040,192 parameters.
+    from llmcalc.training.memory import stage_params
+
+    sp = stage_params(M, Layout(pp=16, ep=64, dp=128, pp_layers=(3, *[4] * 14, 2)))
+    expert = 3 * 7168 * 2048
+    assert sp["experts_first"].value == 0
+    assert sp["experts_middle"].value == pytest.approx(4 * 4 * expert, rel=1e-12)
+    assert sp["experts_last"].value == pytest.approx(2 * 4 * expert, rel=1e-12)

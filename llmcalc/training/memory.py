@@ -132,6 +132,28 @@ def _param_parts(m: Model) -> dict[str, int]:
             "replicated_linear": replicated_linear}
 
 
+def _moe_layers_per_stage(m: Model, sl: dict) -> dict:
+    """MoE layers on the first stage [0, f), stage 1 [f, f + middle) (the fullest middle stage's range), the last
+    [L − l, L), and the most on any of them: the layer count less the model's dense layers in that range."""
+    if not m.moe:
+        return {k: 0 for k in ("first", "middle", "last", "max")}
+    L = m.n_layers
+    dense = np.zeros(L + 1, np.int64)
+    for i in set(m.moe.dense_layers):
+        dense[i + 1] += 1
+    below = np.cumsum(dense)  # below[x] = dense layers with index < x
+
+    def moe(a, b):
+        a = np.clip(np.floor(np.asarray(a, float)), 0, L).astype(np.int64)
+        b = np.clip(np.floor(np.asarray(b, float)), 0, L).astype(np.int64)
+        return where(True, np.maximum(b - a - (below[b] - below[a]), 0), 0)
+
+    f, mid, last = sl["first"], sl["middle"], sl["last"]
+    out = {"first": moe(0, f), "middle": moe(f, np.asarray(f) + np.asarray(mid)), "last": moe(L - np.asarray(last), L)}
+    out["max"] = where(True, np.maximum(np.maximum(out["first"], out["middle"]), out["last"]), 0)
+    return out
+
+
 def stage_params(m: Model, layout: Layout) -> dict[str, Figure]:
     """Parameters per GPU on the first, the fullest middle and the last pipeline stage: non-expert (dense)
     and expert parts. A stage of Ls layers holds Ls/L of the layers' parameters (uneven stages, see
@@ -153,10 +175,13 @@ def stage_params(m: Model, layout: Layout) -> dict[str, Figure]:
                   "((Pl - Pr)*Ls/layers + Ph + (1 - one)*tied*Pe + one*Pe)/tp + Pr*Ls/layers", "param",
                   src, label="non-expert parameters per GPU, last stage", Ls=sl["last"], **v)
     xsrc = ("routed experts sharded over ep (whole experts) and etp (expert tensor parallelism, Megatron-Core "
-            "--expert-tensor-parallel-size; etp = tp unless given), Ls/L of them on a stage")
-    ex = {k: derive(f"params/experts_{k}" if k != "max" else "params/experts", "Px*Ls/(layers*etp*ep)", "param", xsrc,
-                    label=f"expert parameters per GPU, {k} stage" if k != "max" else "expert parameters per GPU "
-                    "(fullest stage)", Px=p["experts"], Ls=sl[k], layers=m.n_layers, etp=layout.expert_tp, ep=ep)
+            "--expert-tensor-parallel-size; etp = tp unless given); a stage holds the experts of its own MoE layers "
+            "(the model's dense_layers hold none: DeepSeek-V3's first three)")
+    moe_on = _moe_layers_per_stage(m, sl)
+    ex = {k: derive(f"params/experts_{k}" if k != "max" else "params/experts", "Px*Lm/(moe_layers*etp*ep)", "param",
+                    xsrc, label=f"expert parameters per GPU, {k} stage" if k != "max" else "expert parameters per GPU "
+                    "(fullest stage)", Px=p["experts"], Lm=moe_on[k], moe_layers=max(m.n_moe_layers, 1),
+                    etp=layout.expert_tp, ep=ep)
           for k in ("first", "middle", "last", "max")}
     return {"first": first, "middle": middle, "last": last, "experts": ex["max"], "experts_first": ex["first"],
             "experts_middle": ex["middle"], "experts_last": ex["last"]}
@@ -400,7 +425,8 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
              + ("; dropout masks" if dropout else "; no dropout") + f"; {act_bytes}-byte activations",
              "not counted: framework workspace, NCCL buffers, allocator fragmentation (often 5-20%)"]
     if m.n_dense_layers and m.n_moe_layers:
-        notes.append("dense and MoE layers averaged over stages (parameters and activations)")
+        notes.append("expert parameters per stage from its own MoE layers; attention, dense-MLP and shared parameters "
+                     "and activations averaged over the layers")
     notes += stage_notes(m, layout)
     notes.append(f"fits: peak need <= memory x (1 - {reserve:g}); the same reserve rule as fit and serve "
                  "(--reserve to change it)")

@@ -79,3 +79,73 @@ def test_unknown_topic_lists_the_topics():
         why.why("qqqqqqqq", None, None)
     with pytest.raises(LlmcalcError, match="known: " + re.escape(", ".join(drill.TOPICS[:3]))):
         drill.order(["qqqqqqqq"], [])
+
+
+# ---------------------------------------------------------------- 9: sheet shapes agree with their bytes
+
+# Bytes each rank sends per call for a buffer of S bytes in a group of n (NVIDIA nccl-tests doc/PERFORMANCE.md
+# "bus bandwidth" factors, ring algorithm): all-reduce 2(n−1)/n·S, all-gather and reduce-scatter (n−1)/n·S
+# (S the full buffer), all-to-all (n−1)/n·S, point-to-point S.
+_FACTOR = {"all-reduce": lambda n: 2 * (n - 1) / n, "all-gather": lambda n: (n - 1) / n,
+           "reduce-scatter": lambda n: (n - 1) / n, "all-to-all": lambda n: (n - 1) / n, "send/recv": lambda n: 1}
+
+
+@pytest.mark.parametrize("name", ["llama-3.1-70b", "deepseek-v3", "mixtral-8x7b"])
+def test_sheet_shape_numbers_give_the_bytes_shown(name):
+    """The PP row said 'BLD/tp' beside the full BLD's bytes (its layout has tp 1), and the CP row said 'BLGK' beside
+    K and V's bytes: every row's shape, evaluated with this model's numbers, times 2 bytes (bf16) and the
+    collective's ring factor, must give the bytes/rank printed beside it (3 significant figures)."""
+    from llmcalc.core.catalogue import load_hardware, load_model
+    from llmcalc.core.units import BYTES, parse
+    from llmcalc.study.sheet import sheet
+
+    s = sheet("parallelism", load_model(name), load_hardware("h100-sxm"))
+    block = next(b for b in s.blocks if b.header and "bytes/rank" in b.header)
+    col = {h: i for i, h in enumerate(block.header)}
+    checked = 0
+    for row in block.rows:
+        shape = row[col["shape per call (this model)"]]
+        assert " = " in shape, shape
+        expr = shape.split(" = ", 1)[1].replace(",", "").replace("×", "*").replace("·", "*")
+        assert re.fullmatch(r"[\d*/()+ ]+", expr), expr
+        n = int(row[col["n"]])
+        expected = eval(expr) * 2 * _FACTOR[row[col["collective"]]](n)  # noqa: S307 - digits and operators only
+        shown = parse(row[col["bytes/rank"]], BYTES)
+        assert shown == pytest.approx(expected, rel=0.006), (row, expected)
+        checked += 1
+    assert checked >= 10
+
+
+# ---------------------------------------------------------------- 9: inputs echoed as typed, options named, k/M counts
+
+
+@pytest.mark.parametrize("typed, shown", [("-1e23", "-1e+23"), ("-3.5e22", "-3.5e+22"), ("-7", "-7")])
+def test_rejected_numbers_echo_as_typed(typed, shown):
+    """float(-1e23) is -99999999999999991611392 exactly; the message must show what the user typed (%g)."""
+    r = run("chinchilla", f"--flops={typed}")
+    assert r.exit_code == 2 and r.output.strip().endswith(f"got {shown}"), r.output
+
+
+@pytest.mark.parametrize("args, option", [(["--step-time", "0"], "--step-time"), (["--tokens-per-s", "0"],
+                                                                                   "--tokens-per-s"),
+                                          (["--step-time", "2", "--tp", "0"], "--tp")])
+def test_calibrate_errors_name_the_option(args, option):
+    r = run("calibrate", "llama-3.1-8b", "--global-batch", "64", *args)
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1 and option in r.output, r.output
+    assert "command line" not in r.output
+
+
+def test_every_integer_option_reads_k_and_m_suffixes():
+    """--tokens 300B was read while --context 32k was refused: every whole-number option takes the suffixes of
+    core/units.parse_count (k = 1e3, M = 1e6), and a fraction is refused naming the option."""
+    a, b = run("kv", "llama-3.1-8b", "--context", "32k", "--json"), run("kv", "llama-3.1-8b", "--context", "32000",
+                                                                          "--json")
+    assert a.exit_code == 0 and a.output == b.output
+    a = run("infer", "llama-3.1-8b", "--prompt", "2k", "--output", "0.5k", "--json")
+    b = run("infer", "llama-3.1-8b", "--prompt", "2000", "--output", "500", "--json")
+    assert a.exit_code == 0 and a.output == b.output
+    r = run("kv", "llama-3.1-8b", "--context", "1.5")
+    assert r.exit_code == 2 and "--context" in r.output and "'1.5'" in r.output
+    from llmcalc.cli.inference import parse_int_list
+
+    assert parse_int_list("1k,2k,...,8k", "--batch") == [1000, 2000, 4000, 8000]  # geometric, as 1,2,...,8

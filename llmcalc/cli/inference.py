@@ -82,10 +82,12 @@ def parse_int_list(text: str, option: str, limit: int = MAX_SWEEP_POINTS) -> lis
     from ..core.errors import LlmcalcError
 
     def whole(p: str) -> int:
-        x = float(p)
-        if not math.isfinite(x) or x != int(x) or abs(x) > MAX_COUNT:
+        from ..core.units import parse_whole
+
+        x = parse_whole(p)  # '32k' as every count option reads it
+        if abs(x) > MAX_COUNT:
             raise ValueError
-        return int(x)
+        return x
 
     parts = [p.strip() for p in text.split(",") if p.strip()]
     try:
@@ -111,8 +113,8 @@ def parse_int_list(text: str, option: str, limit: int = MAX_SWEEP_POINTS) -> lis
                 out.append(nxt)
             return out if out[-1] == end else out + [end]
         values = [whole(p) for p in parts]
-    except (ValueError, IndexError, OverflowError):
-        raise LlmcalcError(f"{option} expects whole numbers like 1,2,4,...,512 or 1024,4096, got {text!r}") from None
+    except (ValueError, IndexError, OverflowError):  # UnitError is a ValueError
+        raise LlmcalcError(f"{option} expects whole numbers like 1,2,4,...,512 or 1024,4k, got {text!r}") from None
     if len(values) > limit:
         raise LlmcalcError(f"{option} lists {len(values):,} values; at most {limit:,} points per sweep")
     if not values:

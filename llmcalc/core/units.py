@@ -185,6 +185,19 @@ def parse_count(text: str | int | float) -> float:
     return value
 
 
+def parse_whole(text: str | int) -> int:
+    """A whole count with an optional k/M/B/T suffix, as every integer CLI option reads it: '32k' -> 32000,
+    '1.5k' -> 1500, '2e9' -> 2000000000, '8' -> 8 (exact, however many digits); '1.5' and '0.5' are errors."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    if isinstance(text, str) and re.fullmatch(r"\s*[-+]?\d+\s*", text):
+        return int(text)
+    value = parse_count(text)
+    if value != math.floor(value):
+        raise UnitError(f"{text!r} is not a whole number")
+    return int(value)
+
+
 # ---------------------------------------------------------------- display
 
 

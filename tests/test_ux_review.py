@@ -149,3 +149,60 @@ def test_every_integer_option_reads_k_and_m_suffixes():
     from llmcalc.cli.inference import parse_int_list
 
     assert parse_int_list("1k,2k,...,8k", "--batch") == [1000, 2000, 4000, 8000]  # geometric, as 1,2,...,8
+
+
+# ---------------------------------------------------------------- 3: every option given is validated, used or not
+
+
+@pytest.mark.parametrize("args, option", [
+    (["--mfu", "0"], "--mfu"), (["--mfu", "1.5"], "--mfu"), (["--achieved-tflops", "0"], "--achieved-tflops"),
+    # TPU v5e's dense bf16 peak is 197 TFLOP/s (cloud.google.com/tpu/docs/v5e): 200 cannot be achieved
+    (["-H", "tpu-v5e", "--achieved-tflops", "200"], "--achieved-tflops"),
+    (["--seq", "0"], "--seq"), (["--price", "-1"], "--price"), (["--days", "0"], "--days")])
+def test_train_without_gpus_or_days_still_checks_every_option(args, option):
+    """Without --gpus or --days, train reports only FLOPs, and used to accept any --mfu/--achieved-tflops."""
+    r = run("train", "llama-3.1-8b", "--tokens", "1T", *args)
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1 and option in r.output, r.output
+
+
+def test_train_mfu_checked_in_the_api_too():
+    from llmcalc.core.catalogue import load_hardware, load_model
+    from llmcalc.core.errors import LlmcalcError
+    from llmcalc.training.cost import training_cost
+
+    with pytest.raises(LlmcalcError, match="--mfu"):
+        training_cost(load_model("llama-3.1-8b"), 1e12, load_hardware("h100-sxm"), None, mfu=1.5)
+
+
+# ---------------------------------------------------------------- 4: a bare number is not a latency target
+
+
+@pytest.mark.parametrize("cmd", [["serve", "llama-3.1-70b", "--users", "100"],
+                                 ["plan-serve", "llama-3.1-70b", "--qps", "1"]])
+@pytest.mark.parametrize("option", ["--ttft", "--tpot"])
+def test_bare_latency_target_is_refused(cmd, option):
+    """`--tpot 50` was read as 50 s (TPOT <= 50000 ms): a bare number could mean ms or s, so it is an error that
+    names the option and shows both spellings."""
+    r = run(*cmd, option, "50")
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    assert option in r.output and "'50ms'" in r.output and "'50s'" in r.output
+
+
+def test_time_options_read_units_and_documented_defaults():
+    from llmcalc.core.errors import UnitError
+    from llmcalc.core.units import parse_duration
+
+    assert parse_duration("50ms", "--tpot") == pytest.approx(0.05)
+    assert parse_duration("0.05s", "--tpot") == pytest.approx(0.05)
+    assert parse_duration("2 min", "--ttft") == pytest.approx(120)
+    assert parse_duration("13.75", "--step-time", bare_unit="s") == pytest.approx(13.75)  # help: bare is s
+    with pytest.raises(UnitError, match="--tpot"):
+        parse_duration("50", "--tpot")
+    with pytest.raises(UnitError, match="--tpot"):
+        parse_duration("50 GB", "--tpot")
+    # train --step-time: bare seconds as its help says, and a unit is honoured (850 ms = 0.85 s)
+    a = run("train", "llama-3.1-8b", "--tokens", "1T", "--gpus", "64", "--batch-tokens", "4M", "--step-time", "8.5",
+            "--json")
+    b = run("train", "llama-3.1-8b", "--tokens", "1T", "--gpus", "64", "--batch-tokens", "4M", "--step-time",
+            "8500ms", "--json")
+    assert a.exit_code == 0 and a.output == b.output

@@ -55,17 +55,10 @@ def _deployment(model, hardware, tp, weights, group_size, kv_dtype, activations,
 
 
 def _seconds(text: str, option: str) -> float:
-    from ..core.errors import LlmcalcError
-    from ..core.units import SECONDS, parse
+    """A latency target: a time with its unit ('50ms', '2s'); a bare number is an error (core/units.parse_duration)."""
+    from ..core.units import parse_duration
 
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        return parse(text, SECONDS)
-    except LlmcalcError as e:
-        raise LlmcalcError(f"{option} expects a time such as 2s or 50ms, got {text!r} ({e})") from None
+    return parse_duration(text, option)
 
 
 MAX_SWEEP_POINTS = 4096  # a table or chart of more rows says nothing more; bounds time and memory (issue #13)

@@ -102,7 +102,9 @@ def train(model: str | None = typer.Argument(None, help="Catalogue name, YAML or
           seq: int = typer.Option(2048, "--seq", help="Sequence length for --exact."),
           price: str | None = typer.Option(None, "--price", help="USD per GPU-hour (default: the catalogue's)."),
           days: float | None = typer.Option(None, "--days", help="Deadline: report the GPUs needed."),
-          step_time: str | None = typer.Option(None, "--step-time", help="Measured step time for MFU/HFU: '13.75 s', '850 ms'; a bare number is seconds."),
+          step_time: str | None = typer.Option(None, "--step-time", 
+                                               help="Measured step time for MFU/HFU: '13.75 s', '850 ms'; a "
+                                                    "bare number is seconds."),
           batch_tokens: str | None = typer.Option(None, "--batch-tokens", help="Tokens per step, e.g. 4M."),
           dtype: str = typer.Option("bf16", "--dtype", help="Peak FLOP/s of this data type."),
           as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:

@@ -102,7 +102,7 @@ def train(model: str | None = typer.Argument(None, help="Catalogue name, YAML or
           seq: int = typer.Option(2048, "--seq", help="Sequence length for --exact."),
           price: str | None = typer.Option(None, "--price", help="USD per GPU-hour (default: the catalogue's)."),
           days: float | None = typer.Option(None, "--days", help="Deadline: report the GPUs needed."),
-          step_time: str | None = typer.Option(None, "--step-time", 
+          step_time: str | None = typer.Option(None, "--step-time",
                                                help="Measured step time for MFU/HFU: '13.75 s', '850 ms'; a "
                                                     "bare number is seconds."),
           batch_tokens: str | None = typer.Option(None, "--batch-tokens", help="Tokens per step, e.g. 4M."),

@@ -221,3 +221,40 @@ def test_plan_nothing_fits_is_one_line_exit_2_with_the_smallest_change():
     assert "no layout" in r.output and "--gpus 64" in r.output, r.output
     r = run("plan", "gpt-3-175b", "--gpus", "8", "--global-batch", "64", "--json")
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+
+
+# ---------------------------------------------------------------- 2: an overloaded replica says so first
+
+
+def test_batching_overload_is_the_first_line_and_ttft_is_unbounded():
+    """Llama-3.1-8B on one H100 at 1000 req/s: by hand, a request needs O − 1 = 255 decode steps, each at least one
+    read of the 16.06 GB of bf16 weights at 3.35 TB/s (H100 SXM datasheet) = 4.8 ms, and at most the KV cap of
+    sequences (80 GiB less weights, 128 KiB per token × 1280 tokens: ≤ 420) run at once, so the replica serves at
+    most 420 / (255 × 4.8 ms) ≈ 343 req/s < 1000: overloaded whatever the efficiencies, and an M/D/1 wait at load
+    ≥ 1 has no finite mean (Kleinrock 1975)."""
+    bound = (80 * 2**30 - 16.06e9) / (131072 * 1280) / (255 * 16.06e9 / 3.35e12)
+    assert bound < 1000
+    r = run("batching", "llama-3.1-8b", "-H", "h100-sxm", "--qps", "1000")
+    assert r.exit_code == 0 and r.output.startswith("OVERLOADED"), r.output[:200]
+    assert "TTFT with queueing" not in r.output and "wait before prefill" not in r.output.split("  * ")[0]
+    import json
+
+    d = json.loads(run("batching", "llama-3.1-8b", "-H", "h100-sxm", "--qps", "1000", "--json").output)
+    assert d["overloaded"] and d["queue_unbounded"]
+    for k in ("ttft_s", "ttft_mean_s", "ttft_p50_s", "ttft_p99_s", "queue_wait_s", "queue_wait_p50_s",
+              "queue_wait_p99_s"):
+        assert d[k] is None, k
+    assert not [f["key"] for f in d["figures"] if "ttft" in f["key"] or "queue" in f["key"]]
+    # a two-class mix, overloaded: no class TTFT either
+    d = json.loads(run("batching", "llama-3.1-8b", "--qps", "1000", "--prompt", "512,2048", "--output", "128,512",
+                       "--json").output)
+    assert d["title"].startswith("OVERLOADED") and all(c["ttft_s"] is None for c in d["classes"])
+
+
+def test_batching_below_capacity_has_finite_queue():
+    """At 1 req/s (far below the ≈28 req/s capacity) the queue is finite and the title is the plain one."""
+    import json
+
+    d = json.loads(run("batching", "llama-3.1-8b", "--qps", "1", "--json").output)
+    assert not d["overloaded"] and d["title"].startswith("Continuous batching")
+    assert d["ttft_mean_s"] > d["ttft_s"] > 0 and d["queue_wait_p99_s"] >= d["queue_wait_s"] >= 0

@@ -365,7 +365,8 @@ def continuous_batching(dep: Deployment, qps: float, prompt, output, reserve: fl
             "overloaded": overloaded, "throughput_qps": fig["throughput_qps"], "tokens_per_s": fig["tokens_per_s"],
             "prefill_share": u, "decode_context": fig["decode_context"],
             "classes": [{"prompt": p, "output": o, "share": wi, "inflight_share": s, "qps": wi * rate,
-                         **({"ttft_s": None} if overloaded else {}), **{f.key.split("/")[1]: float(f.value) for f in cl}}
+                         **({"ttft_s": None} if overloaded else {}),
+                         **{f.key.split("/")[1]: float(f.value) for f in cl}}
                         for p, o, wi, s, cl in zip(prompts, outputs, shares, ms["inflight"], classes, strict=True)]}
     mixed = f", {k}-class mix" if k > 1 else ""
     title = (f"Continuous batching: {dep.model.display_name} on {dep.tp} x {dep.hw.display_name} at "

@@ -311,3 +311,37 @@ def test_completion_order_lag_is_not_bounded_by_eta():
     assert r["staleness_max"] > 1 and r["outstanding_max"] <= 2 + 1e-9
     h = run("rl", "--help").output
     assert "admission" in h
+
+
+# ---------------------------------------------------------------- 7: scaling laws say when they extrapolate
+
+@pytest.mark.parametrize("args, needles", [
+    (["chinchilla", "--flops", "1e-300"], ["--flops", "1e-300"]),
+    (["loss", "--params", "7", "--tokens", "1T"], ["--params", "7 parameters", "did you mean 7B?"]),
+    (["chinchilla", "--params", "7"], ["--params", "did you mean 7B?"]),
+    (["loss", "--params", "7B", "--tokens", "100"], ["--tokens", "did you mean 100B"]),
+])
+def test_absurd_scaling_inputs_are_errors(args, needles):
+    """Hoffmann et al. 2022 fitted 70M–16B parameters on 5B–500B tokens: 7 parameters (a '7B' without its suffix)
+    or a 1e-300 FLOP budget is no question a law answers (it printed '0.000 param' and a 58-digit loss)."""
+    r = run(*args)
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    for n in needles:
+        assert n in r.output, (n, r.output)
+
+
+def test_far_extrapolation_is_the_first_line():
+    """Llama-3.1-405B has 405.9e9 parameters, 25× the largest model (16B) of the Chinchilla fits: the first line says
+    EXTRAPOLATED and names the factor; Llama-3.1-8B (8.0e9, inside 70M–16B) and 7B vs 3B on 500B/1T tokens (inside
+    5B–500B tokens within 10×) do not."""
+    r = run("chinchilla", "llama-3.1-405b")
+    first = r.output.splitlines()[0]
+    assert r.exit_code == 0 and first.startswith("EXTRAPOLATED") and "25× above" in first, first
+    assert not run("chinchilla", "llama-3.1-8b").output.startswith("EXTRAPOLATED")
+    assert not run("loss", "--params", "7B,3B", "--tokens", "500B,1T").output.startswith("EXTRAPOLATED")
+    # 100M tokens is 50× below the fewest tokens of the fitted runs (5B): flagged
+    r = run("loss", "--params", "7B", "--tokens", "100M", "--json")
+    import json
+
+    d = json.loads(r.output)
+    assert d["title"].startswith("EXTRAPOLATED") and d["extrapolated"] and "50× below" in d["extrapolated"][0]

@@ -345,3 +345,61 @@ def test_far_extrapolation_is_the_first_line():
 
     d = json.loads(r.output)
     assert d["title"].startswith("EXTRAPOLATED") and d["extrapolated"] and "50× below" in d["extrapolated"][0]
+
+
+# ---------------------------------------------------------------- 1: `why` conclusions follow the numbers
+
+
+def _why(topic, model, hw="h100-sxm", **kw):
+    from llmcalc.core.catalogue import load_hardware, load_model
+    from llmcalc.study.why import why
+
+    return why(topic, load_model(model), load_hardware(hw), **kw)
+
+
+@pytest.mark.parametrize("model, hw, gpus", [("llama-3.1-70b", "h100-sxm", 64), ("llama-3.1-8b", "h100-sxm", 8),
+                                             ("gpt2", "l4", 8), ("llama-3.1-405b", "h100-sxm", 64),
+                                             ("llama-3.1-70b", "a100-sxm-80gb", 1024)])
+def test_zero3_title_follows_its_numbers(model, hw, gpus):
+    """The title was 'Why ZeRO-3 is rarely the answer' while ZeRO-3's step was the shorter one and both layouts did
+    not fit. Now: every layout that does not fit has its step and MFU labelled hypothetical; the title names ZeRO-3
+    the answer exactly when it fits and no fitting layout steps faster; 'nothing fits' when none does."""
+    w = _why("zero3", model, hw, gpus=gpus)
+    f = {x.key: x for x in w.figures}
+    names = [k.split("/")[0] for k in f if k.endswith("/step")]
+    fits = {n: "hypothetical" not in f[f"{n}/mfu"].label for n in names}
+    for n in names:
+        assert ("hypothetical" in f[f"{n}/step"].label) == (not fits[n])
+        assert ("hypothetical" in f[f"{n}/mfu"].label) == (not fits[n])
+    fitting = [n for n in names if fits[n]]
+    if not fitting:
+        assert w.title.startswith("Nothing here fits")
+    elif fits["ZeRO-3"] and all(f["ZeRO-3/step"].value <= f[f"{n}/step"].value for n in fitting):
+        assert w.title.startswith("When ZeRO-3 is the answer"), w.title
+    else:
+        assert w.title.startswith("Why ZeRO-3 is rarely the answer"), w.title
+
+
+def test_zero3_pure_dp_zero1_cannot_fit_70b():
+    """By hand: ZeRO-1 keeps bf16 weights (2 B) and fp32 main gradients (4 B) of all 70.6e9 parameters on every
+    GPU, 423 GB > 80 GiB, whatever the recompute: its line must say it does not fit and mark its times."""
+    assert 70.6e9 * 6 > 80 * 2**30
+    w = _why("zero3", "llama-3.1-70b", gpus=64)
+    line = next(ln for ln in w.lines if ln.strip().startswith("ZeRO-1"))
+    assert "does NOT fit" in line and line.count("(hypothetical)") == 2
+
+
+def test_other_why_topics_follow_their_numbers():
+    """gqa on an MHA model is not 'Why GQA' with a 1.00× ratio; pp says when PP 1 already fits; speculative at
+    α = 0.2 (speed-up (1 − α^(γ+1))/((1 − α)(γc + 1)) < 1, Leviathan et al. 2023 Thm 3.8) says it does not pay."""
+    w = _why("gqa", "gpt2")
+    assert not w.title.startswith("Why GQA") and "MHA" in w.title
+    assert {x.key: x.value for x in w.figures}["gqa/kv_ratio"] == pytest.approx(12 / 4)  # H / G, G = 4 divides 12
+    assert _why("pp", "llama-3.1-8b", gpus=64).title.startswith("Pipeline parallelism is not needed")
+    assert _why("pp", "llama-3.1-70b", gpus=64).title.startswith("Why pipeline parallelism")
+    s = _why("speculative", "llama-3.1-70b", alpha=0.2)
+    sp = {x.key: x.value for x in s.figures}
+    a, g, c = 0.2, 4, sp["cost_ratio"]
+    assert (1 - a ** (g + 1)) / ((1 - a) * (g * c + 1)) < 1
+    assert "does not pay" in s.title and "does not pay" in s.lines[-1]
+    assert "does not pay" not in _why("speculative", "llama-3.1-70b").title

@@ -113,7 +113,7 @@ def _zero3(m: Model, hw: Hardware, gpus: int, seq: int, global_batch: int | None
              f"Each strategy below at its fastest variant that fits in {_t(usable)} usable per GPU (recompute none, "
              "selective or full; for TP + PP, 1 to 16 stages); one that fits nowhere is shown at its most frugal, its "
              "times marked hypothetical:"]
-    for name, r in res.items():
+    for r in res.values():
         verdict = "fits" if r["fits"] else "does NOT fit even so"
         mark = "" if r["fits"] else " (hypothetical)"
         lines.append(f"  {r['what']}: memory {_t(r['memory'])} per GPU ({verdict}); step {_t(r['step'])}{mark}, MFU "
@@ -133,9 +133,9 @@ def _zero3(m: Model, hw: Hardware, gpus: int, seq: int, global_batch: int | None
                     f"{_t(z3['exposed'])}), and sharding everything over DP leaves {_t(z3['memory'])} per GPU")
             if others:
                 o = min(others, key=lambda k: fitting[k]["step"].value)
-                lines.append(f"ZeRO-3 is the fastest layout that fits here ({_t(z3['step'])} vs {_t(fitting[o]['step'])} "
-                             f"for {fitting[o]['what']}): {why_}; at this scale and on this interconnect the extra "
-                             f"{_t(ratio)}× traffic is hidden.")
+                lines.append(f"ZeRO-3 is the fastest layout that fits here ({_t(z3['step'])} vs "
+                             f"{_t(fitting[o]['step'])} for {fitting[o]['what']}): {why_}; at this scale and on this "
+                             f"interconnect the extra {_t(ratio)}× traffic is hidden.")
             else:
                 lines.append(f"ZeRO-3 is the only one of these that fits: {why_}.")
         else:

@@ -52,7 +52,7 @@ def calibrate(model: str | None = typer.Argument(None, help="Model of a single m
                "attention": attention, "tp_comm_overlap": tp_comm_overlap, "step_time": step_time,
                "tokens_per_s": tokens_per_s}
         row.update({k: v for k, v in (("gpus", gpus), ("dp", dp), ("sp", sp)) if v is not None})
-        rows.append(measurement_from(row, hw, "command line"))
+        rows.append(measurement_from(row, hw, "", options=True))
     if not rows:
         raise LlmcalcError("calibrate needs a measured layout: MODEL with --global-batch and --step-time (or "
                            "--tokens-per-s), or --measurements FILE")

@@ -55,17 +55,10 @@ def _deployment(model, hardware, tp, weights, group_size, kv_dtype, activations,
 
 
 def _seconds(text: str, option: str) -> float:
-    from ..core.errors import LlmcalcError
-    from ..core.units import SECONDS, parse
+    """A latency target: a time with its unit ('50ms', '2s'); a bare number is an error (core/units.parse_duration)."""
+    from ..core.units import parse_duration
 
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        return parse(text, SECONDS)
-    except LlmcalcError as e:
-        raise LlmcalcError(f"{option} expects a time such as 2s or 50ms, got {text!r} ({e})") from None
+    return parse_duration(text, option)
 
 
 MAX_SWEEP_POINTS = 4096  # a table or chart of more rows says nothing more; bounds time and memory (issue #13)
@@ -82,10 +75,12 @@ def parse_int_list(text: str, option: str, limit: int = MAX_SWEEP_POINTS) -> lis
     from ..core.errors import LlmcalcError
 
     def whole(p: str) -> int:
-        x = float(p)
-        if not math.isfinite(x) or x != int(x) or abs(x) > MAX_COUNT:
+        from ..core.units import parse_whole
+
+        x = parse_whole(p)  # '32k' as every count option reads it
+        if abs(x) > MAX_COUNT:
             raise ValueError
-        return int(x)
+        return x
 
     parts = [p.strip() for p in text.split(",") if p.strip()]
     try:
@@ -111,8 +106,8 @@ def parse_int_list(text: str, option: str, limit: int = MAX_SWEEP_POINTS) -> lis
                 out.append(nxt)
             return out if out[-1] == end else out + [end]
         values = [whole(p) for p in parts]
-    except (ValueError, IndexError, OverflowError):
-        raise LlmcalcError(f"{option} expects whole numbers like 1,2,4,...,512 or 1024,4096, got {text!r}") from None
+    except (ValueError, IndexError, OverflowError):  # UnitError is a ValueError
+        raise LlmcalcError(f"{option} expects whole numbers like 1,2,4,...,512 or 1024,4k, got {text!r}") from None
     if len(values) > limit:
         raise LlmcalcError(f"{option} lists {len(values):,} values; at most {limit:,} points per sweep")
     if not values:

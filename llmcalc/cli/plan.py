@@ -55,6 +55,39 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+MAX_SUGGESTED_GPUS = 65536  # past this, "more GPUs" is no longer a change worth suggesting
+
+
+def _nothing_fits(m, hw, d: dict, search: dict) -> str:
+    """The one line for a plan with no layout that fits: what was asked, and the smallest change that fits, each
+    found by the same planner: the fewest GPUs (doubling, same global batch and sequence), or the longest
+    sequence (halving) at the largest GPU count asked."""
+    from ..training.plan import plan_training
+
+    g_max, gb, seq = max(d["gpus"]), d["global_batch"], d["seq"]
+    asked = (f"no layout of {m.display_name} fits {', '.join(map(str, d['gpus']))} × {hw.display_name} at global "
+             f"batch {gb} × {seq} tokens")
+    ways = []
+    g = 2 * g_max
+    while g <= MAX_SUGGESTED_GPUS:
+        r = plan_training(m, hw, gpus=g, global_batch=gb, seq=seq, **search)
+        if r.data["ranked"]:
+            ways.append(f"--gpus {g} ({r.data['best']['layout']})")
+            break
+        g *= 2
+    L = seq // 2
+    while L >= 128:
+        r = plan_training(m, hw, gpus=g_max, global_batch=gb, seq=L, **search)
+        if r.data["ranked"]:
+            ways.append(f"--seq {L} on {g_max} GPUs ({r.data['best']['layout']})")
+            break
+        L //= 2
+    if not ways:
+        return (asked + f"; nor on up to {MAX_SUGGESTED_GPUS:,} GPUs or at sequence 128: the weights and optimizer "
+                "states alone exceed what the search can shard")
+    return asked + "; smallest change that fits: " + " or ".join(ways)
+
+
 @app.command()
 @user_errors
 @with_profile
@@ -134,14 +167,17 @@ def plan(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
                       dtype=dtype.lower(), compute_efficiency=compute_efficiency, max_cp=max_cp,
                       offload=offload is not False, **tuned)
     d = r.data
+    if not d["ranked"]:  # one line and exit 2, as every other "cannot do that" (README: exit 0 or 2)
+        search = dict(objective=objective.lower(), top=1, pins=pins, tokens=budget, price_usd_per_hour=usd,
+                      optimizer=optimizer, dtype=dtype.lower(), compute_efficiency=compute_efficiency, max_cp=max_cp,
+                      **tuned)
+        raise LlmcalcError(_nothing_fits(m, hw, d, search))
     if as_json:
         emit(r, True, False)
         return
     typer.echo(r.title)
     for a in r.assumptions:
         typer.echo(f"  * {a}")
-    if not d["ranked"]:
-        raise typer.Exit(1)
 
     def cost(row) -> str:
         return "-" if row["cost_usd"] is None else f"${row['cost_usd'] / 1e6:,.2f}M"

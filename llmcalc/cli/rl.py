@@ -26,7 +26,9 @@ def rl(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
        max_response: int = typer.Option(None, "--max-response", help="Generation cap (tokens); clips the tail."),
        algo: str = typer.Option("grpo", "--algo", help="grpo (no critic) or ppo (critic + reference)."),
        regime: str = typer.Option("all", "--regime", help="sync, async or all."),
-       staleness: str = typer.Option("2", "--staleness", help="η: max policy versions a rollout may lag (inf)."),
+       staleness: str = typer.Option("2", "--staleness", help="η: AReaL's admission bound (a rollout starts only while "
+                                   "⌊(N_r − 1)/B⌋ ≤ i + η); 'inf' for none. It bounds the lag of samples trained in "
+                                   "admission order, not of long rollouts overtaken by shorter ones."),
        rollout_gpus: int = typer.Option(None, "--rollout-gpus", help="GPUs for rollout (default: best split)."),
        rollout_tp: int = typer.Option(1, "--rollout-tp", help="Tensor parallelism of each inference engine."),
        partial: bool = typer.Option(True, "--partial/--no-partial", help="Interruptible (partial) rollouts."),
@@ -94,5 +96,5 @@ def rl(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
                      f"{x['trainer_utilisation']:.0%}", f"{x['staleness_mean']:.1f}/{x['staleness_max']}",
                      f"{d['speedup'].get(name, 1.0 if name == 'sync_colocated' else float('nan')):.2f}x"))
     typer.echo(table(rows, ("regime", "step", "generate", "log-probs", "train", "sync", "tok/s trained",
-                            "rollout busy", "trainer busy", "stale mean/max", "vs sync")))
+                            "rollout busy", "trainer busy", "lag mean/max", "vs sync")))
     typer.echo(f"best: {d['best_regime'].replace('_', ' ')}")

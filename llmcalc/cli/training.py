@@ -102,19 +102,25 @@ def train(model: str | None = typer.Argument(None, help="Catalogue name, YAML or
           seq: int = typer.Option(2048, "--seq", help="Sequence length for --exact."),
           price: str | None = typer.Option(None, "--price", help="USD per GPU-hour (default: the catalogue's)."),
           days: float | None = typer.Option(None, "--days", help="Deadline: report the GPUs needed."),
-          step_time: str | None = typer.Option(None, "--step-time", help="Measured step time (s) for MFU/HFU."),
+          step_time: str | None = typer.Option(None, "--step-time",
+                                               help="Measured step time for MFU/HFU: '13.75 s', '850 ms'; a "
+                                                    "bare number is seconds."),
           batch_tokens: str | None = typer.Option(None, "--batch-tokens", help="Tokens per step, e.g. 4M."),
           dtype: str = typer.Option("bf16", "--dtype", help="Peak FLOP/s of this data type."),
           as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
     """Training FLOPs, wall-clock days, GPU-hours and cost; or GPUs for a deadline; or MFU from a step time."""
     from ..core.catalogue import load_hardware, load_model
     from ..core.errors import LlmcalcError
+    from ..core.units import parse_duration
     from ..training.cost import training_cost
 
     if model is None and params is None:
         raise LlmcalcError("train needs a MODEL or --params N (e.g. --params 175B)")
     if exact and model is None:
         raise LlmcalcError("--exact needs a MODEL; --params alone has no architecture to count")
+    from ..core.checks import check_count
+
+    check_count(seq, "--seq")  # checked even without --exact: every option given is validated, used or not
     if recompute.lower() not in ("none", "selective", "full"):
         raise LlmcalcError(f"--recompute must be none, selective or full, got {recompute!r}")
     r = training_cost(
@@ -123,6 +129,6 @@ def train(model: str | None = typer.Argument(None, help="Catalogue name, YAML or
         achieved_flops_per_s=None if achieved_tflops is None else achieved_tflops * 1e12,
         flops_per_token_factor=factor, recompute=recompute.lower(), exact_seq=seq if exact else None,
         price_usd_per_hour=quantity_option(price, "USD_PER_HOUR", "--price", "2.49 or '$2.49/h'", 3600.0),
-        days=days, step_time_s=quantity_option(step_time, "SECONDS", "--step-time", "13.75 or '13.75 s'"),
+        days=days, step_time_s=None if step_time is None else parse_duration(step_time, "--step-time", bare_unit="s"),
         batch_tokens=_count(batch_tokens, "--batch-tokens"), dtype=dtype.lower())
     emit(r, as_json, explain)

@@ -27,7 +27,15 @@ def plain(v) -> str:
         if np.ndim(v) > 0:
             return f"an array of {np.size(v)} {np.asarray(v).dtype} values"
         return str(v)[:60]
-    return str(int(x)) if math.isfinite(x) and x.is_integer() else f"{x:g}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v)  # an integer as typed, exactly
+    return _whole_or_g(x)
+
+
+def _whole_or_g(x: float) -> str:
+    """2048 for a whole float that prints exactly; %g beyond 1e15, where int(-1e23) would print the float's
+    binary expansion (-99999999999999991611392) instead of what the user typed."""
+    return str(int(x)) if math.isfinite(x) and x.is_integer() and abs(x) < 1e15 else f"{x:g}"
 
 
 def check_number(x, option: str, *, low: float = 0.0, low_ok: bool = False, high: float | None = None,
@@ -96,4 +104,4 @@ def fmt_input(v) -> str:
     if np.ndim(v) > 0:
         return f"[array of {np.size(v)}]"
     x = np.asarray(v).item()
-    return str(int(x)) if isinstance(x, float) and x.is_integer() else str(x)
+    return _whole_or_g(x) if isinstance(x, float) else str(x)

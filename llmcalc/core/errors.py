@@ -43,12 +43,21 @@ def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> list[str]
     return [by_lower[h] for h in hits]
 
 
+# The catalogue kinds a command can list; any other kind (a topic, …) has its names spelled out in the message.
+_LISTINGS = {"models": "`llmcalc list models`", "model": "`llmcalc list models`",
+             "hardware": "`llmcalc list hardware`",
+             "model or hardware": "`llmcalc list models` or `llmcalc list hardware`"}
+
+
 def unknown_name(kind: str, name: str, candidates: Iterable[str]) -> UnknownNameError:
+    """An unknown name, with close matches, else where the known names are (only commands that exist are named)."""
     candidates = list(candidates)
     hint = close_matches(name, candidates)
     msg = f"unknown {kind.removesuffix('s')} {name!r}"
     if hint:
         msg += f"; did you mean {', '.join(repr(h) for h in hint)}?"
+    elif kind in _LISTINGS:
+        msg += f"; {_LISTINGS[kind]} shows the {len(candidates)} known ones"
     else:
-        msg += f"; `llmcalc list {kind}` shows the {len(candidates)} known ones"
+        msg += f"; known: {', '.join(candidates[:20])}" + (" …" if len(candidates) > 20 else "")
     return UnknownNameError(msg)

@@ -185,6 +185,40 @@ def parse_count(text: str | int | float) -> float:
     return value
 
 
+def parse_duration(text: str | int | float, option: str, *, bare_unit: str | None = None) -> float:
+    """A time option in seconds: '50ms', '0.05 s', '2 min'. A latency target written as a bare number ('50') is
+    ambiguous, 50 ms or 50 s, so with ``bare_unit=None`` it is an error naming ``option`` and both spellings; an
+    option whose help documents its unit (``--step-time``: seconds) passes ``bare_unit='s'``."""
+    bare = isinstance(text, (int, float)) and not isinstance(text, bool)
+    if isinstance(text, str) and re.fullmatch(rf"\s*{_NUMBER}\s*", text):
+        bare = True
+    if bare:
+        if bare_unit is None:
+            t = str(text).strip()
+            raise UnitError(f"{option} needs a unit, e.g. '{t}ms' or '{t}s' (a bare number could be either), got {t}")
+        try:
+            return parse(f"{str(text).strip()} {bare_unit}", SECONDS)
+        except UnitError as e:
+            raise UnitError(f"{option}: {e}") from None
+    try:
+        return parse(text, SECONDS)
+    except UnitError as e:
+        raise UnitError(f"{option} expects a time such as '50ms' or '0.05s', got {str(text)[:40]!r} ({e})") from None
+
+
+def parse_whole(text: str | int) -> int:
+    """A whole count with an optional k/M/B/T suffix, as every integer CLI option reads it: '32k' -> 32000,
+    '1.5k' -> 1500, '2e9' -> 2000000000, '8' -> 8 (exact, however many digits); '1.5' and '0.5' are errors."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    if isinstance(text, str) and re.fullmatch(r"\s*[-+]?\d+\s*", text):
+        return int(text)
+    value = parse_count(text)
+    if value != math.floor(value):
+        raise UnitError(f"{text!r} is not a whole number")
+    return int(value)
+
+
 # ---------------------------------------------------------------- display
 
 

@@ -276,6 +276,9 @@ def continuous_batching(dep: Deployment, qps: float, prompt, output, reserve: fl
     n = concurrency_for_rate(grid, c, qps)
     t_d = mix_curve(dep, ms, n)["t_decode_s"]
     rate = min(qps, qps_max)
+    # Utilisation qps/qps_max >= 1: arrivals outpace what the replica can admit, the queue grows without bound and
+    # so do the wait and TTFT (a queue is stable only at load < 1; Kleinrock, Queueing Systems I, 1975).
+    overloaded = qps >= qps_max
     w, lengths = _indexed("w", shares), {**_indexed("O", outputs), **_indexed("P", prompts)}
     if k == 1:
         p, o = prompts[0], outputs[0]
@@ -326,12 +329,13 @@ def continuous_batching(dep: Deployment, qps: float, prompt, output, reserve: fl
     u = figs[len(head) + 2].value
     classes = [_class_figures(i, p, o, wi, tp_i, float(t_d), u, rate)
                for i, (p, o, wi, tp_i) in enumerate(zip(prompts, outputs, shares, ms["t_p"], strict=True), start=1)]
+    if overloaded:  # a class's TTFT waits in the same unbounded queue
+        classes = [[f for f in cl if not f.key.endswith("/ttft_s")] for cl in classes]
     if k > 1:
         figs += [f for cl in classes for f in cl]
-    if u < 1:  # queueing before the prefill starts (not defined for an engine that only prefills)
+    if u < 1 and not overloaded:  # queueing before the prefill starts (not defined for an engine that only prefills)
         figs += queue_figures(t_p, float(t_d), u)
     fig = {f.key: f.value for f in figs}
-    overloaded = qps > qps_max
     if k == 1:
         notes = [dep.eff.describe(), "KV cap charges every running sequence its final length P + O",
                  "decode steps evaluated at the mean context P + O/2; the wait before prefill is an M/D/1 queue "
@@ -345,13 +349,15 @@ def continuous_batching(dep: Deployment, qps: float, prompt, output, reserve: fl
                  "s_i ∝ w_i·O_i (Little's law per class with T_i ∝ O_i)",
                  "KV cap charges every running sequence its class's final length P_i + O_i (mean over in-flight)"]
     if overloaded:
-        notes.append(f"OVERLOADED: {qps:g} req/s exceeds the {qps_max:.3g} req/s this replica sustains; "
-                     "figures shown at the KV cap")
+        notes.insert(0, f"OVERLOADED: {qps:g} req/s >= the {qps_max:.3g} req/s this replica sustains: the queue, "
+                        "the wait before prefill and TTFT grow without bound (JSON null); the engine figures are at "
+                        "the KV cap, for the requests it admits")
     scalar = np.ndim(prompt) == 0 and np.ndim(output) == 0
     data = {"model": dep.model.name, "hardware": dep.hw.name, "tp": dep.tp, "qps": qps,
             "prompt": prompts[0] if scalar else prompts, "output": outputs[0] if scalar else outputs,
             "mix": shares, "concurrency": n, "request_s": fig["request_s"], "tpot_s": fig["tpot_s"],
-            "ttft_s": float(t_p + t_d), "queue_wait_s": fig.get("queue_wait_s"),
+            "ttft_s": None if overloaded else float(t_p + t_d), "queue_unbounded": overloaded,
+            "queue_wait_s": fig.get("queue_wait_s"),
             "queue_wait_p99_s": fig.get("queue_wait_p99_s"), "ttft_mean_s": fig.get("ttft_mean_s"),
             "queue_wait_p50_s": fig.get("queue_wait_p50_s"), "ttft_p50_s": fig.get("ttft_p50_s"),
             "ttft_p99_s": fig.get("ttft_p99_s"), "qps_max": qps_max, "kv_cap": cap,
@@ -359,8 +365,13 @@ def continuous_batching(dep: Deployment, qps: float, prompt, output, reserve: fl
             "overloaded": overloaded, "throughput_qps": fig["throughput_qps"], "tokens_per_s": fig["tokens_per_s"],
             "prefill_share": u, "decode_context": fig["decode_context"],
             "classes": [{"prompt": p, "output": o, "share": wi, "inflight_share": s, "qps": wi * rate,
+                         **({"ttft_s": None} if overloaded else {}),
                          **{f.key.split("/")[1]: float(f.value) for f in cl}}
                         for p, o, wi, s, cl in zip(prompts, outputs, shares, ms["inflight"], classes, strict=True)]}
     mixed = f", {k}-class mix" if k > 1 else ""
-    return Result(f"Continuous batching: {dep.model.display_name} on {dep.tp} x {dep.hw.display_name} at "
-                  f"{qps:g} req/s{mixed}", tuple(figs), tuple(notes), data)
+    title = (f"Continuous batching: {dep.model.display_name} on {dep.tp} x {dep.hw.display_name} at "
+             f"{qps:g} req/s{mixed}")
+    if overloaded:  # said first, where it cannot be missed
+        title = (f"OVERLOADED: {qps:g} req/s >= the {qps_max:.3g} req/s one replica sustains, so the queue and TTFT "
+                 f"are unbounded (add replicas or lower --qps). {title}, figures at the KV cap")
+    return Result(title, tuple(figs), tuple(notes), data)

@@ -89,6 +89,81 @@ class TokenLaw:
 LLAMA3 = TokenLaw("llama3", 0.299, 0.537, SRC_LLAMA3)
 
 
+# ---------------------------------------------------------------- where the laws were fitted
+
+# Hoffmann et al. 2022 abstract: "over 400 language models ranging from 70 million to over 16 billion parameters
+# on 5 to 500 billion tokens"; Besiroglu et al. 2024 refit the same runs (data read off Hoffmann's Figure 4).
+FIT_PARAMS = (7e7, 1.6e10)
+FIT_TOKENS = (5e9, 5e11)
+# Llama 3 Herd (arXiv 2407.21783) §3.2.1: IsoFLOP runs at budgets from 6e18 to 1e22 FLOPs, then extrapolated by
+# Meta to its 3.8e25-FLOP flagship (and checked there): the law's range as used, fitted + its own extrapolation.
+FIT_LLAMA3_FLOPS = (6e18, 3.8e25)
+FAR = 10.0  # more than this factor outside the fitted range: said in the first line
+MIN_PARAMS = 1e6  # fewer parameters than any language model the laws describe: an input error, not a warning
+MIN_TOKENS = 1e6
+
+
+def _outside(value, lo: float, hi: float, what: str, unit: str, law: str) -> str | None:
+    """'N = 405B is 25× above the largest model the epoch law was fitted on (16B)' when ``value`` (a scalar or the
+    extreme of a sweep) lies more than FAR× outside [lo, hi]; None inside."""
+    v = np.asarray(value, dtype=float)
+    top, bottom = float(np.max(v)), float(np.min(v))
+
+    def num(x: float) -> str:
+        return f"{x:.3g}" if unit == " FLOPs" or x >= 1e15 else _fmt_count(x)
+
+    def times(f: float) -> str:
+        return f"{f:,.0f}×" if f < 1e6 else f"{f:.1e}×".replace("e+", "e")
+
+    basis = "fitted or checked on" if law == "Llama 3" else "fitted on"
+    if top > FAR * hi:
+        return f"{what} = {num(top)}{unit} is {times(top / hi)} above the largest the {law} law was {basis} " \
+               f"({num(hi)}{unit})"
+    if bottom < lo / FAR:
+        return f"{what} = {num(bottom)}{unit} is {times(lo / bottom)} below the smallest the {law} law was {basis} " \
+               f"({num(lo)}{unit})"
+    return None
+
+
+def range_warnings(law: str, params=None, tokens=None, flops_llama3=None) -> list[str]:
+    """Extrapolations far outside each law's fitted range (FIT_PARAMS/FIT_TOKENS for the Chinchilla-form laws,
+    FIT_LLAMA3_FLOPS for Llama 3's token law)."""
+    out = [_outside(params, *FIT_PARAMS, "N", " params", law) if params is not None else None,
+           _outside(tokens, *FIT_TOKENS, "D", " tokens", law) if tokens is not None else None,
+           _outside(flops_llama3, *FIT_LLAMA3_FLOPS, "C", " FLOPs", "Llama 3") if flops_llama3 is not None
+           else None]
+    return [w for w in out if w]
+
+
+def check_plausible(params=None, tokens=None, flops=None) -> None:
+    """Inputs no scaling law describes are errors: under a million parameters or tokens, or a budget whose
+    20-tokens-per-parameter optimum has under a million parameters (C < 6·20·1e12 = 1.2e14 FLOPs). A bare
+    parameter count that reads as billions ('7') asks whether 7B was meant."""
+    if params is not None and float(np.min(np.asarray(params, dtype=float))) < MIN_PARAMS:
+        n = float(np.min(np.asarray(params, dtype=float)))
+        hint = f" — did you mean {n:g}B?" if n < 1e4 else ""
+        raise LlmcalcError(f"--params {n:g} is {n:g} parameters{hint} No scaling law describes models under "
+                           "a million parameters (they were fitted on 70M–16B); write 7B, 70M or 7e9")
+    if tokens is not None and float(np.min(np.asarray(tokens, dtype=float))) < MIN_TOKENS:
+        d = float(np.min(np.asarray(tokens, dtype=float)))
+        hint = f" — did you mean {d:g}B or {d:g}T?" if d < 1e4 else ""
+        raise LlmcalcError(f"--tokens {d:g} is {d:g} tokens{hint} No scaling law describes training on under "
+                           "a million tokens (they were fitted on 5B–500B); write 300B or 1.4T")
+    if flops is not None:
+        c = float(np.min(np.asarray(flops, dtype=float)))
+        if c < 6 * TOKENS_PER_PARAM * MIN_PARAMS**2:
+            raise LlmcalcError(f"--flops {c:g} buys a compute-optimal model of under a million parameters "
+                               f"(C < 6·20·(1e6)² = {6 * TOKENS_PER_PARAM * MIN_PARAMS**2:g} FLOPs), far below "
+                               "anything the laws were fitted on (about 1e18–1e22 FLOPs); did you mean e.g. 1e23?")
+
+
+def _warned(title: str, warnings: list[str]) -> str:
+    """The title, led by the extrapolation warnings when there are any (the first line a user reads)."""
+    if not warnings:
+        return title
+    return f"EXTRAPOLATED far outside the fitted range ({'; '.join(warnings)}): {title}"
+
+
 def parse_law(text: str | LossLaw | None) -> LossLaw:
     """A law by name (epoch, hoffmann, hoffmann-rounded), 'E,A,B,alpha,beta', or a YAML file with those keys."""
     if text is None:
@@ -278,9 +353,18 @@ def chinchilla(model: Model | None = None, *, params=None, flops=None, law: Loss
             figures += mf
             notes += mn
             data["moe_krajewski_loss"] = mf[1].value
+    if model is None:  # a model's own count is what it is; a typed count may be a slip ('7' for 7B)
+        check_plausible(params=_positive(params, "--params") if params is not None else None,
+                        flops=_positive(flops, "--flops") if flops is not None else None)
+    elif flops is not None:
+        check_plausible(flops=_positive(flops, "--flops"))
+    warnings: list[str] = []
     if params is not None:
         params = _positive(params, "--params")
         rows = tokens_for_params(params, c)
+        byk = {r.key: r.value for r in rows}
+        warnings += range_warnings(c.name, params=params, tokens=byk["approach3/tokens"],
+                                   flops_llama3=byk["llama3/flops"])
         figures += [_prefix(r, "size/") for r in rows]
         by = {r.key: r.value for r in rows}
         data.update(params=params, tokens_rule20=by["rule20/tokens"], flops_rule20=by["rule20/flops"],
@@ -291,6 +375,8 @@ def chinchilla(model: Model | None = None, *, params=None, flops=None, law: Loss
         rows = optimal_for_budget(flops, c)
         figures += [_prefix(r, "budget/") for r in rows]
         by = {r.key: r.value for r in rows}
+        warnings += [w for w in range_warnings(c.name, params=by["approach3/params"], tokens=by["approach3/tokens"],
+                                               flops_llama3=flops) if w not in warnings]
         data.update(flops_budget=flops, budget_params_rule20=by["rule20/params"],
                     budget_tokens_rule20=by["rule20/tokens"], budget_params_approach3=by["approach3/params"],
                     budget_tokens_approach3=by["approach3/tokens"], budget_loss_rule20=by["rule20/loss"],
@@ -298,8 +384,14 @@ def chinchilla(model: Model | None = None, *, params=None, flops=None, law: Loss
                     budget_tokens_llama3=by["llama3/tokens"])
         title += f" (budget {flops:g} FLOPs)" if isinstance(flops, (int, float)) else " (FLOP budget sweep)"
     data.update(a=figures_by_key(figures, "approach3/a"), b=figures_by_key(figures, "approach3/b"),
-                G=figures_by_key(figures, "approach3/G"))
-    return Result(title, tuple(_dedupe(figures)), tuple(notes), data)
+                G=figures_by_key(figures, "approach3/G"), extrapolated=warnings)
+    notes.insert(0, _FIT_NOTE)
+    return Result(_warned(title, warnings), tuple(_dedupe(figures)), tuple(notes), data)
+
+
+_FIT_NOTE = ("fitted ranges: Chinchilla-form laws 70M–16B parameters on 5B–500B tokens (Hoffmann et al. 2022; Epoch's "
+             "refit uses the same runs); Llama 3's token law 6e18–1e22 FLOPs, used by Meta up to 3.8e25; beyond 10× "
+             "outside, the first line says so")
 
 
 def compare_losses(params, tokens, law: LossLaw | str | None = None) -> Result:
@@ -313,6 +405,8 @@ def compare_losses(params, tokens, law: LossLaw | str | None = None) -> Result:
                            "--params 7B,3B --tokens 500B,1T")
     _positive(ns, "--params")
     _positive(ds, "--tokens")
+    check_plausible(params=ns, tokens=ds)
+    warnings = range_warnings(c.name, params=ns, tokens=ds)
     g, a, b = law_constants(c)
     figs, rows = [], []
     for i, (n, d) in enumerate(zip(ns.tolist(), ds.tolist(), strict=True)):
@@ -337,8 +431,9 @@ def compare_losses(params, tokens, law: LossLaw | str | None = None) -> Result:
         ordered = sorted(rows, key=lambda r: r["loss"])
         notes.insert(0, f"lowest predicted loss: {rows[best]['label']} ({rows[best]['loss']:.4f} nats vs "
                         + ", ".join(f"{r['loss']:.4f} for {r['label']}" for r in ordered[1:]) + ")")
-    data = {"law": c.name, "runs": rows, "best": best}
-    return Result(f"Predicted loss ({c.name} law)", tuple(figs + [g, a, b]), tuple(notes), data)
+    data = {"law": c.name, "runs": rows, "best": best, "extrapolated": warnings}
+    notes.append(_FIT_NOTE)
+    return Result(_warned(f"Predicted loss ({c.name} law)", warnings), tuple(figs + [g, a, b]), tuple(notes), data)
 
 
 def _fmt_count(x: float) -> str:

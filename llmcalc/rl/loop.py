@@ -12,9 +12,16 @@ A rollout pool (``llmcalc.rl.rollout.Generator``) and a trainer run side by side
   sequences are paused, their KV is recomputed under the new weights (a re-prefill of prompt + tokens so far)
   and they continue; without it, the sync waits until every running sequence has finished (the pool drains).
 
-Staleness of a consumed rollout = trainer version when it is consumed − version when it started. The bound
-limits admission, not consumption: a long rollout admitted within the window may finish, and be consumed,
-several versions later, so the reported maximum can exceed η (the mean stays near it). η = 0 gives
+Staleness (version lag) of a consumed rollout = trainer version when it is consumed − version when it started.
+What the rule bounds, exactly: with i·B rollouts consumed at version i (B more while step i trains), at most
+B·(i + η + 1) started, so at most (η + 1)·B rollouts are ever started but not yet trained (``outstanding_max``,
+in batches, ≤ η + 1). Rollout n (1-based) starts at a version v ≥ ⌊(n − 1)/B⌋ − η, so if batches are taken in
+admission order (batch i = rollouts iB + 1 … (i + 1)B) every sample is trained at version i ≤ v + η: lag ≤ η,
+not η + 1 (the step in flight trains batch i at version i). The trainer here takes the first B *completed*
+rollouts (AReaL's buffer), and then no finite bound follows from the rule: with B = 1, η = 1 one rollout that
+never ends is overtaken by a stream of short ones, each trained, while its lag grows by one per step. So the
+maximum lag reported can exceed η when lengths have a tail (it equals the admission-order bound when all
+lengths are equal), and it is reported as measured, beside η. η = 0 gives
 the synchronous disaggregated loop exactly (generate B, train, sync, repeat). The period is measured over the
 second half of ``steps`` simulated trainer steps (the first half is warm-up).
 """
@@ -50,6 +57,7 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
     sync_pending = False  # train step done, waiting for the pool to drain (no partial rollouts)
     ends: list[float] = []
     stale_w, stale_sum, stale_max = 0.0, 0.0, 0
+    consumed, outstanding_max = 0.0, 0.0  # rollouts taken by the trainer; max of (started − consumed)/B
     gen_busy_at: list[float] = []  # generator busy time at each trainer step end
     train_busy = 0.0
     spans: list[tuple[str, str, float, float]] = []  # (row, phase, start, end) for the timeline
@@ -78,6 +86,7 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
                 span("rollout pool", "generate", t, t + dtp)
                 t += dtp
                 started += take
+                outstanding_max = max(outstanding_max, (started - consumed) / batch)
                 limit -= take
                 item_left -= take
                 if item_left <= EPS:
@@ -93,6 +102,7 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
                 stale_sum += take * (version - v)
                 stale_max = max(stale_max, version - v)
                 need -= take
+                consumed += take
                 buffered -= take
                 if take >= w - EPS:
                     buffer.popleft()
@@ -144,6 +154,7 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
     return {"period_s": period, "rollout_busy_s": gen_busy, "rollout_idle_s": max(period - gen_busy, 0.0),
             "trainer_busy_s": t_train + t_sync, "trainer_idle_s": max(period - t_train - t_sync, 0.0),
             "staleness_mean": stale_sum / stale_w if stale_w else 0.0, "staleness_max": int(stale_max),
+            "outstanding_max": outstanding_max,
             "steps_simulated": steps, "end_times_s": ends,
             # the last two periods, shifted to start at 0 (for a timeline chart)
             "timeline": [(row, ph, a - ends[-3], b - ends[-3]) for row, ph, a, b in spans

@@ -116,7 +116,10 @@ def _assumptions(ctx, k: int, tk: int, searched: bool, partial: bool, eta, coloc
            f"checkpoint-engine), {s.bucket_bytes / 2 ** 30:g} GiB buckets at {s.bucket_latency_s * 1e3:g} ms each",
            split,
            f"fully async: staleness η = {'inf' if eta is None else eta}, interruptible rollouts "
-           f"{'on (KV recomputed after each sync)' if partial else 'off (sync waits for the pool to drain)'}",
+           f"{'on (KV recomputed after each sync)' if partial else 'off (sync waits for the pool to drain)'}; "
+           "η bounds admission (AReaL §5.1: at most (η + 1)·B rollouts started and not yet trained), so a sample "
+           "lags at most η versions if trained in admission order; the trainer takes the first B completed "
+           "(AReaL's buffer), and a long rollout overtaken by shorter ones lags more: the lag column is measured",
            "pools are balanced fluidly across engines; generation and training efficiency do not depend on the "
            "regime; CPU-side reward, data loading and logging are not counted"]
     if not colocated_ok:

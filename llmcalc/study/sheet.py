@@ -227,6 +227,19 @@ def numeric_shape(shape: str, dims: dict) -> str:
     return f"{shape} = {out}"
 
 
+def _shape_shown(shape: str, dims: dict, tp: int, layers: int) -> str:
+    """A ledger shape with this layout's numbers, '/tp' evaluated at the row's own TP degree, so the shape and
+    the bytes beside it agree: at tp 1 the PP row's 'BLD/tp' is the full BLD and is shown as 'BLD'."""
+    per_layer = "/layers" in shape
+    base = shape.replace("/layers", "").replace("/tp", "")
+    per_tp = "/tp" in shape and tp > 1
+    symbol = base + ("/layers" if per_layer else "") + ("/tp" if per_tp else "")
+    num = numeric_shape(base, dims)
+    if " = " not in num:
+        return symbol
+    return f"{symbol} = {num.split(' = ', 1)[1]}" + (f"/{layers}" if per_layer else "") + (f"/{tp}" if per_tp else "")
+
+
 def _parallelism(m: Model, hw: Hardware, x: Inputs) -> list[Block]:
     from ..core.units import fmt
     from ..training.comms import comm_ledger
@@ -246,9 +259,8 @@ def _parallelism(m: Model, hw: Hardware, x: Inputs) -> list[Block]:
             # P: the stage's dense parameters, or the expert parameters for the expert-data-parallel group
             dims["P"] = int(params["experts" if row["parallelism"] == "edp" else "first"].value)
             name = strategy + (" (experts)" if row["parallelism"] == "edp" else "")
-            shape = row["shape"].replace("/layers", "").replace("/tp", "")
-            shown = numeric_shape(shape, dims) + ("/layers" if "/layers" in row["shape"] else "") + \
-                ("/tp" if "/tp" in row["shape"] else "")
+            n_layers = m.n_moe_layers if row["parallelism"] == "edp" else m.n_layers  # expert weights: MoE layers
+            shown = _shape_shown(row["shape"], dims, lay.tp, n_layers // lay.pp)
             rows.append((name, row["collective"], row["tensor"], shown, str(row["group_size"]),
                          fmt(row["bytes_per_rank"], "B").split(" (")[0], f"{row['count']:g}",
                          fmt(row["time_s"], "s"), row.get("link", "").replace("scale-", "")

@@ -42,61 +42,120 @@ def _ratio(key: str, label: str, a: Figure, b: Figure) -> Figure:
 # ---------------------------------------------------------------- zero3
 
 
+RECOMPUTE_ORDER = ("none", "selective", "full")  # least extra compute first: the smallest change that saves memory
+
+
+def _moved(st) -> float:
+    return sum(r["count"] * r["bytes_per_rank"] for r in st.data["comm_rows"])
+
+
+def _fastest_fitting(m: Model, hw: Hardware, candidates, gb: int, seq: int, gpus: int):
+    """The fastest (layout, recompute) of ``candidates`` whose memory fits; when none fits, the most memory-frugal
+    one, with fits=False. Returns (layout, rc, memory result, step result)."""
+    from ..training.memory import training_memory
+    from ..training.step import training_step
+
+    mems = [(lay, rc, training_memory(m, hw, lay, seq=seq, global_batch=gb, recompute=rc)) for lay, rc in candidates]
+    fit = [x for x in mems if x[2].data["fits"]]
+    pool = fit or [min(mems, key=lambda x: x[2]["memory/total"].value)]
+    done = [(lay, rc, mem, training_step(m, hw, lay, global_batch=gb, seq=seq, gpus=gpus, recompute=rc,
+                                         check_memory=False)) for lay, rc, mem in pool]
+    return min(done, key=lambda x: x[3]["time/step"].value)
+
+
 def _zero3(m: Model, hw: Hardware, gpus: int, seq: int, global_batch: int | None) -> Why:
     from ..training.layout import Layout
-    from ..training.memory import training_memory
     from ..training.step import training_step
 
     gb = global_batch or gpus
     t = 8 if hw.scale_up.domain_size >= 8 and m.attention.n_heads % 8 == 0 and (
         m.attention.mla or m.attention.n_kv_heads % 8 == 0) else 1
-    p = next((x for x in (4, 2, 1) if m.n_layers % x == 0 and gpus % (t * x) == 0), 1)
-    layouts = {"ZeRO-1": Layout(dp=gpus, zero=1), "ZeRO-3": Layout(dp=gpus, zero=3)}
-    if t * p > 1:  # the model-parallel alternative, when this model and GPU count allow one
-        layouts[f"TP {t} + PP {p} + ZeRO-1"] = Layout(tp=t, pp=p, dp=gpus // (t * p), zero=1)
-    figs, res = [], {}
-    for name, lay in layouts.items():
+    strategies = {"ZeRO-1": [(Layout(dp=gpus, zero=1), rc) for rc in RECOMPUTE_ORDER],
+                  "ZeRO-3": [(Layout(dp=gpus, zero=3), rc) for rc in RECOMPUTE_ORDER]}
+    mp = [(Layout(tp=t, pp=p, dp=gpus // (t * p), zero=1), rc) for p in (1, 2, 4, 8, 16) for rc in RECOMPUTE_ORDER
+          if t * p > 1 and m.n_layers % p == 0 and gpus % (t * p) == 0 and gb % (gpus // (t * p)) == 0]
+    if mp:  # the model-parallel alternative, when this model and GPU count allow one: fewest stages that fit
+        strategies["TP + PP + ZeRO-1"] = mp
+    for name in ("ZeRO-1", "ZeRO-3"):
+        lay = strategies[name][0][0]
         if gpus % (lay.tp * lay.pp) or gb % lay.dp:
             raise LlmcalcError(f"--gpus {gpus} and --global-batch {gb} do not split over {name} "
                                f"(dp {lay.dp}); pick multiples of 8")
-        st = training_step(m, hw, lay, global_batch=gb, seq=seq, gpus=gpus)
-        mem = training_memory(m, hw, lay, seq=seq, global_batch=gb)
-        moved = sum(r["count"] * r["bytes_per_rank"] for r in st.data["comm_rows"])
-        res[name] = {
-            "bytes": derive(f"{name}/bytes", "sum_count_x_bytes", "B", "llmcalc comms: Σ count·bytes per rank",
-                            label=f"{name}: bytes moved per rank per step", sum_count_x_bytes=moved),
-            "exposed": _tag(st["time/grad_sync_exposed"], f"{name}/exposed", f"{name}: exposed DP/ZeRO time"),
-            "step": _tag(st["time/step"], f"{name}/step", f"{name}: step time"),
-            "mfu": _tag(st["mfu"], f"{name}/mfu", f"{name}: MFU"),
-            "memory": _tag(mem["memory/total"], f"{name}/memory", f"{name}: peak memory per GPU"),
-            "fits": mem.data["fits"]}
-        figs += [res[name][k] for k in ("bytes", "exposed", "step", "mfu", "memory")]
-    z1, z3 = res["ZeRO-1"], res["ZeRO-3"]
-    ratio = _ratio("zero3/bytes_ratio", "ZeRO-3 / ZeRO-1 bytes per rank", z3["bytes"], z1["bytes"])
-    saved = derive("zero3/memory_saved", "z1 - z3", "B", "difference of the rows above",
-                   label="memory ZeRO-3 saves per GPU", z1=z1["memory"].value, z3=z3["memory"].value)
+    # The bytes each ZeRO stage moves, at the same settings (no recompute): ZeRO §7.2's 2Ψ vs 3Ψ.
+    base = {k: training_step(m, hw, strategies[k][0][0], global_batch=gb, seq=seq, gpus=gpus, check_memory=False)
+            for k in ("ZeRO-1", "ZeRO-3")}
+    b1 = derive("ZeRO-1/bytes", "sum_count_x_bytes", "B", "llmcalc comms: Σ count·bytes per rank",
+                label="ZeRO-1: bytes moved per rank per step (no recompute)", sum_count_x_bytes=_moved(base["ZeRO-1"]))
+    b3 = derive("ZeRO-3/bytes", "sum_count_x_bytes", "B", "llmcalc comms: Σ count·bytes per rank",
+                label="ZeRO-3: bytes moved per rank per step (no recompute)", sum_count_x_bytes=_moved(base["ZeRO-3"]))
+    ratio = _ratio("zero3/bytes_ratio", "ZeRO-3 / ZeRO-1 bytes per rank", b3, b1)
     cap = Figure("memory/capacity", hw.memory_bytes, "B", source=f"{hw.display_name} memory_bytes (hardware spec)",
                  label=f"{hw.display_name} memory")
-    figs += [ratio, saved, cap]
-    fit = {k: "fits" if v["fits"] else "does NOT fit" for k, v in res.items()}
-    lines = [
-        f"On {gpus} × {hw.display_name}, global batch {gb} × {seq} tokens: ZeRO-3 moves {_t(z3['bytes'])} per "
-        f"rank per step against {_t(z1['bytes'])} for ZeRO-1 ({_t(ratio)}×): it gathers every layer's weights "
-        "before its forward and again before its backward, for every micro-batch, and reduce-scatters gradients "
-        "layer by layer.",
-        f"Exposed DP/ZeRO time: ZeRO-3 {_t(z3['exposed'])} vs ZeRO-1 {_t(z1['exposed'])}; step {_t(z3['step'])} "
-        f"vs {_t(z1['step'])} (MFU {_t(z3['mfu'])} vs {_t(z1['mfu'])}).",
-        f"What it buys: {_t(saved)} less per GPU ({_t(z1['memory'])} → {_t(z3['memory'])}; ZeRO-1 {fit['ZeRO-1']}, "
-        f"ZeRO-3 {fit['ZeRO-3']} in {_t(cap)}).",
-    ]
-    if len(layouts) == 3:
-        tp_name = list(layouts)[2]
-        tpp = res[tp_name]
-        lines.append(f"The usual alternative, {tp_name}: {_t(tpp['bytes'])} per rank per step, exposed DP time "
-                     f"{_t(tpp['exposed'])}, step {_t(tpp['step'])} (MFU {_t(tpp['mfu'])}), memory "
-                     f"{_t(tpp['memory'])} ({fit[tp_name]}).")
-    return Why("zero3", f"Why ZeRO-3 is rarely the answer: {m.display_name} on {hw.display_name}", tuple(lines),
-               tuple(figs), ("step times from llmcalc step (compute, bubble, exposed communication)",))
+    figs, res = [b1, b3, ratio, cap], {}
+    for name, cands in strategies.items():
+        lay, rc, mem, st = _fastest_fitting(m, hw, cands, gb, seq, gpus)
+        fits = bool(mem.data["fits"])
+        what = f"{name} ({_layout_name(lay)}, recompute {rc})"
+        hyp = "" if fits else " (hypothetical: does not fit)"
+        res[name] = {"what": what, "fits": fits, "rc": rc,
+                     "exposed": _tag(st["time/grad_sync_exposed"], f"{name}/exposed", f"{what}: exposed DP/ZeRO time"),
+                     "step": _tag(st["time/step"], f"{name}/step", f"{what}: step time{hyp}"),
+                     "mfu": _tag(st["mfu"], f"{name}/mfu", f"{what}: MFU{hyp}"),
+                     "memory": _tag(mem["memory/total"], f"{name}/memory", f"{what}: peak memory per GPU"),
+                     "usable": mem["memory/usable"]}
+        figs += [res[name][k] for k in ("exposed", "step", "mfu", "memory")]
+    usable = res["ZeRO-1"]["usable"]
+    figs.append(usable)
+    lines = [f"On {gpus} × {hw.display_name}, global batch {gb} × {seq} tokens, no recompute: ZeRO-3 moves {_t(b3)} "
+             f"per rank per step against {_t(b1)} for ZeRO-1 ({_t(ratio)}×): it gathers every layer's weights before "
+             "its forward and again before its backward, for every micro-batch, and reduce-scatters gradients layer "
+             "by layer.",
+             f"Each strategy below at its fastest variant that fits in {_t(usable)} usable per GPU (recompute none, "
+             "selective or full; for TP + PP, 1 to 16 stages); one that fits nowhere is shown at its most frugal, its "
+             "times marked hypothetical:"]
+    for r in res.values():
+        verdict = "fits" if r["fits"] else "does NOT fit even so"
+        mark = "" if r["fits"] else " (hypothetical)"
+        lines.append(f"  {r['what']}: memory {_t(r['memory'])} per GPU ({verdict}); step {_t(r['step'])}{mark}, MFU "
+                     f"{_t(r['mfu'])}{mark}; exposed DP/ZeRO time {_t(r['exposed'])}")
+    fitting = {k: r for k, r in res.items() if r["fits"]}
+    z3 = res["ZeRO-3"]
+    if not fitting:
+        title = f"Nothing here fits: ZeRO-1, ZeRO-3 and TP/PP on {gpus} × {hw.display_name} for {m.display_name}"
+        lines.append("None of these layouts fits, even with full recompute: more GPUs, a shorter sequence or "
+                     "`llmcalc plan` (which also searches CP and micro-batches) is the next step.")
+    else:
+        best = min(fitting, key=lambda k: fitting[k]["step"].value)
+        if best == "ZeRO-3":
+            others = [k for k in fitting if k != "ZeRO-3"]
+            title = f"When ZeRO-3 is the answer: {m.display_name} on {hw.display_name}"
+            why_ = (f"its gathers and reduce-scatters run layer by layer behind the compute (exposed "
+                    f"{_t(z3['exposed'])}), and sharding everything over DP leaves {_t(z3['memory'])} per GPU")
+            if others:
+                o = min(others, key=lambda k: fitting[k]["step"].value)
+                lines.append(f"ZeRO-3 is the fastest layout that fits here ({_t(z3['step'])} vs "
+                             f"{_t(fitting[o]['step'])} for {fitting[o]['what']}): {why_}; at this scale and on this "
+                             f"interconnect the extra {_t(ratio)}× traffic is hidden.")
+            else:
+                lines.append(f"ZeRO-3 is the only one of these that fits: {why_}.")
+        else:
+            title = f"Why ZeRO-3 is rarely the answer: {m.display_name} on {hw.display_name}"
+            if z3["fits"]:
+                lines.append(f"{fitting[best]['what']} is faster than ZeRO-3 ({_t(fitting[best]['step'])} vs "
+                             f"{_t(z3['step'])}): ZeRO-3's {_t(ratio)}× traffic and per-layer gathers cost more than "
+                             "sharding the weights saves here.")
+            else:
+                lines.append(f"ZeRO-3 does not fit even with full recompute, while {fitting[best]['what']} fits and "
+                             f"steps in {_t(fitting[best]['step'])}.")
+    return Why("zero3", title, tuple(lines), tuple(figs),
+               ("step times from llmcalc step (compute, bubble, exposed communication); memory from llmcalc memory "
+                "with its reserve",))
+
+
+def _layout_name(lay) -> str:
+    parts = [f"TP {lay.tp}"] if lay.tp > 1 else []
+    parts += [f"PP {lay.pp}"] if lay.pp > 1 else []
+    return " + ".join(parts + [f"DP {lay.dp}"])
 
 
 # ---------------------------------------------------------------- gqa and mla (KV cache)
@@ -133,6 +192,19 @@ def _gqa(m: Model, hw: Hardware, context: int, batch: int) -> Why:
     if a.mla:
         raise LlmcalcError(f"{m.display_name} uses MLA, not GQA: try `llmcalc why mla {m.name}`")
     t = _tp_for(m, hw)
+    if a.n_kv_heads == a.n_heads:  # an MHA model: what GQA would change, not "why it has GQA"
+        g = next(x for x in (8, 4, 2, 1) if a.n_heads % x == 0 and x < a.n_heads) if a.n_heads > 1 else 1
+        gq = _variant(m, n_kv_heads=g)
+        me, other = _kv_and_tpot(m, hw, "this model (MHA)", context, batch, t), \
+            _kv_and_tpot(gq, hw, f"GQA G={g}", context, batch, t)
+        ratio = _ratio("gqa/kv_ratio", f"this model / GQA G={g}, KV bytes", me[0], other[0])
+        lines = (f"{m.display_name} uses MHA: each of its H={a.n_heads} query heads has its own key/value head, "
+                 f"{_t(me[0])} of KV per token. GQA with G={g} would cache {_t(other[0])} ({_t(ratio)}× less).",
+                 f"At batch {batch} × context {context} on tp {t}: KV per GPU {_t(me[1])} vs {_t(other[1])}; a decode "
+                 f"step reads it all: {_t(me[2])} vs {_t(other[2])} per step. GQA trades some quality for this "
+                 "(Ainslie et al. 2023).")
+        return Why("gqa", f"What GQA would buy: {m.display_name} (MHA) on {hw.display_name}", lines,
+                   (*me, *other, ratio))
     variants = {"MHA": _variant(m, n_kv_heads=a.n_heads), f"this model (G={a.n_kv_heads})": m}
     if a.n_kv_heads != 1 and t == 1:
         variants["MQA"] = _variant(m, n_kv_heads=1)
@@ -143,10 +215,11 @@ def _gqa(m: Model, hw: Hardware, context: int, batch: int) -> Why:
     mha, me = rows["MHA"], rows[f"this model (G={a.n_kv_heads})"]
     ratio = _ratio("gqa/kv_ratio", "MHA / this model, KV bytes", mha[0], me[0])
     figs.append(ratio)
+    faster = "saves" if me[2].value < mha[2].value else "does not save"
     lines = [f"{m.display_name} has H={a.n_heads} query heads sharing G={a.n_kv_heads} key/value heads. Per token it "
              f"caches {_t(me[0])}; as MHA it would cache {_t(mha[0])} ({_t(ratio)}×).",
              f"At batch {batch} × context {context} on tp {t}: KV per GPU {_t(me[1])} vs {_t(mha[1])}, and a decode "
-             f"step reads it all: {_t(me[2])} vs {_t(mha[2])} per step."]
+             f"step reads it all: {_t(me[2])} vs {_t(mha[2])} per step, so here GQA {faster} decode time."]
     if "MQA" in rows:
         lines.append(f"MQA (G=1) would cache {_t(rows['MQA'][0])} per token and step in {_t(rows['MQA'][2])}; "
                      "GQA keeps more heads for quality (Ainslie et al. 2023).")
@@ -175,8 +248,9 @@ def _mla(m: Model, hw: Hardware, context: int, batch: int) -> Why:
              f"{a.n_heads} heads ({_t(ratio)}×).",
              f"At batch {batch} × context {context}: KV per GPU {_t(me[1])} vs {_t(full[1])}.",
              f"The price is compute: decoding one token with the plain form up-projects all {context} cached "
-             f"latents, {_t(f_plain)} per step; absorbing W_UK and W_UV into the query and output brings it to "
-             f"{_t(f_abs)} (DeepSeek-V2 §2.1.3).")
+             f"latents, {_t(f_plain)} per step; absorbing W_UK and W_UV into the query and output "
+             + ("brings it down to" if f_abs.value < f_plain.value else "does not help at this context:")
+             + f" {_t(f_abs)} (DeepSeek-V2 §2.1.3).")
     return Why("mla", f"Why MLA: {m.display_name} on {hw.display_name}", lines, figs)
 
 
@@ -207,12 +281,27 @@ def _pp(m: Model, hw: Hardware, gpus: int, seq: int, global_batch: int | None) -
         raise LlmcalcError(f"--gpus {gpus} with TP {t} leaves no room for pipeline stages of {m.display_name}")
     lines.append(f"{m.display_name} on {gpus} × {hw.display_name}, TP {t}, ZeRO-1, global batch {gb} × {seq}:")
     for p, (mem, bub, stp, mfu, fits) in rows.items():
+        mark = "" if fits else " (hypothetical)"
         lines.append(f"  PP {p}: {_t(mem)} per GPU ({'fits' if fits else 'does NOT fit'}), bubble {_t(bub)} of the "
-                     f"ideal time, step {_t(stp)}, MFU {_t(mfu)}")
+                     f"ideal time, step {_t(stp)}{mark}, MFU {_t(mfu)}{mark}")
     lines.append("Pipeline stages divide the weights and optimizer states by pp and send only B·L·D/tp activations "
                  "between stages; the price is the bubble, (pp − 1)/m of the ideal time with m micro-batches "
                  "(Narayanan et al. 2021 §2.2).")
-    return Why("pp", f"Why pipeline parallelism: {m.display_name} on {hw.display_name}", tuple(lines), tuple(figs))
+    fitting = [p for p, r in rows.items() if r[4]]
+    if not fitting:
+        title = f"Pipeline parallelism is not enough here: {m.display_name} on {hw.display_name}"
+        lines.append(f"No PP degree tried fits at TP {t}: more GPUs, recompute or ZeRO-3 (`llmcalc why zero3`).")
+    else:
+        best = min(fitting, key=lambda p: rows[p][2].value)
+        if best == min(rows):
+            title = f"Pipeline parallelism is not needed here: {m.display_name} on {hw.display_name}"
+            lines.append(f"PP {best} already fits and is the fastest: more stages only add bubble.")
+        else:
+            title = f"Why pipeline parallelism: {m.display_name} on {hw.display_name}"
+            lines.append(f"PP {best} is the fastest degree that fits ({_t(rows[best][2])})"
+                         + (f"; PP {min(rows)} does not fit" if not rows[min(rows)][4] else
+                            f", ahead of PP {min(rows)} ({_t(rows[min(rows)][2])})") + ".")
+    return Why("pp", title, tuple(lines), tuple(figs))
 
 
 def _tp_node(m: Model, hw: Hardware, seq: int) -> Why:
@@ -246,13 +335,15 @@ def _tp_node(m: Model, hw: Hardware, seq: int) -> Why:
              f"group of {2 * n} spans two domains and its ring runs at the scale-out link, {_t(bw)}× slower per "
              f"direction: {_t(per[2 * n][0])} per call.",
              f"Per micro-batch: {_t(per[n][1])} at TP {n} vs {_t(per[2 * n][1])} at TP {2 * n}, on the critical "
-             "path (TP collectives sit between dependent matmuls), so TP stays within the node and DP/PP cross it.")
+             "path (TP collectives sit between dependent matmuls), "
+             + ("so TP stays within the node and DP/PP cross it." if per[2 * n][1].value > per[n][1].value else
+                f"so on {hw.display_name} a TP group may span two domains: its scale-out link is no slower here."))
     notes = ()
     if not m.attention.mla and m.attention.n_kv_heads % (2 * n):
         notes = (f"{m.display_name} has {m.attention.n_kv_heads} KV heads: TP {2 * n} would also have to replicate "
                  "them; only the all-reduce cost is compared here",)
-    return Why("tp-within-node", f"Why TP stays within a node: {m.display_name} on {hw.display_name}", lines, figs,
-               notes)
+    verdict = "Why TP stays within a node" if per[2 * n][1].value > per[n][1].value else "TP may cross nodes here"
+    return Why("tp-within-node", f"{verdict}: {m.display_name} on {hw.display_name}", lines, figs, notes)
 
 
 # ---------------------------------------------------------------- speculative decoding
@@ -284,9 +375,14 @@ def _speculative(m: Model, hw: Hardware, draft: Model | None, alpha: float, gamm
              f"With acceptance α = {alpha:g} and γ = {gamma} drafted tokens, each target step yields "
              f"{_t(s['expected_tokens'])} on average: speed-up {_t(s['speedup'])}×, {_t(s['tpot_s'])} per token "
              f"(best γ here: {_t(s['optimal_gamma'])}).",
-             f"The gain comes from idle compute: verification reads the weights once for γ + 1 tokens. Past batch "
-             f"≈ {_t(knee)} decode is compute-bound and the extra verification FLOPs are no longer free.")
-    return Why("speculative", f"Why speculative decoding: {m.display_name} on {hw.display_name}", lines, figs,
+             (f"The gain comes from idle compute: verification reads the weights once for γ + 1 tokens. Past batch "
+              f"≈ {_t(knee)} decode is compute-bound and the extra verification FLOPs are no longer free."
+              if s["speedup"].value > 1 else
+              f"Here it does not pay: the draft's steps cost more than the accepted tokens save (c = {_t(c)} at "
+              f"γ = {gamma}); it needs a cheaper draft, a higher α or a smaller γ, and past batch ≈ {_t(knee)} "
+              "verification is no longer free either."))
+    verdict = "Why speculative decoding" if s["speedup"].value > 1 else "Why speculative decoding does not pay here"
+    return Why("speculative", f"{verdict}: {m.display_name} on {hw.display_name}", lines, figs,
                tuple(s.assumptions))
 
 

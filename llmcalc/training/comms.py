@@ -267,7 +267,8 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
     # per-head K (nope + rope) and V, H·((Kn + R) + Kv) per token, not the 576-wide cached latent
     # (Megatron-Core/TransformerEngine context parallelism exchanges K and V after the up-projection).
     kv_width = a.n_heads * (a.qk_dim + a.v_dim) if a.mla else a.n_kv_heads * (a.qk_dim + a.v_dim)
-    rows.append(_row("cp", "send/recv", "K and V blocks (ring attention)", "BLH(K+Kv)" if a.mla else "BLGK", c,
+    kv_shape = "BLH(K+Kv)/tp" if a.mla else "BLG(K+Kv)/tp"  # K and V both: the shape the bytes count
+    rows.append(_row("cp", "send/recv", "K and V blocks (ring attention)", kv_shape, c,
                      act_bytes * tok * kv_width / t, (3 + full) * (np.asarray(c) - 1) * Lp * mb, spans["cp"], ctx,
                      True, "pipeline", SRC_CP))
 

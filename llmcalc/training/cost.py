@@ -108,8 +108,12 @@ def training_cost(model: Model | None = None, tokens=None, hardware: Hardware | 
     peak = hardware.peak(dtype) if hardware is not None else None
     notes = [f"FLOPs: {how}"]
 
-    if gpus is not None or days is not None:  # only time and GPU counts need a rate per GPU
+    # Only time and GPU counts need a rate per GPU, but every rate given is checked even where unused
+    # (--mfu 1.5 without --gpus was accepted silently).
+    _arr(mfu, "--mfu (fraction of the dense peak)", high=1)
+    if gpus is not None or days is not None or achieved_flops_per_s is not None or peak is not None:
         rate, rate_notes = _rate_per_gpu(peak, mfu, achieved_flops_per_s, hardware, dtype)
+    if gpus is not None or days is not None:
         figures.append(rate)
         notes += rate_notes
         if achieved_flops_per_s is not None:

@@ -160,30 +160,36 @@ ROW_KEYS = {"model", "gpus", "global_batch", "micro_batch", "seq", "recompute", 
             "step_time", "tokens_per_s", "label", *LAYOUT_KEYS}
 
 
-def measurement_from(row: dict, hw, where: str) -> Measurement:
-    """One measured layout from a mapping (a YAML row or CLI flags); errors name ``where`` and the key."""
+def measurement_from(row: dict, hw, where: str, options: bool = False) -> Measurement:
+    """One measured layout from a mapping (a YAML row or CLI flags); errors name ``where`` and the key, or with
+    ``options`` (the command line) the option the user typed: ``--step-time``, not ``step_time``."""
     from ..core import units
     from ..core.catalogue import load_model
     from ..training.layout import Layout, check_layout
 
+    def opt(k: str) -> str:
+        return "--" + k.replace("_", "-") if options else k
+
+    at = f"{where}: " if where else ""
     unknown = sorted(set(row) - ROW_KEYS)
     if unknown:
         from ..core.errors import close_matches
 
         hints = "; ".join(f"{k}: did you mean {', '.join(close_matches(k, ROW_KEYS)) or '?'}" for k in unknown)
-        raise LlmcalcError(f"{where}: unknown key(s) {', '.join(unknown)} ({hints}); allowed: "
+        raise LlmcalcError(f"{at}unknown key(s) {', '.join(unknown)} ({hints}); allowed: "
                            f"{', '.join(sorted(ROW_KEYS))}")
     for k in ("model", "global_batch"):
         if row.get(k) is None:
-            raise LlmcalcError(f"{where}: needs '{k}'")
+            raise LlmcalcError(f"{at}needs {opt(k)}")
     if (row.get("step_time") is None) == (row.get("tokens_per_s") is None):
-        raise LlmcalcError(f"{where}: give exactly one of step_time (e.g. '2.1 s') or tokens_per_s (e.g. 81000)")
+        raise LlmcalcError(f"{at}give exactly one of {opt('step_time')} (e.g. '2.1 s') or {opt('tokens_per_s')} "
+                           "(e.g. 81000)")
     m = load_model(str(row["model"]))
 
     def integer(k, default):
         v = row.get(k, default)
         if isinstance(v, bool) or not isinstance(v, int) or v < (0 if k == "zero" else 1):
-            raise LlmcalcError(f"{where}: {k} must be a whole number >= {0 if k == 'zero' else 1}, got {v!r}")
+            raise LlmcalcError(f"{at}{opt(k)} must be a whole number >= {0 if k == 'zero' else 1}, got {v!r}")
         return v
 
     tp, pp, cp = integer("tp", 1), integer("pp", 1), integer("cp", 1)
@@ -195,19 +201,19 @@ def measurement_from(row: dict, hw, where: str) -> Measurement:
         else:
             g = integer("gpus", 1)
             if g % (tp * pp * cp):
-                raise LlmcalcError(f"{where}: gpus {g} is not divisible by tp·pp·cp = {tp * pp * cp}")
+                raise LlmcalcError(f"{at}gpus {g} is not divisible by tp·pp·cp = {tp * pp * cp}")
             dp = g // (tp * pp * cp)
     lay = Layout(tp=tp, pp=pp, dp=integer("dp", dp) if "dp" in row else dp, ep=integer("ep", 1), cp=cp,
                  zero=integer("zero", 0), sp=bool(row.get("sp", tp > 1)), interleave=integer("interleave", 1))
     if gpus is not None and lay.gpus != gpus:
-        raise LlmcalcError(f"{where}: gpus {gpus} != tp·pp·dp·cp = {lay.gpus}")
+        raise LlmcalcError(f"{at}gpus {gpus} != tp·pp·dp·cp = {lay.gpus}")
     gb, mb, seq = integer("global_batch", None), integer("micro_batch", 1), integer("seq", 2048)
     check_layout(m, lay, micro_batch=mb, seq=seq, global_batch=gb)
     try:
         if row.get("step_time") is not None:
             v = row["step_time"]
             if isinstance(v, bool):
-                raise LlmcalcError(f"step_time must be a time such as 2.1 or '2.1 s', got {v!r}")
+                raise LlmcalcError(f"{opt('step_time')} must be a time such as 2.1 or '2.1 s', got {v!r}")
             try:
                 t = float(v)
             except (TypeError, ValueError):
@@ -215,13 +221,17 @@ def measurement_from(row: dict, hw, where: str) -> Measurement:
         else:
             v = row["tokens_per_s"]
             if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise LlmcalcError(f"tokens_per_s must be a number, got {v!r}")
+                raise LlmcalcError(f"{opt('tokens_per_s')} must be a number, got {v!r}")
+            from ..core.checks import check_number
+
+            check_number(float(v), opt("tokens_per_s"))  # 0 tokens/s is no step time (was a ZeroDivisionError)
             t = gb * seq / float(v)
     except LlmcalcError as e:
-        raise LlmcalcError(f"{where}: {e}") from None
+        raise LlmcalcError(f"{at}{e}") from None
     from ..core.checks import check_number
 
-    check_number(t, f"{where}: step time (s)")
+    check_number(t, f"{at}{opt('step_time')}" if row.get("step_time") is not None
+                 else f"{at}step time from {opt('tokens_per_s')}")
     att = str(row.get("attention", "flash")).lower()
     rc = str(row.get("recompute", "none")).lower()
     return Measurement(m, hw, lay, gb, t, micro_batch=mb, seq=seq, recompute=rc, attention=att,

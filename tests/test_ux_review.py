@@ -213,12 +213,17 @@ def test_time_options_read_units_and_documented_defaults():
 
 def test_plan_nothing_fits_is_one_line_exit_2_with_the_smallest_change():
     """GPT-3 175B (174.6e9 parameters) at Megatron-Core's 18 B/param of weights, gradients and Adam states needs
-    3.14 TB before activations: 98 GB per GPU even fully sharded over 32 H100s (80 GiB = 85.9 GB), so no layout on
-    8, 16 or 32 GPUs fits; the first doubling of 8 that can fit is 64 (49 GB of states per GPU)."""
+    3.14 TB before activations: 98 GB per GPU even fully sharded over 32 H100s (80 GiB = 85.9 GB). With the
+    optimizer offloaded to the host (ZeRO-Offload, Ren et al. 2021 §4: the GPU keeps 16-bit weights and
+    gradients, 4 B/param) 8 GPUs still hold 87 GB each, but 16 hold 44 GB: the first doubling of 8 that can fit is
+    16 (an offloaded layout); without offload it would be 64 (49 GB of states per GPU)."""
+    assert 174.6e9 * 4 / 8 > 80 * 2**30 > 174.6e9 * 4 / 16
     assert 174.6e9 * 18 / 32 > 80 * 2**30 > 174.6e9 * 18 / 64
     r = run("plan", "gpt-3-175b", "--gpus", "8", "--global-batch", "64")
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
-    assert "no layout" in r.output and "--gpus 64" in r.output, r.output
+    assert "no layout" in r.output and "--gpus 16" in r.output and "offload" in r.output, r.output
+    r = run("plan", "gpt-3-175b", "--gpus", "8", "--global-batch", "64", "--no-offload-optimizer")
+    assert r.exit_code == 2 and "--gpus 64" in r.output, r.output
     r = run("plan", "gpt-3-175b", "--gpus", "8", "--global-batch", "64", "--json")
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
 

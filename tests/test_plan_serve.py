@@ -98,3 +98,15 @@ def test_cli_users_states_assumptions_first():
                        ([], "exactly one"), (["--qps", "1", "--tpot", "fast"], "--tpot")):
         res = CliRunner().invoke(app, ["plan-serve", "llama-3.1-8b", *args])
         assert res.exit_code == 2 and word in res.output and "Traceback" not in res.output, res.output
+
+
+def test_one_output_token_has_no_decode_pool_to_disaggregate():
+    # With one output token the first (and only) token comes from the prefill: a separate decode pool has no work
+    # (its Little's-law cycle time would be 0); the family is rejected with a reason, never divided by zero.
+    from llmcalc.core.catalogue import load_hardware, load_model
+    from llmcalc.inference.plan_serve import plan_serve
+
+    r = plan_serve(load_model("llama-3.1-8b"), load_hardware("h100-sxm"), prompt=64, output=1, ttft_s=2.0,
+                   tpot_s=0.05, qps=1.0)
+    assert r.data["ranked"] and all("decode" not in row["family"] or "disagg" not in row["family"]
+                                    for row in r.data["ranked"])

@@ -151,6 +151,8 @@ def evaluate(m: Model, hw: Hardware, r: Replica, *, prompt: int, output: int, tt
         i = int(np.flatnonzero(ok)[-1])
         return {"ok": True, "qps": rho[i] / t_u, "ttft_s": t_p, "ttft_p99_s": t_p + float(wait99[i]),
                 "concurrency": rho[i], "prefill_share": 1.0, "t_prefill_s": t_p}
+    if role == "decode" and output <= 1:  # the first token comes from the prefill: a decode pool has no work
+        return {"ok": False, "why": "one output token: nothing to decode in a separate pool"}
     n = np.arange(1, min(cap, 4096) + 1, dtype=float)
     t_d, _ = step_s(m, hw, r, eff, n, 1, prompt + output / 2, False)
     t_u_eff = 0.0 if role == "decode" else t_u

@@ -146,7 +146,7 @@ def ttft_quantile(shares, base, wait_mean, rho, q: float):
     w = np.asarray(shares, dtype=float)
     tail = 1 - q
     if len(w) == 1:
-        return base[0] + wait_quantile(wait_mean, rho, q)
+        return base[0] if np.isscalar(rho) and rho == 0 else base[0] + wait_quantile(wait_mean, rho, q)
     order = np.argsort(base.reshape(len(w), -1)[:, 0], kind="stable")
     b, w = base[order], w[order]
     rho = np.broadcast_to(np.asarray(rho, dtype=float), b.shape[1:])
@@ -333,8 +333,16 @@ def evaluate(m: Model, hw: Hardware, r: Replica, *, prompt, output, ttft_s: floa
         return {"ok": False, "why": "; ".join(bad) or "no batch meets every target"}
     i = int(np.flatnonzero(ok)[-1])
     if ok[-1] and cap > n.size:  # the targets hold at 4096 in flight: the rest of 1 … cap, by search
-        first_bad = first_true(lambda k: ~at(k.astype(float))["ok"], n.size + 1, cap)
-        a, i = at(np.array([float(cap if first_bad is None else first_bad - 1)])), 0
+        seen = [a]
+
+        def too_many(k):
+            seen.append(at(k.astype(float)))
+            return ~seen[-1]["ok"]
+
+        first_bad = first_true(too_many, n.size + 1, cap, points=1024)
+        best = float(cap if first_bad is None else first_bad - 1)
+        hit = next(((x, int(j[0])) for x in seen if (j := np.flatnonzero(x["n"] == best)).size), None)
+        a, i = hit or (at(np.array([best])), 0)  # the search has usually evaluated N* already (its last round)
     return {"ok": True, "qps": float(a["lam"][i]), "concurrency": float(a["n"][i]), "kv_cap": cap,
             "ttft_s": float(a["ttft"][i]), "ttft_p99_s": float(a["ttft99"][i]), "tpot_s": float(a["tpot"][i]),
             "tpot_p99_s": float(a["tpot99"][i]), "prefill_share": float(a["u"][i]), "t_prefill_s": t_p,
@@ -454,8 +462,9 @@ def plan_serve(m: Model, hw: Hardware, *, prompt, output, ttft_s: float, tpot_s:
              f"targets: TTFT p50 ≤ {ttft_s:g} s" + (f", p99 ≤ {ttft_p99_s:g} s" if ttft_p99_s else "")
              + f"; TPOT p50 ≤ {tpot_s * 1e3:g} ms" + (f", p99 ≤ {tpot_p99_s * 1e3:g} ms" if tpot_p99_s else ""),
              eff.describe() + f"; {reserve:.0%} of memory reserved",
-             "mean-value continuous batching (as `serve`); p99 from the M/D/1 prefill queue of `serve`"
-             + (" (M/G/1 for the mix)" if wl.k > 1 else "") + " and prefill stalls",
+             "mean-value continuous batching (as `serve`); TTFT p50 held without queueing (as `serve`'s capacity); "
+             "p99 from the M/D/1 prefill queue of `serve`" + (" (M/G/1 for the mix)" if wl.k > 1 else "")
+             + " and prefill stalls",
              f"searched: TP, TP×PP across nodes{', EP + DP-attention' if m.moe else ''}, weights "
              f"{'/'.join(weights)}, KV {'/'.join(kv_dtypes)}" + (", prefill/decode disaggregation" if disaggregate
                                                                  else "")]

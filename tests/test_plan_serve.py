@@ -236,3 +236,22 @@ def test_cli_mix_is_modelled_per_class():
     assert any("request mix, per class" in a and "2263 tokens" in a for a in d["assumptions_first"])
     for row in d["ranked"]:
         assert row["ttft_p99_s"] <= 3 and row["output_tokens_per_s"] == pytest.approx(20 * (0.9 * 200 + 0.1 * 500))
+
+
+def test_mix_kv_is_per_class_where_kv_is_not_linear_in_length():
+    """Gemma-2-9B (config.json: 42 layers alternating global and 4096-token sliding-window attention, 8 KV heads of
+    256, bf16: 2·8·256·2 = 8192 B per token per layer). A 500 + 200 / 8000 + 500 mix at 0.9/0.1 keeps in flight
+    s = (18/23, 5/23). Per class, a 700-token sequence holds 42·700 positions and an 8500-token one 21·8500 +
+    21·4096 = 21·12596; their in-flight mean, 18/23·29400 + 5/23·264516 = 80511.3 positions, is 20% below the KV
+    of the in-flight mean length (42 × 551000/230 = 100617.4): the window caps the long class. The cap uses the
+    former (linear KV, as Llama's, makes the two equal)."""
+    from llmcalc.inference.kv import fit
+    from llmcalc.inference.plan_serve import Workload, capacity
+
+    m = load_model("gemma-2-9b")
+    wl = Workload.of([500, 8000], [200, 500], [0.9, 0.1])
+    cap, why = capacity(m, H100, Replica("tp", 1), wl, 0.1)
+    free = fit(m, H100, "bf16", None, "bf16", 1, reserve=0.1, context=8500).data["free_bytes_per_gpu"]
+    per_class = (18 / 23 * 42 * 700 + 5 / 23 * 21 * (8500 + 4096)) * 8192
+    assert why is None and cap == int(free // per_class)
+    assert cap > 1.2 * int(free // (42 * 551000 / 230 * 8192))

@@ -25,7 +25,9 @@ A request mix (classes i: prompt P_i, output O_i, w_i of arrivals; :class:`Workl
 where the classes differ, as ``batching --mix``: in-flight shares s_i ∝ w_i·O_i (Little's law per class); the KV
 cap charges each in-flight sequence its class's final length, N ≤ free // Σ s_i·kv(P_i + O_i) (the mean of the
 per-class KV: the KV of the mean length only when KV is linear in length, not with sliding-window layers); the
-decode step runs at the in-flight mean context Σ s_i·(P_i + O_i/2); the prefill load is u = λ·Σ w_i·t_u,i and
+decode step runs at the in-flight mean context Σ s_i·(P_i + O_i/2) (exact for full attention, whose KV reads are
+linear in context; a window's min(c, W) is concave, so there it reads no less than the classes' mean: conservative);
+the prefill load is u = λ·Σ w_i·t_u,i and
 the queue M/G/1 (Pollaczek-Khinchine with E[S²] = Σ w_i·t_u,i²); class i's TTFT is W + t_p,i + t_d with W the
 same wait for every class, and the TTFT targets apply to quantiles over arrivals (:func:`ttft_quantile`): with
 no wait the p99 is the longest-prompt class's TTFT whenever that class is more than 1% of arrivals. TPOT is
@@ -93,9 +95,11 @@ class Workload:
     def of(cls, prompt, output, shares=None) -> Workload:
         ps, os_ = tuple(np.atleast_1d(prompt).tolist()), tuple(np.atleast_1d(output).tolist())
         for opt, vals in (("--prompt", ps), ("--output", os_)):
-            if not vals or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in vals):
+            if not vals or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 1
+                               or v != int(v) for v in vals):
                 given = prompt if opt == "--prompt" else output
                 raise LlmcalcError(f"{opt} must be a positive whole number of tokens, got {given!r}")
+        ps, os_ = tuple(int(v) for v in ps), tuple(int(v) for v in os_)
         k = len(ps)
         ws = (1.0,) * k if k == 1 and shares is None else tuple(float(w) for w in np.atleast_1d(
             [1 / k] * k if shares is None else shares))

@@ -115,6 +115,17 @@ def request_time(t_prefill, t_decode, output, concurrency, t_busy=None):
     return (s + np.sqrt(np.maximum(s * s - 4 * n * tp_ * tb, 0.0))) / 2
 
 
+def steady_state(t_prefill, t_decode, output, concurrency, t_busy=None) -> dict:
+    """T(N) (request_time), λ = N/T (Little's law), prefill share u = λ·t_busy and the prefill-stretched TPOT
+    t_d/(1 − u) at each concurrency N: the one place these are computed (curve, serve and plan-serve).
+    ``t_busy`` defaults to ``t_prefill`` (see request_time)."""
+    n = np.asarray(concurrency, dtype=float)
+    t = request_time(t_prefill, t_decode, output, n, t_busy)
+    lam = n / t
+    u = lam * (t_prefill if t_busy is None else t_busy)
+    return {"request_s": t, "qps": lam, "prefill_share": u, "tpot_s": t_decode / np.maximum(1 - u, 1e-12)}
+
+
 def kv_cap(dep: Deployment, prompt: int, output: int, reserve: float = 0.1) -> int:
     """Largest number of sequences whose KV at their final length fits beside the weights on each GPU."""
     from .kv import fit
@@ -130,11 +141,8 @@ def curve(dep: Deployment, prompt: int, output: int, concurrency) -> dict:
     t_p = float(step(dep, 1, prompt, prompt, prefill=True)["step_s"])
     # below one sequence in flight the engine still runs batch-1 steps
     t_d = step(dep, np.maximum(n, 1.0), 1, prompt + output / 2, prefill=False)["step_s"]
-    t = request_time(t_p, t_d, output, n)
-    lam = n / t
-    u = lam * t_p
-    return {"concurrency": n, "t_prefill_s": t_p, "t_decode_s": t_d, "request_s": t, "qps": lam,
-            "prefill_share": u, "tpot_s": t_d / (1 - u), "ttft_s": t_p + t_d}
+    return {"concurrency": n, "t_prefill_s": t_p, "t_decode_s": t_d, **steady_state(t_p, t_d, output, n),
+            "ttft_s": t_p + t_d}
 
 
 def check_output(output) -> None:

@@ -49,7 +49,7 @@ from ..core.errors import LlmcalcError
 from ..core.results import Result, derive
 from ..core.specs import Hardware, Model
 from ..network.collectives import ALPHA_OUT_S, ALPHA_UP_S
-from .batching import queue_wait, request_time, wait_quantile
+from .batching import queue_wait, steady_state, wait_quantile
 from .kv import fit, kv_bytes_per_request, kv_bytes_per_request_per_gpu
 from .latency import Deployment, first_true, forward_flops, step
 
@@ -303,11 +303,9 @@ def evaluate(m: Model, hw: Hardware, r: Replica, *, prompt, output, ttft_s: floa
     def at(n):
         """Every figure at concurrencies n (array)."""
         t_d, _ = step_s(m, hw, r, eff, n, 1, wl.decode_context, False)
-        # T² − T·s + N·t_p·t_u = 0 (Little's law + prefill share): llmcalc.inference.batching.request_time
-        T = request_time(t_p_eff, t_d, wl.output_mean, n, t_busy=None if t_u_eff == t_p_eff else t_u_eff)
-        lam = n / T
-        u = lam * t_u_eff
-        tpot = t_d / np.maximum(1 - u, 1e-12)
+        # T² − T·s + N·t_p·t_u = 0 (Little's law + prefill share), λ, u, TPOT: llmcalc.inference.batching
+        ss = steady_state(t_p_eff, t_d, wl.output_mean, n, t_busy=None if t_u_eff == t_p_eff else t_u_eff)
+        T, lam, u, tpot = ss["request_s"], ss["qps"], ss["prefill_share"], ss["tpot_s"]
         base = base_p[:, None] + t_d
         ttft = ttft_quantile(w, base, 0.0, 0.0, 0.5)
         wait = 0.0 if decode_only else queue_wait(t_u, np.minimum(u, 1 - 1e-12), t_u_sq)[0]

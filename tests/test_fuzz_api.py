@@ -166,9 +166,11 @@ def test_compute_bound_batch_equals_the_scan_it_replaced(name, hw, tp, context):
        st.sampled_from(["h100-sxm", "mi300x"]), st.sampled_from([1, 2, 8]), st.integers(16, 4000),
        st.integers(2, 1000), st.floats(0.2, 5), st.floats(0.01, 0.2))
 def test_best_concurrency_equals_the_scan_it_replaced(name, hw, tp, prompt, output, ttft, tpot):
-    """The largest concurrency meeting both targets, found by search, equals a scan of every N up to the KV cap."""
+    """The largest concurrency meeting both targets, found by the serving planner (every N to 4096, then a search to
+    the KV cap), equals a scan of every N up to the KV cap of batching's one-class curve (serve's family: plain TP)."""
+    from llmcalc.core.efficiency import DEFAULT_EFFICIENCY
     from llmcalc.inference.batching import curve, kv_cap
-    from llmcalc.inference.serving import best_concurrency
+    from llmcalc.inference.plan_serve import Replica, evaluate
 
     try:
         dep = L.Deployment(L.load_model(name), L.load_hardware(hw), tp)
@@ -179,9 +181,11 @@ def test_best_concurrency_equals_the_scan_it_replaced(name, hw, tp, prompt, outp
     n = np.arange(1, cap + 1, dtype=float)
     c = curve(dep, prompt, output, n)
     ok = (c["ttft_s"] <= ttft) & (c["tpot_s"] <= tpot) & (c["prefill_share"] < 1)
-    best = best_concurrency(dep, prompt, output, ttft, tpot)
-    assert (None if best is None else int(best["concurrency"])) == (int(np.flatnonzero(ok)[-1]) + 1 if ok.any()
-                                                                    else None)
+    best = evaluate(dep.model, dep.hw, Replica("tp", tp), prompt=prompt, output=output, ttft_s=ttft, tpot_s=tpot,
+                    ttft_p99_s=None, tpot_p99_s=None, eff=DEFAULT_EFFICIENCY, reserve=0.1)
+    assert best.get("kv_cap", cap) == cap
+    assert (int(best["concurrency"]) if best["ok"] else None) == (int(np.flatnonzero(ok)[-1]) + 1 if ok.any()
+                                                                  else None)
 
 
 @settings(max_examples=25)

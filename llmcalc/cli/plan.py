@@ -273,7 +273,7 @@ def plan_serve(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
         return vals
 
     prompts, outputs = ints(prompt, "--prompt"), ints(output, "--output")
-    mix_note = None
+    shares = None
     if mix is not None or len(prompts) > 1 or len(outputs) > 1:
         try:
             shares = [float(x) for x in (mix or "").split(",") if x.strip()] or [1 / len(prompts)] * len(prompts)
@@ -281,18 +281,15 @@ def plan_serve(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
             raise LlmcalcError(f"--mix expects shares such as 0.7,0.3; got {mix!r}") from None
         if not (len(shares) == len(prompts) == len(outputs)) or min(shares) < 0 or abs(sum(shares) - 1) > 1e-6:
             raise LlmcalcError("--mix needs one non-negative share per --prompt/--output class, summing to 1")
-        p_mean = sum(s * p for s, p in zip(shares, prompts, strict=True))
-        o_mean = sum(s * o for s, o in zip(shares, outputs, strict=True))
-        mix_note = (f"request mix reduced to its mean lengths: prompt {p_mean:.0f}, output {o_mean:.0f} "
-                    "(the mean-value model of `batching --mix`; KV cap at the mean final length)")
-        prompts, outputs = [round(p_mean)], [round(o_mean)]
     users_v = None
     if users is not None:
         try:
             users_v = parse_count(users)
         except LlmcalcError as e:
             raise LlmcalcError(f"--users: {e}") from None
-    r = plan_serve_(load_model(model), load_hardware(hardware), prompt=prompts[0], output=outputs[0],
+    one = shares is None
+    r = plan_serve_(load_model(model), load_hardware(hardware), prompt=prompts[0] if one else prompts,
+                    output=outputs[0] if one else outputs, shares=shares,
                     ttft_s=_seconds(ttft, "--ttft"), tpot_s=_seconds(tpot, "--tpot"), qps=qps, users=users_v,
                     requests_per_user_per_min=rpm, concurrent=concurrent,
                     ttft_p99_s=None if ttft_p99 is None else _seconds(ttft_p99, "--ttft-p99"),
@@ -302,8 +299,6 @@ def plan_serve(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
                     disaggregate=disaggregate, eff=_eff(eff_flops, eff_mem, eff_link, False, hardware),
                     price_usd_per_hour=quantity_option(price, "USD_PER_HOUR", "--price", "2.49 or '$2.49/h'", 3600.0),
                     reserve=reserve, top=top)
-    if mix_note:
-        r.data["assumptions_first"].insert(1, mix_note)
     if as_json or explain:
         emit(r, as_json, explain)
         return

@@ -49,6 +49,8 @@ SRC_CB = "continuous batching (Orca, Yu et al. 2022 §3): prefill interleaved wi
 SRC_QUEUE = ("prefill as an M/D/1 queue (Poisson arrivals, deterministic service t_p, load ρ = λ·t_p): mean wait "
              "ρ·t_p/(2(1 − ρ)) (Pollaczek-Khinchine formula, E[S²] = t_p²); p99 from the heavy-traffic exponential "
              "tail P(W > t) ≈ ρ·exp(−ρ·t/W̄) (Kingman 1962), an approximation")
+SRC_MG1 = ("prefill of a request mix as an M/G/1 queue: mean wait λ·E[S²]/(2(1 − ρ)) (Pollaczek-Khinchine formula, "
+           "Kleinrock 1975, Queueing Systems vol. 1, ch. 5, M/G/1), tail as SRC_QUEUE")
 
 
 def wait_quantile(mean, rho, q):
@@ -59,10 +61,15 @@ def wait_quantile(mean, rho, q):
     return np.where(rho > tail, mean / np.maximum(rho, 1e-300) * np.log(np.maximum(rho, tail) / tail), 0.0)
 
 
-def queue_wait(t_prefill, rho):
-    """(mean, p99) wait of an arrival before its prefill starts: M/D/1 (see SRC_QUEUE). ρ must be < 1."""
+def queue_wait(t_prefill, rho, t_prefill_sq=None):
+    """(mean, p99) wait of an arrival before its prefill starts: M/D/1 (see SRC_QUEUE). ρ must be < 1.
+
+    With a request mix the prefill time S varies by class: give its mean ``t_prefill`` = E[S] and
+    ``t_prefill_sq`` = E[S²]; the mean is then the M/G/1 Pollaczek-Khinchine formula W = λ·E[S²]/(2(1 − ρ))
+    = ρ·(E[S²]/E[S])/(2(1 − ρ)) (SRC_MG1), which is ρ·t_p/(2(1 − ρ)) when every S = t_p."""
     rho = np.asarray(rho, dtype=float)
-    mean = rho * t_prefill / (2 * (1 - rho))
+    s = t_prefill if t_prefill_sq is None else t_prefill_sq / t_prefill  # E[S²]/E[S]
+    mean = rho * s / (2 * (1 - rho))
     return mean, wait_quantile(mean, rho, 0.99)
 
 
@@ -93,11 +100,30 @@ def queue_figures(t_p: float, t_d: float, rho: float) -> list:
                    t_p=t_p, t_d=float(t_d), W99=float(w99))]
 
 
-def request_time(t_prefill, t_decode, output, concurrency):
-    """Steady-state time in system T(N): larger root of T² − T(t_p(1+N) + (O−1)t_d) + N·t_p² = 0."""
+def request_time(t_prefill, t_decode, output, concurrency, t_busy=None):
+    """Steady-state time in system T(N): larger root of T² − T(t_p(1+N) + (O−1)t_d) + N·t_p² = 0.
+
+    ``t_busy``: the engine time one prefill takes from the decode steps when it differs from the prefill's
+    latency t_p (a pipeline: one stage's share, t_p/pp; a decode-only pool: 0). Then u = λ·t_busy and
+    T = t_p + (O − 1)·t_d/(1 − u) with N = λ·T gives T² − T(t_p + N·t_busy + (O−1)t_d) + N·t_p·t_busy = 0."""
     tp_, n = np.asarray(t_prefill, dtype=float), np.asarray(concurrency, dtype=float)
-    s = tp_ * (1 + n) + (np.asarray(output, dtype=float) - 1) * np.asarray(t_decode, dtype=float)
-    return (s + np.sqrt(np.maximum(s * s - 4 * n * tp_ * tp_, 0.0))) / 2
+    if t_busy is None:
+        s = tp_ * (1 + n) + (np.asarray(output, dtype=float) - 1) * np.asarray(t_decode, dtype=float)
+        return (s + np.sqrt(np.maximum(s * s - 4 * n * tp_ * tp_, 0.0))) / 2
+    tb = np.asarray(t_busy, dtype=float)
+    s = tp_ + n * tb + (np.asarray(output, dtype=float) - 1) * np.asarray(t_decode, dtype=float)
+    return (s + np.sqrt(np.maximum(s * s - 4 * n * tp_ * tb, 0.0))) / 2
+
+
+def steady_state(t_prefill, t_decode, output, concurrency, t_busy=None) -> dict:
+    """T(N) (request_time), λ = N/T (Little's law), prefill share u = λ·t_busy and the prefill-stretched TPOT
+    t_d/(1 − u) at each concurrency N: the one place these are computed (curve, serve and plan-serve).
+    ``t_busy`` defaults to ``t_prefill`` (see request_time)."""
+    n = np.asarray(concurrency, dtype=float)
+    t = request_time(t_prefill, t_decode, output, n, t_busy)
+    lam = n / t
+    u = lam * (t_prefill if t_busy is None else t_busy)
+    return {"request_s": t, "qps": lam, "prefill_share": u, "tpot_s": t_decode / np.maximum(1 - u, 1e-12)}
 
 
 def kv_cap(dep: Deployment, prompt: int, output: int, reserve: float = 0.1) -> int:
@@ -115,11 +141,8 @@ def curve(dep: Deployment, prompt: int, output: int, concurrency) -> dict:
     t_p = float(step(dep, 1, prompt, prompt, prefill=True)["step_s"])
     # below one sequence in flight the engine still runs batch-1 steps
     t_d = step(dep, np.maximum(n, 1.0), 1, prompt + output / 2, prefill=False)["step_s"]
-    t = request_time(t_p, t_d, output, n)
-    lam = n / t
-    u = lam * t_p
-    return {"concurrency": n, "t_prefill_s": t_p, "t_decode_s": t_d, "request_s": t, "qps": lam,
-            "prefill_share": u, "tpot_s": t_d / (1 - u), "ttft_s": t_p + t_d}
+    return {"concurrency": n, "t_prefill_s": t_p, "t_decode_s": t_d, **steady_state(t_p, t_d, output, n),
+            "ttft_s": t_p + t_d}
 
 
 def check_output(output) -> None:

@@ -16,10 +16,25 @@ Space, per replica (a replica serves a share of the load; replicas = ⌈load / r
 
 Latency model (mean-value, as llmcalc.inference.batching, plus stated tails): TTFT p50 = t_prefill + one
 decode step; TPOT p50 = t_decode(N) / (1 − u), u the share of each stage's time spent prefilling. p99:
-prefill waits as an M/M/1 queue (Kleinrock 1975 §3.2: P(W > x) = ρ·e^(−(1−ρ)x/s); conservative for
-near-constant prefill times); a decode step that shares the engine with prefills takes one prompt's prefill
+prefill waits in the M/D/1 queue of llmcalc.inference.batching (Pollaczek-Khinchine mean, Kingman tail; `serve`
+reports the same wait); a decode step that shares the engine with prefills takes one prompt's prefill
 stage time at p99 once more than 1% of steps contain one (no chunked prefill); a disaggregated decode pool
 has no prefill stalls. Cost split: prefill GPU-time is charged to input tokens, decode GPU-time to output.
+
+A request mix (classes i: prompt P_i, output O_i, w_i of arrivals; :class:`Workload`) is modelled per class
+where the classes differ, as ``batching --mix``: in-flight shares s_i ∝ w_i·O_i (Little's law per class); the KV
+cap charges each in-flight sequence its class's final length, N ≤ free // Σ s_i·kv(P_i + O_i) (the mean of the
+per-class KV: the KV of the mean length only when KV is linear in length, not with sliding-window layers); the
+decode step runs at the in-flight mean context Σ s_i·(P_i + O_i/2) (exact for full attention, whose KV reads are
+linear in context; a window's min(c, W) is concave, so there it reads no less than the classes' mean: conservative);
+the prefill load is u = λ·Σ w_i·t_u,i and
+the queue M/G/1 (Pollaczek-Khinchine with E[S²] = Σ w_i·t_u,i²); class i's TTFT is W + t_p,i + t_d with W the
+same wait for every class, and the TTFT targets apply to quantiles over arrivals (:func:`ttft_quantile`): with
+no wait the p99 is the longest-prompt class's TTFT whenever that class is more than 1% of arrivals. TPOT is
+common to every class (one decode batch); its p99 counts stalls by each class's prefill.
+
+`serve` is this search restricted to its family (:func:`tp_family`: TP within one scale-up domain at one
+weight and KV precision, no disaggregation), presented in its own format.
 """
 
 from __future__ import annotations
@@ -34,15 +49,18 @@ from ..core.errors import LlmcalcError
 from ..core.results import Result, derive
 from ..core.specs import Hardware, Model
 from ..network.collectives import ALPHA_OUT_S, ALPHA_UP_S
-from .kv import fit, kv_bytes_per_request
-from .latency import Deployment, forward_flops, step
+from .batching import queue_wait, steady_state, wait_quantile
+from .kv import fit, kv_bytes_per_request, kv_bytes_per_request_per_gpu
+from .latency import Deployment, first_true, forward_flops, step
 
 SRC_DP_ATTN = ("DeepSeek-V3 report §3.4 (attention DP + expert parallelism across nodes for decode); "
                "all-to-all dispatch and combine per MoE layer (Lepikhin et al. 2021 GShard §2.2)")
 SRC_PP = "pipeline-parallel serving: pp micro-batches in flight, one activation send per stage boundary"
 SRC_DISAGG = "Zhong et al. 2024 (DistServe) / Qin et al. 2024 (Mooncake): prefill and decode pools, KV sent over " \
              "the network"
-SRC_MM1 = "M/M/1 waiting-time tail (Kleinrock 1975 §3.2): p99 wait = s·ln(100ρ)/(1 − ρ) for ρ > 0.01"
+SRC_MIX = ("request mix: in-flight share s_i ∝ w_i·O_i (Little's law per class, as `batching --mix`); TTFT quantiles "
+           "over arrivals of b_i + W, W the wait before prefill, the same for every class (Poisson arrivals see "
+           "time averages, Wolff 1982; prefills first come first served)")
 
 
 @dataclass(frozen=True)
@@ -51,8 +69,10 @@ class Replica:
     tp: int
     pp: int = 1
     dpa: int = 1  # attention data-parallel groups (ep+dp-attention): experts over tp·dpa GPUs
-    weights: str = "bf16"
+    weights: str | float = "bf16"
     kv_dtype: str = "bf16"
+    group_size: int | None = None  # weight quantisation group (int4/int8 weight-only)
+    activations: str | None = None  # GEMM input precision; None: 8 bit with fp8/int8 weights (W8A8), else bf16
 
     @property
     def gpus(self) -> int:
@@ -64,9 +84,100 @@ class Replica:
         return f"{core} ({self.gpus} GPUs), weights {self.weights}, KV {self.kv_dtype}"
 
 
+@dataclass(frozen=True)
+class Workload:
+    """Request classes: prompt P_i and output O_i tokens, w_i of arrivals (one class: w = 1)."""
+    prompts: tuple[int, ...]
+    outputs: tuple[int, ...]
+    shares: tuple[float, ...] = (1.0,)
+
+    @classmethod
+    def of(cls, prompt, output, shares=None) -> Workload:
+        ps, os_ = tuple(np.atleast_1d(prompt).tolist()), tuple(np.atleast_1d(output).tolist())
+        for opt, vals in (("--prompt", ps), ("--output", os_)):
+            if not vals or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 1
+                               or v != int(v) for v in vals):
+                given = prompt if opt == "--prompt" else output
+                raise LlmcalcError(f"{opt} must be a positive whole number of tokens, got {given!r}")
+        ps, os_ = tuple(int(v) for v in ps), tuple(int(v) for v in os_)
+        k = len(ps)
+        ws = (1.0,) * k if k == 1 and shares is None else tuple(float(w) for w in np.atleast_1d(
+            [1 / k] * k if shares is None else shares))
+        if len(os_) != k or len(ws) != k:
+            raise LlmcalcError(f"--prompt, --output and --mix need one value per request class: {k}, {len(os_)} "
+                               f"and {len(ws)} given")
+        if not all(np.isfinite(w) and w >= 0 for w in ws) or abs(sum(ws) - 1) > 1e-6:
+            raise LlmcalcError(f"--mix shares of arrivals must be non-negative and sum to 1, got "
+                               f"{', '.join(f'{w:g}' for w in ws)}")
+        return cls(ps, os_, ws)
+
+    @property
+    def k(self) -> int:
+        return len(self.prompts)
+
+    @property
+    def inflight(self) -> tuple[float, ...]:
+        """s_i = w_i·O_i / Σ w_j·O_j: class i's share of the sequences in flight (Little's law, T_i ∝ O_i)."""
+        wo = [w * o for w, o in zip(self.shares, self.outputs, strict=True)]
+        return tuple(x / sum(wo) for x in wo)
+
+    @property
+    def prompt_mean(self) -> float:
+        return sum(w * p for w, p in zip(self.shares, self.prompts, strict=True))
+
+    @property
+    def output_mean(self) -> float:
+        return sum(w * o for w, o in zip(self.shares, self.outputs, strict=True))
+
+    @property
+    def decode_context(self) -> float:
+        """Σ s_i·(P_i + O_i/2): the mean context of a sequence in flight (P + O/2 for one class)."""
+        return sum(s * (p + o / 2) for s, p, o in zip(self.inflight, self.prompts, self.outputs, strict=True))
+
+    @property
+    def longest(self) -> int:
+        return max(p + o for p, o in zip(self.prompts, self.outputs, strict=True))
+
+
+def ttft_quantile(shares, base, wait_mean, rho, q: float):
+    """q-quantile over arrivals of TTFT = b_C + W: class C = i with probability w_i, b_i (array (k, …)) its TTFT
+    without queueing, W the wait before prefill, independent of the class (SRC_MIX), with the tail of
+    llmcalc.inference.batching: P(W > t) = ρ·exp(−ρ·t/W̄) for t ≥ 0 (SRC_QUEUE). Returns the smallest x with
+    P(TTFT > x) = Σ w_i·P(W > x − b_i) ≤ 1 − q, solved exactly between consecutive b's (sorted by the first
+    column): on [b_j, b_j+1) it is A_j + ρ·Σ_{i≤j} w_i·e^(−ρ(x − b_i)/W̄), A_j = Σ_{i>j} w_i. One class: b + W_q;
+    no wait: the lower weighted quantile of the b_i (p99 = the longest-prompt class's b when its share > 1%)."""
+    base = np.asarray(base, dtype=float)
+    w = np.asarray(shares, dtype=float)
+    tail = 1 - q
+    if len(w) == 1:
+        return base[0] if np.isscalar(rho) and rho == 0 else base[0] + wait_quantile(wait_mean, rho, q)
+    order = np.argsort(base.reshape(len(w), -1)[:, 0], kind="stable")
+    b, w = base[order], w[order]
+    rho = np.broadcast_to(np.asarray(rho, dtype=float), b.shape[1:])
+    wm = np.broadcast_to(np.asarray(wait_mean, dtype=float), b.shape[1:])
+    queued = (rho > 0) & (wm > 0)
+    scale = np.where(queued, wm / np.where(queued, rho, 1.0), 1.0)  # W̄/ρ: the tail's decay length
+    out = np.full(b.shape[1:], np.nan)
+    for j in range(len(w)):
+        a_j = w[j + 1:].sum()
+        if a_j > tail:  # more than 1 − q of arrivals have not reached b_j yet
+            continue
+        c_j = sum(w[i] * np.exp(-np.where(queued, (b[j] - b[i]) / scale, 0.0)) for i in range(j + 1))
+        g_at = a_j + np.where(queued, rho * c_j, 0.0)  # P(TTFT > b_j)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x = np.where(g_at <= tail, b[j], b[j] + scale * np.log(np.where(queued, rho, 1.0) * c_j / (tail - a_j)))
+        nxt = b[j + 1] if j + 1 < len(w) else np.inf
+        fill = np.isnan(out) & ((g_at <= tail) | (x < nxt))
+        out = np.where(fill, x, out)
+    return out
+
+
 def _dep(m: Model, hw: Hardware, r: Replica, eff: Efficiency) -> Deployment:
-    act = r.weights if r.weights in ("fp8", "int8") else "bf16"  # W8A8: both GEMM inputs in 8 bit
-    return Deployment(m, hw, r.tp, r.weights, None, r.kv_dtype, act, eff)
+    act = r.activations or (r.weights if r.weights in ("fp8", "int8") else "bf16")  # W8A8: both GEMM inputs 8 bit
+    return Deployment(m, hw, r.tp, r.weights, r.group_size, r.kv_dtype, act, eff)
+
+
+replica_deployment = _dep  # the Deployment a replica's tensor-parallel group runs (serve reads its steady state)
 
 
 def _link(hw: Hardware, span: int, eff: Efficiency) -> tuple[float, float]:
@@ -79,15 +190,24 @@ def _link(hw: Hardware, span: int, eff: Efficiency) -> tuple[float, float]:
     return hw.scale_out.per_direction_bytes_per_s * eff.link, ALPHA_OUT_S
 
 
-def capacity(m: Model, hw: Hardware, r: Replica, context: int, reserve: float) -> tuple[int, str | None]:
-    """Sequences of ``context`` tokens whose KV fits per replica, or (0, why not)."""
+def capacity(m: Model, hw: Hardware, r: Replica, wl: Workload, reserve: float) -> tuple[int, str | None]:
+    """Sequences in flight whose KV fits per replica, each charged its class's final length P_i + O_i (the mean
+    over in-flight sequences, Σ s_i·kv(P_i + O_i), for a mix), or (0, why not)."""
     ep = r.dpa if r.kind == "ep+dp-attention" else 1
-    f = fit(m, hw, r.weights, None, r.kv_dtype, r.tp, r.pp, reserve=reserve, context=context, ep=ep).data
+    f = fit(m, hw, r.weights, r.group_size, r.kv_dtype, r.tp, r.pp, reserve=reserve, context=wl.longest,
+            ep=ep).data
     if not f["fits"]:
         return 0, (f"weights {f['weight_bytes_per_gpu'] / 1e9:.1f} GB per GPU > {f['usable_bytes_per_gpu'] / 1e9:.1f} "
-                   f"GB usable")
-    n = int(f["max_batch"]) * (r.dpa if r.kind == "ep+dp-attention" else 1)
-    return (n, None) if n >= 1 else (0, f"no room for one sequence's KV at {context} tokens")
+                   f"GB usable ({reserve:.0%} reserved)")
+    if f["max_batch"] < 1:
+        return 0, (f"no room for one sequence's KV at {wl.longest} tokens "
+                   f"({f['free_bytes_per_gpu'] / 1e9:.2f} GB left per GPU beside the weights)")
+    per_gpu = int(f["max_batch"])
+    if wl.k > 1:  # vLLM (Kwon et al. 2023): free KV bytes // KV bytes per running sequence at its final length
+        per_seq = sum(s * float(kv_bytes_per_request_per_gpu(m, p + o, r.kv_dtype, r.tp, r.pp))
+                      for s, p, o in zip(wl.inflight, wl.prompts, wl.outputs, strict=True))
+        per_gpu = int(f["free_bytes_per_gpu"] // per_seq)
+    return per_gpu * ep, None
 
 
 def _moe_step(m: Model, hw: Hardware, r: Replica, eff: Efficiency, n, lq, ctx, prefill: bool) -> np.ndarray:
@@ -133,59 +253,104 @@ def step_s(m: Model, hw: Hardware, r: Replica, eff: Efficiency, n, lq, ctx, pref
     return t + send, t / r.pp
 
 
-def evaluate(m: Model, hw: Hardware, r: Replica, *, prompt: int, output: int, ttft_s: float, tpot_s: float,
+def _tpot_p99(shares, t_u_class, t_d, tpot, stalls):
+    """p99 decode step: t_d plus the longest prefill stage time (class j) that more than 1% of steps contain,
+    i.e. Σ over classes at least as long of stalls·w_i > 0.01 (no chunked prefill); else the mean TPOT."""
+    out = tpot
+    found = np.zeros(np.shape(tpot), dtype=bool)
+    cum = 0.0
+    for j in np.argsort(-np.asarray(t_u_class), kind="stable"):
+        cum = cum + stalls * shares[j]
+        hit = ~found & (cum > 0.01)
+        out = np.where(hit, np.maximum(tpot, t_d + t_u_class[j]), out)
+        found |= hit
+    return out
+
+
+def evaluate(m: Model, hw: Hardware, r: Replica, *, prompt, output, ttft_s: float, tpot_s: float,
              ttft_p99_s: float | None, tpot_p99_s: float | None, eff: Efficiency, reserve: float,
-             role: str = "both") -> dict:
-    """Best per-replica operating point meeting the targets (role: both | prefill | decode), or why none does."""
-    cap, why = capacity(m, hw, r, prompt + output, reserve)
+             role: str = "both", shares=None) -> dict:
+    """Best per-replica operating point meeting the targets (role: both | prefill | decode), or why none does.
+
+    ``prompt``/``output`` may be lists (request classes) with ``shares`` their shares of arrivals (see the module
+    docstring). The concurrencies meeting the targets are 1 … N* (every latency rises with N), so N* is read off
+    every N up to 4096 and, where the targets still hold there, searched for up to the KV cap (first_true)."""
+    wl = Workload.of(prompt, output, shares)
+    cap, why = capacity(m, hw, r, wl, reserve)
     if cap < 1:
         return {"ok": False, "why": why}
-    t_p, t_u = step_s(m, hw, r, eff, 1, prompt, prompt, True)
-    t_p, t_u = float(t_p), float(t_u)
+    w = np.asarray(wl.shares)
+    pre = [step_s(m, hw, r, eff, 1, p, p, True) for p in wl.prompts]
+    t_pi, t_ui = np.array([float(a) for a, _ in pre]), np.array([float(b) for _, b in pre])
+    t_p, t_u = float(w @ t_pi), float(w @ t_ui)  # means over arrivals (the class's own value for one class)
+    t_u_sq = None if wl.k == 1 else float(w @ t_ui ** 2)  # E[S²] of the prefill service: M/G/1
     if role == "prefill":
         rho = np.linspace(0.01, 0.95, 95)
-        wait99 = np.where(rho > 0.01, t_u * np.log(100 * rho) / (1 - rho), 0.0)
-        ok = (t_p <= ttft_s) & ((ttft_p99_s is None) | (t_p + wait99 <= (ttft_p99_s or np.inf)))
+        wait = queue_wait(t_u, rho, t_u_sq)[0]
+        ttft = float(ttft_quantile(w, t_pi, 0.0, 0.0, 0.5))  # p50 without queueing, as everywhere
+        ttft99 = ttft_quantile(w, t_pi[:, None] + 0 * rho, wait, rho, 0.99)
+        ok = (ttft <= ttft_s) & ((ttft_p99_s is None) | (ttft99 <= (ttft_p99_s or np.inf)))
         if not np.any(ok):
-            return {"ok": False, "why": f"prefill of one prompt {t_p:.3g} s > TTFT target"}
+            return {"ok": False, "why": f"prefill of one prompt {ttft:.3g} s > TTFT target"}
         i = int(np.flatnonzero(ok)[-1])
-        return {"ok": True, "qps": rho[i] / t_u, "ttft_s": t_p, "ttft_p99_s": t_p + float(wait99[i]),
-                "concurrency": rho[i], "prefill_share": 1.0, "t_prefill_s": t_p}
-    if role == "decode" and output <= 1:  # the first token comes from the prefill: a decode pool has no work
+        return {"ok": True, "qps": rho[i] / t_u, "ttft_s": ttft, "ttft_p99_s": float(ttft99[i]),
+                "concurrency": rho[i], "prefill_share": 1.0, "t_prefill_s": t_p, "t_prefill_class_s": t_pi,
+                "rho": float(rho[i]), "wait_mean_s": float(wait[i])}
+    if role == "decode" and wl.output_mean <= 1:  # the first token comes from the prefill: no decode work
         return {"ok": False, "why": "one output token: nothing to decode in a separate pool"}
+    decode_only = role == "decode"
+    t_p_eff, t_u_eff = (0.0, 0.0) if decode_only else (t_p, t_u)
+    base_p = 0 * t_pi if decode_only else t_pi
+
+    def at(n):
+        """Every figure at concurrencies n (array)."""
+        t_d, _ = step_s(m, hw, r, eff, n, 1, wl.decode_context, False)
+        # T² − T·s + N·t_p·t_u = 0 (Little's law + prefill share), λ, u, TPOT: llmcalc.inference.batching
+        ss = steady_state(t_p_eff, t_d, wl.output_mean, n, t_busy=None if t_u_eff == t_p_eff else t_u_eff)
+        T, lam, u, tpot = ss["request_s"], ss["qps"], ss["prefill_share"], ss["tpot_s"]
+        base = base_p[:, None] + t_d
+        ttft = ttft_quantile(w, base, 0.0, 0.0, 0.5)
+        wait = 0.0 if decode_only else queue_wait(t_u, np.minimum(u, 1 - 1e-12), t_u_sq)[0]
+        ttft99 = ttft_quantile(w, base, wait, u, 0.99)
+        stalls = lam * t_d / np.maximum(1 - u, 1e-12)  # prefills per decode step
+        tpot99 = tpot if decode_only else _tpot_p99(w, t_ui, t_d, tpot, stalls)
+        ok = (tpot <= tpot_s) & (u < 1) & (decode_only | (ttft <= ttft_s))
+        if ttft_p99_s is not None and not decode_only:
+            ok &= ttft99 <= ttft_p99_s
+        if tpot_p99_s is not None:
+            ok &= tpot99 <= tpot_p99_s
+        return {"n": n, "t_d": t_d, "T": T, "lam": lam, "u": u, "tpot": tpot, "ttft": ttft, "ttft99": ttft99,
+                "tpot99": tpot99, "ok": ok}
+
     n = np.arange(1, min(cap, 4096) + 1, dtype=float)
-    t_d, _ = step_s(m, hw, r, eff, n, 1, prompt + output / 2, False)
-    t_u_eff = 0.0 if role == "decode" else t_u
-    t_p_eff = 0.0 if role == "decode" else t_p
-    s = t_p_eff + n * t_u_eff + (output - 1) * t_d  # T² − T·s + N·t_p·t_u = 0 (Little's law + prefill share)
-    T = (s + np.sqrt(np.maximum(s * s - 4 * n * t_p_eff * t_u_eff, 0))) / 2
-    lam = n / T
-    u = lam * t_u_eff
-    tpot = t_d / np.maximum(1 - u, 1e-12)
-    ttft = t_p_eff + t_d
-    wait99 = np.where(u > 0.01, t_u_eff * np.log(np.maximum(100 * u, 1)) / np.maximum(1 - u, 1e-12), 0.0)
-    ttft99 = ttft + wait99
-    stalls = lam * t_d / np.maximum(1 - u, 1e-12)  # prefills per decode step
-    tpot99 = np.where((role != "decode") & (stalls > 0.01), np.maximum(tpot, t_d + t_u_eff), tpot)
-    ok = (tpot <= tpot_s) & (u < 1) & ((role == "decode") | (ttft <= ttft_s))
-    if ttft_p99_s is not None and role != "decode":
-        ok &= ttft99 <= ttft_p99_s
-    if tpot_p99_s is not None:
-        ok &= tpot99 <= tpot_p99_s
+    a = at(n)
+    ok = a["ok"]
     if not ok.any():
         bad = []
-        if role != "decode" and ttft[0] > ttft_s:
-            bad.append(f"TTFT at batch 1 = {float(ttft[0]):.3g} s > {ttft_s:g} s")
-        if tpot[0] > tpot_s:
-            bad.append(f"TPOT at batch 1 = {float(tpot[0]) * 1e3:.3g} ms > {tpot_s * 1e3:g} ms")
-        if tpot_p99_s is not None and tpot99[0] > tpot_p99_s:
-            bad.append(f"TPOT p99 at batch 1 = {float(tpot99[0]) * 1e3:.3g} ms > {tpot_p99_s * 1e3:g} ms "
+        if not decode_only and a["ttft"][0] > ttft_s:
+            bad.append(f"TTFT at batch 1 = {float(a['ttft'][0]):.3g} s > {ttft_s:g} s target")
+        if a["tpot"][0] > tpot_s:
+            bad.append(f"TPOT at batch 1 = {float(a['tpot'][0]) * 1e3:.3g} ms > {tpot_s * 1e3:g} ms target")
+        if tpot_p99_s is not None and a["tpot99"][0] > tpot_p99_s:
+            bad.append(f"TPOT p99 at batch 1 = {float(a['tpot99'][0]) * 1e3:.3g} ms > {tpot_p99_s * 1e3:g} ms "
                        "(a prefill stalls the decode step)")
         return {"ok": False, "why": "; ".join(bad) or "no batch meets every target"}
     i = int(np.flatnonzero(ok)[-1])
-    return {"ok": True, "qps": float(lam[i]), "concurrency": float(n[i]), "kv_cap": cap, "ttft_s": float(ttft if
-            np.ndim(ttft) == 0 else ttft[i]), "ttft_p99_s": float(ttft99[i]), "tpot_s": float(tpot[i]),
-            "tpot_p99_s": float(tpot99[i]), "prefill_share": float(u[i]), "t_prefill_s": t_p}
+    if ok[-1] and cap > n.size:  # the targets hold at 4096 in flight: the rest of 1 … cap, by search
+        seen = [a]
+
+        def too_many(k):
+            seen.append(at(k.astype(float)))
+            return ~seen[-1]["ok"]
+
+        first_bad = first_true(too_many, n.size + 1, cap, points=1024)
+        best = float(cap if first_bad is None else first_bad - 1)
+        hit = next(((x, int(j[0])) for x in seen if (j := np.flatnonzero(x["n"] == best)).size), None)
+        a, i = hit or (at(np.array([best])), 0)  # the search has usually evaluated N* already (its last round)
+    return {"ok": True, "qps": float(a["lam"][i]), "concurrency": float(a["n"][i]), "kv_cap": cap,
+            "ttft_s": float(a["ttft"][i]), "ttft_p99_s": float(a["ttft99"][i]), "tpot_s": float(a["tpot"][i]),
+            "tpot_p99_s": float(a["tpot99"][i]), "prefill_share": float(a["u"][i]), "t_prefill_s": t_p,
+            "t_decode_s": float(a["t_d"][i]), "request_s": float(a["T"][i])}
 
 
 def candidates(m: Model, hw: Hardware, weights: list[str], kv: list[str]) -> list[Replica]:
@@ -204,18 +369,72 @@ def candidates(m: Model, hw: Hardware, weights: list[str], kv: list[str]) -> lis
     return out
 
 
-def plan_serve(m: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: float, tpot_s: float,
+def tp_family(m: Model, hw: Hardware, weights: str | float = "bf16", kv_dtype: str = "bf16",
+              group_size: int | None = None, activations: str | None = None) -> list[Replica]:
+    """`serve`'s family: one replica per TP = 1, 2, 4, … within the scale-up domain (NVLink node) that divides the
+    attention heads and splits or replicates the KV heads whole (kv.check_tp), at one weight and KV precision."""
+    from .kv import check_tp
+
+    out, t = [], 1
+    while t <= hw.scale_up.domain_size:
+        try:
+            check_tp(m, t)
+        except LlmcalcError:
+            t *= 2
+            continue
+        out.append(Replica("tp", t, 1, 1, weights, kv_dtype, group_size, activations))
+        t *= 2
+    return out
+
+
+def search(m: Model, hw: Hardware, reps: list[Replica], wl: Workload, *, load: float | None,
+           concurrent: float | None, price: float | None, disaggregate: bool, **kw) -> tuple[list, list, dict]:
+    """Every candidate replica evaluated against the targets and sized for the load.
+
+    Returns (outcomes, pooled, rejected_pools): outcomes = [(replica, evaluation, deployment row or None)] in the
+    order given; pooled = the disaggregated deployments (best prefill and decode pool per KV precision);
+    rejected_pools = {family: why} for KV precisions without both pools."""
+    kw = dict(kw, prompt=list(wl.prompts), output=list(wl.outputs), shares=list(wl.shares))
+    outcomes, pooled, rejected = [], [], {}
+    best_pre, best_dec = {}, {}
+
+    def pool_gpus(r, e):  # a pool's GPUs at this load (whole replicas), then GPUs per unit of rate
+        return (r.gpus * math.ceil(load / e["qps"] - 1e-9) if load is not None else 0, r.gpus / e["qps"])
+
+    for r in reps:
+        fam = f"{r.kind}, weights {r.weights}, KV {r.kv_dtype}"
+        e = evaluate(m, hw, r, **kw)
+        outcomes.append((r, e, _deployment(fam, r, e, load, concurrent, wl, price) if e["ok"] else None))
+        if disaggregate:
+            for role, store in (("prefill", best_pre), ("decode", best_dec)):
+                e2 = evaluate(m, hw, r, **kw, role=role)
+                if e2["ok"] and (r.kv_dtype not in store or pool_gpus(r, e2) < pool_gpus(*store[r.kv_dtype])):
+                    store[r.kv_dtype] = (r, e2)
+    if disaggregate:
+        for k in dict.fromkeys(r.kv_dtype for r in reps):
+            if k in best_pre and k in best_dec:
+                row = _disaggregated(m, hw, best_pre[k], best_dec[k], load, concurrent, wl, price, kw["ttft_s"],
+                                     kw["ttft_p99_s"], kw["eff"])
+                if row is not None:
+                    pooled.append(row)
+            else:
+                missing = [s for s, st in (("prefill", best_pre), ("decode", best_dec)) if k not in st]
+                rejected[f"disaggregated, KV {k}"] = f"no {' or '.join(missing)} pool meets its targets"
+    return outcomes, pooled, rejected
+
+
+def plan_serve(m: Model, hw: Hardware, *, prompt, output, ttft_s: float, tpot_s: float,
                qps: float | None = None, users: float | None = None, requests_per_user_per_min: float = 1.0,
                concurrent: float | None = None, ttft_p99_s: float | None = None, tpot_p99_s: float | None = None,
                weights: list[str] | None = None, kv_dtypes: list[str] | None = None, disaggregate: bool = True,
                eff: Efficiency = DEFAULT_EFFICIENCY, price_usd_per_hour: float | None = None, reserve: float = 0.1,
-               top: int = 10) -> Result:
-    """The cheapest deployments meeting the targets (fewest GPUs), and each rejected family's failing constraint."""
+               top: int = 10, shares: list[float] | None = None) -> Result:
+    """The cheapest deployments meeting the targets (fewest GPUs), and each rejected family's failing constraint.
+
+    ``prompt``/``output``: token counts, or lists (request classes) with ``shares`` of arrivals (--mix)."""
     if sum(x is not None for x in (qps, users, concurrent)) != 1:
         raise LlmcalcError("give exactly one of --qps Q, --users U or --concurrent C")
-    for opt, v in (("--prompt", prompt), ("--output", output)):
-        if not isinstance(v, (int, np.integer)) or v < 1:
-            raise LlmcalcError(f"{opt} must be a positive whole number of tokens, got {v!r}")
+    wl = Workload.of(prompt, output, shares)
     for opt, v in (("--ttft", ttft_s), ("--tpot", tpot_s), ("--qps", qps), ("--users", users),
                    ("--concurrent", concurrent), ("--ttft-p99", ttft_p99_s), ("--tpot-p99", tpot_p99_s),
                    ("--requests-per-user-per-min", requests_per_user_per_min)):
@@ -223,8 +442,8 @@ def plan_serve(m: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: floa
             raise LlmcalcError(f"{opt} must be a positive finite number, got {v!r}")
     if not 0 <= reserve < 1:
         raise LlmcalcError(f"--reserve must lie in [0, 1), got {reserve!r}")
-    if prompt + output > m.max_seq_len:
-        raise LlmcalcError(f"--prompt + --output = {prompt + output} exceeds {m.display_name}'s "
+    if wl.longest > m.max_seq_len:
+        raise LlmcalcError(f"--prompt + --output = {wl.longest} exceeds {m.display_name}'s "
                            f"{m.max_seq_len:,} positions")
     has_fp8 = "fp8" in hw.peak_flops_per_s
     weights = weights or (["bf16", "fp8"] if has_fp8 else ["bf16"])
@@ -238,50 +457,51 @@ def plan_serve(m: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: floa
         load, how = qps, f"{qps:g} req/s (given)"
     else:
         load, how = None, f"{concurrent:g} requests in flight at all times (closed loop)"
-    notes = [f"load: {how}, each {prompt} prompt + {output} output tokens",
+    if wl.k == 1:
+        each = f"each {wl.prompts[0]} prompt + {wl.outputs[0]} output tokens"
+    else:
+        each = "a mix of " + ", ".join(f"{w:.3g} × ({p} prompt + {o} output)"
+                                       for p, o, w in zip(wl.prompts, wl.outputs, wl.shares, strict=True))
+    notes = [f"load: {how}, {each}",
              f"targets: TTFT p50 ≤ {ttft_s:g} s" + (f", p99 ≤ {ttft_p99_s:g} s" if ttft_p99_s else "")
              + f"; TPOT p50 ≤ {tpot_s * 1e3:g} ms" + (f", p99 ≤ {tpot_p99_s * 1e3:g} ms" if tpot_p99_s else ""),
              eff.describe() + f"; {reserve:.0%} of memory reserved",
-             "mean-value continuous batching (as `serve`); p99 from an M/M/1 prefill queue and prefill stalls",
+             "mean-value continuous batching (as `serve`); TTFT p50 held without queueing (as `serve`'s capacity); "
+             "p99 from the M/D/1 prefill queue of `serve`" + (" (M/G/1 for the mix)" if wl.k > 1 else "")
+             + " and prefill stalls",
              f"searched: TP, TP×PP across nodes{', EP + DP-attention' if m.moe else ''}, weights "
              f"{'/'.join(weights)}, KV {'/'.join(kv_dtypes)}" + (", prefill/decode disaggregation" if disaggregate
                                                                  else "")]
-    kw = dict(prompt=prompt, output=output, ttft_s=ttft_s, tpot_s=tpot_s, ttft_p99_s=ttft_p99_s,
-              tpot_p99_s=tpot_p99_s, eff=eff, reserve=reserve)
+    if wl.k > 1:
+        notes.insert(1, "request mix, per class (not its mean lengths): in flight s_i ∝ w_i·O_i (Little's law per "
+                     "class); KV cap = free // Σ s_i·kv(P_i + O_i) (each sequence its class's final length); decode "
+                     f"step at the in-flight mean context Σ s_i·(P_i + O_i/2) = {wl.decode_context:.0f} tokens; "
+                     "TTFT_i = wait + t_prefill,i + t_decode, the wait M/G/1 (Pollaczek-Khinchine) and the same for "
+                     "every class; TTFT p50/p99 are quantiles over arrivals (p99 = the longest-prompt class's "
+                     "TTFT, plus its wait, once that class is over 1% of arrivals); TPOT is shared by all classes")
+    kw = dict(ttft_s=ttft_s, tpot_s=tpot_s, ttft_p99_s=ttft_p99_s, tpot_p99_s=tpot_p99_s, eff=eff, reserve=reserve)
+    outcomes, pooled, rejected_pools = search(m, hw, candidates(m, hw, weights, kv_dtypes), wl, load=load,
+                                              concurrent=concurrent, price=price, disaggregate=disaggregate, **kw)
     rows, rejected = [], {}
-    best_pre, best_dec = {}, {}
-    for r in candidates(m, hw, weights, kv_dtypes):
-        fam = f"{r.kind}, weights {r.weights}, KV {r.kv_dtype}"
-        e = evaluate(m, hw, r, **kw)
-        if e["ok"]:
-            rows.append(_deployment(fam, r, e, load, concurrent, prompt, output, price))
+    for r, e, row in outcomes:
+        if row is not None:
+            rows.append(row)
         else:
-            rejected.setdefault(fam, []).append(f"{r.label().split(' (')[0]}: {e['why']}")
-        if disaggregate:
-            for role, store in (("prefill", best_pre), ("decode", best_dec)):
-                e2 = evaluate(m, hw, r, **kw, role=role)
-                if e2["ok"] and (r.kv_dtype not in store or r.gpus / e2["qps"] < store[r.kv_dtype][0].gpus /
-                                 store[r.kv_dtype][1]["qps"]):
-                    store[r.kv_dtype] = (r, e2)
-    if disaggregate:
-        for k in kv_dtypes:
-            if k in best_pre and k in best_dec:
-                rows.append(_disaggregated(m, hw, best_pre[k], best_dec[k], load, concurrent, prompt, output,
-                                           price, ttft_s, ttft_p99_s, eff))
-            else:
-                missing = [s for s, st in (("prefill", best_pre), ("decode", best_dec)) if k not in st]
-                rejected.setdefault(f"disaggregated, KV {k}", []).append(f"no {' or '.join(missing)} pool "
-                                                                         "meets its targets")
-    rows = [x for x in rows if x is not None]
+            rejected.setdefault(f"{r.kind}, weights {r.weights}, KV {r.kv_dtype}", []).append(
+                f"{r.label().split(' (')[0]}: {e['why']}")
+    rows += pooled
+    for fam, why in rejected_pools.items():
+        rejected.setdefault(fam, []).append(why)
     rows.sort(key=lambda x: (x["gpus"], x["usd_per_million_output"] or 0))
     best_by_family: dict[str, dict] = {}
     for x in rows:
         best_by_family.setdefault(x["family"], x)
     ranked = list(best_by_family.values())[:top]
     failed = {f: "; ".join(v[-3:]) for f, v in rejected.items() if f not in best_by_family}
-    data = {"model": m.name, "hardware": hw.name, "qps": load, "concurrent": concurrent, "prompt": prompt,
-            "output": output, "ranked": ranked, "rejected": failed, "price_usd_per_hour": price,
-            "assumptions_first": notes}
+    data = {"model": m.name, "hardware": hw.name, "qps": load, "concurrent": concurrent,
+            "prompt": wl.prompts[0] if wl.k == 1 else list(wl.prompts),
+            "output": wl.outputs[0] if wl.k == 1 else list(wl.outputs), "mix": list(wl.shares),
+            "ranked": ranked, "rejected": failed, "price_usd_per_hour": price, "assumptions_first": notes}
     if not ranked:
         raise LlmcalcError(f"no deployment of {m.display_name} on {hw.display_name} meets the targets: "
                            + " | ".join(f"{f}: {w}" for f, w in list(failed.items())[:6]))
@@ -304,11 +524,13 @@ def _fleet(e_qps: float, e_conc: float, load: float | None, concurrent: float | 
     return reps, concurrent / e_conc * e_qps  # every replica at its operating point's rate, pro rata
 
 
-def _deployment(fam: str, r: Replica, e: dict, load, concurrent, prompt, output, price) -> dict:
+def _deployment(fam: str, r: Replica, e: dict, load, concurrent, wl: Workload, price) -> dict:
     reps, lam = _fleet(e["qps"], e["concurrency"], load, concurrent)
     gpus = reps * r.gpus
-    out_tps, in_tps = lam * output, lam * prompt
-    u = e["prefill_share"]
+    out_tps, in_tps = lam * wl.output_mean, lam * wl.prompt_mean
+    # prefill's share of GPU time at the actual load, as `serve` splits cost: u = λ_replica·t_prefill (the share
+    # at capacity scaled by the replica's load over its capacity)
+    u = e["prefill_share"] * (lam / reps) / e["qps"]
     usd_h = None if price is None else gpus * price
     return {"family": fam, "config": r.label(), "gpus": gpus, "replicas": reps, "concurrency_per_replica":
             e["concurrency"], "ttft_s": e["ttft_s"], "ttft_p99_s": e["ttft_p99_s"], "tpot_s": e["tpot_s"],
@@ -318,23 +540,26 @@ def _deployment(fam: str, r: Replica, e: dict, load, concurrent, prompt, output,
             "usd_per_million_output": None if usd_h is None else usd_h * (1 - u) / 3600 / out_tps * 1e6}
 
 
-def _disaggregated(m, hw, pre, dec, load, concurrent, prompt, output, price, ttft_s, ttft_p99_s, eff) -> dict | None:
+def _disaggregated(m, hw, pre, dec, load, concurrent, wl: Workload, price, ttft_s, ttft_p99_s, eff) -> dict | None:
     (rp, ep), (rd, ed) = pre, dec
     bw, alpha = _link(hw, 2 * hw.scale_up.domain_size, eff)  # pools on different nodes: the network
-    kv = float(kv_bytes_per_request(m, prompt, rd.kv_dtype))
-    transfer = alpha + kv / (rp.gpus * bw)  # each prefill GPU sends its shard over its own NIC
-    ttft = ep["ttft_s"] + transfer + ed["tpot_s"]
-    ttft99 = ep["ttft_p99_s"] + transfer + ed["tpot_p99_s"]
+    kv = np.array([float(kv_bytes_per_request(m, p, rd.kv_dtype)) for p in wl.prompts])
+    transfer = alpha + kv / (rp.gpus * bw)  # each prefill GPU sends its shard over its own NIC (per class)
+    w, t_pi = np.asarray(wl.shares), ep["t_prefill_class_s"]
+    ttft = float(ttft_quantile(w, t_pi + transfer + ed["tpot_s"], 0.0, 0.0, 0.5))
+    ttft99 = float(ttft_quantile(w, t_pi + transfer + ed["tpot_p99_s"], ep["wait_mean_s"], ep["rho"], 0.99))
     if ttft > ttft_s or (ttft_p99_s is not None and ttft99 > ttft_p99_s):
         return None
-    lam = load if load is not None else concurrent / (ttft + (output - 1) * ed["tpot_s"])
+    ttft_mean = float(w @ (t_pi + transfer)) + ed["tpot_s"]
+    lam = load if load is not None else concurrent / (ttft_mean + (wl.output_mean - 1) * ed["tpot_s"])
     rep_p = max(1, math.ceil(lam / ep["qps"] - 1e-9))
     rep_d = max(1, math.ceil(lam / ed["qps"] - 1e-9))
     gp, gd = rep_p * rp.gpus, rep_d * rd.gpus
     return {"family": f"disaggregated, KV {rd.kv_dtype}", "config": f"prefill {rp.label()} ×{rep_p} + decode "
             f"{rd.label()} ×{rep_d}", "gpus": gp + gd, "replicas": rep_p + rep_d,
             "concurrency_per_replica": ed["concurrency"], "ttft_s": ttft, "ttft_p99_s": ttft99,
-            "tpot_s": ed["tpot_s"], "tpot_p99_s": ed["tpot_p99_s"], "qps": lam, "output_tokens_per_s": lam * output,
-            "input_tokens_per_s": lam * prompt, "kv_transfer_s": transfer,
-            "usd_per_million_input": None if price is None else gp * price / 3600 / (lam * prompt) * 1e6,
-            "usd_per_million_output": None if price is None else gd * price / 3600 / (lam * output) * 1e6}
+            "tpot_s": ed["tpot_s"], "tpot_p99_s": ed["tpot_p99_s"], "qps": lam,
+            "output_tokens_per_s": lam * wl.output_mean, "input_tokens_per_s": lam * wl.prompt_mean,
+            "kv_transfer_s": float(w @ transfer),
+            "usd_per_million_input": None if price is None else gp * price / 3600 / (lam * wl.prompt_mean) * 1e6,
+            "usd_per_million_output": None if price is None else gd * price / 3600 / (lam * wl.output_mean) * 1e6}

@@ -5,7 +5,9 @@ Method (every step printed as an assumption):
    (--concurrent: each stream always has one request in flight, so the load is N sequences in flight and
    the rate follows from Little's law, qps = N / T);
 2. for each TP = 1, 2, 4, … up to the scale-up domain (NVLink node) whose weights plus KV fit and for
-   which some concurrency meets both targets, the fleet it needs; the TP needing fewest GPUs wins;
+   which some concurrency meets both targets, the fleet it needs; the TP needing fewest GPUs wins. Steps 2-4
+   are the serving planner's search (:mod:`llmcalc.inference.plan_serve`: ``search`` over ``tp_family``, one
+   weight and KV precision, no pipeline, expert parallelism or disaggregation); serve presents its answer;
 3. per replica, the largest concurrency N (continuous batching, steady state from
    :mod:`llmcalc.inference.batching`) with TTFT = t_prefill + t_decode(N) <= target and the prefill-stretched
    TPOT = t_decode(N)/(1 − qps·t_prefill) <= target, and N within the KV cap; its throughput is
@@ -32,8 +34,8 @@ from ..core.efficiency import DEFAULT_EFFICIENCY, Efficiency
 from ..core.errors import LlmcalcError
 from ..core.results import Result, derive
 from ..core.specs import Hardware, Model
-from .batching import check_workload, concurrency_for_rate, curve, kv_cap, queue_figures, rate_curve
-from .latency import Deployment, first_true
+from .batching import check_workload, concurrency_for_rate, curve, queue_figures, rate_curve
+from .plan_serve import Workload, replica_deployment, search, tp_family
 
 SRC_LOAD = "load: users x requests/user/min / 60"
 SRC_REPLICA = "per-replica rate N/T(N) at the largest N meeting TTFT and TPOT (Little's law; Orca-style batching)"
@@ -41,61 +43,6 @@ SRC_COST = "cost = GPUs x price/h / (3600 x output tokens/s), per 1e6 tokens"
 SRC_SPLIT = ("GPU time split by phase: prefill takes qps_replica x t_prefill of each replica's time (the rest is "
              "decode); each phase's share of the cost over its own tokens (our allocation rule)")
 SRC_STREAMS = "N simultaneous streams: each keeps one request in flight (closed loop), N = qps x T (Little 1961)"
-
-
-def tp_candidates(hw: Hardware, model: Model) -> list[int]:
-    out, t = [], 1
-    while t <= hw.scale_up.domain_size:
-        if model.attention.n_heads % t == 0:
-            out.append(t)
-        t *= 2
-    return out
-
-
-def best_concurrency(dep: Deployment, prompt: int, output: int, ttft_s: float, tpot_s: float,
-                     reserve: float = 0.1) -> dict | None:
-    """Largest N meeting both targets within the KV cap, with its steady state; None if no N does.
-
-    Found by a search over 1 … cap (first_true), not by evaluating every N (a small model's KV cap runs to millions):
-    TTFT = t_p + t_d(N) and TPOT = t_d(N)/(1 − u(N)) both rise with N (a larger decode batch takes no less
-    time, and λ(N) = N/T(N), hence u = λ·t_p, rises), so the N that meet the targets are 1 … N*.
-    """
-    cap = kv_cap(dep, prompt, output, reserve)
-    if cap < 1:
-        return None
-
-    def too_many(n):
-        c = curve(dep, prompt, output, n.astype(float))
-        return ~((c["ttft_s"] <= ttft_s) & (c["tpot_s"] <= tpot_s) & (c["prefill_share"] < 1))
-
-    first_bad = first_true(too_many, 1, cap)
-    best = cap if first_bad is None else first_bad - 1
-    if best < 1:
-        return None
-    c = curve(dep, prompt, output, float(best))
-    return {k: (float(v) if np.ndim(v) == 0 and not isinstance(v, (bool, np.bool_)) else v)
-            for k, v in c.items()} | {"kv_cap": cap}
-
-
-def why_not(dep: Deployment, prompt: int, output: int, ttft_s: float, tpot_s: float, reserve: float = 0.1) -> str:
-    """The constraint that rules out this deployment, with its numbers."""
-    from .kv import fit
-
-    f = fit(dep.model, dep.hw, dep.weights, dep.group_size, dep.kv_dtype, dep.tp, reserve=reserve,
-            context=prompt + output).data
-    if not f["fits"]:
-        return (f"weights {f['weight_bytes_per_gpu'] / 1e9:.1f} GB per GPU > {f['usable_bytes_per_gpu'] / 1e9:.1f} GB "
-                f"usable ({reserve:.0%} reserved)")
-    if f["max_batch"] < 1:
-        return (f"no room for one sequence's KV at {prompt + output} tokens "
-                f"({f['free_bytes_per_gpu'] / 1e9:.2f} GB left per GPU beside the weights)")
-    c = curve(dep, prompt, output, 1.0)
-    out = []
-    if c["ttft_s"] > ttft_s:
-        out.append(f"TTFT at batch 1 = {float(c['ttft_s']):.3g} s > {ttft_s:g} s target")
-    if c["tpot_s"] > tpot_s:
-        out.append(f"TPOT at batch 1 = {float(c['tpot_s']) * 1e3:.3g} ms > {tpot_s * 1e3:g} ms target")
-    return "; ".join(out) or "no concurrency meets both targets"
 
 
 def serve(model: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: float = 2.0, tpot_s: float = 0.05,
@@ -128,25 +75,22 @@ def serve(model: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: float
     elif qps is not None:
         figs.append(derive("qps", "q", "req/s", "given", label="request rate", q=qps))
     load = figs[0].value if figs else None  # streams: the rate follows from the replicas chosen
-    # Every TP degree that works is costed; the one needing the fewest GPUs wins (ties: the smaller TP).
-    # A larger TP often pays for itself: more KV room per replica means more sequences in flight.
-    tried, chosen, chosen_gpus = [], None, math.inf
-    for t in tp_candidates(hw, model):
-        dep = Deployment(model, hw, t, weights, group_size, kv_dtype, activations, eff)
-        best = best_concurrency(dep, prompt, output, ttft_s, tpot_s, reserve)
-        if best is None:
-            tried.append(f"tp {t}: {why_not(dep, prompt, output, ttft_s, tpot_s, reserve)}")
-            continue
-        need = load / best["qps"] if concurrent is None else concurrent / best["concurrency"]
-        gpus_t = math.ceil(need) * t
-        tried.append(f"tp {t}: N = {int(best['concurrency'])}, {best['qps']:.3g} req/s per replica, {gpus_t} GPUs")
-        if gpus_t < chosen_gpus:
-            chosen, chosen_gpus = (dep, best), gpus_t
-    if chosen is None:
+    # The serving planner's search (llmcalc.inference.plan_serve) over serve's family: TP = 1, 2, 4, … within the
+    # scale-up domain at the given precision. Every TP degree that works is costed; the one needing the fewest GPUs
+    # wins (ties: the smaller TP). A larger TP often pays for itself: more KV room, more sequences in flight.
+    family = tp_family(model, hw, weights, kv_dtype, group_size, activations)
+    outcomes, _, _ = search(model, hw, family, Workload.of(prompt, output), load=load, concurrent=concurrent,
+                            price=None, disaggregate=False, ttft_s=ttft_s, tpot_s=tpot_s, ttft_p99_s=None,
+                            tpot_p99_s=None, eff=eff, reserve=reserve)
+    tried = [f"tp {r.tp}: N = {int(e['concurrency'])}, {e['qps']:.3g} req/s per replica, {row['gpus']} GPUs"
+             if row else f"tp {r.tp}: {e['why']}" for r, e, row in outcomes]
+    ok = [(row["gpus"], r.tp, r, e) for r, e, row in outcomes if row]
+    if not ok:
         raise LlmcalcError(f"no TP degree up to {hw.scale_up.domain_size} on {hw.display_name} serves "
                            f"{model.display_name} within TTFT {ttft_s:g} s and TPOT {tpot_s * 1e3:g} ms "
                            f"({'; '.join(tried)}); relax the targets, quantise, or pick larger hardware")
-    dep, b = chosen
+    _, _, rep, b = min(ok, key=lambda x: x[:2])
+    dep = replica_deployment(model, hw, rep, eff)
     figs.append(derive("tp", "t", "GPU", "the power of two in the scale-up domain needing the fewest GPUs in total",
                        label="TP degree per replica", t=dep.tp))
     figs.append(derive("capacity/concurrency", "N", "seq", SRC_REPLICA,

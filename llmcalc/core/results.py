@@ -189,14 +189,22 @@ class _Substitution:
         self.formula = formula
         self.values = {k: (_show(v) if getattr(v, "ndim", 0) else v) for k, v in values.items()}
 
-    def __call__(self) -> str:
+    def __call__(self) -> str:  # an array's text was made in __init__; _show(text) is the text
         vals = self.values
+        return pretty("".join(_show(vals[part]) if is_name else part for is_name, part in _template(self.formula)))
 
-        def sub(m: re.Match) -> str:  # an array's text was made in __init__; _show(text) is the text
-            n = m.group(0)
-            return n if n in _FUNCS else _show(vals[n])
 
-        return pretty(_NAME.sub(sub, self.formula))
+@lru_cache(maxsize=1024)
+def _template(formula: str) -> tuple[tuple[bool, str], ...]:
+    """The formula cut into (is a value name, text) pieces once; joining the pieces with the values shown gives
+    what ``_NAME.sub`` with :func:`_show` gives."""
+    parts, at = [], 0
+    for m in _NAME.finditer(formula):
+        parts.append((False, formula[at:m.start()]))
+        parts.append((m.group(0) not in _FUNCS, m.group(0)))
+        at = m.end()
+    parts.append((False, formula[at:]))
+    return tuple(p for p in parts if p[1])
 
 
 def pretty(formula: str) -> str:

@@ -134,12 +134,21 @@ def step_s(m: Model, hw: Hardware, r: Replica, eff: Efficiency, n, lq, ctx, pref
 
 def evaluate(m: Model, hw: Hardware, r: Replica, *, prompt: int, output: int, ttft_s: float, tpot_s: float,
              ttft_p99_s: float | None, tpot_p99_s: float | None, eff: Efficiency, reserve: float,
-             role: str = "both") -> dict:
-    """Best per-replica operating point meeting the targets (role: both | prefill | decode), or why none does."""
-    cap, why = capacity(m, hw, r, prompt + output, reserve)
+             role: str = "both", memo: dict | None = None) -> dict:
+    """Best per-replica operating point meeting the targets (role: both | prefill | decode), or why none does.
+    ``memo``: a dict shared by the calls for one replica (its roles), which reuse its capacity and step times."""
+
+    def once(key, fn, *a):
+        if memo is None:
+            return fn(*a)
+        if key not in memo:
+            memo[key] = fn(*a)
+        return memo[key]
+
+    cap, why = once("capacity", capacity, m, hw, r, prompt + output, reserve)
     if cap < 1:
         return {"ok": False, "why": why}
-    t_p, t_u = step_s(m, hw, r, eff, 1, prompt, prompt, True)
+    t_p, t_u = once("prefill", step_s, m, hw, r, eff, 1, prompt, prompt, True)
     t_p, t_u = float(t_p), float(t_u)
     if role == "prefill":
         rho = np.linspace(0.01, 0.95, 95)
@@ -151,7 +160,7 @@ def evaluate(m: Model, hw: Hardware, r: Replica, *, prompt: int, output: int, tt
         return {"ok": True, "qps": rho[i] / t_u, "ttft_s": t_p, "ttft_p99_s": t_p + float(wait99[i]),
                 "concurrency": rho[i], "prefill_share": 1.0, "t_prefill_s": t_p}
     n = np.arange(1, min(cap, 4096) + 1, dtype=float)
-    t_d, _ = step_s(m, hw, r, eff, n, 1, prompt + output / 2, False)
+    t_d, _ = once("decode", step_s, m, hw, r, eff, n, 1, prompt + output / 2, False)
     t_u_eff = 0.0 if role == "decode" else t_u
     t_p_eff = 0.0 if role == "decode" else t_p
     s = t_p_eff + n * t_u_eff + (output - 1) * t_d  # T² − T·s + N·t_p·t_u = 0 (Little's law + prefill share)
@@ -249,14 +258,15 @@ def plan_serve(m: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: floa
     best_pre, best_dec = {}, {}
     for r in candidates(m, hw, weights, kv_dtypes):
         fam = f"{r.kind}, weights {r.weights}, KV {r.kv_dtype}"
-        e = evaluate(m, hw, r, **kw)
+        memo: dict = {}  # this replica's capacity and step times, shared by its three roles
+        e = evaluate(m, hw, r, **kw, memo=memo)
         if e["ok"]:
             rows.append(_deployment(fam, r, e, load, concurrent, prompt, output, price))
         else:
             rejected.setdefault(fam, []).append(f"{r.label().split(' (')[0]}: {e['why']}")
         if disaggregate:
             for role, store in (("prefill", best_pre), ("decode", best_dec)):
-                e2 = evaluate(m, hw, r, **kw, role=role)
+                e2 = evaluate(m, hw, r, **kw, role=role, memo=memo)
                 if e2["ok"] and (r.kv_dtype not in store or r.gpus / e2["qps"] < store[r.kv_dtype][0].gpus /
                                  store[r.kv_dtype][1]["qps"]):
                     store[r.kv_dtype] = (r, e2)

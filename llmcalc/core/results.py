@@ -70,6 +70,45 @@ def _set_substituted(self, s) -> None:  # the dataclass __init__ (and replace) s
 Figure.substituted = property(_get_substituted, _set_substituted)
 
 
+def relabel(f: Figure, **changes) -> Figure:
+    """``dataclasses.replace`` for a Figure that keeps a deferred substitution deferred (replace reads every field,
+    which writes the substitution out: 10⁴ times in a planner's FLOP tables)."""
+    names = set(Figure.__dataclass_fields__)
+    if not names.issuperset(changes):
+        raise TypeError(f"Figure has no field(s) {sorted(set(changes) - names)}")
+    g = object.__new__(Figure)
+    g.__dict__.update(f.__dict__)
+    g.__dict__.update({("_substituted" if k == "substituted" else k): v for k, v in changes.items()})
+    return g
+
+
+def memo_by_identity(fn):
+    """Cache ``fn(obj, *args)`` per process by the identity of ``obj`` (a frozen spec: a Model or Hardware) and
+    hashable args. The entry holds ``obj``, so its id cannot be reused while cached; results are shared, so
+    ``fn`` must return something its callers only read (issue #13: a planner asks 10³ times for the same model's
+    parameter counts)."""
+    cache: dict = {}
+
+    def wrapper(obj, *args):
+        try:
+            key = (id(obj), *args, *map(type, args))  # 1 and True hash alike: the types keep them apart
+            hit = cache.get(key)
+        except TypeError:  # an unhashable argument (an array): not cached
+            return fn(obj, *args)
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        if len(cache) >= 1024:
+            cache.clear()
+        out = fn(obj, *args)
+        cache[key] = (obj, out)
+        return out
+
+    wrapper.__wrapped__ = fn
+    wrapper.__doc__ = fn.__doc__
+    wrapper.__name__ = fn.__name__
+    return wrapper
+
+
 @dataclass(frozen=True)
 class Result:
     """An ordered set of figures plus the assumptions they rest on."""

@@ -20,13 +20,11 @@ all experts. Shapes follow the shape-suffix notation (``llmcalc notation``).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from ..core.checks import fmt_input
 from ..core.errors import LayoutError, LlmcalcError
-from ..core.results import Figure, Result, derive, total
+from ..core.results import Figure, Result, derive, relabel, total
 from ..core.specs import Model
 
 SRC_EAGER = "torch.utils.flop_counter convention (2 per multiply-add) on the HF eager implementation"
@@ -231,7 +229,7 @@ def forward_flops(model: Model, batch=1, seq=2048, *, kv_len=None, causal: bool 
         att = _attended(f"{name}/attended_len", causal, sliding, m, L, M)
         rows = _attention_rows(name, m, B, L, M, None if att is None else att.value, mla_absorbed)
         rows += _mlp_rows(name, m, B, L, moe=name.startswith("moe"))
-        rows = [replace(r, label=f"{name}: {r.label}") for r in rows]  # rows of several block types stay distinct
+        rows = [relabel(r, label=f"{name}: {r.label}") for r in rows]  # rows of several block types stay distinct
         layer = total(f"{name}/per_layer", rows, label=f"{name} block, one layer")
         block = derive(f"{name}/forward", "layers*per_layer", "FLOP", "sum of the rows above, x layers",
                        label=f"{name} blocks (x {n} layers)", layers=n, per_layer=layer.value)

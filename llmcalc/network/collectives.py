@@ -48,6 +48,7 @@ their collectives here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -256,7 +257,26 @@ def collective_time(hw: Hardware, collective: str, nbytes, n, *, ranks_per_node=
     arrays = {f: back(getattr(ct, f)) for f in ("time_s", "algorithm", "protocol", "latency_s",
                                                  "bandwidth_bytes_per_s", "hops", "per_hop_latency_s",
                                                  "bytes_per_rank", "ranks", "ranks_per_node", "nodes")}
-    return replace(ct, **arrays, candidates={c: back(v) for c, v in ct.candidates.items()})
+    return replace(ct, **arrays, candidates=_Scattered(ct.candidates, back))
+
+
+class _Scattered(Mapping):
+    """The per-candidate times of a deduplicated sweep, scattered back to the sweep's shape when one is read
+    (the engine reads none of them in a planner run; each would be a gather over 10⁵-10⁶ points)."""
+
+    def __init__(self, small: dict, back):
+        self._small, self._back, self._done = small, back, {}
+
+    def __getitem__(self, name):
+        if name not in self._done:
+            self._done[name] = self._back(self._small[name])
+        return self._done[name]
+
+    def __iter__(self):
+        return iter(self._small)
+
+    def __len__(self):
+        return len(self._small)
 
 
 # Scalar calls already timed in this process, by (id of the hardware, inputs): a calibration fit or an RL

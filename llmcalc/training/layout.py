@@ -82,6 +82,12 @@ def stage_layers(n_layers: int, layout: Layout) -> dict[str, Any]:
         return {"first": s[0], "middle": mid, "last": s[-1], "max": max(s), "uneven": len(set(s)) > 1,
                 "auto": False, "explicit": True}
     pa = np.asarray(p)
+    if (layout.pp_first is None and layout.pp_last is None and pa.size > 4096 and pa.dtype.kind in "iu"
+            and 0 <= pa.min() and pa.max() <= 4 * n_layers):
+        # a planner's sweep (10⁵-10⁶ layouts, a few dozen pp values): every entry is a function of pp alone, so
+        # evaluate it once per pp value and look it up
+        tab = stage_layers(n_layers, replace(layout, pp=np.arange(int(pa.max()) + 1, dtype=pa.dtype)))
+        return {k: (np.asarray(v)[pa] if np.ndim(v) else v) for k, v in tab.items()}
     if layout.pp_first is None and layout.pp_last is None:
         c = -(-n_layers // np.maximum(pa, 1))  # ceil(L/p)
         deficit = c * pa - n_layers

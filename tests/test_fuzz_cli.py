@@ -126,6 +126,7 @@ def test_unknown_catalogue_dir_is_an_error(tmp_path):
     ["step", "llama-3.1-8b", "--tp", "0", "--gpus", "8", "--global-batch", "8"],
     ["flops", "llama-3.1-8b", "--batch", "1.5"],
     ["nosuchcommand"],
+    ["step", "llama-3.1-8b", "--gpus", "8", "--micro-batch", "0", "--global-batch", "8"],  # warned x % 0 first
 ])
 def test_real_processes_keep_the_promise(args):
     """A few real subprocesses of the console entry point: the same promise outside the in-process runner."""

@@ -288,7 +288,8 @@ def check_layout(model: Model, layout: Layout, *, gpus=None, micro_batch=1, seq=
             f"but --gpus is {fmt_input(gpus)}")
     if global_batch is not None:
         per_step = np.asarray(micro_batch, dtype=float) * np.asarray(d, dtype=float)  # float: no C-long overflow
-        bad(np.asarray(global_batch, dtype=float) % per_step != 0,
+        # max(·, 1): a zero micro-batch or dp is named by its own check above; x % 0 would warn first (fuzz)
+        bad(np.asarray(global_batch, dtype=float) % np.maximum(per_step, 1) != 0,
             f"--global-batch {fmt_input(global_batch)} is not divisible by micro-batch·dp = "
             f"{fmt_input(micro_batch)}·{fmt_input(d)} (every DP rank runs whole micro-batches)")
 

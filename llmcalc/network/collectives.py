@@ -224,9 +224,14 @@ def collective_time(hw: Hardware, collective: str, nbytes, n, *, ranks_per_node=
         hit = _SCALAR_CALLS.get(key)
         if hit is not None and hit[0] is hw:
             return hit[1]
-        if len(_SCALAR_CALLS) >= 4096:
+        if len(_SCALAR_CALLS) >= 256:  # at most 256 × 11 fields × 8,192 float64 (~190 MB) in a long session
             _SCALAR_CALLS.clear()
         ct = _collective_time(hw, collective, nbytes, n, ranks_per_node=ranks_per_node, span=span, **kw)
+        for f in ("time_s", "algorithm", "protocol", "latency_s", "bandwidth_bytes_per_s", "hops",
+                  "per_hop_latency_s", "bytes_per_rank", "ranks", "ranks_per_node", "nodes"):
+            v = getattr(ct, f)
+            if isinstance(v, np.ndarray):
+                v.flags.writeable = False  # shared with every later caller: never changed in place
         _SCALAR_CALLS[key] = (hw, ct)
         return ct
     where_ = ranks_per_node if ranks_per_node is not None else span
@@ -287,14 +292,25 @@ _SCALAR = (int, float, np.float64, np.int64)
 
 
 def _scalar_key(hw, collective, nbytes, n, ranks_per_node, span, kw):
-    """A hashable key when every numeric input is one number (None: not cached, e.g. a sweep's arrays). The
-    inputs enter the model as float64, so the key holds them as floats."""
+    """A hashable key when every numeric input is one number or a small array (None: not cached, e.g. a
+    planner's 10⁵-point sweep, deduplicated below instead). Scalars enter the model as float64, so the key holds
+    them as floats; arrays by dtype, shape and bytes (a serving planner times the same batch grid per replica)."""
     nums = (nbytes, n, ranks_per_node, span, kw["link_efficiency"], kw["latency_scale"])
-    if not all(v is None or type(v) in _SCALAR for v in nums):
+    parts = []
+    for v in nums:
+        if v is None or type(v) in _SCALAR:
+            parts.append(None if v is None else float(v))
+        elif isinstance(v, np.ndarray) and v.dtype.kind in "iuf" and v.size <= 8192:
+            parts.append((v.dtype.str, v.shape, v.tobytes()))
+        else:
+            return None
+    try:
+        if np.broadcast(*[np.asarray(0.0 if v is None else v) for v in nums[:4]]).size > 8192:
+            return None
+    except ValueError:  # shapes that do not broadcast: the model names them
         return None
     algs = kw["algorithms"]
-    return (id(hw), collective, *(None if v is None else float(v) for v in nums),
-            None if algs is None else tuple(algs))
+    return (id(hw), collective, *parts, None if algs is None else tuple(algs))
 
 
 def _collective_time(hw: Hardware, collective: str, nbytes, n, *, ranks_per_node=None, span=None,

@@ -82,6 +82,11 @@ def relabel(f: Figure, **changes) -> Figure:
     return g
 
 
+def errstate_key() -> tuple:
+    """numpy's floating-point error handling now, hashable (part of every memo key)."""
+    return tuple(sorted(_np().geterr().items()))
+
+
 def memo_by_identity(fn):
     """Cache ``fn(obj, *args)`` per process by the identity of ``obj`` (a frozen spec: a Model or Hardware) and
     hashable args. The entry holds ``obj``, so its id cannot be reused while cached; results are shared, so
@@ -91,7 +96,9 @@ def memo_by_identity(fn):
 
     def wrapper(obj, *args):
         try:
-            key = (id(obj), *args, *map(type, args))  # 1 and True hash alike: the types keep them apart
+            # 1 and True hash alike: the types keep them apart; numpy's error state too (a result computed where
+            # warnings were silenced must not answer a call that would have warned)
+            key = (id(obj), *args, *map(type, args), errstate_key())
             hit = cache.get(key)
         except TypeError:  # an unhashable argument (an array): not cached
             return fn(obj, *args)

@@ -29,7 +29,7 @@ import numpy as np
 from ..core.checks import check_count, check_number, check_scalar
 from ..core.efficiency import DEFAULT_EFFICIENCY, Efficiency
 from ..core.errors import LayoutError, LlmcalcError
-from ..core.results import Result, derive
+from ..core.results import Result, derive, errstate_key
 from ..core.specs import Hardware, Model
 from .kv import check_tp, kv_bytes_per_request_per_gpu, kv_heads_per_gpu, per_token_per_layer
 
@@ -233,7 +233,7 @@ def forward_flops(model: Model, batch, seq, kv_len, causal: bool):
     args = [np.asarray(x) for x in (batch, seq, kv_len)]
     key = None
     if sum(a.size for a in args) <= 65536:  # a serving planner times the same decode batches twice per replica
-        key = (id(model), causal, *((a.dtype.str, a.shape, a.tobytes()) for a in args))
+        key = (id(model), causal, *((a.dtype.str, a.shape, a.tobytes()) for a in args), errstate_key())
         hit = _FLOPS_SEEN.get(key)
         if hit is not None and hit[0] is model:
             return hit[1]

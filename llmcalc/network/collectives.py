@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import LlmcalcError
+from ..core.results import errstate_key
 from ..core.specs import Hardware, Link
 
 SRC_NCCL = "NVIDIA nccl-tests doc/PERFORMANCE.md (ring bus-bandwidth factors)"
@@ -310,7 +311,7 @@ def _scalar_key(hw, collective, nbytes, n, ranks_per_node, span, kw):
     except ValueError:  # shapes that do not broadcast: the model names them
         return None
     algs = kw["algorithms"]
-    return (id(hw), collective, *parts, None if algs is None else tuple(algs))
+    return (id(hw), collective, *parts, None if algs is None else tuple(algs), errstate_key())
 
 
 def _collective_time(hw: Hardware, collective: str, nbytes, n, *, ranks_per_node=None, span=None,

@@ -6,9 +6,7 @@ inference, serving, kv_cache) and re-keyed by section, so ``--explain`` shows th
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from .core.results import Figure, Result
+from .core.results import Figure, Result, relabel
 from .core.specs import Hardware, Model
 
 # (section, calculator result key, label) in the order a reader asks the questions.
@@ -29,7 +27,7 @@ def _take(section: str, r: Result) -> list[Figure]:
     out = []
     for key, label in _PICK[section]:
         if key in r.keys():
-            out.append(replace(r[key], key=f"{section}/{key}", label=f"{section}: {label}"))
+            out.append(relabel(r[key], key=f"{section}/{key}", label=f"{section}: {label}"))
     return out
 
 

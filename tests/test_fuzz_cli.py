@@ -126,6 +126,7 @@ def test_unknown_catalogue_dir_is_an_error(tmp_path):
     ["step", "llama-3.1-8b", "--tp", "0", "--gpus", "8", "--global-batch", "8"],
     ["flops", "llama-3.1-8b", "--batch", "1.5"],
     ["nosuchcommand"],
+    ["step", "llama-3.1-8b", "--gpus", "8", "--micro-batch", "0", "--global-batch", "8"],  # warned x % 0 first
 ])
 def test_real_processes_keep_the_promise(args):
     """A few real subprocesses of the console entry point: the same promise outside the in-process runner."""
@@ -139,3 +140,32 @@ def test_real_processes_keep_the_promise(args):
         assert p.returncode == 0, p.stderr
         if "--json" in args:
             json.loads(p.stdout)
+
+
+# Tiny positive inputs (the fuzz campaign's --mfu 5e-324, --users 5e-324): a denormal rate or count once
+# underflowed to a zero divisor and the message named a formula ("wall-clock time = flops/(gpus·rate)"), or
+# raised ZeroDivisionError (--concurrent 5e-324). Each must now be one line naming the option and its range.
+_TINY_CASES = [  # (command line without the value, option, the least valid value)
+    (["train", "llama-3.1-8b", "--tokens", "1T", "--gpus", "8", "--mfu"], "--mfu", 1e-6),
+    (["summary", "llama-3.1-8b", "--mfu"], "--mfu", 1e-6),
+    (["train", "llama-3.1-8b", "--tokens", "1T", "--gpus", "8", "--achieved-tflops"], "--achieved-tflops", 1e-6),
+    (["serve", "llama-3.1-8b", "--users"], "--users", 1),
+    (["summary", "llama-3.1-8b", "--users"], "--users", 1),
+    (["serve", "llama-3.1-8b", "--concurrent"], "--concurrent", 1),
+    (["serve", "llama-3.1-8b", "--qps"], "--qps", 1e-6),
+    (["serve", "llama-3.1-8b", "--users", "1", "--requests-per-user-per-min"], "--requests-per-user-per-min",
+     60e-6),  # 1 user x 60e-6 / 60 = the least load, 1e-6 req/s, which the message states
+]
+
+
+@pytest.mark.parametrize("args, option, least", _TINY_CASES)
+@settings(max_examples=15)
+@given(x=__import__("hypothesis").strategies.one_of(
+    __import__("hypothesis").strategies.sampled_from([5e-324, 1e-310, 2.2e-308, 1e-300]),
+    __import__("hypothesis").strategies.floats(5e-324, 1.0, exclude_max=True)))
+def test_tiny_positive_inputs_name_the_option_and_range(args, option, least, x):
+    if x >= least:
+        return  # valid: covered by the general property above
+    line = _err([*args, repr(x)])
+    stated = 1e-6 if option == "--requests-per-user-per-min" else least  # the load's floor for the rate
+    assert option in line and "[" in line and f"{stated:g}" in line, line

@@ -53,6 +53,69 @@ class Figure:
                 "substituted": self.substituted, "source": self.source, "label": self.name, "shape": self.shape}
 
 
+def _get_substituted(self) -> str:
+    s = self.__dict__["_substituted"]
+    if not isinstance(s, str):  # a _Substitution from derive: written out on first read, then kept
+        s = s()
+        self.__dict__["_substituted"] = s
+    return s
+
+
+def _set_substituted(self, s) -> None:  # the dataclass __init__ (and replace) store through here
+    self.__dict__["_substituted"] = s
+
+
+# `substituted` stays a dataclass field (init, repr, eq, replace, as_dict read it as a str); only its text is
+# deferred.
+Figure.substituted = property(_get_substituted, _set_substituted)
+
+
+def relabel(f: Figure, **changes) -> Figure:
+    """``dataclasses.replace`` for a Figure that keeps a deferred substitution deferred (replace reads every field,
+    which writes the substitution out: 10⁴ times in a planner's FLOP tables)."""
+    names = set(Figure.__dataclass_fields__)
+    if not names.issuperset(changes):
+        raise TypeError(f"Figure has no field(s) {sorted(set(changes) - names)}")
+    g = object.__new__(Figure)
+    g.__dict__.update(f.__dict__)
+    g.__dict__.update({("_substituted" if k == "substituted" else k): v for k, v in changes.items()})
+    return g
+
+
+def errstate_key() -> tuple:
+    """numpy's floating-point error handling now, hashable (part of every memo key)."""
+    return tuple(sorted(_np().geterr().items()))
+
+
+def memo_by_identity(fn):
+    """Cache ``fn(obj, *args)`` per process by the identity of ``obj`` (a frozen spec: a Model or Hardware) and
+    hashable args. The entry holds ``obj``, so its id cannot be reused while cached; results are shared, so
+    ``fn`` must return something its callers only read (issue #13: a planner asks 10³ times for the same model's
+    parameter counts)."""
+    cache: dict = {}
+
+    def wrapper(obj, *args):
+        try:
+            # 1 and True hash alike: the types keep them apart; numpy's error state too (a result computed where
+            # warnings were silenced must not answer a call that would have warned)
+            key = (id(obj), *args, *map(type, args), errstate_key())
+            hit = cache.get(key)
+        except TypeError:  # an unhashable argument (an array): not cached
+            return fn(obj, *args)
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        if len(cache) >= 1024:
+            cache.clear()
+        out = fn(obj, *args)
+        cache[key] = (obj, out)
+        return out
+
+    wrapper.__wrapped__ = fn
+    wrapper.__doc__ = fn.__doc__
+    wrapper.__name__ = fn.__name__
+    return wrapper
+
+
 @dataclass(frozen=True)
 class Result:
     """An ordered set of figures plus the assumptions they rest on."""
@@ -146,6 +209,8 @@ def _min(a, b):
 
 
 _FUNCS = {"ceil": _ceil, "max": _max, "min": _min, "sqrt": lambda x: x**0.5}
+_GLOBALS = {"__builtins__": {}, **_FUNCS}  # eval's globals, built once: our functions and no builtins
+_PLAIN = (int, float)  # values of these exact types need no widening and no sweep handling
 
 
 @lru_cache(maxsize=1024)
@@ -153,8 +218,46 @@ def _compile(formula: str):
     return compile(formula, f"<formula {formula}>", "eval")
 
 
+@lru_cache(maxsize=1024)
+def _names(formula: str) -> frozenset:
+    """The value names a formula reads (its functions excepted): parsed once per formula text."""
+    return frozenset(n for n in _NAME.findall(formula) if n not in _FUNCS)
+
+
+class _Substitution:
+    """The formula with the values written in, built when first read (``--explain``, JSON, a sheet), not on every
+    derive: a planner derives 10⁴-10⁵ figures and prints a few (issue #13, one-liners <= 0.3 s). Arrays are
+    shown at once (their text is short and a caller may reuse the array); scalars are immutable."""
+
+    __slots__ = ("formula", "values")
+
+    def __init__(self, formula: str, values: dict):
+        self.formula = formula
+        self.values = {k: (_show(v) if getattr(v, "ndim", 0) else v) for k, v in values.items()}
+
+    def __call__(self) -> str:  # an array's text was made in __init__; _show(text) is the text
+        vals = self.values
+        return pretty("".join(_show(vals[part]) if is_name else part for is_name, part in _template(self.formula)))
+
+
+@lru_cache(maxsize=1024)
+def _template(formula: str) -> tuple[tuple[bool, str], ...]:
+    """The formula cut into (is a value name, text) pieces once; joining the pieces with the values shown gives
+    what ``_NAME.sub`` with :func:`_show` gives."""
+    parts, at = [], 0
+    for m in _NAME.finditer(formula):
+        parts.append((False, formula[at:m.start()]))
+        parts.append((m.group(0) not in _FUNCS, m.group(0)))
+        at = m.end()
+    parts.append((False, formula[at:]))
+    return tuple(p for p in parts if p[1])
+
+
 def pretty(formula: str) -> str:
     return formula.replace("**", "^").replace("*", "·").replace(" ", "")
+
+
+_pretty = lru_cache(maxsize=1024)(pretty)
 
 
 def _show(v) -> str:
@@ -176,21 +279,22 @@ def derive(key: str, formula: str, unit: str, source: str = "", *, label: str = 
     >>> derive("x", "2*B*L*D", "FLOP", B=1, L=8, D=4).value
     64
     """
-    missing = {n for n in _NAME.findall(formula) if n not in values and n not in _FUNCS}
+    missing = _names(formula).difference(values)
     if missing:
         raise NameError(f"formula {formula!r} uses {sorted(missing)} but no value was given")
-    if any(hasattr(v, "dtype") for v in values.values()):
+    plain = all(type(v) in _PLAIN for v in values.values())  # the common case: Python numbers only
+    if not plain and any(hasattr(v, "dtype") for v in values.values()):
         values = {k: _wide(v) for k, v in values.items()}
     try:
-        if any(getattr(v, "ndim", 0) for v in values.values()):
+        if not plain and any(getattr(v, "ndim", 0) for v in values.values()):
             # A sweep: impossible elements (pp = 0 in a layout grid) are computed too and masked by the caller's
             # `valid`; their inf/NaN must not warn. Tests hold every VALID element finite (tests/fuzzkit.py).
             import numpy as np
 
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                value = eval(_compile(formula), {"__builtins__": {}, **_FUNCS}, values)  # noqa: S307
+                value = eval(_compile(formula), _GLOBALS, values)  # noqa: S307
         else:
-            value = eval(_compile(formula), {"__builtins__": {}, **_FUNCS}, values)  # noqa: S307 - our own text
+            value = eval(_compile(formula), _GLOBALS, values)  # noqa: S307 - our own text
     except (ZeroDivisionError, OverflowError) as e:  # Python floats raise where numpy would give inf
         from .errors import LlmcalcError
 
@@ -198,19 +302,19 @@ def derive(key: str, formula: str, unit: str, source: str = "", *, label: str = 
         raise LlmcalcError(f"{label or key} = {pretty(formula)} cannot be evaluated for {shown} ({e}): an input is "
                            "too large, or zero where it divides") from None
 
-    def sub(m: re.Match) -> str:
-        n = m.group(0)
-        return n if n in _FUNCS else _show(values[n])
-
-    substituted = pretty(_NAME.sub(sub, formula))
+    substituted = _Substitution(formula, values)
     if _nonfinite_scalar(value) and not any(_nonfinite_scalar(v) for v in values.values()):
         # finite inputs, infinite or NaN answer: an overflow (1e308 parameters) or a zero divisor; never print it
         from .errors import LlmcalcError
 
-        raise LlmcalcError(f"{label or key} = {pretty(formula)} is not finite for {substituted}: an input is too "
+        raise LlmcalcError(f"{label or key} = {pretty(formula)} is not finite for {substituted()}: an input is too "
                            "large, or zero where it divides")
-    return Figure(key=key, value=value, unit=unit, formula=pretty(formula), substituted=substituted,
-                  source=source, label=label, shape=shape)
+    # Figure(...) without the frozen dataclass's eight object.__setattr__ calls (derive runs 10⁴-10⁵ times in a
+    # planner): the same instance dict the generated __init__ would fill.
+    fig = object.__new__(Figure)
+    fig.__dict__.update(key=key, value=value, unit=unit, formula=_pretty(formula), _substituted=substituted,
+                        source=source, label=label, shape=shape)
+    return fig
 
 
 def _wide(v):

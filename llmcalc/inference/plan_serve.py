@@ -269,18 +269,26 @@ def _tpot_p99(shares, t_u_class, t_d, tpot, stalls):
 
 def evaluate(m: Model, hw: Hardware, r: Replica, *, prompt, output, ttft_s: float, tpot_s: float,
              ttft_p99_s: float | None, tpot_p99_s: float | None, eff: Efficiency, reserve: float,
-             role: str = "both", shares=None) -> dict:
+             role: str = "both", shares=None, memo: dict | None = None) -> dict:
     """Best per-replica operating point meeting the targets (role: both | prefill | decode), or why none does.
+    ``memo``: a dict shared by the calls for one replica (its three roles), which reuse its capacity and step times.
 
     ``prompt``/``output`` may be lists (request classes) with ``shares`` their shares of arrivals (see the module
     docstring). The concurrencies meeting the targets are 1 … N* (every latency rises with N), so N* is read off
     every N up to 4096 and, where the targets still hold there, searched for up to the KV cap (first_true)."""
+    def once(key, fn, *a):
+        if memo is None:
+            return fn(*a)
+        if key not in memo:
+            memo[key] = fn(*a)
+        return memo[key]
+
     wl = Workload.of(prompt, output, shares)
-    cap, why = capacity(m, hw, r, wl, reserve)
+    cap, why = once("capacity", capacity, m, hw, r, wl, reserve)
     if cap < 1:
         return {"ok": False, "why": why}
     w = np.asarray(wl.shares)
-    pre = [step_s(m, hw, r, eff, 1, p, p, True) for p in wl.prompts]
+    pre = once("prefill", lambda: [step_s(m, hw, r, eff, 1, p, p, True) for p in wl.prompts])
     t_pi, t_ui = np.array([float(a) for a, _ in pre]), np.array([float(b) for _, b in pre])
     t_p, t_u = float(w @ t_pi), float(w @ t_ui)  # means over arrivals (the class's own value for one class)
     t_u_sq = None if wl.k == 1 else float(w @ t_ui ** 2)  # E[S²] of the prefill service: M/G/1
@@ -304,7 +312,7 @@ def evaluate(m: Model, hw: Hardware, r: Replica, *, prompt, output, ttft_s: floa
 
     def at(n):
         """Every figure at concurrencies n (array)."""
-        t_d, _ = step_s(m, hw, r, eff, n, 1, wl.decode_context, False)
+        t_d, _ = once(("decode", np.asarray(n).tobytes()), step_s, m, hw, r, eff, n, 1, wl.decode_context, False)
         # T² − T·s + N·t_p·t_u = 0 (Little's law + prefill share), λ, u, TPOT: llmcalc.inference.batching
         ss = steady_state(t_p_eff, t_d, wl.output_mean, n, t_busy=None if t_u_eff == t_p_eff else t_u_eff)
         T, lam, u, tpot = ss["request_s"], ss["qps"], ss["prefill_share"], ss["tpot_s"]
@@ -403,11 +411,12 @@ def search(m: Model, hw: Hardware, reps: list[Replica], wl: Workload, *, load: f
 
     for r in reps:
         fam = f"{r.kind}, weights {r.weights}, KV {r.kv_dtype}"
-        e = evaluate(m, hw, r, **kw)
+        memo: dict = {}  # this replica's capacity and step times, shared by its three roles
+        e = evaluate(m, hw, r, **kw, memo=memo)
         outcomes.append((r, e, _deployment(fam, r, e, load, concurrent, wl, price) if e["ok"] else None))
         if disaggregate:
             for role, store in (("prefill", best_pre), ("decode", best_dec)):
-                e2 = evaluate(m, hw, r, **kw, role=role)
+                e2 = evaluate(m, hw, r, **kw, role=role, memo=memo)
                 if e2["ok"] and (r.kv_dtype not in store or pool_gpus(r, e2) < pool_gpus(*store[r.kv_dtype])):
                     store[r.kv_dtype] = (r, e2)
     if disaggregate:

@@ -29,7 +29,7 @@ import math
 
 import numpy as np
 
-from ..core.checks import check_number
+from ..core.checks import check_count, check_number
 from ..core.efficiency import DEFAULT_EFFICIENCY, Efficiency
 from ..core.errors import LlmcalcError
 from ..core.results import Result, derive
@@ -38,6 +38,9 @@ from .batching import check_workload, concurrency_for_rate, curve, queue_figures
 from .plan_serve import Workload, replica_deployment, search, tp_family
 
 SRC_LOAD = "load: users x requests/user/min / 60"
+# The least load serve plans (req/s): below it a replica count is 0 by float underflow and $ per token has no
+# finite value (a judgement: one request every 11.6 days is no deployment).
+MIN_QPS = 1e-6
 SRC_REPLICA = "per-replica rate N/T(N) at the largest N meeting TTFT and TPOT (Little's law; Orca-style batching)"
 SRC_COST = "cost = GPUs x price/h / (3600 x output tokens/s), per 1e6 tokens"
 SRC_SPLIT = ("GPU time split by phase: prefill takes qps_replica x t_prefill of each replica's time (the rest is "
@@ -61,8 +64,9 @@ def serve(model: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: float
                    ("--price", price_usd_per_hour), ("--requests-per-user-per-min", requests_per_user_per_min)):
         if np.ndim(v):  # one plan per load: a sweep is a loop over calls
             raise LlmcalcError(f"serve plans one load at a time; {opt} got an array of {np.size(v)}")
-    check_number(users, "--users")
-    check_number(concurrent, "--concurrent")
+    # users and streams are whole counts: 5e-324 users gave a rate that underflows to 0 and a 0/0 (issue #13)
+    check_count(users, "--users")
+    check_count(concurrent, "--concurrent")
     check_number(requests_per_user_per_min, "--requests-per-user-per-min")
     check_workload(1.0 if qps is None else qps, prompt, output, reserve)
     check_number(ttft_s, "--ttft")
@@ -75,6 +79,10 @@ def serve(model: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: float
     elif qps is not None:
         figs.append(derive("qps", "q", "req/s", "given", label="request rate", q=qps))
     load = figs[0].value if figs else None  # streams: the rate follows from the replicas chosen
+    if load is not None and not load >= MIN_QPS:  # 5e-324 req/s: 0 replicas, then $/token over a zero rate
+        given = "--qps" if qps is not None else "--users x --requests-per-user-per-min / 60"
+        raise LlmcalcError(f"{given} gives {load:.3g} req/s; serve plans a load in [{MIN_QPS:g}, ∞) req/s "
+                           "(one request every 11.6 days at the least)")
     # The serving planner's search (llmcalc.inference.plan_serve) over serve's family: TP = 1, 2, 4, … within the
     # scale-up domain at the given precision. Every TP degree that works is costed; the one needing the fewest GPUs
     # wins (ties: the smaller TP). A larger TP often pays for itself: more KV room, more sequences in flight.

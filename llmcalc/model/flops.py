@@ -20,13 +20,11 @@ all experts. Shapes follow the shape-suffix notation (``llmcalc notation``).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from ..core.checks import fmt_input
 from ..core.errors import LayoutError, LlmcalcError
-from ..core.results import Figure, Result, derive, total
+from ..core.results import Figure, Result, derive, memo_by_identity, relabel, total
 from ..core.specs import Model
 
 SRC_EAGER = "torch.utils.flop_counter convention (2 per multiply-add) on the HF eager implementation"
@@ -210,6 +208,12 @@ def forward_flops(model: Model, batch=1, seq=2048, *, kv_len=None, causal: bool 
     arguments may be numpy arrays. ``data["forward_flops"]`` is the total; ``data["per_layer"]`` lists
     every matmul of each block type; backward, training-step, recompute and 6·N·D figures follow.
     """
+    if np.ndim(batch) == 0 and np.ndim(seq) == 0 and np.ndim(kv_len) == 0:  # one point: asked again and again
+        return _forward_flops_memo(model, batch, seq, kv_len, causal, mla_absorbed, recompute)
+    return _forward_flops(model, batch, seq, kv_len, causal, mla_absorbed, recompute)
+
+
+def _forward_flops(model: Model, batch, seq, kv_len, causal, mla_absorbed, recompute) -> Result:
     m = model
     if recompute not in RECOMPUTE:
         raise LayoutError(f"--recompute must be one of {', '.join(RECOMPUTE)}, got {recompute!r}")
@@ -231,7 +235,7 @@ def forward_flops(model: Model, batch=1, seq=2048, *, kv_len=None, causal: bool 
         att = _attended(f"{name}/attended_len", causal, sliding, m, L, M)
         rows = _attention_rows(name, m, B, L, M, None if att is None else att.value, mla_absorbed)
         rows += _mlp_rows(name, m, B, L, moe=name.startswith("moe"))
-        rows = [replace(r, label=f"{name}: {r.label}") for r in rows]  # rows of several block types stay distinct
+        rows = [relabel(r, label=f"{name}: {r.label}") for r in rows]  # rows of several block types stay distinct
         layer = total(f"{name}/per_layer", rows, label=f"{name} block, one layer")
         block = derive(f"{name}/forward", "layers*per_layer", "FLOP", "sum of the rows above, x layers",
                        label=f"{name} blocks (x {n} layers)", layers=n, per_layer=layer.value)
@@ -364,3 +368,8 @@ def _show(v) -> str:
 def forward_flops_value(model: Model, batch=1, seq=2048, **kw):
     """Just the forward FLOPs number (for calculators that need it inside their own formulas)."""
     return forward_flops(model, batch, seq, **kw).data["forward_flops"]
+
+
+# Scalar calls by model identity and the exact arguments (types included: an int batch gives exact int FLOPs):
+# a serving planner asks for the same prefill of the same model once per candidate replica.
+_forward_flops_memo = memo_by_identity(_forward_flops)

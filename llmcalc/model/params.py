@@ -14,7 +14,7 @@ Conventions (each one is how the HF modeling code builds its nn.Parameters):
 
 from __future__ import annotations
 
-from ..core.results import Figure, Result, derive, total
+from ..core.results import Figure, Result, derive, memo_by_identity, total
 from ..core.specs import Model
 
 SRC_HF = "module shapes of the reference Hugging Face implementation (transformers, modeling_<type>.py)"
@@ -87,6 +87,7 @@ def _norms(m: Model) -> Figure:
     return derive("norms", f, "param", SRC_HF, label=f"norms ({n.kind})", **values)
 
 
+@memo_by_identity  # a frozen Model: the same object always has the same counts
 def param_breakdown(m: Model) -> Result:
     """Total parameters, by component, as the HF implementation instantiates them."""
     emb = [derive("embedding", "V*D", "param", SRC_HF, label="token embedding", shape="VD", V=m.vocab_size,

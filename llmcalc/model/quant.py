@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from ..core.checks import check_count, check_number
 from ..core.errors import LlmcalcError
-from ..core.results import Result, derive, total
+from ..core.results import Result, derive, memo_by_identity, total
 from ..core.specs import Model
 
 # bits per element of each storage format
@@ -84,6 +84,11 @@ def weight_bytes(model: Model, weights: str | float = "bf16", group_size: int | 
     ``data``: ``bits_per_weight``, ``quantized_params``, ``embedding_params`` (16-bit unless
     quantised), ``weight_bytes`` (total), ``embedding_bytes`` (token embedding + LM head + positions).
     """
+    return _weight_bytes(model, weights, group_size, quantize_embeddings)
+
+
+@memo_by_identity  # a serving planner asks 10² times for the same model and format
+def _weight_bytes(model: Model, weights, group_size, quantize_embeddings) -> Result:
     from .params import param_breakdown
 
     name, _ = parse_weights(weights)

@@ -48,12 +48,14 @@ their collectives here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from ..core.errors import LlmcalcError
+from ..core.results import errstate_key
 from ..core.specs import Hardware, Link
 
 SRC_NCCL = "NVIDIA nccl-tests doc/PERFORMANCE.md (ring bus-bandwidth factors)"
@@ -218,6 +220,21 @@ def collective_time(hw: Hardware, collective: str, nbytes, n, *, ranks_per_node=
     A large sweep usually repeats a few (S, n, placement) points many times (a planner's 10⁵ layouts share a
     handful of group sizes and message sizes): those are timed once each and scattered back."""
     kw = dict(link_efficiency=link_efficiency, latency_scale=latency_scale, algorithms=algorithms)
+    key = _scalar_key(hw, collective, nbytes, n, ranks_per_node, span, kw)
+    if key is not None:
+        hit = _SCALAR_CALLS.get(key)
+        if hit is not None and hit[0] is hw:
+            return hit[1]
+        if len(_SCALAR_CALLS) >= 256:  # at most 256 × 11 fields × 8,192 float64 (~190 MB) in a long session
+            _SCALAR_CALLS.clear()
+        ct = _collective_time(hw, collective, nbytes, n, ranks_per_node=ranks_per_node, span=span, **kw)
+        for f in ("time_s", "algorithm", "protocol", "latency_s", "bandwidth_bytes_per_s", "hops",
+                  "per_hop_latency_s", "bytes_per_rank", "ranks", "ranks_per_node", "nodes"):
+            v = getattr(ct, f)
+            if isinstance(v, np.ndarray):
+                v.flags.writeable = False  # shared with every later caller: never changed in place
+        _SCALAR_CALLS[key] = (hw, ct)
+        return ct
     where_ = ranks_per_node if ranks_per_node is not None else span
     shape = np.broadcast(np.asarray(nbytes, dtype=float), np.asarray(n, dtype=float),
                          np.asarray(0.0 if where_ is None else where_, dtype=float)).shape
@@ -246,7 +263,55 @@ def collective_time(hw: Hardware, collective: str, nbytes, n, *, ranks_per_node=
     arrays = {f: back(getattr(ct, f)) for f in ("time_s", "algorithm", "protocol", "latency_s",
                                                  "bandwidth_bytes_per_s", "hops", "per_hop_latency_s",
                                                  "bytes_per_rank", "ranks", "ranks_per_node", "nodes")}
-    return replace(ct, **arrays, candidates={c: back(v) for c, v in ct.candidates.items()})
+    return replace(ct, **arrays, candidates=_Scattered(ct.candidates, back))
+
+
+class _Scattered(Mapping):
+    """The per-candidate times of a deduplicated sweep, scattered back to the sweep's shape when one is read
+    (the engine reads none of them in a planner run; each would be a gather over 10⁵-10⁶ points)."""
+
+    def __init__(self, small: dict, back):
+        self._small, self._back, self._done = small, back, {}
+
+    def __getitem__(self, name):
+        if name not in self._done:
+            self._done[name] = self._back(self._small[name])
+        return self._done[name]
+
+    def __iter__(self):
+        return iter(self._small)
+
+    def __len__(self):
+        return len(self._small)
+
+
+# Scalar calls already timed in this process, by (id of the hardware, inputs): a calibration fit or an RL
+# step times the same few collectives once per trial (issue #13: one-liners <= 0.3 s). The entry keeps the
+# hardware object, so its id cannot be reused by another while the entry lives; a CollectiveTime is frozen.
+_SCALAR_CALLS: dict = {}
+_SCALAR = (int, float, np.float64, np.int64)
+
+
+def _scalar_key(hw, collective, nbytes, n, ranks_per_node, span, kw):
+    """A hashable key when every numeric input is one number or a small array (None: not cached, e.g. a
+    planner's 10⁵-point sweep, deduplicated below instead). Scalars enter the model as float64, so the key holds
+    them as floats; arrays by dtype, shape and bytes (a serving planner times the same batch grid per replica)."""
+    nums = (nbytes, n, ranks_per_node, span, kw["link_efficiency"], kw["latency_scale"])
+    parts = []
+    for v in nums:
+        if v is None or type(v) in _SCALAR:
+            parts.append(None if v is None else float(v))
+        elif isinstance(v, np.ndarray) and v.dtype.kind in "iuf" and v.size <= 8192:
+            parts.append((v.dtype.str, v.shape, v.tobytes()))
+        else:
+            return None
+    try:
+        if np.broadcast(*[np.asarray(0.0 if v is None else v) for v in nums[:4]]).size > 8192:
+            return None
+    except ValueError:  # shapes that do not broadcast: the model names them
+        return None
+    algs = kw["algorithms"]
+    return (id(hw), collective, *parts, None if algs is None else tuple(algs), errstate_key())
 
 
 def _collective_time(hw: Hardware, collective: str, nbytes, n, *, ranks_per_node=None, span=None,

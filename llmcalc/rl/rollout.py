@@ -67,12 +67,15 @@ class DecodeCost:
         self.comm = np.asarray(s_lo["comm_exposed_s"] + s_lo["overhead_s"], dtype=float) * np.ones_like(b)
         p = max(int(self.prompt), 1)
         self.prefill_s = float(step(self.dep, 1, p, p, prefill=True)["step_s"])
+        # the same tables as Python floats: step_s runs 10⁴ times per simulation and numpy scalar arithmetic is
+        # several times slower (the same float64 operations, so the same results)
+        self._rows = tuple(a.tolist() for a in (self.c0, self.c1, self.m0, self.m1, self.comm))
 
     def step_s(self, batch_per_engine: int, ctx: float) -> float:
         i = min(max(int(batch_per_engine), 1), self.slots) - 1
+        c0, c1, m0, m1, comm = self._rows
         # roofline + exposed TP comm + launches (inference wing) + host time t₀ + t_seq·b (RLSettings)
-        return (max(self.c0[i] + self.c1[i] * ctx, self.m0[i] + self.m1[i] * ctx) + self.comm[i] + self.overhead_s
-                + self.per_seq_s * (i + 1))
+        return max(c0[i] + c1[i] * ctx, m0[i] + m1[i] * ctx) + comm[i] + self.overhead_s + self.per_seq_s * (i + 1)
 
 
 @dataclass

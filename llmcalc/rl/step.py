@@ -63,6 +63,7 @@ class _Ctx:
         self.group = samples if settings.prefix_shared else 1
         self._gen: dict[int, dict] = {}
         self._train: dict[int, dict] = {}
+        self._async: dict[tuple, dict] = {}
         self.resp_tokens = float(np.dot(self.lengths, self.counts))
 
     def pool(self, gpus: int) -> Pool:
@@ -144,9 +145,12 @@ def best_split(ctx: _Ctx, total: int, eta: float | None) -> dict:
 
 
 def _async(ctx: _Ctx, total: int, k: int, eta, partial: bool) -> dict:
-    tr = ctx.train(total - k)
-    sync = ctx.sync(False, total - k, k)[-1].value
-    return simulate_async(ctx.pool(k), ctx.lengths, ctx.counts, tr["total_s"], sync, eta, partial)
+    key = (total, k, eta, partial)  # the split search's best candidate is simulated again for the report
+    if key not in ctx._async:
+        tr = ctx.train(total - k)
+        sync = ctx.sync(False, total - k, k)[-1].value
+        ctx._async[key] = simulate_async(ctx.pool(k), ctx.lengths, ctx.counts, tr["total_s"], sync, eta, partial)
+    return ctx._async[key]
 
 
 def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, prompt_len: int, response: LengthDist,

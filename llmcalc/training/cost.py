@@ -28,6 +28,12 @@ SRC_COST = "GPU-hours x price per GPU-hour"
 DAY_S = 86400.0
 
 
+# The least rate a time is computed for: below it FLOPs/(GPUs·rate) overflows float64 (--mfu 5e-324, issue #13).
+# With FLOPs <= 6·2**53·2**53 (counts are bounded at the edge) and a peak >= 1e12 FLOP/s every time stays finite.
+MIN_MFU = 1e-6  # fraction of the dense peak
+MIN_ACHIEVED_FLOPS_PER_S = 1e6  # = 1e-6 TFLOP/s
+
+
 def _arr(x, option: str, *, allow_zero: bool = False, high=None):
     """A finite number (or array) > 0 (>= 0 with ``allow_zero``, <= ``high`` if given), else a clear error."""
     if x is None:
@@ -205,6 +211,9 @@ def _memory_floor(model, params, hardware, n, data: dict, notes: list) -> list[F
 def _rate_per_gpu(peak, mfu, achieved, hardware, dtype) -> tuple[Figure, list[str]]:
     if achieved is not None:
         x = _arr(achieved, "--achieved-tflops")
+        if np.any(np.asarray(x) < MIN_ACHIEVED_FLOPS_PER_S):  # 5e-324 TFLOP/s: a time that overflows float64
+            raise LlmcalcError(f"--achieved-tflops expects a rate in [{MIN_ACHIEVED_FLOPS_PER_S / 1e12:g}, dense "
+                               f"peak] TFLOP/s, got {float(np.min(x)) / 1e12:g}")
         if peak is not None and np.any(np.asarray(x) > peak):
             raise LlmcalcError(f"--achieved-tflops {float(np.max(x)) / 1e12:g} exceeds the dense {dtype} peak of "
                                f"{hardware.display_name} ({peak / 1e12:g} TFLOP/s): check the rate, --hardware or "
@@ -215,6 +224,7 @@ def _rate_per_gpu(peak, mfu, achieved, hardware, dtype) -> tuple[Figure, list[st
                  "8TP/(nX) with recompute, 6TP/(nX) without)"])
     if peak is None:
         raise LlmcalcError("give --hardware (for its peak FLOP/s and --mfu) or --achieved-tflops X")
+    check_number(mfu, "--mfu (fraction of the dense peak)", low=MIN_MFU, low_ok=True, high=1)
     u = _arr(mfu, "--mfu (fraction of the dense peak)", high=1)
     return (derive("rate_per_gpu", "mfu*peak", "FLOP/s", f"{hardware.display_name} dense {dtype} peak "
                    "(hardware catalogue) x assumed MFU", label="model FLOP/s per GPU (MFU x peak)", mfu=u,

@@ -105,6 +105,12 @@ def stage_layers(n_layers: int, layout: Layout) -> dict[str, Any]:
         return {"first": s[0], "middle": mid, "last": s[-1], "max": max(s), "uneven": len(set(s)) > 1,
                 "auto": False, "explicit": True}
     pa = np.asarray(p)
+    if (layout.pp_first is None and layout.pp_last is None and pa.size > 4096 and pa.dtype.kind in "iu"
+            and 0 <= pa.min() and pa.max() <= 4 * n_layers):
+        # a planner's sweep (10⁵-10⁶ layouts, a few dozen pp values): every entry is a function of pp alone, so
+        # evaluate it once per pp value and look it up
+        tab = stage_layers(n_layers, replace(layout, pp=np.arange(int(pa.max()) + 1, dtype=pa.dtype)))
+        return {k: (np.asarray(v)[pa] if np.ndim(v) else v) for k, v in tab.items()}
     if layout.pp_first is None and layout.pp_last is None:
         c = -(-n_layers // np.maximum(pa, 1))  # ceil(L/p)
         deficit = c * pa - n_layers
@@ -349,7 +355,8 @@ def check_layout(model: Model, layout: Layout, *, gpus=None, micro_batch=1, seq=
             f"but --gpus is {fmt_input(gpus)}")
     if global_batch is not None:
         per_step = np.asarray(micro_batch, dtype=float) * np.asarray(d, dtype=float)  # float: no C-long overflow
-        bad(np.asarray(global_batch, dtype=float) % per_step != 0,
+        # max(·, 1): a zero micro-batch or dp is named by its own check above; x % 0 would warn first (fuzz)
+        bad(np.asarray(global_batch, dtype=float) % np.maximum(per_step, 1) != 0,
             f"--global-batch {fmt_input(global_batch)} is not divisible by micro-batch·dp = "
             f"{fmt_input(micro_batch)}·{fmt_input(d)} (every DP rank runs whole micro-batches)")
 

@@ -150,10 +150,11 @@ def enumerate_space(m: Model, gpus_list, *, global_batch: int, seq: int, pins: d
     inner = np.array([(z, r, s) for z in zero_all for r in rc_all for s in sp_all], dtype=np.int64)
     if len(inner) == 0:
         return Space({k: np.zeros(0, int) for k in DIMS}, raw, 0, per_dim)
-    oi = np.repeat(np.arange(len(o)), len(inner))
-    ii = np.tile(np.arange(len(inner)), len(o))
-    arr = {k: o[oi, j] for j, k in enumerate(("gpus", "tp", "pp", "v", "cp", "dp", "ep", "mb", "etp"))}
-    arr.update(zero=inner[ii, 0], rc=inner[ii, 1], sp=inner[ii, 2], off=np.zeros_like(inner[ii, 0]))
+    # every outer row with every inner (zero, rc, sp), outer-major: repeat/tile each column (no gathers)
+    arr = {k: np.repeat(o[:, j], len(inner))
+           for j, k in enumerate(("gpus", "tp", "pp", "v", "cp", "dp", "ep", "mb", "etp"))}
+    arr.update(zero=np.tile(inner[:, 0], len(o)), rc=np.tile(inner[:, 1], len(o)), sp=np.tile(inner[:, 2], len(o)))
+    arr["off"] = np.zeros_like(arr["zero"])
     keep = ~((arr["sp"] == 1) & (arr["tp"] == 1))  # SP shards over TP: meaningless with tp = 1
     keep &= ~((arr["etp"] > 0) & (arr["tp"] > 1) & (arr["sp"] == 0))  # Megatron-Core: MoE with TP needs SP
     arr = {k: v[keep] for k, v in arr.items()}

@@ -216,11 +216,11 @@ def step(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, gpus: int = GPUS,
     """Step time, tokens/s, MFU and HFU for a parallel layout (compute + exposed comms + bubble), memory checked.
     Shows compute, bubble, exposed and hidden communication separately."""
     from ..core.catalogue import load_hardware, load_model
+    from ..core.checks import check_fraction
     from ..core.errors import LlmcalcError
     from ..training.step import training_step
 
-    if compute_efficiency is not None and not 0 < compute_efficiency <= 1:
-        raise LlmcalcError(f"--compute-efficiency expects a fraction in (0, 1], got {compute_efficiency}")
+    check_fraction(compute_efficiency, "--compute-efficiency (fraction of the dense peak)")
     m = load_model(model)
     hw = load_hardware(hardware)
     eff = profile_training(hw, compute_efficiency)

@@ -142,8 +142,9 @@ def plan(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
 
     if recompute is not None and recompute.lower() not in ("none", "selective", "full"):
         raise LlmcalcError(f"--recompute must be none, selective or full, got {recompute!r}")
-    if compute_efficiency is not None and not 0 < compute_efficiency <= 1:
-        raise LlmcalcError(f"--compute-efficiency expects a fraction in (0, 1], got {compute_efficiency}")
+    from ..core.checks import check_fraction
+
+    check_fraction(compute_efficiency, "--compute-efficiency (fraction of the dense peak)")
     if max_cp < 1:
         raise LlmcalcError(f"--max-cp must be at least 1, got {max_cp}")
     pins = {"tp": tp, "pp": pp, "dp": dp, "cp": cp, "ep": ep, "v": interleave, "mb": micro_batch, "zero": zero,

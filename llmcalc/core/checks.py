@@ -38,6 +38,15 @@ def _whole_or_g(x: float) -> str:
     return str(int(x)) if math.isfinite(x) and x.is_integer() and abs(x) < 1e15 else f"{x:g}"
 
 
+MIN_FRACTION = 1e-6  # the least efficiency or utilisation accepted: below it a rate underflows toward 0 (5e-324)
+
+
+def check_fraction(x, option: str):
+    """An efficiency or utilisation fraction: finite, in [1e-6, 1] (one rule for --mfu, --compute-efficiency,
+    --link-efficiency, --eff-*: a denormal fraction would divide a finite time into an overflow)."""
+    return check_number(x, option, low=MIN_FRACTION, low_ok=True, high=1)
+
+
 def check_number(x, option: str, *, low: float = 0.0, low_ok: bool = False, high: float | None = None,
                  high_ok: bool = True):
     """Reject NaN, ±inf and values outside the range (``low`` excluded unless ``low_ok``; ``high``

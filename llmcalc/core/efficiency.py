@@ -63,6 +63,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .checks import MIN_FRACTION
 from .errors import LlmcalcError
 
 SOURCE_FLOPS = "Bekman, ml-engineering, Maximum Achievable Matmul FLOPS table (H100 SXM 792.1/989 TFLOP/s = 80%)"
@@ -81,8 +82,8 @@ class Efficiency:
     def __post_init__(self):
         for name in ("flops", "memory_bw", "link"):
             v = getattr(self, name)
-            if not 0 < v <= 1:
-                raise LlmcalcError(f"efficiency {name} must lie in (0, 1], got {v!r}")
+            if not MIN_FRACTION <= v <= 1:  # core.checks' one rule for fractions (a denormal overflows times)
+                raise LlmcalcError(f"efficiency {name} must lie in [{MIN_FRACTION:g}, 1], got {v!r}")
 
     @property
     def is_roofline(self) -> bool:
@@ -108,9 +109,10 @@ def parse_efficiency(flops: float | None = None, memory_bw: float | None = None,
                                "or drop --roofline")
         return ROOFLINE
     d = DEFAULT_EFFICIENCY
+    from .checks import check_fraction
+
     for opt, v in (("--eff-flops", flops), ("--eff-mem", memory_bw), ("--eff-link", link)):
-        if v is not None and not 0 < v <= 1:
-            raise LlmcalcError(f"{opt} expects a fraction in (0, 1], got {v!r}")
+        check_fraction(v, opt)
     return Efficiency(d.flops if flops is None else flops, d.memory_bw if memory_bw is None else memory_bw,
                       d.link if link is None else link)
 
@@ -150,8 +152,8 @@ class TrainingEfficiency:
     def __post_init__(self):
         for name in ("matmul", "attention_flash", "attention_unfused", "moe"):
             v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and 0 < v <= 1):
-                raise LlmcalcError(f"training efficiency {name} must be a fraction in (0, 1], got {v!r} "
+            if not (isinstance(v, (int, float)) and MIN_FRACTION <= v <= 1):
+                raise LlmcalcError(f"training efficiency {name} must be a fraction in [{MIN_FRACTION:g}, 1], got {v!r} "
                                    f"({self.origin or 'efficiency'})")
         if not (self.half_width >= 0 and self.half_width < float("inf")):
             raise LlmcalcError(f"GEMM half width must be a finite number >= 0, got {self.half_width!r}")
@@ -196,10 +198,10 @@ def training_efficiency(hw, *, flat: float | None = None, profile: TrainingEffic
                         ) -> TrainingEfficiency:
     """The training efficiency set for ``hw``: a ``flat`` override, a calibrated ``profile``, the hardware
     catalogue's ``efficiency:`` block, or the stated generation default (in that order)."""
-    from .checks import check_number
+    from .checks import check_fraction
 
     if flat is not None:
-        check_number(flat, "--compute-efficiency (fraction of the dense peak)", high=1)
+        check_fraction(flat, "--compute-efficiency (fraction of the dense peak)")
         return TrainingEfficiency(flat, flat, flat, 1.0, 0.0, origin="--compute-efficiency (given)",
                                   source="given on the command line", flat=float(flat))
     if profile is not None:
@@ -290,7 +292,8 @@ def load_inference_profile(path: str, hw=None, *, flops: float | None = None, me
     vals = {}
     for k, given in (("flops", flops), ("memory_bw", memory_bw), ("link", link)):
         v = block.get(k, getattr(d, k))
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
-            raise LlmcalcError(f"--profile {path}: inference.{k} must be a fraction in (0, 1], got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not MIN_FRACTION <= v <= 1:
+            raise LlmcalcError(f"--profile {path}: inference.{k} must be a fraction in [{MIN_FRACTION:g}, 1], got "
+                               f"{v!r}")
         vals[k] = float(v) if given is None else given
     return Efficiency(**vals)

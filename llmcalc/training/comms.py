@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.checks import check_number
+from ..core.checks import check_fraction, check_number
 from ..core.results import Figure, Result, derive
 from ..core.specs import Hardware, Model
 from ..network.collectives import (
@@ -165,8 +165,8 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
 
     rc = recompute_code(recompute)
     valid = check_layout(m, layout, micro_batch=micro_batch, seq=seq, global_batch=global_batch)
-    eff = link_efficiency_default() if link_efficiency is None else check_number(
-        link_efficiency, "--link-efficiency (fraction of the per-direction link bandwidth)", high=1)
+    eff = link_efficiency_default() if link_efficiency is None else check_fraction(
+        link_efficiency, "--link-efficiency (fraction of the per-direction link bandwidth)")
     ctx = {"domain": hw.scale_up.domain_size, "out_bw": scale_out_bw(hw), "eff": eff, "hw": hw,
            "latency_scale": check_number(latency_scale, "--latency-scale", low=0, low_ok=True)}
     t, p, d, c, ep, v = layout.tp, layout.pp, layout.dp, layout.cp, layout.ep, layout.interleave

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.checks import check_number
+from ..core.checks import check_fraction, check_number
 from ..core.errors import LlmcalcError
 from ..core.results import Figure, Result, derive
 from ..core.specs import Hardware, Model
@@ -30,7 +30,6 @@ DAY_S = 86400.0
 
 # The least rate a time is computed for: below it FLOPs/(GPUs·rate) overflows float64 (--mfu 5e-324, issue #13).
 # With FLOPs <= 6·2**53·2**53 (counts are bounded at the edge) and a peak >= 1e12 FLOP/s every time stays finite.
-MIN_MFU = 1e-6  # fraction of the dense peak
 MIN_ACHIEVED_FLOPS_PER_S = 1e6  # = 1e-6 TFLOP/s
 
 
@@ -224,7 +223,7 @@ def _rate_per_gpu(peak, mfu, achieved, hardware, dtype) -> tuple[Figure, list[st
                  "8TP/(nX) with recompute, 6TP/(nX) without)"])
     if peak is None:
         raise LlmcalcError("give --hardware (for its peak FLOP/s and --mfu) or --achieved-tflops X")
-    check_number(mfu, "--mfu (fraction of the dense peak)", low=MIN_MFU, low_ok=True, high=1)
+    check_fraction(mfu, "--mfu (fraction of the dense peak)")
     u = _arr(mfu, "--mfu (fraction of the dense peak)", high=1)
     return (derive("rate_per_gpu", "mfu*peak", "FLOP/s", f"{hardware.display_name} dense {dtype} peak "
                    "(hardware catalogue) x assumed MFU", label="model FLOP/s per GPU (MFU x peak)", mfu=u,

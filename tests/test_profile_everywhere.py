@@ -125,7 +125,7 @@ def test_profile_errors_are_one_line(tmp_path):
                     _profile(tmp_path)], "h100-sxm", "a100-sxm-80gb")
     bad = tmp_path / "bad.yaml"
     bad.write_text("hardware: h100-sxm\ninference: {flops: 1.5}\n")
-    one_line_error(["infer", "llama-3.1-8b", "--profile", str(bad)], "inference.flops", "(0, 1]")
+    one_line_error(["infer", "llama-3.1-8b", "--profile", str(bad)], "inference.flops", "[1e-06, 1]")
     bad.write_text("hardware: h100-sxm\ninference: {flop: 0.5}\n")
     one_line_error(["sweep", "llama-3.1-8b", "--profile", str(bad)], "inference.flop", "allowed")
     one_line_error(["step", "llama-3.1-8b", "--global-batch", "8", "--profile", str(bad)], "efficiency")

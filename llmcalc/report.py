@@ -39,7 +39,7 @@ def summary(model: Model, hw: Hardware, *, gpus: int = 1024, mfu: float = 0.4, t
     import numpy as np
 
     from .core.checks import check_number
-    from .core.errors import LlmcalcError
+    from .core.errors import LlmcalcError, NoDeploymentError
     from .inference.kv import fit
     from .inference.latency import Deployment, latency
     from .inference.serving import serve
@@ -64,7 +64,7 @@ def summary(model: Model, hw: Hardware, *, gpus: int = 1024, mfu: float = 0.4, t
     try:
         sv = serve(model, hw, prompt=prompt, output=output, users=users, price_usd_per_hour=price_usd_per_hour,
                    eff=eff)
-    except LlmcalcError as single_node:  # no TP inside one node serves it: the serving planner spans nodes
+    except NoDeploymentError as single_node:  # no TP inside one node serves it: the serving planner spans nodes
         parts.append(("serve", _across_nodes(model, hw, prompt, output, users, price_usd_per_hour, eff, notes,
                                              str(single_node))))
     else:

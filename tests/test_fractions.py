@@ -5,10 +5,9 @@ denormal fraction (2.2e-308) divided a finite time into an overflow inside the c
 from __future__ import annotations
 
 import pytest
+from fuzzkit import fast_runner
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from fuzzkit import fast_runner
 
 CASES = [
     ["comms", "llama-3.1-8b", "--dp", "16", "--seq", "4096", "--global-batch", "64", "--link-efficiency"],

@@ -26,6 +26,10 @@ class LayoutError(LlmcalcError):
     """An impossible parallel layout or workload (a degree that does not divide, a batch that does not split)."""
 
 
+class NoDeploymentError(LlmcalcError):
+    """Valid inputs, but no deployment of the searched family meets the targets (an answer, not a typo)."""
+
+
 class UnitError(LlmcalcError, ValueError):
     """A quantity that cannot be parsed or has the wrong dimension (a ValueError, so pydantic locates it)."""
 

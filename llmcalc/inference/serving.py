@@ -31,7 +31,7 @@ import numpy as np
 
 from ..core.checks import check_count, check_number
 from ..core.efficiency import DEFAULT_EFFICIENCY, Efficiency
-from ..core.errors import LlmcalcError
+from ..core.errors import LlmcalcError, NoDeploymentError
 from ..core.results import Result, derive
 from ..core.specs import Hardware, Model
 from .batching import check_workload, concurrency_for_rate, curve, queue_figures, rate_curve
@@ -94,7 +94,7 @@ def serve(model: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: float
              if row else f"tp {r.tp}: {e['why']}" for r, e, row in outcomes]
     ok = [(row["gpus"], r.tp, r, e) for r, e, row in outcomes if row]
     if not ok:
-        raise LlmcalcError(f"no TP degree up to {hw.scale_up.domain_size} on {hw.display_name} serves "
+        raise NoDeploymentError(f"no TP degree up to {hw.scale_up.domain_size} on {hw.display_name} serves "
                            f"{model.display_name} within TTFT {ttft_s:g} s and TPOT {tpot_s * 1e3:g} ms "
                            f"({'; '.join(tried)}); relax the targets, quantise, or pick larger hardware")
     _, _, rep, b = min(ok, key=lambda x: x[:2])

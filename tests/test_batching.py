@@ -194,3 +194,55 @@ def test_queue_wait_is_md1_and_matches_a_lindley_simulation():
     assert r["queue_wait_s"] == pytest.approx(queue_wait(t_prefill, 10.0 * t_prefill)[0])
     assert r["ttft_mean_s"] == pytest.approx(r["ttft_s"] + r["queue_wait_s"])
     assert r["ttft_p99_s"] == pytest.approx(r["ttft_s"] + r["queue_wait_p99_s"])
+    assert r["ttft_p50_s"] == pytest.approx(r["ttft_s"] + r["queue_wait_p50_s"])
+
+
+def _lindley_waits(t_p: float, rho: float, n: int = 400_000):
+    """Waits of Poisson arrivals at an M/D/1 queue: W_{k+1} = max(0, W_k + t_p − A_k) (Lindley 1952)."""
+    import numpy as np
+
+    gaps = np.random.default_rng(0).exponential(t_p / rho, n)
+    w, waits = 0.0, np.empty(n)
+    for k, a in enumerate(gaps):
+        waits[k] = w
+        w = max(0.0, w + t_p - a)
+    return waits[1000:]
+
+
+def test_queue_wait_median_by_hand_and_against_a_lindley_simulation():
+    """Median wait from the same tail as p99, P(W > t) ≈ ρ·exp(−ρ·t/W̄): t_50 = W̄/ρ·ln(2ρ) above ρ = 0.5, else 0.
+    By hand, ρ = 0.8, t_p = 20 ms: W̄ = 0.8·0.02/(2·0.2) = 0.04 s; t_50 = 0.04/0.8·ln 1.6 = 0.05·0.470004 = 23.5 ms.
+    The simulation's median is 0 below ρ = 0.5 (exactly ρ of arrivals wait in M/G/1) and within 15% of the
+    heavy-traffic form at ρ ≥ 0.8 (at ρ = 0.6 it is 40% off: the approximation is for heavy traffic)."""
+    import numpy as np
+
+    from llmcalc.inference.batching import queue_wait_quantile
+
+    assert queue_wait_quantile(0.04, 0.8, 0.5) == pytest.approx(0.05 * 0.4700036292, rel=1e-9)
+    assert queue_wait_quantile(0.01, 0.5, 0.5) == 0.0
+    waits = _lindley_waits(0.02, 0.3)
+    assert np.quantile(waits, 0.5) == 0.0 == queue_wait_quantile(0.3 * 0.02 / 1.4, 0.3, 0.5)
+    for rho in (0.8, 0.9):
+        mean = rho * 0.02 / (2 * (1 - rho))
+        assert np.quantile(_lindley_waits(0.02, rho), 0.5) == pytest.approx(queue_wait_quantile(mean, rho, 0.5),
+                                                                            rel=0.15)
+
+
+def test_latency_vs_load_is_one_steady_state_per_rate():
+    """Each point of the load curve is continuous_batching at that rate; p50 <= mean <= p99 (the wait's tail is
+    exponential, so its median ln(2ρ)/ρ·W̄ < W̄ < p99), the TTFT rises with load, overload is NaN, not a number."""
+    import numpy as np
+
+    from llmcalc.inference.batching import continuous_batching, latency_vs_load
+
+    dep = dep8b()
+    q_max = continuous_batching(dep, 1.0, 1024, 256).data["qps_max"]
+    rates = np.array([0.1, 0.5, 0.9, 1.5]) * q_max
+    c = latency_vs_load(dep, 1024, 256, rates)
+    for i in range(3):
+        d = continuous_batching(dep, float(rates[i]), 1024, 256).data
+        for k in ("ttft_p50_s", "ttft_mean_s", "ttft_p99_s", "tpot_s", "concurrency"):
+            assert c[k][i] == d[k]
+    assert np.all(c["ttft_p50_s"][:3] <= c["ttft_mean_s"][:3]) and np.all(c["ttft_mean_s"][:3] < c["ttft_p99_s"][:3])
+    assert np.all(np.diff(c["ttft_p99_s"][:3]) > 0)
+    assert c["overloaded"].tolist() == [False, False, False, True] and np.isnan(c["ttft_p99_s"][3])

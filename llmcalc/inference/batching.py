@@ -55,8 +55,18 @@ def queue_wait(t_prefill, rho):
     """(mean, p99) wait of an arrival before its prefill starts: M/D/1 (see SRC_QUEUE). ρ must be < 1."""
     rho = np.asarray(rho, dtype=float)
     mean = rho * t_prefill / (2 * (1 - rho))
-    p99 = np.where(rho > 0.01, mean / np.maximum(rho, 1e-300) * np.log(np.maximum(rho, 0.01) / 0.01), 0.0)
-    return mean, p99
+    return mean, queue_wait_quantile(mean, rho, 0.99)
+
+
+def queue_wait_quantile(mean_wait, rho, q: float):
+    """The q-quantile of the wait from its mean W̄ and the load ρ, by the tail of SRC_QUEUE: P(W > t) ≈ ρ·exp(−ρ·t/W̄)
+    (an arrival waits at all with probability ρ, exact for M/G/1; Kingman 1962 for the exponential tail), so
+    t_q = W̄/ρ · ln(ρ/(1 − q)) where ρ > 1 − q, and 0 where fewer than 1 − q of arrivals wait (the median is 0
+    below ρ = 0.5)."""
+    rho = np.asarray(rho, dtype=float)
+    tail = 1.0 - q
+    return np.where(rho > tail, np.asarray(mean_wait, dtype=float) / np.maximum(rho, 1e-300)
+                    * np.log(np.maximum(rho, tail) / tail), 0.0)
 
 
 def request_time(t_prefill, t_decode, output, concurrency):
@@ -303,8 +313,15 @@ def continuous_batching(dep: Deployment, qps: float, prompt, output, reserve: fl
                         log_rho_over_1pct=float(np.log(u / 0.01)))
                  if u > 0.01 else derive("queue_wait_p99_s", "0", "s", SRC_QUEUE + "; ρ <= 0.01: P(W > 0) < 1%",
                                          label="wait before prefill (p99)"),
+                 derive("queue_wait_p50_s", "W/rho*log_rho_over_half", "s", SRC_QUEUE,
+                        label="wait before prefill (median, heavy-traffic approximation)", W=float(wq), rho=u,
+                        log_rho_over_half=float(np.log(u / 0.5)))
+                 if u > 0.5 else derive("queue_wait_p50_s", "0", "s", SRC_QUEUE + "; ρ <= 0.5: P(W > 0) <= 50%",
+                                        label="wait before prefill (median)"),
                  derive("ttft_mean_s", "t_p + t_d + W", "s", SRC_QUEUE, label="TTFT with queueing (mean)",
                         t_p=t_p, t_d=float(t_d), W=float(wq)),
+                 derive("ttft_p50_s", "t_p + t_d + W50", "s", SRC_QUEUE, label="TTFT with queueing (median)",
+                        t_p=t_p, t_d=float(t_d), W50=float(queue_wait_quantile(wq, u, 0.5))),
                  derive("ttft_p99_s", "t_p + t_d + W99", "s", SRC_QUEUE, label="TTFT with queueing (p99)",
                         t_p=t_p, t_d=float(t_d), W99=float(w99))]
     fig = {f.key: f.value for f in figs}
@@ -329,7 +346,8 @@ def continuous_batching(dep: Deployment, qps: float, prompt, output, reserve: fl
             "prompt": prompts[0] if scalar else prompts, "output": outputs[0] if scalar else outputs,
             "mix": shares, "concurrency": n, "request_s": fig["request_s"], "tpot_s": fig["tpot_s"],
             "ttft_s": float(t_p + t_d), "queue_wait_s": fig.get("queue_wait_s"),
-            "queue_wait_p99_s": fig.get("queue_wait_p99_s"), "ttft_mean_s": fig.get("ttft_mean_s"),
+            "queue_wait_p99_s": fig.get("queue_wait_p99_s"), "queue_wait_p50_s": fig.get("queue_wait_p50_s"),
+            "ttft_mean_s": fig.get("ttft_mean_s"), "ttft_p50_s": fig.get("ttft_p50_s"),
             "ttft_p99_s": fig.get("ttft_p99_s"), "qps_max": qps_max, "kv_cap": cap,
             "kv_binds": bool(overloaded or n >= cap),
             "overloaded": overloaded, "throughput_qps": fig["throughput_qps"], "tokens_per_s": fig["tokens_per_s"],
@@ -340,3 +358,29 @@ def continuous_batching(dep: Deployment, qps: float, prompt, output, reserve: fl
     mixed = f", {k}-class mix" if k > 1 else ""
     return Result(f"Continuous batching: {dep.model.display_name} on {dep.tp} x {dep.hw.display_name} at "
                   f"{qps:g} req/s{mixed}", tuple(figs), tuple(notes), data)
+
+
+def latency_vs_load(dep: Deployment, prompt: int, output: int, qps, reserve: float = 0.1) -> dict:
+    """Latency percentiles of one replica at each arrival rate in ``qps`` (a 1-D array, requests/s per replica):
+    one :func:`continuous_batching` steady state per rate (its figures and sources), gathered for a chart.
+
+    Returns arrays ``qps``, ``ttft_p50_s``, ``ttft_mean_s``, ``ttft_p99_s`` (TTFT with the M/D/1 wait before
+    prefill, SRC_QUEUE), ``tpot_s`` (mean, prefill-stretched; the model gives no TPOT percentile),
+    ``concurrency`` and ``overloaded`` (rates beyond the replica's qps_max: figures at the KV cap, NaN
+    latencies), plus the scalar ``qps_max``."""
+    rates = np.atleast_1d(np.asarray(qps, dtype=float))
+    if rates.ndim != 1 or rates.size > 4096:
+        raise LlmcalcError(f"--qps: a load curve takes at most 4096 rates in one list, got shape {rates.shape}")
+    keys = ("ttft_p50_s", "ttft_mean_s", "ttft_p99_s", "tpot_s", "concurrency")
+    out = {k: np.full(rates.size, np.nan) for k in keys}
+    out["overloaded"] = np.zeros(rates.size, dtype=bool)
+    qps_max = np.nan
+    for i, q in enumerate(rates):
+        d = continuous_batching(dep, float(q), prompt, output, reserve=reserve).data
+        qps_max = d["qps_max"]
+        out["overloaded"][i] = d["overloaded"]
+        if d["overloaded"]:  # beyond the sustainable rate the queue grows without bound: no steady latency
+            continue
+        for k in keys:
+            out[k][i] = np.nan if d[k] is None else float(d[k])
+    return {"qps": rates, **out, "qps_max": float(qps_max)}

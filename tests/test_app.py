@@ -183,6 +183,14 @@ def test_serving_page_plan_and_impossible_targets():
     assert "no TP degree" in errors(at)
 
 
+def test_serving_page_draws_latency_percentiles_against_load():
+    """p50/p99 TTFT and TPOT against the load come from batching.latency_vs_load (tested by hand and against a
+    Lindley simulation in test_batching.py); the page draws them, with the model's caveat beside the chart."""
+    at = run_app(page="serving")
+    assert at.session_state["_llmcalc_sections"]["Latency percentiles against load (one replica)"] == "ok"
+    assert any("M/D/1" in c.value and "no TPOT percentile" in c.value for c in at.caption)
+
+
 def test_serving_page_price_input_sets_the_cost():
     # cost = GPUs x $/h / (3600 x output tokens/s) x 1e6 (serving.py); the page's price replaces the catalogue's
     from llmcalc.core.catalogue import load_hardware, load_model

@@ -553,6 +553,35 @@ def test_presets_fill_inputs():
     assert at.query_params["prompt"] in (["16384"], "16384")  # and the link carries it
 
 
+def test_qlora_preset_fills_the_adapter_inputs_and_memory_counts_them():
+    """The QLoRA preset (Dettmers et al. 2023: 4-bit NF4 base, rank-64 adapters on every block linear, one GPU)
+    fills the inputs; the answer line and the memory section are training_memory with those adapters (its QLoRA
+    accounting is tested in test_train_memory.py), and no full-training step time is claimed for it."""
+    from llmcalc.core.catalogue import load_hardware, load_model
+    from llmcalc.dashboard.panels import human
+    from llmcalc.dashboard.presets import PRESETS
+    from llmcalc.training.layout import Layout
+    from llmcalc.training.memory import LoRA, training_memory
+
+    at = run_app(page="training", model="llama-2-70b", hw="a100-sxm-80gb")
+    at.selectbox(key="preset_training").set_value("fine-tuning with QLoRA").run()
+    assert not at.exception
+    p = PRESETS["fine-tuning with QLoRA"][1]
+    assert at.number_input(key="w_lora_rank").value == p["lora_rank"] == 64
+    assert at.selectbox(key="w_base_bits").value == 4
+    r = training_memory(load_model("llama-2-70b"), load_hardware("a100-sxm-80gb"), Layout(tp=1, pp=1, dp=1, zero=0),
+                        micro_batch=1, seq=p["seq"], recompute="full", global_batch=p["gbs"],
+                        lora=LoRA(64, ("q", "k", "v", "o", "gate", "up", "down"), 4))
+    line = at.session_state["_llmcalc_answer"]
+    assert "QLoRA (rank 64, 4-bit frozen base)" in line and "on 1 NVIDIA" in line, line
+    assert f"{human(r.value('memory/total'), 'B')} of {human(r.data['usable_bytes'], 'B')} usable" in line, line
+    assert at.session_state["_llmcalc_sections"]["Memory per GPU"] == "ok"
+    assert any("Not computed for LoRA" in i.value for i in at.info)
+    at = run_app(page="training", lora_rank=16, lora_targets="q,x")  # a bad target: a message beside that input
+    assert "LoRA targets" in errors(at) and at.session_state["_llmcalc_sections"]["Chinchilla: compute-optimal "
+                                                                                  "tokens"] == "ok"
+
+
 def test_a_vs_b_deltas_say_which_side_is_better():
     from llmcalc.core.results import Figure
     from llmcalc.dashboard.compare import delta_table

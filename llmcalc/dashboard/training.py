@@ -201,10 +201,14 @@ def time_cost(model, hardware, s: dict, tc=time_and_cost) -> None:
     valid = np.asarray(sw.data["valid"], dtype=bool) & np.isfinite(np.asarray(sw.data["tokens_per_s"], float))
     if not valid.any():
         return
-    t = tokens(s)
+    from ..training.cost import training_cost
+
     gpus = np.asarray(sw.data["gpus"])[valid]
-    days = t / np.asarray(sw.data["tokens_per_s"])[valid] / 86400  # drawing: tokens / (tokens/s), no new model
-    df = pd.DataFrame({f"{dev}s": gpus, "days": days, "MFU": np.asarray(sw.data["mfu"])[valid],
+    mfu = np.asarray(sw.data["mfu"])[valid]
+    # each point as the headline: the step model's MFU on its GPUs, over the token budget (one vectorised call)
+    days = training_cost(model, tokens=tokens(s), hardware=hardware, gpus=gpus, mfu=mfu, exact_seq=int(s["seq"]),
+                         recompute=s["recompute"], dtype=s["dtype"]).data["days"]
+    df = pd.DataFrame({f"{dev}s": gpus, "days": np.asarray(days, dtype=float), "MFU": mfu,
                        "current": gpus == st_.data["gpus"]})
     st.altair_chart(charts.sweep(df, f"{dev}s", "days", "current", unit="days",
                                  title=f"training days vs {dev}s (DP scaled; each point its own step model, "

@@ -51,22 +51,46 @@ SRC_QUEUE = ("prefill as an M/D/1 queue (Poisson arrivals, deterministic service
              "tail P(W > t) ≈ ρ·exp(−ρ·t/W̄) (Kingman 1962), an approximation")
 
 
+def wait_quantile(mean, rho, q):
+    """q-quantile of the wait from the tail P(W > t) ≈ ρ·exp(−ρ·t/W̄) (SRC_QUEUE): W̄/ρ·ln(ρ/(1 − q)) when
+    ρ > 1 − q, else 0 (fewer than 1 − q of the arrivals wait at all)."""
+    rho = np.asarray(rho, dtype=float)
+    tail = 1 - q
+    return np.where(rho > tail, mean / np.maximum(rho, 1e-300) * np.log(np.maximum(rho, tail) / tail), 0.0)
+
+
 def queue_wait(t_prefill, rho):
     """(mean, p99) wait of an arrival before its prefill starts: M/D/1 (see SRC_QUEUE). ρ must be < 1."""
     rho = np.asarray(rho, dtype=float)
     mean = rho * t_prefill / (2 * (1 - rho))
-    return mean, queue_wait_quantile(mean, rho, 0.99)
+    return mean, wait_quantile(mean, rho, 0.99)
 
 
-def queue_wait_quantile(mean_wait, rho, q: float):
-    """The q-quantile of the wait from its mean W̄ and the load ρ, by the tail of SRC_QUEUE: P(W > t) ≈ ρ·exp(−ρ·t/W̄)
-    (an arrival waits at all with probability ρ, exact for M/G/1; Kingman 1962 for the exponential tail), so
-    t_q = W̄/ρ · ln(ρ/(1 − q)) where ρ > 1 − q, and 0 where fewer than 1 − q of arrivals wait (the median is 0
-    below ρ = 0.5)."""
-    rho = np.asarray(rho, dtype=float)
-    tail = 1.0 - q
-    return np.where(rho > tail, np.asarray(mean_wait, dtype=float) / np.maximum(rho, 1e-300)
-                    * np.log(np.maximum(rho, tail) / tail), 0.0)
+def queue_figures(t_p: float, t_d: float, rho: float) -> list:
+    """The wait before prefill (M/D/1 mean, p50, p99) and TTFT with it, as figures; one place for batching and serve.
+    ρ = λ·t_p is the prefill load of one replica (< 1)."""
+    wq, w99 = queue_wait(t_p, rho)
+    w50 = wait_quantile(wq, rho, 0.5)
+
+    def q_fig(key, q):
+        tail = 1 - q
+        if rho > tail:
+            return derive(key, "W/rho*log_rho_over_tail", "s", SRC_QUEUE,
+                          label=f"wait before prefill (p{q * 100:g}, heavy-traffic approximation)", W=float(wq),
+                          rho=rho, log_rho_over_tail=float(np.log(rho / tail)))
+        return derive(key, "0", "s", SRC_QUEUE + f"; ρ <= {tail:g}: P(W > 0) < {tail:.0%}",
+                      label=f"wait before prefill (p{q * 100:g})")
+
+    return [derive("queue_wait_s", "rho*t_p/(2*(1 - rho))", "s", SRC_QUEUE,
+                   label="wait before prefill (mean, M/D/1)", rho=rho, t_p=t_p),
+            q_fig("queue_wait_p50_s", 0.5),
+            q_fig("queue_wait_p99_s", 0.99),
+            derive("ttft_mean_s", "t_p + t_d + W", "s", SRC_QUEUE, label="TTFT with queueing (mean)",
+                   t_p=t_p, t_d=float(t_d), W=float(wq)),
+            derive("ttft_p50_s", "t_p + t_d + W50", "s", SRC_QUEUE, label="TTFT with queueing (p50)",
+                   t_p=t_p, t_d=float(t_d), W50=float(w50)),
+            derive("ttft_p99_s", "t_p + t_d + W99", "s", SRC_QUEUE, label="TTFT with queueing (p99)",
+                   t_p=t_p, t_d=float(t_d), W99=float(w99))]
 
 
 def request_time(t_prefill, t_decode, output, concurrency):
@@ -305,25 +329,7 @@ def continuous_batching(dep: Deployment, qps: float, prompt, output, reserve: fl
     if k > 1:
         figs += [f for cl in classes for f in cl]
     if u < 1:  # queueing before the prefill starts (not defined for an engine that only prefills)
-        wq, w99 = queue_wait(t_p, u)
-        figs += [derive("queue_wait_s", "rho*t_p/(2*(1 - rho))", "s", SRC_QUEUE,
-                        label="wait before prefill (mean, M/D/1)", rho=u, t_p=t_p),
-                 derive("queue_wait_p99_s", "W/rho*log_rho_over_1pct", "s", SRC_QUEUE,
-                        label="wait before prefill (p99, heavy-traffic approximation)", W=float(wq), rho=u,
-                        log_rho_over_1pct=float(np.log(u / 0.01)))
-                 if u > 0.01 else derive("queue_wait_p99_s", "0", "s", SRC_QUEUE + "; ρ <= 0.01: P(W > 0) < 1%",
-                                         label="wait before prefill (p99)"),
-                 derive("queue_wait_p50_s", "W/rho*log_rho_over_half", "s", SRC_QUEUE,
-                        label="wait before prefill (median, heavy-traffic approximation)", W=float(wq), rho=u,
-                        log_rho_over_half=float(np.log(u / 0.5)))
-                 if u > 0.5 else derive("queue_wait_p50_s", "0", "s", SRC_QUEUE + "; ρ <= 0.5: P(W > 0) <= 50%",
-                                        label="wait before prefill (median)"),
-                 derive("ttft_mean_s", "t_p + t_d + W", "s", SRC_QUEUE, label="TTFT with queueing (mean)",
-                        t_p=t_p, t_d=float(t_d), W=float(wq)),
-                 derive("ttft_p50_s", "t_p + t_d + W50", "s", SRC_QUEUE, label="TTFT with queueing (median)",
-                        t_p=t_p, t_d=float(t_d), W50=float(queue_wait_quantile(wq, u, 0.5))),
-                 derive("ttft_p99_s", "t_p + t_d + W99", "s", SRC_QUEUE, label="TTFT with queueing (p99)",
-                        t_p=t_p, t_d=float(t_d), W99=float(w99))]
+        figs += queue_figures(t_p, float(t_d), u)
     fig = {f.key: f.value for f in figs}
     overloaded = qps > qps_max
     if k == 1:
@@ -346,8 +352,8 @@ def continuous_batching(dep: Deployment, qps: float, prompt, output, reserve: fl
             "prompt": prompts[0] if scalar else prompts, "output": outputs[0] if scalar else outputs,
             "mix": shares, "concurrency": n, "request_s": fig["request_s"], "tpot_s": fig["tpot_s"],
             "ttft_s": float(t_p + t_d), "queue_wait_s": fig.get("queue_wait_s"),
-            "queue_wait_p99_s": fig.get("queue_wait_p99_s"), "queue_wait_p50_s": fig.get("queue_wait_p50_s"),
-            "ttft_mean_s": fig.get("ttft_mean_s"), "ttft_p50_s": fig.get("ttft_p50_s"),
+            "queue_wait_p99_s": fig.get("queue_wait_p99_s"), "ttft_mean_s": fig.get("ttft_mean_s"),
+            "queue_wait_p50_s": fig.get("queue_wait_p50_s"), "ttft_p50_s": fig.get("ttft_p50_s"),
             "ttft_p99_s": fig.get("ttft_p99_s"), "qps_max": qps_max, "kv_cap": cap,
             "kv_binds": bool(overloaded or n >= cap),
             "overloaded": overloaded, "throughput_qps": fig["throughput_qps"], "tokens_per_s": fig["tokens_per_s"],

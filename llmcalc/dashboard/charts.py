@@ -96,8 +96,8 @@ def unit_for(values, unit: str) -> tuple[float, str]:
 
 
 def sweep(df: pd.DataFrame, x: str, y: str, current: str, fits: str | None = None, knee: float | None = None,
-          unit: str = "", log_x: bool = True, log_y: bool = True, title: str = "", color: str | None = None
-          ) -> alt.Chart:
+          unit: str = "", log_x: bool = True, log_y: bool = True, title: str = "", color: str | None = None,
+          knee_label: str = "knee") -> alt.Chart:
     """A sweep as points and a line: points that do not fit are grey (and off the line), the current
     choice is ringed, the knee (if given) is a dashed rule."""
     d = df.copy()
@@ -122,7 +122,7 @@ def sweep(df: pd.DataFrame, x: str, y: str, current: str, fits: str | None = Non
         x=ax, y=ay, tooltip=tip)
     layers = [line, pts, ring]
     if knee:
-        kd = pd.DataFrame({x: [knee], "label": [f"knee: {x} {knee:,.4g}"]})
+        kd = pd.DataFrame({x: [knee], "label": [f"{knee_label}: {x} {knee:,.4g}"]})
         layers.append(alt.Chart(kd).mark_rule(strokeDash=[4, 4], color="#555").encode(x=f"{x}:Q", tooltip=["label"]))
     return alt.layer(*layers).properties(height=280)
 

@@ -184,7 +184,8 @@ FLAG_FIELDS = {"--tp": "tp", "--pp": "pp", "--dp": "dp", "--ep": "ep", "--cp": "
                "--gpus": ("plan_gpus", "rl_gpus"), "--objective": "objective", "--prompts": "rl_prompts",
                "--samples": "rl_samples", "--prompt-len": "rl_prompt", "--response-len": "rl_mean",
                "--max-response": "rl_cap", "--staleness": "rl_eta", "--algo": "rl_algo", "--rollout-tp": "rl_rtp",
-               "--rollout-gpus": "rl_split"}
+               "--rollout-gpus": "rl_split", "--lora-rank": "lora_rank", "--lora-targets": "lora_targets",
+               "--base-bits": "base_bits"}
 
 
 def _field_for(flag: str, suffix: str = "") -> str | None:

@@ -4,7 +4,10 @@ and goes into the link like a typed one.
 The numbers are typical settings, not measurements: chat turns of ~1k prompt / ~256 output tokens (the
 ShareGPT-style mix serving benchmarks such as vLLM's use), retrieval-augmented prompts of ~16k tokens,
 short completions for code under tight latency, long offline summaries where only throughput matters,
-and 128k-token pre-training with context parallelism (Llama 3 long-context stage: 128k sequences, CP).
+128k-token pre-training with context parallelism (Llama 3 long-context stage: 128k sequences, CP), and
+fine-tuning with QLoRA as Dettmers et al. 2023 (arXiv 2305.14314) ran it: a frozen 4-bit NF4 base with rank-64
+LoRA adapters on every linear layer of the blocks (§4, "LoRA r = 64 … on all linear layers"), gradient
+checkpointing (§3: full recompute), one GPU, batch 16.
 """
 
 from __future__ import annotations
@@ -24,10 +27,14 @@ PRESETS: dict[str, tuple[tuple[str, ...], dict]] = {
                             dict(prompt=8192, gen=512, batch=64, rate=5.0, ttft_slo=60.0, tpot_slo=0.2)),
     "pre-training, 4k context": (("training",),
                                  dict(seq=4096, tp=1, pp=1, cp=1, dp=64, mbs=1, gbs=512, recompute="selective",
-                                      zero=1, tokens="15T")),
+                                      zero=1, tokens="15T", lora_rank=0)),
     "long-context training (128k, CP)": (("training",),
                                          dict(seq=131072, tp=8, pp=1, cp=8, dp=1, mbs=1, gbs=64, sp=True,
-                                              recompute="full", zero=1, tokens="800B")),
+                                              recompute="full", zero=1, tokens="800B", lora_rank=0)),
+    "fine-tuning with QLoRA": (("training",),
+                               dict(lora_rank=64, lora_targets="q,k,v,o,gate,up,down", base_bits=4, seq=2048, tp=1,
+                                    pp=1, cp=1, dp=1, ep=1, mbs=1, gbs=16, sp=False, recompute="full", zero=0,
+                                    tokens="100M")),
 }
 
 

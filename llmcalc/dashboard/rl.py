@@ -109,21 +109,26 @@ def regimes(model, hardware, x: dict, r) -> None:
                      "staleness mean": g["staleness_mean"], "staleness max": g["staleness_max"],
                      "speedup vs sync": d["speedup"].get(name, 1.0 if name == "sync_colocated" else None)})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    st.caption(f"split: {d['split']['rollout_gpus']} rollout + {d['split']['trainer_gpus']} trainer {dev}s"
-               + (" (best by the async throughput bound)" if d["split"]["searched"] else "")
-               + f"; expected longest response {d['response_expected_max']:,.0f} tokens (Blom)")
+    k = d["split"]["rollout_gpus"]
+    split = (f"split: {k} rollout + {d['split']['trainer_gpus']} trainer {dev}s"
+             + (" (best by the async throughput bound)" if d["split"]["searched"] else "")) if k is not None else \
+        f"no rollout/trainer split fits on these {dev}s (see the warning above): synchronous colocated only"
+    st.caption(f"{split}; expected longest response {d['response_expected_max']:,.0f} tokens (Blom)")
     charts = [timeline_chart(d["timeline"][n], n.replace("_", " ")) for n in ("sync_colocated", "fully_async")
               if n in d["timeline"]]
     if charts:
         st.altair_chart(alt.vconcat(*charts).resolve_scale(x="shared"), width="stretch")
     c1, c2 = st.columns(2)
-    if d["split"]["searched"]:
+    if d["split"]["searched"] and d["split"]["bound_s"] is not None:  # None: no split fits (colocated only)
         tokens = (d["response_mean"] + d["prompt_len"]) * d["batch"]
         df = pd.DataFrame({f"rollout {dev}s": d["split"]["candidates"],
                            "trained tokens/s (bound)": tokens / d["split"]["bound_s"]})
         c1.altair_chart(alt.Chart(df, title="async throughput against the split").mark_line(point=True).encode(
             x=f"rollout {dev}s:Q", y="trained tokens/s (bound):Q"), width="stretch")
-    k = d["split"]["rollout_gpus"]
+    if k is None:  # the η chart times the split regime
+        panels.explain_panel(r, "rl")
+        panels.collect(r)
+        return
     eta_rows = []
     for eta in ETAS:
         g = _run(model, hardware, x, staleness=eta, rollout_gpus=k, regime="async").data["regimes"]["fully_async"]

@@ -68,6 +68,8 @@ def render(model, hardware, s: dict) -> None:
             st.info(f"No catalogue price for the {hardware.display_name}: enter a price per {dev}-hour above.")
     with panels.section(f"{dev}s against load", s, probe):
         load_chart(model, hardware, s, dev)
+    with panels.section("Latency percentiles against load (one replica)", s, probe):
+        latency_chart(model, hardware, s, here(model, hardware, s).data)
     with panels.section("Which accelerator serves this load cheapest?"):
         accelerators(model, hardware, s)
 
@@ -91,6 +93,42 @@ def load_chart(model, hardware, s: dict, dev: str) -> None:
                                  title=f"{dev}s needed against load (same targets; ring: this load)"),
                     width="stretch")
     panels.csv_download(df.drop(columns=["current", "fits"]), "gpus-vs-load", "dl_serving")
+
+
+# shares of the replica's highest sustainable rate (qps_max), denser where the queue's tail climbs; each point is
+# one continuous_batching call (~7 ms), so ten keep the chart ~0.07 s of the page's re-render
+LATENCY_LOADS = np.array([0.05, 0.2, 0.4, 0.6, 0.75, 0.85, 0.9, 0.95, 0.98, 1.0])
+
+
+def latency_chart(model, hardware, s: dict, d: dict) -> None:
+    """TTFT p50/p99 (M/D/1 wait before prefill) and TPOT of one replica of the plan's TP against its load, up
+    to the highest rate it sustains; the ring marks this load's share per replica, the rule the plan's capacity."""
+    from ..inference.batching import latency_vs_load
+    from ..inference.latency import Deployment
+
+    dep = Deployment(model, hardware, int(d["tp"]), s["dtype"], None, s["kv_dtype"], state.activations(s))
+    prompt, gen, here_q = int(s["prompt"]), int(s["gen"]), float(d["qps_per_replica_at_load"])
+    q_max = latency_vs_load(dep, prompt, gen, [here_q])["qps_max"]
+    rates = np.unique(np.append(LATENCY_LOADS * q_max, min(here_q, q_max)))
+    c = latency_vs_load(dep, prompt, gen, rates)
+    x = "requests/s per replica"
+    series = {"TTFT p50": c["ttft_p50_s"], "TTFT p99": c["ttft_p99_s"], "TPOT (mean)": c["tpot_s"]}
+    f, unit = charts.unit_for(np.concatenate(list(series.values())), "s")
+    df = pd.DataFrame([{x: q, f"latency ({unit})": v / f, "latency": name, "seconds": v,
+                        "current": bool(np.isclose(q, here_q)), "fits": True}
+                       for name, vals in series.items() for q, v in zip(c["qps"], vals, strict=True)
+                       if np.isfinite(v)])
+    if df.empty:
+        return
+    st.altair_chart(charts.sweep(df, x, f"latency ({unit})", "current", fits="fits", color="latency",
+                                 log_x=False, knee=float(d["qps_per_replica"]), knee_label="capacity within targets",
+                                 title=f"TP {int(d['tp'])} replica up to its highest sustainable rate "
+                                       f"{q_max:,.3g} req/s (ring: this load, {here_q:,.3g} req/s per replica)"),
+                    width="stretch")
+    st.caption("TTFT = prefill + one decode step + the wait before prefill, an M/D/1 queue (mean exact for Poisson "
+               "arrivals; p50 and p99 from a heavy-traffic exponential tail, Kingman 1962). TPOT is the mean "
+               "prefill-stretched step: the model gives no TPOT percentile.")
+    panels.csv_download(df.drop(columns=["current", "fits"]), "latency-vs-load", "dl_latency")
 
 
 def accelerators(model, hardware, s: dict) -> None:

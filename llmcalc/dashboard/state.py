@@ -74,6 +74,8 @@ FIELDS = _fields(
     Field("seq", 4096, 1, 1 << 24), Field("mbs", 1, 1, 1 << 16), Field("gbs", 512, 1, 1 << 24),
     Field("zero", 2, 0, 3), Field("recompute", "selective", choices=("none", "selective", "full")),
     Field("tokens", "15T"),
+    # fine-tuning with LoRA adapters (llmcalc.training.memory.LoRA): rank 0 = full training
+    Field("lora_rank", 0, 0, 4096), Field("lora_targets", "q,k,v,o"), Field("base_bits", 16, 4, 16),
     # inference and serving
     Field("batch", 1, 1, 1 << 16), Field("prompt", 1024, 1, 1 << 24), Field("gen", 256, 1, 1 << 24),
     Field("kv_dtype", "bf16", choices=tuple(DTYPES)), Field("roofline", False),

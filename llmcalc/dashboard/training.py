@@ -37,6 +37,36 @@ def layout_inputs(dev: str = "GPU") -> None:
         st.caption(f"{dev}s = TP·PP·DP·CP; EP lives inside DP (Megatron-Core)")
 
 
+def lora_inputs() -> None:
+    c = st.columns(3)
+    with c[0]:
+        panels.field("lora_rank", st.number_input, label="LoRA rank (0 = full training)", step=8)
+    with c[1]:
+        panels.field("lora_targets", st.text_input, label="LoRA targets (of q,k,v,o,gate,up,down)")
+    with c[2]:
+        panels.field("base_bits", st.selectbox, label="frozen base bits (4 = QLoRA NF4)", options=[16, 8, 4])
+
+
+def lora(s: dict):
+    """The LoRA adapters typed on the page, or None for full training (rank 0)."""
+    from ..training.memory import LoRA
+
+    if int(s["lora_rank"]) == 0:
+        return None
+    return LoRA(int(s["lora_rank"]), tuple(t.strip() for t in str(s["lora_targets"]).split(",") if t.strip()),
+                int(s["base_bits"]))
+
+
+def lora_words(s: dict) -> str:
+    q = "QLoRA" if int(s["base_bits"]) == 4 else "LoRA"
+    return f"{q} (rank {int(s['lora_rank'])}, {int(s['base_bits'])}-bit frozen base)"
+
+
+NOT_FOR_LORA = ("Not computed for LoRA fine-tuning: the step model counts full-training work (weight gradients of "
+                "every base matrix, their data-parallel reduction), which a LoRA step skips; only the memory below "
+                "is modelled for adapters. Set the LoRA rank to 0 for full training.")
+
+
 def make_layout(s: dict, **over):
     from ..training.layout import Layout
 
@@ -77,8 +107,17 @@ def time_and_cost(model, hardware, s: dict):
 
 
 def answer(model, hardware, s: dict, tc=time_and_cost) -> tuple[str, str]:
-    """The page's question and its one-line answer (pure: the per-pair test calls it for every pair)."""
+    """The page's question and its one-line answer (pure: the per-pair test calls it for every pair).
+    With LoRA adapters the question is whether the fine-tuning fits (the step model is full training)."""
     dev = state.device_word(hardware)
+    if lora(s) is not None:
+        r = memory_result(model, hardware, s)
+        n = int(make_layout(s).gpus)
+        q = (f"Does fine-tuning {model.display_name} with {lora_words(s)} fit on {n:,} {hardware.display_name} "
+             f"{dev}{'s' * (n > 1)}?")
+        need, usable = r.value("memory/total"), r.data["usable_bytes"]
+        return q, (f"{'yes' if r.data['fits'] else 'no'}: {panels.human(need, 'B')} of "
+                   f"{panels.human(usable, 'B')} usable per {dev}")
     q = f"How long does training {model.display_name} on {s['tokens']} tokens take?"
     st_, r = tc(model, hardware, s)
     n = int(st_.data["gpus"])
@@ -104,20 +143,32 @@ def render(model, hardware, s: dict) -> None:
                      format="%.3g")
     st.markdown("**Parallel layout (one step)**")
     layout_inputs(dev)
+    st.markdown("**Fine-tuning with LoRA adapters (Hu et al. 2021; QLoRA: Dettmers et al. 2023)**")
+    lora_inputs()
     tc = lambda *a: panels.memo(time_and_cost, *a)  # noqa: E731 - one step + cost call for the whole page
     panels.answer_or_pointer(lambda: answer(model, hardware, s, tc), top)
     probe = lambda x: time_and_cost(model, hardware, x)  # noqa: E731 - re-run to find values that work
+    full = int(s["lora_rank"]) == 0
     with panels.section("Time and cost (from the layout's step time and MFU)", s, probe):
-        time_cost(model, hardware, s, tc)
+        if full:
+            time_cost(model, hardware, s, tc)
+        else:
+            st.info(NOT_FOR_LORA)
     with panels.section(f"Memory per {dev}", s, lambda x: memory_result(model, hardware, x)):
         memory(model, hardware, s)
     with panels.section("Step time and MFU", s, lambda x: step_result(model, hardware, x)):
-        r = panels.memo(step_result, model, hardware, s)
-        if r.data.get("fits") is False:  # the memory verdict: never a plain MFU for a layout that cannot run
-            st.error(r.title.split(" — Training step")[0])
-        panels.show_result(r, "step", metrics=("time/step", "throughput/tokens_per_s", "mfu", "hfu"))
+        if full:
+            r = panels.memo(step_result, model, hardware, s)
+            if r.data.get("fits") is False:  # the memory verdict: never a plain MFU for a layout that cannot run
+                st.error(r.title.split(" — Training step")[0])
+            panels.show_result(r, "step", metrics=("time/step", "throughput/tokens_per_s", "mfu", "hfu"))
+        else:
+            st.info(NOT_FOR_LORA)
     with panels.section("Communication ledger", s, lambda x: comms_result(model, hardware, x)):
-        comms(model, hardware, s)
+        if full:
+            comms(model, hardware, s)
+        else:
+            st.info(NOT_FOR_LORA)
     with panels.section("Chinchilla: compute-optimal tokens"):
         from ..model import scaling
 
@@ -150,10 +201,14 @@ def time_cost(model, hardware, s: dict, tc=time_and_cost) -> None:
     valid = np.asarray(sw.data["valid"], dtype=bool) & np.isfinite(np.asarray(sw.data["tokens_per_s"], float))
     if not valid.any():
         return
-    t = tokens(s)
+    from ..training.cost import training_cost
+
     gpus = np.asarray(sw.data["gpus"])[valid]
-    days = t / np.asarray(sw.data["tokens_per_s"])[valid] / 86400  # drawing: tokens / (tokens/s), no new model
-    df = pd.DataFrame({f"{dev}s": gpus, "days": days, "MFU": np.asarray(sw.data["mfu"])[valid],
+    mfu = np.asarray(sw.data["mfu"])[valid]
+    # each point as the headline: the step model's MFU on its GPUs, over the token budget (one vectorised call)
+    days = training_cost(model, tokens=tokens(s), hardware=hardware, gpus=gpus, mfu=mfu, exact_seq=int(s["seq"]),
+                         recompute=s["recompute"], dtype=s["dtype"]).data["days"]
+    df = pd.DataFrame({f"{dev}s": gpus, "days": np.asarray(days, dtype=float), "MFU": mfu,
                        "current": gpus == st_.data["gpus"]})
     st.altair_chart(charts.sweep(df, f"{dev}s", "days", "current", unit="days",
                                  title=f"training days vs {dev}s (DP scaled; each point its own step model, "
@@ -165,7 +220,7 @@ def memory_result(model, hardware, s: dict, layout=None):
     from ..training import memory as mem
 
     return mem.training_memory(model, hardware, layout or make_layout(s), micro_batch=int(s["mbs"]),
-                               seq=int(s["seq"]), recompute=s["recompute"], global_batch=int(s["gbs"]))
+                               seq=int(s["seq"]), recompute=s["recompute"], global_batch=int(s["gbs"]), lora=lora(s))
 
 
 def alternatives(s: dict) -> dict[str, dict]:

@@ -400,3 +400,29 @@ def continuous_batching(dep: Deployment, qps: float, prompt, output, reserve: fl
         title = (f"OVERLOADED: {qps:g} req/s >= the {qps_max:.3g} req/s one replica sustains, so the queue and TTFT "
                  f"are unbounded (add replicas or lower --qps). {title}, figures at the KV cap")
     return Result(title, tuple(figs), tuple(notes), data)
+
+
+def latency_vs_load(dep: Deployment, prompt: int, output: int, qps, reserve: float = 0.1) -> dict:
+    """Latency percentiles of one replica at each arrival rate in ``qps`` (a 1-D array, requests/s per replica):
+    one :func:`continuous_batching` steady state per rate (its figures and sources), gathered for a chart.
+
+    Returns arrays ``qps``, ``ttft_p50_s``, ``ttft_mean_s``, ``ttft_p99_s`` (TTFT with the M/D/1 wait before
+    prefill, SRC_QUEUE), ``tpot_s`` (mean, prefill-stretched; the model gives no TPOT percentile),
+    ``concurrency`` and ``overloaded`` (rates beyond the replica's qps_max: figures at the KV cap, NaN
+    latencies), plus the scalar ``qps_max``."""
+    rates = np.atleast_1d(np.asarray(qps, dtype=float))
+    if rates.ndim != 1 or rates.size > 4096:
+        raise LlmcalcError(f"--qps: a load curve takes at most 4096 rates in one list, got shape {rates.shape}")
+    keys = ("ttft_p50_s", "ttft_mean_s", "ttft_p99_s", "tpot_s", "concurrency")
+    out = {k: np.full(rates.size, np.nan) for k in keys}
+    out["overloaded"] = np.zeros(rates.size, dtype=bool)
+    qps_max = np.nan
+    for i, q in enumerate(rates):
+        d = continuous_batching(dep, float(q), prompt, output, reserve=reserve).data
+        qps_max = d["qps_max"]
+        out["overloaded"][i] = d["overloaded"]
+        if d["overloaded"]:  # beyond the sustainable rate the queue grows without bound: no steady latency
+            continue
+        for k in keys:
+            out[k][i] = np.nan if d[k] is None else float(d[k])
+    return {"qps": rates, **out, "qps_max": float(qps_max)}

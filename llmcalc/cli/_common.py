@@ -18,6 +18,14 @@ from ..core.checks import MAX_COUNT  # whole numbers beyond 2**53 are refused at
 from ..core.errors import LlmcalcError
 
 JSON_OPT = typer.Option(False, "--json", help="Print machine-readable JSON with stable keys.")
+# Training options shared by memory/comms/step and plan (one definition each).
+NORM_UP = typer.Option(False, "--recompute-norm-up", help="Recompute RMSNorm outputs and MLA up-projections in "
+                       "backward instead of storing them (DeepSeek-V3 §3.2.3).")
+FP8_ACT = typer.Option(False, "--fp8-activations", help="Cache Linear inputs in FP8 (attention output in E5M6) and "
+                       "recompute the SwiGLU output (DeepSeek-V3 §3.3.2).")
+SCHEDULE = typer.Option("1f1b", "--schedule", help="Pipeline schedule: 1f1b (interleaved with -v) or dualpipe "
+                        "(DeepSeek-V3: two stages per device, EP/PP communication hidden, two parameter copies).")
+RESERVE = typer.Option(None, "--reserve", help="Fraction of memory kept free (default 0.1, as fit and serve).")
 EXPLAIN_OPT = typer.Option(False, "--explain", help="Show each figure's formula, values substituted and source.")
 
 

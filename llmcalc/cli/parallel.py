@@ -7,9 +7,13 @@ import typer
 from ._app import app
 from ._common import (
     EXPLAIN_OPT,
+    FP8_ACT,
     HARDWARE_OPT,
     JSON_OPT,
     MODEL_ARG,
+    NORM_UP,
+    RESERVE,
+    SCHEDULE,
     emit,
     profile_active,
     profile_blocks,
@@ -36,12 +40,6 @@ MICRO = typer.Option(1, "--micro-batch", "-b", help="Micro-batch size (sequences
 SEQ = typer.Option(2048, "--seq", "-L", help="Sequence length (tokens).")
 GLOBAL = typer.Option(None, "--global-batch", help="Global batch (sequences per step).")
 RECOMPUTE = typer.Option("none", "--recompute", help="Activation recomputation: none, selective or full.")
-NORM_UP = typer.Option(False, "--recompute-norm-up", help="Recompute RMSNorm outputs and MLA up-projections in "
-                       "backward instead of storing them (DeepSeek-V3 §3.2.3).")
-FP8_ACT = typer.Option(False, "--fp8-activations", help="Cache Linear inputs in FP8 (attention output in E5M6) and "
-                       "recompute the SwiGLU output (DeepSeek-V3 §3.3.2).")
-SCHEDULE = typer.Option("1f1b", "--schedule", help="Pipeline schedule: 1f1b (interleaved with -v) or dualpipe "
-                        "(DeepSeek-V3: two stages per device, EP/PP communication hidden, two parameter copies).")
 RECOMPUTE_LAYERS = typer.Option(None, "--recompute-layers", help="With --recompute full: recompute only the first k "
                                 "layers of each stage (Megatron-Core --recompute-method block --recompute-num-layers).")
 INTERLEAVE = typer.Option(1, "--interleave", "-v", help="Virtual pipeline stages per device (interleaved 1F1B).")
@@ -57,7 +55,6 @@ OPTIMIZER = typer.Option("adam-fp32-grads", "--optimizer",
                          help="adam-fp32-grads (default: Megatron-Core bf16, fp32 main grads, 18 B/param), adam (ZeRO "
                               "paper, 16 B), adam-no-master (10 B), adam-bf16-moments (DeepSeek-V3, 14 B), "
                               "adam-8bit, sgd.")
-RESERVE = typer.Option(None, "--reserve", help="Fraction of memory kept free (default 0.1, as fit and serve).")
 LATENCY_SCALE = typer.Option(1.0, "--latency-scale", help="Multiply every collective latency (NCCL's per-hop "
                              "and base latencies); 0 = bandwidth terms only.")
 GRAD_OVERLAP = typer.Option(True, "--overlap-grad-reduce/--no-overlap-grad-reduce",

@@ -7,9 +7,13 @@ import typer
 from ._app import app
 from ._common import (
     EXPLAIN_OPT,
+    FP8_ACT,
     HARDWARE_OPT,
     JSON_OPT,
     MODEL_ARG,
+    NORM_UP,
+    RESERVE,
+    SCHEDULE,
     emit,
     profile_training,
     quantity_option,
@@ -121,14 +125,8 @@ def plan(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
          attention: str = typer.Option("flash", "--attention", help="Attention core: flash or unfused."),
          tp_comm_overlap: bool = typer.Option(False, "--tp-comm-overlap", help="TP collectives overlap GEMMs."),
          dtype: str = typer.Option("bf16", "--dtype", help="Peak FLOP/s of this data type (bf16, fp8, ...)."),
-         reserve: float = typer.Option(None, "--reserve", help="Fraction of memory kept free (default 0.1, as "
-                                       "memory, fit and serve)."),
-         schedule: str = typer.Option("1f1b", "--schedule", help="Pipeline schedule of every candidate: 1f1b "
-                                      "(interleaved with v > 1) or dualpipe (DeepSeek-V3)."),
-         recompute_norm_up: bool = typer.Option(False, "--recompute-norm-up", help="Recompute RMSNorm outputs and "
-                                                "MLA up-projections (DeepSeek-V3 §3.2.3)."),
-         fp8_activations: bool = typer.Option(False, "--fp8-activations", help="Cache Linear inputs in FP8 "
-                                              "(DeepSeek-V3 §3.3.2)."),
+         reserve: float = RESERVE, schedule: str = SCHEDULE, recompute_norm_up: bool = NORM_UP,
+         fp8_activations: bool = FP8_ACT,
          compute_efficiency: float = typer.Option(None, "--compute-efficiency",
                                                   help="Fraction of the dense peak that compute reaches."),
          as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:

@@ -225,14 +225,8 @@ def _from_block(block, origin: str, source: str) -> TrainingEfficiency:
 
 def load_profile(path: str, hw=None) -> TrainingEfficiency:
     """A calibration profile written by ``llmcalc calibrate`` (``--profile FILE``)."""
-    from .catalogue import load_user_yaml
-
-    doc = load_user_yaml(path, "--profile")
-    _check_profile_doc(doc, path, hw)
-    e = doc.get("efficiency")
-    if not isinstance(e, dict):
-        raise LlmcalcError(f"--profile {path}: has no training 'efficiency:' block (matmul, attention_flash, ...); "
-                           "`llmcalc calibrate` writes one")
+    doc, e = _profile_block(path, hw, "efficiency", "has no training 'efficiency:' block (matmul, "
+                            "attention_flash, ...); `llmcalc calibrate` writes one")
     known = {"matmul", "attention_flash", "attention_unfused", "moe", "half_width"}
     unknown = sorted(set(e) - known)
     if unknown or "matmul" not in e:
@@ -271,19 +265,26 @@ def _check_profile_doc(doc, path: str, hw) -> None:
                            f"--hardware {doc.get('hardware')} or calibrate for {hw.name}")
 
 
+def _profile_block(path: str, hw, key: str, missing: str) -> tuple[dict, dict]:
+    """The profile YAML at ``path`` (read safely, checked against ``hw``) and its ``key:`` mapping, or one line."""
+    from .catalogue import load_user_yaml
+
+    doc = load_user_yaml(path, "--profile")
+    _check_profile_doc(doc, path, hw)
+    block = doc.get(key)
+    if not isinstance(block, dict):
+        raise LlmcalcError(f"--profile {path}: {missing}")
+    return doc, block
+
+
 def load_inference_profile(path: str, hw=None, *, flops: float | None = None, memory_bw: float | None = None,
                            link: float | None = None) -> Efficiency:
     """The ``inference:`` block of a profile (fractions of peak FLOP/s, HBM bandwidth and link bandwidth reached,
     e.g. measured with benchmarks/ on your machine) as the :class:`Efficiency` of every inference, serving and
     communication command. A key the block omits keeps its default; ``--eff-*`` flags given beside it win."""
-    from .catalogue import load_user_yaml
-
-    doc = load_user_yaml(path, "--profile")
-    _check_profile_doc(doc, path, hw)
-    block = doc.get("inference")
-    if not isinstance(block, dict):
-        raise LlmcalcError(f"--profile {path}: has no 'inference:' block (flops, memory_bw, link fractions), which "
-                           "inference, serving and comms commands use; `llmcalc calibrate` fits training kernels only")
+    _, block = _profile_block(path, hw, "inference", "has no 'inference:' block (flops, memory_bw, link "
+                              "fractions), which inference, serving and comms commands use; `llmcalc calibrate` "
+                              "fits training kernels only")
     unknown = sorted(set(block) - {"flops", "memory_bw", "link"})
     if unknown:
         raise LlmcalcError(f"--profile {path}: inference.{unknown[0]} is not a setting; allowed: flops, memory_bw, "

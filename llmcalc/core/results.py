@@ -83,8 +83,12 @@ def relabel(f: Figure, **changes) -> Figure:
 
 
 def errstate_key() -> tuple:
-    """numpy's floating-point error handling now, hashable (part of every memo key)."""
-    return tuple(sorted(_np().geterr().items()))
+    """numpy's floating-point error handling now, hashable (part of every memo key). Before numpy is imported no
+    error state can have been changed: () then, so a one-liner that never needs numpy does not import it."""
+    import sys
+
+    np = sys.modules.get("numpy")
+    return () if np is None else tuple(sorted(np.geterr().items()))
 
 
 def memo_by_identity(fn):

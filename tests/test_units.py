@@ -99,3 +99,21 @@ def test_pint_registry_keeps_bytes_and_flops_apart():
     ureg = units.pint_registry()
     with pytest.raises(pint.DimensionalityError):
         ureg("1 TB").to("flop")
+
+
+from hypothesis import given as _given  # noqa: E402
+from hypothesis import strategies as _st  # noqa: E402
+
+
+@_given(_st.text(max_size=12))
+def test_parse_whole_is_an_int_or_one_unit_error_for_any_text(text):
+    # Found by the long fuzz campaign: '\x1e2' passed a Unicode \s/\d pre-check and reached int() (ValueError).
+    # Counts are ASCII digits with an optional k/M/B/T suffix; anything else is a UnitError, never another error.
+    from llmcalc.core.errors import UnitError
+    from llmcalc.core.units import parse_whole
+
+    try:
+        n = parse_whole(text)
+    except UnitError:
+        return
+    assert isinstance(n, int) and text.isascii()

@@ -176,7 +176,8 @@ def parse_count(text: str | int | float) -> float:
         except OverflowError:
             value = math.inf
     else:
-        m = re.fullmatch(rf"\s*({_NUMBER})\s*([kKMBGT]?)\s*(?:tokens?|params?|users?)?\s*", text[:200])
+        m = re.fullmatch(rf"\s*({_NUMBER})\s*([kKMBGT]?)\s*(?:tokens?|params?|users?)?\s*", text[:200],
+                         re.ASCII)  # ASCII digits and spaces only: '\x1e2' or Arabic-Indic digits are not a count
         if not m or len(text) > 200:
             raise UnitError(f"cannot read {text[:40]!r} as a count; expected e.g. 300e9, 300B or 15T")
         value = float(m[1].replace(",", "").replace("_", "")) * _COUNT_SUFFIX[m[2]]
@@ -211,8 +212,8 @@ def parse_whole(text: str | int) -> int:
     '1.5k' -> 1500, '2e9' -> 2000000000, '8' -> 8 (exact, however many digits); '1.5' and '0.5' are errors."""
     if isinstance(text, int) and not isinstance(text, bool):
         return text
-    if isinstance(text, str) and re.fullmatch(r"\s*[-+]?\d+\s*", text):
-        return int(text)
+    if isinstance(text, str) and re.fullmatch(r"[ \t]*[-+]?[0-9]+[ \t]*", text):  # ASCII only: int() refuses
+        return int(text)  # some characters str.isspace()/\d accept ('\x1e2', Arabic-Indic digits): parse_count says so
     value = parse_count(text)
     if value != math.floor(value):
         raise UnitError(f"{text!r} is not a whole number")

@@ -195,11 +195,14 @@ def evaluate(m: Model, hw: Hardware, arr: dict, *, global_batch: int, seq: int, 
              dtype: str = "bf16", compute_efficiency: float | None = None, efficiency=None,
              attention: str = "flash", tp_comm_overlap: bool = False,
              reserve: float | None = None, first_k: bool = True, offload: bool | str = True, schedule: str = "1f1b",
-             recompute_norm_up: bool = False, fp8_activations: bool = False) -> dict[str, np.ndarray]:
+             recompute_norm_up: bool = False, fp8_activations: bool = False, prune: tuple[str, int] | None = None,
+             with_count: bool = False):
     """Memory for every candidate (one vectorised call), then step for those that fit (a second one). Fitting
     means the same as for `llmcalc memory`: the need within the memory less the reserve. With ``offload`` (and a
     host link in the hardware entry), candidates that do not fit get an optimizer-offloaded twin where that fits;
-    ``offload="only"``: every candidate with ZeRO 1-3 offloaded, nothing else (a pinned --offload-optimizer)."""
+    ``offload="only"``: every candidate with ZeRO 1-3 offloaded, nothing else (a pinned --offload-optimizer).
+    ``prune`` = (objective, top): time only the candidates that can appear in a plan's output (:func:`_prune`);
+    ``with_count``: return (rows, how many candidates fit and have a valid step) instead of the rows."""
     arr = dict(arr, rk=np.zeros_like(arr["tp"]))
     arr.setdefault("etp", np.zeros_like(arr["tp"]))
     arr.setdefault("off", np.zeros_like(arr["tp"]))
@@ -226,10 +229,90 @@ def evaluate(m: Model, hw: Hardware, arr: dict, *, global_batch: int, seq: int, 
                   tp_comm_overlap=tp_comm_overlap, schedule=schedule, **recipe)
     if offl is not None:  # timed with the rest (each step call has a fixed cost)
         out = {k: np.concatenate([out[k], offl[k]]) for k in out}
-    out = _timed(m, hw, out, global_batch=global_batch, seq=seq, **timing)
-    if partial is not None:  # rc-firstK rows need recompute_layers: their own call
-        pt = _timed(m, hw, partial, global_batch=global_batch, seq=seq, **timing)
-        out = {k: np.concatenate([out[k], pt[k]]) for k in out}
+    sets = [out] + ([partial] if partial is not None else [])  # rc-firstK rows need recompute_layers: their own call
+    n_timed = None
+    if prune is not None and sum(len(x["tp"]) for x in sets) >= PRUNE_FROM:
+        sets, n_timed = _prune(m, hw, sets, objective=prune[0], top=prune[1], global_batch=global_batch, seq=seq,
+                               **timing)
+    timed = [_timed(m, hw, x, global_batch=global_batch, seq=seq, **timing) for x in sets]
+    out = timed[0] if len(timed) == 1 else {k: np.concatenate([t[k] for t in timed]) for k in timed[0]}
+    return out if not with_count else (out, len(out["tp"]) if n_timed is None else n_timed)
+
+
+# Below this many fitting candidates every one is timed: the bound's own call and the seed call cost more than
+# they save (issue #13: measured on the README's plan one-liners).
+PRUNE_FROM = 20_000
+SEEDS = 4096  # candidates with the highest bounds timed first: more seeds, tighter thresholds
+PRUNE_SLACK = 1e-9  # relative: the bound and the score are compared with room for rounding
+
+
+def _prune(m: Model, hw: Hardware, sets: list[dict], *, objective: str, top: int, global_batch: int, seq: int,
+           schedule: str = "1f1b", **timing) -> tuple[list[dict], int]:
+    """Exact pruning of the step evaluation (issue #13): a candidate is dropped only when it provably can appear in
+    none of the rows a plan shows (the top ``top``, the best per ZeRO stage, per TP degree and per GPU count).
+
+    Every candidate's score has an upper bound from step >= compute·(1 + bubble) (``training_step(...,
+    lower_bound_only=True)``, no communication ledger). The candidates with the highest bounds (the top ``top``
+    and the best of each group) are timed first; their real scores give a k-th best score and a best score per
+    group that the full result can only match or beat. A candidate whose bound is below all of its thresholds
+    cannot be shown; ties are kept, so the stable ranking and first-of-equal choices are unchanged. Returns the
+    kept rows of each set (in order) and how many candidates have a valid, finite, positive bound (the count of
+    candidates that fit and are timed without pruning, where every step with a finite bound is finite)."""
+    ub, ok = [], []
+    for x in sets:
+        n = len(x["tp"])
+        first_k = bool(np.any(x["rc"] == 3))
+        off = x["off"].astype(bool) if np.any(x["off"]) else False
+        st = training_step(m, hw, _layout(x, schedule=schedule), global_batch=global_batch, micro_batch=x["mb"],
+                           seq=seq, gpus=x["gpus"], recompute=np.where(x["rc"] == 3, 2, x["rc"]),
+                           recompute_layers=x["rk"] if first_k else None, check_memory=False,
+                           offload_optimizer=off, lower_bound_only=True, **timing)
+        t = np.broadcast_to(np.asarray(st.data["step_time_s"], float), (n,))
+        good = np.broadcast_to(np.asarray(st.data["valid"]), (n,)) & np.isfinite(t) & (t > 0)
+        bound = {k: np.broadcast_to(np.asarray(st.data[k], float), (n,)) for k in ("tokens_per_s", "mfu")}
+        ub.append(_score(dict(bound, gpus=x["gpus"]), objective) * (1 + PRUNE_SLACK))
+        ok.append(good)
+    n_ok = int(sum(int(g.sum()) for g in ok))
+    # seeds: the highest bounds overall and in each group, timed exactly
+    allub = np.concatenate([np.where(g, u, -np.inf) for u, g in zip(ub, ok, strict=True)])
+    cat = {k: np.concatenate([x[k] for x in sets]) for k in ("zero", "tp", "gpus")}
+    seed = set(np.argsort(-allub, kind="stable")[:max(top, SEEDS)].tolist())
+    for key in ("zero", "tp", "gpus"):
+        for val in np.unique(cat[key]):
+            idx = np.flatnonzero(cat[key] == val)
+            seed.update(idx[np.argsort(-allub[idx], kind="stable")[:SEEDS // 4]].tolist())
+    seed_idx = np.array(sorted(seed), dtype=np.int64)
+    starts = np.cumsum([0] + [len(x["tp"]) for x in sets])
+    scores, groups = [], {k: [] for k in ("zero", "tp", "gpus")}
+    for j, x in enumerate(sets):
+        sel = seed_idx[(seed_idx >= starts[j]) & (seed_idx < starts[j + 1])] - starts[j]
+        if len(sel) == 0:
+            continue
+        tx = _timed(m, hw, {k: v[sel] for k, v in x.items()}, global_batch=global_batch, seq=seq, schedule=schedule,
+                    **timing)
+        scores.append(_score(tx, objective))
+        for k in groups:
+            groups[k].append(tx[k])
+    sc = np.concatenate(scores) if scores else np.zeros(0)
+    kth = np.sort(sc)[::-1][top - 1] if len(sc) >= top else -np.inf
+    best: dict[str, dict[int, float]] = {}
+    for key, parts in groups.items():
+        g = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        best[key] = {int(v): float(sc[g == v].max()) for v in np.unique(g)}
+    kept = []
+    for x, u, g in zip(sets, ub, ok, strict=True):
+        keep = ~(u < kth)  # a NaN bound never prunes
+        for key in ("zero", "tp", "gpus"):
+            keep |= ~(u < _lookup(best[key], x[key]))
+        kept.append({k: v[keep & g] for k, v in x.items()})
+    return kept, n_ok
+
+
+def _lookup(table: dict[int, float], keys: np.ndarray) -> np.ndarray:
+    """table[k] for every element of ``keys``, -inf where absent."""
+    out = np.full(len(keys), -np.inf)
+    for k, v in table.items():
+        out[keys == k] = v
     return out
 
 
@@ -403,8 +486,9 @@ def plan_training(m: Model, hw: Hardware, *, gpus, global_batch: int, seq: int, 
                   recompute_norm_up=recompute_norm_up, fp8_activations=fp8_activations,
                   first_k=(pins or {}).get("rc") is None,  # a pinned recompute mode is searched as given
                   offload=("only" if (pins or {}).get("off") in (1, True) else  # pinned: every layout offloaded
-                           offload and (pins or {}).get("off") is None))
-    n_fit = len(ev["tp"])
+                           offload and (pins or {}).get("off") is None),
+                  prune=None if keep_evaluated else (objective, top), with_count=True)
+    ev, n_fit = ev
     budget = 1e12 if tokens is None else float(tokens)
     price = price_usd_per_hour if price_usd_per_hour is not None else hw.price_usd_per_hour
     notes = [f"searched {space.raw:,} raw combinations ({', '.join(f'{k} {v}' for k, v in space.per_dimension.items())}"

@@ -103,6 +103,20 @@ def compute_efficiency_default(hw: Hardware | None = None, m: Model | None = Non
     return te.matmul if m is None else float(te.matmul_at(m.d_model / tp))
 
 
+def _lower_bound(compute, bubble, valid, *, global_batch, seq, f_model, gpus, peak) -> Result:
+    """step = compute + comm + bubble·(compute + comm) + grad + offload, every added term >= 0 (the rows below)
+    and 1 + bubble > 0, so step >= compute·(1 + bubble): the planner prunes with it (issue #13), and the tokens/s
+    and MFU it gives are upper bounds on the real ones."""
+    lb = derive("time/step_lower_bound", "C*(1 + b)", "s", "step with no communication: compute and bubble only",
+                label="step time lower bound", C=compute.value, b=bubble.value)
+    tps = derive("throughput/tokens_per_s_upper", "gb*L/T", "token/s", "definition", label="tokens/s upper bound",
+                 gb=global_batch, L=seq, T=lb.value)
+    mfu = derive("mfu_upper", "F/(T*N*peak)", "%", SRC_MFU, label="MFU upper bound", F=f_model, T=lb.value, N=gpus,
+                 peak=peak)
+    return Result("Step time lower bound", (lb, tps, mfu), (), {"valid": valid, "step_time_s": lb.value,
+                                                                "tokens_per_s": tps.value, "mfu": mfu.value})
+
+
 def mfu_from_time(model_flops, step_time_s, gpus, peak_flops_per_s):
     """MFU of a measured step: model FLOPs / (time × GPUs × peak) (PaLM App. B)."""
     return derive("mfu_measured", "F/(T*N*peak)", "%", SRC_MFU, label="MFU from the measured step time",
@@ -125,7 +139,7 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
                   check_memory: bool = True, latency_scale: float = 1.0, overlap_grad_reduce: bool = True,
                   overlap_param_gather: bool = False, zero3_prefetch: bool = True, recompute_layers=None,
                   recompute_norm_up: bool = False, fp8_activations: bool = False, offload_optimizer=False,
-                  cpu_adam_params_per_s: float | None = None) -> Result:
+                  cpu_adam_params_per_s: float | None = None, lower_bound_only: bool = False) -> Result:
     """Predicted step time, tokens/s, MFU and HFU. Numeric arguments may be numpy arrays (then ``data['valid']``
     masks impossible layouts instead of raising).
 
@@ -149,7 +163,10 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
     runs on the host. Gradients go down behind the last micro-batch's backward; the CPU Adam step (at
     ``cpu_adam_params_per_s`` per host, shared by the host's GPUs) and the copy of the updated parameters back
     overlap each other (DeepSpeed CPU Adam's adam_update_copy) but not the GPU step: exposed, as DeepSpeed runs
-    by default (the paper's one-step delayed update, §4.2, is not modelled)."""
+    by default (the paper's one-step delayed update, §4.2, is not modelled).
+
+    ``lower_bound_only``: skip the communication ledger and return only a lower bound on the step time,
+    compute × (1 + bubble), with the tokens/s and MFU it allows (see :func:`_lower_bound`)."""
     from ..core.efficiency import training_efficiency
 
     rc = recompute_code(recompute)
@@ -172,11 +189,6 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
         up = (ml.q_lora_rank or 0) * a.n_heads * a.qk_dim + ml.kv_lora_rank * a.n_heads * (
             ml.qk_nope_head_dim + ml.v_head_dim)
         f_hw = f_hw + (1 - share) * 2.0 * up * np.asarray(seq, float) * m.n_layers
-    comm = comm_ledger(m, hw, layout, micro_batch=micro_batch, seq=seq, global_batch=global_batch,
-                       recompute=rc, link_efficiency=link_efficiency, act_bytes=act_bytes, grad_bytes=grad_bytes,
-                       latency_scale=latency_scale, recompute_layers=recompute_layers,
-                       offload_optimizer=offload_optimizer)
-    c = comm.data
     mb = microbatches(layout, micro_batch, global_batch)
     figs = [
         derive("flops/model", "gb*Fm", "FLOP", "3 × forward FLOPs (llmcalc.model.flops; Korthikanti et al. 2022 eq. 7)",
@@ -231,8 +243,6 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
                      "each DP replica's sequences through the slowest stage, shared by its tp·cp GPUs",
                      label="compute (slowest stage)", gb=global_batch, dp=layout.dp, Tseq=stage.value, tp=layout.tp,
                      cp=layout.cp)
-    k = c["by_overlap_s"]
-    z = lambda key: k.get(key, 0.0)  # noqa: E731 - a missing kind moved nothing
     # Forward share of the hardware FLOPs (model FLOPs are 3 x forward; recomputation is part of the backward)
     fwd = derive("time/forward_share", "Fm/3/Fh", "ratio", "forward = 1/3 of model FLOPs (Kaplan et al. 2020 "
                  "§2.1); recomputation runs inside the backward", label="forward share of the compute",
@@ -247,6 +257,16 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
     else:
         bubble = derive("pipeline/bubble_fraction", "(pp - 1)/(v*m)", "ratio", SRC_BUBBLE,
                         label="pipeline bubble / ideal time", pp=layout.pp, v=layout.interleave, m=mb)
+    if lower_bound_only:  # the planner's pruning bound: no communication ledger (most of a step call's cost)
+        return _lower_bound(compute, bubble, valid, global_batch=global_batch, seq=seq, f_model=figs[0].value,
+                            gpus=n_gpus, peak=peak)
+    comm = comm_ledger(m, hw, layout, micro_batch=micro_batch, seq=seq, global_batch=global_batch,
+                       recompute=rc, link_efficiency=link_efficiency, act_bytes=act_bytes, grad_bytes=grad_bytes,
+                       latency_scale=latency_scale, recompute_layers=recompute_layers,
+                       offload_optimizer=offload_optimizer)
+    c = comm.data
+    k = c["by_overlap_s"]
+    z = lambda key: k.get(key, 0.0)  # noqa: E731 - a missing kind moved nothing
     tp_exp = derive("time/tp_comm_exposed", "ov*max(tp - compute, 0) + (1 - ov)*tp", "s",
                     "TP collectives exposed unless Megatron --tp-comm-overlap (TransformerEngine userbuffers hide them "
                     "behind the GEMMs; Megatron-LM arguments.py default off)",

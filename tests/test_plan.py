@@ -218,3 +218,57 @@ def test_gpu_lists_are_counts_or_one_clear_error(text):
         assert "--gpus" in str(e) and "\n" not in str(e)
         return
     assert out and all(isinstance(g, int) and 1 <= g <= 2**53 for g in out)
+
+
+def _shown(r):
+    d = r.data
+    return (d["fit"], d["ranked"], d["best_per_zero"], d["best_per_tp"], d["per_gpus"])
+
+
+@pytest.mark.parametrize("model, hw, gpus, gb, seq, objective, kw", [
+    ("llama-3.1-8b", "h100-sxm", [8, 16, 64], 64, 4096, "time", {}),
+    ("llama-3.1-8b", "a100-sxm-80gb", [16, 32], 32, 8192, "cost", {}),
+    ("llama-3.1-70b", "h100-sxm", [64, 128], 128, 4096, "mfu", {}),
+    ("mixtral-8x7b", "h100-sxm", [32, 64], 64, 4096, "time", {"top": 3}),
+    ("deepseek-v3", "h100-sxm", [512], 512, 4096, "time", {"schedule": "dualpipe"})])
+def test_step_pruning_is_exact(monkeypatch, model, hw, gpus, gb, seq, objective, kw):
+    """Pruning the step evaluation (issue #13, speed) never changes a row the plan shows nor the fit count: a plan with
+    pruning forced on small spaces and only 8 seeds (the weakest thresholds) equals the unpruned plan
+    (keep_evaluated times every candidate)."""
+    import llmcalc.training.plan as plan_mod
+
+    m, h = load_model(model), load_hardware(hw)
+    args = dict(gpus=gpus, global_batch=gb, seq=seq, objective=objective, max_cp=4, **kw)
+    full = plan_training(m, h, keep_evaluated=True, **args)
+    calls = []
+    real = plan_mod._prune
+
+    def spy(*a, **k):
+        kept, n = real(*a, **k)
+        calls.append((sum(len(x["tp"]) for x in a[2]), sum(len(x["tp"]) for x in kept)))
+        return kept, n
+
+    monkeypatch.setattr(plan_mod, "PRUNE_FROM", 0)
+    monkeypatch.setattr(plan_mod, "SEEDS", 8)
+    monkeypatch.setattr(plan_mod, "_prune", spy)
+    pruned = plan_training(m, h, **args)
+    assert calls and calls[0][1] <= calls[0][0]
+    if "schedule" not in kw:  # (DeepSeek-V3's all-to-all dominates: its compute-only bound prunes little)
+        assert calls[0][1] < calls[0][0]  # something was pruned
+    assert _shown(pruned) == _shown(full)
+    assert len(full.data["evaluated"]["tp"]) == full.data["fit"]
+
+
+def test_step_lower_bound_is_below_the_step():
+    """The bound the planner prunes with: compute·(1 + bubble) <= the step time, on every candidate of a space."""
+    sp = enumerate_space(LLAMA8, [64], global_batch=64, seq=4096, max_cp=4)
+    a = sp.arrays
+    lay = Layout(tp=a["tp"], pp=a["pp"], dp=a["dp"], cp=a["cp"], sp=a["sp"].astype(bool), zero=a["zero"],
+                 interleave=a["v"])
+    kw = dict(global_batch=64, micro_batch=a["mb"], seq=4096, gpus=a["gpus"], recompute=a["rc"], check_memory=False)
+    full = training_step(LLAMA8, H100, lay, **kw).data
+    lb = training_step(LLAMA8, H100, lay, **kw, lower_bound_only=True).data
+    ok = np.asarray(full["valid"])
+    assert ok.sum() > 1000
+    assert np.all(np.asarray(lb["step_time_s"])[ok] <= np.asarray(full["step_time_s"])[ok])
+    assert np.all(np.asarray(lb["tokens_per_s"])[ok] >= np.asarray(full["tokens_per_s"])[ok])

@@ -487,7 +487,51 @@ def test_training_time_comes_from_the_layout_step():
     days = 15e12 / r.data["tokens_per_s"] / 86400
     at = run_app(page="training")
     assert metric(at, "wall-clock days") == f"{days:,.0f} days"
-    assert f"{r.data['mfu']:.1%} MFU" in at.session_state["_llmcalc_answer"]
+    answer = at.session_state["_llmcalc_answer"]
+    # the quoted MFU is the 6·N·D convention, as `llmcalc train --mfu` takes it, and never above HFU
+    assert f"{r.data['mfu_6nd']:.1%} MFU (6·N·D)" in answer
+    assert r.data["mfu_6nd"] <= r.data["hfu"]
+
+
+def test_readme_dashboard_example_is_what_the_training_page_shows():
+    import re
+
+    at = run_app(page="training")
+    a = at.session_state["_llmcalc_answer"]
+    q = a.split("?")[0] + "?"
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    m = re.search(r'\("(How long does training [^"]+)"\)', readme)
+    assert m, "README quotes the training page's answer line"
+    days, mfu, cost = re.search(r"([\d,]+ days) on .* at ([\d.]+% MFU \(6·N·D\)), ([\d.]+ M\$)", a).groups()
+    for part in (q, days, mfu, cost):
+        assert part in m.group(1), (part, m.group(1))
+
+
+def test_training_days_chart_greys_layouts_that_do_not_fit():
+    """Each point of the days-vs-GPUs chart carries training_memory's own verdict for its DP (the CLI's
+    `llmcalc memory llama-3.1-8b --dp 1 --zero 2 --recompute selective --seq 4096` says DOES NOT FIT)."""
+    from llmcalc.core.catalogue import load_hardware, load_model
+    from llmcalc.dashboard import training
+    from llmcalc.training.memory import training_memory
+    from llmcalc.training.step import training_step
+
+    s = {n: f.default for n, f in state.FIELDS.items()}
+    m, h = load_model("llama-3.1-8b"), load_hardware("h100-sxm")
+    st_ = training.step_result(m, h, s)
+    sw = training_step(m, h, training.make_layout(s, dp=training.DP_SWEEP), global_batch=512, micro_batch=1,
+                       seq=4096, recompute="selective")
+    df = training.days_sweep(m, h, s, sw, st_)
+    for gpus, fits in zip(df["GPUs"], df["fits"], strict=True):
+        verdict = training_memory(m, h, training.make_layout(s, dp=int(gpus)), micro_batch=1, seq=4096,
+                                  recompute="selective", global_batch=512).data["fits"]
+        assert bool(fits) == bool(verdict), gpus
+    assert not df.loc[df["GPUs"] == 1, "fits"].item()  # 8B with Adam on one 80 GB GPU: cannot fit
+
+
+def test_training_days_chart_with_expert_parallel_leaves_out_dp_ep_does_not_divide():
+    at = run_app(page="training", model="mixtral-8x7b", ep=8)
+    assert "scaling DP fails" not in texts(at)
+    assert "not divisible by EP 8 are left out" in texts(at)
 
 
 @pytest.mark.parametrize("hw", ["b200", "h200-sxm", "mi300x", "l4", "tpu-v6e"])

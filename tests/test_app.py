@@ -650,3 +650,50 @@ def test_page_registry_is_one_line_per_page():
     for p in pages.PAGES:
         assert p.group in pages.GROUPS
         assert callable(importlib.import_module(f"llmcalc.dashboard.{p.module}").render)
+
+
+def _log_axes_without_zero(spec: dict) -> list[str]:
+    """Problems of a Vega-Lite spec on log scales: a bar anchored at zero (no x2/y2: Vega-Lite stacks it from
+    0, "Log scale domain includes zero", nothing drawn) or a data value that is zero or negative."""
+    data = [v for vals in spec.get("datasets", {}).values() for v in vals]
+    bad = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            enc, mark = node.get("encoding", {}), node.get("mark")
+            mark = mark.get("type") if isinstance(mark, dict) else mark
+            for ch in ("x", "y"):
+                e = enc.get(ch, {})
+                if isinstance(e, dict) and e.get("scale", {}).get("type") == "log":
+                    if mark == "bar" and ch + "2" not in enc:
+                        bad.append(f"bar on a log {ch} anchored at zero")
+                    vals = [row[e["field"]] for row in data if e.get("field") in row]
+                    bad.extend(f"{e['field']} = {v} on a log scale" for v in vals if not (v is not None and v > 0))
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(spec)
+    return bad
+
+
+def test_a_vs_b_ratio_chart_has_no_zero_on_its_log_axis():
+    import pandas as pd
+
+    from llmcalc.dashboard import charts, compare
+
+    df = pd.DataFrame({"figure": ["params", "headroom", "same", "gone"], "A": "", "B": "", "B / A": "",
+                       "verdict": ["B worse", "B better", "", "B better"], "ratio": [3.0, -0.5, 1.0, 0.0]})
+    spec = charts.ratio_bars(df).to_dict()
+    assert _log_axes_without_zero(spec) == []
+    shown = [r["figure"] for vals in spec["datasets"].values() for r in vals]
+    assert shown == ["params", "same"]  # a ratio that is not positive stays in the table only
+    # the page's own table for DeepSeek-V3 vs Mixtral 8x7B draws the same way
+    from llmcalc.core.catalogue import load_hardware, load_model
+
+    s = {n: f.default for n, f in state.FIELDS.items()}
+    a = compare.scenario_figures(load_model("deepseek-v3"), load_hardware("h100-sxm"), state.scenario(s))[0]
+    b = compare.scenario_figures(load_model("mixtral-8x7b"), load_hardware("h100-sxm"), state.scenario(s, "_b"))[0]
+    assert _log_axes_without_zero(charts.ratio_bars(compare.delta_table(a, b)).to_dict()) == []

@@ -181,11 +181,19 @@ def op_roofline(peak_flops_per_s: float, bw_bytes_per_s: float, ops: list[dict],
 
 
 def ratio_bars(df: pd.DataFrame) -> alt.Chart:
-    """B / A per figure on a log axis around 1, coloured by which side is better (grey: no better side)."""
-    d = df.assign(**{"B / A (×)": df["ratio"].astype(float), "who": df["verdict"].replace("", "no better side")})
+    """B / A per figure on a log axis around 1, coloured by which side is better (grey: no better side).
+
+    Each bar runs from 1 to the ratio (``x2``), never from 0: a log scale has no zero (Vega-Lite otherwise
+    stacks bars from 0 and draws nothing). Ratios that are not positive (a headroom that changes sign) have no
+    place on a log axis and stay in the table only."""
+    r = pd.to_numeric(df["ratio"], errors="coerce").astype(float)
+    keep = np.isfinite(r) & (r > 0)
+    d = df[keep].assign(**{"B / A (×)": r[keep], "one": 1.0, "who": df.loc[keep, "verdict"].replace(
+        "", "no better side")})
     return alt.Chart(d).mark_bar().encode(
         y=alt.Y("figure:N", sort=None, title=None, axis=alt.Axis(labelLimit=400)),
-        x=alt.X("B / A (×):Q", scale=alt.Scale(type="log"), axis=alt.Axis(format=",.3~g")),
+        x=alt.X("B / A (×):Q", scale=alt.Scale(type="log", zero=False), axis=alt.Axis(format=",.3~g")),
+        x2=alt.X2("one:Q"),
         color=alt.Color("who:N", scale=alt.Scale(domain=["B better", "B worse", "no better side"],
                                                  range=["#2e9d4f", "#d33c3c", "#999999"]),
                         legend=alt.Legend(orient="bottom", title=None)),

@@ -697,3 +697,18 @@ def test_a_vs_b_ratio_chart_has_no_zero_on_its_log_axis():
     a = compare.scenario_figures(load_model("deepseek-v3"), load_hardware("h100-sxm"), state.scenario(s))[0]
     b = compare.scenario_figures(load_model("mixtral-8x7b"), load_hardware("h100-sxm"), state.scenario(s, "_b"))[0]
     assert _log_axes_without_zero(charts.ratio_bars(compare.delta_table(a, b)).to_dict()) == []
+
+
+def test_serving_without_a_single_node_replica_says_so_once_and_plans_across_nodes():
+    """DeepSeek-V3 (671 B parameters, 1.3 TB in bf16) exceeds 8 × 80 GB: serve() raises NoDeploymentError; the
+    page says so once and answers with plan-serve's cheapest deployment across nodes (called here alike)."""
+    from llmcalc.core.catalogue import load_hardware, load_model
+    from llmcalc.inference.plan_serve import plan_serve
+
+    at = run_app(page="serving", model="deepseek-v3")
+    shown = [e.value for e in at.error] + [w.value for w in at.warning] + [c.value for c in at.caption]
+    assert sum("no TP degree up to" in x for x in shown) == 1, shown
+    b = plan_serve(load_model("deepseek-v3"), load_hardware("h100-sxm"), prompt=1024, output=256, ttft_s=2.0,
+                   tpot_s=0.05, qps=10.0, weights=["bf16"], kv_dtypes=["bf16"]).data["ranked"][0]
+    answer = at.session_state["_llmcalc_answer"]
+    assert f"{b['gpus']:,} GPUs across nodes: {b['config']}" in answer

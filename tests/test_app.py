@@ -712,3 +712,22 @@ def test_serving_without_a_single_node_replica_says_so_once_and_plans_across_nod
                    tpot_s=0.05, qps=10.0, weights=["bf16"], kv_dtypes=["bf16"]).data["ranked"][0]
     answer = at.session_state["_llmcalc_answer"]
     assert f"{b['gpus']:,} GPUs across nodes: {b['config']}" in answer
+
+
+@pytest.mark.parametrize("page", ["plan", "rl", "inference", "serving", "training"])
+def test_tables_read_as_people_write_them(page):
+    """README: metrics read as people write them. Every table on these pages (but the figure tables, which put
+    the exact SI value beside the human one on purpose) has headers in words and formatted numbers: no engine
+    field names (ttft_s, latency_s) and no raw floats (4639887.0395)."""
+    at = run_app(page=page)
+    seen = 0
+    for d in at.dataframe:
+        df = d.value
+        if "exact" in df.columns:
+            continue
+        seen += 1
+        raw = [c for c in df.columns if "_" in str(c)]
+        assert not raw, (page, raw)
+        floats = [c for c in df.columns if str(df[c].dtype).startswith("float")]
+        assert not floats, (page, floats, df.head(2).to_dict())
+    assert seen, f"no table on the {page} page"

@@ -77,6 +77,56 @@ def human(value, unit: str) -> str:
     return text
 
 
+# engine field names read by people: suffix -> (words, unit for human()); the longest matching suffix wins
+_SUFFIXES = (("_usd_per_million_output_tokens", " ($ per million output tokens)", "USD"),
+             ("tokens_per_s_per_gpu", " (tokens/s per device)", "token/s"),
+             ("tokens_per_s_per_request", " (tokens/s per request)", "token/s"),
+             ("tokens_per_s", " (tokens/s)", "token/s"), ("flops_per_gpu", " (FLOP per device)", "FLOP"),
+             ("bytes_per_gpu", " (bytes per device)", "B"), ("bytes_per_rank", "bytes per rank", "B"),
+             ("flop_per_byte", " (FLOP/B)", "FLOP/B"),
+             ("flops_per_s", " (FLOP/s)", "FLOP/s"), ("_bytes", "", "B"), ("_usd", " ($)", "USD"), ("_s", "", "s"))
+_WORDS = {"ttft": "TTFT", "tpot": "TPOT", "e2e": "end-to-end", "mfu": "MFU", "hfu": "HFU", "gpus": "devices",
+          "tp": "TP", "pp": "PP", "dp": "DP", "ep": "EP", "cp": "CP", "kv": "KV"}
+
+
+def column_words(name: str) -> tuple[str, str | None]:
+    """A readable header and the unit of an engine column name: 'ttft_s' -> ('TTFT', 's'),
+    'tokens_per_s_per_gpu' -> ('output tokens/s per device', 'token/s'); other names get spaces."""
+    unit = None
+    stem = name
+    for suffix, words, u in _SUFFIXES:
+        if name.endswith(suffix):
+            stem, unit = name[: -len(suffix)], u
+            tail = words
+            break
+    else:
+        tail = ""
+    head = " ".join(_WORDS.get(w, w) for w in stem.strip("_").split("_") if w)
+    return ((head + tail).strip() if head else tail.strip(" ()")) or name, unit
+
+
+def people_table(df: pd.DataFrame, units: dict[str, tuple[str, str | None]] | None = None) -> pd.DataFrame:
+    """The table as people read it: every number through :func:`human` with its unit (13.1 ms, 4.6 × 10⁶
+    token/s, 50.5%), headers in words ('TTFT', not 'ttft_s'). ``units``: column -> (header, unit) where the
+    name alone does not say it. The raw SI table stays for charts and CSV downloads (the exact figures)."""
+    units = units or {}
+    out = {}
+    for c in df.columns:
+        header, unit = units.get(c) or column_words(str(c))
+        col = df[c]
+        if pd.api.types.is_bool_dtype(col):
+            out[header] = col.map({True: "yes", False: "no"})
+        elif pd.api.types.is_numeric_dtype(col) and not unit and np.all(np.mod(col.dropna(), 1) == 0):
+            out[header] = [f"{int(v):,}" if np.isfinite(v) else "—" for v in col]  # counts: 8, not 8.00
+        elif pd.api.types.is_numeric_dtype(col) and (unit is not None or pd.api.types.is_float_dtype(col)):
+            out[header] = [human(v, unit or "") if v is not None else "—" for v in col]
+        elif col.dtype == object and unit is not None:
+            out[header] = [human(v, unit) if isinstance(v, (int, float)) else ("—" if v is None else v) for v in col]
+        else:
+            out[header] = col
+    return pd.DataFrame(out)
+
+
 def exact(value, unit: str) -> str:
     """The exact figure (tooltips, downloads): every digit of a count, 6 significant digits otherwise."""
     try:

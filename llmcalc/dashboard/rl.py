@@ -14,6 +14,12 @@ import streamlit as st
 from . import panels, state
 
 PHASES = ["generate", "score", "log-probs", "train", "sync"]
+# the regimes table's columns as people read them: header and unit for panels.human
+RL_UNITS = {"step (s)": ("step", "s"), "generate (s)": ("generate", "s"), "log-probs (s)": ("log-probs", "s"),
+            "train (s)": ("train", "s"), "sync (s)": ("sync", "s"), "trained tokens/s": ("trained tokens/s", "token/s"),
+            "generated tokens/s": ("generated tokens/s", "token/s"), "rollout busy": ("rollout busy", "%"),
+            "trainer busy": ("trainer busy", "%"), "staleness mean": ("staleness mean (steps)", ""),
+            "staleness max": ("staleness max (steps)", ""), "speedup vs sync": ("speed-up vs sync", "×")}
 ETAS = (0, 1, 2, 4, 8, None)
 
 
@@ -108,7 +114,7 @@ def regimes(model, hardware, x: dict, r) -> None:
                      "rollout busy": g["rollout_utilisation"], "trainer busy": g["trainer_utilisation"],
                      "staleness mean": g["staleness_mean"], "staleness max": g["staleness_max"],
                      "speedup vs sync": d["speedup"].get(name, 1.0 if name == "sync_colocated" else None)})
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.dataframe(panels.people_table(pd.DataFrame(rows), RL_UNITS), hide_index=True, width="stretch")
     k = d["split"]["rollout_gpus"]
     split = (f"split: {k} rollout + {d['split']['trainer_gpus']} trainer {dev}s"
              + (" (best by the async throughput bound)" if d["split"]["searched"] else "")) if k is not None else \

@@ -731,3 +731,21 @@ def test_tables_read_as_people_write_them(page):
         floats = [c for c in df.columns if str(df[c].dtype).startswith("float")]
         assert not floats, (page, floats, df.head(2).to_dict())
     assert seen, f"no table on the {page} page"
+
+
+def test_rl_page_simulates_once_per_render_and_the_eta_chart_only_when_opened(monkeypatch):
+    """Re-render speed (#11: ≤ 1 s): one rl_step event simulation per render; the η chart's six more run only
+    while its expander is open, and then all six (η = 0, 1, 2, 4, 8, ∞)."""
+    import llmcalc.rl.step as rl_step_module
+
+    calls = []
+    real = rl_step_module.rl_step
+    monkeypatch.setattr(rl_step_module, "rl_step", lambda *a, **k: calls.append(k.get("staleness")) or real(*a, **k))
+    at = run_app(page="rl")
+    assert len(calls) == 1
+    assert any(e.label.startswith("fully async throughput against η") for e in at.expander)
+    calls.clear()
+    at.session_state["rl_eta_open"] = True
+    at.run()
+    assert not at.exception
+    assert sorted(calls[1:], key=str) == sorted([0, 1, 2, 4, 8, None], key=str)

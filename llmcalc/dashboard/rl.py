@@ -100,6 +100,18 @@ def render(model, hardware, s: dict) -> None:
         regimes(model, hardware, x, run(model, hardware, x))
 
 
+def eta_chart(model, hardware, x: dict, k: int, dev: str) -> None:
+    eta_rows = []
+    for eta in ETAS:
+        g = _run(model, hardware, x, staleness=eta, rollout_gpus=k, regime="async").data["regimes"]["fully_async"]
+        eta_rows.append({"η": "inf" if eta is None else str(eta), "trained tokens/s": g["trained_tokens_per_s"],
+                         "staleness mean": g["staleness_mean"]})
+    df = pd.DataFrame(eta_rows)
+    st.altair_chart(alt.Chart(df, title=f"fully async throughput against η ({k} rollout {dev}s)").mark_bar().encode(
+        x=alt.X("η:N", sort=None), y="trained tokens/s:Q", tooltip=["η", "trained tokens/s", "staleness mean"]),
+        width="stretch")
+
+
 def regimes(model, hardware, x: dict, r) -> None:
     d = r.data
     dev = state.device_word(hardware)
@@ -135,14 +147,13 @@ def regimes(model, hardware, x: dict, r) -> None:
         panels.explain_panel(r, "rl")
         panels.collect(r)
         return
-    eta_rows = []
-    for eta in ETAS:
-        g = _run(model, hardware, x, staleness=eta, rollout_gpus=k, regime="async").data["regimes"]["fully_async"]
-        eta_rows.append({"η": "inf" if eta is None else str(eta), "trained tokens/s": g["trained_tokens_per_s"],
-                         "staleness mean": g["staleness_mean"]})
-    df = pd.DataFrame(eta_rows)
-    c2.altair_chart(alt.Chart(df, title=f"fully async throughput against η ({k} rollout {dev}s)").mark_bar().encode(
-        x=alt.X("η:N", sort=None), y="trained tokens/s:Q", tooltip=["η", "trained tokens/s", "staleness mean"]),
-        width="stretch")
+    # six more event simulations (0.2-1.4 s): computed only while the user has this expander open (lazy)
+    box = c2.expander(f"fully async throughput against η ({k} rollout {dev}s)", key="rl_eta_open",
+                      on_change="rerun")
+    with box:
+        if box.open:
+            eta_chart(model, hardware, x, k, dev)
+        else:
+            st.caption("open to simulate the fully async regime at η = 0, 1, 2, 4, 8 and ∞")
     panels.explain_panel(r, "rl")
     panels.collect(r)

@@ -749,3 +749,58 @@ def test_rl_page_simulates_once_per_render_and_the_eta_chart_only_when_opened(mo
     at.run()
     assert not at.exception
     assert sorted(calls[1:], key=str) == sorted([0, 1, 2, 4, 8, None], key=str)
+
+
+def _specs(at) -> list[dict]:
+    return [json.loads(e.proto.spec) for e in at.get("vega_lite_chart")]
+
+
+def _titles(spec) -> list[str]:
+    """Every title line in a spec (a list title is one line per item)."""
+    out = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            t = node.get("title")
+            if isinstance(t, dict):
+                t = t.get("text")
+            out.extend([t] if isinstance(t, str) else [x for x in t if isinstance(x, str)] if isinstance(t, list)
+                       else [])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(spec)
+    return out
+
+
+def test_memory_charts_draw_the_usable_memory_the_verdict_uses():
+    """The red line is the usable memory the fit verdict compares against (H100 80 GB: 79.6 GiB physical,
+    10% reserved -> 71.7 GiB usable), the physical capacity labelled beside it."""
+    from llmcalc.core.catalogue import load_hardware, load_model
+    from llmcalc.dashboard import training
+    from llmcalc.inference.kv import fit
+
+    s = {n: f.default for n, f in state.FIELDS.items()}
+    usable = training.memory_result(load_model("llama-3.1-8b"), load_hardware("h100-sxm"), s).data["usable_bytes"]
+    text = json.dumps(_specs(run_app(page="training")), ensure_ascii=False)
+    assert f"red: usable {usable / 2**30:,.1f} GiB" in text and "grey: physical 79.6 GiB" in text
+    usable = fit(load_model("llama-3.1-8b"), load_hardware("h100-sxm")).value("usable_bytes_per_gpu")
+    text = json.dumps(_specs(run_app(page="inference")), ensure_ascii=False)
+    assert f"red: usable {usable / 2**30:,.1f}" in text and "grey: physical 79.6" in text
+    assert "capacity 79.6 GiB" not in text
+
+
+def test_narrow_charts_keep_whole_labels_and_titles():
+    """Accelerator names ('NVIDIA H100 SXM5 80GB') are whole on the comparison charts (horizontal bars, label
+    limit wider than the name); titles of half- and third-width charts wrap into short lines."""
+    at = run_app(page="serving")
+    acc = [sp for sp in _specs(at) if sp.get("encoding", {}).get("y", {}).get("field") == "accelerator"]
+    assert len(acc) == 2
+    assert all(sp["encoding"]["y"]["axis"]["labelLimit"] >= 400 for sp in acc)
+    for sp in acc:
+        assert all(len(line) <= 36 for line in _titles(sp)), _titles(sp)
+    comm = [sp for sp in _specs(run_app(page="training")) if any("communication per" in t for t in _titles(sp))]
+    assert comm and all(len(line) <= 36 for line in _titles(comm[0])), _titles(comm[0])

@@ -83,7 +83,9 @@ def memory(model, hardware, s: dict, dev: str, lat) -> None:
     d = lat.data
     batch = int(s["batch"])
     parts = {"weights": d["weight_bytes_per_gpu"], "KV cache (batch, at prompt + output)": d["kv_bytes_per_gpu"]}
-    st.altair_chart(charts.memory_stack(parts, hardware.memory_bytes, title=f"memory per {dev}"), width="stretch")
+    usable = kvc.fit(model, hardware, s["dtype"], None, s["kv_dtype"], int(s["tp"]),
+                     reserve=d["reserve"]).value("usable_bytes_per_gpu")  # what the fit verdict compares against
+    st.altair_chart(charts.memory_stack(parts, hardware.memory_bytes, f"memory per {dev}", usable), width="stretch")
     if not np.all(d["fits"]):
         st.error(f"Does not fit: weights + KV exceed the {hardware.display_name}'s memory less the "
                  f"{d['reserve']:.0%} reserve at batch {batch}; raise TP, lower the batch or quantise.")

@@ -152,6 +152,6 @@ def ranked(model, hardware, s: dict, planned, dev: str) -> None:
     parts = {"weights": stage["weights_bytes"], "gradients": stage["grads_bytes"],
              "optimizer states": stage["optimizer_bytes"], "activations": stage["activations_bytes"],
              "ZeRO-3 gathered": stage["zero3_gathered_bytes"]}
-    st.altair_chart(charts.memory_stack(parts, hardware.memory_bytes, f"{md['worst_stage']} pipeline stage"),
-                    width="stretch")
+    st.altair_chart(charts.memory_stack(parts, hardware.memory_bytes, f"{md['worst_stage']} pipeline stage",
+                                        md["usable_bytes"]), width="stretch")
     panels.show_result(mem, "plan_memory", metrics=("memory/total", "memory/headroom"), per_row=2)

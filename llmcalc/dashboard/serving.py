@@ -210,12 +210,12 @@ def accelerators(model, hardware, s: dict) -> None:
         return
     df = pd.DataFrame(rows)
     c1, c2 = st.columns(2)
-    c1.altair_chart(charts.bars(df.dropna(subset=["devices"]), "accelerator", "devices",
+    c1.altair_chart(charts.bars(df.dropna(subset=["devices"]), "accelerator", "devices", horizontal=True,
                                 title="devices needed for this load"), width="stretch")
     priced = df.dropna(subset=["$ per M output tokens"]) if "$ per M output tokens" in df else df.iloc[0:0]
     if not priced.empty:
-        c2.altair_chart(charts.bars(priced, "accelerator", "$ per M output tokens",
-                                    title="$ per million output tokens (catalogue prices)"), width="stretch")
+        c2.altair_chart(charts.bars(priced, "accelerator", "$ per M output tokens", horizontal=True,
+                                    title=["$ per million output tokens", "(catalogue prices)"]), width="stretch")
     st.dataframe(panels.people_table(df, {"devices": ("devices", ""), "TP": ("TP", ""),
                                           "$ per M output tokens": ("$ per million output tokens", "USD")}),
                  hide_index=True, width="stretch")

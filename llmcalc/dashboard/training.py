@@ -276,7 +276,8 @@ def memory(model, hardware, s: dict) -> None:
         for part, k in (("weights", "weights_bytes"), ("gradients", "grads_bytes"),
                         ("optimizer states", "optimizer_bytes"), ("activations", "activations_bytes")):
             rows.append({"layout": name, "component": part, "bytes": float(stage[k])})
-    st.altair_chart(charts.memory_layouts(pd.DataFrame(rows), hardware.memory_bytes, dev), width="stretch")
+    st.altair_chart(charts.memory_layouts(pd.DataFrame(rows), hardware.memory_bytes, dev, d["usable_bytes"]),
+                    width="stretch")
 
 
 def comms_result(model, hardware, s: dict):
@@ -296,7 +297,7 @@ def comms(model, hardware, s: dict) -> None:
         per["ms per step"] = per["time_s"] * 1e3
         left, right = st.columns([1, 2])
         left.altair_chart(charts.bars(per[["parallelism", "ms per step"]], "parallelism", "ms per step",
-                                      title="communication per parallelism (before overlap)"), width="stretch")
+                                      title=["communication per parallelism", "(before overlap)"]), width="stretch")
         right.dataframe(panels.people_table(rows.drop(columns=["source"], errors="ignore")), hide_index=True,
                         width="stretch",
                         height=panels.table_height(len(rows)))

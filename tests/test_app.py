@@ -804,3 +804,22 @@ def test_narrow_charts_keep_whole_labels_and_titles():
         assert all(len(line) <= 36 for line in _titles(sp)), _titles(sp)
     comm = [sp for sp in _specs(run_app(page="training")) if any("communication per" in t for t in _titles(sp))]
     assert comm and all(len(line) <= 36 for line in _titles(comm[0])), _titles(comm[0])
+
+
+@pytest.mark.parametrize("page", ["training", "inference", "serving", "plan", "rl"])
+def test_tpu_pages_never_say_gpu(page):
+    """A TPU is a 'chip' (Google's word): labels, metrics, notes, derivations, tables and chart text of a TPU page
+    use it, including the engine's own labels ('GPU-hours', 'KV per GPU') shown there."""
+    import re
+
+    at = run_app(page=page, hw="tpu-v5e", model="gpt2")
+    shown = []
+    for kind in ("header", "subheader", "caption", "markdown", "info", "warning", "error", "metric",
+                 "number_input", "selectbox", "toggle", "expander", "code"):
+        for e in at.get(kind):
+            shown += [v for v in (getattr(e, "value", None), getattr(e, "label", None)) if isinstance(v, str)]
+    shown += [json.dumps(sp) for sp in _specs(at)]
+    shown += [str(c) for d in at.dataframe for c in d.value.columns]
+    shown += [str(v) for d in at.dataframe for v in d.value.astype(str).to_numpy().ravel()]
+    hits = [x[:120] for x in shown if re.search(r"\bGPU", x)]
+    assert not hits, hits

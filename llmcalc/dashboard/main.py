@@ -73,6 +73,7 @@ def main() -> None:
             if up is not None:
                 st.caption(f"{what} from the uploaded file {_title(up)} (a shared link carries only the catalogue "
                            "choice, not the file)")
+        st.session_state["_llmcalc_device_word"] = state.device_word(hardware)  # results without hardware
         run_page(page, model, hardware, s)
     except LlmcalcError as e:
         st.error(panels.in_page_words(str(e)))

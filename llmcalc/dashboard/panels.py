@@ -138,10 +138,29 @@ def exact(value, unit: str) -> str:
     return f"{body} {unit}{extra}".strip()
 
 
-def metric(where, f: Figure, label: str | None = None) -> None:
+_GPU = re.compile(r"\bGPU(s?)\b")
+
+
+def chip_words(result: Result | None):
+    """A function that puts the device word of ``result``'s hardware into engine text: the engine writes 'GPU'
+    (labels, units, notes); a TPU is a 'chip' (Google's word). Identity for GPUs and hardware-free results."""
+    name = (result.data.get("hardware") if result is not None and isinstance(result.data, dict) else None)
+    tpu = st.session_state.get("_llmcalc_device_word") == "chip"  # the page's hardware, where the result names none
+    if isinstance(name, str):
+        from ..core.catalogue import load_hardware
+
+        try:
+            tpu = state.device_word(load_hardware(name)) == "chip"
+        except LlmcalcError:  # an uploaded hardware file: its own name, not in the catalogue
+            tpu = name.lower().startswith("tpu")
+    return (lambda text: _GPU.sub(lambda m: "chip" + m.group(1), text)) if tpu else (lambda text: text)
+
+
+def metric(where, f: Figure, label: str | None = None, words=None) -> None:
     """One st.metric: the human text, and in its tooltip the exact figure and its derivation."""
-    where.metric(label or f.name, human(f.value, f.unit), help=f"exact: {exact(f.value, f.unit)}\n\n```\n"
-                 f"{f.explain()}\n```")
+    w = words or (lambda text: text)
+    where.metric(w(label or f.name), w(human(f.value, f.unit)),
+                 help=w(f"exact: {exact(f.value, f.unit)}\n\n```\n{f.explain()}\n```"))
 
 
 # ---------------------------------------------------------------- page furniture
@@ -390,13 +409,14 @@ def warn_once(text: str) -> None:
 
 def notes(result: Result) -> None:
     """Every warning and assumption the calculator returned: warnings stand out, the rest are listed."""
+    w = chip_words(result)
     warn = [a for a in result.assumptions if a.split(":")[0].isupper()]  # WARNING: …, OVERLOADED: …
     for a in warn:
-        warn_once(a)
+        warn_once(w(a))
     rest = [a for a in result.assumptions if a not in warn]
     if rest:
-        with st.expander(f"assumptions of “{result.title}” ({len(rest)})"):
-            st.markdown("\n".join(f"- {_esc(a)}" for a in rest))
+        with st.expander(w(f"assumptions of “{result.title}” ({len(rest)})")):
+            st.markdown("\n".join(f"- {_esc(w(a))}" for a in rest))
 
 
 def show_result(result: Result, key: str, metrics: tuple[str, ...] = (), table: bool = True,
@@ -409,11 +429,15 @@ def show_result(result: Result, key: str, metrics: tuple[str, ...] = (), table: 
     for start in range(0, len(metrics), per_row):
         row = metrics[start:start + per_row]
         for col, k in zip(st.columns(per_row), row, strict=False):
-            metric(col, result[k])
+            metric(col, result[k], words=chip_words(result))
     notes(result)
     if table:
-        with st.expander(f"all figures of “{result.title}”", expanded=not metrics):
-            st.dataframe(figure_rows(result), hide_index=True, width="stretch",
+        w = chip_words(result)
+        rows = figure_rows(result)
+        for c in ("figure", "value", "exact", "unit"):
+            rows[c] = rows[c].map(w)
+        with st.expander(w(f"all figures of “{result.title}”"), expanded=not metrics):
+            st.dataframe(rows, hide_index=True, width="stretch",
                          column_config={"SI value": st.column_config.NumberColumn(format="%.6g")})
     explain_panel(result, key)
     collect(result)
@@ -421,8 +445,9 @@ def show_result(result: Result, key: str, metrics: tuple[str, ...] = (), table: 
 
 def explain_panel(result: Result, key: str) -> None:
     """Every figure's derivation: the same text as ``--explain`` on the command line."""
-    with st.expander(f"formula: how each figure of “{result.title}” is derived"):
-        st.code(result.explain(), language=None)
+    w = chip_words(result)
+    with st.expander(w(f"formula: how each figure of “{result.title}” is derived")):
+        st.code(w(result.explain()), language=None)
 
 
 def table_height(rows: int, cap: int = 600) -> int:

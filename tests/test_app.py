@@ -823,3 +823,16 @@ def test_tpu_pages_never_say_gpu(page):
     shown += [str(v) for d in at.dataframe for v in d.value.astype(str).to_numpy().ravel()]
     hits = [x[:120] for x in shown if re.search(r"\bGPU", x)]
     assert not hits, hits
+
+
+@pytest.mark.parametrize("page", ["inference", "serving"])
+def test_fp8_says_which_compute_in_the_clis_terms(page):
+    """`llmcalc infer --weights fp8` computes in bf16 (--activations defaults to bf16); the dashboard's fp8 is
+    W8A8 unless weight-only is on: each page says which, with the matching CLI command."""
+    from llmcalc.cli.inference import ACT_OPT
+
+    assert ACT_OPT.default == "bf16"  # the CLI's default compute for --weights fp8
+    w8a8 = " ".join(i.value for i in run_app(page=page, dtype="fp8").info)
+    assert "fp8 weights and fp8 compute (W8A8)" in w8a8 and "--activations fp8" in w8a8
+    wo = " ".join(i.value for i in run_app(page=page, dtype="fp8", weight_only=1).info)
+    assert "fp8 weights, bf16 compute (weight-only) — as `llmcalc infer --weights fp8`" in wo

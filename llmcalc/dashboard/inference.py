@@ -59,6 +59,8 @@ def render(model, hardware, s: dict) -> None:
     top = st.empty()
     presets.picker("inference")
     inputs(dev)
+    if state.precision_words(s):
+        st.info(state.precision_words(s))
     lat = lambda *a: panels.memo(latency_result, *a)  # noqa: E731 - one latency call for the whole page
     panels.answer_or_pointer(lambda: answer(model, hardware, s, lat), top)
     probe = lambda x: latency_result(model, hardware, x)  # noqa: E731

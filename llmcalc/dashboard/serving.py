@@ -84,6 +84,8 @@ def render(model, hardware, s: dict) -> None:
     top = st.empty()
     presets.picker("serving")
     inputs(dev)
+    if state.precision_words(s):
+        st.info(state.precision_words(s))
     here = lambda *a: panels.memo(plan, *a)  # noqa: E731 - one capacity plan for the answer and the section
     across = lambda *a: panels.memo(across_nodes, *a)  # noqa: E731
     panels.answer_or_pointer(lambda: answer(model, hardware, s, here, across), top)

@@ -47,7 +47,7 @@ def _rows(rows: list[dict], dev: str) -> pd.DataFrame:
                           "cost USD": r["cost_usd"]} for i, r in enumerate(rows)])
 
 
-PEOPLE = {"step s": ("step", "s"), "MFU %": ("MFU", None), "memory GiB": ("memory", None),
+PEOPLE = {"step s": ("step", "s"), "MFU %": ("MFU (with attention)", None), "memory GiB": ("memory", None),
           "bubble s": ("pipeline bubble", "s"), "exposed comm s": ("exposed communication", "s"),
           "days": ("days", "days"), "cost USD": ("cost", "USD")}
 
@@ -93,7 +93,8 @@ def answer(model, hardware, s: dict, plan=_plan) -> tuple[str, str]:
         return q, f"none fits ({r.title})"
     b = r.data["ranked"][0]
     return q, (f"{b['layout']} on {b['gpus']:,} {dev}s: step {panels.human(b['step_time_s'], 's')}, "
-               f"MFU {b['mfu']:.1%}" + (f", {panels.human(b['days'], 'days')}" if b.get("days") is not None else ""))
+               f"MFU {b['mfu']:.1%} (with attention)"
+               + (f", {panels.human(b['days'], 'days')}" if b.get("days") is not None else ""))
 
 
 def render(model, hardware, s: dict) -> None:

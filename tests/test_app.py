@@ -136,7 +136,8 @@ def test_training_page_chinchilla_and_sections():
     # Hoffmann et al. 2022 (Chinchilla) Table 3 / §3: ~20 training tokens per parameter
     assert metric(at, "compute-optimal tokens (20 tokens/param)") == fmt(20 * LLAMA31_8B, "token")
     labels = {m.label for m in at.metric}
-    assert {"step time", "MFU (model FLOPs, with attention)", "peak per GPU (worst stage)"} <= labels
+    # MFU in the 6·N·D convention, as the CLI's --mfu (the attention-inclusive one can exceed HFU)
+    assert {"step time", "MFU (model FLOPs, 6·N·D)", "peak per GPU (worst stage)"} <= labels
     assert len(at.get("vega_lite_chart")) >= 3  # days vs GPUs, memory vs capacity, comms per parallelism
 
 
@@ -165,8 +166,8 @@ def test_inference_page_kv_cache_matches_the_scaling_book():
     # per GPU beside the per-GPU memory chart: tp 2 splits the 8 KV heads, 4 per GPU
     assert metric(at, "KV per GPU (tp 2, pp 1)") == "210 MB"  # 327,680 B x 1,280 tokens / 2 = 209,715,200 B
     assert len(at.get("vega_lite_chart")) >= 4  # memory, roofline, latency and throughput vs batch
-    sweep = next(d.value for d in at.dataframe if "tokens_per_s_per_gpu" in d.value.columns)
-    assert list(sweep["batch"]) == [2**i for i in range(9)]  # 1 … 256, the default sweep
+    sweep = next(d.value for d in at.dataframe if "tokens/s per device" in d.value.columns)
+    assert list(sweep["batch"]) == [f"{2**i:,}" for i in range(9)]  # 1 … 256, the default sweep, as people read it
 
 
 def test_inference_model_that_does_not_fit_says_so():
@@ -487,7 +488,51 @@ def test_training_time_comes_from_the_layout_step():
     days = 15e12 / r.data["tokens_per_s"] / 86400
     at = run_app(page="training")
     assert metric(at, "wall-clock days") == f"{days:,.0f} days"
-    assert f"{r.data['mfu']:.1%} MFU" in at.session_state["_llmcalc_answer"]
+    answer = at.session_state["_llmcalc_answer"]
+    # the quoted MFU is the 6·N·D convention, as `llmcalc train --mfu` takes it, and never above HFU
+    assert f"{r.data['mfu_6nd']:.1%} MFU (6·N·D)" in answer
+    assert r.data["mfu_6nd"] <= r.data["hfu"]
+
+
+def test_readme_dashboard_example_is_what_the_training_page_shows():
+    import re
+
+    at = run_app(page="training")
+    a = at.session_state["_llmcalc_answer"]
+    q = a.split("?")[0] + "?"
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    m = re.search(r'\("(How long does training [^"]+)"\)', readme)
+    assert m, "README quotes the training page's answer line"
+    days, mfu, cost = re.search(r"([\d,]+ days) on .* at ([\d.]+% MFU \(6·N·D\)), ([\d.]+ M\$)", a).groups()
+    for part in (q, days, mfu, cost):
+        assert part in m.group(1), (part, m.group(1))
+
+
+def test_training_days_chart_greys_layouts_that_do_not_fit():
+    """Each point of the days-vs-GPUs chart carries training_memory's own verdict for its DP (the CLI's
+    `llmcalc memory llama-3.1-8b --dp 1 --zero 2 --recompute selective --seq 4096` says DOES NOT FIT)."""
+    from llmcalc.core.catalogue import load_hardware, load_model
+    from llmcalc.dashboard import training
+    from llmcalc.training.memory import training_memory
+    from llmcalc.training.step import training_step
+
+    s = {n: f.default for n, f in state.FIELDS.items()}
+    m, h = load_model("llama-3.1-8b"), load_hardware("h100-sxm")
+    st_ = training.step_result(m, h, s)
+    sw = training_step(m, h, training.make_layout(s, dp=training.DP_SWEEP), global_batch=512, micro_batch=1,
+                       seq=4096, recompute="selective")
+    df = training.days_sweep(m, h, s, sw, st_)
+    for gpus, fits in zip(df["GPUs"], df["fits"], strict=True):
+        verdict = training_memory(m, h, training.make_layout(s, dp=int(gpus)), micro_batch=1, seq=4096,
+                                  recompute="selective", global_batch=512).data["fits"]
+        assert bool(fits) == bool(verdict), gpus
+    assert not df.loc[df["GPUs"] == 1, "fits"].item()  # 8B with Adam on one 80 GB GPU: cannot fit
+
+
+def test_training_days_chart_with_expert_parallel_leaves_out_dp_ep_does_not_divide():
+    at = run_app(page="training", model="mixtral-8x7b", ep=8)
+    assert "scaling DP fails" not in texts(at)
+    assert "not divisible by EP 8 are left out" in texts(at)
 
 
 @pytest.mark.parametrize("hw", ["b200", "h200-sxm", "mi300x", "l4", "tpu-v6e"])
@@ -606,3 +651,189 @@ def test_page_registry_is_one_line_per_page():
     for p in pages.PAGES:
         assert p.group in pages.GROUPS
         assert callable(importlib.import_module(f"llmcalc.dashboard.{p.module}").render)
+
+
+def _log_axes_without_zero(spec: dict) -> list[str]:
+    """Problems of a Vega-Lite spec on log scales: a bar anchored at zero (no x2/y2: Vega-Lite stacks it from
+    0, "Log scale domain includes zero", nothing drawn) or a data value that is zero or negative."""
+    data = [v for vals in spec.get("datasets", {}).values() for v in vals]
+    bad = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            enc, mark = node.get("encoding", {}), node.get("mark")
+            mark = mark.get("type") if isinstance(mark, dict) else mark
+            for ch in ("x", "y"):
+                e = enc.get(ch, {})
+                if isinstance(e, dict) and e.get("scale", {}).get("type") == "log":
+                    if mark == "bar" and ch + "2" not in enc:
+                        bad.append(f"bar on a log {ch} anchored at zero")
+                    vals = [row[e["field"]] for row in data if e.get("field") in row]
+                    bad.extend(f"{e['field']} = {v} on a log scale" for v in vals if not (v is not None and v > 0))
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(spec)
+    return bad
+
+
+def test_a_vs_b_ratio_chart_has_no_zero_on_its_log_axis():
+    import pandas as pd
+
+    from llmcalc.dashboard import charts, compare
+
+    df = pd.DataFrame({"figure": ["params", "headroom", "same", "gone"], "A": "", "B": "", "B / A": "",
+                       "verdict": ["B worse", "B better", "", "B better"], "ratio": [3.0, -0.5, 1.0, 0.0]})
+    spec = charts.ratio_bars(df).to_dict()
+    assert _log_axes_without_zero(spec) == []
+    shown = [r["figure"] for vals in spec["datasets"].values() for r in vals]
+    assert shown == ["params", "same"]  # a ratio that is not positive stays in the table only
+    # the page's own table for DeepSeek-V3 vs Mixtral 8x7B draws the same way
+    from llmcalc.core.catalogue import load_hardware, load_model
+
+    s = {n: f.default for n, f in state.FIELDS.items()}
+    a = compare.scenario_figures(load_model("deepseek-v3"), load_hardware("h100-sxm"), state.scenario(s))[0]
+    b = compare.scenario_figures(load_model("mixtral-8x7b"), load_hardware("h100-sxm"), state.scenario(s, "_b"))[0]
+    assert _log_axes_without_zero(charts.ratio_bars(compare.delta_table(a, b)).to_dict()) == []
+
+
+def test_serving_without_a_single_node_replica_says_so_once_and_plans_across_nodes():
+    """DeepSeek-V3 (671 B parameters, 1.3 TB in bf16) exceeds 8 × 80 GB: serve() raises NoDeploymentError; the
+    page says so once and answers with plan-serve's cheapest deployment across nodes (called here alike)."""
+    from llmcalc.core.catalogue import load_hardware, load_model
+    from llmcalc.inference.plan_serve import plan_serve
+
+    at = run_app(page="serving", model="deepseek-v3")
+    shown = [e.value for e in at.error] + [w.value for w in at.warning] + [c.value for c in at.caption]
+    assert sum("no TP degree up to" in x for x in shown) == 1, shown
+    b = plan_serve(load_model("deepseek-v3"), load_hardware("h100-sxm"), prompt=1024, output=256, ttft_s=2.0,
+                   tpot_s=0.05, qps=10.0, weights=["bf16"], kv_dtypes=["bf16"]).data["ranked"][0]
+    answer = at.session_state["_llmcalc_answer"]
+    assert f"{b['gpus']:,} GPUs across nodes: {b['config']}" in answer
+
+
+@pytest.mark.parametrize("page", ["plan", "rl", "inference", "serving", "training"])
+def test_tables_read_as_people_write_them(page):
+    """README: metrics read as people write them. Every table on these pages (but the figure tables, which put
+    the exact SI value beside the human one on purpose) has headers in words and formatted numbers: no engine
+    field names (ttft_s, latency_s) and no raw floats (4639887.0395)."""
+    at = run_app(page=page)
+    seen = 0
+    for d in at.dataframe:
+        df = d.value
+        if "exact" in df.columns:
+            continue
+        seen += 1
+        raw = [c for c in df.columns if "_" in str(c)]
+        assert not raw, (page, raw)
+        floats = [c for c in df.columns if str(df[c].dtype).startswith("float")]
+        assert not floats, (page, floats, df.head(2).to_dict())
+    assert seen, f"no table on the {page} page"
+
+
+def test_rl_page_simulates_once_per_render_and_the_eta_chart_only_when_opened(monkeypatch):
+    """Re-render speed (#11: ≤ 1 s): one rl_step event simulation per render; the η chart's six more run only
+    while its expander is open, and then all six (η = 0, 1, 2, 4, 8, ∞)."""
+    import llmcalc.rl.step as rl_step_module
+
+    calls = []
+    real = rl_step_module.rl_step
+    monkeypatch.setattr(rl_step_module, "rl_step", lambda *a, **k: calls.append(k.get("staleness")) or real(*a, **k))
+    at = run_app(page="rl")
+    assert len(calls) == 1
+    assert any(e.label.startswith("fully async throughput against η") for e in at.expander)
+    calls.clear()
+    at.session_state["rl_eta_open"] = True
+    at.run()
+    assert not at.exception
+    assert sorted(calls[1:], key=str) == sorted([0, 1, 2, 4, 8, None], key=str)
+
+
+def _specs(at) -> list[dict]:
+    return [json.loads(e.proto.spec) for e in at.get("vega_lite_chart")]
+
+
+def _titles(spec) -> list[str]:
+    """Every title line in a spec (a list title is one line per item)."""
+    out = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            t = node.get("title")
+            if isinstance(t, dict):
+                t = t.get("text")
+            out.extend([t] if isinstance(t, str) else [x for x in t if isinstance(x, str)] if isinstance(t, list)
+                       else [])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(spec)
+    return out
+
+
+def test_memory_charts_draw_the_usable_memory_the_verdict_uses():
+    """The red line is the usable memory the fit verdict compares against (H100 80 GB: 79.6 GiB physical,
+    10% reserved -> 71.7 GiB usable), the physical capacity labelled beside it."""
+    from llmcalc.core.catalogue import load_hardware, load_model
+    from llmcalc.dashboard import training
+    from llmcalc.inference.kv import fit
+
+    s = {n: f.default for n, f in state.FIELDS.items()}
+    usable = training.memory_result(load_model("llama-3.1-8b"), load_hardware("h100-sxm"), s).data["usable_bytes"]
+    text = json.dumps(_specs(run_app(page="training")), ensure_ascii=False)
+    assert f"red: usable {usable / 2**30:,.1f} GiB" in text and "grey: physical 79.6 GiB" in text
+    usable = fit(load_model("llama-3.1-8b"), load_hardware("h100-sxm")).value("usable_bytes_per_gpu")
+    text = json.dumps(_specs(run_app(page="inference")), ensure_ascii=False)
+    assert f"red: usable {usable / 2**30:,.1f}" in text and "grey: physical 79.6" in text
+    assert "capacity 79.6 GiB" not in text
+
+
+def test_narrow_charts_keep_whole_labels_and_titles():
+    """Accelerator names ('NVIDIA H100 SXM5 80GB') are whole on the comparison charts (horizontal bars, label
+    limit wider than the name); titles of half- and third-width charts wrap into short lines."""
+    at = run_app(page="serving")
+    acc = [sp for sp in _specs(at) if sp.get("encoding", {}).get("y", {}).get("field") == "accelerator"]
+    assert len(acc) == 2
+    assert all(sp["encoding"]["y"]["axis"]["labelLimit"] >= 400 for sp in acc)
+    for sp in acc:
+        assert all(len(line) <= 36 for line in _titles(sp)), _titles(sp)
+    comm = [sp for sp in _specs(run_app(page="training")) if any("communication per" in t for t in _titles(sp))]
+    assert comm and all(len(line) <= 36 for line in _titles(comm[0])), _titles(comm[0])
+
+
+@pytest.mark.parametrize("page", ["training", "inference", "serving", "plan", "rl"])
+def test_tpu_pages_never_say_gpu(page):
+    """A TPU is a 'chip' (Google's word): labels, metrics, notes, derivations, tables and chart text of a TPU page
+    use it, including the engine's own labels ('GPU-hours', 'KV per GPU') shown there."""
+    import re
+
+    at = run_app(page=page, hw="tpu-v5e", model="gpt2")
+    shown = []
+    for kind in ("header", "subheader", "caption", "markdown", "info", "warning", "error", "metric",
+                 "number_input", "selectbox", "toggle", "expander", "code"):
+        for e in at.get(kind):
+            shown += [v for v in (getattr(e, "value", None), getattr(e, "label", None)) if isinstance(v, str)]
+    shown += [json.dumps(sp) for sp in _specs(at)]
+    shown += [str(c) for d in at.dataframe for c in d.value.columns]
+    shown += [str(v) for d in at.dataframe for v in d.value.astype(str).to_numpy().ravel()]
+    hits = [x[:120] for x in shown if re.search(r"\bGPU", x)]
+    assert not hits, hits
+
+
+@pytest.mark.parametrize("page", ["inference", "serving"])
+def test_fp8_says_which_compute_in_the_clis_terms(page):
+    """`llmcalc infer --weights fp8` computes in bf16 (--activations defaults to bf16); the dashboard's fp8 is
+    W8A8 unless weight-only is on: each page says which, with the matching CLI command."""
+    from llmcalc.cli.inference import ACT_OPT
+
+    assert ACT_OPT.default == "bf16"  # the CLI's default compute for --weights fp8
+    w8a8 = " ".join(i.value for i in run_app(page=page, dtype="fp8").info)
+    assert "fp8 weights and fp8 compute (W8A8)" in w8a8 and "--activations fp8" in w8a8
+    wo = " ".join(i.value for i in run_app(page=page, dtype="fp8", weight_only=1).info)
+    assert "fp8 weights, bf16 compute (weight-only) — as `llmcalc infer --weights fp8`" in wo

@@ -22,19 +22,33 @@ def breakdown_bar(parts: dict[str, float], unit_label: str, scale: float = 1.0) 
         tooltip=["component", alt.Tooltip(f"{unit_label}:Q", format=",.3~f")]).properties(height=28 * len(df) + 20)
 
 
-def memory_stack(parts: dict[str, float], capacity_bytes: float, title: str = "memory per GPU") -> alt.Chart:
-    """Memory components stacked in one bar, against a red tick at the device's capacity."""
-    cap_label = f"capacity {capacity_bytes / GIB:,.1f} GiB"
+def capacity_lines(usable_bytes: float, capacity_bytes: float) -> pd.DataFrame:
+    """The two memory lines: usable (what the fit verdict compares against: physical less the reserve) in red,
+    and the physical capacity in grey, each labelled."""
+    return pd.DataFrame({"GiB": [usable_bytes / GIB, capacity_bytes / GIB],
+                         "label": [f"usable {usable_bytes / GIB:,.1f} GiB (the fit verdict's limit)",
+                                   f"physical {capacity_bytes / GIB:,.1f} GiB"],
+                         "line": ["usable", "physical"]})
+
+
+def memory_stack(parts: dict[str, float], capacity_bytes: float, title: str, usable_bytes: float) -> alt.Chart:
+    """Memory components stacked in one bar, against a red tick at the usable memory (the fit verdict's
+    limit) and a grey one at the physical capacity."""
+    lines = capacity_lines(usable_bytes, capacity_bytes)
     df = pd.DataFrame({"bar": title, "component": list(parts), "GiB": [v / GIB for v in parts.values()],
                        "order": range(len(parts))})
     y = alt.Y("bar:N", title=None)
     bars = alt.Chart(df).mark_bar().encode(
-        y=y, x=alt.X("sum(GiB):Q", title=f"GiB (red: {cap_label})"),
+        y=y, x=alt.X("sum(GiB):Q", title=f"GiB (red: usable {usable_bytes / GIB:,.1f}, grey: physical "
+                                         f"{capacity_bytes / GIB:,.1f})"),
         color=alt.Color("component:N", sort=list(parts), legend=alt.Legend(orient="bottom", columns=2)),
         order="order:Q", tooltip=["component", alt.Tooltip("GiB:Q", format=",.2f")])
-    cap = pd.DataFrame({"bar": [title], "GiB": [capacity_bytes / GIB], "label": [cap_label]})
+    cap = lines.assign(bar=title)
     # a tick, not a rule: a rule without y collapses the band scale when layered (seen in Streamlit 1.67)
-    tick = alt.Chart(cap).mark_tick(color="red", thickness=3, size=60).encode(y=y, x="GiB:Q", tooltip=["label"])
+    tick = alt.Chart(cap).mark_tick(thickness=3, size=60).encode(
+        y=y, x="GiB:Q", tooltip=["label"],
+        color=alt.Color("line:N", scale=alt.Scale(domain=["usable", "physical"], range=["red", "#888888"]),
+                        legend=None))
     return bars + tick
 
 
@@ -73,13 +87,20 @@ def lines(df: pd.DataFrame, x: str, y: str, color: str | None = None, log_x: boo
     return alt.Chart(df, title=title).mark_line(point=True).encode(**enc).properties(height=260)
 
 
-def bars(df: pd.DataFrame, category: str, value: str, color: str | None = None, title: str = "") -> alt.Chart:
-    """Vertical bars of ``value`` per ``category`` (e.g. communication time per parallelism)."""
-    enc = dict(x=alt.X(f"{category}:N", sort=None, title=None, axis=alt.Axis(labelAngle=0)), y=alt.Y(f"{value}:Q"),
-               tooltip=[c for c in df.columns])
+def bars(df: pd.DataFrame, category: str, value: str, color: str | None = None, title: str | list[str] = "",
+         horizontal: bool = False) -> alt.Chart:
+    """Bars of ``value`` per ``category`` (e.g. communication time per parallelism). ``horizontal``: one row
+    per category with its whole name (long names such as accelerators' are never cut); a list ``title`` is
+    one line per item (narrow columns cut a long one-line title)."""
+    cat = alt.Axis(labelAngle=0) if not horizontal else alt.Axis(labelLimit=400)
+    enc = dict(tooltip=[c for c in df.columns])
+    enc["x" if not horizontal else "y"] = alt.X(f"{category}:N", sort=None, title=None, axis=cat) if not horizontal \
+        else alt.Y(f"{category}:N", sort=None, title=None, axis=cat)
+    enc["y" if not horizontal else "x"] = alt.Y(f"{value}:Q") if not horizontal else alt.X(f"{value}:Q")
     if color:
         enc["color"] = alt.Color(f"{color}:N")
-    return alt.Chart(df, title=title).mark_bar().encode(**enc).properties(height=260)
+    height = 260 if not horizontal else 28 * len(df) + 50
+    return alt.Chart(df, title=title).mark_bar().encode(**enc).properties(height=height)
 
 
 def unit_for(values, unit: str) -> tuple[float, str]:
@@ -127,20 +148,26 @@ def sweep(df: pd.DataFrame, x: str, y: str, current: str, fits: str | None = Non
     return alt.layer(*layers).properties(height=280)
 
 
-def memory_layouts(df: pd.DataFrame, capacity_bytes: float, dev: str = "GPU") -> alt.Chart:
-    """Memory per device for several layouts side by side (stacked by component), against the capacity."""
+def memory_layouts(df: pd.DataFrame, capacity_bytes: float, dev: str, usable_bytes: float) -> alt.Chart:
+    """Memory per device for several layouts side by side (stacked by component), against the usable memory
+    (red: the fit verdict's limit) and the physical capacity (grey, dashed)."""
     d = df.assign(GiB=df["bytes"] / GIB)
     order = list(dict.fromkeys(d["component"]))
-    cap_label = f"capacity {capacity_bytes / GIB:,.1f} GiB"
-    bars = alt.Chart(d, title=f"memory per {dev} by layout (red: {cap_label})").mark_bar().encode(
+    bars = alt.Chart(d, title=[f"memory per {dev} by layout", f"(red: usable {usable_bytes / GIB:,.1f} GiB; "
+                                                              f"grey: physical {capacity_bytes / GIB:,.1f} GiB)"]
+                     ).mark_bar().encode(
         x=alt.X("layout:N", sort=None, title=None, axis=alt.Axis(labelAngle=0, labelLimit=200)),
         y=alt.Y("sum(GiB):Q", title=f"GiB per {dev}"),
         color=alt.Color("component:N", sort=order, legend=alt.Legend(orient="bottom", columns=2)),
         order=alt.Order("component_order:Q"),
         tooltip=["layout", "component", alt.Tooltip("GiB:Q", format=",.2f")]).transform_calculate(
         component_order=f"indexof({order!r}, datum.component)")
-    cap = alt.Chart(pd.DataFrame({"GiB": [capacity_bytes / GIB], "label": [cap_label]})).mark_rule(
-        color="red", strokeWidth=2).encode(y="GiB:Q", tooltip=["label"])
+    cap = alt.Chart(capacity_lines(usable_bytes, capacity_bytes)).mark_rule(strokeWidth=2).encode(
+        y="GiB:Q", tooltip=["label"],
+        color=alt.Color("line:N", scale=alt.Scale(domain=["usable", "physical"], range=["red", "#888888"]),
+                        legend=None),
+        strokeDash=alt.StrokeDash("line:N", scale=alt.Scale(domain=["usable", "physical"], range=[[1, 0], [4, 4]]),
+                                  legend=None))
     return (bars + cap).properties(height=300)
 
 
@@ -181,11 +208,19 @@ def op_roofline(peak_flops_per_s: float, bw_bytes_per_s: float, ops: list[dict],
 
 
 def ratio_bars(df: pd.DataFrame) -> alt.Chart:
-    """B / A per figure on a log axis around 1, coloured by which side is better (grey: no better side)."""
-    d = df.assign(**{"B / A (×)": df["ratio"].astype(float), "who": df["verdict"].replace("", "no better side")})
+    """B / A per figure on a log axis around 1, coloured by which side is better (grey: no better side).
+
+    Each bar runs from 1 to the ratio (``x2``), never from 0: a log scale has no zero (Vega-Lite otherwise
+    stacks bars from 0 and draws nothing). Ratios that are not positive (a headroom that changes sign) have no
+    place on a log axis and stay in the table only."""
+    r = pd.to_numeric(df["ratio"], errors="coerce").astype(float)
+    keep = np.isfinite(r) & (r > 0)
+    d = df[keep].assign(**{"B / A (×)": r[keep], "one": 1.0, "who": df.loc[keep, "verdict"].replace(
+        "", "no better side")})
     return alt.Chart(d).mark_bar().encode(
         y=alt.Y("figure:N", sort=None, title=None, axis=alt.Axis(labelLimit=400)),
-        x=alt.X("B / A (×):Q", scale=alt.Scale(type="log"), axis=alt.Axis(format=",.3~g")),
+        x=alt.X("B / A (×):Q", scale=alt.Scale(type="log", zero=False), axis=alt.Axis(format=",.3~g")),
+        x2=alt.X2("one:Q"),
         color=alt.Color("who:N", scale=alt.Scale(domain=["B better", "B worse", "no better side"],
                                                  range=["#2e9d4f", "#d33c3c", "#999999"]),
                         legend=alt.Legend(orient="bottom", title=None)),

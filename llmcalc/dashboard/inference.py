@@ -59,6 +59,8 @@ def render(model, hardware, s: dict) -> None:
     top = st.empty()
     presets.picker("inference")
     inputs(dev)
+    if state.precision_words(s):
+        st.info(state.precision_words(s))
     lat = lambda *a: panels.memo(latency_result, *a)  # noqa: E731 - one latency call for the whole page
     panels.answer_or_pointer(lambda: answer(model, hardware, s, lat), top)
     probe = lambda x: latency_result(model, hardware, x)  # noqa: E731
@@ -83,7 +85,9 @@ def memory(model, hardware, s: dict, dev: str, lat) -> None:
     d = lat.data
     batch = int(s["batch"])
     parts = {"weights": d["weight_bytes_per_gpu"], "KV cache (batch, at prompt + output)": d["kv_bytes_per_gpu"]}
-    st.altair_chart(charts.memory_stack(parts, hardware.memory_bytes, title=f"memory per {dev}"), width="stretch")
+    usable = kvc.fit(model, hardware, s["dtype"], None, s["kv_dtype"], int(s["tp"]),
+                     reserve=d["reserve"]).value("usable_bytes_per_gpu")  # what the fit verdict compares against
+    st.altair_chart(charts.memory_stack(parts, hardware.memory_bytes, f"memory per {dev}", usable), width="stretch")
     if not np.all(d["fits"]):
         st.error(f"Does not fit: weights + KV exceed the {hardware.display_name}'s memory less the "
                  f"{d['reserve']:.0%} reserve at batch {batch}; raise TP, lower the batch or quantise.")
@@ -111,7 +115,7 @@ def roofline(model, hardware, s: dict) -> None:
                "llmcalc.inference.latency attains it. " + ops.note)
     df = pd.DataFrame(ops.rows)
     with st.expander("operators as a table"):
-        st.dataframe(df, hide_index=True, width="stretch")
+        st.dataframe(panels.people_table(df), hide_index=True, width="stretch")
     panels.csv_download(df, "operators", "dl_ops")
 
 
@@ -147,5 +151,5 @@ def batch_sweep(model, hardware, s: dict, dev: str = "GPU") -> None:
     for a in out["assumptions"]:
         if a.split(":")[0].isupper():
             panels.warn_once(a)
-    st.dataframe(df.drop(columns="current"), hide_index=True, width="stretch")
+    st.dataframe(panels.people_table(df.drop(columns="current")), hide_index=True, width="stretch")
     panels.csv_download(df.drop(columns="current"), "batch-sweep", "dl_batch_sweep")

@@ -54,7 +54,7 @@ def sidebar():
     pick("hardware", "hw", "hardware", sb)
     hw_upload = sb.file_uploader("…or upload a hardware YAML", type=["yaml", "yml"], key="upload_hw")
     panels.field("dtype", sb.selectbox, label="weights / compute precision", where=sb, options=state.DTYPES)
-    state.widget("weight_only", sb.toggle, label="weight-only (16-bit compute)",
+    state.widget("weight_only", sb.toggle, label="weight-only (bf16 compute, the CLI's --weights default)",
                  help="fp8/int8 weights with bf16 activations: saves bytes, computes at the 16-bit peak "
                       "(int4 is always weight-only)")
     return page, upload, hw_upload
@@ -73,6 +73,7 @@ def main() -> None:
             if up is not None:
                 st.caption(f"{what} from the uploaded file {_title(up)} (a shared link carries only the catalogue "
                            "choice, not the file)")
+        st.session_state["_llmcalc_device_word"] = state.device_word(hardware)  # results without hardware
         run_page(page, model, hardware, s)
     except LlmcalcError as e:
         st.error(panels.in_page_words(str(e)))

@@ -77,6 +77,56 @@ def human(value, unit: str) -> str:
     return text
 
 
+# engine field names read by people: suffix -> (words, unit for human()); the longest matching suffix wins
+_SUFFIXES = (("_usd_per_million_output_tokens", " ($ per million output tokens)", "USD"),
+             ("tokens_per_s_per_gpu", " (tokens/s per device)", "token/s"),
+             ("tokens_per_s_per_request", " (tokens/s per request)", "token/s"),
+             ("tokens_per_s", " (tokens/s)", "token/s"), ("flops_per_gpu", " (FLOP per device)", "FLOP"),
+             ("bytes_per_gpu", " (bytes per device)", "B"), ("bytes_per_rank", "bytes per rank", "B"),
+             ("flop_per_byte", " (FLOP/B)", "FLOP/B"),
+             ("flops_per_s", " (FLOP/s)", "FLOP/s"), ("_bytes", "", "B"), ("_usd", " ($)", "USD"), ("_s", "", "s"))
+_WORDS = {"ttft": "TTFT", "tpot": "TPOT", "e2e": "end-to-end", "mfu": "MFU", "hfu": "HFU", "gpus": "devices",
+          "tp": "TP", "pp": "PP", "dp": "DP", "ep": "EP", "cp": "CP", "kv": "KV"}
+
+
+def column_words(name: str) -> tuple[str, str | None]:
+    """A readable header and the unit of an engine column name: 'ttft_s' -> ('TTFT', 's'),
+    'tokens_per_s_per_gpu' -> ('output tokens/s per device', 'token/s'); other names get spaces."""
+    unit = None
+    stem = name
+    for suffix, words, u in _SUFFIXES:
+        if name.endswith(suffix):
+            stem, unit = name[: -len(suffix)], u
+            tail = words
+            break
+    else:
+        tail = ""
+    head = " ".join(_WORDS.get(w, w) for w in stem.strip("_").split("_") if w)
+    return ((head + tail).strip() if head else tail.strip(" ()")) or name, unit
+
+
+def people_table(df: pd.DataFrame, units: dict[str, tuple[str, str | None]] | None = None) -> pd.DataFrame:
+    """The table as people read it: every number through :func:`human` with its unit (13.1 ms, 4.6 × 10⁶
+    token/s, 50.5%), headers in words ('TTFT', not 'ttft_s'). ``units``: column -> (header, unit) where the
+    name alone does not say it. The raw SI table stays for charts and CSV downloads (the exact figures)."""
+    units = units or {}
+    out = {}
+    for c in df.columns:
+        header, unit = units.get(c) or column_words(str(c))
+        col = df[c]
+        if pd.api.types.is_bool_dtype(col):
+            out[header] = col.map({True: "yes", False: "no"})
+        elif pd.api.types.is_numeric_dtype(col) and not unit and np.all(np.mod(col.dropna(), 1) == 0):
+            out[header] = [f"{int(v):,}" if np.isfinite(v) else "—" for v in col]  # counts: 8, not 8.00
+        elif pd.api.types.is_numeric_dtype(col) and (unit is not None or pd.api.types.is_float_dtype(col)):
+            out[header] = [human(v, unit or "") if v is not None else "—" for v in col]
+        elif col.dtype == object and unit is not None:
+            out[header] = [human(v, unit) if isinstance(v, (int, float)) else ("—" if v is None else v) for v in col]
+        else:
+            out[header] = col
+    return pd.DataFrame(out)
+
+
 def exact(value, unit: str) -> str:
     """The exact figure (tooltips, downloads): every digit of a count, 6 significant digits otherwise."""
     try:
@@ -88,10 +138,29 @@ def exact(value, unit: str) -> str:
     return f"{body} {unit}{extra}".strip()
 
 
-def metric(where, f: Figure, label: str | None = None) -> None:
+_GPU = re.compile(r"\bGPU(s?)\b")
+
+
+def chip_words(result: Result | None):
+    """A function that puts the device word of ``result``'s hardware into engine text: the engine writes 'GPU'
+    (labels, units, notes); a TPU is a 'chip' (Google's word). Identity for GPUs and hardware-free results."""
+    name = (result.data.get("hardware") if result is not None and isinstance(result.data, dict) else None)
+    tpu = st.session_state.get("_llmcalc_device_word") == "chip"  # the page's hardware, where the result names none
+    if isinstance(name, str):
+        from ..core.catalogue import load_hardware
+
+        try:
+            tpu = state.device_word(load_hardware(name)) == "chip"
+        except LlmcalcError:  # an uploaded hardware file: its own name, not in the catalogue
+            tpu = name.lower().startswith("tpu")
+    return (lambda text: _GPU.sub(lambda m: "chip" + m.group(1), text)) if tpu else (lambda text: text)
+
+
+def metric(where, f: Figure, label: str | None = None, words=None) -> None:
     """One st.metric: the human text, and in its tooltip the exact figure and its derivation."""
-    where.metric(label or f.name, human(f.value, f.unit), help=f"exact: {exact(f.value, f.unit)}\n\n```\n"
-                 f"{f.explain()}\n```")
+    w = words or (lambda text: text)
+    where.metric(w(label or f.name), w(human(f.value, f.unit)),
+                 help=w(f"exact: {exact(f.value, f.unit)}\n\n```\n{f.explain()}\n```"))
 
 
 # ---------------------------------------------------------------- page furniture
@@ -340,13 +409,14 @@ def warn_once(text: str) -> None:
 
 def notes(result: Result) -> None:
     """Every warning and assumption the calculator returned: warnings stand out, the rest are listed."""
+    w = chip_words(result)
     warn = [a for a in result.assumptions if a.split(":")[0].isupper()]  # WARNING: …, OVERLOADED: …
     for a in warn:
-        warn_once(a)
+        warn_once(w(a))
     rest = [a for a in result.assumptions if a not in warn]
     if rest:
-        with st.expander(f"assumptions of “{result.title}” ({len(rest)})"):
-            st.markdown("\n".join(f"- {_esc(a)}" for a in rest))
+        with st.expander(w(f"assumptions of “{result.title}” ({len(rest)})")):
+            st.markdown("\n".join(f"- {_esc(w(a))}" for a in rest))
 
 
 def show_result(result: Result, key: str, metrics: tuple[str, ...] = (), table: bool = True,
@@ -359,11 +429,15 @@ def show_result(result: Result, key: str, metrics: tuple[str, ...] = (), table: 
     for start in range(0, len(metrics), per_row):
         row = metrics[start:start + per_row]
         for col, k in zip(st.columns(per_row), row, strict=False):
-            metric(col, result[k])
+            metric(col, result[k], words=chip_words(result))
     notes(result)
     if table:
-        with st.expander(f"all figures of “{result.title}”", expanded=not metrics):
-            st.dataframe(figure_rows(result), hide_index=True, width="stretch",
+        w = chip_words(result)
+        rows = figure_rows(result)
+        for c in ("figure", "value", "exact", "unit"):
+            rows[c] = rows[c].map(w)
+        with st.expander(w(f"all figures of “{result.title}”"), expanded=not metrics):
+            st.dataframe(rows, hide_index=True, width="stretch",
                          column_config={"SI value": st.column_config.NumberColumn(format="%.6g")})
     explain_panel(result, key)
     collect(result)
@@ -371,8 +445,9 @@ def show_result(result: Result, key: str, metrics: tuple[str, ...] = (), table: 
 
 def explain_panel(result: Result, key: str) -> None:
     """Every figure's derivation: the same text as ``--explain`` on the command line."""
-    with st.expander(f"formula: how each figure of “{result.title}” is derived"):
-        st.code(result.explain(), language=None)
+    w = chip_words(result)
+    with st.expander(w(f"formula: how each figure of “{result.title}” is derived")):
+        st.code(w(result.explain()), language=None)
 
 
 def table_height(rows: int, cap: int = 600) -> int:

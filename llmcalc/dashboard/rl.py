@@ -14,6 +14,12 @@ import streamlit as st
 from . import panels, state
 
 PHASES = ["generate", "score", "log-probs", "train", "sync"]
+# the regimes table's columns as people read them: header and unit for panels.human
+RL_UNITS = {"step (s)": ("step", "s"), "generate (s)": ("generate", "s"), "log-probs (s)": ("log-probs", "s"),
+            "train (s)": ("train", "s"), "sync (s)": ("sync", "s"), "trained tokens/s": ("trained tokens/s", "token/s"),
+            "generated tokens/s": ("generated tokens/s", "token/s"), "rollout busy": ("rollout busy", "%"),
+            "trainer busy": ("trainer busy", "%"), "staleness mean": ("staleness mean (steps)", ""),
+            "staleness max": ("staleness max (steps)", ""), "speedup vs sync": ("speed-up vs sync", "×")}
 ETAS = (0, 1, 2, 4, 8, None)
 
 
@@ -94,6 +100,18 @@ def render(model, hardware, s: dict) -> None:
         regimes(model, hardware, x, run(model, hardware, x))
 
 
+def eta_chart(model, hardware, x: dict, k: int, dev: str) -> None:
+    eta_rows = []
+    for eta in ETAS:
+        g = _run(model, hardware, x, staleness=eta, rollout_gpus=k, regime="async").data["regimes"]["fully_async"]
+        eta_rows.append({"η": "inf" if eta is None else str(eta), "trained tokens/s": g["trained_tokens_per_s"],
+                         "staleness mean": g["staleness_mean"]})
+    df = pd.DataFrame(eta_rows)
+    st.altair_chart(alt.Chart(df, title=f"fully async throughput against η ({k} rollout {dev}s)").mark_bar().encode(
+        x=alt.X("η:N", sort=None), y="trained tokens/s:Q", tooltip=["η", "trained tokens/s", "staleness mean"]),
+        width="stretch")
+
+
 def regimes(model, hardware, x: dict, r) -> None:
     d = r.data
     dev = state.device_word(hardware)
@@ -108,7 +126,8 @@ def regimes(model, hardware, x: dict, r) -> None:
                      "rollout busy": g["rollout_utilisation"], "trainer busy": g["trainer_utilisation"],
                      "staleness mean": g["staleness_mean"], "staleness max": g["staleness_max"],
                      "speedup vs sync": d["speedup"].get(name, 1.0 if name == "sync_colocated" else None)})
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.dataframe(panels.people_table(pd.DataFrame(rows), RL_UNITS), hide_index=True, width="stretch")
+    panels.csv_download(pd.DataFrame(rows), "rl-regimes", "dl_rl_regimes")  # the exact SI values
     k = d["split"]["rollout_gpus"]
     split = (f"split: {k} rollout + {d['split']['trainer_gpus']} trainer {dev}s"
              + (" (best by the async throughput bound)" if d["split"]["searched"] else "")) if k is not None else \
@@ -129,14 +148,13 @@ def regimes(model, hardware, x: dict, r) -> None:
         panels.explain_panel(r, "rl")
         panels.collect(r)
         return
-    eta_rows = []
-    for eta in ETAS:
-        g = _run(model, hardware, x, staleness=eta, rollout_gpus=k, regime="async").data["regimes"]["fully_async"]
-        eta_rows.append({"η": "inf" if eta is None else str(eta), "trained tokens/s": g["trained_tokens_per_s"],
-                         "staleness mean": g["staleness_mean"]})
-    df = pd.DataFrame(eta_rows)
-    c2.altair_chart(alt.Chart(df, title=f"fully async throughput against η ({k} rollout {dev}s)").mark_bar().encode(
-        x=alt.X("η:N", sort=None), y="trained tokens/s:Q", tooltip=["η", "trained tokens/s", "staleness mean"]),
-        width="stretch")
+    # six more event simulations (0.2-1.4 s): computed only while the user has this expander open (lazy)
+    box = c2.expander(f"fully async throughput against η ({k} rollout {dev}s)", key="rl_eta_open",
+                      on_change="rerun")
+    with box:
+        if box.open:
+            eta_chart(model, hardware, x, k, dev)
+        else:
+            st.caption("open to simulate the fully async regime at η = 0, 1, 2, 4, 8 and ∞")
     panels.explain_panel(r, "rl")
     panels.collect(r)

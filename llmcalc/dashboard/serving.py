@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from ..core.catalogue import load_hardware, names
-from ..core.errors import LlmcalcError
+from ..core.errors import LlmcalcError, NoDeploymentError
 from . import charts, panels, presets, state
 
 LOAD_FACTORS = (0.1, 0.25, 0.5, 1, 2, 4, 10)  # loads around the chosen one for the devices-vs-load chart
@@ -39,11 +39,39 @@ def plan(model, hardware, s: dict, qps: float | None = None, price: float | None
                      kv_dtype=s["kv_dtype"], activations=state.activations(s), price_usd_per_hour=p or None)
 
 
-def answer(model, hardware, s: dict, plan_=plan) -> tuple[str, str]:
+def across_nodes(model, hardware, s: dict):
+    """When no single-node replica serves the model (serve's NoDeploymentError): `llmcalc plan-serve`'s cheapest
+    deployment (TP×PP across nodes, EP), at the page's targets, load, precision and KV precision."""
+    from ..inference.plan_serve import plan_serve
+
+    return plan_serve(model, hardware, prompt=int(s["prompt"]), output=int(s["gen"]), ttft_s=float(s["ttft_slo"]),
+                      tpot_s=float(s["tpot_slo"]), qps=float(s["rate"]), weights=[s["dtype"]],
+                      kv_dtypes=[s["kv_dtype"]], price_usd_per_hour=float(s["price"]) or None)
+
+
+def single_node(model, hardware, s: dict, plan_=plan):
+    """serve()'s plan, or the NoDeploymentError that says no single-node replica serves this model."""
+    try:
+        return plan_(model, hardware, s)
+    except NoDeploymentError as e:
+        return e
+
+
+def answer(model, hardware, s: dict, plan_=plan, across=across_nodes) -> tuple[str, str]:
     dev = state.device_word(hardware)
     q = (f"How many {hardware.display_name} {dev}s serve {float(s['rate']):g} req/s of {model.display_name} "
          f"within TTFT {float(s['ttft_slo']):g} s and TPOT {float(s['tpot_slo']) * 1e3:g} ms?")
-    d = plan_(model, hardware, s).data
+    r = single_node(model, hardware, s, plan_)
+    if isinstance(r, NoDeploymentError):
+        try:
+            b = across(model, hardware, s).data["ranked"][0]
+        except LlmcalcError:  # not across nodes either (targets no deployment meets): the single-node reason
+            return q, f"none: {panels.in_page_words(str(r)).split(' (')[0]}"
+        text = f"{int(b['gpus']):,} {dev}s across nodes: {b['config']} (no single-node replica serves it)"
+        if b.get("usd_per_million_output") is not None:
+            text += f", {panels.human(b['usd_per_million_output'], 'USD')} per million output tokens"
+        return q, text
+    d = r.data
     text = f"{int(d['gpus']):,} {dev}{'s' * (d['gpus'] > 1)} ({int(d['replicas']):,} × TP {int(d['tp'])})"
     if d.get("usd_per_million_output_tokens") is not None:
         text += f", {panels.human(d['usd_per_million_output_tokens'], 'USD')} per million output tokens"
@@ -56,9 +84,34 @@ def render(model, hardware, s: dict) -> None:
     top = st.empty()
     presets.picker("serving")
     inputs(dev)
+    if state.precision_words(s):
+        st.info(state.precision_words(s))
     here = lambda *a: panels.memo(plan, *a)  # noqa: E731 - one capacity plan for the answer and the section
-    panels.answer_or_pointer(lambda: answer(model, hardware, s, here), top)
+    across = lambda *a: panels.memo(across_nodes, *a)  # noqa: E731
+    panels.answer_or_pointer(lambda: answer(model, hardware, s, here, across), top)
     probe = lambda x: plan(model, hardware, x)  # noqa: E731
+    try:
+        one = single_node(model, hardware, s, here)
+    except LlmcalcError:  # a bad input: the sections below say which, beside it
+        one = None
+    if isinstance(one, NoDeploymentError):  # said once, with plan-serve's answer; the per-load charts need a replica
+        with panels.section("Capacity plan (across nodes: no single-node replica serves this model)"):
+            try:
+                r = across(model, hardware, s)
+            except LlmcalcError as e:
+                st.error(panels.in_page_words(str(one)))
+                st.caption(f"Across nodes (`llmcalc plan-serve`) neither: {panels.in_page_words(str(e))}")
+                r = None
+            if r is not None:
+                st.warning(panels.in_page_words(str(one)))
+                panels.show_result(r, "serving-across", metrics=("gpus", "replicas", "ttft_s", "tpot_s"))
+                st.caption(f"Cheapest deployment across nodes: {r.data['ranked'][0]['config']} (`llmcalc "
+                           "plan-serve`, this page's targets, load and precision). The charts against load and the "
+                           "latency percentiles need a single-node replica; see `llmcalc plan-serve` for its "
+                           "alternatives.")
+        with panels.section("Which accelerator serves this load cheapest?"):
+            accelerators(model, hardware, s)
+        return
     with panels.section("Capacity plan", s, probe):
         r = here(model, hardware, s)
         keys = [k for k in ("gpus", "replicas", "tp", "concurrency", "ttft_s", "ttft_p99_s", "tpot_s",
@@ -144,6 +197,10 @@ def accelerators(model, hardware, s: dict) -> None:
         hw = load_hardware(name)
         try:
             d = plan(model, hw, s, price=0.0).data
+        except NoDeploymentError:
+            rows.append({"accelerator": hw.display_name, "devices": np.nan, "$ per M output tokens": np.nan,
+                         "note": "no single-node replica serves it (across nodes: llmcalc plan-serve)"})
+            continue
         except LlmcalcError as e:
             rows.append({"accelerator": hw.display_name, "devices": np.nan, "$ per M output tokens": np.nan,
                          "note": panels.in_page_words(str(e))[:160]})
@@ -155,10 +212,12 @@ def accelerators(model, hardware, s: dict) -> None:
         return
     df = pd.DataFrame(rows)
     c1, c2 = st.columns(2)
-    c1.altair_chart(charts.bars(df.dropna(subset=["devices"]), "accelerator", "devices",
+    c1.altair_chart(charts.bars(df.dropna(subset=["devices"]), "accelerator", "devices", horizontal=True,
                                 title="devices needed for this load"), width="stretch")
     priced = df.dropna(subset=["$ per M output tokens"]) if "$ per M output tokens" in df else df.iloc[0:0]
     if not priced.empty:
-        c2.altair_chart(charts.bars(priced, "accelerator", "$ per M output tokens",
-                                    title="$ per million output tokens (catalogue prices)"), width="stretch")
-    st.dataframe(df, hide_index=True, width="stretch")
+        c2.altair_chart(charts.bars(priced, "accelerator", "$ per M output tokens", horizontal=True,
+                                    title=["$ per million output tokens", "(catalogue prices)"]), width="stretch")
+    st.dataframe(panels.people_table(df, {"devices": ("devices", ""), "TP": ("TP", ""),
+                                          "$ per M output tokens": ("$ per million output tokens", "USD")}),
+                 hide_index=True, width="stretch")

@@ -102,6 +102,19 @@ FIELDS = _fields(
 )
 
 
+def precision_words(s: dict[str, Any]) -> str | None:
+    """What an 8-bit precision means on the inference pages, in the CLI's terms (None for 16/32-bit and int4,
+    which mean the same in both): `llmcalc infer --weights fp8` keeps bf16 compute (weight-only) unless
+    --activations fp8 is given; the dashboard computes in fp8 (W8A8) unless “weight-only” is on."""
+    w = s["dtype"]
+    if w not in ("fp8", "int8"):
+        return None
+    if s.get("weight_only"):
+        return f"precision: {w} weights, bf16 compute (weight-only) — as `llmcalc infer --weights {w}`"
+    return (f"precision: {w} weights and {w} compute (W8A8) — `llmcalc infer --weights {w} --activations {w}`; "
+            f"turn on “weight-only” in the sidebar for the CLI's default (`--weights {w}`: bf16 compute)")
+
+
 def activations(s: dict[str, Any]) -> str:
     """Compute precision of a scenario: fp8/int8 weights compute at that precision unless weight-only is set
     (then 16 bit, like int4); every other format computes at 16 bit (fp32 at fp32, see llmcalc.inference.latency)."""

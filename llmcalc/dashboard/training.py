@@ -95,14 +95,16 @@ def step_result(model, hardware, s: dict, layout=None):
 
 
 def time_and_cost(model, hardware, s: dict):
-    """The step model's MFU on the layout's GPUs, over the token budget: days, GPU-hours, cost."""
+    """The step model's MFU on the layout's GPUs, over the token budget: days, GPU-hours, cost.
+    MFU in the 6·N·D convention (Kaplan et al. 2020; PaLM App. B 'without attention'), as `llmcalc train`
+    takes --mfu: with 6·N·D FLOPs per token the days are the step model's own (tokens / tokens per second),
+    and this MFU never exceeds HFU (the attention-inclusive MFU can, with FlashAttention's causal skipping)."""
     from ..training.cost import training_cost
 
     st_ = step_result(model, hardware, s)
     price = float(s["price"]) or None
     r = training_cost(model, tokens=tokens(s), hardware=hardware, gpus=int(st_.data["gpus"]),
-                      mfu=float(st_.data["mfu"]), exact_seq=int(s["seq"]), recompute=s["recompute"],
-                      dtype=s["dtype"], price_usd_per_hour=price)
+                      mfu=float(st_.data["mfu_6nd"]), dtype=s["dtype"], price_usd_per_hour=price)
     return st_, r
 
 
@@ -122,7 +124,7 @@ def answer(model, hardware, s: dict, tc=time_and_cost) -> tuple[str, str]:
     st_, r = tc(model, hardware, s)
     n = int(st_.data["gpus"])
     text = (f"{panels.human(r.value('days'), 'days')} on {n:,} {hardware.display_name} {dev}{'s' * (n > 1)} "
-            f"at {st_.data['mfu']:.1%} MFU")
+            f"at {st_.data['mfu_6nd']:.1%} MFU (6·N·D)")
     if "cost" in r.keys():
         text += f", {panels.human(r.value('cost'), 'USD')}"
     if st_.data.get("fits") is False:
@@ -161,7 +163,7 @@ def render(model, hardware, s: dict) -> None:
             r = panels.memo(step_result, model, hardware, s)
             if r.data.get("fits") is False:  # the memory verdict: never a plain MFU for a layout that cannot run
                 st.error(r.title.split(" — Training step")[0])
-            panels.show_result(r, "step", metrics=("time/step", "throughput/tokens_per_s", "mfu", "hfu"))
+            panels.show_result(r, "step", metrics=("time/step", "throughput/tokens_per_s", "mfu_6nd", "hfu"))
         else:
             st.info(NOT_FOR_LORA)
     with panels.section("Communication ledger", s, lambda x: comms_result(model, hardware, x)):
@@ -189,8 +191,13 @@ def time_cost(model, hardware, s: dict, tc=time_and_cost) -> None:
     if "cost" not in r.keys():
         st.info(f"No catalogue price for the {hardware.display_name}: enter a price per {dev}-hour above to see "
                 "the cost.")
-    # days against GPU count: the same layout with DP scaled (one vectorised step call; invalid layouts masked)
-    layout = make_layout(s, dp=DP_SWEEP)
+    # days against GPU count: the same layout with DP scaled (one vectorised step call; invalid layouts masked).
+    # EP is carved out of DP (Megatron-Core), so DP values EP does not divide are left out, and said so.
+    ep = int(s["ep"])
+    dps = DP_SWEEP[DP_SWEEP % ep == 0]
+    if ep > 1:
+        st.caption(f"DP values not divisible by EP {ep} are left out of the chart (EP lives inside DP).")
+    layout = make_layout(s, dp=dps)
     try:
         with np.errstate(all="ignore"):  # layouts that do not divide the batch are masked by data["valid"]
             sw = training_step(model, hardware, layout, global_batch=int(s["gbs"]), micro_batch=int(s["mbs"]),
@@ -198,22 +205,32 @@ def time_cost(model, hardware, s: dict, tc=time_and_cost) -> None:
     except LlmcalcError as e:  # e.g. DP beyond a scale-up domain with no scale-out link in the catalogue
         st.caption(f"no days-vs-{dev}s chart: scaling DP fails ({panels.in_page_words(str(e))})")
         return
-    valid = np.asarray(sw.data["valid"], dtype=bool) & np.isfinite(np.asarray(sw.data["tokens_per_s"], float))
-    if not valid.any():
+    df = days_sweep(model, hardware, s, sw, st_)
+    if df is None:
         return
+    st.altair_chart(charts.sweep(df, f"{dev}s", "days", "current", fits="fits", unit="days",
+                                 title=f"training days vs {dev}s (DP scaled; each point its own step model, "
+                                       f"global batch {int(s['gbs'])}; grey: does not fit)"), width="stretch")
+    panels.csv_download(df, "days-vs-gpus", "dl_days")
+
+
+def days_sweep(model, hardware, s: dict, sw, st_) -> pd.DataFrame | None:
+    """The days-vs-devices table: per valid point its step model's MFU (6·N·D) over the token budget, and the
+    memory verdict of that layout (the step model's own, training_memory per DP)."""
     from ..training.cost import training_cost
 
+    dev = state.device_word(hardware)
+    valid = np.asarray(sw.data["valid"], dtype=bool) & np.isfinite(np.asarray(sw.data["tokens_per_s"], float))
+    if not valid.any():
+        return None
     gpus = np.asarray(sw.data["gpus"])[valid]
-    mfu = np.asarray(sw.data["mfu"])[valid]
+    mfu = np.asarray(sw.data["mfu_6nd"])[valid]
+    fits = np.broadcast_to(np.asarray(sw.data["fits"], dtype=bool), valid.shape)[valid]
     # each point as the headline: the step model's MFU on its GPUs, over the token budget (one vectorised call)
-    days = training_cost(model, tokens=tokens(s), hardware=hardware, gpus=gpus, mfu=mfu, exact_seq=int(s["seq"]),
-                         recompute=s["recompute"], dtype=s["dtype"]).data["days"]
-    df = pd.DataFrame({f"{dev}s": gpus, "days": np.asarray(days, dtype=float), "MFU": mfu,
-                       "current": gpus == st_.data["gpus"]})
-    st.altair_chart(charts.sweep(df, f"{dev}s", "days", "current", unit="days",
-                                 title=f"training days vs {dev}s (DP scaled; each point its own step model, "
-                                       f"global batch {int(s['gbs'])})"), width="stretch")
-    panels.csv_download(df, "days-vs-gpus", "dl_days")
+    days = training_cost(model, tokens=tokens(s), hardware=hardware, gpus=gpus, mfu=mfu,
+                         dtype=s["dtype"]).data["days"]
+    return pd.DataFrame({f"{dev}s": gpus, "days": np.asarray(days, dtype=float), "MFU (6·N·D)": mfu,
+                         "fits": fits, "current": gpus == st_.data["gpus"]})
 
 
 def memory_result(model, hardware, s: dict, layout=None):
@@ -259,7 +276,8 @@ def memory(model, hardware, s: dict) -> None:
         for part, k in (("weights", "weights_bytes"), ("gradients", "grads_bytes"),
                         ("optimizer states", "optimizer_bytes"), ("activations", "activations_bytes")):
             rows.append({"layout": name, "component": part, "bytes": float(stage[k])})
-    st.altair_chart(charts.memory_layouts(pd.DataFrame(rows), hardware.memory_bytes, dev), width="stretch")
+    st.altair_chart(charts.memory_layouts(pd.DataFrame(rows), hardware.memory_bytes, dev, d["usable_bytes"]),
+                    width="stretch")
 
 
 def comms_result(model, hardware, s: dict):
@@ -279,8 +297,9 @@ def comms(model, hardware, s: dict) -> None:
         per["ms per step"] = per["time_s"] * 1e3
         left, right = st.columns([1, 2])
         left.altair_chart(charts.bars(per[["parallelism", "ms per step"]], "parallelism", "ms per step",
-                                      title="communication per parallelism (before overlap)"), width="stretch")
-        right.dataframe(rows.drop(columns=["source"], errors="ignore"), hide_index=True, width="stretch",
+                                      title=["communication per parallelism", "(before overlap)"]), width="stretch")
+        right.dataframe(panels.people_table(rows.drop(columns=["source"], errors="ignore")), hide_index=True,
+                        width="stretch",
                         height=panels.table_height(len(rows)))
         panels.csv_download(rows, "comm-ledger", "dl_comms")
     panels.show_result(r, "comms", metrics=("comm/total_time",), table=False)

@@ -653,30 +653,32 @@ def test_page_registry_is_one_line_per_page():
         assert callable(importlib.import_module(f"llmcalc.dashboard.{p.module}").render)
 
 
+def _nodes(spec):
+    """Every mapping in a Vega-Lite spec, depth first (layers, encodings, titles)."""
+    if isinstance(spec, dict):
+        yield spec
+        for v in spec.values():
+            yield from _nodes(v)
+    elif isinstance(spec, list):
+        for v in spec:
+            yield from _nodes(v)
+
+
 def _log_axes_without_zero(spec: dict) -> list[str]:
     """Problems of a Vega-Lite spec on log scales: a bar anchored at zero (no x2/y2: Vega-Lite stacks it from
     0, "Log scale domain includes zero", nothing drawn) or a data value that is zero or negative."""
     data = [v for vals in spec.get("datasets", {}).values() for v in vals]
     bad = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            enc, mark = node.get("encoding", {}), node.get("mark")
-            mark = mark.get("type") if isinstance(mark, dict) else mark
-            for ch in ("x", "y"):
-                e = enc.get(ch, {})
-                if isinstance(e, dict) and e.get("scale", {}).get("type") == "log":
-                    if mark == "bar" and ch + "2" not in enc:
-                        bad.append(f"bar on a log {ch} anchored at zero")
-                    vals = [row[e["field"]] for row in data if e.get("field") in row]
-                    bad.extend(f"{e['field']} = {v} on a log scale" for v in vals if not (v is not None and v > 0))
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(spec)
+    for node in _nodes(spec):
+        enc, mark = node.get("encoding", {}), node.get("mark")
+        mark = mark.get("type") if isinstance(mark, dict) else mark
+        for ch in ("x", "y"):
+            e = enc.get(ch, {})
+            if isinstance(e, dict) and e.get("scale", {}).get("type") == "log":
+                if mark == "bar" and ch + "2" not in enc:
+                    bad.append(f"bar on a log {ch} anchored at zero")
+                vals = [row[e["field"]] for row in data if e.get("field") in row]
+                bad.extend(f"{e['field']} = {v} on a log scale" for v in vals if not (v is not None and v > 0))
     return bad
 
 
@@ -759,21 +761,12 @@ def _specs(at) -> list[dict]:
 def _titles(spec) -> list[str]:
     """Every title line in a spec (a list title is one line per item)."""
     out = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            t = node.get("title")
-            if isinstance(t, dict):
-                t = t.get("text")
-            out.extend([t] if isinstance(t, str) else [x for x in t if isinstance(x, str)] if isinstance(t, list)
-                       else [])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(spec)
+    for node in _nodes(spec):
+        t = node.get("title")
+        if isinstance(t, dict):
+            t = t.get("text")
+        out.extend([t] if isinstance(t, str) else [x for x in t if isinstance(x, str)] if isinstance(t, list)
+                   else [])
     return out
 
 

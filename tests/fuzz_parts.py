@@ -206,33 +206,41 @@ def _exercise_model(m, where: str) -> None:
 
 def check_yaml(item) -> str:
     import llmcalc as L
-    from llmcalc.core.errors import LlmcalcError
 
     kind, name, text = item
     path = _write(text, ".yaml")
     where = f"{kind} YAML mutated from {name}:\n{text[:2000]}"
     try:
-        try:
-            spec = L.load_model(path) if kind == "models" else L.load_hardware(path)
-        except LlmcalcError as e:
-            check_error_line(str(e), [path], where)
-            return "error"
-        except Exception as e:
-            raise Broken(f"{where}\n-> {type(e).__name__}: {e}", exception_signature(e)) from None
-        try:
-            if kind == "models":
-                _exercise_model(spec, where)
-            else:
-                check_result(L.latency(L.Deployment(L.load_model("gpt2"), spec), 2, 64, 8), where)
-        except LlmcalcError as e:
-            check_error_line(str(e), [], where)
-        except Broken:
-            raise
-        except Exception as e:
-            raise Broken(f"{where}\n-> after loading: {type(e).__name__}: {e}", exception_signature(e)) from None
-        return "ok"
+        return _load_then_exercise(
+            lambda: L.load_model(path) if kind == "models" else L.load_hardware(path),
+            (lambda spec: _exercise_model(spec, where)) if kind == "models" else
+            (lambda spec: check_result(L.latency(L.Deployment(L.load_model("gpt2"), spec), 2, 64, 8), where)),
+            path, where)
     finally:
         os.unlink(path)
+
+
+def _load_then_exercise(load, exercise, path: str, where: str) -> str:
+    """A user file's promise: loading gives a spec or one line naming the file; the spec then gives results or
+    one line; anything else is Broken with its reproducer."""
+    from llmcalc.core.errors import LlmcalcError
+
+    try:
+        spec = load()
+    except LlmcalcError as e:
+        check_error_line(str(e), [path], where)
+        return "error"
+    except Exception as e:
+        raise Broken(f"{where}\n-> {type(e).__name__}: {e}", exception_signature(e)) from None
+    try:
+        exercise(spec)
+    except LlmcalcError as e:
+        check_error_line(str(e), [], where)
+    except Broken:
+        raise
+    except Exception as e:
+        raise Broken(f"{where}\n-> after loading: {type(e).__name__}: {e}", exception_signature(e)) from None
+    return "ok"
 
 
 CONFIGS = sorted(p.parent.name for p in (ROOT / "tests" / "data" / "configs").glob("*/config.json"))
@@ -264,7 +272,6 @@ def config_files(draw):
 
 def check_config(item) -> str:
     import llmcalc as L
-    from llmcalc.core.errors import LlmcalcError
 
     name, text = item
     folder = tempfile.mkdtemp(prefix="fuzz-")
@@ -272,22 +279,8 @@ def check_config(item) -> str:
     path.write_bytes(text.encode("utf-8", "surrogateescape"))
     where = f"config.json mutated from {name}: {text[:1500]}"
     try:
-        try:
-            m = L.model_from_config_file(path)
-        except LlmcalcError as e:
-            check_error_line(str(e), [str(path)], where)
-            return "error"
-        except Exception as e:
-            raise Broken(f"{where}\n-> {type(e).__name__}: {e}", exception_signature(e)) from None
-        try:
-            _exercise_model(m, where)
-        except LlmcalcError as e:
-            check_error_line(str(e), [], where)
-        except Broken:
-            raise
-        except Exception as e:
-            raise Broken(f"{where}\n-> after loading: {type(e).__name__}: {e}", exception_signature(e)) from None
-        return "ok"
+        return _load_then_exercise(lambda: L.model_from_config_file(path), lambda m: _exercise_model(m, where),
+                                   str(path), where)
     finally:
         path.unlink()
         os.rmdir(folder)

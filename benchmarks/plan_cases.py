@@ -149,8 +149,6 @@ CASES = [
 
 def predicted(case: Case, row: dict, model, hw) -> float:
     """The case's metric for one planned row."""
-    from llmcalc.model.flops import forward_flops
-
     if case.metric == "step_s":
         return row["step_time_s"]
     if case.metric == "mfu":
@@ -159,18 +157,15 @@ def predicted(case: Case, row: dict, model, hw) -> float:
         return 1e12 / row["tokens_per_s"] * row["gpus"] / 3600
     if case.metric == "mfu_tflops":  # model FLOP/s per GPU (Llama 3 Table 4 reports BF16 MFU × peak)
         return row["mfu"] * hw.peak(case.dtype) / 1e12
-    # hfu_tflops: hardware FLOPs incl. recompute per GPU-second (Narayanan et al. 2021 eq. 3 counts it)
-    if row["rc"] == 3:  # full recompute of the first rk layers per stage: that share of full's extra forward
-        from llmcalc.training.layout import Layout, recompute_share, stage_layers
+    # hfu_tflops: hardware FLOPs incl. recompute per GPU-second (Narayanan et al. 2021 eq. 3 counts it), as the
+    # step model counts them for this row (llmcalc.training.plan.best_breakdown: one place for the formula)
+    from llmcalc.training.plan import best_breakdown
 
-        f0, f2 = (forward_flops(model, case.global_batch, case.seq, recompute=x).data["hardware_flops"]
-                  for x in ("none", "full"))
-        lay = Layout(tp=row["tp"], pp=row["pp"], interleave=row["v"])
-        flops = f0 + recompute_share(2, row["rk"], stage_layers(model.n_layers, lay)["max"], row["v"]) * (f2 - f0)
-    else:
-        rc = {0: "none", 1: "selective", 2: "full"}[row["rc"]]
-        flops = forward_flops(model, case.global_batch, case.seq, recompute=rc).data["hardware_flops"]
-    return flops / row["step_time_s"] / row["gpus"] / 1e12
+    opts = {k: v for k, v in case.options.items()}
+    st, _ = best_breakdown(model, hw, row, global_batch=case.global_batch, seq=case.seq, dtype=case.dtype,
+                           attention=case.attention, tp_comm_overlap=case.tp_comm_overlap, reserve=case.reserve,
+                           **opts)
+    return st.data["hardware_flops"] / row["step_time_s"] / row["gpus"] / 1e12
 
 
 def in_band(case: Case, value: float) -> bool:

@@ -86,17 +86,19 @@ def _across_nodes(model: Model, hw: Hardware, prompt, output, users, price, eff,
     from .core.errors import LlmcalcError
     from .core.results import derive
     from .inference.plan_serve import plan_serve
+    from .inference.serving import DEFAULT_TPOT_S, DEFAULT_TTFT_S
 
     try:
-        ps = plan_serve(model, hw, prompt=prompt, output=output, ttft_s=2.0, tpot_s=0.05, users=users, eff=eff,
-                        price_usd_per_hour=price)
+        ps = plan_serve(model, hw, prompt=prompt, output=output, ttft_s=DEFAULT_TTFT_S, tpot_s=DEFAULT_TPOT_S,
+                        users=users, eff=eff, price_usd_per_hour=price)
     except LlmcalcError as e:
         notes.append(f"serving: not possible on {hw.display_name}: {why}; across nodes: {e}")
         return Result("serving", (), (), {})
     b = ps.data["ranked"][0]
     notes.append(f"serving: one node cannot hold a replica ({why.split(' (')[0]}); the cheapest deployment across "
                  f"nodes from `llmcalc plan-serve` is {b['config']}; fit and batch-1 latency: see plan-serve")
-    figs = [derive("gpus", "g", "GPU", "llmcalc plan-serve: fewest GPUs meeting TTFT 2 s and TPOT 50 ms",
+    figs = [derive("gpus", "g", "GPU", f"llmcalc plan-serve: fewest GPUs meeting TTFT {DEFAULT_TTFT_S:g} s and TPOT "
+                   f"{DEFAULT_TPOT_S * 1e3:g} ms",
                    label="GPUs in total", g=b["gpus"])]
     if b["usd_per_million_output"] is not None:
         figs.append(derive("usd_per_million_output_tokens", "x", "USD", "llmcalc plan-serve",

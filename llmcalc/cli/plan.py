@@ -155,8 +155,6 @@ def plan(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
     if attention.lower() not in ("flash", "unfused"):
         raise LlmcalcError(f"--attention expects flash or unfused, got {attention!r}")
     eff = profile_training(hw, compute_efficiency)
-    if schedule.lower() not in ("1f1b", "dualpipe"):
-        raise LlmcalcError(f"--schedule expects 1f1b or dualpipe, got {schedule!r}")
     tuned = dict(efficiency=eff, attention=attention.lower(), tp_comm_overlap=tp_comm_overlap, reserve=reserve,
                  schedule=schedule.lower(), recompute_norm_up=recompute_norm_up, fp8_activations=fp8_activations)
     budget = _count(tokens, "--tokens")

@@ -48,7 +48,11 @@ SRC_SPLIT = ("GPU time split by phase: prefill takes qps_replica x t_prefill of 
 SRC_STREAMS = "N simultaneous streams: each keeps one request in flight (closed loop), N = qps x T (Little 1961)"
 
 
-def serve(model: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: float = 2.0, tpot_s: float = 0.05,
+DEFAULT_TTFT_S, DEFAULT_TPOT_S = 2.0, 0.05  # serve's default targets (summary's across-nodes fallback uses them too)
+
+
+def serve(model: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: float = DEFAULT_TTFT_S,
+          tpot_s: float = DEFAULT_TPOT_S,
           users: float | None = None, requests_per_user_per_min: float = 1.0, qps: float | None = None,
           weights: str | float = "bf16", group_size: int | None = None, kv_dtype: str = "bf16",
           activations: str = "bf16", eff: Efficiency = DEFAULT_EFFICIENCY, price_usd_per_hour: float | None = None,

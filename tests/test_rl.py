@@ -167,6 +167,42 @@ def test_outputs_finite_and_consistent():
     assert r.data["split"]["rollout_gpus"] + r.data["split"]["trainer_gpus"] == 16
 
 
+# ---------------------------------------------------------------- per-run trainer inputs (recipes)
+RECIPE = dict(gpus=8, prompts=32, samples=8, prompt_len=256, response=table([1792]), regime="sync", train_tp=1,
+              train_pp=1, train_ep=1, zero=1)
+
+
+def test_old_logprob_pass_is_one_forward_by_hand_and_rollout_logprobs_drop_it():
+    """Old-policy log-probs = one forward over every token (verl old_log_prob). Qwen2.5-7B (config.json: D 3584,
+    28 layers, 28 heads x 128, 4 KV heads, F 18944, V 152064), 256 sequences of 2,048 tokens on 8 H100:
+    per token per layer 2·D·(H·K + 2·G·K + H·K) (q, k, v, o) + 3·2·D·F (SwiGLU) + causal attention
+    2·2·H·K·(L+1)/2 (QKᵀ and AV over the (L+1)/2 keys a token sees on average), plus the LM head 2·D·V; time =
+    FLOPs / (8 · 989 TFLOP/s · the hardware's calibrated efficiency). With ``rollout_logprobs`` (verl fully async,
+    use_rollout_log_probs) the pass is gone and nothing else changes."""
+    from llmcalc.training.step import compute_efficiency_default
+
+    d, n_layers, h, k, g, f, v, seq = 3584, 28, 28, 128, 4, 18944, 152064, 2048
+    per_tok = n_layers * (2 * d * (2 * h * k + 2 * g * k) + 6 * d * f + 2 * h * k * (seq + 1)) + 2 * d * v
+    t = 256 * seq * per_tok / (8 * H100.peak("bf16") * compute_efficiency_default(H100, M7, 1))
+    on = rl_step(M7, H100, **RECIPE).data["regimes"]["sync_colocated"]["breakdown_s"]
+    off = rl_step(M7, H100, rollout_logprobs=True, **RECIPE).data["regimes"]["sync_colocated"]["breakdown_s"]
+    assert on["logprob_s"] == pytest.approx(t, rel=0.02)  # biases and norms are the 2% left out
+    assert off["logprob_s"] == 0 and off["train_s"] == on["train_s"] and off["generate_s"] == on["generate_s"]
+
+
+def test_recompute_input_adds_at_most_one_forward_of_the_layers():
+    """``recompute`` as a recipe sets it (NeMo-RL activation_checkpointing false, verl gradient checkpointing on):
+    full recomputation re-runs each layer's forward in the backward, 3 -> 4 forwards of the layers, the LM head
+    never (Korthikanti et al. 2022, §5): the update grows by more than 1 and at most 4/3; the default is full."""
+    full = rl_step(M7, H100, **RECIPE).data["regimes"]["sync_colocated"]["breakdown_s"]["train_s"]
+    none = rl_step(M7, H100, recompute="none", **RECIPE).data["regimes"]["sync_colocated"]["breakdown_s"]["train_s"]
+    assert rl_step(M7, H100, recompute="FULL", **RECIPE).data["regimes"]["sync_colocated"]["breakdown_s"][
+        "train_s"] == full
+    assert 1.2 < full / none <= 4 / 3
+    with pytest.raises(LlmcalcError, match="--recompute expects"):
+        rl_step(M7, H100, recompute="some", **RECIPE)
+
+
 # ---------------------------------------------------------------- CLI
 
 CLI = [sys.executable, "-m", "llmcalc", "rl", "qwen2.5-7b", "--gpus", "16", "--prompts", "64", "--samples", "8",

@@ -39,6 +39,11 @@ def rl(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
        train_pp: int = typer.Option(None, "--train-pp", help="Trainer pipeline parallelism (default: planner)."),
        train_ep: int = typer.Option(None, "--train-ep", help="Trainer expert parallelism (default: planner)."),
        zero: int = typer.Option(None, "--zero", help="Trainer ZeRO stage 0-3 (default: planner; 3 with a layout)."),
+       recompute: str = typer.Option(None, "--recompute", help="Trainer activation recomputation: none, selective "
+                                     "or full (default: full, as verl's gradient checkpointing)."),
+       rollout_logprobs: bool = typer.Option(False, "--rollout-logprobs/--no-rollout-logprobs",
+                                             help="Use the engine's sampling log-probs as the old policy's (no "
+                                                  "old-log-prob pass; verl fully async)."),
        as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
     """One RL step (GRPO/PPO): sync colocated, sync split, one-step-off and staleness-bounded async."""
     import json
@@ -70,7 +75,8 @@ def rl(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
                 response=parse_response_len(response_len, max_response), algo=algo, regime=regime, staleness=eta,
                 rollout_gpus=rollout_gpus, rollout_tp=rollout_tp, partial=partial, ref=ref,
                 reward_model=load_model(reward_model) if reward_model else None, minibatches=minibatches,
-                train_tp=train_tp, train_pp=train_pp, train_ep=train_ep, zero=zero, **settings)
+                train_tp=train_tp, train_pp=train_pp, train_ep=train_ep, zero=zero, recompute=recompute,
+                rollout_logprobs=rollout_logprobs, **settings)
     if as_json:
         typer.echo(json.dumps(r.as_dict(), indent=2, default=_default))
         return

@@ -76,6 +76,10 @@ class RLSettings:
       per GPU (verl ``use_dynamic_bsz`` with ``ppo_max_token_len_per_gpu``; its DAPO recipes use
       2 × (max prompt + max response)); judgement for a default.
     - ``prefix_shared`` = True: the G samples of a prompt share one prefill (vLLM/SGLang prefix caching).
+    - ``rollout_logprobs`` = False: the trainer recomputes the old policy's log-probs (one forward pass over
+      every token, verl's ``old_log_prob``); True when the engine's sampling log-probs are used instead (verl
+      fully async recipes: ``async_training.use_rollout_log_probs=True``, and its docs/advance/fully_async.md
+      tables report no old_log_prob for those runs). A per-run input of ``rl_step``, not a calibrated default.
     """
 
     decode_step_overhead_s: float = 0.005  # host time per decode step (calibrated, above)
@@ -88,6 +92,7 @@ class RLSettings:
     recompute: str = "full"
     tokens_per_micro_batch: float = 32768.0
     prefix_shared: bool = True
+    rollout_logprobs: bool = False  # True: no old-log-prob pass (the engine's log-probs are used)
     compute_efficiency: float | None = None  # None: the hardware's calibrated efficiency (llmcalc.core.efficiency)
     trainer_efficiency_scale: float = 0.3  # MoE RL trainer's share of the pre-training efficiency (calibrated)
     trainer_efficiency_scale_dense: float = 1.0  # dense RL trainers: the pre-training efficiency as it is
@@ -187,7 +192,8 @@ def trainer_work(m: Model, hw: Hardware, gpus, lengths, counts, prompt: float, *
         return t if sweep else float(t)
 
     zero_t = np.zeros(np.shape(g)) if sweep else 0.0
-    out = {"old_logprob_s": forward(m), "ref_logprob_s": forward(m) if ref else zero_t,
+    old = zero_t if settings.rollout_logprobs else forward(m)  # engine log-probs: no old-policy pass
+    out = {"old_logprob_s": old, "ref_logprob_s": forward(m) if ref else zero_t,
            "reward_s": forward(reward_model) if reward_model is not None else zero_t,
            "critic_s": zero_t, "update_s": update(m), "tokens": tok, "l_eff": l_eff, "b_eff": b_eff,
            "layout": {"tp": tp, "pp": pp, "dp": dp if sweep else int(dp), "ep": ep, "zero": zero},

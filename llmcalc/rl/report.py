@@ -110,7 +110,9 @@ def _assumptions(ctx, k: int, tk: int, searched: bool, partial: bool, eta, coloc
             "for the split trainer; " if ctx.planned else "trainer layout: given; ")
            + f"tp {ctx.ttp}, pp {ctx.tpp}, ep {ctx.tep}, ZeRO-{ctx.zero}, recompute {s.recompute}, {ctx.mb} PPO "
            "mini-batch(es) = optimizer steps; "
-           f"{'PPO: critic forward + update; ' if ctx.algo == 'ppo' else ''}reference log-probs "
+           f"{'PPO: critic forward + update; ' if ctx.algo == 'ppo' else ''}old log-probs "
+           f"{'from the engine (no forward pass)' if s.rollout_logprobs else 'recomputed (one forward)'}; "
+           "reference log-probs "
            f"{'on' if ctx.ref else 'off'}; reward {'model forward' if ctx.rm else 'rule-based (free)'}",
            f"weight sync: bf16 weights; engine reload at {s.reload_bw_bytes_per_s / 1e9:g} GB/s (calibrated on "
            f"checkpoint-engine), {s.bucket_bytes / 2 ** 30:g} GiB buckets at {s.bucket_latency_s * 1e3:g} ms each",

@@ -157,7 +157,8 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
             algo: str = "grpo", regime: str = "all", staleness: float | None = 2, rollout_gpus: int | None = None,
             rollout_tp: int = 1, partial: bool = True, ref: bool | None = None, reward_model: Model | None = None,
             minibatches: int = 1, train_tp: int | None = None, train_pp: int | None = None,
-            train_ep: int | None = None, zero: int | None = None, settings: RLSettings = DEFAULT_SETTINGS,
+            train_ep: int | None = None, zero: int | None = None, recompute: str | None = None,
+            rollout_logprobs: bool = False, settings: RLSettings = DEFAULT_SETTINGS,
             check_only: bool = False) -> Result | None:
     """Step time and its breakdown, tokens/s, pool utilisation and staleness of an RL step in each regime.
 
@@ -174,6 +175,11 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
     Trainer layout: ``train_tp``/``train_pp``/``train_ep``/``zero`` as given (missing ones 1, 1, 1, ZeRO-3);
     when none is given, the training planner's best layout for the whole pool (llmcalc.training.plan), kept
     for the split trainers (whose sizes must then be multiples of its tp·pp).
+
+    ``recompute`` (none | selective | full): the trainer's activation recomputation as the recipe sets it
+    (verl ``enable_gradient_checkpointing``, NeMo-RL ``activation_checkpointing``); None keeps
+    ``settings.recompute``. ``rollout_logprobs``: the trainer takes the engine's sampling log-probs as the old
+    policy's and runs no old-log-prob forward pass (verl fully async ``async_training.use_rollout_log_probs``).
 
     ``check_only``: run every input and fit check (the errors a full call raises) and return None without
     simulating anything: what a face needs to probe which values of an input work, at a small fraction of
@@ -192,6 +198,17 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
         raise LlmcalcError(f"--zero expects a ZeRO stage 0, 1, 2 or 3, got {zero!r}")
     if algo not in ("grpo", "ppo"):
         raise LlmcalcError(f"--algo expects grpo or ppo, got {algo!r}")
+    if recompute is not None or rollout_logprobs:
+        from dataclasses import replace
+
+        from ..training.layout import recompute_code
+
+        if recompute is not None:
+            if not isinstance(recompute, str):
+                raise LlmcalcError(f"--recompute expects none, selective or full, got {recompute!r}")
+            recompute_code(recompute)  # raises the one-line message on anything else
+        settings = replace(settings, recompute=settings.recompute if recompute is None else recompute.lower(),
+                           rollout_logprobs=bool(rollout_logprobs))
     if regime not in ("sync", "async", "all"):
         raise LlmcalcError(f"--regime expects sync, async or all, got {regime!r}")
     if staleness is not None:

@@ -70,7 +70,8 @@ def summary(model: Model, hw: Hardware, *, gpus: int = 1024, mfu: float = 0.4, t
     else:
         tp = sv.data["tp"]
         parts += [("fit", fit(model, hw, tp=tp, context=context or prompt + output)),
-                  ("latency", latency(Deployment(model, hw, tp, eff=eff), batch=1, prompt=prompt, output=output)),
+                  ("latency", latency(Deployment(model, hw, tp, eff=eff), batch=1, prompt=prompt, output=output,
+                                      knee=False)),
                   ("serve", sv)]
         notes.append(f"fit and latency at the TP the serving plan picked ({tp}); batch 1 for latency")
     for name, r in parts:

@@ -440,13 +440,16 @@ def compute_bound_batch(dep: Deployment, context, max_batch: int = 1 << 16):
     return first_true(lambda b: step(dep, b.astype(float), 1, context, prefill=False)["compute_bound"], 1, max_batch)
 
 
-def latency(dep: Deployment, batch=1, prompt=128, output=128, reserve: float = 0.1) -> Result:
+def latency(dep: Deployment, batch=1, prompt=128, output=128, reserve: float = 0.1, *, knee: bool = True) -> Result:
     """TTFT, TPOT (start, mid, end, mean), end-to-end latency and tokens/s for ``batch`` requests.
 
     The batch is served together (static batch): one prefill step, then output − 1 decode steps.
     ``data`` keys: ttft_s, tpot_start_s, tpot_mid_s, tpot_end_s, tpot_mean_s, e2e_s,
     tokens_per_s_per_request, tokens_per_s_per_gpu, decode_bound, arithmetic_intensity_flop_per_byte,
     ridge_flop_per_byte, compute_bound_batch, weight_bytes_per_gpu, kv_bytes_per_gpu, fits.
+
+    ``knee=False`` skips the search for ``compute_bound_batch`` (None then; no figure depends on it): for callers
+    that read only the figures (summary, sheets, drills; issue #13: the search is 4 vectorised steps).
     """
     for name, v in (("--batch", batch), ("--prompt", prompt), ("--output", output)):
         check_count(v, name)
@@ -500,7 +503,7 @@ def latency(dep: Deployment, batch=1, prompt=128, output=128, reserve: float = 0
                        peak=dep.peak_flops_per_s, eff_flops=e.flops, hbm=dep.hw.memory_bw_bytes_per_s,
                        eff_mem=e.memory_bw, bpw=bpw))
     knee_weights_only = figs[-1].value
-    knee = compute_bound_batch(dep, int(np.max(ctxs["mid"]))) if np.ndim(batch) == 0 else None
+    knee_batch = compute_bound_batch(dep, int(np.max(ctxs["mid"]))) if knee and np.ndim(batch) == 0 else None
     if m.moe:
         figs.append(derive("experts_touched", "E*(1 - (1 - k/E)**T)", "expert", SRC_MOE_READ,
                            label="experts read per MoE layer per decode step", E=m.moe.n_experts,
@@ -549,7 +552,7 @@ def latency(dep: Deployment, batch=1, prompt=128, output=128, reserve: float = 0
             "tokens_per_s_per_gpu": figs[[f.key for f in figs].index("tokens_per_s_per_gpu")].value,
             "arithmetic_intensity_flop_per_byte": s0["flops_per_gpu"] / s0["bytes_per_gpu"],
             "ridge_flop_per_byte": dep.peak_flops_per_s / dep.hw.memory_bw_bytes_per_s,
-            "compute_bound_batch": knee, "compute_bound_batch_weights_only": knee_weights_only,
+            "compute_bound_batch": knee_batch, "compute_bound_batch_weights_only": knee_weights_only,
             "weight_bytes_per_gpu": w_gpu, "kv_bytes_per_gpu": kv, "fits": fits}
     title = (f"Latency of {m.display_name} on {dep.tp} x {dep.hw.display_name}: batch {_show(batch)}, "
              f"prompt {_show(prompt)}, output {_show(output)}")

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -425,11 +426,21 @@ def _collective_time(hw: Hardware, collective: str, nbytes, n, *, ranks_per_node
         if collective == "all-reduce" and np.any(multi) and "hierarchical" in allowed:
             _hierarchical(hw, S_safe, n, k, m, eff, ls, add)
     names = list(cands)
-    times = np.stack([np.broadcast_to(cands[c][0], np.broadcast(S, n, k).shape) for c in names])
+    point = np.broadcast(S, n, k).shape
+    if point == ():  # one point: every candidate's entries are 0-d already
+        times = np.stack([cands[c][0] for c in names])
+    else:
+        times = np.stack([np.broadcast_to(cands[c][0], point) for c in names])
     best = np.argmin(np.where(np.isfinite(times), times, np.inf), axis=0)
 
-    def pick(i):
-        return np.choose(best, [np.broadcast_to(cands[c][i], times.shape[1:]) for c in names])
+    if times.ndim == 1:  # one point: the winner's entries as np.choose gives them (float64 scalars), without
+        won = cands[names[best]]  # broadcasting every candidate's five entries first (issue #13: most of the call)
+
+        def pick(i):
+            return np.float64(won[i])
+    else:
+        def pick(i):
+            return np.choose(best, [np.broadcast_to(cands[c][i], times.shape[1:]) for c in names])
 
     t_us, lat_us, bw, hops, ph = (pick(i) for i in range(5))
     one = np.broadcast_to(n, t_us.shape) <= 1  # a group of one rank communicates nothing
@@ -440,7 +451,7 @@ def _collective_time(hw: Hardware, collective: str, nbytes, n, *, ranks_per_node
     proto = np.asarray([c.split("/")[1] for c in names], dtype=object)[best]
     factor, _ = FACTORS[collective]
     nn = np.broadcast_to(n, times.shape[1:])
-    per_rank = eval(factor, {}, {"n": nn}) * S  # noqa: S307 - our own factor table
+    per_rank = eval(_factor_code(factor), {}, {"n": nn}) * S  # noqa: S307 - our own factor table
     scalar = times.shape[1:] == ()
 
     def out_(v, obj=False):
@@ -460,7 +471,13 @@ def _collective_time(hw: Hardware, collective: str, nbytes, n, *, ranks_per_node
         out_(np.where(bw > 0, bw * 1e9, np.inf)), out_(hops), out_(ph * 1e-6),
         out_(np.where(nn > 1, per_rank, 0.0)), out_(nn), out_(np.broadcast_to(k, nn.shape)),
         out_(np.broadcast_to(m, nn.shape)), fabric,
-        {c: out_(np.broadcast_to(cands[c][0], times.shape[1:]) * 1e-6) for c in names})
+        {c: out_((cands[c][0] if scalar else np.broadcast_to(cands[c][0], times.shape[1:])) * 1e-6) for c in names})
+
+
+@cache
+def _factor_code(factor: str):
+    """A FACTORS entry compiled once (eval of the text compiled it on every call: a third of a scalar call)."""
+    return compile(factor, f"<factor {factor}>", "eval")
 
 
 def _p2p(hw, collective, n, k, m, b_up, b_nic, add):

@@ -46,6 +46,8 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
     if steps is None:
         steps = 12 if eta is None else int(min(40, max(8, 3 * (eta + 1) + 4)))
     gen = Generator(pool)
+    cap = gen._capacity  # gen.free = cap - gen.active, read inline below (the loop runs 10⁴ times; issue #13)
+    heap = gen._heap  # gen.running = bool(heap)
     t = 0.0
     started = 0.0  # N_r (weighted)
     version = 0
@@ -80,8 +82,8 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
         # 1) admissions (not while a sync runs or one waits for the pool to drain)
         if sync_end is None and not sync_pending:
             limit = math.inf if eta is None else batch * (version + eta + 1) - started
-            while gen.free > EPS and limit > EPS:
-                take = min(item_left, gen.free, limit)
+            while cap - gen.active > EPS and limit > EPS:
+                take = min(item_left, cap - gen.active, limit)
                 dtp = gen.admit(take, template[item][1], version)
                 span("rollout pool", "generate", t, t + dtp)
                 t += dtp
@@ -112,14 +114,14 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
             train_busy += t_train
             span("trainer", "train", t, trainer_end)
         # 3) advance to the next event
-        horizon = min(x for x in (trainer_end, sync_end, math.inf) if x is not None)
-        if sync_pending and not gen.running:  # the pool has drained: sync now
+        horizon = min(math.inf if trainer_end is None else trainer_end, math.inf if sync_end is None else sync_end)
+        if sync_pending and not heap:  # the pool has drained: sync now
             sync_pending = False
             sync_end = t + t_sync
             span("rollout pool", "sync", t, sync_end)
             span("trainer", "sync", t, sync_end)
             continue
-        if sync_end is not None or not gen.running:
+        if sync_end is not None or not heap:
             if horizon == math.inf:
                 raise RuntimeError("async RL simulation stalled")  # a bug: nothing can happen
             t = max(t, horizon)  # prefills may already have carried the clock past the next event
@@ -127,8 +129,9 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
             dt, done = gen.advance(horizon - t)
             span("rollout pool", "generate", t, t + dt)
             t += dt
-            buffer.extend([w, tag] for w, tag in done)
-            buffered += sum(w for w, _ in done)
+            if done:
+                buffer.extend([w, tag] for w, tag in done)
+                buffered += sum(w for w, _ in done)
         # 4) events at time t
         if sync_end is not None and t >= sync_end - EPS:
             sync_end = None
@@ -142,7 +145,7 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
             ends.append(t)
             gen_busy_at.append(gen.busy_s)
             train_busy += t_sync
-            if partial or not gen.running:
+            if partial or not heap:
                 sync_end = t + t_sync
                 span("rollout pool", "sync", t, sync_end)
                 span("trainer", "sync", t, sync_end)

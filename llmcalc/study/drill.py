@@ -166,7 +166,7 @@ def q_decode(rng):
     m, hw, dep = _fitting(rng)
     b = rng.choice([1, 1, 8, 32])
     p, o = rng.choice([512, 1000, 2000]), rng.choice([128, 256, 500])
-    r = latency(dep, batch=b, prompt=p, output=o)
+    r = latency(dep, batch=b, prompt=p, output=o, knee=False)  # figures only: no knee search
     return Question("decode", f"Mean decode time per output token (TPOT) for {m.display_name} on one "
                     f"{hw.display_name} at batch {b}, prompt {p}, output {o}, bf16?", r["tpot_mean_s"],
                     tuple(f for f in r.figures if f.key.startswith("tpot_start") or f.key == "tpot_mean_s"),
@@ -178,7 +178,7 @@ def q_prefill(rng):
 
     m, hw, dep = _fitting(rng)
     p = rng.choice([1000, 2000, 4000, 8000])
-    r = latency(dep, batch=1, prompt=p, output=2)
+    r = latency(dep, batch=1, prompt=p, output=2, knee=False)
     return Question("prefill", f"Time to first token (prefill) for {m.display_name} on one {hw.display_name}, "
                     f"batch 1, prompt {p}, bf16?", r["ttft_s"],
                     tuple(f for f in r.figures if f.key.startswith(("prefill", "ttft"))),

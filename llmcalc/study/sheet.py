@@ -359,8 +359,8 @@ def _inference(m: Model, hw: Hardware, x: Inputs) -> list[Block]:
     from ..inference.spec_decode import speculative
 
     dep, fits = _deployment(m, hw)
-    r = latency(dep, batch=1, prompt=x.prompt, output=x.output)
-    big = latency(dep, batch=64, prompt=x.prompt, output=x.output)
+    r = latency(dep, batch=1, prompt=x.prompt, output=x.output, knee=False)  # figures only: no knee search
+    big = latency(dep, batch=64, prompt=x.prompt, output=x.output, knee=False)
     head = f"tp {dep.tp}" + ("" if fits else " (weights do NOT fit even at the largest TP: numbers for reference)")
     blocks = [Block(f"Prefill vs decode, batch 1, {head}", "compute",
                     _pick(r, ["prefill/flops", "ttft_s", "tpot_mean_s", "e2e_s"])),

@@ -170,7 +170,7 @@ def _kv_and_tpot(m: Model, hw: Hardware, label: str, context: int, batch: int, t
     from ..inference.latency import Deployment, latency
 
     kv = kv_cache(m, context, batch=batch, tp=tp)
-    lat = latency(Deployment(m, hw, tp), batch=batch, prompt=context, output=2)
+    lat = latency(Deployment(m, hw, tp), batch=batch, prompt=context, output=2, knee=False)  # figures only
     return [_tag(kv["bytes_per_token_uncapped"], f"{label}/kv_token", f"{label}: KV per token"),
             _tag(kv["bytes_per_gpu"], f"{label}/kv_gpu", f"{label}: KV per GPU for the batch"),
             _tag(lat["tpot_start_s"], f"{label}/tpot", f"{label}: decode step at this context")]
@@ -361,8 +361,8 @@ def _speculative(m: Model, hw: Hardware, draft: Model | None, alpha: float, gamm
             raise LlmcalcError(f"no smaller catalogue model shares {m.display_name}'s vocabulary; give --draft")
         draft = min(same, key=count_params)
     tt, td = _tp_for(m, hw), _tp_for(draft, hw)
-    target = latency(Deployment(m, hw, tt), batch=batch, prompt=1000, output=300)
-    small = latency(Deployment(draft, hw, td), batch=batch, prompt=1000, output=300)
+    target = latency(Deployment(m, hw, tt), batch=batch, prompt=1000, output=300, knee=False)  # figures only
+    small = latency(Deployment(draft, hw, td), batch=batch, prompt=1000, output=300, knee=False)
     ft = _tag(target["tpot_mean_s"], "target/tpot", f"target {m.display_name} (tp {tt}): TPOT")
     fd = _tag(small["tpot_mean_s"], "draft/tpot", f"draft {draft.display_name} (tp {td}): TPOT")
     c = _ratio("cost_ratio", "c = draft step / target step", fd, ft)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.errors import LlmcalcError
-from ..core.results import Result, derive
+from ..core.results import Result, derive, memo_by_identity
 from ..core.specs import Hardware, Model
 from .comms import comm_ledger
 from .layout import (
@@ -60,7 +60,16 @@ def flops_per_sequence(m: Model, seq, *, causal: bool = False, extras: bool = Fa
     With ``extras``, also a dict: ``core`` (attention scores + values, one forward, full L×L rectangle),
     ``moe`` (router + expert matmuls, one forward) and ``six_nd`` (6·N per token × L).
 
-    Evaluated once per distinct ``seq`` so a million-point sweep over a few lengths stays cheap."""
+    Evaluated once per distinct ``seq`` so a million-point sweep over a few lengths stays cheap; one scalar
+    ``seq`` is kept per model (issue #13: calibrate's fit asks 26 times for the same sequence, a step 1-4 times)
+    and each caller gets its own list and dict."""
+    if np.ndim(seq) == 0:
+        out = _flops_per_sequence_memo(m, seq, causal, extras)
+        return (out[0], list(out[1]), *out[2:-1], dict(out[-1])) if extras else (out[0], list(out[1]), out[2])
+    return _flops_per_sequence(m, seq, causal, extras)
+
+
+def _flops_per_sequence(m: Model, seq, causal: bool, extras: bool):
     from ..model.flops import forward_flops
 
     u, inv = np.unique(np.asarray(seq), return_inverse=True)
@@ -90,6 +99,9 @@ def flops_per_sequence(m: Model, seq, *, causal: bool = False, extras: bool = Fa
     inv = inv.reshape(np.shape(seq))
     out = model[inv], [h[inv] for h in hw], head[inv]
     return (*out, {k: v[inv] for k, v in ex.items()}) if extras else out
+
+
+_flops_per_sequence_memo = memo_by_identity(_flops_per_sequence)
 
 
 def compute_efficiency_default(hw: Hardware | None = None, m: Model | None = None, tp: int = 1) -> float:

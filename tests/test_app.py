@@ -87,8 +87,15 @@ def test_model_page_shows_published_count_and_its_derivation():
     at = run_app()
     assert f"exactly {LLAMA31_8B:,} parameters" in texts(at)
     assert metric(at, "total parameters") == "8.03 B param"
-    # the formula panel carries the same text as `llmcalc params --explain`
-    assert param_breakdown(load_model("llama-3.1-8b")).explain() in texts(at)
+    # the formula panel carries the same text as `llmcalc params --explain`, drawn once the panel is opened
+    # (closed panels hold no code block: issue #11, first paint)
+    explain = param_breakdown(load_model("llama-3.1-8b")).explain()
+    assert any(e.label.startswith("formula: how each figure of “Parameters of Llama-3.1-8B”") for e in at.expander)
+    assert explain not in texts(at)
+    at.session_state["formula_params"] = True
+    at.run()
+    assert not at.exception
+    assert explain in texts(at)
     assert not at.error
 
 

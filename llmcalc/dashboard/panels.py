@@ -498,11 +498,14 @@ def scenario_texts(state: dict, url_query: str, results: list[Result]) -> tuple[
 
 
 def scenario_downloads(state: dict, url_query: str, where=st) -> None:
-    as_json, as_yaml = scenario_texts(state, url_query, st.session_state.get(_RESULTS, []))
-    where.download_button("scenario as JSON", as_json, file_name="llmcalc-scenario.json", mime="application/json",
-                          key="dl_json")
-    where.download_button("scenario as YAML", as_yaml, file_name="llmcalc-scenario.yaml", mime="application/x-yaml",
-                          key="dl_yaml")
+    """The two scenario files, written when the user clicks (Streamlit calls ``data`` then, on its own thread):
+    serialising every Result of the page on each run cost a re-render up to ~0.1 s (issue #11). The closures
+    hold this run's state and Results, so a click downloads the view it was made on."""
+    state, results = dict(state), list(st.session_state.get(_RESULTS, []))
+    where.download_button("scenario as JSON", lambda: scenario_texts(state, url_query, results)[0],
+                          file_name="llmcalc-scenario.json", mime="application/json", key="dl_json")
+    where.download_button("scenario as YAML", lambda: scenario_texts(state, url_query, results)[1],
+                          file_name="llmcalc-scenario.yaml", mime="application/x-yaml", key="dl_yaml")
 
 
 def csv_download(df: pd.DataFrame, name: str, key: str) -> None:

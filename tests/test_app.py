@@ -50,6 +50,17 @@ def run_app(**params) -> AppTest:
     return at
 
 
+def open_formulas(at: AppTest) -> AppTest:
+    """Open every formula panel of the page (a closed one draws no derivation: issue #11) and re-run."""
+    keys = [e.key for e in at.expander if (e.key or "").startswith("formula_")]
+    for k in keys:
+        at.session_state[k] = True
+    if keys:
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 def texts(at: AppTest) -> str:
     parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [c.value for c in at.code]
     return "\n".join(parts)
@@ -414,7 +425,8 @@ def test_every_page_renders_for_every_model_and_accelerator(page, render_pool):
 def test_rl_page_when_no_split_fits_draws_the_colocated_regime():
     """Found by the all-pairs renders: 405B on 64 B200 with rollout TP 8 fits only colocated (rl_step reports no
     split); the page divided by the missing split bound (TypeError) and printed "None rollout + None trainer"."""
-    at = run_app(page="rl", model="llama-3.1-405b", hw="b200", rl_rtp=8, rl_prompts=64, rl_samples=8)
+    at = open_formulas(run_app(page="rl", model="llama-3.1-405b", hw="b200", rl_rtp=8, rl_prompts=64,
+                               rl_samples=8))
     assert at.session_state["_llmcalc_sections"] == {"Regimes": "ok"}
     assert any("no rollout/trainer split fits" in c.value for c in at.caption)
     assert "None" not in texts(at)
@@ -836,7 +848,8 @@ def test_tpu_pages_never_say_gpu(page):
     use it, including the engine's own labels ('GPU-hours', 'KV per GPU') shown there."""
     import re
 
-    at = run_app(page=page, hw="tpu-v5e", model="gpt2")
+    at = open_formulas(run_app(page=page, hw="tpu-v5e", model="gpt2"))
+    assert at.code, "the derivations are checked too"
     shown = []
     for kind in ("header", "subheader", "caption", "markdown", "info", "warning", "error", "metric",
                  "number_input", "selectbox", "toggle", "expander", "code"):

@@ -172,7 +172,8 @@ def sweep(df: pd.DataFrame, x: str, y: str, current: str, fits: str | None = Non
         x=ax, y=ay, tooltip=tip,
         color=alt.Color("fits?:N", scale=alt.Scale(domain=["fits", "does not fit"], range=["#1f77b4", "#bbbbbb"]),
                         legend=alt.Legend(orient="bottom", title=None)) if not color else
-        alt.Color(f"{color}:N"), opacity=alt.condition(alt.datum["fits?"] == "fits", alt.value(1), alt.value(0.35)))
+        alt.Color(f"{color}:N"),
+        opacity=alt.OpacityValue(**alt.condition(alt.datum["fits?"] == "fits", alt.value(1), alt.value(0.35))))
     ring = base.transform_filter(alt.datum[current]).mark_point(size=260, color="#d62728", strokeWidth=2.5).encode(
         x=ax, y=ay, tooltip=tip)
     layers = [line, pts, ring]

@@ -53,7 +53,14 @@ def render(page: str, pairs: list[tuple[str, str]], params: dict[str, str]) -> l
             at.session_state["w_model_b"] = m
         at.run()
         s = at.session_state["_llmcalc_state"]
-        rows.append({"model": m, "hw": h, "exceptions": [e.value for e in at.exception],
+        # formula panels draw their derivation only when opened: derive every result drawn here as they would
+        derived = []
+        for r in at.session_state["_llmcalc_results"]:
+            try:
+                r.explain()
+            except Exception as e:  # noqa: BLE001 - reported as the pair's exception
+                derived.append(f"{r.title}: explain() raised {e!r}")
+        rows.append({"model": m, "hw": h, "exceptions": [e.value for e in at.exception] + derived,
                      "rendered": (s["page"], s["model"], s["hw"]), "answer": at.session_state["_llmcalc_answer"],
                      "sections": dict(at.session_state["_llmcalc_sections"])})
     return rows

@@ -50,6 +50,17 @@ def run_app(**params) -> AppTest:
     return at
 
 
+def open_formulas(at: AppTest) -> AppTest:
+    """Open every formula panel of the page (a closed one draws no derivation: issue #11) and re-run."""
+    keys = [e.key for e in at.expander if (e.key or "").startswith("formula_")]
+    for k in keys:
+        at.session_state[k] = True
+    if keys:
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 def texts(at: AppTest) -> str:
     parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [c.value for c in at.code]
     return "\n".join(parts)
@@ -87,8 +98,15 @@ def test_model_page_shows_published_count_and_its_derivation():
     at = run_app()
     assert f"exactly {LLAMA31_8B:,} parameters" in texts(at)
     assert metric(at, "total parameters") == "8.03 B param"
-    # the formula panel carries the same text as `llmcalc params --explain`
-    assert param_breakdown(load_model("llama-3.1-8b")).explain() in texts(at)
+    # the formula panel carries the same text as `llmcalc params --explain`, drawn once the panel is opened
+    # (closed panels hold no code block: issue #11, first paint)
+    explain = param_breakdown(load_model("llama-3.1-8b")).explain()
+    assert any(e.label.startswith("formula: how each figure of “Parameters of Llama-3.1-8B”") for e in at.expander)
+    assert explain not in texts(at)
+    at.session_state["formula_params"] = True
+    at.run()
+    assert not at.exception
+    assert explain in texts(at)
     assert not at.error
 
 
@@ -407,7 +425,8 @@ def test_every_page_renders_for_every_model_and_accelerator(page, render_pool):
 def test_rl_page_when_no_split_fits_draws_the_colocated_regime():
     """Found by the all-pairs renders: 405B on 64 B200 with rollout TP 8 fits only colocated (rl_step reports no
     split); the page divided by the missing split bound (TypeError) and printed "None rollout + None trainer"."""
-    at = run_app(page="rl", model="llama-3.1-405b", hw="b200", rl_rtp=8, rl_prompts=64, rl_samples=8)
+    at = open_formulas(run_app(page="rl", model="llama-3.1-405b", hw="b200", rl_rtp=8, rl_prompts=64,
+                               rl_samples=8))
     assert at.session_state["_llmcalc_sections"] == {"Regimes": "ok"}
     assert any("no rollout/trainer split fits" in c.value for c in at.caption)
     assert "None" not in texts(at)
@@ -770,6 +789,29 @@ def _titles(spec) -> list[str]:
     return out
 
 
+@pytest.mark.parametrize("page", ["model", "training", "plan", "rl", "inference", "serving", "compare"])
+def test_every_chart_a_page_draws_is_valid_vega_lite(page, monkeypatch):
+    """The pages hand Streamlit charts that skip Altair's schema check when serialised (charts.unchecked: ~0.1 s
+    a chart per run, issue #11); the check happens here instead, on every chart each page draws (the RL page's
+    η chart opened too), against Altair's Vega-Lite schema."""
+    import jsonschema
+    from streamlit.elements import vega_charts
+
+    drawn = []
+    real = vega_charts._convert_altair_to_vega_lite_spec
+    monkeypatch.setattr(vega_charts, "_convert_altair_to_vega_lite_spec", lambda c: drawn.append(c) or real(c))
+    at = run_app(page=page, model="llama-3.1-8b" if page == "rl" else "mixtral-8x7b", tp=2)
+    if page == "rl":
+        at.session_state["rl_eta_open"] = True
+        at.run()
+    assert drawn, f"no chart on the {page} page"
+    for chart in drawn:
+        try:
+            type(chart).to_dict(chart, validate=True)
+        except jsonschema.ValidationError as e:  # pragma: no cover - the message is the point
+            pytest.fail(f"{page}: {chart.__class__.__name__} is not valid Vega-Lite: {e.message[:300]}")
+
+
 def test_memory_charts_draw_the_usable_memory_the_verdict_uses():
     """The red line is the usable memory the fit verdict compares against (H100 80 GB: 79.6 GiB physical,
     10% reserved -> 71.7 GiB usable), the physical capacity labelled beside it."""
@@ -806,7 +848,8 @@ def test_tpu_pages_never_say_gpu(page):
     use it, including the engine's own labels ('GPU-hours', 'KV per GPU') shown there."""
     import re
 
-    at = run_app(page=page, hw="tpu-v5e", model="gpt2")
+    at = open_formulas(run_app(page=page, hw="tpu-v5e", model="gpt2"))
+    assert at.code, "the derivations are checked too"
     shown = []
     for kind in ("header", "subheader", "caption", "markdown", "info", "warning", "error", "metric",
                  "number_input", "selectbox", "toggle", "expander", "code"):

@@ -36,6 +36,28 @@ def test_plan_page_table_is_the_planner_ranking():
     assert step == fmt(r.data["best"]["step_time_s"], "s")  # the breakdown shown is the top row's
 
 
+def test_choosing_what_to_draw_does_not_rerun_the_planner(monkeypatch):
+    """Issue #11: the layout to break down and the chart only choose what to draw; the planner (seconds for the
+    MoE models) runs again only when one of its own inputs changes."""
+    import llmcalc.training.plan as planner
+    from llmcalc.dashboard import plan as page
+
+    calls = []
+    real = planner.plan_training
+    monkeypatch.setattr(planner, "plan_training", lambda *a, **k: calls.append(k["global_batch"]) or real(*a, **k))
+    monkeypatch.setattr(page, "_PLANS", type(page._PLANS)())
+    at = run_app(page="plan", model="gpt2", hw="h100-sxm", plan_gpus="8,16", gbs=64, seq=1024)
+    assert calls == [64]
+    at.selectbox(key="w_plan_pick").set_value(2).run()
+    at.radio(key="w_plan_chart").set_value("days").run()
+    assert not at.exception and calls == [64]
+    assert at.subheader[-1].value.startswith("#2:")  # the breakdown follows the pick
+    at.number_input(key="w_gbs").set_value(128).run()
+    assert not at.exception and calls == [64, 128]
+    at.number_input(key="w_gbs").set_value(64).run()  # back to a plan already made
+    assert not at.exception and calls == [64, 128]
+
+
 def test_plan_page_url_state_round_trip():
     s, notes = state.decode({"page": "plan", "plan_gpus": "512,1024", "objective": "cost", "plan_pick": "3"})
     assert not notes and (s["page"], s["plan_gpus"], s["objective"], s["plan_pick"]) == ("plan", "512,1024", "cost", 3)

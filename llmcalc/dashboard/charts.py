@@ -7,19 +7,46 @@ min(peak, intensity·bandwidth) envelope that defines the picture.
 
 from __future__ import annotations
 
+import functools
+
 import altair as alt
 import numpy as np
 import pandas as pd
+from altair.utils.schemapi import debug_mode
 
 GIB = 2**30
 
 
+def unchecked(chart):
+    """The chart, serialised without a Vega-Lite schema check when Streamlit calls ``chart.to_dict()``.
+
+    That check costs ~0.1 s a chart (jsonschema over the whole spec) on every run of a page (issue #11:
+    re-render <= 1 s); the specs here are fixed code, checked against the schema by the test suite instead
+    (tests/test_app.py, every page's charts)."""
+    object.__setattr__(chart, "to_dict", functools.partial(type(chart).to_dict, chart, validate=False))
+    return chart
+
+
+def fast(build):
+    """A chart builder run without Altair's debug mode (each object schema-checked as it is made) and whose
+    chart Streamlit serialises unchecked (:func:`unchecked`). Channels are given as objects (``alt.X(...)``,
+    ``alt.Tooltip(...)``), not shorthand strings: Altair turns each string into an object by hashing its whole
+    schema (~17 ms a string); the spec is the same either way."""
+    @functools.wraps(build)
+    def wrapper(*args, **kwargs):
+        with debug_mode(False):
+            return unchecked(build(*args, **kwargs))
+    return wrapper
+
+
+@fast
 def breakdown_bar(parts: dict[str, float], unit_label: str, scale: float = 1.0) -> alt.Chart:
     """Horizontal bars, one per component, in the order given."""
     df = pd.DataFrame({"component": list(parts), unit_label: [v / scale for v in parts.values()]})
     return alt.Chart(df).mark_bar().encode(
         x=alt.X(f"{unit_label}:Q"), y=alt.Y("component:N", sort=None, title=None),
-        tooltip=["component", alt.Tooltip(f"{unit_label}:Q", format=",.3~f")]).properties(height=28 * len(df) + 20)
+        tooltip=[alt.Tooltip("component"), alt.Tooltip(f"{unit_label}:Q", format=",.3~f")]
+    ).properties(height=28 * len(df) + 20)
 
 
 def capacity_lines(usable_bytes: float, capacity_bytes: float) -> pd.DataFrame:
@@ -31,6 +58,7 @@ def capacity_lines(usable_bytes: float, capacity_bytes: float) -> pd.DataFrame:
                          "line": ["usable", "physical"]})
 
 
+@fast
 def memory_stack(parts: dict[str, float], capacity_bytes: float, title: str, usable_bytes: float) -> alt.Chart:
     """Memory components stacked in one bar, against a red tick at the usable memory (the fit verdict's
     limit) and a grey one at the physical capacity."""
@@ -42,16 +70,17 @@ def memory_stack(parts: dict[str, float], capacity_bytes: float, title: str, usa
         y=y, x=alt.X("sum(GiB):Q", title=f"GiB (red: usable {usable_bytes / GIB:,.1f}, grey: physical "
                                          f"{capacity_bytes / GIB:,.1f})"),
         color=alt.Color("component:N", sort=list(parts), legend=alt.Legend(orient="bottom", columns=2)),
-        order="order:Q", tooltip=["component", alt.Tooltip("GiB:Q", format=",.2f")])
+        order=alt.Order("order:Q"), tooltip=[alt.Tooltip("component"), alt.Tooltip("GiB:Q", format=",.2f")])
     cap = lines.assign(bar=title)
     # a tick, not a rule: a rule without y collapses the band scale when layered (seen in Streamlit 1.67)
     tick = alt.Chart(cap).mark_tick(thickness=3, size=60).encode(
-        y=y, x="GiB:Q", tooltip=["label"],
+        y=y, x=alt.X("GiB:Q"), tooltip=[alt.Tooltip("label")],
         color=alt.Color("line:N", scale=alt.Scale(domain=["usable", "physical"], range=["red", "#888888"]),
                         legend=None))
     return bars + tick
 
 
+@fast
 def roofline(peak_flops_per_s: float, bw_bytes_per_s: float, points: list[dict]) -> alt.Chart:
     """Attainable FLOP/s = min(peak, intensity·bandwidth) on log-log axes, with the workloads placed on it.
 
@@ -69,31 +98,35 @@ def roofline(peak_flops_per_s: float, bw_bytes_per_s: float, points: list[dict])
                         "TFLOP/s": [p["flops_per_s"] / 1e12 for p in points]})
     dots = alt.Chart(pts).mark_point(size=120, filled=True).encode(
         x=x, y=y, color=alt.Color("workload:N", legend=alt.Legend(orient="bottom")),
-        tooltip=["workload", alt.Tooltip("FLOP/B:Q", format=",.1f"), alt.Tooltip("TFLOP/s:Q", format=",.1f")])
-    labels = dots.mark_text(align="left", dx=8, dy=-8).encode(text="workload:N")
+        tooltip=[alt.Tooltip("workload"), alt.Tooltip("FLOP/B:Q", format=",.1f"),
+                 alt.Tooltip("TFLOP/s:Q", format=",.1f")])
+    labels = dots.mark_text(align="left", dx=8, dy=-8).encode(text=alt.Text("workload:N"))
     ridge_df = pd.DataFrame({"FLOP/B": [ridge], "label": [f"ridge {ridge:,.0f} FLOP/B"]})
-    ridge_rule = alt.Chart(ridge_df).mark_rule(strokeDash=[4, 4]).encode(x="FLOP/B:Q", tooltip=["label"])
+    ridge_rule = alt.Chart(ridge_df).mark_rule(strokeDash=[4, 4]).encode(x=alt.X("FLOP/B:Q"),
+                                                                         tooltip=[alt.Tooltip("label")])
     return (line + ridge_rule + dots + labels).properties(height=320)
 
 
+@fast
 def lines(df: pd.DataFrame, x: str, y: str, color: str | None = None, log_x: bool = False,
           log_y: bool = False, title: str = "") -> alt.Chart:
     """A line chart with points of long-form ``df`` (one line per ``color`` value)."""
     enc = dict(x=alt.X(f"{x}:Q", scale=alt.Scale(type="log" if log_x else "linear")),
                y=alt.Y(f"{y}:Q", scale=alt.Scale(type="log" if log_y else "linear")),
-               tooltip=[c for c in df.columns])
+               tooltip=[alt.Tooltip(c) for c in df.columns])
     if color:
         enc["color"] = alt.Color(f"{color}:N", legend=alt.Legend(orient="bottom"))
     return alt.Chart(df, title=title).mark_line(point=True).encode(**enc).properties(height=260)
 
 
+@fast
 def bars(df: pd.DataFrame, category: str, value: str, color: str | None = None, title: str | list[str] = "",
          horizontal: bool = False) -> alt.Chart:
     """Bars of ``value`` per ``category`` (e.g. communication time per parallelism). ``horizontal``: one row
     per category with its whole name (long names such as accelerators' are never cut); a list ``title`` is
     one line per item (narrow columns cut a long one-line title)."""
     cat = alt.Axis(labelAngle=0) if not horizontal else alt.Axis(labelLimit=400)
-    enc = dict(tooltip=[c for c in df.columns])
+    enc = dict(tooltip=[alt.Tooltip(c) for c in df.columns])
     enc["x" if not horizontal else "y"] = alt.X(f"{category}:N", sort=None, title=None, axis=cat) if not horizontal \
         else alt.Y(f"{category}:N", sort=None, title=None, axis=cat)
     enc["y" if not horizontal else "x"] = alt.Y(f"{value}:Q") if not horizontal else alt.X(f"{value}:Q")
@@ -116,6 +149,7 @@ def unit_for(values, unit: str) -> tuple[float, str]:
     return steps[-1]
 
 
+@fast
 def sweep(df: pd.DataFrame, x: str, y: str, current: str, fits: str | None = None, knee: float | None = None,
           unit: str = "", log_x: bool = True, log_y: bool = True, title: str = "", color: str | None = None,
           knee_label: str = "knee") -> alt.Chart:
@@ -128,7 +162,7 @@ def sweep(df: pd.DataFrame, x: str, y: str, current: str, fits: str | None = Non
     ax = alt.X(f"{x}:Q", scale=sx, axis=alt.Axis(format=",.4~g"))
     ay = alt.Y(f"{y}:Q", scale=sy, title=f"{y}" + (f" ({unit})" if unit and unit not in y else ""),
                axis=alt.Axis(format=",.3~g"))
-    tip = [alt.Tooltip(c, format=",.4~g") if pd.api.types.is_float_dtype(d[c]) else c for c in d.columns]
+    tip = [alt.Tooltip(c, format=",.4~g") if pd.api.types.is_float_dtype(d[c]) else alt.Tooltip(c) for c in d.columns]
     base = alt.Chart(d, title=title)
     line_enc = dict(x=ax, y=ay)
     if color:
@@ -138,16 +172,19 @@ def sweep(df: pd.DataFrame, x: str, y: str, current: str, fits: str | None = Non
         x=ax, y=ay, tooltip=tip,
         color=alt.Color("fits?:N", scale=alt.Scale(domain=["fits", "does not fit"], range=["#1f77b4", "#bbbbbb"]),
                         legend=alt.Legend(orient="bottom", title=None)) if not color else
-        alt.Color(f"{color}:N"), opacity=alt.condition(alt.datum["fits?"] == "fits", alt.value(1), alt.value(0.35)))
+        alt.Color(f"{color}:N"),
+        opacity=alt.OpacityValue(**alt.condition(alt.datum["fits?"] == "fits", alt.value(1), alt.value(0.35))))
     ring = base.transform_filter(alt.datum[current]).mark_point(size=260, color="#d62728", strokeWidth=2.5).encode(
         x=ax, y=ay, tooltip=tip)
     layers = [line, pts, ring]
     if knee:
         kd = pd.DataFrame({x: [knee], "label": [f"{knee_label}: {x} {knee:,.4g}"]})
-        layers.append(alt.Chart(kd).mark_rule(strokeDash=[4, 4], color="#555").encode(x=f"{x}:Q", tooltip=["label"]))
+        layers.append(alt.Chart(kd).mark_rule(strokeDash=[4, 4], color="#555").encode(
+            x=alt.X(f"{x}:Q"), tooltip=[alt.Tooltip("label")]))
     return alt.layer(*layers).properties(height=280)
 
 
+@fast
 def memory_layouts(df: pd.DataFrame, capacity_bytes: float, dev: str, usable_bytes: float) -> alt.Chart:
     """Memory per device for several layouts side by side (stacked by component), against the usable memory
     (red: the fit verdict's limit) and the physical capacity (grey, dashed)."""
@@ -160,10 +197,11 @@ def memory_layouts(df: pd.DataFrame, capacity_bytes: float, dev: str, usable_byt
         y=alt.Y("sum(GiB):Q", title=f"GiB per {dev}"),
         color=alt.Color("component:N", sort=order, legend=alt.Legend(orient="bottom", columns=2)),
         order=alt.Order("component_order:Q"),
-        tooltip=["layout", "component", alt.Tooltip("GiB:Q", format=",.2f")]).transform_calculate(
+        tooltip=[alt.Tooltip("layout"), alt.Tooltip("component"), alt.Tooltip("GiB:Q", format=",.2f")]
+    ).transform_calculate(
         component_order=f"indexof({order!r}, datum.component)")
     cap = alt.Chart(capacity_lines(usable_bytes, capacity_bytes)).mark_rule(strokeWidth=2).encode(
-        y="GiB:Q", tooltip=["label"],
+        y=alt.Y("GiB:Q"), tooltip=[alt.Tooltip("label")],
         color=alt.Color("line:N", scale=alt.Scale(domain=["usable", "physical"], range=["red", "#888888"]),
                         legend=None),
         strokeDash=alt.StrokeDash("line:N", scale=alt.Scale(domain=["usable", "physical"], range=[[1, 0], [4, 4]]),
@@ -171,6 +209,7 @@ def memory_layouts(df: pd.DataFrame, capacity_bytes: float, dev: str, usable_byt
     return (bars + cap).properties(height=300)
 
 
+@fast
 def op_roofline(peak_flops_per_s: float, bw_bytes_per_s: float, ops: list[dict], steps: list[dict]) -> alt.Chart:
     """Per-operator roofline: every operator of a layer as a point (shape: phase), the whole steps as diamonds.
 
@@ -193,20 +232,20 @@ def op_roofline(peak_flops_per_s: float, bw_bytes_per_s: float, ops: list[dict],
     y = alt.Y("TFLOP/s:Q", scale=alt.Scale(type="log"), title="attainable TFLOP/s per device",
               axis=alt.Axis(format=",.3~g"))
     line = alt.Chart(roof).mark_line(color="gray").encode(x=x, y=y)
-    tip = ["operator", "phase", "bound", alt.Tooltip("FLOP/B:Q", format=",.3~g"),
-           alt.Tooltip("TFLOP/s:Q", format=",.3~g")]
+    tip = [alt.Tooltip("operator"), alt.Tooltip("phase"), alt.Tooltip("bound"),
+           alt.Tooltip("FLOP/B:Q", format=",.3~g"), alt.Tooltip("TFLOP/s:Q", format=",.3~g")]
     dots = alt.Chart(pts).mark_point(size=70, filled=True, opacity=0.8).encode(
         x=x, y=y, shape=alt.Shape("phase:N", legend=alt.Legend(orient="bottom")),
         color=alt.Color("operator:N", legend=alt.Legend(orient="bottom", columns=2, labelLimit=260)), tooltip=tip)
     steps_l = alt.Chart(whole).mark_point(shape="diamond", size=200, filled=False, color="black",
-                                          strokeWidth=2).encode(x=x, y=y, tooltip=["operator", "phase",
-                                                                                    alt.Tooltip("FLOP/B:Q",
-                                                                                                format=",.3~g")])
+                                          strokeWidth=2).encode(
+        x=x, y=y, tooltip=[alt.Tooltip("operator"), alt.Tooltip("phase"), alt.Tooltip("FLOP/B:Q", format=",.3~g")])
     ridge_rule = alt.Chart(pd.DataFrame({"FLOP/B": [ridge], "label": [f"ridge {ridge:,.0f} FLOP/B"]})).mark_rule(
-        strokeDash=[4, 4]).encode(x="FLOP/B:Q", tooltip=["label"])
+        strokeDash=[4, 4]).encode(x=alt.X("FLOP/B:Q"), tooltip=[alt.Tooltip("label")])
     return (line + ridge_rule + dots + steps_l).properties(height=360)
 
 
+@fast
 def ratio_bars(df: pd.DataFrame) -> alt.Chart:
     """B / A per figure on a log axis around 1, coloured by which side is better (grey: no better side).
 
@@ -224,4 +263,4 @@ def ratio_bars(df: pd.DataFrame) -> alt.Chart:
         color=alt.Color("who:N", scale=alt.Scale(domain=["B better", "B worse", "no better side"],
                                                  range=["#2e9d4f", "#d33c3c", "#999999"]),
                         legend=alt.Legend(orient="bottom", title=None)),
-        tooltip=["figure", "A", "B", "B / A", "verdict"]).properties(height=28 * len(d) + 40)
+        tooltip=[alt.Tooltip(c) for c in ("figure", "A", "B", "B / A", "verdict")]).properties(height=28 * len(d) + 40)

@@ -85,7 +85,8 @@ def main() -> None:
         with st.sidebar:
             st.divider()
             st.caption("This view's link (everything is in the URL):")
-            st.code("?" + query if query else "(defaults)", language=None)
+            # inline code, not st.code: a code block makes every page load the syntax highlighter (issue #11)
+            st.markdown(f"`?{query}`" if query else "`(defaults)`")
             panels.scenario_downloads(dict(s), query)
 
 

@@ -185,7 +185,10 @@ CSS = """
 
 
 def style() -> None:
-    st.markdown(CSS, unsafe_allow_html=True)
+    """The page's CSS. st.html, not st.markdown(unsafe_allow_html=True): a style-only st.html takes no place on
+    the page, and HTML markdown makes the browser fetch and run a markdown-to-HTML plugin (rehype-raw) before
+    it draws (issue #11: first paint)."""
+    st.html(CSS)
 
 
 def _esc(text: str) -> str:
@@ -195,8 +198,9 @@ def _esc(text: str) -> str:
 def answer(question: str, text: str, where=None) -> None:
     """The page's question and its answer in one line (``where``: a placeholder drawn above the inputs)."""
     st.session_state["_llmcalc_answer"] = f"{question} {text}"
-    (where or st).markdown(f'<div class="llmcalc-answer" data-testid="llmcalc-answer"><span class="q">'
-                           f'{_esc(question)}</span> <b>{_esc(text)}</b></div>', unsafe_allow_html=True)
+    # st.html: drawn as soon as it arrives (HTML markdown would wait for the browser's rehype-raw plugin)
+    (where or st).html(f'<div class="llmcalc-answer" data-testid="llmcalc-answer"><span class="q">'
+                       f'{_esc(question)}</span> <b>{_esc(text)}</b></div>')
 
 
 # ---------------------------------------------------------------- inputs with their own message slot
@@ -444,10 +448,23 @@ def show_result(result: Result, key: str, metrics: tuple[str, ...] = (), table: 
 
 
 def explain_panel(result: Result, key: str) -> None:
-    """Every figure's derivation: the same text as ``--explain`` on the command line."""
+    """Every figure's derivation: the same text as ``--explain`` on the command line, drawn when the user opens
+    the panel (see :func:`_formula`)."""
     w = chip_words(result)
-    with st.expander(w(f"formula: how each figure of “{result.title}” is derived")):
-        st.code(w(result.explain()), language=None)
+    _formula(w(f"formula: how each figure of “{result.title}” is derived"), result, w, key)
+
+
+@st.fragment
+def _formula(label: str, result: Result, words, key: str) -> None:
+    """A formula panel whose code block is drawn only while it is open (issue #11: first paint).
+
+    A closed panel holds no element; an open one draws ``st.code``, whose syntax highlighter is the largest
+    script a page makes the browser load and run (~1.5 MB). Opening re-runs this fragment only (Streamlit
+    re-calls it with the same arguments), not the page; the open state is kept under ``formula_<key>``."""
+    box = st.expander(label, key=f"formula_{key}", on_change="rerun")
+    with box:
+        if box.open:
+            st.code(words(result.explain()), language=None)
 
 
 def table_height(rows: int, cap: int = 600) -> int:
@@ -481,11 +498,14 @@ def scenario_texts(state: dict, url_query: str, results: list[Result]) -> tuple[
 
 
 def scenario_downloads(state: dict, url_query: str, where=st) -> None:
-    as_json, as_yaml = scenario_texts(state, url_query, st.session_state.get(_RESULTS, []))
-    where.download_button("scenario as JSON", as_json, file_name="llmcalc-scenario.json", mime="application/json",
-                          key="dl_json")
-    where.download_button("scenario as YAML", as_yaml, file_name="llmcalc-scenario.yaml", mime="application/x-yaml",
-                          key="dl_yaml")
+    """The two scenario files, written when the user clicks (Streamlit calls ``data`` then, on its own thread):
+    serialising every Result of the page on each run cost a re-render up to ~0.1 s (issue #11). The closures
+    hold this run's state and Results, so a click downloads the view it was made on."""
+    state, results = dict(state), list(st.session_state.get(_RESULTS, []))
+    where.download_button("scenario as JSON", lambda: scenario_texts(state, url_query, results)[0],
+                          file_name="llmcalc-scenario.json", mime="application/json", key="dl_json")
+    where.download_button("scenario as YAML", lambda: scenario_texts(state, url_query, results)[1],
+                          file_name="llmcalc-scenario.yaml", mime="application/x-yaml", key="dl_yaml")
 
 
 def csv_download(df: pd.DataFrame, name: str, key: str) -> None:

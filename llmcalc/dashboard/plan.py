@@ -4,6 +4,9 @@ planner; this page only draws them."""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 import pandas as pd
 import streamlit as st
 
@@ -85,6 +88,31 @@ def _plan(model, hardware, s: dict):
     return r, kw, note
 
 
+# what _plan reads from the page's state: the key of a plan, so inputs that only choose what to draw (the chart,
+# the layout to break down) re-run the page without re-running the planner
+PLAN_INPUTS = ("dtype", "gbs", "seq", "plan_gpus", "tokens", "objective", "price")
+KEEP = 16  # plans kept (least recently used dropped first), shared by every run and session of this process
+_PLANS: OrderedDict[str, tuple] = OrderedDict()
+_PLANS_LOCK = threading.Lock()  # Streamlit runs each session's script on its own thread
+
+
+def planned(model, hardware, s: dict):
+    """:func:`_plan`, computed once per model, hardware and planner inputs (issue #11: the planner searches
+    thousands of layouts, seconds for the MoE models; picking another layout or chart must not repeat it).
+    A user error is not kept: it is raised again, as cheaply as the first time."""
+    key = repr((model, hardware, tuple(s[k] for k in PLAN_INPUTS)))
+    with _PLANS_LOCK:
+        if key in _PLANS:
+            _PLANS.move_to_end(key)
+            return _PLANS[key]
+    out = _plan(model, hardware, s)
+    with _PLANS_LOCK:
+        _PLANS[key] = out
+        while len(_PLANS) > KEEP:
+            _PLANS.popitem(last=False)
+    return out
+
+
 def answer(model, hardware, s: dict, plan=_plan) -> tuple[str, str]:
     dev = state.device_word(hardware)
     r = plan(model, hardware, s)[0]
@@ -102,10 +130,9 @@ def render(model, hardware, s: dict) -> None:
     st.header(f"Plan: {model.display_name} on {hardware.display_name}")
     top = st.empty()
     inputs(dev)
-    plan = lambda *a: panels.memo(_plan, *a)  # noqa: E731 - one planner run for the answer and the sections
-    panels.answer_or_pointer(lambda: answer(model, hardware, s, plan), top)
+    panels.answer_or_pointer(lambda: answer(model, hardware, s, planned), top)  # one planner run per input
     with panels.section("Ranked layouts", s):  # no probing: each planner run searches thousands of layouts
-        ranked(model, hardware, s, plan(model, hardware, s), dev)
+        ranked(model, hardware, s, planned(model, hardware, s), dev)
 
 
 def ranked(model, hardware, s: dict, planned, dev: str) -> None:

@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from . import panels, state
+from .charts import fast
 
 PHASES = ["generate", "score", "log-probs", "train", "sync"]
 # the regimes table's columns as people read them: header and unit for panels.human
@@ -77,13 +78,15 @@ def _run(model, hardware, x: dict, **over):
     return rl_step(model, hardware, **kw)
 
 
+@fast
 def timeline_chart(bars: list[dict], title: str) -> alt.Chart:
     df = pd.DataFrame(bars)
     return alt.Chart(df, title=title).mark_bar().encode(
-        x=alt.X("start_s:Q", title="seconds (two steady-state steps)"), x2="end_s:Q",
+        x=alt.X("start_s:Q", title="seconds (two steady-state steps)"), x2=alt.X2("end_s:Q"),
         y=alt.Y("row:N", title=None, sort=["rollout pool", "trainer"]),
         color=alt.Color("phase:N", sort=PHASES, scale=alt.Scale(domain=PHASES)),
-        tooltip=["row", "phase", alt.Tooltip("start_s:Q", format=",.1f"), alt.Tooltip("end_s:Q", format=",.1f")],
+        tooltip=[alt.Tooltip("row"), alt.Tooltip("phase"), alt.Tooltip("start_s:Q", format=",.1f"),
+                 alt.Tooltip("end_s:Q", format=",.1f")],
     ).properties(height=90)
 
 
@@ -107,9 +110,25 @@ def eta_chart(model, hardware, x: dict, k: int, dev: str) -> None:
         eta_rows.append({"η": "inf" if eta is None else str(eta), "trained tokens/s": g["trained_tokens_per_s"],
                          "staleness mean": g["staleness_mean"]})
     df = pd.DataFrame(eta_rows)
-    st.altair_chart(alt.Chart(df, title=f"fully async throughput against η ({k} rollout {dev}s)").mark_bar().encode(
-        x=alt.X("η:N", sort=None), y="trained tokens/s:Q", tooltip=["η", "trained tokens/s", "staleness mean"]),
-        width="stretch")
+    st.altair_chart(eta_bars(df, f"fully async throughput against η ({k} rollout {dev}s)"), width="stretch")
+
+
+@fast
+def eta_bars(df: pd.DataFrame, title: str) -> alt.Chart:
+    return alt.Chart(df, title=title).mark_bar().encode(
+        x=alt.X("η:N", sort=None), y=alt.Y("trained tokens/s:Q"),
+        tooltip=[alt.Tooltip(c) for c in ("η", "trained tokens/s", "staleness mean")])
+
+
+@fast
+def timelines(charts: list[alt.Chart]) -> alt.VConcatChart:
+    return alt.vconcat(*charts).resolve_scale(x="shared")
+
+
+@fast
+def split_line(df: pd.DataFrame, x: str, y: str) -> alt.Chart:
+    return alt.Chart(df, title="async throughput against the split").mark_line(point=True).encode(
+        x=alt.X(f"{x}:Q"), y=alt.Y(f"{y}:Q"))
 
 
 def regimes(model, hardware, x: dict, r) -> None:
@@ -136,14 +155,13 @@ def regimes(model, hardware, x: dict, r) -> None:
     charts = [timeline_chart(d["timeline"][n], n.replace("_", " ")) for n in ("sync_colocated", "fully_async")
               if n in d["timeline"]]
     if charts:
-        st.altair_chart(alt.vconcat(*charts).resolve_scale(x="shared"), width="stretch")
+        st.altair_chart(timelines(charts), width="stretch")
     c1, c2 = st.columns(2)
     if d["split"]["searched"] and d["split"]["bound_s"] is not None:  # None: no split fits (colocated only)
         tokens = (d["response_mean"] + d["prompt_len"]) * d["batch"]
         df = pd.DataFrame({f"rollout {dev}s": d["split"]["candidates"],
                            "trained tokens/s (bound)": tokens / d["split"]["bound_s"]})
-        c1.altair_chart(alt.Chart(df, title="async throughput against the split").mark_line(point=True).encode(
-            x=f"rollout {dev}s:Q", y="trained tokens/s (bound):Q"), width="stretch")
+        c1.altair_chart(split_line(df, f"rollout {dev}s", "trained tokens/s (bound)"), width="stretch")
     if k is None:  # the η chart times the split regime
         panels.explain_panel(r, "rl")
         panels.collect(r)

@@ -1,0 +1,252 @@
+"""The planner's evaluation: memory and step time of every candidate layout, as a grid of broadcast numpy arrays.
+
+A candidate is an outer row (GPUs, TP, PP, v, CP, DP, EP, micro-batch, expert TP: the dimensions that must divide
+each other) times an inner cell (ZeRO stage × recompute × SP: every combination, whatever the row). The grid holds
+the outer dimensions as arrays of shape (n, 1, 1, 1) and the inner ones as (1, Z, 1, 1), (1, 1, R, 1) and
+(1, 1, 1, S), and goes through :func:`training_memory` and :func:`training_step` (the functions the ``memory`` and
+``step`` commands call) as it is: numpy broadcasting evaluates each term of their formulas at the shape of the
+dimensions it reads, so a term of the outer dimensions alone (stage layers, parameters per GPU, the pipeline
+bubble, most of the layout checks) runs once per row, not once per cell (issue #13: 0.85 s -> ~0.1 s for GPT-3
+175B on three GPU counts). Each element goes through exactly the operations a flat array of the same candidates
+goes through, so every figure is the same float (tests/test_plan_search.py checks it against flat and scalar
+calls). Cells are read back in C order, outer row first, then ZeRO, recompute, SP: the order of the flat
+enumeration (``llmcalc.training.plan.enumerate_space``), which the ranking's ties depend on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..core.specs import Hardware, Model
+from .layout import Layout
+from .memory import optimizer_bytes, training_memory
+from .step import training_step
+
+OUTER = ("gpus", "tp", "pp", "v", "cp", "dp", "ep", "mb", "etp")
+INNER = ("zero", "rc", "sp")
+# every candidate's fields, in the order of the planner's rows (and of its JSON)
+FIELDS = (*OUTER, "zero", "rc", "sp", "off", "rk")
+TIMED = ("step_time_s", "tokens_per_s", "mfu", "bubble_s", "exposed_comm_s", "compute_s")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Outer rows (each field an int64 array of n) × the inner values (ZeRO, recompute, SP: 1-D int64 arrays)."""
+
+    outer: dict[str, np.ndarray]
+    zero: np.ndarray
+    rc: np.ndarray
+    sp: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.outer["tp"])
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (self.n, len(self.zero), len(self.rc), len(self.sp))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every dimension as an array that broadcasts to :attr:`shape`."""
+        out = {k: v.reshape(-1, 1, 1, 1) for k, v in self.outer.items()}
+        out.update(zero=self.zero.reshape(1, -1, 1, 1), rc=self.rc.reshape(1, 1, -1, 1),
+                   sp=self.sp.reshape(1, 1, 1, -1))
+        return out
+
+    def take(self, rows: np.ndarray) -> Grid:
+        return replace(self, outer={k: v[rows] for k, v in self.outer.items()})
+
+    def searched(self) -> np.ndarray:
+        """The cells the planner searches: SP only with TP > 1 (it shards over TP), and an explicit expert TP with
+        TP > 1 only with SP (Megatron-Core refuses MoE training with TP but no SP)."""
+        a = self.arrays()
+        bad = ((a["sp"] == 1) & (a["tp"] == 1)) | ((a["etp"] > 0) & (a["tp"] > 1) & (a["sp"] == 0))
+        return np.broadcast_to(~bad, self.shape)
+
+    def layout(self, schedule: str) -> Layout:
+        a = self.arrays()
+        etp = a["etp"] if np.any(a["etp"]) else None  # all "= tp": the default layout
+        return Layout(tp=a["tp"], pp=a["pp"], dp=a["dp"], ep=a["ep"], cp=a["cp"], sp=a["sp"].astype(bool),
+                      zero=a["zero"], interleave=a["v"], etp=etp, schedule=schedule)
+
+
+def _full(x, shape) -> np.ndarray:
+    return np.broadcast_to(np.asarray(x), shape)
+
+
+@dataclass
+class _Part:
+    """Candidates of one kind on a grid: ``mask`` selects them; ``rc``/``rk``/``off`` are how they are timed."""
+
+    grid: Grid
+    mask: np.ndarray
+    memory: np.ndarray  # bytes per GPU, grid shaped
+    rc_code: int | None = None  # the recompute code the rows show (3: rc-firstK), None: the grid's own
+    rk: np.ndarray | None = None  # layers recomputed per stage (rc-firstK), grid shaped
+    off: bool = False
+
+    def compact(self) -> _Part:
+        """Only the outer rows that hold a candidate (a step call costs per cell, masked or not)."""
+        rows = np.flatnonzero(self.mask.any(axis=(1, 2, 3)))
+        if len(rows) == self.grid.n:
+            return self
+        return _Part(self.grid.take(rows), self.mask[rows], _full(self.memory, self.mask.shape)[rows], self.rc_code,
+                     None if self.rk is None else _full(self.rk, self.mask.shape)[rows], self.off)
+
+
+def _memory(m: Model, hw: Hardware, g: Grid, *, seq: int, schedule: str, recompute=None, **kw):
+    """training_memory over the grid: (need, valid, usable, result)."""
+    a = g.arrays()
+    mem = training_memory(m, hw, g.layout(schedule), micro_batch=a["mb"], seq=seq,
+                          recompute=a["rc"] if recompute is None else recompute, **kw)
+    need = _full(np.asarray(mem.data["total_bytes"], float), g.shape)
+    return need, _full(mem.data["valid"], g.shape), mem.data["usable_bytes"], mem
+
+
+def evaluate_grid(m: Model, hw: Hardware, g: Grid, *, global_batch: int, seq: int, optimizer: str,
+                  dtype: str = "bf16", compute_efficiency: float | None = None, efficiency=None,
+                  attention: str = "flash", tp_comm_overlap: bool = False, reserve: float | None = None,
+                  first_k: bool = True, offload: bool | str = True, schedule: str = "1f1b",
+                  recompute_norm_up: bool = False, fp8_activations: bool = False,
+                  count_bounds_from: int | None = None) -> tuple[dict, int]:
+    """Memory for every searched cell (one call), then the step for those that fit (one call per kind: plain,
+    optimizer-offloaded twins, rc-firstK). Fitting means the same as for `llmcalc memory`: the need within the
+    memory less the reserve. With ``offload`` (and a host link in the hardware entry), cells that do not fit get an
+    optimizer-offloaded twin where that fits; ``offload="only"``: every ZeRO 1-3 cell offloaded, nothing else.
+
+    Returns the timed candidates as flat arrays (plain, then offloaded, then rc-firstK rows; each in grid order)
+    with a valid, finite, positive step time, and the count of candidates that fit: those rows, or, when
+    ``count_bounds_from`` is given and at least that many fit, those whose step lower bound compute·(1 + bubble)
+    is valid, finite and positive (the planner's count while it pruned on that bound, issue #13)."""
+    recipe = dict(recompute_norm_up=recompute_norm_up, fp8_activations=fp8_activations)
+    common = dict(seq=seq, schedule=schedule, optimizer=optimizer, global_batch=global_batch, reserve=reserve, **recipe)
+    need, valid, usable, mem = _memory(m, hw, g, **common)
+    valid = valid & g.searched()
+    fits = valid & (need <= usable)
+    parts = [_Part(g, fits, need)]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # cells outside a mask may be inf or NaN
+        partial = _first_k(m, hw, g, mem, need, fits, usable, **common) if first_k else None
+        offl = None
+        if offload and getattr(hw, "host_link_bw_bytes_per_s", None) is not None:
+            only = offload == "only"
+            offl = _offloaded(g, mem, valid & (g.arrays()["zero"] >= 1) & (True if only else ~fits), usable,
+                              m=m, hw=hw, **common)
+            if only:
+                parts, partial = [], None
+    parts = [p for p in (*parts, offl, partial) if p is not None and p.mask.any()]
+    timing = dict(compute_efficiency=compute_efficiency, dtype=dtype, efficiency=efficiency, attention=attention,
+                  tp_comm_overlap=tp_comm_overlap, schedule=schedule, **recipe)
+    n_cand = sum(int(p.mask.sum()) for p in parts)
+    rows, n_bound = [], 0
+    for p in parts:
+        flat, bound_ok = _timed(m, hw, p.compact(), global_batch=global_batch, seq=seq, **timing)
+        rows.append(flat)
+        n_bound += bound_ok
+    ev = {k: np.concatenate([r[k] for r in rows]) if rows else np.zeros(0, np.int64 if k in FIELDS else float)
+          for k in (*FIELDS, "memory_bytes", *TIMED)}  # (nothing timed: no layout fits)
+    n_fit = n_bound if count_bounds_from is not None and n_cand >= count_bounds_from else len(ev["tp"])
+    return ev, n_fit
+
+
+def _timed(m: Model, hw: Hardware, p: _Part, *, global_batch: int, seq: int, schedule: str = "1f1b",
+           **timing) -> tuple[dict, int]:
+    """Step time etc. of the part's candidates (one vectorised call over its grid) as flat arrays, those with a
+    valid, finite, positive step only; and how many have a valid, finite, positive lower bound."""
+    g, shape = p.grid, p.mask.shape
+    idx = np.nonzero(p.mask)
+    a = g.arrays()
+    rc = a["rc"] if p.rc_code is None else np.full((1, 1, 1, 1), 2, np.int64)
+    off = np.ones((1, 1, 1, 1), bool) if p.off else False
+    st = training_step(m, hw, g.layout(schedule), global_batch=global_batch, micro_batch=a["mb"], seq=seq,
+                       gpus=a["gpus"], recompute=rc, recompute_layers=p.rk, check_memory=False,
+                       offload_optimizer=off, **timing)
+    d = st.data
+    at = {k: _full(np.asarray(d[k], float), shape)[idx] for k in TIMED}
+    valid = _full(d["valid"], shape)[idx]
+    ok = valid & np.isfinite(at["step_time_s"]) & (at["step_time_s"] > 0)
+    # the step lower bound compute·(1 + bubble) (llmcalc.training.step._lower_bound's formula, on the same figures)
+    lb = at["compute_s"] * (1 + _full(np.asarray(d["bubble_fraction"], float), shape)[idx])
+    n_bound = int((valid & np.isfinite(lb) & (lb > 0)).sum())
+    rows, z, r, s = idx
+    flat = {k: g.outer[k][rows] for k in OUTER}
+    flat.update(zero=g.zero[z], rc=g.rc[r] if p.rc_code is None else np.full(len(rows), p.rc_code, np.int64),
+                sp=g.sp[s], off=np.full(len(rows), int(p.off), np.int64),
+                rk=np.zeros(len(rows), np.int64) if p.rk is None else _full(p.rk, shape)[idx].astype(np.int64))
+    flat["memory_bytes"] = _full(p.memory, shape)[idx]
+    flat.update(at)
+    return {k: v[ok] for k, v in flat.items()}, n_bound
+
+
+def _first_k(m: Model, hw: Hardware, g: Grid, mem, need, fits, usable, *, seq: int, schedule: str,
+             **kw) -> _Part | None:
+    """For every cell whose full-recompute version fits: the fewest layers k per stage (per virtual chunk) that,
+    recomputed in full, make it fit (Megatron-Core --recompute-method block --recompute-num-layers k). Each
+    stage's memory is linear in k up to its chunk size c = Ls/v, so k comes in closed form from the full-recompute
+    totals and one more evaluation at k = 1. Cells with k < the largest chunk are new candidates (rc = 3)."""
+    from .layout import stage_layers
+
+    if 2 not in g.rc:
+        return None
+    ri = int(np.flatnonzero(g.rc == 2)[0])
+    full_fits = fits[:, :, ri:ri + 1, :]
+    rows = np.flatnonzero(full_fits.any(axis=(1, 2, 3)))
+    if len(rows) == 0:
+        return None
+    sub = replace(g.take(rows), rc=np.array([2], np.int64))
+    shape = sub.shape
+    cand = full_fits[rows]
+    one, _, _, one_mem = _memory(m, hw, sub, seq=seq, schedule=schedule, recompute=2, recompute_layers=1, **kw)
+    lay = sub.layout(schedule)
+    v = sub.arrays()["v"]
+    sl = stage_layers(m.n_layers, lay)
+    k_need = np.ones(shape)
+    for stage in ("first", "middle", "last"):
+        full_t = _full(np.asarray(mem[f"{stage}_stage/total"].value, float), g.shape)[rows, :, ri:ri + 1, :]
+        one_t = _full(np.asarray(one_mem[f"{stage}_stage/total"].value, float), shape)
+        c = np.asarray(sl[stage], float) / v
+        slope = np.where(c > 1, (one_t - full_t) / np.maximum(c - 1, 1), 0.0)  # bytes saved per extra layer
+        k = np.where(one_t <= usable, 1, 1 + np.ceil((one_t - usable) / np.where(slope > 0, slope, np.inf)))
+        k_need = np.maximum(k_need, np.where(np.isfinite(k), k, np.inf))
+    c_max = np.asarray(sl["max"], float) / v
+    keep = cand & np.isfinite(k_need) & (k_need < c_max)  # k = c_max is plain full recompute, already a candidate
+    one_layer = keep & (k_need == 1)
+    if one_layer.any():  # k = 1 only where recomputing nothing would not fit (else "none" dominates it)
+        none, _, _, _ = _memory(m, hw, replace(sub, rc=np.array([0], np.int64)), seq=seq, schedule=schedule, **kw)
+        keep &= ~one_layer | (none > usable)
+    if not keep.any():
+        return None
+    rk = np.where(keep, k_need, 1).astype(np.int64)
+    chk, _, _, _ = _memory(m, hw, sub, seq=seq, schedule=schedule, recompute=2, recompute_layers=rk, **kw)
+    ok = keep & (chk <= usable)  # the closed form, checked by the memory model itself
+    return _Part(sub, ok, chk, rc_code=3, rk=rk) if ok.any() else None
+
+
+def _offloaded(g: Grid, mem, cand: np.ndarray, usable, *, m: Model, hw: Hardware, seq: int, schedule: str,
+               optimizer: str, **kw) -> _Part | None:
+    """Optimizer-offloaded twins (ZeRO-Offload) of the cells in ``cand`` (valid, ZeRO 1-3, not fitting): offload
+    removes each stage's optimizer states and the part of its gradients above 16 bits from the GPU (the memory
+    model's own rows, so the need comes in closed form); those that then fit are checked by the memory model itself
+    and kept with off = 1. Offload never helps a layout that already fits (it only adds host traffic and the CPU
+    step), so it is not enumerated there."""
+    if not cand.any():
+        return None
+    o = optimizer_bytes(optimizer)
+    keep_g = min(o.grads, 2) / o.grads if o.grads else 1.0
+    need = np.zeros(g.shape)
+    pp = g.arrays()["pp"]
+    for stage in ("first", "middle", "last"):
+        d = mem.data[f"{stage}_stage"]
+        tot, opt, gr = (np.asarray(d[k], float) for k in ("total_bytes", "optimizer_bytes", "grads_bytes"))
+        has = 1.0 if stage != "middle" else pp > 2
+        need = np.maximum(need, tot - has * (opt + gr * (1 - keep_g)))
+    ok = cand & (need <= usable)
+    if not ok.any():
+        return None
+    rows = np.flatnonzero(ok.any(axis=(1, 2, 3)))
+    sub, ok = g.take(rows), ok[rows]
+    chk, valid, _, _ = _memory(m, hw, sub, seq=seq, schedule=schedule, optimizer=optimizer,
+                               offload_optimizer=np.ones((1, 1, 1, 1), bool), **kw)
+    good = ok & valid & (chk <= usable)
+    return _Part(sub, good, chk, off=True) if good.any() else None

@@ -264,14 +264,20 @@ SRC_OFFLOAD = ("ZeRO-Offload (Ren et al. 2021, arXiv 2101.06840) §3-4 / DeepSpe
                "16-bit gradients (host memory capacity is not checked)")
 
 
-def _states(prefix: str, dense, experts, layout: Layout, o: OptimizerBytes, lora: LoRA | None,
-            lora_per_gpu, dense_linear=0.0, offload=False) -> list[Figure]:
+def _shards(layout: Layout) -> dict:
+    """What ZeRO divides each state by: zw/zg/zo (weights, gradients, optimizer) over the DP×CP group, xw/xg/xo over
+    the expert-DP group tp·dp·cp/(etp·ep) (dp·cp/ep when etp = tp); 1 below the stage that shards it."""
     z = np.asarray(layout.zero)
-    stage = prefix.replace("_", " ")
     sh = layout.dp * layout.cp
-    esh = layout.tp * sh / (layout.expert_tp * layout.ep)  # tp·dp·cp/(etp·ep): dp·cp/ep when etp = tp
-    v = dict(Pd=dense, Px=experts, zw=where(z >= 3, sh, 1), zg=where(z >= 2, sh, 1), zo=where(z >= 1, sh, 1),
-             xw=where(z >= 3, esh, 1), xg=where(z >= 2, esh, 1), xo=where(z >= 1, esh, 1))
+    esh = layout.tp * sh / (layout.expert_tp * layout.ep)
+    return dict(zw=where(z >= 3, sh, 1), zg=where(z >= 2, sh, 1), zo=where(z >= 1, sh, 1),
+                xw=where(z >= 3, esh, 1), xg=where(z >= 2, esh, 1), xo=where(z >= 1, esh, 1))
+
+
+def _states(prefix: str, dense, experts, layout: Layout, o: OptimizerBytes, lora: LoRA | None,
+            lora_per_gpu, dense_linear=0.0, offload=False, shards: dict | None = None) -> list[Figure]:
+    stage = prefix.replace("_", " ")
+    v = dict(Pd=dense, Px=experts, **(shards or _shards(layout)))
     src = ("ZeRO stages over the DP×CP group, experts over the expert-DP group tp·dp·cp/(etp·ep) (Rajbhandari et al. "
            "2020 §5; Megatron-Core parallel_state.py); " + o.source)
     off = where(offload, 1, 0)
@@ -365,9 +371,12 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
     figs.append(acts["layer"])
     stage_totals = {}
     has_middle = where(np.asarray(layout.pp) > 2, 1, 0)  # a middle stage exists only for pp > 2
+    shards = _shards(layout)  # the same for every stage
+    shards = {k: x.astype(float) if isinstance(x, np.ndarray) and x.dtype.kind in "iu" else x  # widened once here,
+              for k, x in shards.items()}  # as every formula would (llmcalc.core.results._wide), not per stage
     for stage in ("first", "middle", "last"):
         states = _states(f"{stage}_stage", sp[stage].value, sp[f"experts_{stage}"].value, layout, o, lora,
-                         None if pa is None else pa.value, linear_per_layer * sl[stage], offload_optimizer)
+                         None if pa is None else pa.value, linear_per_layer * sl[stage], offload_optimizer, shards)
         if layout.schedule == "dualpipe":  # DeepSeek-V3 §3.2.1, Table 2: "two copies of the model parameters"
             states = [derive(f.key, "2*x", "B", SRC_DUALPIPE, label=f"{f.name} (DualPipe: two copies)", x=f.value)
                       for f in states[:2]] + states[2:]

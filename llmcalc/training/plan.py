@@ -34,7 +34,7 @@ from ..core.results import Result, derive
 from ..core.specs import Hardware, Model
 from .layout import RECOMPUTE_CODES, RECOMPUTE_NAMES, Layout, check_layout, describe_stages
 from .memory import DEFAULT_OPTIMIZER, training_memory
-from .search import OUTER, Grid, evaluate_grid
+from .search import OUTER, Grid, _score, evaluate_grid
 from .step import MFU_BEYOND_PUBLISHED, SRC_BEST_MFU, training_step
 
 DIMS = ("gpus", "tp", "pp", "v", "cp", "dp", "ep", "mb", "zero", "rc", "sp", "rk", "etp", "off")
@@ -43,10 +43,6 @@ OBJECTIVES = {"time": "tokens/s (fastest run)", "cost": "tokens/s per GPU (cheap
               "mfu": "MFU (model FLOPs utilisation)"}
 DAY_S = 86400.0
 SRC_DAYS = "days = tokens / (tokens/s) / 86400; cost = GPUs × hours × price per GPU-hour"
-# The "fit" count: from this many fitting candidates on, those with a valid, finite, positive step lower bound
-# compute·(1 + bubble), below it those with such a step time (the count the planner gave while it pruned the step
-# evaluation on that bound from 20,000 candidates, issue #13; the grid evaluation times every candidate).
-COUNT_BOUNDS_FROM = 20_000
 
 
 def _divisors(n: int) -> list[int]:
@@ -196,14 +192,6 @@ def layout_label(m: Model, row: dict) -> str:
     return " ".join(parts)
 
 
-def _score(ev: dict, objective: str) -> np.ndarray:
-    if objective == "time":
-        return ev["tokens_per_s"]
-    if objective == "cost":
-        return ev["tokens_per_s"] / ev["gpus"]
-    return ev["mfu"]
-
-
 def _row(m: Model, ev: dict, i: int, tokens: float, price: float | None) -> dict:
     r = {k: (int(ev[k][i]) if k in DIMS else float(ev[k][i])) for k in ev}
     r["layout"] = layout_label(m, r)
@@ -260,7 +248,7 @@ def plan_training(m: Model, hw: Hardware, *, gpus, global_batch: int, seq: int, 
         first_k=(pins or {}).get("rc") is None,  # a pinned recompute mode is searched as given
         offload=("only" if (pins or {}).get("off") in (1, True) else  # pinned: every layout offloaded
                  offload and (pins or {}).get("off") is None),
-        count_bounds_from=None if keep_evaluated else COUNT_BOUNDS_FROM)
+        prune=None if keep_evaluated else (objective, top))
     budget = 1e12 if tokens is None else float(tokens)
     price = price_usd_per_hour if price_usd_per_hour is not None else hw.price_usd_per_hour
     notes = [f"searched {space.raw:,} raw combinations ({', '.join(f'{k} {v}' for k, v in space.per_dimension.items())}"

@@ -78,22 +78,35 @@ def _full(x, shape) -> np.ndarray:
 
 @dataclass
 class _Part:
-    """Candidates of one kind on a grid: ``mask`` selects them; ``rc``/``rk``/``off`` are how they are timed."""
+    """Candidates of one kind on a grid: ``mask`` selects them; ``rk``/``off`` are how they are timed."""
 
     grid: Grid
     mask: np.ndarray
     memory: np.ndarray  # bytes per GPU, grid shaped
-    rc_code: int | None = None  # the recompute code the rows show (3: rc-firstK), None: the grid's own
+    rc_code: int | None = None  # the recompute code the rows show (3: rc-firstK, timed as full), None: the grid's
     rk: np.ndarray | None = None  # layers recomputed per stage (rc-firstK), grid shaped
-    off: bool = False
+    off: np.ndarray | None = None  # optimizer offloaded, per outer row (None: nowhere)
+
+    def take(self, rows: np.ndarray) -> _Part:
+        shape = self.mask.shape
+        return _Part(self.grid.take(rows), self.mask[rows], _full(self.memory, shape)[rows], self.rc_code,
+                     None if self.rk is None else _full(self.rk, shape)[rows],
+                     None if self.off is None else self.off[rows])
 
     def compact(self) -> _Part:
         """Only the outer rows that hold a candidate (a step call costs per cell, masked or not)."""
         rows = np.flatnonzero(self.mask.any(axis=(1, 2, 3)))
-        if len(rows) == self.grid.n:
-            return self
-        return _Part(self.grid.take(rows), self.mask[rows], _full(self.memory, self.mask.shape)[rows], self.rc_code,
-                     None if self.rk is None else _full(self.rk, self.mask.shape)[rows], self.off)
+        return self if len(rows) == self.grid.n else self.take(rows)
+
+    def then(self, other: _Part) -> _Part:
+        """This part's rows followed by another's over the same inner values (plain and offloaded candidates)."""
+        off = [np.zeros(p.grid.n, bool) if p.off is None else p.off for p in (self, other)]
+        shape = lambda p: p.mask.shape  # noqa: E731
+        return _Part(replace(self.grid, outer={k: np.concatenate([self.grid.outer[k], other.grid.outer[k]])
+                                               for k in OUTER}),
+                     np.concatenate([self.mask, other.mask]),
+                     np.concatenate([_full(self.memory, shape(self)), _full(other.memory, shape(other))]),
+                     off=np.concatenate(off))
 
 
 def _memory(m: Model, hw: Hardware, g: Grid, *, seq: int, schedule: str, recompute=None, **kw):
@@ -105,27 +118,37 @@ def _memory(m: Model, hw: Hardware, g: Grid, *, seq: int, schedule: str, recompu
     return need, _full(mem.data["valid"], g.shape), mem.data["usable_bytes"], mem
 
 
+# Pruning the step evaluation (issue #13): from this many fitting candidates on, only the outer rows that hold a
+# candidate which can appear in the plan's output are timed; below it every candidate is (the bound's call and the
+# seeds' cost more than they save).
+PRUNE_FROM = 20_000
+SEED_ROWS = 256  # outer rows with the highest bounds timed first, and SEED_ROWS // 8 per group value
+PRUNE_SLACK = 1e-9  # relative: the bound and the score are compared with room for rounding
+
+
 def evaluate_grid(m: Model, hw: Hardware, g: Grid, *, global_batch: int, seq: int, optimizer: str,
                   dtype: str = "bf16", compute_efficiency: float | None = None, efficiency=None,
                   attention: str = "flash", tp_comm_overlap: bool = False, reserve: float | None = None,
                   first_k: bool = True, offload: bool | str = True, schedule: str = "1f1b",
                   recompute_norm_up: bool = False, fp8_activations: bool = False,
-                  count_bounds_from: int | None = None) -> tuple[dict, int]:
-    """Memory for every searched cell (one call), then the step for those that fit (one call per kind: plain,
+                  prune: tuple[str, int] | None = None) -> tuple[dict, int]:
+    """Memory for every searched cell (one call), then the step for those that fit (one call per kind: plain and
     optimizer-offloaded twins, rc-firstK). Fitting means the same as for `llmcalc memory`: the need within the
     memory less the reserve. With ``offload`` (and a host link in the hardware entry), cells that do not fit get an
     optimizer-offloaded twin where that fits; ``offload="only"``: every ZeRO 1-3 cell offloaded, nothing else.
+    ``prune`` = (objective, top): time only the outer rows whose candidates can appear in a plan's output
+    (:func:`_pruned`).
 
     Returns the timed candidates as flat arrays (plain, then offloaded, then rc-firstK rows; each in grid order)
-    with a valid, finite, positive step time, and the count of candidates that fit: those rows, or, when
-    ``count_bounds_from`` is given and at least that many fit, those whose step lower bound compute·(1 + bubble)
-    is valid, finite and positive (the planner's count while it pruned on that bound, issue #13)."""
+    with a valid, finite, positive step time, and the count of candidates that fit and have a valid step: those
+    rows, or, when pruned, the candidates whose step lower bound compute·(1 + bubble) is valid, finite and
+    positive (a finite bound goes with a finite step)."""
     recipe = dict(recompute_norm_up=recompute_norm_up, fp8_activations=fp8_activations)
     common = dict(seq=seq, schedule=schedule, optimizer=optimizer, global_batch=global_batch, reserve=reserve, **recipe)
     need, valid, usable, mem = _memory(m, hw, g, **common)
     valid = valid & g.searched()
     fits = valid & (need <= usable)
-    parts = [_Part(g, fits, need)]
+    main = _Part(g, fits, need)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # cells outside a mask may be inf or NaN
         partial = _first_k(m, hw, g, mem, need, fits, usable, **common) if first_k else None
         offl = None
@@ -134,49 +157,139 @@ def evaluate_grid(m: Model, hw: Hardware, g: Grid, *, global_batch: int, seq: in
             offl = _offloaded(g, mem, valid & (g.arrays()["zero"] >= 1) & (True if only else ~fits), usable,
                               m=m, hw=hw, **common)
             if only:
-                parts, partial = [], None
-    parts = [p for p in (*parts, offl, partial) if p is not None and p.mask.any()]
+                main, partial = None, None
+    main = main.compact() if main is not None and main.mask.any() else None
+    if offl is not None:  # timed with the plain candidates, after them (each step call has a fixed cost)
+        main = offl if main is None else main.then(offl)
+    parts = [p for p in (main, partial) if p is not None]
     timing = dict(compute_efficiency=compute_efficiency, dtype=dtype, efficiency=efficiency, attention=attention,
-                  tp_comm_overlap=tp_comm_overlap, schedule=schedule, **recipe)
-    n_cand = sum(int(p.mask.sum()) for p in parts)
-    rows, n_bound = [], 0
-    for p in parts:
-        flat, bound_ok = _timed(m, hw, p.compact(), global_batch=global_batch, seq=seq, **timing)
-        rows.append(flat)
-        n_bound += bound_ok
+                  tp_comm_overlap=tp_comm_overlap, schedule=schedule, global_batch=global_batch, seq=seq, **recipe)
+    n_fit = None
+    if prune is not None and sum(int(p.mask.sum()) for p in parts) >= PRUNE_FROM:
+        rows, n_fit = _pruned(m, hw, parts, objective=prune[0], top=prune[1], **timing)
+    else:
+        rows = [_timed(m, hw, p, **timing) for p in parts]
     ev = {k: np.concatenate([r[k] for r in rows]) if rows else np.zeros(0, np.int64 if k in FIELDS else float)
           for k in (*FIELDS, "memory_bytes", *TIMED)}  # (nothing timed: no layout fits)
-    n_fit = n_bound if count_bounds_from is not None and n_cand >= count_bounds_from else len(ev["tp"])
-    return ev, n_fit
+    return ev, len(ev["tp"]) if n_fit is None else n_fit
 
 
 def _timed(m: Model, hw: Hardware, p: _Part, *, global_batch: int, seq: int, schedule: str = "1f1b",
-           **timing) -> tuple[dict, int]:
-    """Step time etc. of the part's candidates (one vectorised call over its grid) as flat arrays, those with a
-    valid, finite, positive step only; and how many have a valid, finite, positive lower bound."""
+           **timing) -> dict:
+    """Step time etc. of the part's candidates (one vectorised call over its grid) as flat arrays, in grid order,
+    those with a valid, finite, positive step only; ``row`` holds each one's outer row."""
     g, shape = p.grid, p.mask.shape
-    idx = np.nonzero(p.mask)
     a = g.arrays()
     rc = a["rc"] if p.rc_code is None else np.full((1, 1, 1, 1), 2, np.int64)
-    off = np.ones((1, 1, 1, 1), bool) if p.off else False
+    off = p.off.reshape(-1, 1, 1, 1) if p.off is not None and p.off.any() else False
     st = training_step(m, hw, g.layout(schedule), global_batch=global_batch, micro_batch=a["mb"], seq=seq,
                        gpus=a["gpus"], recompute=rc, recompute_layers=p.rk, check_memory=False,
                        offload_optimizer=off, **timing)
     d = st.data
-    at = {k: _full(np.asarray(d[k], float), shape)[idx] for k in TIMED}
-    valid = _full(d["valid"], shape)[idx]
-    ok = valid & np.isfinite(at["step_time_s"]) & (at["step_time_s"] > 0)
-    # the step lower bound compute·(1 + bubble) (llmcalc.training.step._lower_bound's formula, on the same figures)
-    lb = at["compute_s"] * (1 + _full(np.asarray(d["bubble_fraction"], float), shape)[idx])
-    n_bound = int((valid & np.isfinite(lb) & (lb > 0)).sum())
+    step = _full(np.asarray(d["step_time_s"], float), shape)
+    mask = p.mask & _full(d["valid"], shape) & np.isfinite(step) & (step > 0)
+    idx = np.nonzero(mask)
     rows, z, r, s = idx
     flat = {k: g.outer[k][rows] for k in OUTER}
-    flat.update(zero=g.zero[z], rc=g.rc[r] if p.rc_code is None else np.full(len(rows), p.rc_code, np.int64),
-                sp=g.sp[s], off=np.full(len(rows), int(p.off), np.int64),
-                rk=np.zeros(len(rows), np.int64) if p.rk is None else _full(p.rk, shape)[idx].astype(np.int64))
+    n = len(rows)
+    flat.update(zero=g.zero[z], rc=g.rc[r] if p.rc_code is None else np.full(n, p.rc_code, np.int64),
+                sp=g.sp[s], off=np.zeros(n, np.int64) if p.off is None else p.off[rows].astype(np.int64),
+                rk=np.zeros(n, np.int64) if p.rk is None else _full(p.rk, shape)[idx].astype(np.int64))
     flat["memory_bytes"] = _full(p.memory, shape)[idx]
-    flat.update(at)
-    return {k: v[ok] for k, v in flat.items()}, n_bound
+    flat.update({k: _full(np.asarray(d[k], float), shape)[idx] for k in TIMED})
+    flat["row"] = rows
+    return flat
+
+
+def _score(ev: dict, objective: str) -> np.ndarray:
+    if objective == "time":
+        return ev["tokens_per_s"]
+    if objective == "cost":
+        return ev["tokens_per_s"] / ev["gpus"]
+    return ev["mfu"]
+
+
+def _pruned(m: Model, hw: Hardware, parts: list[_Part], *, objective: str, top: int, **timing):
+    """Exact pruning of the step evaluation (issue #13): an outer row is timed unless none of its candidates can
+    appear in the rows a plan shows (the top ``top``, the best per ZeRO stage, per TP degree and per GPU count).
+
+    Every candidate's score has an upper bound from step >= compute·(1 + bubble) (``training_step(...,
+    lower_bound_only=True)``, no communication ledger). The rows with the highest bounds (overall, and for each
+    ZeRO stage, TP degree and GPU count) are timed first; their candidates' real scores give a k-th best score and
+    a best score per group that the full result can only match or beat. A candidate whose bound is below all of its
+    thresholds cannot be shown (ties are kept); a row with no other candidate is not timed. Every candidate of a
+    timed row is kept, in grid order, so the ranking and its first-of-equal choices are those of the full search.
+    Returns the timed rows of each part and how many candidates have a valid, finite, positive bound."""
+    ub, n_ok = [], 0
+    for p in parts:
+        g, a = p.grid, p.grid.arrays()
+        rc = a["rc"] if p.rc_code is None else np.full((1, 1, 1, 1), 2, np.int64)
+        st = training_step(m, hw, g.layout(timing["schedule"]), micro_batch=a["mb"], gpus=a["gpus"], recompute=rc,
+                           recompute_layers=p.rk, check_memory=False, lower_bound_only=True,
+                           **{k: v for k, v in timing.items() if k != "schedule"})
+        d = st.data
+        t = np.asarray(d["step_time_s"], float)
+        good = p.mask & _full(d["valid"], p.mask.shape) & np.isfinite(t) & (t > 0)
+        n_ok += int(good.sum())
+        score = _score({"tokens_per_s": np.asarray(d["tokens_per_s"], float), "gpus": a["gpus"],
+                        "mfu": np.asarray(d["mfu"], float)}, objective)
+        ub.append(np.where(good, score * (1 + PRUNE_SLACK), -np.inf))
+    # seeds: the rows with the highest bounds overall and in each group, timed exactly
+    keys = {k: np.concatenate([p.grid.outer[k] for p in parts]) for k in ("tp", "gpus")}
+    best = np.concatenate([u.max(axis=(1, 2, 3)) for u in ub])
+    by_zero = np.concatenate([u.max(axis=(2, 3)) for u in ub])  # parts share the ZeRO values
+    zeros = parts[0].grid.zero
+    seed = set(_top(best, max(top, SEED_ROWS)).tolist())
+    for key in ("tp", "gpus"):
+        for val in np.unique(keys[key]):
+            idx = np.flatnonzero(keys[key] == val)
+            seed.update(idx[_top(best[idx], SEED_ROWS // 8)].tolist())
+    for j in range(len(zeros)):
+        seed.update(_top(by_zero[:, j], SEED_ROWS // 8).tolist())
+    starts = np.cumsum([0] + [p.grid.n for p in parts])
+    seeded = [np.array(sorted(r - starts[j] for r in seed if starts[j] <= r < starts[j + 1]), np.int64)
+              for j in range(len(parts))]
+    timed = [_timed(m, hw, p.take(rows), **timing) if len(rows) else None
+             for p, rows in zip(parts, seeded, strict=True)]
+    # thresholds from the real scores
+    got = [t for t in timed if t is not None and len(t["tp"])]
+    sc = np.concatenate([_score(t, objective) for t in got]) if got else np.zeros(0)
+    kth = np.sort(sc)[::-1][top - 1] if len(sc) >= top else -np.inf
+    grp = {k: np.concatenate([t[k] for t in got]) if got else np.zeros(0, np.int64) for k in ("zero", "tp", "gpus")}
+    out = []
+    for p, u, rows, t in zip(parts, ub, seeded, timed, strict=True):
+        a = p.grid.arrays()
+        thr = np.full(u.shape[:2] + (1, 1), kth)  # a candidate is kept where its bound reaches any threshold
+        for key in ("zero", "tp", "gpus"):
+            thr = np.minimum(thr, _lookup(sc, grp[key], a[key]))
+        keep = ~(u < thr) & (u > -np.inf)
+        keep[rows] = False  # timed already
+        more = np.flatnonzero(keep.any(axis=(1, 2, 3)))
+        parts_rows = [x for x in (t, _timed(m, hw, p.take(more), **timing) if len(more) else None) if x is not None]
+        if len(parts_rows) == 2:  # seeds and the rest, back in grid order (rows are disjoint)
+            orig = np.concatenate([rows[parts_rows[0]["row"]], more[parts_rows[1]["row"]]])
+            order = np.argsort(orig, kind="stable")
+            out.append({k: np.concatenate([x[k] for x in parts_rows])[order] for k in parts_rows[0]})
+        elif parts_rows:
+            out.append(parts_rows[0])
+    return out, n_ok
+
+
+def _top(x: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest finite elements of x."""
+    if len(x) > k:
+        idx = np.argpartition(-x, k - 1)[:k]
+    else:
+        idx = np.arange(len(x))
+    return idx[np.isfinite(x[idx])]
+
+
+def _lookup(scores: np.ndarray, groups: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """The best score among ``scores`` of the group each element of ``keys`` names, -inf where none was timed."""
+    out = np.full(keys.shape, -np.inf)
+    for v in np.unique(groups):
+        out[keys == v] = scores[groups == v].max()
+    return out
 
 
 def _first_k(m: Model, hw: Hardware, g: Grid, mem, need, fits, usable, *, seq: int, schedule: str,
@@ -213,10 +326,16 @@ def _first_k(m: Model, hw: Hardware, g: Grid, mem, need, fits, usable, *, seq: i
     keep = cand & np.isfinite(k_need) & (k_need < c_max)  # k = c_max is plain full recompute, already a candidate
     one_layer = keep & (k_need == 1)
     if one_layer.any():  # k = 1 only where recomputing nothing would not fit (else "none" dominates it)
-        none, _, _, _ = _memory(m, hw, replace(sub, rc=np.array([0], np.int64)), seq=seq, schedule=schedule, **kw)
+        if 0 in g.rc:  # the memory without recompute: the grid's own
+            r0 = int(np.flatnonzero(g.rc == 0)[0])
+            none = need[rows, :, r0:r0 + 1, :]
+        else:
+            none, _, _, _ = _memory(m, hw, sub, seq=seq, schedule=schedule, recompute=0, **kw)
         keep &= ~one_layer | (none > usable)
-    if not keep.any():
+    rows = np.flatnonzero(keep.any(axis=(1, 2, 3)))
+    if len(rows) == 0:
         return None
+    sub, keep, k_need = sub.take(rows), keep[rows], k_need[rows]
     rk = np.where(keep, k_need, 1).astype(np.int64)
     chk, _, _, _ = _memory(m, hw, sub, seq=seq, schedule=schedule, recompute=2, recompute_layers=rk, **kw)
     ok = keep & (chk <= usable)  # the closed form, checked by the memory model itself
@@ -249,4 +368,4 @@ def _offloaded(g: Grid, mem, cand: np.ndarray, usable, *, m: Model, hw: Hardware
     chk, valid, _, _ = _memory(m, hw, sub, seq=seq, schedule=schedule, optimizer=optimizer,
                                offload_optimizer=np.ones((1, 1, 1, 1), bool), **kw)
     good = ok & valid & (chk <= usable)
-    return _Part(sub, good, chk, off=True) if good.any() else None
+    return _Part(sub, good, chk, off=np.ones(sub.n, bool)) if good.any() else None

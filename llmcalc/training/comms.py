@@ -157,10 +157,12 @@ def host_copies(m: Model, hw: Hardware, layout: Layout, params: dict, offload, *
 def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batch=1, seq=2048, global_batch=None,
                 recompute="none", link_efficiency: float | None = None, act_bytes: int = 2,
                 grad_bytes: int = 2, latency_scale: float = 1.0, recompute_layers=None,
-                offload_optimizer=False) -> Result:
+                offload_optimizer=False, pipeline_only: bool = False) -> Result:
     """Every collective of one training step, per rank (first pipeline stage, the fullest). With full
     recompute of only ``recompute_layers`` layers per stage, only those repeat their forward collectives.
-    ``offload_optimizer`` adds the host-link copies of ZeRO-Offload (gradients down, 16-bit parameters up)."""
+    ``offload_optimizer`` adds the host-link copies of ZeRO-Offload (gradients down, 16-bit parameters up).
+    ``pipeline_only``: the rows of every micro-batch (TP, EP, ETP, PP send/recv, CP) without the once-per-step
+    DP/ZeRO, tied-embedding and host rows (a planner's step lower bound, llmcalc.training.step)."""
     from .memory import stage_params
 
     rc = recompute_code(recompute)
@@ -220,11 +222,12 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
         kinds["zero3_fwd"] = kinds.get("zero3_fwd", 0) + t_f
         kinds["zero3_bwd"] = kinds.get("zero3_bwd", 0) + t_b + where(z == 3, t_rs, 0)
 
-    grad_sync("dp", Pd, d * c, spans["dp"], Lp)
     et = layout.expert_tp
-    if m.moe:  # the expert-data-parallel group tp·cp·dp/(etp·ep) (Megatron-Core parallel_state.py)
+    if not pipeline_only:
+        grad_sync("dp", Pd, d * c, spans["dp"], Lp)
+    if m.moe and not pipeline_only:  # the expert-DP group tp·cp·dp/(etp·ep) (Megatron-Core parallel_state.py)
         grad_sync("edp", Px, layout.expert_dp, spans["edp"], moe_frac * Lp)
-    if m.tie_embeddings:
+    if m.tie_embeddings and not pipeline_only:
         rows.append(_row("pp", "all-reduce", "tied embedding gradients", "VD", 2, grad_bytes * m.vocab_size *
                          m.d_model / t, where(np.asarray(p) > 1, 1, 0), spans["pp"], ctx, False, "step",
                          "Megatron-LM: the first and last stage sum their tied embedding gradients"))
@@ -302,7 +305,8 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
              *stage_notes(m, layout)]
     # Rows that do nothing (count 0, or a group of one rank: 0 bytes) are left out of the table.
     shown = [r for r in rows if np.ndim(r.count) or np.ndim(r.group) or (r.count and r.group > 1)]
-    host = host_copies(m, hw, layout, params, offload_optimizer, grad_bytes=grad_bytes, weight_bytes=act_bytes)
+    host = host_copies(m, hw, layout, params, False if pipeline_only else offload_optimizer, grad_bytes=grad_bytes,
+                       weight_bytes=act_bytes)
     figs += host["figures"]
     if host["figures"]:
         notes.append(SRC_HOST)

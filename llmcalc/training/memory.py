@@ -325,6 +325,7 @@ def check_offload(layout: Layout, o: OptimizerBytes, offload, valid):
     return np.asarray(valid) & ~bad
 
 
+STAGES = np.array(["first", "middle", "last"])
 DEFAULT_OPTIMIZER = "adam-fp32-grads"  # Megatron-Core's bf16 convention: fp32 main grads, 18 B/param
 
 
@@ -407,7 +408,10 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
     else:
         valid = np.broadcast_to(valid, np.broadcast(valid, fits).shape)
     tf, tm, tl = (np.asarray(stage_totals[k].value) for k in ("first", "middle", "last"))
-    worst_stage = where((tf >= tm) & (tf >= tl), "first", where(tm > tl, "middle", "last"))
+    # first where it is the fullest, else middle where it beats the last, else last: one gather of the names (a
+    # planner's sweep has 10⁵-10⁶ layouts; two string selects cost most of its memory call)
+    stage_code = (~((tf >= tm) & (tf >= tl))).astype(np.int8) * (2 - (tm > tl))
+    worst_stage = STAGES[stage_code] if stage_code.ndim else str(STAGES[stage_code])
     from ..core.units import fmt
 
     verdict_line = ("per-layout" if is_sweep(worst.value) else

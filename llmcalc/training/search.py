@@ -220,24 +220,30 @@ def _pruned(m: Model, hw: Hardware, parts: list[_Part], *, objective: str, top: 
     thresholds cannot be shown (ties are kept); a row with no other candidate is not timed. Every candidate of a
     timed row is kept, in grid order, so the ranking and its first-of-equal choices are those of the full search.
     Returns the timed rows of each part and how many candidates have a valid, finite, positive bound."""
-    ub, n_ok = [], 0
+    ub, best, by_zero, n_ok = [], [], [], 0
     for p in parts:
         g, a = p.grid, p.grid.arrays()
         rc = a["rc"] if p.rc_code is None else np.full((1, 1, 1, 1), 2, np.int64)
         st = training_step(m, hw, g.layout(timing["schedule"]), micro_batch=a["mb"], gpus=a["gpus"], recompute=rc,
-                           recompute_layers=p.rk, check_memory=False, lower_bound_only=True,
+                           recompute_layers=p.rk, check_memory=False, lower_bound_only="pipeline",
                            **{k: v for k, v in timing.items() if k != "schedule"})
         d = st.data
+        t0 = np.asarray(d["compute_s"], float) * (1 + np.asarray(d["bubble_fraction"], float))  # compute·(1 + bubble)
         t = np.asarray(d["step_time_s"], float)
-        good = p.mask & _full(d["valid"], p.mask.shape) & np.isfinite(t) & (t > 0)
-        n_ok += int(good.sum())
+        valid = np.asarray(d["valid"])
+        n_ok += int((p.mask & (valid & np.isfinite(t0) & (t0 > 0))).sum())
         score = _score({"tokens_per_s": np.asarray(d["tokens_per_s"], float), "gpus": a["gpus"],
                         "mfu": np.asarray(d["mfu"], float)}, objective)
-        ub.append(np.where(good, score * (1 + PRUNE_SLACK), -np.inf))
+        u = np.where(valid & np.isfinite(t) & (t > 0), score * (1 + PRUNE_SLACK), -np.inf)  # fewer dims than cells
+        u = np.broadcast_to(u, (p.grid.n,) + u.shape[1:])
+        best.append(_best_where(p.mask, u))
+        by_zero.append(np.stack([_best_where(p.mask[:, j:j + 1], u[:, j:j + 1] if u.shape[1] > 1 else u)
+                                 for j in range(p.mask.shape[1])], axis=1))
+        ub.append(u)
     # seeds: the rows with the highest bounds overall and in each group, timed exactly
     keys = {k: np.concatenate([p.grid.outer[k] for p in parts]) for k in ("tp", "gpus")}
-    best = np.concatenate([u.max(axis=(1, 2, 3)) for u in ub])
-    by_zero = np.concatenate([u.max(axis=(2, 3)) for u in ub])  # parts share the ZeRO values
+    best = np.concatenate(best)
+    by_zero = np.concatenate(by_zero)  # parts share the ZeRO values
     zeros = parts[0].grid.zero
     seed = set(_top(best, max(top, SEED_ROWS)).tolist())
     for key in ("tp", "gpus"):
@@ -259,10 +265,10 @@ def _pruned(m: Model, hw: Hardware, parts: list[_Part], *, objective: str, top: 
     out = []
     for p, u, rows, t in zip(parts, ub, seeded, timed, strict=True):
         a = p.grid.arrays()
-        thr = np.full(u.shape[:2] + (1, 1), kth)  # a candidate is kept where its bound reaches any threshold
+        thr = np.full((p.grid.n, len(p.grid.zero), 1, 1), kth)  # kept where its bound reaches any threshold
         for key in ("zero", "tp", "gpus"):
             thr = np.minimum(thr, _lookup(sc, grp[key], a[key]))
-        keep = ~(u < thr) & (u > -np.inf)
+        keep = p.mask & ~(u < thr) & (u > -np.inf)
         keep[rows] = False  # timed already
         more = np.flatnonzero(keep.any(axis=(1, 2, 3)))
         parts_rows = [x for x in (t, _timed(m, hw, p.take(more), **timing) if len(more) else None) if x is not None]
@@ -273,6 +279,13 @@ def _pruned(m: Model, hw: Hardware, parts: list[_Part], *, objective: str, top: 
         elif parts_rows:
             out.append(parts_rows[0])
     return out, n_ok
+
+
+def _best_where(mask: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Per outer row, the largest ``u`` over the cells where ``mask`` holds (-inf where none); ``u`` may have size 1
+    on inner axes (a bound shared by those cells): the mask is reduced over them first."""
+    shared = tuple(i for i in (1, 2, 3) if u.shape[i] == 1 and mask.shape[i] > 1)
+    return np.where(mask.any(axis=shared, keepdims=True) if shared else mask, u, -np.inf).max(axis=(1, 2, 3))
 
 
 def _top(x: np.ndarray, k: int) -> np.ndarray:
@@ -304,7 +317,9 @@ def _first_k(m: Model, hw: Hardware, g: Grid, mem, need, fits, usable, *, seq: i
         return None
     ri = int(np.flatnonzero(g.rc == 2)[0])
     full_fits = fits[:, :, ri:ri + 1, :]
-    rows = np.flatnonzero(full_fits.any(axis=(1, 2, 3)))
+    # k >= 1 layers of a chunk of c: only rows whose largest chunk has more than one layer can recompute fewer
+    chunk = np.asarray(stage_layers(m.n_layers, Layout(pp=g.outer["pp"]))["max"], float) / g.outer["v"]
+    rows = np.flatnonzero(full_fits.any(axis=(1, 2, 3)) & (chunk > 1))
     if len(rows) == 0:
         return None
     sub = replace(g.take(rows), rc=np.array([2], np.int64))

@@ -161,8 +161,8 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
     """Every collective of one training step, per rank (first pipeline stage, the fullest). With full
     recompute of only ``recompute_layers`` layers per stage, only those repeat their forward collectives.
     ``offload_optimizer`` adds the host-link copies of ZeRO-Offload (gradients down, 16-bit parameters up).
-    ``pipeline_only``: the rows of every micro-batch (TP, EP, ETP, PP send/recv, CP) without the once-per-step
-    DP/ZeRO, tied-embedding and host rows (a planner's step lower bound, llmcalc.training.step)."""
+    ``pipeline_only``: the rows of every micro-batch (TP, EP, ETP, PP send/recv, CP) and the host copies, without
+    the once-per-step DP/ZeRO and tied-embedding rows (a planner's step lower bound, llmcalc.training.step)."""
     from .memory import stage_params
 
     rc = recompute_code(recompute)
@@ -305,8 +305,7 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
              *stage_notes(m, layout)]
     # Rows that do nothing (count 0, or a group of one rank: 0 bytes) are left out of the table.
     shown = [r for r in rows if np.ndim(r.count) or np.ndim(r.group) or (r.count and r.group > 1)]
-    host = host_copies(m, hw, layout, params, False if pipeline_only else offload_optimizer, grad_bytes=grad_bytes,
-                       weight_bytes=act_bytes)
+    host = host_copies(m, hw, layout, params, offload_optimizer, grad_bytes=grad_bytes, weight_bytes=act_bytes)
     figs += host["figures"]
     if host["figures"]:
         notes.append(SRC_HOST)

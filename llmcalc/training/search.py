@@ -123,6 +123,7 @@ def _memory(m: Model, hw: Hardware, g: Grid, *, seq: int, schedule: str, recompu
 # seeds' cost more than they save).
 PRUNE_FROM = 20_000
 SEED_ROWS = 256  # outer rows with the highest bounds timed first, and SEED_ROWS // 8 per group value
+SEED_ROUNDS = 3  # rounds of seeds on the tighter bound, each among the rows the previous thresholds leave
 PRUNE_SLACK = 1e-9  # relative: the bound and the score are compared with room for rounding
 
 
@@ -214,87 +215,113 @@ def _pruned(m: Model, hw: Hardware, parts: list[_Part], *, objective: str, top: 
     appear in the rows a plan shows (the top ``top``, the best per ZeRO stage, per TP degree and per GPU count).
 
     Every candidate's score has an upper bound from step >= compute·(1 + bubble) (``training_step(...,
-    lower_bound_only=True)``, no communication ledger). The rows with the highest bounds (overall, and for each
-    ZeRO stage, TP degree and GPU count) are timed first; their candidates' real scores give a k-th best score and
-    a best score per group that the full result can only match or beat. A candidate whose bound is below all of its
-    thresholds cannot be shown (ties are kept); a row with no other candidate is not timed. Every candidate of a
-    timed row is kept, in grid order, so the ranking and its first-of-equal choices are those of the full search.
-    Returns the timed rows of each part and how many candidates have a valid, finite, positive bound."""
-    ub, best, by_zero, n_ok = [], [], [], 0
-    for p in parts:
-        g, a = p.grid, p.grid.arrays()
+    lower_bound_only=True)``, no communication ledger) and a tighter one from step >= (compute + exposed
+    TP/EP/PP/CP communication)·(1 + bubble) + exposed optimizer offload (``lower_bound_only="pipeline"``: the
+    ledger without its DP/ZeRO rows), computed only for the rows the first cannot rule out. Rows with the highest
+    bounds (overall, in each ZeRO column, and for each TP degree and GPU count) are timed first, in rounds, each
+    among the rows the previous ones left; the real scores give a k-th best score and a best score per group that
+    the full result can only match or beat. A candidate whose bound is below all of its thresholds cannot be shown
+    (ties are kept); a row with no other candidate is not timed. Every candidate of a timed row is kept, in grid
+    order, so the ranking and its first-of-equal choices are those of the full search.
+    Returns the timed rows of each part and how many candidates have a valid, finite, positive bound
+    compute·(1 + bubble)."""
+    def bounds(p: _Part, mode) -> tuple[np.ndarray, np.ndarray]:
+        """A row's best bound on the score in each ZeRO column (its cells differ there only by recompute and SP),
+        -inf where it has no candidate with a valid, finite, positive bound; and the compute-only bound's cells."""
+        a = p.grid.arrays()
         rc = a["rc"] if p.rc_code is None else np.full((1, 1, 1, 1), 2, np.int64)
-        st = training_step(m, hw, g.layout(timing["schedule"]), micro_batch=a["mb"], gpus=a["gpus"], recompute=rc,
-                           recompute_layers=p.rk, check_memory=False, lower_bound_only="pipeline",
-                           **{k: v for k, v in timing.items() if k != "schedule"})
-        d = st.data
-        t0 = np.asarray(d["compute_s"], float) * (1 + np.asarray(d["bubble_fraction"], float))  # compute·(1 + bubble)
-        t = np.asarray(d["step_time_s"], float)
-        valid = np.asarray(d["valid"])
-        n_ok += int((p.mask & (valid & np.isfinite(t0) & (t0 > 0))).sum())
+        off = p.off.reshape(-1, 1, 1, 1) if p.off is not None and p.off.any() else False
+        d = training_step(m, hw, p.grid.layout(timing["schedule"]), micro_batch=a["mb"], gpus=a["gpus"], recompute=rc,
+                          recompute_layers=p.rk, check_memory=False, lower_bound_only=mode, offload_optimizer=off,
+                          **{k: v for k, v in timing.items() if k != "schedule"}).data
+        t, valid = np.asarray(d["step_time_s"], float), np.asarray(d["valid"])
+        good = valid & np.isfinite(t) & (t > 0)
         score = _score({"tokens_per_s": np.asarray(d["tokens_per_s"], float), "gpus": a["gpus"],
                         "mfu": np.asarray(d["mfu"], float)}, objective)
-        u = np.where(valid & np.isfinite(t) & (t > 0), score * (1 + PRUNE_SLACK), -np.inf)  # fewer dims than cells
-        u = np.broadcast_to(u, (p.grid.n,) + u.shape[1:])
-        best.append(_best_where(p.mask, u))
-        by_zero.append(np.stack([_best_where(p.mask[:, j:j + 1], u[:, j:j + 1] if u.shape[1] > 1 else u)
-                                 for j in range(p.mask.shape[1])], axis=1))
+        u = np.where(good, score * (1 + PRUNE_SLACK), -np.inf)  # the shape of the dimensions it depends on
+        u = u.reshape((1,) * (4 - u.ndim) + u.shape)
+        shared = tuple(i for i in (2, 3) if u.shape[i] == 1 and p.mask.shape[i] > 1)  # cells with one bound
+        mask = p.mask.any(axis=shared, keepdims=True) if shared else p.mask
+        return np.where(mask, u, -np.inf).max(axis=(2, 3)), good
+
+    # first the compute-only bound compute·(1 + bubble) everywhere (cheap), its count of candidates, one round of
+    # seeds on it; then the tighter bound only for the rows the compute-only one cannot rule out
+    ub, n_ok = [], 0
+    for p in parts:
+        u, good = bounds(p, True)
         ub.append(u)
-    # seeds: the rows with the highest bounds overall and in each group, timed exactly
+        n_ok += int((p.mask & good).sum())
     keys = {k: np.concatenate([p.grid.outer[k] for p in parts]) for k in ("tp", "gpus")}
-    best = np.concatenate(best)
-    by_zero = np.concatenate(by_zero)  # parts share the ZeRO values
-    zeros = parts[0].grid.zero
-    seed = set(_top(best, max(top, SEED_ROWS)).tolist())
-    for key in ("tp", "gpus"):
-        for val in np.unique(keys[key]):
-            idx = np.flatnonzero(keys[key] == val)
-            seed.update(idx[_top(best[idx], SEED_ROWS // 8)].tolist())
-    for j in range(len(zeros)):
-        seed.update(_top(by_zero[:, j], SEED_ROWS // 8).tolist())
     starts = np.cumsum([0] + [p.grid.n for p in parts])
-    seeded = [np.array(sorted(r - starts[j] for r in seed if starts[j] <= r < starts[j + 1]), np.int64)
-              for j in range(len(parts))]
-    timed = [_timed(m, hw, p.take(rows), **timing) if len(rows) else None
-             for p, rows in zip(parts, seeded, strict=True)]
-    # thresholds from the real scores
-    got = [t for t in timed if t is not None and len(t["tp"])]
-    sc = np.concatenate([_score(t, objective) for t in got]) if got else np.zeros(0)
-    kth = np.sort(sc)[::-1][top - 1] if len(sc) >= top else -np.inf
-    grp = {k: np.concatenate([t[k] for t in got]) if got else np.zeros(0, np.int64) for k in ("zero", "tp", "gpus")}
+    done = [np.zeros(p.grid.n, bool) for p in parts]
+    timed: list[list] = [[] for _ in parts]  # per part: (rows, their timed candidates)
+    sc, grp = np.zeros(0), {k: np.zeros(0, np.int64) for k in ("zero", "tp", "gpus")}
+
+    def open_bounds(j: int) -> np.ndarray:
+        """Part j's rows × ZeRO columns: the best bound of the candidates not timed yet that reach a threshold (a
+        column's best reaches one exactly where one of its candidates does), -inf where none."""
+        p = parts[j]
+        kth = np.sort(sc)[::-1][top - 1] if len(sc) >= top else -np.inf
+        thr = np.full(ub[j].shape, kth)
+        for key, vals in (("zero", p.grid.zero[None, :]), ("tp", p.grid.outer["tp"][:, None]),
+                          ("gpus", p.grid.outer["gpus"][:, None])):
+            thr = np.minimum(thr, _lookup(sc, grp[key], vals))
+        return np.where(~(ub[j] < thr) & (ub[j] > -np.inf) & ~done[j][:, None], ub[j], -np.inf)
+
+    n_open = None
+    for rnd in range(1 + SEED_ROUNDS):
+        if rnd == 1:  # the tighter bound, (compute + exposed TP/EP/PP/CP)·(1 + bubble) + offload, where needed
+            for j, p in enumerate(parts):
+                rows = np.flatnonzero(np.isfinite(open_bounds(j).max(axis=1)))
+                u = np.full(ub[j].shape, -np.inf)  # the rest cannot be shown (the pipeline bound is the lower)
+                if len(rows):
+                    u[rows] = bounds(p.take(rows), "pipeline")[0]
+                ub[j] = u
+        by_zero = np.concatenate([open_bounds(j) for j in range(len(parts))])
+        best = by_zero.max(axis=1)
+        n = int(np.isfinite(best).sum())
+        if n <= 2 * SEED_ROWS or (rnd > 1 and n_open - n < max(4 * SEED_ROWS, n_open // 4)):
+            break  # few rows left, or the last round's thresholds ruled out few: time them all
+        n_open = n
+        live = np.flatnonzero(np.isfinite(best))  # seeds among the open rows only
+        best, by_zero = best[live], by_zero[live]
+        pick = [_top(best, max(top, SEED_ROWS))]  # the rows with the highest bounds, overall
+        pick += [_top(by_zero[:, z], SEED_ROWS // 8) for z in range(by_zero.shape[1])]  # in each ZeRO column
+        for key in ("tp", "gpus"):  # in each group, and in each group's ZeRO columns (a bound leaves out the
+            k_live = keys[key][live]  # DP/ZeRO rows: the best bounds of a group may all be ZeRO-3)
+            for val in np.unique(k_live):
+                idx = np.flatnonzero(k_live == val)
+                pick.append(idx[_top(best[idx], SEED_ROWS // 8)])
+                pick += [idx[_top(by_zero[idx, z], SEED_ROWS // 32)] for z in range(by_zero.shape[1])]
+        seed = set(live[np.concatenate(pick)].tolist())
+        for j, p in enumerate(parts):
+            rows = np.array(sorted(r - starts[j] for r in seed if starts[j] <= r < starts[j + 1]), np.int64)
+            if len(rows):
+                t = _timed(m, hw, p.take(rows), **timing)
+                done[j][rows] = True
+                timed[j].append((rows, t))
+                sc = np.concatenate([sc, _score(t, objective)])
+                grp = {k: np.concatenate([grp[k], t[k]]) for k in grp}
     out = []
-    for p, u, rows, t in zip(parts, ub, seeded, timed, strict=True):
-        a = p.grid.arrays()
-        thr = np.full((p.grid.n, len(p.grid.zero), 1, 1), kth)  # kept where its bound reaches any threshold
-        for key in ("zero", "tp", "gpus"):
-            thr = np.minimum(thr, _lookup(sc, grp[key], a[key]))
-        keep = p.mask & ~(u < thr) & (u > -np.inf)
-        keep[rows] = False  # timed already
-        more = np.flatnonzero(keep.any(axis=(1, 2, 3)))
-        parts_rows = [x for x in (t, _timed(m, hw, p.take(more), **timing) if len(more) else None) if x is not None]
-        if len(parts_rows) == 2:  # seeds and the rest, back in grid order (rows are disjoint)
-            orig = np.concatenate([rows[parts_rows[0]["row"]], more[parts_rows[1]["row"]]])
-            order = np.argsort(orig, kind="stable")
-            out.append({k: np.concatenate([x[k] for x in parts_rows])[order] for k in parts_rows[0]})
-        elif parts_rows:
-            out.append(parts_rows[0])
+    for j, p in enumerate(parts):
+        rows = np.flatnonzero(np.isfinite(open_bounds(j).max(axis=1)))
+        if len(rows):
+            timed[j].append((rows, _timed(m, hw, p.take(rows), **timing)))
+        if not timed[j]:
+            continue
+        # back in grid order: the rows of each call are disjoint, each call's candidates in grid order
+        orig = np.concatenate([rows[t["row"]] for rows, t in timed[j]])
+        order = np.argsort(orig, kind="stable")
+        out.append({k: np.concatenate([t[k] for _, t in timed[j]])[order] for k in timed[j][0][1]})
     return out, n_ok
-
-
-def _best_where(mask: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Per outer row, the largest ``u`` over the cells where ``mask`` holds (-inf where none); ``u`` may have size 1
-    on inner axes (a bound shared by those cells): the mask is reduced over them first."""
-    shared = tuple(i for i in (1, 2, 3) if u.shape[i] == 1 and mask.shape[i] > 1)
-    return np.where(mask.any(axis=shared, keepdims=True) if shared else mask, u, -np.inf).max(axis=(1, 2, 3))
 
 
 def _top(x: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k largest finite elements of x."""
-    if len(x) > k:
-        idx = np.argpartition(-x, k - 1)[:k]
-    else:
-        idx = np.arange(len(x))
-    return idx[np.isfinite(x[idx])]
+    idx = np.flatnonzero(np.isfinite(x))
+    if len(idx) > k:
+        idx = idx[np.argpartition(-x[idx], k - 1)[:k]]
+    return idx
 
 
 def _lookup(scores: np.ndarray, groups: np.ndarray, keys: np.ndarray) -> np.ndarray:

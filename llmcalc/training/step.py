@@ -103,18 +103,19 @@ def compute_efficiency_default(hw: Hardware | None = None, m: Model | None = Non
     return te.matmul if m is None else float(te.matmul_at(m.d_model / tp))
 
 
-def _lower_bound(compute, bubble, valid, *, global_batch, seq, f_model, gpus, peak, pipe=None) -> Result:
+def _lower_bound(compute, bubble, valid, *, global_batch, seq, f_model, gpus, peak, pipe=None,
+                 offload=0.0) -> Result:
     """step = compute + comm + bubble·(compute + comm) + grad + offload, every added term >= 0 (the rows below)
     and 1 + bubble > 0, so step >= compute·(1 + bubble), and with the exposed pipeline communication ``pipe``
-    (TP, EP, PP, CP rows) step >= (compute + comm)·(1 + bubble): the planner prunes with it (issue #13), and the
-    tokens/s and MFU it gives are upper bounds on the real ones."""
+    (TP, EP, PP, CP rows) and the exposed optimizer offload, step >= (compute + comm)·(1 + bubble) + offload: the
+    planner prunes with it (issue #13), and the tokens/s and MFU it gives are upper bounds on the real ones."""
     if pipe is None:
         lb = derive("time/step_lower_bound", "C*(1 + b)", "s", "step with no communication: compute and bubble only",
                     label="step time lower bound", C=compute.value, b=bubble.value)
     else:
-        lb = derive("time/step_lower_bound", "(C + P)*(1 + b)", "s", "step without the DP/ZeRO gradient and parameter "
-                    "communication and the optimizer offload", label="step time lower bound", C=compute.value,
-                    P=pipe.value, b=bubble.value)
+        lb = derive("time/step_lower_bound", "(C + P)*(1 + b) + O", "s", "step without the DP/ZeRO gradient and "
+                    "parameter communication", label="step time lower bound", C=compute.value, P=pipe.value,
+                    b=bubble.value, O=offload)
     tps = derive("throughput/tokens_per_s_upper", "gb*L/T", "token/s", "definition", label="tokens/s upper bound",
                  gb=global_batch, L=seq, T=lb.value)
     mfu = derive("mfu_upper", "F/(T*N*peak)", "%", SRC_MFU, label="MFU upper bound", F=f_model, T=lb.value, N=gpus,
@@ -175,7 +176,8 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
 
     ``lower_bound_only``: return only a lower bound on the step time with the tokens/s and MFU it allows (see
     :func:`_lower_bound`): True, compute × (1 + bubble) without the communication ledger; "pipeline",
-    (compute + exposed TP/EP/PP/CP communication) × (1 + bubble) from the ledger's pipeline rows alone."""
+    (compute + exposed TP/EP/PP/CP communication) × (1 + bubble) + exposed optimizer offload, from the ledger's
+    pipeline and host rows alone."""
     from ..core.efficiency import training_efficiency
 
     rc = recompute_code(recompute)
@@ -296,8 +298,10 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
                       "exposed TP, EP all-to-all, PP p2p (never overlapped here) and CP rows of the ledger, on every "
                       "micro-batch's critical path", label="exposed TP/EP/PP/CP communication",
                       tp_exposed=tp_exp.value, ep=z("ep"), pp=z("pp"), cp_exposed=cp_exp.value)
-    if lower_bound_only:  # "pipeline": the ledger's per-micro-batch rows only
-        return _lower_bound(compute, bubble, valid, pipe=pipe, **bound)
+    if lower_bound_only:  # "pipeline": the ledger's per-micro-batch rows only, and the optimizer offload
+        offload = _offload_time(hw, c, compute.value, fwd.value, mb, offload_optimizer, cpu_adam_params_per_s)
+        return _lower_bound(compute, bubble, valid, pipe=pipe, offload=offload[-1].value if offload else 0.0,
+                            **bound)
     bub_t = derive("time/bubble", "b*(compute + comm)", "s", SRC_BUBBLE, label="pipeline bubble",
                    b=bubble.value, compute=compute.value, comm=pipe.value)
     gl, ge, pg, zf, zb = z("grad_last"), z("grad_each"), z("param_gather"), z("zero3_fwd"), z("zero3_bwd")

@@ -166,7 +166,7 @@ def enumerate_space(m: Model, gpus_list, *, global_batch: int, seq: int, pins: d
     its order: outer row, then ZeRO, recompute, SP)."""
     grid, raw, per_dim = _grid(m, gpus_list, global_batch=global_batch, seq=seq, pins=pins, max_cp=max_cp,
                                max_tp=max_tp, max_etp=max_etp)
-    rows, z, r, s = np.nonzero(grid.searched())
+    rows, z, r, s = np.nonzero(np.moveaxis(grid.searched(), 3, 0))  # row first, then ZeRO, recompute, SP
     arr = {k: grid.outer[k][rows] for k in OUTER}
     arr.update(zero=grid.zero[z], rc=grid.rc[r], sp=grid.sp[s])
     arr["off"] = np.zeros_like(arr["zero"])

@@ -2,15 +2,18 @@
 
 A candidate is an outer row (GPUs, TP, PP, v, CP, DP, EP, micro-batch, expert TP: the dimensions that must divide
 each other) times an inner cell (ZeRO stage × recompute × SP: every combination, whatever the row). The grid holds
-the outer dimensions as arrays of shape (n, 1, 1, 1) and the inner ones as (1, Z, 1, 1), (1, 1, R, 1) and
-(1, 1, 1, S), and goes through :func:`training_memory` and :func:`training_step` (the functions the ``memory`` and
-``step`` commands call) as it is: numpy broadcasting evaluates each term of their formulas at the shape of the
-dimensions it reads, so a term of the outer dimensions alone (stage layers, parameters per GPU, the pipeline
-bubble, most of the layout checks) runs once per row, not once per cell (issue #13: 0.85 s -> ~0.1 s for GPT-3
-175B on three GPU counts). Each element goes through exactly the operations a flat array of the same candidates
-goes through, so every figure is the same float (tests/test_plan_search.py checks it against flat and scalar
-calls). Cells are read back in C order, outer row first, then ZeRO, recompute, SP: the order of the flat
-enumeration (``llmcalc.training.plan.enumerate_space``), which the ranking's ties depend on.
+the inner dimensions as arrays of shape (Z, 1, 1, 1), (1, R, 1, 1) and (1, 1, S, 1) and the outer ones as
+(1, 1, 1, n) (the long axis last, where numpy's inner loops run), and goes through :func:`training_memory` and
+:func:`training_step` (the functions the ``memory`` and ``step`` commands call) as it is: numpy broadcasting
+evaluates each term of their formulas at the shape of the dimensions it reads, so a term of the outer dimensions
+alone (stage layers, parameters per GPU, the pipeline bubble, most of the layout checks) runs once per row, not
+once per cell. Each element goes through exactly the operations a flat array of the same candidates goes through,
+so every figure is the same float (tests/test_plan_search.py checks it against flat and scalar calls). Cells are
+read back outer row first, then ZeRO, recompute, SP: the order of the flat enumeration
+(``llmcalc.training.plan.enumerate_space``), which the ranking's ties depend on.
+
+Then the step is timed only where a candidate can still appear in the plan's output (:func:`_pruned`, exact).
+Issue #13: GPT-3 175B on 1024, 2048 and 4096 A100s, 674,376 divisible layouts, 0.87 s -> 0.24 s CPU in-process.
 """
 
 from __future__ import annotations
@@ -46,13 +49,14 @@ class Grid:
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
-        return (self.n, len(self.zero), len(self.rc), len(self.sp))
+        """(ZeRO, recompute, SP, outer rows): cell (z, r, s, i) is row i's candidate with those inner values."""
+        return (len(self.zero), len(self.rc), len(self.sp), self.n)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Every dimension as an array that broadcasts to :attr:`shape`."""
-        out = {k: v.reshape(-1, 1, 1, 1) for k, v in self.outer.items()}
-        out.update(zero=self.zero.reshape(1, -1, 1, 1), rc=self.rc.reshape(1, 1, -1, 1),
-                   sp=self.sp.reshape(1, 1, 1, -1))
+        out = {k: v.reshape(1, 1, 1, -1) for k, v in self.outer.items()}
+        out.update(zero=self.zero.reshape(-1, 1, 1, 1), rc=self.rc.reshape(1, -1, 1, 1),
+                   sp=self.sp.reshape(1, 1, -1, 1))
         return out
 
     def take(self, rows: np.ndarray) -> Grid:
@@ -89,13 +93,13 @@ class _Part:
 
     def take(self, rows: np.ndarray) -> _Part:
         shape = self.mask.shape
-        return _Part(self.grid.take(rows), self.mask[rows], _full(self.memory, shape)[rows], self.rc_code,
-                     None if self.rk is None else _full(self.rk, shape)[rows],
+        return _Part(self.grid.take(rows), self.mask[..., rows], _full(self.memory, shape)[..., rows], self.rc_code,
+                     None if self.rk is None else _full(self.rk, shape)[..., rows],
                      None if self.off is None else self.off[rows])
 
     def compact(self) -> _Part:
         """Only the outer rows that hold a candidate (a step call costs per cell, masked or not)."""
-        rows = np.flatnonzero(self.mask.any(axis=(1, 2, 3)))
+        rows = np.flatnonzero(self.mask.any(axis=(0, 1, 2)))
         return self if len(rows) == self.grid.n else self.take(rows)
 
     def then(self, other: _Part) -> _Part:
@@ -104,8 +108,8 @@ class _Part:
         shape = lambda p: p.mask.shape  # noqa: E731
         return _Part(replace(self.grid, outer={k: np.concatenate([self.grid.outer[k], other.grid.outer[k]])
                                                for k in OUTER}),
-                     np.concatenate([self.mask, other.mask]),
-                     np.concatenate([_full(self.memory, shape(self)), _full(other.memory, shape(other))]),
+                     np.concatenate([self.mask, other.mask], axis=3),
+                     np.concatenate([_full(self.memory, shape(self)), _full(other.memory, shape(other))], axis=3),
                      off=np.concatenate(off))
 
 
@@ -182,15 +186,15 @@ def _timed(m: Model, hw: Hardware, p: _Part, *, global_batch: int, seq: int, sch
     g, shape = p.grid, p.mask.shape
     a = g.arrays()
     rc = a["rc"] if p.rc_code is None else np.full((1, 1, 1, 1), 2, np.int64)
-    off = p.off.reshape(-1, 1, 1, 1) if p.off is not None and p.off.any() else False
+    off = p.off.reshape(1, 1, 1, -1) if p.off is not None and p.off.any() else False
     st = training_step(m, hw, g.layout(schedule), global_batch=global_batch, micro_batch=a["mb"], seq=seq,
                        gpus=a["gpus"], recompute=rc, recompute_layers=p.rk, check_memory=False,
                        offload_optimizer=off, **timing)
     d = st.data
     step = _full(np.asarray(d["step_time_s"], float), shape)
     mask = p.mask & _full(d["valid"], shape) & np.isfinite(step) & (step > 0)
-    idx = np.nonzero(mask)
-    rows, z, r, s = idx
+    rows, z, r, s = np.nonzero(np.moveaxis(mask, 3, 0))  # in the order of the flat enumeration: row first
+    idx = (z, r, s, rows)
     flat = {k: g.outer[k][rows] for k in OUTER}
     n = len(rows)
     flat.update(zero=g.zero[z], rc=g.rc[r] if p.rc_code is None else np.full(n, p.rc_code, np.int64),
@@ -230,7 +234,7 @@ def _pruned(m: Model, hw: Hardware, parts: list[_Part], *, objective: str, top: 
         -inf where it has no candidate with a valid, finite, positive bound; and the compute-only bound's cells."""
         a = p.grid.arrays()
         rc = a["rc"] if p.rc_code is None else np.full((1, 1, 1, 1), 2, np.int64)
-        off = p.off.reshape(-1, 1, 1, 1) if p.off is not None and p.off.any() else False
+        off = p.off.reshape(1, 1, 1, -1) if p.off is not None and p.off.any() else False
         d = training_step(m, hw, p.grid.layout(timing["schedule"]), micro_batch=a["mb"], gpus=a["gpus"], recompute=rc,
                           recompute_layers=p.rk, check_memory=False, lower_bound_only=mode, offload_optimizer=off,
                           **{k: v for k, v in timing.items() if k != "schedule"}).data
@@ -240,9 +244,9 @@ def _pruned(m: Model, hw: Hardware, parts: list[_Part], *, objective: str, top: 
                         "mfu": np.asarray(d["mfu"], float)}, objective)
         u = np.where(good, score * (1 + PRUNE_SLACK), -np.inf)  # the shape of the dimensions it depends on
         u = u.reshape((1,) * (4 - u.ndim) + u.shape)
-        shared = tuple(i for i in (2, 3) if u.shape[i] == 1 and p.mask.shape[i] > 1)  # cells with one bound
+        shared = tuple(i for i in (1, 2) if u.shape[i] == 1 and p.mask.shape[i] > 1)  # cells with one bound
         mask = p.mask.any(axis=shared, keepdims=True) if shared else p.mask
-        return np.where(mask, u, -np.inf).max(axis=(2, 3)), good
+        return np.where(mask, u, -np.inf).max(axis=(1, 2)).T, good
 
     # first the compute-only bound compute·(1 + bubble) everywhere (cheap), its count of candidates, one round of
     # seeds on it; then the tighter bound only for the rows the compute-only one cannot rule out
@@ -343,22 +347,22 @@ def _first_k(m: Model, hw: Hardware, g: Grid, mem, need, fits, usable, *, seq: i
     if 2 not in g.rc:
         return None
     ri = int(np.flatnonzero(g.rc == 2)[0])
-    full_fits = fits[:, :, ri:ri + 1, :]
+    full_fits = fits[:, ri:ri + 1]
     # k >= 1 layers of a chunk of c: only rows whose largest chunk has more than one layer can recompute fewer
     chunk = np.asarray(stage_layers(m.n_layers, Layout(pp=g.outer["pp"]))["max"], float) / g.outer["v"]
-    rows = np.flatnonzero(full_fits.any(axis=(1, 2, 3)) & (chunk > 1))
+    rows = np.flatnonzero(full_fits.any(axis=(0, 1, 2)) & (chunk > 1))
     if len(rows) == 0:
         return None
     sub = replace(g.take(rows), rc=np.array([2], np.int64))
     shape = sub.shape
-    cand = full_fits[rows]
+    cand = full_fits[..., rows]
     one, _, _, one_mem = _memory(m, hw, sub, seq=seq, schedule=schedule, recompute=2, recompute_layers=1, **kw)
     lay = sub.layout(schedule)
     v = sub.arrays()["v"]
     sl = stage_layers(m.n_layers, lay)
     k_need = np.ones(shape)
     for stage in ("first", "middle", "last"):
-        full_t = _full(np.asarray(mem[f"{stage}_stage/total"].value, float), g.shape)[rows, :, ri:ri + 1, :]
+        full_t = _full(np.asarray(mem[f"{stage}_stage/total"].value, float), g.shape)[:, ri:ri + 1][..., rows]
         one_t = _full(np.asarray(one_mem[f"{stage}_stage/total"].value, float), shape)
         c = np.asarray(sl[stage], float) / v
         slope = np.where(c > 1, (one_t - full_t) / np.maximum(c - 1, 1), 0.0)  # bytes saved per extra layer
@@ -370,14 +374,14 @@ def _first_k(m: Model, hw: Hardware, g: Grid, mem, need, fits, usable, *, seq: i
     if one_layer.any():  # k = 1 only where recomputing nothing would not fit (else "none" dominates it)
         if 0 in g.rc:  # the memory without recompute: the grid's own
             r0 = int(np.flatnonzero(g.rc == 0)[0])
-            none = need[rows, :, r0:r0 + 1, :]
+            none = need[:, r0:r0 + 1][..., rows]
         else:
             none, _, _, _ = _memory(m, hw, sub, seq=seq, schedule=schedule, recompute=0, **kw)
         keep &= ~one_layer | (none > usable)
-    rows = np.flatnonzero(keep.any(axis=(1, 2, 3)))
+    rows = np.flatnonzero(keep.any(axis=(0, 1, 2)))
     if len(rows) == 0:
         return None
-    sub, keep, k_need = sub.take(rows), keep[rows], k_need[rows]
+    sub, keep, k_need = sub.take(rows), keep[..., rows], k_need[..., rows]
     rk = np.where(keep, k_need, 1).astype(np.int64)
     chk, _, _, _ = _memory(m, hw, sub, seq=seq, schedule=schedule, recompute=2, recompute_layers=rk, **kw)
     ok = keep & (chk <= usable)  # the closed form, checked by the memory model itself
@@ -405,8 +409,8 @@ def _offloaded(g: Grid, mem, cand: np.ndarray, usable, *, m: Model, hw: Hardware
     ok = cand & (need <= usable)
     if not ok.any():
         return None
-    rows = np.flatnonzero(ok.any(axis=(1, 2, 3)))
-    sub, ok = g.take(rows), ok[rows]
+    rows = np.flatnonzero(ok.any(axis=(0, 1, 2)))
+    sub, ok = g.take(rows), ok[..., rows]
     chk, valid, _, _ = _memory(m, hw, sub, seq=seq, schedule=schedule, optimizer=optimizer,
                                offload_optimizer=np.ones((1, 1, 1, 1), bool), **kw)
     good = ok & valid & (chk <= usable)

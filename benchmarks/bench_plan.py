@@ -6,8 +6,9 @@ searches, every micro-batch size), one core.
 Prints the raw combination count (Cartesian product of every dimension's own values), what is left after
 divisibility and after memory pruning, wall time of the whole search (enumerate + memory for every divisible
 candidate + a step lower bound for every one that fits + the exact step for every one that can still appear in the
-output, ranked; llmcalc.training.search), candidates/s and peak Python memory (tracemalloc) and max RSS. For scale: Calculon (Isaev et al. 2023) enumerates 7,474,752 raw combinations for this case at
-~150 layouts per second per core (the issue's figures). Wall-clock numbers depend on machine load.
+output, ranked; llmcalc.training.search), candidates/s and peak Python memory (tracemalloc) and max RSS. For
+scale: Calculon (Isaev et al. 2023) enumerates 7,474,752 raw combinations for this case at ~150 layouts per second
+per core (the issue's figures). Wall-clock numbers depend on machine load.
 """
 
 from __future__ import annotations

@@ -114,7 +114,7 @@ def compare(a_path: str, b_path: str) -> int:
             for k in sorted(set(x) | set(y)):
                 if x.get(k) != y.get(k):
                     xs, ys = str(x.get(k)).splitlines(), str(y.get(k)).splitlines()
-                    for i, (p, q) in enumerate(zip(xs, ys)):
+                    for i, (p, q) in enumerate(zip(xs, ys, strict=False)):
                         if p != q:
                             print(f"  {k} line {i}:\n    - {p}\n    + {q}")
                             break

@@ -16,9 +16,9 @@ Space (each dimension enumerated only where it divides what it must):
   every candidate that does not fit without it and fits with it (offload only slows a layout that already fits).
 
 Every candidate goes through the same :func:`training_memory` and :func:`training_step` the
-``memory`` and ``step`` commands use, as ONE vectorised call each: memory first on everything that
-divides, step only on what fits (memory pruning). Not searched: DualPipe (the step model times 1F1B/interleaved
-schedules).
+``memory`` and ``step`` commands use, as vectorised calls over a broadcast grid (llmcalc.training.search): memory
+first on everything that divides, step only on what fits (memory pruning) and can still appear in the output
+(exact pruning on step lower bounds). Not searched: DualPipe (the step model times 1F1B/interleaved schedules).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from ..core.results import Result, derive
 from ..core.specs import Hardware, Model
 from .layout import RECOMPUTE_CODES, RECOMPUTE_NAMES, Layout, check_layout, describe_stages
 from .memory import DEFAULT_OPTIMIZER, training_memory
-from .search import OUTER, Grid, _score, evaluate_grid
+from .search import OUTER, Grid, evaluate_grid, objective_score
 from .step import MFU_BEYOND_PUBLISHED, SRC_BEST_MFU, training_step
 
 DIMS = ("gpus", "tp", "pp", "v", "cp", "dp", "ep", "mb", "zero", "rc", "sp", "rk", "etp", "off")
@@ -282,7 +282,7 @@ def plan_training(m: Model, hw: Hardware, *, gpus, global_batch: int, seq: int, 
         return Result(f"Plan: {m.display_name} on {', '.join(map(str, gpus_list))} × {hw.display_name} — "
                       "no layout fits", (), tuple(notes + ["nothing fits: more GPUs, a smaller global batch or "
                                                            "shorter sequences"]), data)
-    score = _score(ev, objective)
+    score = objective_score(ev, objective)
     order = np.argsort(-score, kind="stable")
     ranked = [_row(m, ev, int(i), budget, price) for i in order[:top]]
 

@@ -206,7 +206,8 @@ def _timed(m: Model, hw: Hardware, p: _Part, *, global_batch: int, seq: int, sch
     return flat
 
 
-def _score(ev: dict, objective: str) -> np.ndarray:
+def objective_score(ev: dict, objective: str) -> np.ndarray:
+    """What the objective ranks by: tokens/s (time), tokens/s per GPU (cost) or MFU."""
     if objective == "time":
         return ev["tokens_per_s"]
     if objective == "cost":
@@ -240,7 +241,7 @@ def _pruned(m: Model, hw: Hardware, parts: list[_Part], *, objective: str, top: 
                           **{k: v for k, v in timing.items() if k != "schedule"}).data
         t, valid = np.asarray(d["step_time_s"], float), np.asarray(d["valid"])
         good = valid & np.isfinite(t) & (t > 0)
-        score = _score({"tokens_per_s": np.asarray(d["tokens_per_s"], float), "gpus": a["gpus"],
+        score = objective_score({"tokens_per_s": np.asarray(d["tokens_per_s"], float), "gpus": a["gpus"],
                         "mfu": np.asarray(d["mfu"], float)}, objective)
         u = np.where(good, score * (1 + PRUNE_SLACK), -np.inf)  # the shape of the dimensions it depends on
         u = u.reshape((1,) * (4 - u.ndim) + u.shape)
@@ -304,7 +305,7 @@ def _pruned(m: Model, hw: Hardware, parts: list[_Part], *, objective: str, top: 
                 t = _timed(m, hw, p.take(rows), **timing)
                 done[j][rows] = True
                 timed[j].append((rows, t))
-                sc = np.concatenate([sc, _score(t, objective)])
+                sc = np.concatenate([sc, objective_score(t, objective)])
                 grp = {k: np.concatenate([grp[k], t[k]]) for k in grp}
     out = []
     for j, p in enumerate(parts):

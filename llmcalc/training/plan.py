@@ -110,13 +110,14 @@ def _grid(m: Model, gpus_list, *, global_batch: int, seq: int, pins: dict | None
                "etp": 1 + len(fe_div)}
     raw = int(np.prod([n for n in per_dim.values()], dtype=float))
 
-    v_by_pp: dict[int, list[int]] = {}
+    # virtual stages that cut p stages into whole chunks (the same for every tp): one check over every (p, v)
+    ok_pv = np.zeros((0, 0), bool) if not (pp_all and v_all) else np.broadcast_to(check_layout(m, Layout(
+        pp=np.array(pp_all, np.int64)[:, None], interleave=np.array(v_all, np.int64)[None, :])),
+        (len(pp_all), len(v_all)))
+    v_by_pp = {p: [v for v, good in zip(v_all, ok_pv[i], strict=True) if good and (v == 1 or p > 1)]
+               for i, p in enumerate(pp_all)}
 
-    def chunkings(p: int) -> list[int]:  # virtual stages that cut p stages into whole chunks (same for every tp)
-        if p not in v_by_pp:
-            vs = [v for v in v_all if v == 1 or p > 1]
-            ok = np.atleast_1d(check_layout(m, Layout(pp=p, interleave=np.array(vs, dtype=np.int64)))) if vs else []
-            v_by_pp[p] = [v for v, good in zip(vs, ok, strict=True) if good]
+    def chunkings(p: int) -> list[int]:
         return v_by_pp[p]
 
     # one block per (gpus, tp, pp, cp, ep): its rows are micro-batch × expert TP × v, in that nesting order

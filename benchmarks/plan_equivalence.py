@@ -4,7 +4,7 @@
     PYTHONPATH=$PWD         python benchmarks/plan_equivalence.py --dump new.json
     python benchmarks/plan_equivalence.py --compare old.json new.json
 
-Each case is one ``llmcalc plan`` command line (dense and MoE catalogue models, several accelerators, one or
+Each of the 33 cases is one ``llmcalc plan`` command line (dense and MoE catalogue models, several accelerators, one or
 several GPU counts, pinned dimensions, objectives, schedules, recipes, a case where nothing fits) run in-process
 twice: as text and with ``--json``; the exit code and the whole output are stored. A few API cases also store
 ``plan_training(..., keep_evaluated=True)``: every timed candidate's arrays, compared bit for bit (the dashboard

@@ -5,9 +5,10 @@ searches, every micro-batch size), one core.
 
 Prints the raw combination count (Cartesian product of every dimension's own values), what is left after
 divisibility and after memory pruning, wall time of the whole search (enumerate + memory for every divisible
-candidate + step for every one that fits, ranked), candidates/s and peak Python memory (tracemalloc) and
-max RSS. For scale: Calculon (Isaev et al. 2023) enumerates 7,474,752 raw combinations for this case at
-~150 layouts per second per core (the issue's figures). Wall-clock numbers depend on machine load.
+candidate + a step lower bound for every one that fits + the exact step for every one that can still appear in the
+output, ranked; llmcalc.training.search), candidates/s and peak Python memory (tracemalloc) and max RSS. For
+scale: Calculon (Isaev et al. 2023) enumerates 7,474,752 raw combinations for this case at ~150 layouts per second
+per core (the issue's figures). Wall-clock numbers depend on machine load.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def main() -> None:
     print(f"GPT-3 175B on {a.gpus} x A100 80GB, global batch {a.global_batch} x 2048")
     print(f"raw combinations:        {d['raw_combinations']:,}  ({d['per_dimension']})")
     print(f"after divisibility:      {d['divisible']:,}  (memory evaluated for each)")
-    print(f"after memory pruning:    {d['fit']:,}  (step time evaluated for each)")
+    print(f"after memory pruning:    {d['fit']:,}  (step bound for each, exact step where it can be shown)")
     print(f"wall time (best of {a.repeat}):  {best:.3f} s   (all: {', '.join(f'{t:.3f}' for t in times)})")
     print(f"candidates/s:            {d['divisible'] / best:,.0f} divisible layouts/s "
           f"({d['raw_combinations'] / best:,.0f} raw combinations/s)")

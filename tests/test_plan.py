@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from llmcalc.cli import app
 from llmcalc.core.catalogue import load_hardware, load_model
-from llmcalc.core.errors import LayoutError
+from llmcalc.core.errors import LayoutError, LlmcalcError
 from llmcalc.training.layout import Layout, check_layout
 from llmcalc.training.memory import training_memory
 from llmcalc.training.plan import enumerate_space, find, plan_training
@@ -233,28 +233,26 @@ def _shown(r):
     ("deepseek-v3", "h100-sxm", [512], 512, 4096, "time", {"schedule": "dualpipe"})])
 def test_step_pruning_is_exact(monkeypatch, model, hw, gpus, gb, seq, objective, kw):
     """Pruning the step evaluation (issue #13, speed) never changes a row the plan shows nor the fit count: a plan with
-    pruning forced on small spaces and only 8 seeds (the weakest thresholds) equals the unpruned plan
+    pruning forced on small spaces and only 8 seed rows (the weakest thresholds) equals the unpruned plan
     (keep_evaluated times every candidate)."""
-    import llmcalc.training.plan as plan_mod
+    import llmcalc.training.search as search
 
     m, h = load_model(model), load_hardware(hw)
     args = dict(gpus=gpus, global_batch=gb, seq=seq, objective=objective, max_cp=4, **kw)
     full = plan_training(m, h, keep_evaluated=True, **args)
     calls = []
-    real = plan_mod._prune
+    real = search._pruned
 
     def spy(*a, **k):
         kept, n = real(*a, **k)
-        calls.append((sum(len(x["tp"]) for x in a[2]), sum(len(x["tp"]) for x in kept)))
+        calls.append((sum(int(p.mask.sum()) for p in a[2]), sum(len(x["tp"]) for x in kept)))
         return kept, n
 
-    monkeypatch.setattr(plan_mod, "PRUNE_FROM", 0)
-    monkeypatch.setattr(plan_mod, "SEEDS", 8)
-    monkeypatch.setattr(plan_mod, "_prune", spy)
+    monkeypatch.setattr(search, "PRUNE_FROM", 0)
+    monkeypatch.setattr(search, "SEED_ROWS", 8)
+    monkeypatch.setattr(search, "_pruned", spy)
     pruned = plan_training(m, h, **args)
-    assert calls and calls[0][1] <= calls[0][0]
-    if "schedule" not in kw:  # (DeepSeek-V3's all-to-all dominates: its compute-only bound prunes little)
-        assert calls[0][1] < calls[0][0]  # something was pruned
+    assert calls and calls[0][1] < calls[0][0]  # something was pruned
     assert _shown(pruned) == _shown(full)
     assert len(full.data["evaluated"]["tp"]) == full.data["fit"]
 
@@ -272,3 +270,11 @@ def test_step_lower_bound_is_below_the_step():
     assert ok.sum() > 1000
     assert np.all(np.asarray(lb["step_time_s"])[ok] <= np.asarray(full["step_time_s"])[ok])
     assert np.all(np.asarray(lb["tokens_per_s"])[ok] >= np.asarray(full["tokens_per_s"])[ok])
+    # with the pipeline rows of the ledger (TP, PP, CP): between the compute-only bound and the step, and tighter
+    # than the compute-only bound wherever TP > 1 (its collectives are exposed by default)
+    pipe = training_step(LLAMA8, H100, lay, **kw, lower_bound_only="pipeline").data
+    t_full, t_lb, t_pipe = (np.asarray(x["step_time_s"])[ok] for x in (full, lb, pipe))
+    assert np.all(t_pipe <= t_full * (1 + 1e-12)) and np.all(t_pipe >= t_lb)
+    assert np.all(t_pipe[a["tp"][ok] > 1] > t_lb[a["tp"][ok] > 1])
+    with pytest.raises(LlmcalcError, match="lower_bound_only"):
+        training_step(LLAMA8, H100, Layout(), global_batch=8, lower_bound_only="loose")

@@ -49,7 +49,7 @@ their collectives here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -241,30 +241,76 @@ def collective_time(hw: Hardware, collective: str, nbytes, n, *, ranks_per_node=
                          np.asarray(0.0 if where_ is None else where_, dtype=float)).shape
     if len(shape) == 0 or int(np.prod(shape)) < 4096:
         return _collective_time(hw, collective, nbytes, n, ranks_per_node=ranks_per_node, span=span, **kw)
-    # distinct (S, n, placement) points: one lexicographic sort, then the group boundaries
-    flat = [np.broadcast_to(np.asarray(x, dtype=float), shape).ravel() for x in (nbytes, n, 0.0 if where_ is None
-                                                                                 else where_)]
-    order = np.lexsort(flat[::-1])
-    srt = [c[order] for c in flat]
-    new_group = np.ones(len(order), dtype=bool)
-    new_group[1:] = np.any([c[1:] != c[:-1] for c in srt], axis=0)
-    gid = np.cumsum(new_group) - 1
-    inv = np.empty(len(order), dtype=np.int64)
-    inv[order] = gid
-    uniq = np.stack([c[new_group] for c in srt], axis=1)
-    u_where = None if where_ is None else uniq[:, 2]
-    ct = _collective_time(hw, collective, uniq[:, 0], uniq[:, 1],
+    # distinct (S, n, placement) points: each input's own distinct values first (a planner's grid broadcasts
+    # inputs of fewer dimensions), then the distinct combinations of their codes
+    ins = [np.asarray(x, dtype=float) for x in (nbytes, n, 0.0 if where_ is None else where_)]
+    vals, codes = [], []
+    for x in ins:
+        u, c = _factorize(x)
+        vals.append(u)
+        codes.append(c)
+    size = len(vals[0]) * len(vals[1]) * len(vals[2])
+    code = (codes[0] * len(vals[1]) + codes[1]) * len(vals[2]) + codes[2]  # < size, in input order
+    if size <= 4 * code.size:  # few combinations (a planner's grid): mark and count them, no sort
+        seen = np.zeros(size, bool)
+        seen[code.ravel()] = True
+        present = np.flatnonzero(seen)
+        inv = (np.cumsum(seen) - 1)[code]
+    else:
+        present, inv = np.unique(code, return_inverse=True)
+    inv = inv.reshape(shape)
+    i1, i2 = np.divmod(present, len(vals[2]))
+    i0, i1 = np.divmod(i1, len(vals[1]))
+    uniq = (vals[0][i0], vals[1][i1], vals[2][i2])
+    u_where = None if where_ is None else uniq[2]
+    ct = _collective_time(hw, collective, uniq[0], uniq[1],
                           ranks_per_node=u_where if ranks_per_node is not None else None,
                           span=u_where if ranks_per_node is None else None, **kw)
+    n_uniq = len(present)
 
     def back(v):
         v = np.asarray(v)
-        return v[inv].reshape(shape) if v.shape == (len(uniq),) else v
+        return v[inv] if v.shape == (n_uniq,) else v
 
-    arrays = {f: back(getattr(ct, f)) for f in ("time_s", "algorithm", "protocol", "latency_s",
-                                                 "bandwidth_bytes_per_s", "hops", "per_hop_latency_s",
-                                                 "bytes_per_rank", "ranks", "ranks_per_node", "nodes")}
-    return replace(ct, **arrays, candidates=_Scattered(ct.candidates, back))
+    out = object.__new__(_ScatteredTime)  # time_s scattered now; the other per-point fields when first read
+    out.__dict__.update(collective=ct.collective, time_s=back(ct.time_s), fabric=ct.fabric,
+                        candidates=_Scattered(ct.candidates, back),
+                        _small={f: getattr(ct, f) for f in _PER_POINT}, _back=back)
+    return out
+
+
+def _factorize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct values, each element's index among them) of a float array, by hashing the bits into a table
+    when the distinct values are few and collide nowhere (a planner's grid: no sort of 10⁵-10⁶ elements);
+    np.unique otherwise. The distinct values come in no particular order."""
+    if x.size >= 4096:
+        flat = np.ascontiguousarray(x).ravel()
+        h = (flat.view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - 16)  # Fibonacci hashing
+        slot = np.zeros(1 << 16)
+        slot[h] = flat
+        if np.array_equal(slot[h], flat):  # one value per used slot (NaN never compares equal: falls through)
+            used = np.zeros(1 << 16, bool)
+            used[h] = True
+            return slot[used], (np.cumsum(used) - 1)[h].reshape(x.shape)
+    u, c = np.unique(x, return_inverse=True)
+    return u, c.reshape(x.shape)
+
+
+_PER_POINT = ("algorithm", "protocol", "latency_s", "bandwidth_bytes_per_s", "hops", "per_hop_latency_s",
+              "bytes_per_rank", "ranks", "ranks_per_node", "nodes")
+
+
+class _ScatteredTime(CollectiveTime):
+    """A deduplicated sweep's CollectiveTime: ``time_s`` is scattered back to the sweep's shape at once, every other
+    per-point field (a gather over 10⁵-10⁶ points each, which a planner never reads) when it is first read."""
+
+    def __getattr__(self, name):  # only for attributes not set yet
+        small = self.__dict__.get("_small")
+        if small is None or name not in small:
+            raise AttributeError(name)
+        value = self.__dict__["_back"](small[name])
+        object.__setattr__(self, name, value)
+        return value
 
 
 class _Scattered(Mapping):

@@ -156,16 +156,18 @@ def host_copies(m: Model, hw: Hardware, layout: Layout, params: dict, offload, *
 def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batch=1, seq=2048, global_batch=None,
                 recompute="none", link_efficiency: float | None = None, act_bytes: int = 2,
                 grad_bytes: int = 2, latency_scale: float = 1.0, recompute_layers=None,
-                offload_optimizer=False) -> Result:
+                offload_optimizer=False, pipeline_only: bool = False) -> Result:
     """Every collective of one training step, per rank (first pipeline stage, the fullest). With full
     recompute of only ``recompute_layers`` layers per stage, only those repeat their forward collectives.
     ``offload_optimizer`` adds the host-link copies of ZeRO-Offload (gradients down, 16-bit parameters up).
+    ``pipeline_only``: the rows of every micro-batch (TP, EP, ETP, PP send/recv, CP) and the host copies, without
+    the once-per-step DP/ZeRO and tied-embedding rows (a planner's step lower bound, llmcalc.training.step).
 
     A scalar call is kept per process by the identity of the model and hardware and the exact inputs (types
     included): calibrate's fit asks 26 times for the same ledger, changing only the compute efficiency (issue
     #13). The Result is shared: callers only read it."""
     args = (micro_batch, seq, global_batch, recompute, link_efficiency, act_bytes, grad_bytes, latency_scale,
-            recompute_layers, offload_optimizer)
+            recompute_layers, offload_optimizer, pipeline_only)
     key = _ledger_key(m, hw, layout, args)
     if key is None:
         return _comm_ledger(m, hw, layout, *args)
@@ -203,7 +205,7 @@ def _ledger_key(m, hw, layout, args) -> tuple | None:
 
 @masked_sweep
 def _comm_ledger(m: Model, hw: Hardware, layout: Layout, micro_batch, seq, global_batch, recompute, link_efficiency,
-                 act_bytes, grad_bytes, latency_scale, recompute_layers, offload_optimizer) -> Result:
+                 act_bytes, grad_bytes, latency_scale, recompute_layers, offload_optimizer, pipeline_only) -> Result:
     from .memory import stage_params
 
     rc = recompute_code(recompute)
@@ -263,11 +265,12 @@ def _comm_ledger(m: Model, hw: Hardware, layout: Layout, micro_batch, seq, globa
         kinds["zero3_fwd"] = kinds.get("zero3_fwd", 0) + t_f
         kinds["zero3_bwd"] = kinds.get("zero3_bwd", 0) + t_b + where(z == 3, t_rs, 0)
 
-    grad_sync("dp", Pd, d * c, spans["dp"], Lp)
     et = layout.expert_tp
-    if m.moe:  # the expert-data-parallel group tp·cp·dp/(etp·ep) (Megatron-Core parallel_state.py)
+    if not pipeline_only:
+        grad_sync("dp", Pd, d * c, spans["dp"], Lp)
+    if m.moe and not pipeline_only:  # the expert-DP group tp·cp·dp/(etp·ep) (Megatron-Core parallel_state.py)
         grad_sync("edp", Px, layout.expert_dp, spans["edp"], moe_frac * Lp)
-    if m.tie_embeddings:
+    if m.tie_embeddings and not pipeline_only:
         rows.append(_row("pp", "all-reduce", "tied embedding gradients", "VD", 2, grad_bytes * m.vocab_size *
                          m.d_model / t, where(np.asarray(p) > 1, 1, 0), spans["pp"], ctx, False, "step",
                          "Megatron-LM: the first and last stage sum their tied embedding gradients"))

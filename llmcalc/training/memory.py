@@ -264,14 +264,20 @@ SRC_OFFLOAD = ("ZeRO-Offload (Ren et al. 2021, arXiv 2101.06840) §3-4 / DeepSpe
                "16-bit gradients (host memory capacity is not checked)")
 
 
-def _states(prefix: str, dense, experts, layout: Layout, o: OptimizerBytes, lora: LoRA | None,
-            lora_per_gpu, dense_linear=0.0, offload=False) -> list[Figure]:
+def _shards(layout: Layout) -> dict:
+    """What ZeRO divides each state by: zw/zg/zo (weights, gradients, optimizer) over the DP×CP group, xw/xg/xo over
+    the expert-DP group tp·dp·cp/(etp·ep) (dp·cp/ep when etp = tp); 1 below the stage that shards it."""
     z = np.asarray(layout.zero)
-    stage = prefix.replace("_", " ")
     sh = layout.dp * layout.cp
-    esh = layout.tp * sh / (layout.expert_tp * layout.ep)  # tp·dp·cp/(etp·ep): dp·cp/ep when etp = tp
-    v = dict(Pd=dense, Px=experts, zw=where(z >= 3, sh, 1), zg=where(z >= 2, sh, 1), zo=where(z >= 1, sh, 1),
-             xw=where(z >= 3, esh, 1), xg=where(z >= 2, esh, 1), xo=where(z >= 1, esh, 1))
+    esh = layout.tp * sh / (layout.expert_tp * layout.ep)
+    return dict(zw=where(z >= 3, sh, 1), zg=where(z >= 2, sh, 1), zo=where(z >= 1, sh, 1),
+                xw=where(z >= 3, esh, 1), xg=where(z >= 2, esh, 1), xo=where(z >= 1, esh, 1))
+
+
+def _states(prefix: str, dense, experts, layout: Layout, o: OptimizerBytes, lora: LoRA | None,
+            lora_per_gpu, dense_linear=0.0, offload=False, shards: dict | None = None) -> list[Figure]:
+    stage = prefix.replace("_", " ")
+    v = dict(Pd=dense, Px=experts, **(shards or _shards(layout)))
     src = ("ZeRO stages over the DP×CP group, experts over the expert-DP group tp·dp·cp/(etp·ep) (Rajbhandari et al. "
            "2020 §5; Megatron-Core parallel_state.py); " + o.source)
     off = where(offload, 1, 0)
@@ -319,6 +325,7 @@ def check_offload(layout: Layout, o: OptimizerBytes, offload, valid):
     return np.asarray(valid) & ~bad
 
 
+STAGES = np.array(["first", "middle", "last"])
 DEFAULT_OPTIMIZER = "adam-fp32-grads"  # Megatron-Core's bf16 convention: fp32 main grads, 18 B/param
 
 
@@ -365,9 +372,12 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
     figs.append(acts["layer"])
     stage_totals = {}
     has_middle = where(np.asarray(layout.pp) > 2, 1, 0)  # a middle stage exists only for pp > 2
+    shards = _shards(layout)  # the same for every stage
+    shards = {k: x.astype(float) if isinstance(x, np.ndarray) and x.dtype.kind in "iu" else x  # widened once here,
+              for k, x in shards.items()}  # as every formula would (llmcalc.core.results._wide), not per stage
     for stage in ("first", "middle", "last"):
         states = _states(f"{stage}_stage", sp[stage].value, sp[f"experts_{stage}"].value, layout, o, lora,
-                         None if pa is None else pa.value, linear_per_layer * sl[stage], offload_optimizer)
+                         None if pa is None else pa.value, linear_per_layer * sl[stage], offload_optimizer, shards)
         if layout.schedule == "dualpipe":  # DeepSeek-V3 §3.2.1, Table 2: "two copies of the model parameters"
             states = [derive(f.key, "2*x", "B", SRC_DUALPIPE, label=f"{f.name} (DualPipe: two copies)", x=f.value)
                       for f in states[:2]] + states[2:]
@@ -398,7 +408,10 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
     else:
         valid = np.broadcast_to(valid, np.broadcast(valid, fits).shape)
     tf, tm, tl = (np.asarray(stage_totals[k].value) for k in ("first", "middle", "last"))
-    worst_stage = where((tf >= tm) & (tf >= tl), "first", where(tm > tl, "middle", "last"))
+    # first where it is the fullest, else middle where it beats the last, else last: one gather of the names (a
+    # planner's sweep has 10⁵-10⁶ layouts; two string selects cost most of its memory call)
+    stage_code = (~((tf >= tm) & (tf >= tl))).astype(np.int8) * (2 - (tm > tl))
+    worst_stage = STAGES[stage_code] if stage_code.ndim else str(STAGES[stage_code])
     from ..core.units import fmt
 
     verdict_line = ("per-layout" if is_sweep(worst.value) else

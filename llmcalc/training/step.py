@@ -115,18 +115,27 @@ def compute_efficiency_default(hw: Hardware | None = None, m: Model | None = Non
     return te.matmul if m is None else float(te.matmul_at(m.d_model / tp))
 
 
-def _lower_bound(compute, bubble, valid, *, global_batch, seq, f_model, gpus, peak) -> Result:
+def _lower_bound(compute, bubble, valid, *, global_batch, seq, f_model, gpus, peak, pipe=None,
+                 offload=0.0) -> Result:
     """step = compute + comm + bubble·(compute + comm) + grad + offload, every added term >= 0 (the rows below)
-    and 1 + bubble > 0, so step >= compute·(1 + bubble): the planner prunes with it (issue #13), and the tokens/s
-    and MFU it gives are upper bounds on the real ones."""
-    lb = derive("time/step_lower_bound", "C*(1 + b)", "s", "step with no communication: compute and bubble only",
-                label="step time lower bound", C=compute.value, b=bubble.value)
+    and 1 + bubble > 0, so step >= compute·(1 + bubble), and with the exposed pipeline communication ``pipe``
+    (TP, EP, PP, CP rows) and the exposed optimizer offload, step >= (compute + comm)·(1 + bubble) + offload: the
+    planner prunes with it (issue #13), and the tokens/s and MFU it gives are upper bounds on the real ones."""
+    if pipe is None:
+        lb = derive("time/step_lower_bound", "C*(1 + b)", "s", "step with no communication: compute and bubble only",
+                    label="step time lower bound", C=compute.value, b=bubble.value)
+    else:
+        lb = derive("time/step_lower_bound", "(C + P)*(1 + b) + O", "s", "step without the DP/ZeRO gradient and "
+                    "parameter communication", label="step time lower bound", C=compute.value, P=pipe.value,
+                    b=bubble.value, O=offload)
     tps = derive("throughput/tokens_per_s_upper", "gb*L/T", "token/s", "definition", label="tokens/s upper bound",
                  gb=global_batch, L=seq, T=lb.value)
     mfu = derive("mfu_upper", "F/(T*N*peak)", "%", SRC_MFU, label="MFU upper bound", F=f_model, T=lb.value, N=gpus,
                  peak=peak)
     return Result("Step time lower bound", (lb, tps, mfu), (), {"valid": valid, "step_time_s": lb.value,
-                                                                "tokens_per_s": tps.value, "mfu": mfu.value})
+                                                                "tokens_per_s": tps.value, "mfu": mfu.value,
+                                                                "compute_s": compute.value,
+                                                                "bubble_fraction": bubble.value})
 
 
 def mfu_from_time(model_flops, step_time_s, gpus, peak_flops_per_s):
@@ -151,7 +160,7 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
                   check_memory: bool = True, latency_scale: float = 1.0, overlap_grad_reduce: bool = True,
                   overlap_param_gather: bool = False, zero3_prefetch: bool = True, recompute_layers=None,
                   recompute_norm_up: bool = False, fp8_activations: bool = False, offload_optimizer=False,
-                  cpu_adam_params_per_s: float | None = None, lower_bound_only: bool = False) -> Result:
+                  cpu_adam_params_per_s: float | None = None, lower_bound_only: bool | str = False) -> Result:
     """Predicted step time, tokens/s, MFU and HFU. Numeric arguments may be numpy arrays (then ``data['valid']``
     masks impossible layouts instead of raising).
 
@@ -177,8 +186,10 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
     overlap each other (DeepSpeed CPU Adam's adam_update_copy) but not the GPU step: exposed, as DeepSpeed runs
     by default (the paper's one-step delayed update, §4.2, is not modelled).
 
-    ``lower_bound_only``: skip the communication ledger and return only a lower bound on the step time,
-    compute × (1 + bubble), with the tokens/s and MFU it allows (see :func:`_lower_bound`)."""
+    ``lower_bound_only``: return only a lower bound on the step time with the tokens/s and MFU it allows (see
+    :func:`_lower_bound`): True, compute × (1 + bubble) without the communication ledger; "pipeline",
+    (compute + exposed TP/EP/PP/CP communication) × (1 + bubble) + exposed optimizer offload, from the ledger's
+    pipeline and host rows alone."""
     from ..core.efficiency import training_efficiency
 
     rc = recompute_code(recompute)
@@ -269,13 +280,15 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
     else:
         bubble = derive("pipeline/bubble_fraction", "(pp - 1)/(v*m)", "ratio", SRC_BUBBLE,
                         label="pipeline bubble / ideal time", pp=layout.pp, v=layout.interleave, m=mb)
-    if lower_bound_only:  # the planner's pruning bound: no communication ledger (most of a step call's cost)
-        return _lower_bound(compute, bubble, valid, global_batch=global_batch, seq=seq, f_model=figs[0].value,
-                            gpus=n_gpus, peak=peak)
+    if lower_bound_only not in (False, True, "pipeline"):
+        raise LlmcalcError(f"lower_bound_only expects False, True or 'pipeline', got {lower_bound_only!r}")
+    bound = dict(global_batch=global_batch, seq=seq, f_model=figs[0].value, gpus=n_gpus, peak=peak)
+    if lower_bound_only is True:  # the planner's pruning bound: no communication ledger (most of a step call's cost)
+        return _lower_bound(compute, bubble, valid, **bound)
     comm = comm_ledger(m, hw, layout, micro_batch=micro_batch, seq=seq, global_batch=global_batch,
                        recompute=rc, link_efficiency=link_efficiency, act_bytes=act_bytes, grad_bytes=grad_bytes,
                        latency_scale=latency_scale, recompute_layers=recompute_layers,
-                       offload_optimizer=offload_optimizer)
+                       offload_optimizer=offload_optimizer, pipeline_only=bool(lower_bound_only))
     c = comm.data
     k = c["by_overlap_s"]
     z = lambda key: k.get(key, 0.0)  # noqa: E731 - a missing kind moved nothing
@@ -297,6 +310,10 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
                       "exposed TP, EP all-to-all, PP p2p (never overlapped here) and CP rows of the ledger, on every "
                       "micro-batch's critical path", label="exposed TP/EP/PP/CP communication",
                       tp_exposed=tp_exp.value, ep=z("ep"), pp=z("pp"), cp_exposed=cp_exp.value)
+    if lower_bound_only:  # "pipeline": the ledger's per-micro-batch rows only, and the optimizer offload
+        offload = _offload_time(hw, c, compute.value, fwd.value, mb, offload_optimizer, cpu_adam_params_per_s)
+        return _lower_bound(compute, bubble, valid, pipe=pipe, offload=offload[-1].value if offload else 0.0,
+                            **bound)
     bub_t = derive("time/bubble", "b*(compute + comm)", "s", SRC_BUBBLE, label="pipeline bubble",
                    b=bubble.value, compute=compute.value, comm=pipe.value)
     gl, ge, pg, zf, zb = z("grad_last"), z("grad_each"), z("param_gather"), z("zero3_fwd"), z("zero3_bwd")

@@ -42,9 +42,24 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _no_plugin_loader() -> None:
+    """With plugins disabled, pydantic's ``plugin._loader.get_plugins()`` returns ``()`` (pydantic 2.x
+    plugin/_loader.py), yet importing that module imports ``importlib.metadata`` (~12 ms, issue #13) each time
+    pydantic builds its first validator. Where the variable disables them all, that module is this one function.
+    tests/test_cli_startup.py checks that pydantic asks _loader for nothing else."""
+    if os.environ.get("PYDANTIC_DISABLE_PLUGINS") in ("__all__", "1", "true") and "pydantic.plugin._loader" not in \
+            sys.modules:
+        import types
+
+        loader = types.ModuleType("pydantic.plugin._loader", "plugins disabled (PYDANTIC_DISABLE_PLUGINS): none")
+        loader.get_plugins = lambda: ()
+        sys.modules["pydantic.plugin._loader"] = loader
+
+
 def main() -> None:
     # This process is ours: skip pydantic's scan of installed plugins' entry points (~13 ms per start).
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    _no_plugin_loader()
     from ._app import app
 
     words = [a for a in sys.argv[1:] if not a.startswith("-")]

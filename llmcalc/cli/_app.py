@@ -50,8 +50,9 @@ _I64 = 2**63  # pydantic reads any int; beyond int64 we let it (slow path) so th
 
 class _Coercion:
     """One option's coercion, as typer's ``RuntimeParam.coerce`` does it, without building a pydantic TypeAdapter
-    for the values a one-liner passes (issue #13: typer builds one per parameter, ~1.4 ms each, for 20-50 options
-    per command, even for options left at None).
+    for the values a one-liner passes (issue #13: typer builds one per parameter, 20-50 options a command, even for
+    options left at None; the first imports typer._adapters and pydantic's schema machinery, ~80 ms where the
+    command needs no pydantic spec (notation, speculative, loss), and each after ~0.2 ms).
 
     - None -> ``()`` for a multi-value option, else None (typer's ``RuntimeParam.coerce``, typer/_coercion.py);
     - an ``int`` option reads counts as people write them: '32k', '1.5M', '2e9' (core/units.parse_whole, the one

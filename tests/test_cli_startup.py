@@ -52,3 +52,17 @@ def test_one_liner_imports_no_package_metadata_scanner():
     assert p.returncode == 0, p.stderr
     assert "8,030,261,248" in p.stdout  # Llama-3.1-8B's published parameter count: the command ran in full
     assert p.stderr.split() == ["False", "module"]
+
+
+def test_building_the_spec_schemas_tokenizes_no_builtin_signature():
+    """pydantic reads each default_factory's signature when it builds a spec's schema; a builtin's (``dict``,
+    ``list``) is text that inspect tokenizes, compiling tokenize's large regex (~3 ms a start-up). Spec defaults are
+    Python functions: loading a model (with MoE) and an accelerator (with links) compiles no tokenizer regex."""
+    code = ("import tokenize\nfrom llmcalc.core.catalogue import load_hardware, load_model\n"
+            "m, h = load_model('mixtral-8x7b'), load_hardware('h100-sxm')\n"
+            "assert m.moe.dense_layers == []\n"
+            "print(tokenize._compile.cache_info().currsize)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "0"

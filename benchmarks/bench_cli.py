@@ -80,7 +80,7 @@ def main() -> None:
         rows.append((name, t, flag))
         if not markdown:
             print(f"  {t * 1e3:7.0f} ms  {flag:8s} {name}", flush=True)
-    over = [r for r in rows if r[2] == "> 0.3 s"]
+    over = [r for r in rows[2:] if r[2] == "> 0.3 s"]  # the one-liners (not the two reference rows)
     if markdown:
         print("| one-liner | median |\n|---|---:|")
         for name, t, flag in rows:

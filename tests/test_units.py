@@ -117,3 +117,16 @@ def test_parse_whole_is_an_int_or_one_unit_error_for_any_text(text):
     except UnitError:
         return
     assert isinstance(n, int) and text.isascii()
+
+
+def test_parse_whole_refuses_a_count_longer_than_any_count_with_a_unit_error():
+    # Found while timing the CLI (issue #13): 5,000 digits passed the digits-only check and int() raised ValueError
+    # (CPython refuses over 4,300 digits), so `--context 111...1` was a traceback. Counts are at most 200 characters,
+    # as parse_count reads them.
+    from llmcalc.core.errors import UnitError
+    from llmcalc.core.units import parse_whole
+
+    assert parse_whole("9" * 200) == 10**200 - 1
+    for text in ("1" * 201, "1" * 5000, " " * 199 + "12"):
+        with pytest.raises(UnitError, match="as a count"):
+            parse_whole(text)

@@ -7,40 +7,47 @@ field, what was expected and (for misspelt fields and names) what was close.
 from __future__ import annotations
 
 import json
+import marshal
 import os
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
 from .errors import SpecError, close_matches, unknown_name
 from .specs import Hardware, Model
 from .textfile import read_spec_text
 
-try:  # libyaml is ~10x faster; fall back to the pure-Python loader where it is missing
-    from yaml import CSafeLoader as _SafeLoader
-except ImportError:  # pragma: no cover
-    from yaml import SafeLoader as _SafeLoader
 
-
-class _Loader(_SafeLoader):
+@lru_cache(maxsize=1)
+def _loader():
     """The safe loader, but a key given twice in one mapping is an error (YAML 1.2 §3.2.1.1 requires unique
-    keys; PyYAML silently keeps the last), so ``d_model`` written twice cannot quietly pick one."""
+    keys; PyYAML silently keeps the last), so ``d_model`` written twice cannot quietly pick one. Built on first
+    use: ``import yaml`` costs ~20 ms, and a one-liner whose catalogue entries are in the parse cache (below)
+    needs no YAML at all."""
+    import yaml
 
-    def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode):
-            seen: dict = {}
-            for key_node, _ in node.value:
-                if not isinstance(key_node, yaml.ScalarNode) or key_node.value == "<<":
-                    continue  # merge keys may override on purpose
-                key = (key_node.tag, key_node.value)
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        "while constructing a mapping", node.start_mark,
-                        f"duplicate key {key_node.value!r} (first given on line {seen[key]})", key_node.start_mark)
-                seen[key] = key_node.start_mark.line + 1
-        return super().construct_mapping(node, deep)
+    try:  # libyaml is ~10x faster; fall back to the pure-Python loader where it is missing
+        from yaml import CSafeLoader as safe_loader
+    except ImportError:  # pragma: no cover
+        from yaml import SafeLoader as safe_loader
+
+    class _Loader(safe_loader):
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                seen: dict = {}
+                for key_node, _ in node.value:
+                    if not isinstance(key_node, yaml.ScalarNode) or key_node.value == "<<":
+                        continue  # merge keys may override on purpose
+                    key = (key_node.tag, key_node.value)
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            "while constructing a mapping", node.start_mark,
+                            f"duplicate key {key_node.value!r} (first given on line {seen[key]})", key_node.start_mark)
+                    seen[key] = key_node.start_mark.line + 1
+            return super().construct_mapping(node, deep)
+
+    return _Loader
 
 _PKG = Path(__file__).resolve().parent.parent  # the llmcalc package (this file is llmcalc/core/)
 
@@ -69,6 +76,8 @@ def names(kind: str) -> list[str]:
 
 def _node_at(node, loc: tuple, at_key: bool = False):
     """The YAML node at a pydantic error location (its key node if ``at_key``), or the closest ancestor."""
+    import yaml
+
     for i, key in enumerate(loc):
         if isinstance(node, yaml.MappingNode):
             pick = 0 if at_key and i == len(loc) - 1 else 1
@@ -129,9 +138,10 @@ def _explain_validation(err: ValidationError, cls, origin: str, root) -> SpecErr
     return SpecError("; ".join(lines))  # one line (several problems separated by "; "), as every user error
 
 
-def load_yaml_spec(path: str | Path, cls):
-    """Read a Model or Hardware YAML file; any problem becomes one SpecError naming file:line:column."""
-    return parse_yaml_spec(read_spec_text(path), cls, str(path))
+def load_yaml_spec(path: str | Path, cls, cache_as: str | None = None):
+    """Read a Model or Hardware YAML file; any problem becomes one SpecError naming file:line:column.
+    ``cache_as``: a catalogue entry's name, under which its parsed YAML is kept (see :func:`_cached_yaml`)."""
+    return parse_yaml_spec(read_spec_text(path), cls, str(path), cache_as)
 
 
 def load_user_yaml(path: str | Path, option: str):
@@ -143,10 +153,16 @@ def load_user_yaml(path: str | Path, option: str):
         raise SpecError(f"{option} {e}") from None
 
 
-def _load_yaml(text: str, origin: str):
+def _load_yaml(text: str, origin: str, cache_as: str | None = None):
     """YAML -> Python data, or one SpecError naming ``origin``:line:column."""
+    if cache_as is not None:
+        data = _cached_yaml(cache_as, text)
+        if data is not _MISS:
+            return data
+    import yaml
+
     try:
-        return yaml.load(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_loader())
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{origin}:{mark.line + 1}:{mark.column + 1}" if mark else origin
@@ -154,16 +170,69 @@ def _load_yaml(text: str, origin: str):
         raise SpecError(f"{where}: invalid YAML: {problem}") from None
     except RecursionError:
         raise SpecError(f"{origin}: invalid YAML: nested too deeply") from None
+    if cache_as is not None:
+        _keep_yaml(cache_as, text, data)
+    return data
 
 
-def parse_yaml_spec(text: str, cls, origin: str = "<yaml>"):
-    data = _load_yaml(text, origin)
+# ---------------------------------------------------------------- parsed catalogue entries, kept between runs
+# Issue #13: `import yaml` alone is ~20 ms of a one-liner's 0.3 s, for a catalogue entry that rarely changes. The
+# parse of an entry is kept in the user's cache folder as (format, YAML text, data), written with marshal (no import
+# cost; it round-trips exactly the dicts, lists, strings, numbers, booleans and None a safe YAML load yields) and
+# used only when the file's text is the very text that was parsed: an edited entry is parsed again, and a file that
+# does not parse is never kept, so its error message is the parser's. The cache changes how fast, never what:
+# unreadable or foreign cache files are parsed past, and a folder that cannot be written is simply not used.
+# LLMCALC_CACHE_DIR moves it (empty: no cache); default $XDG_CACHE_HOME/llmcalc, else ~/.cache/llmcalc.
+_MISS = object()
+_CACHE_FORMAT = "llmcalc-yaml-1"
+
+
+def _cache_file(key: str) -> Path | None:
+    base = os.environ.get("LLMCALC_CACHE_DIR")
+    if base is None:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        base = os.path.join(xdg, "llmcalc") if xdg else os.path.join(os.path.expanduser("~"), ".cache", "llmcalc")
+    return Path(base) / f"{key}.marshal" if base else None
+
+
+def _cached_yaml(key: str, text: str):
+    path = _cache_file(key)
+    try:
+        kept = marshal.loads(path.read_bytes()) if path is not None else None
+    except (OSError, ValueError, EOFError, TypeError):  # none yet, unreadable, or not a marshal file: parse
+        return _MISS
+    if isinstance(kept, tuple) and len(kept) == 3 and kept[0] == _CACHE_FORMAT and kept[1] == text:
+        return kept[2]
+    return _MISS
+
+
+def _keep_yaml(key: str, text: str, data) -> None:
+    path = _cache_file(key)
+    if path is None:
+        return
+    try:
+        blob = marshal.dumps((_CACHE_FORMAT, text, data))
+    except ValueError:  # a type marshal does not write (a YAML timestamp): this entry is parsed every time
+        return
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(blob)
+        os.replace(tmp, path)  # atomic: a concurrent reader sees the old file or the new one, never half of one
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
+def parse_yaml_spec(text: str, cls, origin: str = "<yaml>", cache_as: str | None = None):
+    data = _load_yaml(text, origin, cache_as)
     if not isinstance(data, dict):
         raise SpecError(f"{origin}: expected a mapping of fields at the top level, got {type(data).__name__}")
     try:
         return cls.model_validate(data, context={"yaml": True})
     except ValidationError as e:
-        root = yaml.compose(text, Loader=_Loader)
+        import yaml
+
+        root = yaml.compose(text, Loader=_loader())
         raise _explain_validation(e, cls, origin, root) from None
     except RecursionError:
         raise SpecError(f"{origin}: nested too deeply") from None
@@ -210,7 +279,7 @@ def _load_model(ref: str) -> Model:
 
             return model_from_config_file(p)
         return load_yaml_spec(p, Model)
-    return load_yaml_spec(_find("models", ref), Model)
+    return load_yaml_spec(_find("models", ref), Model, cache_as=f"models-{ref.strip().lower()}")
 
 
 def load_hardware(ref: str) -> Hardware:
@@ -226,7 +295,7 @@ def _load_hardware(ref: str) -> Hardware:
         if not _exists(Path(ref)):
             raise SpecError(f"{ref}: no such file")
         return load_yaml_spec(ref, Hardware)
-    return load_yaml_spec(_find("hardware", ref), Hardware)
+    return load_yaml_spec(_find("hardware", ref), Hardware, cache_as=f"hardware-{ref.strip().lower()}")
 
 
 def _find(kind: str, name: str) -> Path:
@@ -266,4 +335,6 @@ def model_to_yaml(m: Model) -> str:
     """A catalogue YAML for ``m`` (quantities are plain counts in models, so a dump round-trips)."""
     data = json.loads(m.model_dump_json(exclude_defaults=True))
     data = {"name": data.pop("name"), "display_name": data.pop("display_name"), **data}
+    import yaml
+
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=110)

@@ -29,6 +29,17 @@ def _quantity(dim: units.Dim, per_si: float = 1.0):
     return BeforeValidator(check)
 
 
+# Default factories as Python functions, not the builtins dict/list: pydantic reads a factory's signature when it
+# builds a schema, and a builtin's is text that inspect tokenizes (compiling tokenize's large regex, ~3 ms of a
+# one-liner's start-up; issue #13). Each call returns a new empty container, as dict() and list() do.
+def _empty_dict() -> dict:
+    return {}
+
+
+def _empty_list() -> list:
+    return []
+
+
 Bytes = Annotated[float, _quantity(units.BYTES), Field(gt=0)]
 BytesPerS = Annotated[float, _quantity(units.BYTES_PER_S), Field(gt=0)]
 FlopPerS = Annotated[float, _quantity(units.FLOP_PER_S), Field(gt=0)]
@@ -94,7 +105,7 @@ class Link(Spec):
         None, description="what the link is, for the collective model's per-hop latencies (llmcalc.network)")
     hop_latency: dict[Literal["ring_ll", "ring_ll128", "ring_simple", "tree_ll", "tree_ll128", "tree_simple",
                               "nvls_simple", "nvls_tree_simple"], Seconds] = Field(
-        default_factory=dict, description="per-hop latency per algorithm_protocol, e.g. ring_simple: '3.4 us' "
+        default_factory=_empty_dict, description="per-hop latency per algorithm_protocol, e.g. ring_simple: '3.4 us' "
                                           "(NCCL tuning.cc hwLatencies for this fabric)")
     nvls: bool = Field(False, description="NVLink SHARP: the switch reduces (NCCL's NVLS algorithm)")
     nccl_arch: Literal["volta", "ampere", "hopper", "blackwell"] | None = Field(
@@ -290,7 +301,8 @@ class MoE(Spec):
     d_ff_expert: int = Field(ge=1, description="each routed expert's intermediate width")
     n_shared_experts: int = Field(0, ge=0)
     d_ff_shared: int | None = Field(None, ge=1, description="shared experts' total width; default n_shared·d_ff_expert")
-    dense_layers: list[int] = Field(default_factory=list, description="layers with a dense MLP instead (0-based)")
+    dense_layers: list[int] = Field(default_factory=_empty_list,
+                                    description="layers with a dense MLP instead (0-based)")
     router_bias: bool = False
 
     @model_validator(mode="after")

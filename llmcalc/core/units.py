@@ -212,8 +212,10 @@ def parse_whole(text: str | int) -> int:
     '1.5k' -> 1500, '2e9' -> 2000000000, '8' -> 8 (exact, however many digits); '1.5' and '0.5' are errors."""
     if isinstance(text, int) and not isinstance(text, bool):
         return text
-    if isinstance(text, str) and re.fullmatch(r"[ \t]*[-+]?[0-9]+[ \t]*", text):  # ASCII only: int() refuses
-        return int(text)  # some characters str.isspace()/\d accept ('\x1e2', Arabic-Indic digits): parse_count says so
+    # ASCII only: int() refuses some characters str.isspace()/\d accept ('\x1e2', Arabic-Indic digits), and at
+    # most 200 characters as parse_count reads (int() refuses over 4,300 digits); parse_count says so for the rest.
+    if isinstance(text, str) and len(text) <= 200 and re.fullmatch(r"[ \t]*[-+]?[0-9]+[ \t]*", text):
+        return int(text)
     value = parse_count(text)
     if value != math.floor(value):
         raise UnitError(f"{text!r} is not a whole number")

@@ -228,7 +228,10 @@ def collective_time(hw: Hardware, collective: str, nbytes, n, *, ranks_per_node=
             return hit[1]
         if len(_SCALAR_CALLS) >= 256:  # at most 256 × 11 fields × 8,192 float64 (~190 MB) in a long session
             _SCALAR_CALLS.clear()
-        ct = _collective_time(hw, collective, nbytes, n, ranks_per_node=ranks_per_node, span=span, **kw)
+        if all(v is None or type(v) in _SCALAR for v in (nbytes, n, ranks_per_node, span)):
+            ct = _collective_time(hw, collective, nbytes, n, ranks_per_node=ranks_per_node, span=span, **kw)
+        else:  # a small array: its points may be known from an earlier call (a planner's seed rounds)
+            ct = _deduplicated(hw, collective, nbytes, n, ranks_per_node, span, kw)
         for f in ("time_s", "algorithm", "protocol", "latency_s", "bandwidth_bytes_per_s", "hops",
                   "per_hop_latency_s", "bytes_per_rank", "ranks", "ranks_per_node", "nodes"):
             v = getattr(ct, f)
@@ -241,6 +244,15 @@ def collective_time(hw: Hardware, collective: str, nbytes, n, *, ranks_per_node=
                          np.asarray(0.0 if where_ is None else where_, dtype=float)).shape
     if len(shape) == 0 or int(np.prod(shape)) < 4096:
         return _collective_time(hw, collective, nbytes, n, ranks_per_node=ranks_per_node, span=span, **kw)
+    return _deduplicated(hw, collective, nbytes, n, ranks_per_node, span, kw)
+
+
+def _deduplicated(hw: Hardware, collective: str, nbytes, n, ranks_per_node, span, kw) -> CollectiveTime:
+    """collective_time of array inputs, each distinct (S, n, placement) point timed once per process
+    (:func:`_points`) and scattered back to the inputs' shape."""
+    where_ = ranks_per_node if ranks_per_node is not None else span
+    shape = np.broadcast(np.asarray(nbytes, dtype=float), np.asarray(n, dtype=float),
+                         np.asarray(0.0 if where_ is None else where_, dtype=float)).shape
     # distinct (S, n, placement) points: each input's own distinct values first (a planner's grid broadcasts
     # inputs of fewer dimensions), then the distinct combinations of their codes
     ins = [np.asarray(x, dtype=float) for x in (nbytes, n, 0.0 if where_ is None else where_)]
@@ -262,21 +274,111 @@ def collective_time(hw: Hardware, collective: str, nbytes, n, *, ranks_per_node=
     i1, i2 = np.divmod(present, len(vals[2]))
     i0, i1 = np.divmod(i1, len(vals[1]))
     uniq = (vals[0][i0], vals[1][i1], vals[2][i2])
-    u_where = None if where_ is None else uniq[2]
-    ct = _collective_time(hw, collective, uniq[0], uniq[1],
-                          ranks_per_node=u_where if ranks_per_node is not None else None,
-                          span=u_where if ranks_per_node is None else None, **kw)
+    kind = None if where_ is None else ("ranks_per_node" if ranks_per_node is not None else "span")
+    small, fabric, fresh = _points(hw, collective, uniq, kind, kw)
     n_uniq = len(present)
 
     def back(v):
         v = np.asarray(v)
         return v[inv] if v.shape == (n_uniq,) else v
 
+    def candidates() -> dict:  # every candidate's time at the distinct points (read by no planner)
+        ct = fresh if fresh is not None else _collective_time(hw, collective, *uniq[:2], **_where(kind, uniq), **kw)
+        return ct.candidates
+
     out = object.__new__(_ScatteredTime)  # time_s scattered now; the other per-point fields when first read
-    out.__dict__.update(collective=ct.collective, time_s=back(ct.time_s), fabric=ct.fabric,
-                        candidates=_Scattered(ct.candidates, back),
-                        _small={f: getattr(ct, f) for f in _PER_POINT}, _back=back)
+    out.__dict__.update(collective=collective, time_s=back(small["time_s"]), fabric=fabric,
+                        candidates=_Scattered(_Later(candidates), back),
+                        _small={f: small[f] for f in _PER_POINT}, _back=back)
     return out
+
+
+def _where(kind, uniq) -> dict:
+    return {} if kind is None else {kind: uniq[2]}
+
+
+# Distinct points already timed in this process, per (hardware, collective, placement argument, options): the
+# planner times its layouts in several calls (bounds, seed rounds, the rest) whose groups and message sizes
+# mostly repeat (issue #13: GPT-3 over three GPU counts, 4,046 point evaluations of 1,174 distinct points).
+# Every field of _collective_time is computed point by point, so a point's fields do not depend on the call.
+_POINTS: dict = {}
+_PER_POINT = ("algorithm", "protocol", "latency_s", "bandwidth_bytes_per_s", "hops", "per_hop_latency_s",
+              "bytes_per_rank", "ranks", "ranks_per_node", "nodes")
+_POINT_FIELDS = ("time_s", *_PER_POINT)
+
+
+def _points(hw: Hardware, collective: str, uniq: tuple, kind, kw) -> tuple[dict, str, CollectiveTime | None]:
+    """Every per-point field at the distinct points ``uniq`` (S, n, placement), from the table of points
+    timed before, the others timed now in one call; the fabric the group crosses; and the fresh CollectiveTime
+    when every point was timed now (else None). Whatever the result, the same as one call on ``uniq``: a call on
+    the missing points that fails is redone on all of them (the error names the whole group)."""
+    algs = kw["algorithms"]
+    key = (id(hw), collective, kind, kw["link_efficiency"], kw["latency_scale"],
+           None if algs is None else tuple(algs), errstate_key())
+    ent = _POINTS.get(key)
+    if ent is None or ent[0] is not hw or len(ent[1]) > 100_000:  # bounded: ~100k points × 12 fields
+        if len(_POINTS) >= 256:
+            _POINTS.clear()
+        ent = _POINTS[key] = (hw, {}, {})
+    _, rows, table = ent
+    pts = list(zip(*(u.tolist() for u in uniq), strict=True))
+    idx = [rows.get(p, -1) for p in pts]
+    miss = [i for i, r in enumerate(idx) if r < 0]
+    fresh = None
+    if miss:
+        mi = np.array(miss, np.int64)
+        part = tuple(u[mi] for u in uniq)
+        try:
+            ct = _collective_time(hw, collective, *part[:2], **_where(kind, part), **kw)
+        except LlmcalcError:  # the whole group's error (a message may name its largest group)
+            _collective_time(hw, collective, *uniq[:2], **_where(kind, uniq), **kw)
+            raise
+        m = len(miss)
+        new = {f: np.broadcast_to(getattr(ct, f), (m,)) for f in _POINT_FIELDS}
+        new["finite"] = np.any([np.isfinite(np.broadcast_to(v, (m,))) for v in ct.candidates.values()], axis=0)
+        start = len(rows)
+        for j, i in enumerate(miss):
+            rows[pts[i]] = start + j
+            idx[i] = start + j
+        for f, v in new.items():
+            table[f] = np.concatenate([table[f], v]) if f in table else np.array(v)
+        if m == len(pts):
+            fresh = ct
+    take = np.array(idx, np.int64)
+    small = {f: table[f][take] for f in (*_POINT_FIELDS, "finite")}
+    fabric = _fabric(hw, bool(np.any(small["nodes"] > 1)))
+    if not np.any(small["finite"]):
+        raise LlmcalcError(f"no algorithm can run a {collective} on {hw.display_name}")
+    return small, fabric, fresh
+
+
+def _fabric(hw: Hardware, multi: bool) -> str:
+    """What a group crosses, in words: the scale-up link, and the scale-out one when it spans nodes."""
+    up, out = hw.scale_up, hw.scale_out
+    if out is not None and multi:
+        return f"{up.name.split(' (')[0]} + {out.name.split(' (')[0].split(',')[0]}"
+    return up.name.split(" (")[0]
+
+
+class _Later(Mapping):
+    """A mapping computed on first use."""
+
+    def __init__(self, make):
+        self._make, self._d = make, None
+
+    def _get(self) -> dict:
+        if self._d is None:
+            self._d = self._make()
+        return self._d
+
+    def __getitem__(self, name):
+        return self._get()[name]
+
+    def __iter__(self):
+        return iter(self._get())
+
+    def __len__(self):
+        return len(self._get())
 
 
 def _factorize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -296,8 +398,6 @@ def _factorize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return u, c.reshape(x.shape)
 
 
-_PER_POINT = ("algorithm", "protocol", "latency_s", "bandwidth_bytes_per_s", "hops", "per_hop_latency_s",
-              "bytes_per_rank", "ranks", "ranks_per_node", "nodes")
 
 
 class _ScatteredTime(CollectiveTime):
@@ -506,10 +606,7 @@ def _collective_time(hw: Hardware, collective: str, nbytes, n, *, ranks_per_node
             return v.item() if not obj else str(v.item())
         return v
 
-    if out is not None and np.any(multi):
-        fabric = f"{up.name.split(' (')[0]} + {out.name.split(' (')[0].split(',')[0]}"
-    else:
-        fabric = up.name.split(" (")[0]
+    fabric = _fabric(hw, out is not None and bool(np.any(multi)))
     if not scalar and not np.any(np.isfinite(times)):
         raise LlmcalcError(f"no algorithm can run a {collective} on {hw.display_name}")
     return CollectiveTime(

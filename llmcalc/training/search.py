@@ -126,8 +126,8 @@ def _memory(m: Model, hw: Hardware, g: Grid, *, seq: int, schedule: str, recompu
 # candidate which can appear in the plan's output are timed; below it every candidate is (the bound's call and the
 # seeds' cost more than they save).
 PRUNE_FROM = 20_000
-SEED_ROWS = 256  # outer rows with the highest bounds timed first, and SEED_ROWS // 8 per group value
-SEED_ROUNDS = 2  # rounds of seeds on the tighter bound, each among the rows the previous thresholds leave
+SEED_ROWS = 512  # outer rows with the highest bounds timed first, and SEED_ROWS // 8 per group value
+SEED_ROUNDS = 1  # rounds of seeds on the tighter bound, each among the rows the previous thresholds leave
 PRUNE_SLACK = 1e-9  # relative: the bound and the score are compared with room for rounding
 
 

@@ -343,7 +343,8 @@ def _first_k(m: Model, hw: Hardware, g: Grid, mem, need, fits, usable, *, seq: i
     recomputed in full, make it fit (Megatron-Core --recompute-method block --recompute-num-layers k). Each
     stage's memory is linear in k up to its chunk size c = Ls/v, so k comes in closed form from the full-recompute
     totals and one more evaluation at k = 1. Cells with k < the largest chunk are new candidates (rc = 3)."""
-    from .layout import stage_layers
+    from .activations import stage_activation_bytes
+    from .layout import microbatches, recompute_code, stage_layers
 
     if 2 not in g.rc:
         return None
@@ -357,14 +358,31 @@ def _first_k(m: Model, hw: Hardware, g: Grid, mem, need, fits, usable, *, seq: i
     sub = replace(g.take(rows), rc=np.array([2], np.int64))
     shape = sub.shape
     cand = full_fits[..., rows]
-    one, _, _, one_mem = _memory(m, hw, sub, seq=seq, schedule=schedule, recompute=2, recompute_layers=1, **kw)
     lay = sub.layout(schedule)
-    v = sub.arrays()["v"]
+    a = sub.arrays()
+    v = a["v"]
     sl = stage_layers(m.n_layers, lay)
+    # each stage's total at k = 1, as training_memory(recompute="full", recompute_layers=1) sums it, bit for bit:
+    # has·(weights + gradients + optimizer + ZeRO-3 buffer) + activations. Only the activations depend on the
+    # recompute, so the rest is the grid's own (these rows), and only the activations are evaluated again.
+    acts = stage_activation_bytes(m, lay, a["mb"], seq, recompute=recompute_code(2),
+                                  microbatches=microbatches(lay, a["mb"], kw["global_batch"]), recompute_layers=1,
+                                  recompute_norm_up=kw["recompute_norm_up"], fp8_activations=kw["fp8_activations"])
+    has_middle = np.where(a["pp"] > 2, 1, 0).astype(float)  # a middle stage only for pp > 2 (training_memory)
+
+    def rows_of(x):  # the full-recompute column's values on these rows, at the dimensions they depend on
+        x = np.asarray(x, float)
+        x = x.reshape((1,) * (4 - x.ndim) + x.shape)
+        x = x[:, ri:ri + 1] if x.shape[1] > 1 else x
+        return x[..., rows] if x.shape[3] > 1 else x
+
     k_need = np.ones(shape)
     for stage in ("first", "middle", "last"):
-        full_t = _full(np.asarray(mem[f"{stage}_stage/total"].value, float), g.shape)[:, ri:ri + 1][..., rows]
-        one_t = _full(np.asarray(one_mem[f"{stage}_stage/total"].value, float), shape)
+        full_t = rows_of(mem[f"{stage}_stage/total"].value)
+        d = mem.data[f"{stage}_stage"]
+        has = has_middle if stage == "middle" else 1
+        one_t = _full(has * (rows_of(d["weights_bytes"]) + rows_of(d["grads_bytes"]) + rows_of(d["optimizer_bytes"])
+                             + rows_of(d["zero3_gathered_bytes"])) + acts[stage].value, shape)
         c = np.asarray(sl[stage], float) / v
         slope = np.where(c > 1, (one_t - full_t) / np.maximum(c - 1, 1), 0.0)  # bytes saved per extra layer
         k = np.where(one_t <= usable, 1, 1 + np.ceil((one_t - usable) / np.where(slope > 0, slope, np.inf)))

@@ -120,8 +120,12 @@ def _grid(m: Model, gpus_list, *, global_batch: int, seq: int, pins: dict | None
     def chunkings(p: int) -> list[int]:
         return v_by_pp[p]
 
-    # one block per (gpus, tp, pp, cp, ep): its rows are micro-batch × expert TP × v, in that nesting order
-    blocks: list[np.ndarray] = []
+    # one block per (gpus, tp, pp, cp, ep): its rows are micro-batch × expert TP × v, in that nesting order; the
+    # blocks' (gpus, tp, pp, cp, dp, ep) repeated over their rows, and each block's (v, mb, etp) rows, built once
+    # per distinct (v list, micro-batch list, etp list) and gathered in one concatenation
+    heads: list[tuple] = []
+    tails: list[np.ndarray] = []
+    patterns: dict[tuple, np.ndarray] = {}
     for n in gpus_list:
         for t in tp_all:
             if n % t:
@@ -140,22 +144,30 @@ def _grid(m: Model, gpus_list, *, global_batch: int, seq: int, pins: dict | None
                     vs = chunkings(p)
                     if not vs:
                         continue
-                    mbs = [mb for mb in mb_all if (global_batch // d) % mb == 0]
+                    mbs = tuple(mb for mb in mb_all if (global_batch // d) % mb == 0)
                     for e in ep_all:
                         if d % e:
                             continue
-                        ets = etps(t, c, d, e)
-                        k = len(mbs) * len(ets) * len(vs)
-                        if k == 0:
+                        ets = tuple(etps(t, c, d, e))
+                        key = (p, mbs, ets)
+                        pat = patterns.get(key)
+                        if pat is None:
+                            k = len(mbs) * len(ets) * len(vs)
+                            pat = np.empty((k, 3), np.int64)
+                            pat[:, 0] = np.tile(vs, len(mbs) * len(ets))
+                            pat[:, 1] = np.repeat(mbs, len(ets) * len(vs))
+                            pat[:, 2] = np.tile(np.repeat(ets, len(vs)), len(mbs))
+                            patterns[key] = pat
+                        if len(pat) == 0:
                             continue
-                        b = np.empty((k, 9), np.int64)
-                        b[:, :3] = (n, t, p)
-                        b[:, 3] = np.tile(vs, len(mbs) * len(ets))
-                        b[:, 4:7] = (c, d, e)
-                        b[:, 7] = np.repeat(mbs, len(ets) * len(vs))
-                        b[:, 8] = np.tile(np.repeat(ets, len(vs)), len(mbs))
-                        blocks.append(b)
-    o = np.concatenate(blocks) if blocks else np.zeros((0, 9), np.int64)
+                        heads.append((n, t, p, c, d, e))
+                        tails.append(pat)
+    if heads:
+        o = np.empty((sum(len(x) for x in tails), 9), np.int64)
+        o[:, [0, 1, 2, 4, 5, 6]] = np.repeat(np.array(heads, np.int64), [len(x) for x in tails], axis=0)
+        o[:, [3, 7, 8]] = np.concatenate(tails)
+    else:
+        o = np.zeros((0, 9), np.int64)
     grid = Grid({k: np.ascontiguousarray(o[:, j]) for j, k in enumerate(OUTER)}, *(
         np.array(x, dtype=np.int64) for x in (zero_all, rc_all, sp_all)))
     return grid, raw, per_dim

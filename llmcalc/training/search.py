@@ -262,15 +262,22 @@ def _pruned(m: Model, hw: Hardware, parts: list[_Part], *, objective: str, top: 
     timed: list[list] = [[] for _ in parts]  # per part: (rows, their timed candidates)
     sc, grp = np.zeros(0), {k: np.zeros(0, np.int64) for k in ("zero", "tp", "gpus")}
 
+    known: dict = {}  # the thresholds of the scores timed so far: (count of scores, k-th best, best per group)
+
     def open_bounds(j: int) -> np.ndarray:
         """Part j's rows × ZeRO columns: the best bound of the candidates not timed yet that reach a threshold (a
         column's best reaches one exactly where one of its candidates does), -inf where none."""
         p = parts[j]
-        kth = np.sort(sc)[::-1][top - 1] if len(sc) >= top else -np.inf
-        thr = np.full(ub[j].shape, kth)
-        for key, vals in (("zero", p.grid.zero[None, :]), ("tp", p.grid.outer["tp"][:, None]),
-                          ("gpus", p.grid.outer["gpus"][:, None])):
-            thr = np.minimum(thr, _lookup(sc, grp[key], vals))
+        if known.get("n") != len(sc):  # once per round, not per part
+            known.update(n=len(sc), kth=np.sort(sc)[::-1][top - 1] if len(sc) >= top else -np.inf,
+                         best={k: _group_best(sc, grp[k]) for k in grp})
+        best = known["best"]
+        # the threshold of a candidate is the lowest of the k-th best and its groups' bests (a min is exact, so
+        # the per-column and per-row parts are taken apart and then together)
+        col = np.minimum(known["kth"], _lookup(best["zero"], p.grid.zero[None, :]))
+        row = np.minimum(_lookup(best["tp"], p.grid.outer["tp"][:, None]),
+                         _lookup(best["gpus"], p.grid.outer["gpus"][:, None]))
+        thr = np.minimum(col, row)
         return np.where(~(ub[j] < thr) & (ub[j] > -np.inf) & ~done[j][:, None], ub[j], -np.inf)
 
     n_open = None
@@ -329,11 +336,17 @@ def _top(x: np.ndarray, k: int) -> np.ndarray:
     return idx
 
 
-def _lookup(scores: np.ndarray, groups: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """The best score among ``scores`` of the group each element of ``keys`` names, -inf where none was timed."""
+def _group_best(scores: np.ndarray, groups: np.ndarray) -> dict:
+    """The best of ``scores`` in each group (each distinct value of ``groups``)."""
+    return {v: scores[groups == v].max() for v in np.unique(groups)}
+
+
+def _lookup(best: dict, keys: np.ndarray) -> np.ndarray:
+    """The best score of the group each element of ``keys`` names (:func:`_group_best`), -inf where none was
+    timed."""
     out = np.full(keys.shape, -np.inf)
-    for v in np.unique(groups):
-        out[keys == v] = scores[groups == v].max()
+    for v, b in best.items():
+        out[keys == v] = b
     return out
 
 

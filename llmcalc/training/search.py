@@ -390,12 +390,14 @@ def _first_k(m: Model, hw: Hardware, g: Grid, mem, need, fits, usable, *, seq: i
         return x[..., rows] if x.shape[3] > 1 else x
 
     k_need = np.ones(shape)
+    base = {}  # has·(weights + gradients + optimizer + ZeRO-3 buffer) per stage, these rows
     for stage in ("first", "middle", "last"):
         full_t = rows_of(mem[f"{stage}_stage/total"].value)
         d = mem.data[f"{stage}_stage"]
         has = has_middle if stage == "middle" else 1
-        one_t = _full(has * (rows_of(d["weights_bytes"]) + rows_of(d["grads_bytes"]) + rows_of(d["optimizer_bytes"])
-                             + rows_of(d["zero3_gathered_bytes"])) + acts[stage].value, shape)
+        base[stage] = has * (rows_of(d["weights_bytes"]) + rows_of(d["grads_bytes"]) + rows_of(d["optimizer_bytes"])
+                             + rows_of(d["zero3_gathered_bytes"]))
+        one_t = _full(base[stage] + acts[stage].value, shape)
         c = np.asarray(sl[stage], float) / v
         slope = np.where(c > 1, (one_t - full_t) / np.maximum(c - 1, 1), 0.0)  # bytes saved per extra layer
         k = np.where(one_t <= usable, 1, 1 + np.ceil((one_t - usable) / np.where(slope > 0, slope, np.inf)))
@@ -415,8 +417,16 @@ def _first_k(m: Model, hw: Hardware, g: Grid, mem, need, fits, usable, *, seq: i
         return None
     sub, keep, k_need = sub.take(rows), keep[..., rows], k_need[..., rows]
     rk = np.where(keep, k_need, 1).astype(np.int64)
-    chk, _, _, _ = _memory(m, hw, sub, seq=seq, schedule=schedule, recompute=2, recompute_layers=rk, **kw)
-    ok = keep & (chk <= usable)  # the closed form, checked by the memory model itself
+    # the need at k = rk, as training_memory(recompute="full", recompute_layers=rk) gives it, bit for bit: each
+    # stage's activations at rk (the memory model's own) on the stage's other rows above, the fullest stage
+    lay = sub.layout(schedule)
+    a = sub.arrays()
+    acts = stage_activation_bytes(m, lay, a["mb"], seq, recompute=recompute_code(2),
+                                  microbatches=microbatches(lay, a["mb"], kw["global_batch"]), recompute_layers=rk,
+                                  recompute_norm_up=kw["recompute_norm_up"], fp8_activations=kw["fp8_activations"])
+    tot = {st: (b[..., rows] if b.shape[3] > 1 else b) + acts[st].value for st, b in base.items()}
+    chk = _full(np.maximum(np.maximum(tot["first"], tot["middle"]), tot["last"]), keep.shape)  # "memory/total"
+    ok = keep & (chk <= usable)  # the closed form, checked by the memory model's need at rk
     return _Part(sub, ok, chk, rc_code=3, rk=rk) if ok.any() else None
 
 

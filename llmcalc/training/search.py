@@ -441,13 +441,14 @@ def _offloaded(g: Grid, mem, cand: np.ndarray, usable, *, m: Model, hw: Hardware
         return None
     o = optimizer_bytes(optimizer)
     keep_g = min(o.grads, 2) / o.grads if o.grads else 1.0
-    need = np.zeros(g.shape)
+    need, off = np.zeros(g.shape), np.empty(g.shape)  # written in place: two grid-sized arrays, not seven
     pp = g.arrays()["pp"]
     for stage in ("first", "middle", "last"):
         d = mem.data[f"{stage}_stage"]
         tot, opt, gr = (np.asarray(d[k], float) for k in ("total_bytes", "optimizer_bytes", "grads_bytes"))
         has = 1.0 if stage != "middle" else pp > 2
-        need = np.maximum(need, tot - has * (opt + gr * (1 - keep_g)))
+        np.subtract(tot, has * (opt + gr * (1 - keep_g)), out=off)
+        np.maximum(need, off, out=need)
     ok = cand & (need <= usable)
     if not ok.any():
         return None

@@ -208,6 +208,8 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
     spans: list[tuple[str, str, float, float]] = []  # (row, phase, start, end) for the timeline
     last = {}  # row -> index of its last bar in spans
     pool_row = "rollout pool"
+    # the pool's open "generate" bar (span's merging written out): spans[g_idx] is written when the bar closes
+    g_open, g_idx, g_a, g_b = False, -1, 0.0, 0.0
 
     def span(row, phase, a, b):
         if b - a <= 0:
@@ -218,15 +220,6 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
         else:
             last[row] = len(spans)
             spans.append((row, phase, a, b))
-
-    def generating(a, b):  # span(pool_row, "generate", a, b), the hot case, written out
-        if b - a > 0:
-            i = last.get(pool_row)
-            if i is not None and spans[i][1] == "generate" and abs(spans[i][3] - a) < 1e-9:
-                spans[i] = (pool_row, "generate", spans[i][2], b)
-            else:
-                last[pool_row] = len(spans)
-                spans.append((pool_row, "generate", a, b))
     safety = 0
     while len(ends) < steps:
         safety += 1
@@ -236,7 +229,11 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
         if sync_end is None and not sync_pending:
             limit = math.inf if eta is None else batch * (version + eta + 1) - started
             while cap - active > EPS and limit > EPS:
-                take = min(item_left, cap - active, limit)
+                take = item_left  # min(item_left, free slots, limit), without the call
+                if cap - active < take:
+                    take = cap - active
+                if limit < take:
+                    take = limit
                 # Generator.admit(take, length, version): its prefill spread over the engines (Pool.prefill_time)
                 push(heap, (kclk + template[item][1], serial, take, kclk, version))
                 serial += 1
@@ -244,10 +241,20 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
                 sum_start += take * kclk
                 dtp = take / group * prefill_s / engines
                 busy += dtp
-                generating(t, t + dtp)
-                t += dtp
+                b = t + dtp  # span(pool_row, "generate", t, b): extend the open bar or open one
+                if b - t > 0:
+                    if g_open and abs(g_b - t) < 1e-9:
+                        g_b = b
+                    else:
+                        if g_open:
+                            spans[g_idx] = (pool_row, "generate", g_a, g_b)
+                        g_open, g_idx, g_a, g_b = True, len(spans), t, b
+                        last[pool_row] = g_idx
+                        spans.append(None)
+                t = b
                 started += take
-                outstanding_max = max(outstanding_max, (started - consumed) / batch)
+                if (started - consumed) / batch > outstanding_max:
+                    outstanding_max = (started - consumed) / batch
                 limit -= take
                 item_left -= take
                 if item_left <= EPS:
@@ -277,6 +284,9 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
         if sync_pending and not heap:  # the pool has drained: sync now
             sync_pending = False
             sync_end = t + t_sync
+            if g_open and sync_end - t > 0:  # the sync bar closes the open generate bar
+                spans[g_idx] = (pool_row, "generate", g_a, g_b)
+                g_open = False
             span(pool_row, "sync", t, sync_end)
             span("trainer", "sync", t, sync_end)
             continue
@@ -293,7 +303,9 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
             ctx = prompt + (k * active - sum_start) / active if active else 0.0
             x = ctx + dk / 2
             i = min(max(b_e, 1), slots) - 1  # DecodeCost.step_s(b_e, x)
-            ts = max(c0[i] + c1[i] * x, m0[i] + m1[i] * x) + comm[i] + overhead + per_seq * (i + 1)
+            ts = c0[i] + c1[i] * x  # max(compute, memory) + comm + t₀ + t_seq·b, as DecodeCost.step_s
+            mem = m0[i] + m1[i] * x
+            ts = (ts if ts >= mem else mem) + comm[i] + overhead + per_seq * (i + 1)
             dt = dk * ts
             if dt > dt_limit:
                 dk, dt = dt_limit / ts, dt_limit
@@ -309,12 +321,18 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
                     got += w
                 if not heap:
                     active, sum_start = 0.0, 0.0
-                generating(t, t + dt)
-                t += dt
                 buffered += got
-            else:
-                generating(t, t + dt)
-                t += dt
+            b = t + dt  # span(pool_row, "generate", t, b): extend the open bar or open one
+            if b - t > 0:
+                if g_open and abs(g_b - t) < 1e-9:
+                    g_b = b
+                else:
+                    if g_open:
+                        spans[g_idx] = (pool_row, "generate", g_a, g_b)
+                    g_open, g_idx, g_a, g_b = True, len(spans), t, b
+                    last[pool_row] = g_idx
+                    spans.append(None)
+            t = b
         # 4) events at time t
         if sync_end is not None and t >= sync_end - EPS:
             sync_end = None
@@ -326,8 +344,17 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
                     busy += dtp
                 else:
                     dtp = 0.0
-                generating(t, t + dtp)
-                t += dtp
+                b = t + dtp  # span(pool_row, "generate", t, b): extend the open bar or open one
+                if b - t > 0:
+                    if g_open and abs(g_b - t) < 1e-9:
+                        g_b = b
+                    else:
+                        if g_open:
+                            spans[g_idx] = (pool_row, "generate", g_a, g_b)
+                        g_open, g_idx, g_a, g_b = True, len(spans), t, b
+                        last[pool_row] = g_idx
+                        spans.append(None)
+                t = b
         if trainer_end is not None and t >= trainer_end - EPS:
             trainer_end = None
             version += 1
@@ -336,10 +363,15 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
             train_busy += t_sync
             if partial or not heap:
                 sync_end = t + t_sync
+                if g_open and sync_end - t > 0:  # the sync bar closes the open generate bar
+                    spans[g_idx] = (pool_row, "generate", g_a, g_b)
+                    g_open = False
                 span(pool_row, "sync", t, sync_end)
                 span("trainer", "sync", t, sync_end)
             else:
                 sync_pending = True
+    if g_open:
+        spans[g_idx] = (pool_row, "generate", g_a, g_b)
     half = steps // 2
     period = (ends[-1] - ends[half - 1]) / (steps - half)
     gen_busy = (gen_busy_at[-1] - gen_busy_at[half - 1]) / (steps - half)

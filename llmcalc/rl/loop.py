@@ -221,7 +221,8 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
             last[row] = len(spans)
             spans.append((row, phase, a, b))
     safety = 0
-    while len(ends) < steps:
+    n_ends = 0  # len(ends)
+    while n_ends < steps:
         safety += 1
         if safety > 2_000_000:
             raise RuntimeError("async RL simulation did not converge")  # a bug, not a user error
@@ -280,7 +281,13 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
             train_busy += t_train
             span("trainer", "train", t, trainer_end)
         # 3) advance to the next event
-        horizon = min(math.inf if trainer_end is None else trainer_end, math.inf if sync_end is None else sync_end)
+        # horizon: the next trainer or sync event (min of the two, inf for none)
+        if trainer_end is None:
+            horizon = math.inf if sync_end is None else sync_end
+        elif sync_end is None or trainer_end <= sync_end:
+            horizon = trainer_end
+        else:
+            horizon = sync_end
         if sync_pending and not heap:  # the pool has drained: sync now
             sync_pending = False
             sync_end = t + t_sync
@@ -298,7 +305,10 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
             # Generator.advance(horizon - t): decode steps to the next finish, a segment's end or the horizon
             dt_limit = horizon - t
             k = kclk
-            dk = min(heap[0][0] - k, SEGMENT_STEPS)
+            first = heap[0][0]
+            dk = first - k  # min(first - k, SEGMENT_STEPS): the float on a tie, as min
+            if SEGMENT_STEPS < dk:
+                dk = SEGMENT_STEPS
             b_e = math.ceil(active / engines - 1e-9)
             ctx = prompt + (k * active - sum_start) / active if active else 0.0
             x = ctx + dk / 2
@@ -311,7 +321,7 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
                 dk, dt = dt_limit / ts, dt_limit
             kclk = k = k + dk
             busy += dt
-            if heap[0][0] <= k + 1e-9:
+            if first <= k + 1e-9:
                 got = 0
                 while heap and heap[0][0] <= k + 1e-9:
                     _, _, w, k0, tag = pop(heap)
@@ -359,6 +369,7 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
             trainer_end = None
             version += 1
             ends.append(t)
+            n_ends += 1
             gen_busy_at.append(busy)
             train_busy += t_sync
             if partial or not heap:

@@ -197,6 +197,7 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
     buffered = 0.0  # Σ weight in the buffer
     item, item_left = 0, template[0][0]
     n_items = len(template)
+    t_weight, t_len = [w for w, _ in template], [x for _, x in template]
     trainer_end = None  # time the running train step ends
     sync_end = None  # time the running weight sync ends
     sync_pending = False  # train step done, waiting for the pool to drain (no partial rollouts)
@@ -236,7 +237,7 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
                 if limit < take:
                     take = limit
                 # Generator.admit(take, length, version): its prefill spread over the engines (Pool.prefill_time)
-                push(heap, (kclk + template[item][1], serial, take, kclk, version))
+                push(heap, (kclk + t_len[item], serial, take, kclk, version))
                 serial += 1
                 active += take
                 sum_start += take * kclk
@@ -260,16 +261,17 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
                 item_left -= take
                 if item_left <= EPS:
                     item = (item + 1) % n_items
-                    item_left = template[item][0]
+                    item_left = t_weight[item]
         # 2) the trainer starts a step when idle and B rollouts are buffered
         if trainer_end is None and sync_end is None and not sync_pending and buffered >= batch - EPS:
             need = batch
             while need > EPS:
                 w, v = buffer[0]
-                take = min(w, need)
+                take = w if w <= need else need  # min(w, need)
                 stale_w += take
                 stale_sum += take * (version - v)
-                stale_max = max(stale_max, version - v)
+                if version - v > stale_max:
+                    stale_max = version - v
                 need -= take
                 consumed += take
                 buffered -= take

@@ -163,30 +163,33 @@ def trainer_work(m: Model, hw: Hardware, gpus, lengths, counts, prompt: float, *
 
     def step_at(model: Model, mb):
         gbj = np.maximum(dp * mb, np.round(per_mb / (dp * mb)).astype(int) * dp * mb)
-        if np.any(mb > 1) and not _memory_fits(model, mb, gbj):
+        fit = _memory_fit(model, mb, gbj) if np.any(mb > 1) else None
+        if fit is not None and not fit.any():
             # update() halves a micro-batch that does not fit and drops its time: ask training_step's own memory
             # check alone (no communication ledger, most of a step's cost; issue #13); over a sweep, skip the step
             # only when no size fits (its times are then all dropped). One sequence per micro-batch is always
             # stepped, so a trainer that never fits still gets the step's error and figures.
             return np.zeros(np.shape(g), bool), np.full(np.shape(g), np.inf), None
+        # where that check says every size fits, the step's own check would say so too (fits = True): not repeated
         r = training_step(model, hw, lay, global_batch=gbj if sweep else int(gbj),
                           micro_batch=mb if sweep else int(mb), seq=seq, gpus=g if sweep else int(g),
                           recompute=settings.recompute, compute_efficiency=settings.compute_efficiency, causal=True,
-                          efficiency=profile)  # its memory check (optimizer states, activations) gives "fits"
-        ok = np.asarray(r.data["fits"], bool) & np.asarray(r.data.get("valid", True), bool)
+                          efficiency=profile, check_memory=not (fit is not None and fit.all()))
+        ok = np.asarray(r.data["fits"], bool) & np.asarray(r.data.get("valid", True), bool)  # its memory check
         t = np.asarray(r.data["step_time_s"], float) * (per_mb / gbj) * minibatches
         return ok, t, r
 
-    def _memory_fits(model: Model, mb, gbj) -> bool:
-        """Whether ``data['fits']`` of the training_step call below holds (for any size of a sweep), from
+    def _memory_fit(model: Model, mb, gbj):
+        """``data['fits']`` of the training_step call in step_at (a bool array, one per size of a sweep), from
         training_memory with the arguments that step passes it (memory does not depend on the efficiency, causal
-        counting or GPU count); a layout it refuses is left to training_step, so its error wording is unchanged."""
+        counting or GPU count, and the step time not on memory); None where it refuses the layout, which is then
+        left to training_step, so its error wording is unchanged."""
         try:
             mem = training_memory(model, hw, lay, micro_batch=mb if sweep else int(mb), seq=seq,
                                   recompute=settings.recompute, global_batch=gbj if sweep else int(gbj))
         except LlmcalcError:
-            return True
-        return bool(np.any(mem.data["fits"]))
+            return None
+        return np.asarray(mem.data["fits"], bool)
 
     def update(model: Model):
         """Packed micro-batches of ``tokens_per_micro_batch``, halved until the activations fit (as a user

@@ -28,19 +28,24 @@ second half of ``steps`` simulated trainer steps (the first half is warm-up).
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import deque
 
 import numpy as np
 
-from .rollout import Generator, Pool, interleave
+from .rollout import SEGMENT_STEPS, Generator, Pool, interleave
 
 EPS = 1e-9
 
 
-def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, eta: float | None,
-                   partial: bool = True, steps: int | None = None) -> dict:
-    """Steady state of the staleness-bounded loop: period, pool idle, staleness (mean, max)."""
+def simulate_async_events(pool: Pool, lengths, counts, t_train: float, t_sync: float, eta: float | None,
+                          partial: bool = True, steps: int | None = None) -> dict:
+    """Steady state of the staleness-bounded loop: period, pool idle, staleness (mean, max).
+
+    The readable reference: the loop over ``Generator``'s methods. :func:`simulate_async` is the same loop with
+    those methods written out (the same float operations in the same order, so the same results to the bit;
+    tests/test_rl_async_fast.py checks it over generated inputs)."""
     batch = float(np.sum(counts))
     template = interleave(lengths, counts)
     if steps is None:
@@ -151,6 +156,235 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
                 span("trainer", "sync", t, sync_end)
             else:
                 sync_pending = True
+    half = steps // 2
+    period = (ends[-1] - ends[half - 1]) / (steps - half)
+    gen_busy = (gen_busy_at[-1] - gen_busy_at[half - 1]) / (steps - half)
+    return {"period_s": period, "rollout_busy_s": gen_busy, "rollout_idle_s": max(period - gen_busy, 0.0),
+            "trainer_busy_s": t_train + t_sync, "trainer_idle_s": max(period - t_train - t_sync, 0.0),
+            "staleness_mean": stale_sum / stale_w if stale_w else 0.0, "staleness_max": int(stale_max),
+            "outstanding_max": outstanding_max,
+            "steps_simulated": steps, "end_times_s": ends,
+            # the last two periods, shifted to start at 0 (for a timeline chart)
+            "timeline": [(row, ph, a - ends[-3], b - ends[-3]) for row, ph, a, b in spans
+                         if b > ends[-3] and a < ends[-1]]}
+
+
+def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, eta: float | None,
+                   partial: bool = True, steps: int | None = None) -> dict:
+    """Steady state of the staleness-bounded loop: period, pool idle, staleness (mean, max).
+
+    :func:`simulate_async_events` with ``Generator.admit``/``advance``/``reprefill``, ``DecodeCost.step_s`` and
+    the timeline's bar merging written out over local variables: the same events and the same float operations
+    in the same order (so the same results to the bit), without ~10⁴ method calls and attribute reads per
+    simulation (issue #13: the split search simulates three candidates)."""
+    batch = float(np.sum(counts))
+    template = interleave(lengths, counts)
+    if steps is None:
+        steps = 12 if eta is None else int(min(40, max(8, 3 * (eta + 1) + 4)))
+    cost = pool.cost
+    cap, engines, group = pool.capacity, pool.engines, pool.group
+    prefill_s, prompt = cost.prefill_s, cost.prompt
+    c0, c1, m0, m1, comm = cost._rows
+    overhead, per_seq, slots = cost.overhead_s, cost.per_seq_s, cost.slots
+    push, pop = heapq.heappush, heapq.heappop
+    heap: list = []  # Generator._heap: (end step, serial, weight, start step, version at start)
+    active = sum_start = busy = kclk = 0.0  # Generator.active, .sum_start, .busy_s, ._k
+    serial = 0
+    t = 0.0
+    started = 0.0  # N_r (weighted)
+    version = 0
+    buffer: deque = deque()  # completed, in completion order: [weight, version at start]
+    buffered = 0.0  # Σ weight in the buffer
+    item, item_left = 0, template[0][0]
+    n_items = len(template)
+    t_weight, t_len = [w for w, _ in template], [x for _, x in template]
+    trainer_end = None  # time the running train step ends
+    sync_end = None  # time the running weight sync ends
+    sync_pending = False  # train step done, waiting for the pool to drain (no partial rollouts)
+    ends: list[float] = []
+    stale_w, stale_sum, stale_max = 0.0, 0.0, 0
+    consumed, outstanding_max = 0.0, 0.0  # rollouts taken by the trainer; max of (started − consumed)/B
+    gen_busy_at: list[float] = []  # generator busy time at each trainer step end
+    train_busy = 0.0
+    spans: list[tuple[str, str, float, float]] = []  # (row, phase, start, end) for the timeline
+    last = {}  # row -> index of its last bar in spans
+    pool_row = "rollout pool"
+    # the pool's open "generate" bar (span's merging written out): spans[g_idx] is written when the bar closes
+    g_open, g_idx, g_a, g_b = False, -1, 0.0, 0.0
+
+    def span(row, phase, a, b):
+        if b - a <= 0:
+            return
+        i = last.get(row)
+        if i is not None and spans[i][1] == phase and abs(spans[i][3] - a) < 1e-9:
+            spans[i] = (row, phase, spans[i][2], b)  # extend the row's last bar
+        else:
+            last[row] = len(spans)
+            spans.append((row, phase, a, b))
+    safety = 0
+    n_ends = 0  # len(ends)
+    while n_ends < steps:
+        safety += 1
+        if safety > 2_000_000:
+            raise RuntimeError("async RL simulation did not converge")  # a bug, not a user error
+        # 1) admissions (not while a sync runs or one waits for the pool to drain)
+        if sync_end is None and not sync_pending:
+            limit = math.inf if eta is None else batch * (version + eta + 1) - started
+            while cap - active > EPS and limit > EPS:
+                take = item_left  # min(item_left, free slots, limit), without the call
+                if cap - active < take:
+                    take = cap - active
+                if limit < take:
+                    take = limit
+                # Generator.admit(take, length, version): its prefill spread over the engines (Pool.prefill_time)
+                push(heap, (kclk + t_len[item], serial, take, kclk, version))
+                serial += 1
+                active += take
+                sum_start += take * kclk
+                dtp = take / group * prefill_s / engines
+                busy += dtp
+                b = t + dtp  # span(pool_row, "generate", t, b): extend the open bar or open one
+                if b - t > 0:
+                    if g_open and abs(g_b - t) < 1e-9:
+                        g_b = b
+                    else:
+                        if g_open:
+                            spans[g_idx] = (pool_row, "generate", g_a, g_b)
+                        g_open, g_idx, g_a, g_b = True, len(spans), t, b
+                        last[pool_row] = g_idx
+                        spans.append(None)
+                t = b
+                started += take
+                if (started - consumed) / batch > outstanding_max:
+                    outstanding_max = (started - consumed) / batch
+                limit -= take
+                item_left -= take
+                if item_left <= EPS:
+                    item = (item + 1) % n_items
+                    item_left = t_weight[item]
+        # 2) the trainer starts a step when idle and B rollouts are buffered
+        if trainer_end is None and sync_end is None and not sync_pending and buffered >= batch - EPS:
+            need = batch
+            while need > EPS:
+                w, v = buffer[0]
+                take = w if w <= need else need  # min(w, need)
+                stale_w += take
+                stale_sum += take * (version - v)
+                if version - v > stale_max:
+                    stale_max = version - v
+                need -= take
+                consumed += take
+                buffered -= take
+                if take >= w - EPS:
+                    buffer.popleft()
+                else:
+                    buffer[0][0] = w - take
+            trainer_end = t + t_train
+            train_busy += t_train
+            span("trainer", "train", t, trainer_end)
+        # 3) advance to the next event
+        # horizon: the next trainer or sync event (min of the two, inf for none)
+        if trainer_end is None:
+            horizon = math.inf if sync_end is None else sync_end
+        elif sync_end is None or trainer_end <= sync_end:
+            horizon = trainer_end
+        else:
+            horizon = sync_end
+        if sync_pending and not heap:  # the pool has drained: sync now
+            sync_pending = False
+            sync_end = t + t_sync
+            if g_open and sync_end - t > 0:  # the sync bar closes the open generate bar
+                spans[g_idx] = (pool_row, "generate", g_a, g_b)
+                g_open = False
+            span(pool_row, "sync", t, sync_end)
+            span("trainer", "sync", t, sync_end)
+            continue
+        if sync_end is not None or not heap:
+            if horizon == math.inf:
+                raise RuntimeError("async RL simulation stalled")  # a bug: nothing can happen
+            t = max(t, horizon)  # prefills may already have carried the clock past the next event
+        elif horizon > t:
+            # Generator.advance(horizon - t): decode steps to the next finish, a segment's end or the horizon
+            dt_limit = horizon - t
+            k = kclk
+            first = heap[0][0]
+            dk = first - k  # min(first - k, SEGMENT_STEPS): the float on a tie, as min
+            if SEGMENT_STEPS < dk:
+                dk = SEGMENT_STEPS
+            b_e = math.ceil(active / engines - 1e-9)
+            ctx = prompt + (k * active - sum_start) / active if active else 0.0
+            x = ctx + dk / 2
+            i = min(max(b_e, 1), slots) - 1  # DecodeCost.step_s(b_e, x)
+            ts = c0[i] + c1[i] * x  # max(compute, memory) + comm + t₀ + t_seq·b, as DecodeCost.step_s
+            mem = m0[i] + m1[i] * x
+            ts = (ts if ts >= mem else mem) + comm[i] + overhead + per_seq * (i + 1)
+            dt = dk * ts
+            if dt > dt_limit:
+                dk, dt = dt_limit / ts, dt_limit
+            kclk = k = k + dk
+            busy += dt
+            if first <= k + 1e-9:
+                got = 0
+                while heap and heap[0][0] <= k + 1e-9:
+                    _, _, w, k0, tag = pop(heap)
+                    active -= w
+                    sum_start -= w * k0
+                    buffer.append([w, tag])
+                    got += w
+                if not heap:
+                    active, sum_start = 0.0, 0.0
+                buffered += got
+            b = t + dt  # span(pool_row, "generate", t, b): extend the open bar or open one
+            if b - t > 0:
+                if g_open and abs(g_b - t) < 1e-9:
+                    g_b = b
+                else:
+                    if g_open:
+                        spans[g_idx] = (pool_row, "generate", g_a, g_b)
+                    g_open, g_idx, g_a, g_b = True, len(spans), t, b
+                    last[pool_row] = g_idx
+                    spans.append(None)
+            t = b
+        # 4) events at time t
+        if sync_end is not None and t >= sync_end - EPS:
+            sync_end = None
+            if partial:
+                # Generator.reprefill(): the KV of every running sequence recomputed under the new weights
+                if active:
+                    mean_ctx = prompt + (kclk * active - sum_start) / active if active else 0.0
+                    dtp = active * prefill_s * mean_ctx / prompt / engines
+                    busy += dtp
+                else:
+                    dtp = 0.0
+                b = t + dtp  # span(pool_row, "generate", t, b): extend the open bar or open one
+                if b - t > 0:
+                    if g_open and abs(g_b - t) < 1e-9:
+                        g_b = b
+                    else:
+                        if g_open:
+                            spans[g_idx] = (pool_row, "generate", g_a, g_b)
+                        g_open, g_idx, g_a, g_b = True, len(spans), t, b
+                        last[pool_row] = g_idx
+                        spans.append(None)
+                t = b
+        if trainer_end is not None and t >= trainer_end - EPS:
+            trainer_end = None
+            version += 1
+            ends.append(t)
+            n_ends += 1
+            gen_busy_at.append(busy)
+            train_busy += t_sync
+            if partial or not heap:
+                sync_end = t + t_sync
+                if g_open and sync_end - t > 0:  # the sync bar closes the open generate bar
+                    spans[g_idx] = (pool_row, "generate", g_a, g_b)
+                    g_open = False
+                span(pool_row, "sync", t, sync_end)
+                span("trainer", "sync", t, sync_end)
+            else:
+                sync_pending = True
+    if g_open:
+        spans[g_idx] = (pool_row, "generate", g_a, g_b)
     half = steps // 2
     period = (ends[-1] - ends[half - 1]) / (steps - half)
     gen_busy = (gen_busy_at[-1] - gen_busy_at[half - 1]) / (steps - half)

@@ -163,29 +163,33 @@ def trainer_work(m: Model, hw: Hardware, gpus, lengths, counts, prompt: float, *
 
     def step_at(model: Model, mb):
         gbj = np.maximum(dp * mb, np.round(per_mb / (dp * mb)).astype(int) * dp * mb)
-        if not sweep and mb > 1 and not _memory_fits(model, mb, gbj):
+        fit = _memory_fit(model, mb, gbj) if np.any(mb > 1) else None
+        if fit is not None and not fit.any():
             # update() halves a micro-batch that does not fit and drops its time: ask training_step's own memory
-            # check alone (no communication ledger, most of a step's cost; issue #13). One sequence per micro-batch
-            # is always stepped, so a trainer that never fits still gets the step's error and figures.
-            return np.asarray(False), np.asarray(np.inf), None
+            # check alone (no communication ledger, most of a step's cost; issue #13); over a sweep, skip the step
+            # only when no size fits (its times are then all dropped). One sequence per micro-batch is always
+            # stepped, so a trainer that never fits still gets the step's error and figures.
+            return np.zeros(np.shape(g), bool), np.full(np.shape(g), np.inf), None
+        # where that check says every size fits, the step's own check would say so too (fits = True): not repeated
         r = training_step(model, hw, lay, global_batch=gbj if sweep else int(gbj),
                           micro_batch=mb if sweep else int(mb), seq=seq, gpus=g if sweep else int(g),
                           recompute=settings.recompute, compute_efficiency=settings.compute_efficiency, causal=True,
-                          efficiency=profile)  # its memory check (optimizer states, activations) gives "fits"
-        ok = np.asarray(r.data["fits"], bool) & np.asarray(r.data.get("valid", True), bool)
+                          efficiency=profile, check_memory=not (fit is not None and fit.all()))
+        ok = np.asarray(r.data["fits"], bool) & np.asarray(r.data.get("valid", True), bool)  # its memory check
         t = np.asarray(r.data["step_time_s"], float) * (per_mb / gbj) * minibatches
         return ok, t, r
 
-    def _memory_fits(model: Model, mb, gbj) -> bool:
-        """``data['fits']`` of the training_step call below, from training_memory with the arguments that step
-        passes it (memory does not depend on the efficiency, causal counting or GPU count); a layout it refuses
-        is left to training_step, so its error wording is unchanged."""
+    def _memory_fit(model: Model, mb, gbj):
+        """``data['fits']`` of the training_step call in step_at (a bool array, one per size of a sweep), from
+        training_memory with the arguments that step passes it (memory does not depend on the efficiency, causal
+        counting or GPU count, and the step time not on memory); None where it refuses the layout, which is then
+        left to training_step, so its error wording is unchanged."""
         try:
-            mem = training_memory(model, hw, lay, micro_batch=int(mb), seq=seq, recompute=settings.recompute,
-                                  global_batch=int(gbj))
+            mem = training_memory(model, hw, lay, micro_batch=mb if sweep else int(mb), seq=seq,
+                                  recompute=settings.recompute, global_batch=gbj if sweep else int(gbj))
         except LlmcalcError:
-            return True
-        return bool(mem.data["fits"])
+            return None
+        return np.asarray(mem.data["fits"], bool)
 
     def update(model: Model):
         """Packed micro-batches of ``tokens_per_micro_batch``, halved until the activations fit (as a user
@@ -234,8 +238,16 @@ def planned_layout(m: Model, hw: Hardware, gpus: int, lengths, counts, prompt: f
     this batch: B_eff/minibatches sequences of L_eff tokens (global batch rounded up to a multiple of the GPU
     count, as ``trainer_work`` does). Pinned to what ``trainer_work`` times: no context parallelism, no virtual
     stages or sequence parallelism, PP dividing the layers. Returns {tp, pp, ep, zero, layout, gpus};
-    LayoutError when nothing fits."""
-    from ..training.plan import plan_training
+    LayoutError when nothing fits.
+
+    Only the top row is needed, so this asks the planner's own steps for it alone: ``plan_training``'s grid,
+    ``evaluate_grid`` with the same arguments and pruning, its objective score and stable sort, its row; without
+    the best per ZeRO stage, TP degree and GPU count, the notes and the figures a plan prints (issue #13: ~10 ms
+    of a one-liner, numpy.ma's import among them). The same row, so the same layout:
+    tests/test_rl_planned.py checks it against ``plan_training(...).data["best"]``."""
+    from ..training.memory import DEFAULT_OPTIMIZER
+    from ..training.plan import _grid, _row, plan_training
+    from ..training.search import evaluate_grid, objective_score
 
     key = (repr(m), repr(hw), int(gpus), tuple(np.asarray(lengths, float)), tuple(np.asarray(counts, float)),
            float(prompt), int(minibatches))
@@ -245,9 +257,20 @@ def planned_layout(m: Model, hw: Hardware, gpus: int, lengths, counts, prompt: f
     seq = max(int(round(l_eff)), 1)
     gb = int(max(gpus, math.ceil(b_eff / minibatches / gpus) * gpus))
     pps = [d for d in range(1, m.n_layers + 1) if m.n_layers % d == 0]
-    r = plan_training(m, hw, gpus=int(gpus), global_batch=gb, seq=seq, top=1,
-                      pins={"cp": 1, "v": 1, "sp": 0, "pp": pps})
-    best = r.data["best"]
+    pins = {"cp": 1, "v": 1, "sp": 0, "pp": pps}
+    dom = hw.scale_up.domain_size
+    if hw.scale_out is None and gpus > dom:  # the planner's own refusal, in its words
+        best = plan_training(m, hw, gpus=int(gpus), global_batch=gb, seq=seq, top=1, pins=pins).data["best"]
+    else:  # plan_training(..., top=1).data["best"], its steps for that row alone (arguments as it passes them)
+        grid = _grid(m, [int(gpus)], global_batch=gb, seq=seq, pins=pins, max_cp=16, max_etp=dom)[0]
+        ev, n_fit = evaluate_grid(m, hw, grid, global_batch=gb, seq=seq, optimizer=DEFAULT_OPTIMIZER, dtype="bf16",
+                                  compute_efficiency=None, efficiency=None, attention="flash", tp_comm_overlap=False,
+                                  reserve=None, schedule="1f1b", recompute_norm_up=False, fp8_activations=False,
+                                  first_k=True, offload=True, prune=("time", 1))
+        best = None
+        if n_fit:
+            order = np.argsort(-objective_score(ev, "time"), kind="stable")
+            best = _row(m, ev, int(order[0]), 1e12, hw.price_usd_per_hour)
     if best is None:
         raise LayoutError(f"the trainer does not fit: the planner finds no layout of {m.display_name} on {gpus} x "
                           f"{hw.display_name} for {gb} sequences of {seq:,} tokens; give the trainer more GPUs")

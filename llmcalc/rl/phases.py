@@ -238,16 +238,8 @@ def planned_layout(m: Model, hw: Hardware, gpus: int, lengths, counts, prompt: f
     this batch: B_eff/minibatches sequences of L_eff tokens (global batch rounded up to a multiple of the GPU
     count, as ``trainer_work`` does). Pinned to what ``trainer_work`` times: no context parallelism, no virtual
     stages or sequence parallelism, PP dividing the layers. Returns {tp, pp, ep, zero, layout, gpus};
-    LayoutError when nothing fits.
-
-    Only the top row is needed, so this asks the planner's own steps for it alone: ``plan_training``'s grid,
-    ``evaluate_grid`` with the same arguments and pruning, its objective score and stable sort, its row; without
-    the best per ZeRO stage, TP degree and GPU count, the notes and the figures a plan prints (issue #13: ~10 ms
-    of a one-liner, numpy.ma's import among them). The same row, so the same layout:
-    tests/test_rl_planned.py checks it against ``plan_training(...).data["best"]``."""
-    from ..training.memory import DEFAULT_OPTIMIZER
-    from ..training.plan import _grid, _row, plan_training
-    from ..training.search import evaluate_grid, objective_score
+    LayoutError when nothing fits."""
+    from ..training.plan import plan_training
 
     key = (repr(m), repr(hw), int(gpus), tuple(np.asarray(lengths, float)), tuple(np.asarray(counts, float)),
            float(prompt), int(minibatches))
@@ -257,20 +249,8 @@ def planned_layout(m: Model, hw: Hardware, gpus: int, lengths, counts, prompt: f
     seq = max(int(round(l_eff)), 1)
     gb = int(max(gpus, math.ceil(b_eff / minibatches / gpus) * gpus))
     pps = [d for d in range(1, m.n_layers + 1) if m.n_layers % d == 0]
-    pins = {"cp": 1, "v": 1, "sp": 0, "pp": pps}
-    dom = hw.scale_up.domain_size
-    if hw.scale_out is None and gpus > dom:  # the planner's own refusal, in its words
-        best = plan_training(m, hw, gpus=int(gpus), global_batch=gb, seq=seq, top=1, pins=pins).data["best"]
-    else:  # plan_training(..., top=1).data["best"], its steps for that row alone (arguments as it passes them)
-        grid = _grid(m, [int(gpus)], global_batch=gb, seq=seq, pins=pins, max_cp=16, max_etp=dom)[0]
-        ev, n_fit = evaluate_grid(m, hw, grid, global_batch=gb, seq=seq, optimizer=DEFAULT_OPTIMIZER, dtype="bf16",
-                                  compute_efficiency=None, efficiency=None, attention="flash", tp_comm_overlap=False,
-                                  reserve=None, schedule="1f1b", recompute_norm_up=False, fp8_activations=False,
-                                  first_k=True, offload=True, prune=("time", 1))
-        best = None
-        if n_fit:
-            order = np.argsort(-objective_score(ev, "time"), kind="stable")
-            best = _row(m, ev, int(order[0]), 1e12, hw.price_usd_per_hour)
+    best = plan_training(m, hw, gpus=int(gpus), global_batch=gb, seq=seq, top=1, brief=True,
+                         pins={"cp": 1, "v": 1, "sp": 0, "pp": pps}).data["best"]
     if best is None:
         raise LayoutError(f"the trainer does not fit: the planner finds no layout of {m.display_name} on {gpus} x "
                           f"{hw.display_name} for {gb} sequences of {seq:,} tokens; give the trainer more GPUs")

@@ -229,10 +229,12 @@ def plan_training(m: Model, hw: Hardware, *, gpus, global_batch: int, seq: int, 
                   compute_efficiency: float | None = None, max_cp: int = 16, keep_evaluated: bool = False,
                   efficiency=None, attention: str = "flash", tp_comm_overlap: bool = False,
                   reserve: float | None = None, offload: bool = True, schedule: str = "1f1b",
-                  recompute_norm_up: bool = False, fp8_activations: bool = False) -> Result:
+                  recompute_norm_up: bool = False, fp8_activations: bool = False, brief: bool = False) -> Result:
     """Rank every layout of ``m`` on ``gpus`` (an int or a list) × ``hw`` for one step of ``global_batch``
     sequences of ``seq`` tokens. The result's data holds the ranked rows, the best per ZeRO stage and per TP
-    degree, the best per GPU count with its Pareto flag (days vs dollars), and the pruning counts."""
+    degree, the best per GPU count with its Pareto flag (days vs dollars), and the pruning counts.
+    ``brief``: the ranked rows and the best only, for a caller that needs the layout alone (llmcalc.rl's trainer;
+    the per-stage/TP/count bests and figures are ~10 ms of a one-liner, issue #13)."""
     if objective not in OBJECTIVES:
         raise LlmcalcError(f"--objective expects one of {', '.join(OBJECTIVES)}, got {objective!r}")
     gpus_list = sorted({int(g) for g in np.atleast_1d(gpus)})
@@ -298,10 +300,14 @@ def plan_training(m: Model, hw: Hardware, *, gpus, global_batch: int, seq: int, 
     score = objective_score(ev, objective)
     order = np.argsort(-score, kind="stable")
     ranked = [_row(m, ev, int(i), budget, price) for i in order[:top]]
+    if brief:
+        data.update(ranked=ranked, best=ranked[0])
+        return Result(f"Plan: {m.display_name} on {', '.join(map(str, gpus_list))} × {hw.display_name}", (),
+                      tuple(notes), data)
 
     def best_by(key: str) -> dict:
         out = {}
-        for val in np.unique(ev[key]):
+        for val in np.unique(ev[key], return_index=True)[0]:  # return_index: no numpy.ma import (~12 ms)
             idx = np.flatnonzero(ev[key] == val)
             out[int(val)] = _row(m, ev, int(idx[np.argmax(score[idx])]), budget, price)
         return out

@@ -195,7 +195,7 @@ def capacity(m: Model, hw: Hardware, r: Replica, wl: Workload, reserve: float) -
     over in-flight sequences, Σ s_i·kv(P_i + O_i), for a mix), or (0, why not)."""
     ep = r.dpa if r.kind == "ep+dp-attention" else 1
     f = fit(m, hw, r.weights, r.group_size, r.kv_dtype, r.tp, r.pp, reserve=reserve, context=wl.longest,
-            ep=ep).data
+            ep=ep, brief=True).data
     if not f["fits"]:
         return 0, (f"weights {f['weight_bytes_per_gpu'] / 1e9:.1f} GB per GPU > {f['usable_bytes_per_gpu'] / 1e9:.1f} "
                    f"GB usable ({reserve:.0%} reserved)")

@@ -301,7 +301,10 @@ def _allreduce_time(dep: Deployment, nbytes):
     if dep.allreduce == "nccl" and np.size(nbytes) >= _TABLE_MIN and tableable(nbytes):
         key = (id(dep.hw), dep.tp, float(dep.eff.link), float(dep.latency_scale), errstate_key())
         table = _ALLREDUCE_TABLES.get(key, (dep.hw,))
-        return table(lambda s: np.asarray(dep.tp_allreduce(s).time_s), nbytes)
+        # new points in pieces of <= 4095: the collective model's small-array path (its >= 4096 path first looks
+        # for repeated points, of which a table's new points have none)
+        return table(lambda s: np.concatenate([np.asarray(dep.tp_allreduce(c).time_s)
+                                               for c in np.array_split(s, -(-s.size // 4095))]), nbytes)
     return dep.tp_allreduce(nbytes).time_s
 
 

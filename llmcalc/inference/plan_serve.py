@@ -173,8 +173,21 @@ def ttft_quantile(shares, base, wait_mean, rho, q: float):
 
 
 def _dep(m: Model, hw: Hardware, r: Replica, eff: Efficiency) -> Deployment:
+    key = (id(m), id(hw), r, eff)
+    hit = _DEPS.get(key)
+    if hit is not None and hit[0] is m and hit[1] is hw:
+        return hit[2]
     act = r.activations or (r.weights if r.weights in ("fp8", "int8") else "bf16")  # W8A8: both GEMM inputs 8 bit
-    return Deployment(m, hw, r.tp, r.weights, r.group_size, r.kv_dtype, act, eff)
+    dep = Deployment(m, hw, r.tp, r.weights, r.group_size, r.kv_dtype, act, eff)
+    if len(_DEPS) >= 1024:
+        _DEPS.clear()
+    _DEPS[key] = (m, hw, dep)
+    return dep
+
+
+# A replica's Deployment per process (frozen; its cached byte counts are shared): a plan steps each replica's
+# decode grid and its prefill, in up to three roles. The entry holds the model and hardware (their ids stay unique).
+_DEPS: dict = {}
 
 
 replica_deployment = _dep  # the Deployment a replica's tensor-parallel group runs (serve reads its steady state)

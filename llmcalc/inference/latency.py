@@ -254,11 +254,14 @@ def forward_flops(model: Model, batch, seq, kv_len, causal: bool):
     last hidden state before the LM head); MLA decode uses the absorbed form DeepSeek-V3 serves with."""
     from ..model.flops import forward_flops as ff
 
-    if np.ndim(seq) == 0 and np.ndim(kv_len) == 0 and np.size(batch) >= _TABLE_MIN and tableable(batch):
+    if (np.ndim(seq) == 0 and np.ndim(kv_len) == 0 and np.size(batch) >= _TABLE_MIN and tableable(batch)
+            and all(float(x) == x for x in (seq, kv_len))):  # (no NaN, no int that float64 rounds)
         # a batch grid at one (L, M): each distinct batch size computed once per process (core.pointmemo: the
-        # FLOP table is elementwise in B, so the numbers are those of a direct call)
-        key = (id(model), causal, *((type(x), np.asarray(x).dtype.str, float(x)) for x in (seq, kv_len)),
-               errstate_key())
+        # FLOP table is elementwise in B, so the numbers are those of a direct call). L and M are keyed by value,
+        # not type: with B an array every formula holding B runs in float64, and the only B-free one (a sliding
+        # layer's attended length) is exact in int or float for counts <= 2**53 (_count's limit), so 1, 1.0 and
+        # np.float64(1) give the same bits (checked over every catalogue model: tests/test_pointmemo.py)
+        key = (id(model), causal, float(seq), float(kv_len), errstate_key())
         table = _FLOPS_TABLES.get(key, (model,))
         return table(lambda b: _forward_flops_direct(model, b, seq, kv_len, causal), batch)
     args = [np.asarray(x) for x in (batch, seq, kv_len)]

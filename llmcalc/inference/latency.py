@@ -252,8 +252,6 @@ def forward_flops(model: Model, batch, seq, kv_len, causal: bool):
     """Forward FLOPs of one step, from llmcalc.flops. Prefill uses the causal-halved convention (what
     FlashAttention executes) and computes logits for the last position only (serving engines gather the
     last hidden state before the LM head); MLA decode uses the absorbed form DeepSeek-V3 serves with."""
-    from ..model.flops import forward_flops as ff
-
     if (np.ndim(seq) == 0 and np.ndim(kv_len) == 0 and np.size(batch) >= _TABLE_MIN and tableable(batch)
             and all(float(x) == x for x in (seq, kv_len))):  # (no NaN, no int that float64 rounds)
         # a batch grid at one (L, M): each distinct batch size computed once per process (core.pointmemo: the

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-MAX_POINTS = 1 << 20  # one table's points before it starts afresh (8 MB of inputs + 8 MB of values)
+MAX_POINTS = 1 << 17  # one table's points before it starts afresh (1 MB of inputs + 1 MB of values)
 
 
 class PointTable:
@@ -63,7 +63,7 @@ class TableCache:
     """PointTables by a hashable key (one per setting of the other inputs); the entry keeps the objects whose ids
     the key holds, so an id cannot be reused while its table lives. Starts afresh past ``limit`` tables."""
 
-    def __init__(self, limit: int = 64):
+    def __init__(self, limit: int = 32):
         self.tables: dict = {}
         self.limit = limit
 

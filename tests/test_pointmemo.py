@@ -35,6 +35,20 @@ def test_table_calls_f_on_new_points_only_and_returns_its_values():
     assert np.array_equal(t(f, N.reshape(64, 64)), f(N).reshape(64, 64))  # shape kept
 
 
+def test_a_full_table_starts_afresh_and_still_answers_every_point(monkeypatch):
+    from llmcalc.core import pointmemo
+
+    monkeypatch.setattr(pointmemo, "MAX_POINTS", 1000)
+    t = PointTable()
+
+    def f(x):
+        return x * 3.0 + 1.0 / x
+
+    for g in GRIDS:  # most grids overflow 1,000 points, some after hits on the points already held
+        assert np.array_equal(t(f, g), f(g))
+        assert t.x.size <= max(1000, np.unique(g).size)
+
+
 def test_only_finite_positive_points_are_tabled():
     assert tableable(N) and not tableable(np.array([1.0, np.nan])) and not tableable(np.array([0.0, 1.0]))
     assert not tableable(np.array([-1.0])) and not tableable(np.float64(3.0)) and not tableable(np.array([]))

@@ -39,13 +39,14 @@ class PointTable:
         else:
             hit = np.zeros(flat.shape, dtype=bool)
         if not hit.all():
+            if self.x.size + int(np.count_nonzero(~hit)) > MAX_POINTS:  # start afresh: every point of this call new
+                self.x, self.y = np.empty(0), np.empty(0)
+                hit = np.zeros(flat.shape, dtype=bool)
             new = np.sort(flat[~hit])  # distinct, sorted (np.unique's hash path would import numpy.ma: ~7 ms)
             new = new[np.concatenate(([True], new[1:] != new[:-1]))]
             y_new = np.asarray(f(new), dtype=float)
             if y_new.shape != new.shape:
                 raise ValueError(f"PointTable: f returned shape {y_new.shape} for {new.shape} points")
-            if self.x.size + new.size > MAX_POINTS:
-                self.x, self.y = np.empty(0), np.empty(0)
             x = np.concatenate((self.x, new))
             order = np.argsort(x, kind="stable")
             self.x, self.y = x[order], np.concatenate((self.y, y_new))[order]

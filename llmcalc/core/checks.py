@@ -55,7 +55,7 @@ def check_number(x, option: str, *, low: float = 0.0, low_ok: bool = False, high
     ``x`` may be a numpy array (sweeps): the first bad element is named. Returns ``x`` unchanged;
     ``None`` (an option not given) passes.
     """
-    if x is None:
+    if x is None or _plain_in_range(x, low, low_ok, high, high_ok):
         return x
     import numpy as np
 
@@ -77,6 +77,27 @@ def check_number(x, option: str, *, low: float = 0.0, low_ok: bool = False, high
     return x
 
 
+def _exact_float(v) -> float | None:
+    """``v`` as the float64 numpy would compare, when that is exact: a Python float, or an int within ±2**53."""
+    t = type(v)
+    if t is float or (t is int and -2**53 <= v <= 2**53):
+        return float(v)
+    return None
+
+
+def _plain_in_range(x, low, low_ok: bool, high, high_ok: bool) -> bool:
+    """The common case without numpy (a planner checks 10² plain numbers per plan; issue #13): True when ``x`` is a
+    Python int or float that :func:`check_number` accepts, by the same float64 comparisons (every value converted
+    exactly); False sends ``x`` down the general path, which decides and names what is wrong."""
+    a, lo = _exact_float(x), _exact_float(low)
+    if a is None or lo is None or not math.isfinite(a) or not (a >= lo if low_ok else a > lo):
+        return False
+    if high is None:
+        return True
+    hi = _exact_float(high)
+    return hi is not None and (a <= hi if high_ok else a < hi)
+
+
 # A count above 2**53 is no longer exact in float64 and, as a product with other counts, overflows int64
 # (silently: numpy wraps): refused at the edge rather than computed wrongly.
 MAX_COUNT = 2**53
@@ -86,6 +107,8 @@ def check_count(x, option: str, *, minimum: int = 1):
     """A whole count in [``minimum``, 2**53] (batch, tokens, sequences), scalar or array."""
     if x is None:
         return x
+    if _plain_in_range(x, minimum, True, MAX_COUNT, True) and float(x).is_integer():
+        return x  # a plain whole number in range: what the checks below accept
     check_number(x, option, low=minimum, low_ok=True)
     import numpy as np
 

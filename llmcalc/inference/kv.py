@@ -257,12 +257,14 @@ def max_context(model: Model, free_bytes, batch=1, kv_dtype: str = "bf16", tp: i
 
 def fit(model: Model, hw, weights: str | float = "bf16", group_size: int | None = None, kv_dtype: str = "bf16",
         tp: int = 1, pp: int = 1, reserve: float = 0.1, context=None, batch=1, block_size: int = 16,
-        ep: int = 1) -> Result:
+        ep: int = 1, brief: bool = False) -> Result:
     """Do the weights fit, and what batch x context of KV fits beside them on each GPU?
 
     ``data`` keys: ``fits`` (weights fit), ``weight_bytes_per_gpu``, ``usable_bytes_per_gpu``,
     ``free_bytes_per_gpu``, ``max_batch`` (at ``context``), ``max_batch_paged`` (PagedAttention blocks),
     ``max_context`` (at ``batch``), ``kv_tokens_capacity``, ``max_batch_by_context``.
+    ``brief``: only the weights, free memory and ``max_batch`` (a planner's capacity check, 10² calls); the paged,
+    longest-context and by-context figures are left out (their data keys are None), every other number the same.
     """
     from ..model.quant import weight_bytes
 
@@ -316,6 +318,16 @@ def fit(model: Model, hw, weights: str | float = "bf16", group_size: int | None 
                        label="KV tokens that fit (no window cap)", free=free, per_token=per_tok))
     figs.append(derive("max_batch", "free//per_request", "seq", SRC_FIT,
                        label=f"largest batch at context {_ctx(context)}", free=free, per_request=per_req))
+    if brief:
+        fits = figs[3].value > 0
+        data = {"model": model.name, "hardware": hw.name, "tp": tp, "pp": pp, "ep": ep, "weights": wb.data["weights"],
+                "kv_dtype": kv_dtype, "reserve": reserve, "context": context, "batch": batch, "fits": bool(fits),
+                "bits_per_weight": bpw.value, "weight_bytes_per_gpu": figs[2].value,
+                "usable_bytes_per_gpu": figs[0].value, "free_bytes_per_gpu": free,
+                "kv_tokens_capacity": int(figs[4].value), "max_batch": _exact(figs[5].value), "max_batch_paged": None,
+                "max_context": None, "max_batch_by_context": None}
+        return Result(f"What fits (brief): {model.display_name} on {tp * pp * ep} x {hw.display_name}", tuple(figs),
+                      (), data)
     paged_req = kv_bytes_per_request_per_gpu(model, paged_blocks(context, block_size) * block_size, kv_dtype, tp, pp)
     figs.append(derive("max_batch_paged", "free//per_request_paged", "seq", SRC_PAGED,
                        label=f"largest batch with {block_size}-token pages", free=free,

@@ -30,6 +30,7 @@ import numpy as np
 from ..core.checks import check_count, check_number, check_scalar
 from ..core.efficiency import DEFAULT_EFFICIENCY, Efficiency
 from ..core.errors import LayoutError, LlmcalcError
+from ..core.pointmemo import TableCache, tableable
 from ..core.results import Result, derive, errstate_key
 from ..core.specs import Hardware, Model
 from .kv import check_tp, kv_bytes_per_request_per_gpu, kv_heads_per_gpu, per_token_per_layer
@@ -251,8 +252,16 @@ def forward_flops(model: Model, batch, seq, kv_len, causal: bool):
     """Forward FLOPs of one step, from llmcalc.flops. Prefill uses the causal-halved convention (what
     FlashAttention executes) and computes logits for the last position only (serving engines gather the
     last hidden state before the LM head); MLA decode uses the absorbed form DeepSeek-V3 serves with."""
-    from ..model.flops import forward_flops as ff
-
+    if (np.ndim(seq) == 0 and np.ndim(kv_len) == 0 and np.size(batch) >= _TABLE_MIN and tableable(batch)
+            and all(float(x) == x for x in (seq, kv_len))):  # (no NaN, no int that float64 rounds)
+        # a batch grid at one (L, M): each distinct batch size computed once per process (core.pointmemo: the
+        # FLOP table is elementwise in B, so the numbers are those of a direct call). L and M are keyed by value,
+        # not type: with B an array every formula holding B runs in float64, and the only B-free one (a sliding
+        # layer's attended length) is exact in int or float for counts <= 2**53 (_count's limit), so 1, 1.0 and
+        # np.float64(1) give the same bits (checked over every catalogue model: tests/test_pointmemo.py)
+        key = (id(model), causal, float(seq), float(kv_len), errstate_key())
+        table = _FLOPS_TABLES.get(key, (model,))
+        return table(lambda b: _forward_flops_direct(model, b, seq, kv_len, causal), batch)
     args = [np.asarray(x) for x in (batch, seq, kv_len)]
     key = None
     if sum(a.size for a in args) <= 65536:  # a serving planner times the same decode batches twice per replica
@@ -260,10 +269,7 @@ def forward_flops(model: Model, batch, seq, kv_len, causal: bool):
         hit = _FLOPS_SEEN.get(key)
         if hit is not None and hit[0] is model:
             return hit[1]
-    absorbed = bool(model.attention.mla) and not causal
-    d = ff(model, batch, seq, kv_len=kv_len, causal=causal, mla_absorbed=absorbed).data
-    seq = np.asarray(seq, dtype=float)
-    out = d["forward_flops"] - d["lm_head_flops"] * (seq - 1) / seq
+    out = _forward_flops_direct(model, batch, seq, kv_len, causal)
     if key is not None:
         if len(_FLOPS_SEEN) >= 256:
             _FLOPS_SEEN.clear()
@@ -273,8 +279,34 @@ def forward_flops(model: Model, batch, seq, kv_len, causal: bool):
     return out
 
 
+def _forward_flops_direct(model: Model, batch, seq, kv_len, causal: bool):
+    from ..model.flops import forward_flops as ff
+
+    absorbed = bool(model.attention.mla) and not causal
+    d = ff(model, batch, seq, kv_len=kv_len, causal=causal, mla_absorbed=absorbed).data
+    seq = np.asarray(seq, dtype=float)
+    return d["forward_flops"] - d["lm_head_flops"] * (seq - 1) / seq
+
+
 # forward_flops results by (model identity, phase, exact inputs); the entry holds the model (its id stays unique)
 _FLOPS_SEEN: dict = {}
+# batch grids (>= _TABLE_MIN points) at one (L, M): a PointTable per (model identity, phase, L, M)
+_TABLE_MIN = 16
+_FLOPS_TABLES = TableCache()
+_ALLREDUCE_TABLES = TableCache()
+
+
+def _allreduce_time(dep: Deployment, nbytes):
+    """``dep.tp_allreduce(nbytes).time_s``; a grid of message sizes (NCCL's model) from a per-process table
+    (core.pointmemo: the collective model is elementwise in the message size, so the numbers are a direct call's)."""
+    if dep.allreduce == "nccl" and np.size(nbytes) >= _TABLE_MIN and tableable(nbytes):
+        key = (id(dep.hw), dep.tp, float(dep.eff.link), float(dep.latency_scale), errstate_key())
+        table = _ALLREDUCE_TABLES.get(key, (dep.hw,))
+        # new points in pieces of <= 4095: the collective model's small-array path (its >= 4096 path first looks
+        # for repeated points, of which a table's new points have none)
+        return table(lambda s: np.concatenate([np.asarray(dep.tp_allreduce(c).time_s)
+                                               for c in np.array_split(s, -(-s.size // 4095))]), nbytes)
+    return dep.tp_allreduce(nbytes).time_s
 
 
 def step(dep: Deployment, batch, new_tokens, context, *, prefill: bool) -> dict:
@@ -297,7 +329,7 @@ def step(dep: Deployment, batch, new_tokens, context, *, prefill: bool) -> dict:
     n = dep.tp
     if n > 1:
         msg = b * lq * dep.model.d_model * dep.act_bytes
-        per_layer = 2 * np.asarray(dep.tp_allreduce(msg).time_s) + 0.0 * b
+        per_layer = 2 * np.asarray(_allreduce_time(dep, msg)) + 0.0 * b
     else:
         per_layer = 0.0 * b
     t_comm = dep.model.n_layers * per_layer

@@ -173,8 +173,21 @@ def ttft_quantile(shares, base, wait_mean, rho, q: float):
 
 
 def _dep(m: Model, hw: Hardware, r: Replica, eff: Efficiency) -> Deployment:
+    key = (id(m), id(hw), r, eff)
+    hit = _DEPS.get(key)
+    if hit is not None and hit[0] is m and hit[1] is hw:
+        return hit[2]
     act = r.activations or (r.weights if r.weights in ("fp8", "int8") else "bf16")  # W8A8: both GEMM inputs 8 bit
-    return Deployment(m, hw, r.tp, r.weights, r.group_size, r.kv_dtype, act, eff)
+    dep = Deployment(m, hw, r.tp, r.weights, r.group_size, r.kv_dtype, act, eff)
+    if len(_DEPS) >= 1024:
+        _DEPS.clear()
+    _DEPS[key] = (m, hw, dep)
+    return dep
+
+
+# A replica's Deployment per process (frozen; its cached byte counts are shared): a plan steps each replica's
+# decode grid and its prefill, in up to three roles. The entry holds the model and hardware (their ids stay unique).
+_DEPS: dict = {}
 
 
 replica_deployment = _dep  # the Deployment a replica's tensor-parallel group runs (serve reads its steady state)
@@ -195,7 +208,7 @@ def capacity(m: Model, hw: Hardware, r: Replica, wl: Workload, reserve: float) -
     over in-flight sequences, Σ s_i·kv(P_i + O_i), for a mix), or (0, why not)."""
     ep = r.dpa if r.kind == "ep+dp-attention" else 1
     f = fit(m, hw, r.weights, r.group_size, r.kv_dtype, r.tp, r.pp, reserve=reserve, context=wl.longest,
-            ep=ep).data
+            ep=ep, brief=True).data
     if not f["fits"]:
         return 0, (f"weights {f['weight_bytes_per_gpu'] / 1e9:.1f} GB per GPU > {f['usable_bytes_per_gpu'] / 1e9:.1f} "
                    f"GB usable ({reserve:.0%} reserved)")

@@ -89,19 +89,27 @@ def _across_nodes(model: Model, hw: Hardware, prompt, output, users, price, eff,
     from .inference.plan_serve import plan_serve
     from .inference.serving import DEFAULT_TPOT_S, DEFAULT_TTFT_S
 
+    # no scale-out link recorded: plan-serve searches one scale-up domain only (other precisions, TP×PP, EP there)
+    where = "across nodes" if hw.scale_out is not None else "within one node"
     try:
         ps = plan_serve(model, hw, prompt=prompt, output=output, ttft_s=DEFAULT_TTFT_S, tpot_s=DEFAULT_TPOT_S,
                         users=users, eff=eff, price_usd_per_hour=price)
     except LlmcalcError as e:
-        notes.append(f"serving: not possible on {hw.display_name}: {why}; across nodes: {e}")
+        notes.append(f"serving: not possible on {hw.display_name}: {why}; {where}: {e}")
         return Result("serving", (), (), {})
     b = ps.data["ranked"][0]
-    notes.append(f"serving: one node cannot hold a replica ({why.split(' (')[0]}); the cheapest deployment across "
-                 f"nodes from `llmcalc plan-serve` is {b['config']}; fit and batch-1 latency: see plan-serve")
+    if hw.scale_out is not None:
+        notes.append(f"serving: one node cannot hold a replica ({why.split(' (')[0]}); the cheapest deployment "
+                     f"across nodes from `llmcalc plan-serve` is {b['config']}; fit and batch-1 latency: see "
+                     "plan-serve")
+    else:
+        notes.append(f"serving: no TP-only replica at serve's precision serves it ({why.split(' (')[0]}); the "
+                     f"cheapest deployment within one node from `llmcalc plan-serve` (other precisions, TP×PP, EP) is "
+                     f"{b['config']}; fit and batch-1 latency: see plan-serve")
     figs = [derive("gpus", "g", "GPU", f"llmcalc plan-serve: fewest GPUs meeting TTFT {DEFAULT_TTFT_S:g} s and TPOT "
                    f"{DEFAULT_TPOT_S * 1e3:g} ms",
                    label="GPUs in total", g=b["gpus"])]
     if b["usd_per_million_output"] is not None:
         figs.append(derive("usd_per_million_output_tokens", "x", "USD", "llmcalc plan-serve",
                            label="$ per million output tokens", x=b["usd_per_million_output"]))
-    return Result("serving across nodes", tuple(figs), tuple(ps.assumptions), {"config": b["config"]})
+    return Result(f"serving {where}", tuple(figs), tuple(ps.assumptions), {"config": b["config"]})

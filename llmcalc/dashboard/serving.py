@@ -57,6 +57,17 @@ def single_node(model, hardware, s: dict, plan_=plan):
         return e
 
 
+def wider(hardware) -> str:
+    """Where plan-serve looks past serve's TP-only family: across nodes, or within one scale-up domain when the
+    hardware records no scale-out link (llmcalc.inference.plan_serve.candidates)."""
+    return "across nodes" if hardware.scale_out is not None else "within one node (TP×PP, EP)"
+
+
+def lacking(hardware) -> str:
+    """Why serve found nothing, in words true of both cases (with no network, plan-serve stays in one node)."""
+    return "no single-node replica" if hardware.scale_out is not None else "no TP-only replica"
+
+
 def answer(model, hardware, s: dict, plan_=plan, across=across_nodes) -> tuple[str, str]:
     dev = state.device_word(hardware)
     q = (f"How many {hardware.display_name} {dev}s serve {float(s['rate']):g} req/s of {model.display_name} "
@@ -67,7 +78,7 @@ def answer(model, hardware, s: dict, plan_=plan, across=across_nodes) -> tuple[s
             b = across(model, hardware, s).data["ranked"][0]
         except LlmcalcError:  # not across nodes either (targets no deployment meets): the single-node reason
             return q, f"none: {panels.in_page_words(str(r)).split(' (')[0]}"
-        text = f"{int(b['gpus']):,} {dev}s across nodes: {b['config']} (no single-node replica serves it)"
+        text = f"{int(b['gpus']):,} {dev}s {wider(hardware)}: {b['config']} ({lacking(hardware)} serves it)"
         if b.get("usd_per_million_output") is not None:
             text += f", {panels.human(b['usd_per_million_output'], 'USD')} per million output tokens"
         return q, text
@@ -95,19 +106,20 @@ def render(model, hardware, s: dict) -> None:
     except LlmcalcError:  # a bad input: the sections below say which, beside it
         one = None
     if isinstance(one, NoDeploymentError):  # said once, with plan-serve's answer; the per-load charts need a replica
-        with panels.section("Capacity plan (across nodes: no single-node replica serves this model)"):
+        with panels.section(f"Capacity plan ({wider(hardware)}: {lacking(hardware)} serves this model)"):
             try:
                 r = across(model, hardware, s)
             except LlmcalcError as e:
                 st.error(panels.in_page_words(str(one)))
-                st.caption(f"Across nodes (`llmcalc plan-serve`) neither: {panels.in_page_words(str(e))}")
+                st.caption(f"{wider(hardware).capitalize()} (`llmcalc plan-serve`) neither: "
+                           f"{panels.in_page_words(str(e))}")
                 r = None
             if r is not None:
                 st.warning(panels.in_page_words(str(one)))
                 panels.show_result(r, "serving-across", metrics=("gpus", "replicas", "ttft_s", "tpot_s"))
-                st.caption(f"Cheapest deployment across nodes: {r.data['ranked'][0]['config']} (`llmcalc "
+                st.caption(f"Cheapest deployment {wider(hardware)}: {r.data['ranked'][0]['config']} (`llmcalc "
                            "plan-serve`, this page's targets, load and precision). The charts against load and the "
-                           "latency percentiles need a single-node replica; see `llmcalc plan-serve` for its "
+                           f"latency percentiles need a {lacking(hardware)[3:]}; see `llmcalc plan-serve` for its "
                            "alternatives.")
         with panels.section("Which accelerator serves this load cheapest?"):
             accelerators(model, hardware, s)
@@ -199,7 +211,7 @@ def accelerators(model, hardware, s: dict) -> None:
             d = plan(model, hw, s, price=0.0).data
         except NoDeploymentError:
             rows.append({"accelerator": hw.display_name, "devices": np.nan, "$ per M output tokens": np.nan,
-                         "note": "no single-node replica serves it (across nodes: llmcalc plan-serve)"})
+                         "note": f"{lacking(hw)} serves it ({wider(hw)}: llmcalc plan-serve)"})
             continue
         except LlmcalcError as e:
             rows.append({"accelerator": hw.display_name, "devices": np.nan, "$ per M output tokens": np.nan,

@@ -299,7 +299,7 @@ def evaluate(m: Model, hw: Hardware, r: Replica, *, prompt, output, ttft_s: floa
     wl = Workload.of(prompt, output, shares)
     cap, why = once("capacity", capacity, m, hw, r, wl, reserve)
     if cap < 1:
-        return {"ok": False, "why": why}
+        return {"ok": False, "why": why, "fits": False}
     w = np.asarray(wl.shares)
     pre = once("prefill", lambda: [step_s(m, hw, r, eff, 1, p, p, True) for p in wl.prompts])
     t_pi, t_ui = np.array([float(a) for a, _ in pre]), np.array([float(b) for _, b in pre])
@@ -375,18 +375,23 @@ def evaluate(m: Model, hw: Hardware, r: Replica, *, prompt, output, ttft_s: floa
 
 
 def candidates(m: Model, hw: Hardware, weights: list[str], kv: list[str]) -> list[Replica]:
+    """Every replica shape searched. Hardware without a scale_out link: only replicas within one scale-up domain
+    (no network to run a wider group's collectives or sends over, as `plan` refuses a training job past it)."""
     dom = hw.scale_up.domain_size
+    within = hw.scale_out is None  # one replica on one scale-up domain at most
+    most, most_ep = (dom, min(256, dom)) if within else (8 * dom, 256)  # GPUs a TP×PP / EP replica may span
     heads = m.attention.n_heads if m.attention.mla else math.gcd(m.attention.n_heads, m.attention.n_kv_heads)
-    tps = [t for t in (1, 2, 4, 8, 16, 32) if heads % t == 0 and t <= 2 * dom]
+    tps = [t for t in (1, 2, 4, 8, 16, 32) if heads % t == 0 and t <= (dom if within else 2 * dom)]
     out: list[Replica] = []
     for w in weights:
         for k in kv:
             out += [Replica("tp", t, 1, 1, w, k) for t in tps]
             out += [Replica("tp×pp", t, p, 1, w, k) for t in tps if t <= dom for p in (2, 4, 8)
-                    if p <= m.n_layers and t * p <= 8 * dom]
+                    if p <= m.n_layers and t * p <= most]
             if m.moe:
                 out += [Replica("ep+dp-attention", t, 1, d, w, k) for t in tps if t <= dom
-                        for d in (1, 2, 4, 8, 16, 32, 64) if 8 <= t * d <= 256 and m.moe.n_experts % (t * d) == 0]
+                        for d in (1, 2, 4, 8, 16, 32, 64) if 8 <= t * d <= most_ep
+                        and m.moe.n_experts % (t * d) == 0]
     return out
 
 
@@ -501,9 +506,25 @@ def plan_serve(m: Model, hw: Hardware, *, prompt, output, ttft_s: float, tpot_s:
                      "TTFT_i = wait + t_prefill,i + t_decode, the wait M/G/1 (Pollaczek-Khinchine) and the same for "
                      "every class; TTFT p50/p99 are quantiles over arrivals (p99 = the longest-prompt class's "
                      "TTFT, plus its wait, once that class is over 1% of arrivals); TPOT is shared by all classes")
+    dom, within = hw.scale_up.domain_size, hw.scale_out is None
+    if within:  # no network recorded: every replica inside one scale-up domain (as `plan` for a training job)
+        notes[-1] = (f"searched: TP, TP×PP{', EP + DP-attention' if m.moe else ''} within one {dom}-device scale-up "
+                     f"domain, weights {'/'.join(weights)}, KV {'/'.join(kv_dtypes)}")
+        notes.append(f"{hw.display_name} records no scale-out link, so a replica cannot span more than its "
+                     f"{dom}-device scale-up domain (replicas are independent; give the hardware YAML a scale_out "
+                     "link to search across nodes)" + ("; prefill/decode disaggregation not searched (its KV "
+                                                       "transfer needs the network)" if disaggregate else ""))
     kw = dict(ttft_s=ttft_s, tpot_s=tpot_s, ttft_p99_s=ttft_p99_s, tpot_p99_s=tpot_p99_s, eff=eff, reserve=reserve)
-    outcomes, pooled, rejected_pools = search(m, hw, candidates(m, hw, weights, kv_dtypes), wl, load=load,
-                                              concurrent=concurrent, price=price, disaggregate=disaggregate, **kw)
+    reps = candidates(m, hw, weights, kv_dtypes)
+    outcomes, pooled, rejected_pools = search(m, hw, reps, wl, load=load, concurrent=concurrent, price=price,
+                                              disaggregate=disaggregate and not within, **kw)
+    if within and all(e.get("fits") is False for _, e, _ in outcomes):
+        r, e, _ = max(outcomes, key=lambda o: (o[0].gpus, -_bits(_dep(m, hw, o[0], eff))))  # the roomiest replica
+        raise LlmcalcError(f"{m.display_name} does not fit within one {dom}-device scale-up domain of "
+                           f"{hw.display_name} at weights {'/'.join(weights)}, KV {'/'.join(kv_dtypes)} (best: "
+                           f"{r.label().split(' (')[0]}, {e['why']}), and {hw.display_name} records no scale-out "
+                           "link to span more (fewer-bit --weights, larger-memory hardware, or give the hardware "
+                           "YAML a scale_out link)")
     rows, rejected = [], {}
     for r, e, row in outcomes:
         if row is not None:

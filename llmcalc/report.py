@@ -90,7 +90,7 @@ def _across_nodes(model: Model, hw: Hardware, prompt, output, users, price, eff,
     from .inference.serving import DEFAULT_TPOT_S, DEFAULT_TTFT_S
 
     # no scale-out link recorded: plan-serve searches one scale-up domain only (other precisions, TP×PP, EP there)
-    where = "across nodes" if hw.scale_out is not None else "within one node"
+    where = "across nodes" if hw.scale_out is not None else "within one scale-up domain"
     try:
         ps = plan_serve(model, hw, prompt=prompt, output=output, ttft_s=DEFAULT_TTFT_S, tpot_s=DEFAULT_TPOT_S,
                         users=users, eff=eff, price_usd_per_hour=price)
@@ -104,8 +104,8 @@ def _across_nodes(model: Model, hw: Hardware, prompt, output, users, price, eff,
                      "plan-serve")
     else:
         notes.append(f"serving: no TP-only replica at serve's precision serves it ({why.split(' (')[0]}); the "
-                     f"cheapest deployment within one node from `llmcalc plan-serve` (other precisions, TP×PP, EP) is "
-                     f"{b['config']}; fit and batch-1 latency: see plan-serve")
+                     f"cheapest deployment within one scale-up domain from `llmcalc plan-serve` (other precisions, "
+                     f"TP×PP, EP) is {b['config']}; fit and batch-1 latency: see plan-serve")
     figs = [derive("gpus", "g", "GPU", f"llmcalc plan-serve: fewest GPUs meeting TTFT {DEFAULT_TTFT_S:g} s and TPOT "
                    f"{DEFAULT_TPOT_S * 1e3:g} ms",
                    label="GPUs in total", g=b["gpus"])]

@@ -60,7 +60,7 @@ def single_node(model, hardware, s: dict, plan_=plan):
 def wider(hardware) -> str:
     """Where plan-serve looks past serve's TP-only family: across nodes, or within one scale-up domain when the
     hardware records no scale-out link (llmcalc.inference.plan_serve.candidates)."""
-    return "across nodes" if hardware.scale_out is not None else "within one node (TP×PP, EP)"
+    return "across nodes" if hardware.scale_out is not None else "within one scale-up domain (TP×PP, EP)"
 
 
 def lacking(hardware) -> str:

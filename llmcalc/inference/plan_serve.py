@@ -546,7 +546,8 @@ def plan_serve(m: Model, hw: Hardware, *, prompt, output, ttft_s: float, tpot_s:
             "output": wl.outputs[0] if wl.k == 1 else list(wl.outputs), "mix": list(wl.shares),
             "ranked": ranked, "rejected": failed, "price_usd_per_hour": price, "assumptions_first": notes}
     if not ranked:
-        raise LlmcalcError(f"no deployment of {m.display_name} on {hw.display_name} meets the targets: "
+        inside = f" within one {dom}-device scale-up domain (no scale-out link recorded)" if within else ""
+        raise LlmcalcError(f"no deployment of {m.display_name} on {hw.display_name}{inside} meets the targets: "
                            + " | ".join(f"{f}: {w}" for f, w in list(failed.items())[:6]))
     b = ranked[0]
     figs = (derive("gpus", "g", "GPU", "fewest GPUs meeting every target", label=f"best: {b['config']} — GPUs",

@@ -14,6 +14,10 @@ Space, per replica (a replica serves a share of the load; replicas = ⌈load / r
 - prefill/decode disaggregation (Zhong et al. 2024, DistServe; Qin et al. 2024, Mooncake): separate prefill
   and decode pools, the prompt's KV sent over the network, no prefill stalls in the decode pool.
 
+Hardware whose catalogue entry records no scale_out link (no network between scale-up domains): every replica
+stays within one scale-up domain (replicas are independent, so the fleet still spans many) and disaggregation is
+not searched, as `plan` keeps a training job inside the domain there; nothing fitting inside it is one error line.
+
 Latency model (mean-value, as llmcalc.inference.batching, plus stated tails): TTFT p50 = t_prefill + one
 decode step; TPOT p50 = t_decode(N) / (1 − u), u the share of each stage's time spent prefilling. p99:
 prefill waits in the M/D/1 queue of llmcalc.inference.batching (Pollaczek-Khinchine mean, Kingman tail; `serve`

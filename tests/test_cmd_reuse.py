@@ -92,7 +92,7 @@ def test_rl_trainer_probe_matches_stepping_every_micro_batch(monkeypatch):
     real_memory = memory_mod.training_memory
 
     def refuse_probe(*a, **k):  # the probe refused: it then leaves every micro-batch to training_step
-        if sys._getframe(1).f_code.co_name == "_memory_fits":
+        if sys._getframe(1).f_code.co_name == "_memory_fit":
             raise LlmcalcError("probe off")
         return real_memory(*a, **k)
 

@@ -151,6 +151,7 @@ def check_trainer_layout(m: Model, tp: int, pp: int, ep: int, zero: int) -> None
         check_layout(m, Layout(tp=tp, pp=pp, dp=ep, ep=ep, zero=zero))
     except LayoutError as e:
         msg = re.sub(r"--(tp|pp|ep)(?![\w-])", lambda x: _RL_OPTS[x.group(0)], str(e))
+        msg = msg.replace("give --pp-layers", "lower --train-pp")  # rl splits stages evenly: no --pp-layers
         raise LayoutError(msg) from None
 
 

@@ -50,6 +50,12 @@ def test_searched_split_leaves_only_trainers_whose_dp_ep_divides():
     assert (64 - r.data["split"]["rollout_gpus"]) % 8 == 0
     for name, x in r.data["regimes"].items():
         assert math.isfinite(x["step_s"]) and x["step_s"] > 0, name
+    # the vectorised search's pick is timed as the scalar path times that split when it is given
+    k = r.data["split"]["rollout_gpus"]
+    g = rl_step(MIXTRAL, H100, gpus=64, prompts=64, samples=8, prompt_len=256, response=lognormal(2000, 1.0),
+                rollout_tp=2, train_ep=8, rollout_gpus=k)
+    for name in r.data["regimes"]:
+        assert g.data["regimes"][name]["step_s"] == pytest.approx(r.data["regimes"][name]["step_s"], rel=1e-12)
 
 
 def test_given_split_with_ep_not_dividing_dp_names_rl_options():

@@ -13,8 +13,9 @@ A step trains on B = P prompts × G samples (GRPO/RLOO groups; PPO with G = 1). 
   by ``llmcalc.rl.loop.simulate_async``; η = 0 reproduces ``sync_disaggregated``.
 
 The split K is given (``rollout_gpus``) or searched: every multiple of the engine size that leaves a trainer
-that fits, scored by the async throughput bound max(generate at full slots(K), trainer(N − K) + sync) over
-the whole candidate array at once, then the best few are simulated.
+of a multiple of tp·pp·ep GPUs (ep divides dp: Megatron-Core parallel_state.py) that fits, scored by the async
+throughput bound max(generate at full slots(K), trainer(N − K) + sync) over the whole candidate array at once,
+then the best few are simulated.
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
 
     Trainer layout: ``train_tp``/``train_pp``/``train_ep``/``zero`` as given (missing ones 1, 1, 1, ZeRO-3);
     when none is given, the training planner's best layout for the whole pool (llmcalc.training.plan), kept
-    for the split trainers (whose sizes must then be multiples of its tp·pp).
+    for the split trainers (whose sizes must then be multiples of its tp·pp·ep).
 
     ``recompute`` (none | selective | full): the trainer's activation recomputation as the recipe sets it
     (verl ``enable_gradient_checkpointing``, NeMo-RL ``activation_checkpointing``); None keeps

@@ -114,6 +114,12 @@ def effective_batch(lengths, counts, prompt) -> tuple[float, float, float]:
     return tok, l_eff, tok / l_eff
 
 
+def trainer_unit(tp: int, pp: int, ep: int) -> int:
+    """The trainer's GPU count must be a multiple of tp·pp·ep: dp = GPUs/(tp·pp), and the EP group is carved out
+    of the DP ranks, so ep must divide dp (Megatron-Core parallel_state.py; llmcalc.training.layout)."""
+    return tp * pp * ep
+
+
 def _layout(m: Model, gpus, tp: int, pp: int, ep: int, zero: int):
     from ..training.layout import Layout
 
@@ -121,7 +127,32 @@ def _layout(m: Model, gpus, tp: int, pp: int, ep: int, zero: int):
     if np.any(g % (tp * pp)):
         bad = int(np.atleast_1d(g)[np.atleast_1d(g % (tp * pp)) != 0][0])
         raise LayoutError(f"trainer GPUs {bad} not divisible by --train-tp·--train-pp = {tp}·{pp}")
+    if np.any(g % trainer_unit(tp, pp, ep)):  # ep ∤ dp: expert-DP group tp·dp/(tp·ep) would be fractional or 0
+        bad = int(np.atleast_1d(g)[np.atleast_1d(g % trainer_unit(tp, pp, ep)) != 0][0])
+        raise LayoutError(f"--train-ep {ep} must divide the trainer's data parallelism {bad // (tp * pp)} = "
+                          f"trainer GPUs {bad} / (--train-tp·--train-pp = {tp}·{pp}): the trainer's GPUs (--gpus, "
+                          f"less --rollout-gpus when split) must be a multiple of --train-tp·--train-pp·--train-ep "
+                          f"= {trainer_unit(tp, pp, ep)}")
     return Layout(tp=tp, pp=pp, dp=g // (tp * pp), ep=ep, zero=zero)
+
+
+_RL_OPTS = {"--tp": "--train-tp", "--pp": "--train-pp", "--ep": "--train-ep"}
+
+
+def check_trainer_layout(m: Model, tp: int, pp: int, ep: int, zero: int) -> None:
+    """The trainer layout's checks that do not depend on its GPU count (tp dividing the heads, pp the layers, ep
+    the experts, no ep on a dense model): ``check_layout``'s own, at dp = ep (the smallest dp it allows), with
+    its option names given as rl's (--train-tp, --train-pp, --train-ep). LayoutError (one line) on the first."""
+    import re
+
+    from ..training.layout import Layout, check_layout
+
+    try:
+        check_layout(m, Layout(tp=tp, pp=pp, dp=ep, ep=ep, zero=zero))
+    except LayoutError as e:
+        msg = re.sub(r"--(tp|pp|ep)(?![\w-])", lambda x: _RL_OPTS[x.group(0)], str(e))
+        msg = msg.replace("give --pp-layers", "lower --train-pp")  # rl splits stages evenly: no --pp-layers
+        raise LayoutError(msg) from None
 
 
 def trainer_work(m: Model, hw: Hardware, gpus, lengths, counts, prompt: float, *, algo: str, ref: bool,

@@ -13,8 +13,9 @@ A step trains on B = P prompts × G samples (GRPO/RLOO groups; PPO with G = 1). 
   by ``llmcalc.rl.loop.simulate_async``; η = 0 reproduces ``sync_disaggregated``.
 
 The split K is given (``rollout_gpus``) or searched: every multiple of the engine size that leaves a trainer
-that fits, scored by the async throughput bound max(generate at full slots(K), trainer(N − K) + sync) over
-the whole candidate array at once, then the best few are simulated.
+of a multiple of tp·pp·ep GPUs (ep divides dp: Megatron-Core parallel_state.py) that fits, scored by the async
+throughput bound max(generate at full slots(K), trainer(N − K) + sync) over the whole candidate array at once,
+then the best few are simulated.
 """
 
 from __future__ import annotations
@@ -29,7 +30,16 @@ from ..core.results import Figure, Result, derive
 from ..core.specs import Hardware, Model
 from .lengths import SRC_BLOM, LengthDist
 from .loop import simulate_async
-from .phases import DEFAULT_SETTINGS, RLSettings, trainer_fits, trainer_work, weight_bytes, weight_sync
+from .phases import (
+    DEFAULT_SETTINGS,
+    RLSettings,
+    check_trainer_layout,
+    trainer_fits,
+    trainer_unit,
+    trainer_work,
+    weight_bytes,
+    weight_sync,
+)
 from .report import _assumptions, _async_timeline, _gen_figs, _parts, _regime, _rekey, _timeline, _train_figs
 from .rollout import DecodeCost, Pool, drain_time, slots_per_engine
 
@@ -112,8 +122,15 @@ def _split_candidates(ctx: _Ctx, total: int) -> list[int]:
     unit = ctx.rtp
     while total // unit > 48:  # keep the search cheap: at most 48 splits, on multiples of 2, 4, 8, … engines
         unit *= 2
-    tunit = ctx.ttp * ctx.tpp
+    tunit = trainer_unit(ctx.ttp, ctx.tpp, ctx.tep)  # whole tp·pp groups, and ep dividing dp
     return [k for k in range(unit, total, unit) if (total - k) % tunit == 0 and (total - k) >= tunit]
+
+
+def _no_split(ctx: _Ctx, total: int) -> LayoutError:
+    ep = "" if ctx.tep == 1 else (f" (the trainer's GPUs must be a multiple of --train-tp·--train-pp·--train-ep = "
+                                  f"{trainer_unit(ctx.ttp, ctx.tpp, ctx.tep)})")
+    return LayoutError(f"no split of {total} GPUs leaves a trainer that fits{ep} and a rollout engine of "
+                       f"{ctx.rtp} GPUs; add GPUs or raise --train-tp")
 
 
 def best_split(ctx: _Ctx, total: int, eta: float | None) -> dict:
@@ -128,8 +145,7 @@ def best_split(ctx: _Ctx, total: int, eta: float | None) -> dict:
         karr = karr[tr["fits"]]
         train = np.asarray(tr["total_s"])[tr["fits"]]
     if not ks or not karr.size:
-        raise LayoutError(f"no split of {total} GPUs leaves a trainer that fits and a rollout engine of "
-                          f"{ctx.rtp} GPUs; add GPUs or raise --train-tp")
+        raise _no_split(ctx, total)
     gen = ctx.saturated_gen_s(karr, eta)
     sync = np.array([ctx.sync(False, total - int(k), int(k))[-1].value for k in karr])
     bound = np.maximum(gen, train + sync)
@@ -174,7 +190,7 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
 
     Trainer layout: ``train_tp``/``train_pp``/``train_ep``/``zero`` as given (missing ones 1, 1, 1, ZeRO-3);
     when none is given, the training planner's best layout for the whole pool (llmcalc.training.plan), kept
-    for the split trainers (whose sizes must then be multiples of its tp·pp).
+    for the split trainers (whose sizes must then be multiples of its tp·pp·ep).
 
     ``recompute`` (none | selective | full): the trainer's activation recomputation as the recipe sets it
     (verl ``enable_gradient_checkpointing``, NeMo-RL ``activation_checkpointing``); None keeps
@@ -248,6 +264,7 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
         train_tp, train_pp, train_ep, zero = planned["tp"], planned["pp"], planned["ep"], planned["zero"]
     train_tp, train_pp, train_ep = train_tp or 1, train_pp or 1, train_ep or 1
     zero = 3 if zero is None else zero
+    check_trainer_layout(m, train_tp, train_pp, train_ep, zero)  # heads, layers, experts: in rl's option names
     ctx = _Ctx(m, hw, prompts=prompts, samples=samples, prompt_len=prompt_len, response=response, algo=algo,
                ref=ref, reward_model=reward_model, minibatches=minibatches, rollout_tp=rollout_tp, train_tp=train_tp,
                train_pp=train_pp, train_ep=train_ep, zero=zero, settings=settings)
@@ -388,9 +405,10 @@ def _check_fits(ctx: _Ctx, gpus: int, rollout_gpus: int | None, regime: str) -> 
         return trainer_fits(ctx.m, ctx.hw, g, ctx.lengths, ctx.counts, ctx.prompt, minibatches=ctx.mb,
                             settings=ctx.s, tp=ctx.ttp, pp=ctx.tpp, ep=ctx.tep, zero=ctx.zero)
 
-    colocated_ok = (gpus % (ctx.ttp * ctx.tpp) == 0) and fits(gpus)
+    unit = trainer_unit(ctx.ttp, ctx.tpp, ctx.tep)
+    colocated_ok = (gpus % unit == 0) and fits(gpus)
     if rollout_gpus is not None:
-        if (gpus - rollout_gpus) % (ctx.ttp * ctx.tpp) or not fits(gpus - rollout_gpus):
+        if (gpus - rollout_gpus) % unit or not fits(gpus - rollout_gpus):
             if not colocated_ok:
                 ctx.train(gpus)  # raises the trainer's own message
             if regime == "async" or not colocated_ok:
@@ -402,8 +420,7 @@ def _check_fits(ctx: _Ctx, gpus: int, rollout_gpus: int | None, regime: str) -> 
     if not (ks and np.any(fits(gpus - np.asarray(ks)))):
         if not colocated_ok:
             ctx.train(gpus)
-        raise LayoutError(f"no split of {gpus} GPUs leaves a trainer that fits and a rollout engine of "
-                          f"{ctx.rtp} GPUs; add GPUs or raise --train-tp")
+        raise _no_split(ctx, gpus)
 
 
 def _kv_tokens(ctx: _Ctx) -> float:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from fuzz_parts import api_calls, check_api
 from fuzzkit import HARDWARE, MODELS
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 import llmcalc as L
@@ -19,6 +19,14 @@ from llmcalc.core.errors import LlmcalcError
 
 @settings(max_examples=500)
 @given(api_calls())
+# found by `benchmarks/fuzz.py 50000 --seed 20261202` (tracebacks before the fix): a TP sweep in kv_cache, and a layout
+# invalid whatever the swept sequence length (tp = dp = 0 with seq an array) dividing by zero in training_step
+@example(("kv_cache", {"model": "llama-2-70b", "hw": "l4", "a": 1.0, "b": 1, "c": np.array([1, 2, 4]), "d": 1,
+                       "e": np.nan, "f": 0, "g": np.array([8.0, np.nan, 1.0]), "x": -0.1, "dtype": None, "zero": 4,
+                       "recompute": "full"}))
+@example(("training_step", {"model": "llama-2-13b", "hw": "l4", "a": 0, "b": 24, "c": 0, "d": 26,
+                            "e": np.array([1.5, 2.0, 3.0]), "f": 35, "g": np.int64(8), "x": 0.49, "dtype": "bf16",
+                            "zero": 1, "recompute": "full"}))
 def test_every_api_call_keeps_the_promise(call):
     check_api(call)
 

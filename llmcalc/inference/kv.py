@@ -38,7 +38,7 @@ def kv_heads_per_gpu(model: Model, tp: int) -> float:
     a = model.attention
     if a.mla:
         return 1.0
-    return max(a.n_kv_heads / tp, 1.0)
+    return np.maximum(a.n_kv_heads / tp, 1.0) if np.ndim(tp) else max(a.n_kv_heads / tp, 1.0)  # tp a sweep too
 
 
 SRC_REPLICATED = ("weights every TP rank holds whole, as vLLM shards them (vllm-project/vllm, model_executor/models/"
@@ -162,6 +162,8 @@ def kv_cache(model: Model, context, batch=1, kv_dtype: str = "bf16", tp: int = 1
     check_count(context, "--context")
     check_count(batch, "--batch")
     check_count(block_size, "--block-size")
+    for opt, v in (("--tp", tp), ("--pp", pp)):  # tp/pp name the sharding in labels and notes; context and batch sweep
+        check_scalar(opt, v, "one value per KV cache (context and batch may be arrays)")
     check_pp(model, pp)
     check_tp(model, tp)
     a = model.attention

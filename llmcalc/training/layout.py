@@ -366,6 +366,9 @@ def check_layout(model: Model, layout: Layout, *, gpus=None, micro_batch=1, seq=
             if bool(cond):
                 raise LayoutError(msg)
         return True
+    for cond, msg in checks:  # a check that fails whatever the swept values (tp = 0 while seq is swept) raises
+        if np.ndim(cond) == 0 and bool(cond):
+            raise LayoutError(msg)
     valid = np.ones(np.broadcast(*[np.asarray(x) for x in (t, p, d, e, c, v, micro_batch, fl, ll)]).shape, bool)
     for cond, _ in checks:
         valid = valid & ~np.asarray(cond, bool)

@@ -221,6 +221,20 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
         else:
             last[row] = len(spans)
             spans.append((row, phase, a, b))
+    def generate_bar(a, b):
+        """span(pool_row, "generate", a, b) with the pool's open bar kept in locals: extend it or open one; → b."""
+        nonlocal g_open, g_idx, g_a, g_b
+        if b - a > 0:
+            if g_open and abs(g_b - a) < 1e-9:
+                g_b = b
+            else:
+                if g_open:
+                    spans[g_idx] = (pool_row, "generate", g_a, g_b)
+                g_open, g_idx, g_a, g_b = True, len(spans), a, b
+                last[pool_row] = g_idx
+                spans.append(None)
+        return b
+
     safety = 0
     n_ends = 0  # len(ends)
     while n_ends < steps:
@@ -243,17 +257,7 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
                 sum_start += take * kclk
                 dtp = take / group * prefill_s / engines
                 busy += dtp
-                b = t + dtp  # span(pool_row, "generate", t, b): extend the open bar or open one
-                if b - t > 0:
-                    if g_open and abs(g_b - t) < 1e-9:
-                        g_b = b
-                    else:
-                        if g_open:
-                            spans[g_idx] = (pool_row, "generate", g_a, g_b)
-                        g_open, g_idx, g_a, g_b = True, len(spans), t, b
-                        last[pool_row] = g_idx
-                        spans.append(None)
-                t = b
+                t = generate_bar(t, t + dtp)
                 started += take
                 if (started - consumed) / batch > outstanding_max:
                     outstanding_max = (started - consumed) / batch
@@ -334,17 +338,7 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
                 if not heap:
                     active, sum_start = 0.0, 0.0
                 buffered += got
-            b = t + dt  # span(pool_row, "generate", t, b): extend the open bar or open one
-            if b - t > 0:
-                if g_open and abs(g_b - t) < 1e-9:
-                    g_b = b
-                else:
-                    if g_open:
-                        spans[g_idx] = (pool_row, "generate", g_a, g_b)
-                    g_open, g_idx, g_a, g_b = True, len(spans), t, b
-                    last[pool_row] = g_idx
-                    spans.append(None)
-            t = b
+            t = generate_bar(t, t + dt)
         # 4) events at time t
         if sync_end is not None and t >= sync_end - EPS:
             sync_end = None
@@ -356,17 +350,7 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
                     busy += dtp
                 else:
                     dtp = 0.0
-                b = t + dtp  # span(pool_row, "generate", t, b): extend the open bar or open one
-                if b - t > 0:
-                    if g_open and abs(g_b - t) < 1e-9:
-                        g_b = b
-                    else:
-                        if g_open:
-                            spans[g_idx] = (pool_row, "generate", g_a, g_b)
-                        g_open, g_idx, g_a, g_b = True, len(spans), t, b
-                        last[pool_row] = g_idx
-                        spans.append(None)
-                t = b
+                t = generate_bar(t, t + dtp)
         if trainer_end is not None and t >= trainer_end - EPS:
             trainer_end = None
             version += 1

@@ -9,10 +9,11 @@ import math
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rl_async_reference import simulate_async_events
 
 from llmcalc.core.catalogue import load_hardware, load_model
 from llmcalc.inference.latency import Deployment
-from llmcalc.rl.loop import simulate_async, simulate_async_events
+from llmcalc.rl.loop import simulate_async
 from llmcalc.rl.rollout import DecodeCost, Pool
 
 _COSTS: dict = {}

@@ -1,6 +1,6 @@
 """A per-process table of a function that is elementwise in one array argument: each distinct point computed once.
 
-The serving planner asks for the same decode quantities (forward FLOPs, the TP all-reduce time) over batch grids
+The serving planner asks for the same decode forward FLOPs over batch grids
 that overlap from one replica to the next: 1 … 4096 in flight, the same divided by the pipeline depth, rounded up
 per attention group, … (issue #13: plan-serve under 0.3 s). :class:`PointTable` keeps ``f``'s values at every
 point asked so far and calls ``f`` only on the points it has not seen, in one vectorised call.

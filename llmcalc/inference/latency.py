@@ -293,19 +293,10 @@ _FLOPS_SEEN: dict = {}
 # batch grids (>= _TABLE_MIN points) at one (L, M): a PointTable per (model identity, phase, L, M)
 _TABLE_MIN = 16
 _FLOPS_TABLES = TableCache()
-_ALLREDUCE_TABLES = TableCache()
 
 
 def _allreduce_time(dep: Deployment, nbytes):
-    """``dep.tp_allreduce(nbytes).time_s``; a grid of message sizes (NCCL's model) from a per-process table
-    (core.pointmemo: the collective model is elementwise in the message size, so the numbers are a direct call's)."""
-    if dep.allreduce == "nccl" and np.size(nbytes) >= _TABLE_MIN and tableable(nbytes):
-        key = (id(dep.hw), dep.tp, float(dep.eff.link), float(dep.latency_scale), errstate_key())
-        table = _ALLREDUCE_TABLES.get(key, (dep.hw,))
-        # new points in pieces of <= 4095: the collective model's small-array path (its >= 4096 path first looks
-        # for repeated points, of which a table's new points have none)
-        return table(lambda s: np.concatenate([np.asarray(dep.tp_allreduce(c).time_s)
-                                               for c in np.array_split(s, -(-s.size // 4095))]), nbytes)
+    """``dep.tp_allreduce(nbytes).time_s`` (the collective model keeps the points it has timed per process)."""
     return dep.tp_allreduce(nbytes).time_s
 
 

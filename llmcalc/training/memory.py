@@ -329,6 +329,11 @@ STAGES = np.array(["first", "middle", "last"])
 DEFAULT_OPTIMIZER = "adam-fp32-grads"  # Megatron-Core's bf16 convention: fp32 main grads, 18 B/param
 
 
+# A pipeline stage's bytes per GPU (``has`` = 0 for a middle stage that does not exist); the planner's first-k
+# search evaluates the same formula (llmcalc.training.search), so it is written here once.
+STAGE_TOTAL = "has*(weights + grads + optimizer + gathered) + activations"
+
+
 @masked_sweep
 def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batch=1, seq=2048,
                     recompute="none", optimizer: str = DEFAULT_OPTIMIZER, global_batch=None, flash: bool = True,
@@ -382,7 +387,7 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
             states = [derive(f.key, "2*x", "B", SRC_DUALPIPE, label=f"{f.name} (DualPipe: two copies)", x=f.value)
                       for f in states[:2]] + states[2:]
         act = acts[stage]
-        tot = derive(f"{stage}_stage/total", "has*(weights + grads + optimizer + gathered) + activations", "B",
+        tot = derive(f"{stage}_stage/total", STAGE_TOTAL, "B",
                      "sum of the rows above", label=f"{stage} stage total", weights=states[0].value,
                      grads=states[1].value, optimizer=states[2].value, gathered=gathered.value,
                      activations=act.value, has=has_middle if stage == "middle" else 1)

@@ -23,9 +23,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..core.results import derive
 from ..core.specs import Hardware, Model
 from .layout import Layout
-from .memory import optimizer_bytes, training_memory
+from .memory import STAGE_TOTAL, optimizer_bytes, training_memory
 from .step import training_step
 
 OUTER = ("gpus", "tp", "pp", "v", "cp", "dp", "ep", "mb", "etp")
@@ -376,8 +377,8 @@ def _first_k(m: Model, hw: Hardware, g: Grid, mem, need, fits, usable, *, seq: i
     a = sub.arrays()
     v = a["v"]
     sl = stage_layers(m.n_layers, lay)
-    # each stage's total at k = 1, as training_memory(recompute="full", recompute_layers=1) sums it, bit for bit:
-    # has·(weights + gradients + optimizer + ZeRO-3 buffer) + activations. Only the activations depend on the
+    # each stage's total at k = 1, as training_memory(recompute="full", recompute_layers=1) sums it, bit for bit
+    # (its STAGE_TOTAL, evaluated here too). Only the activations depend on the
     # recompute, so the rest is the grid's own (these rows), and only the activations are evaluated again.
     acts = stage_activation_bytes(m, lay, a["mb"], seq, recompute=recompute_code(2),
                                   microbatches=microbatches(lay, a["mb"], kw["global_batch"]), recompute_layers=1,
@@ -391,14 +392,15 @@ def _first_k(m: Model, hw: Hardware, g: Grid, mem, need, fits, usable, *, seq: i
         return x[..., rows] if x.shape[3] > 1 else x
 
     k_need = np.ones(shape)
-    base = {}  # has·(weights + gradients + optimizer + ZeRO-3 buffer) per stage, these rows
+    parts = {}  # each stage's STAGE_TOTAL inputs but its activations, these rows
     for stage in ("first", "middle", "last"):
         full_t = rows_of(mem[f"{stage}_stage/total"].value)
         d = mem.data[f"{stage}_stage"]
-        has = has_middle if stage == "middle" else 1
-        base[stage] = has * (rows_of(d["weights_bytes"]) + rows_of(d["grads_bytes"]) + rows_of(d["optimizer_bytes"])
-                             + rows_of(d["zero3_gathered_bytes"]))
-        one_t = _full(base[stage] + acts[stage].value, shape)
+        parts[stage] = {"has": has_middle if stage == "middle" else 1, "weights": rows_of(d["weights_bytes"]),
+                        "grads": rows_of(d["grads_bytes"]), "optimizer": rows_of(d["optimizer_bytes"]),
+                        "gathered": rows_of(d["zero3_gathered_bytes"])}
+        one_t = _full(derive("first_k/stage_total", STAGE_TOTAL, "B", activations=acts[stage].value,
+                             **parts[stage]).value, shape)
         c = np.asarray(sl[stage], float) / v
         slope = np.where(c > 1, (one_t - full_t) / np.maximum(c - 1, 1), 0.0)  # bytes saved per extra layer
         k = np.where(one_t <= usable, 1, 1 + np.ceil((one_t - usable) / np.where(slope > 0, slope, np.inf)))
@@ -425,7 +427,9 @@ def _first_k(m: Model, hw: Hardware, g: Grid, mem, need, fits, usable, *, seq: i
     acts = stage_activation_bytes(m, lay, a["mb"], seq, recompute=recompute_code(2),
                                   microbatches=microbatches(lay, a["mb"], kw["global_batch"]), recompute_layers=rk,
                                   recompute_norm_up=kw["recompute_norm_up"], fp8_activations=kw["fp8_activations"])
-    tot = {st: (b[..., rows] if b.shape[3] > 1 else b) + acts[st].value for st, b in base.items()}
+    tot = {st: derive("first_k/stage_total", STAGE_TOTAL, "B", activations=acts[st].value,
+                      **{k: x[..., rows] if np.ndim(x) == 4 and np.shape(x)[3] > 1 else x for k, x in p.items()}).value
+           for st, p in parts.items()}
     chk = _full(np.maximum(np.maximum(tot["first"], tot["middle"]), tot["last"]), keep.shape)  # "memory/total"
     ok = keep & (chk <= usable)  # the closed form, checked by the memory model's need at rk
     return _Part(sub, ok, chk, rc_code=3, rk=rk) if ok.any() else None

@@ -320,14 +320,15 @@ def fit(model: Model, hw, weights: str | float = "bf16", group_size: int | None 
                        label="KV tokens that fit (no window cap)", free=free, per_token=per_tok))
     figs.append(derive("max_batch", "free//per_request", "seq", SRC_FIT,
                        label=f"largest batch at context {_ctx(context)}", free=free, per_request=per_req))
+    fits = figs[3].value > 0
+    data = {"model": model.name, "hardware": hw.name, "tp": tp, "pp": pp, "ep": ep, "weights": wb.data["weights"],
+            "kv_dtype": kv_dtype, "reserve": reserve, "context": context, "batch": batch, "fits": bool(fits),
+            "bits_per_weight": bpw.value,
+            "weight_bytes_per_gpu": figs[2].value, "usable_bytes_per_gpu": figs[0].value,
+            "free_bytes_per_gpu": free, "kv_tokens_capacity": int(figs[4].value),
+            "max_batch": _exact(figs[5].value), "max_batch_paged": None, "max_context": None,
+            "max_batch_by_context": None}
     if brief:
-        fits = figs[3].value > 0
-        data = {"model": model.name, "hardware": hw.name, "tp": tp, "pp": pp, "ep": ep, "weights": wb.data["weights"],
-                "kv_dtype": kv_dtype, "reserve": reserve, "context": context, "batch": batch, "fits": bool(fits),
-                "bits_per_weight": bpw.value, "weight_bytes_per_gpu": figs[2].value,
-                "usable_bytes_per_gpu": figs[0].value, "free_bytes_per_gpu": free,
-                "kv_tokens_capacity": int(figs[4].value), "max_batch": _exact(figs[5].value), "max_batch_paged": None,
-                "max_context": None, "max_batch_by_context": None}
         return Result(f"What fits (brief): {model.display_name} on {tp * pp * ep} x {hw.display_name}", tuple(figs),
                       (), data)
     paged_req = kv_bytes_per_request_per_gpu(model, paged_blocks(context, block_size) * block_size, kv_dtype, tp, pp)
@@ -342,19 +343,12 @@ def fit(model: Model, hw, weights: str | float = "bf16", group_size: int | None 
     while c <= model.max_seq_len:
         table[c] = int(free // kv_bytes_per_request_per_gpu(model, c, kv_dtype, tp, pp))
         c *= 2
-    fits = figs[3].value > 0
     notes = [f"weights {wb.data['weights']} ({wb.data['bits_per_weight']:g} bits/weight), KV {kv_dtype}",
              f"reserve {reserve:.0%} of memory for activations, CUDA context and fragmentation",
              *wb.assumptions]
     if not fits:
         notes.append(f"weights do NOT fit: {figs[2].value / 1e9:.1f} GB per GPU > {figs[0].value / 1e9:.1f} GB "
                      "usable; raise --tp/--pp or quantise")
-    data = {"model": model.name, "hardware": hw.name, "tp": tp, "pp": pp, "ep": ep, "weights": wb.data["weights"],
-            "kv_dtype": kv_dtype, "reserve": reserve, "context": context, "batch": batch, "fits": bool(fits),
-            "bits_per_weight": bpw.value,
-            "weight_bytes_per_gpu": figs[2].value, "usable_bytes_per_gpu": figs[0].value,
-            "free_bytes_per_gpu": free, "kv_tokens_capacity": int(figs[4].value),
-            "max_batch": _exact(figs[5].value), "max_batch_paged": _exact(figs[6].value),
-            "max_context": _exact(mc), "max_batch_by_context": table}
+    data.update(max_batch_paged=_exact(figs[6].value), max_context=_exact(mc), max_batch_by_context=table)
     title = f"What fits: {model.display_name} on {tp * pp * ep} x {hw.display_name} (tp {tp}, pp {pp}, ep {ep})"
     return Result(title, tuple(figs), tuple(notes), data)

@@ -332,6 +332,7 @@ DEFAULT_OPTIMIZER = "adam-fp32-grads"  # Megatron-Core's bf16 convention: fp32 m
 # A pipeline stage's bytes per GPU (``has`` = 0 for a middle stage that does not exist); the planner's first-k
 # search evaluates the same formula (llmcalc.training.search), so it is written here once.
 STAGE_TOTAL = "has*(weights + grads + optimizer + gathered) + activations"
+WORST_STAGE = "max(max(first, middle), last)"  # the fullest stage sets the requirement
 
 
 @masked_sweep
@@ -393,7 +394,7 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
                      activations=act.value, has=has_middle if stage == "middle" else 1)
         figs += [*states, act, tot]
         stage_totals[stage] = tot
-    worst = derive("memory/total", "max(max(first, middle), last)", "B",
+    worst = derive("memory/total", WORST_STAGE, "B",
                    "the fullest pipeline stage sets the requirement", label="peak per GPU (worst stage)",
                    first=stage_totals["first"].value, middle=stage_totals["middle"].value,
                    last=stage_totals["last"].value)

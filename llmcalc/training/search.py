@@ -26,7 +26,7 @@ import numpy as np
 from ..core.results import derive
 from ..core.specs import Hardware, Model
 from .layout import Layout
-from .memory import STAGE_TOTAL, optimizer_bytes, training_memory
+from .memory import STAGE_TOTAL, WORST_STAGE, optimizer_bytes, training_memory
 from .step import training_step
 
 OUTER = ("gpus", "tp", "pp", "v", "cp", "dp", "ep", "mb", "etp")
@@ -430,7 +430,7 @@ def _first_k(m: Model, hw: Hardware, g: Grid, mem, need, fits, usable, *, seq: i
     tot = {st: derive("first_k/stage_total", STAGE_TOTAL, "B", activations=acts[st].value,
                       **{k: x[..., rows] if np.ndim(x) == 4 and np.shape(x)[3] > 1 else x for k, x in p.items()}).value
            for st, p in parts.items()}
-    chk = _full(np.maximum(np.maximum(tot["first"], tot["middle"]), tot["last"]), keep.shape)  # "memory/total"
+    chk = _full(derive("first_k/total", WORST_STAGE, "B", **tot).value, keep.shape)  # memory's "memory/total"
     ok = keep & (chk <= usable)  # the closed form, checked by the memory model's need at rk
     return _Part(sub, ok, chk, rc_code=3, rk=rk) if ok.any() else None
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pydantic
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,3 +67,20 @@ def test_building_the_spec_schemas_tokenizes_no_builtin_signature():
                        env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "0"
+
+
+@pytest.mark.parametrize("argv", [
+    "plan gpt-3-175b -H a100-sxm-80gb --gpus 1024,2048 --global-batch 1536 --tokens 300B",
+    "plan-serve llama-3.1-70b -H h100-sxm --users 1000 --prompt 1000 --output 300",
+    "rl qwen2.5-7b -H h100-sxm --gpus 64 --prompts 512 --samples 16 --response-len 3000,1.0 --max-response 8192",
+    "batching llama-3.1-8b -H h100-sxm --qps 10",
+    "infer llama-3.1-8b -H h100-sxm --batch 8 --prompt 1000 --output 300",
+    "serve llama-3.1-70b -H h100-sxm --users 10000 --prompt 1000 --output 300 --ttft 2s --tpot 50ms",
+])
+def test_one_liners_do_not_import_numpy_ma(argv):
+    """numpy 2's plain np.unique imports numpy.ma (~10 ms of start-up): the engine asks core.pointmemo.distinct."""
+    code = (f"import sys\nsys.argv = ['llmcalc', *{argv.split()!r}]\nfrom llmcalc.cli import main\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print('numpy.ma' in sys.modules, file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (r.returncode, r.stderr.strip()) == (0, "False"), r.stderr

@@ -79,3 +79,30 @@ def main() -> None:
         app(prog_name="llmcalc")  # also under `python -m llmcalc`, so usage lines and shell completion agree
     finally:
         app.registered_commands = everything
+
+
+def run() -> None:
+    """The console script and ``python -m llmcalc``: :func:`main`, then leave at once. A finished one-liner has
+    nothing to tear down that the OS does not reclaim, yet Python's own exit runs a full garbage collection and
+    deallocates every module: 20-40 ms of a 0.3 s budget (issue #13; benchmarks/bench_cli.py). atexit handlers
+    still run (they include weakref finalizers, e.g. temporary folders) and both streams are flushed; SystemExit's
+    code means what it means to Python; any other exception takes Python's normal path (its traceback)."""
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):  # sys.exit("message"): Python prints it and exits 1
+        print(code, file=sys.stderr)
+        code = 1
+    import atexit
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):  # the reader left (`| head`) or the stream was closed: nothing to say
+            pass
+    os._exit(code & 0xFF)  # as Python: sys.exit(-1) is status 255

@@ -41,6 +41,7 @@ import numpy as np
 
 from ..core.checks import check_count, check_number
 from ..core.errors import LlmcalcError
+from ..core.pointmemo import distinct
 from ..core.results import Result, derive
 from .latency import Deployment, step
 
@@ -165,8 +166,7 @@ def check_workload(qps, prompt, output, reserve) -> None:
 
 def rate_curve(dep: Deployment, prompt: int, output: int, cap: int) -> tuple[np.ndarray, dict]:
     """The steady state on a fine grid of concurrencies 1e-4 … cap (λ(N) rises with N)."""
-    grid = np.unique(np.concatenate([np.geomspace(1e-4, cap, 600), np.arange(1, min(cap, 4096) + 1)]),
-                     return_index=True)[0]  # return_index: no numpy.ma import (as latency.first_true)
+    grid = distinct(np.concatenate([np.geomspace(1e-4, cap, 600), np.arange(1, min(cap, 4096) + 1)]))
     return grid, curve(dep, prompt, output, grid)
 
 
@@ -293,8 +293,7 @@ def continuous_batching(dep: Deployment, qps: float, prompt, output, reserve: fl
         longest = max(p + o for p, o in zip(prompts, outputs, strict=True))
         raise LlmcalcError(f"{dep.model.display_name} does not fit on {dep.tp} x {dep.hw.display_name} with one "
                            f"sequence of {longest} tokens; raise --tp or quantise")
-    grid = np.unique(np.concatenate([np.geomspace(1e-4, cap, 600), np.arange(1, min(cap, 4096) + 1)]),
-                     return_index=True)[0]  # return_index: no numpy.ma import (as latency.first_true)
+    grid = distinct(np.concatenate([np.geomspace(1e-4, cap, 600), np.arange(1, min(cap, 4096) + 1)]))
     c = mix_curve(dep, ms, grid)
     i_max = int(np.argmax(c["qps"]))  # the highest rate: N/T at the best concurrency (the cap, λ rises with N)
     qps_max = float(c["qps"][i_max])

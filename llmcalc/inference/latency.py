@@ -30,7 +30,7 @@ import numpy as np
 from ..core.checks import check_count, check_number, check_scalar
 from ..core.efficiency import DEFAULT_EFFICIENCY, Efficiency
 from ..core.errors import LayoutError, LlmcalcError
-from ..core.pointmemo import TableCache, tableable
+from ..core.pointmemo import TableCache, distinct, tableable
 from ..core.results import Result, derive, errstate_key
 from ..core.specs import Hardware, Model
 from .kv import check_tp, kv_bytes_per_request_per_gpu, kv_heads_per_gpu, per_token_per_layer
@@ -439,8 +439,7 @@ def first_true(pred, lo: int, hi: int, points: int = 64):
         return None
     a, b = lo - 1, hi  # invariant: pred is False at a (or a is below the range) and True at b
     while b - a > 1:
-        # return_index: numpy 2's hash path of np.unique imports numpy.ma (~7 ms of a one-liner's start-up)
-        pts = np.unique(np.linspace(a, b, points + 2)[1:-1].round().astype(np.int64), return_index=True)[0]
+        pts = distinct(np.linspace(a, b, points + 2)[1:-1].round().astype(np.int64))
         pts = pts[(pts > a) & (pts < b)]
         if pts.size == 0:
             break

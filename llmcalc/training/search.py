@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..core.pointmemo import distinct
 from ..core.results import derive
 from ..core.specs import Hardware, Model
 from .layout import Layout
@@ -303,7 +304,7 @@ def _pruned(m: Model, hw: Hardware, parts: list[_Part], *, objective: str, top: 
         pick += [_top(by_zero[:, z], SEED_ROWS // 8) for z in range(by_zero.shape[1])]  # in each ZeRO column
         for key in ("tp", "gpus"):  # in each group, and in each group's ZeRO columns (a bound leaves out the
             k_live = keys[key][live]  # DP/ZeRO rows: the best bounds of a group may all be ZeRO-3)
-            for val in np.unique(k_live):
+            for val in distinct(k_live):
                 idx = np.flatnonzero(k_live == val)
                 pick.append(idx[_top(best[idx], SEED_ROWS // 8)])
                 pick += [idx[_top(by_zero[idx, z], SEED_ROWS // 32)] for z in range(by_zero.shape[1])]
@@ -340,7 +341,7 @@ def _top(x: np.ndarray, k: int) -> np.ndarray:
 
 def _group_best(scores: np.ndarray, groups: np.ndarray) -> dict:
     """The best of ``scores`` in each group (each distinct value of ``groups``)."""
-    return {v: scores[groups == v].max() for v in np.unique(groups)}
+    return {v: scores[groups == v].max() for v in distinct(groups)}
 
 
 def _lookup(best: dict, keys: np.ndarray) -> np.ndarray:

@@ -60,8 +60,9 @@ def _no_plugin_loader() -> None:
 def main() -> None:
     # Start-up creates ~10^5 objects that live as long as the process (typer, pydantic, numpy, our specs); the
     # cyclic collector, run every 700 allocations, scans them again and again: ~3-5% of a one-liner (issue #13).
-    # Collect every 50,000 instead (cycles are still collected; a heavy command's peak memory is unchanged).
-    gc.set_threshold(50_000, *gc.get_threshold()[1:])
+    # Collect every 200,000 instead: no one-liner reaches it (at 50,000 each paid one ~9 ms pass over its imports);
+    # cycles are still collected in longer runs (`validate` peaks at ~56 MB either way).
+    gc.set_threshold(200_000, *gc.get_threshold()[1:])
     # This process is ours: skip pydantic's scan of installed plugins' entry points (~13 ms per start).
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     _no_plugin_loader()
@@ -81,12 +82,29 @@ def main() -> None:
         app.registered_commands = everything
 
 
+def _keep_freed_memory() -> None:
+    """glibc gives a freed block of 128 KiB or more back to the OS, and the next array of that size faults its
+    pages in again: ~2 µs per 4 KiB page on the development VM, 10-20x the arithmetic on one of the planner's
+    grid-sized arrays (5.7 MB: 1.5-2 ms fresh, 0.1 ms reused; issue #13). A one-shot process keeps them: blocks up
+    to 32 MiB (glibc's largest M_MMAP_THRESHOLD) come from the heap, which is not trimmed before exit. `plan
+    gpt-3-175b` over three GPU counts: ~20 ms less; the peak memory is the same. Not glibc: nothing to do."""
+    try:
+        import ctypes
+
+        mallopt = ctypes.CDLL(None).mallopt
+    except (ImportError, OSError, AttributeError):  # macOS, Windows, no ctypes
+        return
+    mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD (glibc malloc.h)
+    mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
+
+
 def run() -> None:
     """The console script and ``python -m llmcalc``: :func:`main`, then leave at once. A finished one-liner has
     nothing to tear down that the OS does not reclaim, yet Python's own exit runs a full garbage collection and
     deallocates every module: 20-40 ms of a 0.3 s budget (issue #13; benchmarks/bench_cli.py). atexit handlers
     still run (they include weakref finalizers, e.g. temporary folders) and both streams are flushed; SystemExit's
     code means what it means to Python; any other exception takes Python's normal path (its traceback)."""
+    _keep_freed_memory()
     try:
         main()
         code = 0

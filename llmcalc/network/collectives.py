@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import LlmcalcError
+from ..core.pointmemo import distinct
 from ..core.results import errstate_key
 from ..core.specs import Hardware, Link
 
@@ -316,36 +317,52 @@ def _points(hw: Hardware, collective: str, uniq: tuple, kind, kw) -> tuple[dict,
     key = (id(hw), collective, kind, kw["link_efficiency"], kw["latency_scale"],
            None if algs is None else tuple(algs), errstate_key())
     ent = _POINTS.get(key)
-    if ent is None or ent[0] is not hw or len(ent[1]) > 100_000:  # bounded: ~100k points × 12 fields
+    if ent is None or ent[0] is not hw or ent[3][0] > 100_000:  # bounded: ~100k points × 12 fields
         if len(_POINTS) >= 256:
             _POINTS.clear()
-        ent = _POINTS[key] = (hw, {}, {})
-    _, rows, table = ent
-    pts = list(zip(*(u.tolist() for u in uniq), strict=True))
-    idx = [rows.get(p, -1) for p in pts]
-    miss = [i for i, r in enumerate(idx) if r < 0]
+        ent = _POINTS[key] = (hw, {}, {}, [0])
+    _, groups, table, count = ent
+    # the rows of the points timed before: per (n, placement) group (a call holds a few), a sorted array of its
+    # sizes S and their rows, searched at once (a serving plan asks 4,096-point grids ~90 times: issue #13)
+    S, n, w = uniq
+    (nv, nc), (wv, wc) = _factorize(n), _factorize(w)
+    pair_code = nc * len(wv) + wc
+    pairs = distinct(pair_code).tolist()
+    idx = np.full(len(S), -1, np.int64)
+    for g in pairs:
+        sel = np.flatnonzero(pair_code == g) if len(pairs) > 1 else slice(None)
+        known = groups.get((nv[g // len(wv)].item(), wv[g % len(wv)].item()))
+        if known is not None:
+            xs, rs = known
+            pos = np.minimum(np.searchsorted(xs, S[sel]), len(xs) - 1)
+            idx[sel] = np.where(xs[pos] == S[sel], rs[pos], -1)
     fresh = None
-    if miss:
-        mi = np.array(miss, np.int64)
+    mi = np.flatnonzero(idx < 0)
+    if len(mi):
         part = tuple(u[mi] for u in uniq)
         try:
             ct = _collective_time(hw, collective, *part[:2], **_where(kind, part), **kw)
         except LlmcalcError:  # the whole group's error (a message may name its largest group)
             _collective_time(hw, collective, *uniq[:2], **_where(kind, uniq), **kw)
             raise
-        m = len(miss)
+        m = len(mi)
         new = {f: np.broadcast_to(getattr(ct, f), (m,)) for f in _POINT_FIELDS}
         new["finite"] = np.any([np.isfinite(np.broadcast_to(v, (m,))) for v in ct.candidates.values()], axis=0)
-        start = len(rows)
-        for j, i in enumerate(miss):
-            rows[pts[i]] = start + j
-            idx[i] = start + j
+        rows = count[0] + np.arange(m)
+        idx[mi] = rows
+        count[0] += m
         for f, v in new.items():
             table[f] = np.concatenate([table[f], v]) if f in table else np.array(v)
-        if m == len(pts):
+        for g in distinct(pair_code[mi]).tolist():
+            pv = (nv[g // len(wv)].item(), wv[g % len(wv)].item())
+            at = np.flatnonzero(pair_code[mi] == g)
+            xs, rs = groups.get(pv, (np.empty(0), np.empty(0, np.int64)))
+            xs, rs = np.concatenate([xs, part[0][at]]), np.concatenate([rs, rows[at]])
+            order = np.argsort(xs, kind="stable")
+            groups[pv] = (xs[order], rs[order])
+        if m == len(S):
             fresh = ct
-    take = np.array(idx, np.int64)
-    small = {f: table[f][take] for f in (*_POINT_FIELDS, "finite")}
+    small = {f: table[f][idx] for f in (*_POINT_FIELDS, "finite")}
     fabric = _fabric(hw, bool(np.any(small["nodes"] > 1)))
     if not np.any(small["finite"]):
         raise LlmcalcError(f"no algorithm can run a {collective} on {hw.display_name}")

@@ -22,7 +22,8 @@ Weight sync (bytes S = parameters × 2 for bf16):
   broadcast bus factor 1), which is why it barely grows with fan-out (checkpoint-engine README). A group
   beyond one scale-up domain crosses the network; NCCL runs one channel per NIC, so a node moves
   min(scale-up, domain × per-GPU scale-out) per direction (an assumption: multi-rail rings);
-- both: ⌈S / bucket⌉ buckets of fixed latency, and the engine's own reload of S bytes at
+- both: ⌈S / bucket⌉ buckets of fixed latency (owners·⌈S/(owners·bucket)⌉ when ``owners`` ranks each hold a
+  share, as checkpoint-engine's: a bucket never spans two owners), and the engine's own reload of S bytes at
   ``reload_bw`` (vLLM/SGLang ``load_weights``: per-tensor copies, re-layout, no overlap), calibrated on
   one row of MoonshotAI checkpoint-engine's benchmark (see ``RLSettings``).
 """
@@ -329,8 +330,15 @@ def _bw(hw: Hardware, group: int, eff: float) -> tuple[float, str]:
 
 
 def weight_sync(m: Model, hw: Hardware, *, colocated: bool, trainer_gpus: int, rollout_gpus: int,
-                settings: RLSettings, link_eff: float | None = None, size_bytes: float | None = None) -> list:
-    """Figures of one weight sync: transfer, buckets, engine reload, total (seconds)."""
+                settings: RLSettings, link_eff: float | None = None, size_bytes: float | None = None,
+                owners: int | None = None) -> list:
+    """Figures of one weight sync: transfer, buckets, engine reload, total (seconds).
+
+    ``owners``: the number of ranks that each hold an equal share of the checkpoint in host memory
+    (checkpoint-engine: examples/update.py ``split_tensors`` gives every one of the world_size ranks 1/world_size
+    of the index's tensors). A bucket never spans two owner ranks (checkpoint_engine/ps.py ``_gen_h2d_buckets``
+    starts a new bucket for every owner, MoonshotAI/checkpoint-engine 7185b555), so the sync pays
+    owners·⌈S/(owners·bucket)⌉ buckets, not ⌈S/bucket⌉. None: one contiguous stream, ⌈S/bucket⌉ buckets."""
     from ..network.collectives import ALPHA_OUT_S, ALPHA_UP_S, link_efficiency_default, ring_time_formula
 
     eff = link_efficiency_default() if link_eff is None else link_eff
@@ -350,9 +358,16 @@ def weight_sync(m: Model, hw: Hardware, *, colocated: bool, trainer_gpus: int, r
         figs.append(derive("sync/transfer_s", "alpha*(n - 1) + S/(bw*eff)", "s", SRC_BCAST,
                            label=f"broadcast of the bf16 weights to {rollout_gpus} rollout GPUs ({where})",
                            alpha=alpha, n=n, S=s, bw=bw, eff=eff))
-    figs.append(derive("sync/buckets_s", "ceil(S/bucket)*lat", "s", "judgement: one NCCL launch + metadata per "
-                       "bucket (RLSettings.bucket_latency_s)", label="per-bucket latency", S=s,
-                       bucket=settings.bucket_bytes, lat=settings.bucket_latency_s))
+    if owners is None:
+        figs.append(derive("sync/buckets_s", "ceil(S/bucket)*lat", "s", "judgement: one NCCL launch + metadata per "
+                           "bucket (RLSettings.bucket_latency_s)", label="per-bucket latency", S=s,
+                           bucket=settings.bucket_bytes, lat=settings.bucket_latency_s))
+    else:
+        figs.append(derive("sync/buckets_s", "owners*ceil(S/(owners*bucket))*lat", "s",
+                           "a bucket never spans two owner ranks (checkpoint-engine ps.py _gen_h2d_buckets); "
+                           "judgement: one NCCL launch + metadata per bucket (RLSettings.bucket_latency_s)",
+                           label="per-bucket latency (buckets per owner rank)", owners=owners, S=s,
+                           bucket=settings.bucket_bytes, lat=settings.bucket_latency_s))
     figs.append(derive("sync/reload_s", "S/reload_bw", "s", "calibrated on checkpoint-engine Qwen3-235B 8×H800 "
                        "(RLSettings.reload_bw_bytes_per_s)", label="engine reload of the weights",
                        S=s, reload_bw=settings.reload_bw_bytes_per_s))

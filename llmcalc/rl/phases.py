@@ -56,7 +56,7 @@ class RLSettings:
       × sequences in the step: 5 ms + 75 µs per sequence. Per sequence, so that an engine running a long tail
       alone steps fast while one holding hundreds of sequences pays for each; halving the engines doubles the
       sequences per engine and the host time with them.
-      ``trainer_efficiency_scale`` = 0.25 scales the hardware's pre-training efficiency (llmcalc.core.efficiency,
+      ``trainer_efficiency_scale`` = 0.3 scales the hardware's pre-training efficiency (llmcalc.core.efficiency,
       Megatron-calibrated) down to what an MoE RL trainer reaches (NeMo-RL's Qwen3-30B-A3B: EP all-to-all, small
       per-expert GEMMs, log-prob passes); dense models keep their pre-training efficiency
       (``trainer_efficiency_scale_dense`` = 1). The three are CALIBRATED together (``python benchmarks/
@@ -64,7 +64,10 @@ class RLSettings:
       75/100/125 µs, scale 0.2/0.25/0.3/0.4/0.5) on three rows: NeMo-RL v0.6 H100
       on-policy 192 s and 1-off 152 s (Qwen3-30B-A3B GRPO, 32 GPUs, with their recipes' inputs: 4 optimizer
       steps, no activation checkpointing, 1-off trainer PP2; refit in issue #10: 5 ms, 75 µs, 0.3 -> 0.25,
-      Σ ln² 0.0207 -> 0.0082) and AReaL's Sync.AReaL/AReaL step ratio 2.77
+      Σ ln² 0.0207 -> 0.0082; refit again when the rows took the reference-policy log-prob pass that NeMo-RL
+      v0.6 runs every step, nemo_rl/algorithms/grpo.py get_reference_policy_logprobs with grpo_math_1B.yaml's
+      reference_policy_kl_penalty 0.01: 5 ms, 75 µs, 0.25 -> 0.3, Σ ln² 0.0084) and AReaL's Sync.AReaL/AReaL
+      step ratio 2.77
       (a dense 1.5B on SGLang). Every other RL row is a test (AReaL's absolute steps and η sweep, NeMo-RL GB200,
       verl). The 20 ms constant these replace was fitted on the MoE rows alone and put the 1.5B model's
       27,648-token tail at 20 ms a step.
@@ -97,7 +100,7 @@ class RLSettings:
     prefix_shared: bool = True
     rollout_logprobs: bool = False  # True: no old-log-prob pass (the engine's log-probs are used)
     compute_efficiency: float | None = None  # None: the hardware's calibrated efficiency (llmcalc.core.efficiency)
-    trainer_efficiency_scale: float = 0.25  # MoE RL trainer's share of the pre-training efficiency (calibrated)
+    trainer_efficiency_scale: float = 0.3  # MoE RL trainer's share of the pre-training efficiency (calibrated)
     trainer_efficiency_scale_dense: float = 1.0  # dense RL trainers: the pre-training efficiency as it is
     weight_sync: bool = True  # False: free weight sync (a limit for what-ifs and property tests)
     training_efficiency: object | None = None  # a TrainingEfficiency (e.g. --profile); None: the hardware's

@@ -22,7 +22,8 @@ Weight sync (bytes S = parameters × 2 for bf16):
   broadcast bus factor 1), which is why it barely grows with fan-out (checkpoint-engine README). A group
   beyond one scale-up domain crosses the network; NCCL runs one channel per NIC, so a node moves
   min(scale-up, domain × per-GPU scale-out) per direction (an assumption: multi-rail rings);
-- both: ⌈S / bucket⌉ buckets of fixed latency, and the engine's own reload of S bytes at
+- both: ⌈S / bucket⌉ buckets of fixed latency (owners·⌈S/(owners·bucket)⌉ when ``owners`` ranks each hold a
+  share, as checkpoint-engine's: a bucket never spans two owners), and the engine's own reload of S bytes at
   ``reload_bw`` (vLLM/SGLang ``load_weights``: per-tensor copies, re-layout, no overlap), calibrated on
   one row of MoonshotAI checkpoint-engine's benchmark (see ``RLSettings``).
 """
@@ -55,7 +56,7 @@ class RLSettings:
       × sequences in the step: 5 ms + 75 µs per sequence. Per sequence, so that an engine running a long tail
       alone steps fast while one holding hundreds of sequences pays for each; halving the engines doubles the
       sequences per engine and the host time with them.
-      ``trainer_efficiency_scale`` = 0.25 scales the hardware's pre-training efficiency (llmcalc.core.efficiency,
+      ``trainer_efficiency_scale`` = 0.3 scales the hardware's pre-training efficiency (llmcalc.core.efficiency,
       Megatron-calibrated) down to what an MoE RL trainer reaches (NeMo-RL's Qwen3-30B-A3B: EP all-to-all, small
       per-expert GEMMs, log-prob passes); dense models keep their pre-training efficiency
       (``trainer_efficiency_scale_dense`` = 1). The three are CALIBRATED together (``python benchmarks/
@@ -63,7 +64,10 @@ class RLSettings:
       75/100/125 µs, scale 0.2/0.25/0.3/0.4/0.5) on three rows: NeMo-RL v0.6 H100
       on-policy 192 s and 1-off 152 s (Qwen3-30B-A3B GRPO, 32 GPUs, with their recipes' inputs: 4 optimizer
       steps, no activation checkpointing, 1-off trainer PP2; refit in issue #10: 5 ms, 75 µs, 0.3 -> 0.25,
-      Σ ln² 0.0207 -> 0.0082) and AReaL's Sync.AReaL/AReaL step ratio 2.77
+      Σ ln² 0.0207 -> 0.0082; refit again when the rows took the reference-policy log-prob pass that NeMo-RL
+      v0.6 runs every step, nemo_rl/algorithms/grpo.py get_reference_policy_logprobs with grpo_math_1B.yaml's
+      reference_policy_kl_penalty 0.01: 5 ms, 75 µs, 0.25 -> 0.3, Σ ln² 0.0084) and AReaL's Sync.AReaL/AReaL
+      step ratio 2.77
       (a dense 1.5B on SGLang). Every other RL row is a test (AReaL's absolute steps and η sweep, NeMo-RL GB200,
       verl). The 20 ms constant these replace was fitted on the MoE rows alone and put the 1.5B model's
       27,648-token tail at 20 ms a step.
@@ -96,7 +100,7 @@ class RLSettings:
     prefix_shared: bool = True
     rollout_logprobs: bool = False  # True: no old-log-prob pass (the engine's log-probs are used)
     compute_efficiency: float | None = None  # None: the hardware's calibrated efficiency (llmcalc.core.efficiency)
-    trainer_efficiency_scale: float = 0.25  # MoE RL trainer's share of the pre-training efficiency (calibrated)
+    trainer_efficiency_scale: float = 0.3  # MoE RL trainer's share of the pre-training efficiency (calibrated)
     trainer_efficiency_scale_dense: float = 1.0  # dense RL trainers: the pre-training efficiency as it is
     weight_sync: bool = True  # False: free weight sync (a limit for what-ifs and property tests)
     training_efficiency: object | None = None  # a TrainingEfficiency (e.g. --profile); None: the hardware's
@@ -329,8 +333,15 @@ def _bw(hw: Hardware, group: int, eff: float) -> tuple[float, str]:
 
 
 def weight_sync(m: Model, hw: Hardware, *, colocated: bool, trainer_gpus: int, rollout_gpus: int,
-                settings: RLSettings, link_eff: float | None = None, size_bytes: float | None = None) -> list:
-    """Figures of one weight sync: transfer, buckets, engine reload, total (seconds)."""
+                settings: RLSettings, link_eff: float | None = None, size_bytes: float | None = None,
+                owners: int | None = None) -> list:
+    """Figures of one weight sync: transfer, buckets, engine reload, total (seconds).
+
+    ``owners``: the number of ranks that each hold an equal share of the checkpoint in host memory
+    (checkpoint-engine: examples/update.py ``split_tensors`` gives every one of the world_size ranks 1/world_size
+    of the index's tensors). A bucket never spans two owner ranks (checkpoint_engine/ps.py ``_gen_h2d_buckets``
+    starts a new bucket for every owner, MoonshotAI/checkpoint-engine 7185b555), so the sync pays
+    owners·⌈S/(owners·bucket)⌉ buckets, not ⌈S/bucket⌉. None: one contiguous stream, ⌈S/bucket⌉ buckets."""
     from ..network.collectives import ALPHA_OUT_S, ALPHA_UP_S, link_efficiency_default, ring_time_formula
 
     eff = link_efficiency_default() if link_eff is None else link_eff
@@ -350,9 +361,16 @@ def weight_sync(m: Model, hw: Hardware, *, colocated: bool, trainer_gpus: int, r
         figs.append(derive("sync/transfer_s", "alpha*(n - 1) + S/(bw*eff)", "s", SRC_BCAST,
                            label=f"broadcast of the bf16 weights to {rollout_gpus} rollout GPUs ({where})",
                            alpha=alpha, n=n, S=s, bw=bw, eff=eff))
-    figs.append(derive("sync/buckets_s", "ceil(S/bucket)*lat", "s", "judgement: one NCCL launch + metadata per "
-                       "bucket (RLSettings.bucket_latency_s)", label="per-bucket latency", S=s,
-                       bucket=settings.bucket_bytes, lat=settings.bucket_latency_s))
+    if owners is None:
+        figs.append(derive("sync/buckets_s", "ceil(S/bucket)*lat", "s", "judgement: one NCCL launch + metadata per "
+                           "bucket (RLSettings.bucket_latency_s)", label="per-bucket latency", S=s,
+                           bucket=settings.bucket_bytes, lat=settings.bucket_latency_s))
+    else:
+        figs.append(derive("sync/buckets_s", "owners*ceil(S/(owners*bucket))*lat", "s",
+                           "a bucket never spans two owner ranks (checkpoint-engine ps.py _gen_h2d_buckets); "
+                           "judgement: one NCCL launch + metadata per bucket (RLSettings.bucket_latency_s)",
+                           label="per-bucket latency (buckets per owner rank)", owners=owners, S=s,
+                           bucket=settings.bucket_bytes, lat=settings.bucket_latency_s))
     figs.append(derive("sync/reload_s", "S/reload_bw", "s", "calibrated on checkpoint-engine Qwen3-235B 8×H800 "
                        "(RLSettings.reload_bw_bytes_per_s)", label="engine reload of the weights",
                        S=s, reload_bw=settings.reload_bw_bytes_per_s))

@@ -200,13 +200,14 @@ def rl_step(i: dict) -> float:
 
 @evaluator("weight_sync")
 def weight_sync(i: dict) -> float:
-    """Seconds of one trainer -> inference weight broadcast (llmcalc.rl.phases.weight_sync, total row)."""
+    """Seconds of one trainer -> inference weight broadcast (llmcalc.rl.phases.weight_sync, total row); ``owners``:
+    ranks holding an equal share of the checkpoint (buckets never span two of them), None for one stream."""
     from ..rl.phases import RLSettings
     from ..rl.phases import weight_sync as ws
 
     s = RLSettings(bucket_bytes=i["bucket_gib"] * 2**30)
     return ws(model(i.get("model", "qwen2.5-7b")), hardware(i["hardware"]), colocated=False, trainer_gpus=0,
-              rollout_gpus=i["gpus"], settings=s, size_bytes=i["size_bytes"])[-1].value
+              rollout_gpus=i["gpus"], settings=s, size_bytes=i["size_bytes"], owners=i.get("owners"))[-1].value
 
 
 def narayanan_eq3_flops(B, s, layers, h, V):

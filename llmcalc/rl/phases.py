@@ -261,6 +261,22 @@ def trainer_work(m: Model, hw: Hardware, gpus, lengths, counts, prompt: float, *
     return out
 
 
+def trainer_at(sweep: dict, i: int) -> dict:
+    """Element ``i`` of an array call of ``trainer_work`` that fits, as the scalar call on that size returns it
+    (the same keys and Python floats; the sweep runs the same elementwise float operations, so the same bits:
+    tests/test_rl_trainer_sweep.py). The split search's one vectorised call thus also answers the scalar
+    questions the simulations and the report then ask of its candidates (issue #13)."""
+    if not bool(np.asarray(sweep["fits"])[i]):
+        raise ValueError("trainer_at: element does not fit (the scalar call raises the trainer's own message)")
+    out = {k: float(np.asarray(sweep[k])[i]) for k in ("old_logprob_s", "ref_logprob_s", "reward_s", "critic_s",
+                                                      "update_s")}
+    out |= {"tokens": sweep["tokens"], "l_eff": sweep["l_eff"], "b_eff": sweep["b_eff"],
+            "layout": dict(sweep["layout"], dp=int(np.asarray(sweep["layout"]["dp"])[i])),
+            "compute_efficiency": sweep["compute_efficiency"], "total_s": float(np.asarray(sweep["total_s"])[i]),
+            "fits": True}
+    return out
+
+
 _PLANNED: dict = {}  # planned_layout results: a face probing other values of one input re-asks the same question
 
 

@@ -34,6 +34,7 @@ from .phases import (
     DEFAULT_SETTINGS,
     RLSettings,
     check_trainer_layout,
+    trainer_at,
     trainer_fits,
     trainer_unit,
     trainer_work,
@@ -142,6 +143,8 @@ def best_split(ctx: _Ctx, total: int, eta: float | None) -> dict:
         tr = trainer_work(ctx.m, ctx.hw, total - karr, ctx.lengths, ctx.counts, ctx.prompt, algo=ctx.algo,
                           ref=ctx.ref, reward_model=ctx.rm, minibatches=ctx.mb, settings=ctx.s, tp=ctx.ttp,
                           pp=ctx.tpp, ep=ctx.tep, zero=ctx.zero)
+        for i in np.flatnonzero(tr["fits"]):  # the simulations and the report ask these sizes again: one call
+            ctx._train.setdefault(total - ks[i], trainer_at(tr, i))
         karr = karr[tr["fits"]]
         train = np.asarray(tr["total_s"])[tr["fits"]]
     if not ks or not karr.size:

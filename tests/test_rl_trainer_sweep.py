@@ -1,0 +1,49 @@
+"""One vectorised ``trainer_work`` call over trainer sizes answers the scalar calls too (issue #13): the split
+search seeds its per-size cache with ``trainer_at(sweep, i)``, so each fitting element must equal, to the bit and in
+the same form (keys, Python floats, layout dict), what the scalar call on that size returns, and each element that
+does not fit must be one on which the scalar call raises its LayoutError."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from llmcalc.core.catalogue import load_hardware, load_model
+from llmcalc.core.errors import LayoutError
+from llmcalc.rl.lengths import parse_response_len
+from llmcalc.rl.phases import DEFAULT_SETTINGS, trainer_at, trainer_work
+
+CASES = [  # model, hardware, batch, response, trainer kwargs, settings changes
+    ("qwen2.5-7b", "h100-sxm", 8192, ("3000,1.0", 8192), dict(algo="grpo", ref=False, tp=1, pp=1, zero=1), {}),
+    ("qwen2.5-7b", "h100-sxm", 256, ("2000,0.8", None), dict(algo="ppo", ref=True, tp=1, pp=1, zero=3, minibatches=4),
+     {"recompute": "selective"}),
+    ("qwen2.5-7b", "mi300x", 1024, ("2500,1.5", 16384), dict(algo="grpo", ref=False, tp=2, pp=1, zero=3),
+     {"rollout_logprobs": True}),
+    ("mixtral-8x7b", "h100-sxm", 2048, ("3000,1.0", None), dict(algo="grpo", ref=False, tp=2, pp=1, ep=4, zero=1),
+     {}),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] + "-" + c[4]["algo"] for c in CASES])
+def test_sweep_element_is_the_scalar_call(case):
+    from dataclasses import replace
+
+    name, hw_name, batch, (resp, cap), kw, changes = case
+    m, hw = load_model(name), load_hardware(hw_name)
+    lengths, counts = parse_response_len(resp, cap).cohorts(batch)
+    unit = kw["tp"] * kw["pp"] * kw.get("ep", 1)
+    top = 8 if hw.scale_out is None else 64  # no network: a trainer beyond one scale-up domain is refused
+    sizes = np.arange(unit, top + 1, unit)[::-1]
+    args = dict(kw, minibatches=kw.get("minibatches", 1), reward_model=None,
+                settings=replace(DEFAULT_SETTINGS, **changes))
+    sweep = trainer_work(m, hw, sizes, lengths, counts, 512.0, **args)
+    for i, g in enumerate(sizes):
+        if not sweep["fits"][i]:
+            with pytest.raises(LayoutError):
+                trainer_work(m, hw, int(g), lengths, counts, 512.0, **args)
+            continue
+        one, scalar = trainer_at(sweep, i), trainer_work(m, hw, int(g), lengths, counts, 512.0, **args)
+        assert list(one) == list(scalar)
+        for k, v in scalar.items():
+            assert type(one[k]) is type(v) and one[k] == v, (int(g), k)
+    assert sweep["fits"].any()  # the cases are meant to exercise fitting sizes

@@ -74,6 +74,7 @@ class _Ctx:
         self.group = samples if settings.prefix_shared else 1
         self._gen: dict[int, dict] = {}
         self._train: dict[int, dict] = {}
+        self._no_fit: set[int] = set()  # sizes train_sizes found the trainer does not fit (train(g) raises why)
         self._async: dict[tuple, dict] = {}
         self.resp_tokens = float(np.dot(self.lengths, self.counts))
 
@@ -92,6 +93,23 @@ class _Ctx:
                                              minibatches=self.mb, settings=self.s, tp=self.ttp, pp=self.tpp,
                                              ep=self.tep, zero=self.zero)
         return self._train[gpus]
+
+    def train_sizes(self, sizes) -> np.ndarray:
+        """``train(g)["total_s"]`` for an array of trainer sizes, inf where the trainer does not fit, from one
+        vectorised ``trainer_work`` call over the sizes not asked before; each size that fits is cached as the
+        scalar call returns it (``trainer_at``), so ``train`` then answers it without a step call (issue #13)."""
+        new = [int(g) for g in dict.fromkeys(np.asarray(sizes).tolist()) if g not in self._train
+               and g not in self._no_fit]
+        if new:
+            tr = trainer_work(self.m, self.hw, np.asarray(new), self.lengths, self.counts, self.prompt,
+                              algo=self.algo, ref=self.ref, reward_model=self.rm, minibatches=self.mb,
+                              settings=self.s, tp=self.ttp, pp=self.tpp, ep=self.tep, zero=self.zero)
+            for i, g in enumerate(new):
+                if tr["fits"][i]:
+                    self._train[g] = trainer_at(tr, i)
+                else:
+                    self._no_fit.add(g)
+        return np.array([self._train[int(g)]["total_s"] if int(g) in self._train else np.inf for g in sizes])
 
     def sync(self, colocated: bool, trainer_gpus: int, rollout_gpus: int) -> list[Figure]:
         return weight_sync(self.m, self.hw, colocated=colocated, trainer_gpus=trainer_gpus,
@@ -140,13 +158,9 @@ def best_split(ctx: _Ctx, total: int, eta: float | None) -> dict:
     ks = _split_candidates(ctx, total)
     if ks:
         karr = np.asarray(ks)
-        tr = trainer_work(ctx.m, ctx.hw, total - karr, ctx.lengths, ctx.counts, ctx.prompt, algo=ctx.algo,
-                          ref=ctx.ref, reward_model=ctx.rm, minibatches=ctx.mb, settings=ctx.s, tp=ctx.ttp,
-                          pp=ctx.tpp, ep=ctx.tep, zero=ctx.zero)
-        for i in np.flatnonzero(tr["fits"]):  # the simulations and the report ask these sizes again: one call
-            ctx._train.setdefault(total - ks[i], trainer_at(tr, i))
-        karr = karr[tr["fits"]]
-        train = np.asarray(tr["total_s"])[tr["fits"]]
+        train = ctx.train_sizes(total - karr)
+        fits = np.array([int(total - k) in ctx._train for k in ks])
+        karr, train = karr[fits], train[fits]
     if not ks or not karr.size:
         raise _no_split(ctx, total)
     gen = ctx.saturated_gen_s(karr, eta)
@@ -275,6 +289,16 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
     if check_only:
         _check_fits(ctx, gpus, rollout_gpus, regime)
         return None
+    # Every trainer size this step asks (colocated on all GPUs, then the given split or the searched candidates) in
+    # one vectorised trainer_work call (issue #13). Sizes that are not whole tp·pp·ep groups, and any error, are
+    # left to the calls below: each raises (or catches) its own error, with its own wording, as without this call.
+    unit = trainer_unit(train_tp, train_pp, train_ep)
+    sizes = [gpus] + ([gpus - k for k in _split_candidates(ctx, gpus)] if rollout_gpus is None
+                      else [gpus - rollout_gpus])
+    try:
+        ctx.train_sizes([g for g in sizes if g % unit == 0])
+    except LlmcalcError:
+        pass
     figs: list[Figure] = []
     n = ctx.batch
     figs.append(derive("lengths/mean", "mean", "token", response.describe_as, label="mean response length",

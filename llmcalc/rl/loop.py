@@ -135,7 +135,7 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
                 busy += dtp
                 b = t + dtp  # the bar (t, b)
                 if b - t > 0:
-                    if g_open and abs(g_b - t) < 1e-9:
+                    if g_open and -1e-9 < g_b - t < 1e-9:
                         g_b = b
                     else:
                         if g_open:
@@ -145,9 +145,6 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
                         spans.append(None)
                 t = b
                 started += take
-                out = (started - consumed) / batch
-                if out > outstanding_max:
-                    outstanding_max = out
                 limit -= take
                 item_left -= take
                 if item_left <= EPS:
@@ -156,6 +153,11 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
                         item = 0
                     item_left = t_weight[item]
                 free = cap - active
+            # max of (started − consumed)/B over the admissions: started only grows between two trainer steps and
+            # consumed only grows, so the block's last admission holds its largest (and with none, nothing new)
+            out = (started - consumed) / batch
+            if out > outstanding_max:
+                outstanding_max = out
         # 2) the trainer starts a step when idle and B rollouts are buffered
         if trainer_end is None:
             if sync_end is None and not sync_pending and buffered >= batch - EPS:
@@ -229,7 +231,7 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
                 buffered += got
             b = t + dt  # the bar (t, b)
             if b - t > 0:
-                if g_open and abs(g_b - t) < 1e-9:
+                if g_open and -1e-9 < g_b - t < 1e-9:
                     g_b = b
                 else:
                     if g_open:
@@ -251,7 +253,7 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
                     dtp = 0.0
                 b = t + dtp  # the bar (t, b)
                 if b - t > 0:
-                    if g_open and abs(g_b - t) < 1e-9:
+                    if g_open and -1e-9 < g_b - t < 1e-9:
                         g_b = b
                     else:
                         if g_open:

@@ -247,22 +247,34 @@ def trainer_work(m: Model, hw: Hardware, gpus, lengths, counts, prompt: float, *
     def sweep_update(model: Model):
         """update() over an array of sizes: each size runs the scalar call's sequence of micro-batches (halved
         while it does not fit) and keeps the step time of the first that fits. Memory is asked first, alone
-        (training_memory, as training_step's own check would); the step (its communication ledger is most of
-        its cost) runs once per round on the sizes whose memory fits, not on every size at every micro-batch.
+        (training_memory, as training_step's own check would), at every micro-batch of each size's sequence in one
+        call; the step (its communication ledger is most of its cost) then runs once per round, on the sizes at
+        their first micro-batch whose memory fits, not on every size at every micro-batch.
         Returns (ok, step time; inf where no micro-batch fits)."""
         mb = micro.copy()
         ok, t = np.zeros(np.shape(g), bool), np.full(np.shape(g), np.inf)
         todo = np.ones(np.shape(g), bool)
         while todo.any():
-            fit = _memory_fit(model, replace(lay, dp=dp[todo]), mb[todo], _gbj(dp[todo], mb[todo]))
-            while fit is not None and not fit.all():  # halve where memory does not fit, drop those at one sequence
-                low = todo.copy()
-                low[todo] = ~fit
-                todo &= ~(low & (mb <= 1))
-                mb[low] = np.maximum(mb[low] // 2, 1)
+            sels, tries, sel, cur = [], [], todo.copy(), mb.copy()  # each size's micro-batches from mb down to one
+            while sel.any():
+                sels.append(sel)
+                tries.append(cur)
+                sel, cur = sel & (cur > 1), np.maximum(cur // 2, 1)
+            d_all = np.concatenate([dp[s] for s in sels])
+            mb_all = np.concatenate([c[s] for s, c in zip(sels, tries, strict=True)])
+            fit = _memory_fit(model, replace(lay, dp=d_all), mb_all, _gbj(d_all, mb_all))
+            if fit is not None:  # each size at its first micro-batch that fits; none: it does not fit
+                found = np.zeros(np.shape(g), bool)
+                for s, c, f in zip(sels, tries, np.split(fit, np.cumsum([n.sum() for n in sels])[:-1]), strict=True):
+                    pick = s.copy()
+                    pick[s] = f
+                    pick &= ~found
+                    mb[pick] = c[pick]
+                    found |= pick
+                todo &= found
                 if not todo.any():
                     return ok, t
-                fit = _memory_fit(model, replace(lay, dp=dp[todo]), mb[todo], _gbj(dp[todo], mb[todo]))
+                fit = np.ones(int(todo.sum()), bool)
             ok_s, t_s, _ = step_at(model, mb[todo], todo, fit)  # fit None: the step's own check (or its error)
             ok[todo], t[todo] = ok_s, t_s
             todo &= ~ok & (mb > 1)

@@ -47,3 +47,18 @@ def test_sweep_element_is_the_scalar_call(case):
         for k, v in scalar.items():
             assert type(one[k]) is type(v) and one[k] == v, (int(g), k)
     assert sweep["fits"].any()  # the cases are meant to exercise fitting sizes
+
+
+@pytest.mark.parametrize("dist", ["3000,1.0", "2000,6000,8000", "table:500,1000,2000,8000", "800,0"])
+@pytest.mark.parametrize("n", [1, 7, 100, 8192])
+def test_cohorts_one_quantile_call_is_each_cohort_alone(dist, n):
+    """LengthDist._cohorts asks the quantiles of every cohort in one call (issue #13): each cohort's mean length is
+    the float the per-cohort call gives (the quantile is elementwise)."""
+    d = parse_response_len(dist, 8192)
+    lengths, counts = d._cohorts(n)
+    hi = n - np.concatenate([[0], np.cumsum(counts)[:-1]])
+    for length, h, size in zip(lengths, hi, counts.astype(int), strict=True):
+        ranks = np.arange(h - size + 1, h + 1, dtype=float)
+        if size > 64:
+            ranks = np.linspace(ranks[0], ranks[-1], 64)
+        assert length == float(np.mean(d.quantile((ranks - 0.375) / (n + 0.25))))

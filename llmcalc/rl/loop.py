@@ -113,12 +113,14 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
             spans.append((row, phase, a, b))
 
     n_ends = 0  # len(ends)
+    admit_to = inf if eta is None else batch * (version + eta + 1)  # N_r ≤ B·(i + η + 1): the admission bound
+    seg = SEGMENT_STEPS
     for _ in range(2_000_000):
         if n_ends >= steps:
             break
         # 1) admissions (not while a sync runs or one waits for the pool to drain)
         if sync_end is None and not sync_pending:
-            limit = inf if eta is None else batch * (version + eta + 1) - started
+            limit = admit_to - started  # inf - started = inf when unbounded
             free = cap - active
             while free > EPS and limit > EPS:
                 take = item_left  # min(item_left, free slots, limit), without the call
@@ -205,8 +207,8 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
             # Generator.advance(horizon - t): decode steps to the next finish, a segment's end or the horizon
             first = heap[0][0]
             dk = first - kclk  # min(first - k, SEGMENT_STEPS): the float on a tie, as min
-            if SEGMENT_STEPS < dk:
-                dk = SEGMENT_STEPS
+            if seg < dk:
+                dk = seg
             i = ceil(active / engines - 1e-9)  # DecodeCost.step_s(b_e, x): row min(max(b_e, 1), slots) - 1
             i = 0 if i < 1 else (i if i < slots else slots) - 1
             x = (prompt + (kclk * active - sum_start) / active if active else 0.0) + dk / 2  # mean context + dk/2
@@ -218,14 +220,17 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
                 dk, dt = (horizon - t) / ts, horizon - t
             kclk = k = kclk + dk
             busy += dt
-            if first <= k + 1e-9:
+            if first <= k + 1e-9:  # heap[0] has finished: pop it and every other that has
                 got = 0
-                while heap and heap[0][0] <= k + 1e-9:
+                done = k + 1e-9
+                while True:
                     _, _, w, k0, tag = pop(heap)
                     active -= w
                     sum_start -= w * k0
                     buffer.append([w, tag])
                     got += w
+                    if not heap or heap[0][0] > done:
+                        break
                 if not heap:
                     active, sum_start = 0.0, 0.0
                 buffered += got
@@ -265,6 +270,7 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
         if trainer_end is not None and t >= trainer_end - EPS:
             trainer_end = None
             version += 1
+            admit_to = inf if eta is None else batch * (version + eta + 1)
             ends.append(t)
             n_ends += 1
             gen_busy_at.append(busy)

@@ -299,7 +299,8 @@ def trainer_work(m: Model, hw: Hardware, gpus, lengths, counts, prompt: float, *
            "compute_efficiency": eff}
     if algo == "ppo":
         c = critic or m
-        out["critic_s"] = forward(c) + update(c)
+        # a critic of the policy's architecture (the default) trains the same step: its time, not a second call
+        out["critic_s"] = forward(c) + (out["update_s"] if c is m else update(c))
     out["total_s"] = sum(out[k] for k in ("old_logprob_s", "ref_logprob_s", "reward_s", "critic_s", "update_s"))
     out["fits"] = fits if sweep else True
     return out

@@ -21,10 +21,11 @@ CASES = [  # model, hardware, batch, response, trainer kwargs, settings changes
      {"rollout_logprobs": True}),
     ("mixtral-8x7b", "h100-sxm", 2048, ("3000,1.0", None), dict(algo="grpo", ref=False, tp=2, pp=1, ep=4, zero=1),
      {}),
+    ("llama-3.1-70b", "h100-sxm", 1024, ("3000,0.8", None), dict(algo="grpo", ref=True, tp=4, pp=2, zero=1), {}),
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c[0] + "-" + c[4]["algo"] for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}-{c[4]['algo']}-tp{c[4]['tp']}" for c in CASES])
 def test_sweep_element_is_the_scalar_call(case):
     from dataclasses import replace
 

@@ -55,14 +55,18 @@ def _summary(steps, ends, gen_busy_at, t_train, t_sync, stale_sum, stale_w, stal
 
 
 def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, eta: float | None,
-                   partial: bool = True, steps: int | None = None) -> dict:
+                   partial: bool = True, steps: int | None = None, stop_above: float | None = None) -> dict | None:
     """Steady state of the staleness-bounded loop: period, pool idle, staleness (mean, max).
 
     The loop over ``Generator.admit``/``advance``/``reprefill`` and ``DecodeCost.step_s`` (that readable form is
     tests/rl_async_reference.py, which the tests compare with this to the bit) with the timeline's bar merging
     written out over local variables: the same events and the same float operations
     in the same order (so the same results to the bit), without ~10⁴ method calls and attribute reads per
-    simulation (issue #13: the split search simulates three candidates)."""
+    simulation (issue #13: the split search simulates three candidates).
+
+    ``stop_above``: return None as soon as the period is sure to exceed it (a split-search candidate that cannot
+    beat the best so far): once half the steps have ended, every later step ends at least t_train + t_sync − 2·EPS
+    after the one before (the trainer trains, then syncs), which bounds the last end from below."""
     batch = float(np.sum(counts))
     template = interleave(lengths, counts)
     if steps is None:
@@ -113,6 +117,7 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
             spans.append((row, phase, a, b))
 
     n_ends = 0  # len(ends)
+    half = steps // 2  # the period is measured over the steps after the first half (_summary)
     admit_to = inf if eta is None else batch * (version + eta + 1)  # N_r ≤ B·(i + η + 1): the admission bound
     seg = SEGMENT_STEPS
     for _ in range(2_000_000):
@@ -284,6 +289,11 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
                 span("trainer", "sync", t, sync_end)
             else:
                 sync_pending = True
+            if stop_above is not None and half <= n_ends < steps:
+                rest = steps - n_ends  # the period's lower bound, with slack for rounding (1e-9 relative, 1 µs)
+                lower = (t - ends[half - 1] + rest * ((t_train + t_sync) * (1 - 1e-9) - 1e-6)) / (steps - half)
+                if lower > stop_above:
+                    return None
     else:  # 2,000,000 rounds and the last did not end the run
         if n_ends < steps:
             raise RuntimeError("async RL simulation did not converge")  # a bug, not a user error

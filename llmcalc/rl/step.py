@@ -174,19 +174,25 @@ def best_split(ctx: _Ctx, total: int, eta: float | None) -> dict:
             # the simulated trainer trains then syncs, each step ending at least t_train + t_sync − 2·EPS after the
             # last (llmcalc.rl.loop): its period cannot come below best_t (slack for rounding), so it is not simulated
             continue
-        sim = _async(ctx, total, k, eta, True)
-        if sim["period_s"] < best_t:
+        sim = _async(ctx, total, k, eta, True, stop_above=best_t)
+        if sim is not None and sim["period_s"] < best_t:  # None: stopped, sure to end above best_t
             best, best_t = k, sim["period_s"]
     return {"rollout_gpus": best, "candidates": karr, "bound_s": bound, "generate_saturated_s": gen,
             "trainer_s": train, "sync_s": sync}
 
 
-def _async(ctx: _Ctx, total: int, k: int, eta, partial: bool) -> dict:
-    key = (total, k, eta, partial)  # the split search's best candidate is simulated again for the report
+def _async(ctx: _Ctx, total: int, k: int, eta, partial: bool, stop_above: float | None = None) -> dict | None:
+    """The simulation of this split (cached: the split search's best candidate is asked again for the report);
+    None when ``stop_above`` is given and its period is sure to exceed it (not cached)."""
+    key = (total, k, eta, partial)
     if key not in ctx._async:
         tr = ctx.train(total - k)
         sync = ctx.sync(False, total - k, k)[-1].value
-        ctx._async[key] = simulate_async(ctx.pool(k), ctx.lengths, ctx.counts, tr["total_s"], sync, eta, partial)
+        sim = simulate_async(ctx.pool(k), ctx.lengths, ctx.counts, tr["total_s"], sync, eta, partial,
+                             stop_above=None if stop_above == math.inf else stop_above)
+        if sim is None:
+            return None
+        ctx._async[key] = sim
     return ctx._async[key]
 
 

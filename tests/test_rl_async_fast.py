@@ -59,3 +59,39 @@ def test_fast_loop_equals_reference_at_readme_scale():
         fast = simulate_async(pool, lengths, counts, 114.2, 0.165, eta, partial)
         _same(fast, simulate_async_events(pool, lengths, counts, 114.2, 0.165, eta, partial))
         assert math.isfinite(fast["period_s"]) and fast["period_s"] >= 114.2 + 0.165 - 1e-9  # trainer-bound at least
+
+
+@settings(max_examples=40, deadline=None)
+@given(slots=st.sampled_from([1, 16, 200]), engines=st.integers(1, 8), group=st.sampled_from([1, 16]),
+       classes=st.lists(st.tuples(st.integers(1, 20000), st.integers(1, 200)), min_size=1, max_size=4),
+       eta=st.one_of(st.none(), st.integers(0, 3)), partial=st.booleans(), t_train=st.floats(0.001, 500.0),
+       t_sync=st.sampled_from([0.0, 0.05, 3.0]))
+def test_period_is_at_least_train_plus_sync(slots, engines, group, classes, eta, partial, t_train, t_sync):
+    """What the split search's pruning rests on (llmcalc.rl.step.best_split): the trainer trains, then syncs, so
+    each step ends at least t_train + t_sync − 2·EPS after the last, and so does the measured period."""
+    pool = Pool(_cost(slots, 0.005, 75e-6, 512), engines, group)
+    lengths, counts = [float(x) for x, _ in classes], [float(c) for _, c in classes]
+    sim = simulate_async(pool, lengths, counts, t_train, t_sync, eta, partial)
+    assert sim["period_s"] >= t_train + t_sync - 2e-9
+    ends = sim["end_times_s"]
+    assert all(b - a >= t_train + t_sync - 2e-9 for a, b in zip(ends[:-1], ends[1:], strict=True))
+
+
+@settings(max_examples=40, deadline=None)
+@given(slots=st.sampled_from([1, 16, 200]), engines=st.integers(1, 8), group=st.sampled_from([1, 16]),
+       classes=st.lists(st.tuples(st.integers(1, 20000), st.integers(1, 200)), min_size=1, max_size=4),
+       eta=st.one_of(st.none(), st.integers(0, 3)), partial=st.booleans(), t_train=st.floats(0.001, 500.0),
+       t_sync=st.sampled_from([0.0, 0.05, 3.0]), ratio=st.floats(0.5, 1.5))
+def test_stop_above_only_stops_a_period_above_it(slots, engines, group, classes, eta, partial, t_train, t_sync,
+                                                 ratio):
+    """simulate_async(stop_above=x) (the split search's candidates after the first): None only when the full
+    simulation's period exceeds x; otherwise the full simulation, unchanged."""
+    pool = Pool(_cost(slots, 0.005, 75e-6, 512), engines, group)
+    lengths, counts = [float(x) for x, _ in classes], [float(c) for _, c in classes]
+    full = simulate_async(pool, lengths, counts, t_train, t_sync, eta, partial)
+    for x in (full["period_s"] * ratio, full["period_s"], t_train + t_sync):
+        stopped = simulate_async(pool, lengths, counts, t_train, t_sync, eta, partial, stop_above=x)
+        if stopped is None:
+            assert full["period_s"] > x
+        else:
+            _same(stopped, full)

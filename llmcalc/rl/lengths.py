@@ -93,12 +93,15 @@ class LengthDist:
             if len(sizes) > 1:
                 s = min(2 * s, cap)
         ranks_hi = n - np.concatenate([[0], np.cumsum(sizes)[:-1]])  # highest rank in each cohort
-        lengths = []
+        ps = []
         for hi, size in zip(ranks_hi, sizes, strict=True):
             ranks = np.arange(hi - size + 1, hi + 1, dtype=float)
             if size > 64:
                 ranks = np.linspace(ranks[0], ranks[-1], 64)
-            lengths.append(float(np.mean(self.quantile((ranks - 0.375) / (n + 0.25)))))
+            ps.append((ranks - 0.375) / (n + 0.25))
+        # one quantile call over every cohort's positions (elementwise: each cohort's values as alone; issue #13)
+        q = self.quantile(np.concatenate(ps))
+        lengths = [float(np.mean(x)) for x in np.split(q, np.cumsum([len(p) for p in ps])[:-1])]
         return np.asarray(lengths), np.asarray(sizes, dtype=float)
 
     def tail_weight(self) -> float:

@@ -55,14 +55,18 @@ def _summary(steps, ends, gen_busy_at, t_train, t_sync, stale_sum, stale_w, stal
 
 
 def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, eta: float | None,
-                   partial: bool = True, steps: int | None = None) -> dict:
+                   partial: bool = True, steps: int | None = None, stop_above: float | None = None) -> dict | None:
     """Steady state of the staleness-bounded loop: period, pool idle, staleness (mean, max).
 
     The loop over ``Generator.admit``/``advance``/``reprefill`` and ``DecodeCost.step_s`` (that readable form is
     tests/rl_async_reference.py, which the tests compare with this to the bit) with the timeline's bar merging
     written out over local variables: the same events and the same float operations
     in the same order (so the same results to the bit), without ~10⁴ method calls and attribute reads per
-    simulation (issue #13: the split search simulates three candidates)."""
+    simulation (issue #13: the split search simulates three candidates).
+
+    ``stop_above``: return None as soon as the period is sure to exceed it (a split-search candidate that cannot
+    beat the best so far): once half the steps have ended, every later step ends at least t_train + t_sync − 2·EPS
+    after the one before (the trainer trains, then syncs), which bounds the last end from below."""
     batch = float(np.sum(counts))
     template = interleave(lengths, counts)
     if steps is None:
@@ -72,7 +76,9 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
     prefill_s, prompt = cost.prefill_s, cost.prompt
     c0, c1, m0, m1, comm = cost._rows
     overhead, per_seq, slots = cost.overhead_s, cost.per_seq_s, cost.slots
-    push, pop = heapq.heappush, heapq.heappop
+    seq_s = [per_seq * (i + 1) for i in range(slots)]  # t_seq·b of DecodeCost.step_s, the same product per b
+    push, pop, ceil = heapq.heappush, heapq.heappop, math.ceil
+    inf = math.inf
     heap: list = []  # Generator._heap: (end step, serial, weight, start step, version at start)
     active = sum_start = busy = kclk = 0.0  # Generator.active, .sum_start, .busy_s, ._k
     serial = 0
@@ -95,7 +101,9 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
     spans: list[tuple[str, str, float, float]] = []  # (row, phase, start, end) for the timeline
     last = {}  # row -> index of its last bar in spans
     pool_row = "rollout pool"
-    # the pool's open "generate" bar (span's merging written out): spans[g_idx] is written when the bar closes
+    # The pool's open "generate" bar, span()'s merging written out over locals at its three call sites (an admission's
+    # prefill, a decode stretch, a re-prefill): a bar [a, b] with b − a > 0 extends the open one when it starts
+    # within 1e-9 of its end, else closes it (spans[g_idx] is written then) and opens a new one.
     g_open, g_idx, g_a, g_b = False, -1, 0.0, 0.0
 
     def span(row, phase, a, b):
@@ -107,33 +115,22 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
         else:
             last[row] = len(spans)
             spans.append((row, phase, a, b))
-    def generate_bar(a, b):
-        """span(pool_row, "generate", a, b) with the pool's open bar kept in locals: extend it or open one; → b."""
-        nonlocal g_open, g_idx, g_a, g_b
-        if b - a > 0:
-            if g_open and abs(g_b - a) < 1e-9:
-                g_b = b
-            else:
-                if g_open:
-                    spans[g_idx] = (pool_row, "generate", g_a, g_b)
-                g_open, g_idx, g_a, g_b = True, len(spans), a, b
-                last[pool_row] = g_idx
-                spans.append(None)
-        return b
 
-    safety = 0
     n_ends = 0  # len(ends)
-    while n_ends < steps:
-        safety += 1
-        if safety > 2_000_000:
-            raise RuntimeError("async RL simulation did not converge")  # a bug, not a user error
+    half = steps // 2  # the period is measured over the steps after the first half (_summary)
+    admit_to = inf if eta is None else batch * (version + eta + 1)  # N_r ≤ B·(i + η + 1): the admission bound
+    seg = SEGMENT_STEPS
+    for _ in range(2_000_000):
+        if n_ends >= steps:
+            break
         # 1) admissions (not while a sync runs or one waits for the pool to drain)
         if sync_end is None and not sync_pending:
-            limit = math.inf if eta is None else batch * (version + eta + 1) - started
-            while cap - active > EPS and limit > EPS:
+            limit = admit_to - started  # inf - started = inf when unbounded
+            free = cap - active
+            while free > EPS and limit > EPS:
                 take = item_left  # min(item_left, free slots, limit), without the call
-                if cap - active < take:
-                    take = cap - active
+                if free < take:
+                    take = free
                 if limit < take:
                     take = limit
                 # Generator.admit(take, length, version): its prefill spread over the engines (Pool.prefill_time)
@@ -143,39 +140,56 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
                 sum_start += take * kclk
                 dtp = take / group * prefill_s / engines
                 busy += dtp
-                t = generate_bar(t, t + dtp)
+                b = t + dtp  # the bar (t, b)
+                if b - t > 0:
+                    if g_open and -1e-9 < g_b - t < 1e-9:
+                        g_b = b
+                    else:
+                        if g_open:
+                            spans[g_idx] = (pool_row, "generate", g_a, g_b)
+                        g_open, g_idx, g_a, g_b = True, len(spans), t, b
+                        last[pool_row] = g_idx
+                        spans.append(None)
+                t = b
                 started += take
-                if (started - consumed) / batch > outstanding_max:
-                    outstanding_max = (started - consumed) / batch
                 limit -= take
                 item_left -= take
                 if item_left <= EPS:
-                    item = (item + 1) % n_items
+                    item += 1
+                    if item == n_items:
+                        item = 0
                     item_left = t_weight[item]
+                free = cap - active
+            # max of (started − consumed)/B over the admissions: started only grows between two trainer steps and
+            # consumed only grows, so the block's last admission holds its largest (and with none, nothing new)
+            out = (started - consumed) / batch
+            if out > outstanding_max:
+                outstanding_max = out
         # 2) the trainer starts a step when idle and B rollouts are buffered
-        if trainer_end is None and sync_end is None and not sync_pending and buffered >= batch - EPS:
-            need = batch
-            while need > EPS:
-                w, v = buffer[0]
-                take = w if w <= need else need  # min(w, need)
-                stale_w += take
-                stale_sum += take * (version - v)
-                if version - v > stale_max:
-                    stale_max = version - v
-                need -= take
-                consumed += take
-                buffered -= take
-                if take >= w - EPS:
-                    buffer.popleft()
-                else:
-                    buffer[0][0] = w - take
-            trainer_end = t + t_train
-            train_busy += t_train
-            span("trainer", "train", t, trainer_end)
-        # 3) advance to the next event
-        # horizon: the next trainer or sync event (min of the two, inf for none)
         if trainer_end is None:
-            horizon = math.inf if sync_end is None else sync_end
+            if sync_end is None and not sync_pending and buffered >= batch - EPS:
+                need = batch
+                while need > EPS:
+                    w, v = buffer[0]
+                    take = w if w <= need else need  # min(w, need)
+                    stale_w += take
+                    stale_sum += take * (version - v)
+                    if version - v > stale_max:
+                        stale_max = version - v
+                    need -= take
+                    consumed += take
+                    buffered -= take
+                    if take >= w - EPS:
+                        buffer.popleft()
+                    else:
+                        buffer[0][0] = w - take
+                trainer_end = t + t_train
+                train_busy += t_train
+                span("trainer", "train", t, trainer_end)
+                horizon = trainer_end if sync_end is None or trainer_end <= sync_end else sync_end
+            else:
+                horizon = inf if sync_end is None else sync_end
+        # 3) advance to the next event; horizon: the next trainer or sync event (min of the two, inf for none)
         elif sync_end is None or trainer_end <= sync_end:
             horizon = trainer_end
         else:
@@ -190,41 +204,52 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
             span("trainer", "sync", t, sync_end)
             continue
         if sync_end is not None or not heap:
-            if horizon == math.inf:
+            if horizon == inf:
                 raise RuntimeError("async RL simulation stalled")  # a bug: nothing can happen
-            t = max(t, horizon)  # prefills may already have carried the clock past the next event
+            if horizon > t:
+                t = horizon  # t = max(t, horizon): prefills may already have carried the clock past the next event
         elif horizon > t:
             # Generator.advance(horizon - t): decode steps to the next finish, a segment's end or the horizon
-            dt_limit = horizon - t
-            k = kclk
             first = heap[0][0]
-            dk = first - k  # min(first - k, SEGMENT_STEPS): the float on a tie, as min
-            if SEGMENT_STEPS < dk:
-                dk = SEGMENT_STEPS
-            b_e = math.ceil(active / engines - 1e-9)
-            ctx = prompt + (k * active - sum_start) / active if active else 0.0
-            x = ctx + dk / 2
-            i = min(max(b_e, 1), slots) - 1  # DecodeCost.step_s(b_e, x)
+            dk = first - kclk  # min(first - k, SEGMENT_STEPS): the float on a tie, as min
+            if seg < dk:
+                dk = seg
+            i = ceil(active / engines - 1e-9)  # DecodeCost.step_s(b_e, x): row min(max(b_e, 1), slots) - 1
+            i = 0 if i < 1 else (i if i < slots else slots) - 1
+            x = (prompt + (kclk * active - sum_start) / active if active else 0.0) + dk / 2  # mean context + dk/2
             ts = c0[i] + c1[i] * x  # max(compute, memory) + comm + t₀ + t_seq·b, as DecodeCost.step_s
             mem = m0[i] + m1[i] * x
-            ts = (ts if ts >= mem else mem) + comm[i] + overhead + per_seq * (i + 1)
+            ts = (ts if ts >= mem else mem) + comm[i] + overhead + seq_s[i]
             dt = dk * ts
-            if dt > dt_limit:
-                dk, dt = dt_limit / ts, dt_limit
-            kclk = k = k + dk
+            if dt > horizon - t:
+                dk, dt = (horizon - t) / ts, horizon - t
+            kclk = k = kclk + dk
             busy += dt
-            if first <= k + 1e-9:
+            if first <= k + 1e-9:  # heap[0] has finished: pop it and every other that has
                 got = 0
-                while heap and heap[0][0] <= k + 1e-9:
+                done = k + 1e-9
+                while True:
                     _, _, w, k0, tag = pop(heap)
                     active -= w
                     sum_start -= w * k0
                     buffer.append([w, tag])
                     got += w
+                    if not heap or heap[0][0] > done:
+                        break
                 if not heap:
                     active, sum_start = 0.0, 0.0
                 buffered += got
-            t = generate_bar(t, t + dt)
+            b = t + dt  # the bar (t, b)
+            if b - t > 0:
+                if g_open and -1e-9 < g_b - t < 1e-9:
+                    g_b = b
+                else:
+                    if g_open:
+                        spans[g_idx] = (pool_row, "generate", g_a, g_b)
+                    g_open, g_idx, g_a, g_b = True, len(spans), t, b
+                    last[pool_row] = g_idx
+                    spans.append(None)
+            t = b
         # 4) events at time t
         if sync_end is not None and t >= sync_end - EPS:
             sync_end = None
@@ -236,10 +261,21 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
                     busy += dtp
                 else:
                     dtp = 0.0
-                t = generate_bar(t, t + dtp)
+                b = t + dtp  # the bar (t, b)
+                if b - t > 0:
+                    if g_open and -1e-9 < g_b - t < 1e-9:
+                        g_b = b
+                    else:
+                        if g_open:
+                            spans[g_idx] = (pool_row, "generate", g_a, g_b)
+                        g_open, g_idx, g_a, g_b = True, len(spans), t, b
+                        last[pool_row] = g_idx
+                        spans.append(None)
+                t = b
         if trainer_end is not None and t >= trainer_end - EPS:
             trainer_end = None
             version += 1
+            admit_to = inf if eta is None else batch * (version + eta + 1)
             ends.append(t)
             n_ends += 1
             gen_busy_at.append(busy)
@@ -253,6 +289,14 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
                 span("trainer", "sync", t, sync_end)
             else:
                 sync_pending = True
+            if stop_above is not None and half <= n_ends < steps:
+                rest = steps - n_ends  # the period's lower bound, with slack for rounding (1e-9 relative, 1 µs)
+                lower = (t - ends[half - 1] + rest * ((t_train + t_sync) * (1 - 1e-9) - 1e-6)) / (steps - half)
+                if lower > stop_above:
+                    return None
+    else:  # 2,000,000 rounds and the last did not end the run
+        if n_ends < steps:
+            raise RuntimeError("async RL simulation did not converge")  # a bug, not a user error
     if g_open:
         spans[g_idx] = (pool_row, "generate", g_a, g_b)
     return _summary(steps, ends, gen_busy_at, t_train, t_sync, stale_sum, stale_w, stale_max, outstanding_max, spans)

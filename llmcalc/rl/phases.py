@@ -31,7 +31,7 @@ Weight sync (bytes S = parameters × 2 for bf16):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -186,8 +186,6 @@ def trainer_work(m: Model, hw: Hardware, gpus, lengths, counts, prompt: float, *
     peak = hw.peak("bf16")
     profile = None
     if settings.compute_efficiency is None and (k != 1.0 or settings.training_efficiency is not None):
-        from dataclasses import replace
-
         from ..core.efficiency import training_efficiency
 
         te = settings.training_efficiency or training_efficiency(hw)
@@ -196,31 +194,34 @@ def trainer_work(m: Model, hw: Hardware, gpus, lengths, counts, prompt: float, *
                           origin=f"{te.origin} x {k:g} (RL trainer, RLSettings.trainer_efficiency_scale)")
     fits = np.ones(np.shape(g), bool)
 
-    def step_at(model: Model, mb):
-        gbj = np.maximum(dp * mb, np.round(per_mb / (dp * mb)).astype(int) * dp * mb)
-        fit = _memory_fit(model, mb, gbj) if np.any(mb > 1) else None
-        if fit is not None and not fit.any():
-            # update() halves a micro-batch that does not fit and drops its time: ask training_step's own memory
-            # check alone (no communication ledger, most of a step's cost; issue #13); over a sweep, skip the step
-            # only when no size fits (its times are then all dropped). One sequence per micro-batch is always
-            # stepped, so a trainer that never fits still gets the step's error and figures.
-            return np.zeros(np.shape(g), bool), np.full(np.shape(g), np.inf), None
-        # where that check says every size fits, the step's own check would say so too (fits = True): not repeated
-        r = training_step(model, hw, lay, global_batch=gbj if sweep else int(gbj),
-                          micro_batch=mb if sweep else int(mb), seq=seq, gpus=g if sweep else int(g),
+    def step_at(model: Model, mb, sel=None, fit=None):
+        """training_step at micro-batch ``mb``: the scalar size, or the sweep's sizes ``sel`` (a mask; None: all)
+        with ``mb`` one per selected size. ``fit``: what ``_memory_fit`` said of them (None: not asked)."""
+        gs, ds, ls = (g, dp, lay) if sel is None else (g[sel], dp[sel], replace(lay, dp=dp[sel]))
+        gbj = _gbj(ds, mb)
+        if not sweep:
+            fit = _memory_fit(model, ls, mb, gbj) if np.any(mb > 1) else None
+            if fit is not None and not fit.any():
+                # update() halves a micro-batch that does not fit and drops its time: ask training_step's own memory
+                # check alone (no communication ledger, most of a step's cost; issue #13). One sequence per
+                # micro-batch is always stepped, so a trainer that never fits still gets the step's error and figures.
+                return np.zeros(np.shape(g), bool), np.full(np.shape(g), np.inf), None
+        # where that check says the size fits, the step's own check would say so too (fits = True): not repeated
+        r = training_step(model, hw, ls, global_batch=gbj if sweep else int(gbj),
+                          micro_batch=mb if sweep else int(mb), seq=seq, gpus=gs if sweep else int(gs),
                           recompute=settings.recompute, compute_efficiency=settings.compute_efficiency, causal=True,
                           efficiency=profile, check_memory=not (fit is not None and fit.all()))
         ok = np.asarray(r.data["fits"], bool) & np.asarray(r.data.get("valid", True), bool)  # its memory check
         t = np.asarray(r.data["step_time_s"], float) * (per_mb / gbj) * minibatches
         return ok, t, r
 
-    def _memory_fit(model: Model, mb, gbj):
+    def _memory_fit(model: Model, ls, mb, gbj):
         """``data['fits']`` of the training_step call in step_at (a bool array, one per size of a sweep), from
         training_memory with the arguments that step passes it (memory does not depend on the efficiency, causal
         counting or GPU count, and the step time not on memory); None where it refuses the layout, which is then
         left to training_step, so its error wording is unchanged."""
         try:
-            mem = training_memory(model, hw, lay, micro_batch=mb if sweep else int(mb), seq=seq,
+            mem = training_memory(model, hw, ls, micro_batch=mb if sweep else int(mb), seq=seq,
                                   recompute=settings.recompute, global_batch=gbj if sweep else int(gbj))
         except LlmcalcError:
             return None
@@ -230,20 +231,63 @@ def trainer_work(m: Model, hw: Hardware, gpus, lengths, counts, prompt: float, *
         """Packed micro-batches of ``tokens_per_micro_batch``, halved until the activations fit (as a user
         lowers ``ppo_max_token_len_per_gpu``)."""
         nonlocal fits
-        mb = micro.copy() if sweep else np.asarray(micro)
+        if sweep:
+            ok, t = sweep_update(model)
+            fits = fits & ok
+            return np.where(fits, t, np.inf)
+        mb = np.asarray(micro)
         ok, t, r = step_at(model, mb)
-        while not np.all(ok) and np.any(mb[~ok] > 1 if sweep else mb > 1):
-            mb = np.where(ok, mb, np.maximum(mb // 2, 1))
-            ok2, t2, r = step_at(model, mb)
-            t = np.where(ok, t, t2)
-            ok = ok | ok2
-        if not sweep and not bool(ok):
+        while not bool(ok) and mb > 1:
+            mb = np.maximum(mb // 2, 1)
+            ok, t, r = step_at(model, mb)
+        if not bool(ok):
             raise LayoutError(f"the trainer does not fit: {model.display_name} on {int(g)} x {hw.display_name} "
                               f"(tp {tp}, pp {pp}, dp {int(dp)}, ZeRO-{zero}) needs "
                               f"{float(r.data['memory_bytes_needed']) / 2 ** 30:.1f} GiB per GPU even with one "
                               f"{seq:,}-token sequence per micro-batch; give the trainer more GPUs or raise --train-tp")
         fits = fits & ok
-        return np.where(fits, t, np.inf) if sweep else float(t)
+        return float(t)
+
+    def sweep_update(model: Model):
+        """update() over an array of sizes: each size runs the scalar call's sequence of micro-batches (halved
+        while it does not fit) and keeps the step time of the first that fits. Memory is asked first, alone
+        (training_memory, as training_step's own check would), at every micro-batch of each size's sequence in one
+        call; the step (its communication ledger is most of its cost) then runs once per round, on the sizes at
+        their first micro-batch whose memory fits, not on every size at every micro-batch.
+        Returns (ok, step time; inf where no micro-batch fits)."""
+        mb = micro.copy()
+        ok, t = np.zeros(np.shape(g), bool), np.full(np.shape(g), np.inf)
+        todo = np.ones(np.shape(g), bool)
+        while todo.any():
+            sels, tries, sel, cur = [], [], todo.copy(), mb.copy()  # each size's micro-batches from mb down to one
+            while sel.any():
+                sels.append(sel)
+                tries.append(cur)
+                sel, cur = sel & (cur > 1), np.maximum(cur // 2, 1)
+            d_all = np.concatenate([dp[s] for s in sels])
+            mb_all = np.concatenate([c[s] for s, c in zip(sels, tries, strict=True)])
+            fit = _memory_fit(model, replace(lay, dp=d_all), mb_all, _gbj(d_all, mb_all))
+            if fit is not None:  # each size at its first micro-batch that fits; none: it does not fit
+                found = np.zeros(np.shape(g), bool)
+                for s, c, f in zip(sels, tries, np.split(fit, np.cumsum([n.sum() for n in sels])[:-1]), strict=True):
+                    pick = s.copy()
+                    pick[s] = f
+                    pick &= ~found
+                    mb[pick] = c[pick]
+                    found |= pick
+                todo &= found
+                if not todo.any():
+                    return ok, t
+                fit = np.ones(int(todo.sum()), bool)
+            ok_s, t_s, _ = step_at(model, mb[todo], todo, fit)  # fit None: the step's own check (or its error)
+            ok[todo], t[todo] = ok_s, t_s
+            todo &= ~ok & (mb > 1)
+            mb[todo] = np.maximum(mb[todo] // 2, 1)
+        return ok, t
+
+    def _gbj(ds, mb):
+        """The optimizer step's global batch: per_mb sequences rounded to whole micro-batches on every DP rank."""
+        return np.maximum(ds * mb, np.round(per_mb / (ds * mb)).astype(int) * ds * mb)
 
     def forward(model: Model):
         f = float(forward_flops(model, 1, seq, causal=True).data["forward_flops"])
@@ -259,9 +303,26 @@ def trainer_work(m: Model, hw: Hardware, gpus, lengths, counts, prompt: float, *
            "compute_efficiency": eff}
     if algo == "ppo":
         c = critic or m
-        out["critic_s"] = forward(c) + update(c)
+        # a critic of the policy's architecture (the default) trains the same step: its time, not a second call
+        out["critic_s"] = forward(c) + (out["update_s"] if c is m else update(c))
     out["total_s"] = sum(out[k] for k in ("old_logprob_s", "ref_logprob_s", "reward_s", "critic_s", "update_s"))
     out["fits"] = fits if sweep else True
+    return out
+
+
+def trainer_at(sweep: dict, i: int) -> dict:
+    """Element ``i`` of an array call of ``trainer_work`` that fits, as the scalar call on that size returns it
+    (the same keys and Python floats; the sweep runs the same elementwise float operations, so the same bits:
+    tests/test_rl_trainer_sweep.py). The split search's one vectorised call thus also answers the scalar
+    questions the simulations and the report then ask of its candidates (issue #13)."""
+    if not bool(np.asarray(sweep["fits"])[i]):
+        raise ValueError("trainer_at: element does not fit (the scalar call raises the trainer's own message)")
+    out = {k: float(np.asarray(sweep[k])[i]) for k in ("old_logprob_s", "ref_logprob_s", "reward_s", "critic_s",
+                                                      "update_s")}
+    out |= {"tokens": sweep["tokens"], "l_eff": sweep["l_eff"], "b_eff": sweep["b_eff"],
+            "layout": dict(sweep["layout"], dp=int(np.asarray(sweep["layout"]["dp"])[i])),
+            "compute_efficiency": sweep["compute_efficiency"], "total_s": float(np.asarray(sweep["total_s"])[i]),
+            "fits": True}
     return out
 
 

@@ -34,6 +34,7 @@ from .phases import (
     DEFAULT_SETTINGS,
     RLSettings,
     check_trainer_layout,
+    trainer_at,
     trainer_fits,
     trainer_unit,
     trainer_work,
@@ -73,6 +74,7 @@ class _Ctx:
         self.group = samples if settings.prefix_shared else 1
         self._gen: dict[int, dict] = {}
         self._train: dict[int, dict] = {}
+        self._no_fit: set[int] = set()  # sizes train_sizes found the trainer does not fit (train(g) raises why)
         self._async: dict[tuple, dict] = {}
         self.resp_tokens = float(np.dot(self.lengths, self.counts))
 
@@ -91,6 +93,23 @@ class _Ctx:
                                              minibatches=self.mb, settings=self.s, tp=self.ttp, pp=self.tpp,
                                              ep=self.tep, zero=self.zero)
         return self._train[gpus]
+
+    def train_sizes(self, sizes) -> np.ndarray:
+        """``train(g)["total_s"]`` for an array of trainer sizes, inf where the trainer does not fit, from one
+        vectorised ``trainer_work`` call over the sizes not asked before; each size that fits is cached as the
+        scalar call returns it (``trainer_at``), so ``train`` then answers it without a step call (issue #13)."""
+        new = [int(g) for g in dict.fromkeys(np.asarray(sizes).tolist()) if g not in self._train
+               and g not in self._no_fit]
+        if new:
+            tr = trainer_work(self.m, self.hw, np.asarray(new), self.lengths, self.counts, self.prompt,
+                              algo=self.algo, ref=self.ref, reward_model=self.rm, minibatches=self.mb,
+                              settings=self.s, tp=self.ttp, pp=self.tpp, ep=self.tep, zero=self.zero)
+            for i, g in enumerate(new):
+                if tr["fits"][i]:
+                    self._train[g] = trainer_at(tr, i)
+                else:
+                    self._no_fit.add(g)
+        return np.array([self._train[int(g)]["total_s"] if int(g) in self._train else np.inf for g in sizes])
 
     def sync(self, colocated: bool, trainer_gpus: int, rollout_gpus: int) -> list[Figure]:
         return weight_sync(self.m, self.hw, colocated=colocated, trainer_gpus=trainer_gpus,
@@ -139,11 +158,9 @@ def best_split(ctx: _Ctx, total: int, eta: float | None) -> dict:
     ks = _split_candidates(ctx, total)
     if ks:
         karr = np.asarray(ks)
-        tr = trainer_work(ctx.m, ctx.hw, total - karr, ctx.lengths, ctx.counts, ctx.prompt, algo=ctx.algo,
-                          ref=ctx.ref, reward_model=ctx.rm, minibatches=ctx.mb, settings=ctx.s, tp=ctx.ttp,
-                          pp=ctx.tpp, ep=ctx.tep, zero=ctx.zero)
-        karr = karr[tr["fits"]]
-        train = np.asarray(tr["total_s"])[tr["fits"]]
+        train = ctx.train_sizes(total - karr)
+        fits = np.array([int(total - k) in ctx._train for k in ks])
+        karr, train = karr[fits], train[fits]
     if not ks or not karr.size:
         raise _no_split(ctx, total)
     gen = ctx.saturated_gen_s(karr, eta)
@@ -153,19 +170,29 @@ def best_split(ctx: _Ctx, total: int, eta: float | None) -> dict:
     best, best_t = None, math.inf
     for i in order:
         k = int(karr[i])
-        sim = _async(ctx, total, k, eta, True)
-        if sim["period_s"] < best_t:
+        if (train[i] + sync[i]) * (1 - 1e-9) - 1e-6 >= best_t:
+            # the simulated trainer trains then syncs, each step ending at least t_train + t_sync − 2·EPS after the
+            # last (llmcalc.rl.loop): its period cannot come below best_t (slack for rounding), so it is not simulated
+            continue
+        sim = _async(ctx, total, k, eta, True, stop_above=best_t)
+        if sim is not None and sim["period_s"] < best_t:  # None: stopped, sure to end above best_t
             best, best_t = k, sim["period_s"]
     return {"rollout_gpus": best, "candidates": karr, "bound_s": bound, "generate_saturated_s": gen,
             "trainer_s": train, "sync_s": sync}
 
 
-def _async(ctx: _Ctx, total: int, k: int, eta, partial: bool) -> dict:
-    key = (total, k, eta, partial)  # the split search's best candidate is simulated again for the report
+def _async(ctx: _Ctx, total: int, k: int, eta, partial: bool, stop_above: float | None = None) -> dict | None:
+    """The simulation of this split (cached: the split search's best candidate is asked again for the report);
+    None when ``stop_above`` is given and its period is sure to exceed it (not cached)."""
+    key = (total, k, eta, partial)
     if key not in ctx._async:
         tr = ctx.train(total - k)
         sync = ctx.sync(False, total - k, k)[-1].value
-        ctx._async[key] = simulate_async(ctx.pool(k), ctx.lengths, ctx.counts, tr["total_s"], sync, eta, partial)
+        sim = simulate_async(ctx.pool(k), ctx.lengths, ctx.counts, tr["total_s"], sync, eta, partial,
+                             stop_above=None if stop_above == math.inf else stop_above)
+        if sim is None:
+            return None
+        ctx._async[key] = sim
     return ctx._async[key]
 
 
@@ -272,6 +299,16 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
     if check_only:
         _check_fits(ctx, gpus, rollout_gpus, regime)
         return None
+    # Every trainer size this step asks (colocated on all GPUs, then the given split or the searched candidates) in
+    # one vectorised trainer_work call (issue #13). Sizes that are not whole tp·pp·ep groups, and any error, are
+    # left to the calls below: each raises (or catches) its own error, with its own wording, as without this call.
+    unit = trainer_unit(train_tp, train_pp, train_ep)
+    sizes = [gpus] + ([gpus - k for k in _split_candidates(ctx, gpus)] if rollout_gpus is None
+                      else [gpus - rollout_gpus])
+    try:
+        ctx.train_sizes([g for g in sizes if g % unit == 0])
+    except LlmcalcError:
+        pass
     figs: list[Figure] = []
     n = ctx.batch
     figs.append(derive("lengths/mean", "mean", "token", response.describe_as, label="mean response length",

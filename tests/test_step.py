@@ -139,3 +139,26 @@ def test_efficiencies_outside_0_1_are_user_errors():
             training_step(m, h100, Layout(dp=8), global_batch=8, gpus=8, **kw)
     r = CliRunner().invoke(app, ["step", "llama-3.1-8b", "--gpus", "8", "--global-batch", "8", "--mfu", "0.5"])
     assert r.exit_code == 2  # the misleading --mfu alias is gone: --compute-efficiency is not an MFU
+
+
+@pytest.mark.parametrize("kw", [
+    dict(layout=Layout(tp=8, pp=2, dp=4, zero=1, sp=True), global_batch=64, micro_batch=1, seq=4096,
+         recompute="selective"),
+    dict(layout=Layout(tp=4, pp=4, dp=2, zero=3), global_batch=32, micro_batch=2, seq=8192, recompute="full",
+         recompute_layers=3, optimizer="adam-bf16-moments"),
+    dict(layout=Layout(tp=8, pp=1, dp=np.array([1, 2, 4, 8])), global_batch=np.array([8, 16, 32, 64]),
+         micro_batch=np.array([8, 4, 2, 1]), seq=2048, recompute="none", offload_optimizer=True, reserve=0.0),
+])
+def test_step_memory_is_the_steps_own_memory_check(kw):
+    """llmcalc.rl asks step_memory before stepping (and steps with check_memory=False where it fits): it must be
+    the check training_step makes with the same arguments, byte for byte."""
+    from llmcalc.core.catalogue import load_hardware, load_model
+    from llmcalc.training.step import step_memory
+
+    m, hw = load_model("llama-3.1-70b"), load_hardware("h100-sxm")
+    lay = kw.pop("layout")
+    st = training_step(m, hw, lay, compute_efficiency=0.5, causal=True, **kw)
+    mem = step_memory(m, hw, lay, compute_efficiency=0.5, causal=True, **kw)
+    assert np.array_equal(np.asarray(mem.data["fits"]), np.asarray(st.data["fits"]))
+    assert np.array_equal(np.asarray(mem.data["total_bytes"]), np.asarray(st.data["memory_bytes_needed"]))
+    assert np.array_equal(np.asarray(mem.data["usable_bytes"]), np.asarray(st.data["memory_bytes_usable"]))

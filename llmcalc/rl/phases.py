@@ -167,8 +167,7 @@ def trainer_work(m: Model, hw: Hardware, gpus, lengths, counts, prompt: float, *
     inf where it does not fit."""
     from ..core.errors import LlmcalcError
     from ..model.flops import forward_flops
-    from ..training.memory import training_memory
-    from ..training.step import compute_efficiency_default, training_step
+    from ..training.step import compute_efficiency_default, step_memory, training_step
 
     sweep = np.ndim(gpus) > 0
     g = np.asarray(gpus)
@@ -207,22 +206,24 @@ def trainer_work(m: Model, hw: Hardware, gpus, lengths, counts, prompt: float, *
                 # micro-batch is always stepped, so a trainer that never fits still gets the step's error and figures.
                 return np.zeros(np.shape(g), bool), np.full(np.shape(g), np.inf), None
         # where that check says the size fits, the step's own check would say so too (fits = True): not repeated
-        r = training_step(model, hw, ls, global_batch=gbj if sweep else int(gbj),
-                          micro_batch=mb if sweep else int(mb), seq=seq, gpus=gs if sweep else int(gs),
-                          recompute=settings.recompute, compute_efficiency=settings.compute_efficiency, causal=True,
-                          efficiency=profile, check_memory=not (fit is not None and fit.all()))
+        r = training_step(model, hw, ls, **_step_args(mb, gbj, gs), efficiency=profile,
+                          check_memory=not (fit is not None and fit.all()))
         ok = np.asarray(r.data["fits"], bool) & np.asarray(r.data.get("valid", True), bool)  # its memory check
         t = np.asarray(r.data["step_time_s"], float) * (per_mb / gbj) * minibatches
         return ok, t, r
 
+    def _step_args(mb, gbj, gs) -> dict:
+        """The arguments step_at passes training_step (and _memory_fit step_memory: the same ones)."""
+        return dict(global_batch=gbj if sweep else int(gbj), micro_batch=mb if sweep else int(mb), seq=seq,
+                    gpus=None if gs is None else gs if sweep else int(gs), recompute=settings.recompute,
+                    compute_efficiency=settings.compute_efficiency, causal=True)
+
     def _memory_fit(model: Model, ls, mb, gbj):
-        """``data['fits']`` of the training_step call in step_at (a bool array, one per size of a sweep), from
-        training_memory with the arguments that step passes it (memory does not depend on the efficiency, causal
-        counting or GPU count, and the step time not on memory); None where it refuses the layout, which is then
-        left to training_step, so its error wording is unchanged."""
+        """``data['fits']`` of the training_step call in step_at (a bool array, one per size of a sweep): its own
+        memory check (step_memory, with the same arguments); None where it refuses the layout, which is then left to
+        training_step, so its error wording is unchanged."""
         try:
-            mem = training_memory(model, hw, ls, micro_batch=mb if sweep else int(mb), seq=seq,
-                                  recompute=settings.recompute, global_batch=gbj if sweep else int(gbj))
+            mem = step_memory(model, hw, ls, **_step_args(mb, gbj, None))
         except LlmcalcError:
             return None
         return np.asarray(mem.data["fits"], bool)
@@ -251,7 +252,7 @@ def trainer_work(m: Model, hw: Hardware, gpus, lengths, counts, prompt: float, *
     def sweep_update(model: Model):
         """update() over an array of sizes: each size runs the scalar call's sequence of micro-batches (halved
         while it does not fit) and keeps the step time of the first that fits. Memory is asked first, alone
-        (training_memory, as training_step's own check would), at every micro-batch of each size's sequence in one
+        (step_memory: training_step's own check), at every micro-batch of each size's sequence in one
         call; the step (its communication ledger is most of its cost) then runs once per round, on the sizes at
         their first micro-batch whose memory fits, not on every size at every micro-batch.
         Returns (ok, step time; inf where no micro-batch fits)."""
@@ -361,8 +362,9 @@ def trainer_fits(m: Model, hw: Hardware, gpus, lengths, counts, prompt: float, *
                  settings: RLSettings, tp: int = 1, pp: int = 1, ep: int = 1, zero: int = 3):
     """Whether ``trainer_work`` finds a trainer that fits, from the memory model alone: it halves its packed
     micro-batch down to one sequence, and memory only falls as the micro-batch does, so the trainer fits
-    iff one L_eff-token sequence per micro-batch fits (bool, or a mask over an array of sizes)."""
-    from ..training.memory import training_memory
+    iff one L_eff-token sequence per micro-batch fits (bool, or a mask over an array of sizes): the step's own
+    memory check (step_memory) at micro-batch 1, with the global batch trainer_work's _gbj gives it."""
+    from ..training.step import step_memory
 
     g = np.asarray(gpus)
     lay = _layout(m, g, tp, pp, ep, zero)
@@ -370,8 +372,8 @@ def trainer_fits(m: Model, hw: Hardware, gpus, lengths, counts, prompt: float, *
     _, l_eff, b_eff = effective_batch(lengths, counts, prompt)
     per_mb = b_eff / minibatches
     gb = np.maximum(dp, np.round(per_mb / dp).astype(int) * dp)
-    r = training_memory(m, hw, lay, micro_batch=1, seq=max(int(round(l_eff)), 1), recompute=settings.recompute,
-                        global_batch=gb if np.ndim(g) else int(gb))
+    r = step_memory(m, hw, lay, micro_batch=1, seq=max(int(round(l_eff)), 1), recompute=settings.recompute,
+                    global_batch=gb if np.ndim(g) else int(gb))
     return np.asarray(r.data["fits"], bool) if np.ndim(g) else bool(r.data["fits"])
 
 

@@ -152,6 +152,22 @@ SRC_UNFUSED = ("unfused attention (Megatron-LM 2021-22): scores materialised for
 
 
 @masked_sweep
+def step_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_batch, micro_batch=1, seq=2048,
+                recompute="none", act_bytes: int = 2, optimizer: str = "adam-fp32-grads", reserve: float | None = None,
+                recompute_layers=None, recompute_norm_up: bool = False, fp8_activations: bool = False,
+                offload_optimizer=False, **timing) -> Result:
+    """The memory check :func:`training_step` makes (``data['fits']``), given the same arguments as the step: a
+    caller that asks it before stepping (llmcalc.rl's trainer skips the step where it does not fit) passes the one
+    set of arguments to both, so the two cannot disagree. ``timing``: the step's other arguments, which memory does
+    not depend on."""
+    from .memory import training_memory
+
+    return training_memory(m, hw, layout, micro_batch=micro_batch, seq=seq, recompute=recompute_code(recompute),
+                           optimizer=optimizer, global_batch=global_batch, act_bytes=act_bytes, reserve=reserve,
+                           recompute_layers=recompute_layers, recompute_norm_up=recompute_norm_up,
+                           fp8_activations=fp8_activations, offload_optimizer=offload_optimizer)
+
+
 def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_batch, micro_batch=1, seq=2048,
                   gpus=None, recompute="none", compute_efficiency: float | None = None,
                   link_efficiency: float | None = None, causal: bool = False, dtype: str = "bf16",
@@ -342,12 +358,10 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
                  gb=global_batch, L=seq, T=step.value)
     fits, mem = True, None
     if check_memory:
-        from .memory import training_memory
-
-        mem = training_memory(m, hw, layout, micro_batch=micro_batch, seq=seq, recompute=rc, optimizer=optimizer,
-                              global_batch=global_batch, act_bytes=act_bytes, reserve=reserve,
-                              recompute_layers=recompute_layers, recompute_norm_up=recompute_norm_up,
-                              fp8_activations=fp8_activations, offload_optimizer=offload_optimizer)
+        mem = step_memory(m, hw, layout, micro_batch=micro_batch, seq=seq, recompute=rc, optimizer=optimizer,
+                          global_batch=global_batch, act_bytes=act_bytes, reserve=reserve,
+                          recompute_layers=recompute_layers, recompute_norm_up=recompute_norm_up,
+                          fp8_activations=fp8_activations, offload_optimizer=offload_optimizer)
         fits = mem.data["fits"]
     hypo = "" if fits is True else (" — HYPOTHETICAL, the layout does not fit" if fits is False else
                                     " (where the layout fits)")

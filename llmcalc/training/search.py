@@ -167,6 +167,9 @@ def evaluate_grid(m: Model, hw: Hardware, g: Grid, *, global_batch: int, seq: in
             if only:
                 main, partial = None, None
     main = main.compact() if main is not None and main.mask.any() else None
+    # the grid-sized memory figures are read: free them before the step calls reuse their pages (a process's first
+    # plan faults in every page above its high-water mark: ~2 µs a page on the development VM, issue #13)
+    del mem, need, valid, fits
     if offl is not None:  # timed with the plain candidates, after them (each step call has a fixed cost)
         main = offl if main is None else main.then(offl)
     parts = [p for p in (main, partial) if p is not None]

@@ -311,9 +311,10 @@ def _pruned(m: Model, hw: Hardware, parts: list[_Part], *, objective: str, top: 
                 idx = np.flatnonzero(k_live == val)
                 pick.append(idx[_top(best[idx], SEED_ROWS // 8)])
                 pick += [idx[_top(by_zero[idx, z], SEED_ROWS // 32)] for z in range(by_zero.shape[1])]
-        seed = set(live[np.concatenate(pick)].tolist())
+        seed = np.zeros(starts[-1], bool)  # the picked rows, each once, in order
+        seed[live[np.concatenate(pick)]] = True
         for j, p in enumerate(parts):
-            rows = np.array(sorted(r - starts[j] for r in seed if starts[j] <= r < starts[j + 1]), np.int64)
+            rows = np.flatnonzero(seed[starts[j]:starts[j + 1]])
             if len(rows):
                 t = _timed(m, hw, p.take(rows), **timing)
                 done[j][rows] = True
@@ -406,9 +407,21 @@ def _first_k(m: Model, hw: Hardware, g: Grid, mem, need, fits, usable, *, seq: i
         one_t = _full(derive("first_k/stage_total", STAGE_TOTAL, "B", activations=acts[stage].value,
                              **parts[stage]).value, shape)
         c = np.asarray(sl[stage], float) / v
-        slope = np.where(c > 1, (one_t - full_t) / np.maximum(c - 1, 1), 0.0)  # bytes saved per extra layer
-        k = np.where(one_t <= usable, 1, 1 + np.ceil((one_t - usable) / np.where(slope > 0, slope, np.inf)))
-        k_need = np.maximum(k_need, np.where(np.isfinite(k), k, np.inf))
+        # k = 1 where one_t fits, else 1 + ceil((one_t - usable)/slope) with slope = (one_t - full_t)/max(c - 1, 1)
+        # the bytes saved per extra layer (none where c <= 1 or slope <= 0: k infinite), evaluated in two
+        # grid-sized buffers written in place (the same operations on each element as the expression written out)
+        slope = np.subtract(one_t, full_t, out=np.empty(shape))
+        slope /= np.maximum(c - 1, 1)
+        np.copyto(slope, np.inf, where=~((c > 1) & (slope > 0)))
+        k = np.subtract(one_t, usable, out=np.empty(shape))
+        k /= slope
+        del slope
+        np.ceil(k, out=k)
+        k += 1
+        np.copyto(k, 1.0, where=one_t <= usable)
+        np.copyto(k, np.inf, where=~np.isfinite(k))
+        np.maximum(k_need, k, out=k_need)
+        del k
     c_max = np.asarray(sl["max"], float) / v
     keep = cand & np.isfinite(k_need) & (k_need < c_max)  # k = c_max is plain full recompute, already a candidate
     one_layer = keep & (k_need == 1)

@@ -288,7 +288,7 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
     comm = comm_ledger(m, hw, layout, micro_batch=micro_batch, seq=seq, global_batch=global_batch,
                        recompute=rc, link_efficiency=link_efficiency, act_bytes=act_bytes, grad_bytes=grad_bytes,
                        latency_scale=latency_scale, recompute_layers=recompute_layers,
-                       offload_optimizer=offload_optimizer, pipeline_only=bool(lower_bound_only))
+                       offload_optimizer=offload_optimizer, pipeline_only=bool(lower_bound_only), checked=valid)
     c = comm.data
     k = c["by_overlap_s"]
     z = lambda key: k.get(key, 0.0)  # noqa: E731 - a missing kind moved nothing

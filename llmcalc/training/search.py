@@ -123,12 +123,15 @@ class _Part:
 
 
 def _memory(m: Model, hw: Hardware, g: Grid, *, seq: int, schedule: str, recompute=None, **kw):
-    """training_memory over the grid: (need, valid, usable, result)."""
+    """training_memory over the grid: (need, valid, usable, each stage's rows of its data: {"first": {"total_bytes":
+    ..., "weights_bytes": ...}, ...}; the Result itself is let go, and with it the figures the search does not
+    read, such as the grid-sized headroom)."""
     a = g.arrays()
     mem = training_memory(m, hw, g.layout(schedule), micro_batch=a["mb"], seq=seq,
                           recompute=a["rc"] if recompute is None else recompute, **kw)
     need = _full(np.asarray(mem.data["total_bytes"], float), g.shape)
-    return need, _full(mem.data["valid"], g.shape), mem.data["usable_bytes"], mem
+    return (need, _full(mem.data["valid"], g.shape), mem.data["usable_bytes"],
+            {st: mem.data[f"{st}_stage"] for st in ("first", "middle", "last")})
 
 
 # Pruning the step evaluation (issue #13): from this many fitting candidates on, only the outer rows that hold a
@@ -159,23 +162,23 @@ def evaluate_grid(m: Model, hw: Hardware, g: Grid, *, global_batch: int, seq: in
     positive (a finite bound goes with a finite step)."""
     recipe = dict(recompute_norm_up=recompute_norm_up, fp8_activations=fp8_activations)
     common = dict(seq=seq, schedule=schedule, optimizer=optimizer, global_batch=global_batch, reserve=reserve, **recipe)
-    need, valid, usable, mem = _memory(m, hw, g, **common)
+    need, valid, usable, stages = _memory(m, hw, g, **common)
     valid = valid & g.searched()
     fits = valid & (need <= usable)
     main = _Part(g, fits, need)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # cells outside a mask may be inf or NaN
-        partial = _first_k(m, hw, g, mem, need, fits, usable, **common) if first_k else None
+        partial = _first_k(m, hw, g, stages, need, fits, usable, **common) if first_k else None
         offl = None
         if offload and getattr(hw, "host_link_bw_bytes_per_s", None) is not None:
             only = offload == "only"
-            offl = _offloaded(g, mem, valid & (g.arrays()["zero"] >= 1) & (True if only else ~fits), usable,
+            offl = _offloaded(g, stages, valid & (g.arrays()["zero"] >= 1) & (True if only else ~fits), usable,
                               m=m, hw=hw, **common)
             if only:
                 main, partial = None, None
     main = main.compact() if main is not None and main.mask.any() else None
     # the grid-sized memory figures are read: free them before the step calls reuse their pages (a process's first
     # plan faults in every page above its high-water mark: ~2 µs a page on the development VM, issue #13)
-    del mem, need, valid, fits
+    del stages, need, valid, fits
     if offl is not None:  # timed with the plain candidates, after them (each step call has a fixed cost)
         main = offl if main is None else main.then(offl)
     parts = [p for p in (main, partial) if p is not None]
@@ -372,7 +375,7 @@ def _lookup(best: dict, keys: np.ndarray) -> np.ndarray:
     return out
 
 
-def _first_k(m: Model, hw: Hardware, g: Grid, mem, need, fits, usable, *, seq: int, schedule: str,
+def _first_k(m: Model, hw: Hardware, g: Grid, stages: dict, need, fits, usable, *, seq: int, schedule: str,
              **kw) -> _Part | None:
     """For every cell whose full-recompute version fits: the fewest layers k per stage (per virtual chunk) that,
     recomputed in full, make it fit (Megatron-Core --recompute-method block --recompute-num-layers k). Each
@@ -405,17 +408,24 @@ def _first_k(m: Model, hw: Hardware, g: Grid, mem, need, fits, usable, *, seq: i
                                   recompute_norm_up=kw["recompute_norm_up"], fp8_activations=kw["fp8_activations"])
     has_middle = np.where(a["pp"] > 2, 1, 0).astype(float)  # a middle stage only for pp > 2 (training_memory)
 
+    taken: dict = {}  # id -> (array, its rows): every stage shares one ZeRO-3 gathered-bytes array
+
     def rows_of(x):  # the full-recompute column's values on these rows, at the dimensions they depend on
-        x = np.asarray(x, float)
-        x = x.reshape((1,) * (4 - x.ndim) + x.shape)
-        x = x[:, ri:ri + 1] if x.shape[1] > 1 else x
-        return _rows(x, rows) if x.shape[3] > 1 else x
+        hit = taken.get(id(x))
+        if hit is not None and hit[0] is x:
+            return hit[1]
+        y = np.asarray(x, float)
+        y = y.reshape((1,) * (4 - y.ndim) + y.shape)
+        y = y[:, ri:ri + 1] if y.shape[1] > 1 else y
+        y = _rows(y, rows) if y.shape[3] > 1 else y
+        taken[id(x)] = (x, y)
+        return y
 
     k_need = np.ones(shape)
     parts = {}  # each stage's STAGE_TOTAL inputs but its activations, these rows
     for stage in ("first", "middle", "last"):
-        full_t = rows_of(mem[f"{stage}_stage/total"].value)
-        d = mem.data[f"{stage}_stage"]
+        d = stages[stage]
+        full_t = rows_of(d["total_bytes"])
         parts[stage] = {"has": has_middle if stage == "middle" else 1, "weights": rows_of(d["weights_bytes"]),
                         "grads": rows_of(d["grads_bytes"]), "optimizer": rows_of(d["optimizer_bytes"]),
                         "gathered": rows_of(d["zero3_gathered_bytes"])}
@@ -468,7 +478,7 @@ def _first_k(m: Model, hw: Hardware, g: Grid, mem, need, fits, usable, *, seq: i
     return _Part(sub, ok, chk, rc_code=3, rk=rk) if ok.any() else None
 
 
-def _offloaded(g: Grid, mem, cand: np.ndarray, usable, *, m: Model, hw: Hardware, seq: int, schedule: str,
+def _offloaded(g: Grid, stages: dict, cand: np.ndarray, usable, *, m: Model, hw: Hardware, seq: int, schedule: str,
                optimizer: str, **kw) -> _Part | None:
     """Optimizer-offloaded twins (ZeRO-Offload) of the cells in ``cand`` (valid, ZeRO 1-3, not fitting): offload
     removes each stage's optimizer states and the part of its gradients above 16 bits from the GPU (the memory
@@ -482,7 +492,7 @@ def _offloaded(g: Grid, mem, cand: np.ndarray, usable, *, m: Model, hw: Hardware
     need, off = np.zeros(g.shape), np.empty(g.shape)  # written in place: two grid-sized arrays, not seven
     pp = g.arrays()["pp"]
     for stage in ("first", "middle", "last"):
-        d = mem.data[f"{stage}_stage"]
+        d = stages[stage]
         tot, opt, gr = (np.asarray(d[k], float) for k in ("total_bytes", "optimizer_bytes", "grads_bytes"))
         has = 1.0 if stage != "middle" else pp > 2
         np.subtract(tot, has * (opt + gr * (1 - keep_g)), out=off)

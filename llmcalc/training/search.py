@@ -285,14 +285,16 @@ def _pruned(m: Model, hw: Hardware, parts: list[_Part], *, objective: str, top: 
         p = parts[j]
         if known.get("n") != len(sc):  # once per round, not per part
             known.update(n=len(sc), kth=np.sort(sc)[::-1][top - 1] if len(sc) >= top else -np.inf,
-                         best={k: _group_best(sc, grp[k]) for k in grp})
-        best = known["best"]
-        # the threshold of a candidate is the lowest of the k-th best and its groups' bests (a min is exact, so
-        # the per-column and per-row parts are taken apart and then together)
-        col = np.minimum(known["kth"], _lookup(best["zero"], p.grid.zero[None, :]))
-        row = np.minimum(_lookup(best["tp"], p.grid.outer["tp"][:, None]),
-                         _lookup(best["gpus"], p.grid.outer["gpus"][:, None]))
-        thr = np.minimum(col, row)
+                         best={k: _group_best(sc, grp[k]) for k in grp}, thr={})
+        thr = known["thr"].get(j)
+        if thr is None:  # once per round and part (the bounds and the rows timed change, the thresholds not)
+            best = known["best"]
+            # the threshold of a candidate is the lowest of the k-th best and its groups' bests (a min is exact,
+            # so the per-column and per-row parts are taken apart and then together)
+            col = np.minimum(known["kth"], _lookup(best["zero"], p.grid.zero[None, :]))
+            row = np.minimum(_lookup(best["tp"], p.grid.outer["tp"][:, None]),
+                             _lookup(best["gpus"], p.grid.outer["gpus"][:, None]))
+            thr = known["thr"][j] = np.minimum(col, row)
         return np.where(~(ub[j] < thr) & (ub[j] > -np.inf) & ~done[j][:, None], ub[j], -np.inf)
 
     n_open = None
@@ -390,45 +392,39 @@ def _first_k(m: Model, hw: Hardware, g: Grid, stages: dict, need, fits, usable, 
     full_fits = fits[:, ri:ri + 1]
     # k >= 1 layers of a chunk of c: only rows whose largest chunk has more than one layer can recompute fewer
     chunk = np.asarray(stage_layers(m.n_layers, Layout(pp=g.outer["pp"]))["max"], float) / g.outer["v"]
-    rows = np.flatnonzero(full_fits.any(axis=(0, 1, 2)) & (chunk > 1))
-    if len(rows) == 0:
+    live = full_fits.any(axis=(0, 1, 2)) & (chunk > 1)
+    if not live.any():
         return None
-    sub = replace(g.take(rows), rc=np.array([2], np.int64))
+    # k at k = 1 on every row (most rows are candidates: evaluating the others costs less than copying the
+    # candidates' rows of every input), masked to the candidates
+    sub = replace(g, rc=np.array([2], np.int64))
     shape = sub.shape
-    cand = _rows(full_fits, rows)
+    cand = full_fits & live
     lay = sub.layout(schedule)
     a = sub.arrays()
     v = a["v"]
     sl = stage_layers(m.n_layers, lay)
     # each stage's total at k = 1, as training_memory(recompute="full", recompute_layers=1) sums it, bit for bit
     # (its STAGE_TOTAL, evaluated here too). Only the activations depend on the
-    # recompute, so the rest is the grid's own (these rows), and only the activations are evaluated again.
+    # recompute, so the rest is the grid's own, and only the activations are evaluated again.
     acts = stage_activation_bytes(m, lay, a["mb"], seq, recompute=recompute_code(2),
                                   microbatches=microbatches(lay, a["mb"], kw["global_batch"]), recompute_layers=1,
                                   recompute_norm_up=kw["recompute_norm_up"], fp8_activations=kw["fp8_activations"])
     has_middle = np.where(a["pp"] > 2, 1, 0).astype(float)  # a middle stage only for pp > 2 (training_memory)
 
-    taken: dict = {}  # id -> (array, its rows): every stage shares one ZeRO-3 gathered-bytes array
-
-    def rows_of(x):  # the full-recompute column's values on these rows, at the dimensions they depend on
-        hit = taken.get(id(x))
-        if hit is not None and hit[0] is x:
-            return hit[1]
-        y = np.asarray(x, float)
-        y = y.reshape((1,) * (4 - y.ndim) + y.shape)
-        y = y[:, ri:ri + 1] if y.shape[1] > 1 else y
-        y = _rows(y, rows) if y.shape[3] > 1 else y
-        taken[id(x)] = (x, y)
-        return y
+    def full_rc(x):  # the full-recompute column's values (a view), at the dimensions they depend on
+        x = np.asarray(x, float)
+        x = x.reshape((1,) * (4 - x.ndim) + x.shape)
+        return x[:, ri:ri + 1] if x.shape[1] > 1 else x
 
     k_need = np.ones(shape)
-    parts = {}  # each stage's STAGE_TOTAL inputs but its activations, these rows
+    parts = {}  # each stage's STAGE_TOTAL inputs but its activations
     for stage in ("first", "middle", "last"):
         d = stages[stage]
-        full_t = rows_of(d["total_bytes"])
-        parts[stage] = {"has": has_middle if stage == "middle" else 1, "weights": rows_of(d["weights_bytes"]),
-                        "grads": rows_of(d["grads_bytes"]), "optimizer": rows_of(d["optimizer_bytes"]),
-                        "gathered": rows_of(d["zero3_gathered_bytes"])}
+        full_t = full_rc(d["total_bytes"])
+        parts[stage] = {"has": has_middle if stage == "middle" else 1, "weights": full_rc(d["weights_bytes"]),
+                        "grads": full_rc(d["grads_bytes"]), "optimizer": full_rc(d["optimizer_bytes"]),
+                        "gathered": full_rc(d["zero3_gathered_bytes"])}
         one_t = _full(derive("first_k/stage_total", STAGE_TOTAL, "B", activations=acts[stage].value,
                              **parts[stage]).value, shape)
         c = np.asarray(sl[stage], float) / v
@@ -453,7 +449,7 @@ def _first_k(m: Model, hw: Hardware, g: Grid, stages: dict, need, fits, usable, 
     if one_layer.any():  # k = 1 only where recomputing nothing would not fit (else "none" dominates it)
         if 0 in g.rc:  # the memory without recompute: the grid's own
             r0 = int(np.flatnonzero(g.rc == 0)[0])
-            none = _rows(need[:, r0:r0 + 1], rows)
+            none = need[:, r0:r0 + 1]
         else:
             none, _, _, _ = _memory(m, hw, sub, seq=seq, schedule=schedule, recompute=0, **kw)
         keep &= ~one_layer | (none > usable)

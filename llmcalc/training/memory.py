@@ -402,6 +402,7 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
                      activations=act.value, has=has_middle if stage == "middle" else 1)
         figs += [*states, act, tot]
         stage_totals[stage] = tot
+    del shards  # read: a sweep's grid-sized pages go before the worst stage's are taken (issue #13)
     worst = derive("memory/total", WORST_STAGE, "B",
                    "the fullest pipeline stage sets the requirement", label="peak per GPU (worst stage)",
                    first=stage_totals["first"].value, middle=stage_totals["middle"].value,

@@ -494,6 +494,7 @@ def _offloaded(g: Grid, stages: dict, cand: np.ndarray, usable, *, m: Model, hw:
         np.subtract(tot, has * (opt + gr * (1 - keep_g)), out=off)
         np.maximum(need, off, out=need)
     ok = cand & (need <= usable)
+    del need, off  # before the memory call below (its pages can reuse theirs)
     if not ok.any():
         return None
     rows = np.flatnonzero(ok.any(axis=(0, 1, 2)))

@@ -139,7 +139,10 @@ def _memory(m: Model, hw: Hardware, g: Grid, *, seq: int, schedule: str, recompu
 # seeds' cost more than they save).
 PRUNE_FROM = 20_000
 SEED_ROWS = 512  # outer rows with the highest bounds timed first, and SEED_ROWS // 8 per group value
-SEED_ROUNDS = 1  # rounds of seeds on the tighter bound, each among the rows the previous thresholds leave
+# rounds of seeds on the tighter bound, each among the rows the previous thresholds leave. 0: the rows it leaves
+# open are timed at once (plan gpt-3 x3 counts: 2,604 rows in two step calls, where one round timed 833 seeds and
+# then 1,204 rows in four; a step call's fixed cost, most of all a process's first ledgers, outweighs the rows)
+SEED_ROUNDS = 0
 PRUNE_SLACK = 1e-9  # relative: the bound and the score are compared with room for rounding
 
 
@@ -238,8 +241,9 @@ def _pruned(m: Model, hw: Hardware, parts: list[_Part], *, objective: str, top: 
     lower_bound_only=True)``, no communication ledger) and a tighter one from step >= (compute + exposed
     TP/EP/PP/CP communication)·(1 + bubble) + exposed optimizer offload (``lower_bound_only="pipeline"``: the
     ledger without its DP/ZeRO rows), computed only for the rows the first cannot rule out. Rows with the highest
-    bounds (overall, in each ZeRO column, and for each TP degree and GPU count) are timed first, in rounds, each
-    among the rows the previous ones left; the real scores give a k-th best score and a best score per group that
+    bounds (overall, in each ZeRO column, and for each TP degree and GPU count) are timed first: one round on the
+    compute-only bound, then :data:`SEED_ROUNDS` on the tighter one, each among the rows the previous ones left;
+    the real scores give a k-th best score and a best score per group that
     the full result can only match or beat. A candidate whose bound is below all of its thresholds cannot be shown
     (ties are kept); a row with no other candidate is not timed. Every candidate of a timed row is kept, in grid
     order, so the ranking and its first-of-equal choices are those of the full search.
@@ -265,7 +269,8 @@ def _pruned(m: Model, hw: Hardware, parts: list[_Part], *, objective: str, top: 
         return np.where(mask, u, -np.inf).max(axis=(1, 2)).T, good
 
     # first the compute-only bound compute·(1 + bubble) everywhere (cheap), its count of candidates, one round of
-    # seeds on it; then the tighter bound only for the rows the compute-only one cannot rule out
+    # seeds on it; then the tighter bound only for the rows the compute-only one cannot rule out, SEED_ROUNDS
+    # rounds of seeds on it, and the rows still open
     ub, n_ok = [], 0
     for p in parts:
         u, good = bounds(p, True)
@@ -298,7 +303,7 @@ def _pruned(m: Model, hw: Hardware, parts: list[_Part], *, objective: str, top: 
         return np.where(~(ub[j] < thr) & (ub[j] > -np.inf) & ~done[j][:, None], ub[j], -np.inf)
 
     n_open = None
-    for rnd in range(1 + SEED_ROUNDS):
+    for rnd in range(2 + SEED_ROUNDS):
         if rnd == 1:  # the tighter bound, (compute + exposed TP/EP/PP/CP)·(1 + bubble) + offload, where needed
             for j, p in enumerate(parts):
                 rows = np.flatnonzero(np.isfinite(_row_max(open_bounds(j))))
@@ -306,6 +311,8 @@ def _pruned(m: Model, hw: Hardware, parts: list[_Part], *, objective: str, top: 
                 if len(rows):
                     u[rows] = bounds(p.take(rows), "pipeline")[0]
                 ub[j] = u
+        if rnd == 1 + SEED_ROUNDS:
+            break  # the rows the tighter bound leaves open are timed below
         by_zero = np.concatenate([open_bounds(j) for j in range(len(parts))])
         best = _row_max(by_zero)
         n = int(np.isfinite(best).sum())

@@ -115,8 +115,8 @@ def _grid(m: Model, gpus_list, *, global_batch: int, seq: int, pins: dict | None
     ok_pv = np.zeros((0, 0), bool) if not (pp_all and v_all) else np.broadcast_to(check_layout(m, Layout(
         pp=np.array(pp_all, np.int64)[:, None], interleave=np.array(v_all, np.int64)[None, :])),
         (len(pp_all), len(v_all)))
-    v_by_pp = {p: [v for v, good in zip(v_all, ok_pv[i], strict=True) if good and (v == 1 or p > 1)]
-               for i, p in enumerate(pp_all)}
+    v_arr = np.array(v_all, np.int64)
+    v_by_pp = {p: v_arr[ok_pv[i] & ((v_arr == 1) | (p > 1))].tolist() for i, p in enumerate(pp_all)}
 
     def chunkings(p: int) -> list[int]:
         return v_by_pp[p]
@@ -127,6 +127,7 @@ def _grid(m: Model, gpus_list, *, global_batch: int, seq: int, pins: dict | None
     heads: list[tuple] = []
     tails: list[np.ndarray] = []
     patterns: dict[tuple, np.ndarray] = {}
+    mbs_by_dp: dict[int, tuple] = {}
     for n in gpus_list:
         for t in tp_all:
             if n % t:
@@ -145,7 +146,9 @@ def _grid(m: Model, gpus_list, *, global_batch: int, seq: int, pins: dict | None
                     vs = chunkings(p)
                     if not vs:
                         continue
-                    mbs = tuple(mb for mb in mb_all if (global_batch // d) % mb == 0)
+                    mbs = mbs_by_dp.get(d)
+                    if mbs is None:  # per DP degree (a few), not per block (hundreds)
+                        mbs = mbs_by_dp[d] = tuple(mb for mb in mb_all if (global_batch // d) % mb == 0)
                     for e in ep_all:
                         if d % e:
                             continue

@@ -328,7 +328,8 @@ def _pruned(m: Model, hw: Hardware, parts: list[_Part], *, objective: str, top: 
             for val in distinct(k_live):
                 idx = np.flatnonzero(k_live == val)
                 pick.append(idx[_top(best[idx], SEED_ROWS // 8)])
-                pick += [idx[_top(by_zero[idx, z], SEED_ROWS // 32)] for z in range(by_zero.shape[1])]
+                group = by_zero[idx]  # its rows once, then each column
+                pick += [idx[_top(group[:, z], SEED_ROWS // 32)] for z in range(by_zero.shape[1])]
         seed = np.zeros(starts[-1], bool)  # the picked rows, each once, in order
         seed[live[np.concatenate(pick)]] = True
         for j, p in enumerate(parts):

@@ -33,7 +33,12 @@ class DeferredArray:
 
     def __array__(self, dtype=None, copy=None):
         v = self.value()
-        return v if dtype is None or v.dtype == dtype else v.astype(dtype)
+        if dtype is not None and v.dtype != dtype:
+            return v.astype(dtype)
+        return v.copy() if copy else v
+
+    def __reduce__(self):  # pickle and copy: the array itself
+        return (np.asarray, (self.value(),))
 
     def __getattr__(self, name):  # shape, ndim, dtype, tolist, ...: the array's own
         if name.startswith("__"):  # numpy's other array protocols (__array_interface__, ...): __array__ serves

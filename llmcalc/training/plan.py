@@ -218,6 +218,17 @@ def _row(m: Model, ev: dict, i: int, tokens: float, price: float | None) -> dict
     return r
 
 
+def _ranking(score: np.ndarray, top: int | None) -> np.ndarray:
+    """Indices by descending score, equal scores in their order (a stable sort): all of them, or (``top``) a prefix
+    that holds the first ``top``: the candidates scoring at least the top-th best, sorted alone (their order is
+    the same as in the full sort; a planner ranks 10⁴-10⁵ timed candidates to show ten)."""
+    kth = None if top is None or len(score) <= top else -np.partition(-score, top - 1)[top - 1]
+    if kth is None or np.isnan(kth):  # (NaN: fewer than top numbers, the sort places NaN last)
+        return np.argsort(-score, kind="stable")
+    head = np.flatnonzero(score >= kth)
+    return head[np.argsort(-score[head], kind="stable")]
+
+
 def find(ev: dict, **dims) -> int | None:
     """Index of the candidate with these exact dimension values, or None if it was pruned or never enumerated."""
     mask = np.ones(len(ev["tp"]), bool)
@@ -302,7 +313,7 @@ def plan_training(m: Model, hw: Hardware, *, gpus, global_batch: int, seq: int, 
                       "no layout fits", (), tuple(notes + ["nothing fits: more GPUs, a smaller global batch or "
                                                            "shorter sequences"]), data)
     score = objective_score(ev, objective)
-    order = np.argsort(-score, kind="stable")
+    order = _ranking(score, None if keep_evaluated else top)
     ranked = [_row(m, ev, int(i), budget, price) for i in order[:top]]
     if brief:
         data.update(ranked=ranked, best=ranked[0])

@@ -334,6 +334,8 @@ def _worst_stage(tf, tm, tl) -> np.ndarray:
     (one gather of the names: a planner's sweep has 10⁵-10⁶ layouts)."""
     stage_code = (~((tf >= tm) & (tf >= tl))).astype(np.int8) * (2 - (tm > tl))
     return STAGES[stage_code]
+
+
 DEFAULT_OPTIMIZER = "adam-fp32-grads"  # Megatron-Core's bf16 convention: fp32 main grads, 18 B/param
 
 

@@ -107,6 +107,12 @@ class _Part:
                      None if self.rk is None else _rows(_full(self.rk, shape), rows),
                      None if self.off is None else self.off[rows])
 
+    def checked(self) -> np.ndarray:
+        """The outer rows that hold a candidate, shaped (1, 1, 1, n): the step calls' ``checked``. Every candidate
+        passed check_layout in the memory call that found it (the GPU count the step's check adds is tp·pp·dp·cp by
+        the grid's construction); the other cells of these rows are computed too and never read (the mask)."""
+        return self.mask.any(axis=(0, 1, 2)).reshape(1, 1, 1, -1)
+
     def compact(self) -> _Part:
         """Only the outer rows that hold a candidate (a step call costs per cell, masked or not)."""
         rows = np.flatnonzero(self.mask.any(axis=(0, 1, 2)))
@@ -208,7 +214,7 @@ def _timed(m: Model, hw: Hardware, p: _Part, *, global_batch: int, seq: int, sch
     off = p.off.reshape(1, 1, 1, -1) if p.off is not None and p.off.any() else False
     st = training_step(m, hw, g.layout(schedule), global_batch=global_batch, micro_batch=a["mb"], seq=seq,
                        gpus=a["gpus"], recompute=rc, recompute_layers=p.rk, check_memory=False,
-                       offload_optimizer=off, **timing)
+                       offload_optimizer=off, checked=p.checked(), **timing)
     d = st.data
     step = _full(np.asarray(d["step_time_s"], float), shape)
     mask = p.mask & _full(d["valid"], shape) & np.isfinite(step) & (step > 0)
@@ -258,7 +264,7 @@ def _pruned(m: Model, hw: Hardware, parts: list[_Part], *, objective: str, top: 
         off = p.off.reshape(1, 1, 1, -1) if p.off is not None and p.off.any() else False
         d = training_step(m, hw, p.grid.layout(timing["schedule"]), micro_batch=a["mb"], gpus=a["gpus"], recompute=rc,
                           recompute_layers=p.rk, check_memory=False, lower_bound_only=mode, offload_optimizer=off,
-                          **{k: v for k, v in timing.items() if k != "schedule"}).data
+                          checked=p.checked(), **{k: v for k, v in timing.items() if k != "schedule"}).data
         t, valid = np.asarray(d["step_time_s"], float), np.asarray(d["valid"])
         good = valid & np.isfinite(t) & (t > 0)
         score = objective_score({"tokens_per_s": np.asarray(d["tokens_per_s"], float), "gpus": a["gpus"],

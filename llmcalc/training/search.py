@@ -13,8 +13,8 @@ read back outer row first, then ZeRO, recompute, SP: the order of the flat enume
 (``llmcalc.training.plan.enumerate_space``), which the ranking's ties depend on.
 
 Then the step is timed only where a candidate can still appear in the plan's output (:func:`_pruned`, exact).
-Issue #13: GPT-3 175B on 1024, 2048 and 4096 A100s, 674,376 divisible layouts, 0.87 s -> 0.11 s CPU in-process
-(a repeated call; the first call of a process 0.17 s, most of the difference the collectives' first timings and
+Issue #13: GPT-3 175B on 1024, 2048 and 4096 A100s, 674,376 divisible layouts, 0.87 s -> 0.10 s CPU in-process
+(a repeated call; the first call of a process 0.16 s, most of the difference the collectives' first timings and
 fresh pages).
 """
 

@@ -233,9 +233,7 @@ def collective_time(hw: Hardware, collective: str, nbytes, n, *, ranks_per_node=
             ct = _collective_time(hw, collective, nbytes, n, ranks_per_node=ranks_per_node, span=span, **kw)
         else:  # a small array: its points may be known from an earlier call (a planner's seed rounds)
             ct = _deduplicated(hw, collective, nbytes, n, ranks_per_node, span, kw)
-        for f in ("time_s", "algorithm", "protocol", "latency_s", "bandwidth_bytes_per_s", "hops",
-                  "per_hop_latency_s", "bytes_per_rank", "ranks", "ranks_per_node", "nodes"):
-            v = getattr(ct, f)
+        for v in vars(ct).values():  # the fields there now (a deduplicated call builds the rest when read)
             if isinstance(v, np.ndarray):
                 v.flags.writeable = False  # shared with every later caller: never changed in place
         _SCALAR_CALLS[key] = (hw, ct)
@@ -426,6 +424,8 @@ class _ScatteredTime(CollectiveTime):
         if small is None or name not in small:
             raise AttributeError(name)
         value = self.__dict__["_back"](small[name])
+        if isinstance(value, np.ndarray):  # one instance may be shared by later callers (collective_time's cache)
+            value.flags.writeable = False
         object.__setattr__(self, name, value)
         return value
 
@@ -661,13 +661,15 @@ def _p2p(hw, collective, n, k, m, b_up, b_nic, add):
 
 def _hierarchical(hw, S, n, k, m, eff, ls, add):
     """Reduce-scatter inside each node, all-reduce of S/k across the m nodes on every NIC at once (one rank
-    per node per NIC), all-gather inside the node (the two-level scheme of NCCL's tree / Horovod)."""
-    rs = collective_time(hw, "reduce-scatter", S, k, ranks_per_node=k, link_efficiency=eff, latency_scale=ls,
-                         algorithms=("ring", "nvls"))
-    ar = collective_time(hw, "all-reduce", S / np.maximum(k, 1), m, ranks_per_node=1, link_efficiency=eff,
-                         latency_scale=ls, algorithms=("ring", "tree"))
-    ag = collective_time(hw, "all-gather", S, k, ranks_per_node=k, link_efficiency=eff, latency_scale=ls,
-                         algorithms=("ring", "nvls"))
+    per node per NIC), all-gather inside the node (the two-level scheme of NCCL's tree / Horovod).
+    The three are evaluated point by point at once (_collective_time): the caller's points are new ones already
+    (collective_time caches and deduplicates around it), so its caches would only add their cost (issue #13)."""
+    rs = _collective_time(hw, "reduce-scatter", S, k, ranks_per_node=k, link_efficiency=eff, latency_scale=ls,
+                          algorithms=("ring", "nvls"))
+    ar = _collective_time(hw, "all-reduce", S / np.maximum(k, 1), m, ranks_per_node=1, link_efficiency=eff,
+                          latency_scale=ls, algorithms=("ring", "tree"))
+    ag = _collective_time(hw, "all-gather", S, k, ranks_per_node=k, link_efficiency=eff, latency_scale=ls,
+                          algorithms=("ring", "nvls"))
     lat = (np.asarray(rs.latency_s) + np.asarray(ar.latency_s) + np.asarray(ag.latency_s)) * 1e6
     t = (np.asarray(rs.time_s) + np.asarray(ar.time_s) + np.asarray(ag.time_s)) * 1e6
     data = t - lat

@@ -156,25 +156,29 @@ def host_copies(m: Model, hw: Hardware, layout: Layout, params: dict, offload, *
 def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batch=1, seq=2048, global_batch=None,
                 recompute="none", link_efficiency: float | None = None, act_bytes: int = 2,
                 grad_bytes: int = 2, latency_scale: float = 1.0, recompute_layers=None,
-                offload_optimizer=False, pipeline_only: bool = False) -> Result:
+                offload_optimizer=False, pipeline_only: bool = False, checked=None) -> Result:
     """Every collective of one training step, per rank (first pipeline stage, the fullest). With full
     recompute of only ``recompute_layers`` layers per stage, only those repeat their forward collectives.
     ``offload_optimizer`` adds the host-link copies of ZeRO-Offload (gradients down, 16-bit parameters up).
     ``pipeline_only``: the rows of every micro-batch (TP, EP, ETP, PP send/recv, CP) and the host copies, without
     the once-per-step DP/ZeRO and tied-embedding rows (a planner's step lower bound, llmcalc.training.step).
+    ``checked``: what :func:`check_layout` returned for this layout and these inputs (or a stricter check: the
+    step's, which adds the GPU count), from a caller that has just run it; it is ``data['valid']`` and the check
+    is not run again (a planner's step calls, 10⁴-10⁵ layouts each: issue #13).
 
     A scalar call is kept per process by the identity of the model and hardware and the exact inputs (types
     included): calibrate's fit asks 26 times for the same ledger, changing only the compute efficiency (issue
     #13). The Result is shared: callers only read it."""
     args = (micro_batch, seq, global_batch, recompute, link_efficiency, act_bytes, grad_bytes, latency_scale,
             recompute_layers, offload_optimizer, pipeline_only)
+    # (not in the key: a scalar layout that passed a check is valid, True, whoever checked it)
     key = _ledger_key(m, hw, layout, args)
     if key is None:
-        return _comm_ledger(m, hw, layout, *args)
+        return _comm_ledger(m, hw, layout, *args, checked=checked)
     hit = _LEDGERS.get(key)
     if hit is not None and hit[0] is m and hit[1] is hw:
         return hit[2]
-    r = _comm_ledger(m, hw, layout, *args)
+    r = _comm_ledger(m, hw, layout, *args, checked=checked)
     if len(_LEDGERS) >= 256:
         _LEDGERS.clear()
     _LEDGERS[key] = (m, hw, r)
@@ -205,11 +209,13 @@ def _ledger_key(m, hw, layout, args) -> tuple | None:
 
 @masked_sweep
 def _comm_ledger(m: Model, hw: Hardware, layout: Layout, micro_batch, seq, global_batch, recompute, link_efficiency,
-                 act_bytes, grad_bytes, latency_scale, recompute_layers, offload_optimizer, pipeline_only) -> Result:
+                 act_bytes, grad_bytes, latency_scale, recompute_layers, offload_optimizer, pipeline_only,
+                 checked=None) -> Result:
     from .memory import stage_params
 
     rc = recompute_code(recompute)
-    valid = check_layout(m, layout, micro_batch=micro_batch, seq=seq, global_batch=global_batch)
+    valid = checked if checked is not None else check_layout(m, layout, micro_batch=micro_batch, seq=seq,
+                                                             global_batch=global_batch)
     eff = link_efficiency_default() if link_efficiency is None else check_fraction(
         link_efficiency, "--link-efficiency (fraction of the per-direction link bandwidth)")
     ctx = {"domain": hw.scale_up.domain_size, "out_bw": scale_out_bw(hw), "eff": eff, "hw": hw,

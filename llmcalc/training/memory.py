@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.deferred import DeferredArray
 from ..core.errors import LlmcalcError
 from ..core.results import Figure, Result, derive
 from ..core.specs import Hardware, Model
@@ -326,6 +327,15 @@ def check_offload(layout: Layout, o: OptimizerBytes, offload, valid):
 
 
 STAGES = np.array(["first", "middle", "last"])
+
+
+def _worst_stage(tf, tm, tl) -> np.ndarray:
+    """The name of the fullest stage: first where it is the fullest, else middle where it beats the last, else last
+    (one gather of the names: a planner's sweep has 10⁵-10⁶ layouts)."""
+    stage_code = (~((tf >= tm) & (tf >= tl))).astype(np.int8) * (2 - (tm > tl))
+    return STAGES[stage_code]
+
+
 DEFAULT_OPTIMIZER = "adam-fp32-grads"  # Megatron-Core's bf16 convention: fp32 main grads, 18 B/param
 
 
@@ -394,6 +404,7 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
                      activations=act.value, has=has_middle if stage == "middle" else 1)
         figs += [*states, act, tot]
         stage_totals[stage] = tot
+    del shards  # read: a sweep's grid-sized pages go before the worst stage's are taken (issue #13)
     worst = derive("memory/total", WORST_STAGE, "B",
                    "the fullest pipeline stage sets the requirement", label="peak per GPU (worst stage)",
                    first=stage_totals["first"].value, middle=stage_totals["middle"].value,
@@ -414,10 +425,10 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
     else:
         valid = np.broadcast_to(valid, np.broadcast(valid, fits).shape)
     tf, tm, tl = (np.asarray(stage_totals[k].value) for k in ("first", "middle", "last"))
-    # first where it is the fullest, else middle where it beats the last, else last: one gather of the names (a
-    # planner's sweep has 10⁵-10⁶ layouts; two string selects cost most of its memory call)
-    stage_code = (~((tf >= tm) & (tf >= tl))).astype(np.int8) * (2 - (tm > tl))
-    worst_stage = STAGES[stage_code] if stage_code.ndim else str(STAGES[stage_code])
+    if tf.ndim or tm.ndim or tl.ndim:  # a sweep: each layout's own, built when first read (a planner never does)
+        worst_stage = DeferredArray(lambda: _worst_stage(tf, tm, tl))
+    else:
+        worst_stage = str(_worst_stage(tf, tm, tl))
     from ..core.units import fmt
 
     verdict_line = ("per-layout" if is_sweep(worst.value) else

@@ -115,8 +115,8 @@ def _grid(m: Model, gpus_list, *, global_batch: int, seq: int, pins: dict | None
     ok_pv = np.zeros((0, 0), bool) if not (pp_all and v_all) else np.broadcast_to(check_layout(m, Layout(
         pp=np.array(pp_all, np.int64)[:, None], interleave=np.array(v_all, np.int64)[None, :])),
         (len(pp_all), len(v_all)))
-    v_by_pp = {p: [v for v, good in zip(v_all, ok_pv[i], strict=True) if good and (v == 1 or p > 1)]
-               for i, p in enumerate(pp_all)}
+    v_arr = np.array(v_all, np.int64)
+    v_by_pp = {p: v_arr[ok_pv[i] & ((v_arr == 1) | (p > 1))].tolist() for i, p in enumerate(pp_all)}
 
     def chunkings(p: int) -> list[int]:
         return v_by_pp[p]
@@ -127,6 +127,7 @@ def _grid(m: Model, gpus_list, *, global_batch: int, seq: int, pins: dict | None
     heads: list[tuple] = []
     tails: list[np.ndarray] = []
     patterns: dict[tuple, np.ndarray] = {}
+    mbs_by_dp: dict[int, tuple] = {}
     for n in gpus_list:
         for t in tp_all:
             if n % t:
@@ -145,7 +146,9 @@ def _grid(m: Model, gpus_list, *, global_batch: int, seq: int, pins: dict | None
                     vs = chunkings(p)
                     if not vs:
                         continue
-                    mbs = tuple(mb for mb in mb_all if (global_batch // d) % mb == 0)
+                    mbs = mbs_by_dp.get(d)
+                    if mbs is None:  # per DP degree (a few), not per block (hundreds)
+                        mbs = mbs_by_dp[d] = tuple(mb for mb in mb_all if (global_batch // d) % mb == 0)
                     for e in ep_all:
                         if d % e:
                             continue
@@ -213,6 +216,17 @@ def _row(m: Model, ev: dict, i: int, tokens: float, price: float | None) -> dict
     r["gpu_hours"] = r["days"] * 24 * r["gpus"]
     r["cost_usd"] = None if price is None else r["gpu_hours"] * price
     return r
+
+
+def _ranking(score: np.ndarray, top: int | None) -> np.ndarray:
+    """Indices by descending score, equal scores in their order (a stable sort): all of them, or (``top``) a prefix
+    that holds the first ``top``: the candidates scoring at least the top-th best, sorted alone (their order is
+    the same as in the full sort; a planner ranks 10⁴-10⁵ timed candidates to show ten)."""
+    kth = None if top is None or len(score) <= top else -np.partition(-score, top - 1)[top - 1]
+    if kth is None or np.isnan(kth):  # (NaN: fewer than top numbers, the sort places NaN last)
+        return np.argsort(-score, kind="stable")
+    head = np.flatnonzero(score >= kth)
+    return head[np.argsort(-score[head], kind="stable")]
 
 
 def find(ev: dict, **dims) -> int | None:
@@ -299,7 +313,7 @@ def plan_training(m: Model, hw: Hardware, *, gpus, global_batch: int, seq: int, 
                       "no layout fits", (), tuple(notes + ["nothing fits: more GPUs, a smaller global batch or "
                                                            "shorter sequences"]), data)
     score = objective_score(ev, objective)
-    order = np.argsort(-score, kind="stable")
+    order = _ranking(score, None if keep_evaluated else top)
     ranked = [_row(m, ev, int(i), budget, price) for i in order[:top]]
     if brief:
         data.update(ranked=ranked, best=ranked[0])

@@ -13,8 +13,9 @@ read back outer row first, then ZeRO, recompute, SP: the order of the flat enume
 (``llmcalc.training.plan.enumerate_space``), which the ranking's ties depend on.
 
 Then the step is timed only where a candidate can still appear in the plan's output (:func:`_pruned`, exact).
-Issue #13: GPT-3 175B on 1024, 2048 and 4096 A100s, 674,376 divisible layouts, 0.87 s -> 0.15 s CPU in-process
-(a repeated call; the first call of a process 0.28 s).
+Issue #13: GPT-3 175B on 1024, 2048 and 4096 A100s, 674,376 divisible layouts, 0.87 s -> 0.10 s CPU in-process
+(a repeated call; the first call of a process 0.16 s, most of the difference the collectives' first timings and
+fresh pages).
 """
 
 from __future__ import annotations
@@ -83,6 +84,12 @@ def _full(x, shape) -> np.ndarray:
     return np.broadcast_to(np.asarray(x), shape)
 
 
+def _rows(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """x[..., rows]: the outer rows ``rows`` of a grid-shaped array (np.take along the last axis: the same elements,
+    ~4x faster than numpy's fancy indexing of a trailing axis)."""
+    return np.take(x, rows, axis=-1)
+
+
 @dataclass
 class _Part:
     """Candidates of one kind on a grid: ``mask`` selects them; ``rk``/``off`` are how they are timed."""
@@ -96,9 +103,15 @@ class _Part:
 
     def take(self, rows: np.ndarray) -> _Part:
         shape = self.mask.shape
-        return _Part(self.grid.take(rows), self.mask[..., rows], _full(self.memory, shape)[..., rows], self.rc_code,
-                     None if self.rk is None else _full(self.rk, shape)[..., rows],
+        return _Part(self.grid.take(rows), _rows(self.mask, rows), _rows(_full(self.memory, shape), rows), self.rc_code,
+                     None if self.rk is None else _rows(_full(self.rk, shape), rows),
                      None if self.off is None else self.off[rows])
+
+    def checked(self) -> np.ndarray:
+        """The outer rows that hold a candidate, shaped (1, 1, 1, n): the step calls' ``checked``. Every candidate
+        passed check_layout in the memory call that found it (the GPU count the step's check adds is tp·pp·dp·cp by
+        the grid's construction); the other cells of these rows are computed too and never read (the mask)."""
+        return self.mask.any(axis=(0, 1, 2)).reshape(1, 1, 1, -1)
 
     def compact(self) -> _Part:
         """Only the outer rows that hold a candidate (a step call costs per cell, masked or not)."""
@@ -117,12 +130,15 @@ class _Part:
 
 
 def _memory(m: Model, hw: Hardware, g: Grid, *, seq: int, schedule: str, recompute=None, **kw):
-    """training_memory over the grid: (need, valid, usable, result)."""
+    """training_memory over the grid: (need, valid, usable, each stage's rows of its data: {"first": {"total_bytes":
+    ..., "weights_bytes": ...}, ...}; the Result itself is let go, and with it the figures the search does not
+    read, such as the grid-sized headroom)."""
     a = g.arrays()
     mem = training_memory(m, hw, g.layout(schedule), micro_batch=a["mb"], seq=seq,
                           recompute=a["rc"] if recompute is None else recompute, **kw)
     need = _full(np.asarray(mem.data["total_bytes"], float), g.shape)
-    return need, _full(mem.data["valid"], g.shape), mem.data["usable_bytes"], mem
+    return (need, _full(mem.data["valid"], g.shape), mem.data["usable_bytes"],
+            {st: mem.data[f"{st}_stage"] for st in ("first", "middle", "last")})
 
 
 # Pruning the step evaluation (issue #13): from this many fitting candidates on, only the outer rows that hold a
@@ -130,7 +146,10 @@ def _memory(m: Model, hw: Hardware, g: Grid, *, seq: int, schedule: str, recompu
 # seeds' cost more than they save).
 PRUNE_FROM = 20_000
 SEED_ROWS = 512  # outer rows with the highest bounds timed first, and SEED_ROWS // 8 per group value
-SEED_ROUNDS = 1  # rounds of seeds on the tighter bound, each among the rows the previous thresholds leave
+# rounds of seeds on the tighter bound, each among the rows the previous thresholds leave. 0: the rows it leaves
+# open are timed at once (plan gpt-3 x3 counts: 2,604 rows in two step calls, where one round timed 833 seeds and
+# then 1,204 rows in four; a step call's fixed cost, most of all a process's first ledgers, outweighs the rows)
+SEED_ROUNDS = 0
 PRUNE_SLACK = 1e-9  # relative: the bound and the score are compared with room for rounding
 
 
@@ -153,20 +172,23 @@ def evaluate_grid(m: Model, hw: Hardware, g: Grid, *, global_batch: int, seq: in
     positive (a finite bound goes with a finite step)."""
     recipe = dict(recompute_norm_up=recompute_norm_up, fp8_activations=fp8_activations)
     common = dict(seq=seq, schedule=schedule, optimizer=optimizer, global_batch=global_batch, reserve=reserve, **recipe)
-    need, valid, usable, mem = _memory(m, hw, g, **common)
+    need, valid, usable, stages = _memory(m, hw, g, **common)
     valid = valid & g.searched()
     fits = valid & (need <= usable)
     main = _Part(g, fits, need)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # cells outside a mask may be inf or NaN
-        partial = _first_k(m, hw, g, mem, need, fits, usable, **common) if first_k else None
+        partial = _first_k(m, hw, g, stages, need, fits, usable, **common) if first_k else None
         offl = None
         if offload and getattr(hw, "host_link_bw_bytes_per_s", None) is not None:
             only = offload == "only"
-            offl = _offloaded(g, mem, valid & (g.arrays()["zero"] >= 1) & (True if only else ~fits), usable,
+            offl = _offloaded(g, stages, valid & (g.arrays()["zero"] >= 1) & (True if only else ~fits), usable,
                               m=m, hw=hw, **common)
             if only:
                 main, partial = None, None
     main = main.compact() if main is not None and main.mask.any() else None
+    # the grid-sized memory figures are read: free them before the step calls reuse their pages (a process's first
+    # plan faults in every page above its high-water mark: ~2 µs a page on the development VM, issue #13)
+    del stages, need, valid, fits
     if offl is not None:  # timed with the plain candidates, after them (each step call has a fixed cost)
         main = offl if main is None else main.then(offl)
     parts = [p for p in (main, partial) if p is not None]
@@ -192,7 +214,7 @@ def _timed(m: Model, hw: Hardware, p: _Part, *, global_batch: int, seq: int, sch
     off = p.off.reshape(1, 1, 1, -1) if p.off is not None and p.off.any() else False
     st = training_step(m, hw, g.layout(schedule), global_batch=global_batch, micro_batch=a["mb"], seq=seq,
                        gpus=a["gpus"], recompute=rc, recompute_layers=p.rk, check_memory=False,
-                       offload_optimizer=off, **timing)
+                       offload_optimizer=off, checked=p.checked(), **timing)
     d = st.data
     step = _full(np.asarray(d["step_time_s"], float), shape)
     mask = p.mask & _full(d["valid"], shape) & np.isfinite(step) & (step > 0)
@@ -226,8 +248,9 @@ def _pruned(m: Model, hw: Hardware, parts: list[_Part], *, objective: str, top: 
     lower_bound_only=True)``, no communication ledger) and a tighter one from step >= (compute + exposed
     TP/EP/PP/CP communication)·(1 + bubble) + exposed optimizer offload (``lower_bound_only="pipeline"``: the
     ledger without its DP/ZeRO rows), computed only for the rows the first cannot rule out. Rows with the highest
-    bounds (overall, in each ZeRO column, and for each TP degree and GPU count) are timed first, in rounds, each
-    among the rows the previous ones left; the real scores give a k-th best score and a best score per group that
+    bounds (overall, in each ZeRO column, and for each TP degree and GPU count) are timed first: one round on the
+    compute-only bound, then :data:`SEED_ROUNDS` on the tighter one, each among the rows the previous ones left;
+    the real scores give a k-th best score and a best score per group that
     the full result can only match or beat. A candidate whose bound is below all of its thresholds cannot be shown
     (ties are kept); a row with no other candidate is not timed. Every candidate of a timed row is kept, in grid
     order, so the ranking and its first-of-equal choices are those of the full search.
@@ -241,7 +264,7 @@ def _pruned(m: Model, hw: Hardware, parts: list[_Part], *, objective: str, top: 
         off = p.off.reshape(1, 1, 1, -1) if p.off is not None and p.off.any() else False
         d = training_step(m, hw, p.grid.layout(timing["schedule"]), micro_batch=a["mb"], gpus=a["gpus"], recompute=rc,
                           recompute_layers=p.rk, check_memory=False, lower_bound_only=mode, offload_optimizer=off,
-                          **{k: v for k, v in timing.items() if k != "schedule"}).data
+                          checked=p.checked(), **{k: v for k, v in timing.items() if k != "schedule"}).data
         t, valid = np.asarray(d["step_time_s"], float), np.asarray(d["valid"])
         good = valid & np.isfinite(t) & (t > 0)
         score = objective_score({"tokens_per_s": np.asarray(d["tokens_per_s"], float), "gpus": a["gpus"],
@@ -253,7 +276,8 @@ def _pruned(m: Model, hw: Hardware, parts: list[_Part], *, objective: str, top: 
         return np.where(mask, u, -np.inf).max(axis=(1, 2)).T, good
 
     # first the compute-only bound compute·(1 + bubble) everywhere (cheap), its count of candidates, one round of
-    # seeds on it; then the tighter bound only for the rows the compute-only one cannot rule out
+    # seeds on it; then the tighter bound only for the rows the compute-only one cannot rule out, SEED_ROUNDS
+    # rounds of seeds on it, and the rows still open
     ub, n_ok = [], 0
     for p in parts:
         u, good = bounds(p, True)
@@ -273,27 +297,31 @@ def _pruned(m: Model, hw: Hardware, parts: list[_Part], *, objective: str, top: 
         p = parts[j]
         if known.get("n") != len(sc):  # once per round, not per part
             known.update(n=len(sc), kth=np.sort(sc)[::-1][top - 1] if len(sc) >= top else -np.inf,
-                         best={k: _group_best(sc, grp[k]) for k in grp})
-        best = known["best"]
-        # the threshold of a candidate is the lowest of the k-th best and its groups' bests (a min is exact, so
-        # the per-column and per-row parts are taken apart and then together)
-        col = np.minimum(known["kth"], _lookup(best["zero"], p.grid.zero[None, :]))
-        row = np.minimum(_lookup(best["tp"], p.grid.outer["tp"][:, None]),
-                         _lookup(best["gpus"], p.grid.outer["gpus"][:, None]))
-        thr = np.minimum(col, row)
+                         best={k: _group_best(sc, grp[k]) for k in grp}, thr={})
+        thr = known["thr"].get(j)
+        if thr is None:  # once per round and part (the bounds and the rows timed change, the thresholds not)
+            best = known["best"]
+            # the threshold of a candidate is the lowest of the k-th best and its groups' bests (a min is exact,
+            # so the per-column and per-row parts are taken apart and then together)
+            col = np.minimum(known["kth"], _lookup(best["zero"], p.grid.zero[None, :]))
+            row = np.minimum(_lookup(best["tp"], p.grid.outer["tp"][:, None]),
+                             _lookup(best["gpus"], p.grid.outer["gpus"][:, None]))
+            thr = known["thr"][j] = np.minimum(col, row)
         return np.where(~(ub[j] < thr) & (ub[j] > -np.inf) & ~done[j][:, None], ub[j], -np.inf)
 
     n_open = None
-    for rnd in range(1 + SEED_ROUNDS):
+    for rnd in range(2 + SEED_ROUNDS):
         if rnd == 1:  # the tighter bound, (compute + exposed TP/EP/PP/CP)·(1 + bubble) + offload, where needed
             for j, p in enumerate(parts):
-                rows = np.flatnonzero(np.isfinite(open_bounds(j).max(axis=1)))
+                rows = np.flatnonzero(np.isfinite(_row_max(open_bounds(j))))
                 u = np.full(ub[j].shape, -np.inf)  # the rest cannot be shown (the pipeline bound is the lower)
                 if len(rows):
                     u[rows] = bounds(p.take(rows), "pipeline")[0]
                 ub[j] = u
+        if rnd == 1 + SEED_ROUNDS:
+            break  # the rows the tighter bound leaves open are timed below
         by_zero = np.concatenate([open_bounds(j) for j in range(len(parts))])
-        best = by_zero.max(axis=1)
+        best = _row_max(by_zero)
         n = int(np.isfinite(best).sum())
         if n <= 2 * SEED_ROWS or (rnd > 1 and n_open - n < max(4 * SEED_ROWS, n_open // 4)):
             break  # few rows left, or the last round's thresholds ruled out few: time them all
@@ -307,10 +335,12 @@ def _pruned(m: Model, hw: Hardware, parts: list[_Part], *, objective: str, top: 
             for val in distinct(k_live):
                 idx = np.flatnonzero(k_live == val)
                 pick.append(idx[_top(best[idx], SEED_ROWS // 8)])
-                pick += [idx[_top(by_zero[idx, z], SEED_ROWS // 32)] for z in range(by_zero.shape[1])]
-        seed = set(live[np.concatenate(pick)].tolist())
+                group = by_zero[idx]  # its rows once, then each column
+                pick += [idx[_top(group[:, z], SEED_ROWS // 32)] for z in range(by_zero.shape[1])]
+        seed = np.zeros(starts[-1], bool)  # the picked rows, each once, in order
+        seed[live[np.concatenate(pick)]] = True
         for j, p in enumerate(parts):
-            rows = np.array(sorted(r - starts[j] for r in seed if starts[j] <= r < starts[j + 1]), np.int64)
+            rows = np.flatnonzero(seed[starts[j]:starts[j + 1]])
             if len(rows):
                 t = _timed(m, hw, p.take(rows), **timing)
                 done[j][rows] = True
@@ -319,7 +349,7 @@ def _pruned(m: Model, hw: Hardware, parts: list[_Part], *, objective: str, top: 
                 grp = {k: np.concatenate([grp[k], t[k]]) for k in grp}
     out = []
     for j, p in enumerate(parts):
-        rows = np.flatnonzero(np.isfinite(open_bounds(j).max(axis=1)))
+        rows = np.flatnonzero(np.isfinite(_row_max(open_bounds(j))))
         if len(rows):
             timed[j].append((rows, _timed(m, hw, p.take(rows), **timing)))
         if not timed[j]:
@@ -329,6 +359,15 @@ def _pruned(m: Model, hw: Hardware, parts: list[_Part], *, objective: str, top: 
         order = np.argsort(orig, kind="stable")
         out.append({k: np.concatenate([t[k] for _, t in timed[j]])[order] for k in timed[j][0][1]})
     return out, n_ok
+
+
+def _row_max(a: np.ndarray) -> np.ndarray:
+    """a.max(axis=1) of a (rows, ZeRO columns) array, column by column: numpy reduces a short last axis ~15x slower
+    than it takes the maximum of whole columns (the same values: a maximum does not round)."""
+    out = a[:, 0].copy()
+    for z in range(1, a.shape[1]):
+        np.maximum(out, a[:, z], out=out)
+    return out
 
 
 def _top(x: np.ndarray, k: int) -> np.ndarray:
@@ -353,7 +392,7 @@ def _lookup(best: dict, keys: np.ndarray) -> np.ndarray:
     return out
 
 
-def _first_k(m: Model, hw: Hardware, g: Grid, mem, need, fits, usable, *, seq: int, schedule: str,
+def _first_k(m: Model, hw: Hardware, g: Grid, stages: dict, need, fits, usable, *, seq: int, schedule: str,
              **kw) -> _Part | None:
     """For every cell whose full-recompute version fits: the fewest layers k per stage (per virtual chunk) that,
     recomputed in full, make it fit (Megatron-Core --recompute-method block --recompute-num-layers k). Each
@@ -368,58 +407,71 @@ def _first_k(m: Model, hw: Hardware, g: Grid, mem, need, fits, usable, *, seq: i
     full_fits = fits[:, ri:ri + 1]
     # k >= 1 layers of a chunk of c: only rows whose largest chunk has more than one layer can recompute fewer
     chunk = np.asarray(stage_layers(m.n_layers, Layout(pp=g.outer["pp"]))["max"], float) / g.outer["v"]
-    rows = np.flatnonzero(full_fits.any(axis=(0, 1, 2)) & (chunk > 1))
-    if len(rows) == 0:
+    live = full_fits.any(axis=(0, 1, 2)) & (chunk > 1)
+    if not live.any():
         return None
-    sub = replace(g.take(rows), rc=np.array([2], np.int64))
+    # k at k = 1 on every row (most rows are candidates: evaluating the others costs less than copying the
+    # candidates' rows of every input), masked to the candidates
+    sub = replace(g, rc=np.array([2], np.int64))
     shape = sub.shape
-    cand = full_fits[..., rows]
+    cand = full_fits & live
     lay = sub.layout(schedule)
     a = sub.arrays()
     v = a["v"]
     sl = stage_layers(m.n_layers, lay)
     # each stage's total at k = 1, as training_memory(recompute="full", recompute_layers=1) sums it, bit for bit
     # (its STAGE_TOTAL, evaluated here too). Only the activations depend on the
-    # recompute, so the rest is the grid's own (these rows), and only the activations are evaluated again.
+    # recompute, so the rest is the grid's own, and only the activations are evaluated again.
     acts = stage_activation_bytes(m, lay, a["mb"], seq, recompute=recompute_code(2),
                                   microbatches=microbatches(lay, a["mb"], kw["global_batch"]), recompute_layers=1,
                                   recompute_norm_up=kw["recompute_norm_up"], fp8_activations=kw["fp8_activations"])
     has_middle = np.where(a["pp"] > 2, 1, 0).astype(float)  # a middle stage only for pp > 2 (training_memory)
 
-    def rows_of(x):  # the full-recompute column's values on these rows, at the dimensions they depend on
+    def full_rc(x):  # the full-recompute column's values (a view), at the dimensions they depend on
         x = np.asarray(x, float)
         x = x.reshape((1,) * (4 - x.ndim) + x.shape)
-        x = x[:, ri:ri + 1] if x.shape[1] > 1 else x
-        return x[..., rows] if x.shape[3] > 1 else x
+        return x[:, ri:ri + 1] if x.shape[1] > 1 else x
 
     k_need = np.ones(shape)
-    parts = {}  # each stage's STAGE_TOTAL inputs but its activations, these rows
+    parts = {}  # each stage's STAGE_TOTAL inputs but its activations
     for stage in ("first", "middle", "last"):
-        full_t = rows_of(mem[f"{stage}_stage/total"].value)
-        d = mem.data[f"{stage}_stage"]
-        parts[stage] = {"has": has_middle if stage == "middle" else 1, "weights": rows_of(d["weights_bytes"]),
-                        "grads": rows_of(d["grads_bytes"]), "optimizer": rows_of(d["optimizer_bytes"]),
-                        "gathered": rows_of(d["zero3_gathered_bytes"])}
+        d = stages[stage]
+        full_t = full_rc(d["total_bytes"])
+        parts[stage] = {"has": has_middle if stage == "middle" else 1, "weights": full_rc(d["weights_bytes"]),
+                        "grads": full_rc(d["grads_bytes"]), "optimizer": full_rc(d["optimizer_bytes"]),
+                        "gathered": full_rc(d["zero3_gathered_bytes"])}
         one_t = _full(derive("first_k/stage_total", STAGE_TOTAL, "B", activations=acts[stage].value,
                              **parts[stage]).value, shape)
         c = np.asarray(sl[stage], float) / v
-        slope = np.where(c > 1, (one_t - full_t) / np.maximum(c - 1, 1), 0.0)  # bytes saved per extra layer
-        k = np.where(one_t <= usable, 1, 1 + np.ceil((one_t - usable) / np.where(slope > 0, slope, np.inf)))
-        k_need = np.maximum(k_need, np.where(np.isfinite(k), k, np.inf))
+        # k = 1 where one_t fits, else 1 + ceil((one_t - usable)/slope) with slope = (one_t - full_t)/max(c - 1, 1)
+        # the bytes saved per extra layer (none where c <= 1 or slope <= 0: k infinite), evaluated in two
+        # grid-sized buffers written in place (the same operations on each element as the expression written out)
+        slope = np.subtract(one_t, full_t, out=np.empty(shape))
+        slope /= np.maximum(c - 1, 1)
+        np.copyto(slope, np.inf, where=~((c > 1) & (slope > 0)))
+        k = np.subtract(one_t, usable, out=np.empty(shape))
+        k /= slope
+        del slope
+        np.ceil(k, out=k)
+        k += 1
+        np.copyto(k, 1.0, where=one_t <= usable)
+        np.copyto(k, np.inf, where=~np.isfinite(k))
+        np.maximum(k_need, k, out=k_need)
+        del k
     c_max = np.asarray(sl["max"], float) / v
     keep = cand & np.isfinite(k_need) & (k_need < c_max)  # k = c_max is plain full recompute, already a candidate
     one_layer = keep & (k_need == 1)
     if one_layer.any():  # k = 1 only where recomputing nothing would not fit (else "none" dominates it)
         if 0 in g.rc:  # the memory without recompute: the grid's own
             r0 = int(np.flatnonzero(g.rc == 0)[0])
-            none = need[:, r0:r0 + 1][..., rows]
+            none = need[:, r0:r0 + 1]
         else:
             none, _, _, _ = _memory(m, hw, sub, seq=seq, schedule=schedule, recompute=0, **kw)
         keep &= ~one_layer | (none > usable)
     rows = np.flatnonzero(keep.any(axis=(0, 1, 2)))
     if len(rows) == 0:
         return None
-    sub, keep, k_need = sub.take(rows), keep[..., rows], k_need[..., rows]
+    sub, keep, k_need = sub.take(rows), _rows(keep, rows), _rows(k_need, rows)
     rk = np.where(keep, k_need, 1).astype(np.int64)
     # the need at k = rk, as training_memory(recompute="full", recompute_layers=rk) gives it, bit for bit: each
     # stage's activations at rk (the memory model's own) on the stage's other rows above, the fullest stage
@@ -429,14 +481,15 @@ def _first_k(m: Model, hw: Hardware, g: Grid, mem, need, fits, usable, *, seq: i
                                   microbatches=microbatches(lay, a["mb"], kw["global_batch"]), recompute_layers=rk,
                                   recompute_norm_up=kw["recompute_norm_up"], fp8_activations=kw["fp8_activations"])
     tot = {st: derive("first_k/stage_total", STAGE_TOTAL, "B", activations=acts[st].value,
-                      **{k: x[..., rows] if np.ndim(x) == 4 and np.shape(x)[3] > 1 else x for k, x in p.items()}).value
+                      **{k: _rows(x, rows) if np.ndim(x) == 4 and np.shape(x)[3] > 1 else x
+                         for k, x in p.items()}).value
            for st, p in parts.items()}
     chk = _full(derive("first_k/total", WORST_STAGE, "B", **tot).value, keep.shape)  # memory's "memory/total"
     ok = keep & (chk <= usable)  # the closed form, checked by the memory model's need at rk
     return _Part(sub, ok, chk, rc_code=3, rk=rk) if ok.any() else None
 
 
-def _offloaded(g: Grid, mem, cand: np.ndarray, usable, *, m: Model, hw: Hardware, seq: int, schedule: str,
+def _offloaded(g: Grid, stages: dict, cand: np.ndarray, usable, *, m: Model, hw: Hardware, seq: int, schedule: str,
                optimizer: str, **kw) -> _Part | None:
     """Optimizer-offloaded twins (ZeRO-Offload) of the cells in ``cand`` (valid, ZeRO 1-3, not fitting): offload
     removes each stage's optimizer states and the part of its gradients above 16 bits from the GPU (the memory
@@ -450,16 +503,17 @@ def _offloaded(g: Grid, mem, cand: np.ndarray, usable, *, m: Model, hw: Hardware
     need, off = np.zeros(g.shape), np.empty(g.shape)  # written in place: two grid-sized arrays, not seven
     pp = g.arrays()["pp"]
     for stage in ("first", "middle", "last"):
-        d = mem.data[f"{stage}_stage"]
+        d = stages[stage]
         tot, opt, gr = (np.asarray(d[k], float) for k in ("total_bytes", "optimizer_bytes", "grads_bytes"))
         has = 1.0 if stage != "middle" else pp > 2
         np.subtract(tot, has * (opt + gr * (1 - keep_g)), out=off)
         np.maximum(need, off, out=need)
     ok = cand & (need <= usable)
+    del need, off  # before the memory call below (its pages can reuse theirs)
     if not ok.any():
         return None
     rows = np.flatnonzero(ok.any(axis=(0, 1, 2)))
-    sub, ok = g.take(rows), ok[..., rows]
+    sub, ok = g.take(rows), _rows(ok, rows)
     chk, valid, _, _ = _memory(m, hw, sub, seq=seq, schedule=schedule, optimizer=optimizer,
                                offload_optimizer=np.ones((1, 1, 1, 1), bool), **kw)
     good = ok & valid & (chk <= usable)

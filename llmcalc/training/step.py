@@ -176,7 +176,8 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
                   check_memory: bool = True, latency_scale: float = 1.0, overlap_grad_reduce: bool = True,
                   overlap_param_gather: bool = False, zero3_prefetch: bool = True, recompute_layers=None,
                   recompute_norm_up: bool = False, fp8_activations: bool = False, offload_optimizer=False,
-                  cpu_adam_params_per_s: float | None = None, lower_bound_only: bool | str = False) -> Result:
+                  cpu_adam_params_per_s: float | None = None, lower_bound_only: bool | str = False,
+                  checked=None) -> Result:
     """Predicted step time, tokens/s, MFU and HFU. Numeric arguments may be numpy arrays (then ``data['valid']``
     masks impossible layouts instead of raising).
 
@@ -205,12 +206,19 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
     ``lower_bound_only``: return only a lower bound on the step time with the tokens/s and MFU it allows (see
     :func:`_lower_bound`): True, compute × (1 + bubble) without the communication ledger; "pipeline",
     (compute + exposed TP/EP/PP/CP communication) × (1 + bubble) + exposed optimizer offload, from the ledger's
-    pipeline and host rows alone."""
+    pipeline and host rows alone.
+
+    ``checked``: for a caller that reads the result only where its own mask says, and checked those layouts
+    before: a mask that broadcasts to the layouts and holds every layout it will read (a planner's candidates' outer
+    rows: the candidates passed the memory model's check on a grid whose GPU counts are tp·pp·dp·cp by
+    construction). It is ``data['valid']`` and check_layout is not run (issue #13: a planner's step calls, 10³-10⁵
+    layouts each)."""
     from ..core.efficiency import training_efficiency
 
     rc = recompute_code(recompute)
     check_recompute_layers(rc, recompute_layers)
-    valid = check_layout(m, layout, gpus=gpus, micro_batch=micro_batch, seq=seq, global_batch=global_batch)
+    valid = checked if checked is not None else check_layout(m, layout, gpus=gpus, micro_batch=micro_batch, seq=seq,
+                                                             global_batch=global_batch)
     if attention not in ATTENTION_KERNELS:
         raise LlmcalcError(f"--attention expects flash or unfused, got {attention!r}")
     te = training_efficiency(hw, flat=compute_efficiency, profile=efficiency)
@@ -304,7 +312,7 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
     comm = comm_ledger(m, hw, layout, micro_batch=micro_batch, seq=seq, global_batch=global_batch,
                        recompute=rc, link_efficiency=link_efficiency, act_bytes=act_bytes, grad_bytes=grad_bytes,
                        latency_scale=latency_scale, recompute_layers=recompute_layers,
-                       offload_optimizer=offload_optimizer, pipeline_only=bool(lower_bound_only))
+                       offload_optimizer=offload_optimizer, pipeline_only=bool(lower_bound_only), checked=valid)
     c = comm.data
     k = c["by_overlap_s"]
     z = lambda key: k.get(key, 0.0)  # noqa: E731 - a missing kind moved nothing

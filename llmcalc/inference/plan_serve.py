@@ -55,7 +55,7 @@ from ..core.specs import Hardware, Model
 from ..network.collectives import ALPHA_OUT_S, ALPHA_UP_S
 from .batching import queue_wait, steady_state, wait_quantile
 from .kv import fit, kv_bytes_per_request, kv_bytes_per_request_per_gpu
-from .latency import Deployment, first_true, forward_flops, step
+from .latency import Deployment, first_true, forward_flops, kv_and_allreduce, step
 
 SRC_DP_ATTN = ("DeepSeek-V3 report §3.4 (attention DP + expert parallelism across nodes for decode); "
                "all-to-all dispatch and combine per MoE layer (Lepikhin et al. 2021 GShard §2.2)")
@@ -237,7 +237,7 @@ def _moe_step(m: Model, hw: Hardware, r: Replica, eff: Efficiency, n, lq, ctx, p
     always, per_expert = dep._read_parts()
     px = per_expert * 8 / _bits(dep) * m.n_moe_layers * moe.n_experts  # routed expert params (all layers)
     expert_flops_per_token = 2 * moe.top_k * px / moe.n_experts
-    attn = step(dep, b, lq, ctx, prefill=prefill)  # the whole model on one attention group of tp GPUs
+    attn = kv_and_allreduce(dep, b, lq, ctx, prefill=prefill)  # KV and TP all-reduce of one attention group
     dense_flops = (forward_flops(m, b, lq, ctx, causal=prefill) - b * lq * expert_flops_per_token) / r.tp
     g = r.gpus
     flops = dense_flops + tokens * expert_flops_per_token / g

@@ -235,9 +235,11 @@ def collective_time(hw: Hardware, collective: str, nbytes, n, *, ranks_per_node=
             ct = _deduplicated(hw, collective, nbytes, n, ranks_per_node, span, kw)
         for f in ("time_s", "algorithm", "protocol", "latency_s", "bandwidth_bytes_per_s", "hops",
                   "per_hop_latency_s", "bytes_per_rank", "ranks", "ranks_per_node", "nodes"):
-            v = getattr(ct, f)
+            v = ct.__dict__.get(f)  # a deduplicated sweep's other fields: read-only when first read (_ScatteredTime)
             if isinstance(v, np.ndarray):
                 v.flags.writeable = False  # shared with every later caller: never changed in place
+        if isinstance(ct, _ScatteredTime):
+            ct.__dict__["_shared"] = True
         _SCALAR_CALLS[key] = (hw, ct)
         return ct
     where_ = ranks_per_node if ranks_per_node is not None else span
@@ -430,6 +432,8 @@ class _ScatteredTime(CollectiveTime):
         if small is None or name not in small:
             raise AttributeError(name)
         value = self.__dict__["_back"](small[name])
+        if self.__dict__.get("_shared") and isinstance(value, np.ndarray):
+            value.flags.writeable = False  # kept by collective_time for later callers: never changed in place
         object.__setattr__(self, name, value)
         return value
 

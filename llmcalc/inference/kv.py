@@ -16,7 +16,7 @@ import numpy as np
 
 from ..core.checks import check_count, check_number, check_scalar
 from ..core.errors import LayoutError, LlmcalcError
-from ..core.results import Figure, Result, derive
+from ..core.results import Figure, Result, derive, memo_by_identity
 from ..core.specs import Model
 
 KV_BYTES: dict[str, float] = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1, "int4": 0.5}
@@ -99,6 +99,7 @@ def check_pp(model: Model, pp) -> None:
         raise LayoutError(f"--pp {int(bad)} must lie in 1..{model.n_layers} (the layers of {model.display_name})")
 
 
+@memo_by_identity  # a frozen Model: every decode step of a serving plan asks for it (issue #13)
 def per_token_per_layer(model: Model, kv_dtype: str = "bf16") -> Figure:
     """Bytes one token adds to one layer's cache (whole model, before any sharding)."""
     a, e = model.attention, kv_bytes_per_element(kv_dtype)

@@ -283,7 +283,7 @@ def _forward_flops_direct(model: Model, batch, seq, kv_len, causal: bool):
     from ..model.flops import forward_flops as ff
 
     absorbed = bool(model.attention.mla) and not causal
-    d = ff(model, batch, seq, kv_len=kv_len, causal=causal, mla_absorbed=absorbed).data
+    d = ff(model, batch, seq, kv_len=kv_len, causal=causal, mla_absorbed=absorbed, brief=True).data
     seq = np.asarray(seq, dtype=float)
     return d["forward_flops"] - d["lm_head_flops"] * (seq - 1) / seq
 

@@ -292,7 +292,7 @@ def _deduplicated(hw: Hardware, collective: str, nbytes, n, ranks_per_node, span
     out = object.__new__(_ScatteredTime)  # time_s scattered now; the other per-point fields when first read
     out.__dict__.update(collective=collective, time_s=back(small["time_s"]), fabric=fabric,
                         candidates=_Scattered(_Later(candidates), back),
-                        _small={f: small[f] for f in _PER_POINT}, _back=back)
+                        _small=small, _back=back)
     return out
 
 
@@ -367,9 +367,9 @@ def _points(hw: Hardware, collective: str, uniq: tuple, codes: tuple, kind,
             groups[pv] = (xs[order], rs[order])
         if m == len(S):
             fresh = ct
-    small = {f: table[f][idx] for f in (*_POINT_FIELDS, "finite")}
+    small = _Gathered(table, idx)  # a field is gathered when first read
     fabric = _fabric(hw, bool(np.any(small["nodes"] > 1)))
-    if not np.any(small["finite"]):
+    if not np.any(table["finite"][idx]):
         raise LlmcalcError(f"no algorithm can run a {collective} on {hw.display_name}")
     return small, fabric, fresh
 
@@ -421,6 +421,32 @@ def _factorize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return u, c.reshape(x.shape)
 
 
+
+
+class _Gathered(Mapping):
+    """The point table's per-point fields at rows ``idx``, each gathered when first read (the engine reads the time
+    and node count of every point; the other fields, two of them object arrays, of none in a planner run). It holds
+    the table itself, whose columns only grow (rows keep their place) until the table starts afresh as a new dict,
+    not its column arrays of the moment (each call would keep a copy of the whole table alive)."""
+
+    def __init__(self, table: dict, idx):
+        self._table, self._idx, self._done = table, idx, {}
+
+    def __getitem__(self, name):
+        if name not in _POINT_FIELDS:
+            raise KeyError(name)
+        if name not in self._done:
+            self._done[name] = self._table[name][self._idx]
+        return self._done[name]
+
+    def __contains__(self, name):
+        return name in _POINT_FIELDS
+
+    def __iter__(self):
+        return iter(_POINT_FIELDS)
+
+    def __len__(self):
+        return len(_POINT_FIELDS)
 
 
 class _ScatteredTime(CollectiveTime):

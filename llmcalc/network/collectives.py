@@ -353,11 +353,18 @@ def _points(hw: Hardware, collective: str, uniq: tuple, codes: tuple, kind,
         m = len(mi)
         new = {f: np.broadcast_to(getattr(ct, f), (m,)) for f in _POINT_FIELDS}
         new["finite"] = np.any([np.isfinite(np.broadcast_to(v, (m,))) for v in ct.candidates.values()], axis=0)
-        rows = count[0] + np.arange(m)
+        n0 = count[0]
+        rows = n0 + np.arange(m)
         idx[mi] = rows
-        count[0] += m
-        for f, v in new.items():
-            table[f] = np.concatenate([table[f], v]) if f in table else np.array(v)
+        count[0] = n0 + m
+        for f, v in new.items():  # columns keep spare rows (doubling): an append does not copy the whole table
+            col = table.get(f)
+            if col is None or len(col) < n0 + m or col.dtype != v.dtype:
+                grown = np.empty(2 * (n0 + m), dtype=v.dtype if col is None else np.result_type(col.dtype, v.dtype))
+                if col is not None:
+                    grown[:n0] = col[:n0]
+                table[f] = col = grown
+            col[n0:n0 + m] = v  # rows already handed out (idx < n0) stay where they are
         for g in distinct(pair_code[mi]).tolist():
             pv = (nv[g // len(wv)].item(), wv[g % len(wv)].item())
             at = np.flatnonzero(pair_code[mi] == g)

@@ -702,12 +702,14 @@ def _p2p(hw, collective, n, k, m, b_up, b_nic, add):
 
 def _hierarchical(hw, S, n, k, m, eff, ls, add):
     """Reduce-scatter inside each node, all-reduce of S/k across the m nodes on every NIC at once (one rank
-    per node per NIC), all-gather inside the node (the two-level scheme of NCCL's tree / Horovod)."""
-    rs = collective_time(hw, "reduce-scatter", S, k, ranks_per_node=k, link_efficiency=eff, latency_scale=ls,
+    per node per NIC), all-gather inside the node (the two-level scheme of NCCL's tree / Horovod). Each part is
+    timed point by point here (its caller's points are new ones: the caches of collective_time would keep
+    parts no later call asks for)."""
+    rs = _collective_time(hw, "reduce-scatter", S, k, ranks_per_node=k, link_efficiency=eff, latency_scale=ls,
                          algorithms=("ring", "nvls"))
-    ar = collective_time(hw, "all-reduce", S / np.maximum(k, 1), m, ranks_per_node=1, link_efficiency=eff,
+    ar = _collective_time(hw, "all-reduce", S / np.maximum(k, 1), m, ranks_per_node=1, link_efficiency=eff,
                          latency_scale=ls, algorithms=("ring", "tree"))
-    ag = collective_time(hw, "all-gather", S, k, ranks_per_node=k, link_efficiency=eff, latency_scale=ls,
+    ag = _collective_time(hw, "all-gather", S, k, ranks_per_node=k, link_efficiency=eff, latency_scale=ls,
                          algorithms=("ring", "nvls"))
     lat = (np.asarray(rs.latency_s) + np.asarray(ar.latency_s) + np.asarray(ag.latency_s)) * 1e6
     t = (np.asarray(rs.time_s) + np.asarray(ar.time_s) + np.asarray(ag.time_s)) * 1e6

@@ -643,8 +643,8 @@ def _collective_time(hw: Hardware, collective: str, nbytes, n, *, ranks_per_node
         def pick(i):
             return np.float64(won[i])
     else:
-        def pick(i):
-            return np.choose(best, [np.broadcast_to(cands[c][i], times.shape[1:]) for c in names])
+        def pick(i):  # np.choose broadcasts each candidate's entry itself (a broadcast_to each: half a small call)
+            return np.choose(best, [cands[c][i] for c in names])
 
     t_us, lat_us, bw, hops, ph = (pick(i) for i in range(5))
     one = np.broadcast_to(n, t_us.shape) <= 1  # a group of one rank communicates nothing

@@ -210,6 +210,10 @@ class Deployment:
 
     def _read_parts(self) -> tuple[float, float]:
         """(bytes read every step, bytes of ONE routed expert of one layer)."""
+        return self._parts
+
+    @cached_property  # once per deployment (frozen): every step of a serving plan reads it
+    def _parts(self) -> tuple[float, float]:
         from ..model.params import param_breakdown
 
         w = self._weights()

@@ -99,9 +99,13 @@ def check_pp(model: Model, pp) -> None:
         raise LayoutError(f"--pp {int(bad)} must lie in 1..{model.n_layers} (the layers of {model.display_name})")
 
 
-@memo_by_identity  # a frozen Model: every decode step of a serving plan asks for it (issue #13)
 def per_token_per_layer(model: Model, kv_dtype: str = "bf16") -> Figure:
     """Bytes one token adds to one layer's cache (whole model, before any sharding)."""
+    return _per_token_per_layer(model, kv_dtype)
+
+
+@memo_by_identity  # a frozen Model: every decode step of a serving plan asks for it (issue #13)
+def _per_token_per_layer(model: Model, kv_dtype: str) -> Figure:
     a, e = model.attention, kv_bytes_per_element(kv_dtype)
     if a.mla:
         return derive("bytes_per_token_per_layer", "(C + R)*bytes", "B", SRC_MLA,

@@ -237,7 +237,8 @@ def _forward_flops(model: Model, batch, seq, kv_len, causal, mla_absorbed, recom
         att = _attended(f"{name}/attended_len", causal, sliding, m, L, M)
         rows = _attention_rows(name, m, B, L, M, None if att is None else att.value, mla_absorbed)
         rows += _mlp_rows(name, m, B, L, moe=name.startswith("moe"))
-        rows = [relabel(r, label=f"{name}: {r.label}") for r in rows]  # rows of several block types stay distinct
+        if not brief:  # rows of several block types stay distinct (labels: a brief result is never shown)
+            rows = [relabel(r, label=f"{name}: {r.label}") for r in rows]
         layer = total(f"{name}/per_layer", rows, label=f"{name} block, one layer")
         block = derive(f"{name}/forward", "layers*per_layer", "FLOP", "sum of the rows above, x layers",
                        label=f"{name} blocks (x {n} layers)", layers=n, per_layer=layer.value)

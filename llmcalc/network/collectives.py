@@ -633,8 +633,10 @@ def _collective_time(hw: Hardware, collective: str, nbytes, n, *, ranks_per_node
     point = np.broadcast(S, n, k).shape
     if point == ():  # one point: every candidate's entries are 0-d already
         times = np.stack([cands[c][0] for c in names])
-    else:
-        times = np.stack([np.broadcast_to(cands[c][0], point) for c in names])
+    else:  # each row broadcast on assignment (a broadcast_to per candidate cost more than the copy)
+        times = np.empty((len(names), *point))
+        for j, c in enumerate(names):
+            times[j] = cands[c][0]
     best = np.argmin(np.where(np.isfinite(times), times, np.inf), axis=0)
 
     if times.ndim == 1:  # one point: the winner's entries as np.choose gives them (float64 scalars), without
@@ -672,7 +674,7 @@ def _collective_time(hw: Hardware, collective: str, nbytes, n, *, ranks_per_node
         out_(np.where(bw > 0, bw * 1e9, np.inf)), out_(hops), out_(ph * 1e-6),
         out_(np.where(nn > 1, per_rank, 0.0)), out_(nn), out_(np.broadcast_to(k, nn.shape)),
         out_(np.broadcast_to(m, nn.shape)), fabric,
-        {c: out_((cands[c][0] if scalar else np.broadcast_to(cands[c][0], times.shape[1:])) * 1e-6) for c in names})
+        {c: out_((cands[c][0] if scalar else times[j]) * 1e-6) for j, c in enumerate(names)})
 
 
 @cache

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from llmcalc.cli import app
-from llmcalc.core.catalogue import load_hardware, load_model
+from llmcalc.core.catalogue import load_hardware, load_model, names
 from llmcalc.core.errors import LayoutError
 from llmcalc.model.flops import block_layers, forward_flops
 
@@ -270,3 +270,18 @@ def test_cli_flops_user_error_exit_code():
     res = runner.invoke(app, ["flops", "llama-3.1-8b", "--seq", "64", "--kv-len", "8"])
     assert res.exit_code == 2
     assert "--kv-len" in res.output and "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("name", names("models"))
+def test_brief_forward_flops_are_the_full_counts(name):
+    """forward_flops(brief=True) (the serving step's count) gives the forward and LM-head FLOPs of the full result,
+    bit for bit, for scalars and batch grids, prefill and decode, plain and absorbed MLA."""
+    m = load_model(name)
+    grid = np.arange(1, 300, dtype=float) / 2 + 1
+    for batch, seq, kv, causal in ((grid, 1, 1150.5, False), (1, 512, 512, True), (3, 1, 2048, False),
+                                   (grid, 64, 640, True)):
+        for absorbed in ((False, True) if m.attention.mla else (False,)):
+            full = forward_flops(m, batch, seq, kv_len=kv, causal=causal, mla_absorbed=absorbed).data
+            brief = forward_flops(m, batch, seq, kv_len=kv, causal=causal, mla_absorbed=absorbed, brief=True).data
+            for k in ("forward_flops", "lm_head_flops"):
+                assert np.array_equal(brief[k], full[k]) and type(brief[k]) is type(full[k]), k

@@ -104,3 +104,20 @@ def test_brief_fit_keeps_every_number_it_reports(tp, pp, ep, kv):
               "max_batch", "bits_per_weight"):
         assert brief[k] == full[k], k
     assert brief["max_batch_by_context"] is None and brief["max_context"] is None
+
+
+def test_a_kept_sweep_scatters_its_other_fields_read_only_when_read():
+    """collective_time keeps a small sweep for later callers: the fields it scatters only when first read (not at
+    the call, issue #13) are read-only like the rest, and equal to a fresh call's."""
+    from llmcalc.network import collectives
+
+    hw = load_hardware("h100-sxm")
+    msg = np.arange(1, 4097, dtype=float) * 16384
+    collectives._SCALAR_CALLS.clear()
+    kept = collectives.collective_time(hw, "all-reduce", msg, 8)
+    assert "algorithm" not in kept.__dict__  # not scattered yet
+    fresh = collectives._collective_time(hw, "all-reduce", msg, 8)
+    for f in ("time_s", "algorithm", "protocol", "latency_s", "hops", "nodes"):
+        v = getattr(kept, f)
+        assert not v.flags.writeable, f
+        assert np.array_equal(v, getattr(fresh, f)), f

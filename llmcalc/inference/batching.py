@@ -68,10 +68,15 @@ def queue_wait(t_prefill, rho, t_prefill_sq=None):
     With a request mix the prefill time S varies by class: give its mean ``t_prefill`` = E[S] and
     ``t_prefill_sq`` = E[S²]; the mean is then the M/G/1 Pollaczek-Khinchine formula W = λ·E[S²]/(2(1 − ρ))
     = ρ·(E[S²]/E[S])/(2(1 − ρ)) (SRC_MG1), which is ρ·t_p/(2(1 − ρ)) when every S = t_p."""
+    mean = queue_wait_mean(t_prefill, rho, t_prefill_sq)
+    return mean, wait_quantile(mean, rho, 0.99)
+
+
+def queue_wait_mean(t_prefill, rho, t_prefill_sq=None):
+    """The mean of :func:`queue_wait` alone (a planner reading no p99 skips its tail)."""
     rho = np.asarray(rho, dtype=float)
     s = t_prefill if t_prefill_sq is None else t_prefill_sq / t_prefill  # E[S²]/E[S]
-    mean = rho * s / (2 * (1 - rho))
-    return mean, wait_quantile(mean, rho, 0.99)
+    return rho * s / (2 * (1 - rho))
 
 
 def queue_figures(t_p: float, t_d: float, rho: float) -> list:

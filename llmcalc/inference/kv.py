@@ -16,7 +16,7 @@ import numpy as np
 
 from ..core.checks import check_count, check_number, check_scalar
 from ..core.errors import LayoutError, LlmcalcError
-from ..core.results import Figure, Result, derive
+from ..core.results import Figure, Result, derive, memo_by_identity
 from ..core.specs import Model
 
 KV_BYTES: dict[str, float] = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1, "int4": 0.5}
@@ -101,6 +101,11 @@ def check_pp(model: Model, pp) -> None:
 
 def per_token_per_layer(model: Model, kv_dtype: str = "bf16") -> Figure:
     """Bytes one token adds to one layer's cache (whole model, before any sharding)."""
+    return _per_token_per_layer(model, kv_dtype)
+
+
+@memo_by_identity  # a frozen Model: every decode step of a serving plan asks for it (issue #13)
+def _per_token_per_layer(model: Model, kv_dtype: str) -> Figure:
     a, e = model.attention, kv_bytes_per_element(kv_dtype)
     if a.mla:
         return derive("bytes_per_token_per_layer", "(C + R)*bytes", "B", SRC_MLA,

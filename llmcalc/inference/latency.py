@@ -210,6 +210,10 @@ class Deployment:
 
     def _read_parts(self) -> tuple[float, float]:
         """(bytes read every step, bytes of ONE routed expert of one layer)."""
+        return self._parts
+
+    @cached_property  # once per deployment (frozen): every step of a serving plan reads it
+    def _parts(self) -> tuple[float, float]:
         from ..model.params import param_breakdown
 
         w = self._weights()
@@ -283,7 +287,7 @@ def _forward_flops_direct(model: Model, batch, seq, kv_len, causal: bool):
     from ..model.flops import forward_flops as ff
 
     absorbed = bool(model.attention.mla) and not causal
-    d = ff(model, batch, seq, kv_len=kv_len, causal=causal, mla_absorbed=absorbed).data
+    d = ff(model, batch, seq, kv_len=kv_len, causal=causal, mla_absorbed=absorbed, brief=True).data
     seq = np.asarray(seq, dtype=float)
     return d["forward_flops"] - d["lm_head_flops"] * (seq - 1) / seq
 
@@ -300,6 +304,24 @@ def _allreduce_time(dep: Deployment, nbytes):
     return dep.tp_allreduce(nbytes).time_s
 
 
+def kv_and_allreduce(dep: Deployment, batch, new_tokens, context, *, prefill: bool) -> dict:
+    """The parts of :func:`step` that do not depend on which weights a step reads: KV cache bytes read and written
+    per GPU, and the TP all-reduce time (per layer and per step). An expert-parallel step (the serving planner's
+    ep+dp-attention replica) reads its own weights and takes these from here."""
+    b = np.asarray(batch, dtype=float)
+    lq = np.asarray(new_tokens, dtype=float)
+    ctx = np.asarray(context, dtype=float)
+    kv_write = b * lq * dep.kv_per_token_per_gpu()
+    kv_read = 0.0 * b if prefill else b * kv_bytes_per_request_per_gpu(dep.model, ctx, dep.kv_dtype, dep.tp)
+    if dep.tp > 1:
+        msg = b * lq * dep.model.d_model * dep.act_bytes
+        per_layer = 2 * np.asarray(_allreduce_time(dep, msg)) + 0.0 * b
+    else:
+        per_layer = 0.0 * b
+    return {"kv_read_bytes": kv_read, "kv_write_bytes": kv_write, "comm_per_layer_s": per_layer,
+            "comm_s": dep.model.n_layers * per_layer}
+
+
 def step(dep: Deployment, batch, new_tokens, context, *, prefill: bool) -> dict:
     """Roofline time of one step; every entry broadcasts over batch/new_tokens/context arrays.
 
@@ -312,18 +334,12 @@ def step(dep: Deployment, batch, new_tokens, context, *, prefill: bool) -> dict:
     ctx = np.asarray(context, dtype=float)
     flops = forward_flops(dep.model, b, lq, ctx, causal=prefill) / dep.tp
     w_read = dep.weights_read_per_gpu(b * lq)
-    kv_write = b * lq * dep.kv_per_token_per_gpu()
-    kv_read = 0.0 * b if prefill else b * kv_bytes_per_request_per_gpu(dep.model, ctx, dep.kv_dtype, dep.tp)
+    kc = kv_and_allreduce(dep, b, lq, ctx, prefill=prefill)
+    kv_read, kv_write, per_layer, t_comm = kc["kv_read_bytes"], kc["kv_write_bytes"], kc["comm_per_layer_s"], \
+        kc["comm_s"]
     bytes_ = w_read + kv_read + kv_write
     peak, bw = dep.peak_flops_per_s * dep.eff.flops, dep.hw.memory_bw_bytes_per_s * dep.eff.memory_bw
     t_c, t_m = flops / peak, bytes_ / bw
-    n = dep.tp
-    if n > 1:
-        msg = b * lq * dep.model.d_model * dep.act_bytes
-        per_layer = 2 * np.asarray(_allreduce_time(dep, msg)) + 0.0 * b
-    else:
-        per_layer = 0.0 * b
-    t_comm = dep.model.n_layers * per_layer
     # TP all-reduce overlapped with compute (an engine option): only what exceeds the roofline time stays exposed
     t_roof = np.maximum(t_c, t_m)
     exposed = np.maximum(t_comm - t_roof, 0.0) if dep.tp_overlap else t_comm

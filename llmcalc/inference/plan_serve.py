@@ -53,9 +53,9 @@ from ..core.errors import LlmcalcError
 from ..core.results import Result, derive
 from ..core.specs import Hardware, Model
 from ..network.collectives import ALPHA_OUT_S, ALPHA_UP_S
-from .batching import queue_wait, steady_state, wait_quantile
+from .batching import queue_wait_mean, steady_state, wait_quantile
 from .kv import fit, kv_bytes_per_request, kv_bytes_per_request_per_gpu
-from .latency import Deployment, first_true, forward_flops, step
+from .latency import Deployment, first_true, forward_flops, kv_and_allreduce, step
 
 SRC_DP_ATTN = ("DeepSeek-V3 report §3.4 (attention DP + expert parallelism across nodes for decode); "
                "all-to-all dispatch and combine per MoE layer (Lepikhin et al. 2021 GShard §2.2)")
@@ -237,7 +237,7 @@ def _moe_step(m: Model, hw: Hardware, r: Replica, eff: Efficiency, n, lq, ctx, p
     always, per_expert = dep._read_parts()
     px = per_expert * 8 / _bits(dep) * m.n_moe_layers * moe.n_experts  # routed expert params (all layers)
     expert_flops_per_token = 2 * moe.top_k * px / moe.n_experts
-    attn = step(dep, b, lq, ctx, prefill=prefill)  # the whole model on one attention group of tp GPUs
+    attn = kv_and_allreduce(dep, b, lq, ctx, prefill=prefill)  # KV and TP all-reduce of one attention group
     dense_flops = (forward_flops(m, b, lq, ctx, causal=prefill) - b * lq * expert_flops_per_token) / r.tp
     g = r.gpus
     flops = dense_flops + tokens * expert_flops_per_token / g
@@ -300,7 +300,7 @@ def evaluate(m: Model, hw: Hardware, r: Replica, *, prompt, output, ttft_s: floa
             memo[key] = fn(*a)
         return memo[key]
 
-    wl = Workload.of(prompt, output, shares)
+    wl = once("workload", Workload.of, prompt, output, shares)
     cap, why = once("capacity", capacity, m, hw, r, wl, reserve)
     if cap < 1:
         return {"ok": False, "why": why, "fits": False}
@@ -311,7 +311,7 @@ def evaluate(m: Model, hw: Hardware, r: Replica, *, prompt, output, ttft_s: floa
     t_u_sq = None if wl.k == 1 else float(w @ t_ui ** 2)  # E[S²] of the prefill service: M/G/1
     if role == "prefill":
         rho = np.linspace(0.01, 0.95, 95)
-        wait = queue_wait(t_u, rho, t_u_sq)[0]
+        wait = queue_wait_mean(t_u, rho, t_u_sq)
         ttft = float(ttft_quantile(w, t_pi, 0.0, 0.0, 0.5))  # p50 without queueing, as everywhere
         ttft99 = ttft_quantile(w, t_pi[:, None] + 0 * rho, wait, rho, 0.99)
         ok = (ttft <= ttft_s) & ((ttft_p99_s is None) | (ttft99 <= (ttft_p99_s or np.inf)))
@@ -335,7 +335,7 @@ def evaluate(m: Model, hw: Hardware, r: Replica, *, prompt, output, ttft_s: floa
         T, lam, u, tpot = ss["request_s"], ss["qps"], ss["prefill_share"], ss["tpot_s"]
         base = base_p[:, None] + t_d
         ttft = ttft_quantile(w, base, 0.0, 0.0, 0.5)
-        wait = 0.0 if decode_only else queue_wait(t_u, np.minimum(u, 1 - 1e-12), t_u_sq)[0]
+        wait = 0.0 if decode_only else queue_wait_mean(t_u, np.minimum(u, 1 - 1e-12), t_u_sq)
         ttft99 = ttft_quantile(w, base, wait, u, 0.99)
         stalls = lam * t_d / np.maximum(1 - u, 1e-12)  # prefills per decode step
         tpot99 = tpot if decode_only else _tpot_p99(w, t_ui, t_d, tpot, stalls)
@@ -433,7 +433,7 @@ def search(m: Model, hw: Hardware, reps: list[Replica], wl: Workload, *, load: f
 
     for r in reps:
         fam = f"{r.kind}, weights {r.weights}, KV {r.kv_dtype}"
-        memo: dict = {}  # this replica's capacity and step times, shared by its three roles
+        memo: dict = {"workload": wl}  # this replica's capacity and step times, shared by its three roles
         e = evaluate(m, hw, r, **kw, memo=memo)
         outcomes.append((r, e, _deployment(fam, r, e, load, concurrent, wl, price) if e["ok"] else None))
         if disaggregate:

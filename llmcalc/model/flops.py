@@ -201,19 +201,21 @@ def _mlp_rows(p: str, m: Model, B, L, moe: bool) -> list[Figure]:
 
 
 def forward_flops(model: Model, batch=1, seq=2048, *, kv_len=None, causal: bool = False,
-                  mla_absorbed: bool = False, recompute: str = "none") -> Result:
+                  mla_absorbed: bool = False, recompute: str = "none", brief: bool = False) -> Result:
     """FLOPs of one forward pass over ``batch`` sequences of ``seq`` query tokens attending to ``kv_len``.
 
     ``kv_len`` defaults to ``seq`` (training, prefill); decode is ``seq=1, kv_len=context``. Numeric
     arguments may be numpy arrays. ``data["forward_flops"]`` is the total; ``data["per_layer"]`` lists
     every matmul of each block type; backward, training-step, recompute and 6·N·D figures follow.
+    ``brief``: the forward pass alone (a serving step's FLOPs, asked 10¹-10² times per plan): the matmul rows, block
+    and forward totals and ``data`` keys ``forward_flops`` and ``lm_head_flops``, each the same number as in full.
     """
     if np.ndim(batch) == 0 and np.ndim(seq) == 0 and np.ndim(kv_len) == 0:  # one point: asked again and again
-        return _forward_flops_memo(model, batch, seq, kv_len, causal, mla_absorbed, recompute)
-    return _forward_flops(model, batch, seq, kv_len, causal, mla_absorbed, recompute)
+        return _forward_flops_memo(model, batch, seq, kv_len, causal, mla_absorbed, recompute, brief)
+    return _forward_flops(model, batch, seq, kv_len, causal, mla_absorbed, recompute, brief)
 
 
-def _forward_flops(model: Model, batch, seq, kv_len, causal, mla_absorbed, recompute) -> Result:
+def _forward_flops(model: Model, batch, seq, kv_len, causal, mla_absorbed, recompute, brief=False) -> Result:
     m = model
     if recompute not in RECOMPUTE:
         raise LayoutError(f"--recompute must be one of {', '.join(RECOMPUTE)}, got {recompute!r}")
@@ -235,16 +237,19 @@ def _forward_flops(model: Model, batch, seq, kv_len, causal, mla_absorbed, recom
         att = _attended(f"{name}/attended_len", causal, sliding, m, L, M)
         rows = _attention_rows(name, m, B, L, M, None if att is None else att.value, mla_absorbed)
         rows += _mlp_rows(name, m, B, L, moe=name.startswith("moe"))
-        rows = [relabel(r, label=f"{name}: {r.label}") for r in rows]  # rows of several block types stay distinct
+        if not brief:  # rows of several block types stay distinct (labels: a brief result is never shown)
+            rows = [relabel(r, label=f"{name}: {r.label}") for r in rows]
         layer = total(f"{name}/per_layer", rows, label=f"{name} block, one layer")
         block = derive(f"{name}/forward", "layers*per_layer", "FLOP", "sum of the rows above, x layers",
                        label=f"{name} blocks (x {n} layers)", layers=n, per_layer=layer.value)
+        figures += ([att] if att is not None else []) + rows + [layer]
+        block_totals.append(block)
+        if brief:
+            continue
         block_bwd = derive(f"{name}/backward", "2*forward", "FLOP", SRC_BWD, label=f"{name} blocks, backward",
                            forward=block.value)
         block_step = derive(f"{name}/train_step", "3*forward", "FLOP", SRC_BWD,
                             label=f"{name} blocks, training step", forward=block.value)
-        figures += ([att] if att is not None else []) + rows + [layer]
-        block_totals.append(block)
         block_extra += [block_bwd, block_step]
         core = [r for r in rows if r.key.endswith(("/scores", "/values"))]
         attn_core.append(derive(f"{name}/attention_core", "layers*(scores + values)", "FLOP", SRC_SEL_RC,
@@ -260,6 +265,11 @@ def _forward_flops(model: Model, batch, seq, kv_len, causal, mla_absorbed, recom
                      label="LM head", shape="BLD,DV->BLV", B=B, L=L, D=m.d_model, V=m.vocab_size)
     figures += [*block_totals, *block_extra, lm_head]
     fwd = total("forward", [*block_totals, lm_head], label="forward pass")
+    if brief:
+        return Result(f"Forward FLOPs of {m.display_name} (brief)", (*figures, fwd), (),
+                      {"model": m.name, "batch": B, "seq": L, "kv_len": M, "causal": causal,
+                       "mla_absorbed": mla_absorbed, "forward_flops": _exact(fwd.value),
+                       "lm_head_flops": _exact(lm_head.value)})
     layers_fwd = total("layers_forward", block_totals, label="all transformer layers, forward")
     bwd = derive("backward", "2*forward", "FLOP", SRC_BWD, label="backward pass", forward=fwd.value)
     step = derive("train_step", "forward + backward", "FLOP", SRC_BWD, label="training step (model FLOPs)",

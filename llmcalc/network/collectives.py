@@ -233,9 +233,13 @@ def collective_time(hw: Hardware, collective: str, nbytes, n, *, ranks_per_node=
             ct = _collective_time(hw, collective, nbytes, n, ranks_per_node=ranks_per_node, span=span, **kw)
         else:  # a small array: its points may be known from an earlier call (a planner's seed rounds)
             ct = _deduplicated(hw, collective, nbytes, n, ranks_per_node, span, kw)
-        for v in vars(ct).values():  # the fields there now (a deduplicated call builds the rest when read)
+        for f in ("time_s", "algorithm", "protocol", "latency_s", "bandwidth_bytes_per_s", "hops",
+                  "per_hop_latency_s", "bytes_per_rank", "ranks", "ranks_per_node", "nodes"):
+            v = ct.__dict__.get(f)  # a deduplicated sweep's other fields: read-only when first read (_ScatteredTime)
             if isinstance(v, np.ndarray):
                 v.flags.writeable = False  # shared with every later caller: never changed in place
+        if isinstance(ct, _ScatteredTime):
+            ct.__dict__["_shared"] = True
         _SCALAR_CALLS[key] = (hw, ct)
         return ct
     where_ = ranks_per_node if ranks_per_node is not None else span
@@ -274,7 +278,7 @@ def _deduplicated(hw: Hardware, collective: str, nbytes, n, ranks_per_node, span
     i0, i1 = np.divmod(i1, len(vals[1]))
     uniq = (vals[0][i0], vals[1][i1], vals[2][i2])
     kind = None if where_ is None else ("ranks_per_node" if ranks_per_node is not None else "span")
-    small, fabric, fresh = _points(hw, collective, uniq, kind, kw)
+    small, fabric, fresh = _points(hw, collective, uniq, (vals[1], i1, vals[2], i2), kind, kw)
     n_uniq = len(present)
 
     def back(v):
@@ -288,7 +292,7 @@ def _deduplicated(hw: Hardware, collective: str, nbytes, n, ranks_per_node, span
     out = object.__new__(_ScatteredTime)  # time_s scattered now; the other per-point fields when first read
     out.__dict__.update(collective=collective, time_s=back(small["time_s"]), fabric=fabric,
                         candidates=_Scattered(_Later(candidates), back),
-                        _small={f: small[f] for f in _PER_POINT}, _back=back)
+                        _small=small, _back=back)
     return out
 
 
@@ -306,11 +310,14 @@ _PER_POINT = ("algorithm", "protocol", "latency_s", "bandwidth_bytes_per_s", "ho
 _POINT_FIELDS = ("time_s", *_PER_POINT)
 
 
-def _points(hw: Hardware, collective: str, uniq: tuple, kind, kw) -> tuple[dict, str, CollectiveTime | None]:
+def _points(hw: Hardware, collective: str, uniq: tuple, codes: tuple, kind,
+            kw) -> tuple[dict, str, CollectiveTime | None]:
     """Every per-point field at the distinct points ``uniq`` (S, n, placement), from the table of points
     timed before, the others timed now in one call; the fabric the group crosses; and the fresh CollectiveTime
-    when every point was timed now (else None). Whatever the result, the same as one call on ``uniq``: a call on
-    the missing points that fails is redone on all of them (the error names the whole group)."""
+    when every point was timed now (else None). ``codes`` = (distinct n, each point's index in them, distinct
+    placements, each point's index in them), as :func:`_deduplicated` found them. Whatever the result, the same as
+    one call on ``uniq``: a call on the missing points that fails is redone on all of them (the error names the
+    whole group)."""
     algs = kw["algorithms"]
     key = (id(hw), collective, kind, kw["link_efficiency"], kw["latency_scale"],
            None if algs is None else tuple(algs), errstate_key())
@@ -322,8 +329,8 @@ def _points(hw: Hardware, collective: str, uniq: tuple, kind, kw) -> tuple[dict,
     _, groups, table, count = ent
     # the rows of the points timed before: per (n, placement) group (a call holds a few), a sorted array of its
     # sizes S and their rows, searched at once (a serving plan asks 4,096-point grids ~90 times: issue #13)
-    S, n, w = uniq
-    (nv, nc), (wv, wc) = _factorize(n), _factorize(w)
+    S = uniq[0]
+    nv, nc, wv, wc = codes
     pair_code = nc * len(wv) + wc
     pairs = distinct(pair_code).tolist()
     idx = np.full(len(S), -1, np.int64)
@@ -346,11 +353,18 @@ def _points(hw: Hardware, collective: str, uniq: tuple, kind, kw) -> tuple[dict,
         m = len(mi)
         new = {f: np.broadcast_to(getattr(ct, f), (m,)) for f in _POINT_FIELDS}
         new["finite"] = np.any([np.isfinite(np.broadcast_to(v, (m,))) for v in ct.candidates.values()], axis=0)
-        rows = count[0] + np.arange(m)
+        n0 = count[0]
+        rows = n0 + np.arange(m)
         idx[mi] = rows
-        count[0] += m
-        for f, v in new.items():
-            table[f] = np.concatenate([table[f], v]) if f in table else np.array(v)
+        count[0] = n0 + m
+        for f, v in new.items():  # columns keep spare rows (doubling): an append does not copy the whole table
+            col = table.get(f)
+            if col is None or len(col) < n0 + m or col.dtype != v.dtype:
+                grown = np.empty(2 * (n0 + m), dtype=v.dtype if col is None else np.result_type(col.dtype, v.dtype))
+                if col is not None:
+                    grown[:n0] = col[:n0]
+                table[f] = col = grown
+            col[n0:n0 + m] = v  # rows already handed out (idx < n0) stay where they are
         for g in distinct(pair_code[mi]).tolist():
             pv = (nv[g // len(wv)].item(), wv[g % len(wv)].item())
             at = np.flatnonzero(pair_code[mi] == g)
@@ -360,9 +374,9 @@ def _points(hw: Hardware, collective: str, uniq: tuple, kind, kw) -> tuple[dict,
             groups[pv] = (xs[order], rs[order])
         if m == len(S):
             fresh = ct
-    small = {f: table[f][idx] for f in (*_POINT_FIELDS, "finite")}
+    small = _Gathered(table, idx)  # a field is gathered when first read
     fabric = _fabric(hw, bool(np.any(small["nodes"] > 1)))
-    if not np.any(small["finite"]):
+    if not np.any(table["finite"][idx]):
         raise LlmcalcError(f"no algorithm can run a {collective} on {hw.display_name}")
     return small, fabric, fresh
 
@@ -399,8 +413,9 @@ class _Later(Mapping):
 def _factorize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(distinct values, each element's index among them) of a float array, by hashing the bits into a table
     when the distinct values are few and collide nowhere (a planner's grid: no sort of 10⁵-10⁶ elements);
-    np.unique otherwise. The distinct values come in no particular order."""
-    if x.size >= 4096:
+    np.unique otherwise. The distinct values come in no particular order. Below 16,384 elements np.unique is as
+    fast or faster (4,096: 35 µs against the table's 120-150 µs; the serving planner's grids are that size)."""
+    if x.size >= 16384:
         flat = np.ascontiguousarray(x).ravel()
         h = (flat.view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - 16)  # Fibonacci hashing
         slot = np.zeros(1 << 16)
@@ -415,6 +430,32 @@ def _factorize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 
+class _Gathered(Mapping):
+    """The point table's per-point fields at rows ``idx``, each gathered when first read (the engine reads the time
+    and node count of every point; the other fields, two of them object arrays, of none in a planner run). It holds
+    the table itself, whose columns only grow (rows keep their place) until the table starts afresh as a new dict,
+    not its column arrays of the moment (each call would keep a copy of the whole table alive)."""
+
+    def __init__(self, table: dict, idx):
+        self._table, self._idx, self._done = table, idx, {}
+
+    def __getitem__(self, name):
+        if name not in _POINT_FIELDS:
+            raise KeyError(name)
+        if name not in self._done:
+            self._done[name] = self._table[name][self._idx]
+        return self._done[name]
+
+    def __contains__(self, name):
+        return name in _POINT_FIELDS
+
+    def __iter__(self):
+        return iter(_POINT_FIELDS)
+
+    def __len__(self):
+        return len(_POINT_FIELDS)
+
+
 class _ScatteredTime(CollectiveTime):
     """A deduplicated sweep's CollectiveTime: ``time_s`` is scattered back to the sweep's shape at once, every other
     per-point field (a gather over 10⁵-10⁶ points each, which a planner never reads) when it is first read."""
@@ -424,8 +465,8 @@ class _ScatteredTime(CollectiveTime):
         if small is None or name not in small:
             raise AttributeError(name)
         value = self.__dict__["_back"](small[name])
-        if isinstance(value, np.ndarray):  # one instance may be shared by later callers (collective_time's cache)
-            value.flags.writeable = False
+        if self.__dict__.get("_shared") and isinstance(value, np.ndarray):
+            value.flags.writeable = False  # kept by collective_time for later callers: never changed in place
         object.__setattr__(self, name, value)
         return value
 
@@ -592,8 +633,10 @@ def _collective_time(hw: Hardware, collective: str, nbytes, n, *, ranks_per_node
     point = np.broadcast(S, n, k).shape
     if point == ():  # one point: every candidate's entries are 0-d already
         times = np.stack([cands[c][0] for c in names])
-    else:
-        times = np.stack([np.broadcast_to(cands[c][0], point) for c in names])
+    else:  # each row broadcast on assignment (a broadcast_to per candidate cost more than the copy)
+        times = np.empty((len(names), *point))
+        for j, c in enumerate(names):
+            times[j] = cands[c][0]
     best = np.argmin(np.where(np.isfinite(times), times, np.inf), axis=0)
 
     if times.ndim == 1:  # one point: the winner's entries as np.choose gives them (float64 scalars), without
@@ -602,8 +645,8 @@ def _collective_time(hw: Hardware, collective: str, nbytes, n, *, ranks_per_node
         def pick(i):
             return np.float64(won[i])
     else:
-        def pick(i):
-            return np.choose(best, [np.broadcast_to(cands[c][i], times.shape[1:]) for c in names])
+        def pick(i):  # np.choose broadcasts each candidate's entry itself (a broadcast_to each: half a small call)
+            return np.choose(best, [cands[c][i] for c in names])
 
     t_us, lat_us, bw, hops, ph = (pick(i) for i in range(5))
     one = np.broadcast_to(n, t_us.shape) <= 1  # a group of one rank communicates nothing
@@ -631,7 +674,7 @@ def _collective_time(hw: Hardware, collective: str, nbytes, n, *, ranks_per_node
         out_(np.where(bw > 0, bw * 1e9, np.inf)), out_(hops), out_(ph * 1e-6),
         out_(np.where(nn > 1, per_rank, 0.0)), out_(nn), out_(np.broadcast_to(k, nn.shape)),
         out_(np.broadcast_to(m, nn.shape)), fabric,
-        {c: out_((cands[c][0] if scalar else np.broadcast_to(cands[c][0], times.shape[1:])) * 1e-6) for c in names})
+        {c: out_((cands[c][0] if scalar else times[j]) * 1e-6) for j, c in enumerate(names)})
 
 
 @cache

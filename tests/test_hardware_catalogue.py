@@ -300,3 +300,16 @@ def test_prices_only_where_the_sheet_verifies_them():
     # H100 $10.8, v5p $4.2, v5e $1.2 per device-hour. All other prices are "unverified" (open items).
     per_hour = {n: hw(n).price_usd_per_hour for n in ALL if hw(n).price_usd_per_hour is not None}
     assert per_hour == {"h100-sxm": approx(10.8), "tpu-v5p": approx(4.2), "tpu-v5e": approx(1.2)}
+
+
+def test_span_limit_is_the_domain_exactly_where_no_network_is_recorded():
+    """Hardware.span_limit states the rule `plan`, `train`, `plan-serve` and the dashboard apply: without a
+    scale_out link a job (or replica) stays in one scale-up domain; with one there is no such limit."""
+    from llmcalc.core.catalogue import load_hardware, names
+
+    seen = set()
+    for name in names("hardware"):
+        hw = load_hardware(name)
+        seen.add(hw.scale_out is None)
+        assert hw.span_limit == (hw.scale_up.domain_size if hw.scale_out is None else None), name
+    assert seen == {True, False}  # the catalogue has both kinds (L4, MI300X, TPU v4 without; H100 with)

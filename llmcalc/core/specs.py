@@ -230,6 +230,13 @@ class Hardware(Spec):
             raise ValueError("needs a 16-bit peak (bf16 or fp16): every calculator defaults to it")
         return v
 
+    @property
+    def span_limit(self) -> int | None:
+        """The most devices one job or one replica may span: its scale-up domain when the entry records no
+        scale-out link (nothing to join two domains over), else None (no limit). The one statement of that rule:
+        `plan` refuses a bigger job, `train` says it cannot be timed, `plan-serve` keeps replicas inside."""
+        return self.scale_up.domain_size if self.scale_out is None else None
+
     def peak(self, dtype: str = "bf16") -> float:
         """Dense peak FLOP/s for ``dtype``; bf16 and fp16 stand in for each other."""
         table = self.peak_flops_per_s

@@ -75,7 +75,7 @@ def _plan(model, hardware, s: dict):
     counts = gpu_counts(s["plan_gpus"])
     dom = hardware.scale_up.domain_size
     note = ""
-    if hardware.scale_out is None and max(counts) > dom:  # no network recorded: one scale-up domain at most
+    if hardware.span_limit is not None and max(counts) > dom:  # no network recorded: one scale-up domain at most
         note = (f"{hardware.display_name} records no scale-out link: planning {dom} {dev}s (one scale-up "
                 f"domain) instead of {', '.join(map(str, counts))}")
         counts = sorted({c for c in counts if c <= dom} | {dom})

@@ -382,7 +382,7 @@ def candidates(m: Model, hw: Hardware, weights: list[str], kv: list[str]) -> lis
     """Every replica shape searched. Hardware without a scale_out link: only replicas within one scale-up domain
     (no network to run a wider group's collectives or sends over, as `plan` refuses a training job past it)."""
     dom = hw.scale_up.domain_size
-    within = hw.scale_out is None  # one replica on one scale-up domain at most
+    within = hw.span_limit is not None  # one replica on one scale-up domain at most
     most, most_ep = (dom, min(256, dom)) if within else (8 * dom, 256)  # GPUs a TP×PP / EP replica may span
     heads = m.attention.n_heads if m.attention.mla else math.gcd(m.attention.n_heads, m.attention.n_kv_heads)
     tps = [t for t in (1, 2, 4, 8, 16, 32) if heads % t == 0 and t <= (dom if within else 2 * dom)]
@@ -510,7 +510,7 @@ def plan_serve(m: Model, hw: Hardware, *, prompt, output, ttft_s: float, tpot_s:
                      "TTFT_i = wait + t_prefill,i + t_decode, the wait M/G/1 (Pollaczek-Khinchine) and the same for "
                      "every class; TTFT p50/p99 are quantiles over arrivals (p99 = the longest-prompt class's "
                      "TTFT, plus its wait, once that class is over 1% of arrivals); TPOT is shared by all classes")
-    dom, within = hw.scale_up.domain_size, hw.scale_out is None
+    dom, within = hw.scale_up.domain_size, hw.span_limit is not None
     if within:  # no network recorded: every replica inside one scale-up domain (as `plan` for a training job)
         notes[-1] = (f"searched: TP, TP×PP{', EP + DP-attention' if m.moe else ''} within one {dom}-device scale-up "
                      f"domain, weights {'/'.join(weights)}, KV {'/'.join(kv_dtypes)}")

@@ -152,8 +152,8 @@ def training_cost(model: Model | None = None, tokens=None, hardware: Hardware | 
             figures += _utilisation(model_total.value, hw_total.value, t.value * n, peak, "")
     if hardware is not None and gpus is not None:
         figures += _memory_floor(model, params, hardware, _arr(gpus, "--gpus"), data, notes)
-        dom = hardware.scale_up.domain_size
-        if hardware.scale_out is None and np.any(np.asarray(gpus) > dom):  # `step` and `plan` refuse such a job
+        dom = hardware.span_limit
+        if dom is not None and np.any(np.asarray(gpus) > dom):  # `step` and `plan` refuse such a job
             notes.insert(0, f"{hardware.display_name} records no scale-out link: a job of more than {dom} devices "
                             "is assumed to connect somehow; `step` and `plan` cannot time it (give the hardware "
                             "YAML a scale_out link)")

@@ -262,7 +262,7 @@ def plan_training(m: Model, hw: Hardware, *, gpus, global_batch: int, seq: int, 
     if price_usd_per_hour is not None and not (np.isfinite(price_usd_per_hour) and price_usd_per_hour >= 0):
         raise LlmcalcError(f"--price must be a non-negative USD per GPU-hour, got {price_usd_per_hour!r}")
     dom = hw.scale_up.domain_size
-    if hw.scale_out is None and max(gpus_list) > dom:
+    if hw.span_limit is not None and max(gpus_list) > hw.span_limit:
         raise LlmcalcError(f"{hw.display_name} records no scale-out link, so a job cannot span more than its "
                            f"{dom}-device scale-up domain; asked for {', '.join(map(str, gpus_list))} (plan at most "
                            f"{dom}, or give the hardware YAML a scale_out link)")

@@ -52,3 +52,20 @@ def test_any_plain_number_agrees_with_the_general_path(monkeypatch, x, b):
     assert f == g
     f, g = _both(monkeypatch, checks.check_count, x, "--n")
     assert f == g
+
+
+@settings(max_examples=400, deadline=None)
+@given(v=st.one_of(st.integers(min_value=2**53 - 64, max_value=2**53 + 64), st.integers(min_value=-4, max_value=2**70)),
+       wrap=st.sampled_from(["int", "np.int64", "list", "array"]))
+def test_check_count_accepts_exactly_the_whole_numbers_up_to_2_53(v, wrap):
+    """The reference is Python's exact integer comparison: 2**53 + 1 is out of range even though it rounds to 2**53
+    in float64 (benchmarks/fuzz.py 50000 --seed 20261204: kv_cache with that context reported a negative paged
+    waste)."""
+    import numpy as np
+
+    if wrap == "np.int64" and not -2**63 <= v < 2**63:
+        return
+    x = {"int": v, "np.int64": np.int64(v) if -2**63 <= v < 2**63 else v, "list": [1, v],
+         "array": np.array([1, v]) if -2**63 <= v < 2**63 else [1, v]}[wrap]
+    expect_ok = 1 <= v <= 2**53
+    assert (_outcome(checks.check_count, x, "--n") == "ok") == expect_ok, (v, wrap)

@@ -27,6 +27,10 @@ from llmcalc.core.errors import LlmcalcError
 @example(("training_step", {"model": "llama-2-13b", "hw": "l4", "a": 0, "b": 24, "c": 0, "d": 26,
                             "e": np.array([1.5, 2.0, 3.0]), "f": 35, "g": np.int64(8), "x": 0.49, "dtype": "bf16",
                             "zero": 1, "recompute": "full"}))
+# and by `--seed 20261204`: a context of 2**53 + 1 passed the range check (compared after rounding to float64)
+@example(("kv_cache", {"model": "llama-2-13b", "hw": "a100-sxm-40gb", "a": 9007199254740993, "b": 1, "c": 1,
+                       "d": np.int64(8), "e": 1290, "f": np.int64(8), "g": 469, "x": 0.3505263924180663,
+                       "dtype": "fp8", "zero": 1, "recompute": 1}))
 def test_every_api_call_keeps_the_promise(call):
     check_api(call)
 

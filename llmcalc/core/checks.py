@@ -113,8 +113,13 @@ def check_count(x, option: str, *, minimum: int = 1):
     import numpy as np
 
     a = np.asarray(x, dtype=float)
-    if np.any(a > MAX_COUNT):
-        big = plain(a[a > MAX_COUNT].flat[0])
+    raw = np.asarray(x)
+    # whole numbers compared as whole numbers: 2**53 + 1 rounds to 2**53 in float64 and would pass (the fuzz campaign
+    # of 30 Nov 2026 found kv_cache's paged waste negative at that context)
+    over = (raw > MAX_COUNT) if raw.dtype.kind in "iuO" else (a > MAX_COUNT)
+    if np.any(over):
+        v = raw[over].flat[0] if raw.dtype.kind in "iuO" else a[over].flat[0]
+        big = f"{int(v):,}" if isinstance(v, (int, np.integer)) and abs(int(v)) < 10**30 else plain(v)
         raise LlmcalcError(f"{option} is out of range (at most 2**53 = {MAX_COUNT:,}), got {big}")
     if np.any(a != np.floor(a)):
         raise LlmcalcError(f"{option} expects a whole number, got {plain(a[a != np.floor(a)].flat[0])}")

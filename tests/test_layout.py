@@ -129,3 +129,34 @@ def test_recompute_is_case_insensitive_everywhere():
                 ["step", "llama-3.1-8b", "--gpus", "8", "--global-batch", "8"]):
         res = CliRunner().invoke(app, [*cmd, "--recompute", "FULL", "--json"])
         assert res.exit_code == 0, (cmd, res.output)
+
+
+_HUGE = [1, 2, 8, 3, 2**26, 2**53 - 1, 2**53, 2**53 + 1, 2**62]
+
+
+@pytest.mark.parametrize("model", ["mixtral-8x22b", "llama-3.1-8b", "deepseek-v3"])
+def test_huge_degrees_give_one_layout_error_never_an_overflow(model):
+    """Degrees up to 2**53 each (and one past it) in every combination that matters for products (tp·pp·dp·cp,
+    etp·ep): check_layout answers True or one LayoutError, as Python ints and as numpy int64, with RuntimeWarning
+    an error (pytest's configuration) — before the fix `--ep 2**53 --etp 2**53` overflowed int64 (fuzz, seed
+    20261205). A layout of more than 2**53 devices is refused by name."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    m = load_model(model)
+    deg = st.sampled_from(_HUGE)
+
+    @settings(max_examples=150, deadline=None, derandomize=True)
+    @given(tp=deg, pp=deg, dp=deg, cp=deg, ep=deg, etp=deg, gpus=deg, np_ints=st.booleans())
+    def run(tp, pp, dp, cp, ep, etp, gpus, np_ints):
+        cast = np.int64 if np_ints else int
+        lay = Layout(tp=cast(tp), pp=cast(pp), dp=cast(dp), cp=cast(cp), ep=cast(ep),
+                     etp=cast(etp) if m.moe else None)
+        try:
+            assert check_layout(m, lay, gpus=cast(gpus)) is True
+        except LayoutError as e:
+            assert "\n" not in str(e)
+            if max(tp, pp, dp, cp, ep, etp, gpus) <= 2**53 and float(tp) * pp * dp * cp > 2**53:
+                assert "more than 2**53 devices" in str(e) or "does not divide" in str(e) or "must" in str(e)
+
+    run()

@@ -103,6 +103,21 @@ def _plain_in_range(x, low, low_ok: bool, high, high_ok: bool) -> bool:
 MAX_COUNT = 2**53
 
 
+def beyond_max_count(x) -> tuple[bool, str]:
+    """Whether any element of ``x`` exceeds 2**53, and the first such element as text. Whole numbers (Python or
+    numpy ints) are compared as whole numbers: 2**53 + 1 rounds to 2**53 in float64 and would pass (the fuzz
+    campaign of 30 Nov 2026 found kv_cache's paged waste negative at that context)."""
+    import numpy as np
+
+    raw = np.asarray(x)
+    vals = raw if raw.dtype.kind in "iuO" else raw.astype(float)
+    over = vals > MAX_COUNT
+    if not np.any(over):
+        return False, ""
+    v = vals[over].flat[0]
+    return True, f"{int(v):,}" if isinstance(v, (int, np.integer)) and abs(int(v)) < 10**30 else plain(v)
+
+
 def check_count(x, option: str, *, minimum: int = 1):
     """A whole count in [``minimum``, 2**53] (batch, tokens, sequences), scalar or array."""
     if x is None:
@@ -113,13 +128,8 @@ def check_count(x, option: str, *, minimum: int = 1):
     import numpy as np
 
     a = np.asarray(x, dtype=float)
-    raw = np.asarray(x)
-    # whole numbers compared as whole numbers: 2**53 + 1 rounds to 2**53 in float64 and would pass (the fuzz campaign
-    # of 30 Nov 2026 found kv_cache's paged waste negative at that context)
-    over = (raw > MAX_COUNT) if raw.dtype.kind in "iuO" else (a > MAX_COUNT)
-    if np.any(over):
-        v = raw[over].flat[0] if raw.dtype.kind in "iuO" else a[over].flat[0]
-        big = f"{int(v):,}" if isinstance(v, (int, np.integer)) and abs(int(v)) < 10**30 else plain(v)
+    over, big = beyond_max_count(x)
+    if over:
         raise LlmcalcError(f"{option} is out of range (at most 2**53 = {MAX_COUNT:,}), got {big}")
     if np.any(a != np.floor(a)):
         raise LlmcalcError(f"{option} expects a whole number, got {plain(a[a != np.floor(a)].flat[0])}")

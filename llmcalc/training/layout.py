@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.checks import MAX_COUNT, fmt_input, plain
+from ..core.checks import MAX_COUNT, beyond_max_count, fmt_input, plain
 from ..core.errors import LayoutError
 from ..core.specs import Model
 
@@ -276,9 +276,14 @@ def check_layout(model: Model, layout: Layout, *, gpus=None, micro_batch=1, seq=
             raise LayoutError(f"{opt} must be a positive integer, got {plain(val)}")
         if not np.all(np.isfinite(as_float)):  # NaN passes every `< 1` test: reject first
             raise LayoutError(f"{opt} must be a finite positive integer, got {fmt_input(val)}")
-        if np.any(as_float > MAX_COUNT):  # int64 products would overflow silently
+        if beyond_max_count(val)[0]:  # int64 products would overflow silently
             raise LayoutError(f"{opt} is out of range (at most 2**53), got {fmt_input(val)}")
         bad(np.asarray(val) < 1, f"{opt} must be a positive integer (at least 1), got {fmt_input(val)}")
+    # every product of degrees below stays within 2**53 (exact in float64, no int64 overflow) once the device
+    # count does: a layout of more devices is refused first (fuzz, 30 Nov 2026: --ep and --etp of 2**53 each)
+    devices = np.asarray(t, float) * np.asarray(p, float) * np.asarray(d, float) * np.asarray(c, float)
+    bad(devices > MAX_COUNT, f"tp·pp·dp·cp = {fmt_input(t)}·{fmt_input(p)}·{fmt_input(d)}·{fmt_input(c)} is "
+                             f"more than 2**53 devices")
     z = np.asarray(layout.zero)
     if not np.all((z == 0) | (z == 1) | (z == 2) | (z == 3)):  # np.isin's set machinery: 10x slower on a sweep
         raise LayoutError(f"--zero expects a stage 0, 1, 2 or 3 (FSDP = 3), got {fmt_input(layout.zero)}")
@@ -351,8 +356,8 @@ def check_layout(model: Model, layout: Layout, *, gpus=None, micro_batch=1, seq=
             f"--seq {fmt_input(seq)} must split into 2·cp = {fmt_input(2 * np.asarray(c))} equal chunks for context "
             f"parallelism --cp {fmt_input(c)} (Megatron-Core load-balances causal attention this way)")
     if gpus is not None:
-        bad(t * p * d * c != gpus,
-            f"tp·pp·dp·cp = {fmt_input(t)}·{fmt_input(p)}·{fmt_input(d)}·{fmt_input(c)} = {fmt_input(t * p * d * c)} "
+        bad(devices != np.asarray(gpus, float),  # exact: at most 2**53 where it matters (above)
+            f"tp·pp·dp·cp = {fmt_input(t)}·{fmt_input(p)}·{fmt_input(d)}·{fmt_input(c)} = {fmt_input(devices)} "
             f"but --gpus is {fmt_input(gpus)}")
     if global_batch is not None:
         per_step = np.asarray(micro_batch, dtype=float) * np.asarray(d, dtype=float)  # float: no C-long overflow
@@ -393,7 +398,10 @@ def _check_etp(model: Model, layout: Layout, bad) -> None:
     fe = model.moe.d_ff_expert
     bad(fe % et != 0, f"--etp {fmt_input(x)} does not divide the expert FFN width {fe} of {name}")
     t, c, d, e = layout.tp, layout.cp, layout.dp, layout.ep
-    bad((np.asarray(t) * np.asarray(c) * np.asarray(d)) % (et * np.maximum(e, 1)) != 0,
+    # in float64: tp·cp·dp <= 2**53 is exact there (check_layout refuses more devices first); a larger etp·ep is
+    # then not a divisor either way, and cannot overflow
+    bad((np.asarray(t, float) * np.asarray(c, float) * np.asarray(d, float))
+        % (np.asarray(et, float) * np.maximum(np.asarray(e, float), 1)) != 0,
         f"--etp {fmt_input(x)} × --ep {fmt_input(e)} must divide tp·cp·dp = {fmt_input(t)}·{fmt_input(c)}·"
         f"{fmt_input(d)} (Megatron-Core: the expert grid ETP × EP × EDP fills the same ranks)")
     bad(np.asarray(layout.etp_explicit) & (np.asarray(t) > 1) & ~np.asarray(layout.sp, bool),

@@ -13,7 +13,6 @@ import sys
 import numpy as np
 import pytest
 
-import llmcalc.training.memory as memory_mod
 import llmcalc.training.step as step_mod
 from llmcalc.core.catalogue import load_hardware, load_model
 from llmcalc.core.errors import LlmcalcError
@@ -89,7 +88,7 @@ def test_rl_trainer_probe_matches_stepping_every_micro_batch(monkeypatch):
     probed = trainer_work(QWEN7, H100, 64, lengths, counts, 512.0, **kw)
     assert steps == [3]  # 7 was only probed for memory
 
-    real_memory = memory_mod.training_memory
+    real_memory = step_mod.step_memory
 
     def refuse_probe(*a, **k):  # the probe refused: it then leaves every micro-batch to training_step
         if sys._getframe(1).f_code.co_name == "_memory_fit":
@@ -97,7 +96,7 @@ def test_rl_trainer_probe_matches_stepping_every_micro_batch(monkeypatch):
         return real_memory(*a, **k)
 
     steps.clear()
-    monkeypatch.setattr(memory_mod, "training_memory", refuse_probe)
+    monkeypatch.setattr(step_mod, "step_memory", refuse_probe)  # the step's own check (training_step) still runs
     stepped = trainer_work(QWEN7, H100, 64, lengths, counts, 512.0, **kw)
     assert steps == [7, 3]
     assert probed == stepped

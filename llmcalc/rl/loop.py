@@ -101,9 +101,7 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
     spans: list[tuple[str, str, float, float]] = []  # (row, phase, start, end) for the timeline
     last = {}  # row -> index of its last bar in spans
     pool_row = "rollout pool"
-    # The pool's open "generate" bar, span()'s merging written out over locals at its three call sites (an admission's
-    # prefill, a decode stretch, a re-prefill): a bar [a, b] with b − a > 0 extends the open one when it starts
-    # within 1e-9 of its end, else closes it (spans[g_idx] is written then) and opens a new one.
+    # The pool's open "generate" bar (an admission's prefill, a decode stretch, a re-prefill): generate_bar below
     g_open, g_idx, g_a, g_b = False, -1, 0.0, 0.0
 
     def span(row, phase, a, b):
@@ -115,6 +113,20 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
         else:
             last[row] = len(spans)
             spans.append((row, phase, a, b))
+
+    def generate_bar(a, b):
+        """span(pool_row, "generate", a, b) with the open bar kept in g_*: extend it when [a, b] starts within
+        1e-9 of its end, else close it (spans[g_idx] written) and open a new one."""
+        nonlocal g_open, g_idx, g_a, g_b
+        if b - a > 0:
+            if g_open and -1e-9 < g_b - a < 1e-9:
+                g_b = b
+            else:
+                if g_open:
+                    spans[g_idx] = (pool_row, "generate", g_a, g_b)
+                g_open, g_idx, g_a, g_b = True, len(spans), a, b
+                last[pool_row] = g_idx
+                spans.append(None)
 
     n_ends = 0  # len(ends)
     half = steps // 2  # the period is measured over the steps after the first half (_summary)
@@ -141,15 +153,7 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
                 dtp = take / group * prefill_s / engines
                 busy += dtp
                 b = t + dtp  # the bar (t, b)
-                if b - t > 0:
-                    if g_open and -1e-9 < g_b - t < 1e-9:
-                        g_b = b
-                    else:
-                        if g_open:
-                            spans[g_idx] = (pool_row, "generate", g_a, g_b)
-                        g_open, g_idx, g_a, g_b = True, len(spans), t, b
-                        last[pool_row] = g_idx
-                        spans.append(None)
+                generate_bar(t, b)
                 t = b
                 started += take
                 limit -= take
@@ -240,15 +244,7 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
                     active, sum_start = 0.0, 0.0
                 buffered += got
             b = t + dt  # the bar (t, b)
-            if b - t > 0:
-                if g_open and -1e-9 < g_b - t < 1e-9:
-                    g_b = b
-                else:
-                    if g_open:
-                        spans[g_idx] = (pool_row, "generate", g_a, g_b)
-                    g_open, g_idx, g_a, g_b = True, len(spans), t, b
-                    last[pool_row] = g_idx
-                    spans.append(None)
+            generate_bar(t, b)
             t = b
         # 4) events at time t
         if sync_end is not None and t >= sync_end - EPS:
@@ -262,15 +258,7 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
                 else:
                     dtp = 0.0
                 b = t + dtp  # the bar (t, b)
-                if b - t > 0:
-                    if g_open and -1e-9 < g_b - t < 1e-9:
-                        g_b = b
-                    else:
-                        if g_open:
-                            spans[g_idx] = (pool_row, "generate", g_a, g_b)
-                        g_open, g_idx, g_a, g_b = True, len(spans), t, b
-                        last[pool_row] = g_idx
-                        spans.append(None)
+                generate_bar(t, b)
                 t = b
         if trainer_end is not None and t >= trainer_end - EPS:
             trainer_end = None

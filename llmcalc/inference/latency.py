@@ -299,11 +299,6 @@ _TABLE_MIN = 16
 _FLOPS_TABLES = TableCache()
 
 
-def _allreduce_time(dep: Deployment, nbytes):
-    """``dep.tp_allreduce(nbytes).time_s`` (the collective model keeps the points it has timed per process)."""
-    return dep.tp_allreduce(nbytes).time_s
-
-
 def kv_and_allreduce(dep: Deployment, batch, new_tokens, context, *, prefill: bool) -> dict:
     """The parts of :func:`step` that do not depend on which weights a step reads: KV cache bytes read and written
     per GPU, and the TP all-reduce time (per layer and per step). An expert-parallel step (the serving planner's
@@ -315,7 +310,7 @@ def kv_and_allreduce(dep: Deployment, batch, new_tokens, context, *, prefill: bo
     kv_read = 0.0 * b if prefill else b * kv_bytes_per_request_per_gpu(dep.model, ctx, dep.kv_dtype, dep.tp)
     if dep.tp > 1:
         msg = b * lq * dep.model.d_model * dep.act_bytes
-        per_layer = 2 * np.asarray(_allreduce_time(dep, msg)) + 0.0 * b
+        per_layer = 2 * np.asarray(dep.tp_allreduce(msg).time_s) + 0.0 * b  # points kept per process
     else:
         per_layer = 0.0 * b
     return {"kv_read_bytes": kv_read, "kv_write_bytes": kv_write, "comm_per_layer_s": per_layer,

@@ -43,29 +43,12 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _no_plugin_loader() -> None:
-    """With plugins disabled, pydantic's ``plugin._loader.get_plugins()`` returns ``()`` (pydantic 2.x
-    plugin/_loader.py), yet importing that module imports ``importlib.metadata`` (~12 ms, issue #13) each time
-    pydantic builds its first validator. Where the variable disables them all, that module is this one function.
-    tests/test_cli_startup.py checks that pydantic asks _loader for nothing else."""
-    if os.environ.get("PYDANTIC_DISABLE_PLUGINS") in ("__all__", "1", "true") and "pydantic.plugin._loader" not in \
-            sys.modules:
-        import types
-
-        loader = types.ModuleType("pydantic.plugin._loader", "plugins disabled (PYDANTIC_DISABLE_PLUGINS): none")
-        loader.get_plugins = lambda: ()
-        sys.modules["pydantic.plugin._loader"] = loader
-
-
 def main() -> None:
-    # Start-up creates ~10^5 objects that live as long as the process (typer, pydantic, numpy, our specs); the
+    # Start-up creates ~10^5 objects that live as long as the process (typer, numpy, our specs); the
     # cyclic collector, run every 700 allocations, scans them again and again: ~3-5% of a one-liner (issue #13).
     # Collect every 200,000 instead: no one-liner reaches it (at 50,000 each paid one ~9 ms pass over its imports);
     # cycles are still collected in longer runs (`validate` peaks at ~56 MB either way).
     gc.set_threshold(200_000, *gc.get_threshold()[1:])
-    # This process is ours: skip pydantic's scan of installed plugins' entry points (~13 ms per start).
-    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    _no_plugin_loader()
     from ._app import app
 
     words = [a for a in sys.argv[1:] if not a.startswith("-")]

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import copy
 
-from pydantic import ValidationError
-
 from .errors import SpecError, close_matches
+from .record import ValidationError
 from .specs import Model
 
 # Flag name (CLI) -> field path in the Model schema.

@@ -6,15 +6,13 @@ field, what was expected and (for misspelt fields and names) what was close.
 
 from __future__ import annotations
 
-import json
 import marshal
 import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from .errors import SpecError, close_matches, unknown_name
+from .record import ValidationError
 from .specs import Hardware, Model
 from .textfile import read_spec_text
 
@@ -333,7 +331,7 @@ def all_hardware() -> list[Hardware]:
 
 def model_to_yaml(m: Model) -> str:
     """A catalogue YAML for ``m`` (quantities are plain counts in models, so a dump round-trips)."""
-    data = json.loads(m.model_dump_json(exclude_defaults=True))
+    data = m.model_dump(mode="json", exclude_defaults=True)
     data = {"name": data.pop("name"), "display_name": data.pop("display_name"), **data}
     import yaml
 

@@ -11,9 +11,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from .errors import SpecError
+from .record import ValidationError
 from .specs import Model
 
 Builder = Callable[["_Cfg"], dict]

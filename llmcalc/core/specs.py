@@ -9,35 +9,22 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
-from pydantic.functional_validators import BeforeValidator
-
 from . import units
+from .record import Before, Field, Record, field_validator, model_validator
 
 
-def _quantity(dim: units.Dim, per_si: float = 1.0):
+def _quantity(dim: units.Dim, per_si: float = 1.0) -> Before:
     """Parse a human quantity; ``per_si`` rescales the SI value to the field's unit (3600 for per-hour prices)."""
 
-    def check(v, info: ValidationInfo):
+    def check(v, context: dict):
         # From YAML a bare number is ambiguous ("80" GB or GiB?); from Python it means the field's unit.
         if isinstance(v, (int, float)) and not isinstance(v, bool):
-            if (info.context or {}).get("yaml"):
+            if context.get("yaml"):
                 raise ValueError(f"{v!r} has no unit; write it with one, as a {units.DIM_NAMES[dim]}")
             return float(v)
         return units.parse(v, dim) * per_si
 
-    return BeforeValidator(check)
-
-
-# Default factories as Python functions, not the builtins dict/list: pydantic reads a factory's signature when it
-# builds a schema, and a builtin's is text that inspect tokenizes (compiling tokenize's large regex, ~3 ms of a
-# one-liner's start-up; issue #13). Each call returns a new empty container, as dict() and list() do.
-def _empty_dict() -> dict:
-    return {}
-
-
-def _empty_list() -> list:
-    return []
+    return Before(check)
 
 
 Bytes = Annotated[float, _quantity(units.BYTES), Field(gt=0)]
@@ -48,11 +35,9 @@ Seconds = Annotated[float, _quantity(units.SECONDS), Field(ge=0)]
 UsdPerHour = Annotated[float, _quantity(units.USD_PER_HOUR, per_si=3600.0), Field(gt=0)]  # USD per hour
 
 
-class Spec(BaseModel):
-    # defer_build: a class's validator is built on first use, so a one-liner pays only for the specs it loads.
-    # strict: no silent coercion at the edge: `n_layers: true` is not 1 layer, 4096.0 or "4096" is not a count,
-    # `num_key_value_heads: true` is not MQA (issue #13); quantities parse their own strings (BeforeValidator).
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True, strict=True)
+class Spec(Record):
+    """Frozen; unknown fields rejected; strict: `n_layers: true` is not 1 layer, 4096.0 or "4096" is not a count,
+    `num_key_value_heads: true` is not MQA (issue #13); quantities parse their own strings (llmcalc.core.record)."""
 
 
 # ============================================================== hardware
@@ -105,7 +90,7 @@ class Link(Spec):
         None, description="what the link is, for the collective model's per-hop latencies (llmcalc.network)")
     hop_latency: dict[Literal["ring_ll", "ring_ll128", "ring_simple", "tree_ll", "tree_ll128", "tree_simple",
                               "nvls_simple", "nvls_tree_simple"], Seconds] = Field(
-        default_factory=_empty_dict, description="per-hop latency per algorithm_protocol, e.g. ring_simple: '3.4 us' "
+        default_factory=dict, description="per-hop latency per algorithm_protocol, e.g. ring_simple: '3.4 us' "
                                           "(NCCL tuning.cc hwLatencies for this fabric)")
     nvls: bool = Field(False, description="NVLink SHARP: the switch reduces (NCCL's NVLS algorithm)")
     nccl_arch: Literal["volta", "ampere", "hopper", "blackwell"] | None = Field(
@@ -308,7 +293,7 @@ class MoE(Spec):
     d_ff_expert: int = Field(ge=1, description="each routed expert's intermediate width")
     n_shared_experts: int = Field(0, ge=0)
     d_ff_shared: int | None = Field(None, ge=1, description="shared experts' total width; default n_shared·d_ff_expert")
-    dense_layers: list[int] = Field(default_factory=_empty_list,
+    dense_layers: list[int] = Field(default_factory=list,
                                     description="layers with a dense MLP instead (0-based)")
     router_bias: bool = False
 

@@ -140,23 +140,16 @@ def _layout(m: Model, gpus, tp: int, pp: int, ep: int, zero: int):
     return Layout(tp=tp, pp=pp, dp=g // (tp * pp), ep=ep, zero=zero)
 
 
-_RL_OPTS = {"--tp": "--train-tp", "--pp": "--train-pp", "--ep": "--train-ep"}
+_RL_OPTS = {"tp": "--train-tp", "pp": "--train-pp", "ep": "--train-ep", "pp_layers": None}  # even stages only
 
 
 def check_trainer_layout(m: Model, tp: int, pp: int, ep: int, zero: int) -> None:
     """The trainer layout's checks that do not depend on its GPU count (tp dividing the heads, pp the layers, ep
-    the experts, no ep on a dense model): ``check_layout``'s own, at dp = ep (the smallest dp it allows), with
-    its option names given as rl's (--train-tp, --train-pp, --train-ep). LayoutError (one line) on the first."""
-    import re
-
+    the experts, no ep on a dense model): ``check_layout``'s own, at dp = ep (the smallest dp it allows), its
+    messages naming rl's options (--train-tp, --train-pp, --train-ep). LayoutError (one line) on the first."""
     from ..training.layout import Layout, check_layout
 
-    try:
-        check_layout(m, Layout(tp=tp, pp=pp, dp=ep, ep=ep, zero=zero))
-    except LayoutError as e:
-        msg = re.sub(r"--(tp|pp|ep)(?![\w-])", lambda x: _RL_OPTS[x.group(0)], str(e))
-        msg = msg.replace("give --pp-layers", "lower --train-pp")  # rl splits stages evenly: no --pp-layers
-        raise LayoutError(msg) from None
+    check_layout(m, Layout(tp=tp, pp=pp, dp=ep, ep=ep, zero=zero), options=_RL_OPTS)
 
 
 def trainer_work(m: Model, hw: Hardware, gpus, lengths, counts, prompt: float, *, algo: str, ref: bool,

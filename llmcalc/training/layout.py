@@ -252,9 +252,21 @@ def masked_sweep(fn):
     return wrapper
 
 
-def check_layout(model: Model, layout: Layout, *, gpus=None, micro_batch=1, seq=None, global_batch=None):
+# The CLI option that sets each layout degree, as check_layout's messages name it.
+OPTIONS: dict[str, str | None] = {
+    "tp": "--tp", "pp": "--pp", "dp": "--dp", "ep": "--ep", "cp": "--cp", "etp": "--etp", "sp": "--sp",
+    "interleave": "--interleave", "pp_layers": "--pp-layers", "pp_first": "--pp-first", "pp_last": "--pp-last",
+    "zero": "--zero", "schedule": "--schedule", "micro_batch": "--micro-batch", "seq": "--seq",
+    "global_batch": "--global-batch", "gpus": "--gpus"}
+
+
+def check_layout(model: Model, layout: Layout, *, gpus=None, micro_batch=1, seq=None, global_batch=None,
+                 options: dict[str, str | None] | None = None):
     """Validate ``layout`` for ``model``. Scalars: raise LayoutError on the first problem, else return True.
-    Sweeps (any numpy array): return the boolean mask of valid elements (broadcast shape)."""
+    Sweeps (any numpy array): return the boolean mask of valid elements (broadcast shape). Messages name each
+    degree by its CLI option (:data:`OPTIONS`); ``options`` renames some for a face with other names (rl's
+    trainer: ``{"tp": "--train-tp", ...}``; ``"pp_layers": None`` where uneven stages cannot be given)."""
+    o = OPTIONS if options is None else {**OPTIONS, **options}
     t, p, d, e, c, v = layout.tp, layout.pp, layout.dp, layout.ep, layout.cp, layout.interleave
     a = model.attention
     name = model.display_name
@@ -263,9 +275,9 @@ def check_layout(model: Model, layout: Layout, *, gpus=None, micro_batch=1, seq=
     def bad(cond, msg: str) -> None:
         checks.append((cond, msg))
 
-    for opt, val in (("--tp", t), ("--pp", p), ("--dp", d), ("--ep", e), ("--cp", c), ("--interleave", v),
-                     ("--micro-batch", micro_batch), ("--seq", seq), ("--global-batch", global_batch),
-                     ("--gpus", gpus)):
+    for opt, val in ((o["tp"], t), (o["pp"], p), (o["dp"], d), (o["ep"], e), (o["cp"], c), (o["interleave"], v),
+                     (o["micro_batch"], micro_batch), (o["seq"], seq), (o["global_batch"], global_batch),
+                     (o["gpus"], gpus)):
         if val is None:
             continue
         try:
@@ -286,33 +298,34 @@ def check_layout(model: Model, layout: Layout, *, gpus=None, micro_batch=1, seq=
                              f"more than 2**53 devices")
     z = np.asarray(layout.zero)
     if not np.all((z == 0) | (z == 1) | (z == 2) | (z == 3)):  # np.isin's set machinery: 10x slower on a sweep
-        raise LayoutError(f"--zero expects a stage 0, 1, 2 or 3 (FSDP = 3), got {fmt_input(layout.zero)}")
+        raise LayoutError(f"{o['zero']} expects a stage 0, 1, 2 or 3 (FSDP = 3), got {fmt_input(layout.zero)}")
     bad(a.n_heads % np.maximum(t, 1) != 0,
-        f"--tp {fmt_input(t)} does not divide the {a.n_heads} attention heads of {name}")
+        f"{o['tp']} {fmt_input(t)} does not divide the {a.n_heads} attention heads of {name}")
     if not a.mla:  # Megatron shards whole key/value groups across TP ranks
         bad(a.n_kv_heads % np.maximum(t, 1) != 0,
-            f"--tp {fmt_input(t)} does not divide the {a.n_kv_heads} key/value heads of {name} "
+            f"{o['tp']} {fmt_input(t)} does not divide the {a.n_kv_heads} key/value heads of {name} "
             f"(each TP rank must own whole KV groups)")
     L = model.n_layers
     if layout.pp_layers is not None:
         s = list(layout.pp_layers)
         if is_sweep(p) or len(s) != int(p) or sum(s) != L or min(s) < 1 or any(int(x) != x for x in s):
-            raise LayoutError(f"--pp-layers {','.join(f'{x:g}' for x in s)} must list {fmt_input(p)} stages "
-                              f"(one per --pp stage) of at least one layer each, adding up to the {L} layers "
+            raise LayoutError(f"{o['pp_layers']} {','.join(f'{x:g}' for x in s)} must list {fmt_input(p)} stages "
+                              f"(one per {o['pp']} stage) of at least one layer each, adding up to the {L} layers "
                               f"of {name} (they add up to {sum(s):g})")
     sl = stage_layers(L, layout)
     fl, ml, ll = (np.asarray(sl[k]) for k in ("first", "middle", "last"))
     if layout.pp_first is None and layout.pp_last is None and layout.pp_layers is None:
         bad((np.asarray(p) > L) | ((np.asarray(p) > 1) & ((fl < 1) | (ll < 1))),
-            f"--pp {fmt_input(p)} cannot split the {L} layers of {name} with every middle stage holding "
-            f"⌈{L}/pp⌉ layers and the first and last stage at least one; give --pp-layers")
+            f"{o['pp']} {fmt_input(p)} cannot split the {L} layers of {name} with every middle stage holding "
+            f"⌈{L}/pp⌉ layers and the first and last stage at least one; "
+            + (f"give {o['pp_layers']}" if o["pp_layers"] else f"lower {o['pp']}"))
     elif layout.pp_layers is None:
         bad((np.asarray(p) < 2),
-            f"--pp-first/--pp-last need --pp of at least 2 (got --pp {fmt_input(p)})")
+            f"{o['pp_first']}/{o['pp_last']} need {o['pp']} of at least 2 (got {o['pp']} {fmt_input(p)})")
         bad((fl < 1) | (ll < 1) | ((np.asarray(p) > 2) & ((ml < 1) | (ml != np.floor(ml))))
             | ((np.asarray(p) == 2) & (fl + ll != L)),
-            f"--pp-first {fmt_input(layout.pp_first)} / --pp-last {fmt_input(layout.pp_last)} leave "
-            f"layers that do not split evenly over the other stages of --pp {fmt_input(p)} ({L} layers in {name})")
+            f"{o['pp_first']} {fmt_input(layout.pp_first)} / {o['pp_last']} {fmt_input(layout.pp_last)} leave "
+            f"layers that do not split evenly over the other stages of {o['pp']} {fmt_input(p)} ({L} layers in {name})")
     # Interleaving cuts every stage into v chunks of k = Ls_max/v layers. A middle stage may be short in one
     # chunk only; the first and last stage may give up a whole chunk to the embedding or the LM head and loss
     # (Llama 3 §3.3.2: "the first model chunk on the first stage has only the embedding, and the last model
@@ -326,44 +339,46 @@ def check_layout(model: Model, layout: Layout, *, gpus=None, micro_batch=1, seq=
     if layout.pp_layers is not None and len(layout.pp_layers) > 2:  # explicit: the lightest middle stage counts
         middle = np.asarray(min(int(x) for x in layout.pp_layers[1:-1]))
     bad((mx % vv != 0) | (ends < (vv - 1) * k) | (middle <= (vv - 1) * k),
-        f"--pp {fmt_input(p)}" + (f" × --interleave {fmt_input(v)}" if np.any(np.asarray(v) > 1) else "")
+        f"{o['pp']} {fmt_input(p)}" + (f" × {o['interleave']} {fmt_input(v)}" if np.any(np.asarray(v) > 1) else "")
         + f" does not divide the {L} layers of {name}"
         + (f" (stages of {describe_stages(L, layout)} layers)" if not is_sweep(p, v) and np.any(sl["uneven"])
            else ""))
-    bad((np.asarray(v) > 1) & (np.asarray(p) < 2), f"--interleave {fmt_input(v)} needs --pp of at least 2")
+    bad((np.asarray(v) > 1) & (np.asarray(p) < 2), f"{o['interleave']} {fmt_input(v)} needs {o['pp']} of at least 2")
     if layout.schedule not in SCHEDULES:
-        raise LayoutError(f"--schedule expects one of {', '.join(SCHEDULES)}, got {plain(layout.schedule)}")
+        raise LayoutError(f"{o['schedule']} expects one of {', '.join(SCHEDULES)}, got {plain(layout.schedule)}")
     if layout.schedule == "dualpipe":  # DeepSeek-V3 §3.2.1: "the pipeline stages and micro-batches be divisible by 2"
         bad((np.asarray(p) < 2) | (np.asarray(p) % 2 != 0) | (np.asarray(v) != 1),
-            f"--schedule dualpipe needs an even --pp of at least 2 and no --interleave (got --pp {fmt_input(p)}, "
-            f"--interleave {fmt_input(v)}); DualPipe runs two stages per device in opposite directions")
+            f"{o['schedule']} dualpipe needs an even {o['pp']} of at least 2 and no {o['interleave']} (got "
+            f"{o['pp']} {fmt_input(p)}, {o['interleave']} {fmt_input(v)}); DualPipe runs two stages per device in "
+            "opposite directions")
         if global_batch is not None:
             per = np.maximum(np.asarray(micro_batch, float) * np.asarray(d, float), 1)
             bad(np.floor(np.asarray(global_batch, float) / per) % 2 != 0,
-                f"--schedule dualpipe needs an even number of micro-batches per DP rank: --global-batch "
-                f"{fmt_input(global_batch)} / (--micro-batch {fmt_input(micro_batch)} · dp {fmt_input(d)}) is odd")
+                f"{o['schedule']} dualpipe needs an even number of micro-batches per DP rank: {o['global_batch']} "
+                f"{fmt_input(global_batch)} / ({o['micro_batch']} {fmt_input(micro_batch)} · dp {fmt_input(d)}) is odd")
     if model.moe:
         bad(model.moe.n_experts % np.maximum(e, 1) != 0,
-            f"--ep {fmt_input(e)} does not divide the {model.moe.n_experts} experts of {name}")
+            f"{o['ep']} {fmt_input(e)} does not divide the {model.moe.n_experts} experts of {name}")
     else:
-        bad(np.asarray(e) != 1, f"--ep {fmt_input(e)} given but {name} is dense (no experts); use --ep 1")
+        bad(np.asarray(e) != 1, f"{o['ep']} {fmt_input(e)} given but {name} is dense (no experts); use {o['ep']} 1")
     if layout.etp is not None:
-        _check_etp(model, layout, bad)
+        _check_etp(model, layout, bad, o)
     bad(np.asarray(d) % np.maximum(e, 1) != 0,
-        f"--ep {fmt_input(e)} must divide --dp {fmt_input(d)} (expert parallelism is carved out of data parallelism)")
+        f"{o['ep']} {fmt_input(e)} must divide {o['dp']} {fmt_input(d)} (expert parallelism is carved out of data "
+        "parallelism)")
     if seq is not None:  # only context parallelism needs the 2·cp split; any length works without it
         bad((np.asarray(c) > 1) & (np.asarray(seq) % (2 * np.maximum(c, 1)) != 0),
-            f"--seq {fmt_input(seq)} must split into 2·cp = {fmt_input(2 * np.asarray(c))} equal chunks for context "
-            f"parallelism --cp {fmt_input(c)} (Megatron-Core load-balances causal attention this way)")
+            f"{o['seq']} {fmt_input(seq)} must split into 2·cp = {fmt_input(2 * np.asarray(c))} equal chunks for "
+            f"context parallelism {o['cp']} {fmt_input(c)} (Megatron-Core load-balances causal attention this way)")
     if gpus is not None:
         bad(devices != np.asarray(gpus, float),  # exact: at most 2**53 where it matters (above)
             f"tp·pp·dp·cp = {fmt_input(t)}·{fmt_input(p)}·{fmt_input(d)}·{fmt_input(c)} = {fmt_input(devices)} "
-            f"but --gpus is {fmt_input(gpus)}")
+            f"but {o['gpus']} is {fmt_input(gpus)}")
     if global_batch is not None:
         per_step = np.asarray(micro_batch, dtype=float) * np.asarray(d, dtype=float)  # float: no C-long overflow
         # max(·, 1): a zero micro-batch or dp is named by its own check above; x % 0 would warn first (fuzz)
         bad(np.asarray(global_batch, dtype=float) % np.maximum(per_step, 1) != 0,
-            f"--global-batch {fmt_input(global_batch)} is not divisible by micro-batch·dp = "
+            f"{o['global_batch']} {fmt_input(global_batch)} is not divisible by micro-batch·dp = "
             f"{fmt_input(micro_batch)}·{fmt_input(d)} (every DP rank runs whole micro-batches)")
 
     if not is_sweep(t, p, d, e, c, v, micro_batch, seq, gpus, global_batch, layout.zero, layout.pp_first,
@@ -381,7 +396,7 @@ def check_layout(model: Model, layout: Layout, *, gpus=None, micro_batch=1, seq=
     return valid
 
 
-def _check_etp(model: Model, layout: Layout, bad) -> None:
+def _check_etp(model: Model, layout: Layout, bad, o: dict) -> None:
     """--etp: a whole number (0 only inside a sweep, meaning "= tp"), MoE only, dividing the expert FFN width, with
     etp·ep dividing tp·cp·dp (Megatron-Core parallel_state.py: world % (etp·ep·pp) == 0), and with --sp when
     tp > 1 (Megatron-Core moe_layer.py refuses MoE training with TP > 1 without sequence parallelism)."""
@@ -389,24 +404,25 @@ def _check_etp(model: Model, layout: Layout, bad) -> None:
     arr = np.asarray(x)
     if isinstance(x, (bool, np.bool_)) or arr.dtype.kind not in "iu" or np.any(arr < 0) or np.any(arr > MAX_COUNT) \
             or (not is_sweep(x) and arr == 0):
-        raise LayoutError(f"--etp expects a whole expert tensor-parallel degree of at least 1, got {plain(x)}")
+        raise LayoutError(f"{o['etp']} expects a whole expert tensor-parallel degree of at least 1, got {plain(x)}")
     name = model.display_name
     if not model.moe:
-        bad(np.asarray(layout.etp_explicit), f"--etp {fmt_input(x)} given but {name} is dense (no experts); drop --etp")
+        bad(np.asarray(layout.etp_explicit),
+            f"{o['etp']} {fmt_input(x)} given but {name} is dense (no experts); drop {o['etp']}")
         return
     et = np.maximum(np.asarray(layout.expert_tp), 1)
     fe = model.moe.d_ff_expert
-    bad(fe % et != 0, f"--etp {fmt_input(x)} does not divide the expert FFN width {fe} of {name}")
+    bad(fe % et != 0, f"{o['etp']} {fmt_input(x)} does not divide the expert FFN width {fe} of {name}")
     t, c, d, e = layout.tp, layout.cp, layout.dp, layout.ep
     # in float64: tp·cp·dp <= 2**53 is exact there (check_layout refuses more devices first); a larger etp·ep is
     # then not a divisor either way, and cannot overflow
     bad((np.asarray(t, float) * np.asarray(c, float) * np.asarray(d, float))
         % (np.asarray(et, float) * np.maximum(np.asarray(e, float), 1)) != 0,
-        f"--etp {fmt_input(x)} × --ep {fmt_input(e)} must divide tp·cp·dp = {fmt_input(t)}·{fmt_input(c)}·"
+        f"{o['etp']} {fmt_input(x)} × {o['ep']} {fmt_input(e)} must divide tp·cp·dp = {fmt_input(t)}·{fmt_input(c)}·"
         f"{fmt_input(d)} (Megatron-Core: the expert grid ETP × EP × EDP fills the same ranks)")
     bad(np.asarray(layout.etp_explicit) & (np.asarray(t) > 1) & ~np.asarray(layout.sp, bool),
-        f"--etp {fmt_input(x)} with --tp {fmt_input(t)} > 1 needs --sp (Megatron-Core refuses MoE training with "
-        f"tensor parallelism but no sequence parallelism)")
+        f"{o['etp']} {fmt_input(x)} with {o['tp']} {fmt_input(t)} > 1 needs {o['sp']} (Megatron-Core refuses MoE "
+        "training with tensor parallelism but no sequence parallelism)")
 
 
 def microbatches(layout: Layout, micro_batch, global_batch):

@@ -201,41 +201,21 @@ def _gb200():
     return on["sync_colocated"]["step_s"], off["one_step_off"]["step_s"]
 
 
+@pytest.mark.xfail(strict=True, reason="with the recipe's 8 vLLM TP1 engines (not TP2) each engine holds 256 of the "
+                   "2,048 sequences within its 325 KV slots, so the split does not saturate them: ours 1-off 134 s "
+                   "< on-policy 151 s, while NeMo-RL measured 301 > 221 s")
 def test_nemo_gb200_small_pool_async_is_slower():
-    """The NEGATIVE anchor (TEST rows): on 16 GB200 split 8 + 8, 1-off (301 s) is slower than on-policy (221 s).
-    Reproduced since the rollout host time is scaled for GB200's Grace host (hardware/gb200.yaml host_time_scale
-    2.75, NVIDIA/TransformerEngine issue #2053): 8 TP1 engines of 256 sequences each are host-bound (ours 269 s >
-    235 s). Without the scale 134 s < 151 s."""
+    """The NEGATIVE anchor (TEST rows): on 16 GB200 split 8 + 8, 1-off (301 s) is slower than on-policy (221 s)."""
     on, off = _gb200()
     assert off > on
 
 
+@pytest.mark.xfail(strict=True, reason="on-policy 151.2 s vs 221 s (-32%), 1-off 134.3 s vs 301 s (-55%), ±25%: "
+                   "NeMo-RL's GB200 rows run per GPU at about its H100 rows' rate; our roofline does not")
 def test_nemo_gb200_within_25pct():
-    """TEST rows (±25%): on-policy 221 s, 1-off 301 s. The scale 2.75 is a per-op CPU time ratio from issue #2053
-    (37.08 µs vs 13.48 µs), not fitted here. NeMo-RL publishes no GB200 phase times, so the generation/training
-    split is ours; a held-out v0.5 row (GB200 1-off on 16 + 16 GPUs, 136 s) comes out +31% (see rl.yaml)."""
     on, off = _gb200()
     assert on == pytest.approx(221, rel=0.25)
     assert off == pytest.approx(301, rel=0.25)
-
-
-def test_host_time_scale_multiplies_only_the_rollout_host_time():
-    """Hardware.host_time_scale multiplies t₀ and t_seq of the rollout engines' host time (RLSettings, calibrated on
-    x86 DGX H100 hosts) and nothing else: an entry without it (None) keeps the calibrated values."""
-    from llmcalc.rl.step import _Ctx
-
-    assert H100.host_time_scale is None
-    assert GB200.host_time_scale == pytest.approx(37.08 / 13.48, rel=0.01)  # issue #2053: torch Linear CPU µs
-    s = RLSettings()
-    kw = dict(prompts=64, samples=32, prompt_len=300, response=lognormal(3203, 0.3, 4096 - 300), algo="grpo",
-              ref=True, reward_model=None, minibatches=4, rollout_tp=1, train_tp=1, train_pp=1, train_ep=16, zero=3,
-              settings=s)
-    gb = _Ctx(QWEN3_30B, GB200, **kw)
-    x86 = _Ctx(QWEN3_30B, GB200.model_copy(update={"host_time_scale": None}), **kw)
-    assert gb.cost.overhead_s == pytest.approx(s.decode_step_overhead_s * GB200.host_time_scale)
-    assert gb.cost.per_seq_s == pytest.approx(s.decode_overhead_per_seq_s * GB200.host_time_scale)
-    assert x86.cost.overhead_s == s.decode_step_overhead_s and x86.cost.per_seq_s == s.decode_overhead_per_seq_s
-    assert gb.cost.c0 == pytest.approx(x86.cost.c0) and gb.cost.comm == pytest.approx(x86.cost.comm)
 
 
 # ---------------------------------------------------------------- checkpoint-engine (MoonshotAI, README benchmark)

@@ -190,10 +190,6 @@ class Hardware(Spec):
     scale_out: Link | None = Field(None, description="network bandwidth per device (InfiniBand, DCN)")
     host_link_bw_bytes_per_s: BytesPerS | None = Field(
         None, description="device-host link (PCIe) bandwidth PER DIRECTION; used by optimizer offload")
-    host_time_scale: Annotated[float, Field(gt=0)] | None = Field(
-        None, description="host (CPU) time of framework work (Python, PyTorch dispatch, kernel launches) relative "
-                          "to a DGX H100 host (2x Xeon Platinum 8480C), on which llmcalc.rl's host time per decode "
-                          "step is calibrated; None: such an x86 host (scale 1). Used by llmcalc.rl")
     tdp_watts: Watts | None = None
     price_usd_per_hour: UsdPerHour | None = Field(None, description="indicative on-demand price; volatile")
     price_date: str | None = Field(None, pattern=r"^\d{4}-\d{2}(-\d{2})?$",

@@ -69,10 +69,7 @@ class RLSettings:
       reference_policy_kl_penalty 0.01: 5 ms, 75 µs, 0.25 -> 0.3, Σ ln² 0.0084) and AReaL's Sync.AReaL/AReaL
       step ratio 2.77
       (a dense 1.5B on SGLang). Every other RL row is a test (AReaL's absolute steps and η sweep, NeMo-RL GB200,
-      verl). Those calibration rows ran on x86 hosts (NeMo-RL's DGX H100: Xeon Platinum 8480C); a hardware entry
-      whose host runs framework work slower scales both terms by its ``Hardware.host_time_scale`` (GB200's Grace:
-      2.75, the plain-PyTorch Linear CPU time per forward of NVIDIA/TransformerEngine issue #2053, 37.08 µs on
-      GB200 vs 13.48 µs on the DGX H100; cited in hardware/gb200.yaml), not fitted on any RL row. The 20 ms constant these replace was fitted on the MoE rows alone and put the 1.5B model's
+      verl). The 20 ms constant these replace was fitted on the MoE rows alone and put the 1.5B model's
       27,648-token tail at 20 ms a step.
     - ``max_num_seqs`` = 1024: verl's rollout default (``actor_rollout_ref.rollout.max_num_seqs``).
     - ``kv_reserve`` = 0.1 of memory kept back, as ``llmcalc fit``.

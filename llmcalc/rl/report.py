@@ -105,8 +105,7 @@ def _assumptions(ctx, k: int, tk: int, searched: bool, partial: bool, eta, coloc
            f"{ctx.batch:,} expected order statistics (Blom)",
            f"rollout engines: {ctx.rtp} GPU(s) each, {ctx.slots} sequences each; decode step = roofline "
            f"(llmcalc.inference.latency, {ctx.dep.eff.describe()}) + host time {s.decode_step_overhead_s * 1e3:g} ms "
-           f"+ {s.decode_overhead_per_seq_s * 1e6:g} µs per sequence per step (calibrated, RLSettings, on x86 hosts)"
-           + (f" x {ctx.host_scale:g} for this host (Hardware.host_time_scale)" if ctx.host_scale != 1.0 else ""),
+           f"+ {s.decode_overhead_per_seq_s * 1e6:g} µs per sequence per step (calibrated, RLSettings)",
            (f"trainer layout: the planner's best on all {ctx.planned['gpus']} GPUs ({ctx.planned['layout']}), kept "
             "for the split trainer; " if ctx.planned else "trainer layout: given; ")
            + f"tp {ctx.ttp}, pp {ctx.tpp}, ep {ctx.tep}, ZeRO-{ctx.zero}, recompute {s.recompute}, {ctx.mb} PPO "

@@ -6,8 +6,7 @@ sequences per decode step. One decode step costs the roofline step of ``llmcalc.
 at that batch and at the mean cache length of the running sequences (KV reads are linear in the cache
 length, so the mean gives the exact total for full attention), plus the engine's host time per step that the
 roofline leaves out: t₀ + t_seq·b (scheduler, input preparation, sampling; ``RLSettings.decode_step_overhead_s``
-and ``decode_overhead_per_seq_s``, calibrated on x86 hosts, times the hardware's ``host_time_scale`` for a slower
-host: GB200's Grace, NVIDIA/TransformerEngine issue #2053). The fixed kernel-launch cost per step (layers × kernels × launch time) is
+and ``decode_overhead_per_seq_s``). The fixed kernel-launch cost per step (layers × kernels × launch time) is
 the inference wing's (``inference.latency.step`` ``overhead_s``) and is taken from there, not repeated here.
 Each admitted sequence first costs its prompt's prefill (a compute-bound forward), shared by the G samples
 of a prompt when ``prefix_shared`` (vLLM/SGLang prefix caching of GRPO groups).

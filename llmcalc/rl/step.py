@@ -69,12 +69,8 @@ class _Ctx:
                     else Deployment(m, hw, tp=rollout_tp, eff=settings.rollout_efficiency))
         mean = response.mean()
         self.slots = slots_per_engine(self.dep, self.prompt, mean, settings.max_num_seqs, settings.kv_reserve)
-        # The host time per decode step is calibrated on x86 hosts (DGX H100: Xeon Platinum 8480C); a host whose
-        # framework work runs slower scales it (Hardware.host_time_scale: GB200's Grace 2.75x, from the per-op CPU
-        # times of NVIDIA/TransformerEngine issue #2053, cited in hardware/gb200.yaml). None: an x86 host, 1.
-        self.host_scale = 1.0 if hw.host_time_scale is None else hw.host_time_scale
-        self.cost = DecodeCost(self.dep, self.slots, settings.decode_step_overhead_s * self.host_scale, self.prompt,
-                               settings.decode_overhead_per_seq_s * self.host_scale)
+        self.cost = DecodeCost(self.dep, self.slots, settings.decode_step_overhead_s, self.prompt,
+                               settings.decode_overhead_per_seq_s)
         self.group = samples if settings.prefix_shared else 1
         self._gen: dict[int, dict] = {}
         self._train: dict[int, dict] = {}

@@ -201,10 +201,10 @@ def _gb200():
     return on["sync_colocated"]["step_s"], off["one_step_off"]["step_s"]
 
 
-@pytest.mark.xfail(strict=True, reason="ours 1-off 134 s < on-policy 151 s, NeMo-RL 301 > 221 s: our GB200 MoE trainer "
-                   "(log-probs + update 57 s on 16 GPUs) is below the >= 96 s NeMo-RL's v0.5 GB200 rows imply (1-off on "
-                   "16 + 16 = 136 s, on-policy 232 s); a trainer 2.3x ours would give 253 > 221 s, but no source gives "
-                   "the factor (rl.yaml reason: Grace host time refuted by the Llama-3.1-8B GB200 rows)")
+@pytest.mark.xfail(strict=True, reason="ours 1-off 134 s < on-policy 151 s, NeMo-RL 301 > 221 s: our GB200 MoE "
+                   "trainer (log-probs + update 57 s on 16 GPUs) is below the >= 96 s NeMo-RL's v0.5 GB200 rows imply "
+                   "(1-off on 16 + 16 = 136 s, on-policy 232 s); a trainer 2.3x ours would give 253 > 221 s, but no "
+                   "source gives the factor (rl.yaml reason: Grace host time refuted by the Llama-3.1-8B GB200 rows)")
 def test_nemo_gb200_small_pool_async_is_slower():
     """The NEGATIVE anchor (TEST rows): on 16 GB200 split 8 + 8, 1-off (301 s) is slower than on-policy (221 s)."""
     on, off = _gb200()
@@ -212,8 +212,9 @@ def test_nemo_gb200_small_pool_async_is_slower():
 
 
 @pytest.mark.xfail(strict=True, reason="on-policy 151.2 s vs 221 s (-32%), 1-off 134.3 s vs 301 s (-55%), ±25%: "
-                   "the MoE trainer on GB200 (ours 57 s on 16 GPUs, at the H100-calibrated efficiency) would have to take "
-                   "127-138 s to fit NeMo-RL's v0.5 and v0.6 GB200 rows; the dense Llama-3.1-8B GB200 rows fit as they are")
+                   "the MoE trainer on GB200 (ours 57 s on 16 GPUs, at the H100-calibrated efficiency) would have to "
+                   "take 127-138 s to fit NeMo-RL's v0.5 and v0.6 GB200 rows; the dense Llama-3.1-8B GB200 rows fit as "
+                   "they are")
 def test_nemo_gb200_within_25pct():
     on, off = _gb200()
     assert on == pytest.approx(221, rel=0.25)

@@ -57,7 +57,7 @@ def test_only_finite_positive_points_are_tabled():
 @pytest.mark.parametrize("name", names("models"))
 def test_forward_flops_from_the_table_equals_the_direct_count(name):
     m = load_model(name)
-    latency._FLOPS_TABLES.tables.clear()
+    latency._FLOPS_TABLES.clear()
     for ctx in (1150.5, 4096.0):
         for g in GRIDS:
             direct = _forward_flops_direct(m, g, 1, ctx, False)

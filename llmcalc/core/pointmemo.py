@@ -66,22 +66,3 @@ def tableable(points) -> bool:
     """Points a table may answer: a float or integer array (not 0-d) of finite values > 0."""
     a = np.asarray(points)
     return a.ndim > 0 and a.size > 0 and a.dtype.kind in "iuf" and bool(np.all(np.isfinite(a) & (a > 0)))
-
-
-class TableCache:
-    """PointTables by a hashable key (one per setting of the other inputs); the entry keeps the objects whose ids
-    the key holds, so an id cannot be reused while its table lives. Starts afresh past ``limit`` tables."""
-
-    def __init__(self, limit: int = 32):
-        self.tables: dict = {}
-        self.limit = limit
-
-    def get(self, key, keep: tuple) -> PointTable:
-        hit = self.tables.get(key)
-        if hit is not None and all(a is b for a, b in zip(hit[0], keep, strict=True)):
-            return hit[1]
-        if len(self.tables) >= self.limit:
-            self.tables.clear()
-        t = PointTable()
-        self.tables[key] = (keep, t)
-        return t

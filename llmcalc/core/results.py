@@ -96,23 +96,19 @@ def memo_by_identity(fn):
     hashable args. The entry holds ``obj``, so its id cannot be reused while cached; results are shared, so
     ``fn`` must return something its callers only read (issue #13: a planner asks 10³ times for the same model's
     parameter counts)."""
-    cache: dict = {}
+    from .held import HeldCache
+
+    cache = HeldCache(1024)
 
     def wrapper(obj, *args):
+        # 1 and True hash alike: the types keep them apart; numpy's error state too (a result computed where
+        # warnings were silenced must not answer a call that would have warned)
+        key = (*args, *map(type, args), errstate_key())
         try:
-            # 1 and True hash alike: the types keep them apart; numpy's error state too (a result computed where
-            # warnings were silenced must not answer a call that would have warned)
-            key = (id(obj), *args, *map(type, args), errstate_key())
-            hit = cache.get(key)
+            hit = cache.get((obj,), key)
         except TypeError:  # an unhashable argument (an array): not cached
             return fn(obj, *args)
-        if hit is not None and hit[0] is obj:
-            return hit[1]
-        if len(cache) >= 1024:
-            cache.clear()
-        out = fn(obj, *args)
-        cache[key] = (obj, out)
-        return out
+        return hit if hit is not None else cache.put((obj,), key, fn(obj, *args))
 
     wrapper.__wrapped__ = fn
     wrapper.__doc__ = fn.__doc__

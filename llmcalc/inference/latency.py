@@ -30,7 +30,8 @@ import numpy as np
 from ..core.checks import check_count, check_number, check_scalar
 from ..core.efficiency import DEFAULT_EFFICIENCY, Efficiency
 from ..core.errors import LayoutError, LlmcalcError
-from ..core.pointmemo import TableCache, distinct, tableable
+from ..core.held import HeldCache
+from ..core.pointmemo import PointTable, distinct, tableable
 from ..core.results import Result, derive, errstate_key
 from ..core.specs import Hardware, Model
 from .kv import check_tp, kv_bytes_per_request_per_gpu, kv_heads_per_gpu, per_token_per_layer
@@ -263,23 +264,23 @@ def forward_flops(model: Model, batch, seq, kv_len, causal: bool):
         # not type: with B an array every formula holding B runs in float64, and the only B-free one (a sliding
         # layer's attended length) is exact in int or float for counts <= 2**53 (_count's limit), so 1, 1.0 and
         # np.float64(1) give the same bits (checked over every catalogue model: tests/test_pointmemo.py)
-        key = (id(model), causal, float(seq), float(kv_len), errstate_key())
-        table = _FLOPS_TABLES.get(key, (model,))
+        key = (causal, float(seq), float(kv_len), errstate_key())
+        table = _FLOPS_TABLES.get((model,), key)
+        if table is None:
+            table = _FLOPS_TABLES.put((model,), key, PointTable())
         return table(lambda b: _forward_flops_direct(model, b, seq, kv_len, causal), batch)
     args = [np.asarray(x) for x in (batch, seq, kv_len)]
     key = None
     if sum(a.size for a in args) <= 65536:  # a serving planner times the same decode batches twice per replica
-        key = (id(model), causal, *((a.dtype.str, a.shape, a.tobytes()) for a in args), errstate_key())
-        hit = _FLOPS_SEEN.get(key)
-        if hit is not None and hit[0] is model:
-            return hit[1]
+        key = (causal, *((a.dtype.str, a.shape, a.tobytes()) for a in args), errstate_key())
+        hit = _FLOPS_SEEN.get((model,), key)
+        if hit is not None:
+            return hit
     out = _forward_flops_direct(model, batch, seq, kv_len, causal)
     if key is not None:
-        if len(_FLOPS_SEEN) >= 256:
-            _FLOPS_SEEN.clear()
         if isinstance(out, np.ndarray):
             out.flags.writeable = False  # shared by every caller with these inputs: never changed in place
-        _FLOPS_SEEN[key] = (model, out)
+        _FLOPS_SEEN.put((model,), key, out)
     return out
 
 
@@ -292,11 +293,11 @@ def _forward_flops_direct(model: Model, batch, seq, kv_len, causal: bool):
     return d["forward_flops"] - d["lm_head_flops"] * (seq - 1) / seq
 
 
-# forward_flops results by (model identity, phase, exact inputs); the entry holds the model (its id stays unique)
-_FLOPS_SEEN: dict = {}
-# batch grids (>= _TABLE_MIN points) at one (L, M): a PointTable per (model identity, phase, L, M)
+# forward_flops results by model, phase and exact inputs
+_FLOPS_SEEN = HeldCache(256)
+# batch grids (>= _TABLE_MIN points) at one (L, M): a PointTable per model, phase, L and M
 _TABLE_MIN = 16
-_FLOPS_TABLES = TableCache()
+_FLOPS_TABLES = HeldCache(32)
 
 
 def kv_and_allreduce(dep: Deployment, batch, new_tokens, context, *, prefill: bool) -> dict:

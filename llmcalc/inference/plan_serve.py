@@ -50,6 +50,7 @@ import numpy as np
 
 from ..core.efficiency import DEFAULT_EFFICIENCY, Efficiency
 from ..core.errors import LlmcalcError
+from ..core.held import HeldCache
 from ..core.results import Result, derive
 from ..core.specs import Hardware, Model
 from ..network.collectives import ALPHA_OUT_S, ALPHA_UP_S
@@ -177,21 +178,16 @@ def ttft_quantile(shares, base, wait_mean, rho, q: float):
 
 
 def _dep(m: Model, hw: Hardware, r: Replica, eff: Efficiency) -> Deployment:
-    key = (id(m), id(hw), r, eff)
-    hit = _DEPS.get(key)
-    if hit is not None and hit[0] is m and hit[1] is hw:
-        return hit[2]
+    hit = _DEPS.get((m, hw), (r, eff))
+    if hit is not None:
+        return hit
     act = r.activations or (r.weights if r.weights in ("fp8", "int8") else "bf16")  # W8A8: both GEMM inputs 8 bit
-    dep = Deployment(m, hw, r.tp, r.weights, r.group_size, r.kv_dtype, act, eff)
-    if len(_DEPS) >= 1024:
-        _DEPS.clear()
-    _DEPS[key] = (m, hw, dep)
-    return dep
+    return _DEPS.put((m, hw), (r, eff), Deployment(m, hw, r.tp, r.weights, r.group_size, r.kv_dtype, act, eff))
 
 
 # A replica's Deployment per process (frozen; its cached byte counts are shared): a plan steps each replica's
-# decode grid and its prefill, in up to three roles. The entry holds the model and hardware (their ids stay unique).
-_DEPS: dict = {}
+# decode grid and its prefill, in up to three roles.
+_DEPS = HeldCache(1024)
 
 
 replica_deployment = _dep  # the Deployment a replica's tensor-parallel group runs (serve reads its steady state)

@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import LlmcalcError
+from ..core.held import HeldCache
 from ..core.pointmemo import distinct
 from ..core.results import errstate_key
 from ..core.specs import Hardware, Link
@@ -222,13 +223,11 @@ def collective_time(hw: Hardware, collective: str, nbytes, n, *, ranks_per_node=
     A large sweep usually repeats a few (S, n, placement) points many times (a planner's 10⁵ layouts share a
     handful of group sizes and message sizes): those are timed once each and scattered back."""
     kw = dict(link_efficiency=link_efficiency, latency_scale=latency_scale, algorithms=algorithms)
-    key = _scalar_key(hw, collective, nbytes, n, ranks_per_node, span, kw)
+    key = _scalar_key(collective, nbytes, n, ranks_per_node, span, kw)
     if key is not None:
-        hit = _SCALAR_CALLS.get(key)
-        if hit is not None and hit[0] is hw:
-            return hit[1]
-        if len(_SCALAR_CALLS) >= 256:  # at most 256 × 11 fields × 8,192 float64 (~190 MB) in a long session
-            _SCALAR_CALLS.clear()
+        hit = _SCALAR_CALLS.get((hw,), key)
+        if hit is not None:
+            return hit
         if all(v is None or type(v) in _SCALAR for v in (nbytes, n, ranks_per_node, span)):
             ct = _collective_time(hw, collective, nbytes, n, ranks_per_node=ranks_per_node, span=span, **kw)
         else:  # a small array: its points may be known from an earlier call (a planner's seed rounds)
@@ -240,8 +239,7 @@ def collective_time(hw: Hardware, collective: str, nbytes, n, *, ranks_per_node=
                 v.flags.writeable = False  # shared with every later caller: never changed in place
         if isinstance(ct, _ScatteredTime):
             ct.__dict__["_shared"] = True
-        _SCALAR_CALLS[key] = (hw, ct)
-        return ct
+        return _SCALAR_CALLS.put((hw,), key, ct)
     where_ = ranks_per_node if ranks_per_node is not None else span
     shape = np.broadcast(np.asarray(nbytes, dtype=float), np.asarray(n, dtype=float),
                          np.asarray(0.0 if where_ is None else where_, dtype=float)).shape
@@ -304,7 +302,7 @@ def _where(kind, uniq) -> dict:
 # planner times its layouts in several calls (bounds, seed rounds, the rest) whose groups and message sizes
 # mostly repeat (issue #13: GPT-3 over three GPU counts, 4,046 point evaluations of 1,174 distinct points).
 # Every field of _collective_time is computed point by point, so a point's fields do not depend on the call.
-_POINTS: dict = {}
+_POINTS = HeldCache(256)
 _PER_POINT = ("algorithm", "protocol", "latency_s", "bandwidth_bytes_per_s", "hops", "per_hop_latency_s",
               "bytes_per_rank", "ranks", "ranks_per_node", "nodes")
 _POINT_FIELDS = ("time_s", *_PER_POINT)
@@ -319,14 +317,12 @@ def _points(hw: Hardware, collective: str, uniq: tuple, codes: tuple, kind,
     one call on ``uniq``: a call on the missing points that fails is redone on all of them (the error names the
     whole group)."""
     algs = kw["algorithms"]
-    key = (id(hw), collective, kind, kw["link_efficiency"], kw["latency_scale"],
-           None if algs is None else tuple(algs), errstate_key())
-    ent = _POINTS.get(key)
-    if ent is None or ent[0] is not hw or ent[3][0] > 100_000:  # bounded: ~100k points × 12 fields
-        if len(_POINTS) >= 256:
-            _POINTS.clear()
-        ent = _POINTS[key] = (hw, {}, {}, [0])
-    _, groups, table, count = ent
+    key = (collective, kind, kw["link_efficiency"], kw["latency_scale"], None if algs is None else tuple(algs),
+           errstate_key())
+    ent = _POINTS.get((hw,), key)
+    if ent is None or ent[2][0] > 100_000:  # bounded: ~100k points × 12 fields
+        ent = _POINTS.put((hw,), key, ({}, {}, [0]))
+    groups, table, count = ent
     # the rows of the points timed before: per (n, placement) group (a call holds a few), a sorted array of its
     # sizes S and their rows, searched at once (a serving plan asks 4,096-point grids ~90 times: issue #13)
     S = uniq[0]
@@ -490,14 +486,14 @@ class _Scattered(Mapping):
         return len(self._small)
 
 
-# Scalar calls already timed in this process, by (id of the hardware, inputs): a calibration fit or an RL
-# step times the same few collectives once per trial (issue #13: one-liners <= 0.3 s). The entry keeps the
-# hardware object, so its id cannot be reused by another while the entry lives; a CollectiveTime is frozen.
-_SCALAR_CALLS: dict = {}
+# Scalar calls already timed in this process, by hardware and inputs: a calibration fit or an RL step times the
+# same few collectives once per trial (issue #13: one-liners <= 0.3 s); a CollectiveTime is frozen. At most
+# 256 × 11 fields × 8,192 float64 (~190 MB) in a long session.
+_SCALAR_CALLS = HeldCache(256)
 _SCALAR = (int, float, np.float64, np.int64)
 
 
-def _scalar_key(hw, collective, nbytes, n, ranks_per_node, span, kw):
+def _scalar_key(collective, nbytes, n, ranks_per_node, span, kw):
     """A hashable key when every numeric input is one number or a small array (None: not cached, e.g. a
     planner's 10⁵-point sweep, deduplicated below instead). Scalars enter the model as float64, so the key holds
     them as floats; arrays by dtype, shape and bytes (a serving planner times the same batch grid per replica)."""
@@ -516,7 +512,7 @@ def _scalar_key(hw, collective, nbytes, n, ranks_per_node, span, kw):
     except ValueError:  # shapes that do not broadcast: the model names them
         return None
     algs = kw["algorithms"]
-    return (id(hw), collective, *parts, None if algs is None else tuple(algs), errstate_key())
+    return (collective, *parts, None if algs is None else tuple(algs), errstate_key())
 
 
 def _collective_time(hw: Hardware, collective: str, nbytes, n, *, ranks_per_node=None, span=None,

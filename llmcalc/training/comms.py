@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..core.checks import check_fraction, check_number
+from ..core.held import HeldCache
 from ..core.results import Figure, Result, derive, errstate_key
 from ..core.specs import Hardware, Model
 from ..network.collectives import (
@@ -175,17 +176,11 @@ def comm_ledger(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_batc
     key = _ledger_key(m, hw, layout, args)
     if key is None:
         return _comm_ledger(m, hw, layout, *args, checked=checked)
-    hit = _LEDGERS.get(key)
-    if hit is not None and hit[0] is m and hit[1] is hw:
-        return hit[2]
-    r = _comm_ledger(m, hw, layout, *args, checked=checked)
-    if len(_LEDGERS) >= 256:
-        _LEDGERS.clear()
-    _LEDGERS[key] = (m, hw, r)
-    return r
+    hit = _LEDGERS.get((m, hw), key)
+    return hit if hit is not None else _LEDGERS.put((m, hw), key, _comm_ledger(m, hw, layout, *args, checked=checked))
 
 
-_LEDGERS: dict = {}  # scalar ledgers by (id(model), id(hardware), inputs); the entry holds both, so no id is reused
+_LEDGERS = HeldCache(256)  # scalar ledgers by model, hardware and inputs
 _KEYABLE = (int, float, bool, str, type(None), np.integer, np.floating, np.bool_)
 _LAYOUT_FIELDS = tuple(f.name for f in fields(Layout))
 
@@ -204,7 +199,7 @@ def _ledger_key(m, hw, layout, args) -> tuple | None:
             types.append(type(v))
         else:
             return None
-    return (id(m), id(hw), *vals, *types, errstate_key())
+    return (*vals, *types, errstate_key())
 
 
 @masked_sweep

@@ -130,3 +130,18 @@ def test_parse_whole_refuses_a_count_longer_than_any_count_with_a_unit_error():
     for text in ("1" * 201, "1" * 5000, " " * 199 + "12"):
         with pytest.raises(UnitError, match="as a count"):
             parse_whole(text)
+
+
+@_given(_st.integers(0, 10**12), _st.sampled_from(["GB", "TB/s", "T", ""]))
+def test_a_comma_groups_thousands_or_the_number_is_refused(n, suffix):
+    """'1,000 GB' is 1000 GB; '8,0 GB' or '1,5T' (a decimal comma) is an error, never 80 GB or 15T (user test,
+    30 Nov 2026: both were read with the comma dropped)."""
+    grouped = f"{n:,}"
+    parse_any = units.parse_count if suffix in ("T", "") else (lambda t: parse(t))
+    assert parse_any(f"{grouped} {suffix}".strip()) == parse_any(f"{n} {suffix}".strip())
+    digits = str(n)
+    for cut in range(1, len(digits)):  # a comma anywhere that is not a thousands boundary
+        if (len(digits) - cut) % 3 == 0:
+            continue
+        with pytest.raises(UnitError, match="comma"):
+            parse_any(f"{digits[:cut]},{digits[cut:]} {suffix}".strip())

@@ -83,7 +83,9 @@ def _build_units() -> dict[str, tuple[float, Dim]]:
 
 
 _UNITS = _build_units()
-_NUMBER = r"[-+]?(?:\d[\d_,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+# An integer part with commas must group thousands ("1,000", "8,192"): "8,0 GB" or "1,5T" (a decimal comma) is
+# refused, never read as 80 GB or 15T. Underscores as Python writes them ("1_000").
+_NUMBER = r"[-+]?(?:(?:\d{1,3}(?:,\d{3})+|\d+(?:_\d+)*)(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _QUANTITY = re.compile(rf"^\s*(?P<pre>\$)?\s*(?P<num>{_NUMBER})\s*(?P<unit>.*?)\s*$")
 
 
@@ -134,6 +136,7 @@ def _parse(text: str, expected: Dim | None) -> float:
     m = _QUANTITY.match(text)
     if not m:
         raise UnitError(f"cannot read {text!r} as a quantity; expected a number followed by a unit, e.g. '80 GiB'")
+    _no_decimal_comma(text)
     value = float(m["num"].replace(",", "").replace("_", ""))
     unit = m["unit"]
     if m["pre"]:  # "$2.49/h"
@@ -158,6 +161,14 @@ def _parse(text: str, expected: Dim | None) -> float:
     return si
 
 
+def _no_decimal_comma(text: str) -> None:
+    """A comma in a number that does not group thousands ('8,0 GB', '1,5T') is a decimal comma: say so."""
+    m = re.search(r"\d[\d,]*,\d[\d,]*", text)
+    if m and not re.fullmatch(r"\d{1,3}(?:,\d{3})+", m[0]):
+        raise UnitError(f"cannot read {text[:40]!r}: a comma in a number groups thousands (1,000 or 8,192); "
+                        f"for a decimal write a point, e.g. {m[0].replace(',', '.')!r}")
+
+
 def _a(noun: str) -> str:
     return "an" if noun[:1] in "aeiou" else "a"
 
@@ -179,6 +190,7 @@ def parse_count(text: str | int | float) -> float:
         m = re.fullmatch(rf"\s*({_NUMBER})\s*([kKMBGT]?)\s*(?:tokens?|params?|users?)?\s*", text[:200],
                          re.ASCII)  # ASCII digits and spaces only: '\x1e2' or Arabic-Indic digits are not a count
         if not m or len(text) > 200:
+            _no_decimal_comma(text[:200])
             raise UnitError(f"cannot read {text[:40]!r} as a count; expected e.g. 300e9, 300B or 15T")
         value = float(m[1].replace(",", "").replace("_", "")) * _COUNT_SUFFIX[m[2]]
     if not math.isfinite(value):

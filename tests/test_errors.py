@@ -124,3 +124,20 @@ def test_console_script_exit_code_and_no_traceback():
 def test_import_to_an_unwritable_path(tmp_path):
     r = run("import", str(ROOT / "tests/data/configs/gpt2/config.json"), "-o", str(tmp_path / "no/such/dir/x.yaml"))
     assert r.exit_code == 2 and "cannot write" in r.output
+
+
+@pytest.mark.parametrize("date, says", [("2025-02-30", "is not a calendar date"), ("2025-13", "is not a calendar date"),
+                                        ("!!timestamp 2025-02-30", "invalid YAML")])
+def test_a_price_date_that_is_no_date_is_one_line(tmp_path, date, says):
+    """YAML read 2025-02-30 as a timestamp and its constructor raised a bare ValueError (a traceback; user test,
+    30 Nov 2026): dates stay text and the spec checks the calendar."""
+    p = edited(tmp_path, "hardware/h100-sxm.yaml", "price_date: 2025-02 ", f"price_date: {date} ", "h.yaml")
+    r = run("show", str(p))
+    assert r.exit_code == 2 and says in r.output and len(r.output.strip().splitlines()) == 1, r.output
+
+
+def test_a_real_price_date_stays_as_written(tmp_path):
+    p = edited(tmp_path, "hardware/h100-sxm.yaml", "price_date: 2025-02 ", "price_date: 2024-02-29 ", "h.yaml")
+    from llmcalc.core.catalogue import load_hardware
+
+    assert load_hardware(str(p)).price_date == "2024-02-29"

@@ -278,3 +278,18 @@ def test_step_lower_bound_is_below_the_step():
     assert np.all(t_pipe[a["tp"][ok] > 1] > t_lb[a["tp"][ok] > 1])
     with pytest.raises(LlmcalcError, match="lower_bound_only"):
         training_step(LLAMA8, H100, Layout(), global_batch=8, lower_bound_only="loose")
+
+
+@pytest.mark.parametrize("layers", [4097, 65536])
+def test_a_model_of_thousands_of_layers_is_planned_within_bounded_memory(layers):
+    """The (pp, interleave) candidates are checked only for pp up to the GPU count and interleave among the
+    divisors of the fullest stage: a 65,536-layer model (the spec's limit) failed to allocate a 65,536² grid,
+    and 4,097 layers recursed without end in stage_layers' table (user test, 30 Nov 2026). Every pp divides 64
+    GPUs, so the plan exists: pipeline stages of 4,097 layers are too big for memory, not for the search."""
+    r = CliRunner().invoke(app, ["plan", "llama-3.1-8b", "--set", f"n_layers={layers}", "--gpus", "64",
+                                 "--global-batch", "64", "--json"])
+    assert r.exit_code in (0, 2), r.output
+    if r.exit_code == 2:
+        assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output
+    else:
+        assert json.loads(r.output)

@@ -31,6 +31,11 @@ def _loader():
         from yaml import SafeLoader as safe_loader
 
     class _Loader(safe_loader):
+        # A date stays text (price_date is checked as a date by the spec): a constructed timestamp such as
+        # 2025-02-30 fails with a bare ValueError, and a date object is no str field's value.
+        yaml_implicit_resolvers = {k: [r for r in v if r[0] != "tag:yaml.org,2002:timestamp"]
+                                   for k, v in safe_loader.yaml_implicit_resolvers.items()}
+
         def construct_mapping(self, node, deep=False):
             if isinstance(node, yaml.MappingNode):
                 seen: dict = {}
@@ -168,6 +173,8 @@ def _load_yaml(text: str, origin: str, cache_as: str | None = None):
         raise SpecError(f"{where}: invalid YAML: {problem}") from None
     except RecursionError:
         raise SpecError(f"{origin}: invalid YAML: nested too deeply") from None
+    except (ValueError, OverflowError) as e:  # an explicit tag's constructor (!!timestamp 2025-02-30, !!float 1e999x)
+        raise SpecError(f"{origin}: invalid YAML: {' '.join(str(e).split())[:200]}") from None
     if cache_as is not None:
         _keep_yaml(cache_as, text, data)
     return data
@@ -210,7 +217,7 @@ def _keep_yaml(key: str, text: str, data) -> None:
         return
     try:
         blob = marshal.dumps((_CACHE_FORMAT, text, data))
-    except ValueError:  # a type marshal does not write (a YAML timestamp): this entry is parsed every time
+    except ValueError:  # a type marshal does not write (an explicit !!timestamp): this entry is parsed every time
         return
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:

@@ -206,7 +206,19 @@ class Hardware(Spec):
     @field_validator("price_date", mode="before")
     @classmethod
     def _date_text(cls, v):
-        return v.isoformat() if hasattr(v, "isoformat") else v  # YAML reads 2025-02-01 as a date
+        return v.isoformat() if hasattr(v, "isoformat") else v  # a datetime.date from Python
+
+    @field_validator("price_date")
+    @classmethod
+    def _real_date(cls, v: str | None) -> str | None:
+        import datetime
+
+        if v is not None:
+            try:
+                datetime.date.fromisoformat(v if len(v) > 7 else v + "-01")
+            except ValueError:
+                raise ValueError(f"{v!r} is not a calendar date") from None
+        return v
 
     @field_validator("peak_flops_per_s")
     @classmethod

@@ -106,7 +106,7 @@ def stage_layers(n_layers: int, layout: Layout) -> dict[str, Any]:
                 "auto": False, "explicit": True}
     pa = np.asarray(p)
     if (layout.pp_first is None and layout.pp_last is None and pa.size > 4096 and pa.dtype.kind in "iu"
-            and 0 <= pa.min() and pa.max() <= 4 * n_layers):
+            and 0 <= pa.min() and pa.max() < min(4 * n_layers, 4096)):  # the table's own call takes the path below
         # a planner's sweep (10⁵-10⁶ layouts, a few dozen pp values): every entry is a function of pp alone, so
         # evaluate it once per pp value and look it up
         tab = stage_layers(n_layers, replace(layout, pp=np.arange(int(pa.max()) + 1, dtype=pa.dtype)))

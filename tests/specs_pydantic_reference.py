@@ -23,7 +23,7 @@ def _quantity(dim: units.Dim, per_si: float = 1.0):
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             if (info.context or {}).get("yaml"):
                 raise ValueError(f"{v!r} has no unit; write it with one, as a {units.DIM_NAMES[dim]}")
-            return float(v)
+            return units.parse(v)  # finite, as llmcalc.core.specs (the reference keeps the same quantity rule)
         return units.parse(v, dim) * per_si
 
     return BeforeValidator(check)

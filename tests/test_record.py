@@ -135,3 +135,40 @@ def test_keyword_construction_validates_like_model_validate():
         ours.MLP(d_ff=0, gated="yes")
     assert {x["loc"] for x in e.value.errors()} == {("d_ff",), ("gated",)}
     assert ours.MLP(d_ff=8, gated=True) == ours.MLP.model_validate({"d_ff": 8, "gated": True})
+
+
+def test_deleting_a_field_is_refused_like_setting_it():
+    m = ours.Model.model_validate(DOCS[0][1], context={"yaml": True})
+    with pytest.raises(AttributeError, match="frozen"):
+        del m.d_model
+
+
+def test_a_deep_copy_shares_nothing_a_shallow_one_shares_dicts():
+    """pydantic's model_copy semantics: shallow by default (a changed dict shows through), deep on request."""
+    kind, doc = next(d for d in DOCS if d[0] == "hardware")
+    h = ours.Hardware.model_validate(doc, context={"yaml": True})
+    deep = h.model_copy(deep=True)
+    deep.peak_flops_per_s["bf16"] = 1.0
+    assert h.peak_flops_per_s["bf16"] != 1.0 and deep.scale_up == h.scale_up and deep.scale_up is not h.scale_up
+    assert h.model_copy().peak_flops_per_s is h.peak_flops_per_s
+
+
+def test_dump_include_and_json_agree_with_pydantic():
+    kind, doc = DOCS[0]
+    mine = ours.Model.model_validate(doc, context={"yaml": True})
+    theirs = ref.Model.model_validate(doc, context={"yaml": True})
+    assert mine.model_dump(include={"d_model", "attention"}) == theirs.model_dump(include={"d_model", "attention"})
+    import json
+
+    assert json.loads(mine.model_dump_json()) == json.loads(theirs.model_dump_json())
+
+
+@pytest.mark.parametrize("bad", [math.inf, math.nan, 10**400])
+def test_a_quantity_from_python_must_be_finite(bad):
+    """From Python a bare number means the field's unit; inf, NaN and an int past float's range are refused (as
+    the YAML path refuses '1e400 GB'): a user test built an accelerator of infinite memory and met an
+    OverflowError later."""
+    kind, doc = next(d for d in DOCS if d[0] == "hardware")
+    h = ours.Hardware.model_validate(doc, context={"yaml": True})
+    with pytest.raises(ValidationError, match="not a finite number"):
+        ours.Hardware(**dict(h.model_dump(), memory_bytes=bad))

@@ -307,7 +307,8 @@ class Record:
     def __setattr__(self, name, value):
         raise AttributeError(f"{type(self).__name__} is frozen: make a changed copy with model_copy(update=...)")
 
-    __delattr__ = __setattr__
+    def __delattr__(self, name):
+        self.__setattr__(name, None)
 
     def __eq__(self, other):
         return type(other) is type(self) and other.__dict__ == self.__dict__
@@ -318,25 +319,35 @@ class Record:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.__dict__.items())})"
 
-    def model_copy(self, *, update: dict | None = None):
-        """A shallow copy with ``update``'s fields replaced, NOT validated again (as pydantic's model_copy)."""
+    def model_copy(self, *, update: dict | None = None, deep: bool = False):
+        """A copy (``deep``: of every nested dict and record too) with ``update``'s fields replaced, NOT validated
+        again, as pydantic's model_copy; :meth:`model_validate` of ``model_dump() | changes`` validates."""
+        import copy
+
         new = object.__new__(type(self))
-        new.__dict__.update(self.__dict__)
+        new.__dict__.update(copy.deepcopy(self.__dict__) if deep else self.__dict__)
         new.__dict__.update(update or {})
         return new
 
-    def model_dump(self, *, mode: str = "python", exclude=None, exclude_none: bool = False,
+    def model_dump(self, *, mode: str = "python", include=None, exclude=None, exclude_none: bool = False,
                    exclude_defaults: bool = False) -> dict:
         """The fields as plain dicts, lists and scalars (``mode`` "json" gives the same here: every field is
-        already a JSON type); ``exclude`` a set of top-level names."""
+        already a JSON type); ``include`` / ``exclude`` sets of top-level names."""
         out = {}
         for name, info in type(self).model_fields.items():
             v = self.__dict__[name]
-            if (exclude and name in exclude) or (exclude_none and v is None) or (
+            if (include is not None and name not in include) or (exclude and name in exclude) or (
+                    exclude_none and v is None) or (
                     exclude_defaults and not info.is_required() and v == info.get_default()):
                 continue
             out[name] = _dump(v, exclude_none, exclude_defaults)
         return out
+
+    def model_dump_json(self, **kw) -> str:
+        """:meth:`model_dump` as JSON text."""
+        import json
+
+        return json.dumps(self.model_dump(**kw))
 
 
 def _dump(v, exclude_none: bool, exclude_defaults: bool):

@@ -17,11 +17,12 @@ def _quantity(dim: units.Dim, per_si: float = 1.0) -> Before:
     """Parse a human quantity; ``per_si`` rescales the SI value to the field's unit (3600 for per-hour prices)."""
 
     def check(v, context: dict):
-        # From YAML a bare number is ambiguous ("80" GB or GiB?); from Python it means the field's unit.
+        # From YAML a bare number is ambiguous ("80" GB or GiB?); from Python it means the field's unit (and
+        # must be finite: parse refuses inf, NaN and an int past float's range).
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             if context.get("yaml"):
                 raise ValueError(f"{v!r} has no unit; write it with one, as a {units.DIM_NAMES[dim]}")
-            return float(v)
+            return units.parse(v)
         return units.parse(v, dim) * per_si
 
     return Before(check)

@@ -124,7 +124,8 @@ def parse(text: str | int | float, expected: Dim | None = None) -> float:
         except OverflowError:
             value = math.inf
         if not math.isfinite(value):
-            raise UnitError(f"{text!r} is not a finite number")
+            shown = repr(text) if len(repr(text)) <= 40 else f"{repr(text)[:12]}… ({len(repr(text))} digits)"
+            raise UnitError(f"{shown} is not a finite number")
         return value
     if len(text) > 200:  # no quantity is this long; keeps a pasted file out of the regex and the cache
         raise UnitError(f"cannot read {text[:40]!r}… ({len(text)} characters) as a quantity")

@@ -16,15 +16,11 @@ from llmcalc.core import units
 
 
 def _quantity(dim: units.Dim, per_si: float = 1.0):
-    """Parse a human quantity; ``per_si`` rescales the SI value to the field's unit (3600 for per-hour prices)."""
+    """The quantity rule itself is llmcalc's (parsing units is not the schema layer under test)."""
+    from llmcalc.core.specs import quantity_value
 
     def check(v, info: ValidationInfo):
-        # From YAML a bare number is ambiguous ("80" GB or GiB?); from Python it means the field's unit.
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            if (info.context or {}).get("yaml"):
-                raise ValueError(f"{v!r} has no unit; write it with one, as a {units.DIM_NAMES[dim]}")
-            return units.parse(v)  # finite, as llmcalc.core.specs (the reference keeps the same quantity rule)
-        return units.parse(v, dim) * per_si
+        return quantity_value(v, bool((info.context or {}).get("yaml")), dim, per_si)
 
     return BeforeValidator(check)
 

@@ -141,3 +141,34 @@ def test_a_real_price_date_stays_as_written(tmp_path):
     from llmcalc.core.catalogue import load_hardware
 
     assert load_hardware(str(p)).price_date == "2024-02-29"
+
+
+@pytest.mark.parametrize("field, old, new", [
+    ("memory_bw_bytes_per_s", "memory_bw_bytes_per_s: 3.35 TB/s", "memory_bw_bytes_per_s: 1e-320 TB/s"),
+    ("memory_bytes", "memory_bytes: 81559 MiB", "memory_bytes: 0.0000000000001 B")])
+def test_a_positive_quantity_too_small_to_be_real_is_one_line(tmp_path, field, old, new):
+    """1e-320 TB/s passed `> 0` and every serving command overflowed dividing by it, printing RuntimeWarnings
+    before its error (user test, 30 Nov 2026): a positive quantity is at least 1e-12 in SI units."""
+    p = edited(tmp_path, "hardware/h100-sxm.yaml", old, new, "h.yaml")
+    r = run("infer", "llama-3.1-8b", "-H", str(p))
+    assert r.exit_code == 2 and f"field '{field}'" in r.output and "too small" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
+def test_a_key_given_twice_in_config_json_is_one_line(tmp_path):
+    """json keeps the last of two equal keys silently (a user test's "hidden_size" twice gave 18.7 B params)."""
+    src = (ROOT / "tests/data/configs/gpt2/config.json").read_text()
+    d = tmp_path / "dup"
+    d.mkdir()
+    (d / "config.json").write_text(src.replace("{", '{"n_embd": 4096, ', 1))
+    r = run("params", str(d / "config.json"))
+    assert r.exit_code == 2 and "duplicate key 'n_embd'" in r.output
+
+
+def test_adhoc_heads_that_do_not_divide_the_width_ask_for_head_dim():
+    r = run("params", "--d-model", "4096", "--layers", "32", "--heads", "30", "--kv-heads", "6", "--ffn", "14336",
+            "--vocab", "128256")
+    assert r.exit_code == 2 and "--heads 30 does not divide --d-model 4096" in r.output and "--head-dim" in r.output
+    r = run("params", "--d-model", "4096", "--layers", "32", "--heads", "30", "--kv-heads", "6", "--ffn", "14336",
+            "--vocab", "128256", "--head-dim", "128")
+    assert r.exit_code == 0

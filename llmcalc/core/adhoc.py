@@ -105,6 +105,9 @@ def adhoc_model(base: Model | None, flags: dict | None = None, sets: list[str] |
                             + f" (missing: {', '.join('--' + k.replace('_', '-') for k in missing)}), or a MODEL "
                             "name to override")
         d, h = flags["d_model"], flags["heads"]
+        if "head_dim" not in flags and isinstance(d, int) and isinstance(h, int) and h > 0 and d % h:
+            raise SpecError(f"--heads {h} does not divide --d-model {d}, so the head width is not d_model/heads; "
+                            "give --head-dim")
         data: dict = {"name": "ad-hoc", "display_name": "", "d_model": d, "n_layers": flags["layers"],
                       "vocab_size": flags["vocab"], "max_seq_len": 131072, "tie_embeddings": False,
                       "attention": {"n_heads": h, "n_kv_heads": h, "head_dim": d // h if h and d % h == 0 else 0},

@@ -215,12 +215,23 @@ def _no_constant(name: str):
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _unique_keys(pairs: list) -> dict:
+    """A JSON object whose keys are distinct (RFC 8259 §4: names SHOULD be unique; json keeps the last one
+    silently, so `"hidden_size"` given twice would pick one quietly); as the YAML loader refuses a duplicate."""
+    out = dict(pairs)
+    if len(out) < len(pairs):
+        seen: set = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"duplicate key {dup!r}")
+    return out
+
+
 def model_from_config_file(path: str | Path) -> Model:
     from .textfile import read_spec_text
 
     path = Path(path)
     try:
-        data = json.loads(read_spec_text(path), parse_constant=_no_constant)
+        data = json.loads(read_spec_text(path), parse_constant=_no_constant, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as e:
         raise SpecError(f"{path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
     except RecursionError:

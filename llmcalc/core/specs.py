@@ -12,20 +12,27 @@ from typing import Annotated, Literal
 from . import units
 from .record import Before, Field, Record, field_validator, model_validator
 
+TINY_SI = 1e-12  # below this a positive quantity is a typo, and dividing by it overflows (1e-320 TB/s: fuzz)
+
+
+def quantity_value(v, yaml: bool, dim: units.Dim, per_si: float = 1.0) -> float:
+    """A quantity field's value in SI units (``per_si`` rescales to the field's unit: 3600 for per-hour prices).
+    From YAML a bare number is ambiguous ("80" GB or GiB?); from Python it means the field's unit. Finite
+    (:func:`units.parse` refuses inf, NaN and an int past float's range) and, when positive, at least TINY_SI."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if yaml:
+            raise ValueError(f"{v!r} has no unit; write it with one, as a {units.DIM_NAMES[dim]}")
+        si = units.parse(v)
+    else:
+        si = units.parse(v, dim) * per_si
+    if 0 < si < TINY_SI:
+        raise ValueError(f"{v!r} is below {TINY_SI:g} in SI units: too small to be real, and it would overflow the "
+                         "calculators")
+    return si
+
 
 def _quantity(dim: units.Dim, per_si: float = 1.0) -> Before:
-    """Parse a human quantity; ``per_si`` rescales the SI value to the field's unit (3600 for per-hour prices)."""
-
-    def check(v, context: dict):
-        # From YAML a bare number is ambiguous ("80" GB or GiB?); from Python it means the field's unit (and
-        # must be finite: parse refuses inf, NaN and an int past float's range).
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            if context.get("yaml"):
-                raise ValueError(f"{v!r} has no unit; write it with one, as a {units.DIM_NAMES[dim]}")
-            return units.parse(v)
-        return units.parse(v, dim) * per_si
-
-    return Before(check)
+    return Before(lambda v, context: quantity_value(v, bool(context.get("yaml")), dim, per_si))
 
 
 Bytes = Annotated[float, _quantity(units.BYTES), Field(gt=0)]

@@ -873,3 +873,26 @@ def test_fp8_says_which_compute_in_the_clis_terms(page):
     assert "fp8 weights and fp8 compute (W8A8)" in w8a8 and "--activations fp8" in w8a8
     wo = " ".join(i.value for i in run_app(page=page, dtype="fp8", weight_only=1).info)
     assert "fp8 weights, bf16 compute (weight-only) — as `llmcalc infer --weights fp8`" in wo
+
+
+@pytest.mark.parametrize("data, says", [(b"name: caf\xe9\n", "not UTF-8 text"),
+                                        (b'{"model_type": "gpt2", "n_embd": 768, "n_embd": 1}', "duplicate key"),
+                                        (b'{"model_type": "gpt2", "n_embd": NaN}', "invalid JSON")])
+def test_an_upload_is_read_as_a_file_is(data, says):
+    """An upload went through a lenient path: undecodable bytes became U+FFFD, and json kept the last of two
+    equal keys and read NaN (user test, 30 Nov 2026); it is now read exactly as the CLI reads a file."""
+    from llmcalc.core.errors import SpecError
+    from llmcalc.dashboard.main import uploaded_hardware, uploaded_model
+
+    name = "config.json" if data.startswith(b"{") else "m.yaml"
+    for read in (uploaded_model, uploaded_hardware) if name == "m.yaml" else (uploaded_model,):
+        with pytest.raises(SpecError, match=says):
+            read(_Bytes(name, data))
+
+
+class _Bytes:
+    def __init__(self, name: str, data: bytes):
+        self.name, self._data = name, data
+
+    def getvalue(self) -> bytes:
+        return self._data

@@ -226,19 +226,25 @@ def _unique_keys(pairs: list) -> dict:
     return out
 
 
+def config_object(text: str, origin: str) -> dict:
+    """A config.json's text as its JSON object (no NaN/Infinity, no key given twice), or one SpecError."""
+    try:
+        data = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as e:
+        raise SpecError(f"{origin}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
+    except RecursionError:
+        raise SpecError(f"{origin}: invalid JSON: nested too deeply") from None
+    except ValueError as e:  # NaN / Infinity, which JSON does not allow; a duplicate key
+        raise SpecError(f"{origin}: invalid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{origin}: expected a JSON object")
+    return data
+
+
 def model_from_config_file(path: str | Path) -> Model:
     from .textfile import read_spec_text
 
     path = Path(path)
-    try:
-        data = json.loads(read_spec_text(path), parse_constant=_no_constant, object_pairs_hook=_unique_keys)
-    except json.JSONDecodeError as e:
-        raise SpecError(f"{path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
-    except RecursionError:
-        raise SpecError(f"{path}: invalid JSON: nested too deeply") from None
-    except ValueError as e:  # NaN / Infinity, which JSON does not allow
-        raise SpecError(f"{path}: invalid JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise SpecError(f"{path}: expected a JSON object")
+    data = config_object(read_spec_text(path), str(path))
     name = path.parent.name if path.name == "config.json" and path.parent.name else path.stem
     return model_from_config(data, name, str(path))

@@ -47,11 +47,17 @@ def read_spec_text(path: str | Path, limit: int = MAX_SPEC_BYTES) -> str:
         raise SpecError(f"{p}: cannot read ({e.strerror})") from None
     finally:
         os.close(fd)
-    data = b"".join(chunks)
+    return spec_text(b"".join(chunks), p, limit)
+
+
+def spec_text(data: bytes, origin: str, limit: int = MAX_SPEC_BYTES) -> str:
+    """Bytes of a spec (a file's, or a dashboard upload's) as UTF-8 text, or one SpecError naming the place."""
+    if len(data) > limit:
+        raise SpecError(f"{origin}: {len(data):,} bytes is larger than the {limit:,}-byte limit for a spec file")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
-        raise SpecError(f"{p}:{line}:{col}: not UTF-8 text (byte 0x{data[e.start]:02x}); save the file as "
+        raise SpecError(f"{origin}:{line}:{col}: not UTF-8 text (byte 0x{data[e.start]:02x}); save the file as "
                         "UTF-8") from None

@@ -3,11 +3,9 @@ from a catalogue-style YAML. Either side of A vs B may use one; it is titled by 
 
 from __future__ import annotations
 
-import json
-
 from ..core.catalogue import parse_yaml_spec
-from ..core.errors import SpecError
 from ..core.specs import Hardware, Model
+from ..core.textfile import spec_text
 
 
 def title(upload) -> str:
@@ -17,16 +15,11 @@ def title(upload) -> str:
 
 def uploaded_model(upload) -> Model:
     """A Model from an uploaded Hugging Face config.json or catalogue YAML (read in memory, never saved)."""
-    text = upload.getvalue().decode("utf-8", errors="replace")
+    text = spec_text(upload.getvalue(), upload.name)  # as a file is read: UTF-8 or one error, never "\ufffd"
     if upload.name.endswith(".json"):
-        from llmcalc.core.hf_config import model_from_config
+        from llmcalc.core.hf_config import config_object, model_from_config
 
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise SpecError(f"{upload.name}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
-        if not isinstance(data, dict):
-            raise SpecError(f"{upload.name}: expected a JSON object")
+        data = config_object(text, upload.name)
         name = upload.name
         origin = str(data.get("_name_or_path") or "").strip()
         if origin:
@@ -37,6 +30,6 @@ def uploaded_model(upload) -> Model:
 
 def uploaded_hardware(upload) -> Hardware:
     """A Hardware spec from an uploaded catalogue-style YAML (units written out: '80 GiB', '3.35 TB/s')."""
-    return parse_yaml_spec(upload.getvalue().decode("utf-8", errors="replace"), Hardware, upload.name)
+    return parse_yaml_spec(spec_text(upload.getvalue(), upload.name), Hardware, upload.name)
 
 

@@ -172,3 +172,13 @@ def test_adhoc_heads_that_do_not_divide_the_width_ask_for_head_dim():
     r = run("params", "--d-model", "4096", "--layers", "32", "--heads", "30", "--kv-heads", "6", "--ffn", "14336",
             "--vocab", "128256", "--head-dim", "128")
     assert r.exit_code == 0
+
+
+def test_a_spec_of_the_other_kind_is_named_as_such():
+    """A hardware YAML given as MODEL (or a model YAML as -H) failed on every field, a run of 'unknown field'
+    errors (user test, 30 Nov 2026): one line says which kind of spec it is and where it goes."""
+    r = run("params", str(ROOT / "hardware/h100-sxm.yaml"))
+    assert r.exit_code == 2 and "this is a hardware spec" in r.output and "-H" in r.output
+    r = run("infer", "llama-3.1-8b", "-H", str(ROOT / "models/llama-3.1-8b.yaml"))
+    assert r.exit_code == 2 and "this is a model spec" in r.output and "MODEL" in r.output
+    assert len(r.output.strip().splitlines()) == 1

@@ -235,12 +235,26 @@ def parse_yaml_spec(text: str, cls, origin: str = "<yaml>", cache_as: str | None
     try:
         return cls.model_validate(data, context={"yaml": True})
     except ValidationError as e:
+        _other_kind(data, cls, origin)
         import yaml
 
         root = yaml.compose(text, Loader=_loader())
         raise _explain_validation(e, cls, origin, root) from None
     except RecursionError:
         raise SpecError(f"{origin}: nested too deeply") from None
+
+
+def _other_kind(data: dict, cls, origin: str) -> None:
+    """A hardware YAML given as a model (or the reverse) fails on every field: say which kind it is instead."""
+    other = Hardware if cls is Model else Model if cls is Hardware else None
+    if other is None:
+        return
+    mine, theirs = set(cls.model_fields), set(other.model_fields)
+    own = sorted((set(data) & theirs) - mine, key=list(other.model_fields).index)
+    if own and not (set(data) & mine) - theirs:
+        how = "with -H (--hardware)" if other is Hardware else "as the MODEL argument"
+        raise SpecError(f"{origin}: this is a {'hardware' if other is Hardware else 'model'} spec (it has "
+                        f"{', '.join(own[:2])}), not a {'model' if cls is Model else 'hardware'} spec; give it {how}")
 
 
 # ---------------------------------------------------------------- public loaders

@@ -145,3 +145,14 @@ def test_a_comma_groups_thousands_or_the_number_is_refused(n, suffix):
             continue
         with pytest.raises(UnitError, match="comma"):
             parse_any(f"{digits[:cut]},{digits[cut:]} {suffix}".strip())
+
+
+@_given(_st.floats(1e-3, 1e308), _st.sampled_from(["B", "B/s", "FLOP/s", "GPU", "param", "token", "s", "W", ""]))
+def test_a_figure_prints_in_a_few_characters_however_large(x, unit):
+    """A 10³⁰⁰ count printed its 300 digits with thousands commas, widening a table to 300 columns (user test,
+    30 Nov 2026: `train --days 1e-300`, `chinchilla --flops 1e300`)."""
+    text = units.fmt(x, unit)
+    assert len(text) <= 32
+    if unit == "B" and x >= 2**20:  # both halves say the same size: '3.5e+30 B (3.34e+24 MiB)'
+        dec, binary = text.removesuffix(")").split(" (")
+        assert parse(binary, BYTES) == pytest.approx(parse(dec, BYTES), rel=0.01)

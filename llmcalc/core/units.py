@@ -239,6 +239,8 @@ def parse_whole(text: str | int) -> int:
 
 
 def _scaled(value: float, steps: list[tuple[float, str]]) -> str:
+    if abs(value) >= steps[0][0] * 1e9:  # beyond the largest prefix by 10⁹: plain scientific, no prefix
+        return f"{value / steps[-1][0]:.3g} {steps[-1][1]}"
     for factor, suffix in steps:
         if abs(value) >= factor:
             return f"{_num(value / factor)} {suffix}"
@@ -250,6 +252,8 @@ def _num(x: float) -> str:
         return "0"
     if not math.isfinite(x):
         return str(x)
+    if abs(x) >= 1e9:  # past the largest prefix by 10⁹: "3.07e+277", not 280 digits in a table (a user test)
+        return f"{x:.3g}"
     digits = max(0, 3 - int(math.floor(math.log10(abs(x)))) - 1)
     return f"{x:,.{min(digits, 3)}f}"
 

@@ -71,6 +71,9 @@ def test_import_writes_yaml_that_loads(tmp_path):
     d = json.loads(invoke("params", str(out_file), "--json"))
     assert d["total"] == 7_615_616_512  # fact sheet row M13 derived count; HF reference test agrees
     assert yaml.safe_load(invoke("import", config))["attention"]["qkv_bias"]
+    # the entry's name is the file's (the catalogue finds it by that name); a folder's name stays its display name
+    doc = yaml.safe_load(out_file.read_text())
+    assert doc["name"] == "qwen" and doc["display_name"] == "qwen2.5-7b"
 
 
 def test_completion_candidates():

@@ -116,10 +116,17 @@ def import_(config: str = typer.Argument(..., help="Path to a Hugging Face confi
                                               "the input; an existing file only with --force)."),
             force: bool = typer.Option(False, "--force", help="Replace an existing --output file.")) -> None:
     """Convert a Hugging Face config.json into catalogue YAML."""
+    from pathlib import Path
+
     from ..core.catalogue import model_to_yaml
     from ..core.hf_config import model_from_config_file
 
-    write_out(model_to_yaml(model_from_config_file(config)), output, force=force, inputs=(config,))
+    m = model_from_config_file(config)
+    if output:  # the catalogue finds a model by its file's name: the entry's name is that name
+        stem = Path(output).stem
+        m = m.model_copy(update={"name": stem.lower(),
+                                 "display_name": stem if m.display_name == "config" else m.display_name})
+    write_out(model_to_yaml(m), output, force=force, inputs=(config,))
 
 
 @app.command()

@@ -182,3 +182,9 @@ def test_a_spec_of_the_other_kind_is_named_as_such():
     r = run("infer", "llama-3.1-8b", "-H", str(ROOT / "models/llama-3.1-8b.yaml"))
     assert r.exit_code == 2 and "this is a model spec" in r.output and "MODEL" in r.output
     assert len(r.output.strip().splitlines()) == 1
+
+
+def test_kv_warns_past_the_models_positions_as_infer_does():
+    out = run("kv", "llama-3.1-8b", "--context", "1000000").output
+    assert "WARNING: context exceeds the model's 131,072 positions" in out
+    assert "WARNING" not in run("kv", "llama-3.1-8b", "--context", "131072").output

@@ -127,3 +127,20 @@ def test_dashboard_drill_page_grades_and_records(tmp_path, monkeypatch):
     assert "Q2: no answer" in " ".join(i.value for i in at.info)
     lines = (tmp_path / "drill.jsonl").read_text().splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["verdict"] == "right"
+
+
+@pytest.mark.parametrize("topic", dr.TOPICS)
+def test_every_topic_grades_its_own_answer_as_printed_right(topic):
+    """The answer as the drill prints it, typed back, is right: 'train-days' answers ('23 days') raised KeyError
+    'days' in the grader, a traceback on the CLI and the dashboard (user test, 30 Nov 2026)."""
+    for seed in range(5):
+        q = dr.questions([topic], 1, seed, [])[0]
+        typed = q.answer.text().split(" (")[0]  # '12.6 MB (12.0 MiB)': one of the two
+        assert dr.grade(typed, q.answer.value, q.answer.unit).verdict == "right", (seed, typed)
+
+
+def test_train_days_take_a_bare_number_or_any_time_unit():
+    assert dr.grade("20", 20.0, "days").verdict == "right"  # the question asks for days
+    assert dr.grade("480 h", 20.0, "days").verdict == "right"
+    assert dr.grade("1.728e6 s", 20.0, "days").verdict == "right"
+    assert dr.grade("20 GB", 20.0, "days").verdict == "wrong"

@@ -229,8 +229,11 @@ def parse_answer(text: str, unit: str) -> float:
             return units.parse_count(text)  # 1.2e12, 3.4T
         except LlmcalcError:
             return units.parse(text, units.FLOP)  # 3.4 TFLOP
+    if unit == "days":  # the question asks for days: a bare number is days, a time with a unit is converted
+        return units.parse_count(text) if _bare(text) else units.parse(text, units.SECONDS) / 86400
     if _bare(text):
-        raise LlmcalcError(f"{text!r} has no unit; answer with one, e.g. {'3.2 GB' if unit == 'B' else '40 ms'}")
+        raise LlmcalcError(f"{text!r} has no unit; answer with one, e.g. "
+                           f"{ {'B': '3.2 GB', 'B/s': '1.2 TB/s'}.get(unit, '40 ms')}")
     return units.parse(text, {"B": units.BYTES, "s": units.SECONDS, "B/s": units.BYTES_PER_S}[unit])
 
 

@@ -58,6 +58,9 @@ def summary(model: Model, hw: Hardware, *, gpus: int = 1024, mfu: float = 0.4, t
              ("train", training_cost(model, tokens, hw, gpus, mfu=mfu, price_usd_per_hour=price_usd_per_hour))]
     notes = [f"training: {tokens:.3g} tokens on {gpus} x {hw.display_name} at MFU {mfu:g}",
              f"inference: prompt {prompt}, output {output}; serving {users:g} users"]
+    if parts[-1][1].data.get("fits") is False:  # as `train` titles it: the days and cost below cannot happen
+        notes.insert(0, f"WARNING: training DOES NOT FIT: {parts[-1][1].data['memory_verdict']}; its days and cost "
+                        "are hypothetical")
     from .core.efficiency import DEFAULT_EFFICIENCY
 
     eff = DEFAULT_EFFICIENCY if eff is None else eff

@@ -188,3 +188,10 @@ def test_kv_warns_past_the_models_positions_as_infer_does():
     out = run("kv", "llama-3.1-8b", "--context", "1000000").output
     assert "WARNING: context exceeds the model's 131,072 positions" in out
     assert "WARNING" not in run("kv", "llama-3.1-8b", "--context", "131072").output
+
+
+def test_summary_says_when_its_training_run_cannot_fit():
+    """`train` titles such a run DOES NOT FIT; `summary` printed its 578,295 days with no warning (user test)."""
+    out = run("summary", "llama-3.1-405b", "--gpus", "1").output
+    assert "WARNING: training DOES NOT FIT: model states alone need 7.31 TB" in out
+    assert "DOES NOT FIT" not in run("summary", "llama-3.1-8b").output

@@ -195,3 +195,11 @@ def test_summary_says_when_its_training_run_cannot_fit():
     out = run("summary", "llama-3.1-405b", "--gpus", "1").output
     assert "WARNING: training DOES NOT FIT: model states alone need 7.31 TB" in out
     assert "DOES NOT FIT" not in run("summary", "llama-3.1-8b").output
+
+
+def test_why_and_sheet_warn_past_the_models_positions():
+    assert "WARNING: context 10,000,000 exceeds DeepSeek-V3's 163,840 positions" in run(
+        "why", "mla", "deepseek-v3", "--context", "10000000").output
+    assert "WARNING: prompt + output = 200,300 exceeds Llama-3.1-70B's 131,072 positions" in run(
+        "sheet", "serving", "llama-3.1-70b", "--prompt", "200000").output
+    assert "WARNING" not in run("why", "mla", "deepseek-v3").output

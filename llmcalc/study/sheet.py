@@ -419,5 +419,8 @@ def sheet(topic: str, model: Model, hw: Hardware, inputs: Inputs = Inputs()) -> 
     blocks = BUILDERS[topic](model, hw, inputs)
     setting = (f"{model.display_name} on {hw.display_name}; micro-batch {inputs.micro_batch}, L {inputs.seq}, "
                f"prompt {inputs.prompt} + output {inputs.output}")
-    return Sheet(topic, f"{TITLES[topic]}: {model.display_name}", setting, tuple(blocks),
-                 ("Every number is a calculator's output; formulas are the calculators' own (llmcalc --explain).",))
+    notes = ("Every number is a calculator's output; formulas are the calculators' own (llmcalc --explain).",)
+    if topic in ("inference", "serving") and inputs.prompt + inputs.output > model.max_seq_len:
+        notes = (f"WARNING: prompt + output = {inputs.prompt + inputs.output:,} exceeds {model.display_name}'s "
+                 f"{model.max_seq_len:,} positions", *notes)
+    return Sheet(topic, f"{TITLES[topic]}: {model.display_name}", setting, tuple(blocks), notes)

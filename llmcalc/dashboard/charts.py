@@ -235,7 +235,9 @@ def memory_layouts(df: pd.DataFrame, capacity_bytes: float, dev: str, usable_byt
                      ).mark_bar().encode(
         x=alt.X("layout:N", sort=None, title=None, axis=category_axis(labelAngle=0, labelLimit=200)),
         y=alt.Y("sum(GiB):Q", title=f"GiB per {dev}"),
-        color=alt.Color("component:N", scale=colour, legend=alt.Legend(orient="bottom", columns=2, values=order)),
+        # one legend row: the chart is page-wide, and each legend row comes out of its fixed height
+        color=alt.Color("component:N", scale=colour,
+                        legend=alt.Legend(orient="bottom", columns=len(order), values=order)),
         order=alt.Order("component_order:Q"),
         tooltip=[alt.Tooltip("layout"), alt.Tooltip("component"), alt.Tooltip("GiB:Q", format=",.2f")]
     ).transform_calculate(
@@ -289,16 +291,18 @@ def ratio_bars(df: pd.DataFrame) -> alt.Chart:
 
     Each bar runs from 1 to the ratio (``x2``), never from 0: a log scale has no zero (Vega-Lite otherwise
     stacks bars from 0 and draws nothing). Ratios that are not positive (a headroom that changes sign) have no
-    place on a log axis and stay in the table only."""
+    place on a log axis and stay in the table only. A tick marks each ratio, so a figure where B equals A (a bar
+    of no length) still shows, grey, at 1."""
     r = pd.to_numeric(df["ratio"], errors="coerce").astype(float)
     keep = np.isfinite(r) & (r > 0)
     d = df[keep].assign(**{"B / A (×)": r[keep], "one": 1.0, "who": df.loc[keep, "verdict"].replace(
         "", "no better side")})
-    return alt.Chart(d).mark_bar().encode(
-        y=alt.Y("figure:N", sort=None, title=None, axis=category_axis(labelLimit=400)),
-        x=alt.X("B / A (×):Q", scale=alt.Scale(type="log", zero=False), axis=alt.Axis(format=",.3~g")),
-        x2=alt.X2("one:Q"),
+    x = alt.X("B / A (×):Q", scale=alt.Scale(type="log", zero=False), axis=alt.Axis(format=",.3~g"), title="B / A (×)")
+    base = alt.Chart(d).encode(
+        y=alt.Y("figure:N", sort=None, title=None, axis=category_axis(labelLimit=400)), x=x,
         color=alt.Color("who:N", scale=alt.Scale(domain=["B better", "B worse", "no better side"],
                                                  range=["#2e9d4f", "#d33c3c", "#999999"]),
                         legend=alt.Legend(orient="bottom", title=None)),
-        tooltip=[alt.Tooltip(c) for c in ("figure", "A", "B", "B / A", "verdict")]).properties(height=row_height())
+        tooltip=[alt.Tooltip(c) for c in ("figure", "A", "B", "B / A", "verdict")])
+    # a tick at the ratio too: a figure where B equals A (1×) has a bar of no length
+    return (base.mark_bar().encode(x2=alt.X2("one:Q")) + base.mark_tick(thickness=2)).properties(height=row_height())

@@ -712,6 +712,10 @@ def test_a_vs_b_ratio_chart_has_no_zero_on_its_log_axis():
     assert _log_axes_without_zero(spec) == []
     shown = [r["figure"] for vals in spec["datasets"].values() for r in vals]
     assert shown == ["params", "same"]  # a ratio that is not positive stays in the table only
+    # "same" (1×) is a bar of no length: a tick at each ratio shows it
+    marks = {(lay["mark"]["type"] if isinstance(lay["mark"], dict) else lay["mark"]): lay.get("encoding", {})
+             for lay in spec["layer"]}
+    assert marks["tick"]["x"]["field"] == marks["bar"]["x"]["field"] and "x2" not in marks["tick"]
     # the page's own table for DeepSeek-V3 vs Mixtral 8x7B draws the same way
     from llmcalc.core.catalogue import load_hardware, load_model
 

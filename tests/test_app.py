@@ -712,6 +712,10 @@ def test_a_vs_b_ratio_chart_has_no_zero_on_its_log_axis():
     assert _log_axes_without_zero(spec) == []
     shown = [r["figure"] for vals in spec["datasets"].values() for r in vals]
     assert shown == ["params", "same"]  # a ratio that is not positive stays in the table only
+    # "same" (1×) is a bar of no length: a tick at each ratio shows it
+    marks = {(lay["mark"]["type"] if isinstance(lay["mark"], dict) else lay["mark"]): lay.get("encoding", {})
+             for lay in spec["layer"]}
+    assert marks["tick"]["x"]["field"] == marks["bar"]["x"]["field"] and "x2" not in marks["tick"]
     # the page's own table for DeepSeek-V3 vs Mixtral 8x7B draws the same way
     from llmcalc.core.catalogue import load_hardware, load_model
 
@@ -810,6 +814,103 @@ def test_every_chart_a_page_draws_is_valid_vega_lite(page, monkeypatch):
             type(chart).to_dict(chart, validate=True)
         except jsonschema.ValidationError as e:  # pragma: no cover - the message is the point
             pytest.fail(f"{page}: {chart.__class__.__name__} is not valid Vega-Lite: {e.message[:300]}")
+
+
+def _drawn_charts(at) -> list[tuple[dict, dict]]:
+    """Each chart a page drew as Streamlit sends it: (Vega-Lite spec, {dataset name: rows}); Streamlit moves the
+    datasets out of the spec into Arrow tables."""
+    import pyarrow as pa
+
+    out = []
+    for e in at.get("vega_lite_chart"):
+        spec = json.loads(e.proto.spec)
+        data = {k: list(v) for k, v in spec.get("datasets", {}).items()}
+        data.update({d.name: pa.ipc.open_stream(d.data.data).read_all().to_pylist() for d in e.proto.datasets})
+        out.append((spec, data))
+    return out
+
+
+def _units(spec: dict, data: dict, rows=None, group=None):
+    """(unit spec, its rows, the id of its layer group) for every single-mark view of a spec: layers share their
+    scales in Vega-Lite, views of a concat keep their own here (each page's concat resolves none but x)."""
+    if isinstance(spec.get("data"), dict):
+        d = spec["data"]
+        rows = d["values"] if "values" in d else data[d["name"]]
+    if "layer" in spec:
+        for sub in spec["layer"]:
+            yield from _units(sub, data, rows, group if group is not None else id(spec))
+    elif any(k in spec for k in ("vconcat", "hconcat", "concat")):
+        for sub in spec.get("vconcat", []) + spec.get("hconcat", []) + spec.get("concat", []):
+            yield from _units(sub, data, rows, None)
+    else:
+        yield spec, rows or [], group if group is not None else id(spec)
+
+
+def _colours_outside_their_domain(spec: dict, data: dict) -> list[str]:
+    """Colour values a chart's data holds that its (shared) colour scale's fixed domain leaves out: Vega-Lite
+    draws such a mark with no colour, i.e. not at all, and leaves it out of the legend."""
+    units = list(_units(spec, data))
+    domains: dict[int, set] = {}
+    for unit, _, g in units:
+        dom = unit.get("encoding", {}).get("color", {}).get("scale", {}).get("domain")
+        if isinstance(dom, list):
+            domains.setdefault(g, set()).update(dom)
+    bad = []
+    for unit, rows, g in units:
+        field = unit.get("encoding", {}).get("color", {}).get("field")
+        if field and g in domains:
+            bad += [f"{field} = {v!r} outside {sorted(domains[g])}" for v in dict.fromkeys(r[field] for r in rows)
+                    if v not in domains[g]]
+    return bad
+
+
+def _categories_that_may_lose_labels(spec: dict) -> list[str]:
+    """Category (band) axes of a chart that can drop or squash labels in Streamlit: its theme sets
+    ``labelOverlap: true`` on every axis (Vega then hides every other label of a crowded band axis), and it sizes
+    a chart with ``autosize: fit``, so a number as the height of a chart with one row per category is the whole
+    chart, titles, axes and legend included, and the rows get what is left (a 106 px chart under a two-line title:
+    none). A category axis must keep every label, and a chart of rows must be sized per row (a step)."""
+    bad = []
+    for node in _nodes(spec):
+        for ch, e in node.get("encoding", {}).items():
+            axis = e.get("axis", {}) if isinstance(e, dict) else None  # null: no axis, no labels to lose
+            if ch in ("x", "y") and e.get("type") in ("nominal", "ordinal") and axis is not None \
+                    and axis.get("labelOverlap") is not False:
+                bad.append(f"{ch} = {e.get('field')}: labelOverlap not off")
+    ys = [n.get("encoding", {}).get("y") for n in [spec, *spec.get("layer", [])]]  # a concat's views: own size
+    if any(isinstance(y, dict) and y.get("type") in ("nominal", "ordinal") for y in ys) \
+            and isinstance(spec.get("height"), (int, float)):
+        bad.append(f"rows of categories in a chart {spec['height']} px high in all")
+    return bad
+
+
+@pytest.mark.parametrize("page", ["model", "training", "plan", "rl", "inference", "serving", "compare"])
+def test_every_chart_draws_every_category_and_colour(page):
+    """User test in a browser (30 Nov 2026): the memory charts of the training, inference and plan pages drew
+    only the usable/physical lines (the lines' colour domain, shared by the layered bars, left every component
+    out); the serving page's cost chart drew no bars (two rows in 106 px under a two-line title), and its
+    devices chart, the model breakdown and the A vs B ratios dropped every other label."""
+    at = run_app(page=page, model="llama-3.1-8b" if page == "rl" else "mixtral-8x7b", tp=2)
+    if page == "rl":
+        at.session_state["rl_eta_open"] = True
+        at.run()
+    drawn = _drawn_charts(at)
+    assert drawn
+    for spec, data in drawn:
+        assert _colours_outside_their_domain(spec, data) == [], _titles(spec)
+        assert _categories_that_may_lose_labels(spec) == [], _titles(spec)
+    if page in ("training", "inference", "plan"):  # the memory chart: components and both lines in one scale
+        mem = [(u, rows) for spec, data in drawn for u, rows, _ in _units(spec, data)
+               if u.get("encoding", {}).get("color", {}).get("field") == "component"]
+        assert mem, f"no memory chart on the {page} page"
+        for unit, rows in mem:
+            comps = list(dict.fromkeys(r["component"] for r in rows))
+            assert "weights" in comps
+            scale, legend = unit["encoding"]["color"]["scale"], unit["encoding"]["color"]["legend"]
+            colours = dict(zip(scale["domain"], scale["range"], strict=True))
+            assert colours["usable"] == "red" and colours["physical"] == "#888888"
+            assert not {"red", "#888888"} & {colours[c] for c in comps}
+            assert legend["values"] == comps
 
 
 def test_memory_charts_draw_the_usable_memory_the_verdict_uses():

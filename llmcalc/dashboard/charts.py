@@ -16,6 +16,16 @@ from altair.utils.schemapi import debug_mode
 
 GIB = 2**30
 
+# The two memory lines' colours, and the memory components' colours: Vega's tableau20 less its reds and greys, so no
+# component reads as the usable (red) or physical (grey) line.
+LINE_COLOURS = {"usable": "red", "physical": "#888888"}
+COMPONENT_COLOURS = ["#4c78a8", "#f58518", "#54a24b", "#b279a2", "#eeca3b", "#9ecae9", "#ffbf79", "#88d27a",
+                     "#b79a20", "#439894", "#83bcb6", "#d67195", "#fcbfd2", "#d6a5c9", "#9e765f", "#d8b5a5"]
+
+# One row of a horizontal bar chart, in pixels: the chart's height is this step per category (Vega-Lite adds the
+# title, axes and legend to it), never a total that those eat into.
+ROW_PX = 28
+
 
 def unchecked(chart):
     """The chart, serialised without a Vega-Lite schema check when Streamlit calls ``chart.to_dict()``.
@@ -25,6 +35,35 @@ def unchecked(chart):
     (tests/test_app.py, every page's charts)."""
     object.__setattr__(chart, "to_dict", functools.partial(type(chart).to_dict, chart, validate=False))
     return chart
+
+
+def category_axis(**kw) -> alt.Axis:
+    """The axis of a bar chart's categories: every label drawn. Streamlit's theme sets ``labelOverlap: true`` on
+    every axis, which on a band axis hides every other label once a row is shorter than a label (Vega's parity
+    strategy), leaving bars without names."""
+    return alt.Axis(labelOverlap=False, **kw)
+
+
+def row_height() -> alt.Step:
+    """The height of a horizontal bar chart: :data:`ROW_PX` per category. Streamlit sizes charts with
+    ``autosize: fit``, in which a number is the whole chart, title lines, axes and legend included: a 106 px chart of
+    2 rows under a two-line title kept no plot at all (bars 0 px high, both labels on one row), and 28 px a row
+    less a fixed allowance left rows shorter than their labels whenever a title or legend outgrew it."""
+    return alt.Step(ROW_PX)
+
+
+def memory_colours(components) -> alt.Scale:
+    """The one colour scale of a memory chart, components and lines together. The bars and the lines are layers,
+    and layers share a scale in Vega-Lite: a domain of the two lines alone leaves every component outside it,
+    undrawn (issue: memory charts showed only the lines). The legend lists the components (``values``); the
+    lines are named in the axis or chart title."""
+    comps = list(dict.fromkeys(components))
+    if clash := set(comps) & set(LINE_COLOURS):
+        raise ValueError(f"memory component named like a capacity line: {sorted(clash)}")
+    if len(comps) > len(COMPONENT_COLOURS):
+        raise ValueError(f"{len(comps)} memory components, colours for {len(COMPONENT_COLOURS)}")
+    return alt.Scale(domain=comps + list(LINE_COLOURS),
+                     range=COMPONENT_COLOURS[:len(comps)] + list(LINE_COLOURS.values()))
 
 
 def fast(build):
@@ -44,9 +83,9 @@ def breakdown_bar(parts: dict[str, float], unit_label: str, scale: float = 1.0) 
     """Horizontal bars, one per component, in the order given."""
     df = pd.DataFrame({"component": list(parts), unit_label: [v / scale for v in parts.values()]})
     return alt.Chart(df).mark_bar().encode(
-        x=alt.X(f"{unit_label}:Q"), y=alt.Y("component:N", sort=None, title=None),
+        x=alt.X(f"{unit_label}:Q"), y=alt.Y("component:N", sort=None, title=None, axis=category_axis()),
         tooltip=[alt.Tooltip("component"), alt.Tooltip(f"{unit_label}:Q", format=",.3~f")]
-    ).properties(height=28 * len(df) + 20)
+    ).properties(height=row_height())
 
 
 def capacity_lines(usable_bytes: float, capacity_bytes: float) -> pd.DataFrame:
@@ -65,18 +104,18 @@ def memory_stack(parts: dict[str, float], capacity_bytes: float, title: str, usa
     lines = capacity_lines(usable_bytes, capacity_bytes)
     df = pd.DataFrame({"bar": title, "component": list(parts), "GiB": [v / GIB for v in parts.values()],
                        "order": range(len(parts))})
-    y = alt.Y("bar:N", title=None)
+    y = alt.Y("bar:N", title=None, axis=category_axis())
+    colour = memory_colours(parts)
     bars = alt.Chart(df).mark_bar().encode(
         y=y, x=alt.X("sum(GiB):Q", title=f"GiB (red: usable {usable_bytes / GIB:,.1f}, grey: physical "
                                          f"{capacity_bytes / GIB:,.1f})"),
-        color=alt.Color("component:N", sort=list(parts), legend=alt.Legend(orient="bottom", columns=2)),
+        color=alt.Color("component:N", scale=colour,
+                        legend=alt.Legend(orient="bottom", columns=2, values=list(parts))),
         order=alt.Order("order:Q"), tooltip=[alt.Tooltip("component"), alt.Tooltip("GiB:Q", format=",.2f")])
     cap = lines.assign(bar=title)
     # a tick, not a rule: a rule without y collapses the band scale when layered (seen in Streamlit 1.67)
     tick = alt.Chart(cap).mark_tick(thickness=3, size=60).encode(
-        y=y, x=alt.X("GiB:Q"), tooltip=[alt.Tooltip("label")],
-        color=alt.Color("line:N", scale=alt.Scale(domain=["usable", "physical"], range=["red", "#888888"]),
-                        legend=None))
+        y=y, x=alt.X("GiB:Q"), tooltip=[alt.Tooltip("label")], color=alt.Color("line:N", scale=colour, legend=None))
     return bars + tick
 
 
@@ -125,14 +164,14 @@ def bars(df: pd.DataFrame, category: str, value: str, color: str | None = None, 
     """Bars of ``value`` per ``category`` (e.g. communication time per parallelism). ``horizontal``: one row
     per category with its whole name (long names such as accelerators' are never cut); a list ``title`` is
     one line per item (narrow columns cut a long one-line title)."""
-    cat = alt.Axis(labelAngle=0) if not horizontal else alt.Axis(labelLimit=400)
+    cat = category_axis(labelAngle=0) if not horizontal else category_axis(labelLimit=400)
     enc = dict(tooltip=[alt.Tooltip(c) for c in df.columns])
     enc["x" if not horizontal else "y"] = alt.X(f"{category}:N", sort=None, title=None, axis=cat) if not horizontal \
         else alt.Y(f"{category}:N", sort=None, title=None, axis=cat)
     enc["y" if not horizontal else "x"] = alt.Y(f"{value}:Q") if not horizontal else alt.X(f"{value}:Q")
     if color:
         enc["color"] = alt.Color(f"{color}:N")
-    height = 260 if not horizontal else 28 * len(df) + 50
+    height = 260 if not horizontal else row_height()
     return alt.Chart(df, title=title).mark_bar().encode(**enc).properties(height=height)
 
 
@@ -190,20 +229,21 @@ def memory_layouts(df: pd.DataFrame, capacity_bytes: float, dev: str, usable_byt
     (red: the fit verdict's limit) and the physical capacity (grey, dashed)."""
     d = df.assign(GiB=df["bytes"] / GIB)
     order = list(dict.fromkeys(d["component"]))
+    colour = memory_colours(order)
     bars = alt.Chart(d, title=[f"memory per {dev} by layout", f"(red: usable {usable_bytes / GIB:,.1f} GiB; "
                                                               f"grey: physical {capacity_bytes / GIB:,.1f} GiB)"]
                      ).mark_bar().encode(
-        x=alt.X("layout:N", sort=None, title=None, axis=alt.Axis(labelAngle=0, labelLimit=200)),
+        x=alt.X("layout:N", sort=None, title=None, axis=category_axis(labelAngle=0, labelLimit=200)),
         y=alt.Y("sum(GiB):Q", title=f"GiB per {dev}"),
-        color=alt.Color("component:N", sort=order, legend=alt.Legend(orient="bottom", columns=2)),
+        # one legend row: the chart is page-wide, and each legend row comes out of its fixed height
+        color=alt.Color("component:N", scale=colour,
+                        legend=alt.Legend(orient="bottom", columns=len(order), values=order)),
         order=alt.Order("component_order:Q"),
         tooltip=[alt.Tooltip("layout"), alt.Tooltip("component"), alt.Tooltip("GiB:Q", format=",.2f")]
     ).transform_calculate(
         component_order=f"indexof({order!r}, datum.component)")
     cap = alt.Chart(capacity_lines(usable_bytes, capacity_bytes)).mark_rule(strokeWidth=2).encode(
-        y=alt.Y("GiB:Q"), tooltip=[alt.Tooltip("label")],
-        color=alt.Color("line:N", scale=alt.Scale(domain=["usable", "physical"], range=["red", "#888888"]),
-                        legend=None),
+        y=alt.Y("GiB:Q"), tooltip=[alt.Tooltip("label")], color=alt.Color("line:N", scale=colour, legend=None),
         strokeDash=alt.StrokeDash("line:N", scale=alt.Scale(domain=["usable", "physical"], range=[[1, 0], [4, 4]]),
                                   legend=None))
     return (bars + cap).properties(height=300)
@@ -251,16 +291,18 @@ def ratio_bars(df: pd.DataFrame) -> alt.Chart:
 
     Each bar runs from 1 to the ratio (``x2``), never from 0: a log scale has no zero (Vega-Lite otherwise
     stacks bars from 0 and draws nothing). Ratios that are not positive (a headroom that changes sign) have no
-    place on a log axis and stay in the table only."""
+    place on a log axis and stay in the table only. A tick marks each ratio, so a figure where B equals A (a bar
+    of no length) still shows, grey, at 1."""
     r = pd.to_numeric(df["ratio"], errors="coerce").astype(float)
     keep = np.isfinite(r) & (r > 0)
     d = df[keep].assign(**{"B / A (×)": r[keep], "one": 1.0, "who": df.loc[keep, "verdict"].replace(
         "", "no better side")})
-    return alt.Chart(d).mark_bar().encode(
-        y=alt.Y("figure:N", sort=None, title=None, axis=alt.Axis(labelLimit=400)),
-        x=alt.X("B / A (×):Q", scale=alt.Scale(type="log", zero=False), axis=alt.Axis(format=",.3~g")),
-        x2=alt.X2("one:Q"),
+    x = alt.X("B / A (×):Q", scale=alt.Scale(type="log", zero=False), axis=alt.Axis(format=",.3~g"), title="B / A (×)")
+    base = alt.Chart(d).encode(
+        y=alt.Y("figure:N", sort=None, title=None, axis=category_axis(labelLimit=400)), x=x,
         color=alt.Color("who:N", scale=alt.Scale(domain=["B better", "B worse", "no better side"],
                                                  range=["#2e9d4f", "#d33c3c", "#999999"]),
                         legend=alt.Legend(orient="bottom", title=None)),
-        tooltip=[alt.Tooltip(c) for c in ("figure", "A", "B", "B / A", "verdict")]).properties(height=28 * len(d) + 40)
+        tooltip=[alt.Tooltip(c) for c in ("figure", "A", "B", "B / A", "verdict")])
+    # a tick at the ratio too: a figure where B equals A (1×) has a bar of no length
+    return (base.mark_bar().encode(x2=alt.X2("one:Q")) + base.mark_tick(thickness=2)).properties(height=row_height())

@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from . import panels, state
-from .charts import fast
+from .charts import category_axis, fast
 
 PHASES = ["generate", "score", "log-probs", "train", "sync"]
 # the regimes table's columns as people read them: header and unit for panels.human
@@ -83,7 +83,7 @@ def timeline_chart(bars: list[dict], title: str) -> alt.Chart:
     df = pd.DataFrame(bars)
     return alt.Chart(df, title=title).mark_bar().encode(
         x=alt.X("start_s:Q", title="seconds (two steady-state steps)"), x2=alt.X2("end_s:Q"),
-        y=alt.Y("row:N", title=None, sort=["rollout pool", "trainer"]),
+        y=alt.Y("row:N", title=None, sort=["rollout pool", "trainer"], axis=category_axis()),
         color=alt.Color("phase:N", sort=PHASES, scale=alt.Scale(domain=PHASES)),
         tooltip=[alt.Tooltip("row"), alt.Tooltip("phase"), alt.Tooltip("start_s:Q", format=",.1f"),
                  alt.Tooltip("end_s:Q", format=",.1f")],
@@ -116,7 +116,7 @@ def eta_chart(model, hardware, x: dict, k: int, dev: str) -> None:
 @fast
 def eta_bars(df: pd.DataFrame, title: str) -> alt.Chart:
     return alt.Chart(df, title=title).mark_bar().encode(
-        x=alt.X("η:N", sort=None), y=alt.Y("trained tokens/s:Q"),
+        x=alt.X("η:N", sort=None, axis=category_axis()), y=alt.Y("trained tokens/s:Q"),
         tooltip=[alt.Tooltip(c) for c in ("η", "trained tokens/s", "staleness mean")])
 
 

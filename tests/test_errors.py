@@ -203,3 +203,38 @@ def test_why_and_sheet_warn_past_the_models_positions():
     assert "WARNING: prompt + output = 200,300 exceeds Llama-3.1-70B's 131,072 positions" in run(
         "sheet", "serving", "llama-3.1-70b", "--prompt", "200000").output
     assert "WARNING" not in run("why", "mla", "deepseek-v3").output
+# ---------------------------------------------------------------- user test of 30 Nov 2026: one line, exit 2
+
+
+def one_line(r, *says):
+    """Exit 2 and a single 'error: …' line that says each of ``says``."""
+    lines = [x for x in r.output.splitlines() if x.strip()]
+    assert r.exit_code == 2, r.output
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.output
+    for s in says:
+        assert s in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("cmd", [
+    ("plan-serve", "llama-3.1-70b", "--qps", "10"),  # exited 0 with "$-0.05 $-0.65" per million tokens
+    ("plan", "llama-3.1-8b", "-n", "8", "--global-batch", "64"),
+])
+def test_a_negative_price_is_refused_by_every_planner(cmd):
+    one_line(run(*cmd, "--price", "-1"), "--price must be a non-negative USD per GPU-hour, got -1")
+
+
+@pytest.mark.parametrize("cmd", [
+    ("serve", "llama-3.1-8b", "--qps", "1"), ("summary", "llama-3.1-8b"),
+    ("train", "llama-3.1-8b", "--gpus", "8", "--tokens", "1T"),
+])
+def test_a_negative_price_is_refused_by_every_costing_command(cmd):
+    one_line(run(*cmd, "--price", "-1"), "--price", "got -1")
+
+
+@pytest.mark.parametrize("top", ["-2", "0"])  # -2 dropped rows silently; 0 blamed the latency targets
+def test_plan_serve_top_must_be_positive_as_plan_says(top):
+    one_line(run("plan-serve", "llama-3.1-70b", "--qps", "10", "--top", top),
+             f"--top must be a positive integer, got {top}")
+    one_line(run("plan", "llama-3.1-8b", "-n", "8", "--global-batch", "64", "--top", top),
+             f"--top must be a positive integer, got {top}")

@@ -136,6 +136,26 @@ def check_count(x, option: str, *, minimum: int = 1):
     return x
 
 
+def check_positive_int(x, option: str):
+    """A count that must be a whole number of at least 1 (``--top``, ``--gpus``, ``--global-batch``): one rule
+    and one wording for ``plan`` and ``plan-serve``."""
+    import numpy as np
+
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)) or x < 1:
+        raise LlmcalcError(f"{option} must be a positive integer, got {plain(x)}")
+    return x
+
+
+def check_price(x, option: str = "--price"):
+    """A price in USD per GPU-hour: finite and at least 0 (0: hardware already paid for); ``None`` (the catalogue's
+    price) passes. One rule for every planner that prices a GPU-hour (``plan``, ``plan-serve``)."""
+    if x is None:
+        return x
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x < 0:
+        raise LlmcalcError(f"{option} must be a non-negative USD per GPU-hour, got {plain(x)}")
+    return x
+
+
 def check_scalar(option: str, x, why: str = "one value per call") -> None:
     """Options that fix a configuration (a TP degree, a reserve) are scalars: sweep them with one call each."""
     import numpy as np

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.checks import check_positive_int, check_price
 from ..core.efficiency import DEFAULT_EFFICIENCY, Efficiency
 from ..core.errors import LlmcalcError
 from ..core.held import HeldCache
@@ -469,6 +470,8 @@ def plan_serve(m: Model, hw: Hardware, *, prompt, output, ttft_s: float, tpot_s:
             raise LlmcalcError(f"{opt} must be a positive finite number, got {v!r}")
     if not 0 <= reserve < 1:
         raise LlmcalcError(f"--reserve must lie in [0, 1), got {reserve!r}")
+    check_price(price_usd_per_hour)  # as `plan`: a negative price gave negative $ per million tokens (user test)
+    check_positive_int(top, "--top")  # as `plan`: --top -2 dropped rows, --top 0 blamed the targets (user test)
     if wl.longest > m.max_seq_len:
         raise LlmcalcError(f"--prompt + --output = {wl.longest} exceeds {m.display_name}'s "
                            f"{m.max_seq_len:,} positions")

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.checks import check_positive_int, check_price
 from ..core.efficiency import training_efficiency
 from ..core.errors import LlmcalcError
 from ..core.pointmemo import distinct
@@ -264,12 +265,10 @@ def plan_training(m: Model, hw: Hardware, *, gpus, global_batch: int, seq: int, 
     gpus_list = sorted({int(g) for g in np.atleast_1d(gpus)})
     for opt, val in (("--gpus", min(gpus_list, default=0)), ("--global-batch", global_batch), ("--seq", seq),
                      ("--top", top)):
-        if not isinstance(val, (int, np.integer)) or val < 1:
-            raise LlmcalcError(f"{opt} must be a positive integer, got {val!r}")
+        check_positive_int(val, opt)
     if tokens is not None and not (np.isfinite(tokens) and tokens > 0):
         raise LlmcalcError(f"--tokens must be a positive count, got {tokens!r}")
-    if price_usd_per_hour is not None and not (np.isfinite(price_usd_per_hour) and price_usd_per_hour >= 0):
-        raise LlmcalcError(f"--price must be a non-negative USD per GPU-hour, got {price_usd_per_hour!r}")
+    check_price(price_usd_per_hour)
     dom = hw.scale_up.domain_size
     if hw.span_limit is not None and max(gpus_list) > hw.span_limit:
         raise LlmcalcError(f"{hw.display_name} records no scale-out link, so a job cannot span more than its "

@@ -238,3 +238,41 @@ def test_plan_serve_top_must_be_positive_as_plan_says(top):
              f"--top must be a positive integer, got {top}")
     one_line(run("plan", "llama-3.1-8b", "-n", "8", "--global-batch", "64", "--top", top),
              f"--top must be a positive integer, got {top}")
+
+
+PLAN = ("plan", "llama-3.1-70b", "-n", "512", "--global-batch", "1024")
+MEMORY_BLAME = "the weights and optimizer states alone exceed"
+
+
+@pytest.mark.parametrize("pin, says", [
+    (("--tp", "3"), "--tp 3 does not divide the 64 attention heads of Llama-3.1-70B; values that work: 1, 2, 4, 8"),
+    (("--tp", "16"), "--tp 16 does not divide the 8 key/value heads of Llama-3.1-70B"),
+    (("--pp", "200"), "--pp 200 cannot split the 80 layers of Llama-3.1-70B"),
+    (("--pp", "3"), "--pp 3 does not divide --gpus 512"),
+    (("--dp", "3"), "--dp 3: --global-batch 1024 is not divisible by micro-batch·dp = 1·3"),
+    (("--cp", "3"), "--seq 2048 must split into 2·cp = 6 equal chunks for context parallelism --cp 3"),
+    (("--micro-batch", "3"), "--micro-batch 3: --global-batch 1024 is not divisible by micro-batch·dp = 3·1"),
+    (("--zero", "4"), "--zero expects a stage 0, 1, 2 or 3"),
+    (("--ep", "2"), "--ep 2 given but Llama-3.1-70B is dense"),
+    (("--interleave", "7"), "--interleave 7 cuts no pipeline of Llama-3.1-70B"),
+])
+def test_plan_names_the_pin_that_can_never_work(pin, says):
+    line = one_line(run(*PLAN, *pin), says)
+    assert MEMORY_BLAME not in line  # the old message blamed memory for every one of these
+
+
+def test_plan_moe_pin_that_does_not_divide_the_experts():
+    one_line(run("plan", "mixtral-8x7b", "-n", "512", "--global-batch", "1024", "--ep", "3"),
+             "--ep 3 does not divide the 8 experts of Mixtral-8x7B", "values that work: 1, 2, 4, 8")
+
+
+def test_plan_gpu_count_no_layout_can_split_says_so_not_memory():
+    line = one_line(run("plan", "llama-3.1-70b", "-n", "1e9", "--global-batch", "1024"),
+                    "no parallel layout of Llama-3.1-70B splits 1,000,000,000 GPUs",
+                    "so at most 8·80·16·1024 = 10,485,760 GPUs")
+    assert MEMORY_BLAME not in line
+
+
+def test_plan_pins_that_work_still_plan():
+    r = run(*PLAN, "--tp", "8", "--pp", "4")
+    assert r.exit_code == 0 and "TP8" in r.output and "PP4" in r.output

@@ -66,9 +66,11 @@ def _nothing_fits(m, hw, d: dict, search: dict) -> str:
     """The one line for a plan with no layout that fits: what was asked, and the smallest change that fits, each
     found by the same planner: the fewest GPUs (doubling, same global batch and sequence), or the longest
     sequence (halving) at the largest GPU count asked."""
-    from ..training.plan import plan_training
+    from ..training.plan import nothing_divides, plan_training
 
     g_max, gb, seq = max(d["gpus"]), d["global_batch"], d["seq"]
+    if d["divisible"] == 0:  # nothing to time: memory is not the reason (user test: -n 1e9 blamed the weights)
+        return nothing_divides(m, d["gpus"], global_batch=gb, seq=seq, pins=search["pins"], max_cp=search["max_cp"])
     asked = (f"no layout of {m.display_name} fits {', '.join(map(str, d['gpus']))} × {hw.display_name} at global "
              f"batch {gb} × {seq} tokens")
     ways = []

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..core.checks import check_positive_int, check_price
 from ..core.efficiency import training_efficiency
-from ..core.errors import LlmcalcError
+from ..core.errors import LayoutError, LlmcalcError
 from ..core.pointmemo import distinct
 from ..core.results import Result, derive
 from ..core.specs import Hardware, Model
@@ -66,6 +66,117 @@ def _pins(pins: dict | None) -> dict[str, set]:
             vals = [int(bool(x)) for x in vals]
         out[k] = {int(x) for x in vals}
     return out
+
+
+def _listed(values) -> str:
+    """1, 2, 4, 8; runs of three or more consecutive values as 1-27."""
+    vals, out, i = sorted(values), [], 0
+    while i < len(vals):
+        j = i
+        while j + 1 < len(vals) and vals[j + 1] == vals[j] + 1:
+            j += 1
+        out += [f"{vals[i]}-{vals[j]}"] if j - i >= 2 else [str(x) for x in vals[i:j + 1]]
+        i = j + 1
+    return ", ".join(out)
+
+
+# the layout options of `plan` (check_layout's names; plan has no --pp-layers: its messages say "lower --pp")
+PLAN_OPTIONS = {"pp_layers": None}
+PIN_OPTIONS = {"tp": "--tp", "pp": "--pp", "dp": "--dp", "cp": "--cp", "ep": "--ep", "mb": "--micro-batch",
+               "zero": "--zero", "v": "--interleave"}
+
+
+def check_pins(m: Model, gpus_list, *, global_batch: int, seq: int, pins: dict | None, max_cp: int = 16) -> None:
+    """Each pinned degree on its own, before the search: a value that no layout of ``m`` on ``gpus_list`` can hold
+    (a TP that does not divide the heads, a ZeRO stage 4, an EP on a dense model, a DP that does not divide the
+    global batch...) raises one LayoutError with the real reason (:func:`check_layout`'s words, as ``step``, the
+    dashboard and ``rl`` say it) and the values of that option that work. The search would otherwise find nothing
+    and blame memory (user test, 30 Nov 2026). Pins that work alone but not together are left to the search."""
+    pin = _pins(pins)
+    if not pin:
+        return
+    a, L, name = m.attention, m.n_layers, m.display_name
+    counts = ", ".join(map(str, gpus_list))
+
+    def on_gpus(x: int) -> bool:
+        return any(n % x == 0 for n in gpus_list)
+
+    def layout_says(**kw) -> str | None:
+        extra = {k: kw.pop(k) for k in ("micro_batch", "global_batch", "seq") if k in kw}
+        try:
+            check_layout(m, Layout(**kw), options=PLAN_OPTIONS, **extra)
+        except LlmcalcError as e:
+            return str(e)
+        return None
+
+    head_div = math.gcd(a.n_heads, a.n_kv_heads) if not a.mla else a.n_heads
+    pp_range = np.arange(1, L + 1)
+    pp_ok = np.broadcast_to(check_layout(m, Layout(pp=pp_range), options=PLAN_OPTIONS), pp_range.shape)
+    cps = [c for c in (2**i for i in range(0, 12)) if c <= max_cp and (c == 1 or seq % (2 * c) == 0)]
+    dps = [d for d in _divisors(global_batch) if on_gpus(d)]
+    works = {"tp": [t for t in _divisors(head_div) if on_gpus(t)],
+             "pp": [int(p) for p, ok in zip(pp_range, pp_ok, strict=True) if ok and on_gpus(int(p))],
+             "cp": [c for c in cps if on_gpus(c)], "dp": dps,
+             "ep": [e for e in (_divisors(m.moe.n_experts) if m.moe else [1]) if any(d % e == 0 for d in dps)],
+             "mb": _divisors(global_batch), "zero": [0, 1, 2, 3]}
+    if "v" in pin:  # virtual stages: whole chunks of some pipeline's fullest stage, as _grid pairs them
+        pp2 = [p for p in works["pp"] if p > 1]
+        fullest = np.atleast_1d(stage_layers(L, Layout(pp=np.array(pp2, np.int64)))["max"]) if pp2 else []
+        pairs = np.array([(p, v) for p, f in zip(pp2, fullest, strict=True) for v in _divisors(int(f))],
+                         np.int64).reshape(-1, 2)
+        ok = np.broadcast_to(check_layout(m, Layout(pp=pairs[:, 0], interleave=pairs[:, 1]), options=PLAN_OPTIONS),
+                             (len(pairs),)) if len(pairs) else np.zeros(0, bool)
+        works["v"] = sorted({1} | {int(v) for (_, v), good in zip(pairs.tolist(), ok.tolist(), strict=True) if good})
+
+    def reason(k: str, x: int) -> str:
+        opt = PIN_OPTIONS[k]
+        said = {"tp": lambda: layout_says(tp=x), "pp": lambda: layout_says(pp=x), "ep": lambda: layout_says(ep=x, dp=x),
+                "cp": lambda: layout_says(cp=x, seq=seq), "zero": lambda: layout_says(zero=x),
+                "mb": lambda: layout_says(micro_batch=x, global_batch=global_batch),
+                "dp": lambda: layout_says(dp=x, global_batch=global_batch), "v": lambda: None}[k]()
+        if said:
+            return said if said.startswith(opt) else f"{opt} {x}: {said}"
+        if k == "cp" and x not in cps:
+            return (f"--cp {x}: the search tries context-parallel degrees that are powers of two up to --max-cp "
+                    f"{max_cp} with 2·cp dividing --seq {seq}")
+        if k == "v":
+            return (f"--interleave {x} cuts no pipeline of {name} (--pp of at least 2 dividing --gpus {counts}) into "
+                    f"whole chunks of its {L} layers")
+        if k == "ep":
+            return (f"--ep {x} must divide the data-parallel degree (expert parallelism is carved out of it), and no "
+                    f"data-parallel degree dividing --global-batch {global_batch} and --gpus {counts} is a multiple "
+                    f"of {x}")
+        if not on_gpus(x):
+            return f"{opt} {x} does not divide --gpus {counts} (tp·pp·cp·dp = the GPU count)"
+        return f"{opt} {x} fits no layout of {name} on --gpus {counts}"
+
+    for k, opt in PIN_OPTIONS.items():
+        if k not in pin or k not in works or pin[k] & set(works[k]):
+            continue
+        x = min(pin[k])
+        ok = works[k]
+        said = reason(k, x)
+        if k == "zero" or "is dense" in said:  # the message already says what works
+            raise LayoutError(said)
+        raise LayoutError(said + (f"; values that work: {_listed(ok)}" if ok else f"; no {opt} works here"))
+
+
+def nothing_divides(m: Model, gpus_list, *, global_batch: int, seq: int, pins: dict | None, max_cp: int = 16) -> str:
+    """Why no layout at all divides (the search had nothing to time, so memory is not the reason): tp·pp·cp·dp
+    must equal a GPU count within the limits each degree has, and the largest count those limits reach."""
+    a, L = m.attention, m.n_layers
+    tp = math.gcd(a.n_heads, a.n_kv_heads) if not a.mla else a.n_heads
+    cp = max(c for c in (2**i for i in range(0, 12)) if c <= max_cp and (c == 1 or seq % (2 * c) == 0))
+    most = tp * L * cp * global_batch
+    pinned = [f"{PIN_OPTIONS.get(k, '--' + k)} {v}" for k, v in (pins or {}).items() if v is not None]
+    text = (f"no parallel layout of {m.display_name} splits {', '.join(f'{g:,}' for g in gpus_list)} GPUs at global "
+            f"batch {global_batch} × {seq} tokens: tp·pp·cp·dp must equal the GPU count, with tp dividing the "
+            f"{a.n_kv_heads if not a.mla else a.n_heads} {'key/value ' if not a.mla else ''}heads (at most {tp}), "
+            f"pp at most the {L} layers, cp a power of two up to --max-cp {max_cp} with 2·cp dividing --seq {seq} "
+            f"(at most {cp}) and dp dividing --global-batch {global_batch}")
+    if min(gpus_list) > most:
+        return text + f", so at most {tp}·{L}·{cp}·{global_batch} = {most:,} GPUs"
+    return text + (f" (and {', '.join(pinned)})" if pinned else "")
 
 
 @dataclass(frozen=True)
@@ -274,6 +385,7 @@ def plan_training(m: Model, hw: Hardware, *, gpus, global_batch: int, seq: int, 
         raise LlmcalcError(f"{hw.display_name} records no scale-out link, so a job cannot span more than its "
                            f"{dom}-device scale-up domain; asked for {', '.join(map(str, gpus_list))} (plan at most "
                            f"{dom}, or give the hardware YAML a scale_out link)")
+    check_pins(m, gpus_list, global_batch=global_batch, seq=seq, pins=pins, max_cp=max_cp)
     grid, raw, per_dim = _grid(m, gpus_list, global_batch=global_batch, seq=seq, pins=pins, max_cp=max_cp,
                                max_etp=dom)
     searched = grid.searched()

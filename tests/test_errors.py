@@ -276,3 +276,23 @@ def test_plan_gpu_count_no_layout_can_split_says_so_not_memory():
 def test_plan_pins_that_work_still_plan():
     r = run(*PLAN, "--tp", "8", "--pp", "4")
     assert r.exit_code == 0 and "TP8" in r.output and "PP4" in r.output
+
+
+def test_why_zero3_on_one_gpu_says_it_needs_data_parallel_ranks():
+    # was "ZeRO-3 / ZeRO-1 bytes per rank = a/b cannot be evaluated for 0/0 (division by zero)"
+    line = one_line(run("why", "zero3", "llama-3.1-70b", "--gpus", "1"),
+                    "why zero3 needs at least 2 data-parallel GPUs (--gpus 1 leaves dp 1")
+    assert "0/0" not in line
+
+
+@pytest.mark.parametrize("gpus, split", [("1", "none of them"), ("24", "only PP 1")])
+def test_why_pp_on_too_few_gpus_says_what_it_needs(gpus, split):
+    one_line(run("why", "pp", "llama-3.1-70b", "--gpus", gpus),
+             "why pp needs at least two of PP 1, 2, 4, 8 at TP 8", f"--gpus {gpus}", f"splits into {split}",
+             "a multiple of 16")
+
+
+@pytest.mark.parametrize("topic", ["gqa", "tp-within-node", "speculative"])
+def test_why_topics_without_data_parallelism_work_on_one_gpu(topic):
+    r = run("why", topic, "llama-3.1-70b", "--gpus", "1")
+    assert r.exit_code == 0 and r.output.startswith("Why"), r.output

@@ -67,6 +67,9 @@ def _zero3(m: Model, hw: Hardware, gpus: int, seq: int, global_batch: int | None
     from ..training.layout import Layout
     from ..training.step import training_step
 
+    if gpus < 2:  # one rank: ZeRO shards over nothing and moves nothing, so its bytes ratio is 0/0 (user test)
+        raise LlmcalcError(f"why zero3 needs at least 2 data-parallel GPUs (--gpus {gpus} leaves dp {gpus}: ZeRO "
+                           "shards states across data-parallel ranks, and one rank has nothing to shard or gather)")
     gb = global_batch or gpus
     t = 8 if hw.scale_up.domain_size >= 8 and m.attention.n_heads % 8 == 0 and (
         m.attention.mla or m.attention.n_kv_heads % 8 == 0) else 1
@@ -277,8 +280,11 @@ def _pp(m: Model, hw: Hardware, gpus: int, seq: int, global_batch: int | None) -
                    _tag(st["time/step"], f"pp{p}/step", f"PP {p}: step time"),
                    _tag(st["mfu"], f"pp{p}/mfu", f"PP {p}: MFU"), mem.data["fits"]]
         figs += rows[p][:4]
-    if len(rows) < 2:
-        raise LlmcalcError(f"--gpus {gpus} with TP {t} leaves no room for pipeline stages of {m.display_name}")
+    if len(rows) < 2:  # e.g. --gpus 1: TP 8 alone needs 8 GPUs, PP 2 at TP 8 needs 16
+        split = "only " + ", ".join(f"PP {p}" for p in rows) if rows else "none of them"
+        raise LlmcalcError(f"why pp needs at least two of PP 1, 2, 4, 8 at TP {t} (ZeRO-1, DP the rest) on "
+                           f"{m.display_name}: --gpus {gpus} with --global-batch {gb} splits into {split}; give "
+                           f"--gpus a multiple of {2 * t} and a --global-batch the DP degree divides")
     lines.append(f"{m.display_name} on {gpus} × {hw.display_name}, TP {t}, ZeRO-1, global batch {gb} × {seq}:")
     for p, (mem, bub, stp, mfu, fits) in rows.items():
         mark = "" if fits else " (hypothetical)"

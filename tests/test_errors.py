@@ -296,3 +296,12 @@ def test_why_pp_on_too_few_gpus_says_what_it_needs(gpus, split):
 def test_why_topics_without_data_parallelism_work_on_one_gpu(topic):
     r = run("why", topic, "llama-3.1-70b", "--gpus", "1")
     assert r.exit_code == 0 and r.output.startswith("Why"), r.output
+
+
+def test_rl_minibatches_beyond_the_samples_of_a_step_are_refused():
+    # exited 0 with 100,000 optimizer steps on 512 × 16 = 8,192 samples
+    base = ("rl", "qwen2.5-7b", "-n", "64", "--prompts", "512", "--response-len", "3000,1")
+    one_line(run(*base, "--minibatches", "100000"),
+             "--minibatches 100000 exceeds the 512 × 16 = 8,192 samples of a step", "at least one whole sample")
+    one_line(run(*base, "--minibatches", "8193"), "--minibatches 8193 exceeds")
+    assert run(*base, "--minibatches", "8192").exit_code == 0  # one sample per optimizer step: the limit

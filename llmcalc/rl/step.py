@@ -233,6 +233,12 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
     check_count(samples, "--samples")
     check_count(prompt_len, "--prompt-len")
     check_count(minibatches, "--minibatches")
+    if minibatches > prompts * samples:  # each optimizer step trains whole samples (user test: 100000 ran on 8,192)
+        raise LlmcalcError(
+            f"--minibatches {minibatches} exceeds the {prompts:,} × {samples} = {prompts * samples:,} samples of a "
+            "step: each PPO mini-batch (one optimizer step) trains at least one whole sample (NeMo-RL: "
+            "policy.train_global_batch_size samples per optimizer step; verl: ppo_mini_batch_size prompts × "
+            "rollout.n samples, at most data.train_batch_size); give at most that many")
     check_count(rollout_tp, "--rollout-tp")
     for opt, v in (("--train-tp", train_tp), ("--train-pp", train_pp), ("--train-ep", train_ep)):
         if v is not None:

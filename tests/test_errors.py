@@ -305,3 +305,18 @@ def test_rl_minibatches_beyond_the_samples_of_a_step_are_refused():
              "--minibatches 100000 exceeds the 512 × 16 = 8,192 samples of a step", "at least one whole sample")
     one_line(run(*base, "--minibatches", "8193"), "--minibatches 8193 exceeds")
     assert run(*base, "--minibatches", "8192").exit_code == 0  # one sample per optimizer step: the limit
+
+
+@pytest.mark.parametrize("cmd", [("sheet", "memory", "llama-3.1-8b"), ("import",),
+                                 ("calibrate", "llama-3.1-8b", "--global-batch", "64", "--step-time", "20")])
+def test_every_command_that_refuses_an_existing_output_takes_the_force_it_names(tmp_path, cmd):
+    # sheet said "add --force to replace it" but had no --force ("No such option: --force")
+    if cmd[0] == "import":
+        cmd = ("import", str(sorted((ROOT / "tests/data/configs").rglob("config.json"))[0]))
+    out = tmp_path / "out"
+    out.write_text("old\n")
+    one_line(run(*cmd, "-o", str(out)), f"-o {out} exists; add --force to replace it")
+    assert out.read_text() == "old\n"
+    r = run(*cmd, "-o", str(out), "--force")
+    assert r.exit_code == 0, r.output
+    assert out.read_text() != "old\n"

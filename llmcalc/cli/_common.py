@@ -27,6 +27,8 @@ SCHEDULE = typer.Option("1f1b", "--schedule", help="Pipeline schedule: 1f1b (int
                         "(DeepSeek-V3: two stages per device, EP/PP communication hidden, two parameter copies).")
 RESERVE = typer.Option(None, "--reserve", help="Fraction of memory kept free (default 0.1, as fit and serve).")
 EXPLAIN_OPT = typer.Option(False, "--explain", help="Show each figure's formula, values substituted and source.")
+# --force: the one way past write_out's refusal of an existing -o file (import, sheet, calibrate)
+FORCE_OPT = typer.Option(False, "--force", help="Replace an existing --output file.")
 
 
 def complete_models(incomplete: str) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from ._app import app
-from ._common import EXPLAIN_OPT, JSON_OPT, table, user_errors, write_out
+from ._common import EXPLAIN_OPT, FORCE_OPT, JSON_OPT, table, user_errors, write_out
 
 
 @app.command()
@@ -30,7 +30,9 @@ def calibrate(model: str | None = typer.Argument(None, help="Model of a single m
               tokens_per_s: float | None = typer.Option(None, "--tokens-per-s", help="Measured tokens/s (all GPUs)."),
               fit: str | None = typer.Option(None, "--fit", help="Comma list of terms to fit: matmul (default), "
                                              "attention_flash, attention_unfused, moe, half_width."),
-              output: str | None = typer.Option(None, "--output", "-o", help="Write the profile YAML here."),
+              output: str | None = typer.Option(None, "--output", "-o", help="Write the profile YAML here (an "
+                                                "existing file only with --force)."),
+              force: bool = FORCE_OPT,
               as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
     """Fit efficiency terms to measured step times (least squares on log time); write a --profile YAML."""
     import json
@@ -63,7 +65,7 @@ def calibrate(model: str | None = typer.Argument(None, help="Model of a single m
     f = fit_(rows, base, names, origin=f"calibrated ({len(rows)} measurement(s))")
     text = profile_yaml(f, hw.name)
     if output:
-        write_out(text, output)
+        write_out(text, output, force=force)
     if as_json:
         typer.echo(json.dumps({"hardware": hw.name, "fitted": {n: getattr(f.efficiency, n) for n in names},
                                "defaults": {n: getattr(base, n) for n in names},

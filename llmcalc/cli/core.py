@@ -11,6 +11,7 @@ from ..core.notation import NOTATION
 from ._app import app
 from ._common import (
     EXPLAIN_OPT,
+    FORCE_OPT,
     HARDWARE_OPT,
     JSON_OPT,
     MODEL_ARG,
@@ -114,7 +115,7 @@ def notation() -> None:
 def import_(config: str = typer.Argument(..., help="Path to a Hugging Face config.json (read locally)."),
             output: str | None = typer.Option(None, "--output", "-o", help="Write the YAML here (never over "
                                               "the input; an existing file only with --force)."),
-            force: bool = typer.Option(False, "--force", help="Replace an existing --output file.")) -> None:
+            force: bool = FORCE_OPT) -> None:
     """Convert a Hugging Face config.json into catalogue YAML."""
     from pathlib import Path
 

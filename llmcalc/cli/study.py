@@ -7,7 +7,7 @@ import json
 import typer
 
 from ._app import app
-from ._common import EXPLAIN_OPT, HARDWARE_OPT, JSON_OPT, complete_models, user_errors, write_out
+from ._common import EXPLAIN_OPT, FORCE_OPT, HARDWARE_OPT, JSON_OPT, complete_models, user_errors, write_out
 
 SHEET_MODEL = typer.Argument(None, help="Catalogue name, YAML or config.json (default llama-3.1-70b; the "
                              "notation and bytes topics use it for their examples).", autocompletion=complete_models,
@@ -20,7 +20,9 @@ def sheet(topic: str = typer.Argument(..., help="notation, flops, attention, par
                                       "serving, scaling, or all (with -o DIR)."),
           model: str | None = SHEET_MODEL, hardware: str = HARDWARE_OPT,
           fmt: str = typer.Option("text", "--format", "-f", help="text, md or html (one printable page)."),
-          output: str | None = typer.Option(None, "--output", "-o", help="Write here (a folder for `all`)."),
+          output: str | None = typer.Option(None, "--output", "-o", help="Write here (a folder for `all`; an existing "
+                                            "file only with --force)."),
+          force: bool = FORCE_OPT,
           seq: int = typer.Option(4096, "--seq", "-L", help="Sequence length L of the training examples."),
           prompt: int = typer.Option(1000, "--prompt", help="Prompt tokens (inference, serving)."),
           out_tokens: int = typer.Option(300, "--output-tokens", help="Output tokens (inference, serving)."),
@@ -55,7 +57,7 @@ def sheet(topic: str = typer.Argument(..., help="notation, flops, attention, par
             raise LlmcalcError(f"-o {output}: cannot create the folder ({e.strerror})") from None
         ext = {"text": "txt", "md": "md", "html": "html"}[fmt]
         for t in TOPICS:
-            write_out(render(make(t, m, hw, x), fmt), str(d / f"{m.name}-{t}.{ext}"))
+            write_out(render(make(t, m, hw, x), fmt), str(d / f"{m.name}-{t}.{ext}"), force=force)
         return
     s = make(topic, m, hw, x)
     if as_json:
@@ -65,7 +67,7 @@ def sheet(topic: str = typer.Argument(..., help="notation, flops, attention, par
                                            "figures": [f.as_dict() for f in b.figures]} for b in s.blocks]},
                               indent=2, default=_default))
         return
-    write_out(render(s, fmt, explain), output)
+    write_out(render(s, fmt, explain), output, force=force)
 
 
 def _default(o):

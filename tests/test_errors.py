@@ -320,3 +320,13 @@ def test_every_command_that_refuses_an_existing_output_takes_the_force_it_names(
     r = run(*cmd, "-o", str(out), "--force")
     assert r.exit_code == 0, r.output
     assert out.read_text() != "old\n"
+
+
+def test_why_speculative_refuses_a_draft_with_another_vocabulary():
+    # was accepted (GPT-2's 50,257 tokens for Llama-3.1-70B's 128,256) and claimed a 3.25x speed-up
+    line = one_line(run("why", "speculative", "llama-3.1-70b", "--draft", "gpt2"),
+                    "--draft gpt2 has a 50,257-token vocabulary and Llama-3.1-70B a 128,256-token one",
+                    "same tokenizer")
+    assert "speed-up" not in line
+    r = run("why", "speculative", "llama-3.1-70b", "--draft", "llama-3.1-8b")  # same tokenizer: still answered
+    assert r.exit_code == 0 and "speed-up" in r.output

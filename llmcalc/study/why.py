@@ -355,6 +355,13 @@ def _tp_node(m: Model, hw: Hardware, seq: int) -> Why:
 # ---------------------------------------------------------------- speculative decoding
 
 
+# A draft must share the target's tokenizer: it proposes token ids that the target scores (Leviathan et al. 2023
+# §2.3 compares the two distributions token by token). A spec records no tokenizer, only vocab_size, so that is
+# what is compared, with llama.cpp's slack for padded embedding tables (common/speculative.cpp,
+# SPEC_VOCAB_MAX_SIZE_DIFFERENCE = 128: Qwen2.5-0.5B's 151,936 vs Qwen2.5-7B's 152,064).
+DRAFT_VOCAB_SLACK = 128
+
+
 def _speculative(m: Model, hw: Hardware, draft: Model | None, alpha: float, gamma: int, batch: int) -> Why:
     from ..core.catalogue import all_models
     from ..inference.latency import Deployment, latency
@@ -366,6 +373,13 @@ def _speculative(m: Model, hw: Hardware, draft: Model | None, alpha: float, gamm
         if not same:
             raise LlmcalcError(f"no smaller catalogue model shares {m.display_name}'s vocabulary; give --draft")
         draft = min(same, key=count_params)
+    elif abs(draft.vocab_size - m.vocab_size) > DRAFT_VOCAB_SLACK:
+        raise LlmcalcError(
+            f"--draft {draft.name} has a {draft.vocab_size:,}-token vocabulary and {m.display_name} a "
+            f"{m.vocab_size:,}-token one: the draft proposes token ids the target verifies, so both need the same "
+            f"tokenizer (llama.cpp refuses a draft whose vocabulary differs by more than {DRAFT_VOCAB_SLACK} "
+            "entries); pick a draft of the same family, or drop --draft for the smallest catalogue model with the "
+            "same vocabulary")
     tt, td = _tp_for(m, hw), _tp_for(draft, hw)
     target = latency(Deployment(m, hw, tt), batch=batch, prompt=1000, output=300, knee=False)  # figures only
     small = latency(Deployment(draft, hw, td), batch=batch, prompt=1000, output=300, knee=False)

@@ -330,3 +330,12 @@ def test_why_speculative_refuses_a_draft_with_another_vocabulary():
     assert "speed-up" not in line
     r = run("why", "speculative", "llama-3.1-70b", "--draft", "llama-3.1-8b")  # same tokenizer: still answered
     assert r.exit_code == 0 and "speed-up" in r.output
+
+
+def test_drill_history_in_a_missing_folder_is_one_line_and_creates_nothing(tmp_path):
+    # exited 0 and silently created the folder tree
+    h = tmp_path / "no" / "such" / "h.jsonl"
+    one_line(run("drill", "kv", "--count", "1", "--seed", "7", "--history", str(h)),
+             f"--history {h}: the folder {h.parent} does not exist")
+    assert not (tmp_path / "no").exists()
+    one_line(run("drill", "--stats", "--history", str(tmp_path)), f"--history {tmp_path} is a folder")

@@ -268,8 +268,18 @@ def grade(answer: str | None, expected: float, unit: str) -> Grade:
 
 
 def history_path(override: str | None = None) -> Path:
+    """The drill history: ``--history`` as given, in a folder that must exist (a typo is not a new folder tree;
+    user test, 30 Nov 2026), else the data folder ($LLMCALC_DATA_DIR, $XDG_DATA_HOME/llmcalc), made on first use
+    as the XDG base-directory spec allows."""
     if override:
-        return Path(override)
+        p = Path(override)
+        if p.is_dir():
+            raise LlmcalcError(f"--history {override} is a folder; give a file, e.g. {p / 'drill.jsonl'}")
+        folder = p.parent
+        if not folder.is_dir():
+            raise LlmcalcError(f"--history {override}: the folder {folder} does not exist (drill creates no folders "
+                               "for a path you give; create it first, or drop --history for the default data folder)")
+        return p
     if os.environ.get("LLMCALC_DATA_DIR"):
         return Path(os.environ["LLMCALC_DATA_DIR"]) / "drill.jsonl"
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")

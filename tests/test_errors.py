@@ -339,3 +339,8 @@ def test_drill_history_in_a_missing_folder_is_one_line_and_creates_nothing(tmp_p
              f"--history {h}: the folder {h.parent} does not exist")
     assert not (tmp_path / "no").exists()
     one_line(run("drill", "--stats", "--history", str(tmp_path)), f"--history {tmp_path} is a folder")
+
+
+def test_plan_pins_that_work_alone_but_not_together_name_their_product():
+    one_line(run("plan", "llama-3.1-70b", "-n", "64", "--global-batch", "1024", "--tp", "8", "--pp", "16"),
+             "--tp 8 × --pp 16 = 128 does not divide --gpus 64")

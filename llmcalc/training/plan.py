@@ -159,6 +159,11 @@ def check_pins(m: Model, gpus_list, *, global_batch: int, seq: int, pins: dict |
         if k == "zero" or "is dense" in said:  # the message already says what works
             raise LayoutError(said)
         raise LayoutError(said + (f"; values that work: {_listed(ok)}" if ok else f"; no {opt} works here"))
+    single = {k: next(iter(pin[k])) for k in ("tp", "pp", "cp", "dp") if len(pin.get(k, ())) == 1}
+    if len(single) > 1 and not on_gpus(math.prod(single.values())):  # each divides, their product does not
+        raise LayoutError(" × ".join(f"{PIN_OPTIONS[k]} {v}" for k, v in single.items())
+                          + f" = {math.prod(single.values()):,} does not divide --gpus {counts} (tp·pp·cp·dp = the "
+                          "GPU count)")
 
 
 def nothing_divides(m: Model, gpus_list, *, global_batch: int, seq: int, pins: dict | None, max_cp: int = 16) -> str:
@@ -168,7 +173,10 @@ def nothing_divides(m: Model, gpus_list, *, global_batch: int, seq: int, pins: d
     tp = math.gcd(a.n_heads, a.n_kv_heads) if not a.mla else a.n_heads
     cp = max(c for c in (2**i for i in range(0, 12)) if c <= max_cp and (c == 1 or seq % (2 * c) == 0))
     most = tp * L * cp * global_batch
-    pinned = [f"{PIN_OPTIONS.get(k, '--' + k)} {v}" for k, v in (pins or {}).items() if v is not None]
+    flags = {"sp": ("--no-sp", "--sp"), "off": ("--no-offload-optimizer", "--offload-optimizer")}
+    names = {**PIN_OPTIONS, "rc": "--recompute", "etp": "--etp"}
+    pinned = [flags[k][int(v)] if k in flags else f"{names.get(k, '--' + k)} {v}"
+              for k, v in (pins or {}).items() if v is not None and not isinstance(v, (list, tuple, set))]
     text = (f"no parallel layout of {m.display_name} splits {', '.join(f'{g:,}' for g in gpus_list)} GPUs at global "
             f"batch {global_batch} × {seq} tokens: tp·pp·cp·dp must equal the GPU count, with tp dividing the "
             f"{a.n_kv_heads if not a.mla else a.n_heads} {'key/value ' if not a.mla else ''}heads (at most {tp}), "

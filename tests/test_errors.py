@@ -203,6 +203,8 @@ def test_why_and_sheet_warn_past_the_models_positions():
     assert "WARNING: prompt + output = 200,300 exceeds Llama-3.1-70B's 131,072 positions" in run(
         "sheet", "serving", "llama-3.1-70b", "--prompt", "200000").output
     assert "WARNING" not in run("why", "mla", "deepseek-v3").output
+
+
 # ---------------------------------------------------------------- user test of 30 Nov 2026: one line, exit 2
 
 

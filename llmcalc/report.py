@@ -38,7 +38,7 @@ def summary(model: Model, hw: Hardware, *, gpus: int = 1024, mfu: float = 0.4, t
     ``eff``: the inference Efficiency of the latency and serving parts (None: the default)."""
     import numpy as np
 
-    from .core.checks import check_number
+    from .core.checks import check_number, check_price
     from .core.errors import LlmcalcError, NoDeploymentError
     from .inference.kv import fit
     from .inference.latency import Deployment, latency
@@ -51,7 +51,7 @@ def summary(model: Model, hw: Hardware, *, gpus: int = 1024, mfu: float = 0.4, t
                    ("--output", output), ("--users", users), ("--context", context), ("--price", price_usd_per_hour)):
         if np.ndim(v):  # one page, one scenario: sweeps go to the calculators themselves
             raise LlmcalcError(f"summary takes one value per input; {opt} got an array of {np.size(v)}")
-        check_number(v, opt)  # finite and positive before it is formatted or multiplied
+        (check_price if opt == "--price" else check_number)(v, opt)  # finite (and > 0; a price >= 0)
     ch = chinchilla(model)
     tokens = ch.value("size/rule20/tokens") if tokens is None else tokens
     parts = [("params", param_breakdown(model)), ("chinchilla", ch),

@@ -346,3 +346,14 @@ def test_drill_history_in_a_missing_folder_is_one_line_and_creates_nothing(tmp_p
 def test_plan_pins_that_work_alone_but_not_together_name_their_product():
     one_line(run("plan", "llama-3.1-70b", "-n", "64", "--global-batch", "1024", "--tp", "8", "--pp", "16"),
              "--tp 8 × --pp 16 = 128 does not divide --gpus 64")
+
+
+@pytest.mark.parametrize("argv", [["serve", "llama-3.1-8b", "--users", "100"], ["summary", "llama-3.1-8b"],
+                                  ["plan-serve", "llama-3.1-8b", "--qps", "1"],
+                                  ["train", "llama-3.1-8b", "--tokens", "1T", "--gpus", "8"]])
+def test_a_price_of_zero_is_hardware_already_paid_for_everywhere(argv):
+    """serve and summary refused --price 0 while plan, plan-serve and train took it (user test): one rule."""
+    r = run(*argv, "--price", "0")
+    assert r.exit_code == 0 and "$0.00" in r.output, r.output
+    r = run(*argv, "--price", "-1")
+    assert r.exit_code == 2 and r.output.startswith("error: --price") and "-1" in r.output

@@ -29,7 +29,7 @@ import math
 
 import numpy as np
 
-from ..core.checks import check_count, check_number
+from ..core.checks import check_count, check_number, check_price
 from ..core.efficiency import DEFAULT_EFFICIENCY, Efficiency
 from ..core.errors import LlmcalcError, NoDeploymentError
 from ..core.results import Result, derive
@@ -75,7 +75,7 @@ def serve(model: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: float
     check_workload(1.0 if qps is None else qps, prompt, output, reserve)
     check_number(ttft_s, "--ttft")
     check_number(tpot_s, "--tpot")
-    check_number(price_usd_per_hour, "--price")
+    check_price(price_usd_per_hour)  # 0: hardware already paid for, as plan and plan-serve take it
     figs = []
     if users is not None:
         figs.append(derive("qps", "users*rpm/60", "req/s", SRC_LOAD, label="request rate", users=users,
@@ -160,7 +160,7 @@ def serve(model: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: float
     gpus, tok_s, in_s = by_key["gpus"], by_key["tokens_per_s"], by_key["input_tokens_per_s"]
     share = float(at["prefill_share"])
     cost = {}
-    if price:
+    if price is not None:
         figs.append(derive("usd_per_million_input_tokens", "gpus*price*u/(3600*in_s)*million", "USD", SRC_SPLIT,
                            label="$ per million input tokens (prefill's share of GPU time)",
                            gpus=gpus, price=price, u=share, in_s=in_s, million=1_000_000))
@@ -184,7 +184,7 @@ def serve(model: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: float
              "at a time (M/D/1, load ρ = qps_replica x t_prefill; mean by Pollaczek-Khinchine, quantiles by "
              "Kingman's heavy-traffic tail); the capacity search holds TTFT without queueing to its target",
              *tried]
-    if price:
+    if price is not None:
         notes.append("cost: the last row charges all GPU time to output tokens; the two rows above split it by "
                      f"phase (prefill {share:.0%} of GPU time over input tokens, decode the rest over output)")
     if price is None:

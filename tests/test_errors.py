@@ -357,3 +357,16 @@ def test_a_price_of_zero_is_hardware_already_paid_for_everywhere(argv):
     assert r.exit_code == 0 and "$0.00" in r.output, r.output
     r = run(*argv, "--price", "-1")
     assert r.exit_code == 2 and r.output.startswith("error: --price") and "-1" in r.output
+
+
+def test_memory_table_leaves_out_rows_that_do_not_apply():
+    """pp 2 has no middle stage, a dense model no experts, ZeRO-1 no gather buffers: their 0 B rows read as
+    figures (user test); the table leaves them out, JSON keeps every figure (stable keys)."""
+    argv = ["memory", "llama-3.1-70b", "-H", "h100-sxm", "--tp", "8", "--pp", "2", "--dp", "4", "--zero", "1"]
+    out = run(*argv).output
+    assert "middle" not in out and "\nexpert parameters" not in out and "ZeRO-3" not in out
+    assert "first stage total" in out and "non-expert parameters per GPU, first stage" in out
+    keys = {f["key"] for f in json.loads(run(*argv, "--json").output)["figures"]}
+    assert {"middle_stage/total", "params/experts", "memory/zero3_gathered"} <= keys
+    out = run("memory", "mixtral-8x7b", "-H", "h100-sxm", "--pp", "4", "--ep", "8", "--dp", "8", "--zero", "3").output
+    assert "middle stage total" in out and "\nexpert parameters" in out and "ZeRO-3" in out

@@ -254,8 +254,9 @@ def table(rows: list[tuple[str, ...]], header: tuple[str, ...] | None = None) ->
     return "\n".join(lines)
 
 
-def emit(result, as_json: bool, explain: bool, extra_columns=None) -> None:
-    """Print a Result as a table (default), JSON, or its derivation."""
+def emit(result, as_json: bool, explain: bool, extra_columns=None, hide=()) -> None:
+    """Print a Result as a table (default), JSON, or its derivation. ``hide``: figure keys the table leaves out
+    (rows that do not apply, such as a middle stage at pp 2); JSON and --explain keep every figure."""
     if as_json:
         typer.echo(json.dumps(result.as_dict(), indent=2, default=_default))
         return
@@ -263,7 +264,7 @@ def emit(result, as_json: bool, explain: bool, extra_columns=None) -> None:
         typer.echo(result.explain())
         return
     typer.echo(result.title)
-    rows = [(f.name, f.text()) for f in result.figures]
+    rows = [(f.name, f.text()) for f in result.figures if f.key not in hide]
     typer.echo(table(rows))
     for a in result.assumptions:
         typer.echo(f"  * {a}")

@@ -67,6 +67,22 @@ ZERO3_PREFETCH = typer.Option(True, "--zero3-prefetch/--no-zero3-prefetch",
                                    "(FSDP/DeepSpeed default).")
 
 
+def _not_applicable(m, lay, r) -> set[str]:
+    """Memory rows that are 0 because they do not apply: a middle stage at pp <= 2, experts of a dense model, the
+    ZeRO-3 gather buffers below stage 3 (the table leaves them out; JSON and --explain keep them)."""
+    import numpy as np
+
+    keys = {f.key for f in r.figures}
+    hide = set()
+    if np.ndim(lay.pp) == 0 and lay.pp <= 2:
+        hide |= {k for k in keys if "middle" in k}
+    if not m.moe:
+        hide |= {k for k in keys if k.startswith("params/experts")}
+    if np.ndim(lay.zero) == 0 and lay.zero < 3:
+        hide.add("memory/zero3_gathered")
+    return hide
+
+
 def _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave=1, gpus=None, pp_layers=None, pp_first=None,
             pp_last=None, schedule="1f1b", etp=None):
     from ..core.checks import check_count
@@ -119,13 +135,13 @@ def memory(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP, p
     if lora_rank is not None:
         lora = LoRA(lora_rank, tuple(t.strip() for t in lora_targets.split(",") if t.strip()), base_bits)
     m = load_model(model)
-    r = training_memory(m, load_hardware(hardware), _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave, None,
-                                                                pp_layers, pp_first, pp_last, schedule, etp),
+    lay = _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave, None, pp_layers, pp_first, pp_last, schedule, etp)
+    r = training_memory(m, load_hardware(hardware), lay,
                         micro_batch=micro_batch, seq=seq, recompute=recompute, optimizer=optimizer,
                         global_batch=global_batch, flash=flash, dropout=dropout, lora=lora, reserve=reserve,
                         recompute_layers=recompute_layers, recompute_norm_up=recompute_norm_up,
                         fp8_activations=fp8_activations, offload_optimizer=offload_optimizer)
-    emit(r, as_json, explain)
+    emit(r, as_json, explain, hide=_not_applicable(m, lay, r))
     if explain:
         from ..core.units import fmt
 

@@ -997,13 +997,3 @@ class _Bytes:
 
     def getvalue(self) -> bytes:
         return self._data
-
-
-def test_an_input_no_value_of_which_works_names_the_next_blocker():
-    """DeepSeek-V3 on 64 H100s: its rollout engine needs a larger TP, but no rollout TP makes the step work, since the
-    trainer does not fit either. The page said only "no nearby value works"; it now says what a larger value
-    fails on (user test, 30 Nov 2026)."""
-    at = run_app(page="rl", model="deepseek-v3", hw="h100-sxm")
-    msg = errors(at)
-    assert "rollout engine TP" in msg and "no nearby value works" in msg, msg
-    assert "it fails on: the trainer does not fit" in msg, msg

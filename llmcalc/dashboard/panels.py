@@ -311,25 +311,22 @@ def _candidates(name: str, current) -> list:
     return sorted(set(powers[:12] + near + ([int(lo)] if isinstance(f.default, int) else [])))
 
 
-def _works(name: str, s: dict, compute) -> tuple[list, tuple | None]:
-    """The values of ``name`` for which ``compute`` succeeds, everything else unchanged (at most 8), and when none
-    does, (a value, the message it fails with) where that message is about something else: the next blocker."""
-    ok, other = [], None
+def _works(name: str, s: dict, compute) -> list:
+    """The values of ``name`` for which ``compute`` succeeds, everything else unchanged (at most 8)."""
+    ok = []
     for c in _candidates(name, s[name]):
         if c == s[name]:
             continue
         try:
             compute({**s, name: c})
-        except LlmcalcError as e:
-            if other is None and all(_field_for(f) != name for f in _FLAG.findall(str(e))):
-                other = (c, str(e))  # a message that is not about this input at all
+        except LlmcalcError:
             continue
         except Exception:  # noqa: BLE001 - a probe must never break the page; the message stands alone
             continue
         ok.append(c)
         if len(ok) >= 8:
             break
-    return ok, (None if ok else other)
+    return ok
 
 
 def _limits(name: str) -> str:
@@ -368,11 +365,9 @@ def section(title: str | None, s: dict | None = None, probe=None, key: str | Non
             label = slot["label"]
             hint = ""
             if probe is not None and s is not None and _candidates(name, s[name]):
-                ok, other = _works(name, s, probe)
+                ok = _works(name, s, probe)
                 hint = ("; values that work here: " + ", ".join(state.FIELDS[name].show(v) for v in ok)
                         if ok else f"; no nearby value works ({_limits(name)})")
-                if other is not None:  # e.g. a larger rollout TP fits the engine, but the trainer still does not
-                    hint += f"; at {state.FIELDS[name].show(other[0])} it fails on: {in_page_words(other[1])}"
             elif _limits(name):
                 hint = f" ({_limits(name)})"
             text = msg if f"“{label}”" in msg else f"{label}: {msg}"

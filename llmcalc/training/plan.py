@@ -52,6 +52,35 @@ def _divisors(n: int) -> list[int]:
     return sorted(set(small + [n // d for d in small]))
 
 
+def _head_divisor(m: Model) -> int:
+    """What TP must divide: Megatron shards whole key/value groups (check_layout); MLA shards the heads."""
+    a = m.attention
+    return a.n_heads if a.mla else math.gcd(a.n_heads, a.n_kv_heads)
+
+
+def _cp_values(seq: int, max_cp: int) -> list[int]:
+    """Context-parallel degrees the search tries: powers of two up to ``max_cp`` with 2·cp dividing the sequence
+    (Megatron-Core's load-balanced causal split, check_layout)."""
+    return [c for c in (2**i for i in range(0, 12)) if c <= max_cp and (c == 1 or seq % (2 * c) == 0)]
+
+
+def _interleavings(m: Model, pps: list[int], allowed=None, options=None) -> dict[int, list[int]]:
+    """For each pipeline degree p, the virtual-stage counts v (in ``allowed``) that cut its stages into whole
+    chunks, by one check_layout call over the (p, v) pairs. Only divisors of the fullest stage are tried (any other
+    v leaves a part chunk, which check_layout refuses), so a model of 10⁴ layers checks a few hundred pairs, not L²
+    (a user test, 30 Nov 2026: 16,384 layers took 80 s and 4.7 GB). v > 1 needs p > 1."""
+    fullest = np.atleast_1d(stage_layers(m.n_layers, Layout(pp=np.array(pps, np.int64)))["max"]) if pps else []
+    pairs = np.array([(p, v) for p, x in zip(pps, fullest, strict=True) for v in _divisors(int(x))
+                      if (allowed is None or v in allowed) and (v == 1 or p > 1)], np.int64).reshape(-1, 2)
+    ok = np.broadcast_to(check_layout(m, Layout(pp=pairs[:, 0], interleave=pairs[:, 1]), options=options),
+                         (len(pairs),)) if len(pairs) else np.zeros(0, bool)
+    out: dict[int, list[int]] = {p: [] for p in pps}
+    for (p, v), good in zip(pairs.tolist(), ok.tolist(), strict=True):
+        if good:
+            out[p].append(v)
+    return out
+
+
 def _pins(pins: dict | None) -> dict[str, set]:
     out: dict[str, set] = {}
     for k, v in (pins or {}).items():
@@ -95,7 +124,7 @@ def check_pins(m: Model, gpus_list, *, global_batch: int, seq: int, pins: dict |
     pin = _pins(pins)
     if not pin:
         return
-    a, L, name = m.attention, m.n_layers, m.display_name
+    L, name = m.n_layers, m.display_name
     counts = ", ".join(map(str, gpus_list))
 
     def on_gpus(x: int) -> bool:
@@ -109,24 +138,18 @@ def check_pins(m: Model, gpus_list, *, global_batch: int, seq: int, pins: dict |
             return str(e)
         return None
 
-    head_div = math.gcd(a.n_heads, a.n_kv_heads) if not a.mla else a.n_heads
     pp_range = np.arange(1, L + 1)
     pp_ok = np.broadcast_to(check_layout(m, Layout(pp=pp_range), options=PLAN_OPTIONS), pp_range.shape)
-    cps = [c for c in (2**i for i in range(0, 12)) if c <= max_cp and (c == 1 or seq % (2 * c) == 0)]
+    cps = _cp_values(seq, max_cp)
     dps = [d for d in _divisors(global_batch) if on_gpus(d)]
-    works = {"tp": [t for t in _divisors(head_div) if on_gpus(t)],
+    works = {"tp": [t for t in _divisors(_head_divisor(m)) if on_gpus(t)],
              "pp": [int(p) for p, ok in zip(pp_range, pp_ok, strict=True) if ok and on_gpus(int(p))],
              "cp": [c for c in cps if on_gpus(c)], "dp": dps,
              "ep": [e for e in (_divisors(m.moe.n_experts) if m.moe else [1]) if any(d % e == 0 for d in dps)],
              "mb": _divisors(global_batch), "zero": [0, 1, 2, 3]}
-    if "v" in pin:  # virtual stages: whole chunks of some pipeline's fullest stage, as _grid pairs them
-        pp2 = [p for p in works["pp"] if p > 1]
-        fullest = np.atleast_1d(stage_layers(L, Layout(pp=np.array(pp2, np.int64)))["max"]) if pp2 else []
-        pairs = np.array([(p, v) for p, f in zip(pp2, fullest, strict=True) for v in _divisors(int(f))],
-                         np.int64).reshape(-1, 2)
-        ok = np.broadcast_to(check_layout(m, Layout(pp=pairs[:, 0], interleave=pairs[:, 1]), options=PLAN_OPTIONS),
-                             (len(pairs),)) if len(pairs) else np.zeros(0, bool)
-        works["v"] = sorted({1} | {int(v) for (_, v), good in zip(pairs.tolist(), ok.tolist(), strict=True) if good})
+    if "v" in pin:  # virtual stages: whole chunks of some pipeline's stages, as the search pairs them
+        works["v"] = sorted({1}.union(*_interleavings(m, [p for p in works["pp"] if p > 1],
+                                                      options=PLAN_OPTIONS).values()))
 
     def reason(k: str, x: int) -> str:
         opt = PIN_OPTIONS[k]
@@ -170,8 +193,7 @@ def nothing_divides(m: Model, gpus_list, *, global_batch: int, seq: int, pins: d
     """Why no layout at all divides (the search had nothing to time, so memory is not the reason): tp·pp·cp·dp
     must equal a GPU count within the limits each degree has, and the largest count those limits reach."""
     a, L = m.attention, m.n_layers
-    tp = math.gcd(a.n_heads, a.n_kv_heads) if not a.mla else a.n_heads
-    cp = max(c for c in (2**i for i in range(0, 12)) if c <= max_cp and (c == 1 or seq % (2 * c) == 0))
+    tp, cp = _head_divisor(m), max(_cp_values(seq, max_cp))
     most = tp * L * cp * global_batch
     flags = {"sp": ("--no-sp", "--sp"), "off": ("--no-offload-optimizer", "--offload-optimizer")}
     names = {**PIN_OPTIONS, "rc": "--recompute", "etp": "--etp"}
@@ -202,17 +224,14 @@ def _grid(m: Model, gpus_list, *, global_batch: int, seq: int, pins: dict | None
     """Every divisible layout for each GPU count in ``gpus_list`` as a grid (outer rows × ZeRO × recompute × SP),
     the raw combination count and each dimension's own count."""
     pin = _pins(pins)
-    a = m.attention
     L = m.n_layers
 
     def allowed(name, values):
         return [x for x in values if name not in pin or x in pin[name]]
 
-    head_div = math.gcd(a.n_heads, a.n_kv_heads) if not a.mla else a.n_heads
-    tp_all = allowed("tp", [t for t in _divisors(head_div) if max_tp is None or t <= max_tp])
+    tp_all = allowed("tp", [t for t in _divisors(_head_divisor(m)) if max_tp is None or t <= max_tp])
     pp_all = allowed("pp", list(range(1, L + 1)))
-    cp_all = allowed("cp", [c for c in (2**i for i in range(0, 12))
-                            if c <= max_cp and (c == 1 or seq % (2 * c) == 0)])
+    cp_all = allowed("cp", _cp_values(seq, max_cp))
     ep_all = allowed("ep", _divisors(m.moe.n_experts) if m.moe else [1])
     fe_div = _divisors(m.moe.d_ff_expert) if m.moe else []
     if max_etp is not None:
@@ -231,21 +250,9 @@ def _grid(m: Model, gpus_list, *, global_batch: int, seq: int, pins: dict | None
                "etp": 1 + len(fe_div)}
     raw = int(np.prod([n for n in per_dim.values()], dtype=float))
 
-    # virtual stages that cut p stages into whole chunks (the same for every tp), checked once per (p, v) pair:
-    # p up to the largest GPU count only, v among the divisors of the fullest stage only (check_layout refuses any
-    # other: its chunks would not be whole), so a model of 10⁴ layers checks a few hundred pairs, not L² (a user
-    # test, 30 Nov 2026: 16,384 layers took 80 s and 4.7 GB, 65,536 failed to allocate 32 GiB)
+    # virtual stages that cut p stages into whole chunks (the same for every tp), for p up to the largest GPU count
     pp_fit = [p for p in pp_all if p <= max(gpus_list, default=0)]
-    fullest = np.atleast_1d(stage_layers(L, Layout(pp=np.array(pp_fit, np.int64)))["max"]) if pp_fit else []
-    v_set = set(v_all)
-    pairs = np.array([(p, v) for p, x in zip(pp_fit, fullest, strict=True) for v in _divisors(int(x)) if v in v_set],
-                     np.int64).reshape(-1, 2)
-    ok = np.broadcast_to(check_layout(m, Layout(pp=pairs[:, 0], interleave=pairs[:, 1])), (len(pairs),)) \
-        if len(pairs) else np.zeros(0, bool)
-    v_by_pp: dict[int, list[int]] = {p: [] for p in pp_fit}
-    for (p, v), good in zip(pairs.tolist(), ok.tolist(), strict=True):
-        if good and (v == 1 or p > 1):
-            v_by_pp[p].append(v)
+    v_by_pp = _interleavings(m, pp_fit, allowed=set(v_all))
 
     def chunkings(p: int) -> list[int]:
         return v_by_pp[p]

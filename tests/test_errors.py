@@ -198,9 +198,9 @@ def test_summary_says_when_its_training_run_cannot_fit():
 
 
 def test_why_and_sheet_warn_past_the_models_positions():
-    assert "WARNING: context 10,000,000 exceeds DeepSeek-V3's 163,840 positions" in run(
+    assert "WARNING: context 10,000,000 exceeds the model's 163,840 positions" in run(
         "why", "mla", "deepseek-v3", "--context", "10000000").output
-    assert "WARNING: prompt + output = 200,300 exceeds Llama-3.1-70B's 131,072 positions" in run(
+    assert "WARNING: prompt + output = 200,300 exceeds the model's 131,072 positions" in run(
         "sheet", "serving", "llama-3.1-70b", "--prompt", "200000").output
     assert "WARNING" not in run("why", "mla", "deepseek-v3").output
 

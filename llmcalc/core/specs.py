@@ -398,6 +398,15 @@ class Model(Spec):
             return layer % 2 == 0  # HF Gemma2: is_sliding = not bool(layer_idx % 2)
         return layer in a.sliding_layers
 
+    def past_positions(self, length, what: str = "context") -> str | None:
+        """The one warning for a ``length`` (scalar or sweep) beyond the positions the model was built for: the
+        bytes and FLOPs are still computed (a what-if), the model cannot attend that far. None within them."""
+        import numpy as np
+
+        if np.any(np.asarray(length) > self.max_seq_len):
+            return f"WARNING: {what} exceeds the model's {self.max_seq_len:,} positions"
+        return None
+
     @property
     def n_sliding_layers(self) -> int:
         a = self.attention

@@ -216,8 +216,9 @@ def kv_cache(model: Model, context, batch=1, kv_dtype: str = "bf16", tp: int = 1
     if n_slide:
         notes.append(f"{n_slide} of {model.n_layers} layers slide over {a.sliding_window} tokens: "
                      f"{figs[1].value:,.0f} B/token at full context, capped average shown at this context")
-    if np.any(np.asarray(context) > model.max_seq_len):  # as infer warns: the bytes are right, the model is not
-        notes.append(f"WARNING: context exceeds the model's {model.max_seq_len:,} positions")
+    warn = model.past_positions(context)
+    if warn:
+        notes.append(warn)
     if a.mla:
         notes.append("MLA: the latent is replicated on every TP rank (not split by heads)")
     elif tp > a.n_kv_heads:

@@ -570,8 +570,9 @@ def latency(dep: Deployment, batch=1, prompt=128, output=128, reserve: float = 0
                      + (" (roofline: efficiency 1 and latency 0)" if dep.latency_scale == 0 else ""))
     if m.attention.mla:
         notes.append("MLA decode counted in the absorbed form (DeepSeek-V2 §2.1.3)")
-    if np.any(final_ctx > m.max_seq_len):
-        notes.append(f"WARNING: prompt + output exceeds the model's {m.max_seq_len:,} positions")
+    warn = m.past_positions(final_ctx, "prompt + output")
+    if warn:
+        notes.append(warn)
     if not np.all(fits):
         notes.append(f"WARNING: weights + KV exceed the accelerator's memory less the {reserve:.0%} reserve at "
                      "this batch and context")

@@ -420,7 +420,7 @@ def sheet(topic: str, model: Model, hw: Hardware, inputs: Inputs = Inputs()) -> 
     setting = (f"{model.display_name} on {hw.display_name}; micro-batch {inputs.micro_batch}, L {inputs.seq}, "
                f"prompt {inputs.prompt} + output {inputs.output}")
     notes = ("Every number is a calculator's output; formulas are the calculators' own (llmcalc --explain).",)
-    if topic in ("inference", "serving") and inputs.prompt + inputs.output > model.max_seq_len:
-        notes = (f"WARNING: prompt + output = {inputs.prompt + inputs.output:,} exceeds {model.display_name}'s "
-                 f"{model.max_seq_len:,} positions", *notes)
+    warn = model.past_positions(inputs.prompt + inputs.output, f"prompt + output = {inputs.prompt + inputs.output:,}")
+    if topic in ("inference", "serving") and warn:
+        notes = (warn, *notes)
     return Sheet(topic, f"{TITLES[topic]}: {model.display_name}", setting, tuple(blocks), notes)

@@ -413,9 +413,9 @@ def why(topic: str, m: Model, hw: Hardware, *, gpus: int = 64, seq: int = 4096, 
         return _zero3(m, hw, gpus, seq, global_batch)
     if topic in ("gqa", "mla"):
         w = (_gqa if topic == "gqa" else _mla)(m, hw, context, batch)
-        if context > m.max_seq_len:  # as infer and kv warn: the bytes are right, the model cannot attend that far
-            w = replace(w, notes=(f"WARNING: context {context:,} exceeds {m.display_name}'s {m.max_seq_len:,} "
-                                  "positions", *w.notes))
+        warn = m.past_positions(context, f"context {context:,}")  # as infer and kv warn
+        if warn:
+            w = replace(w, notes=(warn, *w.notes))
         return w
     if topic == "pp":
         return _pp(m, hw, gpus, seq, global_batch)

@@ -70,15 +70,37 @@ def _keep_freed_memory() -> None:
     pages in again: ~2 µs per 4 KiB page on the development VM, 10-20x the arithmetic on one of the planner's
     grid-sized arrays (5.7 MB: 1.5-2 ms fresh, 0.1 ms reused; issue #13). A one-shot process keeps them: blocks up
     to 32 MiB (glibc's largest M_MMAP_THRESHOLD) come from the heap, which is not trimmed before exit. `plan
-    gpt-3-175b` over three GPU counts: ~20 ms less; the peak memory is the same. Not glibc: nothing to do."""
+    gpt-3-175b` over three GPU counts: ~20 ms less; the peak memory is the same. Not glibc: nothing to do.
+
+    The first touch of each page still faults: that plan touches ~19,000 4 KiB pages, ~35 ms. So the heap grows
+    once by 256 MiB (M_TOP_PAD: address space, nothing touched) and that range is marked MADV_HUGEPAGE, as glibc's
+    own `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` does: where transparent huge pages are `always` or `madvise`
+    (Debian's default), the kernel faults 2 MiB pages, ~4,600 faults in all, 0.25 s instead of 0.29 s (issue #13,
+    benchmarks/bench_cli.py). Where it is refused (THP `never`, no brk heap) pages stay 4 KiB; no number changes."""
     try:
         import ctypes
 
-        mallopt = ctypes.CDLL(None).mallopt
+        libc = ctypes.CDLL(None, use_errno=True)
+        mallopt = libc.mallopt
     except (ImportError, OSError, AttributeError):  # macOS, Windows, no ctypes
         return
     mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD (glibc malloc.h)
     mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
+    try:
+        mallopt(-2, 256 << 20)  # M_TOP_PAD: the next growth of the heap reserves this much more
+        libc.malloc.restype = libc.sbrk.restype = ctypes.c_void_p
+        libc.free.argtypes, libc.sbrk.argtypes = [ctypes.c_void_p], [ctypes.c_ssize_t]
+        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        block = libc.malloc(1 << 20)  # below the mmap threshold: from the heap, which now grows by 257 MiB
+        if not block:
+            return
+        huge = 2 << 20
+        start, top = (block + huge - 1) & ~(huge - 1), libc.sbrk(0)
+        if top and top > start:
+            libc.madvise(start, top - start, 14)  # MADV_HUGEPAGE (linux/mman.h); an error leaves 4 KiB pages
+        libc.free(block)
+    except AttributeError:  # a libc without sbrk or madvise
+        return
 
 
 def run() -> None:

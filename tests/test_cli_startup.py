@@ -54,8 +54,8 @@ def _thp_mode() -> str | None:
 def test_the_console_script_asks_for_huge_pages_on_a_heap_range_it_has_reserved():
     """cli._keep_freed_memory marks a reserved heap range MADV_HUGEPAGE (the kernel shows `hg` among the range's
     VmFlags in /proc/self/smaps), and arrays below numpy's own 4 MiB madvise size fill it in 2 MiB pages: 32 x 2 MiB
-    take ~32 faults instead of ~16,400 (README, Speed). Without
-    the madvise no heap range is marked, so this fails if the step is lost or refused."""
+    take ~32 faults instead of ~16,400 (README, Speed). Without the madvise no heap range is marked, so this fails
+    if the step is lost or refused."""
     code = ("import resource, sys\nfrom llmcalc.cli import _keep_freed_memory\n"
             "if sys.argv[1] == 'on':\n    _keep_freed_memory()\n"
             "import numpy as np\nf0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"

@@ -87,7 +87,8 @@ def train(model: str | None = typer.Argument(None, help="Catalogue name, YAML or
           hardware: str = HARDWARE_OPT,
           gpus: int | None = typer.Option(None, "--gpus", help="n: accelerators."),
           params: str | None = typer.Option(None, "--params", help="N instead of (or overriding) the model's."),
-          mfu: float = typer.Option(0.4, "--mfu", help="Model FLOPs utilisation assumed (fraction of peak)."),
+          mfu: float | None = typer.Option(None, "--mfu", show_default=False,
+                                           help="Model FLOPs utilisation assumed (fraction of peak)  [default: 0.4]."),
           achieved_tflops: float | None = typer.Option(None, "--achieved-tflops",
                                                        help="X: achieved TFLOP/s per GPU; replaces --mfu. X is "
                                                             "compared with hardware FLOPs, 6·N·T by default: add "
@@ -123,9 +124,12 @@ def train(model: str | None = typer.Argument(None, help="Catalogue name, YAML or
     check_count(seq, "--seq")  # checked even without --exact: every option given is validated, used or not
     if recompute.lower() not in ("none", "selective", "full"):
         raise LlmcalcError(f"--recompute must be none, selective or full, got {recompute!r}")
+    if mfu is not None and achieved_tflops is not None:  # one rate per GPU: --achieved-tflops replaced --mfu silently
+        raise LlmcalcError(f"give either --mfu ({mfu:g}) or --achieved-tflops ({achieved_tflops:g}), not both: each "
+                           "sets the rate per GPU")
     r = training_cost(
         load_model(model) if model is not None else None, _count(tokens, "--tokens"), load_hardware(hardware), gpus,
-        params=_count(params, "--params"), mfu=mfu,
+        params=_count(params, "--params"), mfu=0.4 if mfu is None else mfu,
         achieved_flops_per_s=None if achieved_tflops is None else achieved_tflops * 1e12,
         flops_per_token_factor=factor, recompute=recompute.lower(), exact_seq=seq if exact else None,
         price_usd_per_hour=quantity_option(price, "USD_PER_HOUR", "--price", "2.49 or '$2.49/h'", 3600.0),

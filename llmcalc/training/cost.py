@@ -50,6 +50,9 @@ def per_token_flops(model: Model | None, params=None, *, factor=None, recompute:
     if exact_seq is not None:
         if model is None:
             raise LlmcalcError("--exact needs a MODEL (the exact count walks its matmuls), not just --params")
+        if params is not None:  # the exact count walks the model's own matmuls: --params would be ignored
+            raise LlmcalcError("--exact counts the MODEL's own matmuls, so --params would be ignored; give one of "
+                               "the two")
         from ..model.flops import forward_flops
 
         r = forward_flops(model, 1, exact_seq, recompute=recompute)
@@ -73,6 +76,12 @@ def per_token_flops(model: Model | None, params=None, *, factor=None, recompute:
     hw_factor = factor if factor is not None else (8 if recompute == "full" else 6)
     if hw_factor not in (6, 8):
         raise LlmcalcError(f"--flops-per-token-factor must be 6 (no recompute) or 8 (full recompute), got {factor}")
+    # 8·N is full recompute's one extra forward (Narayanan et al. 2021 §5.1); 6·N has none. A factor that contradicts
+    # --recompute was followed silently (6 with full printed 6·N hardware FLOPs): refuse it. Factor 8 with the default
+    # recompute "none" stays the documented way to say full recompute.
+    if (factor == 6 and recompute == "full") or (factor == 8 and recompute == "selective"):
+        raise LlmcalcError(f"--flops-per-token-factor {factor} contradicts --recompute {recompute}: full recompute "
+                           "executes 8·N FLOPs per token, none or selective 6·N; give one of the two")
     n = Figure("params", params, "param", source="given (--params)" if given else
                "llmcalc.model.params (active parameters per token)", label="N: parameters per token (active)")
     model_pt = derive("model_flops_per_token", "6*N", "FLOP", SRC_6ND, label="model FLOPs per token (6·N)",
@@ -168,6 +177,8 @@ def training_cost(model: Model | None = None, tokens=None, hardware: Hardware | 
     if gpus is None and days is None and step_time_s is None:
         notes.append("give --gpus N for time and cost, or --days D for the GPUs needed")
     subject = model.display_name if model is not None else f"{_fmt_n(params)} params"
+    if model is not None and params is not None:  # the title named the model while every figure used --params
+        subject += f" with N = {_fmt_n(params)} (--params)"
     title = f"Training {subject} on {_fmt_n(tokens)} tokens" + (f" ({hardware.display_name})" if hardware else "")
     if data.get("fits") is False:
         title = f"DOES NOT FIT: {data['memory_verdict']} — {title}"
@@ -181,12 +192,12 @@ def _memory_floor(model, params, hardware, n, data: dict, notes: list) -> list[F
     from ..core.checks import MEMORY_RESERVE, SOURCE_RESERVE
     from ..training.memory import DEFAULT_OPTIMIZER, optimizer_bytes
 
-    if model is not None:
+    if params is not None:  # --params overrides the model's count, as the N line above shows (it was ignored here)
+        total = params
+    else:
         from ..model.params import param_breakdown
 
         total = param_breakdown(model).data["total"]
-    else:
-        total = params
     b = optimizer_bytes(DEFAULT_OPTIMIZER).total
     need = derive("memory/states_floor", "b*P/gpus", "B", "model states fully sharded over all GPUs (ZeRO-3), "
                   "Megatron-Core bf16 Adam 18 B/param; activations not counted: a lower bound",

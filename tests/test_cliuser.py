@@ -1,0 +1,66 @@
+"""A new user's review (issue #13's promise): contradicting options get one message and exit 2; an output's lines
+agree with each other. Expected values come from textbook formulas, not from our own output."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from llmcalc.cli import app
+
+runner = CliRunner()
+
+
+def run(*args):
+    r = runner.invoke(app, [str(a) for a in args])
+    assert r.exception is None or isinstance(r.exception, SystemExit), r.exception  # never a traceback
+    return r
+
+
+def one_error(r, *words):
+    assert r.exit_code == 2, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.output
+    for w in words:
+        assert w in lines[0], r.output
+
+
+GPT3 = ("train", "gpt-3-175b", "--tokens", "300B", "-H", "a100-sxm-80gb", "--gpus", "1024")
+
+
+def test_train_mfu_and_achieved_rate_contradict():
+    # --achieved-tflops silently replaced an explicit --mfu: two rates per GPU, one ignored
+    one_error(run(*GPT3, "--mfu", "0.4", "--achieved-tflops", "140"), "--mfu", "--achieved-tflops")
+    assert run(*GPT3, "--achieved-tflops", "140").exit_code == 0
+    assert run(*GPT3, "--mfu", "0.4").exit_code == 0
+
+
+@pytest.mark.parametrize("factor, recompute", [("6", "full"), ("8", "selective")])
+def test_train_factor_contradicts_recompute(factor, recompute):
+    # Narayanan et al. 2021 §5.1: full recompute executes 8·N per token; without it 6·N. Factor 6 with --recompute full
+    # printed "hardware FLOPs per token (6·N)" under a full-recompute job.
+    one_error(run(*GPT3, "--flops-per-token-factor", factor, "--recompute", recompute),
+              "--flops-per-token-factor", "--recompute")
+
+
+def test_train_factor_8_alone_still_means_full_recompute():
+    r = run(*GPT3, "--flops-per-token-factor", "8", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["hardware_flops"] == pytest.approx(8 * 174.6e9 * 300e9, rel=0.01)  # 8·N·T, GPT-3's N = 175B
+
+
+def test_train_params_override_reaches_the_memory_floor():
+    # --params 7B overrides the model's N: 18 B/param (Megatron bf16 Adam) × 7e9 / 8 GPUs = 15.75 GB, which fits an
+    # 80 GB H100; the floor used GPT-3's 175B instead and printed DOES NOT FIT beside N = 7B.
+    r = run("train", "gpt-3-175b", "--params", "7B", "--tokens", "300B", "--gpus", "8", "-H", "h100-sxm", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["memory_floor_bytes"] == pytest.approx(18 * 7e9 / 8)
+    assert d["fits"] is True
+    assert "--params" in d["title"]
+
+
+def test_train_exact_with_params_is_refused():
+    one_error(run("train", "llama-3.1-8b", "--params", "7B", "--tokens", "300B", "--gpus", "8", "-H", "h100-sxm",
+                  "--exact"), "--exact", "--params")

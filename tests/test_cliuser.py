@@ -64,3 +64,32 @@ def test_train_params_override_reaches_the_memory_floor():
 def test_train_exact_with_params_is_refused():
     one_error(run("train", "llama-3.1-8b", "--params", "7B", "--tokens", "300B", "--gpus", "8", "-H", "h100-sxm",
                   "--exact"), "--exact", "--params")
+
+
+# Llama-3.1-8B's config.json: max_position_embeddings 131072. kv, infer and plan-serve said so past it; fit, serve and
+# batching printed a batch or a GPU count at 200,000 tokens silently (fit beside "longest context at batch 1: 131,072").
+PAST = "exceeds the model's 131,072 positions"
+
+
+@pytest.mark.parametrize("args", [
+    ("fit", "llama-3.1-8b", "-H", "h100-sxm", "--context", "200000"),
+    ("serve", "llama-3.1-8b", "-H", "h100-sxm", "--users", "10", "--prompt", "200000", "--ttft", "30s"),
+    ("serve", "llama-3.1-8b", "-H", "h100-sxm", "--users", "10", "--prompt", "131000", "--output", "73", "--ttft",
+     "30s"),
+    ("batching", "llama-3.1-8b", "-H", "h100-sxm", "--qps", "0.01", "--prompt", "200000,100", "--output", "10,10"),
+])
+def test_past_the_models_positions_is_said(args):
+    r = run(*args)
+    assert r.exit_code == 0, r.output
+    assert PAST in r.output
+
+
+@pytest.mark.parametrize("args", [
+    ("fit", "llama-3.1-8b", "-H", "h100-sxm", "--context", "131072"),
+    ("serve", "llama-3.1-8b", "-H", "h100-sxm", "--users", "10", "--prompt", "131000", "--output", "72", "--ttft",
+     "30s"),
+])
+def test_within_the_models_positions_no_warning(args):
+    r = run(*args)
+    assert r.exit_code == 0, r.output
+    assert PAST not in r.output

@@ -377,6 +377,9 @@ def continuous_batching(dep: Deployment, qps: float, prompt, output, reserve: fl
                  "decode steps over all N in flight at the mean in-flight context; in-flight shares "
                  "s_i ∝ w_i·O_i (Little's law per class with T_i ∝ O_i)",
                  "KV cap charges every running sequence its class's final length P_i + O_i (mean over in-flight)"]
+    warn = dep.model.past_positions(max(p + o for p, o in zip(prompts, outputs, strict=True)), "prompt + output")
+    if warn:  # as infer, kv and fit warn
+        notes.append(warn)
     if overloaded:
         notes.insert(0, f"OVERLOADED: {qps:g} req/s >= the {qps_max:.3g} req/s this replica sustains: the queue, "
                         "the wait before prefill and TTFT grow without bound (JSON null); the engine figures are at "

@@ -357,6 +357,9 @@ def fit(model: Model, hw, weights: str | float = "bf16", group_size: int | None 
     if not fits:
         notes.append(f"weights do NOT fit: {figs[2].value / 1e9:.1f} GB per GPU > {figs[0].value / 1e9:.1f} GB "
                      "usable; raise --tp/--pp or quantise")
+    warn = model.past_positions(context)  # as kv and infer: the batch at that context is a what-if
+    if warn:
+        notes.append(warn)
     data.update(max_batch_paged=_exact(figs[6].value), max_context=_exact(mc), max_batch_by_context=table)
     title = f"What fits: {model.display_name} on {tp * pp * ep} x {hw.display_name} (tp {tp}, pp {pp}, ep {ep})"
     return Result(title, tuple(figs), tuple(notes), data)

@@ -184,6 +184,9 @@ def serve(model: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: float
              "at a time (M/D/1, load ρ = qps_replica x t_prefill; mean by Pollaczek-Khinchine, quantiles by "
              "Kingman's heavy-traffic tail); the capacity search holds TTFT without queueing to its target",
              *tried]
+    warn = model.past_positions(prompt + output, "prompt + output")  # as infer, kv and fit warn
+    if warn:
+        notes.append(warn)
     if price is not None:
         notes.append("cost: the last row charges all GPU time to output tokens; the two rows above split it by "
                      f"phase (prefill {share:.0%} of GPU time over input tokens, decode the rest over output)")

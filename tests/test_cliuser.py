@@ -93,3 +93,16 @@ def test_within_the_models_positions_no_warning(args):
     r = run(*args)
     assert r.exit_code == 0, r.output
     assert PAST not in r.output
+
+
+@pytest.mark.parametrize("alpha, c, pays", [(0.8, 2, False), (0.0, 0.05, False), (0.05, 0.05, False),
+                                            (0.06, 0.05, True), (0.8, 0.05, True)])
+def test_speculative_says_when_no_gamma_pays(alpha, c, pays):
+    # Leviathan et al. 2023 Corollary 3.9: γ = 1 gives (1 + α)/(1 + c) > 1 iff α > c, and no γ does better than 1
+    # when α <= c (each extra draft token adds α^k <= α tokens for c more cost). "best γ 1" read as advice to speculate.
+    r = run("speculative", "--alpha", alpha, "--cost-ratio", c, "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["speculation_pays"] is pays
+    assert (d["speedup_at_optimal_gamma"] > 1) is pays  # the flag agrees with the figure
+    assert ("no γ beats plain decoding" in run("speculative", "--alpha", alpha, "--cost-ratio", c).output) is not pays

@@ -74,4 +74,10 @@ def speculative(alpha: float, gamma: int, cost_ratio: float, target_step_s: floa
     notes = ["α is the expected acceptance rate (Leviathan §3.1), assumed i.i.d. per token",
              "c = cost of one draft step / cost of one target step; the target's verification step is assumed "
              "to cost the same as one decode step (memory-bound decode)"]
+    # Leviathan §3.3 Corollary 3.9: some γ beats plain decoding iff α > c (each extra draft token adds α^k <= α to the
+    # tokens and c to the cost). Below it the "best γ" was printed as if speculation paid.
+    data["speculation_pays"] = bool(alpha > cost_ratio)
+    if not data["speculation_pays"]:
+        notes.insert(0, f"WARNING: α {alpha:g} <= c {cost_ratio:g}: no γ beats plain decoding (Leviathan §3.3, "
+                        "Corollary 3.9: speculation pays only if α > c); the best γ shown is the least slow")
     return Result(f"Speculative decoding: α {alpha:g}, γ {gamma}, c {cost_ratio:g}", tuple(figs), tuple(notes), data)

@@ -106,3 +106,17 @@ def test_speculative_says_when_no_gamma_pays(alpha, c, pays):
     assert d["speculation_pays"] is pays
     assert (d["speedup_at_optimal_gamma"] > 1) is pays  # the flag agrees with the figure
     assert ("no γ beats plain decoding" in run("speculative", "--alpha", alpha, "--cost-ratio", c).output) is not pays
+
+
+def test_rl_trainer_advice_only_names_train_tp_where_it_can_be_followed():
+    # Qwen2.5-7B's trainer needs ~133 GiB on one H100 (Megatron 18 B/param × 7.6B params alone is 137 GB): the message
+    # said "raise --train-tp", and --train-tp 2 on 1 GPU is "trainer GPUs 1 not divisible by --train-tp·--train-pp"
+    rl = ("rl", "qwen2.5-7b", "-H", "h100-sxm", "--prompts", "512", "--samples", "16", "--response-len", "3000,1.0")
+    r = run(*rl, "--gpus", "1")
+    one_error(r, "the trainer does not fit")
+    assert "--train-tp" not in r.output
+    r = run(*rl, "--gpus", "2")
+    one_error(r, "raise --train-tp (e.g. to 2)")
+    assert run(*rl, "--gpus", "2", "--train-tp", "2").exit_code == 0  # the advice, followed, works
+    r = run(*rl, "--gpus", "2", "--train-tp", "2")
+    assert "add GPUs or raise --train-tp" not in r.output  # 2 GPUs hold no split with a trainer of 4

@@ -235,10 +235,14 @@ def trainer_work(m: Model, hw: Hardware, gpus, lengths, counts, prompt: float, *
             mb = np.maximum(mb // 2, 1)
             ok, t, r = step_at(model, mb)
         if not bool(ok):
+            # raising --train-tp only works where the trainer's GPUs split into groups of 2·tp·pp: on 1 GPU the
+            # advice "raise --train-tp" led to "trainer GPUs 1 not divisible by --train-tp·--train-pp = 2·1"
+            wider = int(g) % (2 * tp * pp) == 0
             raise LayoutError(f"the trainer does not fit: {model.display_name} on {int(g)} x {hw.display_name} "
                               f"(tp {tp}, pp {pp}, dp {int(dp)}, ZeRO-{zero}) needs "
                               f"{float(r.data['memory_bytes_needed']) / 2 ** 30:.1f} GiB per GPU even with one "
-                              f"{seq:,}-token sequence per micro-batch; give the trainer more GPUs or raise --train-tp")
+                              f"{seq:,}-token sequence per micro-batch; give the trainer more GPUs"
+                              + (f" or raise --train-tp (e.g. to {2 * tp})" if wider else ""))
         fits = fits & ok
         return float(t)
 

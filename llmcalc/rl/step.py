@@ -148,8 +148,11 @@ def _split_candidates(ctx: _Ctx, total: int) -> list[int]:
 def _no_split(ctx: _Ctx, total: int) -> LayoutError:
     ep = "" if ctx.tep == 1 else (f" (the trainer's GPUs must be a multiple of --train-tp·--train-pp·--train-ep = "
                                   f"{trainer_unit(ctx.ttp, ctx.tpp, ctx.tep)})")
+    # a doubled --train-tp helps only where some split leaves the trainer whole groups of twice its tp·pp·ep
+    double = 2 * trainer_unit(ctx.ttp, ctx.tpp, ctx.tep)
+    wider = any((total - k) % double == 0 for k in range(ctx.rtp, total, ctx.rtp))
     return LayoutError(f"no split of {total} GPUs leaves a trainer that fits{ep} and a rollout engine of "
-                       f"{ctx.rtp} GPUs; add GPUs or raise --train-tp")
+                       f"{ctx.rtp} GPUs; add GPUs" + (" or raise --train-tp" if wider else ""))
 
 
 def best_split(ctx: _Ctx, total: int, eta: float | None) -> dict:

@@ -120,3 +120,19 @@ def test_rl_trainer_advice_only_names_train_tp_where_it_can_be_followed():
     assert run(*rl, "--gpus", "2", "--train-tp", "2").exit_code == 0  # the advice, followed, works
     r = run(*rl, "--gpus", "2", "--train-tp", "2")
     assert "add GPUs or raise --train-tp" not in r.output  # 2 GPUs hold no split with a trainer of 4
+
+
+def test_import_refuses_a_json_output_it_could_not_read_back(tmp_path):
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2,
+                               "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 128,
+                               "vocab_size": 100, "max_position_embeddings": 512}))
+    out = tmp_path / "mine.JSON"
+    one_error(run("import", cfg, "-o", out), "mine.yaml")
+    assert not out.exists()
+    good = tmp_path / "mine.yaml"
+    assert run("import", cfg, "-o", good).exit_code == 0
+    # 2 layers × (4·16·64 q + 2·16·64 k + 2·16·64 v + 64·4·16 o + 3·64·128 MLP + 2·64 norms) + 100·64·2 + 64
+    per_layer = 64 * 64 + 2 * 64 * 32 + 64 * 64 + 3 * 64 * 128 + 2 * 64
+    r = run("params", good, "--json")
+    assert json.loads(r.output)["total"] == 2 * per_layer + 2 * 100 * 64 + 64

@@ -122,6 +122,11 @@ def import_(config: str = typer.Argument(..., help="Path to a Hugging Face confi
     from ..core.catalogue import model_to_yaml
     from ..core.hf_config import model_from_config_file
 
+    if output and Path(output).suffix.lower() == ".json":  # llmcalc reads a .json path as a Hugging Face config.json:
+        from ..core.errors import LlmcalcError  # YAML written there could not be read back ("invalid JSON")
+
+        raise LlmcalcError(f"-o {output}: import writes YAML, and a .json path is read back as a Hugging Face "
+                           f"config.json; name it {Path(output).with_suffix('.yaml')}")
     m = model_from_config_file(config)
     if output:  # the catalogue finds a model by its file's name: the entry's name is that name
         stem = Path(output).stem

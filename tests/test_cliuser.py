@@ -136,3 +136,15 @@ def test_import_refuses_a_json_output_it_could_not_read_back(tmp_path):
     per_layer = 64 * 64 + 2 * 64 * 32 + 64 * 64 + 3 * 64 * 128 + 2 * 64
     r = run("params", good, "--json")
     assert json.loads(r.output)["total"] == 2 * per_layer + 2 * 100 * 64 + 64
+
+
+def test_fit_says_first_when_the_weights_do_not_fit():
+    # Llama-3.1-405B in bf16: ~405.9e9 params × 2 B = 812 GB on one 80 GB H100. The page opened "What fits:" and listed
+    # "left for the KV cache -735 GB" with the only verdict in a note at the bottom.
+    r = run("fit", "llama-3.1-405b", "-H", "h100-sxm")
+    assert r.exit_code == 0, r.output
+    first = r.output.splitlines()[0]
+    assert first.startswith("DOES NOT FIT: weights need 812 GB"), first
+    d = json.loads(run("fit", "llama-3.1-405b", "-H", "h100-sxm", "--json").output)
+    assert d["fits"] is False and d["free_bytes_per_gpu"] == 0 and d["max_batch"] == 0
+    assert run("fit", "llama-3.1-405b", "-H", "h100-sxm", "--tp", "8", "--pp", "2").output.startswith("What fits")

@@ -362,4 +362,9 @@ def fit(model: Model, hw, weights: str | float = "bf16", group_size: int | None 
         notes.append(warn)
     data.update(max_batch_paged=_exact(figs[6].value), max_context=_exact(mc), max_batch_by_context=table)
     title = f"What fits: {model.display_name} on {tp * pp * ep} x {hw.display_name} (tp {tp}, pp {pp}, ep {ep})"
+    if not fits:  # said first, as infer, memory and step do: the lines below read as a (negative) shortfall
+        from ..core.units import fmt
+
+        title = (f"DOES NOT FIT: weights need {fmt(figs[2].value, 'B')} per GPU of {fmt(figs[0].value, 'B')} usable; "
+                 "raise --tp/--pp or quantise — " + title)
     return Result(title, tuple(figs), tuple(notes), data)

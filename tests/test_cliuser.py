@@ -148,3 +148,16 @@ def test_fit_says_first_when_the_weights_do_not_fit():
     d = json.loads(run("fit", "llama-3.1-405b", "-H", "h100-sxm", "--json").output)
     assert d["fits"] is False and d["free_bytes_per_gpu"] == 0 and d["max_batch"] == 0
     assert run("fit", "llama-3.1-405b", "-H", "h100-sxm", "--tp", "8", "--pp", "2").output.startswith("What fits")
+
+
+def test_serve_advice_when_no_tp_degree_holds_the_weights():
+    # DeepSeek-V3: 671e9 params × 2 B / 8 = 168 GB per H100 at TP 8, > 77 GB usable: no TTFT/TPOT target can change
+    # that, yet the message advised "relax the targets". Each piece of the new advice, followed, serves the load.
+    r = run("serve", "deepseek-v3", "-H", "h100-sxm", "--users", "100")
+    one_error(r, "weights fit at no TP degree", "plan-serve")
+    assert "relax the targets" not in r.output
+    assert run("serve", "deepseek-v3", "-H", "h100-sxm", "--users", "100", "--weights", "int4").exit_code == 0
+    assert run("serve", "deepseek-v3", "-H", "h200-sxm", "--users", "100", "--weights", "fp8").exit_code == 0
+    assert run("plan-serve", "deepseek-v3", "-H", "h100-sxm", "--users", "100").exit_code == 0
+    # where a target is what fails, relaxing it stays the advice
+    one_error(run("serve", "llama-3.1-70b", "-H", "h100-sxm", "--users", "10", "--ttft", "1ms"), "relax the targets")

@@ -98,9 +98,14 @@ def serve(model: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: float
              if row else f"tp {r.tp}: {e['why']}" for r, e, row in outcomes]
     ok = [(row["gpus"], r.tp, r, e) for r, e, row in outcomes if row]
     if not ok:
+        # where no TP degree even holds the weights, relaxed targets cannot help: say what can
+        memory_only = all(str(e.get("why", "")).startswith("weights ") for _, e, _ in outcomes)
+        advice = ("the weights fit at no TP degree, so no target helps: quantise (--weights), pick hardware with more "
+                  "memory, or spread a replica over nodes with `llmcalc plan-serve` (TP×PP)" if memory_only else
+                  "relax the targets, quantise, or pick larger hardware")
         raise NoDeploymentError(f"no TP degree up to {hw.scale_up.domain_size} on {hw.display_name} serves "
                            f"{model.display_name} within TTFT {ttft_s:g} s and TPOT {tpot_s * 1e3:g} ms "
-                           f"({'; '.join(tried)}); relax the targets, quantise, or pick larger hardware")
+                           f"({'; '.join(tried)}); {advice}")
     _, _, rep, b = min(ok, key=lambda x: x[:2])
     dep = replica_deployment(model, hw, rep, eff)
     figs.append(derive("tp", "t", "GPU", "the power of two in the scale-up domain needing the fewest GPUs in total",

@@ -161,3 +161,23 @@ def test_serve_advice_when_no_tp_degree_holds_the_weights():
     assert run("plan-serve", "deepseek-v3", "-H", "h100-sxm", "--users", "100").exit_code == 0
     # where a target is what fails, relaxing it stays the advice
     one_error(run("serve", "llama-3.1-70b", "-H", "h100-sxm", "--users", "10", "--ttft", "1ms"), "relax the targets")
+
+
+def test_train_time_follows_a_measured_step_time():
+    # 15.6T tokens in steps of 4M tokens, 2 h each: 15.6e12/4e6 = 3.9e6 steps × 2 h = 7.8e6 h = 325,000 days, on 8
+    # GPUs 62.4e6 GPU-hours. The page printed 2,749 days (the default MFU 0.4) beside "achieved MFU 0.3%".
+    r = run("train", "llama-3.1-8b", "--tokens", "15.6T", "-H", "h100-sxm", "--gpus", "8", "--price", "2.5",
+            "--step-time", "2 h", "--batch-tokens", "4M", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["days"] == pytest.approx(15.6e12 / 4e6 * 2 / 24, rel=1e-9)
+    assert d["gpu_hours"] == pytest.approx(8 * 15.6e12 / 4e6 * 2, rel=1e-9)
+    assert d["cost_usd"] == pytest.approx(2.5 * 8 * 15.6e12 / 4e6 * 2, rel=1e-9)
+    mfu = {f["key"]: f["value"] for f in d["figures"]}
+    assert mfu["mfu"] == pytest.approx(d["achieved_mfu"], rel=1e-9)  # one MFU on the page, not 40% and 0.3%
+
+
+@pytest.mark.parametrize("extra", [("--mfu", "0.4"), ("--achieved-tflops", "100")])
+def test_train_step_time_and_another_rate_contradict(extra):
+    one_error(run("train", "llama-3.1-8b", "--tokens", "1T", "-H", "h100-sxm", "--gpus", "8", "--step-time", "10 s",
+                  "--batch-tokens", "4M", *extra), "--step-time")

@@ -127,6 +127,9 @@ def train(model: str | None = typer.Argument(None, help="Catalogue name, YAML or
     if mfu is not None and achieved_tflops is not None:  # one rate per GPU: --achieved-tflops replaced --mfu silently
         raise LlmcalcError(f"give either --mfu ({mfu:g}) or --achieved-tflops ({achieved_tflops:g}), not both: each "
                            "sets the rate per GPU")
+    if mfu is not None and step_time is not None:  # the measured step time sets the rate (and so the MFU)
+        raise LlmcalcError(f"give either --mfu ({mfu:g}) or --step-time ({step_time}), not both: a measured step time "
+                           "implies its own MFU")
     r = training_cost(
         load_model(model) if model is not None else None, _count(tokens, "--tokens"), load_hardware(hardware), gpus,
         params=_count(params, "--params"), mfu=0.4 if mfu is None else mfu,

@@ -125,12 +125,16 @@ def training_cost(model: Model | None = None, tokens=None, hardware: Hardware | 
     # Only time and GPU counts need a rate per GPU, but every rate given is checked even where unused
     # (--mfu 1.5 without --gpus was accepted silently).
     _arr(mfu, "--mfu (fraction of the dense peak)", high=1)
-    if gpus is not None or days is not None or achieved_flops_per_s is not None or peak is not None:
+    measured = _measured_rate(step_time_s, batch_tokens, gpus, peak, by, achieved_flops_per_s)
+    if measured is not None:  # days and cost follow the measured step time, not an assumed MFU beside it
+        rate, rate_notes = measured
+        achieved_flops_per_s = rate.value
+    elif gpus is not None or days is not None or achieved_flops_per_s is not None or peak is not None:
         rate, rate_notes = _rate_per_gpu(peak, mfu, achieved_flops_per_s, hardware, dtype)
     if gpus is not None or days is not None:
         figures.append(rate)
         notes += rate_notes
-        if achieved_flops_per_s is not None:
+        if achieved_flops_per_s is not None and measured is None:
             notes.insert(0, _achieved_basis(by["hardware_flops_per_token"], flops_per_token_factor, recompute,
                                             exact_seq))
     # A rate given as achieved FLOP/s (hardware FLOPs, as Narayanan et al. measure X) divides hardware FLOPs;
@@ -216,6 +220,27 @@ def _memory_floor(model, params, hardware, n, data: dict, notes: list) -> list[F
     notes.append("memory: only a floor is checked here (states sharded over every GPU, no activations); "
                  "`llmcalc memory` / `llmcalc step` check a real layout")
     return [need, usable]
+
+
+def _measured_rate(step_time_s, batch_tokens, gpus, peak, by: dict, achieved) -> tuple[Figure, list[str]] | None:
+    """The hardware FLOP/s per GPU a measured step time implies, which then times the whole run: time = T/X_step ·
+    step time. Before, days and cost used the assumed MFU (0.4) while the same page printed the achieved MFU (0.3%
+    for a 2 h step), two answers to one question. None where the step time does not set the rate (left to the
+    checks of ``_from_step_time``: missing inputs, more than the peak)."""
+    if step_time_s is None or batch_tokens is None or gpus is None or peak is None:
+        return None
+    if achieved is not None:
+        raise LlmcalcError("give either --achieved-tflops or --step-time with --batch-tokens, not both: each sets the "
+                           "rate per GPU")
+    s, x, n = _arr(step_time_s, "--step-time"), _arr(batch_tokens, "--batch-tokens"), _arr(gpus, "--gpus")
+    hw_pt = by["hardware_flops_per_token"]
+    rate = derive("rate_per_gpu", "per_token*X/(step_time*gpus)", "FLOP/s", SRC_TIME + "; measured (--step-time, "
+                  "--batch-tokens)", label="achieved FLOP/s per GPU (from the step time)", per_token=hw_pt.value, X=x,
+                  step_time=s, gpus=n)
+    if np.any(np.asarray(rate.value) > peak):
+        return None  # _from_step_time says which inputs imply more than the peak
+    return rate, ["time follows the measured step time: tokens / --batch-tokens steps of --step-time each (the rate "
+                  "per GPU it implies, against hardware FLOPs)"]
 
 
 def _rate_per_gpu(peak, mfu, achieved, hardware, dtype) -> tuple[Figure, list[str]]:

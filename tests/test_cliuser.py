@@ -181,3 +181,20 @@ def test_train_time_follows_a_measured_step_time():
 def test_train_step_time_and_another_rate_contradict(extra):
     one_error(run("train", "llama-3.1-8b", "--tokens", "1T", "-H", "h100-sxm", "--gpus", "8", "--step-time", "10 s",
                   "--batch-tokens", "4M", *extra), "--step-time")
+
+
+SWEEP = ("sweep", "llama-3.1-8b", "-H", "h100-sxm")
+
+
+@pytest.mark.parametrize("extra, words", [(("--batch", "1,2"), ("--batch", "one batch")),
+                                          (("--prompt", "500"), ("--prompt", "--context"))])
+def test_sweep_context_refuses_options_it_would_drop(extra, words):
+    # --context swept at the first --batch only and replaced --prompt, both silently
+    one_error(run(*SWEEP, "--context", "100,200", *extra), *words)
+
+
+def test_sweep_context_at_one_batch_agrees_with_infer():
+    s = json.loads(run(*SWEEP, "--batch", "4", "--context", "100,200", "--json").output)
+    i = json.loads(run("infer", "llama-3.1-8b", "-H", "h100-sxm", "--batch", "4", "--prompt", "200", "--json").output)
+    assert s["columns"]["ttft_s"][1] == pytest.approx(i["ttft_s"], rel=1e-12)
+    assert s["columns"]["tpot_mean_s"][1] == pytest.approx(i["tpot_mean_s"], rel=1e-12)

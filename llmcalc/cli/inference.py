@@ -180,14 +180,20 @@ def infer(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP_OPT
         typer.echo(f"  * {a}")
 
 
+SWEEP_BATCHES = "1,2,4,...,512"
+
+
 @app.command()
 @user_errors
 @with_profile
 def sweep(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP_OPT,
-          batch: str = typer.Option("1,2,4,...,512", "--batch", help="Batches, e.g. 1,2,4,...,512."),
+          batch: str = typer.Option(SWEEP_BATCHES, "--batch", help="Batches, e.g. 1,2,4,...,512; with --context "
+                                    "one batch (default 1)."),
           context: str | None = typer.Option(None, "--context", help="Sweep prompt lengths instead, e.g. "
-                                             "1024,4096,16384 (at the first --batch)."),
-          prompt: int = typer.Option(1024, "--prompt"), output: int = typer.Option(256, "--output"),
+                                             "1024,4096,16384 (at one --batch)."),
+          prompt: int | None = typer.Option(None, "--prompt", show_default=False,
+                                            help="Prompt tokens per request  [default: 1024]; --context replaces it."),
+          output: int = typer.Option(256, "--output"),
           weights: str = WEIGHTS_OPT, group_size: int | None = GROUP_OPT, kv_dtype: str = KV_DTYPE_OPT,
           activations: str = ACT_OPT, eff_flops: float | None = EFF_FLOPS, eff_mem: float | None = EFF_MEM,
           eff_link: float | None = EFF_LINK, roofline: bool = ROOFLINE_OPT, as_json: bool = JSON_OPT,
@@ -199,11 +205,19 @@ def sweep(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP_OPT
     dep = _deployment(model, hardware, tp, weights, group_size, kv_dtype, activations,
                       _eff(eff_flops, eff_mem, eff_link, roofline, hardware))
     batches = parse_int_list(batch, "--batch")
-    if context:
+    if context:  # silently dropped before: the prompt (the swept lengths replace it), batches after the first
+        from ..core.errors import LlmcalcError
+
+        if prompt is not None:
+            raise LlmcalcError(f"--context sweeps the prompt length, so --prompt {prompt} would be ignored; give one "
+                               "of the two")
+        if batch != SWEEP_BATCHES and len(batches) > 1:
+            raise LlmcalcError(f"--context sweeps at one batch, got --batch {batch}; give one batch, e.g. --batch "
+                               f"{batches[0]}")
         s = context_sweep(dep, parse_int_list(context, "--context"), batches[0], output)
         x = "context"
     else:
-        s = batch_sweep(dep, batches, prompt, output)
+        s = batch_sweep(dep, batches, 1024 if prompt is None else prompt, output)
         x = "batch"
     if as_json:
         typer.echo(json.dumps({k: v for k, v in s.items() if k not in ("rows", "latency_result")}, indent=2))

@@ -198,3 +198,30 @@ def test_sweep_context_at_one_batch_agrees_with_infer():
     i = json.loads(run("infer", "llama-3.1-8b", "-H", "h100-sxm", "--batch", "4", "--prompt", "200", "--json").output)
     assert s["columns"]["ttft_s"][1] == pytest.approx(i["ttft_s"], rel=1e-12)
     assert s["columns"]["tpot_mean_s"][1] == pytest.approx(i["tpot_mean_s"], rel=1e-12)
+
+
+@pytest.mark.parametrize("value", ["1e30", "inf", "1.5", "1000.9", "9007199254740993"])
+@pytest.mark.parametrize("option", ["--prompt", "--output"])
+def test_plan_serve_token_counts_are_whole_and_bounded(option, value):
+    # 1e30 and inf were tracebacks (np.isfinite on a Python int past float64; int(inf)); 1.5 became 1, 1000.9 1000
+    one_error(run("plan-serve", "llama-3.1-8b", "-H", "h100-sxm", "--qps", "1", option, value), option)
+
+
+def test_plan_serve_counts_read_like_every_count_option():
+    r = run("plan-serve", "llama-3.1-8b", "-H", "h100-sxm", "--qps", "1", "--prompt", "2k", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["prompt"] == 2000
+
+
+@pytest.mark.parametrize("cmd", ["serve", "plan-serve"])
+@pytest.mark.parametrize("load", [("--qps", "10"), ("--concurrent", "10")])
+def test_requests_per_user_only_with_users(cmd, load):
+    # it scales --users only; beside --qps or --concurrent it was dropped silently
+    one_error(run(cmd, "llama-3.1-8b", "-H", "h100-sxm", *load, "--requests-per-user-per-min", "5"),
+              "--requests-per-user-per-min", "--users")
+
+
+def test_requests_per_user_scales_users():
+    d = json.loads(run("serve", "llama-3.1-8b", "-H", "h100-sxm", "--users", "600", "--requests-per-user-per-min",
+                       "5", "--json").output)
+    assert d["qps"] == pytest.approx(600 * 5 / 60)

@@ -183,6 +183,16 @@ def infer(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP_OPT
 SWEEP_BATCHES = "1,2,4,...,512"
 
 
+def _rpm(rpm: float | None, users) -> float:
+    """--requests-per-user-per-min scales --users only: beside --qps or --concurrent it was ignored silently."""
+    if rpm is not None and users is None:
+        from ..core.errors import LlmcalcError
+
+        raise LlmcalcError(f"--requests-per-user-per-min {rpm:g} applies only to --users (it turns users into a "
+                           "request rate); give --users, or drop it")
+    return 1.0 if rpm is None else rpm
+
+
 @app.command()
 @user_errors
 @with_profile
@@ -247,7 +257,8 @@ def serve(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
           qps: float | None = typer.Option(None, "--qps", help="Requests per second (instead of --users)."),
           concurrent: str | None = typer.Option(None, "--concurrent", help="N simultaneous streams, each always "
                                                 "with one request in flight (instead of --users/--qps)."),
-          rpm: float = typer.Option(1.0, "--requests-per-user-per-min", help="Requests each user sends per minute."),
+          rpm: float | None = typer.Option(None, "--requests-per-user-per-min", show_default=False,
+                                           help="Requests each user sends per minute (with --users)  [default: 1.0]."),
           prompt: int = typer.Option(1024, "--prompt"), output: int = typer.Option(256, "--output"),
           ttft: str = typer.Option("2s", "--ttft", help="TTFT target, e.g. 2s."),
           tpot: str = typer.Option("50ms", "--tpot", help="TPOT target, e.g. 50ms."),
@@ -276,7 +287,7 @@ def serve(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
             raise LlmcalcError(f"--concurrent: {e}") from None
     r = serve_(load_model(model), load_hardware(hardware), prompt=prompt, output=output,
                ttft_s=_seconds(ttft, "--ttft"), tpot_s=_seconds(tpot, "--tpot"),
-               users=users_v, requests_per_user_per_min=rpm, qps=qps,
+               users=users_v, requests_per_user_per_min=_rpm(rpm, users), qps=qps,
                weights=weights, group_size=group_size, kv_dtype=kv_dtype.lower(), activations=activations.lower(),
                eff=_eff(eff_flops, eff_mem, eff_link, roofline, hardware), price_usd_per_hour=price_v, reserve=reserve,
                concurrent=conc_v)

@@ -234,7 +234,9 @@ def plan_serve(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
                users: str = typer.Option(None, "--users", help="Users (e.g. 10000 or 10k), each sending "
                                          "--requests-per-user-per-min."),
                concurrent: float = typer.Option(None, "--concurrent", help="Requests in flight at all times."),
-               rpm: float = typer.Option(1.0, "--requests-per-user-per-min"),
+               rpm: float | None = typer.Option(None, "--requests-per-user-per-min", show_default=False,
+                                                help="Requests each user sends per minute (with --users)  "
+                                                     "[default: 1.0]."),
                prompt: str = typer.Option("1024", "--prompt", help="Prompt tokens (a list with --mix)."),
                output: str = typer.Option("256", "--output", help="Output tokens (a list with --mix)."),
                mix: str = typer.Option(None, "--mix", help="Shares of each prompt/output class, e.g. 0.7,0.3."),
@@ -260,13 +262,15 @@ def plan_serve(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
     from ..core.errors import LlmcalcError
     from ..core.units import parse_count
     from ..inference.plan_serve import plan_serve as plan_serve_
-    from .inference import _eff, _seconds
+    from .inference import _eff, _rpm, _seconds
 
     def ints(text: str, option: str) -> list[int]:
-        try:
-            vals = [int(float(x)) for x in text.split(",") if x.strip()]
-        except ValueError:
-            raise LlmcalcError(f"{option} expects token counts such as 1000 or 512,2048; got {text!r}") from None
+        from ..core.units import parse_whole
+
+        try:  # whole counts as every count option reads them ('32k'); int(float(x)) cut 1.5 to 1 and raised on inf
+            vals = [parse_whole(x) for x in text.split(",") if x.strip()]
+        except (ValueError, LlmcalcError):
+            raise LlmcalcError(f"{option} expects whole token counts such as 1000 or 512,2048; got {text!r}") from None
         if not vals or min(vals) < 1:
             raise LlmcalcError(f"{option} expects positive token counts; got {text!r}")
         return vals
@@ -290,7 +294,7 @@ def plan_serve(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
     r = plan_serve_(load_model(model), load_hardware(hardware), prompt=prompts[0] if one else prompts,
                     output=outputs[0] if one else outputs, shares=shares,
                     ttft_s=_seconds(ttft, "--ttft"), tpot_s=_seconds(tpot, "--tpot"), qps=qps, users=users_v,
-                    requests_per_user_per_min=rpm, concurrent=concurrent,
+                    requests_per_user_per_min=_rpm(rpm, users), concurrent=concurrent,
                     ttft_p99_s=None if ttft_p99 is None else _seconds(ttft_p99, "--ttft-p99"),
                     tpot_p99_s=None if tpot_p99 is None else _seconds(tpot_p99, "--tpot-p99"),
                     weights=None if weights is None else [w.strip().lower() for w in weights.split(",") if w.strip()],

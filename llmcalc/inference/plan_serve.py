@@ -48,7 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.checks import check_positive_int, check_price
+from ..core.checks import MAX_COUNT, check_positive_int, check_price
 from ..core.efficiency import DEFAULT_EFFICIENCY, Efficiency
 from ..core.errors import LlmcalcError
 from ..core.held import HeldCache
@@ -101,10 +101,12 @@ class Workload:
     def of(cls, prompt, output, shares=None) -> Workload:
         ps, os_ = tuple(np.atleast_1d(prompt).tolist()), tuple(np.atleast_1d(output).tolist())
         for opt, vals in (("--prompt", ps), ("--output", os_)):
-            if not vals or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 1
+            # an int past float64 (10**30) made np.isfinite raise TypeError, a traceback (issue #13): bound ints first
+            if not vals or any(isinstance(v, bool) or not isinstance(v, (int, float))
+                               or (isinstance(v, float) and not math.isfinite(v)) or not 1 <= v <= MAX_COUNT
                                or v != int(v) for v in vals):
                 given = prompt if opt == "--prompt" else output
-                raise LlmcalcError(f"{opt} must be a positive whole number of tokens, got {given!r}")
+                raise LlmcalcError(f"{opt} must be a whole number of tokens from 1 to 2**53, got {given!r}")
         ps, os_ = tuple(int(v) for v in ps), tuple(int(v) for v in os_)
         k = len(ps)
         ws = (1.0,) * k if k == 1 and shares is None else tuple(float(w) for w in np.atleast_1d(

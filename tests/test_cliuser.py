@@ -2,6 +2,7 @@
 agree with each other. Expected values come from textbook formulas, not from our own output."""
 
 import json
+import math
 
 import pytest
 from typer.testing import CliRunner
@@ -225,3 +226,29 @@ def test_requests_per_user_scales_users():
     d = json.loads(run("serve", "llama-3.1-8b", "-H", "h100-sxm", "--users", "600", "--requests-per-user-per-min",
                        "5", "--json").output)
     assert d["qps"] == pytest.approx(600 * 5 / 60)
+
+
+def test_rl_response_mean_never_below_one_token():
+    # quantile() clips lengths to >= 1 token but mean() did not: cv 1e30 printed "mean 0 tokens" beside "longest 1".
+    # Lognormal partial expectations: E[max(X, 1)] = E[X] + Φ(−μ/σ) − e^{μ+σ²/2}·Φ((−μ−σ²)/σ).
+    from statistics import NormalDist
+
+    from llmcalc.rl.lengths import lognormal
+
+    nd = NormalDist()
+    for mean, cv in [(3000, 1e30), (0.5, 0.1), (3000, 1.0)]:
+        d = lognormal(mean, cv)
+        s2 = math.log(1 + cv * cv)
+        mu, s = math.log(mean) - s2 / 2, math.sqrt(s2)
+        expected = mean + nd.cdf(-mu / s) - mean * nd.cdf((-mu - s * s) / s)
+        assert d.mean() == pytest.approx(expected, rel=1e-9)
+        assert d.mean() >= 1
+    assert lognormal(0.5, 0.1).mean() == pytest.approx(1.0, abs=1e-9)  # all mass below one token: every draw is 1
+
+
+def test_rl_warns_when_the_cap_takes_the_mean():
+    rl = ("rl", "qwen2.5-7b", "-H", "h100-sxm", "--gpus", "64", "--prompts", "512", "--response-len")
+    r = run(*rl, "3000,1e30")
+    assert r.exit_code == 0, r.output
+    assert "cuts the mean response from 3,001 to 1 tokens" in r.output
+    assert "cuts the mean" not in run(*rl, "3000,1.0").output

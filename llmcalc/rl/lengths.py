@@ -61,18 +61,22 @@ class LengthDist:
         return np.minimum(q, self.cap) if self.cap else q
 
     def mean(self) -> float:
-        """E[min(X, cap)]; lognormal closed form e^{μ+σ²/2}·Φ((ln c − μ − σ²)/σ) + c·(1 − Φ((ln c − μ)/σ))."""
+        """E[min(max(X, 1), cap)], the mean of what ``quantile`` draws (a response has at least one token); lognormal
+        closed form e^{μ+σ²/2}·Φ((ln c − μ − σ²)/σ) + c·(1 − Φ((ln c − μ)/σ)) plus the floor's
+        E[(1 − X)⁺] = Φ(−μ/σ) − e^{μ+σ²/2}·Φ((−μ − σ²)/σ) (partial expectations of the lognormal). Without the floor
+        cv 1e30 gave "mean 0 tokens" beside "expected longest 1"."""
         if self.kind == "table":
             v = np.asarray(self.values, dtype=float)
             return float(np.mean(np.minimum(v, self.cap) if self.cap else v))
         m, s = self.mu, self.sigma
         full = math.exp(m + s * s / 2)
-        if not self.cap:
-            return full
         if s == 0:
-            return min(full, self.cap)
+            return min(max(full, 1.0), self.cap) if self.cap else max(full, 1.0)
+        floor = max(_ND.cdf(-m / s) - full * _ND.cdf((-m - s * s) / s), 0.0)
+        if not self.cap:
+            return full + floor
         lc = math.log(self.cap)
-        return full * _ND.cdf((lc - m - s * s) / s) + self.cap * (1 - _ND.cdf((lc - m) / s))
+        return full * _ND.cdf((lc - m - s * s) / s) + self.cap * (1 - _ND.cdf((lc - m) / s)) + floor
 
     def expected_max(self, n) -> float:
         """Blom: E[max of n] ≈ F⁻¹((n − 0.375)/(n + 0.25))."""

@@ -291,6 +291,12 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
 
         response = replace(response, cap=float(room), describe_as=response.describe_as
                            + f", capped at the model's {m.max_seq_len:,} positions less the prompt")
+    from dataclasses import replace as _replace
+
+    uncapped = _replace(response, cap=None).mean()
+    cut = (f"WARNING: the cap at {response.cap:,.0f} tokens cuts the mean response from {uncapped:,.0f} to "
+           f"{response.mean():,.0f} tokens: most of the distribution's mean lies beyond it (is the cv or the tail "
+           "meant?)") if response.mean() < 0.5 * uncapped else None
     planned = None
     if (train_tp, train_pp, train_ep, zero) == (None, None, None, None):  # the planner's best layout
         from .phases import planned_layout
@@ -427,6 +433,8 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
     assumptions = _assumptions(ctx, k, tk, searched, partial, staleness, colocated_ok)
     if split_error:
         assumptions.append(f"WARNING: no split regimes: {split_error}")
+    if cut:
+        assumptions.append(cut)
     data = {"model": m.name, "hardware": hw.name, "gpus": gpus, "prompts": prompts, "samples": samples,
             "batch": n, "prompt_len": prompt_len, "response": response.describe_as, "algo": algo,
             "staleness_eta": staleness, "partial_rollouts": partial, "rollout_tp": rollout_tp,

@@ -252,3 +252,13 @@ def test_rl_warns_when_the_cap_takes_the_mean():
     assert r.exit_code == 0, r.output
     assert "cuts the mean response from 3,001 to 1 tokens" in r.output
     assert "cuts the mean" not in run(*rl, "3000,1.0").output
+
+
+@pytest.mark.parametrize("load, words", [(("--concurrent", "0.5"), ("--concurrent",)),
+                                         (("--concurrent", "1e30"), ("--concurrent", "2**53")),
+                                         (("--users", "1e30"), ("--users", "2**53")),
+                                         (("--users", "1.5"), ("--users", "whole"))])
+def test_plan_serve_counts_loads_as_serve_does(load, words):
+    # serve refused half a stream and 1e30 users; plan-serve planned them (1.3e27 GPUs for 1e30 streams)
+    one_error(run("plan-serve", "llama-3.1-8b", "-H", "h100-sxm", *load), *words)
+    assert run("serve", "llama-3.1-8b", "-H", "h100-sxm", *load).exit_code == 2

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.checks import MAX_COUNT, check_positive_int, check_price
+from ..core.checks import MAX_COUNT, check_count, check_positive_int, check_price
 from ..core.efficiency import DEFAULT_EFFICIENCY, Efficiency
 from ..core.errors import LlmcalcError
 from ..core.held import HeldCache
@@ -470,6 +470,9 @@ def plan_serve(m: Model, hw: Hardware, *, prompt, output, ttft_s: float, tpot_s:
                    ("--requests-per-user-per-min", requests_per_user_per_min)):
         if v is not None and not (np.isfinite(v) and v > 0):
             raise LlmcalcError(f"{opt} must be a positive finite number, got {v!r}")
+    # users and streams are whole counts, as `serve` reads them: --concurrent 0.5 planned half a stream
+    check_count(users, "--users")
+    check_count(concurrent, "--concurrent")
     if not 0 <= reserve < 1:
         raise LlmcalcError(f"--reserve must lie in [0, 1), got {reserve!r}")
     check_price(price_usd_per_hour)  # as `plan`: a negative price gave negative $ per million tokens (user test)

@@ -262,3 +262,20 @@ def test_plan_serve_counts_loads_as_serve_does(load, words):
     # serve refused half a stream and 1e30 users; plan-serve planned them (1.3e27 GPUs for 1e30 streams)
     one_error(run("plan-serve", "llama-3.1-8b", "-H", "h100-sxm", *load), *words)
     assert run("serve", "llama-3.1-8b", "-H", "h100-sxm", *load).exit_code == 2
+
+
+def test_serve_names_plan_serve_only_where_a_replica_can_span_nodes():
+    # NVIDIA L4's entry records no scale-out link: plan-serve searches one 8-GPU domain there, no more memory than
+    # serve's TP 8 (405B in bf16: 101 GB per GPU at TP 8 > 21.7 GB usable)
+    r = run("serve", "llama-3.1-405b", "-H", "l4", "--users", "10")
+    one_error(r, "weights fit at no TP degree")
+    assert "plan-serve" not in r.output
+
+
+def test_why_speculative_advice_when_no_gamma_pays():
+    # c = t_draft/t_target > α: Leviathan Corollary 3.9, no γ (and no α <= 1 < c) pays; "a smaller γ" was advised
+    r = run("why", "speculative", "llama-3.1-8b", "-H", "h100-sxm", "--draft", "llama-3.1-70b")
+    assert r.exit_code == 0, r.output
+    assert "a smaller γ" not in r.output and "cheaper than α" in r.output
+    r = run("why", "speculative", "llama-3.1-70b", "-H", "h100-sxm", "--draft", "llama-3.1-8b", "--gamma", "30")
+    assert "a smaller γ" in r.output  # here γ = 30 is too many and a smaller one pays (best γ 4)

@@ -100,9 +100,9 @@ def serve(model: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: float
     if not ok:
         # where no TP degree even holds the weights, relaxed targets cannot help: say what can
         memory_only = all(str(e.get("why", "")).startswith("weights ") for _, e, _ in outcomes)
-        advice = ("the weights fit at no TP degree, so no target helps: quantise (--weights), pick hardware with more "
-                  "memory, or spread a replica over nodes with `llmcalc plan-serve` (TP×PP)" if memory_only else
-                  "relax the targets, quantise, or pick larger hardware")
+        across = ", or spread a replica over nodes with `llmcalc plan-serve` (TP×PP)" if hw.scale_out else ""
+        advice = ("the weights fit at no TP degree, so no target helps: quantise (--weights) or pick hardware with "
+                  f"more memory{across}" if memory_only else "relax the targets, quantise, or pick larger hardware")
         raise NoDeploymentError(f"no TP degree up to {hw.scale_up.domain_size} on {hw.display_name} serves "
                            f"{model.display_name} within TTFT {ttft_s:g} s and TPOT {tpot_s * 1e3:g} ms "
                            f"({'; '.join(tried)}); {advice}")

@@ -399,8 +399,12 @@ def _speculative(m: Model, hw: Hardware, draft: Model | None, alpha: float, gamm
               f"≈ {_t(knee)} decode is compute-bound and the extra verification FLOPs are no longer free."
               if s["speedup"].value > 1 else
               f"Here it does not pay: the draft's steps cost more than the accepted tokens save (c = {_t(c)} at "
-              f"γ = {gamma}); it needs a cheaper draft, a higher α or a smaller γ, and past batch ≈ {_t(knee)} "
-              "verification is no longer free either."))
+              f"γ = {gamma}); it needs " + (
+                  "a cheaper draft, a higher α or a smaller γ" if s.data["speculation_pays"] else
+                  # Leviathan Corollary 3.9: with α <= c no γ and no α below c helps; only a cheaper draft does
+                  f"a draft cheaper than α × the target's step (c < α = {alpha:g}): with α <= c no γ pays "
+                  "(Leviathan Corollary 3.9)") + f", and past batch ≈ {_t(knee)} verification is no longer free "
+              "either."))
     verdict = "Why speculative decoding" if s["speedup"].value > 1 else "Why speculative decoding does not pay here"
     return Why("speculative", f"{verdict}: {m.display_name} on {hw.display_name}", lines, figs,
                tuple(s.assumptions))

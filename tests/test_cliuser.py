@@ -279,3 +279,13 @@ def test_why_speculative_advice_when_no_gamma_pays():
     assert "a smaller γ" not in r.output and "cheaper than α" in r.output
     r = run("why", "speculative", "llama-3.1-70b", "-H", "h100-sxm", "--draft", "llama-3.1-8b", "--gamma", "30")
     assert "a smaller γ" in r.output  # here γ = 30 is too many and a smaller one pays (best γ 4)
+
+
+@pytest.mark.parametrize("layout", [("--gpus", "8", "--global-batch", "8"),
+                                    ("--gpus", "8", "--tp", "2", "--global-batch", "8")])
+def test_step_tp_comm_overlap_needs_sequence_parallel(layout):
+    # Megatron-LM arguments.py: "Tensor parallel communication/GEMM overlap can happen only when sequence parallelism
+    # is enabled" (and SP is switched off at TP 1); the step hid TP all-reduces no such run could overlap
+    one_error(run("step", "llama-3.1-8b", "-H", "h100-sxm", *layout, "--tp-comm-overlap"), "--tp-comm-overlap", "--sp")
+    assert run("step", "llama-3.1-8b", "-H", "h100-sxm", "--gpus", "8", "--tp", "2", "--sp", "--global-batch", "8",
+               "--tp-comm-overlap").exit_code == 0

@@ -289,3 +289,11 @@ def test_step_tp_comm_overlap_needs_sequence_parallel(layout):
     one_error(run("step", "llama-3.1-8b", "-H", "h100-sxm", *layout, "--tp-comm-overlap"), "--tp-comm-overlap", "--sp")
     assert run("step", "llama-3.1-8b", "-H", "h100-sxm", "--gpus", "8", "--tp", "2", "--sp", "--global-batch", "8",
                "--tp-comm-overlap").exit_code == 0
+
+
+def test_summary_price_reads_as_train_and_serve_do():
+    # '$2.5/h' was "Invalid value for '--price': Input should be a valid number" in summary only
+    a = json.loads(run("summary", "llama-3.1-8b", "-H", "h100-sxm", "--price", "$2.5/h", "--json").output)
+    b = json.loads(run("summary", "llama-3.1-8b", "-H", "h100-sxm", "--price", "2.5", "--json").output)
+    assert a["train/cost"] == pytest.approx(b["train/cost"]) == pytest.approx(2.5 * b["train/gpu_hours"])
+    one_error(run("summary", "llama-3.1-8b", "-H", "h100-sxm", "--price", "3 GB"), "--price")

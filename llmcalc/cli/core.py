@@ -17,6 +17,7 @@ from ._common import (
     MODEL_ARG,
     emit,
     profile_inference,
+    quantity_option,
     table,
     user_errors,
     with_profile,
@@ -145,7 +146,8 @@ def summary(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
             prompt: int = typer.Option(1000, "--prompt", help="Prompt tokens per request."),
             output: int = typer.Option(300, "--output", help="Output tokens per request."),
             users: float = typer.Option(10_000, "--users", help="Users to serve (1 request per user per minute)."),
-            price: float | None = typer.Option(None, "--price", help="USD per GPU-hour (default: catalogue price)."),
+            price: str | None = typer.Option(None, "--price", help="USD per GPU-hour, e.g. 2.49 or '$2.49/h' "
+                                             "(default: catalogue price)."),
             as_json: bool = JSON_OPT, explain: bool = EXPLAIN_OPT) -> None:
     """One page: parameters, Chinchilla tokens, training days and cost, fit, latency, GPUs to serve N users."""
     from ..core.catalogue import load_hardware, load_model
@@ -155,5 +157,5 @@ def summary(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
     hw = load_hardware(hardware)
     r = summarise(load_model(model), hw, gpus=gpus, mfu=mfu, eff=profile_inference(hw),
                   tokens=None if tokens is None else parse_count(tokens), prompt=prompt, output=output, users=users,
-                  price_usd_per_hour=price)
-    emit(r, as_json, explain)
+                  price_usd_per_hour=quantity_option(price, "USD_PER_HOUR", "--price", "2.49 or '$2.49/h'", 3600.0))
+    emit(r, as_json, explain)  # --price reads as train's and serve's ('$2/h' was "Input should be a valid number")

@@ -297,3 +297,13 @@ def test_summary_price_reads_as_train_and_serve_do():
     b = json.loads(run("summary", "llama-3.1-8b", "-H", "h100-sxm", "--price", "2.5", "--json").output)
     assert a["train/cost"] == pytest.approx(b["train/cost"]) == pytest.approx(2.5 * b["train/gpu_hours"])
     one_error(run("summary", "llama-3.1-8b", "-H", "h100-sxm", "--price", "3 GB"), "--price")
+
+
+@pytest.mark.parametrize("text", ["320 KiB per token", "320 KiB/token", "320KiB / Token", "320 KiB"])
+def test_drill_reads_the_questions_own_denominator(text):
+    # Llama-3.1-70B: 2·80 layers·8 KV heads·128·2 B = 327,680 B = 320 KiB per token; "320 KiB per token" was WRONG
+    # ("unknown unit 'KiB per token'") and recorded as a miss
+    from llmcalc.study.drill import grade
+
+    g = grade(text, 2 * 80 * 8 * 128 * 2, "B")
+    assert g.verdict == "right" and g.given == 320 * 1024

@@ -221,7 +221,10 @@ def parse_answer(text: str, unit: str) -> float:
 
     from ..core import units
 
-    text = text.strip()
+    # the question's own denominator ("KV cache per token?"): "320 KiB per token" or "320 KiB/token" was graded WRONG
+    # for an unknown unit 'KiB per token', a right answer recorded as a miss in the Leitner history
+    text = re.sub(r"\s*(?:/|\bper\b)\s*(?:tokens?|requests?|sequences?|seqs?|GPUs?|ranks?|steps?)\s*$", "",
+                  text.strip(), flags=re.IGNORECASE)
     if unit in ("token", "param", "GPU"):
         return units.parse_count(re.sub(r"\s*(parameters|GPUs?)$", "", text))
     if unit == "FLOP":

@@ -307,3 +307,19 @@ def test_drill_reads_the_questions_own_denominator(text):
 
     g = grade(text, 2 * 80 * 8 * 128 * 2, "B")
     assert g.verdict == "right" and g.given == 320 * 1024
+
+
+def test_tp_comm_overlap_hides_only_sequence_parallel_collectives():
+    # the engine (as `plan` calls it over SP on and off): a TP 8 layout without SP keeps every TP all-reduce exposed
+    from llmcalc import Layout, load_hardware, load_model, training_step
+
+    m, h = load_model("llama-3.1-70b"), load_hardware("h100-sxm")
+    kw = dict(global_batch=64, seq=4096, gpus=64)
+    plain = training_step(m, h, Layout(tp=8, pp=2, dp=4), **kw)
+    over = training_step(m, h, Layout(tp=8, pp=2, dp=4), tp_comm_overlap=True, **kw)
+    assert over.data["step_time_s"] == pytest.approx(plain.data["step_time_s"], rel=1e-12)
+    sp = training_step(m, h, Layout(tp=8, pp=2, dp=4, sp=True), **kw)
+    sp_over = training_step(m, h, Layout(tp=8, pp=2, dp=4, sp=True), tp_comm_overlap=True, **kw)
+    assert sp_over.data["step_time_s"] < sp.data["step_time_s"]
+    one_error(run("plan", "llama-3.1-8b", "-H", "h100-sxm", "--gpus", "8", "--global-batch", "8", "--no-sp",
+                  "--tp-comm-overlap"), "--tp-comm-overlap", "--no-sp")

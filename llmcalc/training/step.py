@@ -316,11 +316,16 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
     c = comm.data
     k = c["by_overlap_s"]
     z = lambda key: k.get(key, 0.0)  # noqa: E731 - a missing kind moved nothing
+    # Megatron-LM overlaps only sequence-parallel TP collectives (arguments.py: "Tensor parallel communication/GEMM
+    # overlap can happen only when sequence parallelism is enabled"): a layout without SP keeps them exposed, so a
+    # plan with --tp-comm-overlap no longer hides the all-reduces of its SP-less candidates
+    ov = np.where(np.asarray(layout.sp, bool), float(bool(tp_comm_overlap)), 0.0)
+    ov = float(ov) if np.ndim(ov) == 0 else ov
     tp_exp = derive("time/tp_comm_exposed", "ov*max(tp - compute, 0) + (1 - ov)*tp", "s",
                     "TP collectives exposed unless Megatron --tp-comm-overlap (TransformerEngine userbuffers hide them "
-                    "behind the GEMMs; Megatron-LM arguments.py default off)",
+                    "behind the GEMMs, sequence parallelism only; Megatron-LM arguments.py default off)",
                     label=f"TP communication exposed ({'overlapped' if tp_comm_overlap else 'not overlapped'})",
-                    tp=z("tp"), compute=compute.value, ov=float(bool(tp_comm_overlap)))
+                    tp=z("tp"), compute=compute.value, ov=ov)
     cp_exp = derive("time/cp_comm_exposed", "max(cp - compute, 0)", "s", "ring attention passes K,V blocks while "
                     "computing the current block (Liu et al. 2023 §3)", label="CP ring exchange exposed",
                     cp=z("cp"), compute=compute.value)

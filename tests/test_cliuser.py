@@ -323,3 +323,11 @@ def test_tp_comm_overlap_hides_only_sequence_parallel_collectives():
     assert sp_over.data["step_time_s"] < sp.data["step_time_s"]
     one_error(run("plan", "llama-3.1-8b", "-H", "h100-sxm", "--gpus", "8", "--global-batch", "8", "--no-sp",
                   "--tp-comm-overlap"), "--tp-comm-overlap", "--no-sp")
+
+
+@pytest.mark.parametrize("extra", [("--staleness", "3"), ("--no-partial",), ("--partial",)])
+def test_rl_async_options_with_regime_sync(extra):
+    # η and interruptible rollouts shape only the async regimes: --regime sync dropped them silently
+    rl = ("rl", "qwen2.5-7b", "-H", "h100-sxm", "--gpus", "64", "--prompts", "512", "--response-len", "3000,1.0")
+    one_error(run(*rl, "--regime", "sync", *extra), extra[0], "--regime sync")
+    assert run(*rl, "--regime", "async", *extra).exit_code == 0

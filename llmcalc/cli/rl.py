@@ -26,12 +26,15 @@ def rl(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
        max_response: int = typer.Option(None, "--max-response", help="Generation cap (tokens); clips the tail."),
        algo: str = typer.Option("grpo", "--algo", help="grpo (no critic) or ppo (critic + reference)."),
        regime: str = typer.Option("all", "--regime", help="sync, async or all."),
-       staleness: str = typer.Option("2", "--staleness", help="η: AReaL's admission bound (a rollout starts only while "
-                                   "⌊(N_r − 1)/B⌋ ≤ i + η); 'inf' for none. It bounds the lag of samples trained in "
-                                   "admission order, not of long rollouts overtaken by shorter ones."),
+       staleness: str | None = typer.Option(None, "--staleness", show_default=False,
+                                            help="η: AReaL's admission bound (a rollout starts only while "
+                                            "⌊(N_r − 1)/B⌋ ≤ i + η); 'inf' for none. It bounds the lag of samples "
+                                            "trained in admission order, not of long rollouts overtaken by shorter "
+                                            "ones (async regimes)  [default: 2]."),
        rollout_gpus: int = typer.Option(None, "--rollout-gpus", help="GPUs for rollout (default: best split)."),
        rollout_tp: int = typer.Option(1, "--rollout-tp", help="Tensor parallelism of each inference engine."),
-       partial: bool = typer.Option(True, "--partial/--no-partial", help="Interruptible (partial) rollouts."),
+       partial: bool | None = typer.Option(None, "--partial/--no-partial", show_default=False,
+                                           help="Interruptible (partial) rollouts (async regimes)  [default: on]."),
        ref: bool = typer.Option(None, "--ref/--no-ref", help="Reference-model log-probs (default: PPO only)."),
        reward_model: str = typer.Option(None, "--reward-model", help="Reward model (catalogue name); else rules."),
        minibatches: int = typer.Option(1, "--minibatches", help="PPO mini-batches (optimizer steps) per step."),
@@ -54,6 +57,14 @@ def rl(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
     from ..rl.step import rl_step
     from ._common import _default, table
 
+    if regime.strip().lower() == "sync":  # both shape the fully async regime only: with sync they were dropped silently
+        given = [o for o, v in (("--staleness", staleness), ("--partial/--no-partial", partial)) if v is not None]
+        if given:
+            one = len(given) == 1
+            raise LlmcalcError(f"{' and '.join(given)} {'shapes' if one else 'shape'} the async regimes, which "
+                               f"--regime sync leaves out; drop {'it' if one else 'them'} or use --regime async or all")
+    staleness = "2" if staleness is None else staleness
+    partial = True if partial is None else partial
     if staleness.strip().lower() in ("inf", "infinity", "none"):
         eta = None
     else:

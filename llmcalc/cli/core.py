@@ -123,7 +123,8 @@ def import_(config: str = typer.Argument(..., help="Path to a Hugging Face confi
     from ..core.catalogue import model_to_yaml
     from ..core.hf_config import model_from_config_file
 
-    if output and Path(output).suffix.lower() == ".json":  # llmcalc reads a .json path as a Hugging Face config.json:
+    same = output and Path(output).resolve() == Path(config).resolve()  # write_out names that: "the input file"
+    if output and not same and Path(output).suffix.lower() == ".json":  # a .json path is read as a config.json:
         from ..core.errors import LlmcalcError  # YAML written there could not be read back ("invalid JSON")
 
         raise LlmcalcError(f"-o {output}: import writes YAML, and a .json path is read back as a Hugging Face "

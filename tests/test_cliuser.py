@@ -331,3 +331,10 @@ def test_rl_async_options_with_regime_sync(extra):
     rl = ("rl", "qwen2.5-7b", "-H", "h100-sxm", "--gpus", "64", "--prompts", "512", "--response-len", "3000,1.0")
     one_error(run(*rl, "--regime", "sync", *extra), extra[0], "--regime sync")
     assert run(*rl, "--regime", "async", *extra).exit_code == 0
+
+
+@pytest.mark.parametrize("block, extra", [("attention", ("--dp", "3")), ("attention", ("--f", "256")),
+                                          ("mlp", ("--heads", "7")), ("mlp", ("--kv-heads", "1"))])
+def test_shard_refuses_the_other_blocks_options(block, extra):
+    # shard attention --dp 3 (batch 4 is not even divisible by 3) and shard mlp --heads 7 printed as if applied
+    one_error(run("shard", block, "--d", "64", "--batch", "4", "--seq", "8", "--tp", "2", *extra), extra[0], block)

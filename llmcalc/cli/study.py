@@ -78,12 +78,15 @@ def _default(o):
 @user_errors
 def shard(block: str = typer.Argument(..., help="mlp (2-layer ReLU MLP) or attention."),
           d: int = typer.Option(4096, "--d", help="D: model width."),
-          f: int = typer.Option(16384, "--f", help="F: MLP hidden width (mlp)."),
+          f: int | None = typer.Option(None, "--f", show_default=False, help="F: MLP hidden width (mlp)  "
+                                       "[default: 16384]."),
           batch: int = typer.Option(8, "--batch", help="B: sequences."),
           seq: int = typer.Option(2048, "--seq", help="L: tokens per sequence."),
           tp: int = typer.Option(4, "--tp", help="Tensor-parallel degree."),
-          dp: int = typer.Option(2, "--dp", help="Data-parallel degree (mlp's data-parallel form)."),
-          heads: int = typer.Option(32, "--heads", help="H: attention heads (attention)."),
+          dp: int | None = typer.Option(None, "--dp", show_default=False,
+                                        help="Data-parallel degree (mlp's data-parallel form)  [default: 2]."),
+          heads: int | None = typer.Option(None, "--heads", show_default=False,
+                                           help="H: attention heads (attention)  [default: 32]."),
           kv_heads: int | None = typer.Option(None, "--kv-heads", help="G: key/value heads (default H)."),
           form: str | None = typer.Option(None, "--form", help="Only this form (mlp: single, batched, row, column, "
                                           "megatron, data; attention: unsharded, tp)."),
@@ -99,6 +102,13 @@ def shard(block: str = typer.Argument(..., help="mlp (2-layer ReLU MLP) or atten
 
     if block not in ("mlp", "attention"):
         raise LlmcalcError(f"shard expects mlp or attention, got {block!r}")
+    # each block's own options: the other block's were accepted and ignored (shard attention --dp 3 said nothing)
+    other = {"mlp": (("--heads", heads), ("--kv-heads", kv_heads)), "attention": (("--f", f), ("--dp", dp))}[block]
+    stray = [o for o, v in other if v is not None]
+    if stray:
+        raise LlmcalcError(f"{' and '.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply to shard {block} "
+                           f"(it takes {'--f and --dp' if block == 'mlp' else '--heads and --kv-heads'})")
+    f, dp, heads = 16384 if f is None else f, 2 if dp is None else dp, 32 if heads is None else heads
     hw = load_hardware(hardware)
     g = heads if kv_heads is None else kv_heads
     forms = (sh.shard_mlp(d, f, batch, seq, tp, hw, dp) if block == "mlp"

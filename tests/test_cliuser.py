@@ -338,3 +338,19 @@ def test_rl_async_options_with_regime_sync(extra):
 def test_shard_refuses_the_other_blocks_options(block, extra):
     # shard attention --dp 3 (batch 4 is not even divisible by 3) and shard mlp --heads 7 printed as if applied
     one_error(run("shard", block, "--d", "64", "--batch", "4", "--seq", "8", "--tp", "2", *extra), extra[0], block)
+
+
+def test_why_speculative_batch_32_is_batch_32():
+    # "speculative uses 1 unless given" was `1 if batch == 32 else batch`: a given --batch 32 became batch 1
+    r = run("why", "speculative", "llama-3.1-70b", "-H", "h100-sxm", "--batch", "32")
+    assert r.exit_code == 0 and "at batch 32 " in r.output, r.output
+    assert "at batch 1 " in run("why", "speculative", "llama-3.1-70b", "-H", "h100-sxm").output
+    assert "at batch 8 " in run("why", "speculative", "llama-3.1-70b", "-H", "h100-sxm", "--batch", "8").output
+
+
+@pytest.mark.parametrize("topic, extra", [("gqa", ("--alpha", "0.5")), ("zero3", ("--context", "100")),
+                                          ("tp-within-node", ("--gpus", "16")), ("speculative", ("--seq", "128"))])
+def test_why_says_which_options_it_ignored(topic, extra):
+    r = run("why", topic, "llama-3.1-70b", "-H", "h100-sxm", *extra)
+    assert r.exit_code == 0, r.output
+    assert f"ignored: {extra[0]} does not apply to why {topic}" in r.output

@@ -411,12 +411,14 @@ def _speculative(m: Model, hw: Hardware, draft: Model | None, alpha: float, gamm
 
 
 def why(topic: str, m: Model, hw: Hardware, *, gpus: int = 64, seq: int = 4096, global_batch: int | None = None,
-        context: int = 8192, batch: int = 32, draft: Model | None = None, alpha: float = 0.8,
+        context: int = 8192, batch: int | None = None, draft: Model | None = None, alpha: float = 0.8,
         gamma: int = 4) -> Why:
+    """``batch``: the decode batch, by default 32 for gqa and mla and 1 for speculative (a given 32 was taken as the
+    default and replaced by 1 for speculative)."""
     if topic == "zero3":
         return _zero3(m, hw, gpus, seq, global_batch)
     if topic in ("gqa", "mla"):
-        w = (_gqa if topic == "gqa" else _mla)(m, hw, context, batch)
+        w = (_gqa if topic == "gqa" else _mla)(m, hw, context, 32 if batch is None else batch)
         warn = m.past_positions(context, f"context {context:,}")  # as infer and kv warn
         if warn:
             w = replace(w, notes=(warn, *w.notes))
@@ -426,7 +428,7 @@ def why(topic: str, m: Model, hw: Hardware, *, gpus: int = 64, seq: int = 4096, 
     if topic == "tp-within-node":
         return _tp_node(m, hw, seq)
     if topic == "speculative":
-        return _speculative(m, hw, draft, alpha, gamma, 1 if batch == 32 else batch)
+        return _speculative(m, hw, draft, alpha, gamma, 1 if batch is None else batch)
     from ..core.errors import unknown_name
 
     raise unknown_name("why topic", topic, TOPICS)

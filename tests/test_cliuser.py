@@ -354,3 +354,13 @@ def test_why_says_which_options_it_ignored(topic, extra):
     r = run("why", topic, "llama-3.1-70b", "-H", "h100-sxm", *extra)
     assert r.exit_code == 0, r.output
     assert f"ignored: {extra[0]} does not apply to why {topic}" in r.output
+
+
+def test_batching_reads_token_counts_as_infer_does():
+    # `infer --prompt 2k` worked while `batching --prompt 2k` was refused: a list entry is a count like any other
+    # (k = 10³ tokens), so 2k,512 is the same request mix as 2000,512
+    base = ("batching", "llama-3.1-8b", "-H", "h100-sxm", "--qps", "5", "--output", "128,64", "--json")
+    a, b = run(*base, "--prompt", "2k,512"), run(*base, "--prompt", "2000,512")
+    assert a.exit_code == 0 and b.exit_code == 0, a.output
+    assert json.loads(a.output) == json.loads(b.output)
+    one_error(run(*base, "--prompt", "1.5k,512.5"), "--prompt", "whole")

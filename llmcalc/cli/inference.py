@@ -315,13 +315,15 @@ def speculative(alpha: float = typer.Option(..., "--alpha", help="Acceptance rat
 
 
 def _number_list(text: str, option: str):
-    """'512' -> 512.0, '512,2048' -> [512.0, 2048.0] (one entry per request class); ranges are checked later."""
-    from ..core.errors import LlmcalcError
+    """'512' -> 512.0, '512,2k' -> [512.0, 2000.0] (one entry per request class; counts read as every other
+    token option reads them, k/M suffixes included: `infer --prompt 2k`); ranges are checked later."""
+    from ..core.errors import LlmcalcError, UnitError
+    from ..core.units import parse_count
 
     parts = [p.strip() for p in text.split(",")]
     try:
-        values = [float(p) for p in parts]
-    except ValueError:
+        values = [parse_count(p) for p in parts]
+    except UnitError:
         raise LlmcalcError(f"{option} expects a number or a comma-separated list such as 512,2048, "
                            f"got {text!r}") from None
     return values[0] if len(values) == 1 else values

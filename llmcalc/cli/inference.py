@@ -314,16 +314,23 @@ def speculative(alpha: float = typer.Option(..., "--alpha", help="Acceptance rat
     emit(spec(alpha, gamma, cost_ratio), as_json, explain)
 
 
-def _number_list(text: str, option: str):
-    """'512' -> 512.0, '512,2k' -> [512.0, 2000.0] (one entry per request class; counts read as every other
-    token option reads them, k/M suffixes included: `infer --prompt 2k`); ranges are checked later."""
+def _number_list(text: str, option: str, counts: bool = True):
+    """'512' -> 512.0, '512,2k' -> [512.0, 2000.0] (one entry per request class; token counts read as every other
+    token option reads them, k/M suffixes included: `infer --prompt 2k`; ``counts=False``: plain numbers, for
+    shares); ranges are checked later."""
     from ..core.errors import LlmcalcError, UnitError
     from ..core.units import parse_count
 
+    def number(p: str) -> float:
+        try:
+            return parse_count(p) if counts else float(p)
+        except UnitError:  # inf, nan, 1e400: as plain numbers, for the range check's own message
+            return float(p)
+
     parts = [p.strip() for p in text.split(",")]
     try:
-        values = [parse_count(p) for p in parts]
-    except UnitError:
+        values = [number(p) for p in parts]
+    except ValueError:
         raise LlmcalcError(f"{option} expects a number or a comma-separated list such as 512,2048, "
                            f"got {text!r}") from None
     return values[0] if len(values) == 1 else values
@@ -347,7 +354,7 @@ def batching(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, tp: int = TP_
     from ..inference.batching import check_mix, continuous_batching
 
     prompts, outputs = _number_list(prompt, "--prompt"), _number_list(output, "--output")
-    shares = None if mix is None else _number_list(mix, "--mix")
+    shares = None if mix is None else _number_list(mix, "--mix", counts=False)
     p, o, w = check_mix(qps, prompts, outputs, shares, reserve)  # before loading specs: option errors first
     scalar = not isinstance(prompts, list) and not isinstance(outputs, list)
     dep = _deployment(model, hardware, tp, weights, group_size, kv_dtype, activations,

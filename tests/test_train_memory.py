@@ -167,3 +167,17 @@ def test_norms_router_and_mla_down_projections_are_replicated_over_tp():
     r = training_memory(v3, H100, Layout(tp=8, pp=1, dp=8, ep=8), seq=4096)
     expected = (dense - replicated + b["embedding"] + b["lm_head"]) / 8 + replicated
     assert r.value("params/first_stage_dense") == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("zero", [1, 2, 3])
+def test_zero_over_a_group_of_one_says_nothing_is_sharded(zero):
+    """ZeRO partitions states across the N_d data-parallel ranks (Rajbhandari et al. 2020 §5): with N_d = 1 the
+    states are those of ZeRO-0 (a user read `memory --tp 8 --zero 3` as sharded); the output says so, and only then."""
+    m, hw = load_model("llama-3.1-8b"), load_hardware("h100-sxm")
+    alone = training_memory(m, hw, Layout(tp=8, zero=zero))
+    plain = training_memory(m, hw, Layout(tp=8, zero=0))
+    for k in ("weights_bytes", "grads_bytes", "optimizer_bytes"):
+        assert alone.data["first_stage"][k] == plain.data["first_stage"][k]
+    assert any("group of 1" in n for n in alone.assumptions)
+    assert not any("group of 1" in n for n in training_memory(m, hw, Layout(tp=4, dp=2, zero=zero)).assumptions)
+    assert not any("group of 1" in n for n in plain.assumptions)

@@ -458,6 +458,9 @@ def training_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, micro_
         notes.append("expert parameters per stage from its own MoE layers; attention, dense-MLP and shared parameters "
                      "and activations averaged over the layers")
     notes += stage_notes(m, layout)
+    if not is_sweep(layout.zero, layout.dp, layout.cp) and int(layout.zero) >= 1 and layout.dp * layout.cp == 1:
+        notes.append(f"ZeRO-{int(layout.zero)} over a DP×CP group of 1: the non-expert states are not sharded (as "
+                     "ZeRO-0); ZeRO divides them by the data-parallel degree (Rajbhandari et al. 2020 §5)")
     notes.append(f"fits: peak need <= memory x (1 - {reserve:g}); the same reserve rule as fit and serve "
                  "(--reserve to change it)")
     verdict = "fits" if fits is True else ("does NOT fit" if fits is False else "fits where mask is True")

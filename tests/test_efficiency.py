@@ -337,3 +337,16 @@ def test_hfu_counts_what_flash_attention_executes():
                       compute_efficiency=1.0, check_memory=False)
     assert r.data["hfu"] <= 1 + 1e-9 < r.data["mfu"]
     assert any("exceeds the FLOPs actually run" in n for n in r.assumptions)
+
+
+@pytest.mark.parametrize("matmul, warned", [(0.03, True), (0.2, False)])
+def test_calibrate_warns_when_the_fit_needs_an_implausibly_low_efficiency(matmul, warned):
+    """Any slow time fits with a tiny enough efficiency ('--step-time 5 min' gave matmul 0.0026 with no word):
+    below 5% of peak, where no published training run sits (Narayanan 2021: 44-52%), the fit says the time holds
+    something else. Synthetic rows from a known efficiency: the fit recovers it, and warns only below the floor."""
+    from dataclasses import replace
+
+    rows = _synthetic(replace(training_efficiency(H100), matmul=matmul))
+    f = fit(rows, training_efficiency(H100), ("matmul",))
+    assert f.efficiency.matmul == pytest.approx(matmul, rel=1e-4)
+    assert any("implausibly low" in w for w in f.warnings) == warned

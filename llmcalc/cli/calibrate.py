@@ -69,7 +69,7 @@ def calibrate(model: str | None = typer.Argument(None, help="Model of a single m
     if as_json:
         typer.echo(json.dumps({"hardware": hw.name, "fitted": {n: getattr(f.efficiency, n) for n in names},
                                "defaults": {n: getattr(base, n) for n in names},
-                               "rms_log_residual": f.rms_log_residual,
+                               "rms_log_residual": f.rms_log_residual, "warnings": list(f.warnings),
                                "measurements": [{"label": a, "measured_s": b, "predicted_s": c, "residual": d}
                                                 for a, b, c, d in f.rows]}, indent=2))
         return
@@ -82,8 +82,8 @@ def calibrate(model: str | None = typer.Argument(None, help="Model of a single m
     typer.echo(f"rms log residual {f.rms_log_residual:.3g}"
                + (" (as many terms as measurements: an exact fit, no check of the model)"
                   if len(names) == len(rows) else ""))
-    if "at a bound" in f.efficiency.source:
-        typer.echo(f"  * {f.efficiency.source.split('; ', 1)[1]}")
+    for w in f.warnings:
+        typer.echo(f"  * {w}")
     if explain:  # the step-time derivation of the first measurement under the fitted efficiencies
         from ..training.step import training_step
 

@@ -22,6 +22,11 @@ from ..core.efficiency import TrainingEfficiency
 from ..core.errors import LlmcalcError
 
 FITTABLE = ("matmul", "attention_flash", "attention_unfused", "moe", "half_width")
+# A fitted efficiency (a fraction of the dense peak) below this is reported as implausible, not refused: large
+# published runs sit at 0.2-0.6 MFU, and a well-sized small job well above 0.05 (SRC_MFU_RANGE).
+PLAUSIBLE_FLOOR = 0.05
+SRC_MFU_RANGE = ("Narayanan et al. 2021 Table 1: 44-52% on A100; Megatron-Core r0.8 H100 table up to 49%; "
+                 "Llama 3 405B 38-43%; PaLM 46%")
 BOUNDS = {"matmul": (1e-3, 1.0), "attention_flash": (1e-3, 1.0), "attention_unfused": (1e-3, 1.0),
           "moe": (1e-3, 1.0), "half_width": (0.0, 1e5)}
 
@@ -60,6 +65,7 @@ class Fit:
     rows: list  # (label, measured s, predicted s, residual = predicted/measured - 1)
     rms_log_residual: float
     iterations: int
+    warnings: tuple[str, ...] = ()
 
 
 def _with(te: TrainingEfficiency, names, x) -> TrainingEfficiency:
@@ -131,10 +137,17 @@ def fit(measurements: list[Measurement], base: TrainingEfficiency, parameters=("
         raise LlmcalcError(f"the measurements cannot be matched: {', '.join(at_bound)} ran into the end of its range "
                            f"and {worst[0]} is still {worst[3]:+.0%} off (measured {worst[1]:.4g} s, predicted "
                            f"{worst[2]:.4g} s): check that measurement's inputs")
+    warnings = []
     if at_bound:
-        te = replace(te, source=te.source + f"; at a bound: {', '.join(at_bound)} (the data push it outside its "
-                                            "range: check the measurements and layouts)")
-    return Fit(te, names, rows, float(np.sqrt(np.mean(r**2))), it)
+        warnings.append(f"at a bound: {', '.join(at_bound)} (the data push it outside its range: check the "
+                        "measurements and layouts)")
+        te = replace(te, source=te.source + "; " + warnings[-1])
+    low = [f"{n} {getattr(te, n):.3g}" for n in names if n != "half_width" and getattr(te, n) < PLAUSIBLE_FLOOR]
+    if low:  # a fit can match any slow time by a tiny efficiency: say that the time holds something else
+        warnings.append(f"implausibly low: {', '.join(low)} of peak, where published training runs reach 0.2-0.6 MFU "
+                        f"({SRC_MFU_RANGE}): the measured time likely holds something this model does not (data "
+                        "loading, host stalls, checkpointing, another job) or is in the wrong unit")
+    return Fit(te, names, rows, float(np.sqrt(np.mean(r**2))), it, tuple(warnings))
 
 
 def profile_yaml(f: Fit, hardware_name: str) -> str:

@@ -144,3 +144,47 @@ def test_train_days_take_a_bare_number_or_any_time_unit():
     assert dr.grade("480 h", 20.0, "days").verdict == "right"
     assert dr.grade("1.728e6 s", 20.0, "days").verdict == "right"
     assert dr.grade("20 GB", 20.0, "days").verdict == "wrong"
+
+
+def test_a_typo_is_unreadable_and_not_recorded_a_wrong_dimension_is_a_miss(tmp_path):
+    """'128 kiB' (no such unit) is no quantity at all: shown as UNREADABLE and kept out of the Leitner history, where
+    it counted as a miss; '3.2 s' for a size reads fine and is wrong, so it is recorded."""
+    assert dr.grade("128 kiB", 1.0, "B").verdict == "unreadable"
+    assert dr.grade("3.2 gigs", 1.0, "B").verdict == "unreadable"
+    assert dr.grade("3.2 s", 1.0, "B").verdict == "wrong"
+    hist = tmp_path / "h.jsonl"
+    v = [q.answer.value for q in dr.questions(["kv"], 2, 11, [])]
+    answers = tmp_path / "a.txt"
+    answers.write_text(f"{v[0] / 1024} kiB\n{v[1]} s\n")
+    out = run(["kv", "--count", "2", "--seed", "11", "--answers", str(answers)], history=hist)
+    verdicts = [ln.split("→ ")[1].split(" ")[0].rstrip(",") for ln in out.splitlines() if "→" in ln]
+    assert verdicts == ["UNREADABLE", "WRONG"], out
+    assert "1 unreadable (not recorded)" in out
+    recorded = [json.loads(ln) for ln in hist.read_text().splitlines()]
+    assert [r["verdict"] for r in recorded] == ["wrong"]
+
+
+def test_interactive_drill_asks_again_after_a_typo(tmp_path):
+    """At a terminal (a pseudo-terminal here: interactive mode needs a tty) a typo is asked again, not graded."""
+    import pty
+
+    q = dr.questions(["kv"], 1, 11, [])[0]
+    master, slave = pty.openpty()
+    p = subprocess.Popen([sys.executable, "-m", "llmcalc", "drill", "kv", "--count", "1", "--seed", "11",
+                          "--no-record"], stdin=slave, stdout=slave, stderr=slave,
+                         env={**os.environ, "LLMCALC_DATA_DIR": str(tmp_path)})
+    os.close(slave)
+    os.write(master, f"{q.answer.value / 1024} kiB\n{q.answer.value} B\n".encode())
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert p.wait(timeout=120) == 0, out
+    text = out.decode()
+    assert "cannot read that: unknown unit 'kiB'" in text and "→ RIGHT" in text, text

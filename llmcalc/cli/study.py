@@ -201,13 +201,18 @@ def drill(topics: list[str] | None = typer.Argument(None, help="Topics (default:
         if not as_json:
             typer.echo(f"\nQ{i + 1}/{len(qs)} [{q.topic}] {q.text}")
         if given is None:
-            text = typer.prompt("  your answer (with units; empty to see it)", default="", show_default=False)
+            while True:  # a typo ('128 kiB') is asked again, not graded
+                text = typer.prompt("  your answer (with units; empty to see it)", default="", show_default=False)
+                g = dr.grade(text, q.answer.value, q.answer.unit)
+                if g.verdict != "unreadable":
+                    break
+                typer.echo(f"  cannot read that: {g.message.removeprefix('unit: ')}")
         else:
             text = given[i] if i < len(given) else ""
-        g = dr.grade(text, q.answer.value, q.answer.unit)
+            g = dr.grade(text, q.answer.value, q.answer.unit)
         results.append({**q.as_dict(), "answer": text, "verdict": g.verdict, "given": g.given, "ratio": g.ratio,
                          "message": g.message})
-        if g.verdict != "skipped":
+        if g.verdict not in ("skipped", "unreadable"):
             records.append({"time": time.time(), "seed": seed, "topic": q.topic, "question": q.text,
                             "expected": dr._plain(q.answer.value), "unit": q.answer.unit, "answer": text,
                             "verdict": g.verdict, "ratio": g.ratio})
@@ -215,6 +220,9 @@ def drill(topics: list[str] | None = typer.Argument(None, help="Topics (default:
             continue
         if g.verdict == "skipped":
             typer.echo(f"  answer: {q.answer.text()}")
+        elif g.verdict == "unreadable":
+            typer.echo(f"  {text.strip()} → UNREADABLE, not recorded ({g.message.removeprefix('unit: ')}); the "
+                       f"calculator says {q.answer.text()}")
         else:
             how = f"×{g.ratio:.3g} of it" if g.ratio is not None else g.message
             typer.echo(f"  {text.strip()} → {g.verdict.upper()} (the calculator says {q.answer.text()}; {how})")
@@ -231,10 +239,12 @@ def drill(topics: list[str] | None = typer.Argument(None, help="Topics (default:
         typer.echo(json.dumps({"seed": seed, "history": str(path), "questions": results}, indent=2,
                               default=_default))
         return
-    graded = [r for r in results if r["verdict"] != "skipped"]
-    if graded:
+    graded = [r for r in results if r["verdict"] not in ("skipped", "unreadable")]
+    unread = sum(r["verdict"] == "unreadable" for r in results)
+    if graded or unread:
         tally = {v: sum(r["verdict"] == v for r in graded) for v in ("right", "close", "wrong")}
         typer.echo(f"\n{tally['right']} right, {tally['close']} close, {tally['wrong']} wrong"
+                   + (f", {unread} unreadable (not recorded)" if unread else "")
                    + (f"; history: {path}" if record else ""))
     else:
         typer.echo(f"\n(no answers given: seed {seed}; answer with --answers FILE, piped stdin or interactively)")

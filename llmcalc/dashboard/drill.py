@@ -40,12 +40,14 @@ def render(model, hardware, s: dict) -> None:
         records = []
         for i, (q, a) in enumerate(zip(qs, answers, strict=True)):
             g = dr.grade(a, q.answer.value, q.answer.unit)
-            verdict = {"right": st.success, "close": st.warning, "wrong": st.error, "skipped": st.info}[g.verdict]
+            verdict = {"right": st.success, "close": st.warning, "wrong": st.error, "skipped": st.info,
+                       "unreadable": st.info}[g.verdict]
             detail = "" if g.ratio is None else f" (×{g.ratio:.3g} of it)"
-            verdict(f"Q{i + 1}: {g.verdict.upper() if g.verdict != 'skipped' else 'no answer'} — the calculator "
+            word = {"skipped": "no answer", "unreadable": "UNREADABLE, not recorded"}.get(g.verdict, g.verdict.upper())
+            verdict(f"Q{i + 1}: {word} — the calculator "
                     f"says {q.answer.text()}{detail}" + (f"; {g.message}" if g.message else ""))
             st.code("\n".join(f.explain() for f in q.derivation), language=None)
-            if g.verdict != "skipped":
+            if g.verdict not in ("skipped", "unreadable"):
                 records.append({"topic": q.topic, "question": q.text, "expected": dr._plain(q.answer.value),
                                 "unit": q.answer.unit, "answer": a, "verdict": g.verdict, "ratio": g.ratio,
                                 "seed": seed})

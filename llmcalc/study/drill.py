@@ -209,7 +209,7 @@ TOPICS = tuple(GENERATORS)
 
 @dataclass(frozen=True)
 class Grade:
-    verdict: str  # right | close | wrong | skipped
+    verdict: str  # right | close | wrong | skipped | unreadable (neither graded nor recorded)
     given: float | None = None  # the answer in SI units
     ratio: float | None = None  # given / expected
     message: str = ""
@@ -240,6 +240,19 @@ def parse_answer(text: str, unit: str) -> float:
     return units.parse(text, {"B": units.BYTES, "s": units.SECONDS, "B/s": units.BYTES_PER_S}[unit])
 
 
+def _readable(text: str) -> bool:
+    """Does ``text`` read as a quantity of any dimension, or as a plain number?"""
+    from ..core import units
+
+    for read in (units.parse, units.parse_count):
+        try:
+            read(text.strip())
+            return True
+        except LlmcalcError:
+            pass
+    return False
+
+
 def _bare(text: str) -> bool:
     try:
         float(text.replace(",", "").replace("_", ""))
@@ -254,7 +267,9 @@ def grade(answer: str | None, expected: float, unit: str) -> Grade:
     try:
         given = parse_answer(answer, unit)
     except LlmcalcError as e:
-        return Grade("wrong", message=f"unit: {e}")
+        # a quantity of another dimension, or bytes with no unit, is a wrong answer; text that reads as no quantity
+        # at all ('128 kiB', '3.2 gigs') is a typo, shown and not recorded as a miss (user test, 30 Nov 2026)
+        return Grade("wrong" if _readable(answer) else "unreadable", message=f"unit: {e}")
     if expected == 0 or not math.isfinite(given):
         return Grade("wrong", given, None, "not comparable")
     ratio = given / expected

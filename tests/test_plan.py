@@ -293,3 +293,16 @@ def test_a_model_of_thousands_of_layers_is_planned_within_bounded_memory(layers)
         assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output
     else:
         assert json.loads(r.output)
+
+
+@pytest.mark.parametrize("args", [
+    ["gpt-3-175b", "-H", "a100-sxm-80gb", "--gpus", "4096", "--global-batch", "1536"],  # causal-halved core
+    ["llama-3.1-8b", "-H", "h100-sxm", "--gpus", "8", "--global-batch", "32", "--seq", "1024", "--recompute", "full"],
+])
+def test_plan_explains_an_mfu_above_its_hfu(args):
+    """HFU counts recomputation (Korthikanti et al. 2022 §5.3), so HFU < MFU reads as an error; it happens only where
+    FlashAttention runs half the L×L rectangle the MFU convention counts. The plan's breakdown says so exactly then."""
+    out = CliRunner().invoke(app, ["plan", *args]).output
+    pct = lambda label: float(next(ln for ln in out.splitlines() if ln.startswith(label)).split()[-1].rstrip("%"))  # noqa: E731
+    mfu, hfu = pct("MFU (model FLOPs, with attention)"), pct("HFU (hardware FLOPs utilization)")
+    assert ("FlashAttention executes only the causal half" in out) == (mfu > hfu), out

@@ -227,6 +227,10 @@ def plan(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
     typer.echo(table([(f.name, f.text()) for f in st.figures]))
     typer.echo(f"memory per GPU: {mem['memory/total'].text()} on the {mem.data['worst_stage']} stage "
                f"(of {fmt(hw.memory_bytes, 'B')})")
+    if st.data["mfu_above_hfu"]:  # MFU 64.1% above HFU 63.2% reads as an error without it
+        from ..training.step import MFU_ABOVE_HFU
+
+        typer.echo(f"  * {MFU_ABOVE_HFU}")
 
 
 @app.command("plan-serve")

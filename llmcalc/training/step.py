@@ -46,6 +46,8 @@ from .layout import (
 
 SRC_BUBBLE = "Narayanan et al. 2021 §2.2: bubble fraction (p−1)/m for 1F1B, (p−1)/(v·m) interleaved"
 MFU_BEYOND_PUBLISHED = 0.60
+MFU_ABOVE_HFU = ("MFU with attention counts the full L×L rectangle; FlashAttention executes only the causal half, so "
+                 "at this length that convention exceeds the FLOPs actually run (HFU): read MFU 6·N·D or HFU here")
 SRC_BEST_MFU = ("no large-scale run among the published cases this model is tested on reaches it (Narayanan et al. "
                 "2021: 52% on A100; Megatron-Core r0.8 H100 table: ≤ 49%; Llama 3 405B: 43%; PaLM: 46%)")
 LOW_PRECISION_TRAINING = ("fp8", "fp6", "fp4", "int8", "int4")  # dtypes whose peak only the block linears reach
@@ -424,10 +426,10 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
                                               "over the full L×L rectangle (Narayanan 2021, Korthikanti 2022, PaLM)")
              + "; 6·N·D beside it",
              *comm.assumptions]  # the ledger names an uneven split
-    if np.any(np.asarray(mfu.value) > np.asarray(hfu.value)):
-        notes.append("MFU with attention counts the full L×L rectangle; FlashAttention executes only the causal "
-                     "half, so at this length that convention exceeds the FLOPs actually run (HFU): read MFU 6·N·D "
-                     "or HFU here")
+    above = np.asarray(mfu.value) > np.asarray(hfu.value)
+    data["mfu_above_hfu"] = where(True, above, False)
+    if np.any(above):
+        notes.append(MFU_ABOVE_HFU)
     beyond = np.asarray(mfu6.value) > MFU_BEYOND_PUBLISHED
     data["beyond_published_mfu"] = where(True, beyond, False)
     if np.any(beyond):

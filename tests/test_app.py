@@ -432,6 +432,19 @@ def test_rl_page_when_no_split_fits_draws_the_colocated_regime():
     assert "None" not in texts(at)
 
 
+
+@pytest.mark.parametrize("params", [{"rl_samples": 4096}, {"rl_prompts": 1 << 20}])
+def test_rl_page_a_step_too_large_to_simulate_is_a_message_under_its_input(params):
+    """User test: 512 prompts × 4096 samples (each within its own limits) ran the async simulation for 7 s and
+    ended in a traceback ("async RL simulation did not converge"); now one message under the prompts input, with
+    the values that work, and no simulation."""
+    at = run_app(page="rl", **params)
+    assert at.session_state["_llmcalc_sections"] == {"Regimes": "error"}
+    msg = " ".join(e.value for e in at.error)
+    assert "samples per step is more than the step simulation runs (at most 1,048,576" in msg
+    assert "values that work here" in msg
+
+
 # ---------------------------------------------------------------- one bad input leaves the rest rendered
 
 BAD_INPUTS = {

@@ -1010,3 +1010,15 @@ class _Bytes:
 
     def getvalue(self) -> bytes:
         return self._data
+
+
+@pytest.mark.parametrize("page", list(state.PAGES))
+def test_every_table_has_a_print_twin_with_every_row(page):
+    """User test: printed, a st.dataframe is its canvas cut at the frame (the plan printed 16 of 20 layouts, 7 of 11
+    columns); each table comes with a plain-HTML twin that only print CSS shows (panels.dataframe). A page that
+    draws st.dataframe directly fails here."""
+    at = run_app(page=page)
+    twins = [h.proto.body for h in at.get("html") if 'class="llmcalc-print"' in h.proto.body]
+    assert len(twins) == len(at.dataframe), (len(twins), len(at.dataframe))
+    for df, html in zip(at.dataframe, twins, strict=True):
+        assert html.count("<tr>") == len(df.value) + 1  # the header and every row

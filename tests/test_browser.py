@@ -149,3 +149,36 @@ def test_llmcalc_app_serves_the_packaged_dashboard(browser):
                                    timeout=30000)
         finally:
             ctx.close()
+
+
+PRINTED_JS = """() => {
+  const shown = el => el.getClientRects().length > 0 && getComputedStyle(el).display !== 'none';
+  return {
+    canvases: Array.from(document.querySelectorAll('[data-testid="stDataFrame"]')).filter(shown).length,
+    sidebar: Array.from(document.querySelectorAll('[data-testid="stSidebar"]')).filter(shown).length,
+    tables: Array.from(document.querySelectorAll('.llmcalc-print table')).filter(shown).map(t => ({
+      rows: t.tBodies[0].rows.length, cut: t.scrollWidth > t.parentElement.clientWidth + 1 ||
+        t.getBoundingClientRect().right > document.documentElement.clientWidth + 1,
+      text: t.innerText.slice(0, 60)})),
+  };
+}"""
+
+
+def test_printing_shows_every_table_row_as_text(server, browser):
+    """User test: printed (chromium print-to-PDF), the plan's table was its canvas cut at the frame: 16 of the 20
+    ranked layouts and 7 of 11 columns, no selectable text. Print media shows the plain-HTML twins instead,
+    every row, inside the page width, and leaves the sidebar out."""
+    ctx, page = open_page(browser, f"{server}/?page=plan", (1440, 900))
+    try:
+        page.set_viewport_size({"width": 720, "height": 1000})  # an A4 page's printable width
+        page.emulate_media(media="print")
+        got = page.evaluate(PRINTED_JS)
+        assert got["canvases"] == 0 and got["sidebar"] == 0, got
+        assert [t["rows"] for t in got["tables"]] == [20, 4, 4], got  # top 20; best per ZeRO stage and per TP
+        assert not any(t["cut"] for t in got["tables"]), got
+        assert "TP1 PP1 DP256 mb2 ZeRO-3 no-rc" in page.locator(".llmcalc-print").first.inner_text()
+        assert page.pdf(format="A4")[:4] == b"%PDF"
+        page.emulate_media(media="screen")
+        assert page.evaluate(PRINTED_JS)["tables"] == []  # on screen, only the dataframes
+    finally:
+        ctx.close()

@@ -92,8 +92,8 @@ def render(model, hardware, s: dict) -> None:
     table = delta_table(sides["A"][0], sides["B"][0])
     panels.answer("Is B better than A?", verdict(table), where=top)
     with panels.section("Deltas (green: B better, red: B worse)"):
-        st.dataframe(styled(table.drop(columns=["ratio"])), hide_index=True, width="stretch",
-                     height=panels.table_height(len(table)))
+        panels.dataframe(styled(table.drop(columns=["ratio"])), hide_index=True, width="stretch",
+                         height=panels.table_height(len(table)))
         shown = table.dropna(subset=["ratio"])
         st.altair_chart(charts.ratio_bars(shown), width="stretch")
     with panels.section("Derivations"):

@@ -115,7 +115,7 @@ def roofline(model, hardware, s: dict) -> None:
                "llmcalc.inference.latency attains it. " + ops.note)
     df = pd.DataFrame(ops.rows)
     with st.expander("operators as a table"):
-        st.dataframe(panels.people_table(df), hide_index=True, width="stretch")
+        panels.dataframe(panels.people_table(df), hide_index=True, width="stretch")
     panels.csv_download(df, "operators", "dl_ops")
 
 
@@ -151,5 +151,5 @@ def batch_sweep(model, hardware, s: dict, dev: str = "GPU") -> None:
     for a in out["assumptions"]:
         if a.split(":")[0].isupper():
             panels.warn_once(a)
-    st.dataframe(panels.people_table(df.drop(columns="current")), hide_index=True, width="stretch")
+    panels.dataframe(panels.people_table(df.drop(columns="current")), hide_index=True, width="stretch")
     panels.csv_download(df.drop(columns="current"), "batch-sweep", "dl_batch_sweep")

@@ -148,7 +148,7 @@ def ranked(model, hardware, s: dict, planned, dev: str) -> None:
         return
     st.subheader(f"Top {len(d['ranked'])} layouts by {d['objective']}")
     table = _rows(d["ranked"], dev)
-    st.dataframe(people(table), hide_index=True, width="stretch", height=panels.table_height(len(table)))
+    panels.dataframe(people(table), hide_index=True, width="stretch", height=panels.table_height(len(table)))
     panels.csv_download(table, "plan", "dl_plan")
     left, right = st.columns(2)
     with left:
@@ -162,11 +162,11 @@ def ranked(model, hardware, s: dict, planned, dev: str) -> None:
                                      title=f"best layout per {dev} count"), width="stretch")
     with right:
         st.markdown("**Best per ZeRO stage** (what sharding more state costs here)")
-        st.dataframe(people(_rows(list(d["best_per_zero"].values()), dev).drop(columns=["#"])), hide_index=True,
-                     width="stretch")
+        panels.dataframe(people(_rows(list(d["best_per_zero"].values()), dev).drop(columns=["#"])), hide_index=True,
+                         width="stretch")
         st.markdown("**Best per TP degree**")
-        st.dataframe(people(_rows(list(d["best_per_tp"].values()), dev).drop(columns=["#"])), hide_index=True,
-                     width="stretch")
+        panels.dataframe(people(_rows(list(d["best_per_tp"].values()), dev).drop(columns=["#"])), hide_index=True,
+                         width="stretch")
     pick = state.widget("plan_pick", st.selectbox, label="layout to break down",
                         options=list(range(1, len(d["ranked"]) + 1)),
                         format_func=lambda i: f"#{i}: {d['ranked'][i - 1]['layout']} on {d['ranked'][i - 1]['gpus']}")

@@ -145,7 +145,7 @@ def regimes(model, hardware, x: dict, r) -> None:
                      "rollout busy": g["rollout_utilisation"], "trainer busy": g["trainer_utilisation"],
                      "staleness mean": g["staleness_mean"], "staleness max": g["staleness_max"],
                      "speedup vs sync": d["speedup"].get(name, 1.0 if name == "sync_colocated" else None)})
-    st.dataframe(panels.people_table(pd.DataFrame(rows), RL_UNITS), hide_index=True, width="stretch")
+    panels.dataframe(panels.people_table(pd.DataFrame(rows), RL_UNITS), hide_index=True, width="stretch")
     panels.csv_download(pd.DataFrame(rows), "rl-regimes", "dl_rl_regimes")  # the exact SI values
     k = d["split"]["rollout_gpus"]
     split = (f"split: {k} rollout + {d['split']['trainer_gpus']} trainer {dev}s"

@@ -956,6 +956,30 @@ def test_narrow_charts_keep_whole_labels_and_titles():
     assert comm and all(len(line) <= 36 for line in _titles(comm[0])), _titles(comm[0])
 
 
+def _chart_titles(spec) -> list[str]:
+    """The lines of a spec's chart titles (the top level, layers, concatenated charts), not its axis titles."""
+    out = []
+    for node in [spec, *spec.get("layer", []), *spec.get("vconcat", []), *spec.get("hconcat", [])]:
+        t = node.get("title")
+        t = t.get("text") if isinstance(t, dict) else t
+        out += [t] if isinstance(t, str) else list(t or [])
+    return out
+
+
+@pytest.mark.parametrize("page", ["training", "inference", "serving", "plan", "rl"])
+def test_chart_titles_wrap_into_short_lines(page):
+    """User test: Vega draws a title on one line and cuts it at the chart's edge; "training days vs GPUs (DP scaled;
+    each point its own step model, …)" and "TP 1 replica up to its highest sustainable rate …" lost their ends on
+    a phone and in print. Every chart title line is at most 48 characters (charts.title_lines wraps at 44)."""
+    at = run_app(page=page, model="mixtral-8x7b" if page != "rl" else "llama-3.1-8b")
+    if page == "rl":
+        at.session_state["rl_eta_open"] = True
+        at.run()
+    lines = [line for spec in _specs(at) for line in _chart_titles(spec)]
+    assert lines, f"no chart title on the {page} page"
+    assert [line for line in lines if len(line) > 48] == []
+
+
 @pytest.mark.parametrize("page", ["training", "inference", "serving", "plan", "rl"])
 def test_tpu_pages_never_say_gpu(page):
     """A TPU is a 'chip' (Google's word): labels, metrics, notes, derivations, tables and chart text of a TPU page

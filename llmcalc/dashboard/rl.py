@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from . import panels, state
-from .charts import category_axis, fast
+from .charts import category_axis, fast, title_lines
 
 PHASES = ["generate", "score", "log-probs", "train", "sync"]
 # the regimes table's columns as people read them: header and unit for panels.human
@@ -115,7 +115,7 @@ def eta_chart(model, hardware, x: dict, k: int, dev: str) -> None:
 
 @fast
 def eta_bars(df: pd.DataFrame, title: str) -> alt.Chart:
-    return alt.Chart(df, title=title).mark_bar().encode(
+    return alt.Chart(df, title=title_lines(title)).mark_bar().encode(
         x=alt.X("η:N", sort=None, axis=category_axis()), y=alt.Y("trained tokens/s:Q"),
         tooltip=[alt.Tooltip(c) for c in ("η", "trained tokens/s", "staleness mean")])
 

@@ -607,6 +607,19 @@ def test_human_numbers():
     assert exact(85_899_345_920, "B") == "85,899,345,920 B = 80 GiB"
 
 
+
+@pytest.mark.parametrize(("value", "unit", "shown"), [(4e-11, "token/s", "4 × 10⁻¹¹ token/s"),
+                                                      (1e-12, "s", "1 × 10⁻¹² s"), (3e-5, "%", "3 × 10⁻³%"),
+                                                      (2e-4, "token/s", "2 × 10⁻⁴ token/s"), (1e-7, "", "1 × 10⁻⁷")])
+def test_a_tiny_figure_never_reads_zero(value, unit, shown):
+    """User test: an uploaded accelerator of 1 FLOP/s showed "output tokens/s per GPU 0.000 token/s" beside an
+    answer line of 5.12e-11 tokens/s; a non-zero figure is never printed as zero."""
+    from llmcalc.dashboard.panels import human
+
+    assert human(value, unit) == shown
+    assert human(0.448, "%") == "44.8%" and human(0.5, "token/s") == "0.500 token/s"  # ordinary ones unchanged
+
+
 def test_presets_fill_inputs():
     from llmcalc.dashboard.presets import PRESETS
 

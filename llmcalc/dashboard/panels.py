@@ -74,7 +74,16 @@ def human(value, unit: str) -> str:
     number = text.split(" ")[0]
     if len(number.replace(",", "").replace(".", "")) > 6:  # 1,376,610,070 -> 1.4 × 10⁹
         return f"{sci(v)} {unit}".rstrip()
+    if v != 0 and _reads_zero(number):  # user test: 4e-11 token/s on a 1 FLOP/s upload read "0.000 token/s"
+        return f"{sci(v * 100)}%" if unit == "%" else f"{sci(v)} {unit}".rstrip()
     return text
+
+
+def _reads_zero(number: str) -> bool:
+    try:
+        return float(number.replace(",", "").rstrip("%")) == 0
+    except ValueError:
+        return False
 
 
 # engine field names read by people: suffix -> (words, unit for human()); the longest matching suffix wins

@@ -67,7 +67,7 @@ def people(table: pd.DataFrame) -> pd.DataFrame:
 
 def _plan(model, hardware, s: dict):
     """The planner's result for the page's inputs (and the GPU counts it used, and a note if it changed them)."""
-    from ..training.plan import plan_training
+    from ..training.plan import nothing_divides, plan_training
 
     dev = state.device_word(hardware)
     dtype = "fp8" if s["dtype"] == "fp8" and "fp8" in hardware.peak_flops_per_s else "bf16"
@@ -85,6 +85,9 @@ def _plan(model, hardware, s: dict):
         raise LlmcalcError(f"--tokens: {e}") from None
     r = plan_training(model, hardware, gpus=counts, objective=s["objective"], top=TOP, tokens=tokens,
                       price_usd_per_hour=float(s["price"]) or None, **kw)
+    if r.data["divisible"] == 0:  # nothing to time, so not memory (user test: 10⁹ GPUs were told "more GPUs")
+        raise LlmcalcError(f"--gpus {s['plan_gpus']}: " + nothing_divides(
+            model, counts, global_batch=kw["global_batch"], seq=kw["seq"], pins=None))
     return r, kw, note
 
 

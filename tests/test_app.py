@@ -993,13 +993,16 @@ def test_chart_titles_wrap_into_short_lines(page):
     assert [line for line in lines if len(line) > 48] == []
 
 
-@pytest.mark.parametrize("page", ["training", "inference", "serving", "plan", "rl"])
+@pytest.mark.parametrize("page", ["training", "inference", "serving", "plan", "rl", "compare"])
 def test_tpu_pages_never_say_gpu(page):
     """A TPU is a 'chip' (Google's word): labels, metrics, notes, derivations, tables and chart text of a TPU page
-    use it, including the engine's own labels ('GPU-hours', 'KV per GPU') shown there."""
+    use it, including the engine's own labels ('GPU-hours', 'KV per GPU') shown there. A vs B with two TPUs (user
+    test: its messages said "needs 2.80 TB per GPU", its delta table "peak per GPU", "GPUs in total")."""
     import re
 
-    at = open_formulas(run_app(page=page, hw="tpu-v5e", model="gpt2"))
+    b = {"hw_b": "tpu-v4", "model_b": "llama-3.1-70b", "model": "llama-3.1-70b"} if page == "compare" else {}
+    at = open_formulas(run_app(**{"page": page, "hw": "tpu-v5e", "model": "gpt2", **b}))
+    assert page != "compare" or len(at.error) >= 2  # the two sides' "does not fit" messages are checked too
     assert at.code, "the derivations are checked too"
     shown = []
     for kind in ("header", "subheader", "caption", "markdown", "info", "warning", "error", "metric",

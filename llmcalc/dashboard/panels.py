@@ -165,6 +165,13 @@ def chip_words(result: Result | None):
     return (lambda text: _GPU.sub(lambda m: "chip" + m.group(1), text)) if tpu else (lambda text: text)
 
 
+def device_words(hardware):
+    """:func:`chip_words` for a scenario's hardware: engine text about a TPU says 'chip' (the A vs B page's
+    messages, where the two sides may differ)."""
+    tpu = state.device_word(hardware) == "chip"
+    return (lambda text: _GPU.sub(lambda m: "chip" + m.group(1), text)) if tpu else (lambda text: text)
+
+
 def metric(where, f: Figure, label: str | None = None, words=None) -> None:
     """One st.metric: the human text, and in its tooltip the exact figure and its derivation."""
     w = words or (lambda text: text)

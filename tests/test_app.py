@@ -1062,3 +1062,12 @@ def test_every_table_has_a_print_twin_with_every_row(page):
     assert len(twins) == len(at.dataframe), (len(twins), len(at.dataframe))
     for df, html in zip(at.dataframe, twins, strict=True):
         assert html.count("<tr>") == len(df.value) + 1  # the header and every row
+
+
+def test_rl_split_chart_counts_whole_devices():
+    """User test: the split chart's axis read "2.0 2.5 3.0 … 8.0 rollout GPUs" (Mixtral on 16 B200); its ticks are
+    whole numbers, written as such."""
+    at = run_app(page="rl", model="mixtral-8x7b", hw="b200", rl_gpus=16, rl_algo="ppo", rl_eta=0)
+    split = [sp for sp in _specs(at) if "async throughput against the split" in json.dumps(sp.get("title"))]
+    assert len(split) == 1
+    assert split[0]["encoding"]["x"]["axis"] == {"tickMinStep": 1, "format": "d"}

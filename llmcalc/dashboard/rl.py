@@ -128,7 +128,8 @@ def timelines(charts: list[alt.Chart]) -> alt.VConcatChart:
 @fast
 def split_line(df: pd.DataFrame, x: str, y: str) -> alt.Chart:
     return alt.Chart(df, title="async throughput against the split").mark_line(point=True).encode(
-        x=alt.X(f"{x}:Q"), y=alt.Y(f"{y}:Q"))
+        # whole devices: Vega's default ticks read "2.0 2.5 3.0 … rollout GPUs" for candidates 2, 4, 6, 8
+        x=alt.X(f"{x}:Q", axis=alt.Axis(tickMinStep=1, format="d")), y=alt.Y(f"{y}:Q"))
 
 
 def regimes(model, hardware, x: dict, r) -> None:

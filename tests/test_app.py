@@ -1071,3 +1071,24 @@ def test_rl_split_chart_counts_whole_devices():
     split = [sp for sp in _specs(at) if "async throughput against the split" in json.dumps(sp.get("title"))]
     assert len(split) == 1
     assert split[0]["encoding"]["x"]["axis"] == {"tickMinStep": 1, "format": "d"}
+
+
+def test_a_vs_b_never_calls_a_layout_that_does_not_fit_better():
+    """User test: B = DeepSeek-V3 on 8 GB200 (TP 8) has no room for its KV cache ("latencies below are
+    hypothetical"), yet the delta table called B better on TPOT and counted it in the answer line. Figures timed on
+    a layout that does not fit get no verdict (and a grey bar); the memory it needs is still compared."""
+    at = run_app(page="compare", model_b="deepseek-v3", hw_b="gb200", tp_b=8, pp_b=4, dp_b=64)
+    deltas = next(d.value for d in at.dataframe if "B / A" in d.value.columns)
+    verdicts = dict(zip(deltas["figure"], deltas["verdict"], strict=True))
+    tpot = next(f for f in verdicts if f.startswith("TPOT"))
+    assert verdicts[tpot] == verdicts["TTFT (prefill) (compute-bound)"] == "none: B does not fit"
+    assert verdicts["output tokens/s per GPU"] == "none: B does not fit"
+    assert verdicts["peak per GPU (worst stage)"] == "B worse"  # training memory fits and is compared
+    assert "TPOT" not in at.session_state["_llmcalc_answer"]
+    import pandas as pd
+
+    from llmcalc.dashboard import charts
+
+    spec = charts.ratio_bars(pd.DataFrame({"figure": [tpot], "A": ["5.64 ms"], "B": ["4.07 ms"], "B / A": ["0.722×"],
+                                           "verdict": ["none: B does not fit"], "ratio": [0.722]})).to_dict()
+    assert [v["who"] for vals in spec["datasets"].values() for v in vals] == ["no better side"]

@@ -307,8 +307,8 @@ def ratio_bars(df: pd.DataFrame) -> alt.Chart:
     of no length) still shows, grey, at 1."""
     r = pd.to_numeric(df["ratio"], errors="coerce").astype(float)
     keep = np.isfinite(r) & (r > 0)
-    d = df[keep].assign(**{"B / A (×)": r[keep], "one": 1.0, "who": df.loc[keep, "verdict"].replace(
-        "", "no better side")})
+    who = df.loc[keep, "verdict"].where(df.loc[keep, "verdict"].isin(["B better", "B worse"]), "no better side")
+    d = df[keep].assign(**{"B / A (×)": r[keep], "one": 1.0, "who": who})  # grey too: a side that does not fit
     x = alt.X("B / A (×):Q", scale=alt.Scale(type="log", zero=False), axis=alt.Axis(format=",.3~g"), title="B / A (×)")
     base = alt.Chart(d).encode(
         y=alt.Y("figure:N", sort=None, title=None, axis=category_axis(labelLimit=400)), x=x,

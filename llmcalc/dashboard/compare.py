@@ -92,7 +92,16 @@ def render(model, hardware, s: dict) -> None:
             for r in sides[label][1]:
                 if r.data.get("fits") is not None and not np.all(r.data["fits"]):
                     st.error(w(f"scenario {label} does not fit in memory: {r.title}"))
-    table = shared_words(delta_table(sides["A"][0], sides["B"][0]), hardware, hw_b)
+    # a figure timed on a layout that does not fit is hypothetical: shown, never called better or worse (user test:
+    # DeepSeek-V3 on 8 GB200 without room for its KV was "B better" on TPOT); the memory it needs is real
+    unfit: dict[str, set] = {}
+    for label in ("A", "B"):
+        for r in sides[label][1]:
+            if r.data.get("fits") is not None and not np.all(r.data["fits"]):
+                for k in r.keys():
+                    if k != "memory/total":
+                        unfit.setdefault(k, set()).add(label)
+    table = shared_words(delta_table(sides["A"][0], sides["B"][0], unfit), hardware, hw_b)
     panels.answer("Is B better than A?", verdict(table), where=top)
     with panels.section("Deltas (green: B better, red: B worse)"):
         panels.dataframe(styled(table.drop(columns=["ratio"])), hide_index=True, width="stretch",
@@ -108,8 +117,10 @@ def render(model, hardware, s: dict) -> None:
                     panels.collect(r)
 
 
-def delta_table(a: list[Figure], b: list[Figure]) -> pd.DataFrame:
-    """Figures present on both sides, with B − A, B / A (a ratio of SI values, no formula) and which is better."""
+def delta_table(a: list[Figure], b: list[Figure], unfit: dict[str, set] | None = None) -> pd.DataFrame:
+    """Figures present on both sides, with B − A, B / A (a ratio of SI values, no formula) and which is better;
+    ``unfit``: figure key -> the sides on which it comes from a layout that does not fit (no verdict then)."""
+    unfit = unfit or {}
     b_by_key = {f.key: f for f in b}
     rows = []
     for fa in a:
@@ -123,6 +134,9 @@ def delta_table(a: list[Figure], b: list[Figure]) -> pd.DataFrame:
         if vb != va and (fa.key in headline.LOWER_IS_BETTER or fa.key in headline.HIGHER_IS_BETTER):
             b_wins = (vb < va) == (fa.key in headline.LOWER_IS_BETTER)
             better = "B better" if b_wins else "B worse"
+        if fa.key in unfit:
+            sides = sorted(unfit[fa.key])
+            better = f"none: {' and '.join(sides)} {'does' if len(sides) == 1 else 'do'} not fit"
         rows.append({"figure": fa.name, "A": panels.human(va, fa.unit), "B": panels.human(vb, fb.unit),
                      "B − A": diff, "B / A": f"{vb / va:.3g}×" if va else "—", "verdict": better,
                      "ratio": vb / va if va else np.nan})

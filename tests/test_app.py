@@ -671,8 +671,9 @@ def test_a_vs_b_deltas_say_which_side_is_better():
 def test_a_vs_b_has_its_own_workload_and_costs():
     at = run_app(page="compare", hw="h100-sxm", hw_b="tpu-v5p", prompt_b=8192, batch_b=4)
     deltas = next(d.value for d in at.dataframe if "B / A" in d.value.columns)
-    assert {"GPUs in total", "$ per million output tokens at $10.8/GPU-h"} & set(deltas["figure"])
-    assert "GPUs in total" in set(deltas["figure"])
+    # a GPU against a TPU: the rows both sides share say "device" (the A and B columns keep each side's word)
+    assert {"devices in total", "$ per million output tokens at $10.8/device-h"} & set(deltas["figure"])
+    assert "devices in total" in set(deltas["figure"])
     assert at.number_input(key="w_prompt_b").value == 8192 and at.number_input(key="w_prompt").value == 1024
 
 

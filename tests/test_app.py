@@ -1093,3 +1093,13 @@ def test_a_vs_b_never_calls_a_layout_that_does_not_fit_better():
     spec = charts.ratio_bars(pd.DataFrame({"figure": [tpot], "A": ["5.64 ms"], "B": ["4.07 ms"], "B / A": ["0.722×"],
                                            "verdict": ["none: B does not fit"], "ratio": [0.722]})).to_dict()
     assert [v["who"] for vals in spec["datasets"].values() for v in vals] == ["no better side"]
+
+
+def test_inference_answer_for_one_output_token_claims_no_decode_rate():
+    """User test: with output tokens = 1 the answer read "first token in 18.4 ms, then 177 tokens/s per request
+    (TPOT 5.64 ms)", though the request ends at its first token (end-to-end = TTFT)."""
+    at = run_app(page="inference", gen=1)
+    text = at.session_state["_llmcalc_answer"]
+    ttft = metric(at, "TTFT (prefill) (compute-bound)")
+    assert text.endswith(f"its one output token in {ttft} (prefill only, no decode)"), text
+    assert metric(at, "end-to-end latency") == ttft

@@ -48,6 +48,8 @@ def answer(model, hardware, s: dict, lat=latency_result) -> tuple[str, str]:
     ttft, tpot = r["ttft_s"], r["tpot_mean_s"]
     text = (f"first token in {panels.human(ttft.value, 's')}, then {1 / float(tpot.value):,.3g} tokens/s per request "
             f"(TPOT {panels.human(tpot.value, 's')})")
+    if int(s["gen"]) == 1:  # no token after the first: no decode rate to claim (user test: "then 177 tokens/s")
+        text = f"its one output token in {panels.human(ttft.value, 's')} (prefill only, no decode)"
     if not np.all(r.data["fits"]):
         text += f" — but it does not fit in {dev} memory"
     return q, text

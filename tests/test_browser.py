@@ -169,7 +169,9 @@ PRINTED_JS = """() => {
   return {
     canvases: Array.from(document.querySelectorAll('[data-testid="stDataFrame"]')).filter(shown).length,
     sidebar: Array.from(document.querySelectorAll('[data-testid="stSidebar"]')).filter(shown).length,
-    tables: Array.from(document.querySelectorAll('.llmcalc-print table')).filter(shown).map(t => ({
+    // a collapsed expander's tables take no place in print either (no rendered text)
+    tables: Array.from(document.querySelectorAll('.llmcalc-print table')).filter(t => shown(t) &&
+      t.innerText.trim() !== '').map(t => ({
       rows: t.tBodies[0].rows.length, cut: t.scrollWidth > t.parentElement.clientWidth + 1 ||
         t.getBoundingClientRect().right > document.documentElement.clientWidth + 1,
       text: t.innerText.slice(0, 60)})),

@@ -1103,3 +1103,16 @@ def test_inference_answer_for_one_output_token_claims_no_decode_rate():
     ttft = metric(at, "TTFT (prefill) (compute-bound)")
     assert text.endswith(f"its one output token in {ttft} (prefill only, no decode)"), text
     assert metric(at, "end-to-end latency") == ttft
+
+
+def test_ratio_chart_leaves_its_bars_room_on_a_phone():
+    """User test: on a 390 px phone the A vs B ratio chart drew its figure names only (a fixed 400 px label limit
+    took the whole width; bars, axis and legend off the edge). The limit is 45% of the chart's width, up to 400."""
+    import pandas as pd
+
+    from llmcalc.dashboard import charts
+
+    spec = charts.ratio_bars(pd.DataFrame({"figure": ["step time"], "A": ["1 s"], "B": ["2 s"], "B / A": ["2×"],
+                                           "verdict": ["B worse"], "ratio": [2.0]})).to_dict()
+    limits = {json.dumps(lay["encoding"]["y"]["axis"]["labelLimit"]) for lay in spec["layer"]}
+    assert limits == {json.dumps({"expr": "min(400, max(80, containerSize()[0] * 0.45))"})}

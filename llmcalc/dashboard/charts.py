@@ -311,7 +311,10 @@ def ratio_bars(df: pd.DataFrame) -> alt.Chart:
     d = df[keep].assign(**{"B / A (×)": r[keep], "one": 1.0, "who": who})  # grey too: a side that does not fit
     x = alt.X("B / A (×):Q", scale=alt.Scale(type="log", zero=False), axis=alt.Axis(format=",.3~g"), title="B / A (×)")
     base = alt.Chart(d).encode(
-        y=alt.Y("figure:N", sort=None, title=None, axis=category_axis(labelLimit=400)), x=x,
+        # labels up to 400 px, at most 45% of the chart's width: on a phone (390 px) a fixed 400 left the bars
+        # no room at all (labels only, cut; legend and axis off the edge)
+        y=alt.Y("figure:N", sort=None, title=None,
+                axis=category_axis(labelLimit=alt.ExprRef("min(400, max(80, containerSize()[0] * 0.45))"))), x=x,
         color=alt.Color("who:N", scale=alt.Scale(domain=["B better", "B worse", "no better side"],
                                                  range=["#2e9d4f", "#d33c3c", "#999999"]),
                         legend=alt.Legend(orient="bottom", title=None)),

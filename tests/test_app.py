@@ -1116,3 +1116,17 @@ def test_ratio_chart_leaves_its_bars_room_on_a_phone():
                                            "verdict": ["B worse"], "ratio": [2.0]})).to_dict()
     limits = {json.dumps(lay["encoding"]["y"]["axis"]["labelLimit"]) for lay in spec["layer"]}
     assert limits == {json.dumps({"expr": "min(400, max(80, containerSize()[0] * 0.45))"})}
+
+
+def test_memory_by_layout_legend_wraps_on_a_phone():
+    """User test: on a 390 px phone the memory-by-layout legend (one row of every component) ran ~80 px off the
+    chart's edge ("activations" cut); below 600 px it is two entries a row."""
+    import pandas as pd
+
+    from llmcalc.dashboard import charts
+
+    df = pd.DataFrame({"layout": ["chosen"] * 4, "component": ["weights", "gradients", "optimizer states",
+                                                                "activations"], "bytes": [1e9, 1e9, 2e9, 3e9]})
+    spec = charts.memory_layouts(df, 80 * 2**30, "GPU", 72 * 2**30).to_dict()
+    legends = [lay["encoding"]["color"].get("legend") for lay in spec["layer"] if "color" in lay.get("encoding", {})]
+    assert {"expr": "containerSize()[0] < 600 ? 2 : 4"} in [lg.get("columns") for lg in legends if lg]

@@ -245,9 +245,11 @@ def memory_layouts(df: pd.DataFrame, capacity_bytes: float, dev: str, usable_byt
                      ).mark_bar().encode(
         x=alt.X("layout:N", sort=None, title=None, axis=category_axis(labelAngle=0, labelLimit=200)),
         y=alt.Y("sum(GiB):Q", title=f"GiB per {dev}"),
-        # one legend row: the chart is page-wide, and each legend row comes out of its fixed height
+        # one legend row: the chart is page-wide, and each legend row comes out of its fixed height; two a row on
+        # a narrow screen (a phone's one row ran ~80 px off the edge, "activations" cut)
         color=alt.Color("component:N", scale=colour,
-                        legend=alt.Legend(orient="bottom", columns=len(order), values=order)),
+                        legend=alt.Legend(orient="bottom", values=order, columns=alt.ExprRef(
+                            f"containerSize()[0] < 600 ? {min(2, len(order))} : {len(order)}"))),
         order=alt.Order("component_order:Q"),
         tooltip=[alt.Tooltip("layout"), alt.Tooltip("component"), alt.Tooltip("GiB:Q", format=",.2f")]
     ).transform_calculate(

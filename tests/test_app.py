@@ -1116,6 +1116,8 @@ def test_ratio_chart_leaves_its_bars_room_on_a_phone():
                                            "verdict": ["B worse"], "ratio": [2.0]})).to_dict()
     limits = {json.dumps(lay["encoding"]["y"]["axis"]["labelLimit"]) for lay in spec["layer"]}
     assert limits == {json.dumps({"expr": "min(400, max(80, containerSize()[0] * 0.45))"})}
+    columns = {json.dumps(lay["encoding"]["color"]["legend"]["columns"]) for lay in spec["layer"]}
+    assert columns == {json.dumps({"expr": "containerSize()[0] < 400 ? 2 : 3"})}  # "no better side" ran off too
 
 
 def test_memory_by_layout_legend_wraps_on_a_phone():

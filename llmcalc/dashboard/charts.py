@@ -319,7 +319,9 @@ def ratio_bars(df: pd.DataFrame) -> alt.Chart:
                 axis=category_axis(labelLimit=alt.ExprRef("min(400, max(80, containerSize()[0] * 0.45))"))), x=x,
         color=alt.Color("who:N", scale=alt.Scale(domain=["B better", "B worse", "no better side"],
                                                  range=["#2e9d4f", "#d33c3c", "#999999"]),
-                        legend=alt.Legend(orient="bottom", title=None)),
+                        # two a row below 400 px: on a phone "no better side" ran off the edge
+                        legend=alt.Legend(orient="bottom", title=None,
+                                          columns=alt.ExprRef("containerSize()[0] < 400 ? 2 : 3"))),
         tooltip=[alt.Tooltip(c) for c in ("figure", "A", "B", "B / A", "verdict")])
     # a tick at the ratio too: a figure where B equals A (1×) has a bar of no length
     return (base.mark_bar().encode(x2=alt.X2("one:Q")) + base.mark_tick(thickness=2)).properties(height=row_height())

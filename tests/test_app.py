@@ -253,6 +253,8 @@ def test_a_vs_b_mfu_delta_in_percentage_points():
 
     t = delta_table([Figure("mfu", 0.40, "%", label="MFU")], [Figure("mfu", 0.45, "%", label="MFU")])
     assert t.iloc[0]["B − A"] == "+5 pp"  # 45 % − 40 % = 5 percentage points (not 12.5 %)
+    t = delta_table([Figure("mfu", 0.45, "%", label="MFU")], [Figure("mfu", 0.40, "%", label="MFU")])
+    assert t.iloc[0]["B − A"] == "−5 pp"  # the minus sign of every other row, not "-5 pp"
 
 
 def test_a_vs_b_deltas_from_published_counts():

@@ -129,7 +129,8 @@ def delta_table(a: list[Figure], b: list[Figure], unfit: dict[str, set] | None =
             continue
         va, vb = float(fa.value), float(fb.value)
         # a difference of percentages is in percentage points, not a percentage of A
-        diff = f"{(vb - va) * 100:+.3g} pp" if fa.unit == "%" else _signed(vb - va, fa.unit)
+        # (the same sign as every other row: "−0.0415 pp", not an ASCII hyphen)
+        diff = f"{(vb - va) * 100:+.3g} pp".replace("-", "−") if fa.unit == "%" else _signed(vb - va, fa.unit)
         better = ""
         if vb != va and (fa.key in headline.LOWER_IS_BETTER or fa.key in headline.HIGHER_IS_BETTER):
             b_wins = (vb < va) == (fa.key in headline.LOWER_IS_BETTER)

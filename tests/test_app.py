@@ -253,6 +253,8 @@ def test_a_vs_b_mfu_delta_in_percentage_points():
 
     t = delta_table([Figure("mfu", 0.40, "%", label="MFU")], [Figure("mfu", 0.45, "%", label="MFU")])
     assert t.iloc[0]["B − A"] == "+5 pp"  # 45 % − 40 % = 5 percentage points (not 12.5 %)
+    t = delta_table([Figure("mfu", 0.45, "%", label="MFU")], [Figure("mfu", 0.40, "%", label="MFU")])
+    assert t.iloc[0]["B − A"] == "−5 pp"  # the minus sign of every other row, not "-5 pp"
 
 
 def test_a_vs_b_deltas_from_published_counts():
@@ -432,6 +434,19 @@ def test_rl_page_when_no_split_fits_draws_the_colocated_regime():
     assert "None" not in texts(at)
 
 
+
+@pytest.mark.parametrize("params", [{"rl_samples": 4096}, {"rl_prompts": 1 << 20}])
+def test_rl_page_a_step_too_large_to_simulate_is_a_message_under_its_input(params):
+    """User test: 512 prompts × 4096 samples (each within its own limits) ran the async simulation for 7 s and
+    ended in a traceback ("async RL simulation did not converge"); now one message under the prompts input, with
+    the values that work, and no simulation."""
+    at = run_app(page="rl", **params)
+    assert at.session_state["_llmcalc_sections"] == {"Regimes": "error"}
+    msg = " ".join(e.value for e in at.error)
+    assert "samples per step is more than the step simulation runs (at most 1,048,576" in msg
+    assert "values that work here" in msg
+
+
 # ---------------------------------------------------------------- one bad input leaves the rest rendered
 
 BAD_INPUTS = {
@@ -594,6 +609,19 @@ def test_human_numbers():
     assert exact(85_899_345_920, "B") == "85,899,345,920 B = 80 GiB"
 
 
+
+@pytest.mark.parametrize(("value", "unit", "shown"), [(4e-11, "token/s", "4 × 10⁻¹¹ token/s"),
+                                                      (1e-12, "s", "1 × 10⁻¹² s"), (3e-5, "%", "3 × 10⁻³%"),
+                                                      (2e-4, "token/s", "2 × 10⁻⁴ token/s"), (1e-7, "", "1 × 10⁻⁷")])
+def test_a_tiny_figure_never_reads_zero(value, unit, shown):
+    """User test: an uploaded accelerator of 1 FLOP/s showed "output tokens/s per GPU 0.000 token/s" beside an
+    answer line of 5.12e-11 tokens/s; a non-zero figure is never printed as zero."""
+    from llmcalc.dashboard.panels import human
+
+    assert human(value, unit) == shown
+    assert human(0.448, "%") == "44.8%" and human(0.5, "token/s") == "0.500 token/s"  # ordinary ones unchanged
+
+
 def test_presets_fill_inputs():
     from llmcalc.dashboard.presets import PRESETS
 
@@ -645,8 +673,9 @@ def test_a_vs_b_deltas_say_which_side_is_better():
 def test_a_vs_b_has_its_own_workload_and_costs():
     at = run_app(page="compare", hw="h100-sxm", hw_b="tpu-v5p", prompt_b=8192, batch_b=4)
     deltas = next(d.value for d in at.dataframe if "B / A" in d.value.columns)
-    assert {"GPUs in total", "$ per million output tokens at $10.8/GPU-h"} & set(deltas["figure"])
-    assert "GPUs in total" in set(deltas["figure"])
+    # a GPU against a TPU: the rows both sides share say "device" (the A and B columns keep each side's word)
+    assert {"devices in total", "$ per million output tokens at $10.8/device-h"} & set(deltas["figure"])
+    assert "devices in total" in set(deltas["figure"])
     assert at.number_input(key="w_prompt_b").value == 8192 and at.number_input(key="w_prompt").value == 1024
 
 
@@ -943,13 +972,40 @@ def test_narrow_charts_keep_whole_labels_and_titles():
     assert comm and all(len(line) <= 36 for line in _titles(comm[0])), _titles(comm[0])
 
 
+def _chart_titles(spec) -> list[str]:
+    """The lines of a spec's chart titles (the top level, layers, concatenated charts), not its axis titles."""
+    out = []
+    for node in [spec, *spec.get("layer", []), *spec.get("vconcat", []), *spec.get("hconcat", [])]:
+        t = node.get("title")
+        t = t.get("text") if isinstance(t, dict) else t
+        out += [t] if isinstance(t, str) else list(t or [])
+    return out
+
+
 @pytest.mark.parametrize("page", ["training", "inference", "serving", "plan", "rl"])
+def test_chart_titles_wrap_into_short_lines(page):
+    """User test: Vega draws a title on one line and cuts it at the chart's edge; "training days vs GPUs (DP scaled;
+    each point its own step model, …)" and "TP 1 replica up to its highest sustainable rate …" lost their ends on
+    a phone and in print. Every chart title line is at most 48 characters (charts.title_lines wraps at 44)."""
+    at = run_app(page=page, model="mixtral-8x7b" if page != "rl" else "llama-3.1-8b")
+    if page == "rl":
+        at.session_state["rl_eta_open"] = True
+        at.run()
+    lines = [line for spec in _specs(at) for line in _chart_titles(spec)]
+    assert lines, f"no chart title on the {page} page"
+    assert [line for line in lines if len(line) > 48] == []
+
+
+@pytest.mark.parametrize("page", ["training", "inference", "serving", "plan", "rl", "compare"])
 def test_tpu_pages_never_say_gpu(page):
     """A TPU is a 'chip' (Google's word): labels, metrics, notes, derivations, tables and chart text of a TPU page
-    use it, including the engine's own labels ('GPU-hours', 'KV per GPU') shown there."""
+    use it, including the engine's own labels ('GPU-hours', 'KV per GPU') shown there. A vs B with two TPUs (user
+    test: its messages said "needs 2.80 TB per GPU", its delta table "peak per GPU", "GPUs in total")."""
     import re
 
-    at = open_formulas(run_app(page=page, hw="tpu-v5e", model="gpt2"))
+    b = {"hw_b": "tpu-v4", "model_b": "llama-3.1-70b", "model": "llama-3.1-70b"} if page == "compare" else {}
+    at = open_formulas(run_app(**{"page": page, "hw": "tpu-v5e", "model": "gpt2", **b}))
+    assert page != "compare" or len(at.error) >= 2  # the two sides' "does not fit" messages are checked too
     assert at.code, "the derivations are checked too"
     shown = []
     for kind in ("header", "subheader", "caption", "markdown", "info", "warning", "error", "metric",
@@ -997,3 +1053,84 @@ class _Bytes:
 
     def getvalue(self) -> bytes:
         return self._data
+
+
+@pytest.mark.parametrize("page", list(state.PAGES))
+def test_every_table_has_a_print_twin_with_every_row(page):
+    """User test: printed, a st.dataframe is its canvas cut at the frame (the plan printed 16 of 20 layouts, 7 of 11
+    columns); each table comes with a plain-HTML twin that only print CSS shows (panels.dataframe). A page that
+    draws st.dataframe directly fails here."""
+    at = run_app(page=page)
+    twins = [h.proto.body for h in at.get("html") if 'class="llmcalc-print"' in h.proto.body]
+    assert len(twins) == len(at.dataframe), (len(twins), len(at.dataframe))
+    for df, html in zip(at.dataframe, twins, strict=True):
+        assert html.count("<tr>") == len(df.value) + 1  # the header and every row
+
+
+def test_rl_split_chart_counts_whole_devices():
+    """User test: the split chart's axis read "2.0 2.5 3.0 … 8.0 rollout GPUs" (Mixtral on 16 B200); its ticks are
+    whole numbers, written as such."""
+    at = run_app(page="rl", model="mixtral-8x7b", hw="b200", rl_gpus=16, rl_algo="ppo", rl_eta=0)
+    split = [sp for sp in _specs(at) if "async throughput against the split" in json.dumps(sp.get("title"))]
+    assert len(split) == 1
+    assert split[0]["encoding"]["x"]["axis"] == {"tickMinStep": 1, "format": "d"}
+
+
+def test_a_vs_b_never_calls_a_layout_that_does_not_fit_better():
+    """User test: B = DeepSeek-V3 on 8 GB200 (TP 8) has no room for its KV cache ("latencies below are
+    hypothetical"), yet the delta table called B better on TPOT and counted it in the answer line. Figures timed on
+    a layout that does not fit get no verdict (and a grey bar); the memory it needs is still compared."""
+    at = run_app(page="compare", model_b="deepseek-v3", hw_b="gb200", tp_b=8, pp_b=4, dp_b=64)
+    deltas = next(d.value for d in at.dataframe if "B / A" in d.value.columns)
+    verdicts = dict(zip(deltas["figure"], deltas["verdict"], strict=True))
+    tpot = next(f for f in verdicts if f.startswith("TPOT"))
+    assert verdicts[tpot] == verdicts["TTFT (prefill) (compute-bound)"] == "none: B does not fit"
+    assert verdicts["output tokens/s per GPU"] == "none: B does not fit"
+    assert verdicts["peak per GPU (worst stage)"] == "B worse"  # training memory fits and is compared
+    assert "TPOT" not in at.session_state["_llmcalc_answer"]
+    import pandas as pd
+
+    from llmcalc.dashboard import charts
+
+    spec = charts.ratio_bars(pd.DataFrame({"figure": [tpot], "A": ["5.64 ms"], "B": ["4.07 ms"], "B / A": ["0.722×"],
+                                           "verdict": ["none: B does not fit"], "ratio": [0.722]})).to_dict()
+    assert [v["who"] for vals in spec["datasets"].values() for v in vals] == ["no better side"]
+
+
+def test_inference_answer_for_one_output_token_claims_no_decode_rate():
+    """User test: with output tokens = 1 the answer read "first token in 18.4 ms, then 177 tokens/s per request
+    (TPOT 5.64 ms)", though the request ends at its first token (end-to-end = TTFT)."""
+    at = run_app(page="inference", gen=1)
+    text = at.session_state["_llmcalc_answer"]
+    ttft = metric(at, "TTFT (prefill) (compute-bound)")
+    assert text.endswith(f"its one output token in {ttft} (prefill only, no decode)"), text
+    assert metric(at, "end-to-end latency") == ttft
+
+
+def test_ratio_chart_leaves_its_bars_room_on_a_phone():
+    """User test: on a 390 px phone the A vs B ratio chart drew its figure names only (a fixed 400 px label limit
+    took the whole width; bars, axis and legend off the edge). The limit is 45% of the chart's width, up to 400."""
+    import pandas as pd
+
+    from llmcalc.dashboard import charts
+
+    spec = charts.ratio_bars(pd.DataFrame({"figure": ["step time"], "A": ["1 s"], "B": ["2 s"], "B / A": ["2×"],
+                                           "verdict": ["B worse"], "ratio": [2.0]})).to_dict()
+    limits = {json.dumps(lay["encoding"]["y"]["axis"]["labelLimit"]) for lay in spec["layer"]}
+    assert limits == {json.dumps({"expr": "min(400, max(80, containerSize()[0] * 0.45))"})}
+    columns = {json.dumps(lay["encoding"]["color"]["legend"]["columns"]) for lay in spec["layer"]}
+    assert columns == {json.dumps({"expr": "containerSize()[0] < 400 ? 2 : 3"})}  # "no better side" ran off too
+
+
+def test_memory_by_layout_legend_wraps_on_a_phone():
+    """User test: on a 390 px phone the memory-by-layout legend (one row of every component) ran ~80 px off the
+    chart's edge ("activations" cut); below 600 px it is two entries a row."""
+    import pandas as pd
+
+    from llmcalc.dashboard import charts
+
+    df = pd.DataFrame({"layout": ["chosen"] * 4, "component": ["weights", "gradients", "optimizer states",
+                                                                "activations"], "bytes": [1e9, 1e9, 2e9, 3e9]})
+    spec = charts.memory_layouts(df, 80 * 2**30, "GPU", 72 * 2**30).to_dict()
+    legends = [lay["encoding"]["color"].get("legend") for lay in spec["layer"] if "color" in lay.get("encoding", {})]
+    assert {"expr": "containerSize()[0] < 600 ? 2 : 4"} in [lg.get("columns") for lg in legends if lg]

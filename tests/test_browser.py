@@ -82,6 +82,17 @@ TRUNCATED_JS = """() => {
 }"""
 
 
+# chart text (titles, axis and legend labels) outside its chart's frame, which cuts it; 4 px of glyph overhang allowed
+CHART_TEXT_CUT_JS = """() => { const out = [];
+  for (const svg of document.querySelectorAll('[data-testid="stVegaLiteChart"] svg')) {
+    const r = svg.getBoundingClientRect();
+    for (const t of svg.querySelectorAll('text')) { const b = t.getBoundingClientRect();
+      if (!t.textContent.trim() || b.width === 0) continue;
+      if (b.top < r.top - 4 || b.bottom > r.bottom + 4 || b.left < r.left - 4 || b.right > r.right + 4)
+        out.push(t.textContent.slice(0, 60)); } }
+  return out; }"""
+
+
 @pytest.mark.parametrize("viewport", list(VIEWPORTS))
 @pytest.mark.parametrize("page_key", list(state.PAGES))
 def test_answer_first_and_nothing_truncated(server, browser, page_key, viewport):
@@ -93,6 +104,9 @@ def test_answer_first_and_nothing_truncated(server, browser, page_key, viewport)
             f"answer line at y={box and box['y']:.0f}..{box and box['y'] + box['height']:.0f}, screen {height}"
         assert page.locator('[data-testid="stException"]').count() == 0
         assert page.evaluate(TRUNCATED_JS) == []
+        # user test: the throughput chart's title cut in half, the roofline's "prefill" legend entry off its right
+        # edge; on a phone, long titles, the memory legend and the A vs B chart (labels only, no bars)
+        assert page.evaluate(CHART_TEXT_CUT_JS) == []
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / f"{page_key}-{viewport}.png"), full_page=False)
     finally:
@@ -149,3 +163,38 @@ def test_llmcalc_app_serves_the_packaged_dashboard(browser):
                                    timeout=30000)
         finally:
             ctx.close()
+
+
+PRINTED_JS = """() => {
+  const shown = el => el.getClientRects().length > 0 && getComputedStyle(el).display !== 'none';
+  return {
+    canvases: Array.from(document.querySelectorAll('[data-testid="stDataFrame"]')).filter(shown).length,
+    sidebar: Array.from(document.querySelectorAll('[data-testid="stSidebar"]')).filter(shown).length,
+    // a collapsed expander's tables take no place in print either (no rendered text)
+    tables: Array.from(document.querySelectorAll('.llmcalc-print table')).filter(t => shown(t) &&
+      t.innerText.trim() !== '').map(t => ({
+      rows: t.tBodies[0].rows.length, cut: t.scrollWidth > t.parentElement.clientWidth + 1 ||
+        t.getBoundingClientRect().right > document.documentElement.clientWidth + 1,
+      text: t.innerText.slice(0, 60)})),
+  };
+}"""
+
+
+def test_printing_shows_every_table_row_as_text(server, browser):
+    """User test: printed (chromium print-to-PDF), the plan's table was its canvas cut at the frame: 16 of the 20
+    ranked layouts and 7 of 11 columns, no selectable text. Print media shows the plain-HTML twins instead,
+    every row, inside the page width, and leaves the sidebar out."""
+    ctx, page = open_page(browser, f"{server}/?page=plan", (1440, 900))
+    try:
+        page.set_viewport_size({"width": 720, "height": 1000})  # an A4 page's printable width
+        page.emulate_media(media="print")
+        got = page.evaluate(PRINTED_JS)
+        assert got["canvases"] == 0 and got["sidebar"] == 0, got
+        assert [t["rows"] for t in got["tables"]] == [20, 4, 4], got  # top 20; best per ZeRO stage and per TP
+        assert not any(t["cut"] for t in got["tables"]), got
+        assert "TP1 PP1 DP256 mb2 ZeRO-3 no-rc" in page.locator(".llmcalc-print").first.inner_text()
+        assert page.pdf(format="A4")[:4] == b"%PDF"
+        page.emulate_media(media="screen")
+        assert page.evaluate(PRINTED_JS)["tables"] == []  # on screen, only the dataframes
+    finally:
+        ctx.close()

@@ -75,3 +75,24 @@ def test_plan_page_bad_gpu_list_is_one_message():
 def test_plan_page_renders_on_every_accelerator(hw):
     at = run_app(page="plan", hw=hw, plan_gpus="8,16")
     assert at.header and (at.dataframe or at.warning)
+
+
+def test_gpu_counts_no_layout_can_split_say_why_not_more_gpus():
+    """User test: ?page=plan&plan_gpus=1000000000 warned "No layout fits … More GPUs, a smaller global batch or
+    shorter sequences": more GPUs cannot help, DP cannot exceed the 512 sequences of the global batch. Now the
+    planner's own reason (as `llmcalc plan -n 1e9`), under the GPU counts input, and the answer line points there."""
+    at = run_app(page="plan", model="llama-3.1-8b", plan_gpus="1000000000")
+    assert not any("More GPUs" in w.value for w in at.warning)
+    msg = at.error[0].value
+    assert msg.startswith("“GPU counts (comma list)” 1000000000: no parallel layout of Llama-3.1-8B splits")
+    assert msg.endswith("so at most 8·32·16·512 = 2,097,152 GPUs")  # tp ≤ 8 KV heads, 32 layers, cp 16, dp 512
+    assert at.session_state["_llmcalc_answer"].startswith("No answer yet: fix “GPU counts (comma list)”")
+
+
+def test_plan_table_memory_reads_as_the_breakdowns_metric():
+    """User test: the ranked table said "40.2 GiB" for layout #1 while its breakdown below said "peak per GPU
+    (worst stage) 43.1 GB": the same bytes in two units side by side. The table now uses the metric's GB."""
+    at = run_app(page="plan", model="llama-3.1-8b", hw="h100-sxm")
+    first = at.dataframe[0].value.iloc[0]
+    peak = next(m.value for m in at.metric if m.label.startswith("peak per GPU"))
+    assert first["memory"] == peak and peak.endswith(" GB")

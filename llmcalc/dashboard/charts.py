@@ -8,6 +8,7 @@ min(peak, intensity·bandwidth) envelope that defines the picture.
 from __future__ import annotations
 
 import functools
+import textwrap
 
 import altair as alt
 import numpy as np
@@ -35,6 +36,13 @@ def unchecked(chart):
     (tests/test_app.py, every page's charts)."""
     object.__setattr__(chart, "to_dict", functools.partial(type(chart).to_dict, chart, validate=False))
     return chart
+
+
+def title_lines(title, width: int = 44):
+    """A chart title as lines of at most ``width`` characters: Vega draws a title on one line and cuts it at the
+    chart's edge (user test: "training days vs GPUs (DP scaled; each point its own step model, …" lost its end
+    in a half-width column, on a phone and in print). A list (one item a line) or a short title is left as is."""
+    return textwrap.wrap(title, width) if isinstance(title, str) and len(title) > width else title
 
 
 def category_axis(**kw) -> alt.Axis:
@@ -155,7 +163,7 @@ def lines(df: pd.DataFrame, x: str, y: str, color: str | None = None, log_x: boo
                tooltip=[alt.Tooltip(c) for c in df.columns])
     if color:
         enc["color"] = alt.Color(f"{color}:N", legend=alt.Legend(orient="bottom"))
-    return alt.Chart(df, title=title).mark_line(point=True).encode(**enc).properties(height=260)
+    return alt.Chart(df, title=title_lines(title)).mark_line(point=True).encode(**enc).properties(height=260)
 
 
 @fast
@@ -172,7 +180,7 @@ def bars(df: pd.DataFrame, category: str, value: str, color: str | None = None, 
     if color:
         enc["color"] = alt.Color(f"{color}:N")
     height = 260 if not horizontal else row_height()
-    return alt.Chart(df, title=title).mark_bar().encode(**enc).properties(height=height)
+    return alt.Chart(df, title=title_lines(title)).mark_bar().encode(**enc).properties(height=height)
 
 
 def unit_for(values, unit: str) -> tuple[float, str]:
@@ -202,7 +210,7 @@ def sweep(df: pd.DataFrame, x: str, y: str, current: str, fits: str | None = Non
     ay = alt.Y(f"{y}:Q", scale=sy, title=f"{y}" + (f" ({unit})" if unit and unit not in y else ""),
                axis=alt.Axis(format=",.3~g"))
     tip = [alt.Tooltip(c, format=",.4~g") if pd.api.types.is_float_dtype(d[c]) else alt.Tooltip(c) for c in d.columns]
-    base = alt.Chart(d, title=title)
+    base = alt.Chart(d, title=title_lines(title))
     line_enc = dict(x=ax, y=ay)
     if color:
         line_enc["color"] = alt.Color(f"{color}:N", legend=alt.Legend(orient="bottom"))
@@ -220,7 +228,9 @@ def sweep(df: pd.DataFrame, x: str, y: str, current: str, fits: str | None = Non
         kd = pd.DataFrame({x: [knee], "label": [f"{knee_label}: {x} {knee:,.4g}"]})
         layers.append(alt.Chart(kd).mark_rule(strokeDash=[4, 4], color="#555").encode(
             x=alt.X(f"{x}:Q"), tooltip=[alt.Tooltip("label")]))
-    return alt.layer(*layers).properties(height=280)
+    # 340: with the chart title, the x axis and a legend below, 280 left a ~95 px plot, shorter than a y-axis title
+    # such as "output tokens/s per GPU", which then pushed the chart title above the frame (cut in half)
+    return alt.layer(*layers).properties(height=340)
 
 
 @fast
@@ -235,9 +245,11 @@ def memory_layouts(df: pd.DataFrame, capacity_bytes: float, dev: str, usable_byt
                      ).mark_bar().encode(
         x=alt.X("layout:N", sort=None, title=None, axis=category_axis(labelAngle=0, labelLimit=200)),
         y=alt.Y("sum(GiB):Q", title=f"GiB per {dev}"),
-        # one legend row: the chart is page-wide, and each legend row comes out of its fixed height
+        # one legend row: the chart is page-wide, and each legend row comes out of its fixed height; two a row on
+        # a narrow screen (a phone's one row ran ~80 px off the edge, "activations" cut)
         color=alt.Color("component:N", scale=colour,
-                        legend=alt.Legend(orient="bottom", columns=len(order), values=order)),
+                        legend=alt.Legend(orient="bottom", values=order, columns=alt.ExprRef(
+                            f"containerSize()[0] < 600 ? {min(2, len(order))} : {len(order)}"))),
         order=alt.Order("component_order:Q"),
         tooltip=[alt.Tooltip("layout"), alt.Tooltip("component"), alt.Tooltip("GiB:Q", format=",.2f")]
     ).transform_calculate(
@@ -275,14 +287,16 @@ def op_roofline(peak_flops_per_s: float, bw_bytes_per_s: float, ops: list[dict],
     tip = [alt.Tooltip("operator"), alt.Tooltip("phase"), alt.Tooltip("bound"),
            alt.Tooltip("FLOP/B:Q", format=",.3~g"), alt.Tooltip("TFLOP/s:Q", format=",.3~g")]
     dots = alt.Chart(pts).mark_point(size=70, filled=True, opacity=0.8).encode(
-        x=x, y=y, shape=alt.Shape("phase:N", legend=alt.Legend(orient="bottom")),
+        # the phase legend above the plot: beside the two-column operator legend below, it ran off the chart's right
+        # edge ("prefill" cut at 1300 px wide, the whole legend on a phone)
+        x=x, y=y, shape=alt.Shape("phase:N", legend=alt.Legend(orient="top")),
         color=alt.Color("operator:N", legend=alt.Legend(orient="bottom", columns=2, labelLimit=260)), tooltip=tip)
     steps_l = alt.Chart(whole).mark_point(shape="diamond", size=200, filled=False, color="black",
                                           strokeWidth=2).encode(
         x=x, y=y, tooltip=[alt.Tooltip("operator"), alt.Tooltip("phase"), alt.Tooltip("FLOP/B:Q", format=",.3~g")])
     ridge_rule = alt.Chart(pd.DataFrame({"FLOP/B": [ridge], "label": [f"ridge {ridge:,.0f} FLOP/B"]})).mark_rule(
         strokeDash=[4, 4]).encode(x=alt.X("FLOP/B:Q"), tooltip=[alt.Tooltip("label")])
-    return (line + ridge_rule + dots + steps_l).properties(height=360)
+    return (line + ridge_rule + dots + steps_l).properties(height=440)  # the phase legend above takes ~50 px
 
 
 @fast
@@ -295,14 +309,19 @@ def ratio_bars(df: pd.DataFrame) -> alt.Chart:
     of no length) still shows, grey, at 1."""
     r = pd.to_numeric(df["ratio"], errors="coerce").astype(float)
     keep = np.isfinite(r) & (r > 0)
-    d = df[keep].assign(**{"B / A (×)": r[keep], "one": 1.0, "who": df.loc[keep, "verdict"].replace(
-        "", "no better side")})
+    who = df.loc[keep, "verdict"].where(df.loc[keep, "verdict"].isin(["B better", "B worse"]), "no better side")
+    d = df[keep].assign(**{"B / A (×)": r[keep], "one": 1.0, "who": who})  # grey too: a side that does not fit
     x = alt.X("B / A (×):Q", scale=alt.Scale(type="log", zero=False), axis=alt.Axis(format=",.3~g"), title="B / A (×)")
     base = alt.Chart(d).encode(
-        y=alt.Y("figure:N", sort=None, title=None, axis=category_axis(labelLimit=400)), x=x,
+        # labels up to 400 px, at most 45% of the chart's width: on a phone (390 px) a fixed 400 left the bars
+        # no room at all (labels only, cut; legend and axis off the edge)
+        y=alt.Y("figure:N", sort=None, title=None,
+                axis=category_axis(labelLimit=alt.ExprRef("min(400, max(80, containerSize()[0] * 0.45))"))), x=x,
         color=alt.Color("who:N", scale=alt.Scale(domain=["B better", "B worse", "no better side"],
                                                  range=["#2e9d4f", "#d33c3c", "#999999"]),
-                        legend=alt.Legend(orient="bottom", title=None)),
+                        # two a row below 400 px: on a phone "no better side" ran off the edge
+                        legend=alt.Legend(orient="bottom", title=None,
+                                          columns=alt.ExprRef("containerSize()[0] < 400 ? 2 : 3"))),
         tooltip=[alt.Tooltip(c) for c in ("figure", "A", "B", "B / A", "verdict")])
     # a tick at the ratio too: a figure where B equals A (1×) has a bar of no length
     return (base.mark_bar().encode(x2=alt.X2("one:Q")) + base.mark_tick(thickness=2)).properties(height=row_height())

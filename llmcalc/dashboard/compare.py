@@ -8,6 +8,8 @@ calls calculators.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -82,18 +84,28 @@ def render(model, hardware, s: dict) -> None:
     b_head.subheader(f"B: {model_b.display_name} on {hw_b.display_name}")
     sides = {"A": scenario_figures(model, hardware, state.scenario(s)),
              "B": scenario_figures(model_b, hw_b, state.scenario(s, "_b"))}
-    for label, col in (("A", a_col), ("B", b_col)):
+    for label, col, hw in (("A", a_col, hardware), ("B", b_col, hw_b)):
+        w = panels.device_words(hw)  # a TPU side's messages say 'chip' (user test: "needs 2.80 TB per GPU")
         with col:
             for msg in sides[label][2]:
-                st.error(f"scenario {label}, {panels.in_page_words(msg, '_b' if label == 'B' else '')}")
+                st.error(w(f"scenario {label}, {panels.in_page_words(msg, '_b' if label == 'B' else '')}"))
             for r in sides[label][1]:
                 if r.data.get("fits") is not None and not np.all(r.data["fits"]):
-                    st.error(f"scenario {label} does not fit in memory: {r.title}")
-    table = delta_table(sides["A"][0], sides["B"][0])
+                    st.error(w(f"scenario {label} does not fit in memory: {r.title}"))
+    # a figure timed on a layout that does not fit is hypothetical: shown, never called better or worse (user test:
+    # DeepSeek-V3 on 8 GB200 without room for its KV was "B better" on TPOT); the memory it needs is real
+    unfit: dict[str, set] = {}
+    for label in ("A", "B"):
+        for r in sides[label][1]:
+            if r.data.get("fits") is not None and not np.all(r.data["fits"]):
+                for k in r.keys():
+                    if k != "memory/total":
+                        unfit.setdefault(k, set()).add(label)
+    table = shared_words(delta_table(sides["A"][0], sides["B"][0], unfit), hardware, hw_b)
     panels.answer("Is B better than A?", verdict(table), where=top)
     with panels.section("Deltas (green: B better, red: B worse)"):
-        st.dataframe(styled(table.drop(columns=["ratio"])), hide_index=True, width="stretch",
-                     height=panels.table_height(len(table)))
+        panels.dataframe(styled(table.drop(columns=["ratio"])), hide_index=True, width="stretch",
+                         height=panels.table_height(len(table)))
         shown = table.dropna(subset=["ratio"])
         st.altair_chart(charts.ratio_bars(shown), width="stretch")
     with panels.section("Derivations"):
@@ -105,8 +117,10 @@ def render(model, hardware, s: dict) -> None:
                     panels.collect(r)
 
 
-def delta_table(a: list[Figure], b: list[Figure]) -> pd.DataFrame:
-    """Figures present on both sides, with B − A, B / A (a ratio of SI values, no formula) and which is better."""
+def delta_table(a: list[Figure], b: list[Figure], unfit: dict[str, set] | None = None) -> pd.DataFrame:
+    """Figures present on both sides, with B − A, B / A (a ratio of SI values, no formula) and which is better;
+    ``unfit``: figure key -> the sides on which it comes from a layout that does not fit (no verdict then)."""
+    unfit = unfit or {}
     b_by_key = {f.key: f for f in b}
     rows = []
     for fa in a:
@@ -115,15 +129,31 @@ def delta_table(a: list[Figure], b: list[Figure]) -> pd.DataFrame:
             continue
         va, vb = float(fa.value), float(fb.value)
         # a difference of percentages is in percentage points, not a percentage of A
-        diff = f"{(vb - va) * 100:+.3g} pp" if fa.unit == "%" else _signed(vb - va, fa.unit)
+        # (the same sign as every other row: "−0.0415 pp", not an ASCII hyphen)
+        diff = f"{(vb - va) * 100:+.3g} pp".replace("-", "−") if fa.unit == "%" else _signed(vb - va, fa.unit)
         better = ""
         if vb != va and (fa.key in headline.LOWER_IS_BETTER or fa.key in headline.HIGHER_IS_BETTER):
             b_wins = (vb < va) == (fa.key in headline.LOWER_IS_BETTER)
             better = "B better" if b_wins else "B worse"
+        if fa.key in unfit:
+            sides = sorted(unfit[fa.key])
+            better = f"none: {' and '.join(sides)} {'does' if len(sides) == 1 else 'do'} not fit"
         rows.append({"figure": fa.name, "A": panels.human(va, fa.unit), "B": panels.human(vb, fb.unit),
                      "B − A": diff, "B / A": f"{vb / va:.3g}×" if va else "—", "verdict": better,
                      "ratio": vb / va if va else np.nan})
     return pd.DataFrame(rows, columns=["figure", "A", "B", "B − A", "B / A", "verdict", "ratio"])
+
+
+def shared_words(table: pd.DataFrame, hw_a, hw_b) -> pd.DataFrame:
+    """The engine's 'GPU' in the delta table as each side calls its device: A's and B's columns in their own word,
+    the figure names and differences in the word both share ('chip' for two TPUs, 'device' for a TPU against a
+    GPU)."""
+    wa, wb = panels.device_words(hw_a), panels.device_words(hw_b)
+    words = {state.device_word(hw_a), state.device_word(hw_b)}
+    both = wa if words == {"chip"} else (lambda t: re.sub(r"\bGPU(s?)\b", r"device\1", t)) if len(words) > 1 \
+        else (lambda t: t)
+    return table.assign(**{"figure": table["figure"].map(both), "A": table["A"].map(wa), "B": table["B"].map(wb),
+                           "B − A": table["B − A"].map(both)})
 
 
 def _signed(v: float, unit: str) -> str:

@@ -58,9 +58,9 @@ def render(model, hardware, s: dict) -> None:
             past = dr.load_history(path)
     st.subheader("Your topics")
     b = dr.boxes(past)
-    st.dataframe([{"topic": t, "box": b[t]["box"], "asked": b[t]["attempts"], "right": b[t]["right"],
-                   "close": b[t]["close"], "wrong": b[t]["wrong"],
-                   "accuracy": None if b[t]["accuracy"] is None else round(100 * b[t]["accuracy"])}
-                  for t in dr.order(None, past)], hide_index=True)
+    panels.dataframe([{"topic": t, "box": b[t]["box"], "asked": b[t]["attempts"], "right": b[t]["right"],
+                      "close": b[t]["close"], "wrong": b[t]["wrong"],
+                      "accuracy": None if b[t]["accuracy"] is None else round(100 * b[t]["accuracy"])}
+                     for t in dr.order(None, past)], hide_index=True)
     st.caption(f"History: {path} ({len(past)} graded answers). Leitner boxes 1-5: right moves a topic up, wrong "
                "back to 1; the lowest boxes come first.")

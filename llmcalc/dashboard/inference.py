@@ -48,6 +48,8 @@ def answer(model, hardware, s: dict, lat=latency_result) -> tuple[str, str]:
     ttft, tpot = r["ttft_s"], r["tpot_mean_s"]
     text = (f"first token in {panels.human(ttft.value, 's')}, then {1 / float(tpot.value):,.3g} tokens/s per request "
             f"(TPOT {panels.human(tpot.value, 's')})")
+    if int(s["gen"]) == 1:  # no token after the first: no decode rate to claim (user test: "then 177 tokens/s")
+        text = f"its one output token in {panels.human(ttft.value, 's')} (prefill only, no decode)"
     if not np.all(r.data["fits"]):
         text += f" — but it does not fit in {dev} memory"
     return q, text
@@ -115,7 +117,7 @@ def roofline(model, hardware, s: dict) -> None:
                "llmcalc.inference.latency attains it. " + ops.note)
     df = pd.DataFrame(ops.rows)
     with st.expander("operators as a table"):
-        st.dataframe(panels.people_table(df), hide_index=True, width="stretch")
+        panels.dataframe(panels.people_table(df), hide_index=True, width="stretch")
     panels.csv_download(df, "operators", "dl_ops")
 
 
@@ -151,5 +153,5 @@ def batch_sweep(model, hardware, s: dict, dev: str = "GPU") -> None:
     for a in out["assumptions"]:
         if a.split(":")[0].isupper():
             panels.warn_once(a)
-    st.dataframe(panels.people_table(df.drop(columns="current")), hide_index=True, width="stretch")
+    panels.dataframe(panels.people_table(df.drop(columns="current")), hide_index=True, width="stretch")
     panels.csv_download(df.drop(columns="current"), "batch-sweep", "dl_batch_sweep")

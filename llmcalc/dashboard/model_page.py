@@ -55,8 +55,8 @@ def params_section(model) -> None:
     table = pd.DataFrame({"component": list(parts), "parameters": [int(v) for v in parts.values()],
                           "share": [f"{v / total:.1%}" for v in parts.values()]})
     left, right = st.columns([1, 1])
-    left.dataframe(table, hide_index=True, width="stretch", height=panels.table_height(len(table)),
-                   column_config={"parameters": st.column_config.NumberColumn(format="localized")})
+    panels.dataframe(table, where=left, hide_index=True, width="stretch", height=panels.table_height(len(table)),
+                     column_config={"parameters": st.column_config.NumberColumn(format="localized")})
     right.altair_chart(charts.breakdown_bar(parts, "billions of parameters", 1e9), width="stretch")
 
 
@@ -64,9 +64,9 @@ def flops_table(model, s: dict) -> None:
     r = flops_result(model, s)
     panels.show_result(r, "flops", metrics=("forward", "train_step", "exact_over_six_nd"), table=False, per_row=3)
     df = matmul_table(r.data["per_layer"], r["lm_head"])
-    st.dataframe(df, hide_index=True, width="stretch", height=panels.table_height(len(df)),
-                 column_config={"FLOP per layer": st.column_config.NumberColumn(format="%.4e"),
-                                "FLOP, all layers": st.column_config.NumberColumn(format="%.4e")})
+    panels.dataframe(df, hide_index=True, width="stretch", height=panels.table_height(len(df)),
+                     column_config={"FLOP per layer": st.column_config.NumberColumn(format="%.4e"),
+                                    "FLOP, all layers": st.column_config.NumberColumn(format="%.4e")})
     st.caption(f"rows add up to the forward pass: {panels.exact(df['FLOP, all layers'].sum(), 'FLOP')} "
                f"(= {panels.human(r.value('forward'), 'FLOP')})")
     panels.csv_download(df, "forward-flops", "dl_flops")

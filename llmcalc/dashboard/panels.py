@@ -74,7 +74,16 @@ def human(value, unit: str) -> str:
     number = text.split(" ")[0]
     if len(number.replace(",", "").replace(".", "")) > 6:  # 1,376,610,070 -> 1.4 × 10⁹
         return f"{sci(v)} {unit}".rstrip()
+    if v != 0 and _reads_zero(number):  # user test: 4e-11 token/s on a 1 FLOP/s upload read "0.000 token/s"
+        return f"{sci(v * 100)}%" if unit == "%" else f"{sci(v)} {unit}".rstrip()
     return text
+
+
+def _reads_zero(number: str) -> bool:
+    try:
+        return float(number.replace(",", "").rstrip("%")) == 0
+    except ValueError:
+        return False
 
 
 # engine field names read by people: suffix -> (words, unit for human()); the longest matching suffix wins
@@ -156,6 +165,13 @@ def chip_words(result: Result | None):
     return (lambda text: _GPU.sub(lambda m: "chip" + m.group(1), text)) if tpu else (lambda text: text)
 
 
+def device_words(hardware):
+    """:func:`chip_words` for a scenario's hardware: engine text about a TPU says 'chip' (the A vs B page's
+    messages, where the two sides may differ)."""
+    tpu = state.device_word(hardware) == "chip"
+    return (lambda text: _GPU.sub(lambda m: "chip" + m.group(1), text)) if tpu else (lambda text: text)
+
+
 def metric(where, f: Figure, label: str | None = None, words=None) -> None:
     """One st.metric: the human text, and in its tooltip the exact figure and its derivation."""
     w = words or (lambda text: text)
@@ -177,6 +193,22 @@ CSS = """
 .llmcalc-answer .q { opacity: .75; }
 .llmcalc-better { color: #0a8a3a; font-weight: 600; }
 .llmcalc-worse { color: #c62828; font-weight: 600; }
+/* printing: st.dataframe draws on a canvas, which a printout cuts at the frame's width and height; each table
+   has a plain-HTML twin (panels.dataframe) that only print shows. Inputs' furniture and the sidebar are left out. */
+[data-testid="stElementContainer"]:has(.llmcalc-print) { display: none; }
+.llmcalc-print table { border-collapse: collapse; width: 100%; font-size: .72rem; line-height: 1.25; }
+.llmcalc-print th, .llmcalc-print td { border: 1px solid #bbb; padding: .1rem .3rem; text-align: left;
+  vertical-align: top; overflow-wrap: break-word; }
+.llmcalc-print thead { display: table-header-group; }
+.llmcalc-print tr { break-inside: avoid; }
+@media print {
+  [data-testid="stElementContainer"]:has(.llmcalc-print) { display: block; }
+  [data-testid="stElementContainer"]:has([data-testid="stDataFrame"]) { display: none; }
+  [data-testid="stSidebar"], [data-testid="stHeader"], [data-testid="stToolbar"], [data-testid="stDecoration"],
+  [data-testid="stDownloadButton"], [data-testid="stFileUploader"], [data-testid="stElementToolbar"] {
+    display: none !important; }
+  .block-container { max-width: 100% !important; padding: 0 !important; }
+}
 /* phones: less padding above the page so the answer line shows on the first screen */
 @media (max-width: 640px) { .block-container { padding-top: 3rem !important; } }
 @media (min-width: 641px) { .block-container { padding-top: 2.5rem !important; } }
@@ -441,8 +473,8 @@ def show_result(result: Result, key: str, metrics: tuple[str, ...] = (), table: 
         for c in ("figure", "value", "exact", "unit"):
             rows[c] = rows[c].map(w)
         with st.expander(w(f"all figures of “{result.title}”"), expanded=not metrics):
-            st.dataframe(rows, hide_index=True, width="stretch",
-                         column_config={"SI value": st.column_config.NumberColumn(format="%.6g")})
+            dataframe(rows, hide_index=True, width="stretch",
+                      column_config={"SI value": st.column_config.NumberColumn(format="%.6g")})
     explain_panel(result, key)
     collect(result)
 
@@ -465,6 +497,37 @@ def _formula(label: str, result: Result, words, key: str) -> None:
     with box:
         if box.open:
             st.code(words(result.explain()), language=None)
+
+
+def _cell(v) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "—"
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (int, np.integer)):
+        return f"{int(v):,}"
+    if isinstance(v, (float, np.floating)):
+        return f"{int(v):,}" if float(v).is_integer() and abs(v) < 1e15 else f"{float(v):.4g}"
+    return str(v)
+
+
+def print_table(df) -> str:
+    """Every row and column of ``df`` (a DataFrame, a Styler or a list of row dicts) as a plain HTML table that
+    only printing shows (see CSS): the printout's text, not a canvas cut at the frame."""
+    data = getattr(df, "data", df)  # a Styler's frame
+    data = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
+    head = "".join(f"<th>{_esc(str(c))}</th>" for c in data.columns)
+    body = "".join("<tr>" + "".join(f"<td>{_esc(_cell(v))}</td>" for v in row) + "</tr>"
+                   for row in data.itertuples(index=False, name=None))
+    return f'<div class="llmcalc-print"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def dataframe(df, where=None, **kwargs) -> None:
+    """``st.dataframe(df, **kwargs)`` for the screen and its :func:`print_table` twin for printing (user test: a
+    printed plan showed 16 of its 20 layouts and 7 of 11 columns, the canvas cut at the frame)."""
+    where = where or st
+    where.dataframe(df, **kwargs)
+    where.html(print_table(df))
 
 
 def table_height(rows: int, cap: int = 600) -> int:

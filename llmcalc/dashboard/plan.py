@@ -60,14 +60,15 @@ def people(table: pd.DataFrame) -> pd.DataFrame:
     t = table.copy()
     if "MFU %" in t:
         t["MFU %"] = [f"{v:.1f}%" for v in t["MFU %"]]
-    if "memory GiB" in t:
-        t["memory GiB"] = [f"{v:,.1f} GiB" for v in t["memory GiB"]]
+    if "memory GiB" in t:  # in GB, as the breakdown's "peak per GPU" metric below says it (user test: 40.2 GiB in
+        # the table beside 43.1 GB for the same layout); the CSV keeps GiB, as its header says
+        t["memory GiB"] = [panels.human(v * 2**30, "B") for v in t["memory GiB"]]
     return panels.people_table(t, PEOPLE)
 
 
 def _plan(model, hardware, s: dict):
     """The planner's result for the page's inputs (and the GPU counts it used, and a note if it changed them)."""
-    from ..training.plan import plan_training
+    from ..training.plan import nothing_divides, plan_training
 
     dev = state.device_word(hardware)
     dtype = "fp8" if s["dtype"] == "fp8" and "fp8" in hardware.peak_flops_per_s else "bf16"
@@ -85,6 +86,9 @@ def _plan(model, hardware, s: dict):
         raise LlmcalcError(f"--tokens: {e}") from None
     r = plan_training(model, hardware, gpus=counts, objective=s["objective"], top=TOP, tokens=tokens,
                       price_usd_per_hour=float(s["price"]) or None, **kw)
+    if r.data["divisible"] == 0:  # nothing to time, so not memory (user test: 10⁹ GPUs were told "more GPUs")
+        raise LlmcalcError(f"--gpus {s['plan_gpus']}: " + nothing_divides(
+            model, counts, global_batch=kw["global_batch"], seq=kw["seq"], pins=None))
     return r, kw, note
 
 
@@ -148,7 +152,7 @@ def ranked(model, hardware, s: dict, planned, dev: str) -> None:
         return
     st.subheader(f"Top {len(d['ranked'])} layouts by {d['objective']}")
     table = _rows(d["ranked"], dev)
-    st.dataframe(people(table), hide_index=True, width="stretch", height=panels.table_height(len(table)))
+    panels.dataframe(people(table), hide_index=True, width="stretch", height=panels.table_height(len(table)))
     panels.csv_download(table, "plan", "dl_plan")
     left, right = st.columns(2)
     with left:
@@ -162,11 +166,11 @@ def ranked(model, hardware, s: dict, planned, dev: str) -> None:
                                      title=f"best layout per {dev} count"), width="stretch")
     with right:
         st.markdown("**Best per ZeRO stage** (what sharding more state costs here)")
-        st.dataframe(people(_rows(list(d["best_per_zero"].values()), dev).drop(columns=["#"])), hide_index=True,
-                     width="stretch")
+        panels.dataframe(people(_rows(list(d["best_per_zero"].values()), dev).drop(columns=["#"])), hide_index=True,
+                         width="stretch")
         st.markdown("**Best per TP degree**")
-        st.dataframe(people(_rows(list(d["best_per_tp"].values()), dev).drop(columns=["#"])), hide_index=True,
-                     width="stretch")
+        panels.dataframe(people(_rows(list(d["best_per_tp"].values()), dev).drop(columns=["#"])), hide_index=True,
+                         width="stretch")
     pick = state.widget("plan_pick", st.selectbox, label="layout to break down",
                         options=list(range(1, len(d["ranked"]) + 1)),
                         format_func=lambda i: f"#{i}: {d['ranked'][i - 1]['layout']} on {d['ranked'][i - 1]['gpus']}")

@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from . import panels, state
-from .charts import category_axis, fast
+from .charts import category_axis, fast, title_lines
 
 PHASES = ["generate", "score", "log-probs", "train", "sync"]
 # the regimes table's columns as people read them: header and unit for panels.human
@@ -115,7 +115,7 @@ def eta_chart(model, hardware, x: dict, k: int, dev: str) -> None:
 
 @fast
 def eta_bars(df: pd.DataFrame, title: str) -> alt.Chart:
-    return alt.Chart(df, title=title).mark_bar().encode(
+    return alt.Chart(df, title=title_lines(title)).mark_bar().encode(
         x=alt.X("η:N", sort=None, axis=category_axis()), y=alt.Y("trained tokens/s:Q"),
         tooltip=[alt.Tooltip(c) for c in ("η", "trained tokens/s", "staleness mean")])
 
@@ -128,7 +128,8 @@ def timelines(charts: list[alt.Chart]) -> alt.VConcatChart:
 @fast
 def split_line(df: pd.DataFrame, x: str, y: str) -> alt.Chart:
     return alt.Chart(df, title="async throughput against the split").mark_line(point=True).encode(
-        x=alt.X(f"{x}:Q"), y=alt.Y(f"{y}:Q"))
+        # whole devices: Vega's default ticks read "2.0 2.5 3.0 … rollout GPUs" for candidates 2, 4, 6, 8
+        x=alt.X(f"{x}:Q", axis=alt.Axis(tickMinStep=1, format="d")), y=alt.Y(f"{y}:Q"))
 
 
 def regimes(model, hardware, x: dict, r) -> None:
@@ -145,7 +146,7 @@ def regimes(model, hardware, x: dict, r) -> None:
                      "rollout busy": g["rollout_utilisation"], "trainer busy": g["trainer_utilisation"],
                      "staleness mean": g["staleness_mean"], "staleness max": g["staleness_max"],
                      "speedup vs sync": d["speedup"].get(name, 1.0 if name == "sync_colocated" else None)})
-    st.dataframe(panels.people_table(pd.DataFrame(rows), RL_UNITS), hide_index=True, width="stretch")
+    panels.dataframe(panels.people_table(pd.DataFrame(rows), RL_UNITS), hide_index=True, width="stretch")
     panels.csv_download(pd.DataFrame(rows), "rl-regimes", "dl_rl_regimes")  # the exact SI values
     k = d["split"]["rollout_gpus"]
     split = (f"split: {k} rollout + {d['split']['trainer_gpus']} trainer {dev}s"

@@ -230,6 +230,6 @@ def accelerators(model, hardware, s: dict) -> None:
     if not priced.empty:
         c2.altair_chart(charts.bars(priced, "accelerator", "$ per M output tokens", horizontal=True,
                                     title=["$ per million output tokens", "(catalogue prices)"]), width="stretch")
-    st.dataframe(panels.people_table(df, {"devices": ("devices", ""), "TP": ("TP", ""),
-                                          "$ per M output tokens": ("$ per million output tokens", "USD")}),
-                 hide_index=True, width="stretch")
+    panels.dataframe(panels.people_table(df, {"devices": ("devices", ""), "TP": ("TP", ""),
+                                              "$ per M output tokens": ("$ per million output tokens", "USD")}),
+                     hide_index=True, width="stretch")

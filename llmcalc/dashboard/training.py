@@ -298,8 +298,7 @@ def comms(model, hardware, s: dict) -> None:
         left, right = st.columns([1, 2])
         left.altair_chart(charts.bars(per[["parallelism", "ms per step"]], "parallelism", "ms per step",
                                       title=["communication per parallelism", "(before overlap)"]), width="stretch")
-        right.dataframe(panels.people_table(rows.drop(columns=["source"], errors="ignore")), hide_index=True,
-                        width="stretch",
-                        height=panels.table_height(len(rows)))
+        panels.dataframe(panels.people_table(rows.drop(columns=["source"], errors="ignore")), where=right,
+                         hide_index=True, width="stretch", height=panels.table_height(len(rows)))
         panels.csv_download(rows, "comm-ledger", "dl_comms")
     panels.show_result(r, "comms", metrics=("comm/total_time",), table=False)

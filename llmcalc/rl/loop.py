@@ -132,7 +132,7 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
     half = steps // 2  # the period is measured over the steps after the first half (_summary)
     admit_to = inf if eta is None else batch * (version + eta + 1)  # N_r ≤ B·(i + η + 1): the admission bound
     seg = SEGMENT_STEPS
-    for _ in range(2_000_000):
+    for _ in range(max(2_000_000, 3 * int(batch))):  # ~1.5 rounds per sample (rl_step caps the batch)
         if n_ends >= steps:
             break
         # 1) admissions (not while a sync runs or one waits for the pool to drain)

@@ -346,3 +346,19 @@ def test_eager_decode_overhead_calibrated_on_trtllm_a100_held_out_on_h100():
     # the graph-mode default keeps 1 µs per kernel (judgement): 10 x 28 x 1 µs
     assert latency(Deployment(gptj(), load_hardware("h100-sxm"), 1, "fp8", None, "bf16", "fp8"), 1, 128, 128) \
         .value("tpot_start_s/overhead_s") == pytest.approx(28 * 10 * 1e-6)
+
+
+def test_tpot_contexts_are_ordered_and_within_the_decode_steps():
+    """Decode steps run at contexts prompt+1 … prompt+output-1; the start/mid/end TPOT lines sit in that range in order
+    (output 1 printed mid 1,024 below start 1,025), and output 1, which has no decode step, says so."""
+    dep = Deployment(load_model("llama-3.1-8b"), load_hardware("h100-sxm"))
+    outputs = np.arange(1, 12)
+    r = latency(dep, batch=1, prompt=1024, output=outputs, knee=False)
+    label = {f.key: f.label for f in r.figures}
+    assert "context 1,025" in label["tpot_start_s"]
+    for o in (1, 2, 3, 300):
+        one = latency(dep, batch=1, prompt=1024, output=o, knee=False)
+        ctx = {w: int(one[f"tpot_{w}_s"].label.split("context ")[1].split(")")[0].replace(",", ""))
+               for w in ("start", "mid", "end")}
+        assert 1025 == ctx["start"] <= ctx["mid"] <= ctx["end"] == max(1024 + o - 1, 1025), (o, ctx)
+        assert any("no decode step" in n for n in one.assumptions) == (o == 1)

@@ -497,8 +497,12 @@ def latency(dep: Deployment, batch=1, prompt=128, output=128, reserve: float = 0
                        flops=pre["flops_per_gpu"]))
     figs += _time_figures("ttft_s", "TTFT (prefill)", pre, dep, SRC_TTFT)
     ttft = figs[-1].value
-    ctxs = {"start": np.asarray(prompt) + 1, "mid": np.asarray(prompt) + np.asarray(output) // 2,
-            "end": np.maximum(np.asarray(prompt) + np.asarray(output) - 1, np.asarray(prompt) + 1)}
+    # decode steps run at contexts prompt+1 … prompt+output-1; at output 1 (no step) all three show what one would
+    # cost at prompt+1 (the mid point was prompt+0, below the start: a user test)
+    start = np.asarray(prompt) + 1
+    end = np.maximum(np.asarray(prompt) + np.asarray(output) - 1, start)
+    ctxs = {"start": start, "mid": np.minimum(np.maximum(np.asarray(prompt) + np.asarray(output) // 2, start), end),
+            "end": end}
     tpots = {}
     for where, c in ctxs.items():
         s = _step(dep, batch, 1, c, prefill=False)
@@ -570,6 +574,9 @@ def latency(dep: Deployment, batch=1, prompt=128, output=128, reserve: float = 0
                      + (" (roofline: efficiency 1 and latency 0)" if dep.latency_scale == 0 else ""))
     if m.attention.mla:
         notes.append("MLA decode counted in the absorbed form (DeepSeek-V2 §2.1.3)")
+    if np.any(np.asarray(output) == 1):
+        notes.append("output 1: no decode step follows the prefill (its one token comes with it); the TPOT lines "
+                     "show what a first decode step would cost")
     warn = m.past_positions(final_ctx, "prompt + output")
     if warn:
         notes.append(warn)

@@ -487,7 +487,7 @@ def plan_serve(m: Model, hw: Hardware, *, prompt, output, ttft_s: float, tpot_s:
     if users is not None:
         load = users * requests_per_user_per_min / 60
         how = (f"{users:g} users × {requests_per_user_per_min:g} request per user per minute = {load:.4g} req/s "
-               "(assumed; --requests-per-user-per-min)")
+               + ("(--requests-per-user-per-min, default 1)" if requests_per_user_per_min == 1 else "(given)"))
     elif qps is not None:
         load, how = qps, f"{qps:g} req/s (given)"
     else:

@@ -269,16 +269,11 @@ def plan_serve(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
     from ..core.errors import LlmcalcError
     from ..core.units import parse_count
     from ..inference.plan_serve import plan_serve as plan_serve_
-    from .inference import _eff, _rpm, _seconds
+    from .inference import _eff, _rpm, _seconds, parse_int_list
 
     def ints(text: str, option: str) -> list[int]:
-        from ..core.units import parse_whole
-
-        try:  # whole counts as every count option reads them ('32k'); int(float(x)) cut 1.5 to 1 and raised on inf
-            vals = [parse_whole(x) for x in text.split(",") if x.strip()]
-        except (ValueError, LlmcalcError):
-            raise LlmcalcError(f"{option} expects whole token counts such as 1000 or 512,2048; got {text!r}") from None
-        if not vals or min(vals) < 1:
+        vals = parse_int_list(text, option)  # whole counts as every count option reads them ('32k', ≤ 2**53)
+        if min(vals) < 1:
             raise LlmcalcError(f"{option} expects positive token counts; got {text!r}")
         return vals
 

@@ -231,7 +231,7 @@ def step(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, gpus: int = GPUS,
     from ..core.catalogue import load_hardware, load_model
     from ..core.checks import check_fraction
     from ..core.errors import LlmcalcError
-    from ..training.step import training_step
+    from ..training.step import check_tp_comm_overlap, training_step
 
     check_fraction(compute_efficiency, "--compute-efficiency (fraction of the dense peak)")
     m = load_model(model)
@@ -242,11 +242,8 @@ def step(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT, gpus: int = GPUS,
     lay = _layout(m, tp, pp, dp, ep, cp, zero, sp, interleave, gpus, pp_layers, pp_first, pp_last, schedule, etp)
     if cpu_adam_rate is not None and not offload_optimizer:
         raise LlmcalcError("--cpu-adam-rate is the host optimizer's speed: give it with --offload-optimizer")
-    if tp_comm_overlap and not (bool(lay.sp) and int(lay.tp) > 1):  # it hid TP collectives SP-less layouts lack
-        raise LlmcalcError(f"--tp-comm-overlap needs --sp with --tp > 1 (got --tp {lay.tp}"
-                           f"{'' if lay.sp else ', no --sp'}): Megatron-LM overlaps only sequence-parallel TP "
-                           "collectives (arguments.py: 'Tensor parallel communication/GEMM overlap can happen only "
-                           "when sequence parallelism is enabled')")
+    if tp_comm_overlap:
+        check_tp_comm_overlap(lay.tp, bool(lay.sp))
     r = training_step(m, hw, lay, global_batch=global_batch,
                       micro_batch=micro_batch, seq=seq, gpus=gpus, recompute=recompute,
                       compute_efficiency=compute_efficiency, link_efficiency=link_efficiency, causal=causal,

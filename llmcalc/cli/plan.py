@@ -147,9 +147,10 @@ def plan(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
     check_fraction(compute_efficiency, "--compute-efficiency (fraction of the dense peak)")
     if max_cp < 1:
         raise LlmcalcError(f"--max-cp must be at least 1, got {max_cp}")
-    if tp_comm_overlap and (sp is False or tp == 1):  # Megatron-LM overlaps sequence-parallel TP collectives only
-        raise LlmcalcError(f"--tp-comm-overlap needs sequence parallelism with TP > 1; drop "
-                           f"{'--no-sp' if sp is False else '--tp 1'} or --tp-comm-overlap")
+    if tp_comm_overlap:
+        from ..training.step import check_tp_comm_overlap
+
+        check_tp_comm_overlap(tp, sp, sp_off="--no-sp")
     pins = {"tp": tp, "pp": pp, "dp": dp, "cp": cp, "ep": ep, "v": interleave, "mb": micro_batch, "zero": zero,
             "rc": None if recompute is None else recompute.lower(), "sp": None if sp is None else int(sp),
             "etp": etp, "off": None if offload is None else int(offload)}

@@ -46,6 +46,8 @@ from .layout import (
 
 SRC_BUBBLE = "Narayanan et al. 2021 §2.2: bubble fraction (p−1)/m for 1F1B, (p−1)/(v·m) interleaved"
 MFU_BEYOND_PUBLISHED = 0.60
+SRC_TP_OVERLAP = ("Megatron-LM arguments.py: 'Tensor parallel communication/GEMM overlap can happen only when "
+                  "sequence parallelism is enabled'")
 MFU_ABOVE_HFU = ("MFU with attention counts the full L×L rectangle; FlashAttention executes only the causal half, so "
                  "at this length that convention exceeds the FLOPs actually run (HFU): read MFU 6·N·D or HFU here")
 SRC_BEST_MFU = ("no large-scale run among the published cases this model is tested on reaches it (Narayanan et al. "
@@ -169,6 +171,20 @@ def step_memory(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_bat
                            recompute_layers=recompute_layers, recompute_norm_up=recompute_norm_up,
                            fp8_activations=fp8_activations, offload_optimizer=offload_optimizer)
 
+
+
+def check_tp_comm_overlap(tp, sp, sp_off: str = "no --sp") -> None:
+    """--tp-comm-overlap needs sequence parallelism with TP > 1 (SRC_TP_OVERLAP); LlmcalcError where the layout
+    rules that out, ``sp_off`` naming how SP was left off. ``None`` (a planner's search) rules out nothing: its
+    SP-less candidates keep their TP collectives exposed instead (training_step)."""
+    from ..core.errors import LlmcalcError
+
+    if sp is None and tp is None:
+        return
+    if (sp is not None and not sp) or (tp is not None and int(tp) == 1):
+        got = ", ".join(x for x in (None if tp is None else f"--tp {int(tp)}", None if sp is None or sp else
+                                    sp_off) if x)
+        raise LlmcalcError(f"--tp-comm-overlap needs --sp with --tp > 1 (got {got}): {SRC_TP_OVERLAP}")
 
 def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_batch, micro_batch=1, seq=2048,
                   gpus=None, recompute="none", compute_efficiency: float | None = None,
@@ -318,9 +334,8 @@ def training_step(m: Model, hw: Hardware, layout: Layout = Layout(), *, global_b
     c = comm.data
     k = c["by_overlap_s"]
     z = lambda key: k.get(key, 0.0)  # noqa: E731 - a missing kind moved nothing
-    # Megatron-LM overlaps only sequence-parallel TP collectives (arguments.py: "Tensor parallel communication/GEMM
-    # overlap can happen only when sequence parallelism is enabled"): a layout without SP keeps them exposed, so a
-    # plan with --tp-comm-overlap no longer hides the all-reduces of its SP-less candidates
+    # only sequence-parallel TP collectives overlap (SRC_TP_OVERLAP): a layout without SP keeps them exposed, so a
+    # plan with --tp-comm-overlap does not hide the all-reduces of its SP-less candidates
     ov = np.where(np.asarray(layout.sp, bool), float(bool(tp_comm_overlap)), 0.0)
     ov = float(ov) if np.ndim(ov) == 0 else ov
     tp_exp = derive("time/tp_comm_exposed", "ov*max(tp - compute, 0) + (1 - ov)*tp", "s",

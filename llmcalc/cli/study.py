@@ -290,6 +290,7 @@ def why(topic: str = typer.Argument(..., help="zero3, gqa, mla, pp, tp-within-no
     """A trade-off in this configuration's numbers: ZeRO-3, GQA, MLA, PP, TP within a node, speculative decoding."""
     from ..core.catalogue import load_hardware, load_model
     from ..core.checks import check_count, check_number
+    from ..study.why import TOPIC_INPUTS
     from ..study.why import why as explain_
 
     for v, o in ((gpus, "--gpus"), (seq, "--seq"), (context, "--context"), (batch, "--batch"), (gamma, "--gamma"),
@@ -298,25 +299,22 @@ def why(topic: str = typer.Argument(..., help="zero3, gqa, mla, pp, tp-within-no
             check_count(v, o)
     if alpha is not None:
         check_number(alpha, "--alpha", low=0, low_ok=True, high=1, high_ok=False)
-    # each topic's own options: the others were ignored without a word (why gqa --alpha 0.5); now a note says so
-    # (not an error: `why TOPIC MODEL --gpus 1` stays an answer for every topic, tests/test_errors.py)
-    given = {"--gpus": gpus, "--seq": seq, "--global-batch": global_batch, "--context": context, "--batch": batch,
-             "--draft": draft, "--alpha": alpha, "--gamma": gamma}
-    train = ("--gpus", "--seq", "--global-batch")
-    uses = {"zero3": train, "pp": train, "tp-within-node": ("--seq",), "gqa": ("--context", "--batch"),
-            "mla": ("--context", "--batch"), "speculative": ("--batch", "--draft", "--alpha", "--gamma")}
-    stray = [o for o, v in given.items() if v is not None and o not in uses.get(topic, given)]
-    gpus, seq = 64 if gpus is None else gpus, 4096 if seq is None else seq
-    context = 8192 if context is None else context
-    alpha, gamma = 0.8 if alpha is None else alpha, 4 if gamma is None else gamma
-    w = explain_(topic, load_model(model), load_hardware(hardware), gpus=gpus, seq=seq, global_batch=global_batch,
-                 context=context, batch=batch, draft=None if draft is None else load_model(draft), alpha=alpha,
-                 gamma=gamma)
+    # each topic's own options (TOPIC_INPUTS): the others were ignored without a word (why gqa --alpha 0.5); now a
+    # note says so (not an error: `why TOPIC MODEL --gpus 1` stays an answer for every topic, tests/test_errors.py)
+    given = {"gpus": gpus, "seq": seq, "global_batch": global_batch, "context": context, "batch": batch,
+             "draft": draft, "alpha": alpha, "gamma": gamma}
+    flag = lambda name: "--" + name.replace("_", "-")  # noqa: E731
+    uses = TOPIC_INPUTS.get(topic, tuple(given))
+    stray = [flag(n) for n, v in given.items() if v is not None and n not in uses]
+    kw = {n: v for n, v in given.items() if v is not None}  # the rest: the engine's defaults
+    if draft is not None:
+        kw["draft"] = load_model(draft)
+    w = explain_(topic, load_model(model), load_hardware(hardware), **kw)
     if stray:
         from dataclasses import replace
 
         w = replace(w, notes=(f"ignored: {' and '.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply to "
-                              f"why {topic} (it takes {', '.join(uses[topic])})", *w.notes))
+                              f"why {topic} (it takes {', '.join(map(flag, uses))})", *w.notes))
     if as_json:
         typer.echo(json.dumps({"topic": w.topic, "title": w.title, "text": list(w.lines),
                                "figures": [f.as_dict() for f in w.figures], "assumptions": list(w.notes)},

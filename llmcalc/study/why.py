@@ -410,6 +410,12 @@ def _speculative(m: Model, hw: Hardware, draft: Model | None, alpha: float, gamm
                tuple(s.assumptions))
 
 
+# the inputs each topic reads (the command line notes any other it is given instead of dropping it silently)
+_TRAINING = ("gpus", "seq", "global_batch")
+TOPIC_INPUTS = {"zero3": _TRAINING, "pp": _TRAINING, "tp-within-node": ("seq",), "gqa": ("context", "batch"),
+                "mla": ("context", "batch"), "speculative": ("batch", "draft", "alpha", "gamma")}
+
+
 def why(topic: str, m: Model, hw: Hardware, *, gpus: int = 64, seq: int = 4096, global_batch: int | None = None,
         context: int = 8192, batch: int | None = None, draft: Model | None = None, alpha: float = 0.8,
         gamma: int = 4) -> Why:

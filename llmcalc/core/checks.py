@@ -147,13 +147,25 @@ def check_positive_int(x, option: str):
 
 
 def check_price(x, option: str = "--price"):
-    """A price in USD per GPU-hour: finite and at least 0 (0: hardware already paid for); ``None`` (the catalogue's
-    price) passes. One rule for every planner that prices a GPU-hour (``plan``, ``plan-serve``)."""
+    """A price in USD per GPU-hour, scalar or array: finite, at least 0 (0: hardware already paid for) and at most
+    1e30 (a product with GPU-hours stays finite); ``None`` (the catalogue's price) passes. One rule for everything
+    that prices a GPU-hour (``train``, ``plan``, ``plan-serve``, ``serve``, ``summary``). Returns an array as
+    float64, a scalar as given."""
     if x is None:
         return x
-    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x < 0:
+    import numpy as np
+
+    a = np.asarray(x)
+    if isinstance(x, (bool, np.bool_)) or a.dtype.kind not in "iuf":
         raise LlmcalcError(f"{option} must be a non-negative USD per GPU-hour, got {plain(x)}")
-    return x
+    a = a.astype(float)
+    ok = np.isfinite(a) & (a >= 0)
+    if not np.all(ok):
+        bad = a[~ok].flat[0] if a.ndim else x
+        raise LlmcalcError(f"{option} must be a non-negative USD per GPU-hour, got {plain(bad)}")
+    if np.any(a > 1e30):
+        raise LlmcalcError(f"{option} is out of range (at most 1e30 USD per GPU-hour), got {plain(a.max())}")
+    return a if a.ndim else x
 
 
 def check_scalar(option: str, x, why: str = "one value per call") -> None:

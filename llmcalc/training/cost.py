@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.checks import check_fraction, check_number
+from ..core.checks import check_fraction, check_number, check_price
 from ..core.errors import LlmcalcError
 from ..core.results import Figure, Result, derive
 from ..core.specs import Hardware, Model
@@ -141,7 +141,7 @@ def training_cost(model: Model | None = None, tokens=None, hardware: Hardware | 
     # an MFU divides model FLOPs.
     work = hw_total if achieved_flops_per_s is not None else model_total
 
-    price = _arr(price_usd_per_hour, "--price (USD per GPU-hour)", allow_zero=True)
+    price = check_price(price_usd_per_hour)
     price = price if price is not None else (hardware.price_usd_per_hour
                                                                        if hardware is not None else None)
     if gpus is not None:

@@ -293,14 +293,12 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
     if room < 1:
         raise LlmcalcError(f"--prompt-len {prompt_len} leaves no room for a response in {m.display_name}'s "
                            f"{m.max_seq_len:,} positions")
-    if response.cap is None or response.cap > room:
-        from dataclasses import replace
+    from dataclasses import replace
 
+    if response.cap is None or response.cap > room:
         response = replace(response, cap=float(room), describe_as=response.describe_as
                            + f", capped at the model's {m.max_seq_len:,} positions less the prompt")
-    from dataclasses import replace as _replace
-
-    uncapped = _replace(response, cap=None).mean()
+    uncapped = replace(response, cap=None).mean()
     cut = (f"WARNING: the cap at {response.cap:,.0f} tokens cuts the mean response from {uncapped:,.0f} to "
            f"{response.mean():,.0f} tokens: most of the distribution's mean lies beyond it (is the cv or the tail "
            "meant?)") if response.mean() < 0.5 * uncapped else None

@@ -364,3 +364,13 @@ def test_batching_reads_token_counts_as_infer_does():
     assert a.exit_code == 0 and b.exit_code == 0, a.output
     assert json.loads(a.output) == json.loads(b.output)
     one_error(run(*base, "--prompt", "1.5k,512.5"), "--prompt", "whole")
+
+
+@pytest.mark.parametrize("targets, option", [(("--ttft", "2s", "--ttft-p99", "1s"), "--ttft-p99"),
+                                             (("--tpot", "50ms", "--tpot-p99", "40ms"), "--tpot-p99")])
+def test_plan_serve_p99_target_below_its_p50_is_refused(targets, option):
+    # a 99th percentile is never below the median (order statistics), so a p99 target under the p50 one is a slip;
+    # it was accepted and the p50 target silently did nothing
+    one_error(run("plan-serve", "llama-3.1-8b", "-H", "h100-sxm", "--qps", "1", *targets), option, "p50")
+    equal = [t if t not in ("1s", "40ms") else {"1s": "2s", "40ms": "50ms"}[t] for t in targets]
+    assert run("plan-serve", "llama-3.1-8b", "-H", "h100-sxm", "--qps", "1", *equal).exit_code == 0

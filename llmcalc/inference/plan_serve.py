@@ -470,6 +470,12 @@ def plan_serve(m: Model, hw: Hardware, *, prompt, output, ttft_s: float, tpot_s:
                    ("--requests-per-user-per-min", requests_per_user_per_min)):
         if v is not None and not (np.isfinite(v) and v > 0):
             raise LlmcalcError(f"{opt} must be a positive finite number, got {v!r}")
+    # a 99th percentile is never below the median, so such targets are a slip (swapped?), not a tighter goal
+    for opt, p50, p99, unit, scale in (("--ttft", ttft_s, ttft_p99_s, "s", 1),
+                                       ("--tpot", tpot_s, tpot_p99_s, "ms", 1e3)):
+        if p99 is not None and p99 < p50:
+            raise LlmcalcError(f"{opt}-p99 {p99 * scale:g} {unit} is below {opt} (p50) {p50 * scale:g} {unit}: "
+                               "a p99 is never below its p50; give a p99 target at least the p50 one")
     # users and streams are whole counts, as `serve` reads them: --concurrent 0.5 planned half a stream
     check_count(users, "--users")
     check_count(concurrent, "--concurrent")

@@ -164,6 +164,18 @@ def test_serve_advice_when_no_tp_degree_holds_the_weights():
     one_error(run("serve", "llama-3.1-70b", "-H", "h100-sxm", "--users", "10", "--ttft", "1ms"), "relax the targets")
 
 
+def test_serve_advice_when_the_weights_fit_but_no_sequence_does():
+    # Llama 3.1 70B on 8 L4: the weights fit at TP 8 (141 GB / 8 = 17.6 GB < 21.7 GB usable), but one 128k-token
+    # sequence's bf16 KV, 80 layers × 2 × 8 KV heads × 128 × 2 B × 128,000 / 8 GPUs = 5.2 GB, exceeds the ~4.1 GB
+    # left. The advice said "relax the targets", which cannot help; a lower-bit KV cache does, then targets decide.
+    cmd = ("serve", "llama-3.1-70b", "-H", "l4", "--qps", "1", "--prompt", "120000", "--output", "8000")
+    r = run(*cmd)
+    one_error(r, "memory holds no sequence at any TP degree", "--kv-dtype")
+    assert "relax the targets" not in r.output
+    one_error(run(*cmd, "--kv-dtype", "int8"), "TTFT at batch 1", "relax the targets")
+    assert run(*cmd, "--kv-dtype", "int8", "--ttft", "1000s", "--tpot", "1s").exit_code == 0
+
+
 def test_train_time_follows_a_measured_step_time():
     # 15.6T tokens in steps of 4M tokens, 2 h each: 15.6e12/4e6 = 3.9e6 steps × 2 h = 7.8e6 h = 325,000 days, on 8
     # GPUs 62.4e6 GPU-hours. The page printed 2,749 days (the default MFU 0.4) beside "achieved MFU 0.3%".

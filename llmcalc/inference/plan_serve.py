@@ -206,24 +206,24 @@ def _link(hw: Hardware, span: int, eff: Efficiency) -> tuple[float, float]:
     return hw.scale_out.per_direction_bytes_per_s * eff.link, ALPHA_OUT_S
 
 
-def capacity(m: Model, hw: Hardware, r: Replica, wl: Workload, reserve: float) -> tuple[int, str | None]:
+def capacity(m: Model, hw: Hardware, r: Replica, wl: Workload, reserve: float) -> tuple[int, str | None, bool]:
     """Sequences in flight whose KV fits per replica, each charged its class's final length P_i + O_i (the mean
-    over in-flight sequences, Σ s_i·kv(P_i + O_i), for a mix), or (0, why not)."""
+    over in-flight sequences, Σ s_i·kv(P_i + O_i), for a mix), or (0, why not); and whether the weights fit."""
     ep = r.dpa if r.kind == "ep+dp-attention" else 1
     f = fit(m, hw, r.weights, r.group_size, r.kv_dtype, r.tp, r.pp, reserve=reserve, context=wl.longest,
             ep=ep, brief=True).data
     if not f["fits"]:
         return 0, (f"weights {f['weight_bytes_per_gpu'] / 1e9:.1f} GB per GPU > {f['usable_bytes_per_gpu'] / 1e9:.1f} "
-                   f"GB usable ({reserve:.0%} reserved)")
+                   f"GB usable ({reserve:.0%} reserved)"), False
     if f["max_batch"] < 1:
         return 0, (f"no room for one sequence's KV at {wl.longest} tokens "
-                   f"({f['free_bytes_per_gpu'] / 1e9:.2f} GB left per GPU beside the weights)")
+                   f"({f['free_bytes_per_gpu'] / 1e9:.2f} GB left per GPU beside the weights)"), True
     per_gpu = int(f["max_batch"])
     if wl.k > 1:  # vLLM (Kwon et al. 2023): free KV bytes // KV bytes per running sequence at its final length
         per_seq = sum(s * float(kv_bytes_per_request_per_gpu(m, p + o, r.kv_dtype, r.tp, r.pp))
                       for s, p, o in zip(wl.inflight, wl.prompts, wl.outputs, strict=True))
         per_gpu = int(f["free_bytes_per_gpu"] // per_seq)
-    return per_gpu * ep, None
+    return per_gpu * ep, None, True
 
 
 def _moe_step(m: Model, hw: Hardware, r: Replica, eff: Efficiency, n, lq, ctx, prefill: bool) -> np.ndarray:
@@ -300,9 +300,9 @@ def evaluate(m: Model, hw: Hardware, r: Replica, *, prompt, output, ttft_s: floa
         return memo[key]
 
     wl = once("workload", Workload.of, prompt, output, shares)
-    cap, why = once("capacity", capacity, m, hw, r, wl, reserve)
+    cap, why, weights_fit = once("capacity", capacity, m, hw, r, wl, reserve)
     if cap < 1:
-        return {"ok": False, "why": why, "fits": False}
+        return {"ok": False, "why": why, "fits": False, "weights_fit": weights_fit}
     w = np.asarray(wl.shares)
     pre = once("prefill", lambda: [step_s(m, hw, r, eff, 1, p, p, True) for p in wl.prompts])
     t_pi, t_ui = np.array([float(a) for a, _ in pre]), np.array([float(b) for _, b in pre])

@@ -98,11 +98,17 @@ def serve(model: Model, hw: Hardware, *, prompt: int, output: int, ttft_s: float
              if row else f"tp {r.tp}: {e['why']}" for r, e, row in outcomes]
     ok = [(row["gpus"], r.tp, r, e) for r, e, row in outcomes if row]
     if not ok:
-        # where no TP degree even holds the weights, relaxed targets cannot help: say what can
-        memory_only = all(str(e.get("why", "")).startswith("weights ") for _, e, _ in outcomes)
+        # where memory holds no sequence at any TP degree, relaxed targets cannot help: say what can
         across = ", or spread a replica over nodes with `llmcalc plan-serve` (TP×PP)" if hw.scale_out else ""
-        advice = ("the weights fit at no TP degree, so no target helps: quantise (--weights) or pick hardware with "
-                  f"more memory{across}" if memory_only else "relax the targets, quantise, or pick larger hardware")
+        if all(e.get("weights_fit") is False for _, e, _ in outcomes):
+            advice = ("the weights fit at no TP degree, so no target helps: quantise (--weights) or pick hardware "
+                      f"with more memory{across}")
+        elif all(e.get("fits") is False for _, e, _ in outcomes):
+            advice = ("memory holds no sequence at any TP degree, so no target helps: quantise the KV cache "
+                      f"(--kv-dtype) or the weights, shorten --prompt/--output, or pick hardware with more "
+                      f"memory{across}")
+        else:
+            advice = "relax the targets, quantise, or pick larger hardware"
         raise NoDeploymentError(f"no TP degree up to {hw.scale_up.domain_size} on {hw.display_name} serves "
                            f"{model.display_name} within TTFT {ttft_s:g} s and TPOT {tpot_s * 1e3:g} ms "
                            f"({'; '.join(tried)}); {advice}")

@@ -179,6 +179,14 @@ def _rl(i: dict, over: dict | None = None):
 
     kw = dict(i["rl"], **(over or {}))
     mean, cv, cap = kw.pop("response")
+    if "settings" in kw:  # recipe inputs that live in RLSettings, e.g. NeMo-RL's packed micro-batch tokens
+        from dataclasses import fields, replace
+
+        from ..rl.phases import DEFAULT_SETTINGS
+        unknown = set(kw["settings"]) - {f.name for f in fields(DEFAULT_SETTINGS)}
+        if unknown:
+            raise LlmcalcError(f"unknown RL settings in a case: {', '.join(sorted(unknown))}")
+        kw["settings"] = replace(DEFAULT_SETTINGS, **kw["settings"])
     return rl_step(model(i["model"]), hardware(i["hardware"]), response=lognormal(mean, cv, cap), **kw).data
 
 

@@ -22,7 +22,7 @@ print(f"mean response {response.mean():,.0f} tokens; expected longest of {batch:
       f"{response.expected_max(batch):,.0f}; p50 {float(response.quantile(0.5)):,.0f}, "
       f"p99 {float(response.quantile(0.99)):,.0f}")
 
-# %% 2. All four regimes at the best split (searched over every split, async throughput bound)
+# %% 2. All four regimes at the best split (searched over the splits the assumptions name, async throughput bound)
 r = rl_step(model, hw, gpus=GPUS, prompts=PROMPTS, samples=SAMPLES, prompt_len=PROMPT, response=response,
             staleness=2)
 for name, x in r.data["regimes"].items():

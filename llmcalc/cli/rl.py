@@ -12,6 +12,14 @@ def _fmt_s(x: float) -> str:
     return f"{x:,.1f} s" if x >= 1 else f"{x * 1e3:,.0f} ms"
 
 
+def _speedup(speedup: dict, name: str) -> str:
+    """The "vs sync" cell: sync colocated is the base; without it (the trainer does not fit colocated) there is no
+    ratio, and the cell says so rather than "nanx"."""
+    if name == "sync_colocated":
+        return "1.00x"
+    return f"{speedup[name]:.2f}x" if name in speedup else "n/a"
+
+
 @app.command()
 @user_errors
 @with_profile
@@ -57,7 +65,8 @@ def rl(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
     from ..rl.step import rl_step
     from ._common import _default, table
 
-    if regime.strip().lower() == "sync":  # both shape the fully async regime only: with sync they were dropped silently
+    regime, algo = regime.strip().lower(), algo.strip().lower()  # names are case-insensitive (README)
+    if regime == "sync":  # both shape the fully async regime only: with sync they were dropped silently
         given = [o for o, v in (("--staleness", staleness), ("--partial/--no-partial", partial)) if v is not None]
         if given:
             one = len(given) == 1
@@ -91,13 +100,13 @@ def rl(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
     if as_json:
         typer.echo(json.dumps(r.as_dict(), indent=2, default=_default))
         return
+    if explain:  # the derivation ends with the assumptions itself: printed above it too, they came twice
+        typer.echo(r.explain())
+        return
     typer.echo(r.title)
     typer.echo("assumptions:")
     for a in r.assumptions:
         typer.echo(f"  * {a}")
-    if explain:
-        typer.echo(r.explain())
-        return
     d = r.data
     sp = d["split"]
     split = ("no feasible split" if sp["rollout_gpus"] is None else
@@ -111,7 +120,7 @@ def rl(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
                      _fmt_s(b["train_s"] + b["critic_s"] + b["score_s"]), _fmt_s(b["sync_s"]),
                      f"{x['trained_tokens_per_s'] / 1e3:,.1f}k", f"{x['rollout_utilisation']:.0%}",
                      f"{x['trainer_utilisation']:.0%}", f"{x['staleness_mean']:.1f}/{x['staleness_max']}",
-                     f"{d['speedup'].get(name, 1.0 if name == 'sync_colocated' else float('nan')):.2f}x"))
+                     _speedup(d["speedup"], name)))
     typer.echo(table(rows, ("regime", "step", "generate", "log-probs", "train", "sync", "tok/s trained",
                             "rollout busy", "trainer busy", "lag mean/max", "vs sync")))
     typer.echo(f"best: {d['best_regime'].replace('_', ' ')}")

@@ -141,3 +141,31 @@ def test_api_staleness_inf_is_unbounded_and_text_response_is_parsed():
     b = step(staleness=None).data
     assert a["staleness_eta"] is None
     assert a["regimes"]["fully_async"]["step_s"] == b["regimes"]["fully_async"]["step_s"]
+
+
+# ---------------------------------------------------------------- the async loop's trainer and the pool's prefills
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "found, not fixed: llmcalc.rl.loop keeps one clock for pool and trainer, so the pool's re-prefill after each sync "
+    "(and admission prefills) delay the trainer's next step. The local fix (a step starts at max(last sync end, "
+    "time the B-th rollout completed); the same lines in tests/rl_async_reference.py) passes this and the "
+    "bit-for-bit tests, but moves the AReaL calibration ratio 2.95 -> 3.09 (+11.6%, past test_rl_cases' ±10% "
+    "guard; validate ±30% still inside): it needs the calibration refit (benchmarks/report_rl.py --refit), a "
+    "maintainer's decision"))
+@pytest.mark.parametrize("eta", [None, 2])
+def test_trainer_bound_async_period_is_train_plus_sync(eta):
+    """When the pool produces a batch much faster than the trainer trains one, the trainer never waits in steady
+    state, so the period is t_train + t_sync exactly (AReaL §5: generation and training on separate GPUs). The loop
+    kept one clock for both, and the pool's re-prefill after each sync (and admission prefills) held the trainer:
+    η = inf ran at t_train + t_sync + re-prefill with 20+ batches waiting in the buffer, its staleness growing with
+    the steps simulated (2.3 at 12 steps, 14.7 at 240), and η = 4 came out slower than η = 2."""
+    from llmcalc.inference.latency import Deployment
+    from llmcalc.rl.loop import simulate_async
+
+    pool = Pool(DecodeCost(Deployment(M7, H100), 64, 0.005, 512), engines=4, group=1)
+    lengths, counts = lognormal(2000, 1.0, cap=8192).cohorts(256)
+    t_train, t_sync = 400.0, 1.0  # generating 256 samples on 4 engines takes ~70 s
+    sim = simulate_async(pool, lengths, counts, t_train, t_sync, eta, True, steps=16)
+    assert sim["period_s"] == pytest.approx(t_train + t_sync, rel=1e-9)
+    assert sim["trainer_idle_s"] == pytest.approx(0, abs=1e-6)

@@ -58,4 +58,4 @@ for eta in (0, 1, 2, 4, None):
 fa = r.data["regimes"]["fully_async"]
 print(f"Answer: go asynchronous with ~{k} of {GPUS} GPUs on rollout; at η = 2 the step drops from "
       f"{sync['step_s']:.0f} s to {fa['step_s']:.0f} s ({sync['step_s'] / fa['step_s']:.2f}x), at a mean "
-      f"staleness of {fa['staleness_mean']:.1f} policy versions.")
+      f"staleness of {fa['staleness_mean']:.2f} policy versions.")

@@ -169,3 +169,41 @@ def test_trainer_bound_async_period_is_train_plus_sync(eta):
     sim = simulate_async(pool, lengths, counts, t_train, t_sync, eta, True, steps=16)
     assert sim["period_s"] == pytest.approx(t_train + t_sync, rel=1e-9)
     assert sim["trainer_idle_s"] == pytest.approx(0, abs=1e-6)
+
+
+def test_table_shows_generated_tokens_per_s_as_the_readme_says():
+    """README: 'Output: … trained and generated tokens/s'; the table had only the trained. Generated tokens/s =
+    samples × mean response / step (hand: 256 × 2,000 / step; equal lengths, so the batch holds exactly that)."""
+    args = (*SMALL[:-1], "2000")
+    out = run(*args).output
+    d = json.loads(run(*args, "--json").output)
+    head = next(ln for ln in out.splitlines() if ln.startswith("regime"))
+    assert "tok/s generated" in head
+    for name, x in d["regimes"].items():
+        hand = 32 * 8 * 2000 / x["step_s"]
+        assert x["generated_tokens_per_s"] == pytest.approx(hand, rel=1e-3)
+        row = next(ln for ln in out.splitlines() if ln.startswith(name.replace("_", " ")))
+        assert f"{hand / 1e3:,.1f}k" in row.split()
+
+
+def test_example_answer_states_the_staleness_as_the_sweep_prints_it():
+    """The tutorial printed 'staleness mean 1.75' for η = 2 and then answered '1.7 policy versions'."""
+    import pathlib
+    import re
+
+    src = pathlib.Path(__file__).resolve().parents[1].joinpath("examples", "rl_sync_vs_async.py").read_text()
+    fmts = re.findall(r"staleness[^\n]*?\{[^}]*staleness_mean'?\]?:(\.\d+f)\}", src)
+    assert len(fmts) == 2 and len(set(fmts)) == 1, fmts
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "found, not fixed: the batch is simulated as Blom plotting-position quantiles F^-1((i - 0.375)/(N + 0.25)), "
+    "whose sum falls short of N x E[X] for a tail (cv 2: -15% at N = 16, -2.6% at 256), so 'responses: mean 2,000' "
+    "and the generated tokens/s (samples x simulated mean / step) disagree. Conditional means per rank bin "
+    "(partial expectations) would conserve Σ; it changes the drain and the validate rows slightly: a design decision"))
+@pytest.mark.parametrize("cv, n", [(1.0, 256), (2.0, 16)])
+def test_the_simulated_batch_holds_n_times_the_mean_response(cv, n):
+    """Σ E[X_(i:N)] = N·E[X] (linearity of expectation): the batch's cohorts should hold N × mean tokens."""
+    d = lognormal(2000, cv)
+    lengths, counts = d.cohorts(n)
+    assert float(np.dot(lengths, counts)) == pytest.approx(n * 2000, rel=1e-3)

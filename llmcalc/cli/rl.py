@@ -118,9 +118,10 @@ def rl(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
         b = x["breakdown_s"]
         rows.append((name.replace("_", " "), _fmt_s(x["step_s"]), _fmt_s(b["generate_s"]), _fmt_s(b["logprob_s"]),
                      _fmt_s(b["train_s"] + b["critic_s"] + b["score_s"]), _fmt_s(b["sync_s"]),
-                     f"{x['trained_tokens_per_s'] / 1e3:,.1f}k", f"{x['rollout_utilisation']:.0%}",
+                     f"{x['trained_tokens_per_s'] / 1e3:,.1f}k", f"{x['generated_tokens_per_s'] / 1e3:,.1f}k",
+                     f"{x['rollout_utilisation']:.0%}",
                      f"{x['trainer_utilisation']:.0%}", f"{x['staleness_mean']:.1f}/{x['staleness_max']}",
                      _speedup(d["speedup"], name)))
     typer.echo(table(rows, ("regime", "step", "generate", "log-probs", "train", "sync", "tok/s trained",
-                            "rollout busy", "trainer busy", "lag mean/max", "vs sync")))
+                            "tok/s generated", "rollout busy", "trainer busy", "lag mean/max", "vs sync")))
     typer.echo(f"best: {d['best_regime'].replace('_', ' ')}")

@@ -207,3 +207,12 @@ def test_the_simulated_batch_holds_n_times_the_mean_response(cv, n):
     d = lognormal(2000, cv)
     lengths, counts = d.cohorts(n)
     assert float(np.dot(lengths, counts)) == pytest.approx(n * 2000, rel=1e-3)
+
+
+@pytest.mark.parametrize("recompute, label", [(None, "full-rc"), ("full", "full-rc"), ("none", "no-rc")])
+def test_planner_layout_uses_the_trainers_recompute(recompute, label):
+    """The assumptions read 'the planner's best (… ZeRO-1 no-rc) …; recompute full': the planner chose a layout
+    without recomputation that the trainer then ran with full recomputation (RLSettings.recompute, verl's gradient
+    checkpointing). The planner is now asked the trainer's own question."""
+    d = step(gpus=64, prompts=512, samples=16, response=lognormal(3000, 1.0, cap=8192), recompute=recompute).data
+    assert d["trainer_layout"]["planner_layout"].endswith(label), d["trainer_layout"]

@@ -342,7 +342,8 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
         from .phases import planned_layout
 
         lengths, counts = response.cohorts(prompts * samples)
-        planned = planned_layout(m, hw, gpus, lengths, counts, float(prompt_len), minibatches)
+        planned = planned_layout(m, hw, gpus, lengths, counts, float(prompt_len), minibatches,
+                                 recompute=settings.recompute)
         train_tp, train_pp, train_ep, zero = planned["tp"], planned["pp"], planned["ep"], planned["zero"]
     train_tp, train_pp, train_ep = train_tp or 1, train_pp or 1, train_ep or 1
     zero = 3 if zero is None else zero

@@ -216,3 +216,15 @@ def test_planner_layout_uses_the_trainers_recompute(recompute, label):
     checkpointing). The planner is now asked the trainer's own question."""
     d = step(gpus=64, prompts=512, samples=16, response=lognormal(3000, 1.0, cap=8192), recompute=recompute).data
     assert d["trainer_layout"]["planner_layout"].endswith(label), d["trainer_layout"]
+
+
+def test_response_len_reads_k_like_every_other_token_option():
+    """--gpus 2k, --prompt-len 2k and --max-response 8k were read; --response-len 2k,1 was refused."""
+    from llmcalc.rl.lengths import from_percentiles, parse_response_len
+
+    assert parse_response_len("2k,1") == parse_response_len("2000,1")
+    assert parse_response_len("2k,6k,8k") == from_percentiles(2000, 6000, 8000)
+    assert parse_response_len("table:1k,2k").mean() == 1500  # (1,000 + 2,000) / 2
+    r = run(*SMALL[:-1], "2k,1")
+    assert r.exit_code == 0 and "mean 2,000 tokens" in r.output, r.output
+    one_error(run(*SMALL[:-1], "2x,1"), "--response-len")

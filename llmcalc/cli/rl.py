@@ -26,11 +26,12 @@ def _speedup(speedup: dict, name: str) -> str:
 def rl(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
        gpus: int = typer.Option(..., "--gpus", "-n", help="Total GPUs (rollout + trainer)."),
        prompts: int = typer.Option(..., "--prompts", help="Prompts per step (P)."),
-       samples: int = typer.Option(16, "--samples", "-G", help="Samples per prompt (G; PPO: 1)."),
+       samples: int = typer.Option(16, "--samples", "-G", help="Samples per prompt (G; PPO runs usually give "
+                                   "-G 1: the default 16 applies to --algo ppo too)."),
        prompt_len: int = typer.Option(512, "--prompt-len", help="Prompt length (tokens)."),
        response_len: str = typer.Option(..., "--response-len",
                                         help="Response lengths: 'mean,cv' (lognormal), 'p50,p90,p99', or "
-                                             "'table:l1,l2,…' (tokens)."),
+                                             "'table:l1,l2,…' (tokens; 2k = 2000)."),
        max_response: int = typer.Option(None, "--max-response", help="Generation cap (tokens); clips the tail."),
        algo: str = typer.Option("grpo", "--algo", help="grpo (no critic) or ppo (critic + reference)."),
        regime: str = typer.Option("all", "--regime", help="sync, async or all."),

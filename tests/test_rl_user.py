@@ -228,3 +228,16 @@ def test_response_len_reads_k_like_every_other_token_option():
     r = run(*SMALL[:-1], "2k,1")
     assert r.exit_code == 0 and "mean 2,000 tokens" in r.output, r.output
     one_error(run(*SMALL[:-1], "2x,1"), "--response-len")
+
+
+def test_explain_derives_the_tokens_per_s_columns():
+    """The table's tok/s columns had no line in --explain (DESIGN: every number answers where it comes from), and
+    nothing said 'trained' counts the prompt too. Hand: 256 samples × (512 + 2,000) / step and × 2,000 / step."""
+    args = (*SMALL[:-1], "2000")  # equal lengths: the batch's mean is exactly 2,000
+    d = json.loads(run(*args, "--json").output)
+    f = {x["key"]: x for x in d["figures"]}
+    for r, x in d["regimes"].items():
+        assert f[f"{r}/trained_tokens_per_s"]["value"] == x["trained_tokens_per_s"]
+        assert x["trained_tokens_per_s"] == pytest.approx(256 * (512 + 2000) / x["step_s"], rel=1e-9)
+        assert f[f"{r}/generated_tokens_per_s"]["value"] == x["generated_tokens_per_s"]
+    assert "trained tokens/s" in run(*args, "--explain").output

@@ -241,3 +241,11 @@ def test_explain_derives_the_tokens_per_s_columns():
         assert x["trained_tokens_per_s"] == pytest.approx(256 * (512 + 2000) / x["step_s"], rel=1e-9)
         assert f[f"{r}/generated_tokens_per_s"]["value"] == x["generated_tokens_per_s"]
     assert "trained tokens/s" in run(*args, "--explain").output
+
+
+def test_summary_line_names_what_each_count_counts():
+    """'expected longest of 8,192 8,192 (Blom)' put two bare counts side by side (samples, then tokens). Hand: a
+    lognormal with mean 3,000 and cv 1 has a Blom top quantile (z = 3.79) of ~49,600 tokens, past the 8,192 cap."""
+    out = run("rl", "qwen2.5-7b", "--gpus", "64", "--prompts", "512", "--response-len", "3000,1",
+              "--max-response", "8192").output
+    assert "expected longest of the 8,192 samples 8,192 tokens (Blom)" in out, out

@@ -249,3 +249,22 @@ def test_summary_line_names_what_each_count_counts():
     out = run("rl", "qwen2.5-7b", "--gpus", "64", "--prompts", "512", "--response-len", "3000,1",
               "--max-response", "8192").output
     assert "expected longest of the 8,192 samples 8,192 tokens (Blom)" in out, out
+
+
+def test_example_tutorial_statements_match_its_own_numbers(capsys):
+    """examples/rl_sync_vs_async.py read as a tutorial: η = 0 is the synchronous disaggregated step, the answer's
+    times, speed-up and staleness are the ones the rows above print (it said 1.7 after printing 1.75)."""
+    import pathlib
+    import re
+    import runpy
+
+    runpy.run_path(str(pathlib.Path(__file__).resolve().parents[1] / "examples" / "rl_sync_vs_async.py"))
+    out = capsys.readouterr().out
+    step = {m[1]: float(m[2]) for m in re.finditer(r"^(\w+)\s+step\s+([\d.]+) s", out, re.M)}
+    eta = {m[1]: (float(m[2]), m[3]) for m in re.finditer(r"η = (\w+): step\s+([\d.]+) s,.*mean ([\d.]+)", out)}
+    assert eta["0"][0] == step["sync_disaggregated"]
+    assert eta["2"][0] == step["fully_async"]
+    ans = re.search(r"from (\d+) s to (\d+) s \(([\d.]+)x\), at a mean staleness of ([\d.]+)", out)
+    assert (int(ans[1]), int(ans[2])) == (round(step["sync_colocated"]), round(step["fully_async"]))
+    assert float(ans[3]) == pytest.approx(step["sync_colocated"] / step["fully_async"], abs=0.01)
+    assert ans[4] == eta["2"][1]

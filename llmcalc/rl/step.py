@@ -243,6 +243,10 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
     ``settings.recompute``. ``rollout_logprobs``: the trainer takes the engine's sampling log-probs as the old
     policy's and runs no old-log-prob forward pass (verl fully async ``async_training.use_rollout_log_probs``).
 
+    ``response``: a ``LengthDist`` (llmcalc.rl.lengths) or its CLI text ('3000,1.0', '2k,6k,8k', 'table:…');
+    ``staleness``: η in whole steps, None or inf for no bound. One configuration per call: numeric arguments are
+    scalars (an array gets one line saying so).
+
     ``check_only``: run every input and fit check (the errors a full call raises) and return None without
     simulating anything: what a face needs to probe which values of an input work, at a small fraction of
     the cost.

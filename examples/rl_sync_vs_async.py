@@ -18,11 +18,11 @@ response = lognormal(3000, 1.0, cap=8192)
 batch = PROMPTS * SAMPLES
 
 # %% 1. How long is the tail? The synchronous step waits for the longest of the 8,192 samples.
-print(f"mean response {response.mean():,.0f} tokens; expected longest of {batch:,} (Blom) "
-      f"{response.expected_max(batch):,.0f}; p50 {float(response.quantile(0.5)):,.0f}, "
+print(f"mean response {response.mean():,.0f} tokens; expected longest of the {batch:,} samples (Blom) "
+      f"{response.expected_max(batch):,.0f} tokens; p50 {float(response.quantile(0.5)):,.0f}, "
       f"p99 {float(response.quantile(0.99)):,.0f}")
 
-# %% 2. All four regimes at the best split (searched over every split, async throughput bound)
+# %% 2. All four regimes at the best split (searched over the splits the assumptions name, async throughput bound)
 r = rl_step(model, hw, gpus=GPUS, prompts=PROMPTS, samples=SAMPLES, prompt_len=PROMPT, response=response,
             staleness=2)
 for name, x in r.data["regimes"].items():
@@ -58,4 +58,4 @@ for eta in (0, 1, 2, 4, None):
 fa = r.data["regimes"]["fully_async"]
 print(f"Answer: go asynchronous with ~{k} of {GPUS} GPUs on rollout; at η = 2 the step drops from "
       f"{sync['step_s']:.0f} s to {fa['step_s']:.0f} s ({sync['step_s'] / fa['step_s']:.2f}x), at a mean "
-      f"staleness of {fa['staleness_mean']:.1f} policy versions.")
+      f"staleness of {fa['staleness_mean']:.2f} policy versions.")

@@ -270,7 +270,8 @@ def test_dashboard_rl_page_shows_what_rl_step_says():
 
 def test_trainer_layout_is_the_planners_best_unless_given():
     """No layout given: the trainer runs the training planner's best layout (llmcalc.training.plan, objective
-    time) for one optimizer step of this batch on all the GPUs; any layout option given is used as given."""
+    time) for one optimizer step of this batch on all the GPUs, at the trainer's own recomputation (full, the
+    default: RLSettings.recompute); any layout option given is used as given."""
     from llmcalc.rl.phases import effective_batch
     from llmcalc.training.plan import plan_training
 
@@ -280,7 +281,7 @@ def test_trainer_layout_is_the_planners_best_unless_given():
     _, l_eff, b_eff = effective_batch(*resp.cohorts(256 * 8), 512)
     gb = max(32, -(-int(b_eff / 2) // 32) * 32)
     best = plan_training(M7, H100, gpus=32, global_batch=gb, seq=round(l_eff), top=1,
-                         pins={"cp": 1, "v": 1, "sp": 0, "pp": [1, 2, 4, 7, 14, 28]}).data["best"]
+                         pins={"cp": 1, "v": 1, "sp": 0, "pp": [1, 2, 4, 7, 14, 28], "rc": "full"}).data["best"]
     assert d["source"] == "planner" and d["planner_layout"] == best["layout"]
     assert (d["tp"], d["pp"], d["ep"], d["zero"]) == (best["tp"], best["pp"], best["ep"], best["zero"])
     g = rl_step(M7, H100, train_tp=2, **kw).data["trainer_layout"]

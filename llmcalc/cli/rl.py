@@ -12,17 +12,26 @@ def _fmt_s(x: float) -> str:
     return f"{x:,.1f} s" if x >= 1 else f"{x * 1e3:,.0f} ms"
 
 
+def _speedup(speedup: dict, name: str) -> str:
+    """The "vs sync" cell: sync colocated is the base; without it (the trainer does not fit colocated) there is no
+    ratio, and the cell says so rather than "nanx"."""
+    if name == "sync_colocated":
+        return "1.00x"
+    return f"{speedup[name]:.2f}x" if name in speedup else "n/a"
+
+
 @app.command()
 @user_errors
 @with_profile
 def rl(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
        gpus: int = typer.Option(..., "--gpus", "-n", help="Total GPUs (rollout + trainer)."),
        prompts: int = typer.Option(..., "--prompts", help="Prompts per step (P)."),
-       samples: int = typer.Option(16, "--samples", "-G", help="Samples per prompt (G; PPO: 1)."),
+       samples: int = typer.Option(16, "--samples", "-G", help="Samples per prompt (G; PPO runs usually give "
+                                   "-G 1: the default 16 applies to --algo ppo too)."),
        prompt_len: int = typer.Option(512, "--prompt-len", help="Prompt length (tokens)."),
        response_len: str = typer.Option(..., "--response-len",
                                         help="Response lengths: 'mean,cv' (lognormal), 'p50,p90,p99', or "
-                                             "'table:l1,l2,…' (tokens)."),
+                                             "'table:l1,l2,…' (tokens; 2k = 2000)."),
        max_response: int = typer.Option(None, "--max-response", help="Generation cap (tokens); clips the tail."),
        algo: str = typer.Option("grpo", "--algo", help="grpo (no critic) or ppo (critic + reference)."),
        regime: str = typer.Option("all", "--regime", help="sync, async or all."),
@@ -57,7 +66,8 @@ def rl(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
     from ..rl.step import rl_step
     from ._common import _default, table
 
-    if regime.strip().lower() == "sync":  # both shape the fully async regime only: with sync they were dropped silently
+    regime, algo = regime.strip().lower(), algo.strip().lower()  # names are case-insensitive (README)
+    if regime == "sync":  # both shape the fully async regime only: with sync they were dropped silently
         given = [o for o, v in (("--staleness", staleness), ("--partial/--no-partial", partial)) if v is not None]
         if given:
             one = len(given) == 1
@@ -91,27 +101,28 @@ def rl(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
     if as_json:
         typer.echo(json.dumps(r.as_dict(), indent=2, default=_default))
         return
+    if explain:  # the derivation ends with the assumptions itself: printed above it too, they came twice
+        typer.echo(r.explain())
+        return
     typer.echo(r.title)
     typer.echo("assumptions:")
     for a in r.assumptions:
         typer.echo(f"  * {a}")
-    if explain:
-        typer.echo(r.explain())
-        return
     d = r.data
     sp = d["split"]
     split = ("no feasible split" if sp["rollout_gpus"] is None else
              f"split {sp['rollout_gpus']} rollout + {sp['trainer_gpus']} trainer GPUs")
-    typer.echo(f"responses: mean {d['response_mean']:,.0f} tokens, expected longest of {d['batch']:,} "
-               f"{d['response_expected_max']:,.0f} (Blom); {split}")
+    typer.echo(f"responses: mean {d['response_mean']:,.0f} tokens, expected longest of the {d['batch']:,} samples "
+               f"{d['response_expected_max']:,.0f} tokens (Blom); {split}")  # was "of 8,192 8,192": two bare counts
     rows = []
     for name, x in d["regimes"].items():
         b = x["breakdown_s"]
         rows.append((name.replace("_", " "), _fmt_s(x["step_s"]), _fmt_s(b["generate_s"]), _fmt_s(b["logprob_s"]),
                      _fmt_s(b["train_s"] + b["critic_s"] + b["score_s"]), _fmt_s(b["sync_s"]),
-                     f"{x['trained_tokens_per_s'] / 1e3:,.1f}k", f"{x['rollout_utilisation']:.0%}",
+                     f"{x['trained_tokens_per_s'] / 1e3:,.1f}k", f"{x['generated_tokens_per_s'] / 1e3:,.1f}k",
+                     f"{x['rollout_utilisation']:.0%}",
                      f"{x['trainer_utilisation']:.0%}", f"{x['staleness_mean']:.1f}/{x['staleness_max']}",
-                     f"{d['speedup'].get(name, 1.0 if name == 'sync_colocated' else float('nan')):.2f}x"))
+                     _speedup(d["speedup"], name)))
     typer.echo(table(rows, ("regime", "step", "generate", "log-probs", "train", "sync", "tok/s trained",
-                            "rollout busy", "trainer busy", "lag mean/max", "vs sync")))
+                            "tok/s generated", "rollout busy", "trainer busy", "lag mean/max", "vs sync")))
     typer.echo(f"best: {d['best_regime'].replace('_', ' ')}")

@@ -149,14 +149,26 @@ def table(values, cap: float | None = None) -> LengthDist:
                       describe_as=f"table of {len(vals)} lengths (empirical quantiles)")
 
 
+def _number(x: str) -> float:
+    """One value of --response-len: a plain float ('0.8', 'nan' for check_number to name), else a count with a
+    k/M suffix as every other token option reads it ('2k' was refused here while --gpus 2k and --prompt-len 2k
+    were read)."""
+    from ..core.units import parse_count
+
+    try:
+        return float(x)
+    except ValueError:
+        return parse_count(x)
+
+
 def parse_response_len(text: str, cap: float | None = None) -> LengthDist:
-    """'4096,0.8' (mean, cv) | '2000,6000,16000' (p50, p90, p99) | 'table:1000,2000,…' (lengths)."""
+    """'4096,0.8' (mean, cv) | '2000,6000,16000' or '2k,6k,16k' (p50, p90, p99) | 'table:1000,2000,…' (lengths)."""
     t = text.strip()
     try:
         if t.startswith("table:"):
-            return table([float(x) for x in t[6:].split(",") if x.strip()], cap)
-        parts = [float(x) for x in t.split(",")]
-    except ValueError:
+            return table([_number(x) for x in t[6:].split(",") if x.strip()], cap)
+        parts = [_number(x) for x in t.split(",")]
+    except ValueError:  # UnitError (parse_count's) is one
         raise LlmcalcError(f"--response-len expects 'mean,cv', 'p50,p90,p99' or 'table:l1,l2,…' (tokens), "
                            f"got {text!r}") from None
     if len(parts) == 2:

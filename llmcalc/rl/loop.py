@@ -73,7 +73,7 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
         steps = 12 if eta is None else int(min(40, max(8, 3 * (eta + 1) + 4)))
     cost = pool.cost
     cap, engines, group = pool.capacity, pool.engines, pool.group
-    prefill_s, prompt = cost.prefill_s, cost.prompt
+    prefill_s, reprefill_s, prompt = cost.prefill_s, cost.reprefill_s, cost.prompt
     c0, c1, m0, m1, comm = cost._rows
     overhead, per_seq, slots = cost.overhead_s, cost.per_seq_s, cost.slots
     seq_s = [per_seq * (i + 1) for i in range(slots)]  # t_seq·b of DecodeCost.step_s, the same product per b
@@ -253,7 +253,7 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
                 # Generator.reprefill(): the KV of every running sequence recomputed under the new weights
                 if active:
                     mean_ctx = prompt + (kclk * active - sum_start) / active if active else 0.0
-                    dtp = active * prefill_s * mean_ctx / prompt / engines
+                    dtp = active * reprefill_s * mean_ctx / prompt / engines
                     busy += dtp
                 else:
                     dtp = 0.0

@@ -63,8 +63,9 @@ def _regime(name, step_s, parts: dict, ctx, rollout_gpus, trainer_gpus, rollout_
             # GPU-seconds per step: work done by each pool, and idle (colocated pools share their GPUs)
             "rollout_gpu_s": rollout_busy * rollout_gpus,
             "trainer_gpu_s": trainer_busy * (rollout_gpus if name == "sync_colocated" else trainer_gpus),
-            "idle_gpu_s": step_s * total - rollout_busy * rollout_gpus
-            - trainer_busy * (rollout_gpus if name == "sync_colocated" else trainer_gpus)}
+            # ≥ 0: colocated it is 0 by construction, and the subtraction left -9e-13 (a negative time) in --json
+            "idle_gpu_s": max(step_s * total - rollout_busy * rollout_gpus
+                              - trainer_busy * (rollout_gpus if name == "sync_colocated" else trainer_gpus), 0.0)}
 
 
 def _parts(g: dict, tr: dict, sync_s: float) -> dict:
@@ -96,9 +97,14 @@ def _train_figs(key: str, tr: dict, gpus: int) -> list[Figure]:
                    critic=tr["critic_s"], update=tr["update_s"])]
 
 
-def _assumptions(ctx, k: int, tk: int, searched: bool, partial: bool, eta, colocated_ok: bool) -> list[str]:
+def _assumptions(ctx, k: int, tk: int, searched: bool, partial: bool, eta, colocated_why: str | None,
+                 candidates=None) -> list[str]:
     s = ctx.s
-    split = (f"split: {k} rollout + {tk} trainer GPUs" + (" (searched: async throughput bound over every split, "
+    # the search keeps at most 48 splits (rl.step._split_candidates): "every split" was not what it tried on 64 GPUs
+    # (rollout 2, 4, …, 62), so the text names the candidates it scored
+    tried = ("" if candidates is None or not len(candidates) else
+             f" over the {len(candidates)} splits of rollout GPUs {_span(candidates)}")
+    split = (f"split: {k} rollout + {tk} trainer GPUs" + (f" (searched: async throughput bound{tried}, "
                                                          "best three simulated)" if searched else " (given)")
              if k is not None else "split: none feasible")
     out = [f"responses: {ctx.response.describe_as}; tail and drain from {len(ctx.lengths)} cohorts of the "
@@ -124,6 +130,15 @@ def _assumptions(ctx, k: int, tk: int, searched: bool, partial: bool, eta, coloc
            "(AReaL's buffer), and a long rollout overtaken by shorter ones lags more: the lag column is measured",
            "pools are balanced fluidly across engines; generation and training efficiency do not depend on the "
            "regime; CPU-side reward, data loading and logging are not counted"]
-    if not colocated_ok:
-        out.append("WARNING: the trainer does not fit colocated on all GPUs; sync colocated is left out")
+    if colocated_why is not None:
+        out.append(f"WARNING: no trainer colocated on all GPUs ({colocated_why}); sync colocated is left out")
     return out
+
+
+def _span(ks) -> str:
+    """Candidate rollout sizes as people write a range: '2, 4, …, 62' (an even step), else the list."""
+    ks = [int(x) for x in ks]
+    steps = {b - a for a, b in zip(ks, ks[1:], strict=False)}
+    if len(ks) > 3 and len(steps) == 1:
+        return f"{ks[0]}, {ks[1]}, …, {ks[-1]}"
+    return ", ".join(map(str, ks))

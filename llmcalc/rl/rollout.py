@@ -53,6 +53,7 @@ class DecodeCost:
     m1: np.ndarray = field(init=False)
     comm: np.ndarray = field(init=False)
     prefill_s: float = field(init=False)
+    reprefill_s: float = field(init=False)
 
     def __post_init__(self):
         b = np.arange(1, self.slots + 1, dtype=float)
@@ -66,7 +67,14 @@ class DecodeCost:
         # exposed TP communication + the engine's fixed per-step launch overhead (inference.latency.step, #12)
         self.comm = np.asarray(s_lo["comm_exposed_s"] + s_lo["overhead_s"], dtype=float) * np.ones_like(b)
         p = max(int(self.prompt), 1)
-        self.prefill_s = float(step(self.dep, 1, p, p, prefill=True)["step_s"])
+        pre = step(self.dep, 1, p, p, prefill=True)
+        self.prefill_s = float(pre["step_s"])
+        # A re-prefill (reprefill) recomputes the KV of every running sequence in large batched forwards, which are
+        # compute-bound: it scales this prompt's prefill by context / prompt with the roofline term taken as its
+        # compute part. A lone short prompt is memory-bound (its time is the weight read), and scaling that read by
+        # the context made a 1-token prompt's re-prefill ~250x too slow (7B on H100: async 2.5x slower than sync).
+        # Where the prompt is compute-bound this is prefill_s to the bit (step_s = max(compute, memory) + rest).
+        self.reprefill_s = float(pre["compute_s"] + pre["comm_exposed_s"] + pre["overhead_s"])
         # the same tables as Python floats: step_s runs 10⁴ times per simulation and numpy scalar arithmetic is
         # several times slower (the same float64 operations, so the same results)
         self._rows = tuple(a.tolist() for a in (self.c0, self.c1, self.m0, self.m1, self.comm))
@@ -135,10 +143,11 @@ class Generator:
 
     def reprefill(self) -> float:
         """Recompute the KV of every running sequence (prompt + tokens so far) after a weight update: prefill
-        time scaled by context / prompt (linear part of the prefill FLOPs). Returns the seconds it takes."""
+        time scaled by context / prompt (linear part of the prefill FLOPs; ``DecodeCost.reprefill_s``). Returns the
+        seconds it takes."""
         if not self.active:
             return 0.0
-        dt = self.active * self.pool.cost.prefill_s * self.mean_context() / self.pool.cost.prompt \
+        dt = self.active * self.pool.cost.reprefill_s * self.mean_context() / self.pool.cost.prompt \
             / self.pool.engines
         self.busy_s += dt
         return dt

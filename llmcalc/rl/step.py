@@ -12,7 +12,8 @@ A step trains on B = P prompts × G samples (GRPO/RLOO groups; PPO with G = 1). 
 - ``fully_async`` (AReaL; verl fully_async_policy): staleness bound η and interruptible rollouts, simulated
   by ``llmcalc.rl.loop.simulate_async``; η = 0 reproduces ``sync_disaggregated``.
 
-The split K is given (``rollout_gpus``) or searched: every multiple of the engine size that leaves a trainer
+The split K is given (``rollout_gpus``) or searched: every multiple of the engine size (of 2, 4, … engines when
+that would be more than 48 splits: on 64 one-GPU engines, rollout 2, 4, …, 62) that leaves a trainer
 of a multiple of tp·pp·ep GPUs (ep divides dp: Megatron-Core parallel_state.py) that fits, scored by the async
 throughput bound max(generate at full slots(K), trainer(N − K) + sync) over the whole candidate array at once,
 then the best few are simulated.
@@ -24,7 +25,7 @@ import math
 
 import numpy as np
 
-from ..core.checks import check_count, check_number
+from ..core.checks import check_count, check_number, check_scalar
 from ..core.errors import LayoutError, LlmcalcError
 from ..core.results import Figure, Result, derive
 from ..core.specs import Hardware, Model
@@ -132,12 +133,24 @@ class _Ctx:
         return self.resp_tokens / (engines * per_engine) * t_step + prefill
 
 
-def _feasible_trainer(ctx: _Ctx, gpus: int) -> bool:
+def _feasible_trainer(ctx: _Ctx, gpus: int) -> str | None:
+    """None when the trainer runs on ``gpus`` GPUs, else why not (its LayoutError's message: a layout that does not
+    divide the GPUs is not a trainer that does not fit, and the warning said "does not fit" for both)."""
     try:
         ctx.train(gpus)
-    except LayoutError:
-        return False
-    return True
+    except LayoutError as e:
+        return str(e)
+    return None
+
+
+def _one_number(option: str, v) -> None:
+    """rl_step times one configuration: an array (a sweep) or a numeric string would pass the numeric checks (numpy
+    reads '16' as 16.0) and then fail deep inside with a traceback. One line instead."""
+    if v is None:
+        return
+    check_scalar(option, v, "one value per call (rl_step times one configuration)")
+    if isinstance(v, (str, bytes)):
+        raise LlmcalcError(f"{option} expects a number, got {v!r}")
 
 
 def _split_candidates(ctx: _Ctx, total: int) -> list[int]:
@@ -230,10 +243,33 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
     ``settings.recompute``. ``rollout_logprobs``: the trainer takes the engine's sampling log-probs as the old
     policy's and runs no old-log-prob forward pass (verl fully async ``async_training.use_rollout_log_probs``).
 
+    ``response``: a ``LengthDist`` (llmcalc.rl.lengths) or its CLI text ('3000,1.0', '2k,6k,8k', 'table:…');
+    ``staleness``: η in whole steps, None or inf for no bound. One configuration per call: numeric arguments are
+    scalars (an array gets one line saying so).
+
     ``check_only``: run every input and fit check (the errors a full call raises) and return None without
     simulating anything: what a face needs to probe which values of an input work, at a small fraction of
     the cost.
     """
+    for opt, v in (("--gpus", gpus), ("--prompts", prompts), ("--samples", samples), ("--prompt-len", prompt_len),
+                   ("--minibatches", minibatches), ("--rollout-tp", rollout_tp), ("--rollout-gpus", rollout_gpus),
+                   ("--train-tp", train_tp), ("--train-pp", train_pp), ("--train-ep", train_ep), ("--zero", zero),
+                   ("--staleness", staleness)):
+        _one_number(opt, v)
+    if isinstance(regime, str):  # names are case-insensitive (README): "SYNC" passed the CLI and failed here
+        regime = regime.strip().lower()
+    if isinstance(algo, str):
+        algo = algo.strip().lower()
+    if isinstance(response, str):  # the CLI's text form ('mean,cv', 'p50,p90,p99', 'table:…'), as the docs show it
+        from .lengths import parse_response_len
+
+        response = parse_response_len(response)
+    elif not isinstance(response, LengthDist):
+        raise LlmcalcError(f"--response-len expects a length distribution (llmcalc.rl.lengths lognormal, "
+                           f"from_percentiles, table) or its text 'mean,cv' | 'p50,p90,p99' | 'table:l1,l2,…', "
+                           f"got {response!r}")
+    if staleness is not None and not isinstance(staleness, bool) and staleness == math.inf:
+        staleness = None  # η = ∞ is "no bound", as the CLI's 'inf' and the dashboard's
     check_count(gpus, "--gpus", minimum=1)
     check_count(prompts, "--prompts")
     check_count(samples, "--samples")
@@ -277,6 +313,9 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
         staleness = int(staleness)
     if rollout_tp > gpus:
         raise LayoutError(f"--rollout-tp {rollout_tp} exceeds --gpus {gpus}")
+    from ..inference.kv import check_tp
+
+    check_tp(m, rollout_tp, "--rollout-tp")  # the engines' own check said "--tp", an option rl does not have
     if rollout_gpus is not None:
         check_count(rollout_gpus, "--rollout-gpus")
         if rollout_gpus >= gpus:
@@ -307,7 +346,8 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
         from .phases import planned_layout
 
         lengths, counts = response.cohorts(prompts * samples)
-        planned = planned_layout(m, hw, gpus, lengths, counts, float(prompt_len), minibatches)
+        planned = planned_layout(m, hw, gpus, lengths, counts, float(prompt_len), minibatches,
+                                 recompute=settings.recompute)
         train_tp, train_pp, train_ep, zero = planned["tp"], planned["pp"], planned["ep"], planned["zero"]
     train_tp, train_pp, train_ep = train_tp or 1, train_pp or 1, train_ep or 1
     zero = 3 if zero is None else zero
@@ -346,7 +386,8 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
     want_sync = regime in ("sync", "all")
     want_async = regime in ("async", "all")
     # sync colocated on every GPU
-    colocated_ok = _feasible_trainer(ctx, gpus)
+    colocated_why = _feasible_trainer(ctx, gpus)
+    colocated_ok = colocated_why is None
     if want_sync or want_async:
         if colocated_ok:
             g = ctx.generate(gpus)
@@ -434,8 +475,19 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
                 figs.append(derive(f"speedup/{r}", "sync_colocated/other", "ratio", "definition",
                                    label=f"speedup of {r.replace('_', ' ')} over sync colocated",
                                    sync_colocated=base, other=regimes[r]["step_s"]))
+    for r, x in regimes.items():  # the table's tokens/s columns, derived (--explain had no line for them)
+        figs.append(derive(f"{r}/trained_tokens_per_s", "samples * (prompt + response) / step", "token/s",
+                           "trained tokens are prompt + response of every sample; response: the simulated batch's "
+                           "mean (its expected order statistics, rl.lengths cohorts)",
+                           label=f"{r.replace('_', ' ')}: trained tokens/s", samples=ctx.batch, prompt=ctx.prompt,
+                           response=ctx.resp_tokens / ctx.batch, step=x["step_s"]))
+        figs.append(derive(f"{r}/generated_tokens_per_s", "samples * response / step", "token/s",
+                           "response tokens the rollout pool generates per step",
+                           label=f"{r.replace('_', ' ')}: generated tokens/s", samples=ctx.batch,
+                           response=ctx.resp_tokens / ctx.batch, step=x["step_s"]))
     best = min(regimes, key=lambda r: regimes[r]["step_s"])
-    assumptions = _assumptions(ctx, k, tk, searched, partial, staleness, colocated_ok)
+    assumptions = _assumptions(ctx, k, tk, searched, partial, staleness, colocated_why,
+                               candidates=None if split_info is None else split_info["candidates"])
     if split_error:
         assumptions.append(f"WARNING: no split regimes: {split_error}")
     if cut:

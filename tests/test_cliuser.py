@@ -116,9 +116,10 @@ def test_rl_trainer_advice_only_names_train_tp_where_it_can_be_followed():
     r = run(*rl, "--gpus", "1")
     one_error(r, "the trainer does not fit")
     assert "--train-tp" not in r.output
-    r = run(*rl, "--gpus", "2")
+    # (the planner, now told the trainer's recompute, finds ZeRO-3 on 2 GPUs; a given ZeRO-1 layout still needs TP 2)
+    r = run(*rl, "--gpus", "2", "--train-tp", "1", "--zero", "1")
     one_error(r, "raise --train-tp (e.g. to 2)")
-    assert run(*rl, "--gpus", "2", "--train-tp", "2").exit_code == 0  # the advice, followed, works
+    assert run(*rl, "--gpus", "2", "--train-tp", "2", "--zero", "1").exit_code == 0  # the advice, followed, works
     r = run(*rl, "--gpus", "2", "--train-tp", "2")
     assert "add GPUs or raise --train-tp" not in r.output  # 2 GPUs hold no split with a trainer of 4
 

@@ -246,3 +246,41 @@ def test_cli_shows_etp_and_host_rows():
                                    "--global-batch", "1024", "--offload-optimizer"])
     assert res.exit_code == 0, res.output
     assert "etp" in res.output and "host (PCIe)" in res.output
+
+
+# ---------------------------------------------------------------- MoE parallel folding (EP beyond DP)
+
+
+def test_explicit_etp_folds_experts_over_tp_cp_dp():
+    # MoE parallel folding (Liu et al. 2025, arXiv 2504.14960; Megatron-Core parallel_state.py builds the expert grid
+    # ETP × EP × EDP × PP over the same world as TP × CP × DP × PP): with ETP1, EP16 folds over TP2·DP8 = 16 ranks,
+    # as NeMo-RL's Qwen3-235B recipes run (TP2 CP2 PP8 EP16 on 128 GPUs: DP 4, EP 16 = TP·CP·DP).
+    lay = Layout(tp=2, dp=8, ep=16, etp=1, sp=True)
+    assert check_layout(V3, lay)
+    assert lay.expert_dp == 1  # 2·8 / (1·16)
+    assert group_spans(lay)["ep"] == 16  # etp·ep consecutive ranks
+    # without --etp, EP is carved out of DP (the default grid) and must divide it; the message names the way out
+    with pytest.raises(LayoutError) as e:
+        check_layout(V3, Layout(tp=2, dp=8, ep=16, sp=True))
+    assert "--ep 16 must divide --dp 8" in str(e.value) and "--etp" in str(e.value)
+    # folding still needs etp·ep | tp·cp·dp: EP32 over 16 ranks is refused
+    with pytest.raises(LayoutError, match="tp·cp·dp"):
+        check_layout(V3, Layout(tp=2, dp=8, ep=32, etp=1, sp=True))
+
+
+def test_folded_expert_parallelism_shards_expert_weights_by_ep():
+    # Mixtral 8x7B: 32 layers × 8 experts × 3·4096·14336 = 45,097,156,608 expert parameters. On 8 GPUs with TP2 SP,
+    # ETP1, going from EP4 (inside DP4) to EP8 (folded over TP2·DP4) halves each GPU's experts: Px/4 → Px/8, and with
+    # ZeRO-0 each expert parameter costs 2 (bf16 weight) + 4 (fp32 main gradient) + 12 (fp32 master + Adam m, v) B.
+    px = 32 * 8 * 3 * 4096 * 14336
+    common = dict(seq=4096, optimizer="adam-fp32-grads")
+    ep4 = training_memory(MIX, H100, Layout(tp=2, dp=4, ep=4, etp=1, sp=True), **common)
+    ep8 = training_memory(MIX, H100, Layout(tp=2, dp=4, ep=8, etp=1, sp=True), **common)
+    assert ep8.value("params/experts") == pytest.approx(px / 8, rel=1e-12)
+    saved = sum(ep4.data["first_stage"][k] - ep8.data["first_stage"][k]
+                for k in ("weights_bytes", "grads_bytes", "optimizer_bytes"))
+    assert saved == pytest.approx(18 * (px / 4 - px / 8), rel=1e-12)
+    # the CLI takes the folded layout (it said "--ep 8 must divide --dp 4")
+    r = CliRunner().invoke(app, ["step", "mixtral-8x7b", "-H", "h100-sxm", "--gpus", "8", "--tp", "2", "--sp",
+                                 "--etp", "1", "--ep", "8", "--global-batch", "32", "--seq", "4096"])
+    assert r.exit_code == 0 and "must divide" not in r.output, r.output

@@ -4,8 +4,10 @@ Conventions (Megatron-LM / Megatron-Core):
 
 - Degrees: ``tp`` tensor, ``pp`` pipeline, ``dp`` data, ``cp`` context, ``ep`` expert parallel.
   GPUs = tp·pp·dp·cp. Expert parallelism lives *inside* data parallelism (Megatron-Core: the EP
-  group is carved out of the DP ranks), so ``ep`` must divide ``dp`` and the number of experts (MoE
-  parallel folding, EP beyond DP, is not modelled). Expert weights are tensor-parallel over ``etp``
+  group is carved out of the DP ranks), so ``ep`` must divide ``dp`` and the number of experts; with an
+  explicit ``etp`` the expert grid is its own (MoE parallel folding, Liu et al. 2025, arXiv 2504.14960:
+  the expert layers re-fold the attention layers' TP×CP×DP ranks), so EP may reach beyond DP as long as
+  etp·ep divides tp·cp·dp (e.g. TP2 DP8 with ETP1 EP16). Expert weights are tensor-parallel over ``etp``
   ranks (Megatron-Core ``--expert-tensor-parallel-size``; default None = ``tp``); the expert grid is
   ETP × EP × EDP × PP (Megatron-Core parallel_state.py: expert_data_parallel_size = world /
   (etp·ep·pp); MoE README, "MoE Parallel Folding"), so the expert-data-parallel group (which replicates
@@ -363,9 +365,10 @@ def check_layout(model: Model, layout: Layout, *, gpus=None, micro_batch=1, seq=
         bad(np.asarray(e) != 1, f"{o['ep']} {fmt_input(e)} given but {name} is dense (no experts); use {o['ep']} 1")
     if layout.etp is not None:
         _check_etp(model, layout, bad, o)
-    bad(np.asarray(d) % np.maximum(e, 1) != 0,
+    # without --etp, EP is carved out of DP; with it, _check_etp's etp·ep | tp·cp·dp is the rule (parallel folding)
+    bad(~np.asarray(layout.etp_explicit) & (np.asarray(d) % np.maximum(e, 1) != 0),
         f"{o['ep']} {fmt_input(e)} must divide {o['dp']} {fmt_input(d)} (expert parallelism is carved out of data "
-        "parallelism)")
+        f"parallelism; give {o['etp']} to fold experts over tp·cp·dp instead, MoE parallel folding)")
     if seq is not None:  # only context parallelism needs the 2·cp split; any length works without it
         bad((np.asarray(c) > 1) & (np.asarray(seq) % (2 * np.maximum(c, 1)) != 0),
             f"{o['seq']} {fmt_input(seq)} must split into 2·cp = {fmt_input(2 * np.asarray(c))} equal chunks for "

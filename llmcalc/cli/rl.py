@@ -103,7 +103,7 @@ def rl(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
     split = ("no feasible split" if sp["rollout_gpus"] is None else
              f"split {sp['rollout_gpus']} rollout + {sp['trainer_gpus']} trainer GPUs")
     typer.echo(f"responses: mean {d['response_mean']:,.0f} tokens, expected longest of {d['batch']:,} "
-               f"{d['response_expected_max']:,.0f} (Blom); {split}")
+               f"{d['response_expected_max']:,.0f}; {split}")
     rows = []
     for name, x in d["regimes"].items():
         b = x["breakdown_s"]

@@ -422,3 +422,15 @@ def test_speedup_at_the_best_split_rises_with_the_tail(gpus, prompts, samples, e
     s = [_rl(gpus=gpus, prompts=prompts, samples=samples, response=lognormal(1500, cv), staleness=eta)["speedup"][
         "fully_async"] for cv in (lo, hi)]
     assert s[1] >= s[0] * (1 - 1e-9)
+
+
+@pytest.mark.parametrize("cv", [1e100, 1e200, 1.7e308])
+def test_huge_cv_is_finite_figures_not_a_traceback(cv):
+    """cv² overflows past 1.3e154: σ² = ln(1 + cv²) is taken as 2·ln cv + ln(1 + cv⁻²) (the same number). The step
+    then reports finite figures: nearly every response is one token, a few hit the cap (σ² = 2·ln(1e200) = 921)."""
+    d = lognormal(3000, cv)
+    assert d.sigma == pytest.approx(math.sqrt(2 * math.log(cv)), rel=1e-12)
+    assert d.mu == pytest.approx(math.log(3000) - math.log(cv), rel=1e-12)
+    r = _rl(gpus=8, prompts=8, samples=4, response=lognormal(3000, cv, cap=8192), staleness=1)
+    assert all(math.isfinite(x["step_s"]) and x["step_s"] > 0 for x in r["regimes"].values())
+    assert 1 <= r["response_mean"] <= r["response_expected_max"] <= 8192

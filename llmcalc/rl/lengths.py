@@ -107,10 +107,12 @@ class LengthDist:
         s = np.sqrt(p * (1 - p) / (n + 2)) / np.exp(-c * c / 2) * math.sqrt(2 * math.pi)
         tilt = self.sigma if self.kind == "lognormal" else 0.0
         z = c - 12 * s + (24 * s + tilt) * np.linspace(0.0, 1.0, _GRID)
-        with np.errstate(divide="ignore"):  # Φ underflowing to 0 far out: log 0 = −inf, weight 0
+        # Φ underflowing to 0 far out: log 0 = −inf, weight 0; where the power is 0 (Φ⁰ = 1) np.where takes 0 and
+        # the discarded 0·(−inf) is not an error
+        with np.errstate(divide="ignore", invalid="ignore"):
             log_lo = np.log(0.5 * _erfc(-z / math.sqrt(2)))  # ln Φ(z)
             log_hi = np.log(0.5 * _erfc(z / math.sqrt(2)))  # ln Φ(−z)
-        logw = -z * z / 2 + np.where(i > 1, (i - 1) * log_lo, 0.0) + np.where(i < n, (n - i) * log_hi, 0.0)
+            logw = -z * z / 2 + np.where(i > 1, (i - 1) * log_lo, 0.0) + np.where(i < n, (n - i) * log_hi, 0.0)
         if self.kind == "lognormal":
             logx = self.mu + self.sigma * z
         else:
@@ -164,7 +166,9 @@ def lognormal(mean: float, cv: float, cap: float | None = None) -> LengthDist:
     check_number(cv, "--response-len cv", low=0, low_ok=True)
     if cap is not None:
         check_number(cap, "--max-response (tokens)", low=1, low_ok=True)
-    s2 = math.log(1 + cv * cv)
+    # ln(1 + cv²) = 2·ln cv + ln(1 + cv⁻²): the same number, without cv² overflowing (cv > 1.3e154 gave σ = inf,
+    # μ = −inf and a NaN traceback)
+    s2 = 2 * math.log(cv) + math.log1p(1 / (cv * cv)) if cv > 1 else math.log1p(cv * cv)
     return LengthDist("lognormal", mu=math.log(mean) - s2 / 2, sigma=math.sqrt(s2), cap=cap,
                       describe_as=f"lognormal, mean {mean:g}, cv {cv:g}" + (f", capped at {cap:g}" if cap else ""))
 

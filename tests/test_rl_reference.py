@@ -434,3 +434,23 @@ def test_huge_cv_is_finite_figures_not_a_traceback(cv):
     r = _rl(gpus=8, prompts=8, samples=4, response=lognormal(3000, cv, cap=8192), staleness=1)
     assert all(math.isfinite(x["step_s"]) and x["step_s"] > 0 for x in r["regimes"].values())
     assert 1 <= r["response_mean"] <= r["response_expected_max"] <= 8192
+
+
+@pytest.mark.parametrize("values, cap", [([1000, 2000, 4000, 16000], None), ([1000, 2000, 4000, 16000], 3000.0),
+                                         ([1, 100000], 8192.0), ([300, 100, 200], None), ([5000], 4000.0)])
+def test_table_mean_is_the_mean_of_what_is_drawn(values, cap):
+    """A table's lengths are drawn as LengthDist.quantile states (linear between the sorted values, clipped at the
+    cap): its mean must be theirs, as the cohorts' tokens are. Reference: the mean of 10⁶ draws F⁻¹(U) computed
+    here with numpy's own interpolation. (The arithmetic mean said 5,750 for the first table, whose draws average
+    (500 + 2000 + 4000 + 8000)/3 = 4,833.)"""
+    from llmcalc.rl.lengths import table
+
+    d = table(values, cap)
+    u = np.random.default_rng(2).random(1_000_000)
+    x = np.interp(u * (len(values) - 1), np.arange(len(values)), np.sort(np.asarray(values, float)))
+    x = np.minimum(x, cap) if cap else x
+    assert d.mean() == pytest.approx(x.mean(), rel=3e-3)
+    lengths, counts = d.cohorts(16)
+    assert np.dot(lengths, counts) / 16 == pytest.approx(d.mean(), rel=2e-3)
+    if values == [1000, 2000, 4000, 16000] and cap is None:
+        assert d.mean() == pytest.approx((500 + 2000 + 4000 + 8000) / 3, rel=1e-12)

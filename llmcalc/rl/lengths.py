@@ -79,8 +79,19 @@ class LengthDist:
         E[(1 − X)⁺] = Φ(−μ/σ) − e^{μ+σ²/2}·Φ((−μ − σ²)/σ) (partial expectations of the lognormal). Without the floor
         cv 1e30 gave "mean 0 tokens" beside "expected longest 1"."""
         if self.kind == "table":
-            v = np.asarray(self.values, dtype=float)
-            return float(np.mean(np.minimum(v, self.cap) if self.cap else v))
+            # ``quantile`` draws F⁻¹ linear between the sorted values at p = k/(m − 1), then clipped at the cap: its
+            # mean is each segment's mean of min(line, cap) (the arithmetic mean of the values was another
+            # distribution's: table:1000,2000,4000,16000 said mean 5,750 while the cohorts held 4,833 a sample)
+            v = np.sort(np.asarray(self.values, dtype=float))
+            c = self.cap
+            if len(v) == 1:
+                return float(min(v[0], c) if c else v[0])
+            a, b = v[:-1], v[1:]
+            if not c:
+                return float(np.mean((a + b) / 2))
+            f = np.clip((c - a) / np.where(b > a, b - a, 1.0), 0.0, 1.0)  # share of each segment below the cap
+            seg = np.where(b <= c, (a + b) / 2, np.where(a >= c, c, f * (a + c) / 2 + (1 - f) * c))
+            return float(np.mean(seg))
         m, s = self.mu, self.sigma
         full = math.exp(m + s * s / 2)
         if s == 0:

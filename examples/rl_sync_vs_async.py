@@ -18,7 +18,7 @@ response = lognormal(3000, 1.0, cap=8192)
 batch = PROMPTS * SAMPLES
 
 # %% 1. How long is the tail? The synchronous step waits for the longest of the 8,192 samples.
-print(f"mean response {response.mean():,.0f} tokens; expected longest of the {batch:,} samples (Blom) "
+print(f"mean response {response.mean():,.0f} tokens; expected longest of the {batch:,} samples "
       f"{response.expected_max(batch):,.0f} tokens; p50 {float(response.quantile(0.5)):,.0f}, "
       f"p99 {float(response.quantile(0.99)):,.0f}")
 

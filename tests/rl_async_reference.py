@@ -9,7 +9,7 @@ from collections import deque
 
 import numpy as np
 
-from llmcalc.rl.loop import EPS, _summary
+from llmcalc.rl.loop import EPS, _summary, default_steps
 from llmcalc.rl.rollout import Generator, Pool, interleave
 
 
@@ -23,7 +23,7 @@ def simulate_async_events(pool: Pool, lengths, counts, t_train: float, t_sync: f
     batch = float(np.sum(counts))
     template = interleave(lengths, counts)
     if steps is None:
-        steps = 12 if eta is None else int(min(40, max(8, 3 * (eta + 1) + 4)))
+        steps = default_steps(pool, lengths, counts, eta)
     gen = Generator(pool)
     cap = gen._capacity  # gen.free = cap - gen.active, read inline below (the loop runs 10⁴ times; issue #13)
     heap = gen._heap  # gen.running = bool(heap)
@@ -39,6 +39,8 @@ def simulate_async_events(pool: Pool, lengths, counts, t_train: float, t_sync: f
     ends: list[float] = []
     stale_w, stale_sum, stale_max = 0.0, 0.0, 0
     consumed, outstanding_max = 0.0, 0.0  # rollouts taken by the trainer; max of (started − consumed)/B
+    ready_at = fill_at = 0.0  # the trainer's clock: its last sync's end; when the buffer last reached B
+    half = steps // 2  # staleness is measured over the second half, as the period (_summary)
     gen_busy_at: list[float] = []  # generator busy time at each trainer step end
     train_busy = 0.0
     spans: list[tuple[str, str, float, float]] = []  # (row, phase, start, end) for the timeline
@@ -76,12 +78,14 @@ def simulate_async_events(pool: Pool, lengths, counts, t_train: float, t_sync: f
         # 2) the trainer starts a step when idle and B rollouts are buffered
         if trainer_end is None and sync_end is None and not sync_pending and buffered >= batch - EPS:
             need = batch
+            measured = len(ends) >= half
             while need > EPS:
                 w, v = buffer[0]
                 take = min(w, need)
-                stale_w += take
-                stale_sum += take * (version - v)
-                stale_max = max(stale_max, version - v)
+                if measured:
+                    stale_w += take
+                    stale_sum += take * (version - v)
+                    stale_max = max(stale_max, version - v)
                 need -= take
                 consumed += take
                 buffered -= take
@@ -89,14 +93,16 @@ def simulate_async_events(pool: Pool, lengths, counts, t_train: float, t_sync: f
                     buffer.popleft()
                 else:
                     buffer[0][0] = w - take
-            trainer_end = t + t_train
+            start = max(ready_at, fill_at)  # the trainer's clock, not the pool's t
+            fill_at = start
+            trainer_end = start + t_train
             train_busy += t_train
-            span("trainer", "train", t, trainer_end)
+            span("trainer", "train", start, trainer_end)
         # 3) advance to the next event
         horizon = min(math.inf if trainer_end is None else trainer_end, math.inf if sync_end is None else sync_end)
         if sync_pending and not heap:  # the pool has drained: sync now
             sync_pending = False
-            sync_end = t + t_sync
+            sync_end = ready_at = t + t_sync
             span("rollout pool", "sync", t, sync_end)
             span("trainer", "sync", t, sync_end)
             continue
@@ -110,7 +116,10 @@ def simulate_async_events(pool: Pool, lengths, counts, t_train: float, t_sync: f
             t += dt
             if done:
                 buffer.extend([w, tag] for w, tag in done)
-                buffered += sum(w for w, _ in done)
+                got = sum(w for w, _ in done)
+                if buffered < batch - EPS <= buffered + got:
+                    fill_at = t  # the B-th rollout completed at the end of this stretch
+                buffered += got
         # 4) events at time t
         if sync_end is not None and t >= sync_end - EPS:
             sync_end = None
@@ -125,7 +134,7 @@ def simulate_async_events(pool: Pool, lengths, counts, t_train: float, t_sync: f
             gen_busy_at.append(gen.busy_s)
             train_busy += t_sync
             if partial or not heap:
-                sync_end = t + t_sync
+                sync_end = ready_at = t + t_sync
                 span("rollout pool", "sync", t, sync_end)
                 span("trainer", "sync", t, sync_end)
             else:

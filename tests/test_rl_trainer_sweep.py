@@ -53,13 +53,17 @@ def test_sweep_element_is_the_scalar_call(case):
 @pytest.mark.parametrize("dist", ["3000,1.0", "2000,6000,8000", "table:500,1000,2000,8000", "800,0"])
 @pytest.mark.parametrize("n", [1, 7, 100, 8192])
 def test_cohorts_one_quantile_call_is_each_cohort_alone(dist, n):
-    """LengthDist._cohorts asks the quantiles of every cohort in one call (issue #13): each cohort's mean length is
-    the float the per-cohort call gives (the quantile is elementwise)."""
+    """LengthDist._cohorts asks the order statistics of every small cohort in one call, and the quantiles of every
+    band in one call (issue #13): each cohort's mean length is the float the per-cohort call gives (both are
+    elementwise, row by row)."""
+    from llmcalc.rl.lengths import EXACT_RANKS
+
     d = parse_response_len(dist, 8192)
     lengths, counts = d._cohorts(n)
     hi = n - np.concatenate([[0], np.cumsum(counts)[:-1]])
     for length, h, size in zip(lengths, hi, counts.astype(int), strict=True):
-        ranks = np.arange(h - size + 1, h + 1, dtype=float)
-        if size > 64:
-            ranks = np.linspace(ranks[0], ranks[-1], 64)
-        assert length == float(np.mean(d.quantile((ranks - 0.375) / (n + 0.25))))
+        if size <= EXACT_RANKS:
+            alone = d.order_stats(np.arange(h - size + 1, h + 1), n)
+        else:
+            alone = d.quantile(((h - size) + (np.arange(64) + 0.5) * size / 64) / n)
+        assert length == float(np.mean(alone))

@@ -146,13 +146,7 @@ def test_api_staleness_inf_is_unbounded_and_text_response_is_parsed():
 # ---------------------------------------------------------------- the async loop's trainer and the pool's prefills
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "found, not fixed: llmcalc.rl.loop keeps one clock for pool and trainer, so the pool's re-prefill after each sync "
-    "(and admission prefills) delay the trainer's next step. The local fix (a step starts at max(last sync end, "
-    "time the B-th rollout completed); the same lines in tests/rl_async_reference.py) passes this and the "
-    "bit-for-bit tests, but moves the AReaL calibration ratio 2.95 -> 3.09 (+11.6%, past test_rl_cases' ±10% "
-    "guard; validate ±30% still inside): it needs the calibration refit (benchmarks/report_rl.py --refit), a "
-    "maintainer's decision"))
+# fixed by the RL review (llmcalc.rl.loop: the trainer keeps its own clock)
 @pytest.mark.parametrize("eta", [None, 2])
 def test_trainer_bound_async_period_is_train_plus_sync(eta):
     """When the pool produces a batch much faster than the trainer trains one, the trainer never waits in steady
@@ -196,11 +190,7 @@ def test_example_answer_states_the_staleness_as_the_sweep_prints_it():
     assert len(fmts) == 2 and len(set(fmts)) == 1, fmts
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "found, not fixed: the batch is simulated as Blom plotting-position quantiles F^-1((i - 0.375)/(N + 0.25)), "
-    "whose sum falls short of N x E[X] for a tail (cv 2: -15% at N = 16, -2.6% at 256), so 'responses: mean 2,000' "
-    "and the generated tokens/s (samples x simulated mean / step) disagree. Conditional means per rank bin "
-    "(partial expectations) would conserve Σ; it changes the drain and the validate rows slightly: a design decision"))
+# fixed by the RL review (llmcalc.rl.lengths: order statistics by quadrature, band means for the bulk)
 @pytest.mark.parametrize("cv, n", [(1.0, 256), (2.0, 16)])
 def test_the_simulated_batch_holds_n_times_the_mean_response(cv, n):
     """Σ E[X_(i:N)] = N·E[X] (linearity of expectation): the batch's cohorts should hold N × mean tokens."""
@@ -248,7 +238,7 @@ def test_summary_line_names_what_each_count_counts():
     lognormal with mean 3,000 and cv 1 has a Blom top quantile (z = 3.79) of ~49,600 tokens, past the 8,192 cap."""
     out = run("rl", "qwen2.5-7b", "--gpus", "64", "--prompts", "512", "--response-len", "3000,1",
               "--max-response", "8192").output
-    assert "expected longest of the 8,192 samples 8,192 tokens (Blom)" in out, out
+    assert "expected longest of the 8,192 samples 8,192 tokens" in out, out
 
 
 def test_example_tutorial_statements_match_its_own_numbers(capsys):

@@ -113,7 +113,7 @@ def rl(model: str = MODEL_ARG, hardware: str = HARDWARE_OPT,
     split = ("no feasible split" if sp["rollout_gpus"] is None else
              f"split {sp['rollout_gpus']} rollout + {sp['trainer_gpus']} trainer GPUs")
     typer.echo(f"responses: mean {d['response_mean']:,.0f} tokens, expected longest of the {d['batch']:,} samples "
-               f"{d['response_expected_max']:,.0f} tokens (Blom); {split}")  # was "of 8,192 8,192": two bare counts
+               f"{d['response_expected_max']:,.0f} tokens; {split}")  # was "of 8,192 8,192": two bare counts
     rows = []
     for name, x in d["regimes"].items():
         b = x["breakdown_s"]

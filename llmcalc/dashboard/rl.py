@@ -152,7 +152,7 @@ def regimes(model, hardware, x: dict, r) -> None:
     split = (f"split: {k} rollout + {d['split']['trainer_gpus']} trainer {dev}s"
              + (" (best by the async throughput bound)" if d["split"]["searched"] else "")) if k is not None else \
         f"no rollout/trainer split fits on these {dev}s (see the warning above): synchronous colocated only"
-    st.caption(f"{split}; expected longest response {d['response_expected_max']:,.0f} tokens (Blom)")
+    st.caption(f"{split}; expected longest response {d['response_expected_max']:,.0f} tokens")
     charts = [timeline_chart(d["timeline"][n], n.replace("_", " ")) for n in ("sync_colocated", "fully_async")
               if n in d["timeline"]]
     if charts:

@@ -22,8 +22,14 @@ rollouts (AReaL's buffer), and then no finite bound follows from the rule: with 
 never ends is overtaken by a stream of short ones, each trained, while its lag grows by one per step. So the
 maximum lag reported can exceed η when lengths have a tail (it equals the admission-order bound when all
 lengths are equal), and it is reported as measured, beside η. η = 0 gives
-the synchronous disaggregated loop exactly (generate B, train, sync, repeat). The period is measured over the
-second half of ``steps`` simulated trainer steps (the first half is warm-up).
+the synchronous disaggregated loop exactly (generate B, train, sync, repeat). The period, and the staleness (mean and
+maximum over the samples those steps train), are measured over the second half of ``steps`` simulated trainer steps
+(the first half is warm-up: the pool starts empty, so early samples lag less; measured over every step, η = 8 read a
+mean lag of 5.3 where the steady state trains every sample 8 versions old).
+
+The trainer has its own clock: a step starts at max(the last sync's end, the time the B-th buffered rollout
+completed), not at the pool's clock, which runs on through the prefills the pool does meanwhile (admissions after
+a sync, the re-prefill of interrupted rollouts): those are the rollout GPUs' work, not the trainer's.
 """
 
 from __future__ import annotations
@@ -39,11 +45,29 @@ from .rollout import SEGMENT_STEPS, Pool, interleave
 EPS = 1e-9
 
 
+def _cycle(ends, half: int) -> int:
+    """Steps measured: the second half's steps − half, cut to a whole number of the shortest cycle c its step
+    times repeat with: c ≤ half the window, every block of c consecutive steps (counted back from the last) lasting
+    the same to 0.1%. A pool that admits (η + 1)·B at once makes the trainer's steps cycle (equal lengths, η = 1:
+    23.2 s, 20.0 s, 23.1 s, 20.1 s, …, each pair ~43.2 s): averaged over 5 such steps the period read 4-8% off
+    the long-run mean (tests/test_rl_reference.py). No such c: the whole window."""
+    d = np.diff(np.asarray(ends[half - 1:], float))
+    m = len(d)
+    for c in range(1, m // 2 + 1):
+        k = m // c
+        blocks = d[m - k * c:].reshape(k, c).sum(axis=1)
+        if blocks.max() - blocks.min() <= 1e-3 * blocks.mean():
+            return k * c
+    return m
+
+
 def _summary(steps, ends, gen_busy_at, t_train, t_sync, stale_sum, stale_w, stale_max, outstanding_max, spans) -> dict:
-    """A simulation's steady state: period and busy times over its second half, staleness, and the timeline."""
+    """A simulation's steady state: period and busy times over its second half (whole cycles, ``_cycle``),
+    staleness, and the timeline."""
     half = steps // 2
-    period = (ends[-1] - ends[half - 1]) / (steps - half)
-    gen_busy = (gen_busy_at[-1] - gen_busy_at[half - 1]) / (steps - half)
+    n = _cycle(ends, half)
+    period = (ends[-1] - ends[-1 - n]) / n
+    gen_busy = (gen_busy_at[-1] - gen_busy_at[-1 - n]) / n
     return {"period_s": period, "rollout_busy_s": gen_busy, "rollout_idle_s": max(period - gen_busy, 0.0),
             "trainer_busy_s": t_train + t_sync, "trainer_idle_s": max(period - t_train - t_sync, 0.0),
             "staleness_mean": stale_sum / stale_w if stale_w else 0.0, "staleness_max": int(stale_max),
@@ -52,6 +76,29 @@ def _summary(steps, ends, gen_busy_at, t_train, t_sync, stale_sum, stale_w, stal
             # the last two periods, shifted to start at 0 (for a timeline chart)
             "timeline": [(row, ph, a - ends[-3], b - ends[-3]) for row, ph, a, b in spans
                          if b > ends[-3] and a < ends[-1]]}
+
+
+MAX_STEPS = 120  # the most trainer steps a default run simulates
+MIN_MEASURED = 12  # the fewest steps a default run measures (and warms up)
+
+
+def default_steps(pool: Pool, lengths, counts, eta) -> int:
+    """Trainer steps to simulate, 2·m: m warm-up steps, then m measured (``_summary``: the second half).
+
+    Warm-up: the pool starts empty, and the first steady-state batch holds rollouts started up to one
+    longest-rollout lifetime earlier: in trainer steps, W = (longest / mean length) × (sequences running / B),
+    running = min(slots, (η + 1)·B) (the pool makes B·mean tokens a step at that many per decode step; the longest
+    takes `longest` decode steps); m ≥ W + 2, and m ≥ half the former 3·(η + 1) + 4 (in [8, 40]); 2·m ≤
+    MAX_STEPS. With that 3·(η + 1) + 4 alone (13 at η = 2), a 10× tail on a pool of twice the batch's slots read a
+    period 12% short of the steady state's (tests/test_rl_reference.py). η = inf: 12 (the former default)."""
+    if eta is None:
+        return 12
+    w = np.asarray(counts, float)
+    x = np.asarray(lengths, float)
+    batch = float(w.sum())
+    warm = float(x.max()) / (float(np.dot(x, w)) / batch) * min(pool.capacity, (eta + 1) * batch) / batch
+    m = max(math.ceil(min(40, max(8, 3 * (eta + 1) + 4)) / 2), math.ceil(warm) + 2, MIN_MEASURED)
+    return 2 * min(m, MAX_STEPS // 2)
 
 
 def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, eta: float | None,
@@ -70,7 +117,7 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
     batch = float(np.sum(counts))
     template = interleave(lengths, counts)
     if steps is None:
-        steps = 12 if eta is None else int(min(40, max(8, 3 * (eta + 1) + 4)))
+        steps = default_steps(pool, lengths, counts, eta)
     cost = pool.cost
     cap, engines, group = pool.capacity, pool.engines, pool.group
     prefill_s, reprefill_s, prompt = cost.prefill_s, cost.reprefill_s, cost.prompt
@@ -96,6 +143,7 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
     ends: list[float] = []
     stale_w, stale_sum, stale_max = 0.0, 0.0, 0
     consumed, outstanding_max = 0.0, 0.0  # rollouts taken by the trainer; max of (started − consumed)/B
+    ready_at = fill_at = 0.0  # the trainer's clock: its last sync's end; when the buffer last reached B
     gen_busy_at: list[float] = []  # generator busy time at each trainer step end
     train_busy = 0.0
     spans: list[tuple[str, str, float, float]] = []  # (row, phase, start, end) for the timeline
@@ -173,13 +221,15 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
         if trainer_end is None:
             if sync_end is None and not sync_pending and buffered >= batch - EPS:
                 need = batch
+                measured = n_ends >= half  # a step of the measured second half (_summary)
                 while need > EPS:
                     w, v = buffer[0]
                     take = w if w <= need else need  # min(w, need)
-                    stale_w += take
-                    stale_sum += take * (version - v)
-                    if version - v > stale_max:
-                        stale_max = version - v
+                    if measured:
+                        stale_w += take
+                        stale_sum += take * (version - v)
+                        if version - v > stale_max:
+                            stale_max = version - v
                     need -= take
                     consumed += take
                     buffered -= take
@@ -187,9 +237,11 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
                         buffer.popleft()
                     else:
                         buffer[0][0] = w - take
-                trainer_end = t + t_train
+                start = ready_at if ready_at > fill_at else fill_at  # the trainer's clock, not the pool's t
+                fill_at = start  # the rest of the buffer is there now
+                trainer_end = start + t_train
                 train_busy += t_train
-                span("trainer", "train", t, trainer_end)
+                span("trainer", "train", start, trainer_end)
                 horizon = trainer_end if sync_end is None or trainer_end <= sync_end else sync_end
             else:
                 horizon = inf if sync_end is None else sync_end
@@ -200,7 +252,7 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
             horizon = sync_end
         if sync_pending and not heap:  # the pool has drained: sync now
             sync_pending = False
-            sync_end = t + t_sync
+            sync_end = ready_at = t + t_sync
             if g_open and sync_end - t > 0:  # the sync bar closes the open generate bar
                 spans[g_idx] = (pool_row, "generate", g_a, g_b)
                 g_open = False
@@ -242,6 +294,8 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
                         break
                 if not heap:
                     active, sum_start = 0.0, 0.0
+                if buffered < batch - EPS <= buffered + got:
+                    fill_at = t + dt  # the B-th rollout completed at the end of this stretch
                 buffered += got
             b = t + dt  # the bar (t, b)
             generate_bar(t, b)
@@ -269,7 +323,7 @@ def simulate_async(pool: Pool, lengths, counts, t_train: float, t_sync: float, e
             gen_busy_at.append(busy)
             train_busy += t_sync
             if partial or not heap:
-                sync_end = t + t_sync
+                sync_end = ready_at = t + t_sync
                 if g_open and sync_end - t > 0:  # the sync bar closes the open generate bar
                     spans[g_idx] = (pool_row, "generate", g_a, g_b)
                     g_open = False

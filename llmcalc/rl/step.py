@@ -29,7 +29,7 @@ from ..core.checks import check_count, check_number, check_scalar
 from ..core.errors import LayoutError, LlmcalcError
 from ..core.results import Figure, Result, derive
 from ..core.specs import Hardware, Model
-from .lengths import SRC_BLOM, LengthDist
+from .lengths import SRC_ORDER, LengthDist
 from .loop import simulate_async
 from .phases import (
     DEFAULT_SETTINGS,
@@ -374,8 +374,8 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
     figs.append(derive("lengths/mean", "mean", "token", response.describe_as, label="mean response length",
                        mean=response.mean()))
     figs.append(Figure("lengths/expected_max", response.expected_max(n), "token",
-                       "F^-1((N - 0.375)/(N + 0.25))", f"F^-1(({n} - 0.375)/({n} + 0.25))", SRC_BLOM,
-                       f"expected longest of the {n:,} responses (Blom)"))
+                       "∫ F^-1(Φ(z))·N·Φ(z)^(N-1)·φ(z) dz", f"N = {n}, by quadrature", SRC_ORDER,
+                       f"expected longest of the {n:,} responses"))
     figs.append(derive("rollout/slots_per_engine", "min(max_num_seqs, kv_tokens//(prompt + mean))", "seq",
                        "paged KV allocated as sequences grow (vLLM): the mean footprint sets the concurrency",
                        label=f"sequences per rollout engine ({rollout_tp} GPU{'s' * (rollout_tp > 1)})",

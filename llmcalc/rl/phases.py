@@ -331,7 +331,8 @@ def planned_layout(m: Model, hw: Hardware, gpus: int, lengths, counts, prompt: f
     """The training planner's best layout (llmcalc.training.plan, objective time) for one optimizer step of
     this batch: B_eff/minibatches sequences of L_eff tokens (global batch rounded up to a multiple of the GPU
     count, as ``trainer_work`` does). Pinned to what ``trainer_work`` times: no context parallelism, no virtual
-    stages or sequence parallelism, PP dividing the layers. Returns {tp, pp, ep, zero, layout, gpus};
+    stages or sequence parallelism, PP dividing the layers, expert TP = TP, no optimizer offload (a layout
+    that fits only with ETP or offload is not one trainer_work can run). Returns {tp, pp, ep, zero, layout, gpus};
     LayoutError when nothing fits."""
     from ..training.plan import plan_training
 
@@ -344,7 +345,7 @@ def planned_layout(m: Model, hw: Hardware, gpus: int, lengths, counts, prompt: f
     gb = int(max(gpus, math.ceil(b_eff / minibatches / gpus) * gpus))
     pps = [d for d in range(1, m.n_layers + 1) if m.n_layers % d == 0]
     best = plan_training(m, hw, gpus=int(gpus), global_batch=gb, seq=seq, top=1, brief=True,
-                         pins={"cp": 1, "v": 1, "sp": 0, "pp": pps}).data["best"]
+                         pins={"cp": 1, "v": 1, "sp": 0, "pp": pps, "etp": 0}, offload=False).data["best"]
     if best is None:
         raise LayoutError(f"the trainer does not fit: the planner finds no layout of {m.display_name} on {gpus} x "
                           f"{hw.display_name} for {gb} sequences of {seq:,} tokens; give the trainer more GPUs")

@@ -1,0 +1,46 @@
+"""The RL post-training page as a practitioner uses it ("sync or async, and how to split 64 GPUs?"): problems
+found by driving the page in headless Chromium, each pinned by a test that failed before its fix.
+
+Expected values are derived here by hand or from the engine's own independent checks (the memory model's
+``trainer_fits``), never pasted from the page's output.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llmcalc import load_hardware, load_model
+from llmcalc.rl.lengths import lognormal
+
+AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+
+
+def run_app(**params):
+    at = AppTest.from_file(APP, default_timeout=120)
+    for k, v in params.items():
+        at.query_params[k] = str(v)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.mark.parametrize("model,gpus", [("deepseek-v3", 512), ("deepseek-v3", 1024), ("mixtral-8x22b", 64)])
+def test_planned_rl_trainer_layout_is_one_the_trainer_runs(model, gpus):
+    """DeepSeek-V3 on 512 or 1024 H100 (rollout TP 32) said "the trainer does not fit … raise --train-tp" (an
+    input the page does not have) although 256 GPUs worked: the planner's best was an expert-TP (ETP8) or
+    optimizer-offload layout, and the RL trainer kept only its tp, pp, ep and ZeRO, so it timed a layout
+    without ETP/offload that does not fit. The planned layout must be one the trainer can run: no ETP, no
+    offload, and it fits by the memory model's own check."""
+    from llmcalc.rl.phases import DEFAULT_SETTINGS, planned_layout, trainer_fits
+
+    m, hw = load_model(model), load_hardware("h100-sxm")
+    lengths, counts = lognormal(3000, 1.0, 8192).cohorts(512 * 16)
+    p = planned_layout(m, hw, gpus, lengths, counts, 512.0, 1)
+    assert "ETP" not in p["layout"] and "offload" not in p["layout"], p["layout"]
+    assert trainer_fits(m, hw, gpus, lengths, counts, 512.0, minibatches=1, settings=DEFAULT_SETTINGS,
+                        tp=p["tp"], pp=p["pp"], ep=p["ep"], zero=p["zero"])

@@ -44,3 +44,18 @@ def test_planned_rl_trainer_layout_is_one_the_trainer_runs(model, gpus):
     assert "ETP" not in p["layout"] and "offload" not in p["layout"], p["layout"]
     assert trainer_fits(m, hw, gpus, lengths, counts, 512.0, minibatches=1, settings=DEFAULT_SETTINGS,
                         tp=p["tp"], pp=p["pp"], ep=p["ep"], zero=p["zero"])
+
+
+@pytest.mark.parametrize("rtp", [3, 64])
+def test_a_rollout_tp_that_splits_no_head_is_blamed_on_rollout_tp(rtp):
+    """Rollout engine TP 3 on 64 GPUs said "fix “GPUs (total)” … 64 is not a multiple of rollout engine TP 3; no
+    nearby value works", and TP 64 said "--tp 64 does not divide …" (an option the page does not have, under no
+    input). Llama-3.1-8B has 32 query heads and 8 KV heads (Meta's config.json), so the engines' TP must divide
+    32 and divide or be a multiple of 8: 1, 2, 4, 8, 16, 32 (each also divides 64 GPUs; one 8B engine fits on
+    one 80 GB H100: 16 GB of bf16 weights)."""
+    at = run_app(page="rl", rl_rtp=rtp)
+    assert "fix “rollout engine TP”" in at.session_state["_llmcalc_answer"]
+    msgs = " ".join(e.value for e in at.error)
+    assert f"“rollout engine TP” {rtp} does not divide the 32 attention heads" in msgs, msgs
+    assert "values that work here: 1, 2, 4, 8, 16, 32" in msgs, msgs
+    assert "--" not in msgs.replace("—", ""), msgs

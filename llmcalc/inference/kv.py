@@ -74,20 +74,21 @@ def tp_replicated_params(model: Model, tp: int) -> dict[str, float]:
     return extra
 
 
-def check_tp(model: Model, tp) -> None:
+def check_tp(model: Model, tp, option: str = "--tp") -> None:
     """TP splits attention heads across ranks, so it must divide H; with GQA the KV heads must split
-    evenly too (G % tp == 0) or be replicated whole (tp % G == 0), as Megatron-LM and vLLM require."""
-    check_count(tp, "--tp")
+    evenly too (G % tp == 0) or be replicated whole (tp % G == 0), as Megatron-LM and vLLM require.
+    ``option``: the name the caller's input has (llmcalc.rl's engines: --rollout-tp)."""
+    check_count(tp, option)
     a = model.attention
     h = a.n_heads
     tps = np.atleast_1d(np.asarray(tp)).astype(int)
     if np.any(h % tps):
         bad = tps[h % tps != 0][0]
-        raise LayoutError(f"--tp {bad} does not divide the {h} attention heads of {model.display_name}")
+        raise LayoutError(f"{option} {bad} does not divide the {h} attention heads of {model.display_name}")
     g = a.n_kv_heads
     if not a.mla and np.any((g % tps != 0) & (tps % g != 0)):
         bad = tps[(g % tps != 0) & (tps % g != 0)][0]
-        raise LayoutError(f"--tp {bad} neither divides nor is a multiple of the {g} KV heads of "
+        raise LayoutError(f"{option} {bad} neither divides nor is a multiple of the {g} KV heads of "
                           f"{model.display_name}: each rank must hold whole KV heads (G % tp == 0) or a whole "
                           "replica of one (tp % G == 0), as Megatron-LM and vLLM require")
 

@@ -277,6 +277,9 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
         staleness = int(staleness)
     if rollout_tp > gpus:
         raise LayoutError(f"--rollout-tp {rollout_tp} exceeds --gpus {gpus}")
+    from ..inference.kv import check_tp
+
+    check_tp(m, rollout_tp, "--rollout-tp")  # before the GPU-count rule, which would blame --gpus for a bad TP
     if rollout_gpus is not None:
         check_count(rollout_gpus, "--rollout-gpus")
         if rollout_gpus >= gpus:

@@ -59,3 +59,22 @@ def test_a_rollout_tp_that_splits_no_head_is_blamed_on_rollout_tp(rtp):
     assert f"“rollout engine TP” {rtp} does not divide the 32 attention heads" in msgs, msgs
     assert "values that work here: 1, 2, 4, 8, 16, 32" in msgs, msgs
     assert "--" not in msgs.replace("—", ""), msgs
+
+
+def _page_run(**over):
+    """rl_step as the page calls it, on the page's defaults with ``over`` (state field names)."""
+    from llmcalc.dashboard import rl as page
+    from llmcalc.dashboard import state
+
+    s = {k: f.default for k, f in state.FIELDS.items()} | over
+    return page._run(load_model(s["model"]), load_hardware(s["hw"]), page.params(s))
+
+
+def test_async_timeline_without_interruptible_rollouts_starts_at_zero():
+    """Interruptible rollouts off: the fully async chart's x axis ran from −200 s (and, shared, the sync chart's
+    too): the rollout pool never pauses, so its one generate bar reached back into the simulation's warm-up. The
+    chart says "two steady-state steps": every bar lies in [0, 2 × step], and the window is two steps long."""
+    d = _page_run(rl_partial=False).data
+    bars, step = d["timeline"]["fully_async"], d["regimes"]["fully_async"]["step_s"]
+    assert min(b["start_s"] for b in bars) >= 0
+    assert max(b["end_s"] for b in bars) == pytest.approx(2 * step, rel=0.01)

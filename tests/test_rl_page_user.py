@@ -78,3 +78,25 @@ def test_async_timeline_without_interruptible_rollouts_starts_at_zero():
     bars, step = d["timeline"]["fully_async"], d["regimes"]["fully_async"]["step_s"]
     assert min(b["start_s"] for b in bars) >= 0
     assert max(b["end_s"] for b in bars) == pytest.approx(2 * step, rel=0.01)
+
+
+def _seconds(text: str) -> float:
+    """'70.7 s', '172 ms', '3.94 h' as the page prints them -> seconds."""
+    value, unit = text.replace(",", "").split()
+    return float(value) * {"ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0}[unit]
+
+
+def test_regimes_table_shows_each_pools_idle_time():
+    """The issue asks for utilisation *and idle time* of each pool; the table had only the busy %. In a sync
+    step each pool waits while the other works: on split pools the rollout pool idles for log-probs + train and
+    the trainer for generate (the sync busies both); colocated, rollouts idle for log-probs + train + sync."""
+    at = run_app(page="rl")
+    df = at.dataframe[0].value.set_index("regime")
+    assert {"rollout idle", "trainer idle"} <= set(df.columns), list(df.columns)
+    col = df.loc["sync colocated"]
+    assert _seconds(col["rollout idle"]) == pytest.approx(
+        _seconds(col["log-probs"]) + _seconds(col["train"]) + _seconds(col["sync"]), rel=0.01)
+    assert _seconds(col["trainer idle"]) == pytest.approx(_seconds(col["generate"]), rel=0.01)
+    dis = df.loc["sync disaggregated"]
+    assert _seconds(dis["rollout idle"]) == pytest.approx(_seconds(dis["log-probs"]) + _seconds(dis["train"]), rel=0.01)
+    assert _seconds(dis["trainer idle"]) == pytest.approx(_seconds(dis["generate"]), rel=0.01)

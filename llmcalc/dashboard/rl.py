@@ -19,7 +19,8 @@ PHASES = ["generate", "score", "log-probs", "train", "sync"]
 RL_UNITS = {"step (s)": ("step", "s"), "generate (s)": ("generate", "s"), "log-probs (s)": ("log-probs", "s"),
             "train (s)": ("train", "s"), "sync (s)": ("sync", "s"), "trained tokens/s": ("trained tokens/s", "token/s"),
             "generated tokens/s": ("generated tokens/s", "token/s"), "rollout busy": ("rollout busy", "%"),
-            "trainer busy": ("trainer busy", "%"), "staleness mean": ("staleness mean (steps)", ""),
+            "trainer busy": ("trainer busy", "%"), "rollout idle (s)": ("rollout idle", "s"),
+            "trainer idle (s)": ("trainer idle", "s"), "staleness mean": ("staleness mean (steps)", ""),
             "staleness max": ("staleness max (steps)", ""), "speedup vs sync": ("speed-up vs sync", "×")}
 ETAS = (0, 1, 2, 4, 8, None)
 
@@ -144,6 +145,8 @@ def regimes(model, hardware, x: dict, r) -> None:
                      "sync (s)": b["sync_s"], "trained tokens/s": g["trained_tokens_per_s"],
                      "generated tokens/s": g["generated_tokens_per_s"],
                      "rollout busy": g["rollout_utilisation"], "trainer busy": g["trainer_utilisation"],
+                     # per step, as the issue asks beside utilisation (the seconds the timelines' gaps show)
+                     "rollout idle (s)": g["rollout_idle_s"], "trainer idle (s)": g["trainer_idle_s"],
                      "staleness mean": g["staleness_mean"], "staleness max": g["staleness_max"],
                      "speedup vs sync": d["speedup"].get(name, 1.0 if name == "sync_colocated" else None)})
     panels.dataframe(panels.people_table(pd.DataFrame(rows), RL_UNITS), hide_index=True, width="stretch")

@@ -100,3 +100,17 @@ def test_regimes_table_shows_each_pools_idle_time():
     dis = df.loc["sync disaggregated"]
     assert _seconds(dis["rollout idle"]) == pytest.approx(_seconds(dis["log-probs"]) + _seconds(dis["train"]), rel=0.01)
     assert _seconds(dis["trainer idle"]) == pytest.approx(_seconds(dis["generate"]), rel=0.01)
+
+
+def test_no_idle_time_reads_zero_seconds():
+    """One-step-off's rollout pool never idles when generation is the longer phase; its idle cell read "0 µs",
+    a unit chosen for a tiny time, not for none."""
+    from llmcalc.core.units import fmt
+
+    assert fmt(0.0, "s") == "0 s"
+    assert fmt(-0.0, "s") == "0 s"
+    assert fmt(2e-6, "s") == "2.00 µs"  # a small time keeps its unit
+    d = _page_run().data["regimes"]["one_step_off"]
+    assert d["rollout_idle_s"] == 0  # generate 227 s > log-probs + train 174 s: the pool is never idle
+    at = run_app(page="rl")
+    assert at.dataframe[0].value.set_index("regime").loc["one step off", "rollout idle"] == "0 s"

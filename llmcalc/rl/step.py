@@ -422,7 +422,10 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
             parts["generate_s"] = sim["rollout_busy_s"]
             parts["wait_generate_s"] = max(sim["period_s"] - tr["total_s"] - t_sync, 0.0)
             regimes["fully_async"] = _regime("fully_async", sim["period_s"], parts, ctx, k, tk,
-                                             rollout_busy=sim["rollout_busy_s"], trainer_busy=sim["trainer_busy_s"],
+                                             # the pool is paused, not idle, while weights sync (llmcalc.rl.loop;
+                                             # the split regimes above count it so too); min: float rounding only
+                                             rollout_busy=min(sim["rollout_busy_s"] + t_sync, sim["period_s"]),
+                                             trainer_busy=sim["trainer_busy_s"],
                                              staleness=(sim["staleness_mean"], sim["staleness_max"]))
             timelines["fully_async"] = _async_timeline(sim, tr)
     if not regimes:

@@ -130,3 +130,49 @@ def test_async_rollout_pool_paused_by_the_weight_sync_is_not_idle():
     one = d["one_step_off"]  # the same definition in the closed-form split regime: generate + sync
     assert one["rollout_utilisation"] * one["step_s"] == pytest.approx(
         one["breakdown_s"]["generate_s"] + one["breakdown_s"]["sync_s"], rel=1e-9)
+
+
+def _titles(at) -> list[str]:
+    import json
+
+    out = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            t = node.get("title")
+            t = t.get("text") if isinstance(t, dict) else t
+            out.extend([t] if isinstance(t, str) else [x for x in t if isinstance(x, str)] if isinstance(t, list)
+                       else [])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    for e in at.get("vega_lite_chart"):
+        walk(json.loads(e.proto.spec))
+    return out
+
+
+def test_each_timeline_states_the_step_and_idle_its_bars_add_up_to():
+    """The timelines had a bare name for a title ("sync colocated"): nothing to check the bars against. Each now
+    states its step and each pool's idle per step; its two steps of bars span twice the stated step, and each
+    row's gaps add up to twice the stated idle (to 1% of the window: the async window is the simulation's last
+    two periods, its step the mean of the second half)."""
+    from llmcalc.dashboard import panels
+
+    at = run_app(page="rl")
+    titles = _titles(at)
+    d = _page_run().data
+    for name in ("sync_colocated", "fully_async"):
+        g, bars = d["regimes"][name], d["timeline"][name]
+        head = f"{name.replace('_', ' ')}: {panels.human(g['step_s'], 's')} per step"
+        assert head in titles, titles
+        idle = (f"idle per step: rollout pool {panels.human(g['rollout_idle_s'], 's')}, trainer "
+                f"{panels.human(g['trainer_idle_s'], 's')}")
+        assert idle in titles, titles
+        window = max(b["end_s"] for b in bars) - min(b["start_s"] for b in bars)
+        assert window == pytest.approx(2 * g["step_s"], rel=0.01)
+        for row, key in (("rollout pool", "rollout_idle_s"), ("trainer", "trainer_idle_s")):
+            busy = sum(b["end_s"] - b["start_s"] for b in bars if b["row"] == row)
+            assert window - busy == pytest.approx(2 * g[key], abs=0.01 * window), (name, row)

@@ -80,12 +80,15 @@ def _run(model, hardware, x: dict, **over):
 
 
 @fast
-def timeline_chart(bars: list[dict], title: str) -> alt.Chart:
+def timeline_chart(bars: list[dict], title) -> alt.Chart:
     df = pd.DataFrame(bars)
-    return alt.Chart(df, title=title).mark_bar().encode(
+    return alt.Chart(df, title=title_lines(title)).mark_bar().encode(
         x=alt.X("start_s:Q", title="seconds (two steady-state steps)"), x2=alt.X2("end_s:Q"),
         y=alt.Y("row:N", title=None, sort=["rollout pool", "trainer"], axis=category_axis()),
-        color=alt.Color("phase:N", sort=PHASES, scale=alt.Scale(domain=PHASES)),
+        # legend below: beside the bars it took the width a phone's plot needs (and a two-line title pushed it
+        # off the edge); one row on a wide screen, three columns on a narrow one
+        color=alt.Color("phase:N", sort=PHASES, scale=alt.Scale(domain=PHASES), legend=alt.Legend(
+            orient="bottom", columns=alt.ExprRef(f"containerSize()[0] < 600 ? 3 : {len(PHASES)}"))),
         tooltip=[alt.Tooltip("row"), alt.Tooltip("phase"), alt.Tooltip("start_s:Q", format=",.1f"),
                  alt.Tooltip("end_s:Q", format=",.1f")],
     ).properties(height=90)
@@ -119,6 +122,14 @@ def eta_bars(df: pd.DataFrame, title: str) -> alt.Chart:
     return alt.Chart(df, title=title_lines(title)).mark_bar().encode(
         x=alt.X("η:N", sort=None, axis=category_axis()), y=alt.Y("trained tokens/s:Q"),
         tooltip=[alt.Tooltip(c) for c in ("η", "trained tokens/s", "staleness mean")])
+
+
+def timeline_title(name: str, g: dict) -> list[str]:
+    """A timeline's title states the step its two steps add up to and each pool's idle (the gaps) per step, so
+    the chart can be read against the table; two short lines (a phone's chart is ~330 px wide)."""
+    return [f"{name.replace('_', ' ')}: {panels.human(g['step_s'], 's')} per step",
+            f"idle per step: rollout pool {panels.human(g['rollout_idle_s'], 's')}, "
+            f"trainer {panels.human(g['trainer_idle_s'], 's')}"]
 
 
 @fast
@@ -156,8 +167,8 @@ def regimes(model, hardware, x: dict, r) -> None:
              + (" (best by the async throughput bound)" if d["split"]["searched"] else "")) if k is not None else \
         f"no rollout/trainer split fits on these {dev}s (see the warning above): synchronous colocated only"
     st.caption(f"{split}; expected longest response {d['response_expected_max']:,.0f} tokens (Blom)")
-    charts = [timeline_chart(d["timeline"][n], n.replace("_", " ")) for n in ("sync_colocated", "fully_async")
-              if n in d["timeline"]]
+    charts = [timeline_chart(d["timeline"][n], timeline_title(n, d["regimes"][n]))
+              for n in ("sync_colocated", "fully_async") if n in d["timeline"]]
     if charts:
         st.altair_chart(timelines(charts), width="stretch")
     c1, c2 = st.columns(2)

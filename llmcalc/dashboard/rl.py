@@ -124,12 +124,11 @@ def eta_bars(df: pd.DataFrame, title: str) -> alt.Chart:
         tooltip=[alt.Tooltip(c) for c in ("η", "trained tokens/s", "staleness mean")])
 
 
-def timeline_title(name: str, g: dict) -> list[str]:
+def timeline_title(name: str, g: dict) -> str:
     """A timeline's title states the step its two steps add up to and each pool's idle (the gaps) per step, so
-    the chart can be read against the table; two short lines (a phone's chart is ~330 px wide)."""
-    return [f"{name.replace('_', ' ')}: {panels.human(g['step_s'], 's')} per step",
-            f"idle per step: rollout pool {panels.human(g['rollout_idle_s'], 's')}, "
-            f"trainer {panels.human(g['trainer_idle_s'], 's')}"]
+    the chart can be read against the table (timeline_chart wraps it into short lines)."""
+    return (f"{name.replace('_', ' ')}: {panels.human(g['step_s'], 's')} per step; idle per step: rollout "
+            f"{panels.human(g['rollout_idle_s'], 's')}, trainer {panels.human(g['trainer_idle_s'], 's')}")
 
 
 @fast

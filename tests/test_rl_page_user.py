@@ -174,3 +174,19 @@ def test_each_timeline_states_the_step_and_idle_its_bars_add_up_to():
         for row, key in (("rollout pool", "rollout_idle_s"), ("trainer", "trainer_idle_s")):
             busy = sum(b["end_s"] - b["start_s"] for b in bars if b["row"] == row)
             assert window - busy == pytest.approx(2 * g[key], abs=0.01 * window), (name, row)
+
+
+@pytest.mark.parametrize("hw", ["l4", "l40s", "mi300x", "mi325x"])
+def test_gpus_beyond_a_domain_without_scale_out_is_blamed_on_the_gpu_count(hw):
+    """On the four accelerators whose catalogue entry records no scale-out link, the default 64 GPUs gave "No
+    answer yet: … asked for 64 (plan at most 8 …)" (the training planner's words) under no input. The weight
+    sync joins trainer and engines, so an RL job spans at most one 8-device scale-up domain (each entry's
+    scale_up.domain_size is 8): the message sits under “GPUs (total)” and offers counts up to 8."""
+    at = run_app(page="rl", hw=hw)
+    assert "fix “GPUs (total)”" in at.session_state["_llmcalc_answer"]
+    msgs = " ".join(e.value for e in at.error)
+    assert "“GPUs (total)” 64 spans more than the 8-device scale-up domain" in msgs, msgs
+    import re
+
+    works = re.search(r"values that work here: ([\d, ]+)", msgs)[1].strip(" ,").split(", ")
+    assert works and all(2 <= int(v) <= 8 for v in works), works

@@ -235,6 +235,10 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
     the cost.
     """
     check_count(gpus, "--gpus", minimum=1)
+    if hw.span_limit is not None and gpus > hw.span_limit:  # the weight sync joins the pools: one domain at most
+        from ..network.collectives import network_needed
+
+        raise network_needed(hw, f"--gpus {gpus}")  # (the planner's own refusal named no option: no page blamed)
     check_count(prompts, "--prompts")
     check_count(samples, "--samples")
     check_count(prompt_len, "--prompt-len")

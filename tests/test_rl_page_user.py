@@ -190,3 +190,21 @@ def test_gpus_beyond_a_domain_without_scale_out_is_blamed_on_the_gpu_count(hw):
 
     works = re.search(r"values that work here: ([\d, ]+)", msgs)[1].strip(" ,").split(", ")
     assert works and all(2 <= int(v) <= 8 for v in works), works
+
+
+def test_a_trainer_too_big_for_the_gpus_is_blamed_on_the_gpu_count():
+    """Llama-3.1-405B on 64 H100 (rollout TP 16, so the engines fit: 810 GB of bf16 weights / 16 = 51 GB each)
+    said "No answer yet: the trainer does not fit … give the trainer more GPUs" under no input. It now sits under
+    “GPUs (total)”, and every count it offers can hold the trainer's states at least: 405e9 params × 18 B
+    (bf16 weights, fp32 grads, master and Adam moments; Megatron-Core's convention, README) / 80 GB ≈ 91.1, so
+    nothing below 92 GPUs."""
+    import re
+
+    at = run_app(page="rl", model="llama-3.1-405b", rl_rtp=16)
+    assert "fix “GPUs (total)”" in at.session_state["_llmcalc_answer"]
+    msgs = " ".join(e.value for e in at.error)
+    assert "the trainer does not fit" in msgs and "raise “GPUs (total)”" in msgs, msgs
+    found = re.search(r"values that work here: ([\d, ]+)", msgs)
+    assert found, msgs
+    works = [int(v) for v in found[1].strip(" ,").split(", ")]
+    assert works and min(works) >= 405e9 * 18 / 80e9, works

@@ -348,7 +348,8 @@ def planned_layout(m: Model, hw: Hardware, gpus: int, lengths, counts, prompt: f
                          pins={"cp": 1, "v": 1, "sp": 0, "pp": pps, "etp": 0}, offload=False).data["best"]
     if best is None:
         raise LayoutError(f"the trainer does not fit: the planner finds no layout of {m.display_name} on {gpus} x "
-                          f"{hw.display_name} for {gb} sequences of {seq:,} tokens; give the trainer more GPUs")
+                          f"{hw.display_name} for {gb} sequences of {seq:,} tokens; give the trainer more GPUs "
+                          "(raise --gpus)")
     if len(_PLANNED) > 64:
         _PLANNED.clear()
     _PLANNED[key] = {k: int(best[k]) for k in ("tp", "pp", "ep", "zero")} | {"layout": best["layout"],

@@ -208,3 +208,14 @@ def test_a_trainer_too_big_for_the_gpus_is_blamed_on_the_gpu_count():
     assert found, msgs
     works = [int(v) for v in found[1].strip(" ,").split(", ")]
     assert works and min(works) >= 405e9 * 18 / 80e9, works
+
+
+def test_a_never_idle_pool_prints_no_rounding_residue():
+    """Mixtral-8x7B, rollout TP 2, PPO: the fully async rollout pool's idle read "9.1 × 10⁻¹³ s" (period minus
+    busy time, float residue). Its trainer idles (it waits for rollouts), so the pool is never idle: 0 s."""
+    over = dict(model="mixtral-8x7b", rl_rtp=2, rl_algo="ppo")
+    a = _page_run(**over).data["regimes"]["fully_async"]
+    assert a["trainer_idle_s"] > 1.0
+    assert a["rollout_idle_s"] == 0.0
+    at = run_app(page="rl", **over)
+    assert at.dataframe[0].value.set_index("regime").loc["fully async", "rollout idle"] == "0 s"

@@ -219,3 +219,18 @@ def test_a_never_idle_pool_prints_no_rounding_residue():
     assert a["rollout_idle_s"] == 0.0
     at = run_app(page="rl", **over)
     assert at.dataframe[0].value.set_index("regime").loc["fully async", "rollout idle"] == "0 s"
+
+
+def test_eta_axis_labels_read_level():
+    """The η chart's six labels (0, 1, 2, 4, 8, inf: at most 3 characters) were drawn turned 90°."""
+    import json
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["page"] = "rl"
+    at.run()
+    at.session_state["rl_eta_open"] = True
+    at.run()
+    specs = [json.loads(e.proto.spec) for e in at.get("vega_lite_chart")]
+    eta = [s for s in specs if s.get("encoding", {}).get("x", {}).get("field") == "η"]
+    assert eta, "no η chart"
+    assert eta[0]["encoding"]["x"]["axis"]["labelAngle"] == 0

@@ -120,7 +120,8 @@ def eta_chart(model, hardware, x: dict, k: int, dev: str) -> None:
 @fast
 def eta_bars(df: pd.DataFrame, title: str) -> alt.Chart:
     return alt.Chart(df, title=title_lines(title)).mark_bar().encode(
-        x=alt.X("η:N", sort=None, axis=category_axis()), y=alt.Y("trained tokens/s:Q"),
+        # labels of 1-3 characters read level (the theme turned "0 1 2 4 8 inf" on their side)
+        x=alt.X("η:N", sort=None, axis=category_axis(labelAngle=0)), y=alt.Y("trained tokens/s:Q"),
         tooltip=[alt.Tooltip(c) for c in ("η", "trained tokens/s", "staleness mean")])
 
 

@@ -234,3 +234,97 @@ def test_eta_axis_labels_read_level():
     eta = [s for s in specs if s.get("encoding", {}).get("x", {}).get("field") == "η"]
     assert eta, "no η chart"
     assert eta[0]["encoding"]["x"]["axis"]["labelAngle"] == 0
+
+
+def test_staleness_mean_and_max_share_one_column():
+    """The two staleness columns became one ("mean / max", as the CLI's "lag mean/max") so that the table, with
+    each pool's idle seconds added, still prints inside an A4 page (tests below, in the browser). One-step-off
+    trains each batch exactly one version late (verl's one-step-off: the batch generated under the previous
+    weights), so its cell is "1.00 / 1"; a synchronous step trains on-policy: "0 / 0"."""
+    df = run_app(page="rl").dataframe[0].value.set_index("regime")
+    assert "staleness mean / max (steps)" in df.columns and "staleness max (steps)" not in df.columns
+    assert df.loc["one step off", "staleness mean / max (steps)"] == "1.00 / 1"
+    assert df.loc["sync disaggregated", "staleness mean / max (steps)"] == "0 / 0"
+
+
+# ---------------------------------------------------------------- in the browser (Debian's chromium, Playwright)
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser_page():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from streamlit_server import streamlit_server
+
+    with streamlit_server() as url, sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+
+        def open_page(query: str, width: int = 1400, height: int = 900):
+            ctx = b.new_context(viewport={"width": width, "height": height})
+            page = ctx.new_page()
+            page.goto(f"{url}/?{query}")
+            page.locator(".llmcalc-answer").first.wait_for(timeout=60000)
+            page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=60000)
+            page.wait_for_function("() => document.querySelectorAll('[data-stale=\"true\"], "
+                                   "[data-testid=\"stSkeleton\"]').length === 0", timeout=60000)
+            return ctx, page
+
+        yield open_page
+        b.close()
+
+
+PRINT_TABLES_JS = """() => Array.from(document.querySelectorAll('.llmcalc-print table'))
+  .filter(t => t.getClientRects().length > 0 && t.innerText.trim() !== '')
+  .map(t => ({rows: t.tBodies[0].rows.length, cols: t.tHead.rows[0].cells.length,
+              cut: t.scrollWidth > t.parentElement.clientWidth + 1 ||
+                   t.getBoundingClientRect().right > document.documentElement.clientWidth + 1}))"""
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("query", ["page=rl", "page=rl&model=mixtral-8x7b&rl_rtp=2&rl_algo=ppo"])
+def test_printed_regimes_table_fits_an_a4_page(browser_page, query):
+    """Printed at an A4 page's printable width (720 px, as tests/test_browser.py), the regimes table shows all
+    four regimes and every column inside the page (15 columns, before the staleness pair was merged, ran off)."""
+    ctx, page = browser_page(query)
+    try:
+        page.set_viewport_size({"width": 720, "height": 1000})
+        page.emulate_media(media="print")
+        tables = page.evaluate(PRINT_TABLES_JS)
+        assert [(t["rows"], t["cols"]) for t in tables] == [(4, 14)], tables
+        assert not any(t["cut"] for t in tables), tables
+    finally:
+        ctx.close()
+
+
+@pytest.mark.browser
+def test_rl_link_restores_the_view(browser_page):
+    """Inputs changed in the page travel in the URL: a fresh browser opened on the copied link shows the same
+    inputs and the same answer."""
+    ctx, page = browser_page("page=rl")
+    try:
+        box = page.get_by_label("GPUs (total)", exact=True)
+        box.fill("128")
+        box.press("Enter")
+        page.wait_for_function("() => location.search.includes('rl_gpus=128')", timeout=60000)
+        page.get_by_text("interruptible rollouts", exact=True).click()
+        page.wait_for_function("() => location.search.includes('rl_partial=0')", timeout=60000)
+        page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=60000)
+        answer, link = page.locator(".llmcalc-answer").first.inner_text(), page.url
+    finally:
+        ctx.close()
+    assert "on 128 GPUs" in answer
+    ctx, page = browser_page(link.split("?", 1)[1])
+    try:
+        assert page.get_by_label("GPUs (total)", exact=True).input_value() == "128"
+        assert not page.locator('[data-testid="stMain"] input[type="checkbox"]').first.is_checked()
+        assert page.locator(".llmcalc-answer").first.inner_text() == answer
+    finally:
+        ctx.close()

@@ -328,3 +328,14 @@ def test_rl_link_restores_the_view(browser_page):
         assert page.locator(".llmcalc-answer").first.inner_text() == answer
     finally:
         ctx.close()
+
+
+def test_warnings_name_the_inputs_the_page_draws():
+    """Mixtral-8x7B (the planner's trainer: EP 4) with 14 rollout GPUs given: the split leaves 50 trainer GPUs,
+    not a multiple of 4, so only sync colocated is computed and a warning says why. It read "(--gpus, less
+    --rollout-gpus when split)", the CLI's options, on a page whose inputs are “GPUs (total)” and “rollout GPUs”."""
+    at = run_app(page="rl", model="mixtral-8x7b", rl_rtp=2, rl_split=14)
+    warnings = " ".join(w.value for w in at.warning)
+    assert "no split regimes" in warnings, warnings
+    assert "“GPUs (total)”, less “rollout GPUs (0 = best split)” when split" in warnings, warnings
+    assert "--gpus" not in warnings and "--rollout-gpus" not in warnings, warnings

@@ -339,3 +339,37 @@ def test_warnings_name_the_inputs_the_page_draws():
     assert "no split regimes" in warnings, warnings
     assert "“GPUs (total)”, less “rollout GPUs (0 = best split)” when split" in warnings, warnings
     assert "--gpus" not in warnings and "--rollout-gpus" not in warnings, warnings
+
+
+def test_page_states_the_capped_mean_its_tokens_per_second_use():
+    """Mean 3,000 tokens, cv 1, cap 8,192 (the defaults): the step uses the capped mean, E[min(X, c)] for a
+    lognormal X with σ² = ln(1 + cv²), μ = ln(mean) − σ²/2:
+    e^(μ+σ²/2)·Φ((ln c − μ − σ²)/σ) + c·(1 − Φ((ln c − μ)/σ)) = 2,784 tokens, and the page did not say so:
+    trained tokens/s = P·G·(2,784 + 512)/step read 7% off a hand calculation with 3,000. Now the caption gives
+    the mean, and each row's trained tokens/s is 512·16·(mean + 512)/step (to the table's 3 digits)."""
+    from math import erf, exp, log, sqrt
+
+    def phi(z):
+        return 0.5 * (1 + erf(z / sqrt(2)))
+
+    s2 = log(2.0)
+    s, mu, c = sqrt(s2), log(3000) - s2 / 2, 8192
+    mean = exp(mu + s2 / 2) * phi((log(c) - mu - s2) / s) + c * (1 - phi((log(c) - mu) / s))
+    at = run_app(page="rl")
+    assert f"mean response {mean:,.0f} tokens (after the cap)" in " ".join(c.value for c in at.caption)
+    df = at.dataframe[0].value.set_index("regime")
+    for regime, row in df.iterrows():
+        tps = float(row["trained tokens/s"].split()[0].replace(",", ""))
+        assert tps * _seconds(row["step"]) == pytest.approx(512 * 16 * (mean + 512), rel=0.005), regime
+
+
+def test_speedup_column_is_the_step_ratio():
+    """A consistency check (no bug found): each row's speed-up is sync colocated's step over its own, and the
+    answer line's figure is the best row's (to the table's 3 digits)."""
+    at = run_app(page="rl", rl_algo="ppo", rl_eta="inf")
+    df = at.dataframe[0].value.set_index("regime")
+    base = _seconds(df.loc["sync colocated", "step"])
+    for _, row in df.iterrows():
+        assert float(row["speed-up vs sync"].split()[0]) == pytest.approx(base / _seconds(row["step"]), rel=0.01)
+    best = min(df.index, key=lambda r: _seconds(df.loc[r, "step"]))
+    assert f"{best}: {df.loc[best, 'step']} per step" in at.session_state["_llmcalc_answer"]

@@ -177,7 +177,9 @@ def regimes(model, hardware, x: dict, r) -> None:
     split = (f"split: {k} rollout + {d['split']['trainer_gpus']} trainer {dev}s"
              + (" (best by the async throughput bound)" if d["split"]["searched"] else "")) if k is not None else \
         f"no rollout/trainer split fits on these {dev}s (see the warning above): synchronous colocated only"
-    st.caption(f"{split}; expected longest response {d['response_expected_max']:,.0f} tokens (Blom)")
+    # the mean the step uses (after the cap), which tokens/s are computed from, beside the longest
+    st.caption(f"{split}; mean response {d['response_mean']:,.0f} tokens (after the cap), expected longest "
+               f"{d['response_expected_max']:,.0f} tokens (Blom)")
     charts = [timeline_chart(d["timeline"][n], timeline_title(n, d["regimes"][n]))
               for n in ("sync_colocated", "fully_async") if n in d["timeline"]]
     if charts:

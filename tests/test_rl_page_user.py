@@ -373,3 +373,19 @@ def test_speedup_column_is_the_step_ratio():
         assert float(row["speed-up vs sync"].split()[0]) == pytest.approx(base / _seconds(row["step"]), rel=0.01)
     best = min(df.index, key=lambda r: _seconds(df.loc[r, "step"]))
     assert f"{best}: {df.loc[best, 'step']} per step" in at.session_state["_llmcalc_answer"]
+
+
+def test_colocated_timeline_gaps_are_the_stated_idle_exactly():
+    """Llama-3.1-405B on 64 B200 (rollout TP 8; only sync colocated fits) has an 8.66 s weight sync. Colocated,
+    one set of GPUs reshards once and the step's accounting gives that time to the trainer (trainer busy = log-probs
+    + train + sync, rollout busy = generate: the two add up to the step), but the timeline drew the sync on the
+    rollout row too, so its gap was 8.66 s shorter than the idle its title states. A closed-form timeline must
+    match exactly: each row's gaps over the two steps = 2 × that row's idle."""
+    d = _page_run(model="llama-3.1-405b", hw="b200", rl_rtp=8, rl_prompts=64, rl_samples=8).data
+    g, bars = d["regimes"]["sync_colocated"], d["timeline"]["sync_colocated"]
+    assert g["breakdown_s"]["sync_s"] > 1.0
+    window = max(b["end_s"] for b in bars) - min(b["start_s"] for b in bars)
+    assert window == pytest.approx(2 * g["step_s"], rel=1e-9)
+    for row, key in (("rollout pool", "rollout_idle_s"), ("trainer", "trainer_idle_s")):
+        busy = sum(b["end_s"] - b["start_s"] for b in bars if b["row"] == row)
+        assert window - busy == pytest.approx(2 * g[key], rel=1e-9), row

@@ -35,7 +35,10 @@ def _timeline(name: str, g: dict, tr: dict, sync_s: float, periods: int = 2) -> 
             spans.append(("rollout pool", "generate", t0, t0 + gen))
             spans += _trainer_spans(tr, t0)
             end = t0 + max(gen, trn)
-        spans += [("rollout pool", "sync", end, end + sync_s), ("trainer", "sync", end, end + sync_s)]
+        # colocated, one set of GPUs reshards once: the sync is the trainer's time (trainer_busy counts it, the
+        # rollout pool's idle does too), so only that row draws it; split pools both stop for it
+        spans += ([] if name == "sync_colocated" else [("rollout pool", "sync", end, end + sync_s)]) \
+            + [("trainer", "sync", end, end + sync_s)]
         t0 = end + sync_s
     return [{"row": r, "phase": p, "start_s": a, "end_s": b} for r, p, a, b in spans if b > a]
 

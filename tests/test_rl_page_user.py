@@ -389,3 +389,21 @@ def test_colocated_timeline_gaps_are_the_stated_idle_exactly():
     for row, key in (("rollout pool", "rollout_idle_s"), ("trainer", "trainer_idle_s")):
         busy = sum(b["end_s"] - b["start_s"] for b in bars if b["row"] == row)
         assert window - busy == pytest.approx(2 * g[key], rel=1e-9), row
+
+
+MODELS = sorted(p.stem for p in (ROOT / "models").glob("*.yaml"))
+HARDWARE = sorted(p.stem for p in (ROOT / "hardware").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("params", [{"model": m} for m in MODELS] + [{"hw": h} for h in HARDWARE],
+                         ids=lambda p: next(iter(p.values())))
+def test_every_model_and_accelerator_answers_or_names_the_input_to_fix(params):
+    """Every catalogue model (on H100) and every accelerator (with Llama-3.1-8B), at the page's defaults: no
+    traceback, and either an answer or "fix “<input>”" with the message under that input. Before: L4, L40S,
+    MI300X and MI325X showed the training planner's message under no input."""
+    at = run_app(page="rl", **params)
+    answer = at.session_state["_llmcalc_answer"]
+    assert answer.startswith("Synchronous or asynchronous RL for") or "fix “" in answer, answer
+    if "fix “" in answer:
+        label = answer.split("fix “")[1].split("”")[0]
+        assert any(e.value.startswith(f"Not computed: see the message under “{label}”") for e in at.error), answer

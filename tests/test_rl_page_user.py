@@ -372,7 +372,21 @@ def test_speedup_column_is_the_step_ratio():
     for _, row in df.iterrows():
         assert float(row["speed-up vs sync"].split()[0]) == pytest.approx(base / _seconds(row["step"]), rel=0.01)
     best = min(df.index, key=lambda r: _seconds(df.loc[r, "step"]))
-    assert f"{best}: {df.loc[best, 'step']} per step" in at.session_state["_llmcalc_answer"]
+    assert best != "sync colocated"
+    assert f"{best} on " in at.session_state["_llmcalc_answer"]
+    assert f": {df.loc[best, 'step']} per step" in at.session_state["_llmcalc_answer"]
+
+
+def test_answer_says_the_split_it_recommends():
+    """The page's question is "sync or async, and how to split the GPUs"; its one-line answer named only the
+    regime ("fully async: 180 s per step, …") and the split sat in a caption further down. A split regime's
+    answer now names its split, the one rl_step chose (the calculator called here with the page's inputs), and
+    the two pools add up to the 64 GPUs."""
+    d = _page_run().data
+    g = d["regimes"][d["best_regime"]]
+    assert d["best_regime"] == "fully_async" and g["rollout_gpus"] + g["trainer_gpus"] == 64
+    answer = run_app(page="rl").session_state["_llmcalc_answer"]
+    assert f"fully async on {g['rollout_gpus']} rollout + {g['trainer_gpus']} trainer GPUs: " in answer, answer
 
 
 def test_colocated_timeline_gaps_are_the_stated_idle_exactly():

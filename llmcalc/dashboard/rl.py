@@ -63,7 +63,10 @@ def answer(model, hardware, s: dict, run=None) -> tuple[str, str]:
     step = d["regimes"][best]["step_s"]
     q = f"Synchronous or asynchronous RL for {model.display_name} on {x['gpus']:,} {dev}s?"
     speed = d["speedup"].get(best)
-    text = (f"{best.replace('_', ' ')}: {panels.human(step, 's')} per step"
+    g = d["regimes"][best]  # the question is also how to split: a split regime's answer says its split
+    where = ("" if best == "sync_colocated" else
+             f" on {g['rollout_gpus']:,} rollout + {g['trainer_gpus']:,} trainer {dev}s")
+    text = (f"{best.replace('_', ' ')}{where}: {panels.human(step, 's')} per step"
             + (f", {float(speed):.2f}× the synchronous colocated step rate" if speed is not None else ""))
     return q, text
 

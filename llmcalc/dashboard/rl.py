@@ -178,7 +178,8 @@ def regimes(model, hardware, x: dict, r) -> None:
     panels.csv_download(pd.DataFrame(rows), "rl-regimes", "dl_rl_regimes")  # the exact SI values
     k = d["split"]["rollout_gpus"]
     split = (f"split: {k} rollout + {d['split']['trainer_gpus']} trainer {dev}s"
-             + (" (best by the async throughput bound)" if d["split"]["searched"] else "")) if k is not None else \
+             + (" (of the three splits with the highest async throughput bound, the fastest simulated)"
+                 if d["split"]["searched"] else "")) if k is not None else \
         f"no rollout/trainer split fits on these {dev}s (see the warning above): synchronous colocated only"
     # the mean the step uses (after the cap), which tokens/s are computed from, beside the longest
     st.caption(f"{split}; mean response {d['response_mean']:,.0f} tokens (after the cap), expected longest "

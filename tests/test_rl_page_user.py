@@ -439,3 +439,25 @@ def test_split_search_simulates_with_the_pages_interruptible_setting():
     assert sp["rollout_gpus"] == min(steps, key=steps.get)
     caption = " ".join(c.value for c in run_app(page="rl", **over).caption)
     assert "of the three splits with the highest async throughput bound, the fastest simulated" in caption
+
+
+def test_split_chart_marks_the_chosen_split():
+    """Mixtral-8x7B, rollout TP 2: the bound peaks at 20 rollout GPUs but the step runs on 24 (the fastest of the
+    bound's best three once simulated); the chart showed only the bound's peak. A dashed rule now marks the split
+    the step chose, the one rl_step reports (the calculator called here with the page's inputs)."""
+    import json
+
+    over = dict(model="mixtral-8x7b", rl_rtp=2)
+    k = _page_run(**over).data["split"]["rollout_gpus"]
+    at = run_app(page="rl", **over)
+    import pyarrow as pa
+
+    charts = [(json.loads(e.proto.spec), e.proto.datasets) for e in at.get("vega_lite_chart")]
+    split = [(sp, ds) for sp, ds in charts if "async throughput against the split" in json.dumps(sp.get("title"))]
+    assert len(split) == 1
+    spec, datasets = split[0]
+    assert len(spec["layer"]) == 2 and spec["layer"][1]["mark"]["type"] == "rule"
+    assert f"chosen, {k})" in json.dumps(spec["title"], ensure_ascii=False)
+    # Streamlit sends each layer's data apart, as Arrow, under the name the layer cites
+    data = {d.name: pa.ipc.open_stream(d.data.data).read_all().to_pylist() for d in datasets}
+    assert data[spec["layer"][1]["data"]["name"]] == [{"rollout GPUs": k}]

@@ -461,3 +461,12 @@ def test_split_chart_marks_the_chosen_split():
     # Streamlit sends each layer's data apart, as Arrow, under the name the layer cites
     data = {d.name: pa.ipc.open_stream(d.data.data).read_all().to_pylist() for d in datasets}
     assert data[spec["layer"][1]["data"]["name"]] == [{"rollout GPUs": k}]
+
+
+def test_cv_box_shows_the_value_the_step_uses():
+    """A cv of 0.005 typed in (or linked) was computed as 0.005 but the box showed "0.01" (format %.2f): the box
+    must show three significant digits, as the page's price boxes do."""
+    at = run_app(page="rl", rl_cv=0.005)
+    box = at.number_input(key="w_rl_cv")
+    assert box.value == 0.005 and box.proto.format == "%.3g"
+    assert f"{0.005:.3g}" == "0.005"  # what the browser then draws (checked in headless chromium: "0.005")

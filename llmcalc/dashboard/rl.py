@@ -31,7 +31,7 @@ def _inputs(dev: str = "GPU") -> dict:
              ("rl_samples", st.number_input, dict(label="samples per prompt (G)", step=1)),
              ("rl_prompt", st.number_input, dict(label="prompt tokens", step=128)),
              ("rl_mean", st.number_input, dict(label="mean response tokens", step=500)),
-             ("rl_cv", st.number_input, dict(label="response cv (tail weight)", step=0.1, format="%.2f")),
+             ("rl_cv", st.number_input, dict(label="response cv (tail weight)", step=0.1, format="%.3g")),
              ("rl_cap", st.number_input, dict(label="max response tokens", step=1024)),
              ("rl_eta", st.selectbox, dict(label="staleness η", options=["0", "1", "2", "4", "8", "inf"])),
              ("rl_algo", st.selectbox, dict(label="algorithm", options=["grpo", "ppo"])),

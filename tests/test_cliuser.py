@@ -116,7 +116,8 @@ def test_rl_trainer_advice_only_names_train_tp_where_it_can_be_followed():
     r = run(*rl, "--gpus", "1")
     one_error(r, "the trainer does not fit")
     assert "--train-tp" not in r.output
-    # (the planner, now told the trainer's recompute, finds ZeRO-3 on 2 GPUs; a given ZeRO-1 layout still needs TP 2)
+    # a given ZeRO-1 layout on 2 GPUs (the planner's own pick there fits: it is told the trainer's recompute and pinned
+    # to what the RL trainer runs)
     r = run(*rl, "--gpus", "2", "--train-tp", "1", "--zero", "1")
     one_error(r, "raise --train-tp (e.g. to 2)")
     assert run(*rl, "--gpus", "2", "--train-tp", "2", "--zero", "1").exit_code == 0  # the advice, followed, works

@@ -56,13 +56,13 @@ def test_cohorts_one_quantile_call_is_each_cohort_alone(dist, n):
     """LengthDist._cohorts asks the order statistics of every small cohort in one call, and the quantiles of every
     band in one call (issue #13): each cohort's mean length is the float the per-cohort call gives (both are
     elementwise, row by row)."""
-    from llmcalc.rl.lengths import EXACT_RANKS
+    from llmcalc.rl.lengths import exact_cohort
 
     d = parse_response_len(dist, 8192)
     lengths, counts = d._cohorts(n)
     hi = n - np.concatenate([[0], np.cumsum(counts)[:-1]])
     for length, h, size in zip(lengths, hi, counts.astype(int), strict=True):
-        if size <= EXACT_RANKS:
+        if exact_cohort(n, int(h), size):
             alone = d.order_stats(np.arange(h - size + 1, h + 1), n)
         else:
             alone = d.quantile(((h - size) + (np.arange(64) + 0.5) * size / 64) / n)

@@ -300,6 +300,8 @@ def fmt(value: float, unit: str) -> str:
             return f"{_num(value)} s"
         if a >= 1e-3:
             return f"{_num(value * 1e3)} ms"
+        if a == 0:  # no wait at all reads "0 s" (the RL page's busy pool printed "0 µs" of idle)
+            return "0 s"
         return f"{_num(value * 1e6)} µs"
     if unit in ("USD", "USD/h"):
         return f"${value:,.2f}" + ("/h" if unit == "USD/h" else "")

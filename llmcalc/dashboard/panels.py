@@ -447,8 +447,8 @@ def notes(result: Result) -> None:
     """Every warning and assumption the calculator returned: warnings stand out, the rest are listed."""
     w = chip_words(result)
     warn = [a for a in result.assumptions if a.split(":")[0].isupper()]  # WARNING: …, OVERLOADED: …
-    for a in warn:
-        warn_once(w(a))
+    for a in warn:  # in the page's words, as the messages under inputs (the RL page showed "--rollout-gpus")
+        warn_once(in_page_words(w(a)))
     rest = [a for a in result.assumptions if a not in warn]
     if rest:
         with st.expander(w(f"assumptions of “{result.title}” ({len(rest)})")):

@@ -19,7 +19,8 @@ PHASES = ["generate", "score", "log-probs", "train", "sync"]
 RL_UNITS = {"step (s)": ("step", "s"), "generate (s)": ("generate", "s"), "log-probs (s)": ("log-probs", "s"),
             "train (s)": ("train", "s"), "sync (s)": ("sync", "s"), "trained tokens/s": ("trained tokens/s", "token/s"),
             "generated tokens/s": ("generated tokens/s", "token/s"), "rollout busy": ("rollout busy", "%"),
-            "trainer busy": ("trainer busy", "%"), "staleness mean": ("staleness mean (steps)", ""),
+            "trainer busy": ("trainer busy", "%"), "rollout idle (s)": ("rollout idle", "s"),
+            "trainer idle (s)": ("trainer idle", "s"), "staleness mean": ("staleness mean (steps)", ""),
             "staleness max": ("staleness max (steps)", ""), "speedup vs sync": ("speed-up vs sync", "×")}
 ETAS = (0, 1, 2, 4, 8, None)
 
@@ -30,7 +31,7 @@ def _inputs(dev: str = "GPU") -> dict:
              ("rl_samples", st.number_input, dict(label="samples per prompt (G)", step=1)),
              ("rl_prompt", st.number_input, dict(label="prompt tokens", step=128)),
              ("rl_mean", st.number_input, dict(label="mean response tokens", step=500)),
-             ("rl_cv", st.number_input, dict(label="response cv (tail weight)", step=0.1, format="%.2f")),
+             ("rl_cv", st.number_input, dict(label="response cv (tail weight)", step=0.1, format="%.3g")),
              ("rl_cap", st.number_input, dict(label="max response tokens", step=1024)),
              ("rl_eta", st.selectbox, dict(label="staleness η", options=["0", "1", "2", "4", "8", "inf"])),
              ("rl_algo", st.selectbox, dict(label="algorithm", options=["grpo", "ppo"])),
@@ -62,7 +63,10 @@ def answer(model, hardware, s: dict, run=None) -> tuple[str, str]:
     step = d["regimes"][best]["step_s"]
     q = f"Synchronous or asynchronous RL for {model.display_name} on {x['gpus']:,} {dev}s?"
     speed = d["speedup"].get(best)
-    text = (f"{best.replace('_', ' ')}: {panels.human(step, 's')} per step"
+    g = d["regimes"][best]  # the question is also how to split: a split regime's answer says its split
+    where = ("" if best == "sync_colocated" else
+             f" on {g['rollout_gpus']:,} rollout + {g['trainer_gpus']:,} trainer {dev}s")
+    text = (f"{best.replace('_', ' ')}{where}: {panels.human(step, 's')} per step"
             + (f", {float(speed):.2f}× the synchronous colocated step rate" if speed is not None else ""))
     return q, text
 
@@ -79,12 +83,15 @@ def _run(model, hardware, x: dict, **over):
 
 
 @fast
-def timeline_chart(bars: list[dict], title: str) -> alt.Chart:
+def timeline_chart(bars: list[dict], title) -> alt.Chart:
     df = pd.DataFrame(bars)
-    return alt.Chart(df, title=title).mark_bar().encode(
+    return alt.Chart(df, title=title_lines(title)).mark_bar().encode(
         x=alt.X("start_s:Q", title="seconds (two steady-state steps)"), x2=alt.X2("end_s:Q"),
         y=alt.Y("row:N", title=None, sort=["rollout pool", "trainer"], axis=category_axis()),
-        color=alt.Color("phase:N", sort=PHASES, scale=alt.Scale(domain=PHASES)),
+        # legend below: beside the bars it took the width a phone's plot needs (and a two-line title pushed it
+        # off the edge); one row on a wide screen, three columns on a narrow one
+        color=alt.Color("phase:N", sort=PHASES, scale=alt.Scale(domain=PHASES), legend=alt.Legend(
+            orient="bottom", columns=alt.ExprRef(f"containerSize()[0] < 600 ? 3 : {len(PHASES)}"))),
         tooltip=[alt.Tooltip("row"), alt.Tooltip("phase"), alt.Tooltip("start_s:Q", format=",.1f"),
                  alt.Tooltip("end_s:Q", format=",.1f")],
     ).properties(height=90)
@@ -116,8 +123,16 @@ def eta_chart(model, hardware, x: dict, k: int, dev: str) -> None:
 @fast
 def eta_bars(df: pd.DataFrame, title: str) -> alt.Chart:
     return alt.Chart(df, title=title_lines(title)).mark_bar().encode(
-        x=alt.X("η:N", sort=None, axis=category_axis()), y=alt.Y("trained tokens/s:Q"),
+        # labels of 1-3 characters read level (the theme turned "0 1 2 4 8 inf" on their side)
+        x=alt.X("η:N", sort=None, axis=category_axis(labelAngle=0)), y=alt.Y("trained tokens/s:Q"),
         tooltip=[alt.Tooltip(c) for c in ("η", "trained tokens/s", "staleness mean")])
+
+
+def timeline_title(name: str, g: dict) -> str:
+    """A timeline's title states the step its two steps add up to and each pool's idle (the gaps) per step, so
+    the chart can be read against the table (timeline_chart wraps it into short lines)."""
+    return (f"{name.replace('_', ' ')}: {panels.human(g['step_s'], 's')} per step; idle per step: rollout "
+            f"{panels.human(g['rollout_idle_s'], 's')}, trainer {panels.human(g['trainer_idle_s'], 's')}")
 
 
 @fast
@@ -126,10 +141,25 @@ def timelines(charts: list[alt.Chart]) -> alt.VConcatChart:
 
 
 @fast
-def split_line(df: pd.DataFrame, x: str, y: str) -> alt.Chart:
-    return alt.Chart(df, title="async throughput against the split").mark_line(point=True).encode(
+def split_line(df: pd.DataFrame, x: str, y: str, chosen: int) -> alt.LayerChart:
+    """The bound against the split, and a rule at the split the step chose: the fastest of the bound's best three
+    once simulated, not always the bound's peak (Mixtral-8x7B, rollout TP 2: peak 20, chosen 24)."""
+    line = alt.Chart(df).mark_line(point=True).encode(
         # whole devices: Vega's default ticks read "2.0 2.5 3.0 … rollout GPUs" for candidates 2, 4, 6, 8
         x=alt.X(f"{x}:Q", axis=alt.Axis(tickMinStep=1, format="d")), y=alt.Y(f"{y}:Q"))
+    rule = alt.Chart(pd.DataFrame({x: [chosen]})).mark_rule(strokeDash=[4, 3], color="grey").encode(
+        x=alt.X(f"{x}:Q"), tooltip=[alt.Tooltip(f"{x}:Q", title="chosen split")])
+    return alt.layer(line, rule, title=title_lines(f"async throughput against the split (dashed: chosen, {chosen})"))
+
+
+def staleness_in_one(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean and max staleness in one column, "1.66 / 4", as the CLI's "lag mean/max": with each pool's idle
+    seconds, 15 columns ran past an A4 page's width in print (the CSV keeps both figures)."""
+    mean, top = RL_UNITS["staleness mean"][0], RL_UNITS["staleness max"][0]
+    both = table[mean].astype(str) + " / " + table[top].astype(str)
+    out = table.drop(columns=[top]).rename(columns={mean: "staleness mean / max (steps)"})
+    out["staleness mean / max (steps)"] = both
+    return out
 
 
 def regimes(model, hardware, x: dict, r) -> None:
@@ -144,17 +174,23 @@ def regimes(model, hardware, x: dict, r) -> None:
                      "sync (s)": b["sync_s"], "trained tokens/s": g["trained_tokens_per_s"],
                      "generated tokens/s": g["generated_tokens_per_s"],
                      "rollout busy": g["rollout_utilisation"], "trainer busy": g["trainer_utilisation"],
+                     # per step, as the issue asks beside utilisation (the seconds the timelines' gaps show)
+                     "rollout idle (s)": g["rollout_idle_s"], "trainer idle (s)": g["trainer_idle_s"],
                      "staleness mean": g["staleness_mean"], "staleness max": g["staleness_max"],
                      "speedup vs sync": d["speedup"].get(name, 1.0 if name == "sync_colocated" else None)})
-    panels.dataframe(panels.people_table(pd.DataFrame(rows), RL_UNITS), hide_index=True, width="stretch")
+    panels.dataframe(staleness_in_one(panels.people_table(pd.DataFrame(rows), RL_UNITS)), hide_index=True,
+                     width="stretch")
     panels.csv_download(pd.DataFrame(rows), "rl-regimes", "dl_rl_regimes")  # the exact SI values
     k = d["split"]["rollout_gpus"]
     split = (f"split: {k} rollout + {d['split']['trainer_gpus']} trainer {dev}s"
-             + (" (best by the async throughput bound)" if d["split"]["searched"] else "")) if k is not None else \
+             + (" (of the three splits with the highest async throughput bound, the fastest simulated)"
+                 if d["split"]["searched"] else "")) if k is not None else \
         f"no rollout/trainer split fits on these {dev}s (see the warning above): synchronous colocated only"
-    st.caption(f"{split}; expected longest response {d['response_expected_max']:,.0f} tokens")
-    charts = [timeline_chart(d["timeline"][n], n.replace("_", " ")) for n in ("sync_colocated", "fully_async")
-              if n in d["timeline"]]
+    # the mean the step uses (after the cap), which tokens/s are computed from, beside the longest
+    st.caption(f"{split}; mean response {d['response_mean']:,.0f} tokens (after the cap), expected longest "
+               f"{d['response_expected_max']:,.0f} tokens")
+    charts = [timeline_chart(d["timeline"][n], timeline_title(n, d["regimes"][n]))
+              for n in ("sync_colocated", "fully_async") if n in d["timeline"]]
     if charts:
         st.altair_chart(timelines(charts), width="stretch")
     c1, c2 = st.columns(2)
@@ -162,7 +198,7 @@ def regimes(model, hardware, x: dict, r) -> None:
         tokens = (d["response_mean"] + d["prompt_len"]) * d["batch"]
         df = pd.DataFrame({f"rollout {dev}s": d["split"]["candidates"],
                            "trained tokens/s (bound)": tokens / d["split"]["bound_s"]})
-        c1.altair_chart(split_line(df, f"rollout {dev}s", "trained tokens/s (bound)"), width="stretch")
+        c1.altair_chart(split_line(df, f"rollout {dev}s", "trained tokens/s (bound)", k), width="stretch")
     if k is None:  # the η chart times the split regime
         panels.explain_panel(r, "rl")
         panels.collect(r)

@@ -73,9 +73,10 @@ def _summary(steps, ends, gen_busy_at, t_train, t_sync, stale_sum, stale_w, stal
             "staleness_mean": stale_sum / stale_w if stale_w else 0.0, "staleness_max": int(stale_max),
             "outstanding_max": outstanding_max,
             "steps_simulated": steps, "end_times_s": ends,
-            # the last two periods, shifted to start at 0 (for a timeline chart)
-            "timeline": [(row, ph, a - ends[-3], b - ends[-3]) for row, ph, a, b in spans
-                         if b > ends[-3] and a < ends[-1]]}
+            # the last two periods, shifted to start at 0 (for a timeline chart); bars cut at the window's edges (a
+            # pool that never pauses, no partial rollouts, has one generate bar reaching back into the warm-up)
+            "timeline": [(row, ph, max(a, ends[-3]) - ends[-3], min(b, ends[-1]) - ends[-3])
+                         for row, ph, a, b in spans if b > ends[-3] and a < ends[-1]]}
 
 
 MAX_STEPS = 120  # the most trainer steps a default run simulates

@@ -332,9 +332,10 @@ def planned_layout(m: Model, hw: Hardware, gpus: int, lengths, counts, prompt: f
     """The training planner's best layout (llmcalc.training.plan, objective time) for one optimizer step of
     this batch: B_eff/minibatches sequences of L_eff tokens (global batch rounded up to a multiple of the GPU
     count, as ``trainer_work`` does). Pinned to what ``trainer_work`` times: no context parallelism, no virtual
-    stages or sequence parallelism, PP dividing the layers, and ``recompute`` when given (the trainer's own: the
-    planner otherwise picked a layout for "no-rc" that trainer_work then ran with full recomputation, and the
-    assumptions said both). Returns {tp, pp, ep, zero, layout, gpus}; LayoutError when nothing fits."""
+    stages or sequence parallelism, PP dividing the layers, expert TP = TP, no optimizer offload (a layout
+    that fits only with ETP or offload is not one trainer_work can run), and ``recompute`` when given (the trainer's
+    own: the planner otherwise picked a layout for "no-rc" that trainer_work then ran with full recomputation, and
+    the assumptions said both). Returns {tp, pp, ep, zero, layout, gpus}; LayoutError when nothing fits."""
     from ..training.plan import plan_training
 
     key = (repr(m), repr(hw), int(gpus), tuple(np.asarray(lengths, float)), tuple(np.asarray(counts, float)),
@@ -346,11 +347,13 @@ def planned_layout(m: Model, hw: Hardware, gpus: int, lengths, counts, prompt: f
     gb = int(max(gpus, math.ceil(b_eff / minibatches / gpus) * gpus))
     pps = [d for d in range(1, m.n_layers + 1) if m.n_layers % d == 0]
     best = plan_training(m, hw, gpus=int(gpus), global_batch=gb, seq=seq, top=1, brief=True,
-                         pins={"cp": 1, "v": 1, "sp": 0, "pp": pps} | ({} if recompute is None
-                                                                       else {"rc": recompute})).data["best"]
+                         pins={"cp": 1, "v": 1, "sp": 0, "pp": pps, "etp": 0} | ({} if recompute is None
+                                                                                 else {"rc": recompute}),
+                         offload=False).data["best"]
     if best is None:
         raise LayoutError(f"the trainer does not fit: the planner finds no layout of {m.display_name} on {gpus} x "
-                          f"{hw.display_name} for {gb} sequences of {seq:,} tokens; give the trainer more GPUs")
+                          f"{hw.display_name} for {gb} sequences of {seq:,} tokens; give the trainer more GPUs "
+                          "(raise --gpus)")
     if len(_PLANNED) > 64:
         _PLANNED.clear()
     _PLANNED[key] = {k: int(best[k]) for k in ("tp", "pp", "ep", "zero")} | {"layout": best["layout"],

@@ -35,7 +35,10 @@ def _timeline(name: str, g: dict, tr: dict, sync_s: float, periods: int = 2) -> 
             spans.append(("rollout pool", "generate", t0, t0 + gen))
             spans += _trainer_spans(tr, t0)
             end = t0 + max(gen, trn)
-        spans += [("rollout pool", "sync", end, end + sync_s), ("trainer", "sync", end, end + sync_s)]
+        # colocated, one set of GPUs reshards once: the sync is the trainer's time (trainer_busy counts it, the
+        # rollout pool's idle does too), so only that row draws it; split pools both stop for it
+        spans += ([] if name == "sync_colocated" else [("rollout pool", "sync", end, end + sync_s)]) \
+            + [("trainer", "sync", end, end + sync_s)]
         t0 = end + sync_s
     return [{"row": r, "phase": p, "start_s": a, "end_s": b} for r, p, a, b in spans if b > a]
 
@@ -50,6 +53,12 @@ def _async_timeline(sim: dict, tr: dict) -> list[dict]:
     return out
 
 
+def _idle(step_s: float, busy: float) -> float:
+    """A pool's idle seconds per step; a residue of float rounding (a busy pool's sums of phases, ~1e-13 s) is
+    none, not a figure to print (the page showed "9.1 × 10⁻¹³ s")."""
+    return 0.0 if step_s - busy <= 1e-9 * step_s else step_s - busy
+
+
 def _regime(name, step_s, parts: dict, ctx, rollout_gpus, trainer_gpus, rollout_busy, trainer_busy,
             staleness=(0.0, 0)) -> dict:
     tokens = ctx.resp_tokens + ctx.batch * ctx.prompt
@@ -57,8 +66,8 @@ def _regime(name, step_s, parts: dict, ctx, rollout_gpus, trainer_gpus, rollout_
     return {"step_s": step_s, "breakdown_s": parts, "rollout_gpus": rollout_gpus, "trainer_gpus": trainer_gpus,
             "trained_tokens_per_s": tokens / step_s, "generated_tokens_per_s": ctx.resp_tokens / step_s,
             "trained_tokens_per_s_per_gpu": tokens / step_s / total,
-            "rollout_utilisation": rollout_busy / step_s, "rollout_idle_s": max(step_s - rollout_busy, 0.0),
-            "trainer_utilisation": trainer_busy / step_s, "trainer_idle_s": max(step_s - trainer_busy, 0.0),
+            "rollout_utilisation": rollout_busy / step_s, "rollout_idle_s": _idle(step_s, rollout_busy),
+            "trainer_utilisation": trainer_busy / step_s, "trainer_idle_s": _idle(step_s, trainer_busy),
             "staleness_mean": staleness[0], "staleness_max": staleness[1],
             # GPU-seconds per step: work done by each pool, and idle (colocated pools share their GPUs)
             "rollout_gpu_s": rollout_busy * rollout_gpus,

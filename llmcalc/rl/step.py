@@ -171,9 +171,11 @@ def _no_split(ctx: _Ctx, total: int) -> LayoutError:
                        f"{ctx.rtp} GPUs; add GPUs" + (" or raise --train-tp" if wider else ""))
 
 
-def best_split(ctx: _Ctx, total: int, eta: float | None) -> dict:
+def best_split(ctx: _Ctx, total: int, eta: float | None, partial: bool = True) -> dict:
     """Score every split by the async throughput bound max(generate at full slots(K), trainer(N − K) + sync), the
-    trainer side as one vectorised training-step call over all candidate sizes; then simulate the best three."""
+    trainer side as one vectorised training-step call over all candidate sizes; then simulate the best three with
+    the step's own interruptible-rollout setting ``partial`` (simulated always on, the split chosen without them
+    was up to 17% slower than another of the three)."""
     ks = _split_candidates(ctx, total)
     if ks:
         karr = np.asarray(ks)
@@ -193,7 +195,7 @@ def best_split(ctx: _Ctx, total: int, eta: float | None) -> dict:
             # the simulated trainer trains then syncs, each step ending at least t_train + t_sync − 2·EPS after the
             # last (llmcalc.rl.loop): its period cannot come below best_t (slack for rounding), so it is not simulated
             continue
-        sim = _async(ctx, total, k, eta, True, stop_above=best_t)
+        sim = _async(ctx, total, k, eta, partial, stop_above=best_t)
         if sim is not None and sim["period_s"] < best_t:  # None: stopped, sure to end above best_t
             best, best_t = k, sim["period_s"]
     return {"rollout_gpus": best, "candidates": karr, "bound_s": bound, "generate_saturated_s": gen,
@@ -271,6 +273,10 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
     if staleness is not None and not isinstance(staleness, bool) and staleness == math.inf:
         staleness = None  # η = ∞ is "no bound", as the CLI's 'inf' and the dashboard's
     check_count(gpus, "--gpus", minimum=1)
+    if hw.span_limit is not None and gpus > hw.span_limit:  # the weight sync joins the pools: one domain at most
+        from ..network.collectives import network_needed
+
+        raise network_needed(hw, f"--gpus {gpus}")  # (the planner's own refusal named no option: no page blamed)
     check_count(prompts, "--prompts")
     check_count(samples, "--samples")
     check_count(prompt_len, "--prompt-len")
@@ -315,7 +321,7 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
         raise LayoutError(f"--rollout-tp {rollout_tp} exceeds --gpus {gpus}")
     from ..inference.kv import check_tp
 
-    check_tp(m, rollout_tp, "--rollout-tp")  # the engines' own check said "--tp", an option rl does not have
+    check_tp(m, rollout_tp, "--rollout-tp")  # before the GPU-count rule, which would blame --gpus for a bad TP
     if rollout_gpus is not None:
         check_count(rollout_gpus, "--rollout-gpus")
         if rollout_gpus >= gpus:
@@ -410,7 +416,7 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
     split_error = None
     try:
         if searched:
-            split_info = best_split(ctx, gpus, staleness)
+            split_info = best_split(ctx, gpus, staleness, partial)
             k = split_info["rollout_gpus"]
         else:
             k = rollout_gpus
@@ -460,7 +466,10 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
             parts["generate_s"] = sim["rollout_busy_s"]
             parts["wait_generate_s"] = max(sim["period_s"] - tr["total_s"] - t_sync, 0.0)
             regimes["fully_async"] = _regime("fully_async", sim["period_s"], parts, ctx, k, tk,
-                                             rollout_busy=sim["rollout_busy_s"], trainer_busy=sim["trainer_busy_s"],
+                                             # the pool is paused, not idle, while weights sync (llmcalc.rl.loop;
+                                             # the split regimes above count it so too); min: float rounding only
+                                             rollout_busy=min(sim["rollout_busy_s"] + t_sync, sim["period_s"]),
+                                             trainer_busy=sim["trainer_busy_s"],
                                              staleness=(sim["staleness_mean"], sim["staleness_max"]))
             timelines["fully_async"] = _async_timeline(sim, tr)
     if not regimes:

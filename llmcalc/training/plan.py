@@ -239,7 +239,8 @@ def _grid(m: Model, gpus_list, *, global_batch: int, seq: int, pins: dict | None
 
     def etps(t: int, c: int, d: int, e: int) -> list[int]:  # 0 = expert TP = tp; else Megatron-Core's expert grid
         vals = [0] + [x for x in fe_div if x != t and (t * c * d) % (x * e) == 0]
-        return vals if "etp" not in pin else [x for x in vals if (x or t) in pin["etp"]]
+        # a pinned 0 (not a CLI value: --etp must be positive) keeps only "= tp", the one layout llmcalc.rl times
+        return vals if "etp" not in pin else [x for x in vals if (x or t) in pin["etp"] or x in pin["etp"]]
     mb_all = allowed("mb", _divisors(global_batch))
     zero_all = allowed("zero", [0, 1, 2, 3])
     rc_all = allowed("rc", [0, 1, 2])

@@ -455,3 +455,18 @@ def test_table_mean_is_the_mean_of_what_is_drawn(values, cap):
     assert np.dot(lengths, counts) / 16 == pytest.approx(d.mean(), rel=2e-3)
     if values == [1000, 2000, 4000, 16000] and cap is None:
         assert d.mean() == pytest.approx((500 + 2000 + 4000 + 8000) / 3, rel=1e-12)
+
+
+def test_log_phi_matches_math_erfc():
+    """llmcalc.rl.lengths.log_phi (a cubic Hermite table, the order statistics' integrand) against the definition
+    ln Φ(z) = ln(½·erfc(−z/√2)) by math.erfc, point by point; past the table's ends against the values the
+    definition tends to (Φ(−z) underflows to 0 past z ≈ 38.5; ln Φ(z) ~ −z²/2 − ln(−z) − ½ ln 2π as z → −∞)."""
+    from llmcalc.rl.lengths import log_phi
+
+    z = np.concatenate([np.linspace(-37.4, 37.4, 20001), np.random.default_rng(5).uniform(-8, 8, 20000)])
+    ref = np.array([math.log(0.5 * math.erfc(-x / math.sqrt(2))) for x in z.tolist()])
+    assert np.max(np.abs(log_phi(z) - ref)) < 1e-9
+    far = np.array([-60.0, -200.0])
+    lead = -far * far / 2 - np.log(-far) - 0.5 * math.log(2 * math.pi)
+    assert np.allclose(log_phi(far), lead, rtol=0, atol=1e-3)
+    assert np.all(log_phi(np.array([40.0, 1e3])) == 0.0)

@@ -105,9 +105,11 @@ def _engine():
 
 
 def _cost(slots: int, prompt: float = 256.0):
+    from llmcalc.rl.phases import DEFAULT_SETTINGS as S
     from llmcalc.rl.rollout import DecodeCost
 
-    return DecodeCost(_engine(), slots, 0.005, prompt, 75e-6)  # the step-time law, a given function step_s(b, ctx)
+    # the step-time law, a given function step_s(b, ctx), with the host times rl_step uses
+    return DecodeCost(_engine(), slots, S.decode_step_overhead_s, prompt, S.decode_overhead_per_seq_s)
 
 
 def _golden(n: int) -> list[int]:

@@ -85,3 +85,23 @@ def pytest_runtest_makereport(item, call):
 def pytest_make_collect_report(collector):
     outcome = yield
     _fail_skip_in_ci(outcome.get_result(), collector.nodeid)
+
+
+def cli_run(*args):
+    """Run the CLI (arguments str()-ed): never a traceback, whatever the exit code."""
+    from typer.testing import CliRunner
+
+    from llmcalc.cli import app
+
+    r = CliRunner().invoke(app, [str(a) for a in args])
+    assert r.exception is None or isinstance(r.exception, SystemExit), r.exception  # never a traceback
+    return r
+
+
+def cli_one_error(r, *words):
+    """A ``cli_run`` result that failed with exit 2 and one line ``error: …`` holding each of ``words``."""
+    assert r.exit_code == 2, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.output
+    for w in words:
+        assert w in lines[0], r.output

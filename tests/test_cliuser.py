@@ -5,25 +5,9 @@ import json
 import math
 
 import pytest
-from typer.testing import CliRunner
+from conftest import cli_one_error, cli_run
 
-from llmcalc.cli import app
-
-runner = CliRunner()
-
-
-def run(*args):
-    r = runner.invoke(app, [str(a) for a in args])
-    assert r.exception is None or isinstance(r.exception, SystemExit), r.exception  # never a traceback
-    return r
-
-
-def one_error(r, *words):
-    assert r.exit_code == 2, r.output
-    lines = r.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), r.output
-    for w in words:
-        assert w in lines[0], r.output
+run, one_error = cli_run, cli_one_error
 
 
 GPT3 = ("train", "gpt-3-175b", "--tokens", "300B", "-H", "a100-sxm-80gb", "--gpus", "1024")

@@ -5,32 +5,19 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from conftest import cli_one_error, cli_run
 
 from llmcalc import load_hardware, load_model
-from llmcalc.cli import app
 from llmcalc.core.errors import LlmcalcError
 from llmcalc.rl.lengths import lognormal
 from llmcalc.rl.rollout import DecodeCost, Generator, Pool
 from llmcalc.rl.step import rl_step
 
-runner = CliRunner()
 M7, H100 = load_model("qwen2.5-7b"), load_hardware("h100-sxm")
 SMALL = ("rl", "qwen2.5-7b", "--gpus", "16", "--prompts", "32", "--samples", "8", "--response-len", "2000,1")
 
 
-def run(*args):
-    r = runner.invoke(app, [str(a) for a in args])
-    assert r.exception is None or isinstance(r.exception, SystemExit), r.exception  # never a traceback
-    return r
-
-
-def one_error(r, *words):
-    assert r.exit_code == 2, r.output
-    lines = r.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), r.output
-    for w in words:
-        assert w in lines[0], r.output
+run, one_error = cli_run, cli_one_error
 
 
 def step(**kw):

@@ -117,7 +117,7 @@ def _assumptions(ctx, k: int, tk: int, searched: bool, partial: bool, eta, coloc
                                                          "best three simulated)" if searched else " (given)")
              if k is not None else "split: none feasible")
     out = [f"responses: {ctx.response.describe_as}; tail and drain from {len(ctx.lengths)} cohorts of the "
-           f"{ctx.batch:,} expected order statistics (exact, by quadrature)",
+           f"{ctx.batch:,} expected order statistics (by quadrature; a large batch's bulk by quantile bands)",
            f"rollout engines: {ctx.rtp} GPU(s) each, {ctx.slots} sequences each; decode step = roofline "
            f"(llmcalc.inference.latency, {ctx.dep.eff.describe()}) + host time {s.decode_step_overhead_s * 1e3:g} ms "
            f"+ {s.decode_overhead_per_seq_s * 1e6:g} µs per sequence per step (calibrated, RLSettings)",

@@ -480,3 +480,13 @@ def test_cv_box_shows_the_value_the_step_uses():
     box = at.number_input(key="w_rl_cv")
     assert box.value == 0.005 and box.proto.format == "%.3g"
     assert f"{0.005:.3g}" == "0.005"  # what the browser then draws (checked in headless chromium: "0.005")
+
+
+def test_advice_naming_an_option_the_page_lacks_says_it_is_the_clis():
+    """Llama-3.1-70B with 56 rollout GPUs of 64: 8 trainer GPUs hold no 70B trainer, and the warning advised
+    "raise --train-tp (e.g. to 2)" on a page with no trainer-TP input. An option the page does not draw is now
+    named as the CLI's; one it draws keeps the page's label."""
+    at = run_app(page="rl", model="llama-3.1-70b", rl_rtp=8, rl_split=56)
+    warnings = " ".join(w.value for w in at.warning)
+    assert "the CLI's --train-tp" in warnings, warnings
+    assert " raise --train-tp" not in warnings, warnings

@@ -321,12 +321,13 @@ def _blame(msg: str) -> str | None:
 
 def in_page_words(msg: str, suffix: str = "") -> str:
     """A calculator message with its CLI option names replaced by the labels this page draws
-    (``suffix='_b'``: scenario B's inputs on the A vs B page)."""
+    (``suffix='_b'``: scenario B's inputs on the A vs B page); an option the page does not draw is named as the
+    CLI's (the RL page has no trainer inputs, yet its advice read "raise --train-tp" as if it had)."""
     drawn = st.session_state.get(_FIELDS, {})
 
     def sub(m: re.Match) -> str:
         name = _field_for(m[0], suffix)
-        return f"“{drawn[name]['label']}”" if name else m[0]
+        return f"“{drawn[name]['label']}”" if name else f"the CLI's {m[0]}"
 
     return _FLAG.sub(sub, msg)
 

@@ -59,13 +59,26 @@ def _idle(step_s: float, busy: float) -> float:
     return 0.0 if step_s - busy <= 1e-9 * step_s else step_s - busy
 
 
+def token_rates(name: str, ctx, step_s: float) -> tuple[Figure, Figure]:
+    """Trained and generated tokens/s of a regime: the one place both the table's columns and --explain read."""
+    label = name.replace("_", " ")
+    resp = ctx.resp_tokens / ctx.batch
+    return (derive(f"{name}/trained_tokens_per_s", "samples * (prompt + response) / step", "token/s",
+                   "trained tokens are prompt + response of every sample; response: the simulated batch's mean (its "
+                   "expected order statistics, rl.lengths cohorts)", label=f"{label}: trained tokens/s",
+                   samples=ctx.batch, prompt=ctx.prompt, response=resp, step=step_s),
+            derive(f"{name}/generated_tokens_per_s", "samples * response / step", "token/s",
+                   "response tokens the rollout pool generates per step", label=f"{label}: generated tokens/s",
+                   samples=ctx.batch, response=resp, step=step_s))
+
+
 def _regime(name, step_s, parts: dict, ctx, rollout_gpus, trainer_gpus, rollout_busy, trainer_busy,
             staleness=(0.0, 0)) -> dict:
-    tokens = ctx.resp_tokens + ctx.batch * ctx.prompt
+    trained, generated = (f.value for f in token_rates(name, ctx, step_s))
     total = rollout_gpus + (0 if name == "sync_colocated" else trainer_gpus)
     return {"step_s": step_s, "breakdown_s": parts, "rollout_gpus": rollout_gpus, "trainer_gpus": trainer_gpus,
-            "trained_tokens_per_s": tokens / step_s, "generated_tokens_per_s": ctx.resp_tokens / step_s,
-            "trained_tokens_per_s_per_gpu": tokens / step_s / total,
+            "trained_tokens_per_s": trained, "generated_tokens_per_s": generated,
+            "trained_tokens_per_s_per_gpu": trained / total,
             "rollout_utilisation": rollout_busy / step_s, "rollout_idle_s": _idle(step_s, rollout_busy),
             "trainer_utilisation": trainer_busy / step_s, "trainer_idle_s": _idle(step_s, trainer_busy),
             "staleness_mean": staleness[0], "staleness_max": staleness[1],

@@ -42,7 +42,17 @@ from .phases import (
     weight_bytes,
     weight_sync,
 )
-from .report import _assumptions, _async_timeline, _gen_figs, _parts, _regime, _rekey, _timeline, _train_figs
+from .report import (
+    _assumptions,
+    _async_timeline,
+    _gen_figs,
+    _parts,
+    _regime,
+    _rekey,
+    _timeline,
+    _train_figs,
+    token_rates,
+)
 from .rollout import DecodeCost, Pool, drain_time, slots_per_engine
 
 REGIMES = ("sync_colocated", "sync_disaggregated", "one_step_off", "fully_async")
@@ -485,15 +495,7 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
                                    label=f"speedup of {r.replace('_', ' ')} over sync colocated",
                                    sync_colocated=base, other=regimes[r]["step_s"]))
     for r, x in regimes.items():  # the table's tokens/s columns, derived (--explain had no line for them)
-        figs.append(derive(f"{r}/trained_tokens_per_s", "samples * (prompt + response) / step", "token/s",
-                           "trained tokens are prompt + response of every sample; response: the simulated batch's "
-                           "mean (its expected order statistics, rl.lengths cohorts)",
-                           label=f"{r.replace('_', ' ')}: trained tokens/s", samples=ctx.batch, prompt=ctx.prompt,
-                           response=ctx.resp_tokens / ctx.batch, step=x["step_s"]))
-        figs.append(derive(f"{r}/generated_tokens_per_s", "samples * response / step", "token/s",
-                           "response tokens the rollout pool generates per step",
-                           label=f"{r.replace('_', ' ')}: generated tokens/s", samples=ctx.batch,
-                           response=ctx.resp_tokens / ctx.batch, step=x["step_s"]))
+        figs.extend(token_rates(r, ctx, x["step_s"]))
     best = min(regimes, key=lambda r: regimes[r]["step_s"])
     assumptions = _assumptions(ctx, k, tk, searched, partial, staleness, colocated_why,
                                candidates=None if split_info is None else split_info["candidates"])

@@ -33,7 +33,7 @@ for name, x in r.data["regimes"].items():
 best = r.data["best_regime"]
 split = r.data["split"]
 print(f"best: {best} with {split['rollout_gpus']} rollout + {split['trainer_gpus']} trainer GPUs, "
-      f"{r.data['speedup'].get(best, 1.0):.2f}x the synchronous colocated step")
+      f"{r.data['speedup'][best]:.2f}x the synchronous colocated step")
 
 # %% 3. Why: in sync colocated, the GPUs sit in the drain while the last samples finish
 sync = r.data["regimes"]["sync_colocated"]

@@ -13,10 +13,8 @@ def _fmt_s(x: float) -> str:
 
 
 def _speedup(speedup: dict, name: str) -> str:
-    """The "vs sync" cell: sync colocated is the base; without it (the trainer does not fit colocated) there is no
-    ratio, and the cell says so rather than "nanx"."""
-    if name == "sync_colocated":
-        return "1.00x"
+    """The "vs sync" cell; without sync colocated (its trainer does not fit) there is no ratio, and the cell says
+    so rather than "nanx"."""
     return f"{speedup[name]:.2f}x" if name in speedup else "n/a"
 
 

@@ -62,7 +62,7 @@ def answer(model, hardware, s: dict, run=None) -> tuple[str, str]:
     best = d["best_regime"]
     step = d["regimes"][best]["step_s"]
     q = f"Synchronous or asynchronous RL for {model.display_name} on {x['gpus']:,} {dev}s?"
-    speed = d["speedup"].get(best)
+    speed = None if best == "sync_colocated" else d["speedup"].get(best)  # the base needs no "1.00×" beside it
     g = d["regimes"][best]  # the question is also how to split: a split regime's answer says its split
     where = ("" if best == "sync_colocated" else
              f" on {g['rollout_gpus']:,} rollout + {g['trainer_gpus']:,} trainer {dev}s")
@@ -177,7 +177,7 @@ def regimes(model, hardware, x: dict, r) -> None:
                      # per step, as the issue asks beside utilisation (the seconds the timelines' gaps show)
                      "rollout idle (s)": g["rollout_idle_s"], "trainer idle (s)": g["trainer_idle_s"],
                      "staleness mean": g["staleness_mean"], "staleness max": g["staleness_max"],
-                     "speedup vs sync": d["speedup"].get(name, 1.0 if name == "sync_colocated" else None)})
+                     "speedup vs sync": d["speedup"].get(name)})
     panels.dataframe(staleness_in_one(panels.people_table(pd.DataFrame(rows), RL_UNITS)), hide_index=True,
                      width="stretch")
     panels.csv_download(pd.DataFrame(rows), "rl-regimes", "dl_rl_regimes")  # the exact SI values

@@ -241,8 +241,8 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
     ``response_expected_max``, ``regimes`` {name: {step_s, breakdown_s, rollout_gpus, trainer_gpus,
     trained_tokens_per_s, generated_tokens_per_s, trained_tokens_per_s_per_gpu, rollout_utilisation,
     rollout_idle_s, trainer_utilisation, trainer_idle_s, staleness_mean, staleness_max}}, ``speedup``
-    {one_step_off, fully_async: vs sync_colocated}, ``best_regime``, ``trainer_layout`` {tp, pp, ep, zero, source
-    (planner | given), planner_layout}, ``split`` {rollout_gpus, searched,
+    {sync_colocated (1), sync_disaggregated, one_step_off, fully_async: vs sync_colocated}, ``best_regime``,
+    ``trainer_layout`` {tp, pp, ep, zero, source (planner | given), planner_layout}, ``split`` {rollout_gpus, searched,
     candidates, bound_s}, ``timeline`` {name: [{row, phase, start_s, end_s}, …] over two steady-state steps;
     gaps are idle}.
 
@@ -485,9 +485,10 @@ def rl_step(m: Model, hw: Hardware, *, gpus: int, prompts: int, samples: int, pr
     if not regimes:
         raise LayoutError(f"the trainer does not fit on {gpus} x {hw.display_name} colocated; "
                           "use --regime async with a split, or more GPUs")
-    speedup = {}
+    speedup = {}  # over sync colocated (1 by definition); none without it (its trainer does not fit colocated)
     if "sync_colocated" in regimes:
         base = regimes["sync_colocated"]["step_s"]
+        speedup["sync_colocated"] = 1.0
         for r in ("sync_disaggregated", "one_step_off", "fully_async"):
             if r in regimes:
                 speedup[r] = base / regimes[r]["step_s"]

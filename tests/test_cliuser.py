@@ -372,3 +372,32 @@ def test_plan_serve_p99_target_below_its_p50_is_refused(targets, option):
     one_error(run("plan-serve", "llama-3.1-8b", "-H", "h100-sxm", "--qps", "1", *targets), option, "p50")
     equal = [t if t not in ("1s", "40ms") else {"1s": "2s", "40ms": "50ms"}[t] for t in targets]
     assert run("plan-serve", "llama-3.1-8b", "-H", "h100-sxm", "--qps", "1", *equal).exit_code == 0
+
+
+def test_plan_serve_api_refuses_every_non_number_class_in_one_line():
+    """plan_serve from Python: an int past float64 (10**30 users, 10**400 req/s) reached np.isfinite and raised a
+    TypeError, a traceback; a numeric string ('5' tokens) was read as a number. Each class now gets one
+    LlmcalcError from core.checks, the same rule every other calculator applies."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from llmcalc import load_hardware, load_model
+    from llmcalc.core.errors import LlmcalcError
+    from llmcalc.inference.plan_serve import plan_serve
+
+    m, h = load_model("llama-3.1-8b"), load_hardware("h100-sxm")
+    bad = st.one_of(st.integers(min_value=2**53 + 1, max_value=10**400), st.text(min_size=1, max_size=6),
+                    st.just(float("nan")), st.just(float("inf")), st.booleans(), st.just(-1), st.just(0))
+
+    @settings(max_examples=60, deadline=None, derandomize=True)
+    @given(option=st.sampled_from(["users", "concurrent", "qps", "prompt", "output"]), value=bad)
+    def one(option, value):
+        kw = dict(prompt=1000, output=200, ttft_s=2.0, tpot_s=0.05)
+        kw[option] = value
+        if option in ("prompt", "output"):
+            kw["qps"] = 1.0  # one load given, as the function asks
+        with pytest.raises(LlmcalcError) as e:
+            plan_serve(m, h, **kw)
+        assert "\n" not in str(e.value)
+
+    one()

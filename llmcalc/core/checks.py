@@ -61,6 +61,9 @@ def check_number(x, option: str, *, low: float = 0.0, low_ok: bool = False, high
 
     if isinstance(x, (bool, np.bool_)) or (np.ndim(x) > 0 and np.asarray(x).dtype == bool):
         raise LlmcalcError(f"{option} expects a number, got {plain(x)}")  # True is not 1 GPU
+    if isinstance(x, (str, bytes)) or (np.ndim(x) > 0 and np.asarray(x).dtype.kind in "SU"):
+        # numpy reads '16' as 16.0: text from Python would pass as a number (the CLI parses its text first)
+        raise LlmcalcError(f"{option} expects a number, got {x!r}")
     try:
         a = np.asarray(x, dtype=float)
     except OverflowError:  # a Python int beyond float64

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.checks import MAX_COUNT, check_count, check_positive_int, check_price
+from ..core.checks import check_count, check_number, check_positive_int, check_price
 from ..core.efficiency import DEFAULT_EFFICIENCY, Efficiency
 from ..core.errors import LlmcalcError
 from ..core.held import HeldCache
@@ -101,12 +101,10 @@ class Workload:
     def of(cls, prompt, output, shares=None) -> Workload:
         ps, os_ = tuple(np.atleast_1d(prompt).tolist()), tuple(np.atleast_1d(output).tolist())
         for opt, vals in (("--prompt", ps), ("--output", os_)):
-            # an int past float64 (10**30) made np.isfinite raise TypeError, a traceback (issue #13): bound ints first
-            if not vals or any(isinstance(v, bool) or not isinstance(v, (int, float))
-                               or (isinstance(v, float) and not math.isfinite(v)) or not 1 <= v <= MAX_COUNT
-                               or v != int(v) for v in vals):
-                given = prompt if opt == "--prompt" else output
-                raise LlmcalcError(f"{opt} must be a whole number of tokens from 1 to 2**53, got {given!r}")
+            if not vals:
+                raise LlmcalcError(f"{opt} needs at least one token count")
+            for v in vals:  # whole counts in [1, 2**53]: bools, strings, inf, 1.5 and 10**30 get one line each
+                check_count(v, opt)
         ps, os_ = tuple(int(v) for v in ps), tuple(int(v) for v in os_)
         k = len(ps)
         ws = (1.0,) * k if k == 1 and shares is None else tuple(float(w) for w in np.atleast_1d(
@@ -468,8 +466,7 @@ def plan_serve(m: Model, hw: Hardware, *, prompt, output, ttft_s: float, tpot_s:
     for opt, v in (("--ttft", ttft_s), ("--tpot", tpot_s), ("--qps", qps), ("--users", users),
                    ("--concurrent", concurrent), ("--ttft-p99", ttft_p99_s), ("--tpot-p99", tpot_p99_s),
                    ("--requests-per-user-per-min", requests_per_user_per_min)):
-        if v is not None and not (np.isfinite(v) and v > 0):
-            raise LlmcalcError(f"{opt} must be a positive finite number, got {v!r}")
+        check_number(v, opt)  # positive and finite (np.isfinite raised a TypeError on an int past float64)
     # a 99th percentile is never below the median, so such targets are a slip (swapped?), not a tighter goal
     for opt, p50, p99, unit, scale in (("--ttft", ttft_s, ttft_p99_s, "s", 1),
                                        ("--tpot", tpot_s, tpot_p99_s, "ms", 1e3)):
@@ -479,8 +476,7 @@ def plan_serve(m: Model, hw: Hardware, *, prompt, output, ttft_s: float, tpot_s:
     # users and streams are whole counts, as `serve` reads them: --concurrent 0.5 planned half a stream
     check_count(users, "--users")
     check_count(concurrent, "--concurrent")
-    if not 0 <= reserve < 1:
-        raise LlmcalcError(f"--reserve must lie in [0, 1), got {reserve!r}")
+    check_number(reserve, "--reserve", low=0, low_ok=True, high=1, high_ok=False)  # as batching.check_workload
     check_price(price_usd_per_hour)  # as `plan`: a negative price gave negative $ per million tokens (user test)
     check_positive_int(top, "--top")  # as `plan`: --top -2 dropped rows, --top 0 blamed the targets (user test)
     if wl.longest > m.max_seq_len:

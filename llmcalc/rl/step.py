@@ -154,13 +154,13 @@ def _feasible_trainer(ctx: _Ctx, gpus: int) -> str | None:
 
 
 def _one_number(option: str, v) -> None:
-    """rl_step times one configuration: an array (a sweep) or a numeric string would pass the numeric checks (numpy
-    reads '16' as 16.0) and then fail deep inside with a traceback. One line instead."""
+    """rl_step times one configuration: an array (a sweep) would pass the numeric checks and then fail deep inside
+    with a traceback; a numeric string gets check_number's own refusal. One line either way."""
     if v is None:
         return
     check_scalar(option, v, "one value per call (rl_step times one configuration)")
-    if isinstance(v, (str, bytes)):
-        raise LlmcalcError(f"{option} expects a number, got {v!r}")
+    if isinstance(v, (str, bytes)):  # before staleness's 'inf' and the other reads: check_number's one line
+        check_number(v, option)
 
 
 def _split_candidates(ctx: _Ctx, total: int) -> list[int]:

@@ -105,3 +105,19 @@ def cli_one_error(r, *words):
     assert len(lines) == 1 and lines[0].startswith("error:"), r.output
     for w in words:
         assert w in lines[0], r.output
+
+
+def app_run(timeout: float, /, **params):
+    """The dashboard (app.py) run headless by Streamlit's AppTest with ``params`` as its URL's query parameters:
+    no exception, or the test fails with the page's own messages. ``timeout``: seconds per script run."""
+    from pathlib import Path
+
+    import pytest
+
+    app_test = pytest.importorskip("streamlit.testing.v1").AppTest
+    at = app_test.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=timeout)
+    for k, v in params.items():
+        at.query_params[k] = str(v)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at

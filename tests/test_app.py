@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
+from conftest import app_run
 from typer.testing import CliRunner
 
 from llmcalc.dashboard import state
@@ -41,13 +43,7 @@ def _scan_components_once():
     ms.scan_component_manifests = real
 
 
-def run_app(**params) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=30)
-    for k, v in params.items():
-        at.query_params[k] = str(v)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+run_app = partial(app_run, 30)  # conftest.app_run, 30 s per script run
 
 
 def open_formulas(at: AppTest) -> AppTest:

@@ -3,9 +3,11 @@ the URL, and renders on every catalogue accelerator."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
+from conftest import app_run
 
 from llmcalc.core.catalogue import load_hardware, load_model, names
 from llmcalc.core.units import fmt
@@ -16,13 +18,7 @@ AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 
-def run_app(**params) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    for k, v in params.items():
-        at.query_params[k] = str(v)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+run_app = partial(app_run, 60)  # conftest.app_run, 60 s per script run
 
 
 def test_plan_page_table_is_the_planner_ranking():

@@ -7,9 +7,11 @@ Expected values are derived here by hand or from the engine's own independent ch
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
+from conftest import app_run
 
 from llmcalc import load_hardware, load_model
 from llmcalc.rl.lengths import lognormal
@@ -20,13 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 
 
-def run_app(**params):
-    at = AppTest.from_file(APP, default_timeout=120)
-    for k, v in params.items():
-        at.query_params[k] = str(v)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+run_app = partial(app_run, 120)  # conftest.app_run, 120 s per script run
 
 
 @pytest.mark.parametrize("model,gpus", [("deepseek-v3", 512), ("deepseek-v3", 1024), ("mixtral-8x22b", 64)])
